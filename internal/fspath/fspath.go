@@ -1,0 +1,110 @@
+// Package fspath validates and takes apart cleave paths (DESIGN §1).
+//
+// A path is absolute, '/'-separated UTF-8 with no empty, "." or ".."
+// component and no NUL byte; at most MaxPath bytes, each component at most
+// MaxComponent bytes. "/" itself is valid and names the virtual top directory.
+// Paths are names in the namespace only; they never become OS file names.
+package fspath
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+const (
+	MaxPath      = 4096 // bytes in a whole path
+	MaxComponent = 255  // bytes in one component
+)
+
+// Error tells which rule a path broke.
+type Error struct {
+	Path string
+	Rule string
+}
+
+func (e *Error) Error() string {
+	p := e.Path
+	if len(p) > 64 {
+		p = p[:64] + "..."
+	}
+	return fmt.Sprintf("invalid path %q: %s", p, e.Rule)
+}
+
+// Validate returns nil for a valid path and an *Error naming the rule broken.
+func Validate(p string) error {
+	bad := func(rule string, args ...any) error { return &Error{Path: p, Rule: fmt.Sprintf(rule, args...)} }
+	switch {
+	case p == "":
+		return bad("empty path")
+	case len(p) > MaxPath:
+		return bad("longer than %d bytes (%d)", MaxPath, len(p))
+	case p[0] != '/':
+		return bad("not absolute (must start with /)")
+	case p == "/":
+		return nil
+	case !utf8.ValidString(p):
+		return bad("not valid UTF-8")
+	case strings.IndexByte(p, 0) >= 0:
+		return bad("contains a NUL byte")
+	case p[len(p)-1] == '/':
+		return bad("ends with /")
+	}
+	for rest := p[1:]; ; {
+		i := strings.IndexByte(rest, '/')
+		c := rest
+		if i >= 0 {
+			c = rest[:i]
+		}
+		switch {
+		case c == "":
+			return bad("empty component (//)")
+		case c == ".", c == "..":
+			return bad("contains a %q component", c)
+		case len(c) > MaxComponent:
+			return bad("component longer than %d bytes (%d)", MaxComponent, len(c))
+		}
+		if i < 0 {
+			return nil
+		}
+		rest = rest[i+1:]
+	}
+}
+
+// Root returns the root directory of a valid path: its first component
+// ("/photos/2024/a.jpg" → "photos"); "" for "/".
+func Root(p string) string {
+	if len(p) <= 1 {
+		return ""
+	}
+	if i := strings.IndexByte(p[1:], '/'); i >= 0 {
+		return p[1 : i+1]
+	}
+	return p[1:]
+}
+
+// Split returns the parent directory and base name of a valid path other
+// than "/" ("/a/b" → "/a", "b"; "/a" → "/", "a").
+func Split(p string) (parent, name string) {
+	i := strings.LastIndexByte(p, '/')
+	if i == 0 {
+		return "/", p[1:]
+	}
+	return p[:i], p[i+1:]
+}
+
+// Join appends name to dir ("/" + "a" → "/a", "/a" + "b" → "/a/b").
+func Join(dir, name string) string {
+	if dir == "/" {
+		return "/" + name
+	}
+	return dir + "/" + name
+}
+
+// IsWithin reports whether p is dir or lies below it.
+func IsWithin(p, dir string) bool {
+	if dir == "/" || p == dir {
+		return true
+	}
+	return strings.HasPrefix(p, dir) && len(p) > len(dir) && p[len(dir)] == '/'
+}

@@ -1,0 +1,12 @@
+// Package wire defines cleave's protocol: length-prefixed msgpack frames, the
+// request and response messages they carry, and the status codes.
+//
+// A frame is a 4-byte big-endian payload length followed by that many bytes of
+// one msgpack-encoded message. Clients send Request frames and servers answer
+// with Response frames carrying the request's ID, so many requests may be in
+// flight on one connection and answers may arrive in any order.
+//
+// The package knows bytes and messages only: no sockets, no retry policy.
+// All functions are safe for concurrent use; values are not.
+// See docs/protocol.md for the full description with a hex example.
+package wire

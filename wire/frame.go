@@ -1,0 +1,98 @@
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// DefaultMaxFrame is the largest payload accepted unless configured otherwise.
+const DefaultMaxFrame = 8 << 20
+
+// HeaderSize is the size of the length prefix of every frame.
+const HeaderSize = 4
+
+// ErrFrameTooLarge is returned (wrapped in a *FrameError) when a frame's
+// declared length exceeds the reader's limit. Nothing is allocated for it.
+var ErrFrameTooLarge = errors.New("wire: frame too large")
+
+// FrameError describes a frame that could not be read, with the byte offset
+// in the stream at which its header started.
+type FrameError struct {
+	Offset int64  // stream offset of the frame header
+	Length uint32 // declared payload length
+	Max    int    // limit in force
+	Err    error
+}
+
+func (e *FrameError) Error() string {
+	if errors.Is(e.Err, ErrFrameTooLarge) {
+		return fmt.Sprintf("frame at offset %d declares %d bytes, over the %d-byte limit", e.Offset, e.Length, e.Max)
+	}
+	return fmt.Sprintf("frame at offset %d: %v", e.Offset, e.Err)
+}
+
+func (e *FrameError) Unwrap() error { return e.Err }
+
+// FrameReader reads frames from a stream, checking the length limit before
+// allocating. It survives partial reads (io.ReadFull) and tracks its offset.
+// Not safe for concurrent use.
+type FrameReader struct {
+	r      io.Reader
+	max    int
+	offset int64
+	hdr    [HeaderSize]byte
+	buf    []byte
+}
+
+// NewFrameReader returns a reader that rejects payloads over max bytes
+// (DefaultMaxFrame if max <= 0).
+func NewFrameReader(r io.Reader, max int) *FrameReader {
+	if max <= 0 {
+		max = DefaultMaxFrame
+	}
+	return &FrameReader{r: r, max: max}
+}
+
+// Offset returns the stream offset of the next frame header.
+func (fr *FrameReader) Offset() int64 { return fr.offset }
+
+// Next reads one frame and returns its payload. The returned slice is only
+// valid until the next call. io.EOF is returned only at a clean frame
+// boundary; a stream that ends inside a frame gives io.ErrUnexpectedEOF.
+func (fr *FrameReader) Next() ([]byte, error) {
+	start := fr.offset
+	if _, err := io.ReadFull(fr.r, fr.hdr[:]); err != nil {
+		if err == io.EOF {
+			return nil, io.EOF
+		}
+		return nil, &FrameError{Offset: start, Err: err}
+	}
+	n := binary.BigEndian.Uint32(fr.hdr[:])
+	if uint64(n) > uint64(fr.max) {
+		return nil, &FrameError{Offset: start, Length: n, Max: fr.max, Err: ErrFrameTooLarge}
+	}
+	if cap(fr.buf) < int(n) {
+		fr.buf = make([]byte, n)
+	}
+	buf := fr.buf[:n]
+	if _, err := io.ReadFull(fr.r, buf); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, &FrameError{Offset: start, Length: n, Max: fr.max, Err: err}
+	}
+	fr.offset += HeaderSize + int64(n)
+	// Do not keep a huge buffer alive after an occasional big frame.
+	if cap(fr.buf) > 1<<20 && n < 1<<16 {
+		fr.buf = nil
+	}
+	return buf, nil
+}
+
+// AppendFrame appends the frame header for a payload of n bytes to dst.
+func AppendFrame(dst []byte, payload []byte) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(payload)))
+	return append(dst, payload...)
+}

@@ -1,0 +1,255 @@
+package wire
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// ProtocolVersion is the version this build speaks in HELLO.
+const ProtocolVersion = 1
+
+// Op names the operation of a request. Values are part of the protocol.
+type Op uint8
+
+// Operations. Client operations come first; the rest are spoken between
+// cleave processes (router to node, node to node) but use the same framing.
+const (
+	OpHello  Op = 1  // first request on every connection; Request.Hello set
+	OpMkdir  Op = 2  // create a directory; FlagParents makes missing parents
+	OpPut    Op = 3  // create or replace a whole file with Data; FlagParents
+	OpGet    Op = 4  // read a whole file
+	OpList   Op = 5  // list a directory (sorted by name)
+	OpStat   Op = 6  // metadata of one path
+	OpRemove Op = 7  // remove a file or empty directory; FlagRecursive for trees
+	OpExists Op = 8  // Response.Exists tells whether Path exists
+	OpStatus Op = 9  // router: the deployment's status; node: its own NodeStatus
+	OpTable  Op = 10 // the routing table (Response.Table)
+
+	OpRaft Op = 64 // one-way: Data is a marshalled raftpb.Message; no response
+)
+
+var opNames = map[Op]string{
+	OpHello: "HELLO", OpMkdir: "MKDIR", OpPut: "PUT", OpGet: "GET", OpList: "LIST",
+	OpStat: "STAT", OpRemove: "REMOVE", OpExists: "EXISTS", OpStatus: "STATUS",
+	OpTable: "TABLE", OpRaft: "RAFT",
+}
+
+func (o Op) String() string {
+	if n, ok := opNames[o]; ok {
+		return n
+	}
+	return "OP_" + strconv.Itoa(int(o))
+}
+
+// Known reports whether o is an operation this build understands.
+func (o Op) Known() bool { _, ok := opNames[o]; return ok }
+
+// Mutating reports whether o changes state and so goes through the leader's log.
+func (o Op) Mutating() bool {
+	switch o {
+	case OpMkdir, OpPut, OpRemove:
+		return true
+	}
+	return false
+}
+
+// OneWay reports whether o expects no response.
+func (o Op) OneWay() bool { return o == OpRaft }
+
+// Flags modify an operation.
+type Flags uint32
+
+const (
+	FlagParents   Flags = 1 << iota // mkdir -p; put creates missing parents
+	FlagRecursive                   // rm -r
+	FlagStale                       // read from local state without ReadIndex
+)
+
+// Request is one client-to-server message.
+type Request struct {
+	ID        uint64 `msgpack:"id"`                   // connection-unique, echoed in the response
+	Op        Op     `msgpack:"op"`                   // what to do
+	Path      string `msgpack:"path,omitempty"`       // absolute path (DESIGN §1)
+	Data      []byte `msgpack:"data,omitempty"`       // file contents, or a raft message for OpRaft
+	Flags     Flags  `msgpack:"flags,omitempty"`      // FlagParents, FlagRecursive, FlagStale
+	Session   uint64 `msgpack:"session,omitempty"`    // client session for exactly-once mutations
+	Seq       uint64 `msgpack:"seq,omitempty"`        // sequence number within the session
+	Table     uint64 `msgpack:"table,omitempty"`      // routing-table version the request was routed with
+	TimeoutMs uint32 `msgpack:"timeout_ms,omitempty"` // caller's remaining deadline; 0 means server default
+	Hello     *Hello `msgpack:"hello,omitempty"`      // set for OpHello
+}
+
+// Hello opens a connection.
+type Hello struct {
+	Version uint32 `msgpack:"version"`         // ProtocolVersion of the sender
+	Client  string `msgpack:"client"`          // free-form name, for logs
+	Token   string `msgpack:"token,omitempty"` // auth token, if the server requires one
+	Session uint64 `msgpack:"session,omitempty"`
+}
+
+// HelloReply answers a Hello.
+type HelloReply struct {
+	Version  uint32   `msgpack:"version"`  // the version chosen
+	Server   string   `msgpack:"server"`   // "router" or "node"
+	ID       string   `msgpack:"id"`       // router or node id
+	Versions []uint32 `msgpack:"versions"` // every version the server speaks
+}
+
+// Response is one server-to-client message.
+type Response struct {
+	ID      uint64 `msgpack:"id"`               // the request's ID; 0 for a connection-level error
+	Code    Code   `msgpack:"code"`             // OK or the failure
+	Message string `msgpack:"msg,omitempty"`    // human-readable detail for a failure
+	Leader  string `msgpack:"leader,omitempty"` // NOT_LEADER: address of the leader, if known
+	Table   uint64 `msgpack:"table,omitempty"`  // WRONG_RANGE: the responder's routing version
+
+	Data    []byte      `msgpack:"data,omitempty"`    // GET contents
+	Stat    *Stat       `msgpack:"stat,omitempty"`    // PUT, MKDIR, STAT
+	Entries []Stat      `msgpack:"entries,omitempty"` // LIST
+	Exists  bool        `msgpack:"exists,omitempty"`  // EXISTS
+	Hello   *HelloReply `msgpack:"hello,omitempty"`   // HELLO
+	Node    *NodeStatus `msgpack:"node,omitempty"`    // STATUS sent to a node
+	Status  *Status     `msgpack:"status,omitempty"`  // STATUS sent to a router
+	Routes  *TableInfo  `msgpack:"routes,omitempty"`  // TABLE
+}
+
+// Err returns nil for OK and a *Error otherwise.
+func (r *Response) Err() error {
+	if r.Code == OK {
+		return nil
+	}
+	return &Error{Code: r.Code, Message: r.Message, Leader: r.Leader}
+}
+
+// Error is a non-OK response as a Go error.
+type Error struct {
+	Code    Code
+	Message string
+	Leader  string
+}
+
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return e.Code.String()
+	}
+	return e.Code.String() + ": " + e.Message
+}
+
+// Errorf builds a failed response for request id.
+func Errorf(id uint64, code Code, format string, args ...any) *Response {
+	return &Response{ID: id, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// FileType tells files from directories.
+type FileType uint8
+
+const (
+	TypeFile FileType = 1
+	TypeDir  FileType = 2
+)
+
+func (t FileType) String() string {
+	switch t {
+	case TypeFile:
+		return "file"
+	case TypeDir:
+		return "dir"
+	}
+	return "unknown"
+}
+
+// Stat is the metadata of one path.
+type Stat struct {
+	Name     string   `msgpack:"name"`               // base name ("" for "/")
+	Type     FileType `msgpack:"type"`               // TypeFile or TypeDir
+	Size     int64    `msgpack:"size"`               // bytes (0 for directories)
+	Mtime    int64    `msgpack:"mtime"`              // unix nanoseconds, from the leader's log entry
+	Version  uint64   `msgpack:"version"`            // log index of the last change
+	Checksum string   `msgpack:"checksum,omitempty"` // "sha256:<hex>" of the contents (files)
+}
+
+// Range is a half-open interval [Start, End) of the 64-bit hash ring.
+// End == 0 stands for 2^64, the top of the ring, so [0, 0) is the whole ring;
+// an empty range is never stored.
+type Range struct {
+	Start uint64 `msgpack:"start" json:"start"`
+	End   uint64 `msgpack:"end" json:"end"`
+}
+
+// Contains reports whether point p lies in r.
+func (r Range) Contains(p uint64) bool {
+	return p >= r.Start && (r.End == 0 || p < r.End)
+}
+
+// MarshalJSON writes End == 0 as 18446744073709551616 so readers see 2^64.
+func (r Range) MarshalJSON() ([]byte, error) {
+	end := strconv.FormatUint(r.End, 10)
+	if r.End == 0 {
+		end = "18446744073709551616"
+	}
+	return []byte(`{"start":` + strconv.FormatUint(r.Start, 10) + `,"end":` + end + `}`), nil
+}
+
+func (r Range) String() string {
+	end := fmt.Sprintf("%#016x", r.End)
+	if r.End == 0 {
+		end = "2^64"
+	}
+	return fmt.Sprintf("[%#016x, %s)", r.Start, end)
+}
+
+// NodeStatus is what a storage node reports about itself.
+type NodeStatus struct {
+	ID         uint64 `msgpack:"id" json:"id"`
+	Cluster    string `msgpack:"cluster" json:"cluster"`
+	Addr       string `msgpack:"addr" json:"addr"`
+	Role       string `msgpack:"role" json:"role"` // leader, follower, candidate, learner, down
+	Term       uint64 `msgpack:"term" json:"term"`
+	Leader     uint64 `msgpack:"leader" json:"leader_id"` // raft id of the leader it knows, 0 if none
+	LeaderAddr string `msgpack:"leader_addr" json:"-"`
+	Commit     uint64 `msgpack:"commit" json:"commit"`
+	Applied    uint64 `msgpack:"applied" json:"applied"`
+	PID        int    `msgpack:"pid" json:"pid"` // OS pid under `cleave up`, else 0
+	Range      Range  `msgpack:"range" json:"range"`
+	Error      string `msgpack:"error,omitempty" json:"error,omitempty"` // why the router could not reach it
+}
+
+// ClusterStatus is one cluster as the router sees it.
+type ClusterStatus struct {
+	ID     string       `msgpack:"id" json:"id"`
+	Range  Range        `msgpack:"range" json:"range"`
+	Leader string       `msgpack:"leader" json:"leader"` // leader's address, "" if none
+	Nodes  []NodeStatus `msgpack:"nodes" json:"nodes"`
+}
+
+// Status is the deployment as a router sees it.
+type Status struct {
+	Router   string          `msgpack:"router" json:"router"`
+	Version  uint64          `msgpack:"version" json:"version"`
+	Clusters []ClusterStatus `msgpack:"clusters" json:"clusters"`
+}
+
+// Member is one node of a cluster in the routing table.
+type Member struct {
+	ID   uint64 `msgpack:"id" json:"id"`
+	Addr string `msgpack:"addr" json:"addr"`
+}
+
+// RangeOwner assigns a range to a cluster.
+type RangeOwner struct {
+	Range   Range  `msgpack:"range" json:"range"`
+	Cluster string `msgpack:"cluster" json:"cluster"`
+}
+
+// ClusterInfo names a cluster's members.
+type ClusterInfo struct {
+	ID      string   `msgpack:"id" json:"id"`
+	Members []Member `msgpack:"members" json:"members"`
+}
+
+// TableInfo is the routing table: ranges sorted by start, covering the ring.
+type TableInfo struct {
+	Version  uint64        `msgpack:"version" json:"version"`
+	Ranges   []RangeOwner  `msgpack:"ranges" json:"ranges"`
+	Clusters []ClusterInfo `msgpack:"clusters" json:"clusters"`
+}
