@@ -1,0 +1,284 @@
+package rpc
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cleavefs/cleave/wire"
+)
+
+// ErrConnClosed is returned for calls on a connection that closed (or broke)
+// before their response arrived; the request may or may not have been
+// applied. errors.Is(err, ErrConnClosed) holds for every such error.
+var ErrConnClosed = errors.New("rpc: connection closed")
+
+// DialConfig configures Dial.
+type DialConfig struct {
+	Client   string        // name sent in HELLO
+	Token    string        // auth token sent in HELLO
+	Session  uint64        // session id sent in HELLO
+	MaxFrame int           // largest response frame accepted; default wire.DefaultMaxFrame
+	OutQueue int           // requests queued for writing; default 8192
+	Timeout  time.Duration // dial + HELLO timeout when ctx has no deadline; default 5s
+}
+
+// Conn is a client connection on which many calls run concurrently; their
+// responses are matched by request ID and may arrive in any order. Safe for
+// concurrent use.
+type Conn struct {
+	nc       net.Conn
+	addr     string
+	out      chan outFrame
+	nextID   atomic.Uint64
+	maxFrame int
+
+	mu      sync.Mutex
+	pending map[uint64]chan *wire.Response
+	err     error // set once when the connection dies
+
+	done chan struct{}
+}
+
+type outFrame struct {
+	req *wire.Request
+}
+
+// Dial connects to addr and performs the HELLO exchange.
+func Dial(ctx context.Context, addr string, cfg DialConfig) (*Conn, error) {
+	if cfg.MaxFrame <= 0 {
+		cfg.MaxFrame = wire.DefaultMaxFrame
+	}
+	if cfg.OutQueue <= 0 {
+		cfg.OutQueue = 8192
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
+		defer cancel()
+	}
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, errors.Join(ErrConnClosed, err))
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+		tc.SetKeepAlive(true)
+		tc.SetKeepAlivePeriod(15 * time.Second)
+	}
+	c := &Conn{
+		nc: nc, addr: addr, maxFrame: cfg.MaxFrame,
+		out:     make(chan outFrame, cfg.OutQueue),
+		pending: map[uint64]chan *wire.Response{},
+		done:    make(chan struct{}),
+	}
+	go c.readLoop()
+	go c.writeLoop()
+	resp, err := c.Call(ctx, &wire.Request{Op: wire.OpHello, Hello: &wire.Hello{
+		Version: wire.ProtocolVersion, Client: cfg.Client, Token: cfg.Token, Session: cfg.Session,
+	}})
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("hello %s: %w", addr, err)
+	}
+	if err := resp.Err(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("hello %s: %w", addr, err)
+	}
+	return c, nil
+}
+
+// Addr returns the address dialled.
+func (c *Conn) Addr() string { return c.addr }
+
+// Done is closed when the connection is dead.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err returns why the connection died, or nil while it is alive.
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Close closes the connection; pending calls fail with ErrConnClosed.
+func (c *Conn) Close() error {
+	c.die(fmt.Errorf("%w: closed by caller", ErrConnClosed))
+	return nil
+}
+
+func (c *Conn) die(err error) {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.err = err
+	pending := c.pending
+	c.pending = nil
+	close(c.done)
+	c.mu.Unlock()
+	c.nc.Close()
+	for _, ch := range pending {
+		close(ch)
+	}
+}
+
+// Call sends req (its ID is assigned here; TimeoutMs is filled from ctx's
+// deadline if unset) and waits for the response. A non-OK response is
+// returned as a response, not an error; errors are for transport failures
+// (wrapping ErrConnClosed) and ctx ending.
+func (c *Conn) Call(ctx context.Context, req *wire.Request) (*wire.Response, error) {
+	req.ID = c.nextID.Add(1)
+	if dl, ok := ctx.Deadline(); ok && req.TimeoutMs == 0 {
+		ms := time.Until(dl).Milliseconds()
+		if ms <= 0 {
+			return nil, context.DeadlineExceeded
+		}
+		req.TimeoutMs = uint32(min(ms, 1<<31))
+	}
+	ch := make(chan *wire.Response, 1)
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return nil, err
+	}
+	c.pending[req.ID] = ch
+	c.mu.Unlock()
+	select {
+	case c.out <- outFrame{req: req}:
+	case <-ctx.Done():
+		c.forget(req.ID)
+		return nil, ctx.Err()
+	case <-c.done:
+		return nil, c.Err()
+	}
+	select {
+	case resp, ok := <-ch:
+		if !ok {
+			return nil, c.Err()
+		}
+		return resp, nil
+	case <-ctx.Done():
+		c.forget(req.ID)
+		return nil, ctx.Err()
+	}
+}
+
+// Send queues a one-way request without waiting. It returns false (and
+// drops req) if the connection is dead or its queue is full.
+func (c *Conn) Send(req *wire.Request) bool {
+	req.ID = c.nextID.Add(1)
+	select {
+	case <-c.done:
+		return false
+	default:
+	}
+	select {
+	case c.out <- outFrame{req: req}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *Conn) forget(id uint64) {
+	c.mu.Lock()
+	if c.pending != nil {
+		delete(c.pending, id)
+	}
+	c.mu.Unlock()
+}
+
+func (c *Conn) readLoop() {
+	fr := wire.NewFrameReader(bufio.NewReaderSize(c.nc, 64<<10), c.maxFrame)
+	for {
+		payload, err := fr.Next()
+		if err != nil {
+			c.die(fmt.Errorf("%w: %s: read: %v", ErrConnClosed, c.addr, err))
+			return
+		}
+		resp, err := wire.DecodeResponse(payload)
+		if err != nil {
+			c.die(fmt.Errorf("%w: %s: %v", ErrConnClosed, c.addr, err))
+			return
+		}
+		if resp.ID == 0 {
+			// A connection-level error: the server closes after it.
+			c.die(fmt.Errorf("%w: %s: server said %v", ErrConnClosed, c.addr, resp.Err()))
+			return
+		}
+		c.mu.Lock()
+		ch := c.pending[resp.ID]
+		if ch != nil {
+			delete(c.pending, resp.ID)
+		}
+		c.mu.Unlock()
+		if ch != nil {
+			ch <- resp
+		}
+	}
+}
+
+func (c *Conn) writeLoop() {
+	w := bufio.NewWriterSize(c.nc, 64<<10)
+	var buf []byte
+	for {
+		var f outFrame
+		select {
+		case f = <-c.out:
+		case <-c.done:
+			return
+		}
+		for {
+			var err error
+			buf, err = wire.AppendEncode(buf[:0], f.req)
+			switch {
+			case err != nil:
+				// Not the connection's fault: fail just this call.
+				c.failCall(f.req.ID, wire.Invalid, err.Error())
+			case len(buf)-wire.HeaderSize > c.maxFrame:
+				c.failCall(f.req.ID, wire.TooLarge, fmt.Sprintf("request of %d bytes is over the %d-byte frame limit", len(buf)-wire.HeaderSize, c.maxFrame))
+			default:
+				c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+				if _, err := w.Write(buf); err != nil {
+					c.die(fmt.Errorf("%w: %s: write: %v", ErrConnClosed, c.addr, err))
+					return
+				}
+			}
+			if cap(buf) > 1<<20 {
+				buf = nil
+			}
+			select {
+			case f = <-c.out:
+				continue
+			default:
+			}
+			break
+		}
+		if err := w.Flush(); err != nil {
+			c.die(fmt.Errorf("%w: %s: write: %v", ErrConnClosed, c.addr, err))
+			return
+		}
+	}
+}
+
+func (c *Conn) failCall(id uint64, code wire.Code, msg string) {
+	c.mu.Lock()
+	ch := c.pending[id]
+	delete(c.pending, id)
+	c.mu.Unlock()
+	if ch != nil {
+		ch <- &wire.Response{ID: id, Code: code, Message: msg}
+	}
+}

@@ -1,0 +1,92 @@
+package rpc
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Pool keeps one live Conn per address, redialling a dead one on demand.
+// After a failed dial it refuses to redial that address for a short backoff,
+// failing fast instead. Safe for concurrent use.
+type Pool struct {
+	cfg DialConfig
+
+	mu    sync.Mutex
+	conns map[string]*poolEntry
+}
+
+type poolEntry struct {
+	mu      sync.Mutex // serialises dialling
+	conn    *Conn
+	lastErr error
+	retryAt time.Time
+	backoff time.Duration
+}
+
+// NewPool returns a pool that dials with cfg.
+func NewPool(cfg DialConfig) *Pool {
+	return &Pool{cfg: cfg, conns: map[string]*poolEntry{}}
+}
+
+// Get returns a live connection to addr, dialling if needed.
+func (p *Pool) Get(ctx context.Context, addr string) (*Conn, error) {
+	p.mu.Lock()
+	e := p.conns[addr]
+	if e == nil {
+		e = &poolEntry{}
+		p.conns[addr] = e
+	}
+	p.mu.Unlock()
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.conn != nil && e.conn.Err() == nil {
+		return e.conn, nil
+	}
+	if now := time.Now(); now.Before(e.retryAt) {
+		return nil, fmt.Errorf("%w: %s: not redialling for %v after: %v", ErrConnClosed, addr, e.retryAt.Sub(now).Round(time.Millisecond), e.lastErr)
+	}
+	dctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	c, err := Dial(dctx, addr, p.cfg)
+	if err != nil {
+		e.backoff = min(max(2*e.backoff, 20*time.Millisecond), 500*time.Millisecond)
+		e.retryAt = time.Now().Add(e.backoff)
+		e.lastErr = err
+		return nil, err
+	}
+	e.conn, e.backoff, e.lastErr = c, 0, nil
+	return c, nil
+}
+
+// Drop closes the connection to addr if it is c (so a newer one is kept).
+func (p *Pool) Drop(addr string, c *Conn) {
+	p.mu.Lock()
+	e := p.conns[addr]
+	p.mu.Unlock()
+	if e == nil {
+		return
+	}
+	e.mu.Lock()
+	if e.conn == c {
+		e.conn = nil
+	}
+	e.mu.Unlock()
+	c.Close()
+}
+
+// Close closes every connection.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, e := range p.conns {
+		e.mu.Lock()
+		if e.conn != nil {
+			e.conn.Close()
+		}
+		e.mu.Unlock()
+	}
+	p.conns = map[string]*poolEntry{}
+}
