@@ -38,6 +38,9 @@ type encoder struct {
 }
 
 func decode(payload []byte, v any, what string) error {
+	if err := checkShape(payload); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrDecode, what, err)
+	}
 	dc := decoders.Get().(*decoder)
 	dc.r.Reset(payload)
 	dc.d.Reset(&dc.r)
