@@ -1,0 +1,46 @@
+# cleave — the two commands a newcomer needs are `make run` and `make test`.
+GO      ?= go
+BIN     := bin
+DATA    ?= data
+PKGS    := ./...
+
+.PHONY: all build run test test-long bench lint fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/cleave ./cmd/cleave
+
+# run starts a whole local deployment (a router and 2 clusters of 3 nodes,
+# each its own process) with data under ./data; Ctrl-C stops it.
+run: build
+	./$(BIN)/cleave up --data $(DATA)
+
+# test builds everything, vets it and runs every test with the race detector,
+# including the multi-process tests under tests/.
+test: build
+	$(GO) vet $(PKGS)
+	$(GO) test -race -shuffle=on -timeout 15m $(PKGS)
+
+# test-long adds the longer fault schedules and soaks (build tag "long").
+test-long: build
+	$(GO) test -race -shuffle=on -tags long -timeout 60m $(PKGS)
+
+# bench runs the micro-benchmarks of the codec, the state machine and the
+# replication write path.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./wire ./cluster ./replica
+
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+# fuzz runs each fuzz target for a while (FUZZTIME, default 30s).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecodeRequest -fuzztime $(FUZZTIME) ./wire
+	$(GO) test -run '^$$' -fuzz FuzzValidate -fuzztime $(FUZZTIME) ./internal/fspath
+	$(GO) test -run '^$$' -fuzz FuzzDecodeCommand -fuzztime $(FUZZTIME) ./cluster
+
+clean:
+	rm -rf $(BIN)
