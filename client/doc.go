@@ -1,0 +1,51 @@
+// Package client is the Go SDK for cleave: it speaks the wire protocol to the
+// routers of a deployment (DESIGN §3, §4).
+//
+// # Connections
+//
+// Dial connects to the first reachable router of the list it is given and
+// keeps one multiplexed connection on which any number of calls from any
+// number of goroutines are in flight at once. A Client is safe for
+// concurrent use. If the connection breaks, the next call redials, trying
+// the routers in order starting after the one that failed, and a call whose
+// connection broke under it is sent again (at most 4 times) while its
+// deadline lasts: routers are stateless forwarders, so any router will do.
+// Mutating calls (Mkdir, MkdirAll, Put, Remove, RemoveAll) carry the
+// client's session id and a sequence number that stays the same across
+// these retries, so the cluster applies each at most once.
+//
+// # Deadlines
+//
+// Every method takes a context first. Its deadline travels to the server in
+// the request; a call whose ctx has no deadline gets the client's default
+// (WithTimeout, 10s). When the deadline passes after a request was sent, the
+// error has code TIMEOUT and the outcome is unknown; when no router could be
+// reached at all it has code UNAVAILABLE and nothing was applied.
+//
+// # Errors
+//
+// Every failure is a *Error carrying the wire code, the server's message,
+// the operation and the path. Each code has a sentinel (ErrNotFound for
+// NOT_FOUND and so on), and a *Error matches its sentinel with errors.Is:
+//
+//	if errors.Is(err, client.ErrNotFound) { ... }
+//
+// CodeOf gives the code of any error (UNAVAILABLE for transport failures,
+// TIMEOUT for an ended context). Paths are checked before anything is sent;
+// a bad one fails with INVALID naming the rule broken.
+//
+// # Metadata
+//
+// Stat is the SDK's own view of wire.Stat: Mtime is a time.Time (UTC) and
+// IsDir tells directories from files. Its JSON form is the CLI's -o json
+// shape: {"name","type":"file"|"dir","size","mtime" (RFC 3339 with
+// nanoseconds),"version","checksum"}.
+//
+// # Limits
+//
+// Files travel whole in one frame, so a file must fit the frame limit
+// (8 MiB by default); streaming of large files is not built yet. List
+// returns a whole directory at once.
+//
+// Lock order inside Client: dialMu before mu.
+package client

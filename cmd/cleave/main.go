@@ -1,0 +1,199 @@
+// Command cleave is the single binary of cleave: the client verbs (put, get,
+// ls, ...) and the server subcommands (up, node, router). It is a thin shell:
+// the logic lives in packages client, router and cluster.
+//
+// Exit status: 0 on success, 1 when an operation failed (stderr then holds
+// exactly "cleave: <CODE>: <message>"), 2 for a usage error (bad flags or
+// arguments).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cleavefs/cleave/client"
+	"github.com/cleavefs/cleave/wire"
+)
+
+// Defaults of the global flags.
+const (
+	defaultRouter  = "127.0.0.1:7400"
+	defaultTimeout = 10 * time.Second
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run executes the CLI with args (without the program name) and returns the
+// exit status. CLEAVE_* variables come from the process environment.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root, started := newRoot()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return 0
+	}
+	var ue usageError
+	if errors.As(err, &ue) || !*started {
+		fmt.Fprintf(stderr, "cleave: %v\n", err)
+		if cmd == nil {
+			cmd = root
+		}
+		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
+		return 2
+	}
+	fmt.Fprintf(stderr, "cleave: %s: %s\n", codeOf(err), message(err))
+	return 1
+}
+
+// usageError marks an error as a usage error (exit 2) even after Run began.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// newRoot builds the command tree. *started becomes true when a command's
+// Run begins, after cobra has parsed its flags and checked its arguments.
+func newRoot() (root *cobra.Command, started *bool) {
+	root = &cobra.Command{
+		Use:   "cleave",
+		Short: "cleave is a strongly consistent distributed file store",
+		Long: `cleave is a strongly consistent distributed file store.
+
+Client commands talk to a deployment through its routers (--router, or
+CLEAVE_ROUTER); server commands run one.
+
+Flags beat CLEAVE_* environment variables beat defaults.`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	pf := root.PersistentFlags()
+	pf.String("router", defaultRouter, "router addresses, HOST:PORT[,HOST:PORT...] (env CLEAVE_ROUTER)")
+	pf.String("token", "", "auth token (env CLEAVE_TOKEN)")
+	pf.Duration("timeout", defaultTimeout, "deadline for the whole command (env CLEAVE_TIMEOUT)")
+	pf.StringP("output", "o", "table", "output format: table or json")
+
+	addClientCommands(root)
+	addServerCommands(root)
+	started = new(bool)
+	markStarts(root, started)
+	return root, started
+}
+
+// markStarts wraps the Run of every command in the tree to set *started.
+func markStarts(c *cobra.Command, started *bool) {
+	if run := c.RunE; run != nil {
+		c.RunE = func(cmd *cobra.Command, args []string) error { *started = true; return run(cmd, args) }
+	} else if run := c.Run; run != nil {
+		c.Run = func(cmd *cobra.Command, args []string) { *started = true; run(cmd, args) }
+	}
+	for _, sub := range c.Commands() {
+		markStarts(sub, started)
+	}
+}
+
+// globals are the resolved persistent flags of the root command.
+type globals struct {
+	routers []string
+	token   string
+	timeout time.Duration
+	json    bool
+}
+
+// resolveGlobals applies cmd's flags over CLEAVE_* environment variables
+// over defaults.
+func resolveGlobals(cmd *cobra.Command) (globals, error) {
+	f := cmd.Flags()
+	router, _ := f.GetString("router")
+	token, _ := f.GetString("token")
+	timeout, _ := f.GetDuration("timeout")
+	output, _ := f.GetString("output")
+	g := globals{token: token, timeout: timeout}
+	if !f.Changed("router") {
+		if v := os.Getenv("CLEAVE_ROUTER"); v != "" {
+			router = v
+		}
+	}
+	if !f.Changed("token") {
+		if v := os.Getenv("CLEAVE_TOKEN"); v != "" {
+			g.token = v
+		}
+	}
+	if !f.Changed("timeout") {
+		if v := os.Getenv("CLEAVE_TIMEOUT"); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return g, usagef("CLEAVE_TIMEOUT=%q: want a positive duration such as 10s", v)
+			}
+			g.timeout = d
+		}
+	}
+	if g.timeout <= 0 {
+		return g, usagef("--timeout must be positive, got %v", g.timeout)
+	}
+	for _, r := range strings.Split(router, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			g.routers = append(g.routers, r)
+		}
+	}
+	if len(g.routers) == 0 {
+		return g, usagef("no router address: set --router or CLEAVE_ROUTER")
+	}
+	switch output {
+	case "table":
+	case "json":
+		g.json = true
+	default:
+		return g, usagef("--output %q: want table or json", output)
+	}
+	return g, nil
+}
+
+// codeOf is client.CodeOf, plus codes for local file errors.
+func codeOf(err error) wire.Code {
+	var ce *client.Error
+	if errors.As(err, &ce) {
+		return ce.Code
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return wire.NotFound
+	case errors.Is(err, fs.ErrExist):
+		return wire.Exists
+	case errors.Is(err, fs.ErrPermission):
+		return wire.Forbidden
+	}
+	return client.CodeOf(err)
+}
+
+// message is err's text without a leading code.
+func message(err error) string {
+	var ce *client.Error
+	if errors.As(err, &ce) && ce.Message != "" {
+		return ce.Message
+	}
+	code := client.CodeOf(err).String()
+	return strings.ReplaceAll(strings.TrimPrefix(err.Error(), code+": "), "\n", "; ")
+}

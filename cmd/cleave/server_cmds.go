@@ -1,0 +1,344 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/cleavefs/cleave/cluster"
+	"github.com/cleavefs/cleave/internal/rpc"
+	"github.com/cleavefs/cleave/router"
+	"github.com/cleavefs/cleave/up"
+)
+
+// addServerCommands adds the process commands: node, router and up.
+func addServerCommands(root *cobra.Command) {
+	root.AddCommand(newNodeCmd(runNode), newRouterCmd(runRouter), newUpCmd(up.Run))
+}
+
+// nodeOpts are the flags of `cleave node`.
+type nodeOpts struct {
+	id        uint64
+	cluster   string
+	listen    string
+	peers     string
+	data      string
+	rng       string
+	reportPID bool
+	logLevel  string
+}
+
+// newNodeCmd returns `cleave node`, which hands its configuration to run.
+func newNodeCmd(run func(context.Context, cluster.Config) error) *cobra.Command {
+	var o nodeOpts
+	cmd := &cobra.Command{
+		Use:   "node --id N --cluster ID --listen HOST:PORT --peers 1=HOST:PORT,... --data DIR --range START-END",
+		Short: "Run one storage node of a cluster",
+		Long: `Run one storage node: a member of one cluster's Raft group, with its log and
+state in a Pebble directory. It serves until SIGINT or SIGTERM.
+
+--range is two decimal numbers START-END; END 18446744073709551616 is the top
+of the ring. It is used only to bootstrap an empty --data directory.
+Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyEnv(cmd); err != nil {
+				return usageError{err}
+			}
+			cfg, err := o.config(cmd)
+			if err != nil {
+				return usageError{err}
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return run(ctx, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.Uint64Var(&o.id, "id", 0, "raft id of this node, unique across the deployment (required)")
+	f.StringVar(&o.cluster, "cluster", "", "id of the cluster this node belongs to, e.g. c1 (required)")
+	f.StringVar(&o.listen, "listen", "", "HOST:PORT to listen on (required)")
+	f.StringVar(&o.peers, "peers", "", "every initial member as ID=HOST:PORT,..., this node included (required)")
+	f.StringVar(&o.data, "data", "", "data directory of this node (required)")
+	f.StringVar(&o.rng, "range", "", "owned range START-END, used to bootstrap an empty data directory (required)")
+	f.BoolVar(&o.reportPID, "report-pid", false, "report this process id in status (set by cleave up)")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+// config turns the flags into a validated cluster.Config.
+func (o *nodeOpts) config(cmd *cobra.Command) (cluster.Config, error) {
+	if err := requireFlags(cmd.Flags(), "id", "cluster", "listen", "peers", "data", "range"); err != nil {
+		return cluster.Config{}, err
+	}
+	peers, err := up.ParsePeers(o.peers)
+	if err != nil {
+		return cluster.Config{}, fmt.Errorf("--peers: %w", err)
+	}
+	if _, ok := peers[o.id]; !ok {
+		return cluster.Config{}, fmt.Errorf("--peers: does not list this node (--id %d)", o.id)
+	}
+	rng, err := up.ParseRange(o.rng)
+	if err != nil {
+		return cluster.Config{}, fmt.Errorf("--range: %w", err)
+	}
+	logger, err := newLogger(o.logLevel)
+	if err != nil {
+		return cluster.Config{}, err
+	}
+	cfg := cluster.DefaultConfig()
+	cfg.NodeID = o.id
+	cfg.ClusterID = o.cluster
+	cfg.Listen = o.listen
+	cfg.Peers = peers
+	cfg.DataDir = o.data
+	cfg.Range = rng
+	if o.reportPID {
+		cfg.PID = os.Getpid()
+	}
+	cfg.Token = token(cmd)
+	cfg.Logger = logger
+	return cfg, cfg.Validate()
+}
+
+// runNode runs a storage node until ctx is done.
+func runNode(ctx context.Context, cfg cluster.Config) error {
+	n, err := cluster.Start(cfg)
+	if err != nil {
+		return err
+	}
+	cfg.Logger.Info("node up", "id", cfg.NodeID, "cluster", cfg.ClusterID, "addr", n.Addr(), "data", cfg.DataDir, "pid", os.Getpid())
+	<-ctx.Done()
+	cfg.Logger.Info("node stopping", "id", cfg.NodeID)
+	return n.Close()
+}
+
+// routerOpts are the flags of `cleave router`.
+type routerOpts struct {
+	id       string
+	listen   string
+	data     string
+	clusters []string
+	logLevel string
+}
+
+// newRouterCmd returns `cleave router`, which hands its configuration to run.
+func newRouterCmd(run func(context.Context, router.Config) error) *cobra.Command {
+	var o routerOpts
+	cmd := &cobra.Command{
+		Use:   "router --id ID --listen HOST:PORT --data DIR --cluster c1=1@HOST:PORT,2@HOST:PORT,... [--cluster ...]",
+		Short: "Run a router in front of the clusters",
+		Long: `Run a router: it hashes each path's root directory to a range of the ring and
+forwards the request to the leader of the cluster owning that range. It serves
+until SIGINT or SIGTERM.
+
+The routing table lives in --data. If there is none yet, one is made from the
+--cluster flags: the i-th cluster given owns the i-th of N even ranges.
+Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyEnv(cmd); err != nil {
+				return usageError{err}
+			}
+			cfg, err := o.config(cmd)
+			if err != nil {
+				return usageError{err}
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return run(ctx, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.id, "id", "router", "router id, shown in status and logs")
+	f.StringVar(&o.listen, "listen", up.DefaultListen, "HOST:PORT to serve clients on")
+	f.StringVar(&o.data, "data", "", "data directory holding the routing table (required)")
+	f.StringArrayVar(&o.clusters, "cluster", nil, "a cluster as ID=NODE@HOST:PORT,...; repeat for each, in ring order (used only if --data has no table)")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func (o *routerOpts) config(cmd *cobra.Command) (router.Config, error) {
+	if err := requireFlags(cmd.Flags(), "data"); err != nil {
+		return router.Config{}, err
+	}
+	logger, err := newLogger(o.logLevel)
+	if err != nil {
+		return router.Config{}, err
+	}
+	cfg := router.DefaultConfig()
+	cfg.ID = o.id
+	cfg.Listen = o.listen
+	cfg.DataDir = o.data
+	cfg.Token = token(cmd)
+	cfg.Logger = logger
+	if len(o.clusters) > 0 {
+		infos, err := up.ParseClusters(o.clusters)
+		if err != nil {
+			return router.Config{}, fmt.Errorf("--cluster: %w", err)
+		}
+		cfg.Bootstrap = router.BootstrapTable(infos)
+	}
+	return cfg, cfg.Validate()
+}
+
+// runRouter runs a router until ctx is done.
+func runRouter(ctx context.Context, cfg router.Config) error {
+	r, err := router.New(cfg)
+	if err != nil {
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- r.ListenAndServe() }()
+	select {
+	case err := <-served:
+		r.Close()
+		return err
+	case <-ctx.Done():
+	}
+	cfg.Logger.Info("router stopping", "id", cfg.ID)
+	r.Close()
+	if err := <-served; err != nil && !errors.Is(err, rpc.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// upOpts are the flags of `cleave up`.
+type upOpts struct {
+	data     string
+	listen   string
+	clusters int
+	replicas int
+	logLevel string
+}
+
+// newUpCmd returns `cleave up`, which hands its configuration to run (up.Run).
+func newUpCmd(run func(context.Context, up.Config) error) *cobra.Command {
+	var o upOpts
+	cmd := &cobra.Command{
+		Use:   "up [--data DIR] [--listen HOST:PORT] [--clusters N] [--replicas N]",
+		Short: "Start a whole local deployment: a router and clusters of nodes",
+		Long: `Start a local deployment on loopback: a router and --clusters clusters of
+--replicas nodes, each node and the router its own process, with data under
+--data. It prints the router address and example commands once every cluster
+has a leader, restarts processes that die, and stops them all on Ctrl-C.
+
+The first start in a data directory chooses the shape and the ports and saves
+them in DIR/up.json; later starts reuse them and find the data again.
+Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyEnv(cmd); err != nil {
+				return usageError{err}
+			}
+			cfg, err := o.config(cmd)
+			if err != nil {
+				return usageError{err}
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return run(ctx, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.data, "data", "./data", "data directory of the whole deployment")
+	f.StringVar(&o.listen, "listen", "", "router HOST:PORT (default: the saved address, else "+up.DefaultListen+")")
+	f.IntVar(&o.clusters, "clusters", 0, fmt.Sprintf("number of clusters of a new deployment (default %d)", up.DefaultClusters))
+	f.IntVar(&o.replicas, "replicas", 0, fmt.Sprintf("nodes per cluster of a new deployment (default %d)", up.DefaultReplicas))
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error (also passed to every process)")
+	return cmd
+}
+
+func (o *upOpts) config(cmd *cobra.Command) (up.Config, error) {
+	logger, err := newLogger(o.logLevel)
+	if err != nil {
+		return up.Config{}, err
+	}
+	if cmd.Flags().Changed("clusters") && o.clusters < 1 {
+		return up.Config{}, fmt.Errorf("--clusters %d: want at least 1", o.clusters)
+	}
+	if cmd.Flags().Changed("replicas") && o.replicas < 1 {
+		return up.Config{}, fmt.Errorf("--replicas %d: want at least 1", o.replicas)
+	}
+	cfg := up.DefaultConfig()
+	cfg.DataDir = o.data
+	cfg.Listen = o.listen
+	cfg.Clusters = o.clusters
+	cfg.Replicas = o.replicas
+	cfg.LogLevel = o.logLevel
+	cfg.Token = token(cmd)
+	cfg.Stdout = cmd.OutOrStdout()
+	cfg.Logger = logger
+	return cfg, cfg.Validate()
+}
+
+// newLogger returns a text logger on stderr at the named level.
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+// envName is the environment variable of a flag: --report-pid is
+// CLEAVE_REPORT_PID.
+func envName(flag string) string {
+	return "CLEAVE_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// token is the root's --token flag if given, else CLEAVE_TOKEN.
+func token(cmd *cobra.Command) string {
+	if f := cmd.Flags().Lookup("token"); f != nil && f.Changed {
+		return f.Value.String()
+	}
+	return os.Getenv("CLEAVE_TOKEN")
+}
+
+// applyEnv sets every flag of cmd's own (not the root's global flags, which
+// main resolves) not given on the command line from its CLEAVE_* variable,
+// if that is set, so that flags beat the environment beats defaults. A
+// repeatable flag takes space-separated values.
+func applyEnv(cmd *cobra.Command) error {
+	fs := cmd.Flags()
+	var errs []error
+	cmd.LocalNonPersistentFlags().VisitAll(func(f *pflag.Flag) {
+		if f.Changed {
+			return
+		}
+		v, ok := os.LookupEnv(envName(f.Name))
+		if !ok {
+			return
+		}
+		values := []string{v}
+		if f.Value.Type() == "stringArray" || f.Value.Type() == "stringSlice" {
+			values = strings.Fields(v)
+		}
+		for _, v := range values {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %v", envName(f.Name), v, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// requireFlags fails naming the first of names given neither as a flag nor
+// through its CLEAVE_* variable (call after applyEnv).
+func requireFlags(fs *pflag.FlagSet, names ...string) error {
+	for _, n := range names {
+		if !fs.Changed(n) {
+			return fmt.Errorf("--%s is required (or set %s)", n, envName(n))
+		}
+	}
+	return nil
+}

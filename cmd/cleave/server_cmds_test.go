@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"maps"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cleavefs/cleave/cluster"
+	"github.com/cleavefs/cleave/router"
+	"github.com/cleavefs/cleave/up"
+	"github.com/cleavefs/cleave/wire"
+)
+
+// execute runs cmd with args and returns its error.
+func execute(cmd *cobra.Command, args ...string) error {
+	cmd.SetArgs(args)
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	return cmd.ExecuteContext(context.Background())
+}
+
+func TestServerCommandsRegistered(t *testing.T) {
+	root := &cobra.Command{Use: "cleave"}
+	addServerCommands(root)
+	for _, name := range []string{"node", "router", "up"} {
+		if c, _, err := root.Find([]string{name}); err != nil || c.Name() != name {
+			t.Errorf("subcommand %q not registered: %v", name, err)
+		}
+	}
+}
+
+func TestNodeFlags(t *testing.T) {
+	base := []string{"--id", "2", "--cluster", "c1", "--listen", "127.0.0.1:7502",
+		"--peers", "1=127.0.0.1:7501,2=127.0.0.1:7502,3=127.0.0.1:7503", "--data", "/tmp/n2"}
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+		check   func(t *testing.T, c cluster.Config)
+	}{
+		{name: "top range", args: append(base, "--range", "9223372036854775808-18446744073709551616", "--report-pid"),
+			check: func(t *testing.T, c cluster.Config) {
+				want := map[uint64]string{1: "127.0.0.1:7501", 2: "127.0.0.1:7502", 3: "127.0.0.1:7503"}
+				if c.NodeID != 2 || c.ClusterID != "c1" || c.Listen != "127.0.0.1:7502" || c.DataDir != "/tmp/n2" || !maps.Equal(c.Peers, want) {
+					t.Errorf("config %+v", c)
+				}
+				if c.Range != (wire.Range{Start: 1 << 63}) {
+					t.Errorf("range %v", c.Range)
+				}
+				if c.PID != os.Getpid() || c.Logger == nil {
+					t.Errorf("pid %d logger %v", c.PID, c.Logger)
+				}
+			}},
+		{name: "no pid", args: append(base, "--range", "0-9223372036854775808"),
+			check: func(t *testing.T, c cluster.Config) {
+				if c.PID != 0 || c.Range != (wire.Range{End: 1 << 63}) {
+					t.Errorf("pid %d range %v", c.PID, c.Range)
+				}
+			}},
+		{name: "bad peer id", args: []string{"--id", "1", "--cluster", "c1", "--listen", ":7501", "--peers", "1=:7501,x=:7502", "--data", "d", "--range", "0-1"},
+			wantErr: `--peers: peer "x": id must be a number`},
+		{name: "self missing", args: []string{"--id", "4", "--cluster", "c1", "--listen", ":7501", "--peers", "1=:7501", "--data", "d", "--range", "0-1"},
+			wantErr: "--peers: does not list this node (--id 4)"},
+		{name: "bad range", args: append(base, "--range", "10-5"), wantErr: `--range: range "10-5": end must be greater than start`},
+		{name: "missing range", args: base, wantErr: "--range is required (or set CLEAVE_RANGE)"},
+		{name: "bad level", args: append(base, "--range", "0-1", "--log-level", "loud"), wantErr: `--log-level "loud"`},
+		{name: "args", args: append(base, "--range", "0-1", "extra"), wantErr: "unknown command"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got cluster.Config
+			err := execute(newNodeCmd(func(_ context.Context, c cluster.Config) error { got = c; return nil }), tt.args...)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+				}
+				var ue usageError
+				if tt.name != "args" && !errors.As(err, &ue) {
+					t.Errorf("error %v is not a usage error (exit 2)", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, got)
+		})
+	}
+}
+
+func TestNodeFlagsFromEnv(t *testing.T) {
+	t.Setenv("CLEAVE_DATA", "/from/env")
+	t.Setenv("CLEAVE_RANGE", "0-18446744073709551616")
+	t.Setenv("CLEAVE_ID", "1")
+	var got cluster.Config
+	err := execute(newNodeCmd(func(_ context.Context, c cluster.Config) error { got = c; return nil }),
+		"--id", "3", "--cluster", "c9", "--listen", ":7503", "--peers", "3=:7503")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.DataDir != "/from/env" || got.Range != (wire.Range{}) || got.NodeID != 3 {
+		t.Fatalf("flags must beat env beat defaults: %+v", got)
+	}
+}
+
+func TestTokenFlagBeatsEnv(t *testing.T) {
+	t.Setenv("CLEAVE_TOKEN", "from-env")
+	args := []string{"node", "--id", "1", "--cluster", "c1", "--listen", ":7501", "--peers", "1=:7501", "--data", "d", "--range", "0-1"}
+	for _, tt := range []struct {
+		extra []string
+		want  string
+	}{{nil, "from-env"}, {[]string{"--token", "from-flag"}, "from-flag"}} {
+		root := &cobra.Command{Use: "cleave"}
+		root.PersistentFlags().String("token", "", "")
+		var got cluster.Config
+		root.AddCommand(newNodeCmd(func(_ context.Context, c cluster.Config) error { got = c; return nil }))
+		if err := execute(root, append(args, tt.extra...)...); err != nil {
+			t.Fatal(err)
+		}
+		if got.Token != tt.want {
+			t.Errorf("token %q, want %q", got.Token, tt.want)
+		}
+	}
+}
+
+func TestRouterFlags(t *testing.T) {
+	c1 := "c1=1@127.0.0.1:7501,2@127.0.0.1:7502,3@127.0.0.1:7503"
+	c2 := "c2=4@127.0.0.1:7504,5@127.0.0.1:7505,6@127.0.0.1:7506"
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+		check   func(t *testing.T, c router.Config)
+	}{
+		{name: "two clusters", args: []string{"--id", "r1", "--listen", "127.0.0.1:7499", "--data", "/tmp/r", "--cluster", c1, "--cluster", c2},
+			check: func(t *testing.T, c router.Config) {
+				if c.ID != "r1" || c.Listen != "127.0.0.1:7499" || c.DataDir != "/tmp/r" || c.Bootstrap == nil {
+					t.Fatalf("config %+v", c)
+				}
+				b := c.Bootstrap
+				if len(b.Clusters) != 2 || b.Clusters[1].Members[0] != (wire.Member{ID: 4, Addr: "127.0.0.1:7504"}) {
+					t.Errorf("bootstrap clusters %+v", b.Clusters)
+				}
+				if len(b.Ranges) != 2 || b.Ranges[0].Cluster != "c1" || b.Ranges[1].Range != (wire.Range{Start: 1 << 63}) {
+					t.Errorf("bootstrap ranges %+v", b.Ranges)
+				}
+			}},
+		{name: "table on disk", args: []string{"--data", "/tmp/r"},
+			check: func(t *testing.T, c router.Config) {
+				if c.Bootstrap != nil || c.Listen != up.DefaultListen {
+					t.Errorf("config %+v", c)
+				}
+			}},
+		{name: "bad member", args: []string{"--data", "/tmp/r", "--cluster", "c1=1@:7501,x@:7502"},
+			wantErr: `--cluster: cluster "c1": member "x@:7502": id must be a number`},
+		{name: "twice", args: []string{"--data", "/tmp/r", "--cluster", c1, "--cluster", c1}, wantErr: `cluster "c1": given twice`},
+		{name: "no data", args: []string{"--cluster", c1}, wantErr: "--data is required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got router.Config
+			err := execute(newRouterCmd(func(_ context.Context, c router.Config) error { got = c; return nil }), tt.args...)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, got)
+		})
+	}
+}
+
+func TestUpFlags(t *testing.T) {
+	t.Setenv("CLEAVE_DATA", "/env/data")
+	t.Setenv("CLEAVE_CLUSTERS", "4")
+	tests := []struct {
+		name    string
+		args    []string
+		want    up.Config
+		wantErr string
+	}{
+		{name: "env", args: nil, want: up.Config{DataDir: "/env/data", Clusters: 4}},
+		{name: "flags win", args: []string{"--data", "d", "--listen", "127.0.0.1:7499", "--clusters", "1", "--replicas", "5"},
+			want: up.Config{DataDir: "d", Listen: "127.0.0.1:7499", Clusters: 1, Replicas: 5}},
+		{name: "zero clusters", args: []string{"--clusters", "0"}, wantErr: "--clusters 0: want at least 1"},
+		{name: "bad listen", args: []string{"--listen", "nowhere"}, wantErr: `--listen: address "nowhere"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got up.Config
+			err := execute(newUpCmd(func(_ context.Context, c up.Config) error { got = c; return nil }), tt.args...)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.DataDir != tt.want.DataDir || got.Listen != tt.want.Listen || got.Clusters != tt.want.Clusters || got.Replicas != tt.want.Replicas {
+				t.Errorf("config %+v, want %+v", got, tt.want)
+			}
+			if got.Stdout == nil || got.Logger == nil {
+				t.Error("Stdout or Logger not set")
+			}
+		})
+	}
+}
+
+func TestUpDefaults(t *testing.T) {
+	var got up.Config
+	if err := execute(newUpCmd(func(_ context.Context, c up.Config) error { got = c; return nil })); err != nil {
+		t.Fatal(err)
+	}
+	if got.DataDir != "./data" || got.Listen != "" || got.Clusters != 0 || got.Replicas != 0 {
+		t.Fatalf("defaults %+v", got)
+	}
+}

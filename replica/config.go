@@ -1,0 +1,167 @@
+package replica
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Config configures a Replica. Start from DefaultConfig and set ID and Peers.
+type Config struct {
+	// ID is this node's raft id. Required, nonzero.
+	ID uint64
+	// Peers are the initial voters, including ID. They are used only to
+	// bootstrap an empty DB; every member of a new cluster must pass the same
+	// set. Ignored when the DB already holds raft state.
+	Peers []uint64
+	// TickInterval is the duration of one raft tick. Default 50ms.
+	TickInterval time.Duration
+	// ElectionTicks is the election timeout in ticks; raft randomizes the
+	// actual timeout in [ElectionTicks, 2*ElectionTicks). Default 10
+	// (500ms–1s with the default TickInterval).
+	ElectionTicks int
+	// HeartbeatTicks is the leader's heartbeat interval in ticks. Default 1.
+	HeartbeatTicks int
+	// MaxSizePerMsg caps the bytes of entries in one append message.
+	// Default 1 MiB.
+	MaxSizePerMsg uint64
+	// MaxInflight caps in-flight append messages per follower. Default 256.
+	MaxInflight int
+	// MaxUncommittedBytes caps the payload bytes of proposals appended by the
+	// leader but not yet committed; proposals beyond it fail with
+	// ErrProposalDropped. Default 64 MiB.
+	MaxUncommittedBytes uint64
+	// MaxBatch caps the number of queued proposals, messages and reads folded
+	// into one loop iteration (one Ready, one fsync). Default 1024.
+	MaxBatch int
+	// Prefix is prepended to every key the replica writes in the DB. The state
+	// machine must not write keys under it. Default "r/".
+	Prefix []byte
+	// Logger receives the replica's and raft's logs. Default slog.Default();
+	// the replica adds "component"="replica" and "id"=ID.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a Config with every default set and ID/Peers empty.
+func DefaultConfig() Config {
+	return Config{
+		TickInterval:        50 * time.Millisecond,
+		ElectionTicks:       10,
+		HeartbeatTicks:      1,
+		MaxSizePerMsg:       1 << 20,
+		MaxInflight:         256,
+		MaxUncommittedBytes: 64 << 20,
+		MaxBatch:            1024,
+		Prefix:              []byte("r/"),
+		Logger:              slog.Default(),
+	}
+}
+
+// withDefaults fills zero fields with their defaults.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.TickInterval == 0 {
+		c.TickInterval = d.TickInterval
+	}
+	if c.ElectionTicks == 0 {
+		c.ElectionTicks = d.ElectionTicks
+	}
+	if c.HeartbeatTicks == 0 {
+		c.HeartbeatTicks = d.HeartbeatTicks
+	}
+	if c.MaxSizePerMsg == 0 {
+		c.MaxSizePerMsg = d.MaxSizePerMsg
+	}
+	if c.MaxInflight == 0 {
+		c.MaxInflight = d.MaxInflight
+	}
+	if c.MaxUncommittedBytes == 0 {
+		c.MaxUncommittedBytes = d.MaxUncommittedBytes
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = d.MaxBatch
+	}
+	if len(c.Prefix) == 0 {
+		c.Prefix = d.Prefix
+	}
+	if c.Logger == nil {
+		c.Logger = d.Logger
+	}
+	return c
+}
+
+// Validate reports what is wrong with c, or nil. Zero-valued optional fields
+// are accepted (Open fills in their defaults).
+func (c Config) Validate() error {
+	var errs []error
+	if c.ID == 0 {
+		errs = append(errs, errors.New("ID must be nonzero"))
+	}
+	seen := make(map[uint64]bool, len(c.Peers))
+	for _, p := range c.Peers {
+		if p == 0 {
+			errs = append(errs, errors.New("Peers contains id 0"))
+		}
+		if seen[p] {
+			errs = append(errs, fmt.Errorf("Peers contains %d twice", p))
+		}
+		seen[p] = true
+	}
+	if len(c.Peers) > 0 && !seen[c.ID] {
+		errs = append(errs, fmt.Errorf("Peers %v does not contain ID %d", c.Peers, c.ID))
+	}
+	if c.TickInterval < 0 {
+		errs = append(errs, fmt.Errorf("TickInterval %v is negative", c.TickInterval))
+	}
+	if c.ElectionTicks < 0 || c.HeartbeatTicks < 0 {
+		errs = append(errs, fmt.Errorf("ElectionTicks %d and HeartbeatTicks %d must not be negative", c.ElectionTicks, c.HeartbeatTicks))
+	}
+	if c.ElectionTicks > 0 && c.HeartbeatTicks > 0 && c.ElectionTicks <= c.HeartbeatTicks {
+		errs = append(errs, fmt.Errorf("ElectionTicks %d must be greater than HeartbeatTicks %d", c.ElectionTicks, c.HeartbeatTicks))
+	}
+	if c.ElectionTicks == 0 && c.HeartbeatTicks >= DefaultConfig().ElectionTicks {
+		errs = append(errs, fmt.Errorf("HeartbeatTicks %d must be less than the default ElectionTicks %d", c.HeartbeatTicks, DefaultConfig().ElectionTicks))
+	}
+	if c.MaxInflight < 0 {
+		errs = append(errs, fmt.Errorf("MaxInflight %d is negative", c.MaxInflight))
+	}
+	if c.MaxBatch < 0 {
+		errs = append(errs, fmt.Errorf("MaxBatch %d is negative", c.MaxBatch))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("replica: invalid config: %w", err)
+	}
+	return nil
+}
+
+var (
+	// ErrNotLeader is matched (errors.Is) by *NotLeaderError.
+	ErrNotLeader = errors.New("replica: not leader")
+	// ErrProposalLost means the proposal's log entry was overwritten by
+	// another leader's entry: it was not and will not be applied.
+	ErrProposalLost = errors.New("replica: proposal lost")
+	// ErrProposalDropped means raft refused the proposal before appending it
+	// (leadership transfer in progress, or too many uncommitted bytes): it was
+	// not applied. Retrying later is safe.
+	ErrProposalDropped = errors.New("replica: proposal dropped")
+	// ErrStopped is returned by calls pending or made after Close, or after
+	// the replica stopped on a fatal storage error.
+	ErrStopped = errors.New("replica: stopped")
+)
+
+// NotLeaderError says that this node is not the leader. Leader is the leader
+// this node knows of, or 0 if none.
+type NotLeaderError struct {
+	Leader uint64
+}
+
+func (e *NotLeaderError) Error() string {
+	if e.Leader == 0 {
+		return "replica: not leader (leader unknown)"
+	}
+	return fmt.Sprintf("replica: not leader (leader is %d)", e.Leader)
+}
+
+// Is reports whether target is ErrNotLeader.
+func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }

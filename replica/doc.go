@@ -1,0 +1,48 @@
+// Package replica is cleave's replicated state machine core: one Raft group
+// (go.etcd.io/raft/v3 RawNode) whose log, HardState, ConfState and applied
+// index live in the same Pebble DB as the state machine's data. Storage
+// clusters and the routers' meta group both build on it (DESIGN §5).
+//
+// # Contract
+//
+//   - One loop goroutine owns the RawNode, the log store and the state
+//     machine. It wakes on a tick, a proposal, a peer message, a read
+//     request or Close, drains up to Config.MaxBatch more queued inputs, then
+//     handles Ready: log entries (a conflicting suffix is deleted), HardState,
+//     committed entries applied through StateMachine.Apply, ConfState changes
+//     and the applied index all go into one Pebble indexed batch, committed
+//     with fsync when raft requires it. Only then are messages sent, results
+//     delivered, read states served and Advance called. Concurrent proposals
+//     therefore share one Ready and one fsync (group commit).
+//   - Because the applied index is written in the same batch as the state it
+//     produced, a restart re-applies every committed entry after it exactly
+//     once.
+//   - Propose works only on the leader (proposals are never forwarded). A
+//     caller learns the outcome: applied (result, index), not applied
+//     (*NotLeaderError, ErrProposalDropped, ErrProposalLost) or unknown
+//     (ctx.Err(), ErrStopped).
+//   - ReadIndex is raft's ReadIndex: linearizable on leader and followers;
+//     callers that arrive while a round is in flight join the next round.
+//   - Input from the network is never trusted to be valid: misaddressed
+//     messages, local message types, proposals, snapshots and messages from
+//     non-members are logged and dropped. A failed Pebble write stops the
+//     replica (every pending and later call gets ErrStopped; Close returns
+//     the cause).
+//   - Keys under Config.Prefix belong to the replica (layout in storage.go);
+//     the state machine writes elsewhere in the same DB.
+//
+// Not yet: log compaction, snapshots and membership-change proposals
+// (TODO DESIGN §5: catch-up by snapshot). Conf-change entries in the log are
+// applied, so the key layout and apply path are ready for them.
+//
+// # Concurrency and lock order
+//
+// Exported methods are safe for concurrent use; they talk to the loop over
+// bounded channels and never hold a lock while doing so. The only shared
+// state is the published Status (an atomic pointer) and the proposal id
+// counter (atomic), so there is no lock order to respect: the package takes
+// no mutexes besides sync.Once in Close. StateMachine.Apply and
+// Transport.Send are called from the loop goroutine and must not call back
+// into the Replica in a way that waits for the loop (Propose, ReadIndex,
+// Close): that would deadlock.
+package replica

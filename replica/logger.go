@@ -1,0 +1,81 @@
+package replica
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"go.etcd.io/raft/v3"
+)
+
+// raftLogger adapts slog to raft.Logger. raft's Debug goes to slog Debug,
+// Warning to Warn. Fatal and Panic log at Error and then panic: raft calls
+// them only for broken invariants.
+type raftLogger struct{ l *slog.Logger }
+
+var _ raft.Logger = raftLogger{}
+
+func (r raftLogger) log(level slog.Level, msg string) {
+	r.l.Log(context.Background(), level, msg)
+}
+
+func (r raftLogger) enabled(level slog.Level) bool {
+	return r.l.Enabled(context.Background(), level)
+}
+
+func (r raftLogger) Debug(v ...any) {
+	if r.enabled(slog.LevelDebug) {
+		r.log(slog.LevelDebug, fmt.Sprint(v...))
+	}
+}
+
+func (r raftLogger) Debugf(format string, v ...any) {
+	if r.enabled(slog.LevelDebug) {
+		r.log(slog.LevelDebug, fmt.Sprintf(format, v...))
+	}
+}
+
+func (r raftLogger) Info(v ...any) {
+	if r.enabled(slog.LevelInfo) {
+		r.log(slog.LevelInfo, fmt.Sprint(v...))
+	}
+}
+
+func (r raftLogger) Infof(format string, v ...any) {
+	if r.enabled(slog.LevelInfo) {
+		r.log(slog.LevelInfo, fmt.Sprintf(format, v...))
+	}
+}
+
+func (r raftLogger) Warning(v ...any) { r.log(slog.LevelWarn, fmt.Sprint(v...)) }
+func (r raftLogger) Warningf(format string, v ...any) {
+	r.log(slog.LevelWarn, fmt.Sprintf(format, v...))
+}
+func (r raftLogger) Error(v ...any) { r.log(slog.LevelError, fmt.Sprint(v...)) }
+func (r raftLogger) Errorf(format string, v ...any) {
+	r.log(slog.LevelError, fmt.Sprintf(format, v...))
+}
+
+func (r raftLogger) Fatal(v ...any) {
+	s := fmt.Sprint(v...)
+	r.log(slog.LevelError, s)
+	panic(s)
+}
+
+func (r raftLogger) Fatalf(format string, v ...any) {
+	s := fmt.Sprintf(format, v...)
+	r.log(slog.LevelError, s)
+	panic(s)
+}
+
+func (r raftLogger) Panic(v ...any) {
+	s := fmt.Sprint(v...)
+	r.log(slog.LevelError, s)
+	panic(s)
+}
+
+func (r raftLogger) Panicf(format string, v ...any) {
+	s := fmt.Sprintf(format, v...)
+	r.log(slog.LevelError, s)
+	panic(s)
+}

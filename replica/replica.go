@@ -1,0 +1,749 @@
+package replica
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// StateMachine is applied to committed entries. Its methods are called only
+// from the replica's loop goroutine, one at a time.
+type StateMachine interface {
+	// Apply applies the command of the committed normal entry at index,
+	// writing through b (an indexed batch: reads through b see earlier writes
+	// of the same batch). The batch also carries the log entries, HardState
+	// and applied index of the same Ready, and is committed after Apply
+	// returns; Apply must not commit or close it. It must be deterministic
+	// (no clocks, no randomness, no map iteration order) and must not block.
+	// cmd is shared with the raft log: Apply must not modify it.
+	// The returned value is handed to the proposer of this entry, if it is
+	// waiting on this node.
+	Apply(b *pebble.Batch, index uint64, cmd []byte) any
+}
+
+// Transport carries raft messages to peers.
+//
+// Send is called only from the replica's loop goroutine, after the state the
+// messages depend on is durable. It must not block: when a peer's queue is
+// full it drops messages (raft retransmits). The transport takes ownership
+// of msgs and may retain them, but must not modify the messages: their
+// entries are shared with the replica's log. A transport that delivers in
+// process must therefore hand the receiver a copy (proto.Clone).
+type Transport interface {
+	Send(msgs []*pb.Message)
+}
+
+// Status is a point-in-time view of a replica.
+type Status struct {
+	ID      uint64
+	Role    string // "leader", "follower", "candidate", "pre-candidate" or "learner"
+	Term    uint64
+	Leader  uint64 // 0 if unknown
+	Commit  uint64
+	Applied uint64
+}
+
+// Replica is one member of a Raft group. Its methods are safe for
+// concurrent use.
+type Replica struct {
+	cfg Config
+	log *slog.Logger
+	db  *pebble.DB
+	sm  StateMachine
+	tr  Transport
+
+	propc    chan *proposal
+	recvc    chan *pb.Message
+	readc    chan *readWaiter
+	unreachc chan uint64
+	stopc    chan struct{}
+	donec    chan struct{}
+
+	closeOnce sync.Once
+	fatalErr  error // set by the loop before donec is closed
+	status    atomic.Pointer[Status]
+
+	idBase uint64
+	idNext atomic.Uint64
+
+	// Owned by the loop goroutine.
+	rn       *raft.RawNode
+	store    *logStore
+	members  map[uint64]bool // from the last applied ConfState
+	learner  bool
+	applied  uint64
+	ticks    int
+	propBuf  []*proposal
+	unlanded map[uint64]*proposal // proposal id → proposal stepped but not yet seen in Ready.Entries
+	landed   map[uint64]*proposal // log index → own proposal appended there
+	readSeq  uint64
+	readBuf  []*readWaiter // joined, waiting for the next round
+	readReq  *readRound    // round waiting for its ReadState
+	readWait []*readRound  // rounds waiting for applied >= index
+}
+
+type proposal struct {
+	id    uint64
+	data  []byte // 8-byte id + cmd
+	done  chan proposalResult
+	index uint64
+	term  uint64
+}
+
+type proposalResult struct {
+	result any
+	index  uint64
+	err    error
+}
+
+type readWaiter struct{ done chan error }
+
+type readRound struct {
+	ctx     []byte
+	waiters []*readWaiter
+	started int    // r.ticks when the current attempt was issued
+	lead    uint64 // leader known when the current attempt was issued
+	index   uint64
+}
+
+const idLen = 8
+
+// Open starts a replica over db. If db holds no raft state under
+// cfg.Prefix, it bootstraps a new group whose voters are cfg.Peers (every
+// member of a new cluster must bootstrap with the same Peers). Otherwise it
+// resumes from the persisted HardState, ConfState, log and applied index:
+// committed entries after the applied index are re-applied exactly once.
+// Open starts the loop goroutine; Close stops it. The caller keeps ownership
+// of db and must close it after Close.
+func Open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport) (*Replica, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if db == nil || sm == nil || tr == nil {
+		return nil, errors.New("replica: open: db, state machine and transport are required")
+	}
+	lg := cfg.Logger.With("component", "replica", "id", cfg.ID)
+	st := newLogStore(db, cfg.Prefix)
+	found, err := st.load()
+	if err != nil {
+		return nil, fmt.Errorf("replica: open: load raft state: %w", err)
+	}
+	if !found {
+		if len(cfg.Peers) == 0 {
+			return nil, errors.New("replica: open: no raft state in db and no Peers to bootstrap")
+		}
+		if err := st.bootstrap(cfg.Peers); err != nil {
+			return nil, fmt.Errorf("replica: open: bootstrap: %w", err)
+		}
+		lg.Info("bootstrapped new group", "peers", cfg.Peers)
+	}
+	rc := &raft.Config{
+		ID:                        cfg.ID,
+		ElectionTick:              cfg.ElectionTicks,
+		HeartbeatTick:             cfg.HeartbeatTicks,
+		Storage:                   st,
+		Applied:                   st.applied,
+		MaxSizePerMsg:             cfg.MaxSizePerMsg,
+		MaxUncommittedEntriesSize: cfg.MaxUncommittedBytes,
+		MaxInflightMsgs:           cfg.MaxInflight,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		DisableProposalForwarding: true,
+		StepDownOnRemoval:         true,
+		Logger:                    raftLogger{lg},
+	}
+	rn, err := raft.NewRawNode(rc)
+	if err != nil {
+		return nil, fmt.Errorf("replica: open: %w", err)
+	}
+	r := &Replica{
+		cfg:      cfg,
+		log:      lg,
+		db:       db,
+		sm:       sm,
+		tr:       tr,
+		propc:    make(chan *proposal, cfg.MaxBatch),
+		recvc:    make(chan *pb.Message, 4096),
+		readc:    make(chan *readWaiter, cfg.MaxBatch),
+		unreachc: make(chan uint64, 64),
+		stopc:    make(chan struct{}),
+		donec:    make(chan struct{}),
+		idBase:   rand.Uint64(),
+		rn:       rn,
+		store:    st,
+		applied:  st.applied,
+		unlanded: make(map[uint64]*proposal),
+		landed:   make(map[uint64]*proposal),
+	}
+	r.setMembers(st.cs)
+	r.publishStatus()
+	lg.Info("opened", "term", st.hs.GetTerm(), "commit", st.hs.GetCommit(), "applied", st.applied,
+		"first", st.truncIndex+1, "last", st.lastIndex, "voters", st.cs.GetVoters())
+	go r.run()
+	return r, nil
+}
+
+// Propose replicates cmd and waits until it is committed and applied on
+// this node, returning Apply's result and the entry's log index. Only the
+// leader accepts proposals; elsewhere it returns *NotLeaderError at once.
+// Concurrent callers share one Ready and one fsync.
+//
+// Errors: *NotLeaderError and ErrProposalDropped (not applied; retry
+// elsewhere or later), ErrProposalLost (the entry was overwritten by
+// another leader: not applied), ctx.Err() (outcome unknown), ErrStopped
+// (outcome unknown).
+func (r *Replica) Propose(ctx context.Context, cmd []byte) (result any, index uint64, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, 0, err
+	}
+	data := make([]byte, idLen+len(cmd))
+	binary.BigEndian.PutUint64(data, r.idBase+r.idNext.Add(1))
+	copy(data[idLen:], cmd)
+	p := &proposal{id: binary.BigEndian.Uint64(data), data: data, done: make(chan proposalResult, 1)}
+	select {
+	case r.propc <- p:
+	case <-ctx.Done():
+		return nil, 0, ctx.Err()
+	case <-r.donec:
+		return nil, 0, ErrStopped
+	}
+	select {
+	case res := <-p.done:
+		return res.result, res.index, res.err
+	case <-ctx.Done():
+		return nil, 0, ctx.Err()
+	case <-r.donec:
+		select {
+		case res := <-p.done:
+			return res.result, res.index, res.err
+		default:
+			return nil, 0, ErrStopped
+		}
+	}
+}
+
+// ReadIndex is a linearizable read barrier that works on the leader and on
+// followers: it returns nil once this node's applied state includes every
+// write committed before the call. Concurrent callers share one raft
+// ReadIndex round. It returns a *NotLeaderError if no leader is known, and
+// ctx.Err() if ctx ends first.
+func (r *Replica) ReadIndex(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	w := &readWaiter{done: make(chan error, 1)}
+	select {
+	case r.readc <- w:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.donec:
+		return ErrStopped
+	}
+	select {
+	case err := <-w.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.donec:
+		select {
+		case err := <-w.done:
+			return err
+		default:
+			return ErrStopped
+		}
+	}
+}
+
+// Step hands a message received from a peer to the loop. It never blocks:
+// when the loop's inbox is full the message is dropped (raft retransmits).
+// The replica takes ownership of m.
+func (r *Replica) Step(m *pb.Message) {
+	if m == nil {
+		return
+	}
+	select {
+	case r.recvc <- m:
+	case <-r.donec:
+	default:
+		r.log.Debug("inbox full, dropping message", "type", m.GetType(), "from", m.GetFrom())
+	}
+}
+
+// ReportUnreachable tells raft that the last messages to id were not
+// delivered, so the leader probes it instead of streaming. Never blocks.
+func (r *Replica) ReportUnreachable(id uint64) {
+	select {
+	case r.unreachc <- id:
+	default:
+	}
+}
+
+// Status returns the latest published status. It is cheap and safe for
+// concurrent use.
+func (r *Replica) Status() Status { return *r.status.Load() }
+
+// Applied returns the index of the last entry applied on this node.
+func (r *Replica) Applied() uint64 { return r.status.Load().Applied }
+
+// Leader returns the id of the leader this node knows of, or 0.
+func (r *Replica) Leader() uint64 { return r.status.Load().Leader }
+
+// Close stops the loop; pending and later calls get ErrStopped. It does not
+// close the DB. It returns the fatal error that stopped the replica, if any.
+// Close is idempotent.
+func (r *Replica) Close() error {
+	r.closeOnce.Do(func() { close(r.stopc) })
+	<-r.donec
+	return r.fatalErr
+}
+
+// Done is closed when the loop has stopped, after Close or a fatal storage
+// error.
+func (r *Replica) Done() <-chan struct{} { return r.donec }
+
+// run is the loop goroutine: it owns the RawNode, the log store and all
+// loop-owned fields of r.
+func (r *Replica) run() {
+	ticker := time.NewTicker(r.cfg.TickInterval)
+	defer ticker.Stop()
+	err := r.loop(ticker.C)
+	if err != nil {
+		r.log.Error("replica stopped on fatal error", "err", err)
+		r.fatalErr = err
+	}
+	r.failAll(ErrStopped)
+	r.publishStatus()
+	close(r.donec)
+}
+
+func (r *Replica) loop(tickc <-chan time.Time) error {
+	for {
+		select {
+		case <-tickc:
+			r.tick()
+		case p := <-r.propc:
+			r.propBuf = append(r.propBuf, p)
+		case m := <-r.recvc:
+			r.step(m)
+		case w := <-r.readc:
+			r.readJoin(w)
+		case id := <-r.unreachc:
+			r.rn.ReportUnreachable(id)
+		case <-r.stopc:
+			return nil
+		}
+		r.drain()
+		r.flushProposals()
+		r.maybeStartRead()
+		for r.rn.HasReady() {
+			if err := r.handleReady(); err != nil {
+				return err
+			}
+		}
+		r.publishStatus()
+	}
+}
+
+// drain folds up to MaxBatch already queued inputs into this iteration.
+func (r *Replica) drain() {
+	for range r.cfg.MaxBatch {
+		select {
+		case p := <-r.propc:
+			r.propBuf = append(r.propBuf, p)
+		case m := <-r.recvc:
+			r.step(m)
+		case w := <-r.readc:
+			r.readJoin(w)
+		case id := <-r.unreachc:
+			r.rn.ReportUnreachable(id)
+		default:
+			return
+		}
+	}
+}
+
+func (r *Replica) tick() {
+	r.rn.Tick()
+	r.ticks++
+	if rr := r.readReq; rr != nil && r.ticks-rr.started >= r.cfg.ElectionTicks {
+		// The round got no answer within an election timeout (lost
+		// message or leader change): retry with a fresh context. Waiters
+		// that joined since may ride along since this attempt starts now.
+		if lead := r.rn.BasicStatus().Lead; lead == raft.None {
+			r.readReq = nil
+			for _, w := range rr.waiters {
+				w.done <- &NotLeaderError{}
+			}
+			return
+		}
+		rr.waiters = append(rr.waiters, r.readBuf...)
+		r.readBuf = nil
+		r.issueRead(rr)
+	}
+}
+
+// step hands a peer's message to raft after dropping what cannot be
+// valid: messages for another node, local message types, proposals (never
+// forwarded in this design), snapshots (not supported yet) and messages
+// from nodes outside the configuration.
+func (r *Replica) step(m *pb.Message) {
+	t := m.GetType()
+	switch {
+	case m.GetTo() != r.cfg.ID, m.GetFrom() == 0, m.GetFrom() == r.cfg.ID:
+		r.log.Warn("dropping misaddressed message", "type", t, "from", m.GetFrom(), "to", m.GetTo())
+		return
+	case raft.IsLocalMsg(t), t == pb.MsgProp:
+		r.log.Warn("dropping message of a type peers must not send", "type", t, "from", m.GetFrom())
+		return
+	case t == pb.MsgSnap:
+		// TODO(DESIGN §5): catch-up by snapshot.
+		r.log.Warn("dropping snapshot: not supported yet", "from", m.GetFrom())
+		return
+	case len(r.members) > 0 && !r.members[m.GetFrom()]:
+		r.log.Debug("dropping message from unknown peer", "type", t, "from", m.GetFrom())
+		return
+	}
+	if err := r.rn.Step(m); err != nil {
+		r.log.Debug("raft rejected message", "type", t, "from", m.GetFrom(), "err", err)
+	}
+}
+
+// flushProposals steps all buffered proposals as one MsgProp.
+func (r *Replica) flushProposals() {
+	if len(r.propBuf) == 0 {
+		return
+	}
+	props := r.propBuf
+	r.propBuf = r.propBuf[:0]
+	fail := func(err error) {
+		for _, p := range props {
+			p.done <- proposalResult{err: err}
+		}
+	}
+	if st := r.rn.BasicStatus(); st.RaftState != raft.StateLeader {
+		fail(&NotLeaderError{Leader: st.Lead})
+		return
+	}
+	ents := make([]*pb.Entry, len(props))
+	for i, p := range props {
+		ents[i] = &pb.Entry{Data: p.data}
+	}
+	err := r.rn.Step(&pb.Message{Type: pb.MsgProp.Enum(), From: new(r.cfg.ID), Entries: ents})
+	if err != nil {
+		if st := r.rn.BasicStatus(); st.RaftState != raft.StateLeader {
+			fail(&NotLeaderError{Leader: st.Lead})
+		} else if errors.Is(err, raft.ErrProposalDropped) {
+			fail(ErrProposalDropped)
+		} else {
+			fail(fmt.Errorf("replica: propose: %w", err))
+		}
+		return
+	}
+	for _, p := range props {
+		r.unlanded[p.id] = p
+	}
+}
+
+func (r *Replica) readJoin(w *readWaiter) {
+	if r.rn.BasicStatus().Lead == raft.None {
+		w.done <- &NotLeaderError{}
+		return
+	}
+	r.readBuf = append(r.readBuf, w)
+}
+
+// maybeStartRead starts a ReadIndex round for the waiters that joined since
+// the last round started, if no round is waiting for its ReadState.
+func (r *Replica) maybeStartRead() {
+	if rr := r.readReq; rr != nil {
+		// A leader change loses rounds in flight (raft resets its read-only
+		// state); retry at once with the new leader instead of waiting for
+		// the retry timeout.
+		if lead := r.rn.BasicStatus().Lead; lead != raft.None && lead != rr.lead {
+			rr.waiters = append(rr.waiters, r.readBuf...)
+			r.readBuf = nil
+			r.issueRead(rr)
+		}
+		return
+	}
+	if len(r.readBuf) == 0 {
+		return
+	}
+	rr := &readRound{waiters: r.readBuf}
+	r.readBuf = nil
+	r.readReq = rr
+	r.issueRead(rr)
+}
+
+func (r *Replica) issueRead(rr *readRound) {
+	r.readSeq++
+	rr.ctx = binary.BigEndian.AppendUint64(nil, r.readSeq)
+	rr.started = r.ticks
+	rr.lead = r.rn.BasicStatus().Lead
+	r.rn.ReadIndex(rr.ctx)
+}
+
+// handleReady persists, applies, sends and advances one Ready. Everything it
+// writes goes into one indexed batch, synced when raft requires it.
+func (r *Replica) handleReady() error {
+	rd := r.rn.Ready()
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		return errors.New("raft produced a snapshot to apply, which this version does not support")
+	}
+	b := r.db.NewIndexedBatch()
+	defer b.Close()
+
+	var delivered []proposalResult
+	var deliverTo []*proposal
+	lose := func(p *proposal) {
+		delivered = append(delivered, proposalResult{err: ErrProposalLost})
+		deliverTo = append(deliverTo, p)
+	}
+
+	if err := r.store.writeEntries(b, rd.Entries); err != nil {
+		return fmt.Errorf("write log: %w", err)
+	}
+	r.trackLanded(rd.Entries, lose)
+	if rd.HardState != nil {
+		if err := r.store.setHardState(b, rd.HardState); err != nil {
+			return fmt.Errorf("write hard state: %w", err)
+		}
+	}
+	for _, e := range rd.CommittedEntries {
+		idx := e.GetIndex()
+		p := r.landed[idx]
+		delete(r.landed, idx)
+		var res any
+		ours := false
+		switch e.GetType() {
+		case pb.EntryNormal:
+			data := e.GetData()
+			if len(data) == 0 {
+				break // a new leader's empty entry
+			}
+			if len(data) < idLen {
+				r.log.Error("skipping malformed entry", "index", idx, "len", len(data))
+				break
+			}
+			id := binary.BigEndian.Uint64(data)
+			res = r.sm.Apply(b, idx, data[idLen:])
+			if p == nil {
+				// Raft did not show us where it landed; match by id.
+				if q, ok := r.unlanded[id]; ok {
+					delete(r.unlanded, id)
+					p = q
+				}
+			}
+			ours = p != nil && p.id == id
+		case pb.EntryConfChange, pb.EntryConfChangeV2:
+			if err := r.applyConfChange(b, e); err != nil {
+				return err
+			}
+		}
+		if p != nil {
+			if ours {
+				delivered = append(delivered, proposalResult{result: res, index: idx})
+				deliverTo = append(deliverTo, p)
+			} else {
+				lose(p)
+			}
+		}
+		r.applied = idx
+	}
+	if len(rd.CommittedEntries) > 0 {
+		if err := r.store.setApplied(b, r.applied); err != nil {
+			return fmt.Errorf("write applied index: %w", err)
+		}
+	}
+	if !b.Empty() {
+		opts := pebble.NoSync
+		if rd.MustSync {
+			opts = pebble.Sync
+		}
+		if err := b.Commit(opts); err != nil {
+			return fmt.Errorf("commit ready: %w", err)
+		}
+	}
+	r.store.commitEntries(rd.Entries)
+
+	if len(rd.Messages) > 0 {
+		r.tr.Send(rd.Messages)
+	}
+	for i, p := range deliverTo {
+		p.done <- delivered[i]
+	}
+	for _, rs := range rd.ReadStates {
+		if rr := r.readReq; rr != nil && string(rs.RequestCtx) == string(rr.ctx) {
+			rr.index = rs.Index
+			r.readWait = append(r.readWait, rr)
+			r.readReq = nil
+		}
+	}
+	r.releaseReads()
+	r.rn.Advance(rd)
+	return nil
+}
+
+// trackLanded records the log index of own proposals appearing in ents and
+// reports as lost own proposals whose index is overwritten or truncated.
+func (r *Replica) trackLanded(ents []*pb.Entry, lose func(*proposal)) {
+	if len(ents) == 0 {
+		return
+	}
+	first, last := ents[0].GetIndex(), ents[len(ents)-1].GetIndex()
+	for _, e := range ents {
+		idx := e.GetIndex()
+		if p := r.landed[idx]; p != nil && p.term != e.GetTerm() {
+			delete(r.landed, idx)
+			lose(p)
+		}
+		if len(r.unlanded) == 0 || e.GetType() != pb.EntryNormal || len(e.GetData()) < idLen {
+			continue
+		}
+		id := binary.BigEndian.Uint64(e.GetData())
+		if p, ok := r.unlanded[id]; ok {
+			delete(r.unlanded, id)
+			p.index, p.term = idx, e.GetTerm()
+			r.landed[idx] = p
+		}
+	}
+	if first <= r.store.lastIndex && last < r.store.lastIndex {
+		// The log was truncated after last: own entries there are gone.
+		var gone []uint64
+		for idx := range r.landed {
+			if idx > last {
+				gone = append(gone, idx)
+			}
+		}
+		slices.Sort(gone)
+		for _, idx := range gone {
+			lose(r.landed[idx])
+			delete(r.landed, idx)
+		}
+	}
+}
+
+func (r *Replica) applyConfChange(b *pebble.Batch, e *pb.Entry) error {
+	var cc pb.ConfChangeI
+	if e.GetType() == pb.EntryConfChange {
+		c := &pb.ConfChange{}
+		if err := proto.Unmarshal(e.GetData(), c); err != nil {
+			return fmt.Errorf("decode conf change at %d: %w", e.GetIndex(), err)
+		}
+		cc = c
+	} else {
+		c := &pb.ConfChangeV2{}
+		if err := proto.Unmarshal(e.GetData(), c); err != nil {
+			return fmt.Errorf("decode conf change at %d: %w", e.GetIndex(), err)
+		}
+		cc = c
+	}
+	cs := r.rn.ApplyConfChange(cc)
+	if err := r.store.setConfState(b, cs); err != nil {
+		return fmt.Errorf("write conf state: %w", err)
+	}
+	r.store.cs = cs
+	r.setMembers(cs)
+	r.log.Info("applied conf change", "index", e.GetIndex(), "voters", cs.GetVoters(), "learners", cs.GetLearners())
+	return nil
+}
+
+func (r *Replica) setMembers(cs *pb.ConfState) {
+	m := make(map[uint64]bool)
+	for _, ids := range [][]uint64{cs.GetVoters(), cs.GetVotersOutgoing(), cs.GetLearners(), cs.GetLearnersNext()} {
+		for _, id := range ids {
+			m[id] = true
+		}
+	}
+	r.members = m
+	r.learner = slices.Contains(cs.GetLearners(), r.cfg.ID) || slices.Contains(cs.GetLearnersNext(), r.cfg.ID)
+}
+
+// releaseReads answers the rounds whose read index is applied.
+func (r *Replica) releaseReads() {
+	keep := r.readWait[:0]
+	for _, rr := range r.readWait {
+		if rr.index > r.applied {
+			keep = append(keep, rr)
+			continue
+		}
+		for _, w := range rr.waiters {
+			w.done <- nil
+		}
+	}
+	clear(r.readWait[len(keep):])
+	r.readWait = keep
+}
+
+// failAll answers every waiter with err; used when the loop stops.
+func (r *Replica) failAll(err error) {
+	fail := func(p *proposal) {
+		select {
+		case p.done <- proposalResult{err: err}:
+		default:
+		}
+	}
+	for _, p := range r.propBuf {
+		fail(p)
+	}
+	for _, p := range r.unlanded {
+		fail(p)
+	}
+	for _, p := range r.landed {
+		fail(p)
+	}
+	r.propBuf, r.unlanded, r.landed = nil, nil, nil
+	var ws []*readWaiter
+	ws = append(ws, r.readBuf...)
+	if r.readReq != nil {
+		ws = append(ws, r.readReq.waiters...)
+	}
+	for _, rr := range r.readWait {
+		ws = append(ws, rr.waiters...)
+	}
+	for _, w := range ws {
+		select {
+		case w.done <- err:
+		default:
+		}
+	}
+	r.readBuf, r.readReq, r.readWait = nil, nil, nil
+}
+
+func (r *Replica) publishStatus() {
+	bs := r.rn.BasicStatus()
+	st := &Status{
+		ID:      r.cfg.ID,
+		Term:    bs.GetTerm(),
+		Leader:  bs.Lead,
+		Commit:  bs.GetCommit(),
+		Applied: r.applied,
+	}
+	switch bs.RaftState {
+	case raft.StateLeader:
+		st.Role = "leader"
+	case raft.StateCandidate:
+		st.Role = "candidate"
+	case raft.StatePreCandidate:
+		st.Role = "pre-candidate"
+	default:
+		st.Role = "follower"
+		if r.learner {
+			st.Role = "learner"
+		}
+	}
+	r.status.Store(st)
+}

@@ -1,0 +1,389 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	pb "go.etcd.io/raft/v3/raftpb"
+)
+
+func others(ids []uint64, not uint64) []uint64 {
+	var out []uint64
+	for _, id := range ids {
+		if id != not {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func TestConfigValidate(t *testing.T) {
+	base := DefaultConfig()
+	base.ID, base.Peers = 1, []uint64{1, 2, 3}
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want string // substring of the error, "" for valid
+	}{
+		{"default", func(*Config) {}, ""},
+		{"zero id", func(c *Config) { c.ID = 0 }, "ID must be nonzero"},
+		{"id not in peers", func(c *Config) { c.ID = 4 }, "does not contain ID 4"},
+		{"duplicate peer", func(c *Config) { c.Peers = []uint64{1, 2, 2} }, "contains 2 twice"},
+		{"election <= heartbeat", func(c *Config) { c.ElectionTicks, c.HeartbeatTicks = 2, 2 }, "greater than HeartbeatTicks"},
+		{"negative batch", func(c *Config) { c.MaxBatch = -1 }, "MaxBatch"},
+		{"restart without peers", func(c *Config) { c.Peers = nil }, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base
+			tt.edit(&c)
+			err := c.Validate()
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Validate() = %v, want error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestElectionAndProposeInOrder(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.startAll()
+	lead := c.waitLeader()
+
+	var last uint64
+	var want strings.Builder
+	for i := range 20 {
+		cmd := fmt.Sprintf("cmd-%d", i)
+		idx := c.propose(lead, cmd)
+		if idx <= last {
+			t.Fatalf("proposal %d landed at %d, not after %d", i, idx, last)
+		}
+		last = idx
+		want.WriteString(cmd + "\n")
+	}
+
+	// Concurrent proposers: every one gets its own index.
+	var wg sync.WaitGroup
+	idxs := make(chan uint64, 50)
+	for i := range 50 {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, idx, err := c.rep(lead).Propose(ctx, fmt.Appendf(nil, "par-%d", i))
+			if err != nil {
+				t.Errorf("concurrent propose %d: %v", i, err)
+			}
+			idxs <- idx
+		})
+	}
+	wg.Wait()
+	close(idxs)
+	seen := map[uint64]bool{}
+	for idx := range idxs {
+		if seen[idx] {
+			t.Fatalf("two proposals at index %d", idx)
+		}
+		seen[idx] = true
+		last = max(last, idx)
+	}
+
+	c.waitApplied(c.ids, last)
+	ref := c.data(lead)
+	if !strings.HasPrefix(ref, want.String()) {
+		t.Fatalf("leader data does not start with the sequential commands:\n%s", ref)
+	}
+	for _, id := range c.ids {
+		if got := c.data(id); got != ref {
+			t.Errorf("node %d data differs from leader's:\n%s\nvs\n%s", id, got, ref)
+		}
+		if n := c.count(id); n != 70 {
+			t.Errorf("node %d applied %d commands, want 70", id, n)
+		}
+	}
+}
+
+func TestProposeOnFollowerReturnsNotLeader(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.startAll()
+	lead := c.waitLeader()
+	f := others(c.ids, lead)[0]
+	_, _, err := c.rep(f).Propose(context.Background(), []byte("x"))
+	var nl *NotLeaderError
+	if !errors.As(err, &nl) || !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("Propose on follower = %v, want *NotLeaderError", err)
+	}
+	if nl.Leader != lead {
+		t.Fatalf("NotLeaderError.Leader = %d, want %d", nl.Leader, lead)
+	}
+}
+
+func TestLeaderFailoverAndCatchUp(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.startAll()
+	old := c.waitLeader()
+	for i := range 5 {
+		c.propose(old, fmt.Sprintf("before-%d", i))
+	}
+	c.stop(old)
+
+	rest := others(c.ids, old)
+	lead := c.waitLeader(rest...)
+	var last uint64
+	for i := range 5 {
+		last = c.propose(lead, fmt.Sprintf("after-%d", i))
+	}
+
+	c.start(old)
+	c.waitApplied(c.ids, last)
+	ref := c.data(lead)
+	for _, id := range c.ids {
+		if got := c.data(id); got != ref {
+			t.Errorf("node %d data differs after catch-up:\n%s\nvs\n%s", id, got, ref)
+		}
+		if n := c.count(id); n != 10 {
+			t.Errorf("node %d applied %d commands, want 10", id, n)
+		}
+	}
+}
+
+func TestRestartAllReplaysNothingTwice(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.startAll()
+	lead := c.waitLeader()
+	var last uint64
+	for i := range 10 {
+		last = c.propose(lead, fmt.Sprintf("cmd-%d", i))
+	}
+	c.waitApplied(c.ids, last)
+	for _, id := range c.ids {
+		c.stop(id) // checks the state machine saw no index twice
+	}
+
+	c.startAll()
+	for _, id := range c.ids {
+		if got := c.rep(id).Applied(); got < last {
+			t.Errorf("node %d reopened with applied %d, want >= %d", id, got, last)
+		}
+	}
+	lead = c.waitLeader()
+	last = c.propose(lead, "after-restart")
+	c.waitApplied(c.ids, last)
+	for _, id := range c.ids {
+		if n := c.count(id); n != 11 {
+			t.Errorf("node %d applied %d commands, want 11", id, n)
+		}
+	}
+}
+
+func TestReadIndexOnFollower(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.startAll()
+	lead := c.waitLeader()
+	for _, f := range others(c.ids, lead) {
+		for i := range 5 {
+			cmd := fmt.Sprintf("w-%d-%d", f, i)
+			c.propose(lead, cmd)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := c.rep(f).ReadIndex(ctx)
+			cancel()
+			if err != nil {
+				t.Fatalf("ReadIndex on %d: %v", f, err)
+			}
+			if !strings.Contains(c.data(f), cmd+"\n") {
+				t.Fatalf("follower %d does not see %q after ReadIndex", f, cmd)
+			}
+		}
+	}
+
+	// Many concurrent readers on leader and followers.
+	var wg sync.WaitGroup
+	for i := range 30 {
+		id := c.ids[i%len(c.ids)]
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := c.rep(id).ReadIndex(ctx); err != nil {
+				t.Errorf("concurrent ReadIndex on %d: %v", id, err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestReadIndexSlowFollowerWaitsForApply(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.startAll()
+	lead := c.waitLeader()
+	f := others(c.ids, lead)[0]
+	// Hold back appends to f: the leader commits with the third node.
+	var hold sync.Mutex
+	holding := true
+	c.net.setDrop(func(from, to uint64, m *pb.Message) bool {
+		hold.Lock()
+		defer hold.Unlock()
+		return holding && to == f && m.GetType() == pb.MsgApp
+	})
+	c.propose(lead, "held")
+
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- c.rep(f).ReadIndex(ctx)
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("ReadIndex returned %v before the follower could apply the write", err)
+	case <-time.After(100 * time.Millisecond): // a bounded wait for a non-event
+	}
+	hold.Lock()
+	holding = false
+	hold.Unlock()
+	if err := <-done; err != nil {
+		t.Fatalf("ReadIndex: %v", err)
+	}
+	if !strings.Contains(c.data(f), "held\n") {
+		t.Fatalf("follower does not see the write after ReadIndex")
+	}
+}
+
+func TestPartitionedLeaderCannotCommit(t *testing.T) {
+	c := newTestCluster(t, 3)
+	base := c.cfg
+	c.cfg = func(id uint64) Config {
+		cfg := base(id)
+		cfg.ElectionTicks = 20 // the isolated leader keeps its role for a while
+		return cfg
+	}
+	c.startAll()
+	old := c.waitLeader()
+	c.propose(old, "before")
+	c.net.partition(old)
+
+	// A short proposal on the isolated leader times out (or, if it already
+	// stepped down, is refused).
+	short := make(chan error, 1)
+	long := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+		defer cancel()
+		_, _, err := c.rep(old).Propose(ctx, []byte("minority-short"))
+		short <- err
+	}()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _, err := c.rep(old).Propose(ctx, []byte("minority-long"))
+		long <- err
+	}()
+	if err := <-short; !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("minority Propose = %v, want deadline exceeded", err)
+	}
+
+	rest := others(c.ids, old)
+	lead := c.waitLeader(rest...)
+	var last uint64
+	for i := range 5 {
+		last = c.propose(lead, fmt.Sprintf("majority-%d", i))
+	}
+
+	c.net.heal()
+	// The old leader learns the new term; its uncommitted entries are
+	// overwritten and the waiting proposer learns so.
+	if err := <-long; !errors.Is(err, ErrProposalLost) && !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("isolated leader's proposal after heal = %v, want ErrProposalLost", err)
+	} else if errors.Is(err, ErrNotLeader) {
+		t.Logf("isolated leader stepped down before the proposal arrived; ErrProposalLost not exercised")
+	}
+	c.waitApplied(c.ids, last)
+	ref := c.data(lead)
+	if strings.Contains(ref, "minority") {
+		t.Fatalf("a minority proposal was applied:\n%s", ref)
+	}
+	for _, id := range c.ids {
+		if got := c.data(id); got != ref {
+			t.Errorf("node %d data differs after heal:\n%s\nvs\n%s", id, got, ref)
+		}
+	}
+}
+
+func TestBadMessagesAreDropped(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.startAll()
+	lead := c.waitLeader()
+	r := c.rep(lead)
+	bad := []*pb.Message{
+		nil,
+		{},
+		{Type: pb.MsgApp.Enum(), From: new(uint64(9)), To: new(lead), Term: new(uint64(1000))},
+		{Type: pb.MsgProp.Enum(), From: new(others(c.ids, lead)[0]), To: new(lead), Entries: []*pb.Entry{{Data: []byte("injected")}}},
+		{Type: pb.MsgHup.Enum(), From: new(uint64(2)), To: new(lead)},
+		{Type: pb.MsgSnap.Enum(), From: new(uint64(2)), To: new(lead)},
+		{Type: pb.MsgAppResp.Enum(), From: new(uint64(77)), To: new(lead)},
+		{Type: pb.MsgHeartbeat.Enum(), From: new(uint64(2)), To: new(uint64(42))},
+	}
+	for _, m := range bad {
+		r.Step(m)
+	}
+	idx := c.propose(lead, "ok")
+	c.waitApplied(c.ids, idx)
+	if d := c.data(lead); strings.Contains(d, "injected") {
+		t.Fatalf("an injected proposal was applied: %q", d)
+	}
+	if got := c.rep(lead).Status().Term; got >= 1000 {
+		t.Fatalf("a message from a non-member changed the term to %d", got)
+	}
+}
+
+func TestCloseFailsPendingAndLaterCalls(t *testing.T) {
+	c := newTestCluster(t, 1)
+	c.startAll()
+	lead := c.waitLeader()
+	c.propose(lead, "one")
+	r := c.rep(lead)
+	if err := r.ReadIndex(context.Background()); err != nil {
+		t.Fatalf("single-node ReadIndex: %v", err)
+	}
+	c.stop(lead)
+	if _, _, err := r.Propose(context.Background(), []byte("x")); !errors.Is(err, ErrStopped) {
+		t.Fatalf("Propose after Close = %v, want ErrStopped", err)
+	}
+	if err := r.ReadIndex(context.Background()); !errors.Is(err, ErrStopped) {
+		t.Fatalf("ReadIndex after Close = %v, want ErrStopped", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatalf("second Close = %v", err)
+	}
+}
+
+func BenchmarkPropose(b *testing.B) {
+	c := newTestCluster(b, 3)
+	c.countOnly = true
+	c.startAll()
+	lead := c.waitLeader()
+	r := c.rep(lead)
+	cmd := make([]byte, 128)
+	b.SetParallelism(16)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			if _, _, err := r.Propose(ctx, cmd); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

@@ -1,0 +1,119 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cleavefs/cleave/wire"
+)
+
+// Config configures a Router. Start from DefaultConfig.
+type Config struct {
+	// ID names the router in HELLO replies, status and logs. Default "router".
+	ID string
+
+	// Listen is the address ListenAndServe listens on. Default "127.0.0.1:7400".
+	Listen string
+
+	// DataDir holds the routing table file, DataDir/table.json. Required
+	// unless Table is set. Default "" (unset).
+	DataDir string
+
+	// Bootstrap is written as the routing table when DataDir has none yet; an
+	// existing table file always wins. Default nil: the file must exist.
+	Bootstrap *wire.TableInfo
+
+	// Table, if set, is the routing table store and DataDir and Bootstrap are
+	// not used (a meta group, or a test). Default nil: a FileTable.
+	Table Table
+
+	// Token is the shared secret: clients must present it in HELLO, and the
+	// router presents it to nodes. Default "" (no authentication).
+	Token string
+
+	// MaxFrame is the largest frame accepted from clients and from nodes.
+	// Default wire.DefaultMaxFrame (8 MiB).
+	MaxFrame int
+
+	// DefaultTimeout is the deadline of a request that carries no TimeoutMs.
+	// Default 10s.
+	DefaultTimeout time.Duration
+
+	// AttemptTimeout bounds one try at one node (dial, send, answer), so a
+	// node that hangs (paused, partitioned) costs at most this long before the
+	// next member is tried. It is capped by the caller's deadline. Default 2s.
+	AttemptTimeout time.Duration
+
+	// StatusTimeout bounds how long OpStatus waits for each node. Default 1s.
+	StatusTimeout time.Duration
+
+	// Logger receives the router's logs, with component=router. Default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a Config with every default filled in. DataDir (or
+// Table) must still be set.
+func DefaultConfig() Config {
+	return Config{
+		ID:             "router",
+		Listen:         "127.0.0.1:7400",
+		MaxFrame:       wire.DefaultMaxFrame,
+		DefaultTimeout: 10 * time.Second,
+		AttemptTimeout: 2 * time.Second,
+		StatusTimeout:  time.Second,
+		Logger:         slog.Default(),
+	}
+}
+
+// Validate reports every setting that is missing or out of range.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.ID == "" {
+		bad("ID is empty")
+	}
+	if c.Listen == "" {
+		bad("Listen is empty")
+	}
+	if c.Table == nil && c.DataDir == "" {
+		bad("DataDir is empty and no Table is given")
+	}
+	if c.MaxFrame < 1024 {
+		bad("MaxFrame %d is below 1024 bytes", c.MaxFrame)
+	}
+	if c.DefaultTimeout <= 0 {
+		bad("DefaultTimeout %v is not positive", c.DefaultTimeout)
+	}
+	if c.AttemptTimeout <= 0 {
+		bad("AttemptTimeout %v is not positive", c.AttemptTimeout)
+	}
+	if c.StatusTimeout <= 0 {
+		bad("StatusTimeout %v is not positive", c.StatusTimeout)
+	}
+	if c.Logger == nil {
+		bad("Logger is nil")
+	}
+	if c.Bootstrap != nil && c.Table == nil {
+		if err := ValidateTable(normalBootstrap(c.Bootstrap)); err != nil {
+			bad("Bootstrap: %v", err)
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("router config: %w", errors.Join(errs...))
+}
+
+// normalBootstrap returns a copy of t as OpenFileTable writes it: version 0
+// becomes 1 and the ranges are sorted.
+func normalBootstrap(t *wire.TableInfo) *wire.TableInfo {
+	c := CloneTable(t)
+	if c.Version == 0 {
+		c.Version = 1
+	}
+	sortRanges(c)
+	return c
+}

@@ -1,0 +1,41 @@
+// Package router is cleave's routing tier (DESIGN §6): it accepts client
+// connections speaking the wire protocol, hashes each request's root
+// directory onto the routing table and forwards the request to the leader of
+// the owning cluster, retrying within the caller's deadline, so callers see
+// a leader change only as a slower reply.
+//
+// # Contract
+//
+//   - Paths are checked with fspath.Validate before anything else; a bad
+//     path is INVALID with the rule's message.
+//   - "/" is virtual: LIST merges the roots of every cluster owning a range
+//     (each root taken only from the cluster the table gives it to), STAT and
+//     EXISTS are answered by the router, GET is IS_DIR, mutations are INVALID.
+//   - STATUS returns a wire.Status built by asking every node in parallel; a
+//     node that does not answer is listed with Role "down" and never fails the
+//     status. TABLE returns the current routing table.
+//   - Everything else is forwarded: a copy of the request, with the table
+//     version it was routed with and the remaining deadline in TimeoutMs, goes
+//     to the cluster's cached leader, else its members in table order. The
+//     retry policy is documented on forward (forward.go). When the caller's
+//     deadline (TimeoutMs, else Config.DefaultTimeout) is nearly spent the
+//     answer is TIMEOUT if a try may have reached a node, else UNAVAILABLE.
+//   - Mutations are retried after a broken connection even though they may
+//     have been applied; exactly-once is the job of (session, seq) at the
+//     cluster.
+//
+// # Routing table
+//
+// Table is the store of the routing table: immutable snapshots from Current,
+// serialised, validated (ValidateTable) and durable changes through Update,
+// each raising the version by one. FileTable keeps it in
+// DataDir/table.json for a single router; the routers' meta group will
+// implement Table (and optionally Refresher) later.
+//
+// # Concurrency
+//
+// Router, FileTable and every exported function are safe for concurrent use.
+// The router's locks are leaf locks, never held across I/O or one another:
+// Router.lmu guards the leader cache, Router.mu the listen address,
+// FileTable.mu serialises updates (the file write happens under it).
+package router

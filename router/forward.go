@@ -1,0 +1,225 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cleavefs/cleave/wire"
+)
+
+// Retry timing. A round is one try at every member of the cluster; between
+// rounds the router waits minBackoff, doubling up to maxBackoff.
+const (
+	minBackoff = 10 * time.Millisecond
+	maxBackoff = 200 * time.Millisecond
+	// maxMargin is the most of the caller's deadline kept back for writing
+	// the answer; a tenth of the deadline if that is less.
+	maxMargin = 50 * time.Millisecond
+	// wrongRangeTries is how many WRONG_RANGE answers a request takes before
+	// the last one is returned to the caller.
+	wrongRangeTries = 4
+)
+
+// route names the cluster a request goes to under table t; false if t has
+// no such route.
+type route func(t *wire.TableInfo) (cluster string, ok bool)
+
+// targets returns the addresses to try for req in cluster c, best first: the
+// cached leader, then the members in table order. Every operation goes to the
+// leader for now; follower reads (any node serves a linearizable read) are a
+// change to this function alone.
+func targets(c wire.ClusterInfo, leader string, req *wire.Request) []string {
+	out := make([]string, 0, len(c.Members)+1)
+	if leader != "" {
+		out = append(out, leader)
+	}
+	for _, m := range c.Members {
+		if m.Addr != leader {
+			out = append(out, m.Addr)
+		}
+	}
+	return out
+}
+
+// attempt is the result of one try at one node.
+type attempt struct {
+	resp *wire.Response // nil on a transport failure
+	err  error
+	sent bool // the request may have reached the node (outcome unknown on err)
+}
+
+// forward sends req to the cluster chosen by rt and retries until a node
+// gives a definite answer or the caller's deadline (less a margin) passes.
+//
+//   - NOT_LEADER with a leader address: try that address next, at once.
+//   - NOT_LEADER without one, UNAVAILABLE, TIMEOUT, a broken connection or a
+//     failed dial: try the next member; after a round of all, back off.
+//   - WRONG_RANGE: refresh the table if it is behind, back off, route again;
+//     after wrongRangeTries answers return the last one.
+//   - anything else is the answer.
+//
+// A mutation whose connection broke after sending may have been applied and
+// is retried anyway: exactly-once comes from the request's session and seq.
+// When time runs out the answer is TIMEOUT if some try may have reached a
+// node (the outcome is unknown), else UNAVAILABLE; both name the cluster and
+// the last error.
+func (r *Router) forward(ctx context.Context, req *wire.Request, rt route) *wire.Response {
+	start := time.Now()
+	dl, ok := ctx.Deadline()
+	if !ok {
+		dl = start.Add(r.cfg.DefaultTimeout)
+	}
+	dl = dl.Add(-max(0, min(maxMargin, dl.Sub(start)/10)))
+	ctx, cancel := context.WithDeadline(ctx, dl)
+	defer cancel()
+
+	var (
+		cluster   string
+		tried     = map[string]bool{} // addresses tried this round
+		next      string              // a hinted leader to try before the rest
+		backoff   = minBackoff
+		tries     int
+		wrong     int
+		unknown   bool
+		lastErr   = "no node tried"
+		lastTable uint64
+	)
+loop:
+	for {
+		t := r.table.Current()
+		cid, ok := rt(t)
+		if !ok {
+			return wire.Errorf(req.ID, wire.Unavailable, "no route for %s in routing table version %d", req.Path, t.Version)
+		}
+		c, ok := Cluster(t, cid)
+		if !ok {
+			return wire.Errorf(req.ID, wire.Unavailable, "cluster %s is not in routing table version %d", cid, t.Version)
+		}
+		if cid != cluster {
+			cluster = cid
+			clear(tried)
+			next = ""
+		}
+		addr := next
+		next = ""
+		if addr == "" {
+			for _, a := range targets(c, r.leader(cid), req) {
+				if !tried[a] {
+					addr = a
+					break
+				}
+			}
+		}
+		if addr == "" { // every member tried this round
+			if !r.wait(ctx, backoff) {
+				break loop
+			}
+			backoff = min(2*backoff, maxBackoff)
+			clear(tried)
+			continue
+		}
+		tried[addr] = true
+		tries++
+		a := r.try(ctx, addr, req, t.Version)
+		if a.err != nil {
+			unknown = unknown || a.sent
+			if ctx.Err() != nil {
+				if lastErr == "no node tried" || !errors.Is(a.err, context.DeadlineExceeded) {
+					lastErr = fmt.Sprintf("%s: %v", addr, a.err)
+				}
+				break loop
+			}
+			r.forgetLeader(cid, addr)
+			if errors.Is(a.err, context.DeadlineExceeded) {
+				lastErr = fmt.Sprintf("%s: no answer within %v", addr, r.cfg.AttemptTimeout)
+			} else {
+				lastErr = fmt.Sprintf("%s: %v", addr, a.err)
+			}
+			r.log.Debug("forward: try failed", "cluster", cid, "addr", addr, "op", req.Op.String(), "err", a.err)
+			continue
+		}
+		resp := a.resp
+		switch resp.Code {
+		case wire.NotLeader:
+			r.forgetLeader(cid, addr)
+			lastErr = fmt.Sprintf("%s: not leader (leader %q)", addr, resp.Leader)
+			if resp.Leader != "" && !tried[resp.Leader] {
+				r.setLeader(cid, resp.Leader)
+				next = resp.Leader
+			}
+		case wire.Unavailable, wire.Timeout:
+			r.forgetLeader(cid, addr)
+			unknown = unknown || resp.Code == wire.Timeout
+			lastErr = fmt.Sprintf("%s: %v", addr, resp.Err())
+		case wire.WrongRange:
+			wrong++
+			lastErr = fmt.Sprintf("%s: %v", addr, resp.Err())
+			if wrong >= wrongRangeTries {
+				resp.Message = fmt.Sprintf("cluster %s does not own %s (routing table version %d, node's %d): %s", cid, req.Path, t.Version, resp.Table, resp.Message)
+				return resp
+			}
+			if rf, ok := r.table.(Refresher); ok && resp.Table > t.Version && resp.Table > lastTable {
+				lastTable = resp.Table
+				if err := rf.Refresh(ctx, resp.Table); err != nil {
+					r.log.Debug("forward: refresh table", "seen", resp.Table, "err", err)
+				}
+			}
+			if !r.wait(ctx, backoff) {
+				break loop
+			}
+			backoff = min(2*backoff, maxBackoff)
+			clear(tried)
+		default:
+			if req.Op.Mutating() {
+				r.setLeader(cid, addr) // only the leader applies mutations
+			}
+			return resp
+		}
+		if ctx.Err() != nil {
+			break loop
+		}
+	}
+	code := wire.Unavailable
+	if unknown {
+		code = wire.Timeout
+	}
+	return wire.Errorf(req.ID, code, "cluster %s: no answer for %v %s within %v (%d tries); last error: %s",
+		cluster, req.Op, req.Path, time.Since(start).Round(time.Millisecond), tries, lastErr)
+}
+
+// try sends one copy of req to addr, bounded by AttemptTimeout and ctx. The
+// copy carries the routing-table version and, in TimeoutMs, the time left.
+func (r *Router) try(ctx context.Context, addr string, req *wire.Request, version uint64) attempt {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.AttemptTimeout)
+	defer cancel()
+	conn, err := r.pool.Get(ctx, addr)
+	if err != nil {
+		return attempt{err: err}
+	}
+	out := *req // Data is shared, read-only
+	out.ID = 0
+	out.TimeoutMs = 0 // Call fills it from ctx's deadline
+	out.Table = version
+	out.Hello = nil
+	resp, err := conn.Call(ctx, &out)
+	if err != nil {
+		return attempt{err: err, sent: true}
+	}
+	return attempt{resp: resp}
+}
+
+// wait sleeps for d; false if ctx ended or the router closed first.
+func (r *Router) wait(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-r.done:
+		return false
+	}
+}

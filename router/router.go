@@ -1,0 +1,224 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"github.com/cleavefs/cleave/internal/fspath"
+	"github.com/cleavefs/cleave/internal/ring"
+	"github.com/cleavefs/cleave/internal/rpc"
+	"github.com/cleavefs/cleave/wire"
+)
+
+// TableFile is the name of the routing table file inside Config.DataDir.
+const TableFile = "table.json"
+
+// Router accepts client connections and forwards each request to the leader
+// of the cluster owning the request's root. Safe for concurrent use.
+type Router struct {
+	cfg   Config
+	log   *slog.Logger
+	table Table
+	pool  *rpc.Pool
+	srv   *rpc.Server
+	done  chan struct{} // closed by Close; ends retry waits
+
+	lmu     sync.Mutex
+	leaders map[string]string // cluster id → leader address last seen
+
+	mu        sync.Mutex
+	addr      string // first listener's address
+	closeOnce sync.Once
+}
+
+// New returns a router for cfg. It opens (or bootstraps) the routing table
+// but does not listen; call Serve or ListenAndServe.
+func New(cfg Config) (*Router, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	t := cfg.Table
+	if t == nil {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			return nil, fmt.Errorf("router: data dir: %w", err)
+		}
+		ft, err := OpenFileTable(filepath.Join(cfg.DataDir, TableFile), cfg.Bootstrap)
+		if err != nil {
+			return nil, fmt.Errorf("router: %w", err)
+		}
+		t = ft
+	}
+	r := &Router{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "router", "router", cfg.ID),
+		table:   t,
+		done:    make(chan struct{}),
+		leaders: map[string]string{},
+		pool: rpc.NewPool(rpc.DialConfig{
+			Client: "router " + cfg.ID, Token: cfg.Token, MaxFrame: cfg.MaxFrame,
+		}),
+	}
+	r.srv = rpc.NewServer(rpc.ServerConfig{
+		Name: "router", ID: cfg.ID, Token: cfg.Token, MaxFrame: cfg.MaxFrame,
+		DefaultTimeout: cfg.DefaultTimeout, Logger: cfg.Logger,
+	}, r)
+	return r, nil
+}
+
+// Table returns the router's routing table store.
+func (r *Router) Table() Table { return r.table }
+
+// Serve accepts client connections on ln until Close; it always returns an
+// error, rpc.ErrServerClosed after Close.
+func (r *Router) Serve(ln net.Listener) error {
+	r.mu.Lock()
+	if r.addr == "" {
+		r.addr = ln.Addr().String()
+	}
+	r.mu.Unlock()
+	r.log.Info("serving", "addr", ln.Addr().String(), "table_version", r.table.Current().Version)
+	return r.srv.Serve(ln)
+}
+
+// ListenAndServe listens on Config.Listen and serves until Close.
+func (r *Router) ListenAndServe() error {
+	ln, err := net.Listen("tcp", r.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("router: %w", err)
+	}
+	return r.Serve(ln)
+}
+
+// Addr returns the address of the first listener served, "" before Serve.
+func (r *Router) Addr() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.addr
+}
+
+// Close stops serving, fails requests in flight with their contexts
+// cancelled, waits for them and closes connections to nodes.
+func (r *Router) Close() error {
+	r.closeOnce.Do(func() {
+		close(r.done)
+		r.srv.Close()
+		r.pool.Close()
+	})
+	return nil
+}
+
+// Handle serves one request (rpc.Handler): STATUS and TABLE are answered by
+// the router, operations on "/" are answered or fanned out here, everything
+// else is validated and forwarded to the owning cluster. The response's ID
+// is left for the server to set.
+func (r *Router) Handle(ctx context.Context, req *wire.Request) *wire.Response {
+	switch req.Op {
+	case wire.OpStatus:
+		return &wire.Response{Status: r.status(ctx)}
+	case wire.OpTable:
+		return &wire.Response{Routes: r.table.Current()}
+	case wire.OpHello:
+		return wire.Errorf(req.ID, wire.Invalid, "HELLO may only open a connection")
+	}
+	if req.Op.OneWay() {
+		return nil // raft traffic is for nodes, not routers: dropped
+	}
+	if err := fspath.Validate(req.Path); err != nil {
+		var pe *fspath.Error
+		if errors.As(err, &pe) {
+			return wire.Errorf(req.ID, wire.Invalid, "%s", pe.Error())
+		}
+		return wire.Errorf(req.ID, wire.Invalid, "%v", err)
+	}
+	if req.Path == "/" {
+		return r.handleTop(ctx, req)
+	}
+	p := ring.PathPoint(req.Path)
+	return r.forward(ctx, req, func(t *wire.TableInfo) (string, bool) {
+		o, ok := Owner(t, p)
+		return o.Cluster, ok
+	})
+}
+
+// handleTop answers an operation on the virtual top directory "/".
+func (r *Router) handleTop(ctx context.Context, req *wire.Request) *wire.Response {
+	switch req.Op {
+	case wire.OpList:
+		return r.listTop(ctx, req)
+	case wire.OpStat:
+		return &wire.Response{Stat: &wire.Stat{Name: "", Type: wire.TypeDir}}
+	case wire.OpExists:
+		return &wire.Response{Exists: true}
+	case wire.OpGet:
+		return wire.Errorf(req.ID, wire.IsDir, "/ is a directory")
+	}
+	return wire.Errorf(req.ID, wire.Invalid, "%v on / is not allowed: / is the virtual top directory", req.Op)
+}
+
+// listTop lists "/" on every cluster owning a range, in parallel, and merges
+// the roots sorted by name. A root is kept only from the cluster the table
+// gives it to, so a cluster still holding a root it split away (before its
+// background delete) adds no duplicate. If any cluster fails, so does the
+// listing.
+func (r *Router) listTop(ctx context.Context, req *wire.Request) *wire.Response {
+	t := r.table.Current()
+	ids := owningClusters(t)
+	resps := make([]*wire.Response, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() {
+			resps[i] = r.forward(ctx, req, func(t *wire.TableInfo) (string, bool) {
+				_, ok := Cluster(t, id)
+				return id, ok
+			})
+		})
+	}
+	wg.Wait()
+	var entries []wire.Stat
+	for i, resp := range resps {
+		if resp.Code != wire.OK {
+			return wire.Errorf(req.ID, resp.Code, "list / on cluster %s: %s", ids[i], resp.Message)
+		}
+		for _, e := range resp.Entries {
+			if o, ok := Owner(t, ring.Point(e.Name)); ok && o.Cluster == ids[i] {
+				entries = append(entries, e)
+			}
+		}
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
+	return &wire.Response{Entries: entries}
+}
+
+// leader returns the cached leader address of a cluster, "" if unknown.
+func (r *Router) leader(cluster string) string {
+	r.lmu.Lock()
+	defer r.lmu.Unlock()
+	return r.leaders[cluster]
+}
+
+// setLeader caches addr as the leader of cluster.
+func (r *Router) setLeader(cluster, addr string) {
+	r.lmu.Lock()
+	defer r.lmu.Unlock()
+	if addr == "" {
+		delete(r.leaders, cluster)
+		return
+	}
+	r.leaders[cluster] = addr
+}
+
+// forgetLeader drops the cached leader of cluster if it is still addr.
+func (r *Router) forgetLeader(cluster, addr string) {
+	r.lmu.Lock()
+	defer r.lmu.Unlock()
+	if r.leaders[cluster] == addr {
+		delete(r.leaders, cluster)
+	}
+}

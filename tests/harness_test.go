@@ -1,0 +1,280 @@
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cleavefs/cleave/client"
+	"github.com/cleavefs/cleave/wire"
+)
+
+// cleaveBin is the binary built once by TestMain.
+var cleaveBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "cleave-tests-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	cleaveBin = filepath.Join(dir, "cleave")
+	build := exec.Command("go", "build", "-o", cleaveBin, "../cmd/cleave")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building cleave:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	stopShared()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freeAddr returns a loopback address that was free a moment ago.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// deployment is one `cleave up` process tree.
+type deployment struct {
+	dir    string
+	router string
+	cmd    *exec.Cmd
+	stdout *syncBuffer
+	done   chan error
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startUp runs `cleave up` on dir (reusing router if set) and waits until it
+// prints that it is up.
+func startUp(t testing.TB, dir, router string, args ...string) *deployment {
+	t.Helper()
+	if router == "" {
+		router = freeAddr(t)
+	}
+	d := &deployment{dir: dir, router: router, stdout: &syncBuffer{}, done: make(chan error, 1)}
+	logf, err := os.OpenFile(filepath.Join(dir+".up.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.cmd = exec.Command(cleaveBin, append([]string{"up", "--data", dir, "--listen", router}, args...)...)
+	d.cmd.Stdout = d.stdout
+	d.cmd.Stderr = logf
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.done <- d.cmd.Wait(); logf.Close() }()
+	deadline := time.After(90 * time.Second)
+	for !strings.Contains(d.stdout.String(), "cleave is up") {
+		select {
+		case err := <-d.done:
+			t.Fatalf("cleave up exited before it was up: %v\nstdout:\n%s\nlog: %s", err, d.stdout, dir+".up.log")
+		case <-deadline:
+			d.stop(t)
+			t.Fatalf("cleave up not up within 90s\nstdout:\n%s\nlog: %s", d.stdout, dir+".up.log")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return d
+}
+
+// stop sends SIGTERM and waits for `cleave up` to stop its children and exit.
+func (d *deployment) stop(t testing.TB) {
+	if d.cmd.ProcessState != nil {
+		return
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(30 * time.Second):
+		d.cmd.Process.Kill()
+		<-d.done
+		t.Errorf("cleave up did not stop within 30s of SIGTERM")
+	}
+}
+
+func (d *deployment) dial(t testing.TB) *client.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, []string{d.router})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// status returns the deployment's status as `cleave status -o json` prints it.
+func (d *deployment) status(t testing.TB) *wire.Status {
+	t.Helper()
+	out, err := d.cli(t, nil, "status", "-o", "json")
+	if err != nil {
+		t.Fatalf("cleave status: %v\n%s", err, out)
+	}
+	var st wire.Status
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatalf("status JSON: %v\n%s", err, out)
+	}
+	return &st
+}
+
+// cli runs the cleave binary as a client against this deployment.
+func (d *deployment) cli(t testing.TB, stdin io.Reader, args ...string) ([]byte, error) {
+	t.Helper()
+	cmd := exec.Command(cleaveBin, args...)
+	cmd.Env = append(os.Environ(), "CLEAVE_ROUTER="+d.router)
+	cmd.Stdin = stdin
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return append(out, stderr.Bytes()...), err
+	}
+	return out, nil
+}
+
+// waitLeaders waits until every cluster reports a leader.
+func (d *deployment) waitLeaders(t testing.TB, timeout time.Duration) *wire.Status {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		st := d.status(t)
+		ok := len(st.Clusters) > 0
+		for _, c := range st.Clusters {
+			ok = ok && c.Leader != ""
+		}
+		if ok {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("clusters without a leader after %v: %+v", timeout, st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// exampleCommands returns the command lines `cleave up` printed under "try:".
+func exampleCommands(out string) []string {
+	var cmds []string
+	sc := bufio.NewScanner(strings.NewReader(out))
+	in := false
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(strings.TrimSpace(line), "try:") {
+			in = true
+			continue
+		}
+		if in {
+			l := strings.TrimSpace(line)
+			if l == "" {
+				break
+			}
+			cmds = append(cmds, l)
+		}
+	}
+	return cmds
+}
+
+var (
+	sharedOnce sync.Once
+	shared     *deployment
+	sharedErr  string
+	sharedDir  string
+)
+
+// sharedDeployment is one `cleave up` reused by tests that do not restart it.
+func sharedDeployment(t *testing.T) *deployment {
+	t.Helper()
+	sharedOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "cleave-shared")
+		if err != nil {
+			sharedErr = err.Error()
+			return
+		}
+		sharedDir = dir
+		ft := &fatalCatcher{TB: t}
+		func() {
+			defer func() { recover() }()
+			shared = startUp(ft, filepath.Join(dir, "data"), "")
+		}()
+		if ft.msg != "" {
+			sharedErr = ft.msg
+			shared = nil
+		}
+	})
+	if shared == nil {
+		t.Fatalf("shared deployment failed to start: %s", sharedErr)
+	}
+	return shared
+}
+
+func stopShared() {
+	if shared != nil {
+		shared.stop(&fatalCatcher{})
+	}
+	if sharedDir != "" && os.Getenv("CLEAVE_KEEP") == "" {
+		os.RemoveAll(sharedDir)
+	}
+}
+
+// fatalCatcher turns Fatalf into a recorded message and a panic, so a
+// helper shared across tests can fail without killing the test that
+// happened to start it.
+type fatalCatcher struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalCatcher) Helper() {}
+func (f *fatalCatcher) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	panic(f.msg)
+}
+func (f *fatalCatcher) Fatal(args ...any) { f.Fatalf("%s", fmt.Sprint(args...)) }
+func (f *fatalCatcher) Errorf(format string, args ...any) {
+	if f.TB != nil {
+		f.TB.Logf(format, args...)
+	}
+}
+func (f *fatalCatcher) Logf(format string, args ...any) {
+	if f.TB != nil {
+		f.TB.Logf(format, args...)
+	}
+}

@@ -1,0 +1,151 @@
+package up
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// DefaultListen is the router address of a fresh deployment.
+const DefaultListen = "127.0.0.1:7400"
+
+// Shape of a fresh deployment.
+const (
+	DefaultClusters = 2
+	DefaultReplicas = 3
+)
+
+// Config configures Run.
+type Config struct {
+	// DataDir holds up.json, one directory per node (DIR/c1/n1, ...), the
+	// router's directory (DIR/router) and the children's logs (DIR/logs).
+	// Default "./data".
+	DataDir string
+
+	// Listen is the router's client address. "" means the address saved in
+	// DIR/up.json, or DefaultListen on the first start.
+	Listen string
+
+	// Clusters and Replicas shape a fresh deployment. 0 means the saved
+	// shape, or DefaultClusters x DefaultReplicas on the first start. A saved
+	// shape always wins: a different request is logged and ignored.
+	Clusters int
+	Replicas int
+
+	// Binary is the cleave executable started for every child with the
+	// `node` and `router` subcommands. Default os.Executable().
+	Binary string
+
+	// Command is how the example commands printed once the deployment is up
+	// spell the cleave binary. Default: "cleave" if that is on $PATH and is
+	// Binary, else the path this process was started with.
+	Command string
+
+	// Token, if set, is the shared secret of the deployment: every child
+	// gets it as CLEAVE_TOKEN (in the environment, not on its command line)
+	// and the readiness check presents it. Default "" (no authentication).
+	Token string
+
+	// LogLevel is passed to every child as --log-level. Default "info".
+	LogLevel string
+
+	// ReadyTimeout bounds the wait for the router to answer and every cluster
+	// to have a leader. Default 30s.
+	ReadyTimeout time.Duration
+
+	// StopTimeout is how long children get after SIGTERM before SIGKILL.
+	// Default 10s.
+	StopTimeout time.Duration
+
+	// Stdout receives the "cleave is up" banner. Default os.Stdout.
+	Stdout io.Writer
+
+	// Logger receives restarts and progress. Default: text to stderr.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a Config with every default filled in.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:      "./data",
+		Listen:       "", // saved address, else DefaultListen
+		Clusters:     0,  // saved shape, else DefaultClusters
+		Replicas:     0,  // saved shape, else DefaultReplicas
+		Binary:       "", // os.Executable(), resolved by Run
+		Command:      "", // guessed by Run
+		Token:        "",
+		LogLevel:     "info",
+		ReadyTimeout: 30 * time.Second,
+		StopTimeout:  10 * time.Second,
+		Stdout:       os.Stdout,
+		Logger:       slog.New(slog.NewTextHandler(os.Stderr, nil)),
+	}
+}
+
+// Validate reports what is wrong with c, if anything. Zero durations,
+// writers and loggers are allowed: Run fills them from DefaultConfig.
+func (c Config) Validate() error {
+	if c.DataDir == "" {
+		return fmt.Errorf("up: data directory is empty")
+	}
+	if c.Listen != "" {
+		if err := checkAddr(c.Listen); err != nil {
+			return fmt.Errorf("up: --listen: %v", err)
+		}
+	}
+	if c.Clusters < 0 || c.Clusters > 64 {
+		return fmt.Errorf("up: --clusters %d: want 1 to 64", c.Clusters)
+	}
+	if c.Replicas < 0 || c.Replicas > 9 {
+		return fmt.Errorf("up: --replicas %d: want 1 to 9", c.Replicas)
+	}
+	switch c.LogLevel {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("up: log level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.ReadyTimeout < 0 || c.StopTimeout < 0 {
+		return fmt.Errorf("up: negative timeout")
+	}
+	if c.Binary != "" {
+		if fi, err := os.Stat(c.Binary); err != nil {
+			return fmt.Errorf("up: binary: %w", err)
+		} else if fi.IsDir() {
+			return fmt.Errorf("up: binary %s is a directory", c.Binary)
+		}
+	}
+	return nil
+}
+
+// withDefaults fills the zero fields of c from DefaultConfig.
+func (c Config) withDefaults() (Config, error) {
+	def := DefaultConfig()
+	if c.LogLevel == "" {
+		c.LogLevel = def.LogLevel
+	}
+	if c.ReadyTimeout == 0 {
+		c.ReadyTimeout = def.ReadyTimeout
+	}
+	if c.StopTimeout == 0 {
+		c.StopTimeout = def.StopTimeout
+	}
+	if c.Stdout == nil {
+		c.Stdout = def.Stdout
+	}
+	if c.Logger == nil {
+		c.Logger = def.Logger
+	}
+	if c.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return c, fmt.Errorf("up: find own executable: %w", err)
+		}
+		c.Binary = exe
+	}
+	if c.Command == "" {
+		c.Command = guessCommand(c.Binary)
+	}
+	return c, nil
+}

@@ -1,0 +1,348 @@
+package up
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cleavefs/cleave/internal/rpc"
+	"github.com/cleavefs/cleave/wire"
+)
+
+// The test binary doubles as a fake cleave: with UP_TEST_FAKE set it acts as
+// the `node` or `router` subcommand named in its arguments, so the
+// supervisor can be tested without the real cluster and router packages.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("UP_TEST_FAKE"); mode != "" && len(os.Args) > 1 {
+		os.Exit(fakeCleave(mode, os.Args[1], os.Args[2:]))
+	}
+	os.Exit(m.Run())
+}
+
+// fakeCleave runs a fake child. Modes: "ok" serves until SIGTERM; "exit"
+// exits at once with status 3; "stubborn" ignores SIGTERM.
+func fakeCleave(mode, sub string, args []string) int {
+	fmt.Printf("fake %s pid %d args %q\n", sub, os.Getpid(), args)
+	switch mode {
+	case "exit":
+		return 3
+	case "stubborn":
+		signal.Ignore(syscall.SIGTERM)
+		select {}
+	}
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
+	if sub == "router" {
+		var listen string
+		var clusters []string
+		for i := 0; i+1 < len(args); i++ {
+			switch args[i] {
+			case "--listen":
+				listen = args[i+1]
+			case "--cluster":
+				clusters = append(clusters, args[i+1])
+			}
+		}
+		infos, err := ParseClusters(clusters)
+		if err != nil {
+			fmt.Println(err)
+			return 2
+		}
+		ln, err := net.Listen("tcp", listen)
+		if err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		srv := rpc.NewServer(rpc.ServerConfig{Name: "router", ID: "fake"}, rpc.HandlerFunc(func(ctx context.Context, req *wire.Request) *wire.Response {
+			st := &wire.Status{Router: "fake", Version: 1}
+			for _, ci := range infos {
+				st.Clusters = append(st.Clusters, wire.ClusterStatus{ID: ci.ID, Leader: ci.Members[0].Addr})
+			}
+			return &wire.Response{Status: st}
+		}))
+		go srv.Serve(ln)
+		defer srv.Close()
+	}
+	<-term
+	fmt.Println("fake got SIGTERM")
+	return 0
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func fileContains(path, s string) bool {
+	b, err := os.ReadFile(path)
+	return err == nil && strings.Contains(string(b), s)
+}
+
+func testBinary(t *testing.T) string {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+func TestRunStartsStopsAndRestarts(t *testing.T) {
+	t.Setenv("UP_TEST_FAKE", "ok")
+	dir := t.TempDir()
+	listen, err := FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, logs syncBuffer
+	cfg := Config{
+		DataDir: dir, Listen: listen[0], Clusters: 2, Replicas: 2,
+		Binary: testBinary(t), Command: "cleave",
+		Stdout: &out, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		ReadyTimeout: 20 * time.Second, StopTimeout: 5 * time.Second,
+	}
+
+	run := func() (*Topology, string) {
+		out.mu.Lock()
+		out.b.Reset()
+		out.mu.Unlock()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- Run(ctx, cfg) }()
+		waitFor(t, "the banner", 30*time.Second, func() bool { return strings.Contains(out.String(), "cleave is up") })
+		topo, err := LoadTopology(dir)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		// Every child runs as its own process with its own log.
+		for _, name := range []string{"router", "c1-n1", "c1-n2", "c2-n3", "c2-n4"} {
+			waitFor(t, name+" to run", 10*time.Second, func() bool {
+				return fileContains(filepath.Join(dir, "logs", name+".log"), "fake ")
+			})
+		}
+		if !fileContains(filepath.Join(dir, "logs", "c2-n4.log"), `"--data" "`+filepath.Join(dir, "c2", "n4")+`"`) {
+			t.Error("node n4 of c2 was not given DIR/c2/n4")
+		}
+		if !fileContains(filepath.Join(dir, "logs", "c1-n1.log"), `"--report-pid"`) {
+			t.Error("nodes were not given --report-pid")
+		}
+		// A second supervisor on the same directory is refused.
+		if err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "in use by another cleave up") {
+			t.Errorf("second Run on the same dir: %v", err)
+		}
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Run returned %v after cancel", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("Run did not return after cancel")
+		}
+		for _, name := range []string{"router", "c1-n1", "c2-n4"} {
+			if !fileContains(filepath.Join(dir, "logs", name+".log"), "fake got SIGTERM") {
+				t.Errorf("%s was not stopped with SIGTERM", name)
+			}
+		}
+		return topo, out.String()
+	}
+
+	first, banner := run()
+	if len(first.Clusters) != 2 || first.Replicas() != 2 {
+		t.Fatalf("topology %d x %d", len(first.Clusters), first.Replicas())
+	}
+	for _, want := range []string{
+		"cleave is up: router " + listen[0] + ", 2 clusters x 2 nodes, data in " + dir,
+		filepath.Join(dir, "logs"),
+		"cleave mkdir --router " + listen[0] + " -p /photos/2024",
+		"echo hello | cleave put --router " + listen[0] + " /photos/2024/hello.txt",
+		"cleave status --router " + listen[0],
+	} {
+		if !strings.Contains(banner, want) {
+			t.Errorf("banner lacks %q:\n%s", want, banner)
+		}
+	}
+
+	// Started again with another shape, it finds the same deployment.
+	cfg.Clusters, cfg.Replicas = 3, 3
+	second, _ := run()
+	if !reflect.DeepEqual(first, second) {
+		t.Fatalf("restart changed the topology:\n%+v\n%+v", first, second)
+	}
+	if !strings.Contains(logs.String(), "already holds 2 clusters x 2 nodes") {
+		t.Errorf("mismatch not logged:\n%s", logs.String())
+	}
+}
+
+func TestRunNotReady(t *testing.T) {
+	t.Setenv("UP_TEST_FAKE", "exit") // every child dies at once
+	dir := t.TempDir()
+	listen, _ := FreePorts(1)
+	var logs syncBuffer
+	cfg := Config{
+		DataDir: dir, Listen: listen[0], Clusters: 1, Replicas: 1, Binary: testBinary(t),
+		Stdout: &bytes.Buffer{}, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		ReadyTimeout: 1500 * time.Millisecond,
+	}
+	err := Run(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "not ready after") || !strings.Contains(err.Error(), "did not answer") {
+		t.Fatalf("Run = %v, want a not-ready error", err)
+	}
+	if !strings.Contains(logs.String(), "exited unexpectedly") || !strings.Contains(logs.String(), "restarting") {
+		t.Errorf("restarts not logged:\n%s", logs.String())
+	}
+	if !fileContains(filepath.Join(dir, "logs", "router.log"), "start #2") {
+		t.Error("the router was not restarted")
+	}
+}
+
+func TestRunRouterPortBusy(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cfg := Config{DataDir: t.TempDir(), Listen: ln.Addr().String(), Binary: testBinary(t), Stdout: &bytes.Buffer{}}
+	err = Run(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "router address "+ln.Addr().String()+" is not available") {
+		t.Fatalf("Run = %v, want an error naming %s", err, ln.Addr())
+	}
+}
+
+func TestSuperviseKillsStubbornChild(t *testing.T) {
+	t.Setenv("UP_TEST_FAKE", "stubborn")
+	dir := t.TempDir()
+	ch := child{name: "c1-n1", bin: testBinary(t), args: []string{"node"}, log: filepath.Join(dir, "c1-n1.log")}
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		supervise(ctx, ch, 300*time.Millisecond, slog.New(slog.NewTextHandler(&logs, nil)))
+		close(done)
+	}()
+	waitFor(t, "the child to run", 10*time.Second, func() bool { return fileContains(ch.log, "fake node") })
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("supervise did not return")
+	}
+	if !fileContains(ch.log, "signal: killed") || !strings.Contains(logs.String(), "did not stop after SIGTERM") {
+		t.Fatalf("child not killed; log:\n%s", logs.String())
+	}
+}
+
+func TestNextBackoff(t *testing.T) {
+	tests := []struct {
+		prev, uptime, want time.Duration
+	}{
+		{0, 0, 500 * time.Millisecond},
+		{500 * time.Millisecond, time.Second, time.Second},
+		{time.Second, time.Second, 2 * time.Second},
+		{8 * time.Second, time.Second, 10 * time.Second},
+		{10 * time.Second, time.Second, 10 * time.Second},
+		{10 * time.Second, 30 * time.Second, 500 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		if got := nextBackoff(tt.prev, tt.uptime); got != tt.want {
+			t.Errorf("nextBackoff(%v, %v) = %v, want %v", tt.prev, tt.uptime, got, tt.want)
+		}
+	}
+}
+
+func TestBannerDefaultRouter(t *testing.T) {
+	topo, err := NewTopology(2, 3, DefaultListen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	printBanner(&b, Config{DataDir: "./data", Command: "cleave"}, topo, "data/logs")
+	want := `cleave is up: router 127.0.0.1:7400, 2 clusters x 3 nodes, data in ./data
+logs in data/logs; stop with Ctrl-C
+try:
+  cleave mkdir -p /photos/2024
+  echo hello | cleave put /photos/2024/hello.txt
+  cleave get /photos/2024/hello.txt
+  cleave ls /photos
+  cleave status
+`
+	if b.String() != want {
+		t.Fatalf("banner:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"cleave":           "cleave",
+		"./bin/cleave":     "./bin/cleave",
+		"/tmp/my dir/cl":   "'/tmp/my dir/cl'",
+		"/tmp/it's/cleave": `'/tmp/it'\''s/cleave'`,
+	} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	good := DefaultConfig()
+	if err := good.Validate(); err != nil {
+		t.Fatalf("DefaultConfig invalid: %v", err)
+	}
+	for _, tt := range []struct {
+		name    string
+		mod     func(*Config)
+		wantErr string
+	}{
+		{"no dir", func(c *Config) { c.DataDir = "" }, "data directory is empty"},
+		{"listen", func(c *Config) { c.Listen = "7400" }, `--listen: address "7400"`},
+		{"clusters", func(c *Config) { c.Clusters = -1 }, "--clusters -1"},
+		{"replicas", func(c *Config) { c.Replicas = 10 }, "--replicas 10"},
+		{"level", func(c *Config) { c.LogLevel = "loud" }, `log level "loud"`},
+		{"binary", func(c *Config) { c.Binary = "/nonexistent/cleave" }, "binary"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.mod(&c)
+			if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Validate = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}

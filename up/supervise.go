@@ -1,0 +1,111 @@
+package up
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// Restart backoff of a child that exits unexpectedly.
+const (
+	minBackoff  = 500 * time.Millisecond // first wait
+	maxBackoff  = 10 * time.Second       // cap of the doubling
+	stableAfter = 30 * time.Second       // uptime that resets the backoff
+)
+
+// nextBackoff returns the wait before restarting a child that ran for
+// uptime, given the previous wait (0 before the first restart).
+func nextBackoff(prev, uptime time.Duration) time.Duration {
+	if prev == 0 || uptime >= stableAfter {
+		return minBackoff
+	}
+	return min(prev*2, maxBackoff)
+}
+
+// supervise runs ch until ctx is done, restarting it with a backoff whenever
+// it exits; then it sends SIGTERM and, after stopTimeout, SIGKILL.
+func supervise(ctx context.Context, ch child, stopTimeout time.Duration, log *slog.Logger) {
+	log = log.With("child", ch.name)
+	var backoff time.Duration
+	for attempt := 1; ; attempt++ {
+		started := time.Now()
+		exited, proc, err := startChild(ch, attempt)
+		if err != nil {
+			log.Error("cannot start", "err", err)
+		} else {
+			select {
+			case err := <-exited:
+				if ctx.Err() != nil {
+					return
+				}
+				log.Warn("exited unexpectedly", "err", exitText(err), "pid", proc.Pid, "uptime", time.Since(started).Round(time.Millisecond), "log", ch.log)
+			case <-ctx.Done():
+				stopChild(proc, exited, stopTimeout, log)
+				return
+			}
+		}
+		backoff = nextBackoff(backoff, time.Since(started))
+		log.Warn("restarting", "in", backoff, "attempt", attempt+1)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+	}
+}
+
+// startChild starts ch with its output appended to its log file and returns
+// a channel receiving the result of Wait.
+func startChild(ch child, attempt int) (<-chan error, *os.Process, error) {
+	f, err := os.OpenFile(ch.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, nil, err
+	}
+	fmt.Fprintf(f, "==== cleave up: %s start #%d at %s\n", ch.name, attempt, time.Now().Format(time.RFC3339))
+	cmd := exec.Command(ch.bin, ch.args...)
+	cmd.Env = ch.env
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = childSysProcAttr()
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	exited := make(chan error, 1)
+	go func() {
+		err := cmd.Wait()
+		fmt.Fprintf(f, "==== cleave up: %s exited: %s\n", ch.name, exitText(err))
+		f.Close()
+		exited <- err
+	}()
+	return exited, cmd.Process, nil
+}
+
+// stopChild sends SIGTERM, waits up to timeout, then sends SIGKILL.
+func stopChild(p *os.Process, exited <-chan error, timeout time.Duration, log *slog.Logger) {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		p.Kill()
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-exited:
+		return
+	case <-t.C:
+	}
+	log.Warn("did not stop after SIGTERM; killing", "pid", p.Pid, "waited", timeout)
+	p.Kill()
+	<-exited
+}
+
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}

@@ -1,0 +1,284 @@
+package up
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/cleavefs/cleave/internal/ring"
+	"github.com/cleavefs/cleave/wire"
+)
+
+// TopologyFile is the name of the file, inside the data directory, that
+// records the deployment chosen on the first start.
+const TopologyFile = "up.json"
+
+// topologyFormat is the version of the up.json layout.
+const topologyFormat = 1
+
+// Topology is the deployment `cleave up` runs: one router and clusters of
+// nodes, each with a fixed loopback address. It is chosen on the first start
+// in a data directory and reused on every later start, so that every node
+// finds its data (and its Raft peers) again.
+type Topology struct {
+	Format   int           `json:"format"`   // layout version, 1
+	Router   RouterSpec    `json:"router"`   // the router process
+	Clusters []ClusterSpec `json:"clusters"` // in ring order: cluster i owns ring.Even(n)[i]
+}
+
+// RouterSpec is the router process of a topology.
+type RouterSpec struct {
+	ID     string `json:"id"`     // router id, "r1"
+	Listen string `json:"listen"` // client address, HOST:PORT
+}
+
+// ClusterSpec is one cluster of a topology.
+type ClusterSpec struct {
+	ID    string     `json:"id"`    // "c1", "c2", ...
+	Range wire.Range `json:"-"`     // owned range at bootstrap; written as "range": "START-END"
+	Nodes []NodeSpec `json:"nodes"` // the members, by raft id
+}
+
+// NodeSpec is one storage node of a cluster.
+type NodeSpec struct {
+	ID   uint64 `json:"id"`   // raft id, unique across the deployment
+	Addr string `json:"addr"` // HOST:PORT the node listens on
+}
+
+type clusterSpecJSON struct {
+	ID    string     `json:"id"`
+	Range string     `json:"range"`
+	Nodes []NodeSpec `json:"nodes"`
+}
+
+// MarshalJSON writes the range as "START-END" (see FormatRange).
+func (c ClusterSpec) MarshalJSON() ([]byte, error) {
+	return json.Marshal(clusterSpecJSON{ID: c.ID, Range: FormatRange(c.Range), Nodes: c.Nodes})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (c *ClusterSpec) UnmarshalJSON(b []byte) error {
+	var j clusterSpecJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	r, err := ParseRange(j.Range)
+	if err != nil {
+		return fmt.Errorf("cluster %q: %w", j.ID, err)
+	}
+	*c = ClusterSpec{ID: j.ID, Range: r, Nodes: j.Nodes}
+	return nil
+}
+
+// Info returns the cluster as the router's bootstrap table names it.
+func (c ClusterSpec) Info() wire.ClusterInfo {
+	ci := wire.ClusterInfo{ID: c.ID, Members: make([]wire.Member, len(c.Nodes))}
+	for i, n := range c.Nodes {
+		ci.Members[i] = wire.Member{ID: n.ID, Addr: n.Addr}
+	}
+	return ci
+}
+
+// Peers returns the cluster's members as raft id -> address.
+func (c ClusterSpec) Peers() map[uint64]string {
+	p := make(map[uint64]string, len(c.Nodes))
+	for _, n := range c.Nodes {
+		p[n.ID] = n.Addr
+	}
+	return p
+}
+
+// Replicas returns the number of nodes per cluster (that of the first).
+func (t *Topology) Replicas() int {
+	if len(t.Clusters) == 0 {
+		return 0
+	}
+	return len(t.Clusters[0].Nodes)
+}
+
+// Validate reports what is wrong with t, if anything.
+func (t *Topology) Validate() error {
+	if t.Format != topologyFormat {
+		return fmt.Errorf("format %d, want %d", t.Format, topologyFormat)
+	}
+	if t.Router.ID == "" {
+		return fmt.Errorf("router has no id")
+	}
+	if err := checkAddr(t.Router.Listen); err != nil {
+		return fmt.Errorf("router: %v", err)
+	}
+	if len(t.Clusters) == 0 {
+		return fmt.Errorf("no clusters")
+	}
+	ids := map[string]bool{}
+	nodes := map[uint64]bool{}
+	addrs := map[string]string{t.Router.Listen: "router"}
+	ranges := make([]wire.Range, 0, len(t.Clusters))
+	for _, c := range t.Clusters {
+		if c.ID == "" || ids[c.ID] {
+			return fmt.Errorf("cluster id %q is empty or repeated", c.ID)
+		}
+		ids[c.ID] = true
+		if len(c.Nodes) == 0 {
+			return fmt.Errorf("cluster %q has no nodes", c.ID)
+		}
+		for _, n := range c.Nodes {
+			if n.ID == 0 || nodes[n.ID] {
+				return fmt.Errorf("cluster %q: node id %d is zero or repeated", c.ID, n.ID)
+			}
+			nodes[n.ID] = true
+			if err := checkAddr(n.Addr); err != nil {
+				return fmt.Errorf("cluster %q: node %d: %v", c.ID, n.ID, err)
+			}
+			if other, dup := addrs[n.Addr]; dup {
+				return fmt.Errorf("cluster %q: node %d: address %s already used by %s", c.ID, n.ID, n.Addr, other)
+			}
+			addrs[n.Addr] = "node " + strconv.FormatUint(n.ID, 10)
+		}
+		ranges = append(ranges, c.Range)
+	}
+	if err := ring.CheckPartition(ranges); err != nil {
+		return fmt.Errorf("cluster ranges: %v", err)
+	}
+	return nil
+}
+
+// Mismatch returns a message saying how the requested shape differs from
+// t, or "" if it does not. Zero means "not requested" and never differs.
+func (t *Topology) Mismatch(clusters, replicas int) string {
+	if (clusters == 0 || clusters == len(t.Clusters)) && (replicas == 0 || replicas == t.Replicas()) {
+		return ""
+	}
+	return fmt.Sprintf("the data directory already holds %d clusters x %d nodes; keeping that and ignoring --clusters %d --replicas %d (start with an empty --data directory for a new shape)",
+		len(t.Clusters), t.Replicas(), orDefault(clusters, len(t.Clusters)), orDefault(replicas, t.Replicas()))
+}
+
+func orDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// NewTopology chooses a fresh topology: clusters c1..cN over ring.Even(N),
+// each with replicas nodes, node ids 1..N*R in order, every node on a free
+// loopback port, and the router on routerListen.
+func NewTopology(clusters, replicas int, routerListen string) (*Topology, error) {
+	if clusters <= 0 || replicas <= 0 {
+		return nil, fmt.Errorf("need at least one cluster of one node, got %d x %d", clusters, replicas)
+	}
+	addrs, err := FreePorts(clusters*replicas, routerListen)
+	if err != nil {
+		return nil, err
+	}
+	t := &Topology{Format: topologyFormat, Router: RouterSpec{ID: "r1", Listen: routerListen}}
+	ranges := ring.Even(clusters)
+	id := uint64(1)
+	for i := range clusters {
+		c := ClusterSpec{ID: "c" + strconv.Itoa(i+1), Range: ranges[i]}
+		for range replicas {
+			c.Nodes = append(c.Nodes, NodeSpec{ID: id, Addr: addrs[id-1]})
+			id++
+		}
+		t.Clusters = append(t.Clusters, c)
+	}
+	return t, t.Validate()
+}
+
+// FreePorts returns n distinct free addresses on 127.0.0.1, none equal to
+// any of avoid. Each is found by listening on 127.0.0.1:0 (all n are held
+// open at once so the kernel hands out distinct ports) and closed before
+// returning, so another process may take one before it is used.
+func FreePorts(n int, avoid ...string) ([]string, error) {
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	out := make([]string, 0, n)
+	for tries := 0; len(out) < n; tries++ {
+		if tries > n+100 {
+			return nil, fmt.Errorf("could not find %d free ports on 127.0.0.1", n)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("find a free port: %w", err)
+		}
+		lns = append(lns, ln)
+		addr := ln.Addr().String()
+		avoided := false
+		for _, a := range avoid {
+			if a == addr {
+				avoided = true
+			}
+		}
+		if !avoided {
+			out = append(out, addr)
+		}
+	}
+	return out, nil
+}
+
+// LoadTopology reads DIR/up.json. If there is none, the error satisfies
+// errors.Is(err, fs.ErrNotExist).
+func LoadTopology(dir string) (*Topology, error) {
+	path := filepath.Join(dir, TopologyFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var t Topology
+	if err := json.Unmarshal(b, &t); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if err := t.Validate(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return &t, nil
+}
+
+// SaveTopology writes t to DIR/up.json atomically: a temporary file is
+// written and synced, then renamed over the old one, and the directory synced.
+func SaveTopology(dir string, t *Topology) error {
+	if err := t.Validate(); err != nil {
+		return fmt.Errorf("save topology: %w", err)
+	}
+	b, err := json.MarshalIndent(t, "", "  ")
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	path := filepath.Join(dir, TopologyFile)
+	tmp, err := os.CreateTemp(dir, TopologyFile+".tmp*")
+	if err != nil {
+		return fmt.Errorf("save topology: %w", err)
+	}
+	_, err = tmp.Write(b)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("save topology %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync() // best effort: not every file system syncs directories
+		d.Close()
+	}
+	return nil
+}
+
+// isNotExist reports whether err says a file is missing.
+func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

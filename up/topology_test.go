@@ -1,0 +1,236 @@
+package up
+
+import (
+	"errors"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/cleavefs/cleave/internal/ring"
+)
+
+func TestNewTopology(t *testing.T) {
+	topo, err := NewTopology(3, 2, "127.0.0.1:7400")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(topo.Clusters) != 3 || topo.Replicas() != 2 {
+		t.Fatalf("shape %d x %d, want 3 x 2", len(topo.Clusters), topo.Replicas())
+	}
+	ranges := ring.Even(3)
+	id := uint64(1)
+	seen := map[string]bool{}
+	for i, c := range topo.Clusters {
+		if want := "c" + string(rune('1'+i)); c.ID != want {
+			t.Errorf("cluster %d id %q, want %q", i, c.ID, want)
+		}
+		if c.Range != ranges[i] {
+			t.Errorf("cluster %s range %v, want %v", c.ID, c.Range, ranges[i])
+		}
+		for _, n := range c.Nodes {
+			if n.ID != id {
+				t.Errorf("node id %d, want %d", n.ID, id)
+			}
+			id++
+			host, _, _ := net.SplitHostPort(n.Addr)
+			if host != "127.0.0.1" || seen[n.Addr] {
+				t.Errorf("node %d addr %q: not a fresh loopback address", n.ID, n.Addr)
+			}
+			seen[n.Addr] = true
+		}
+	}
+	if topo.Router.Listen != "127.0.0.1:7400" || topo.Router.ID == "" {
+		t.Errorf("router %+v", topo.Router)
+	}
+	if _, err := NewTopology(0, 3, "127.0.0.1:7400"); err == nil {
+		t.Error("NewTopology(0, 3) succeeded")
+	}
+}
+
+func TestTopologyRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := LoadTopology(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("LoadTopology of an empty dir: %v, want fs.ErrNotExist", err)
+	}
+	topo, err := NewTopology(2, 3, "127.0.0.1:7499")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := SaveTopology(dir, topo); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadTopology(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, topo) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, topo)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, TopologyFile))
+	if !strings.Contains(string(b), `"range": "9223372036854775808-18446744073709551616"`) {
+		t.Errorf("up.json does not spell the top range as START-END:\n%s", b)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("dir holds %d entries after save, want only %s (temporary file left?)", len(entries), TopologyFile)
+	}
+}
+
+func TestLoadTopologyBad(t *testing.T) {
+	tests := []struct {
+		name, body, wantErr string
+	}{
+		{"not json", "{", "unexpected end of JSON"},
+		{"bad range", `{"format":1,"router":{"id":"r1","listen":"127.0.0.1:1"},"clusters":[{"id":"c1","range":"5","nodes":[{"id":1,"addr":"127.0.0.1:2"}]}]}`, `cluster "c1": range "5"`},
+		{"gap", `{"format":1,"router":{"id":"r1","listen":"127.0.0.1:1"},"clusters":[{"id":"c1","range":"1-18446744073709551616","nodes":[{"id":1,"addr":"127.0.0.1:2"}]}]}`, "cluster ranges"},
+		{"dup node", `{"format":1,"router":{"id":"r1","listen":"127.0.0.1:1"},"clusters":[{"id":"c1","range":"0-18446744073709551616","nodes":[{"id":1,"addr":"127.0.0.1:2"},{"id":1,"addr":"127.0.0.1:3"}]}]}`, "node id 1 is zero or repeated"},
+		{"dup addr", `{"format":1,"router":{"id":"r1","listen":"127.0.0.1:1"},"clusters":[{"id":"c1","range":"0-18446744073709551616","nodes":[{"id":1,"addr":"127.0.0.1:1"}]}]}`, "already used by router"},
+		{"format", `{"format":2}`, "format 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			os.WriteFile(filepath.Join(dir, TopologyFile), []byte(tt.body), 0o644)
+			_, err := LoadTopology(dir)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), TopologyFile) {
+				t.Fatalf("error %v, want one naming %s and containing %q", err, TopologyFile, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestMismatch(t *testing.T) {
+	topo, err := NewTopology(2, 3, "127.0.0.1:7400")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		clusters, replicas int
+		want               string
+	}{
+		{0, 0, ""},
+		{2, 3, ""},
+		{2, 0, ""},
+		{0, 3, ""},
+		{4, 0, "already holds 2 clusters x 3 nodes; keeping that and ignoring --clusters 4 --replicas 3"},
+		{0, 5, "ignoring --clusters 2 --replicas 5"},
+	} {
+		got := topo.Mismatch(tt.clusters, tt.replicas)
+		if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
+			t.Errorf("Mismatch(%d, %d) = %q, want %q", tt.clusters, tt.replicas, got, tt.want)
+		}
+	}
+}
+
+func TestPrepareTopologyReuses(t *testing.T) {
+	dir := t.TempDir()
+	var warnings []string
+	warn := func(msg string, _ ...any) { warnings = append(warnings, msg) }
+	cfg := Config{DataDir: dir, Clusters: 3, Replicas: 1}
+	first, err := prepareTopology(cfg, warn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Clusters) != 3 || first.Replicas() != 1 || first.Router.Listen != DefaultListen {
+		t.Fatalf("first start chose %d x %d on %s", len(first.Clusters), first.Replicas(), first.Router.Listen)
+	}
+	if len(warnings) != 0 {
+		t.Fatalf("warnings on first start: %q", warnings)
+	}
+
+	// A later start with another shape keeps the saved one and says so.
+	second, err := prepareTopology(Config{DataDir: dir, Clusters: 2, Replicas: 3}, warn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(first, second) {
+		t.Fatalf("second start changed the topology:\n%+v\n%+v", first, second)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "already holds 3 clusters x 1 nodes") {
+		t.Fatalf("warnings %q", warnings)
+	}
+
+	// Defaults say nothing; a new --listen moves the router and is saved.
+	third, err := prepareTopology(Config{DataDir: dir, Listen: "127.0.0.1:7499"}, warn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 1 {
+		t.Fatalf("unexpected warning %q", warnings[1:])
+	}
+	saved, err := LoadTopology(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if third.Router.Listen != "127.0.0.1:7499" || saved.Router.Listen != "127.0.0.1:7499" {
+		t.Fatalf("router listen %q, saved %q", third.Router.Listen, saved.Router.Listen)
+	}
+	if !reflect.DeepEqual(saved.Clusters, first.Clusters) {
+		t.Fatal("moving the router changed the clusters")
+	}
+}
+
+func TestFreePorts(t *testing.T) {
+	addrs, err := FreePorts(20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, a := range addrs {
+		if seen[a] {
+			t.Fatalf("port %s handed out twice", a)
+		}
+		seen[a] = true
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			t.Fatalf("free port %s cannot be listened on: %v", a, err)
+		}
+		ln.Close()
+	}
+	// A port to avoid is never returned.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	avoid := ln.Addr().String()
+	ln.Close()
+	more, err := FreePorts(5, avoid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range more {
+		if a == avoid {
+			t.Fatalf("FreePorts returned %s, which it was told to avoid", a)
+		}
+	}
+}
+
+func TestCheckPortsFree(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	busy := ln.Addr().String()
+
+	topo, err := NewTopology(1, 1, busy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = checkPortsFree(topo)
+	if err == nil || !strings.Contains(err.Error(), "router address "+busy) {
+		t.Fatalf("error %v, want one naming the router address %s", err, busy)
+	}
+
+	free, _ := FreePorts(1, busy)
+	topo.Router.Listen = free[0]
+	topo.Clusters[0].Nodes[0].Addr = busy
+	err = checkPortsFree(topo)
+	if err == nil || !strings.Contains(err.Error(), "node 1 of cluster c1: address "+busy) {
+		t.Fatalf("error %v, want one naming node 1 and %s", err, busy)
+	}
+}
