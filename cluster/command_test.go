@@ -127,3 +127,17 @@ func normalize(c *Command) Command {
 	}
 	return n
 }
+
+func TestDecodeCommandDoesNotAlias(t *testing.T) {
+	p, _ := EncodeCommand(&Command{Op: wire.OpPut, Path: "/a", Data: []byte("abcdef")})
+	c, err := DecodeCommand(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range p {
+		p[i] = 'Z'
+	}
+	if string(c.Data) != "abcdef" || c.Path != "/a" {
+		t.Fatalf("decoded command changed with its input: %+v", c)
+	}
+}
