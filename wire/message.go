@@ -23,7 +23,13 @@ const (
 	OpRemove Op = 7  // remove a file or empty directory; FlagRecursive for trees
 	OpExists Op = 8  // Response.Exists tells whether Path exists
 	OpStatus Op = 9  // router: the deployment's status; node: its own NodeStatus
-	OpTable  Op = 10 // the routing table (Response.Table)
+	OpTable  Op = 10 // the routing table (Response.Routes)
+	OpWrite  Op = 11 // write Data at Offset into a file (sparse gaps read as zeros)
+	OpAppend Op = 12 // append Data to a file (created if absent)
+	OpRename Op = 13 // move Path to To, atomically, within one root
+	OpCopy   Op = 14 // copy the file Path to To, atomically, within one root
+	OpChunk  Op = 15 // store one content-addressed chunk (Data); Response.Chunk names it
+	OpCommit Op = 16 // make Path a file of the listed Chunks, atomically
 
 	OpRaft Op = 64 // one-way: Data is a marshalled raftpb.Message; no response
 )
@@ -31,7 +37,8 @@ const (
 var opNames = map[Op]string{
 	OpHello: "HELLO", OpMkdir: "MKDIR", OpPut: "PUT", OpGet: "GET", OpList: "LIST",
 	OpStat: "STAT", OpRemove: "REMOVE", OpExists: "EXISTS", OpStatus: "STATUS",
-	OpTable: "TABLE", OpRaft: "RAFT",
+	OpTable: "TABLE", OpWrite: "WRITE", OpAppend: "APPEND", OpRename: "RENAME",
+	OpCopy: "COPY", OpChunk: "CHUNK", OpCommit: "COMMIT", OpRaft: "RAFT",
 }
 
 func (o Op) String() string {
@@ -47,7 +54,7 @@ func (o Op) Known() bool { _, ok := opNames[o]; return ok }
 // Mutating reports whether o changes state and so goes through the leader's log.
 func (o Op) Mutating() bool {
 	switch o {
-	case OpMkdir, OpPut, OpRemove:
+	case OpMkdir, OpPut, OpRemove, OpWrite, OpAppend, OpRename, OpCopy, OpChunk, OpCommit:
 		return true
 	}
 	return false
@@ -63,6 +70,7 @@ const (
 	FlagParents   Flags = 1 << iota // mkdir -p; put creates missing parents
 	FlagRecursive                   // rm -r
 	FlagStale                       // read from local state without ReadIndex
+	FlagIfAbsent                    // PUT/COMMIT/COPY/RENAME: CONFLICT if the target exists
 )
 
 // Request is one client-to-server message.
@@ -77,6 +85,15 @@ type Request struct {
 	Table     uint64 `msgpack:"table,omitempty"`      // routing-table version the request was routed with
 	TimeoutMs uint32 `msgpack:"timeout_ms,omitempty"` // caller's remaining deadline; 0 means server default
 	Hello     *Hello `msgpack:"hello,omitempty"`      // set for OpHello
+
+	To        string   `msgpack:"to,omitempty"`         // RENAME/COPY destination path
+	Offset    int64    `msgpack:"offset,omitempty"`     // WRITE position; GET range start
+	Length    int64    `msgpack:"length,omitempty"`     // GET range length; 0 reads to the end
+	IfVersion uint64   `msgpack:"if_version,omitempty"` // PUT/WRITE/APPEND/COMMIT: CONFLICT unless the file's version is this
+	Limit     uint32   `msgpack:"limit,omitempty"`      // LIST page size; 0 = server default (1000)
+	After     string   `msgpack:"after,omitempty"`      // LIST continuation token from Response.Next
+	Chunks    []string `msgpack:"chunks,omitempty"`     // COMMIT: chunk names in file order
+	Size      int64    `msgpack:"size,omitempty"`       // COMMIT: total size, checked against the chunks
 }
 
 // Hello opens a connection.
