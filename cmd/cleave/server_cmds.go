@@ -49,18 +49,7 @@ state in a Pebble directory. It serves until SIGINT or SIGTERM.
 of the ring. It is used only to bootstrap an empty --data directory.
 Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyEnv(cmd); err != nil {
-				return usageError{err}
-			}
-			cfg, err := o.config(cmd)
-			if err != nil {
-				return usageError{err}
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
-			return run(ctx, cfg)
-		},
+		RunE: serve(o.config, run),
 	}
 	f := cmd.Flags()
 	f.Uint64Var(&o.id, "id", 0, "raft id of this node, unique across the deployment (required)")
@@ -144,18 +133,7 @@ The routing table lives in --data. If there is none yet, one is made from the
 --cluster flags: the i-th cluster given owns the i-th of N even ranges.
 Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyEnv(cmd); err != nil {
-				return usageError{err}
-			}
-			cfg, err := o.config(cmd)
-			if err != nil {
-				return usageError{err}
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
-			return run(ctx, cfg)
-		},
+		RunE: serve(o.config, run),
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.id, "id", "router", "router id, shown in status and logs")
@@ -236,18 +214,7 @@ The first start in a data directory chooses the shape and the ports and saves
 them in DIR/up.json; later starts reuse them and find the data again.
 Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyEnv(cmd); err != nil {
-				return usageError{err}
-			}
-			cfg, err := o.config(cmd)
-			if err != nil {
-				return usageError{err}
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
-			return run(ctx, cfg)
-		},
+		RunE: serve(o.config, run),
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.data, "data", "./data", "data directory of the whole deployment")
@@ -341,4 +308,21 @@ func requireFlags(fs *pflag.FlagSet, names ...string) error {
 		}
 	}
 	return nil
+}
+
+// serve returns the RunE of a server command: apply CLEAVE_* variables, build
+// the configuration (errors are usage errors), then run until SIGINT/SIGTERM.
+func serve[C any](config func(*cobra.Command) (C, error), run func(context.Context, C) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		if err := applyEnv(cmd); err != nil {
+			return usageError{err}
+		}
+		cfg, err := config(cmd)
+		if err != nil {
+			return usageError{err}
+		}
+		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		return run(ctx, cfg)
+	}
 }
