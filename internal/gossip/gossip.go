@@ -1,0 +1,283 @@
+// Package gossip is cleave's liveness and discovery pool (DESIGN §6): every
+// router and storage node joins one hashicorp/memberlist pool and carries a
+// small Meta record (role, cluster, leader flag, applied index, service
+// address), so routers learn who leads each cluster and who died within
+// seconds, without polling.
+//
+// Gossip is advisory: it tells routers where to try first. Correctness never
+// depends on it; a stale hint costs a NOT_LEADER retry.
+package gossip
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Meta is what one member tells the pool about itself. It must encode to at
+// most memberlist.MetaMaxSize (512) bytes.
+type Meta struct {
+	Role    string `msgpack:"r"`           // "router" or "node"
+	ID      string `msgpack:"i"`           // router id, or the node's raft id in decimal
+	Cluster string `msgpack:"c,omitempty"` // cluster of a node
+	Leader  bool   `msgpack:"l,omitempty"` // a node that leads its cluster, a router that leads the meta group
+	Applied uint64 `msgpack:"a,omitempty"` // last applied log index
+	Addr    string `msgpack:"s"`           // service (wire protocol) address
+	PID     int    `msgpack:"p,omitempty"` // OS process id, for `cleave up`
+}
+
+// Member is one member of the pool as this process sees it.
+type Member struct {
+	Name  string // memberlist name: role/id
+	Meta  Meta
+	Alive bool      // false once memberlist declares it dead or it left
+	Since time.Time // when Alive last changed
+}
+
+// Config configures a pool member.
+type Config struct {
+	Bind    string        // host:port for gossip (UDP and TCP); port 0 picks one
+	Seeds   []string      // gossip addresses of members to join; none starts a new pool
+	Meta    func() Meta   // called whenever memberlist needs this member's meta; must be cheap and safe concurrently
+	Refresh time.Duration // how often meta is re-read and pushed if it changed; default 250ms
+	Logger  *slog.Logger  // default slog.Default()
+	// OnChange, if set, is called (not concurrently) after a member joins,
+	// changes its meta, leaves or dies. It must not block.
+	OnChange func(Member)
+}
+
+// Pool is this process's membership in the gossip pool. Safe for
+// concurrent use.
+type Pool struct {
+	cfg  Config
+	ml   *memberlist.Memberlist
+	log  *slog.Logger
+	name string
+
+	mu       sync.Mutex
+	members  map[string]*Member
+	lastMeta []byte
+
+	evMu sync.Mutex // serialises OnChange calls
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+// Start joins (or starts) the pool. Failing to reach any seed is not an
+// error: the member keeps retrying the seeds in the background, so processes
+// may start in any order.
+func Start(cfg Config) (*Pool, error) {
+	if cfg.Meta == nil {
+		return nil, errors.New("gossip: Meta is required")
+	}
+	if cfg.Refresh <= 0 {
+		cfg.Refresh = 250 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	host, portStr, err := net.SplitHostPort(cfg.Bind)
+	if err != nil {
+		return nil, fmt.Errorf("gossip: bind address %q: %v", cfg.Bind, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("gossip: bind port %q: %v", portStr, err)
+	}
+	m := cfg.Meta()
+	p := &Pool{
+		cfg: cfg, log: cfg.Logger.With("component", "gossip"),
+		name:    m.Role + "/" + m.ID,
+		members: map[string]*Member{},
+		done:    make(chan struct{}),
+	}
+	mc := memberlist.DefaultLocalConfig()
+	mc.Name = p.name
+	mc.BindAddr = host
+	mc.BindPort = port
+	mc.AdvertiseAddr = host
+	mc.AdvertisePort = port
+	mc.Delegate = (*delegate)(p)
+	mc.Events = (*events)(p)
+	mc.Logger = log.New(&slogWriter{p.log}, "", 0)
+	// Detect a dead member in about 2 s on loopback.
+	mc.ProbeInterval = 500 * time.Millisecond
+	mc.ProbeTimeout = 200 * time.Millisecond
+	mc.SuspicionMult = 2
+	mc.PushPullInterval = 5 * time.Second
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("gossip: %w", err)
+	}
+	p.ml = ml
+	if port == 0 {
+		// memberlist picked the port: advertise what it bound.
+		p.log.Debug("gossip bound", "addr", ml.LocalNode().Address())
+	}
+	p.wg.Add(1)
+	go p.loop()
+	return p, nil
+}
+
+// Addr returns the gossip address other members use as a seed.
+func (p *Pool) Addr() string { return p.ml.LocalNode().Address() }
+
+// Members returns every member seen, sorted by name, including this one.
+func (p *Pool) Members() []Member {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]Member, 0, len(p.members))
+	for _, m := range p.members {
+		out = append(out, *m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Close leaves the pool (so others learn at once) and stops.
+func (p *Pool) Close() error {
+	select {
+	case <-p.done:
+		return nil
+	default:
+	}
+	close(p.done)
+	p.wg.Wait()
+	p.ml.Leave(500 * time.Millisecond)
+	return p.ml.Shutdown()
+}
+
+// loop pushes meta changes and keeps trying the seeds until one answers.
+func (p *Pool) loop() {
+	defer p.wg.Done()
+	joined := len(p.cfg.Seeds) == 0
+	t := time.NewTicker(p.cfg.Refresh)
+	defer t.Stop()
+	nextJoin := time.Now()
+	for {
+		if !joined && time.Now().After(nextJoin) {
+			if _, err := p.ml.Join(p.cfg.Seeds); err == nil {
+				joined = true
+			} else {
+				p.log.Debug("no gossip seed answered yet", "seeds", strings.Join(p.cfg.Seeds, ","), "err", err)
+				nextJoin = time.Now().Add(time.Second)
+			}
+		}
+		if b, err := msgpack.Marshal(p.cfg.Meta()); err == nil {
+			p.mu.Lock()
+			changed := !bytes.Equal(b, p.lastMeta)
+			p.mu.Unlock()
+			if changed {
+				p.ml.UpdateNode(time.Second)
+			}
+		}
+		select {
+		case <-p.done:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// record updates the member table and reports the change.
+func (p *Pool) record(n *memberlist.Node, alive bool) {
+	var meta Meta
+	if len(n.Meta) > 0 {
+		if err := msgpack.Unmarshal(n.Meta, &meta); err != nil {
+			p.log.Warn("undecodable gossip meta ignored", "member", n.Name, "err", err)
+			return
+		}
+	}
+	p.mu.Lock()
+	m := p.members[n.Name]
+	if m == nil {
+		m = &Member{Name: n.Name}
+		p.members[n.Name] = m
+	}
+	if m.Alive != alive {
+		m.Since = time.Now()
+	}
+	if !alive && len(n.Meta) == 0 {
+		meta = m.Meta // a dead notice may carry no meta: keep the last known
+	}
+	m.Meta, m.Alive = meta, alive
+	snap := *m
+	p.mu.Unlock()
+	if p.cfg.OnChange != nil {
+		p.evMu.Lock()
+		p.cfg.OnChange(snap)
+		p.evMu.Unlock()
+	}
+}
+
+type delegate Pool
+
+func (d *delegate) NodeMeta(limit int) []byte {
+	b, err := msgpack.Marshal(d.cfg.Meta())
+	if err != nil || len(b) > limit {
+		d.log.Error("gossip meta too large or unencodable", "bytes", len(b), "limit", limit, "err", err)
+		return nil
+	}
+	d.mu.Lock()
+	d.lastMeta = b
+	d.mu.Unlock()
+	return b
+}
+func (d *delegate) NotifyMsg([]byte)                           {}
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d *delegate) LocalState(join bool) []byte                { return nil }
+func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+type events Pool
+
+func (e *events) NotifyJoin(n *memberlist.Node)   { (*Pool)(e).record(n, true) }
+func (e *events) NotifyUpdate(n *memberlist.Node) { (*Pool)(e).record(n, true) }
+func (e *events) NotifyLeave(n *memberlist.Node)  { (*Pool)(e).record(n, false) }
+
+// slogWriter sends memberlist's log lines to slog at debug level (warnings
+// and errors at their level).
+type slogWriter struct{ log *slog.Logger }
+
+func (w *slogWriter) Write(b []byte) (int, error) {
+	line := strings.TrimSpace(string(b))
+	switch {
+	case strings.Contains(line, "use of closed network connection"):
+		w.log.Debug(line) // shutting down
+	case strings.Contains(line, "[ERR]"):
+		w.log.Error(line)
+	case strings.Contains(line, "[WARN]"):
+		w.log.Debug(line) // memberlist warns on every refused probe of a dead member
+	default:
+		w.log.Debug(line)
+	}
+	return len(b), nil
+}
+
+var _ io.Writer = (*slogWriter)(nil)
+
+// WaitFor polls Members until cond holds or ctx ends; for tests and startup.
+func (p *Pool) WaitFor(ctx context.Context, cond func([]Member) bool) error {
+	for {
+		if cond(p.Members()) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
