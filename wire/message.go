@@ -128,6 +128,8 @@ type Response struct {
 	Node    *NodeStatus `msgpack:"node,omitempty"`    // STATUS sent to a node
 	Status  *Status     `msgpack:"status,omitempty"`  // STATUS sent to a router
 	Routes  *TableInfo  `msgpack:"routes,omitempty"`  // TABLE
+	Next    string      `msgpack:"next,omitempty"`    // LIST: continuation token for Request.After; "" when no more entries
+	Chunk   string      `msgpack:"chunk,omitempty"`   // CHUNK: the stored chunk's name, "sha256:<hex>"
 }
 
 // Err returns nil for OK and a *Error otherwise.
@@ -182,7 +184,7 @@ type Stat struct {
 	Size     int64    `msgpack:"size"`               // bytes (0 for directories)
 	Mtime    int64    `msgpack:"mtime"`              // unix nanoseconds, from the leader's log entry
 	Version  uint64   `msgpack:"version"`            // log index of the last change
-	Checksum string   `msgpack:"checksum,omitempty"` // "sha256:<hex>" of the contents (files)
+	Checksum string   `msgpack:"checksum,omitempty"` // files: "sha256:<hex>" of the contents, or "sha256-tree:<block>:<hex>" over more than one block (docs/protocol.md)
 }
 
 // Range is a half-open interval [Start, End) of the 64-bit hash ring.
@@ -229,6 +231,11 @@ type NodeStatus struct {
 	PID        int    `msgpack:"pid" json:"pid"` // OS pid under `cleave up`, else 0
 	Range      Range  `msgpack:"range" json:"range"`
 	Error      string `msgpack:"error,omitempty" json:"error,omitempty"` // why the router could not reach it
+
+	ScrubChecked uint64 `msgpack:"scrub_checked,omitempty" json:"scrub_checked"` // chunks the scrubber verified since start
+	ScrubBytes   uint64 `msgpack:"scrub_bytes,omitempty" json:"scrub_bytes"`     // bytes the scrubber verified since start
+	ScrubCorrupt uint64 `msgpack:"scrub_corrupt,omitempty" json:"scrub_corrupt"` // chunks found corrupt since start (each is logged)
+	ScrubPasses  uint64 `msgpack:"scrub_passes,omitempty" json:"scrub_passes"`   // complete passes over every chunk since start
 }
 
 // ClusterStatus is one cluster as the router sees it.
