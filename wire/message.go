@@ -31,6 +31,14 @@ const (
 	OpChunk  Op = 15 // store one content-addressed chunk (Data); Response.Chunk names it
 	OpCommit Op = 16 // make Path a file of the listed Chunks, atomically
 
+	// Node to node: one frame of a snapshot stream (Request.Snap; Data is a
+	// slice of the stream). Answered OK, or an error that aborts the stream.
+	OpSnapshot Op = 17
+	// Admin, sent to a cluster's leader: membership changes (Request.Member).
+	OpAddLearner   Op = 18 // add Member{ID, Addr} as a non-voting learner
+	OpPromote      Op = 19 // make learner Member.ID a voter once it is caught up
+	OpRemoveMember Op = 20 // remove Member.ID (voter or learner) from the group
+
 	OpRaft Op = 64 // one-way: Data is a marshalled raftpb.Message; no response
 )
 
@@ -39,6 +47,8 @@ var opNames = map[Op]string{
 	OpStat: "STAT", OpRemove: "REMOVE", OpExists: "EXISTS", OpStatus: "STATUS",
 	OpTable: "TABLE", OpWrite: "WRITE", OpAppend: "APPEND", OpRename: "RENAME",
 	OpCopy: "COPY", OpChunk: "CHUNK", OpCommit: "COMMIT", OpRaft: "RAFT",
+	OpSnapshot: "SNAPSHOT", OpAddLearner: "ADD_LEARNER", OpPromote: "PROMOTE",
+	OpRemoveMember: "REMOVE_MEMBER",
 }
 
 func (o Op) String() string {
@@ -94,6 +104,32 @@ type Request struct {
 	After     string   `msgpack:"after,omitempty"`      // LIST continuation token from Response.Next
 	Chunks    []string `msgpack:"chunks,omitempty"`     // COMMIT: chunk names in file order
 	Size      int64    `msgpack:"size,omitempty"`       // COMMIT: total size, checked against the chunks
+
+	Snap   *SnapChunk `msgpack:"snap,omitempty"`   // SNAPSHOT: which stream and where in it
+	Member *Member    `msgpack:"member,omitempty"` // ADD_LEARNER, PROMOTE, REMOVE_MEMBER
+}
+
+// SnapChunk places one SNAPSHOT frame (its bytes are in Request.Data) in a
+// snapshot stream from node From to node To. The first frame (Offset 0)
+// carries Raft, the marshalled raftpb.Message of type MsgSnap whose metadata
+// (index, term, ConfState) the stream is an image of; the last has Done set
+// and CRC, the CRC-32C (Castagnoli) of all stream bytes.
+type SnapChunk struct {
+	ID     uint64 `msgpack:"id"`             // stream id, chosen by the sender
+	From   uint64 `msgpack:"from"`           // sender's raft id
+	To     uint64 `msgpack:"to"`             // receiver's raft id
+	Offset uint64 `msgpack:"offset"`         // stream offset of Request.Data
+	Raft   []byte `msgpack:"raft,omitempty"` // first frame: marshalled MsgSnap
+	Done   bool   `msgpack:"done,omitempty"` // last frame
+	CRC    uint32 `msgpack:"crc,omitempty"`  // last frame: CRC-32C of the stream
+}
+
+// MemberStatus is one member of a node's raft group as that node sees it.
+type MemberStatus struct {
+	ID    uint64 `msgpack:"id" json:"id"`
+	Addr  string `msgpack:"addr" json:"addr"`
+	Voter bool   `msgpack:"voter" json:"voter"`                     // false: learner
+	Match uint64 `msgpack:"match,omitempty" json:"match,omitempty"` // leader only: highest log index known replicated there
 }
 
 // Hello opens a connection.
@@ -236,6 +272,9 @@ type NodeStatus struct {
 	ScrubBytes   uint64 `msgpack:"scrub_bytes,omitempty" json:"scrub_bytes"`     // bytes the scrubber verified since start
 	ScrubCorrupt uint64 `msgpack:"scrub_corrupt,omitempty" json:"scrub_corrupt"` // chunks found corrupt since start (each is logged)
 	ScrubPasses  uint64 `msgpack:"scrub_passes,omitempty" json:"scrub_passes"`   // complete passes over every chunk since start
+
+	Members  []MemberStatus `msgpack:"members,omitempty" json:"members,omitempty"`     // the raft group's members as this node knows them
+	LogFirst uint64         `msgpack:"log_first,omitempty" json:"log_first,omitempty"` // first index still in the local log (older ones are compacted)
 }
 
 // ClusterStatus is one cluster as the router sees it.
