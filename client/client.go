@@ -230,6 +230,12 @@ func (c *Client) broken(conn *rpc.Conn, err error) {
 // failures are retried (redialling) until ctx's deadline; a mutating
 // request keeps its (session, seq) across retries so it applies once.
 func (c *Client) call(ctx context.Context, op string, req *wire.Request) (*wire.Response, error) {
+	return c.callWith(ctx, op, req, true)
+}
+
+// callWith is call; session false sends a mutation without (session, seq),
+// for idempotent ones (OpChunk) that may be pipelined out of order.
+func (c *Client) callWith(ctx context.Context, op string, req *wire.Request, session bool) (*wire.Response, error) {
 	if req.Op != wire.OpStatus && req.Op != wire.OpTable {
 		if err := fspath.Validate(req.Path); err != nil {
 			return nil, &Error{Code: wire.Invalid, Message: err.Error(), Op: op, Path: req.Path, err: err}
@@ -237,7 +243,7 @@ func (c *Client) call(ctx context.Context, op string, req *wire.Request) (*wire.
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	if req.Op.Mutating() {
+	if req.Op.Mutating() && session {
 		req.Session, req.Seq = c.session, c.seq.Add(1)
 	}
 	var (
@@ -345,20 +351,6 @@ func (c *Client) Get(ctx context.Context, path string) ([]byte, error) {
 		return []byte{}, nil
 	}
 	return resp.Data, nil
-}
-
-// List returns the entries of the directory path, sorted by name. Listing
-// "/" merges the root directories of every cluster.
-func (c *Client) List(ctx context.Context, path string) ([]Stat, error) {
-	resp, err := c.call(ctx, "ls", &wire.Request{Op: wire.OpList, Path: path})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Stat, len(resp.Entries))
-	for i := range resp.Entries {
-		out[i] = statFromWire(&resp.Entries[i])
-	}
-	return out, nil
 }
 
 // Stat returns the metadata of path.

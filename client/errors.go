@@ -92,8 +92,16 @@ func (e *Error) Error() string {
 	return e.Code.String() + ": " + e.Message
 }
 
-// Is reports whether target is the sentinel of e's code.
-func (e *Error) Is(target error) bool { return target != nil && target == Sentinel(e.Code) }
+// Is reports whether target is the sentinel of e's code, or the io/fs error
+// the code stands for (fs.ErrNotExist for NOT_FOUND, fs.ErrExist for EXISTS,
+// fs.ErrInvalid for INVALID, fs.ErrPermission for UNAUTHORIZED and
+// FORBIDDEN), so code written against io/fs handles cleave errors.
+func (e *Error) Is(target error) bool {
+	if target == nil {
+		return false
+	}
+	return target == Sentinel(e.Code) || target == fsErr(e.Code)
+}
 
 // Unwrap returns the underlying cause, such as context.DeadlineExceeded or
 // ErrClosed, or nil.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/cleavefs/cleave/internal/fspath"
@@ -137,14 +138,40 @@ func (r *Router) Handle(ctx context.Context, req *wire.Request) *wire.Response {
 		}
 		return wire.Errorf(req.ID, wire.Invalid, "%v", err)
 	}
+	if req.Op == wire.OpRename || req.Op == wire.OpCopy {
+		if resp := checkTwoPaths(req); resp != nil {
+			return resp
+		}
+	}
 	if req.Path == "/" {
 		return r.handleTop(ctx, req)
 	}
+	// Every other operation, OpChunk and OpCommit included, goes to the
+	// cluster owning the root of req.Path (for RENAME and COPY also To's).
 	p := ring.PathPoint(req.Path)
 	return r.forward(ctx, req, func(t *wire.TableInfo) (string, bool) {
 		o, ok := Owner(t, p)
 		return o.Cluster, ok
 	})
+}
+
+// checkTwoPaths checks the destination of a RENAME or COPY: To must be a
+// valid path other than "/", and in the same root as Path, since one root
+// lives in one cluster and a move across clusters would not be atomic
+// (DESIGN §1). A copy across roots is done by the SDK, which streams the
+// bytes; the router refuses it like a rename.
+func checkTwoPaths(req *wire.Request) *wire.Response {
+	verb := strings.ToLower(req.Op.String())
+	if err := fspath.Validate(req.To); err != nil {
+		return wire.Errorf(req.ID, wire.Invalid, "%s destination: %v", verb, err)
+	}
+	if req.Path == "/" || req.To == "/" {
+		return wire.Errorf(req.ID, wire.Invalid, "%s %s to %s: / is the virtual top directory and cannot be moved or copied", verb, req.Path, req.To)
+	}
+	if a, b := fspath.Root(req.Path), fspath.Root(req.To); a != b {
+		return wire.Errorf(req.ID, wire.CrossRoot, "%s %s to %s: source root %q and destination root %q differ; %s works within one root", verb, req.Path, req.To, a, b, verb)
+	}
+	return nil
 }
 
 // handleTop answers an operation on the virtual top directory "/".
@@ -162,12 +189,36 @@ func (r *Router) handleTop(ctx context.Context, req *wire.Request) *wire.Respons
 	return wire.Errorf(req.ID, wire.Invalid, "%v on / is not allowed: / is the virtual top directory", req.Op)
 }
 
+// defaultListLimit is the page size of a listing of "/" that asks for none;
+// the nodes use the same default.
+const defaultListLimit = 1000
+
 // listTop lists "/" on every cluster owning a range, in parallel, and merges
 // the roots sorted by name. A root is kept only from the cluster the table
 // gives it to, so a cluster still holding a root it split away (before its
 // background delete) adds no duplicate. If any cluster fails, so does the
 // listing.
+//
+// Pagination: the continuation token of "/" is the last root name returned,
+// so a token stays correct while roots come and go. Each cluster is asked
+// for its first Limit roots after After (a node must take a root name as
+// After when listing "/"); the first Limit names of their union are the
+// first Limit names of "/", so the merged page is cut there, and Next is
+// its last name when some cluster has more (answered with a Next, or a full
+// page) or the union was cut. A page may come out shorter than Limit when a
+// cluster's page held roots it no longer owns; a non-empty Next still means
+// "more".
+//
+// FlagRecursive on "/" is refused with INVALID: a recursive listing of the
+// whole namespace is a walk, which the SDK does root by root (Client.Walk).
 func (r *Router) listTop(ctx context.Context, req *wire.Request) *wire.Response {
+	if req.Flags&wire.FlagRecursive != 0 {
+		return wire.Errorf(req.ID, wire.Invalid, "recursive listing of / is not served by the router: list each root recursively (the SDK's Walk does)")
+	}
+	limit := int(req.Limit)
+	if limit == 0 {
+		limit = defaultListLimit
+	}
 	t := r.table.Current()
 	ids := owningClusters(t)
 	resps := make([]*wire.Response, len(ids))
@@ -182,18 +233,33 @@ func (r *Router) listTop(ctx context.Context, req *wire.Request) *wire.Response 
 	}
 	wg.Wait()
 	var entries []wire.Stat
+	more := false
 	for i, resp := range resps {
 		if resp.Code != wire.OK {
 			return wire.Errorf(req.ID, resp.Code, "list / on cluster %s: %s", ids[i], resp.Message)
 		}
+		more = more || resp.Next != "" || len(resp.Entries) >= limit && req.Limit != 0
 		for _, e := range resp.Entries {
+			if e.Name <= req.After && req.After != "" {
+				continue // a node that ignores After
+			}
 			if o, ok := Owner(t, ring.Point(e.Name)); ok && o.Cluster == ids[i] {
 				entries = append(entries, e)
 			}
 		}
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
-	return &wire.Response{Entries: entries}
+	out := &wire.Response{Entries: entries}
+	if len(entries) > limit {
+		out.Entries, more = entries[:limit], true
+	}
+	switch {
+	case more && len(out.Entries) > 0:
+		out.Next = out.Entries[len(out.Entries)-1].Name
+	case more:
+		out.Next = req.After // nothing owned on this page yet; continue from the same place
+	}
+	return out
 }
 
 // leader returns the cached leader address of a cluster, "" if unknown.

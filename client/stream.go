@@ -1,0 +1,276 @@
+package client
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/cleavefs/cleave/wire"
+)
+
+// Streaming parameters (DESIGN §4): files travel in chunks of ChunkSize,
+// with at most window requests in flight per transfer, so a transfer holds
+// about (window+1) × ChunkSize of memory whatever the file's size.
+const (
+	// ChunkSize is the size of one uploaded chunk and of one ranged read.
+	ChunkSize = 1 << 20
+	window    = 4
+)
+
+// chunkName is the content address the servers give a chunk.
+func chunkName(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// Upload creates or replaces the file path with everything read from r and
+// returns its metadata. Up to ChunkSize bytes go in one PUT; more go as
+// content-addressed chunks (several in flight at once) and then one COMMIT
+// that makes the whole file visible atomically: a reader sees the old file
+// or the new one, never a mix, and an upload that fails or is cancelled
+// leaves nothing visible (its chunks are collected by the cluster). Memory
+// is bounded by a few chunks. Options: Parents, IfAbsent, IfVersion
+// (checked at commit).
+func (c *Client) Upload(ctx context.Context, path string, r io.Reader, opts ...PutOption) (*Stat, error) {
+	first := make([]byte, ChunkSize)
+	n, err := io.ReadFull(r, first)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		return c.Put(ctx, path, first[:n], opts...)
+	case err != nil:
+		return nil, readErr(path, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	free := make(chan []byte, window+1)
+	free <- first
+	for range window {
+		free <- nil // allocated on first use
+	}
+	var (
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+		names    []string
+		size     int64
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+			cancel()
+		}
+		mu.Unlock()
+	}
+	send := func(i int, buf []byte, name string) {
+		defer wg.Done()
+		// A chunk is idempotent (stored under its content hash), so it
+		// carries no session: retries and out-of-order arrival are harmless.
+		resp, err := c.callNoSession(ctx, "put", &wire.Request{Op: wire.OpChunk, Path: path, Data: buf})
+		switch {
+		case err != nil:
+			fail(err)
+		case resp.Chunk != "" && resp.Chunk != name:
+			fail(&Error{Code: wire.Internal, Op: "put", Path: path,
+				Message: fmt.Sprintf("put %s: chunk %d stored as %s, but its SHA-256 is %s", path, i, resp.Chunk, name)})
+		}
+		free <- buf[:cap(buf)]
+	}
+	buf := first
+	for i := 0; ; i++ {
+		if i > 0 {
+			select {
+			case buf = <-free:
+			case <-ctx.Done():
+			}
+			if ctx.Err() != nil {
+				break
+			}
+			if buf == nil {
+				buf = make([]byte, ChunkSize)
+			}
+			n, err = io.ReadFull(r, buf)
+			if err == io.EOF {
+				break
+			}
+			if err != nil && err != io.ErrUnexpectedEOF {
+				fail(readErr(path, err))
+				break
+			}
+		}
+		chunk := buf[:n]
+		name := chunkName(chunk)
+		names = append(names, name)
+		size += int64(n)
+		wg.Add(1)
+		go send(i, chunk, name)
+		if n < ChunkSize {
+			break
+		}
+	}
+	wg.Wait()
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = wrapError("put", path, ctx.Err())
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	req := &wire.Request{Op: wire.OpCommit, Path: path, Chunks: names, Size: size}
+	for _, o := range opts {
+		o(req)
+	}
+	resp, err := c.call(ctx, "put", req)
+	if err != nil {
+		return nil, err
+	}
+	return statOf("put", path, resp)
+}
+
+// readErr is the error of an upload whose reader failed: the reader's own
+// *Error if it is one (a streamed copy's source), else INTERNAL.
+func readErr(path string, err error) error {
+	var ce *Error
+	if errors.As(err, &ce) {
+		return ce
+	}
+	return &Error{Code: wire.Internal, Op: "put", Path: path, Message: fmt.Sprintf("put %s: read: %v", path, err), err: err}
+}
+
+// callNoSession is call for an idempotent mutation that needs no
+// exactly-once bookkeeping.
+func (c *Client) callNoSession(ctx context.Context, op string, req *wire.Request) (*wire.Response, error) {
+	req.Session = 0
+	return c.callWith(ctx, op, req, false)
+}
+
+// versionChanged is the error of a read that saw two versions of a file.
+func versionChanged(op, path string, want, got uint64) error {
+	return &Error{Code: wire.Conflict, Op: op, Path: path,
+		Message: fmt.Sprintf("%s %s: the file changed while it was read (version %d, then %d)", op, path, want, got)}
+}
+
+// rangeResult is one ranged read of a download.
+type rangeResult struct {
+	data []byte
+	st   *Stat
+	err  error
+}
+
+// Download writes the contents of the file path to w and returns the
+// metadata of the version written. It reads ranges of ChunkSize, several in
+// flight, in order, so memory stays bounded whatever the size. All ranges
+// must come from one version: if the file changes during the download, it
+// fails with ErrConflict (w then holds a prefix of the old version; write to
+// a temporary file and rename if that matters).
+func (c *Client) Download(ctx context.Context, path string, w io.Writer) (*Stat, error) {
+	data, st, err := c.GetRange(ctx, path, 0, ChunkSize)
+	if err != nil {
+		return nil, err
+	}
+	if st.IsDir() {
+		return nil, &Error{Code: wire.IsDir, Op: "get", Path: path, Message: path + ": is a directory"}
+	}
+	if _, err := w.Write(data); err != nil {
+		return nil, writeErr(path, err)
+	}
+	off := int64(len(data))
+	if off >= st.Size {
+		return st, nil
+	}
+	if len(data) == 0 {
+		return nil, &Error{Code: wire.Internal, Op: "get", Path: path, Message: fmt.Sprintf("get %s: empty range at 0 of a %d-byte file", path, st.Size)}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	step := int64(len(data))
+	var pending []chan rangeResult
+	next := off
+	issue := func() {
+		ch := make(chan rangeResult, 1)
+		pending = append(pending, ch)
+		at := next
+		next += step
+		go func() {
+			d, s, err := c.GetRange(ctx, path, at, step)
+			ch <- rangeResult{d, s, err}
+		}()
+	}
+	for next < st.Size && len(pending) < window {
+		issue()
+	}
+	for len(pending) > 0 {
+		res := <-pending[0]
+		pending = pending[1:]
+		if res.err != nil {
+			return nil, res.err
+		}
+		if res.st.Version != st.Version {
+			return nil, versionChanged("get", path, st.Version, res.st.Version)
+		}
+		if want := min(step, st.Size-off); int64(len(res.data)) != want {
+			return nil, &Error{Code: wire.Internal, Op: "get", Path: path,
+				Message: fmt.Sprintf("get %s: range at %d returned %d bytes, want %d", path, off, len(res.data), want)}
+		}
+		if _, err := w.Write(res.data); err != nil {
+			return nil, writeErr(path, err)
+		}
+		off += int64(len(res.data))
+		if next < st.Size {
+			issue()
+		}
+	}
+	return st, nil
+}
+
+func writeErr(path string, err error) error {
+	return &Error{Code: wire.Internal, Op: "get", Path: path, Message: fmt.Sprintf("get %s: write: %v", path, err), err: err}
+}
+
+// copyAcross copies src to dst in another root by streaming.
+func (c *Client) copyAcross(ctx context.Context, src, dst string, opts []PutOption) (*Stat, error) {
+	st, err := c.Stat(ctx, src)
+	if err != nil {
+		return nil, relabel(err, "cp")
+	}
+	if st.IsDir() {
+		return nil, &Error{Code: wire.IsDir, Op: "cp", Path: src, Message: "cp " + src + ": is a directory (copy files one by one)"}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr, pw := io.Pipe()
+	dl := make(chan error, 1)
+	go func() {
+		_, err := c.Download(ctx, src, pw)
+		pw.CloseWithError(err)
+		dl <- err
+	}()
+	out, uerr := c.Upload(ctx, dst, pr, opts...)
+	if uerr != nil {
+		cancel() // stop the download; its error is then ours
+	}
+	pr.CloseWithError(io.ErrClosedPipe)
+	derr := <-dl
+	switch {
+	case uerr == nil:
+		return out, nil
+	case derr != nil && !errors.Is(derr, context.Canceled):
+		return nil, relabel(derr, "cp") // the source failed (NOT_FOUND, CONFLICT, ...)
+	}
+	return nil, relabel(uerr, "cp")
+}
+
+// relabel names op as the operation of a *Error from a sub-operation.
+func relabel(err error, op string) error {
+	var ce *Error
+	if errors.As(err, &ce) {
+		cp := *ce
+		cp.Op = op
+		return &cp
+	}
+	return err
+}

@@ -1,0 +1,281 @@
+// Package testcluster starts a real cleave deployment inside a test process:
+// N clusters of storage nodes (cluster.Start, Pebble in t.TempDir(), Raft
+// over loopback TCP) and one router (router.New) in front of them. Tests of
+// the SDK, the CLI and the router talk to it exactly as they would to
+// `cleave up`; nothing is faked.
+//
+// Addresses are picked by listening on 127.0.0.1:0 and closing the listener,
+// because Raft peers must know each other's addresses before they start. A
+// port taken by someone else in between makes Start fail loudly; it retries
+// the whole deployment once before giving up.
+//
+// Everything is closed when the test ends (t.Cleanup).
+package testcluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/cleavefs/cleave/client"
+	"github.com/cleavefs/cleave/cluster"
+	"github.com/cleavefs/cleave/internal/fspath"
+	"github.com/cleavefs/cleave/internal/ring"
+	"github.com/cleavefs/cleave/router"
+	"github.com/cleavefs/cleave/wire"
+)
+
+// Options shape a deployment. The zero value is one cluster of three nodes.
+type Options struct {
+	Clusters int    // number of clusters; default 1
+	Nodes    int    // nodes per cluster; default 3
+	Token    string // shared auth token; default none
+	// Logger receives every component's logs; default: discarded, or
+	// stderr at debug level when CLEAVE_TEST_LOG is set.
+	Logger *slog.Logger
+	// Router, if set, adjusts the router's config before it starts.
+	Router func(*router.Config)
+}
+
+// Deployment is a running in-process deployment.
+type Deployment struct {
+	// Addr is the router's client address.
+	Addr string
+	// Router is the router serving Addr.
+	Router *router.Router
+	// Nodes holds each cluster's nodes, by cluster id ("c1", "c2", ...).
+	Nodes map[string][]*cluster.Node
+	// Table is the bootstrap routing table.
+	Table *wire.TableInfo
+
+	opts Options
+}
+
+// Start starts a deployment in t.TempDir() and waits until every cluster
+// has a leader; it is closed when the test ends.
+func Start(t testing.TB, opts Options) *Deployment {
+	t.Helper()
+	d, err := New(opts, t.TempDir())
+	if err != nil {
+		t.Fatalf("testcluster: %v", err)
+	}
+	t.Cleanup(d.Close)
+	return d
+}
+
+// New starts a deployment with its data under dir and waits until every
+// cluster has a leader. The caller must Close it. It is for a TestMain that
+// shares one deployment among a package's tests; tests use Start.
+func New(opts Options, dir string) (*Deployment, error) {
+	if opts.Clusters <= 0 {
+		opts.Clusters = 1
+	}
+	if opts.Nodes <= 0 {
+		opts.Nodes = 3
+	}
+	if opts.Logger == nil {
+		if os.Getenv("CLEAVE_TEST_LOG") != "" {
+			opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		} else {
+			opts.Logger = slog.New(slog.DiscardHandler)
+		}
+	}
+	var lastErr error
+	for try := range 2 { // a stolen port fails the first try; try again with fresh ones
+		d, err := start(opts, filepath.Join(dir, "try"+strconv.Itoa(try)))
+		if err == nil {
+			if err = d.waitLeaders(20 * time.Second); err == nil {
+				return d, nil
+			}
+			d.Close()
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
+// Close stops the router and every node.
+func (d *Deployment) Close() {
+	if d.Router != nil {
+		d.Router.Close()
+	}
+	for _, nodes := range d.Nodes {
+		for _, n := range nodes {
+			n.Close()
+		}
+	}
+}
+
+func start(opts Options, base string) (*Deployment, error) {
+	d := &Deployment{Nodes: map[string][]*cluster.Node{}, opts: opts}
+	var infos []wire.ClusterInfo
+	nextID := uint64(1)
+	for c := range opts.Clusters {
+		ci := wire.ClusterInfo{ID: "c" + strconv.Itoa(c+1)}
+		for range opts.Nodes {
+			addr, err := FreeAddr()
+			if err != nil {
+				return nil, err
+			}
+			ci.Members = append(ci.Members, wire.Member{ID: nextID, Addr: addr})
+			nextID++
+		}
+		infos = append(infos, ci)
+	}
+	d.Table = router.BootstrapTable(infos)
+	fail := func(err error) (*Deployment, error) {
+		d.Close()
+		return nil, err
+	}
+	for _, ci := range infos {
+		peers := map[uint64]string{}
+		for _, m := range ci.Members {
+			peers[m.ID] = m.Addr
+		}
+		rg, _ := router.ClusterRange(d.Table, ci.ID)
+		for _, m := range ci.Members {
+			cfg := cluster.DefaultConfig()
+			cfg.NodeID, cfg.ClusterID, cfg.Listen, cfg.Peers = m.ID, ci.ID, m.Addr, peers
+			cfg.DataDir = filepath.Join(base, ci.ID, "n"+strconv.FormatUint(m.ID, 10))
+			cfg.Range = rg
+			cfg.Token = opts.Token
+			cfg.Logger = opts.Logger
+			n, err := cluster.Start(cfg)
+			if err != nil {
+				return fail(fmt.Errorf("start node %d of %s: %w", m.ID, ci.ID, err))
+			}
+			d.Nodes[ci.ID] = append(d.Nodes[ci.ID], n)
+		}
+	}
+	rc := router.DefaultConfig()
+	rc.ID = "r1"
+	rc.Listen = "127.0.0.1:0"
+	rc.DataDir = filepath.Join(base, "router")
+	rc.Bootstrap = d.Table
+	rc.Token = opts.Token
+	rc.Logger = opts.Logger
+	rc.AttemptTimeout = time.Second
+	if opts.Router != nil {
+		opts.Router(&rc)
+	}
+	r, err := router.New(rc)
+	if err != nil {
+		return fail(fmt.Errorf("router: %w", err))
+	}
+	d.Router = r
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fail(err)
+	}
+	go r.Serve(ln)
+	d.Addr = ln.Addr().String()
+	return d, nil
+}
+
+// FreeAddr returns a loopback address that was free a moment ago.
+func FreeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// WaitLeaders waits until every cluster has a leader, or fails the test
+// after timeout.
+func (d *Deployment) WaitLeaders(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	if err := d.waitLeaders(timeout); err != nil {
+		t.Fatalf("testcluster: %v", err)
+	}
+}
+
+func (d *Deployment) waitLeaders(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		missing := ""
+		for id, nodes := range d.Nodes {
+			has := false
+			for _, n := range nodes {
+				has = has || n.Status().Role == "leader"
+			}
+			if !has {
+				missing = id
+			}
+		}
+		if missing == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cluster %s has no leader after %v", missing, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Client dials the router with opts (plus the deployment's token) and
+// closes the client when the test ends.
+func (d *Deployment) Client(t testing.TB, opts ...client.Option) *client.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if d.opts.Token != "" {
+		opts = append([]client.Option{client.WithToken(d.opts.Token)}, opts...)
+	}
+	c, err := client.Dial(ctx, []string{d.Addr}, opts...)
+	if err != nil {
+		t.Fatalf("testcluster: dial %s: %v", d.Addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// RootIn returns a valid root name starting with prefix whose ring point the
+// bootstrap table gives to cluster id (e.g. "c2").
+func (d *Deployment) RootIn(t testing.TB, id, prefix string) string {
+	t.Helper()
+	for i := range 100000 {
+		name := prefix + strconv.Itoa(i)
+		if fspath.Validate("/"+name) != nil {
+			continue
+		}
+		if o, ok := router.Owner(d.Table, ring.Point(name)); ok && o.Cluster == id {
+			return name
+		}
+	}
+	t.Fatalf("testcluster: no root with prefix %q in cluster %s", prefix, id)
+	return ""
+}
+
+// AddRouter starts another router over the same table (routers are
+// stateless forwarders) and returns its address; it is closed when the
+// test ends.
+func (d *Deployment) AddRouter(t testing.TB) (string, *router.Router) {
+	t.Helper()
+	rc := router.DefaultConfig()
+	rc.ID = "r" + strconv.Itoa(int(time.Now().UnixNano()%1000))
+	rc.Listen = "127.0.0.1:0"
+	rc.DataDir = t.TempDir()
+	rc.Bootstrap = d.Table
+	rc.Token = d.opts.Token
+	rc.Logger = d.opts.Logger
+	rc.AttemptTimeout = time.Second
+	r, err := router.New(rc)
+	if err != nil {
+		t.Fatalf("testcluster: router: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go r.Serve(ln)
+	t.Cleanup(func() { r.Close() })
+	return ln.Addr().String(), r
+}
