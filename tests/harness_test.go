@@ -170,7 +170,7 @@ func (d *deployment) cli(t testing.TB, stdin io.Reader, args ...string) ([]byte,
 	return out, nil
 }
 
-// waitLeaders waits until every cluster reports a leader.
+// waitLeaders waits until every cluster has a live leader.
 func (d *deployment) waitLeaders(t testing.TB, timeout time.Duration) *wire.Status {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -178,7 +178,7 @@ func (d *deployment) waitLeaders(t testing.TB, timeout time.Duration) *wire.Stat
 		st := d.status(t)
 		ok := len(st.Clusters) > 0
 		for _, c := range st.Clusters {
-			ok = ok && c.Leader != ""
+			ok = ok && hasLiveLeader(c)
 		}
 		if ok {
 			return st
@@ -188,6 +188,17 @@ func (d *deployment) waitLeaders(t testing.TB, timeout time.Duration) *wire.Stat
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// hasLiveLeader reports whether the node at c.Leader answers as leader
+// itself (followers keep naming a dead leader until they elect another).
+func hasLiveLeader(c wire.ClusterStatus) bool {
+	for _, n := range c.Nodes {
+		if n.Addr == c.Leader && n.Role == "leader" {
+			return true
+		}
+	}
+	return false
 }
 
 // exampleCommands returns the command lines `cleave up` printed under "try:".
