@@ -22,8 +22,21 @@ type Command struct {
 	Data    []byte     `msgpack:"data,omitempty"`
 	Flags   wire.Flags `msgpack:"flags,omitempty"`
 	Time    int64      `msgpack:"time,omitempty"`    // leader's unix nanos at propose time; becomes mtime
-	Session uint64     `msgpack:"session,omitempty"` // client session (exactly-once, not yet enforced)
-	Seq     uint64     `msgpack:"seq,omitempty"`     // sequence number within Session
+	Session uint64     `msgpack:"session,omitempty"` // client session for exactly-once (session.go); 0 = no dedup
+	Seq     uint64     `msgpack:"seq,omitempty"`     // sequence number within Session, nonzero when Session is
+
+	To        string   `msgpack:"to,omitempty"`         // RENAME/COPY destination
+	Offset    int64    `msgpack:"offset,omitempty"`     // WRITE position
+	IfVersion uint64   `msgpack:"if_version,omitempty"` // PUT/WRITE/APPEND/COMMIT precondition
+	Chunks    []string `msgpack:"chunks,omitempty"`     // COMMIT: chunk names in file order
+	Size      int64    `msgpack:"size,omitempty"`       // COMMIT: total size
+
+	// Cluster parameters, filled by the leader from its Config so that every
+	// replica applies the same values even if the nodes' configs differ.
+	// Zero means the default (chunk.go, session.go).
+	ChunkSize  int64 `msgpack:"chunk_size,omitempty"`  // block size of files this command creates; max CHUNK size
+	SessionTTL int64 `msgpack:"session_ttl,omitempty"` // idle nanoseconds after which a session expires
+	ChunkTTL   int64 `msgpack:"chunk_ttl,omitempty"`   // nanoseconds an unreferenced chunk waits for a COMMIT
 }
 
 // EncodeCommand returns the log-entry form of c: the version byte, then c as
@@ -66,12 +79,16 @@ func DecodeCommand(p []byte) (*Command, error) {
 }
 
 // Result is what Apply returns for one Command: OK with the Stat of the
-// created or changed entry (PUT, MKDIR), or a failure code and message the
+// created or changed entry (PUT, MKDIR, WRITE, APPEND, RENAME, COPY, COMMIT, CHUNK), or a failure code and message the
 // server copies into the wire.Response.
+//
+// Results of commands with a session are stored in the replicated state
+// (session.go), so the msgpack field names are part of the on-disk format.
 type Result struct {
-	Code    wire.Code
-	Message string
-	Stat    *wire.Stat
+	Code    wire.Code  `msgpack:"c,omitempty"`
+	Message string     `msgpack:"m,omitempty"`
+	Stat    *wire.Stat `msgpack:"s,omitempty"`
+	Chunk   string     `msgpack:"k,omitempty"` // CHUNK: the chunk's name
 }
 
 // Err returns nil for OK and a *wire.Error otherwise.

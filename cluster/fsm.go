@@ -6,38 +6,46 @@ package cluster
 // Key layout. Every key lives under "s/" (the replica keeps its own keys
 // under "r/"). P(x) is the 8-byte big-endian ring point of root x
 // (ring.Point, xxhash64); "\x00" separates a parent path from a child's
-// name (a path never contains NUL, so the split is unambiguous).
+// name (a path never contains NUL, so the split is unambiguous). H is the
+// 32-byte SHA-256 of a chunk; be64 is 8 bytes big-endian.
 //
-//	s/m/range                    → msgpack wire.Range: the owned range (Bootstrap)
-//	s/e/ P(root) parent \x00 name → msgpack entry{type,size,mtime,version,checksum}
-//	s/d/ P(root) path            → the file's contents (raw bytes, for now)
-//	s/n/ root                    → "" : index of the roots held, in name order
+//	s/m/range                        → msgpack wire.Range: the owned range (Bootstrap)
+//	s/e/ P(root) parent \x00 name     → msgpack entry{type,size,mtime,version,checksum,block}
+//	s/d/ P(root) path \x00 be64(i)    → H: block i of file path is chunk H (absent: a hole, zeros)
+//	s/n/ root                        → "" : index of the roots held, in name order
+//	s/c/ H                           → the chunk's bytes (chunk.go)
+//	s/k/ H                           → msgpack chunkMeta{refs,touched,size}
+//	s/p/ be64(time) H                → "" : unreferenced chunk, collectable after time+ChunkTTL
+//	s/s/ be64(session)               → msgpack sessionMeta{low,count,last use} (session.go)
+//	s/s/ be64(session) be64(seq)     → msgpack Result of that request
+//	s/t/ be64(last use) be64(session) → "" : sessions in expiry order
 //
 // For example "/photos/2024/a.jpg" has its entry at
-// "s/e/" P(photos) "/photos/2024\x00a.jpg" and its contents at
-// "s/d/" P(photos) "/photos/2024/a.jpg"; the root "/photos" itself has its
-// entry at "s/e/" P(photos) "/\x00photos" and the index key "s/n/photos".
+// "s/e/" P(photos) "/photos/2024\x00a.jpg" and its blocks at
+// "s/d/" P(photos) "/photos/2024/a.jpg\x00" be64(0), be64(1), ...; the root
+// "/photos" itself has its entry at "s/e/" P(photos) "/\x00photos" and the
+// index key "s/n/photos".
 //
 //   - stat is one point get of the entry; it never reads contents.
 //   - list of a directory D is one prefix scan of "s/e/" P + D "\x00", in
 //     name order; list of "/" is a scan of "s/n/" plus a get per root.
 //   - the subtree below D is exactly the two prefixes "s/e/" P + D "\x00"
-//     (D's children) and "s/e/" P + D "/" (everything deeper); the contents
-//     below D are under "s/d/" P + D "/".
-//   - all of one root, and all roots whose points fall in one hash range, are
-//     contiguous: after a split at mid the half [mid, end) is the key ranges
-//     ["s/e/" be(mid), "s/e/" be(end)) and the same under "s/d/" (end = 2^64
-//     means up to the prefix's end), so it can be dropped with DeleteRange;
-//     only the small "s/n/" index needs a scan (hash each name).
-//   - contents are separate from entries, so "s/d/" can later become a
-//     manifest of content-addressed chunks (DESIGN §4) without touching
-//     stat or list.
+//     (D's children) and "s/e/" P + D "/" (everything deeper); the block
+//     maps below D are under "s/d/" P + D "/", and a file F's own under
+//     "s/d/" P + F "\x00".
+//   - a file is a grid of blocks of its entry's block size B: block i holds
+//     bytes [iB, min((i+1)B, size)); every stored block's chunk has exactly
+//     that length, so a range read or a write touches only its blocks.
+//   - chunks are shared by the whole cluster (identical blocks are stored
+//     once, with a reference count), so they do not move with a root's
+//     hash range: dropping half a range after a split must release the
+//     dropped files' block references (decrement), not DeleteRange "s/c/".
+//     Everything else of one root, and of all roots whose points fall in one
+//     hash range, is contiguous under "s/e/" and "s/d/".
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -58,6 +66,13 @@ const (
 	rootPrefix  = prefix + "n/"
 )
 
+// Limits of the state machine.
+const (
+	// MaxFileSize bounds the size a WRITE or APPEND may give a file (1 PiB):
+	// it keeps offset arithmetic far from overflow.
+	MaxFileSize = int64(1) << 50
+)
+
 // entry is the stored metadata of one path. Field names are short and fixed:
 // they are part of the on-disk format.
 type entry struct {
@@ -66,6 +81,7 @@ type entry struct {
 	Mtime    int64         `msgpack:"m,omitempty"`
 	Version  uint64        `msgpack:"v"`
 	Checksum string        `msgpack:"c,omitempty"`
+	Block    int64         `msgpack:"b,omitempty"` // files: block size of the grid (chunk.go)
 }
 
 func (e *entry) stat(name string) *wire.Stat {
@@ -188,13 +204,26 @@ func descendantsPrefix(dir string) []byte {
 	return k
 }
 
-// dataKey is the key of the contents of file p.
-func dataKey(p string) []byte {
-	k := make([]byte, 0, len(dataPrefix)+8+len(p))
+// dataPathKey is "s/d/" P(root) p: the common start of the block keys of
+// file p (followed by "\x00") and of the files below directory p
+// (followed by "/").
+func dataPathKey(p string) []byte {
+	k := make([]byte, 0, len(dataPrefix)+8+len(p)+9)
 	k = append(k, dataPrefix...)
 	k = appendPoint(k, fspath.Root(p))
 	return append(k, p...)
 }
+
+// blocksPrefix is the prefix of the block keys of file p.
+func blocksPrefix(p string) []byte { return append(dataPathKey(p), 0) }
+
+// blockKey is the key of block i of file p.
+func blockKey(p string, i int64) []byte {
+	return binary.BigEndian.AppendUint64(blocksPrefix(p), uint64(i))
+}
+
+// subtreeDataPrefix is the prefix of the block keys of every file below dir.
+func subtreeDataPrefix(dir string) []byte { return append(dataPathKey(dir), '/') }
 
 func rootKey(root string) []byte { return []byte(rootPrefix + root) }
 
@@ -275,11 +304,6 @@ func storageErr(what string, err error) *wire.Error {
 	return &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("storage: %s: %v", what, err)}
 }
 
-func checksum(data []byte) string {
-	sum := sha256.Sum256(data)
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
-
 // --- Apply ------------------------------------------------------------------
 
 // Apply applies one committed log entry at index to the state in b, an
@@ -288,27 +312,37 @@ func checksum(data []byte) string {
 // cmd): every replica applying the same entries produces the same state and
 // results. Bad input (undecodable cmd, unknown op, invalid path) gives
 // INVALID, never a panic; a command on a path outside the owned range gives
-// WRONG_RANGE. A failed command writes nothing to b.
+// WRONG_RANGE. A failed command writes nothing to b, except the record of
+// its result when it carries a session (session.go).
+//
+// Before the command, Apply expires idle sessions and collects unreferenced
+// chunks whose TTL has passed, judged by the entry's time (Command.Time),
+// never by this node's clock; each entry does a bounded amount of this work.
 //
 // A Result with Code INTERNAL means storage failed while reading (or a
-// stored record is corrupt); this replica may then diverge from the others,
-// so the caller should not commit b and should stop the replica.
+// stored record or chunk is corrupt); this replica may then diverge from the
+// others, so the caller should not commit b and should stop the replica.
 func (f *FSM) Apply(b *pebble.Batch, index uint64, cmd []byte) any {
 	c, err := DecodeCommand(cmd)
 	if err != nil {
 		return failf(wire.Invalid, "malformed command: %v", err)
 	}
-	res, err := apply(b, index, c)
+	res, err := applySession(b, index, c)
 	if err != nil {
-		var we *wire.Error
-		if errors.As(err, &we) {
-			return &Result{Code: we.Code, Message: we.Message}
-		}
-		return failf(wire.Internal, "%v", err)
+		return errResult(err)
 	}
 	return res
 }
 
+func errResult(err error) *Result {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return &Result{Code: we.Code, Message: we.Message}
+	}
+	return failf(wire.Internal, "%v", err)
+}
+
+// apply runs one command, without exactly-once bookkeeping.
 func apply(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
 	if !c.Op.Mutating() {
 		return failf(wire.Invalid, "op %v is not a state machine command", c.Op), nil
@@ -321,15 +355,38 @@ func apply(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
 			return nil, err
 		}
 	}
+	t := &tx{b: b, index: index, c: c}
 	switch c.Op {
 	case wire.OpMkdir:
-		return applyMkdir(b, index, c)
+		return applyMkdir(t)
 	case wire.OpPut:
-		return applyPut(b, index, c)
+		return applyPut(t)
 	case wire.OpRemove:
-		return applyRemove(b, c)
+		return applyRemove(t)
+	case wire.OpWrite:
+		return applyWrite(t, false)
+	case wire.OpAppend:
+		return applyWrite(t, true)
+	case wire.OpRename:
+		return applyRename(t)
+	case wire.OpCopy:
+		return applyCopy(t)
+	case wire.OpChunk:
+		return applyChunk(t)
+	case wire.OpCommit:
+		return applyCommit(t)
 	}
 	return failf(wire.Invalid, "op %v is not a state machine command", c.Op), nil
+}
+
+// tx is one command being applied: the batch, the entry, and the chunk
+// reference changes gathered until flush (chunk.go).
+type tx struct {
+	b     *pebble.Batch
+	index uint64
+	c     *Command
+	refs  map[chunkID]int64  // reference count changes
+	fresh map[chunkID][]byte // contents of chunks this command may create
 }
 
 // missingParents checks the ancestors of p (not "/") and returns the
@@ -368,10 +425,12 @@ func missingParents(rd reader, p string, parents bool) ([]string, *Result, error
 // putEntry writes the entry of p and, for a root, its index key.
 func putEntry(b *pebble.Batch, p string, e *entry) error {
 	if err := b.Set(entryKey(p), encodeEntry(e), nil); err != nil {
-		return err
+		return storageErr("write "+p, err)
 	}
 	if parent, name := fspath.Split(p); parent == "/" {
-		return b.Set(rootKey(name), nil, nil)
+		if err := b.Set(rootKey(name), nil, nil); err != nil {
+			return storageErr("write "+p, err)
+		}
 	}
 	return nil
 }
@@ -379,116 +438,10 @@ func putEntry(b *pebble.Batch, p string, e *entry) error {
 func makeDirs(b *pebble.Batch, dirs []string, index uint64, mtime int64) error {
 	for _, d := range dirs {
 		if err := putEntry(b, d, &entry{Type: wire.TypeDir, Mtime: mtime, Version: index}); err != nil {
-			return storageErr("write "+d, err)
+			return err
 		}
 	}
 	return nil
-}
-
-func applyMkdir(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
-	parents := c.Flags&wire.FlagParents != 0
-	if c.Path == "/" {
-		if parents {
-			return &Result{Stat: rootStat()}, nil
-		}
-		return failf(wire.Exists, "%q already exists", c.Path), nil
-	}
-	e, err := getEntry(b, c.Path)
-	if err != nil {
-		return nil, err
-	}
-	_, name := fspath.Split(c.Path)
-	if e != nil {
-		if e.Type == wire.TypeDir && parents {
-			return &Result{Stat: e.stat(name)}, nil
-		}
-		return failf(wire.Exists, "%q already exists (%v)", c.Path, e.Type), nil
-	}
-	missing, res, err := missingParents(b, c.Path, parents)
-	if res != nil || err != nil {
-		return res, err
-	}
-	if err := makeDirs(b, append(missing, c.Path), index, c.Time); err != nil {
-		return nil, err
-	}
-	return &Result{Stat: &wire.Stat{Name: name, Type: wire.TypeDir, Mtime: c.Time, Version: index}}, nil
-}
-
-func applyPut(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
-	if c.Path == "/" {
-		return failf(wire.IsDir, "%q is a directory", c.Path), nil
-	}
-	old, err := getEntry(b, c.Path)
-	if err != nil {
-		return nil, err
-	}
-	if old != nil && old.Type == wire.TypeDir {
-		return failf(wire.IsDir, "%q is a directory", c.Path), nil
-	}
-	var missing []string
-	if old == nil {
-		var res *Result
-		missing, res, err = missingParents(b, c.Path, c.Flags&wire.FlagParents != 0)
-		if res != nil || err != nil {
-			return res, err
-		}
-	}
-	if err := makeDirs(b, missing, index, c.Time); err != nil {
-		return nil, err
-	}
-	e := &entry{Type: wire.TypeFile, Size: int64(len(c.Data)), Mtime: c.Time, Version: index, Checksum: checksum(c.Data)}
-	if err := putEntry(b, c.Path, e); err != nil {
-		return nil, storageErr("write "+c.Path, err)
-	}
-	if err := b.Set(dataKey(c.Path), c.Data, nil); err != nil {
-		return nil, storageErr("write "+c.Path, err)
-	}
-	_, name := fspath.Split(c.Path)
-	return &Result{Stat: e.stat(name)}, nil
-}
-
-func applyRemove(b *pebble.Batch, c *Command) (*Result, error) {
-	if c.Path == "/" {
-		return failf(wire.Invalid, "cannot remove %q", c.Path), nil
-	}
-	e, err := getEntry(b, c.Path)
-	if err != nil {
-		return nil, err
-	}
-	if e == nil {
-		return failf(wire.NotFound, "%q does not exist", c.Path), nil
-	}
-	// Gather every key to delete before deleting any, so that a read error
-	// leaves b untouched.
-	dels := [][]byte{entryKey(c.Path)}
-	if parent, name := fspath.Split(c.Path); parent == "/" {
-		dels = append(dels, rootKey(name))
-	}
-	if e.Type == wire.TypeFile {
-		dels = append(dels, dataKey(c.Path))
-	} else {
-		children := childrenPrefix(c.Path)
-		empty, err := isEmptyPrefix(b, children)
-		if err != nil {
-			return nil, err
-		}
-		if !empty && c.Flags&wire.FlagRecursive == 0 {
-			return failf(wire.NotEmpty, "directory %q is not empty", c.Path), nil
-		}
-		if !empty {
-			for _, pfx := range [][]byte{children, descendantsPrefix(c.Path)} {
-				if dels, err = appendSubtree(b, pfx, dels); err != nil {
-					return nil, err
-				}
-			}
-		}
-	}
-	for _, k := range dels {
-		if err := b.Delete(k, nil); err != nil {
-			return nil, storageErr("delete", err)
-		}
-	}
-	return &Result{}, nil
 }
 
 func isEmptyPrefix(rd reader, p []byte) (bool, error) {
@@ -503,202 +456,26 @@ func isEmptyPrefix(rd reader, p []byte) (bool, error) {
 	return empty, nil
 }
 
-// appendSubtree appends to dels the key of every entry under prefix p and
-// the contents key of every file among them.
-func appendSubtree(rd reader, p []byte, dels [][]byte) ([][]byte, error) {
+// scanPrefix calls fn for every key and value under prefix p, in key order.
+// Key and value are only valid during the call.
+func scanPrefix(rd reader, p []byte, fn func(k, v []byte) error) error {
 	it, err := prefixIter(rd, p)
 	if err != nil {
-		return nil, storageErr("scan", err)
+		return storageErr("scan", err)
 	}
 	for valid := it.First(); valid; valid = it.Next() {
-		k := bytes.Clone(it.Key())
-		path, ok := pathOfEntryKey(k)
-		if !ok {
-			_ = it.Close()
-			return nil, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt entry key %q", k)}
-		}
 		v, err := it.ValueAndErr()
 		if err != nil {
 			_ = it.Close()
-			return nil, storageErr("scan", err)
+			return storageErr("scan", err)
 		}
-		e, err := decodeEntry(path, v)
-		if err != nil {
+		if err := fn(it.Key(), v); err != nil {
 			_ = it.Close()
-			return nil, err
-		}
-		dels = append(dels, k)
-		if e.Type == wire.TypeFile {
-			dels = append(dels, dataKey(path))
+			return err
 		}
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return nil, storageErr("scan", err)
+		return storageErr("scan", err)
 	}
-	return dels, nil
-}
-
-// --- reads -------------------------------------------------------------------
-
-func rootStat() *wire.Stat { return &wire.Stat{Name: "", Type: wire.TypeDir} }
-
-// snapshot validates p, opens a snapshot and, unless p is "/", checks that
-// p's root is owned in it. The caller closes the snapshot.
-func (f *FSM) snapshot(p string) (*pebble.Snapshot, error) {
-	if err := fspath.Validate(p); err != nil {
-		return nil, &wire.Error{Code: wire.Invalid, Message: err.Error()}
-	}
-	s := f.db.NewSnapshot()
-	if p != "/" {
-		if err := checkOwned(s, p); err != nil {
-			_ = s.Close()
-			return nil, err
-		}
-	}
-	return s, nil
-}
-
-func stat(rd reader, p string) (*wire.Stat, error) {
-	if p == "/" {
-		return rootStat(), nil
-	}
-	e, err := getEntry(rd, p)
-	if err != nil {
-		return nil, err
-	}
-	if e == nil {
-		return nil, &wire.Error{Code: wire.NotFound, Message: fmt.Sprintf("%q does not exist", p)}
-	}
-	_, name := fspath.Split(p)
-	return e.stat(name), nil
-}
-
-// Stat returns the metadata of path from the committed state: one point get.
-// Errors are *wire.Error (INVALID, WRONG_RANGE, NOT_FOUND, INTERNAL).
-func (f *FSM) Stat(path string) (*wire.Stat, error) {
-	s, err := f.snapshot(path)
-	if err != nil {
-		return nil, err
-	}
-	defer s.Close()
-	return stat(s, path)
-}
-
-// Exists reports whether path exists in the committed state. Errors are
-// *wire.Error (INVALID, WRONG_RANGE, INTERNAL).
-func (f *FSM) Exists(path string) (bool, error) {
-	_, err := f.Stat(path)
-	var we *wire.Error
-	if errors.As(err, &we) && we.Code == wire.NotFound {
-		return false, nil
-	}
-	return err == nil, err
-}
-
-// Get returns the contents and metadata of file path from the committed
-// state, verifying the contents against the stored checksum. Errors are
-// *wire.Error (INVALID, WRONG_RANGE, NOT_FOUND, IS_DIR, INTERNAL).
-func (f *FSM) Get(path string) ([]byte, *wire.Stat, error) {
-	s, err := f.snapshot(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer s.Close()
-	st, err := stat(s, path)
-	if err != nil {
-		return nil, nil, err
-	}
-	if st.Type != wire.TypeFile {
-		return nil, nil, &wire.Error{Code: wire.IsDir, Message: fmt.Sprintf("%q is a directory", path)}
-	}
-	data, err := getValue(s, dataKey(path))
-	if err != nil {
-		return nil, nil, storageErr("read contents of "+path, err)
-	}
-	if int64(len(data)) != st.Size || checksum(data) != st.Checksum {
-		return nil, nil, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("integrity: contents of %q do not match its size or checksum", path)}
-	}
-	return data, st, nil
-}
-
-// List returns the direct children of directory dir from the committed
-// state, sorted by name. Listing "/" returns the roots this node holds
-// within its owned range. Errors are *wire.Error (INVALID, WRONG_RANGE,
-// NOT_FOUND, NOT_DIR, INTERNAL).
-func (f *FSM) List(dir string) ([]wire.Stat, error) {
-	s, err := f.snapshot(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer s.Close()
-	if dir == "/" {
-		return listRoots(s)
-	}
-	st, err := stat(s, dir)
-	if err != nil {
-		return nil, err
-	}
-	if st.Type != wire.TypeDir {
-		return nil, &wire.Error{Code: wire.NotDir, Message: fmt.Sprintf("%q is a file", dir)}
-	}
-	pfx := childrenPrefix(dir)
-	it, err := prefixIter(s, pfx)
-	if err != nil {
-		return nil, storageErr("list "+dir, err)
-	}
-	out := []wire.Stat{}
-	for valid := it.First(); valid; valid = it.Next() {
-		name := string(it.Key()[len(pfx):])
-		v, err := it.ValueAndErr()
-		if err != nil {
-			_ = it.Close()
-			return nil, storageErr("list "+dir, err)
-		}
-		e, err := decodeEntry(fspath.Join(dir, name), v)
-		if err != nil {
-			_ = it.Close()
-			return nil, err
-		}
-		out = append(out, *e.stat(name))
-	}
-	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return nil, storageErr("list "+dir, err)
-	}
-	return out, nil
-}
-
-func listRoots(s *pebble.Snapshot) ([]wire.Stat, error) {
-	r, ok, err := readRange(s)
-	if err != nil {
-		return nil, err
-	}
-	out := []wire.Stat{}
-	if !ok {
-		return out, nil
-	}
-	it, err := prefixIter(s, []byte(rootPrefix))
-	if err != nil {
-		return nil, storageErr("list /", err)
-	}
-	var roots []string
-	for valid := it.First(); valid; valid = it.Next() {
-		if root := string(it.Key()[len(rootPrefix):]); r.Contains(ring.Point(root)) {
-			roots = append(roots, root)
-		}
-	}
-	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return nil, storageErr("list /", err)
-	}
-	for _, root := range roots {
-		st, err := stat(s, "/"+root)
-		if err != nil {
-			var we *wire.Error
-			if errors.As(err, &we) && we.Code == wire.NotFound {
-				return nil, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("integrity: root index names %q but it has no entry", root)}
-			}
-			return nil, err
-		}
-		out = append(out, *st)
-	}
-	return out, nil
+	return nil
 }

@@ -617,7 +617,7 @@ func TestListOrder(t *testing.T) {
 }
 
 // keyPath returns the path a state key belongs to, or "" for keys that
-// belong to no path (the range).
+// belong to no path (the range, chunks, sessions).
 func keyPath(t *testing.T, k []byte) string {
 	switch {
 	case bytes.HasPrefix(k, []byte(entryPrefix)):
@@ -627,10 +627,19 @@ func keyPath(t *testing.T, k []byte) string {
 		}
 		return p
 	case bytes.HasPrefix(k, []byte(dataPrefix)):
-		return string(k[len(dataPrefix)+8:])
+		rest := k[len(dataPrefix)+8:]
+		i := bytes.IndexByte(rest, 0)
+		if i < 0 || len(rest) != i+blockKeySuffix {
+			t.Fatalf("bad block key %q", k)
+		}
+		return string(rest[:i])
 	case bytes.HasPrefix(k, []byte(rootPrefix)):
 		return "/" + string(k[len(rootPrefix):])
 	case string(k) == rangeKey:
+		return ""
+	case bytes.HasPrefix(k, []byte(chunkPrefix)), bytes.HasPrefix(k, []byte(metaPrefix)),
+		bytes.HasPrefix(k, []byte(pendingPrefix)), bytes.HasPrefix(k, []byte(sessionPrefix)),
+		bytes.HasPrefix(k, []byte(sessionTimePrefix)):
 		return ""
 	}
 	t.Fatalf("unexpected key %q", k)
@@ -779,10 +788,11 @@ func TestBatchOfEntries(t *testing.T) {
 func TestGetDetectsCorruption(t *testing.T) {
 	n := newNode(t, wholeRing)
 	n.must(put("/f", "good", 0))
-	if err := n.db.Set(dataKey("/f"), []byte("evil"), pebble.NoSync); err != nil {
+	h := chunkOf([]byte("good"))
+	if err := n.db.Set(chunkKey(h), []byte("evil"), pebble.NoSync); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := n.fsm.Get("/f"); codeOf(err) != wire.Internal {
+	if _, _, err := n.fsm.Get("/f"); codeOf(err) != wire.Internal || !strings.Contains(err.Error(), h.String()+" of /f failed verification") {
 		t.Fatalf("Get of corrupted contents: %v", err)
 	}
 }

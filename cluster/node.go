@@ -37,6 +37,22 @@ type Config struct {
 
 	TickInterval  time.Duration // raft tick; default 50ms
 	ElectionTicks int           // election timeout in ticks; default 10 (0.5–1 s)
+
+	// ChunkSize is the block size of files this node creates as leader and
+	// the largest CHUNK it accepts; default 1 MiB, between 4 KiB and 4 MiB,
+	// and at most MaxFrame minus 64 KiB. Files keep the block size they
+	// were created with, so it can change between restarts.
+	ChunkSize int64
+	// SessionTTL is how long an idle client session is remembered for
+	// exactly-once retries, in the leader's entry time; default 10 minutes.
+	SessionTTL time.Duration
+	// ChunkTTL is how long an uploaded chunk waits for the COMMIT that
+	// references it before it is collected; default 1 hour.
+	ChunkTTL time.Duration
+	// ScrubRate is the speed, in bytes per second, at which the background
+	// scrubber re-reads and verifies stored chunks; 0 disables it.
+	// DefaultConfig sets 8 MiB/s.
+	ScrubRate int64
 }
 
 // DefaultConfig returns a Config with every default filled in; the caller
@@ -47,6 +63,10 @@ func DefaultConfig() Config {
 		MaxFrame:      wire.DefaultMaxFrame,
 		TickInterval:  rc.TickInterval,
 		ElectionTicks: rc.ElectionTicks,
+		ChunkSize:     DefaultChunkSize,
+		SessionTTL:    time.Duration(DefaultSessionTTL),
+		ChunkTTL:      time.Duration(DefaultChunkTTL),
+		ScrubRate:     8 << 20,
 	}
 }
 
@@ -64,6 +84,15 @@ func (c Config) Validate() error {
 	case len(c.Peers) == 0:
 		return errors.New("cluster: no peers (list every member, including this node)")
 	}
+	if c.ChunkSize != 0 && (c.ChunkSize < minChunkSize || c.ChunkSize > maxChunkSize) {
+		return fmt.Errorf("cluster: chunk size %d is outside [%d, %d]", c.ChunkSize, minChunkSize, maxChunkSize)
+	}
+	if c.MaxFrame > 0 && c.ChunkSize > int64(c.MaxFrame)-frameSlack {
+		return fmt.Errorf("cluster: chunk size %d does not fit a frame of %d bytes (with %d to spare)", c.ChunkSize, c.MaxFrame, frameSlack)
+	}
+	if c.SessionTTL < 0 || c.ChunkTTL < 0 || c.ScrubRate < 0 {
+		return fmt.Errorf("cluster: session TTL %v, chunk TTL %v and scrub rate %d must not be negative", c.SessionTTL, c.ChunkTTL, c.ScrubRate)
+	}
 	if _, ok := c.Peers[c.NodeID]; !ok {
 		return fmt.Errorf("cluster: peers do not include this node's id %d", c.NodeID)
 	}
@@ -77,6 +106,10 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// frameSlack is the room a response frame keeps besides file data (the
+// stat, message and msgpack framing).
+const frameSlack = 64 << 10
 
 // Node is a running storage node. Safe for concurrent use.
 type Node struct {
@@ -92,6 +125,7 @@ type Node struct {
 	addrs map[uint64]string // raft id -> address
 
 	serveErr chan error
+	scrub    *scrubber
 }
 
 // Start opens the node's database (bootstrapping it if empty), starts its
@@ -106,6 +140,15 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.ElectionTicks <= 0 {
 		cfg.ElectionTicks = def.ElectionTicks
+	}
+	if cfg.ChunkSize <= 0 {
+		cfg.ChunkSize = def.ChunkSize
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = def.SessionTTL
+	}
+	if cfg.ChunkTTL <= 0 {
+		cfg.ChunkTTL = def.ChunkTTL
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -171,6 +214,9 @@ func Start(cfg Config) (*Node, error) {
 		MaxFrame: cfg.MaxFrame, Logger: log,
 	}, rpc.HandlerFunc(n.handle))
 	go func() { n.serveErr <- n.srv.Serve(n.ln) }()
+	if cfg.ScrubRate > 0 {
+		n.scrub = startScrubber(n.fsm, cfg.ScrubRate, log)
+	}
 	log.Info("node serving", "addr", n.Addr(), "peers", len(cfg.Peers))
 	return n, nil
 }
@@ -187,6 +233,9 @@ func (n *Node) Close() error {
 }
 
 func (n *Node) closeParts() error {
+	if n.scrub != nil {
+		n.scrub.stop()
+	}
 	if n.rep != nil {
 		n.rep.Close()
 	}
@@ -209,11 +258,15 @@ func (n *Node) closeParts() error {
 func (n *Node) Status() wire.NodeStatus {
 	st := n.rep.Status()
 	rng, _ := n.fsm.Range()
-	return wire.NodeStatus{
+	ns := wire.NodeStatus{
 		ID: n.cfg.NodeID, Cluster: n.cfg.ClusterID, Addr: n.Addr(), Role: st.Role,
 		Term: st.Term, Leader: st.Leader, LeaderAddr: n.addrs[st.Leader],
 		Commit: st.Commit, Applied: st.Applied, PID: n.cfg.PID, Range: rng,
 	}
+	if n.scrub != nil {
+		n.scrub.report(&ns)
+	}
+	return ns
 }
 
 func (n *Node) handle(ctx context.Context, req *wire.Request) *wire.Response {
@@ -258,6 +311,8 @@ func (n *Node) write(ctx context.Context, req *wire.Request) *wire.Response {
 	cmd, err := EncodeCommand(&Command{
 		Op: req.Op, Path: req.Path, Data: req.Data, Flags: req.Flags,
 		Time: time.Now().UnixNano(), Session: req.Session, Seq: req.Seq,
+		To: req.To, Offset: req.Offset, IfVersion: req.IfVersion, Chunks: req.Chunks, Size: req.Size,
+		ChunkSize: n.cfg.ChunkSize, SessionTTL: int64(n.cfg.SessionTTL), ChunkTTL: int64(n.cfg.ChunkTTL),
 	})
 	if err != nil {
 		return &wire.Response{Code: wire.Invalid, Message: err.Error()}
@@ -270,7 +325,10 @@ func (n *Node) write(ctx context.Context, req *wire.Request) *wire.Response {
 	if !ok {
 		return &wire.Response{Code: wire.Internal, Message: fmt.Sprintf("apply returned %T", res)}
 	}
-	return &wire.Response{Code: r.Code, Message: r.Message, Stat: r.Stat}
+	if r.Code == wire.Internal {
+		n.log.Error("apply failed", "op", req.Op.String(), "path", req.Path, "err", r.Message)
+	}
+	return &wire.Response{Code: r.Code, Message: r.Message, Stat: r.Stat, Chunk: r.Chunk}
 }
 
 // replicaError maps a replica error to a response the router knows how to
@@ -283,6 +341,8 @@ func (n *Node) replicaError(err error) *wire.Response {
 		return n.notLeader(nl.Leader)
 	case errors.Is(err, replica.ErrNotLeader):
 		return n.notLeader(n.rep.Leader())
+	case errors.Is(err, replica.ErrProposalDropped):
+		return &wire.Response{Code: wire.Unavailable, Message: "the cluster is busy (too many uncommitted writes) or changing leader; not applied, retry"}
 	case errors.Is(err, replica.ErrProposalLost):
 		return &wire.Response{Code: wire.Unavailable, Message: "leadership changed before the write committed; not applied"}
 	case errors.Is(err, replica.ErrStopped):
@@ -308,11 +368,11 @@ func (n *Node) read(ctx context.Context, req *wire.Request) *wire.Response {
 	resp := &wire.Response{}
 	switch req.Op {
 	case wire.OpGet:
-		resp.Data, resp.Stat, err = n.fsm.Get(req.Path)
+		resp.Data, resp.Stat, err = n.fsm.Read(req.Path, req.Offset, req.Length, int64(n.cfg.MaxFrame)-frameSlack)
 	case wire.OpStat:
 		resp.Stat, err = n.fsm.Stat(req.Path)
 	case wire.OpList:
-		resp.Entries, err = n.fsm.List(req.Path)
+		resp.Entries, resp.Next, err = n.fsm.ListPage(req.Path, req.After, int(req.Limit), req.Flags&wire.FlagRecursive != 0)
 	case wire.OpExists:
 		resp.Exists, err = n.fsm.Exists(req.Path)
 	default:
@@ -321,6 +381,9 @@ func (n *Node) read(ctx context.Context, req *wire.Request) *wire.Response {
 	if err != nil {
 		var we *wire.Error
 		if errors.As(err, &we) {
+			if we.Code == wire.Internal {
+				n.log.Error("read failed", "op", req.Op.String(), "path", req.Path, "err", we.Message)
+			}
 			return &wire.Response{Code: we.Code, Message: we.Message}
 		}
 		return &wire.Response{Code: wire.Internal, Message: err.Error()}

@@ -1,0 +1,507 @@
+package cluster
+
+// Content-addressed chunks (DESIGN §4).
+//
+// A file is a grid of blocks of its entry's block size B (default 1 MiB,
+// Config.ChunkSize, carried in each command so replicas agree). Block i
+// covers bytes [iB, min((i+1)B, size)); its key "s/d/" P path "\x00" be64(i)
+// names the chunk holding exactly those bytes, or is absent for a hole,
+// which reads as zeros. A chunk is stored once per cluster under its
+// SHA-256 ("s/c/" H) with a reference count ("s/k/" H): a chunk whose count
+// drops to zero is deleted at once, unless a CHUNK request touched it within
+// the chunk TTL, in which case it stays "pending" (indexed under "s/p/")
+// until the TTL passes, so that an upload racing with a delete of the last
+// file using the same bytes can still commit. Every chunk read is verified
+// against its name; a mismatch is INTERNAL and never returned as data.
+//
+// Checksum of a file (Stat.Checksum):
+//   - size ≤ B: "sha256:<hex>", the SHA-256 of the contents;
+//   - size > B: "sha256-tree:<B>:<hex>", the SHA-256 of the concatenated
+//     32-byte SHA-256 digests of the blocks in order (a hole's digest is that
+//     of its zeros). It is computed from the block map alone, so a 1-byte
+//     append to a 2 GiB file rereads no data.
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/cleavefs/cleave/wire"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Chunk defaults, used when a command carries zero.
+const (
+	DefaultChunkSize = 1 << 20         // 1 MiB
+	DefaultChunkTTL  = int64(3600e9)   // 1 hour, in nanoseconds of entry time
+	chunkGCPerEntry  = 16              // pending chunks collected per applied entry, at most
+	chunkNamePrefix  = "sha256:"       // chunk names are "sha256:<64 hex>"
+	treePrefix       = "sha256-tree:"  // checksum of files over one block
+	minChunkSize     = 4 << 10         // smallest configurable block size
+	maxChunkSize     = 4 << 20         // largest configurable block size (fits a frame)
+	chunkKeyLen      = 4 + sha256.Size // "s/c/" H
+	blockKeySuffix   = 1 + 8           // "\x00" be64(i)
+	pendingKeyLen    = 4 + 8 + sha256.Size
+	chunkMetaVersion = 0
+)
+
+const (
+	chunkPrefix   = prefix + "c/"
+	metaPrefix    = prefix + "k/"
+	pendingPrefix = prefix + "p/"
+)
+
+// chunkID is the SHA-256 of a chunk's bytes.
+type chunkID [sha256.Size]byte
+
+func (h chunkID) String() string { return chunkNamePrefix + hex.EncodeToString(h[:]) }
+
+func chunkOf(data []byte) chunkID { return sha256.Sum256(data) }
+
+// parseChunkName parses "sha256:<64 lowercase hex>".
+func parseChunkName(s string) (chunkID, error) {
+	var h chunkID
+	hx, ok := strings.CutPrefix(s, chunkNamePrefix)
+	if !ok || len(hx) != 2*sha256.Size || strings.ToLower(hx) != hx {
+		return h, fmt.Errorf("chunk name %q is not %q followed by 64 lowercase hex digits", s, chunkNamePrefix)
+	}
+	if _, err := hex.Decode(h[:], []byte(hx)); err != nil {
+		return h, fmt.Errorf("chunk name %q is not %q followed by 64 lowercase hex digits", s, chunkNamePrefix)
+	}
+	return h, nil
+}
+
+func chunkKey(h chunkID) []byte { return append([]byte(chunkPrefix), h[:]...) }
+func metaKey(h chunkID) []byte  { return append([]byte(metaPrefix), h[:]...) }
+func pendingKey(t int64, h chunkID) []byte {
+	k := binary.BigEndian.AppendUint64([]byte(pendingPrefix), uint64(t))
+	return append(k, h[:]...)
+}
+
+// chunkMeta is the bookkeeping of one stored chunk. Field names are part of
+// the on-disk format.
+type chunkMeta struct {
+	Refs    int64 `msgpack:"r,omitempty"` // block references from files
+	Touched int64 `msgpack:"t,omitempty"` // entry time of the last CHUNK request that stored it
+	Size    int64 `msgpack:"s"`
+}
+
+func getMeta(rd reader, h chunkID) (*chunkMeta, error) {
+	v, err := getValue(rd, metaKey(h))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, storageErr("read chunk "+h.String(), err)
+	}
+	var m chunkMeta
+	if err := msgpack.Unmarshal(v, &m); err != nil {
+		return nil, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt metadata of chunk %v: %v", h, err)}
+	}
+	return &m, nil
+}
+
+func putMeta(b *pebble.Batch, h chunkID, m *chunkMeta) error {
+	v, err := msgpack.Marshal(m)
+	if err != nil {
+		panic(fmt.Sprintf("cluster: encode chunk meta: %v", err)) // integers only
+	}
+	if err := b.Set(metaKey(h), v, nil); err != nil {
+		return storageErr("write chunk "+h.String(), err)
+	}
+	return nil
+}
+
+// corruptChunk is the error for a chunk whose bytes do not match its name.
+func corruptChunk(h chunkID, path, why string) *wire.Error {
+	return &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("chunk %v of %s failed verification (%s); not returned", h, path, why)}
+}
+
+// readChunk returns the verified bytes of chunk h, which must have n bytes.
+// path names the file, for the error.
+func readChunk(rd reader, h chunkID, n int64, path string) ([]byte, error) {
+	v, err := getValue(rd, chunkKey(h))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("integrity: chunk %v of %s is missing", h, path)}
+	}
+	if err != nil {
+		return nil, storageErr("read chunk "+h.String()+" of "+path, err)
+	}
+	if chunkOf(v) != h {
+		return nil, corruptChunk(h, path, "sha256 mismatch")
+	}
+	if int64(len(v)) != n {
+		return nil, corruptChunk(h, path, fmt.Sprintf("%d bytes where the file needs %d", len(v), n))
+	}
+	return v, nil
+}
+
+// --- reference counting ------------------------------------------------------
+
+func (t *tx) ref(h chunkID, d int64) {
+	if t.refs == nil {
+		t.refs = map[chunkID]int64{}
+	}
+	t.refs[h] += d
+}
+
+// store makes data a new block: it returns its chunk id, takes a reference
+// and remembers the bytes in case the chunk is not stored yet.
+func (t *tx) store(data []byte) chunkID {
+	h := chunkOf(data)
+	if t.fresh == nil {
+		t.fresh = map[chunkID][]byte{}
+	}
+	if _, ok := t.fresh[h]; !ok {
+		t.fresh[h] = data
+	}
+	t.ref(h, 1)
+	return h
+}
+
+// flush applies the gathered reference changes, in chunk order: new chunks
+// are written, chunks left without references are deleted or, if a CHUNK
+// request touched them within the TTL, left pending.
+func (t *tx) flush() error {
+	ids := make([]chunkID, 0, len(t.refs))
+	for h := range t.refs {
+		ids = append(ids, h)
+	}
+	slices.SortFunc(ids, func(a, b chunkID) int { return bytes.Compare(a[:], b[:]) })
+	ttl := orDefault(t.c.ChunkTTL, DefaultChunkTTL)
+	for _, h := range ids {
+		d := t.refs[h]
+		if d == 0 {
+			continue
+		}
+		m, err := getMeta(t.b, h)
+		if err != nil {
+			return err
+		}
+		if m == nil {
+			data, ok := t.fresh[h]
+			if !ok || d < 0 {
+				return &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("integrity: chunk %v is referenced but not stored", h)}
+			}
+			if err := t.b.Set(chunkKey(h), data, nil); err != nil {
+				return storageErr("write chunk "+h.String(), err)
+			}
+			if err := putMeta(t.b, h, &chunkMeta{Refs: d, Size: int64(len(data))}); err != nil {
+				return err
+			}
+			continue
+		}
+		old := m.Refs
+		m.Refs += d
+		switch {
+		case m.Refs < 0:
+			return &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("integrity: chunk %v reference count would drop to %d", h, m.Refs)}
+		case old == 0 && m.Refs > 0:
+			if err := t.b.Delete(pendingKey(m.Touched, h), nil); err != nil {
+				return storageErr("write chunk "+h.String(), err)
+			}
+		case old > 0 && m.Refs == 0:
+			if m.Touched != 0 && t.c.Time < m.Touched+ttl {
+				if err := t.b.Set(pendingKey(m.Touched, h), nil, nil); err != nil {
+					return storageErr("write chunk "+h.String(), err)
+				}
+				break
+			}
+			if err := deleteChunk(t.b, h); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := putMeta(t.b, h, m); err != nil {
+			return err
+		}
+	}
+	t.refs, t.fresh = nil, nil
+	return nil
+}
+
+func deleteChunk(b *pebble.Batch, h chunkID) error {
+	if err := errors.Join(b.Delete(chunkKey(h), nil), b.Delete(metaKey(h), nil)); err != nil {
+		return storageErr("delete chunk "+h.String(), err)
+	}
+	return nil
+}
+
+// collectChunks deletes up to chunkGCPerEntry pending chunks whose TTL has
+// passed at the entry's time.
+func collectChunks(b *pebble.Batch, c *Command) error {
+	ttl := orDefault(c.ChunkTTL, DefaultChunkTTL)
+	it, err := prefixIter(b, []byte(pendingPrefix))
+	if err != nil {
+		return storageErr("scan pending chunks", err)
+	}
+	type due struct {
+		key []byte
+		t   int64
+		h   chunkID
+	}
+	var dues []due
+	for valid := it.First(); valid && len(dues) < chunkGCPerEntry; valid = it.Next() {
+		k := it.Key()
+		if len(k) != pendingKeyLen {
+			_ = it.Close()
+			return &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt pending chunk key %q", k)}
+		}
+		tm := int64(binary.BigEndian.Uint64(k[len(pendingPrefix):]))
+		if c.Time < tm+ttl {
+			break
+		}
+		var d due
+		d.key, d.t = bytes.Clone(k), tm
+		copy(d.h[:], k[len(pendingPrefix)+8:])
+		dues = append(dues, d)
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return storageErr("scan pending chunks", err)
+	}
+	for _, d := range dues {
+		if err := b.Delete(d.key, nil); err != nil {
+			return storageErr("collect chunk", err)
+		}
+		m, err := getMeta(b, d.h)
+		if err != nil {
+			return err
+		}
+		if m != nil && m.Refs == 0 && m.Touched == d.t {
+			if err := deleteChunk(b, d.h); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// applyChunk stores Data as a chunk, pending until a COMMIT references it.
+func applyChunk(t *tx) (*Result, error) {
+	c := t.c
+	max := orDefault(c.ChunkSize, DefaultChunkSize)
+	switch {
+	case len(c.Data) == 0:
+		return failf(wire.Invalid, "CHUNK for %q has no data: a chunk holds 1 to %d bytes", c.Path, max), nil
+	case int64(len(c.Data)) > max:
+		return failf(wire.TooLarge, "CHUNK for %q has %d bytes; this cluster's chunk size is %d", c.Path, len(c.Data), max), nil
+	}
+	h := chunkOf(c.Data)
+	m, err := getMeta(t.b, h)
+	if err != nil {
+		return nil, err
+	}
+	if m == nil {
+		if err := t.b.Set(chunkKey(h), c.Data, nil); err != nil {
+			return nil, storageErr("write chunk "+h.String(), err)
+		}
+		m = &chunkMeta{Size: int64(len(c.Data))}
+	} else if m.Refs == 0 {
+		if err := t.b.Delete(pendingKey(m.Touched, h), nil); err != nil {
+			return nil, storageErr("write chunk "+h.String(), err)
+		}
+	}
+	m.Touched = c.Time
+	if m.Refs == 0 {
+		if err := t.b.Set(pendingKey(m.Touched, h), nil, nil); err != nil {
+			return nil, storageErr("write chunk "+h.String(), err)
+		}
+	}
+	if err := putMeta(t.b, h, m); err != nil {
+		return nil, err
+	}
+	return &Result{Chunk: h.String(), Stat: &wire.Stat{Name: h.String(), Type: wire.TypeFile, Size: m.Size, Mtime: c.Time, Version: t.index}}, nil
+}
+
+// --- block maps -----------------------------------------------------------------
+
+// blockLen is the length of block i of a file of size n with block size bs.
+func blockLen(n, bs, i int64) int64 { return min(bs, n-i*bs) }
+
+// numBlocks is the number of blocks of a file of size n.
+func numBlocks(n, bs int64) int64 { return (n + bs - 1) / bs }
+
+// blockRef is one stored block of a file.
+type blockRef struct {
+	i int64
+	h chunkID
+}
+
+// blockRefs returns the stored blocks of file p with index in [from, to),
+// in order.
+func blockRefs(rd reader, p string, from, to int64) ([]blockRef, error) {
+	pfx := blocksPrefix(p)
+	it, err := rd.NewIter(&pebble.IterOptions{
+		LowerBound: binary.BigEndian.AppendUint64(bytes.Clone(pfx), uint64(from)),
+		UpperBound: binary.BigEndian.AppendUint64(bytes.Clone(pfx), uint64(to)),
+	})
+	if err != nil {
+		return nil, storageErr("read blocks of "+p, err)
+	}
+	var out []blockRef
+	for valid := it.First(); valid; valid = it.Next() {
+		k, v := it.Key(), it.Value()
+		if len(k) != len(pfx)+8 || len(v) != sha256.Size {
+			_ = it.Close()
+			return nil, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt block record %q of %s", k, p)}
+		}
+		var r blockRef
+		r.i = int64(binary.BigEndian.Uint64(k[len(pfx):]))
+		copy(r.h[:], v)
+		out = append(out, r)
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return nil, storageErr("read blocks of "+p, err)
+	}
+	return out, nil
+}
+
+// readBytes returns bytes [off, off+n) of file p (entry e), reading and
+// verifying only the blocks that overlap the range. The range must lie
+// within the file.
+func readBytes(rd reader, p string, e *entry, off, n int64) ([]byte, error) {
+	out := make([]byte, n)
+	if n == 0 {
+		return out, nil
+	}
+	bs := e.Block
+	first, last := off/bs, (off+n-1)/bs
+	refs, err := blockRefs(rd, p, first, last+1)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range refs {
+		data, err := readChunk(rd, r.h, blockLen(e.Size, bs, r.i), p)
+		if err != nil {
+			return nil, err
+		}
+		start := r.i * bs
+		lo, hi := max(off, start), min(off+n, start+int64(len(data)))
+		copy(out[lo-off:hi-off], data[lo-start:hi-start])
+	}
+	return out, nil
+}
+
+// readBlock returns the verified bytes of block i of file p (zeros for a
+// hole) as a new slice of length blockLen.
+func readBlock(rd reader, p string, e *entry, i int64) ([]byte, error) {
+	return readBytes(rd, p, e, i*e.Block, blockLen(e.Size, e.Block, i))
+}
+
+// setBlock points block i of file p at a new chunk with data, releasing the
+// chunk it held (old, if ok).
+func (t *tx) setBlock(p string, i int64, data []byte, old chunkID, hadOld bool) error {
+	if hadOld {
+		t.ref(old, -1)
+	}
+	h := t.store(data)
+	if err := t.b.Set(blockKey(p, i), h[:], nil); err != nil {
+		return storageErr("write "+p, err)
+	}
+	return nil
+}
+
+// dropBlocks releases and deletes every block record under prefix pfx: one
+// file's (blocksPrefix) or a whole subtree's (subtreeDataPrefix).
+func (t *tx) dropBlocks(pfx []byte) error {
+	var keys [][]byte
+	err := scanPrefix(t.b, pfx, func(k, v []byte) error {
+		if len(v) != sha256.Size {
+			return &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt block record %q", k)}
+		}
+		keys = append(keys, bytes.Clone(k))
+		t.ref(chunkID(v), -1)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := t.b.Delete(k, nil); err != nil {
+			return storageErr("delete blocks", err)
+		}
+	}
+	return nil
+}
+
+// writeBlocks stores data as the blocks of a new file p from block 0.
+func (t *tx) writeBlocks(p string, data []byte, bs int64) error {
+	for i := int64(0); i*bs < int64(len(data)); i++ {
+		chunk := data[i*bs : min(int64(len(data)), (i+1)*bs)]
+		h := t.store(chunk)
+		if err := t.b.Set(blockKey(p, i), h[:], nil); err != nil {
+			return storageErr("write "+p, err)
+		}
+	}
+	return nil
+}
+
+// zeroDigest is the SHA-256 of n zero bytes.
+func zeroDigest(n int64) chunkID {
+	h := sha256.New()
+	var zeros [32 << 10]byte
+	for n > 0 {
+		k := min(n, int64(len(zeros)))
+		h.Write(zeros[:k])
+		n -= k
+	}
+	var out chunkID
+	h.Sum(out[:0])
+	return out
+}
+
+// fileChecksum computes the checksum of file p of the given size and block
+// size from its block map (see the top of this file).
+func fileChecksum(rd reader, p string, size, bs int64) (string, error) {
+	nb := numBlocks(size, bs)
+	refs, err := blockRefs(rd, p, 0, nb)
+	if err != nil {
+		return "", err
+	}
+	if size <= bs {
+		if len(refs) == 1 {
+			return refs[0].h.String(), nil
+		}
+		return zeroDigest(size).String(), nil
+	}
+	sum := sha256.New()
+	var full chunkID
+	haveFull := false
+	next := int64(0)
+	hole := func(i int64) {
+		if l := blockLen(size, bs, i); l != bs {
+			d := zeroDigest(l)
+			sum.Write(d[:])
+			return
+		}
+		if !haveFull {
+			full, haveFull = zeroDigest(bs), true
+		}
+		sum.Write(full[:])
+	}
+	for _, r := range refs {
+		for ; next < r.i; next++ {
+			hole(next)
+		}
+		sum.Write(r.h[:])
+		next = r.i + 1
+	}
+	for ; next < nb; next++ {
+		hole(next)
+	}
+	return treePrefix + strconv.FormatInt(bs, 10) + ":" + hex.EncodeToString(sum.Sum(nil)), nil
+}
+
+func orDefault(v, d int64) int64 {
+	if v <= 0 {
+		return d
+	}
+	return v
+}

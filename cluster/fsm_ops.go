@@ -1,0 +1,542 @@
+package cluster
+
+// The mutations of the file state machine. Each checks everything it can
+// fail on before writing anything, so a failed command leaves b untouched
+// (only a storage failure, INTERNAL, can stop one half-way).
+
+import (
+	"bytes"
+	"sort"
+
+	"github.com/cleavefs/cleave/internal/fspath"
+	"github.com/cleavefs/cleave/wire"
+)
+
+// precondition checks FlagIfAbsent and IfVersion against the current entry
+// of p (nil if p does not exist). IfVersion on a missing path is CONFLICT:
+// the precondition "p is at version N" is false.
+func precondition(c *Command, p string, e *entry) *Result {
+	if c.Flags&wire.FlagIfAbsent != 0 && e != nil {
+		return failf(wire.Conflict, "%q already exists (if-absent)", p)
+	}
+	if c.IfVersion != 0 {
+		if e == nil {
+			return failf(wire.Conflict, "%q does not exist (if-version %d)", p, c.IfVersion)
+		}
+		if e.Version != c.IfVersion {
+			return failf(wire.Conflict, "%q is at version %d, not %d (if-version)", p, e.Version, c.IfVersion)
+		}
+	}
+	return nil
+}
+
+// fileTarget reads the entry of p as the target of a file write: p must
+// not be "/" nor a directory, and the preconditions must hold. If p does
+// not exist it returns the missing parents to create (FlagParents).
+func fileTarget(t *tx, p string) (old *entry, missing []string, res *Result, err error) {
+	if p == "/" {
+		return nil, nil, failf(wire.IsDir, "%q is a directory", p), nil
+	}
+	old, err = getEntry(t.b, p)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if old != nil && old.Type == wire.TypeDir {
+		return nil, nil, failf(wire.IsDir, "%q is a directory", p), nil
+	}
+	if r := precondition(t.c, p, old); r != nil {
+		return nil, nil, r, nil
+	}
+	if old == nil {
+		missing, res, err = missingParents(t.b, p, t.c.Flags&wire.FlagParents != 0)
+	}
+	return old, missing, res, err
+}
+
+// finishFile writes the entry e of file p after its blocks: it computes the
+// checksum (unless sum is given), applies the chunk reference changes and
+// returns the file's Stat.
+func (t *tx) finishFile(p string, e *entry, sum string) (*Result, error) {
+	if sum == "" {
+		var err error
+		if sum, err = fileChecksum(t.b, p, e.Size, e.Block); err != nil {
+			return nil, err
+		}
+	}
+	e.Checksum = sum
+	if err := t.flush(); err != nil {
+		return nil, err
+	}
+	if err := putEntry(t.b, p, e); err != nil {
+		return nil, err
+	}
+	_, name := fspath.Split(p)
+	return &Result{Stat: e.stat(name)}, nil
+}
+
+func applyMkdir(t *tx) (*Result, error) {
+	c := t.c
+	parents := c.Flags&wire.FlagParents != 0
+	if c.Path == "/" {
+		if parents {
+			return &Result{Stat: rootStat()}, nil
+		}
+		return failf(wire.Exists, "%q already exists", c.Path), nil
+	}
+	e, err := getEntry(t.b, c.Path)
+	if err != nil {
+		return nil, err
+	}
+	_, name := fspath.Split(c.Path)
+	if e != nil {
+		if e.Type == wire.TypeDir && parents {
+			return &Result{Stat: e.stat(name)}, nil
+		}
+		return failf(wire.Exists, "%q already exists (%v)", c.Path, e.Type), nil
+	}
+	missing, res, err := missingParents(t.b, c.Path, parents)
+	if res != nil || err != nil {
+		return res, err
+	}
+	if err := makeDirs(t.b, append(missing, c.Path), t.index, c.Time); err != nil {
+		return nil, err
+	}
+	return &Result{Stat: &wire.Stat{Name: name, Type: wire.TypeDir, Mtime: c.Time, Version: t.index}}, nil
+}
+
+func applyPut(t *tx) (*Result, error) {
+	c := t.c
+	old, missing, res, err := fileTarget(t, c.Path)
+	if res != nil || err != nil {
+		return res, err
+	}
+	if err := makeDirs(t.b, missing, t.index, c.Time); err != nil {
+		return nil, err
+	}
+	if old != nil {
+		if err := t.dropBlocks(blocksPrefix(c.Path)); err != nil {
+			return nil, err
+		}
+	}
+	bs := orDefault(c.ChunkSize, DefaultChunkSize)
+	if err := t.writeBlocks(c.Path, c.Data, bs); err != nil {
+		return nil, err
+	}
+	e := &entry{Type: wire.TypeFile, Size: int64(len(c.Data)), Mtime: c.Time, Version: t.index, Block: bs}
+	return t.finishFile(c.Path, e, "")
+}
+
+// applyWrite writes Data at Offset (or, for APPEND, at the end), creating
+// the file if it is absent and extending it as needed; bytes between the
+// old end and Offset read as zeros. Only the blocks the write overlaps are
+// rewritten, plus the old last block when the file grows past it (its
+// chunk must then cover the whole block, see chunk.go).
+func applyWrite(t *tx, appending bool) (*Result, error) {
+	c := t.c
+	if appending && c.Offset != 0 {
+		return failf(wire.Invalid, "APPEND to %q takes no offset (got %d); use WRITE", c.Path, c.Offset), nil
+	}
+	if c.Offset < 0 {
+		return failf(wire.Invalid, "WRITE to %q at negative offset %d", c.Path, c.Offset), nil
+	}
+	old, missing, res, err := fileTarget(t, c.Path)
+	if res != nil || err != nil {
+		return res, err
+	}
+	e := &entry{Type: wire.TypeFile, Block: orDefault(c.ChunkSize, DefaultChunkSize)}
+	if old != nil {
+		*e = *old
+	}
+	bs := e.Block
+	off := c.Offset
+	if appending {
+		off = e.Size
+	}
+	n := int64(len(c.Data))
+	if off > MaxFileSize-n {
+		return failf(wire.TooLarge, "write of %d bytes at offset %d would make %q larger than %d bytes", n, off, c.Path, MaxFileSize), nil
+	}
+	end := off + n
+	size := max(e.Size, end)
+
+	// The blocks to rewrite, in order.
+	var blocks []int64
+	if n > 0 {
+		for i := off / bs; i <= (end-1)/bs; i++ {
+			blocks = append(blocks, i)
+		}
+	}
+	if e.Size > 0 && size > e.Size && e.Size%bs != 0 {
+		if last := (e.Size - 1) / bs; len(blocks) == 0 || last < blocks[0] {
+			blocks = append([]int64{last}, blocks...)
+		}
+	}
+	// Read what the new blocks keep of the old ones, before writing anything.
+	type newBlock struct {
+		i      int64
+		data   []byte
+		old    chunkID
+		hadOld bool
+	}
+	var plan []newBlock
+	if len(blocks) > 0 {
+		refs, err := blockRefs(t.b, c.Path, blocks[0], blocks[len(blocks)-1]+1)
+		if err != nil {
+			return nil, err
+		}
+		held := make(map[int64]chunkID, len(refs))
+		for _, r := range refs {
+			held[r.i] = r.h
+		}
+		for _, i := range blocks {
+			start := i * bs
+			nb := newBlock{i: i, data: make([]byte, blockLen(size, bs, i))}
+			nb.old, nb.hadOld = held[i]
+			lo, hi := max(off, start), min(end, start+int64(len(nb.data)))
+			covered := lo == start && hi == start+int64(len(nb.data))
+			if !covered && nb.hadOld {
+				prev, err := readBlock(t.b, c.Path, e, i)
+				if err != nil {
+					return nil, err
+				}
+				copy(nb.data, prev)
+			}
+			if lo < hi {
+				copy(nb.data[lo-start:hi-start], c.Data[lo-off:hi-off])
+			}
+			plan = append(plan, nb)
+		}
+	}
+	if err := makeDirs(t.b, missing, t.index, c.Time); err != nil {
+		return nil, err
+	}
+	for _, nb := range plan {
+		if err := t.setBlock(c.Path, nb.i, nb.data, nb.old, nb.hadOld); err != nil {
+			return nil, err
+		}
+	}
+	e.Size, e.Mtime, e.Version = size, c.Time, t.index
+	return t.finishFile(c.Path, e, "")
+}
+
+func applyRemove(t *tx) (*Result, error) {
+	c := t.c
+	if c.Path == "/" {
+		return failf(wire.Invalid, "cannot remove %q", c.Path), nil
+	}
+	e, err := getEntry(t.b, c.Path)
+	if err != nil {
+		return nil, err
+	}
+	if e == nil {
+		return failf(wire.NotFound, "%q does not exist", c.Path), nil
+	}
+	// Gather every entry key to delete before deleting any.
+	dels := [][]byte{entryKey(c.Path)}
+	if parent, name := fspath.Split(c.Path); parent == "/" {
+		dels = append(dels, rootKey(name))
+	}
+	blocks := blocksPrefix(c.Path)
+	if e.Type == wire.TypeDir {
+		blocks = subtreeDataPrefix(c.Path)
+		children := childrenPrefix(c.Path)
+		empty, err := isEmptyPrefix(t.b, children)
+		if err != nil {
+			return nil, err
+		}
+		if !empty && c.Flags&wire.FlagRecursive == 0 {
+			return failf(wire.NotEmpty, "directory %q is not empty", c.Path), nil
+		}
+		for _, pfx := range [][]byte{children, descendantsPrefix(c.Path)} {
+			err := scanPrefix(t.b, pfx, func(k, _ []byte) error {
+				dels = append(dels, bytes.Clone(k))
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := t.dropBlocks(blocks); err != nil {
+		return nil, err
+	}
+	for _, k := range dels {
+		if err := t.b.Delete(k, nil); err != nil {
+			return nil, storageErr("delete", err)
+		}
+	}
+	if err := t.flush(); err != nil {
+		return nil, err
+	}
+	return &Result{}, nil
+}
+
+// twoPaths validates the destination of RENAME and COPY.
+func twoPaths(c *Command) *Result {
+	if err := fspath.Validate(c.To); err != nil {
+		return failf(wire.Invalid, "destination: %v", err)
+	}
+	if c.Path == "/" || c.To == "/" {
+		return failf(wire.Invalid, "cannot %v %q to %q: \"/\" is not a file or directory of a root", c.Op, c.Path, c.To)
+	}
+	if fspath.Root(c.Path) != fspath.Root(c.To) {
+		return failf(wire.CrossRoot, "%q and %q are in different roots (%q, %q); %v works within one root",
+			c.Path, c.To, fspath.Root(c.Path), fspath.Root(c.To), c.Op)
+	}
+	return nil
+}
+
+// kv is one key and value to write.
+type kv struct{ k, v []byte }
+
+// moveKeys gathers the keys under pfx (with their values), renamed from
+// prefix from to prefix to.
+func moveKeys(t *tx, pfx, from, to []byte, out []kv, olds [][]byte) ([]kv, [][]byte, error) {
+	err := scanPrefix(t.b, pfx, func(k, v []byte) error {
+		nk := append(bytes.Clone(to), k[len(from):]...)
+		out = append(out, kv{nk, bytes.Clone(v)})
+		olds = append(olds, bytes.Clone(k))
+		return nil
+	})
+	return out, olds, err
+}
+
+// applyRename moves a file or a directory tree from Path to To, within one
+// root, in one batch. Like POSIX rename(2): a file replaces a file, a
+// directory replaces an empty directory; a directory never moves into
+// itself. FlagIfAbsent refuses any existing destination (CONFLICT);
+// IfVersion is checked against the source.
+func applyRename(t *tx) (*Result, error) {
+	c := t.c
+	if r := twoPaths(c); r != nil {
+		return r, nil
+	}
+	src, dst := c.Path, c.To
+	se, err := getEntry(t.b, src)
+	if err != nil {
+		return nil, err
+	}
+	if se == nil {
+		return failf(wire.NotFound, "%q does not exist", src), nil
+	}
+	if c.IfVersion != 0 && se.Version != c.IfVersion {
+		return failf(wire.Conflict, "%q is at version %d, not %d (if-version)", src, se.Version, c.IfVersion), nil
+	}
+	de, err := getEntry(t.b, dst)
+	if err != nil {
+		return nil, err
+	}
+	if de != nil && c.Flags&wire.FlagIfAbsent != 0 {
+		return failf(wire.Conflict, "%q already exists (if-absent)", dst), nil
+	}
+	_, name := fspath.Split(dst)
+	if src == dst {
+		return &Result{Stat: se.stat(name)}, nil
+	}
+	if fspath.IsWithin(dst, src) {
+		return failf(wire.Invalid, "cannot move %q into itself (%q)", src, dst), nil
+	}
+	var missing []string
+	if de != nil {
+		switch {
+		case se.Type == wire.TypeFile && de.Type == wire.TypeDir:
+			return failf(wire.IsDir, "%q is a directory; a file cannot replace it", dst), nil
+		case se.Type == wire.TypeDir && de.Type == wire.TypeFile:
+			return failf(wire.NotDir, "%q is a file; a directory cannot replace it", dst), nil
+		case de.Type == wire.TypeDir:
+			empty, err := isEmptyPrefix(t.b, childrenPrefix(dst))
+			if err != nil {
+				return nil, err
+			}
+			if !empty {
+				return failf(wire.NotEmpty, "directory %q is not empty", dst), nil
+			}
+		}
+	} else {
+		var res *Result
+		missing, res, err = missingParents(t.b, dst, c.Flags&wire.FlagParents != 0)
+		if res != nil || err != nil {
+			return res, err
+		}
+	}
+	// Gather the moves: the source's block map, or the whole subtree's
+	// entries and block maps.
+	var sets []kv
+	olds := [][]byte{entryKey(src)}
+	if se.Type == wire.TypeFile {
+		sets, olds, err = moveKeys(t, blocksPrefix(src), blocksPrefix(src), blocksPrefix(dst), sets, olds)
+	} else {
+		for _, pfx := range [][]byte{childrenPrefix(src), descendantsPrefix(src)} {
+			err = scanPrefix(t.b, pfx, func(k, v []byte) error {
+				p, ok := pathOfEntryKey(k)
+				if !ok {
+					return &wire.Error{Code: wire.Internal, Message: "corrupt entry key " + string(k)}
+				}
+				sets = append(sets, kv{entryKey(dst + p[len(src):]), bytes.Clone(v)})
+				olds = append(olds, bytes.Clone(k))
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+		sets, olds, err = moveKeys(t, subtreeDataPrefix(src), dataPathKey(src), dataPathKey(dst), sets, olds)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Write: parents, release a replaced file, delete the old keys, set the new.
+	if err := makeDirs(t.b, missing, t.index, c.Time); err != nil {
+		return nil, err
+	}
+	if de != nil && de.Type == wire.TypeFile {
+		if err := t.dropBlocks(blocksPrefix(dst)); err != nil {
+			return nil, err
+		}
+	}
+	for _, k := range olds {
+		if err := t.b.Delete(k, nil); err != nil {
+			return nil, storageErr("rename", err)
+		}
+	}
+	sort.Slice(sets, func(i, j int) bool { return bytes.Compare(sets[i].k, sets[j].k) < 0 })
+	for _, s := range sets {
+		if err := t.b.Set(s.k, s.v, nil); err != nil {
+			return nil, storageErr("rename", err)
+		}
+	}
+	moved := *se
+	moved.Version = t.index
+	if err := t.flush(); err != nil {
+		return nil, err
+	}
+	if err := putEntry(t.b, dst, &moved); err != nil {
+		return nil, err
+	}
+	return &Result{Stat: moved.stat(name)}, nil
+}
+
+// applyCopy makes To a copy of the file Path, within one root, sharing its
+// chunks. To may not be a directory; an existing file is replaced unless
+// FlagIfAbsent. IfVersion is checked against the source.
+func applyCopy(t *tx) (*Result, error) {
+	c := t.c
+	if r := twoPaths(c); r != nil {
+		return r, nil
+	}
+	src, dst := c.Path, c.To
+	se, err := getEntry(t.b, src)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case se == nil:
+		return failf(wire.NotFound, "%q does not exist", src), nil
+	case se.Type == wire.TypeDir:
+		return failf(wire.IsDir, "%q is a directory; COPY copies one file", src), nil
+	case c.IfVersion != 0 && se.Version != c.IfVersion:
+		return failf(wire.Conflict, "%q is at version %d, not %d (if-version)", src, se.Version, c.IfVersion), nil
+	case src == dst:
+		return failf(wire.Invalid, "cannot copy %q onto itself", src), nil
+	}
+	de, err := getEntry(t.b, dst)
+	if err != nil {
+		return nil, err
+	}
+	var missing []string
+	switch {
+	case de != nil && de.Type == wire.TypeDir:
+		return failf(wire.IsDir, "%q is a directory", dst), nil
+	case de != nil && c.Flags&wire.FlagIfAbsent != 0:
+		return failf(wire.Conflict, "%q already exists (if-absent)", dst), nil
+	case de == nil:
+		var res *Result
+		missing, res, err = missingParents(t.b, dst, c.Flags&wire.FlagParents != 0)
+		if res != nil || err != nil {
+			return res, err
+		}
+	}
+	refs, err := blockRefs(t.b, src, 0, numBlocks(se.Size, se.Block))
+	if err != nil {
+		return nil, err
+	}
+	if err := makeDirs(t.b, missing, t.index, c.Time); err != nil {
+		return nil, err
+	}
+	if de != nil {
+		if err := t.dropBlocks(blocksPrefix(dst)); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range refs {
+		t.ref(r.h, 1)
+		if err := t.b.Set(blockKey(dst, r.i), r.h[:], nil); err != nil {
+			return nil, storageErr("copy", err)
+		}
+	}
+	e := *se
+	e.Mtime, e.Version = c.Time, t.index
+	return t.finishFile(dst, &e, se.Checksum)
+}
+
+// applyCommit makes Path the file whose blocks are the named chunks, stored
+// before by CHUNK. Every chunk but the last must have the first one's size
+// (that becomes the file's block size), the last at most that, and the
+// sizes must add up to Size. The file changes in one step: a reader sees
+// the old or the new contents, never a mix.
+func applyCommit(t *tx) (*Result, error) {
+	c := t.c
+	if c.Size < 0 || c.Size > MaxFileSize {
+		return failf(wire.Invalid, "COMMIT of %q: size %d is outside [0, %d]", c.Path, c.Size, MaxFileSize), nil
+	}
+	old, missing, res, err := fileTarget(t, c.Path)
+	if res != nil || err != nil {
+		return res, err
+	}
+	ids := make([]chunkID, len(c.Chunks))
+	var total, first int64
+	for i, name := range c.Chunks {
+		h, err := parseChunkName(name)
+		if err != nil {
+			return failf(wire.Invalid, "COMMIT of %q: chunk %d: %v", c.Path, i, err), nil
+		}
+		m, err := getMeta(t.b, h)
+		if err != nil {
+			return nil, err
+		}
+		if m == nil {
+			return failf(wire.NotFound, "COMMIT of %q: chunk %d (%s) is not stored: upload it with CHUNK first (unreferenced chunks are collected after the chunk TTL)", c.Path, i, name), nil
+		}
+		if i == 0 {
+			first = m.Size
+		}
+		if (i < len(c.Chunks)-1 && m.Size != first) || m.Size > first {
+			return failf(wire.Invalid, "COMMIT of %q: chunk %d (%s) has %d bytes; every chunk but the last must have the first chunk's %d bytes, the last at most that", c.Path, i, name, m.Size, first), nil
+		}
+		ids[i] = h
+		total += m.Size
+	}
+	if total != c.Size {
+		return failf(wire.Invalid, "COMMIT of %q: the %d chunks add up to %d bytes, not size %d", c.Path, len(ids), total, c.Size), nil
+	}
+	bs := orDefault(c.ChunkSize, DefaultChunkSize)
+	if len(ids) > 1 || first > bs {
+		bs = first
+	}
+	if err := makeDirs(t.b, missing, t.index, c.Time); err != nil {
+		return nil, err
+	}
+	if old != nil {
+		if err := t.dropBlocks(blocksPrefix(c.Path)); err != nil {
+			return nil, err
+		}
+	}
+	for i, h := range ids {
+		t.ref(h, 1)
+		if err := t.b.Set(blockKey(c.Path, int64(i)), h[:], nil); err != nil {
+			return nil, storageErr("commit "+c.Path, err)
+		}
+	}
+	e := &entry{Type: wire.TypeFile, Size: total, Mtime: c.Time, Version: t.index, Block: bs}
+	return t.finishFile(c.Path, e, "")
+}

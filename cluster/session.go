@@ -1,0 +1,246 @@
+package cluster
+
+// Exactly-once mutations (DESIGN §3).
+//
+// A mutating request carries (Session, Seq). Session 0 means "no
+// deduplication". For a nonzero session the replicated state keeps a window
+// of the results of the most recently applied sequence numbers:
+//
+//   - a command whose (session, seq) is in the window is not applied again:
+//     Apply returns the stored result, byte for byte;
+//   - a command with seq at or below the session's low-water mark (and not
+//     in the window) is refused: INVALID "stale sequence";
+//   - otherwise it is applied and its result stored. When the window holds
+//     more than sessionWindow results, the lowest seq is dropped and becomes
+//     the low-water mark.
+//
+// Because the window is a set, not "the last seq", a client may pipeline
+// requests on one session and the leader may apply them in any order, as
+// long as a request is not overtaken by more than sessionWindow later ones.
+// Results of WRONG_RANGE (the router retries elsewhere) and INTERNAL
+// (storage failure) are not stored.
+//
+// A session expires when no command used it for the session TTL
+// (Command.SessionTTL, default 10 minutes) of entry time: every Apply first
+// removes up to sessionsExpiredPerEntry expired sessions, in the order of
+// their last use. A request of an expired session starts a fresh window, so
+// a retry that arrives after the TTL can be applied twice: clients must
+// not retry longer than the TTL.
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cleavefs/cleave/wire"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+const (
+	sessionPrefix     = prefix + "s/"
+	sessionTimePrefix = prefix + "t/"
+
+	// sessionWindow is how many results a session keeps.
+	sessionWindow = 1024
+	// DefaultSessionTTL is the idle time after which a session expires, in
+	// nanoseconds of entry time.
+	DefaultSessionTTL = int64(10 * 60e9)
+	// sessionsExpiredPerEntry bounds the expiry work of one Apply.
+	sessionsExpiredPerEntry = 8
+)
+
+// sessionMeta is the bookkeeping of one session; field names are part of the
+// on-disk format.
+type sessionMeta struct {
+	Low   uint64 `msgpack:"l,omitempty"` // seqs ≤ Low not in the window are stale
+	Count int    `msgpack:"n,omitempty"` // results in the window
+	Last  int64  `msgpack:"t,omitempty"` // entry time of the last command of the session
+}
+
+func sessionKey(s uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte(sessionPrefix), s)
+}
+
+func sessionResultKey(s, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(sessionKey(s), seq)
+}
+
+func sessionTimeKey(t int64, s uint64) []byte {
+	k := binary.BigEndian.AppendUint64([]byte(sessionTimePrefix), uint64(t))
+	return binary.BigEndian.AppendUint64(k, s)
+}
+
+// applySession runs c with exactly-once bookkeeping, after the bounded
+// expiry of sessions and collection of chunks.
+func applySession(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
+	if err := expireSessions(b, c); err != nil {
+		return nil, err
+	}
+	if err := collectChunks(b, c); err != nil {
+		return nil, err
+	}
+	if c.Session == 0 {
+		return apply(b, index, c)
+	}
+	if c.Seq == 0 {
+		return failf(wire.Invalid, "session %d: sequence numbers start at 1 (got seq 0)", c.Session), nil
+	}
+	m, err := getSession(b, c.Session)
+	if err != nil {
+		return nil, err
+	}
+	if m != nil {
+		v, err := getValue(b, sessionResultKey(c.Session, c.Seq))
+		switch {
+		case err == nil:
+			var r Result
+			if err := msgpack.Unmarshal(v, &r); err != nil {
+				return nil, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt result of session %d seq %d: %v", c.Session, c.Seq, err)}
+			}
+			return &r, touchSession(b, c, m)
+		case !errors.Is(err, pebble.ErrNotFound):
+			return nil, storageErr("read session", err)
+		}
+		if c.Seq <= m.Low {
+			return failf(wire.Invalid, "stale sequence: session %d seq %d is at or below %d, the oldest the cluster remembers; it may have been applied (window of %d)", c.Session, c.Seq, m.Low, sessionWindow), nil
+		}
+	} else {
+		m = &sessionMeta{}
+	}
+	res, err := apply(b, index, c)
+	if err != nil {
+		var we *wire.Error
+		if !errors.As(err, &we) || we.Code == wire.Internal || we.Code == wire.WrongRange {
+			return nil, err
+		}
+		res = &Result{Code: we.Code, Message: we.Message}
+	}
+	if res.Code == wire.WrongRange || res.Code == wire.Internal {
+		return res, nil
+	}
+	if err := b.Set(sessionResultKey(c.Session, c.Seq), encodeResult(res), nil); err != nil {
+		return nil, storageErr("write session", err)
+	}
+	m.Count++
+	if m.Count > sessionWindow {
+		low, err := oldestResult(b, c.Session)
+		if err != nil {
+			return nil, err
+		}
+		if err := b.Delete(sessionResultKey(c.Session, low), nil); err != nil {
+			return nil, storageErr("write session", err)
+		}
+		m.Count--
+		m.Low = max(m.Low, low)
+	}
+	return res, touchSession(b, c, m)
+}
+
+func encodeResult(r *Result) []byte {
+	v, err := msgpack.Marshal(r)
+	if err != nil {
+		panic(fmt.Sprintf("cluster: encode result: %v", err)) // plain fields only
+	}
+	return v
+}
+
+func getSession(rd reader, s uint64) (*sessionMeta, error) {
+	v, err := getValue(rd, sessionKey(s))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, storageErr("read session", err)
+	}
+	var m sessionMeta
+	if err := msgpack.Unmarshal(v, &m); err != nil {
+		return nil, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt session %d: %v", s, err)}
+	}
+	return &m, nil
+}
+
+// touchSession records m as the session's state, used at the entry's time.
+func touchSession(b *pebble.Batch, c *Command, m *sessionMeta) error {
+	if m.Last != 0 || m.Count > 0 {
+		if err := b.Delete(sessionTimeKey(m.Last, c.Session), nil); err != nil {
+			return storageErr("write session", err)
+		}
+	}
+	m.Last = c.Time
+	v, err := msgpack.Marshal(m)
+	if err != nil {
+		panic(fmt.Sprintf("cluster: encode session: %v", err))
+	}
+	if err := errors.Join(
+		b.Set(sessionKey(c.Session), v, nil),
+		b.Set(sessionTimeKey(m.Last, c.Session), nil, nil),
+	); err != nil {
+		return storageErr("write session", err)
+	}
+	return nil
+}
+
+// oldestResult returns the lowest seq stored for session s.
+func oldestResult(rd reader, s uint64) (uint64, error) {
+	pfx := sessionKey(s)
+	it, err := rd.NewIter(&pebble.IterOptions{LowerBound: append(bytes.Clone(pfx), 0), UpperBound: upperBound(pfx)})
+	if err != nil {
+		return 0, storageErr("read session", err)
+	}
+	var seq uint64
+	ok := it.First()
+	if ok && len(it.Key()) == len(pfx)+8 {
+		seq = binary.BigEndian.Uint64(it.Key()[len(pfx):])
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return 0, storageErr("read session", err)
+	}
+	if !ok {
+		return 0, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("integrity: session %d counts results but has none", s)}
+	}
+	return seq, nil
+}
+
+// expireSessions deletes up to sessionsExpiredPerEntry sessions unused for
+// the session TTL at the entry's time.
+func expireSessions(b *pebble.Batch, c *Command) error {
+	ttl := orDefault(c.SessionTTL, DefaultSessionTTL)
+	it, err := prefixIter(b, []byte(sessionTimePrefix))
+	if err != nil {
+		return storageErr("scan sessions", err)
+	}
+	var expired [][]byte
+	for valid := it.First(); valid && len(expired) < sessionsExpiredPerEntry; valid = it.Next() {
+		k := it.Key()
+		if len(k) != len(sessionTimePrefix)+16 {
+			_ = it.Close()
+			return &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt session time key %q", k)}
+		}
+		if last := int64(binary.BigEndian.Uint64(k[len(sessionTimePrefix):])); c.Time < last+ttl {
+			break
+		}
+		expired = append(expired, bytes.Clone(k))
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return storageErr("scan sessions", err)
+	}
+	for _, k := range expired {
+		s := binary.BigEndian.Uint64(k[len(sessionTimePrefix)+8:])
+		dels := [][]byte{k}
+		err := scanPrefix(b, sessionKey(s), func(k, _ []byte) error {
+			dels = append(dels, bytes.Clone(k))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, d := range dels {
+			if err := b.Delete(d, nil); err != nil {
+				return storageErr("expire session", err)
+			}
+		}
+	}
+	return nil
+}
