@@ -1,0 +1,321 @@
+// Command cleave-loadgen drives a cleave deployment with file workloads and
+// reports latency distributions (HDR histograms), throughput over time and
+// errors by code, as a table, as JSON (-o json) and as a self-contained HTML
+// report (--report). `cleave-loadgen compare A.json B.json` prints the
+// ratios of two runs; `cleave-loadgen summary FILE.json...` tabulates many;
+// `cleave-loadgen report -o OUT.html FILE.json...` draws them on one page.
+// It is a thin shell: the engine is package loadgen.
+//
+// Exit status: 0 when the run completed (operation errors are reported, not
+// fatal), 1 when it could not run (unreachable router, failed preload), 2
+// for a usage error.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cleavefs/cleave/client"
+	"github.com/cleavefs/cleave/loadgen"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, isTerminal(os.Stderr)))
+}
+
+// usageError marks a bad flag or argument (exit 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// run executes the command line and returns the exit status. tty says
+// whether stderr is a terminal (progress bars are drawn only then).
+func run(args []string, stdout, stderr io.Writer, tty bool) int {
+	root := newRoot(tty)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "cleave-loadgen: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) || strings.Contains(err.Error(), "flag") || strings.HasPrefix(err.Error(), "unknown command") {
+		if cmd == nil {
+			cmd = root
+		}
+		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
+		return 2
+	}
+	return 1
+}
+
+// opts are the flags of the load run.
+type opts struct {
+	router, workload, size, dist, rate, output, report, token, prefix string
+	roots, files, ops, preload                                        int64
+	clients                                                           int
+	duration, timeout                                                 time.Duration
+	readRatio                                                         float64
+	stale, quiet                                                      bool
+	seed                                                              uint64
+}
+
+func newRoot(tty bool) *cobra.Command {
+	var o opts
+	root := &cobra.Command{
+		Use:   "cleave-loadgen [flags]",
+		Short: "Drive a cleave deployment with a file workload and report latency and throughput",
+		Long: `cleave-loadgen runs a workload against a cleave deployment and reports
+throughput, latency percentiles (HDR histograms, per operation) and errors
+by code.
+
+Closed loop (default): each of --clients workers sends its next operation as
+soon as the previous returns. Open loop (--rate R/s): operations are due at
+fixed times and latency counts from the due time, so a stall shows as
+latency instead of being hidden (coordinated omission, as wrk2 corrects it).
+
+Workloads: put, get, mixed (--read-ratio gets, the rest puts), append, list
+(lists the --roots directories, --files/--roots entries each), stat, stream.
+Read workloads first create --preload files (default: --files), unmeasured.
+
+--router and --token can also be set as CLEAVE_ROUTER and CLEAVE_TOKEN.`,
+		Example: `  cleave-loadgen --workload put --size 1KiB --clients 64 --duration 10s
+  cleave-loadgen --workload get --clients 64 --files 10000 --dist zipf -o json > get.json
+  cleave-loadgen --workload mixed --read-ratio 0.9 --rate 5000/s --report mixed.html
+  cleave-loadgen compare before.json after.json`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := o.config(cmd)
+			if err != nil {
+				return usageError{err}
+			}
+			return runLoad(cmd, &o, cfg, tty)
+		},
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	f := root.Flags()
+	d := loadgen.DefaultConfig()
+	f.StringVar(&o.router, "router", "127.0.0.1:7400", "router addresses, HOST:PORT[,HOST:PORT...] (env CLEAVE_ROUTER)")
+	f.StringVar(&o.token, "token", "", "auth token (env CLEAVE_TOKEN)")
+	f.StringVar(&o.workload, "workload", string(d.Workload), "put, get, mixed, append, list, stat or stream")
+	f.StringVar(&o.size, "size", d.Size.String(), "file size for writes: fixed (1KiB) or uniform range (1KiB-64KiB)")
+	f.Int64Var(&o.roots, "roots", d.Roots, "root directories the files spread over (roots decide the cluster)")
+	f.Int64Var(&o.files, "files", d.Files, "distinct files over all roots")
+	f.StringVar(&o.dist, "dist", string(d.Dist), "how files are chosen: uniform or zipf")
+	f.IntVar(&o.clients, "clients", d.Clients, "concurrent workers")
+	f.DurationVar(&o.duration, "duration", d.Duration, "how long to measure (ignored if only --ops is given)")
+	f.Int64Var(&o.ops, "ops", 0, "stop after this many operations instead of after --duration")
+	f.StringVar(&o.rate, "rate", "0", "open loop at this rate over all clients, e.g. 5000/s; 0 = closed loop")
+	f.Float64Var(&o.readRatio, "read-ratio", d.ReadRatio, "mixed: fraction of operations that are gets")
+	f.BoolVar(&o.stale, "stale", false, "reads may be served stale by any replica")
+	f.Uint64Var(&o.seed, "seed", d.Seed, "seed of sizes, keys and data")
+	f.Int64Var(&o.preload, "preload", d.Preload, "files created before measuring (-1: --files for read workloads, else 0)")
+	f.StringVar(&o.prefix, "prefix", d.Prefix, "root directories are named PREFIX-000, PREFIX-001, ...")
+	f.DurationVar(&o.timeout, "timeout", d.Timeout, "deadline of one operation")
+	f.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress bar")
+	f.StringVar(&o.report, "report", "", "also write a self-contained HTML report to this file")
+	root.AddCommand(newCompareCmd(), newSummaryCmd(), newReportCmd())
+	return root
+}
+
+// config turns the flags into a validated loadgen.Config.
+func (o *opts) config(cmd *cobra.Command) (loadgen.Config, error) {
+	f := cmd.Flags()
+	if !f.Changed("router") {
+		if v := os.Getenv("CLEAVE_ROUTER"); v != "" {
+			o.router = v
+		}
+	}
+	if !f.Changed("token") {
+		o.token = os.Getenv("CLEAVE_TOKEN")
+	}
+	if o.output != "table" && o.output != "json" {
+		return loadgen.Config{}, fmt.Errorf("-o %q: want table or json", o.output)
+	}
+	cfg := loadgen.DefaultConfig()
+	cfg.Workload = loadgen.Workload(strings.ToLower(o.workload))
+	var err error
+	if cfg.Size, err = loadgen.ParseSize(o.size); err != nil {
+		return cfg, fmt.Errorf("--size: %w", err)
+	}
+	if cfg.Dist, err = loadgen.ParseDist(o.dist); err != nil {
+		return cfg, fmt.Errorf("--dist: %w", err)
+	}
+	if cfg.Rate, err = loadgen.ParseRate(o.rate); err != nil {
+		return cfg, fmt.Errorf("--rate: %w", err)
+	}
+	cfg.Roots, cfg.Files, cfg.Clients = o.roots, o.files, o.clients
+	cfg.Duration, cfg.Ops = o.duration, o.ops
+	if o.ops > 0 && !f.Changed("duration") {
+		cfg.Duration = 0
+	}
+	cfg.ReadRatio, cfg.Stale, cfg.Seed, cfg.Preload = o.readRatio, o.stale, o.seed, o.preload
+	cfg.Prefix, cfg.Timeout, cfg.Router = o.prefix, o.timeout, o.router
+	return cfg, cfg.Validate()
+}
+
+// runLoad dials the routers, runs the workload and writes the outputs.
+func runLoad(cmd *cobra.Command, o *opts, cfg loadgen.Config, tty bool) error {
+	ctx := cmd.Context()
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	copts := []client.Option{client.WithClientName("cleave-loadgen"), client.WithTimeout(cfg.Timeout)}
+	if o.token != "" {
+		copts = append(copts, client.WithToken(o.token))
+	}
+	c, err := client.Dial(dctx, strings.Split(o.router, ","), copts...)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	var progress func(loadgen.Snapshot)
+	var bar *loadgen.Progress
+	if tty && !o.quiet && o.output != "json" {
+		bar = loadgen.NewProgress(cmd.ErrOrStderr(), cfg)
+		progress = bar.Update
+	}
+	res, err := loadgen.Run(ctx, cfg, c, progress)
+	if bar != nil {
+		bar.Done()
+	}
+	if err != nil {
+		return err
+	}
+	if o.report != "" {
+		if err := writeFile(o.report, func(w io.Writer) error { return loadgen.WriteReport(w, "", res) }); err != nil {
+			return err
+		}
+	}
+	if o.output == "json" {
+		return res.WriteJSON(cmd.OutOrStdout())
+	}
+	if err := res.WriteTable(cmd.OutOrStdout()); err != nil {
+		return err
+	}
+	if o.report != "" {
+		fmt.Fprintf(cmd.OutOrStdout(), "report: %s\n", o.report)
+	}
+	return nil
+}
+
+func newCompareCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "compare A.json B.json",
+		Short: "Print the figures of run B relative to run A (B/A)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := readResult(args[0])
+			if err != nil {
+				return err
+			}
+			b, err := readResult(args[1])
+			if err != nil {
+				return err
+			}
+			return loadgen.WriteCompare(cmd.OutOrStdout(), a, b, args[0], args[1])
+		},
+	}
+}
+
+func newSummaryCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "summary FILE.json...",
+		Short: "Print one line per run of the given JSON results",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var rs []*loadgen.Result
+			var names []string
+			for _, a := range args {
+				r, err := readResult(a)
+				if err != nil {
+					return err
+				}
+				rs = append(rs, r)
+				names = append(names, strings.TrimSuffix(filepath.Base(a), ".json"))
+			}
+			return loadgen.WriteSummary(cmd.OutOrStdout(), names, rs)
+		},
+	}
+}
+
+func newReportCmd() *cobra.Command {
+	var out, title string
+	cmd := &cobra.Command{
+		Use:   "report -o OUT.html FILE.json...",
+		Short: "Draw the given JSON results on one self-contained HTML page",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return usageError{fmt.Errorf("-o OUT.html is required")}
+			}
+			var rs []*loadgen.Result
+			for _, a := range args {
+				r, err := readResult(a)
+				if err != nil {
+					return err
+				}
+				rs = append(rs, r)
+			}
+			return writeFile(out, func(w io.Writer) error { return loadgen.WriteReport(w, title, rs...) })
+		},
+	}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "HTML file to write")
+	cmd.Flags().StringVar(&title, "title", "", "page title")
+	return cmd
+}
+
+func readResult(path string) (*loadgen.Result, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r, err := loadgen.ReadResult(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return r, nil
+}
+
+// writeFile writes path through fn, atomically (temp file and rename).
+func writeFile(path string, fn func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".loadgen-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := fn(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	os.Chmod(tmp.Name(), 0o644)
+	return os.Rename(tmp.Name(), path)
+}
+
+// isTerminal reports whether f is a character device (a terminal).
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,134 @@
+package loadgen
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Workload names what a run does.
+type Workload string
+
+// Workloads.
+const (
+	Put    Workload = "put"    // whole-file puts of Size to random files
+	Get    Workload = "get"    // whole-file gets of preloaded files
+	Mixed  Workload = "mixed"  // gets with probability ReadRatio, else puts
+	Append Workload = "append" // appends of Size to random files
+	List   Workload = "list"   // lists of the root directories (Files/Roots entries each)
+	Stat   Workload = "stat"   // stats of preloaded files
+	Stream Workload = "stream" // streamed put then get of large files
+)
+
+// Workloads lists every workload, in the order usage text shows them.
+var Workloads = []Workload{Put, Get, Mixed, Append, List, Stat, Stream}
+
+// ErrNotSupported is returned for a workload or option that the SDK this
+// build links against does not offer yet.
+var ErrNotSupported = errors.New("loadgen: not supported by this SDK yet")
+
+// Config describes one run. Start from DefaultConfig.
+type Config struct {
+	Workload  Workload      // what to do; default put
+	Size      SizeDist      // file size for writes; default 1KiB
+	Roots     int64         // root directories the files spread over; default 16
+	Files     int64         // distinct files, over all roots; default 1000
+	Dist      Dist          // how files are chosen; default uniform
+	Clients   int           // concurrent workers; default 16
+	Duration  time.Duration // how long to measure; default 10s unless Ops is set
+	Ops       int64         // stop after this many operations (0: by Duration)
+	Rate      float64       // open loop: target ops/s over all clients; 0 = closed loop
+	ReadRatio float64       // mixed: fraction of gets; default 0.9
+	Stale     bool          // reads may be served stale by any replica
+	Seed      uint64        // randomness of sizes, keys and data; default 1
+	Preload   int64         // files created before measuring; -1 (default): Files for read workloads, 0 for put/append
+	Prefix    string        // root directories are named Prefix-NNN; default "loadgen"
+	Timeout   time.Duration // deadline of one operation; default 10s
+	Router    string        // recorded in the Result only
+	Logger    *slog.Logger  // default: discard
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{
+		Workload:  Put,
+		Size:      SizeDist{Min: 1 << 10, Max: 1 << 10},
+		Roots:     16,
+		Files:     1000,
+		Dist:      Uniform,
+		Clients:   16,
+		Duration:  10 * time.Second,
+		ReadRatio: 0.9,
+		Seed:      1,
+		Preload:   -1,
+		Prefix:    "loadgen",
+		Timeout:   10 * time.Second,
+		Logger:    slog.New(slog.DiscardHandler),
+	}
+}
+
+// Validate reports what is wrong with c, if anything.
+func (c *Config) Validate() error {
+	known := false
+	for _, w := range Workloads {
+		known = known || w == c.Workload
+	}
+	switch {
+	case !known:
+		return fmt.Errorf("workload %q: want one of put, get, mixed, append, list, stat, stream", c.Workload)
+	case c.Clients < 1:
+		return fmt.Errorf("clients %d: want at least 1", c.Clients)
+	case c.Roots < 1:
+		return fmt.Errorf("roots %d: want at least 1", c.Roots)
+	case c.Files < 1:
+		return fmt.Errorf("files %d: want at least 1", c.Files)
+	case c.Duration <= 0 && c.Ops <= 0:
+		return fmt.Errorf("want a duration or a number of operations")
+	case c.Ops < 0:
+		return fmt.Errorf("ops %d: negative", c.Ops)
+	case c.Rate < 0:
+		return fmt.Errorf("rate %g: negative", c.Rate)
+	case c.ReadRatio < 0 || c.ReadRatio > 1:
+		return fmt.Errorf("read ratio %g: want a fraction in [0, 1]", c.ReadRatio)
+	case c.Size.Min < 0 || c.Size.Max < c.Size.Min:
+		return fmt.Errorf("size %s: bad range", c.Size)
+	case c.Dist != Uniform && c.Dist != Zipf:
+		return fmt.Errorf("distribution %q: want uniform or zipf", c.Dist)
+	case c.Prefix == "":
+		return fmt.Errorf("prefix: empty")
+	case c.Timeout <= 0:
+		return fmt.Errorf("timeout %v: want > 0", c.Timeout)
+	}
+	if c.Preload > c.Files {
+		return fmt.Errorf("preload %d: more than --files %d", c.Preload, c.Files)
+	}
+	if c.needsPreload() && c.preloadCount() == 0 {
+		return fmt.Errorf("workload %s reads files: want --preload > 0 (or leave it unset)", c.Workload)
+	}
+	if c.Stale {
+		return fmt.Errorf("--stale: %w (the client has no option for stale reads)", ErrNotSupported)
+	}
+	return nil
+}
+
+// needsPreload reports whether the workload reads files that must exist.
+func (c *Config) needsPreload() bool {
+	switch c.Workload {
+	case Get, Mixed, Stat:
+		return true
+	}
+	return false
+}
+
+// preloadCount is the number of files created before measuring.
+func (c *Config) preloadCount() int64 {
+	if c.Preload >= 0 {
+		return c.Preload
+	}
+	switch c.Workload {
+	case Get, Mixed, Stat, List:
+		return c.Files
+	}
+	return 0
+}

@@ -1,0 +1,32 @@
+// Package loadgen is the engine of cleave-loadgen: it drives a cleave
+// deployment with file workloads and reports honest latency distributions.
+//
+// # Model
+//
+// A run has Clients workers sharing one SDK Store. In closed-loop mode
+// (Rate 0) each worker issues its next operation as soon as the previous one
+// returns. In open-loop mode (Rate > 0) operations are scheduled at fixed
+// intended send times, start + i/Rate, and a worker that takes ticket i waits
+// until that time; latency is measured from the intended send time, not from
+// when the request actually left, so a stalled server shows up as latency
+// rather than as fewer samples (coordinated omission is not hidden; this is
+// what wrk2 does).
+//
+// Latencies are recorded in microseconds in HDR histograms
+// (HdrHistogram/hdrhistogram-go, 3 significant figures, 1 µs to 60 s) per
+// operation, plus per-second buckets of completions, errors and latency.
+// Failures are counted by wire code (client.CodeOf).
+//
+// # Layout
+//
+// Parsing of sizes, distributions and rates (parse.go), key choice (keys.go),
+// workloads (workload.go), the run loop (run.go), recording (record.go), the
+// Result and its table/JSON forms (result.go), the HTML report (report.go),
+// compare (compare.go) and the TTY progress bar (progress.go).
+//
+// # Concurrency
+//
+// Run is called once per Config; Store must be safe for concurrent use (a
+// *client.Client is). The recorder is guarded by one mutex held only for the
+// few hundred nanoseconds of recording a sample.
+package loadgen

@@ -1,0 +1,153 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// sampleResults returns two results with every chart fed: a mixed run
+// with errors and a put run.
+func sampleResults(t *testing.T) []*Result {
+	t.Helper()
+	s := newMemStore()
+	s.fail = func(n int64) wireCode {
+		if n > 100 && n%97 == 0 { // not during the preload of 100 files
+			return codeTimeout
+		}
+		return codeOK
+	}
+	cfg := testConfig()
+	cfg.Workload = Mixed
+	a, err := Run(context.Background(), cfg, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Workload = Put
+	b, err := Run(context.Background(), cfg, newMemStore(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []*Result{a, b}
+}
+
+func TestReportIsSelfContained(t *testing.T) {
+	rs := sampleResults(t)
+	var buf bytes.Buffer
+	if err := WriteReport(&buf, "", rs...); err != nil {
+		t.Fatal(err)
+	}
+	page := buf.String()
+	// Nothing is fetched: no external src/href, no fetch or XHR.
+	if m := regexp.MustCompile(`(?i)(src|href)\s*=\s*["']?(https?:)?//`).FindString(page); m != "" {
+		t.Errorf("report references an external resource: %q", m)
+	}
+	for _, bad := range []string{"fetch(", "XMLHttpRequest", "<link", "@import"} {
+		if strings.Contains(page, bad) {
+			t.Errorf("report contains %q", bad)
+		}
+	}
+	if strings.Count(page, "</script>") != 2 {
+		t.Errorf("want exactly 2 script elements (data and code), page has %d closings", strings.Count(page, "</script>"))
+	}
+	if !strings.Contains(page, `"workload":"mixed"`) || !strings.Contains(page, "cleave-loadgen: 2 runs") {
+		t.Error("report lacks its data or title")
+	}
+	if err := WriteReport(&buf, ""); err == nil {
+		t.Error("a report of no results must fail")
+	}
+}
+
+// TestReportRendersInChromium loads a report in headless Chromium and
+// checks that its script drew every chart element. Chromium is installed
+// with scripts/install-chromium.sh if missing; the test is skipped, saying
+// why, only if that cannot be done.
+func TestReportRendersInChromium(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("skipped: the Chromium rendering test runs on Linux only")
+	}
+	bin := findChromium(t)
+	rs := sampleResults(t)
+	dir := t.TempDir()
+	html := filepath.Join(dir, "report.html")
+	f, err := os.Create(html)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteReport(f, "", rs...); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--user-data-dir="+filepath.Join(dir, "profile"), "--dump-dom", "file://"+html)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium --dump-dom: %v\nstderr:\n%s", err, stderr.String())
+	}
+	dom := string(out)
+	if !strings.Contains(dom, `data-rendered="true"`) {
+		t.Fatalf("the report's script did not finish (no data-rendered on body); DOM:\n%.2000s\nstderr:\n%.2000s", dom, stderr.String())
+	}
+	want := []string{
+		`<svg id="chart-throughput-0"`, `<path id="throughput-line-0"`, `<path id="errors-line-0"`,
+		`<svg id="chart-latency-time-0"`, `<path id="latency-time-0-p50"`, `<path id="latency-time-0-p99"`,
+		`<svg id="chart-latency-0"`, `<path id="latency-line-0-get"`, `<path id="latency-line-0-put"`,
+		`<table id="summary-0"`,
+		`<svg id="chart-throughput-1"`, `<path id="throughput-line-1"`, `<path id="latency-line-1-put"`,
+	}
+	for _, w := range want {
+		if !strings.Contains(dom, w) {
+			t.Errorf("rendered DOM lacks %s", w)
+		}
+	}
+	// Lines have real geometry: a path's d starts with a move and has points.
+	if m := regexp.MustCompile(`<path id="throughput-line-0" d="M[0-9.]+ [0-9.]+`).FindString(dom); m == "" {
+		t.Error("throughput line has no drawn geometry")
+	}
+}
+
+// findChromium returns the path of a Chromium binary, installing Debian's
+// package through scripts/install-chromium.sh if there is none, or skips.
+func findChromium(t *testing.T) string {
+	t.Helper()
+	look := func() string {
+		for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+			if p, err := exec.LookPath(name); err == nil {
+				return p
+			}
+		}
+		return ""
+	}
+	if p := look(); p != "" {
+		return p
+	}
+	script, err := filepath.Abs(filepath.Join("..", "scripts", "install-chromium.sh"))
+	if err != nil {
+		t.Skipf("skipped: no chromium and cannot locate scripts/install-chromium.sh: %v", err)
+	}
+	t.Logf("no chromium on PATH; running %s", script)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "sh", script).CombinedOutput()
+	if err != nil {
+		t.Skipf("skipped: chromium is not installed and could not be: %v\n%s", err, out)
+	}
+	if p := look(); p != "" {
+		return p
+	}
+	t.Skipf("skipped: install-chromium.sh succeeded but no chromium is on PATH:\n%s", out)
+	return ""
+}

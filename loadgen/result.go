@@ -1,0 +1,251 @@
+package loadgen
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Result is the outcome of one run. Its JSON form (-o json) is the stable
+// machine interface; fields are only ever added.
+//
+// Ops counts successful operations and Errors failed ones; OpsPerSec is
+// Ops over the measured time. Latencies are of successful operations, in
+// milliseconds, measured from the intended send time in open-loop mode.
+type Result struct {
+	Workload     string               `json:"workload"`
+	Mode         string               `json:"mode"` // "closed" or "open"
+	Clients      int                  `json:"clients"`
+	Rate         float64              `json:"rate,omitempty"` // target ops/s of open loop
+	Size         string               `json:"size"`
+	Dist         string               `json:"dist"`
+	Roots        int64                `json:"roots"`
+	Files        int64                `json:"files"`
+	Preload      int64                `json:"preload"`
+	ReadRatio    float64              `json:"read_ratio,omitempty"`
+	Stale        bool                 `json:"stale,omitempty"`
+	Seed         uint64               `json:"seed"`
+	Router       string               `json:"router,omitempty"`
+	Started      time.Time            `json:"started"`
+	DurationS    float64              `json:"duration_s"`
+	Ops          int64                `json:"ops"`
+	Errors       int64                `json:"errors"`
+	ErrorsByCode map[string]int64     `json:"errors_by_code"`
+	ErrorSamples map[string]string    `json:"error_samples,omitempty"`
+	OpsPerSec    float64              `json:"ops_per_sec"`
+	BytesPerSec  float64              `json:"bytes_per_sec"`
+	Latency      Latency              `json:"latency_ms"`
+	Percentiles  []Point              `json:"percentiles"` // latency distribution of all ops
+	PerOp        map[string]*OpResult `json:"per_op"`
+	PerSecond    []Second             `json:"per_second"`
+}
+
+// Latency is a latency summary in milliseconds.
+type Latency struct {
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p999"`
+	Max  float64 `json:"max"`
+	Mean float64 `json:"mean"`
+}
+
+// Point is one point of a latency distribution: P percent of operations
+// took at most Ms milliseconds.
+type Point struct {
+	P  float64 `json:"p"`
+	Ms float64 `json:"ms"`
+}
+
+// OpResult is the outcome of one operation kind (put, get, ...).
+type OpResult struct {
+	Ops         int64   `json:"ops"`
+	Errors      int64   `json:"errors"`
+	Bytes       int64   `json:"bytes"`
+	OpsPerSec   float64 `json:"ops_per_sec"`
+	Latency     Latency `json:"latency_ms"`
+	Percentiles []Point `json:"percentiles"`
+}
+
+// Second is one second of the run (T = 1 is the first).
+type Second struct {
+	T      int     `json:"t"`
+	Ops    int64   `json:"ops"`
+	Errors int64   `json:"errors"`
+	Bytes  int64   `json:"bytes"`
+	P50    float64 `json:"p50_ms"`
+	P99    float64 `json:"p99_ms"`
+	Max    float64 `json:"max_ms"`
+}
+
+// percentilePoints are the quantiles the distribution charts show.
+var percentilePoints = []float64{0, 10, 20, 30, 40, 50, 60, 70, 75, 80, 85, 90, 95, 97.5, 99, 99.5, 99.9, 99.95, 99.99, 99.999, 100}
+
+func summarize(h *hdr.Histogram) Latency {
+	if h.TotalCount() == 0 {
+		return Latency{}
+	}
+	return Latency{
+		P50:  usToMs(h.ValueAtQuantile(50)),
+		P90:  usToMs(h.ValueAtQuantile(90)),
+		P99:  usToMs(h.ValueAtQuantile(99)),
+		P999: usToMs(h.ValueAtQuantile(99.9)),
+		Max:  usToMs(h.Max()),
+		Mean: h.Mean() / 1000,
+	}
+}
+
+func distribution(h *hdr.Histogram) []Point {
+	if h.TotalCount() == 0 {
+		return []Point{}
+	}
+	out := make([]Point, len(percentilePoints))
+	for i, p := range percentilePoints {
+		v := h.ValueAtQuantile(p)
+		if p == 100 {
+			v = h.Max()
+		}
+		out[i] = Point{P: p, Ms: usToMs(v)}
+	}
+	return out
+}
+
+// result builds the Result of a run that measured for elapsed.
+func (r *recorder) result(cfg *Config, elapsed time.Duration) *Result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	secs := elapsed.Seconds()
+	if secs <= 0 {
+		secs = 1e-9
+	}
+	res := &Result{
+		Workload: string(cfg.Workload), Mode: "closed", Clients: cfg.Clients,
+		Size: cfg.Size.String(), Dist: string(cfg.Dist), Roots: cfg.Roots, Files: cfg.Files,
+		Preload: cfg.preloadCount(), Stale: cfg.Stale, Seed: cfg.Seed, Router: cfg.Router,
+		Started: r.start.UTC(), DurationS: elapsed.Seconds(),
+		ErrorsByCode: maps.Clone(r.errs), PerOp: map[string]*OpResult{},
+		Latency: summarize(r.all), Percentiles: distribution(r.all),
+	}
+	if cfg.Rate > 0 {
+		res.Mode, res.Rate = "open", cfg.Rate
+	}
+	if cfg.Workload == Mixed {
+		res.ReadRatio = cfg.ReadRatio
+	}
+	if len(r.samples) > 0 {
+		res.ErrorSamples = maps.Clone(r.samples)
+	}
+	var bytes int64
+	for name, o := range r.ops {
+		res.Ops += o.ops
+		res.Errors += o.errors
+		bytes += o.bytes
+		res.PerOp[name] = &OpResult{
+			Ops: o.ops, Errors: o.errors, Bytes: o.bytes, OpsPerSec: float64(o.ops) / secs,
+			Latency: summarize(o.hist), Percentiles: distribution(o.hist),
+		}
+	}
+	res.OpsPerSec = float64(res.Ops) / secs
+	res.BytesPerSec = float64(bytes) / secs
+	secsRec := r.secs
+	if full := int(cfg.Duration / time.Second); cfg.Ops == 0 && full > 0 && len(secsRec) > full {
+		// Operations in flight when the duration ended finish a moment
+		// later; count them in the last full second rather than showing
+		// a nearly empty extra second.
+		last := &secRec{hist: newHist(secFigures)}
+		for _, s := range secsRec[full-1:] {
+			last.ops += s.ops
+			last.errors += s.errors
+			last.bytes += s.bytes
+			last.hist.Merge(s.hist)
+		}
+		secsRec = append(secsRec[:full-1:full-1], last)
+	}
+	res.PerSecond = make([]Second, len(secsRec))
+	for i, s := range secsRec {
+		l := summarize(s.hist)
+		res.PerSecond[i] = Second{T: i + 1, Ops: s.ops, Errors: s.errors, Bytes: s.bytes, P50: l.P50, P99: l.P99, Max: l.Max}
+	}
+	return res
+}
+
+// WriteJSON writes res as indented JSON.
+func (res *Result) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(res)
+}
+
+// ReadResult reads a Result written by WriteJSON.
+func ReadResult(r io.Reader) (*Result, error) {
+	var res Result
+	dec := json.NewDecoder(r)
+	if err := dec.Decode(&res); err != nil {
+		return nil, fmt.Errorf("decode result: %w", err)
+	}
+	if res.Workload == "" {
+		return nil, fmt.Errorf("decode result: no \"workload\" field: not a cleave-loadgen result")
+	}
+	return &res, nil
+}
+
+// Title names the run in one line: "put 1KiB, 64 clients, closed loop".
+func (res *Result) Title() string {
+	mode := "closed loop"
+	if res.Mode == "open" {
+		mode = fmt.Sprintf("open loop at %.0f/s", res.Rate)
+	}
+	return fmt.Sprintf("%s %s, %d clients, %s", res.Workload, res.Size, res.Clients, mode)
+}
+
+// WriteTable writes res as the human-readable table.
+func (res *Result) WriteTable(w io.Writer) error {
+	fmt.Fprintf(w, "%s, %.1fs\n", res.Title(), res.DurationS)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "op\tops\terrors\tops/s\tMiB/s\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\t")
+	row := func(name string, ops, errs int64, opsPerSec, bytesPerSec float64, l Latency) {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.2f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t\n",
+			name, ops, errs, opsPerSec, bytesPerSec/(1<<20), l.P50, l.P90, l.P99, l.P999, l.Max)
+	}
+	names := slices.Sorted(maps.Keys(res.PerOp))
+	for _, n := range names {
+		o := res.PerOp[n]
+		row(n, o.Ops, o.Errors, o.OpsPerSec, float64(o.Bytes)/max(res.DurationS, 1e-9), o.Latency)
+	}
+	if len(names) != 1 {
+		row("all", res.Ops, res.Errors, res.OpsPerSec, res.BytesPerSec, res.Latency)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(res.ErrorsByCode) > 0 {
+		var parts []string
+		for _, c := range slices.Sorted(maps.Keys(res.ErrorsByCode)) {
+			parts = append(parts, fmt.Sprintf("%s %d", c, res.ErrorsByCode[c]))
+		}
+		fmt.Fprintf(w, "errors: %s\n", strings.Join(parts, ", "))
+		for _, c := range slices.Sorted(maps.Keys(res.ErrorSamples)) {
+			fmt.Fprintf(w, "  e.g. %s\n", res.ErrorSamples[c])
+		}
+	}
+	return nil
+}
+
+// WriteSummary writes one line per result: the suite table of make bench.
+func WriteSummary(w io.Writer, names []string, rs []*Result) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "run\tworkload\tsize\tclients\tops/s\tMiB/s\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\terrors\t")
+	for i, r := range rs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.0f\t%.2f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%d\t\n",
+			names[i], r.Workload, r.Size, r.Clients, r.OpsPerSec, r.BytesPerSec/(1<<20),
+			r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.P999, r.Latency.Max, r.Errors)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,117 @@
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/cleavefs/cleave/client"
+)
+
+// Store is the part of the SDK the workloads use. *client.Client
+// implements it; it must be safe for concurrent use. Data passed to Put is
+// not retained after Put returns.
+type Store interface {
+	Put(ctx context.Context, path string, data []byte, opts ...client.PutOption) (*client.Stat, error)
+	Get(ctx context.Context, path string) ([]byte, error)
+	List(ctx context.Context, path string) ([]client.Stat, error)
+	Stat(ctx context.Context, path string) (*client.Stat, error)
+	MkdirAll(ctx context.Context, path string) error
+}
+
+var _ Store = (*client.Client)(nil)
+
+// Appender is the SDK call the append workload needs. It is checked at run
+// time so that this package builds against SDKs with and without it.
+type Appender interface {
+	Append(ctx context.Context, path string, data []byte, opts ...client.PutOption) (*client.Stat, error)
+}
+
+// supports returns nil if store offers what workload w needs, else an
+// error matching ErrNotSupported that names the missing call.
+func supports(store Store, w Workload) error {
+	switch w {
+	case Append:
+		if _, ok := store.(Appender); !ok {
+			return fmt.Errorf("workload append: %w (the client has no Append call)", ErrNotSupported)
+		}
+	case Stream:
+		return fmt.Errorf("workload stream: %w (the client has no streaming put/get)", ErrNotSupported)
+	}
+	return nil
+}
+
+// worker is one client's state: its randomness and data buffer. Owned by
+// one goroutine.
+type worker struct {
+	cfg   *Config
+	store Store
+	names Namer
+	r     *rand.Rand
+	write *Keys  // files to write: all of them
+	read  *Keys  // files to read: the preloaded ones
+	roots *Keys  // root directories to list
+	buf   []byte // random data, twice the largest size so slices differ
+}
+
+func newWorker(cfg *Config, store Store, id int) *worker {
+	r := rand.New(rand.NewPCG(cfg.Seed, uint64(id)+1))
+	w := &worker{
+		cfg: cfg, store: store, r: r,
+		names: Namer{Prefix: cfg.Prefix, Roots: cfg.Roots},
+		write: NewKeys(cfg.Dist, cfg.Files, r),
+		read:  NewKeys(cfg.Dist, max(cfg.preloadCount(), 1), r),
+		roots: NewKeys(cfg.Dist, cfg.Roots, r),
+	}
+	w.buf = make([]byte, 2*cfg.Size.Max+1)
+	for i := range w.buf {
+		w.buf[i] = byte(r.Uint32())
+	}
+	return w
+}
+
+// data returns a slice of Size bytes from a random offset of buf, so
+// successive writes carry different contents.
+func (w *worker) data() []byte {
+	n := w.cfg.Size.Sample(w.r)
+	off := w.r.Int64N(int64(len(w.buf)) - n)
+	return w.buf[off : off+n]
+}
+
+// do performs one operation of the workload and says which one it was and
+// how many bytes of file data it moved.
+func (w *worker) do(ctx context.Context) (op string, n int64, err error) {
+	switch w.cfg.Workload {
+	case Put:
+		return w.put(ctx)
+	case Get:
+		return w.get(ctx)
+	case Mixed:
+		if w.r.Float64() < w.cfg.ReadRatio {
+			return w.get(ctx)
+		}
+		return w.put(ctx)
+	case List:
+		ents, err := w.store.List(ctx, w.names.Root(w.roots.Next()))
+		return "list", int64(len(ents)), err
+	case Stat:
+		_, err := w.store.Stat(ctx, w.names.File(w.read.Next()))
+		return "stat", 0, err
+	case Append:
+		d := w.data()
+		_, err := w.store.(Appender).Append(ctx, w.names.File(w.write.Next()), d)
+		return "append", int64(len(d)), err
+	}
+	return string(w.cfg.Workload), 0, ErrNotSupported
+}
+
+func (w *worker) put(ctx context.Context) (string, int64, error) {
+	d := w.data()
+	_, err := w.store.Put(ctx, w.names.File(w.write.Next()), d)
+	return "put", int64(len(d)), err
+}
+
+func (w *worker) get(ctx context.Context) (string, int64, error) {
+	d, err := w.store.Get(ctx, w.names.File(w.read.Next()))
+	return "get", int64(len(d)), err
+}
