@@ -54,7 +54,7 @@ func run(args []string, stdout, stderr io.Writer, tty bool) int {
 	}
 	fmt.Fprintf(stderr, "cleave-loadgen: %v\n", err)
 	var ue usageError
-	if errors.As(err, &ue) || strings.Contains(err.Error(), "flag") || strings.HasPrefix(err.Error(), "unknown command") {
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
 		if cmd == nil {
 			cmd = root
 		}
@@ -98,7 +98,7 @@ Read workloads first create --preload files (default: --files), unmeasured.
   cleave-loadgen --workload get --clients 64 --files 10000 --dist zipf -o json > get.json
   cleave-loadgen --workload mixed --read-ratio 0.9 --rate 5000/s --report mixed.html
   cleave-loadgen compare before.json after.json`,
-		Args:          cobra.NoArgs,
+		Args:          usageArgs(cobra.NoArgs),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -221,7 +221,7 @@ func newCompareCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "compare A.json B.json",
 		Short: "Print the figures of run B relative to run A (B/A)",
-		Args:  cobra.ExactArgs(2),
+		Args:  usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a, err := readResult(args[0])
 			if err != nil {
@@ -240,7 +240,7 @@ func newSummaryCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "summary FILE.json...",
 		Short: "Print one line per run of the given JSON results",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  usageArgs(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var rs []*loadgen.Result
 			var names []string
@@ -262,7 +262,7 @@ func newReportCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "report -o OUT.html FILE.json...",
 		Short: "Draw the given JSON results on one self-contained HTML page",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  usageArgs(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
 				return usageError{fmt.Errorf("-o OUT.html is required")}
@@ -312,6 +312,16 @@ func writeFile(path string, fn func(io.Writer) error) error {
 	}
 	os.Chmod(tmp.Name(), 0o644)
 	return os.Rename(tmp.Name(), path)
+}
+
+// usageArgs makes an argument check's failure a usage error (exit 2).
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
 }
 
 // isTerminal reports whether f is a character device (a terminal).
