@@ -157,7 +157,10 @@ func applyWrite(t *tx, appending bool) (*Result, error) {
 		return failf(wire.TooLarge, "write of %d bytes at offset %d would make %q larger than %d bytes", n, off, c.Path, MaxFileSize), nil
 	}
 	end := off + n
-	size := max(e.Size, end)
+	size := e.Size
+	if n > 0 { // an empty write changes no bytes and no size (like pwrite)
+		size = max(size, end)
+	}
 
 	// The blocks to rewrite, in order.
 	var blocks []int64
