@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -41,6 +43,38 @@ type Config struct {
 	// Logger receives the replica's and raft's logs. Default slog.Default();
 	// the replica adds "component"="replica" and "id"=ID.
 	Logger *slog.Logger
+
+	// PeerAddrs optionally gives the address of each of Peers. It is
+	// recorded in replicated state at bootstrap, next to the addresses that
+	// membership changes carry, so Members knows every member's address
+	// after restarts. Ignored when the DB already holds raft state.
+	PeerAddrs map[uint64]string
+	// Join starts a node with an empty DB without bootstrapping: it has no
+	// log and no members until the leader (which added it with AddLearner)
+	// sends it a snapshot. Ignored when the DB already holds raft state.
+	Join bool
+	// LogRetention is how many applied entries the log keeps behind the
+	// applied index; older ones are compacted away in steps of
+	// LogRetention/16 (at least 1), so the log holds between LogRetention
+	// and about 1.07*LogRetention applied entries. A follower that needs a
+	// compacted entry gets a snapshot instead. Compaction never passes the
+	// index of a snapshot still being sent. Default 10000.
+	LogRetention uint64
+	// SnapshotChunk is the number of stream bytes in one snapshot frame.
+	// Default 1 MiB; keep it well below the transport's frame limit.
+	SnapshotChunk int
+	// SnapshotDir holds snapshots being received (one SST file at a time)
+	// until they are ingested. It should be on the DB's file system so
+	// ingesting hard-links instead of copying. Files left there by a crash
+	// are removed at Open. Default os.TempDir()/cleave-snap-<ID>.
+	SnapshotDir string
+	// MaxSnapshotSends caps concurrent outgoing snapshot streams; raft
+	// retries later when the cap is reached. Default 2.
+	MaxSnapshotSends int
+	// PromoteMaxLag is how far (in entries) a learner's match index may
+	// trail the leader's last index for Promote to make it a voter.
+	// Default 100.
+	PromoteMaxLag uint64
 }
 
 // DefaultConfig returns a Config with every default set and ID/Peers empty.
@@ -55,6 +89,10 @@ func DefaultConfig() Config {
 		MaxBatch:            1024,
 		Prefix:              []byte("r/"),
 		Logger:              slog.Default(),
+		LogRetention:        10000,
+		SnapshotChunk:       1 << 20,
+		MaxSnapshotSends:    2,
+		PromoteMaxLag:       100,
 	}
 }
 
@@ -87,6 +125,21 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = d.Logger
+	}
+	if c.LogRetention == 0 {
+		c.LogRetention = d.LogRetention
+	}
+	if c.SnapshotChunk == 0 {
+		c.SnapshotChunk = d.SnapshotChunk
+	}
+	if c.MaxSnapshotSends == 0 {
+		c.MaxSnapshotSends = d.MaxSnapshotSends
+	}
+	if c.PromoteMaxLag == 0 {
+		c.PromoteMaxLag = d.PromoteMaxLag
+	}
+	if c.SnapshotDir == "" {
+		c.SnapshotDir = filepath.Join(os.TempDir(), fmt.Sprintf("cleave-snap-%d", c.ID))
 	}
 	return c
 }
@@ -129,6 +182,14 @@ func (c Config) Validate() error {
 	if c.MaxBatch < 0 {
 		errs = append(errs, fmt.Errorf("MaxBatch %d is negative", c.MaxBatch))
 	}
+	if c.SnapshotChunk < 0 || c.MaxSnapshotSends < 0 {
+		errs = append(errs, fmt.Errorf("SnapshotChunk %d and MaxSnapshotSends %d must not be negative", c.SnapshotChunk, c.MaxSnapshotSends))
+	}
+	for id, addr := range c.PeerAddrs {
+		if !seen[id] {
+			errs = append(errs, fmt.Errorf("PeerAddrs names %d (%s), which is not in Peers", id, addr))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("replica: invalid config: %w", err)
 	}
@@ -148,6 +209,14 @@ var (
 	// ErrStopped is returned by calls pending or made after Close, or after
 	// the replica stopped on a fatal storage error.
 	ErrStopped = errors.New("replica: stopped")
+	// ErrConfChangeInProgress means an earlier membership change is not yet
+	// applied (raft allows one at a time): nothing was changed; retry.
+	ErrConfChangeInProgress = errors.New("replica: another membership change is in progress")
+	// ErrLearnerBehind means Promote's learner is not caught up yet.
+	ErrLearnerBehind = errors.New("replica: learner is not caught up")
+	// ErrUnknownMember means the id is not a member (or not a learner, for
+	// Promote).
+	ErrUnknownMember = errors.New("replica: no such member")
 )
 
 // NotLeaderError says that this node is not the leader. Leader is the leader

@@ -27,6 +27,10 @@ type memNet struct {
 	mu    sync.Mutex
 	nodes map[uint64]*Replica
 	drop  func(from, to uint64, m *pb.Message) bool
+	// snapHook, if set, runs before a snapshot is streamed; an error
+	// fails the send. It may block (until ctx ends).
+	snapHook func(ctx context.Context, from, to uint64, index uint64) error
+	snaps    atomic.Int64 // snapshots delivered
 }
 
 func newMemNet() *memNet { return &memNet{nodes: make(map[uint64]*Replica)} }
@@ -72,6 +76,47 @@ func (t *memTransport) Send(msgs []*pb.Message) {
 			r.Step(proto.CloneOf(m))
 		}
 	}
+}
+
+// SendSnapshot implements SnapshotTransport in process: chunks are copied
+// and fed to the receiver's ReceiveSnapshot in order.
+func (t *memTransport) SendSnapshot(ctx context.Context, m *pb.Message, s *SnapshotStream) error {
+	t.net.mu.Lock()
+	hook := t.net.snapHook
+	t.net.mu.Unlock()
+	if hook != nil {
+		if err := hook(ctx, t.from, m.GetTo(), s.Index()); err != nil {
+			return err
+		}
+	}
+	t.net.mu.Lock()
+	r := t.net.nodes[m.GetTo()]
+	t.net.mu.Unlock()
+	if r == nil {
+		return errors.New("mem transport: no such node")
+	}
+	var off uint64
+	first := proto.CloneOf(m)
+	for {
+		data, err := s.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		c := SnapshotChunk{From: t.from, ID: s.ID(), Offset: off, Data: slices.Clone(data), Msg: first}
+		first = nil
+		if err := r.ReceiveSnapshot(ctx, c); err != nil {
+			return err
+		}
+		off += uint64(len(data))
+	}
+	err := r.ReceiveSnapshot(ctx, SnapshotChunk{From: t.from, ID: s.ID(), Offset: off, Msg: first, Done: true, CRC: s.CRC()})
+	if err == nil {
+		t.net.snaps.Add(1)
+	}
+	return err
 }
 
 // testSM appends each command to a key and counts applies, both through the
@@ -125,7 +170,9 @@ type testCluster struct {
 	dbs  map[uint64]*pebble.DB
 	reps map[uint64]*Replica
 	sms  map[uint64]*testSM
+	join map[uint64]bool // nodes started empty with Config.Join
 	mu   sync.Mutex
+	root string
 
 	countOnly bool
 }
@@ -146,6 +193,8 @@ func newTestCluster(t testing.TB, n int) *testCluster {
 		dbs:  make(map[uint64]*pebble.DB),
 		reps: make(map[uint64]*Replica),
 		sms:  make(map[uint64]*testSM),
+		join: make(map[uint64]bool),
+		root: root,
 	}
 	for i := 1; i <= n; i++ {
 		id := uint64(i)
@@ -153,20 +202,46 @@ func newTestCluster(t testing.TB, n int) *testCluster {
 		c.dirs[id] = filepath.Join(root, strconv.Itoa(i))
 	}
 	c.cfg = func(id uint64) Config {
+		c.mu.Lock()
+		defer c.mu.Unlock()
 		cfg := DefaultConfig()
 		cfg.ID = id
 		cfg.Peers = c.ids
 		cfg.TickInterval = 10 * time.Millisecond
 		cfg.ElectionTicks = 10
 		cfg.Logger = testLogger()
+		cfg.Join = c.join[id]
+		cfg.SnapshotDir = filepath.Join(root, "snap-"+strconv.FormatUint(id, 10))
+		cfg.PeerAddrs = map[uint64]string{}
+		for _, p := range cfg.Peers {
+			cfg.PeerAddrs[p] = "addr-" + strconv.FormatUint(p, 10)
+		}
+		if cfg.Join {
+			cfg.Peers, cfg.PeerAddrs = nil, nil
+		}
 		return cfg
 	}
 	t.Cleanup(func() {
-		for _, id := range c.ids {
+		c.mu.Lock()
+		var all []uint64
+		for id := range c.reps {
+			all = append(all, id)
+		}
+		c.mu.Unlock()
+		for _, id := range all {
 			c.stop(id)
 		}
 	})
 	return c
+}
+
+// addJoiner registers a new node that starts with an empty DB and
+// Config.Join (it is not in anyone's Peers).
+func (c *testCluster) addJoiner(id uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.join[id] = true
+	c.dirs[id] = filepath.Join(c.root, strconv.FormatUint(id, 10))
 }
 
 func (c *testCluster) startAll() {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -47,12 +48,16 @@ type Transport interface {
 
 // Status is a point-in-time view of a replica.
 type Status struct {
-	ID      uint64
-	Role    string // "leader", "follower", "candidate", "pre-candidate" or "learner"
-	Term    uint64
-	Leader  uint64 // 0 if unknown
-	Commit  uint64
-	Applied uint64
+	ID         uint64
+	Role       string // "leader", "follower", "candidate", "pre-candidate" or "learner"
+	Term       uint64
+	Leader     uint64 // 0 if unknown
+	Commit     uint64
+	Applied    uint64
+	FirstIndex uint64   // first index still in the local log
+	LastIndex  uint64   // last index in the local log
+	Members    []Member // sorted by id; Match set on the leader only
+	Snapshots  int      // outgoing snapshot streams in flight
 }
 
 // Replica is one member of a Raft group. Its methods are safe for
@@ -64,12 +69,25 @@ type Replica struct {
 	sm  StateMachine
 	tr  Transport
 
-	propc    chan *proposal
-	recvc    chan *pb.Message
-	readc    chan *readWaiter
-	unreachc chan uint64
-	stopc    chan struct{}
-	donec    chan struct{}
+	propc     chan *proposal
+	recvc     chan *pb.Message
+	readc     chan *readWaiter
+	unreachc  chan uint64
+	confc     chan *confReq
+	restorec  chan *restoreReq
+	snapDonec chan snapDone
+	stopc     chan struct{}
+	loopDone  chan struct{} // closed when the loop returns, before donec
+	donec     chan struct{}
+
+	snapTr     SnapshotTransport // nil if the transport cannot stream snapshots
+	sendCtx    context.Context   // cancelled when the loop stops
+	sendCancel context.CancelFunc
+	wg         sync.WaitGroup // snapshot sender goroutines
+	tmpSnapDir string         // SnapshotDir made by Open, removed at Close
+
+	recvMu sync.Mutex // guards recv; a leaf lock
+	recv   *snapReceiver
 
 	closeOnce sync.Once
 	fatalErr  error // set by the loop before donec is closed
@@ -92,6 +110,14 @@ type Replica struct {
 	readBuf  []*readWaiter // joined, waiting for the next round
 	readReq  *readRound    // round waiting for its ReadState
 	readWait []*readRound  // rounds waiting for applied >= index
+
+	addrs          map[uint64]string // member addresses (replicated)
+	outgoing       map[uint64]*SnapshotStream
+	inflight       map[uint64]inflightSnap // stream id → snapshot being sent
+	snapSeq        uint64
+	pendingRestore *restoreReq
+	confStepped    *proposal // conf change stepped, not yet seen in a Ready
+	lastConfIndex  uint64    // highest index of a conf-change entry in the log
 }
 
 type proposal struct {
@@ -141,14 +167,30 @@ func Open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport) (*Replica, e
 	if err != nil {
 		return nil, fmt.Errorf("replica: open: load raft state: %w", err)
 	}
-	if !found {
-		if len(cfg.Peers) == 0 {
-			return nil, errors.New("replica: open: no raft state in db and no Peers to bootstrap")
-		}
-		if err := st.bootstrap(cfg.Peers); err != nil {
+	switch {
+	case found:
+	case cfg.Join:
+		lg.Info("empty node joining: waiting for a leader's snapshot")
+	case len(cfg.Peers) == 0:
+		return nil, errors.New("replica: open: no raft state in db and no Peers to bootstrap (set Join to join an existing group)")
+	default:
+		if err := st.bootstrap(cfg.Peers, cfg.PeerAddrs); err != nil {
 			return nil, fmt.Errorf("replica: open: bootstrap: %w", err)
 		}
 		lg.Info("bootstrapped new group", "peers", cfg.Peers)
+	}
+	addrs, err := st.loadMembers(db)
+	if err != nil {
+		return nil, fmt.Errorf("replica: open: load members: %w", err)
+	}
+	tmpSnapDir := ""
+	if cfg.SnapshotDir == "" {
+		if cfg.SnapshotDir, err = os.MkdirTemp("", "cleave-snap-"); err != nil {
+			return nil, fmt.Errorf("replica: open: snapshot dir: %w", err)
+		}
+		tmpSnapDir = cfg.SnapshotDir
+	} else {
+		cleanSnapshotDir(cfg.SnapshotDir)
 	}
 	rc := &raft.Config{
 		ID:                        cfg.ID,
@@ -170,24 +212,37 @@ func Open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport) (*Replica, e
 		return nil, fmt.Errorf("replica: open: %w", err)
 	}
 	r := &Replica{
-		cfg:      cfg,
-		log:      lg,
-		db:       db,
-		sm:       sm,
-		tr:       tr,
-		propc:    make(chan *proposal, cfg.MaxBatch),
-		recvc:    make(chan *pb.Message, 4096),
-		readc:    make(chan *readWaiter, cfg.MaxBatch),
-		unreachc: make(chan uint64, 64),
-		stopc:    make(chan struct{}),
-		donec:    make(chan struct{}),
-		idBase:   rand.Uint64(),
-		rn:       rn,
-		store:    st,
-		applied:  st.applied,
-		unlanded: make(map[uint64]*proposal),
-		landed:   make(map[uint64]*proposal),
+		cfg:           cfg,
+		log:           lg,
+		db:            db,
+		sm:            sm,
+		tr:            tr,
+		propc:         make(chan *proposal, cfg.MaxBatch),
+		recvc:         make(chan *pb.Message, 4096),
+		readc:         make(chan *readWaiter, cfg.MaxBatch),
+		unreachc:      make(chan uint64, 64),
+		confc:         make(chan *confReq),
+		restorec:      make(chan *restoreReq),
+		snapDonec:     make(chan snapDone, 16),
+		stopc:         make(chan struct{}),
+		loopDone:      make(chan struct{}),
+		donec:         make(chan struct{}),
+		tmpSnapDir:    tmpSnapDir,
+		idBase:        rand.Uint64(),
+		rn:            rn,
+		store:         st,
+		applied:       st.applied,
+		unlanded:      make(map[uint64]*proposal),
+		landed:        make(map[uint64]*proposal),
+		addrs:         addrs,
+		outgoing:      make(map[uint64]*SnapshotStream),
+		inflight:      make(map[uint64]inflightSnap),
+		snapSeq:       rand.Uint64() >> 1,
+		lastConfIndex: st.lastIndex, // conservatively: a conf change may be pending in the log
 	}
+	r.snapTr, _ = tr.(SnapshotTransport)
+	r.sendCtx, r.sendCancel = context.WithCancel(context.Background())
+	st.makeSnapshot = r.makeSnapshot
 	r.setMembers(st.cs)
 	r.publishStatus()
 	lg.Info("opened", "term", st.hs.GetTerm(), "commit", st.hs.GetCommit(), "applied", st.applied,
@@ -324,8 +379,30 @@ func (r *Replica) run() {
 		r.log.Error("replica stopped on fatal error", "err", err)
 		r.fatalErr = err
 	}
+	close(r.loopDone)
+	r.sendCancel()
+	r.wg.Wait()
+	r.dropUnsentSnapshots()
+	if req := r.pendingRestore; req != nil {
+		r.pendingRestore = nil
+		os.Remove(req.path)
+		req.done <- ErrStopped
+	}
+	r.recvMu.Lock()
+	if r.recv != nil {
+		r.recv.abort()
+		r.recv = nil
+	}
+	r.recvMu.Unlock()
+	if r.confStepped != nil {
+		r.confStepped.done <- proposalResult{err: ErrStopped}
+		r.confStepped = nil
+	}
 	r.failAll(ErrStopped)
 	r.publishStatus()
+	if r.tmpSnapDir != "" {
+		os.RemoveAll(r.tmpSnapDir)
+	}
 	close(r.donec)
 }
 
@@ -342,6 +419,12 @@ func (r *Replica) loop(tickc <-chan time.Time) error {
 			r.readJoin(w)
 		case id := <-r.unreachc:
 			r.rn.ReportUnreachable(id)
+		case req := <-r.confc:
+			r.proposeConf(req)
+		case req := <-r.restorec:
+			r.stepRestore(req)
+		case d := <-r.snapDonec:
+			r.snapshotDone(d)
 		case <-r.stopc:
 			return nil
 		}
@@ -352,6 +435,11 @@ func (r *Replica) loop(tickc <-chan time.Time) error {
 			if err := r.handleReady(); err != nil {
 				return err
 			}
+		}
+		r.declineRestore()
+		r.dropUnsentSnapshots()
+		if err := r.maybeCompact(); err != nil {
+			return err
 		}
 		r.publishStatus()
 	}
@@ -369,6 +457,8 @@ func (r *Replica) drain() {
 			r.readJoin(w)
 		case id := <-r.unreachc:
 			r.rn.ReportUnreachable(id)
+		case d := <-r.snapDonec:
+			r.snapshotDone(d)
 		default:
 			return
 		}
@@ -409,8 +499,8 @@ func (r *Replica) step(m *pb.Message) {
 		r.log.Warn("dropping message of a type peers must not send", "type", t, "from", m.GetFrom())
 		return
 	case t == pb.MsgSnap:
-		// TODO(DESIGN §5): catch-up by snapshot.
-		r.log.Warn("dropping snapshot: not supported yet", "from", m.GetFrom())
+		// Snapshots arrive through ReceiveSnapshot, with their data.
+		r.log.Warn("dropping snapshot message that came without its data", "from", m.GetFrom())
 		return
 	case len(r.members) > 0 && !r.members[m.GetFrom()]:
 		r.log.Debug("dropping message from unknown peer", "type", t, "from", m.GetFrom())
@@ -501,7 +591,9 @@ func (r *Replica) issueRead(rr *readRound) {
 func (r *Replica) handleReady() error {
 	rd := r.rn.Ready()
 	if !raft.IsEmptySnap(rd.Snapshot) {
-		return errors.New("raft produced a snapshot to apply, which this version does not support")
+		if err := r.restore(rd.Snapshot); err != nil {
+			return err
+		}
 	}
 	b := r.db.NewIndexedBatch()
 	defer b.Close()
@@ -517,6 +609,7 @@ func (r *Replica) handleReady() error {
 		return fmt.Errorf("write log: %w", err)
 	}
 	r.trackLanded(rd.Entries, lose)
+	r.trackConf(rd.Entries)
 	if rd.HardState != nil {
 		if err := r.store.setHardState(b, rd.HardState); err != nil {
 			return fmt.Errorf("write hard state: %w", err)
@@ -552,6 +645,7 @@ func (r *Replica) handleReady() error {
 			if err := r.applyConfChange(b, e); err != nil {
 				return err
 			}
+			ours = p != nil && e.GetType() == pb.EntryConfChange && confChangeID(e.GetData()) == p.id
 		}
 		if p != nil {
 			if ours {
@@ -579,8 +673,21 @@ func (r *Replica) handleReady() error {
 	}
 	r.store.commitEntries(rd.Entries)
 
-	if len(rd.Messages) > 0 {
-		r.tr.Send(rd.Messages)
+	msgs := rd.Messages
+	var snaps []*pb.Message
+	if slices.ContainsFunc(msgs, isSnap) {
+		// Snapshots go their own way (sendSnapshot, after Advance).
+		msgs = nil
+		for _, m := range rd.Messages {
+			if isSnap(m) {
+				snaps = append(snaps, m)
+			} else {
+				msgs = append(msgs, m)
+			}
+		}
+	}
+	if len(msgs) > 0 {
+		r.tr.Send(msgs)
 	}
 	for i, p := range deliverTo {
 		p.done <- delivered[i]
@@ -594,6 +701,32 @@ func (r *Replica) handleReady() error {
 	}
 	r.releaseReads()
 	r.rn.Advance(rd)
+	for _, m := range snaps {
+		r.sendSnapshot(m)
+	}
+	return nil
+}
+
+func isSnap(m *pb.Message) bool { return m.GetType() == pb.MsgSnap }
+
+// maybeCompact drops applied log entries beyond Config.LogRetention, never
+// past the index of a snapshot being sent (its follower needs the entries
+// after it).
+func (r *Replica) maybeCompact() error {
+	ret := r.cfg.LogRetention
+	if r.applied <= ret {
+		return nil
+	}
+	to := r.applied - ret
+	for _, s := range r.inflight {
+		to = min(to, s.index)
+	}
+	if to < r.store.truncIndex+max(1, ret/16) {
+		return nil
+	}
+	if err := r.store.compact(to); err != nil {
+		return fmt.Errorf("compact log to %d: %w", to, err)
+	}
 	return nil
 }
 
@@ -650,6 +783,11 @@ func (r *Replica) applyConfChange(b *pebble.Batch, e *pb.Entry) error {
 			return fmt.Errorf("decode conf change at %d: %w", e.GetIndex(), err)
 		}
 		cc = c
+	}
+	if c, ok := cc.(*pb.ConfChange); ok {
+		if err := r.recordMemberAddr(b, c); err != nil {
+			return fmt.Errorf("write member address: %w", err)
+		}
 	}
 	cs := r.rn.ApplyConfChange(cc)
 	if err := r.store.setConfState(b, cs); err != nil {
@@ -726,11 +864,15 @@ func (r *Replica) failAll(err error) {
 func (r *Replica) publishStatus() {
 	bs := r.rn.BasicStatus()
 	st := &Status{
-		ID:      r.cfg.ID,
-		Term:    bs.GetTerm(),
-		Leader:  bs.Lead,
-		Commit:  bs.GetCommit(),
-		Applied: r.applied,
+		ID:         r.cfg.ID,
+		Term:       bs.GetTerm(),
+		Leader:     bs.Lead,
+		Commit:     bs.GetCommit(),
+		Applied:    r.applied,
+		FirstIndex: r.store.truncIndex + 1,
+		LastIndex:  r.store.lastIndex,
+		Members:    r.memberList(bs.RaftState == raft.StateLeader),
+		Snapshots:  len(r.inflight),
 	}
 	switch bs.RaftState {
 	case raft.StateLeader:

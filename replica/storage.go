@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -19,14 +20,20 @@ import (
 //	p+"applied"          → be64(applied index); written in the same batch as
 //	                       the state machine writes that produced it
 //	p+"trunc"            → be64(index) be64(term) of the last entry removed
-//	                       from the log (0,0 until compaction exists)
+//	                       from the log (the log's first index is index+1)
+//	p+"member/"+be64(id) → the member's address (from bootstrap's PeerAddrs
+//	                       or a membership change's context)
 //
-// TODO(DESIGN §5, catch-up by snapshot): log compaction and snapshots.
-// Compacting to index i deletes log keys <= i and sets trunc to (i, term(i))
-// in one batch; Snapshot then returns a Pebble checkpoint's metadata at the
-// applied index and a follower behind trunc is sent that checkpoint in
-// chunks. FirstIndex and Term already honour trunc, so only the writer and
-// the snapshot path are missing.
+// A new group bootstraps with trunc = (1, 1), HardState {Term: 1, Commit: 1}
+// and applied = 1: the initial state (ConfState, member addresses, whatever
+// the caller wrote into the state machine before Open) counts as a snapshot
+// at index 1 that every bootstrapped member holds. A node that joins with an
+// empty DB has none of it, and since no log holds index 1 the leader must
+// send it a snapshot (snapshot.go).
+//
+// Compaction to index i deletes log keys <= i and sets trunc to (i, term(i))
+// in one batch. "Replica-owned" keys are the ones above except member/: a
+// snapshot carries every other key of the DB, member addresses included.
 
 const (
 	// cacheMaxEntries and cacheMaxBytes bound the in-memory tail of the log
@@ -49,6 +56,10 @@ type logStore struct {
 	keyCS      []byte
 	keyApplied []byte
 	keyTrunc   []byte
+	memberPfx  []byte
+
+	// makeSnapshot, set by the replica, implements Snapshot.
+	makeSnapshot func() (*pb.Snapshot, error)
 
 	hs         *pb.HardState
 	cs         *pb.ConfState
@@ -77,7 +88,81 @@ func newLogStore(db *pebble.DB, prefix []byte) *logStore {
 		keyCS:      key("cs"),
 		keyApplied: key("applied"),
 		keyTrunc:   key("trunc"),
+		memberPfx:  key("member/"),
 	}
+}
+
+func (s *logStore) memberKey(id uint64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte{}, s.memberPfx...), id)
+}
+
+// owned reports whether k is one of the replica's own keys that a snapshot
+// does not carry: the log, HardState, ConfState, applied and trunc.
+func (s *logStore) owned(k []byte) bool {
+	if bytes.HasPrefix(k, s.logPrefix) {
+		return true
+	}
+	return bytes.Equal(k, s.keyHS) || bytes.Equal(k, s.keyCS) || bytes.Equal(k, s.keyApplied) || bytes.Equal(k, s.keyTrunc)
+}
+
+// loadMembers reads the persisted member addresses.
+func (s *logStore) loadMembers(r pebble.Reader) (map[uint64]string, error) {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: s.memberPfx, UpperBound: append(append([]byte{}, s.memberPfx...), 0xff)})
+	if err != nil {
+		return nil, err
+	}
+	m := map[uint64]string{}
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		if len(k) != len(s.memberPfx)+8 {
+			continue
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return nil, err
+		}
+		m[binary.BigEndian.Uint64(k[len(s.memberPfx):])] = string(v)
+	}
+	if err := it.Close(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// compact removes the log entries <= to in one batch and records (to,
+// term(to)) as truncated. The caller ensures truncIndex < to <= applied.
+func (s *logStore) compact(to uint64) error {
+	term, err := s.Term(to)
+	if err != nil {
+		return fmt.Errorf("term of %d: %w", to, err)
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.DeleteRange(s.logKey(s.truncIndex+1), s.logKey(to+1), nil); err != nil {
+		return err
+	}
+	if err := b.Set(s.keyTrunc, truncValue(to, term), nil); err != nil {
+		return err
+	}
+	// Losing an unsynced compaction in a crash is harmless: the batch is
+	// atomic and the entries it deletes are applied.
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("commit compaction: %w", err)
+	}
+	s.truncIndex, s.truncTerm = to, term
+	if cf := s.cacheFirst(); len(s.cache) > 0 && cf <= to {
+		drop := min(to+1-cf, uint64(len(s.cache)))
+		for _, e := range s.cache[:drop] {
+			s.cacheBytes -= proto.Size(e)
+		}
+		s.cache = s.cache[drop:]
+	}
+	return nil
+}
+
+func truncValue(index, term uint64) []byte {
+	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, index), term)
 }
 
 func (s *logStore) logKey(i uint64) []byte {
@@ -156,7 +241,13 @@ func (s *logStore) load() (bool, error) {
 		return false, err
 	}
 	if s.applied > s.hs.GetCommit() {
-		return false, fmt.Errorf("applied index %d beyond commit %d", s.applied, s.hs.GetCommit())
+		if s.applied != s.truncIndex {
+			return false, fmt.Errorf("applied index %d beyond commit %d", s.applied, s.hs.GetCommit())
+		}
+		// A snapshot was ingested (it replaces applied and trunc but keeps
+		// the HardState) and the node stopped before the next HardState
+		// was written. What a snapshot holds is committed.
+		s.hs.Commit = new(s.applied)
 	}
 	if s.applied < s.truncIndex {
 		return false, fmt.Errorf("applied index %d below truncated index %d", s.applied, s.truncIndex)
@@ -167,20 +258,33 @@ func (s *logStore) load() (bool, error) {
 // bootstrap durably writes the initial membership of a new cluster: an
 // empty log whose ConfState has peers as voters. Every member of a new
 // cluster bootstraps identically, so their logs agree from index 1.
-func (s *logStore) bootstrap(peers []uint64) error {
+func (s *logStore) bootstrap(peers []uint64, addrs map[uint64]string) error {
 	cs := &pb.ConfState{Voters: append([]uint64(nil), peers...)}
+	hs := &pb.HardState{Term: new(uint64(1)), Commit: new(uint64(1))}
 	b := s.db.NewBatch()
 	defer b.Close()
 	if err := s.setConfState(b, cs); err != nil {
 		return err
 	}
-	if err := b.Set(s.keyTrunc, make([]byte, 16), nil); err != nil {
+	if err := s.setHardState(b, hs); err != nil {
 		return err
+	}
+	if err := b.Set(s.keyTrunc, truncValue(1, 1), nil); err != nil {
+		return err
+	}
+	if err := s.setApplied(b, 1); err != nil {
+		return err
+	}
+	for id, addr := range addrs {
+		if err := b.Set(s.memberKey(id), []byte(addr), nil); err != nil {
+			return err
+		}
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("commit bootstrap: %w", err)
 	}
-	s.cs = cs
+	s.cs, s.hs = cs, hs
+	s.truncIndex, s.truncTerm, s.lastIndex, s.applied = 1, 1, 1, 1
 	return nil
 }
 
@@ -195,12 +299,14 @@ func (s *logStore) FirstIndex() (uint64, error) { return s.truncIndex + 1, nil }
 // LastIndex implements raft.Storage.
 func (s *logStore) LastIndex() (uint64, error) { return s.lastIndex, nil }
 
-// Snapshot implements raft.Storage. Without log compaction no follower can
-// be behind the retained log, so raft never needs a snapshot; returning an
-// empty one would make raft panic, so this reports it as temporarily
-// unavailable. TODO(DESIGN §5): snapshots from Pebble checkpoints.
+// Snapshot implements raft.Storage: raft calls it on the leader when a
+// follower needs entries that are compacted. It returns only metadata (and
+// a stream id in Data); the state itself is streamed by snapshot.go.
 func (s *logStore) Snapshot() (*pb.Snapshot, error) {
-	return nil, raft.ErrSnapshotTemporarilyUnavailable
+	if s.makeSnapshot == nil {
+		return nil, raft.ErrSnapshotTemporarilyUnavailable
+	}
+	return s.makeSnapshot()
 }
 
 func (s *logStore) cacheFirst() uint64 { return s.lastIndex + 1 - uint64(len(s.cache)) }

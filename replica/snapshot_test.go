@@ -1,0 +1,363 @@
+package replica
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	pb "go.etcd.io/raft/v3/raftpb"
+)
+
+// stateSum is a checksum over every key a snapshot carries (everything but
+// the replica-owned keys), and their count.
+func stateSum(t testing.TB, db *pebble.DB) (string, int) {
+	t.Helper()
+	st := newLogStore(db, DefaultConfig().Prefix)
+	it, err := db.NewIter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	h := sha256.New()
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		if st.owned(it.Key()) {
+			continue
+		}
+		fmt.Fprintf(h, "%q=%q\n", it.Key(), it.Value())
+		n++
+	}
+	return hex.EncodeToString(h.Sum(nil)), n
+}
+
+// logKeys counts the log entries stored in db.
+func logKeys(t testing.TB, db *pebble.DB) int {
+	st := newLogStore(db, DefaultConfig().Prefix)
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: st.logPrefix, UpperBound: st.logEnd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		n++
+	}
+	return n
+}
+
+func withRetention(c *testCluster, n uint64, chunk int) {
+	base := c.cfg
+	c.cfg = func(id uint64) Config {
+		cfg := base(id)
+		cfg.LogRetention = n
+		cfg.SnapshotChunk = chunk
+		return cfg
+	}
+}
+
+func proposeN(c *testCluster, lead uint64, prefix string, n int) uint64 {
+	var last uint64
+	for i := range n {
+		last = c.propose(lead, fmt.Sprintf("%s-%d-%s", prefix, i, strings.Repeat("x", 200)))
+	}
+	return last
+}
+
+func TestCompactionKeepsConfiguredTail(t *testing.T) {
+	c := newTestCluster(t, 3)
+	withRetention(c, 32, 0)
+	c.startAll()
+	lead := c.waitLeader()
+	last := proposeN(c, lead, "w", 150)
+	c.waitApplied(c.ids, last)
+	for _, id := range c.ids {
+		waitFor(t, 5*time.Second, "compaction", func() bool {
+			st := c.rep(id).Status()
+			return st.FirstIndex > 1
+		})
+		st := c.rep(id).Status()
+		kept := st.Applied - st.FirstIndex + 1
+		if kept < 32 || kept > 32+2+1 { // retention plus at most one compaction step (32/16)
+			t.Errorf("node %d keeps %d applied entries [%d, %d], want 32..35", id, kept, st.FirstIndex, st.Applied)
+		}
+		if n, want := logKeys(t, c.db(id)), int(st.LastIndex-st.FirstIndex+1); n != want {
+			t.Errorf("node %d has %d log keys, want %d (first %d, last %d)", id, n, want, st.FirstIndex, st.LastIndex)
+		}
+	}
+	// The compacted log survives a restart.
+	c.stop(lead)
+	c.start(lead)
+	lead = c.waitLeader()
+	c.waitApplied(c.ids, c.propose(lead, "after-restart"))
+	if c.count(lead) != 151 {
+		t.Errorf("leader applied %d commands, want 151", c.count(lead))
+	}
+}
+
+func TestLaggingFollowerCatchesUpBySnapshot(t *testing.T) {
+	c := newTestCluster(t, 3)
+	withRetention(c, 16, 4096) // small chunks: many frames per snapshot
+	c.startAll()
+	lead := c.waitLeader()
+	f := others(c.ids, lead)[0]
+	c.propose(lead, "before")
+	c.stop(f)
+	last := proposeN(c, lead, "while-down", 300)
+	waitFor(t, 5*time.Second, "leader compaction past the follower", func() bool {
+		return c.rep(lead).Status().FirstIndex > 50
+	})
+	c.start(f)
+	c.waitApplied([]uint64{f}, last)
+	if c.net.snaps.Load() == 0 {
+		t.Fatal("follower caught up without a snapshot")
+	}
+	c.waitApplied(c.ids, c.propose(lead, "after"))
+	assertSameState(t, c, c.ids...)
+	if got := c.count(f); got != 302 {
+		t.Errorf("follower count %d, want 302", got)
+	}
+	// The restored follower restarts from its snapshot and log.
+	c.stop(f)
+	c.start(f)
+	c.waitApplied(c.ids, c.propose(c.waitLeader(), "after-restart"))
+	assertSameState(t, c, c.ids...)
+}
+
+func assertSameState(t *testing.T, c *testCluster, ids ...uint64) {
+	t.Helper()
+	want, n := stateSum(t, c.db(ids[0]))
+	for _, id := range ids[1:] {
+		if got, m := stateSum(t, c.db(id)); got != want {
+			t.Errorf("node %d state %s (%d keys) differs from node %d %s (%d keys)", id, got, m, ids[0], want, n)
+		}
+	}
+}
+
+func TestEmptyNodeJoinsByLearnerSnapshotPromote(t *testing.T) {
+	c := newTestCluster(t, 3)
+	withRetention(c, 16, 1<<10)
+	c.startAll()
+	lead := c.waitLeader()
+	proposeN(c, lead, "w", 100)
+	c.addJoiner(4)
+	c.start(4)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.rep(lead).AddLearner(ctx, 4, "addr-4"); err != nil {
+		t.Fatalf("AddLearner: %v", err)
+	}
+	if err := c.rep(lead).AddLearner(ctx, 4, "addr-4"); err != nil {
+		t.Fatalf("AddLearner again (no-op): %v", err)
+	}
+	if err := c.rep(lead).Promote(ctx, 4); err != nil {
+		t.Fatalf("Promote: %v", err)
+	}
+	all := append(c.ids, 4)
+	last := c.propose(lead, "after-promote")
+	c.waitApplied(all, last)
+	if c.net.snaps.Load() == 0 {
+		t.Fatal("the empty node joined without a snapshot")
+	}
+	assertSameState(t, c, all...)
+	ms := c.rep(lead).Members()
+	if len(ms) != 4 || !ms[3].Voter || ms[3].Addr != "addr-4" || ms[3].Match < last {
+		t.Fatalf("leader's members after promote: %+v", ms)
+	}
+	for _, id := range all {
+		waitFor(t, 5*time.Second, "node 4 a voter everywhere", func() bool {
+			ms := c.rep(id).Members()
+			return len(ms) == 4 && ms[3].Voter && ms[0].Addr == "addr-1"
+		})
+	}
+
+	// Membership and addresses survive restarts, including the joined node's.
+	c.stop(4)
+	c.start(4)
+	c.stop(lead)
+	c.start(lead)
+	lead = c.waitLeader(all...)
+	c.waitApplied(all, c.propose(lead, "after-restarts"))
+	for _, id := range all {
+		ms := c.rep(id).Members()
+		if len(ms) != 4 || ms[3].Addr != "addr-4" || ms[0].Addr != "addr-1" {
+			t.Errorf("node %d members after restart: %+v", id, ms)
+		}
+	}
+
+	// Remove a follower: the rest keep committing, the removed node stops
+	// hearing from them.
+	gone := others(all, lead)[0]
+	if err := c.rep(lead).RemoveMember(ctx, gone); err != nil {
+		t.Fatalf("RemoveMember(%d): %v", gone, err)
+	}
+	rest := others(all, gone)
+	c.waitApplied(rest, c.propose(lead, "after-remove"))
+	for _, id := range rest {
+		if len(c.rep(id).Members()) != 3 {
+			t.Errorf("node %d members after remove: %+v", id, c.rep(id).Members())
+		}
+	}
+	if err := c.rep(lead).RemoveMember(ctx, gone); err != nil {
+		t.Fatalf("RemoveMember again (no-op): %v", err)
+	}
+}
+
+func TestPromoteWaitsForLearner(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.startAll()
+	lead := c.waitLeader()
+	c.addJoiner(4) // never started: cannot catch up
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.rep(lead).AddLearner(ctx, 4, "addr-4"); err != nil {
+		t.Fatalf("AddLearner: %v", err)
+	}
+	pctx, pcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer pcancel()
+	err := c.rep(lead).Promote(pctx, 4)
+	if !errors.Is(err, ErrLearnerBehind) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Promote of a learner that is down: %v, want ErrLearnerBehind and a deadline", err)
+	}
+	if err := c.rep(lead).Promote(ctx, 9); !errors.Is(err, ErrUnknownMember) {
+		t.Fatalf("Promote of a non-member: %v", err)
+	}
+	if err := c.rep(others(c.ids, lead)[0]).AddLearner(ctx, 5, "x"); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("AddLearner on a follower: %v", err)
+	}
+}
+
+func TestLeaderHoldsLogForInFlightSnapshot(t *testing.T) {
+	c := newTestCluster(t, 3)
+	withRetention(c, 16, 1<<10)
+	c.startAll()
+	lead := c.waitLeader()
+	f := others(c.ids, lead)[0]
+	c.stop(f)
+	proposeN(c, lead, "a", 100)
+
+	// Hold the snapshot to f until released.
+	started := make(chan uint64, 8)
+	release := make(chan struct{})
+	c.net.mu.Lock()
+	c.net.snapHook = func(ctx context.Context, from, to, index uint64) error {
+		started <- index
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	c.net.mu.Unlock()
+	c.start(f)
+	var index uint64
+	select {
+	case index = <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no snapshot started")
+	}
+	last := proposeN(c, lead, "b", 100) // far beyond the retention
+	c.waitApplied([]uint64{lead}, last)
+	st := c.rep(lead).Status()
+	if st.FirstIndex > index+1 {
+		t.Fatalf("leader compacted to first index %d while a snapshot at %d was in flight", st.FirstIndex, index)
+	}
+	if st.Snapshots != 1 {
+		t.Fatalf("leader reports %d snapshots in flight, want 1", st.Snapshots)
+	}
+	close(release)
+	c.net.mu.Lock()
+	c.net.snapHook = nil
+	c.net.mu.Unlock()
+	c.waitApplied(c.ids, c.propose(lead, "after"))
+	assertSameState(t, c, c.ids...)
+	waitFor(t, 5*time.Second, "compaction resumes", func() bool {
+		st := c.rep(lead).Status()
+		return st.Snapshots == 0 && st.FirstIndex > index+1
+	})
+}
+
+// A transfer that fails midway, or whose data is corrupt, leaves the old
+// state intact and no file behind; the next transfer succeeds.
+func TestFailedTransferLeavesOldState(t *testing.T) {
+	c := newTestCluster(t, 3)
+	withRetention(c, 16, 512)
+	c.startAll()
+	lead := c.waitLeader()
+	f := others(c.ids, lead)[0]
+	c.propose(lead, "before")
+	c.waitApplied(c.ids, c.propose(lead, "before-2"))
+	c.stop(f)
+	last := proposeN(c, lead, "w", 100)
+	// Reference: the follower's state before any transfer.
+	db, err := pebble.Open(c.dirs[f], &pebble.Options{Logger: quietPebble{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := stateSum(t, db)
+	db.Close()
+
+	// Fail transfers: first by aborting midway (the sender gives up after
+	// the first chunk), then by corrupting a chunk.
+	var attemptsN atomic.Int64
+	c.net.mu.Lock()
+	c.net.snapHook = func(ctx context.Context, from, to, index uint64) error {
+		c.net.mu.Lock()
+		r := c.net.nodes[to]
+		c.net.mu.Unlock()
+		attempts := attemptsN.Add(1)
+		if attempts > 2 {
+			return nil
+		}
+		m := &pb.Message{Type: pb.MsgSnap.Enum(), From: new(from), To: new(to),
+			Snapshot: &pb.Snapshot{Data: []byte("12345678"), Metadata: &pb.SnapshotMetadata{
+				Index: new(index), Term: new(uint64(1)), ConfState: &pb.ConfState{Voters: c.ids}}}}
+		id := uint64(1000 + attempts)
+		rec := append([]byte{4}, "k/aa"...)
+		rec = append(rec, 1, 'v')
+		if err := r.ReceiveSnapshot(ctx, SnapshotChunk{From: from, ID: id, Msg: m, Data: rec}); err != nil {
+			return err
+		}
+		if attempts == 1 {
+			return errors.New("test: sender gives up midway")
+		}
+		return r.ReceiveSnapshot(ctx, SnapshotChunk{From: from, ID: id, Offset: uint64(len(rec)), Done: true, CRC: 12345})
+	}
+	c.net.mu.Unlock()
+	// Close the follower while it holds a partial stream, then check its
+	// state on disk.
+	c.start(f)
+	waitFor(t, 10*time.Second, "a failed transfer", func() bool { return attemptsN.Load() >= 1 })
+	c.stop(f)
+	db, err = pebble.Open(c.dirs[f], &pebble.Options{Logger: quietPebble{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := stateSum(t, db)
+	db.Close()
+	if after != before {
+		t.Fatal("a failed transfer changed the follower's state")
+	}
+	c.start(f)
+	c.waitApplied([]uint64{f}, last)
+	c.waitApplied(c.ids, c.propose(lead, "after"))
+	assertSameState(t, c, c.ids...)
+	if attempts := attemptsN.Load(); attempts < 3 {
+		t.Errorf("caught up after %d transfer attempts, want the third to succeed", attempts)
+	}
+	ents, _ := os.ReadDir(c.cfg(f).SnapshotDir)
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".sst") {
+			t.Errorf("snapshot file %s left behind", filepath.Join(c.cfg(f).SnapshotDir, e.Name()))
+		}
+	}
+}
