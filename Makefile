@@ -4,7 +4,7 @@ BIN     := bin
 DATA    ?= data
 PKGS    := ./...
 
-.PHONY: all build run test test-long bench lint fuzz clean
+.PHONY: all build run test test-long bench bench-micro lint fuzz clean
 
 all: build
 
@@ -26,9 +26,17 @@ test: build
 test-long: build
 	$(GO) test -race -shuffle=on -tags long -timeout 60m $(PKGS)
 
-# bench runs the micro-benchmarks of the codec, the state machine and the
-# replication write path.
-bench:
+# bench runs the standard load suite (docs/benchmarks.md): it starts
+# `cleave up` in a temporary directory, drives it with cleave-loadgen and
+# writes JSON and HTML results under bench/results/ (BENCH_DURATION per run,
+# default 10s; about 3 minutes in all).
+bench: build
+	$(GO) build -o $(BIN)/cleave-loadgen ./cmd/cleave-loadgen
+	CLEAVE_PREBUILT=1 ./bench/run.sh
+
+# bench-micro runs the micro-benchmarks of the codec, the state machine and
+# the replication write path.
+bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem ./wire ./cluster ./replica
 
 lint:

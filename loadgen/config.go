@@ -18,7 +18,7 @@ const (
 	Append Workload = "append" // appends of Size to random files
 	List   Workload = "list"   // lists of the root directories (Files/Roots entries each)
 	Stat   Workload = "stat"   // stats of preloaded files
-	Stream Workload = "stream" // streamed put then get of large files
+	Stream Workload = "stream" // streamed upload of Size, then download of it, alternately
 )
 
 // Workloads lists every workload, in the order usage text shows them.

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 
 	"github.com/cleavefs/cleave/client"
@@ -27,6 +28,13 @@ type Appender interface {
 	Append(ctx context.Context, path string, data []byte, opts ...client.PutOption) (*client.Stat, error)
 }
 
+// Streamer is what the stream workload needs: uploads from an io.Reader
+// and downloads to an io.Writer with bounded memory. Checked at run time.
+type Streamer interface {
+	Upload(ctx context.Context, path string, r io.Reader, opts ...client.PutOption) (*client.Stat, error)
+	Download(ctx context.Context, path string, w io.Writer) (*client.Stat, error)
+}
+
 // supports returns nil if store offers what workload w needs, else an
 // error matching ErrNotSupported that names the missing call.
 func supports(store Store, w Workload) error {
@@ -36,7 +44,9 @@ func supports(store Store, w Workload) error {
 			return fmt.Errorf("workload append: %w (the client has no Append call)", ErrNotSupported)
 		}
 	case Stream:
-		return fmt.Errorf("workload stream: %w (the client has no streaming put/get)", ErrNotSupported)
+		if _, ok := store.(Streamer); !ok {
+			return fmt.Errorf("workload stream: %w (the client has no streaming Upload/Download)", ErrNotSupported)
+		}
 	}
 	return nil
 }
@@ -51,8 +61,14 @@ type worker struct {
 	write *Keys  // files to write: all of them
 	read  *Keys  // files to read: the preloaded ones
 	roots *Keys  // root directories to list
-	buf   []byte // random data, twice the largest size so slices differ
+	buf   []byte // random data: the largest size plus slack, so slices at random offsets differ
+
+	uploaded int64 // stream: the file this worker uploaded last and reads next, or -1
 }
+
+// bufSlack is how much longer than the largest size a worker's data buffer
+// is: writes take Size bytes at a random offset within it.
+const bufSlack = 64 << 10
 
 func newWorker(cfg *Config, store Store, id int) *worker {
 	r := rand.New(rand.NewPCG(cfg.Seed, uint64(id)+1))
@@ -63,7 +79,12 @@ func newWorker(cfg *Config, store Store, id int) *worker {
 		read:  NewKeys(cfg.Dist, max(cfg.preloadCount(), 1), r),
 		roots: NewKeys(cfg.Dist, cfg.Roots, r),
 	}
-	w.buf = make([]byte, 2*cfg.Size.Max+1)
+	w.uploaded = -1
+	n := cfg.Size.Max + bufSlack
+	if cfg.Workload == Stream {
+		n = streamBuf // streams cycle through a smaller buffer
+	}
+	w.buf = make([]byte, n)
 	for i := range w.buf {
 		w.buf[i] = byte(r.Uint32())
 	}
@@ -97,6 +118,8 @@ func (w *worker) do(ctx context.Context) (op string, n int64, err error) {
 	case Stat:
 		_, err := w.store.Stat(ctx, w.names.File(w.read.Next()))
 		return "stat", 0, err
+	case Stream:
+		return w.stream(ctx)
 	case Append:
 		d := w.data()
 		_, err := w.store.(Appender).Append(ctx, w.names.File(w.write.Next()), d)
@@ -115,3 +138,56 @@ func (w *worker) get(ctx context.Context) (string, int64, error) {
 	d, err := w.store.Get(ctx, w.names.File(w.read.Next()))
 	return "get", int64(len(d)), err
 }
+
+// streamBuf is the size of a stream worker's data buffer: 1 MiB plus a
+// prime, so that successive 1 MiB chunks of a stream start at different
+// offsets of it and differ (content-addressed chunks must not dedupe).
+const streamBuf = 1<<20 + 4093
+
+// stream alternates: upload a file of Size, then download it.
+func (w *worker) stream(ctx context.Context) (string, int64, error) {
+	s := w.store.(Streamer)
+	if w.uploaded < 0 {
+		i := w.write.Next()
+		n := w.cfg.Size.Sample(w.r)
+		r := &cycleReader{buf: w.buf, off: w.r.IntN(len(w.buf)), left: n}
+		_, err := s.Upload(ctx, w.names.File(i), r)
+		if err == nil {
+			w.uploaded = i
+		}
+		return "upload", n - r.left, err
+	}
+	var cw countWriter
+	_, err := s.Download(ctx, w.names.File(w.uploaded), &cw)
+	w.uploaded = -1
+	return "download", cw.n, err
+}
+
+// cycleReader reads left bytes cycling through buf from off.
+type cycleReader struct {
+	buf  []byte
+	off  int
+	left int64
+}
+
+func (c *cycleReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n := 0
+	for n < len(p) {
+		k := copy(p[n:], c.buf[c.off:])
+		n += k
+		c.off = (c.off + k) % len(c.buf)
+	}
+	c.left -= int64(n)
+	return n, nil
+}
+
+// countWriter counts and discards what is written to it.
+type countWriter struct{ n int64 }
+
+func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
