@@ -238,7 +238,13 @@ func deleteChunk(b *pebble.Batch, h chunkID) error {
 // passed at the entry's time.
 func collectChunks(b *pebble.Batch, c *Command) error {
 	ttl := orDefault(c.ChunkTTL, DefaultChunkTTL)
-	it, err := prefixIter(b, []byte(pendingPrefix))
+	if c.Time-ttl < 0 {
+		return nil // nothing can be that old
+	}
+	// The upper bound keeps the scan away from the tombstones of chunks
+	// uploaded recently and already committed.
+	var h0 chunkID
+	it, err := b.NewIter(&pebble.IterOptions{LowerBound: []byte(pendingPrefix), UpperBound: pendingKey(c.Time-ttl+1, h0)})
 	if err != nil {
 		return storageErr("scan pending chunks", err)
 	}

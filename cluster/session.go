@@ -57,7 +57,13 @@ type sessionMeta struct {
 	Low   uint64 `msgpack:"l,omitempty"` // seqs ≤ Low not in the window are stale
 	Count int    `msgpack:"n,omitempty"` // results in the window
 	Last  int64  `msgpack:"t,omitempty"` // entry time of the last command of the session
+	Index int64  `msgpack:"i,omitempty"` // the time in the session's "s/t/" key: Last rounded down to the granule
 }
+
+// granule is the resolution of the expiry index: a session's "s/t/" key is
+// rewritten only when its last use moves to a new granule, not on every
+// request (each rewrite leaves a tombstone that later scans must skip).
+func granule(ttl int64) int64 { return max(ttl/16, 1) }
 
 func sessionKey(s uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte(sessionPrefix), s)
@@ -99,14 +105,16 @@ func applySession(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
 			if err := msgpack.Unmarshal(v, &r); err != nil {
 				return nil, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt result of session %d seq %d: %v", c.Session, c.Seq, err)}
 			}
-			return &r, touchSession(b, c, m)
+			return &r, touchSession(b, c, m, false)
 		case !errors.Is(err, pebble.ErrNotFound):
 			return nil, storageErr("read session", err)
 		}
 		if c.Seq <= m.Low {
 			return failf(wire.Invalid, "stale sequence: session %d seq %d is at or below %d, the oldest the cluster remembers; it may have been applied (window of %d)", c.Session, c.Seq, m.Low, sessionWindow), nil
 		}
-	} else {
+	}
+	isNew := m == nil
+	if isNew {
 		m = &sessionMeta{}
 	}
 	res, err := apply(b, index, c)
@@ -135,7 +143,7 @@ func applySession(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
 		m.Count--
 		m.Low = max(m.Low, low)
 	}
-	return res, touchSession(b, c, m)
+	return res, touchSession(b, c, m, isNew)
 }
 
 func encodeResult(r *Result) []byte {
@@ -162,21 +170,27 @@ func getSession(rd reader, s uint64) (*sessionMeta, error) {
 }
 
 // touchSession records m as the session's state, used at the entry's time.
-func touchSession(b *pebble.Batch, c *Command, m *sessionMeta) error {
-	if m.Last != 0 || m.Count > 0 {
-		if err := b.Delete(sessionTimeKey(m.Last, c.Session), nil); err != nil {
+// isNew tells a session that has no "s/t/" key yet.
+func touchSession(b *pebble.Batch, c *Command, m *sessionMeta, isNew bool) error {
+	m.Last = c.Time
+	g := granule(orDefault(c.SessionTTL, DefaultSessionTTL))
+	idx := m.Last - ((m.Last%g)+g)%g // round down, also for negative times
+	if isNew || idx != m.Index {
+		if !isNew {
+			if err := b.Delete(sessionTimeKey(m.Index, c.Session), nil); err != nil {
+				return storageErr("write session", err)
+			}
+		}
+		m.Index = idx
+		if err := b.Set(sessionTimeKey(m.Index, c.Session), nil, nil); err != nil {
 			return storageErr("write session", err)
 		}
 	}
-	m.Last = c.Time
 	v, err := msgpack.Marshal(m)
 	if err != nil {
 		panic(fmt.Sprintf("cluster: encode session: %v", err))
 	}
-	if err := errors.Join(
-		b.Set(sessionKey(c.Session), v, nil),
-		b.Set(sessionTimeKey(m.Last, c.Session), nil, nil),
-	); err != nil {
+	if err := b.Set(sessionKey(c.Session), v, nil); err != nil {
 		return storageErr("write session", err)
 	}
 	return nil
@@ -203,33 +217,46 @@ func oldestResult(rd reader, s uint64) (uint64, error) {
 	return seq, nil
 }
 
-// expireSessions deletes up to sessionsExpiredPerEntry sessions unused for
-// the session TTL at the entry's time.
+// expireSessions deletes sessions unused for the session TTL at the
+// entry's time, looking at up to sessionsExpiredPerEntry candidates.
 func expireSessions(b *pebble.Batch, c *Command) error {
 	ttl := orDefault(c.SessionTTL, DefaultSessionTTL)
-	it, err := prefixIter(b, []byte(sessionTimePrefix))
+	if c.Time-ttl < 0 {
+		return nil // nothing can be that old
+	}
+	// The upper bound keeps the scan away from the tombstones that recent
+	// index moves leave behind.
+	it, err := b.NewIter(&pebble.IterOptions{LowerBound: []byte(sessionTimePrefix), UpperBound: sessionTimeKey(c.Time-ttl+1, 0)})
 	if err != nil {
 		return storageErr("scan sessions", err)
 	}
-	var expired [][]byte
-	for valid := it.First(); valid && len(expired) < sessionsExpiredPerEntry; valid = it.Next() {
+	var due [][]byte
+	for valid := it.First(); valid && len(due) < sessionsExpiredPerEntry; valid = it.Next() {
 		k := it.Key()
 		if len(k) != len(sessionTimePrefix)+16 {
 			_ = it.Close()
 			return &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt session time key %q", k)}
 		}
-		if last := int64(binary.BigEndian.Uint64(k[len(sessionTimePrefix):])); c.Time < last+ttl {
+		if idx := int64(binary.BigEndian.Uint64(k[len(sessionTimePrefix):])); c.Time < idx+ttl {
 			break
 		}
-		expired = append(expired, bytes.Clone(k))
+		due = append(due, bytes.Clone(k))
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return storageErr("scan sessions", err)
 	}
-	for _, k := range expired {
+	for _, k := range due {
 		s := binary.BigEndian.Uint64(k[len(sessionTimePrefix)+8:])
+		// The key holds the granule of the last use; the exact time decides.
+		m, err := getSession(b, s)
+		if err != nil {
+			return err
+		}
+		if m != nil && c.Time < m.Last+ttl {
+			continue
+		}
 		dels := [][]byte{k}
-		err := scanPrefix(b, sessionKey(s), func(k, _ []byte) error {
+		err = scanPrefix(b, sessionKey(s), func(k, _ []byte) error {
 			dels = append(dels, bytes.Clone(k))
 			return nil
 		})
