@@ -53,6 +53,19 @@ type Config struct {
 	// scrubber re-reads and verifies stored chunks; 0 disables it.
 	// DefaultConfig sets 8 MiB/s.
 	ScrubRate int64
+
+	// Join starts a node with an empty DataDir that joins an existing
+	// cluster instead of bootstrapping one: it writes no initial range and
+	// no membership, and waits for the leader (which added it with
+	// AddLearner) to send it a snapshot. Peers lists this node and the
+	// cluster's current members: only their addresses are used, to answer
+	// the leader before the snapshot brings the replicated member list.
+	// Ignored once the DataDir holds raft state. See membership.go.
+	Join bool
+	// LogRetention is how many applied raft entries the log keeps; a
+	// follower further behind is brought back by snapshot. 0 means the
+	// replica default (10000).
+	LogRetention uint64
 }
 
 // DefaultConfig returns a Config with every default filled in; the caller
@@ -169,7 +182,7 @@ func Start(cfg Config) (*Node, error) {
 		n.closeParts()
 		return nil, err
 	}
-	if _, err := n.fsm.Range(); err != nil {
+	if _, err := n.fsm.Range(); err != nil && !cfg.Join {
 		// A new node: every member of a new cluster writes the same initial state.
 		b := db.NewIndexedBatch()
 		if err := n.fsm.Bootstrap(b, cfg.Range); err != nil {
@@ -192,23 +205,23 @@ func Start(cfg Config) (*Node, error) {
 		return fail(fmt.Errorf("cluster: listen %s: %w", cfg.Listen, err))
 	}
 	n.pool = rpc.NewPool(rpc.DialConfig{Client: "node-" + strconv.FormatUint(cfg.NodeID, 10), Token: cfg.Token, MaxFrame: cfg.MaxFrame})
-	var rep *replica.Replica
-	n.tr = newTransport(cfg.NodeID, cfg.Peers, n.pool, log, func(id uint64) {
-		if rep != nil {
-			rep.ReportUnreachable(id)
-		}
-	})
+	n.tr = newTransport(cfg.NodeID, cfg.Peers, n.pool, log)
 	rc := replica.DefaultConfig()
 	rc.ID = cfg.NodeID
 	rc.Peers = ids
 	rc.TickInterval = cfg.TickInterval
 	rc.ElectionTicks = cfg.ElectionTicks
 	rc.Logger = log
-	rep, err = replica.Open(rc, db, n.fsm, n.tr)
+	rc.PeerAddrs = cfg.Peers
+	rc.Join = cfg.Join
+	rc.LogRetention = cfg.LogRetention
+	rc.SnapshotDir = filepath.Join(cfg.DataDir, "snap")
+	rep, err := replica.Open(rc, db, n.fsm, n.tr)
 	if err != nil {
 		return fail(fmt.Errorf("cluster: %w", err))
 	}
 	n.rep = rep
+	n.tr.setReplica(rep)
 	n.srv = rpc.NewServer(rpc.ServerConfig{
 		Name: "node", ID: strconv.FormatUint(cfg.NodeID, 10), Token: cfg.Token,
 		MaxFrame: cfg.MaxFrame, Logger: log,
@@ -260,8 +273,9 @@ func (n *Node) Status() wire.NodeStatus {
 	rng, _ := n.fsm.Range()
 	ns := wire.NodeStatus{
 		ID: n.cfg.NodeID, Cluster: n.cfg.ClusterID, Addr: n.Addr(), Role: st.Role,
-		Term: st.Term, Leader: st.Leader, LeaderAddr: n.addrs[st.Leader],
+		Term: st.Term, Leader: st.Leader, LeaderAddr: n.addrOf(st.Leader),
 		Commit: st.Commit, Applied: st.Applied, PID: n.cfg.PID, Range: rng,
+		Members: memberStatus(st.Members), LogFirst: st.FirstIndex,
 	}
 	if n.scrub != nil {
 		n.scrub.report(&ns)
@@ -286,6 +300,10 @@ func (n *Node) handle(ctx context.Context, req *wire.Request) *wire.Response {
 	case req.Op == wire.OpStatus:
 		st := n.Status()
 		return &wire.Response{Node: &st}
+	case req.Op == wire.OpSnapshot:
+		return n.receiveSnapshot(ctx, req)
+	case req.Op == wire.OpAddLearner, req.Op == wire.OpPromote, req.Op == wire.OpRemoveMember:
+		return n.changeMembership(ctx, req)
 	case req.Op.Mutating():
 		return n.write(ctx, req)
 	}
@@ -293,7 +311,7 @@ func (n *Node) handle(ctx context.Context, req *wire.Request) *wire.Response {
 }
 
 func (n *Node) notLeader(leader uint64) *wire.Response {
-	addr := n.addrs[leader]
+	addr := n.addrOf(leader)
 	msg := "not the leader; leader unknown"
 	if addr != "" {
 		msg = fmt.Sprintf("not the leader; node %d at %s is", leader, addr)

@@ -2,13 +2,19 @@ package cluster
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cleavefs/cleave/internal/rpc"
+	"github.com/cleavefs/cleave/replica"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -19,11 +25,21 @@ const peerQueue = 4096
 // transport carries raft messages to peers as one-way OpRaft frames over the
 // wire protocol. Send never blocks: each peer has a bounded queue drained by
 // its own goroutine, which (re)dials through the pool.
+//
+// Peers' addresses come from the flags at start and, for every other
+// member, from replicated state: a message to an unknown id looks the id up
+// in the replica's member list (addresses recorded by bootstrap and by
+// membership changes, persisted, restored by snapshots), so members added
+// later, and members known only from state after a restart, are reachable.
+//
+// Snapshots (SendSnapshot) go as a sequence of OpSnapshot calls on the
+// peer's pooled connection, each waiting for its answer, so one stream
+// holds at most one chunk in flight.
 type transport struct {
-	self        uint64
-	pool        *rpc.Pool
-	log         *slog.Logger
-	unreachable func(id uint64)
+	self uint64
+	pool *rpc.Pool
+	log  *slog.Logger
+	rep  atomic.Pointer[replica.Replica] // set once the replica is open
 
 	mu    sync.Mutex
 	peers map[uint64]*peer
@@ -37,26 +53,68 @@ type peer struct {
 	ch   chan *raftpb.Message
 }
 
-func newTransport(self uint64, addrs map[uint64]string, pool *rpc.Pool, log *slog.Logger, unreachable func(uint64)) *transport {
-	t := &transport{self: self, pool: pool, log: log, unreachable: unreachable, peers: map[uint64]*peer{}, done: make(chan struct{})}
+func newTransport(self uint64, addrs map[uint64]string, pool *rpc.Pool, log *slog.Logger) *transport {
+	t := &transport{self: self, pool: pool, log: log, peers: map[uint64]*peer{}, done: make(chan struct{})}
+	t.mu.Lock()
 	for id, addr := range addrs {
 		if id != self {
-			t.addPeer(id, addr)
+			t.addPeerLocked(id, addr)
 		}
 	}
+	t.mu.Unlock()
 	return t
 }
 
-func (t *transport) addPeer(id uint64, addr string) {
+// setReplica connects the transport to its replica: for unreachable
+// reports and member addresses.
+func (t *transport) setReplica(r *replica.Replica) { t.rep.Store(r) }
+
+func (t *transport) unreachable(id uint64) {
+	if r := t.rep.Load(); r != nil {
+		r.ReportUnreachable(id)
+	}
+}
+
+// addrOf returns the address of member id: from replicated state, else
+// from the flags.
+func (t *transport) addrOf(id uint64) string {
+	if r := t.rep.Load(); r != nil {
+		if a := r.MemberAddr(id); a != "" {
+			return a
+		}
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, ok := t.peers[id]; ok {
-		return
+	if p := t.peers[id]; p != nil {
+		return p.addr
 	}
+	return ""
+}
+
+// peerLocked returns the peer for id, adding it if its address is known
+// from replicated state. t.mu is held.
+func (t *transport) peerLocked(id uint64) *peer {
+	if p := t.peers[id]; p != nil {
+		return p
+	}
+	r := t.rep.Load()
+	if r == nil || id == t.self {
+		return nil
+	}
+	addr := r.MemberAddr(id)
+	if addr == "" {
+		return nil
+	}
+	t.log.Info("learned peer address from replicated state", "peer", id, "addr", addr)
+	return t.addPeerLocked(id, addr)
+}
+
+func (t *transport) addPeerLocked(id uint64, addr string) *peer {
 	p := &peer{id: id, addr: addr, ch: make(chan *raftpb.Message, peerQueue)}
 	t.peers[id] = p
 	t.wg.Add(1)
 	go t.run(p)
+	return p
 }
 
 // Send implements replica.Transport. It must not block.
@@ -64,7 +122,7 @@ func (t *transport) Send(msgs []*raftpb.Message) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, m := range msgs {
-		p := t.peers[m.GetTo()]
+		p := t.peerLocked(m.GetTo())
 		if p == nil {
 			t.log.Debug("raft message to unknown peer dropped", "to", m.GetTo(), "type", m.GetType().String())
 			continue
@@ -125,6 +183,58 @@ func drain(ch chan *raftpb.Message) {
 			return
 		}
 	}
+}
+
+// snapshotCallTimeout bounds one OpSnapshot call; the last one waits for the
+// receiver to install the snapshot.
+const snapshotCallTimeout = time.Minute
+
+// SendSnapshot implements replica.SnapshotTransport.
+func (t *transport) SendSnapshot(ctx context.Context, m *raftpb.Message, s *replica.SnapshotStream) error {
+	to := m.GetTo()
+	addr := t.addrOf(to)
+	if addr == "" {
+		return fmt.Errorf("snapshot to %d: address unknown", to)
+	}
+	raw, err := proto.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("snapshot to %d: %w", to, err)
+	}
+	conn, err := t.pool.Get(ctx, addr)
+	if err != nil {
+		return fmt.Errorf("snapshot to %d at %s: %w", to, addr, err)
+	}
+	call := func(req *wire.Request) error {
+		cctx, cancel := context.WithTimeout(ctx, snapshotCallTimeout)
+		defer cancel()
+		resp, err := conn.Call(cctx, req)
+		if err != nil {
+			return err
+		}
+		return resp.Err()
+	}
+	var off uint64
+	first := raw
+	for {
+		data, err := s.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("snapshot to %d: read state: %w", to, err)
+		}
+		sc := &wire.SnapChunk{ID: s.ID(), From: t.self, To: to, Offset: off, Raft: first}
+		if err := call(&wire.Request{Op: wire.OpSnapshot, Data: data, Snap: sc}); err != nil {
+			return fmt.Errorf("snapshot to %d at offset %d: %w", to, off, err)
+		}
+		first = nil
+		off += uint64(len(data))
+	}
+	sc := &wire.SnapChunk{ID: s.ID(), From: t.self, To: to, Offset: off, Raft: first, Done: true, CRC: s.CRC()}
+	if err := call(&wire.Request{Op: wire.OpSnapshot, Snap: sc}); err != nil {
+		return fmt.Errorf("snapshot to %d, last frame: %w", to, err)
+	}
+	return nil
 }
 
 func (t *transport) close() {

@@ -289,6 +289,18 @@ func (c *testCluster) stop(id uint64) {
 	}
 }
 
+// running returns the ids of the nodes that are started.
+func (c *testCluster) running() []uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ids []uint64
+	for id := range c.reps {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
 func (c *testCluster) rep(id uint64) *Replica {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -1,0 +1,335 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/cleavefs/cleave/internal/rpc"
+	"github.com/cleavefs/cleave/wire"
+)
+
+// memberNet runs real nodes over loopback TCP.
+type memberNet struct {
+	t     *testing.T
+	root  string
+	addrs map[uint64]string
+	cfgs  map[uint64]Config
+	nodes map[uint64]*Node
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func newMemberNet(t *testing.T, voters int) *memberNet {
+	mn := &memberNet{t: t, root: t.TempDir(), addrs: map[uint64]string{}, cfgs: map[uint64]Config{}, nodes: map[uint64]*Node{}}
+	peers := map[uint64]string{}
+	for i := 1; i <= voters; i++ {
+		id := uint64(i)
+		mn.addrs[id] = freeAddr(t)
+		peers[id] = mn.addrs[id]
+	}
+	for id := range peers {
+		mn.cfgs[id] = mn.config(id, peers, false)
+	}
+	t.Cleanup(func() {
+		for id := range mn.nodes {
+			mn.stop(id)
+		}
+	})
+	return mn
+}
+
+func (mn *memberNet) config(id uint64, peers map[uint64]string, join bool) Config {
+	cfg := DefaultConfig()
+	cfg.NodeID, cfg.ClusterID, cfg.Listen = id, "c1", mn.addrs[id]
+	cfg.Peers = peers
+	cfg.DataDir = filepath.Join(mn.root, strconv.FormatUint(id, 10))
+	cfg.TickInterval = 10 * time.Millisecond
+	cfg.ElectionTicks = 30
+	cfg.ScrubRate = 0
+	cfg.LogRetention = 20
+	cfg.Join = join
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		cfg.Logger = slog.New(slog.NewTextHandler(&testWriter{mn.t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return cfg
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w *testWriter) Write(p []byte) (int, error) { w.t.Log(string(bytes.TrimSpace(p))); return len(p), nil }
+
+// addJoiner prepares a new node that starts with an empty disk and Join;
+// its Peers are itself and the running nodes (how to reach the leader
+// before the snapshot brings the member list).
+func (mn *memberNet) addJoiner(id uint64) {
+	mn.addrs[id] = freeAddr(mn.t)
+	peers := map[uint64]string{id: mn.addrs[id]}
+	for nid := range mn.nodes {
+		peers[nid] = mn.addrs[nid]
+	}
+	mn.cfgs[id] = mn.config(id, peers, true)
+}
+
+func (mn *memberNet) start(id uint64) {
+	mn.t.Helper()
+	n, err := Start(mn.cfgs[id])
+	if err != nil {
+		mn.t.Fatalf("start node %d: %v", id, err)
+	}
+	mn.nodes[id] = n
+}
+
+func (mn *memberNet) stop(id uint64) {
+	if n := mn.nodes[id]; n != nil {
+		n.Close()
+		delete(mn.nodes, id)
+	}
+}
+
+func (mn *memberNet) waitFor(what string, cond func() bool) {
+	mn.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			mn.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+func (mn *memberNet) leader() uint64 {
+	mn.t.Helper()
+	var lead uint64
+	mn.waitFor("a leader", func() bool {
+		for id, n := range mn.nodes {
+			if n.Status().Role == "leader" {
+				lead = id
+				return true
+			}
+		}
+		return false
+	})
+	return lead
+}
+
+// call sends req to node id over TCP, as a router or the CLI would.
+func (mn *memberNet) call(id uint64, req *wire.Request) *wire.Response {
+	mn.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := rpc.Dial(ctx, mn.addrs[id], rpc.DialConfig{Client: "membership-test"})
+	if err != nil {
+		mn.t.Fatalf("dial %d: %v", id, err)
+	}
+	defer c.Close()
+	resp, err := c.Call(ctx, req)
+	if err != nil {
+		mn.t.Fatalf("%v to %d: %v", req.Op, id, err)
+	}
+	return resp
+}
+
+// put writes file i through the leader, following leader changes (a PUT
+// replaces the whole file, so a retry is harmless).
+func (mn *memberNet) put(lead uint64, i int) {
+	mn.t.Helper()
+	for range 10 {
+		resp := mn.call(lead, &wire.Request{Op: wire.OpPut, Path: fmt.Sprintf("/r%d/f%d", i%5, i), Data: bytes.Repeat([]byte{byte(i)}, 300), Flags: wire.FlagParents})
+		switch resp.Code {
+		case wire.OK:
+			return
+		case wire.NotLeader, wire.Unavailable:
+			lead = mn.leader()
+			continue
+		}
+		mn.t.Fatalf("put %d: %v", i, resp.Err())
+	}
+	mn.t.Fatalf("put %d: leadership kept moving", i)
+}
+
+// stateSum is a checksum over every key outside the replica's own ("r/",
+// except the replicated member addresses).
+func stateSum(t *testing.T, db *pebble.DB) string {
+	t.Helper()
+	it, err := db.NewIter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	h := sha256.New()
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		if bytes.HasPrefix(k, []byte("r/")) && !bytes.HasPrefix(k, []byte("r/member/")) {
+			continue
+		}
+		fmt.Fprintf(h, "%q=%q\n", k, it.Value())
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func (mn *memberNet) waitSameState(ids ...uint64) {
+	mn.t.Helper()
+	lead := mn.nodes[mn.leader()]
+	mn.waitFor("every node applied the leader's index", func() bool {
+		a := lead.Status().Applied
+		for _, id := range ids {
+			if mn.nodes[id].Status().Applied < a {
+				return false
+			}
+		}
+		return true
+	})
+	want := stateSum(mn.t, lead.db)
+	for _, id := range ids {
+		if got := stateSum(mn.t, mn.nodes[id].db); got != want {
+			mn.t.Errorf("node %d state %s differs from the leader's %s", id, got, want)
+		}
+	}
+}
+
+func member(id uint64, addr string) *wire.Member { return &wire.Member{ID: id, Addr: addr} }
+
+// A node with an empty disk joins over TCP (ADD_LEARNER → snapshot →
+// PROMOTE), a dead node is replaced, and the membership with its addresses
+// survives a restart of every node started from its original flags.
+func TestNodeJoinReplaceAndRestart(t *testing.T) {
+	mn := newMemberNet(t, 3)
+	for id := uint64(1); id <= 3; id++ {
+		mn.start(id)
+	}
+	lead := mn.leader()
+	for i := range 80 {
+		mn.put(lead, i)
+	}
+	mn.waitFor("log compaction on the leader", func() bool { return mn.nodes[lead].Status().LogFirst > 30 })
+
+	// Join node 4 with an empty disk.
+	mn.addJoiner(4)
+	mn.start(4)
+	if resp := mn.call(others3(lead)[0], &wire.Request{Op: wire.OpAddLearner, Member: member(4, mn.addrs[4])}); resp.Code != wire.NotLeader || resp.Leader != mn.addrs[lead] {
+		t.Fatalf("ADD_LEARNER on a follower: %v (leader %q), want NOT_LEADER naming %s", resp.Err(), resp.Leader, mn.addrs[lead])
+	}
+	if resp := mn.call(lead, &wire.Request{Op: wire.OpAddLearner, Member: member(4, mn.addrs[4])}); resp.Code != wire.OK {
+		t.Fatalf("ADD_LEARNER: %v", resp.Err())
+	}
+	resp := mn.call(lead, &wire.Request{Op: wire.OpPromote, Member: member(4, "")})
+	if resp.Code != wire.OK {
+		t.Fatalf("PROMOTE: %v", resp.Err())
+	}
+	if ms := resp.Node.Members; len(ms) != 4 || ms[3].ID != 4 || !ms[3].Voter || ms[3].Addr != mn.addrs[4] {
+		t.Fatalf("members after PROMOTE: %+v", ms)
+	}
+	mn.put(lead, 100)
+	mn.waitSameState(1, 2, 3, 4)
+	if st := mn.nodes[4].Status(); st.Range != (wire.Range{}) || st.LogFirst < 30 {
+		t.Errorf("joined node status: range %v, log first %d (want the snapshot's state and log start)", st.Range, st.LogFirst)
+	}
+
+	// Replace a dead follower (its disk is lost) with node 5.
+	dead := others3(lead)[0]
+	mn.stop(dead)
+	if resp := mn.call(lead, &wire.Request{Op: wire.OpRemoveMember, Member: member(dead, "")}); resp.Code != wire.OK {
+		t.Fatalf("REMOVE_MEMBER %d: %v", dead, resp.Err())
+	}
+	mn.addJoiner(5)
+	mn.start(5)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := mn.nodes[lead].AddLearner(ctx, 5, mn.addrs[5]); err != nil {
+		t.Fatalf("AddLearner(5): %v", err)
+	}
+	if err := mn.nodes[lead].Promote(ctx, 5); err != nil {
+		t.Fatalf("Promote(5): %v", err)
+	}
+	for i := 101; i < 140; i++ {
+		mn.put(lead, i)
+	}
+	live := []uint64{}
+	for id := range mn.nodes {
+		live = append(live, id)
+	}
+	mn.waitSameState(live...)
+
+	// Restart everyone from the original flags: nodes 1..3 know only each
+	// other from flags, 4 and 5 the nodes running when they joined; the
+	// rest comes from replicated state.
+	for _, id := range live {
+		mn.stop(id)
+	}
+	for _, id := range live {
+		mn.start(id)
+	}
+	lead = mn.leader()
+	mn.put(lead, 200)
+	mn.waitSameState(live...)
+	for _, id := range live {
+		ms := mn.nodes[id].Members()
+		if len(ms) != 4 {
+			t.Errorf("node %d members after restart: %+v", id, ms)
+		}
+		for _, m := range ms {
+			if m.Addr != mn.addrs[m.ID] || !m.Voter || m.ID == dead {
+				t.Errorf("node %d: member %+v after restart (want %s, voter)", id, m, mn.addrs[m.ID])
+			}
+		}
+	}
+}
+
+func others3(lead uint64) []uint64 {
+	var out []uint64
+	for id := uint64(1); id <= 3; id++ {
+		if id != lead {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// A follower that was down while the leader compacted past it catches up by
+// snapshot over TCP.
+func TestFollowerBehindLogGetsSnapshot(t *testing.T) {
+	mn := newMemberNet(t, 3)
+	for id := uint64(1); id <= 3; id++ {
+		mn.start(id)
+	}
+	lead := mn.leader()
+	f := others3(lead)[0]
+	mn.put(lead, 0)
+	mn.waitSameState(1, 2, 3)
+	mn.stop(f)
+	for i := 1; i < 80; i++ {
+		mn.put(lead, i)
+	}
+	mn.waitFor("compaction past the follower", func() bool { return mn.nodes[lead].Status().LogFirst > 40 })
+	mn.start(f)
+	mn.waitSameState(1, 2, 3)
+	if st := mn.nodes[f].Status(); st.LogFirst <= 2 {
+		t.Errorf("follower log starts at %d: it did not install a snapshot", st.LogFirst)
+	}
+	// It serves the data.
+	resp := mn.call(f, &wire.Request{Op: wire.OpGet, Path: "/r4/f79", Flags: wire.FlagStale})
+	if resp.Code != wire.OK || !bytes.Equal(resp.Data, bytes.Repeat([]byte{79}, 300)) {
+		t.Fatalf("stale GET on the restored follower: %v, %d bytes", resp.Err(), len(resp.Data))
+	}
+}
