@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -802,9 +803,25 @@ func FuzzApply(f *testing.F) {
 		p, _ := EncodeCommand(&c)
 		f.Add(p)
 	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 40 {
+		c := randomCommand(rng)
+		p, _ := EncodeCommand(&c)
+		f.Add(p)
+	}
+	for _, c := range []Command{
+		{Op: wire.OpChunk, Path: "/r/u", Data: []byte("abcd"), ChunkSize: tiny},
+		{Op: wire.OpCommit, Path: "/r/u", Size: 4, Chunks: []string{chunkOf([]byte("abcd")).String()}},
+		withSession(appendTo("/r/u", "!"), 3, 1),
+		{Op: wire.OpWrite, Path: "/r/u", Offset: MaxFileSize - 1, Data: []byte("xy")},
+	} {
+		p, _ := EncodeCommand(&c)
+		f.Add(p)
+	}
 	f.Add([]byte{})
 	f.Add([]byte{commandVersion, 0x80})
 	n := newNode(f, wholeRing)
+	n.must(putTiny("/r/f", "0123456789"))
 	f.Fuzz(func(t *testing.T, p []byte) {
 		b := n.db.NewIndexedBatch()
 		defer b.Close()
