@@ -29,11 +29,19 @@
 //     replica (every pending and later call gets ErrStopped; Close returns
 //     the cause).
 //   - Keys under Config.Prefix belong to the replica (layout in storage.go);
-//     the state machine writes elsewhere in the same DB.
-//
-// Not yet: log compaction, snapshots and membership-change proposals
-// (TODO DESIGN §5: catch-up by snapshot). Conf-change entries in the log are
-// applied, so the key layout and apply path are ready for them.
+//     the state machine writes elsewhere in the same DB, and one DB holds
+//     one replica: a snapshot replaces every key outside the replica's own
+//     (except the empty key and keys from 16 bytes of 0xff up).
+//   - Log compaction keeps Config.LogRetention applied entries, never
+//     passing the index of a snapshot still being sent. A follower that
+//     needs compacted entries, or has an empty DB (Config.Join), gets a
+//     snapshot: a Pebble snapshot of the state streamed in chunks through
+//     SnapshotTransport and installed on the receiver with one atomic SST
+//     ingest (snapshot.go has the format and the atomicity argument).
+//   - Membership changes (AddLearner, Promote, RemoveMember; membership.go)
+//     are raft ConfChange entries, one at a time; the address a change
+//     carries is stored in replicated state, so Members knows every
+//     member's address after restarts and snapshots.
 //
 // # Concurrency and lock order
 //
@@ -41,7 +49,8 @@
 // bounded channels and never hold a lock while doing so. The only shared
 // state is the published Status (an atomic pointer) and the proposal id
 // counter (atomic), so there is no lock order to respect: the package takes
-// no mutexes besides sync.Once in Close. StateMachine.Apply and
+// no mutexes besides sync.Once in Close and recvMu, a leaf lock around the
+// one incoming snapshot stream (ReceiveSnapshot). StateMachine.Apply and
 // Transport.Send are called from the loop goroutine and must not call back
 // into the Replica in a way that waits for the loop (Propose, ReadIndex,
 // Close): that would deadlock.
