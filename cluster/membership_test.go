@@ -77,7 +77,10 @@ func (mn *memberNet) config(id uint64, peers map[uint64]string, join bool) Confi
 
 type testWriter struct{ t *testing.T }
 
-func (w *testWriter) Write(p []byte) (int, error) { w.t.Log(string(bytes.TrimSpace(p))); return len(p), nil }
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(bytes.TrimSpace(p)))
+	return len(p), nil
+}
 
 // addJoiner prepares a new node that starts with an empty disk and Join;
 // its Peers are itself and the running nodes (how to reach the leader
