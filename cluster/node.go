@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"go.etcd.io/raft/v3/raftpb"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/cleavefs/cleave/internal/fspath"
 	"github.com/cleavefs/cleave/internal/rpc"
@@ -131,7 +129,7 @@ type Node struct {
 	db    *pebble.DB
 	fsm   *FSM
 	rep   *replica.Replica
-	tr    *transport
+	tr    *replica.WireTransport
 	pool  *rpc.Pool
 	srv   *rpc.Server
 	ln    net.Listener
@@ -173,7 +171,7 @@ func Start(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("cluster: data dir: %w", err)
 	}
-	db, err := pebble.Open(filepath.Join(cfg.DataDir, "db"), &pebble.Options{Logger: quietPebble{log}})
+	db, err := pebble.Open(filepath.Join(cfg.DataDir, "db"), &pebble.Options{Logger: replica.PebbleLogger(log)})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open %s: %w", cfg.DataDir, err)
 	}
@@ -205,7 +203,7 @@ func Start(cfg Config) (*Node, error) {
 		return fail(fmt.Errorf("cluster: listen %s: %w", cfg.Listen, err))
 	}
 	n.pool = rpc.NewPool(rpc.DialConfig{Client: "node-" + strconv.FormatUint(cfg.NodeID, 10), Token: cfg.Token, MaxFrame: cfg.MaxFrame})
-	n.tr = newTransport(cfg.NodeID, cfg.Peers, n.pool, log)
+	n.tr = replica.NewWireTransport(cfg.NodeID, cfg.Peers, n.pool, log)
 	rc := replica.DefaultConfig()
 	rc.ID = cfg.NodeID
 	rc.Peers = ids
@@ -221,7 +219,7 @@ func Start(cfg Config) (*Node, error) {
 		return fail(fmt.Errorf("cluster: %w", err))
 	}
 	n.rep = rep
-	n.tr.setReplica(rep)
+	n.tr.SetReplica(rep)
 	n.srv = rpc.NewServer(rpc.ServerConfig{
 		Name: "node", ID: strconv.FormatUint(cfg.NodeID, 10), Token: cfg.Token,
 		MaxFrame: cfg.MaxFrame, Logger: log,
@@ -253,7 +251,7 @@ func (n *Node) closeParts() error {
 		n.rep.Close()
 	}
 	if n.tr != nil {
-		n.tr.close()
+		n.tr.Close()
 	}
 	if n.pool != nil {
 		n.pool.Close()
@@ -284,24 +282,13 @@ func (n *Node) Status() wire.NodeStatus {
 }
 
 func (n *Node) handle(ctx context.Context, req *wire.Request) *wire.Response {
+	if resp, ok := n.rep.ServeWire(ctx, req); ok {
+		return resp
+	}
 	switch {
-	case req.Op == wire.OpRaft:
-		m := new(raftpb.Message)
-		if err := proto.Unmarshal(req.Data, m); err != nil {
-			n.log.Warn("malformed raft message dropped", "err", err)
-			return nil
-		}
-		if m.GetTo() != n.cfg.NodeID {
-			n.log.Warn("raft message for another node dropped", "to", m.GetTo())
-			return nil
-		}
-		n.rep.Step(m)
-		return nil
 	case req.Op == wire.OpStatus:
 		st := n.Status()
 		return &wire.Response{Node: &st}
-	case req.Op == wire.OpSnapshot:
-		return n.receiveSnapshot(ctx, req)
 	case req.Op == wire.OpAddLearner, req.Op == wire.OpPromote, req.Op == wire.OpRemoveMember:
 		return n.changeMembership(ctx, req)
 	case req.Op.Mutating():
@@ -407,18 +394,4 @@ func (n *Node) read(ctx context.Context, req *wire.Request) *wire.Response {
 		return &wire.Response{Code: wire.Internal, Message: err.Error()}
 	}
 	return resp
-}
-
-// quietPebble sends Pebble's informational chatter to debug level.
-type quietPebble struct{ log *slog.Logger }
-
-func (q quietPebble) Infof(format string, args ...any) {
-	q.log.Debug(fmt.Sprintf(format, args...), "component", "pebble")
-}
-func (q quietPebble) Errorf(format string, args ...any) {
-	q.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
-}
-func (q quietPebble) Fatalf(format string, args ...any) {
-	q.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
-	os.Exit(1)
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"go.etcd.io/raft/v3"
 )
@@ -78,4 +81,24 @@ func (r raftLogger) Panicf(format string, v ...any) {
 	s := fmt.Sprintf(format, v...)
 	r.log(slog.LevelError, s)
 	panic(s)
+}
+
+// PebbleLogger returns a pebble.Logger that sends Pebble's informational
+// chatter to log at debug level and its errors at error level. Fatalf logs
+// and exits: Pebble calls it only when its on-disk state is unusable.
+func PebbleLogger(log *slog.Logger) pebble.Logger { return pebbleLogger{log} }
+
+type pebbleLogger struct{ log *slog.Logger }
+
+func (q pebbleLogger) Infof(format string, args ...any) {
+	q.log.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (q pebbleLogger) Errorf(format string, args ...any) {
+	q.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (q pebbleLogger) Fatalf(format string, args ...any) {
+	q.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	os.Exit(1)
 }

@@ -1,4 +1,4 @@
-package cluster
+package replica
 
 import (
 	"context"
@@ -14,7 +14,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cleavefs/cleave/internal/rpc"
-	"github.com/cleavefs/cleave/replica"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -22,8 +21,9 @@ import (
 // messages are dropped and raft retransmits.
 const peerQueue = 4096
 
-// transport carries raft messages to peers as one-way OpRaft frames over the
-// wire protocol. Send never blocks: each peer has a bounded queue drained by
+// WireTransport carries raft messages to peers as one-way OpRaft frames over
+// the wire protocol; it serves storage clusters and the routers' meta group
+// alike. The receiving side is Replica.ServeWire. Send never blocks: each peer has a bounded queue drained by
 // its own goroutine, which (re)dials through the pool.
 //
 // Peers' addresses come from the flags at start and, for every other
@@ -35,11 +35,11 @@ const peerQueue = 4096
 // Snapshots (SendSnapshot) go as a sequence of OpSnapshot calls on the
 // peer's pooled connection, each waiting for its answer, so one stream
 // holds at most one chunk in flight.
-type transport struct {
+type WireTransport struct {
 	self uint64
 	pool *rpc.Pool
 	log  *slog.Logger
-	rep  atomic.Pointer[replica.Replica] // set once the replica is open
+	rep  atomic.Pointer[Replica] // set once the replica is open
 
 	mu    sync.Mutex
 	peers map[uint64]*peer
@@ -53,8 +53,12 @@ type peer struct {
 	ch   chan *raftpb.Message
 }
 
-func newTransport(self uint64, addrs map[uint64]string, pool *rpc.Pool, log *slog.Logger) *transport {
-	t := &transport{self: self, pool: pool, log: log, peers: map[uint64]*peer{}, done: make(chan struct{})}
+// NewWireTransport returns a transport for member self that reaches the
+// members in addrs (and any learned later from replicated state) through
+// pool. Call SetReplica once the replica is open, and Close after the
+// replica is closed.
+func NewWireTransport(self uint64, addrs map[uint64]string, pool *rpc.Pool, log *slog.Logger) *WireTransport {
+	t := &WireTransport{self: self, pool: pool, log: log, peers: map[uint64]*peer{}, done: make(chan struct{})}
 	t.mu.Lock()
 	for id, addr := range addrs {
 		if id != self {
@@ -65,11 +69,11 @@ func newTransport(self uint64, addrs map[uint64]string, pool *rpc.Pool, log *slo
 	return t
 }
 
-// setReplica connects the transport to its replica: for unreachable
+// SetReplica connects the transport to its replica: for unreachable
 // reports and member addresses.
-func (t *transport) setReplica(r *replica.Replica) { t.rep.Store(r) }
+func (t *WireTransport) SetReplica(r *Replica) { t.rep.Store(r) }
 
-func (t *transport) unreachable(id uint64) {
+func (t *WireTransport) unreachable(id uint64) {
 	if r := t.rep.Load(); r != nil {
 		r.ReportUnreachable(id)
 	}
@@ -77,7 +81,7 @@ func (t *transport) unreachable(id uint64) {
 
 // addrOf returns the address of member id: from replicated state, else
 // from the flags.
-func (t *transport) addrOf(id uint64) string {
+func (t *WireTransport) addrOf(id uint64) string {
 	if r := t.rep.Load(); r != nil {
 		if a := r.MemberAddr(id); a != "" {
 			return a
@@ -93,7 +97,7 @@ func (t *transport) addrOf(id uint64) string {
 
 // peerLocked returns the peer for id, adding it if its address is known
 // from replicated state. t.mu is held.
-func (t *transport) peerLocked(id uint64) *peer {
+func (t *WireTransport) peerLocked(id uint64) *peer {
 	if p := t.peers[id]; p != nil {
 		return p
 	}
@@ -109,7 +113,7 @@ func (t *transport) peerLocked(id uint64) *peer {
 	return t.addPeerLocked(id, addr)
 }
 
-func (t *transport) addPeerLocked(id uint64, addr string) *peer {
+func (t *WireTransport) addPeerLocked(id uint64, addr string) *peer {
 	p := &peer{id: id, addr: addr, ch: make(chan *raftpb.Message, peerQueue)}
 	t.peers[id] = p
 	t.wg.Add(1)
@@ -117,8 +121,8 @@ func (t *transport) addPeerLocked(id uint64, addr string) *peer {
 	return p
 }
 
-// Send implements replica.Transport. It must not block.
-func (t *transport) Send(msgs []*raftpb.Message) {
+// Send implements Transport. It must not block.
+func (t *WireTransport) Send(msgs []*raftpb.Message) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, m := range msgs {
@@ -135,7 +139,7 @@ func (t *transport) Send(msgs []*raftpb.Message) {
 	}
 }
 
-func (t *transport) run(p *peer) {
+func (t *WireTransport) run(p *peer) {
 	defer t.wg.Done()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -189,8 +193,8 @@ func drain(ch chan *raftpb.Message) {
 // receiver to install the snapshot.
 const snapshotCallTimeout = time.Minute
 
-// SendSnapshot implements replica.SnapshotTransport.
-func (t *transport) SendSnapshot(ctx context.Context, m *raftpb.Message, s *replica.SnapshotStream) error {
+// SendSnapshot implements SnapshotTransport.
+func (t *WireTransport) SendSnapshot(ctx context.Context, m *raftpb.Message, s *SnapshotStream) error {
 	to := m.GetTo()
 	addr := t.addrOf(to)
 	if addr == "" {
@@ -237,7 +241,8 @@ func (t *transport) SendSnapshot(ctx context.Context, m *raftpb.Message, s *repl
 	return nil
 }
 
-func (t *transport) close() {
+// Close stops every peer's sender goroutine.
+func (t *WireTransport) Close() {
 	close(t.done)
 	t.wg.Wait()
 }

@@ -1,0 +1,74 @@
+package replica
+
+// The receiving side of WireTransport. A member whose log is behind the
+// leader's retained log, or that joined with an empty disk, is sent a
+// snapshot: the leader's transport (SendSnapshot) streams the state as
+// OpSnapshot frames, one call at a time, and each frame is handed to
+// ReceiveSnapshot, which writes the stream into an SST file and, after the
+// last frame, installs it atomically (snapshot.go has the format and the
+// atomicity argument). The answer to the last frame is sent once the
+// snapshot is installed, so the leader reports it finished to raft only
+// then.
+
+import (
+	"context"
+	"errors"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cleavefs/cleave/wire"
+)
+
+// ServeWire handles the replication traffic of the wire protocol addressed
+// to this member: OpRaft (one-way; returns nil) and OpSnapshot frames. It
+// reports false for any other op. Malformed input is dropped or answered
+// INVALID, never a panic.
+func (r *Replica) ServeWire(ctx context.Context, req *wire.Request) (*wire.Response, bool) {
+	switch req.Op {
+	case wire.OpRaft:
+		m := new(raftpb.Message)
+		if err := proto.Unmarshal(req.Data, m); err != nil {
+			r.log.Warn("malformed raft message dropped", "err", err)
+			return nil, true
+		}
+		if m.GetTo() != r.cfg.ID {
+			r.log.Warn("raft message for another member dropped", "to", m.GetTo())
+			return nil, true
+		}
+		r.Step(m)
+		return nil, true
+	case wire.OpSnapshot:
+		return r.receiveSnapshotFrame(ctx, req), true
+	}
+	return nil, false
+}
+
+func (r *Replica) receiveSnapshotFrame(ctx context.Context, req *wire.Request) *wire.Response {
+	sc := req.Snap
+	if sc == nil || sc.From == 0 || sc.To != r.cfg.ID {
+		return &wire.Response{Code: wire.Invalid, Message: "SNAPSHOT frame without a stream for this node"}
+	}
+	c := SnapshotChunk{From: sc.From, ID: sc.ID, Offset: sc.Offset, Data: req.Data, Done: sc.Done, CRC: sc.CRC}
+	if len(sc.Raft) > 0 {
+		m := new(raftpb.Message)
+		if err := proto.Unmarshal(sc.Raft, m); err != nil {
+			return &wire.Response{Code: wire.Invalid, Message: "SNAPSHOT frame: malformed raft message: " + err.Error()}
+		}
+		c.Msg = m
+	}
+	if err := r.ReceiveSnapshot(ctx, c); err != nil {
+		code := wire.Unavailable
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			code = wire.Timeout
+		case errors.Is(err, ErrSnapshotAborted):
+			code = wire.Conflict
+		}
+		if sc.Done || sc.Offset == 0 {
+			r.log.Warn("snapshot frame refused", "from", sc.From, "stream", sc.ID, "offset", sc.Offset, "err", err)
+		}
+		return &wire.Response{Code: code, Message: err.Error()}
+	}
+	return &wire.Response{}
+}
