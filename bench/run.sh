@@ -62,6 +62,9 @@ for _ in $(seq 1 900); do
 done
 grep -q "cleave is up" "$DATA/up.out" || { echo "bench: cleave up not up within 90s" >&2; exit 1; }
 
+# Per-run limit: the duration, plus preload and the loadgen's own hang guard.
+LIMIT=$(( ${DURATION%s} + 120 ))s
+case $DURATION in *s) ;; *) LIMIT=600s ;; esac
 RAN=()
 SKIPPED=()
 # run NAME ARGS...: one loadgen run, JSON to $OUT/NAME.json, HTML to $OUT/NAME.html.
@@ -69,14 +72,16 @@ run() {
 	local name=$1
 	shift
 	printf 'bench: %-18s %s\n' "$name" "$*"
-	if "$LOADGEN" --router "$ROUTER" --prefix "b-$name" --duration "$DURATION" -o json \
+	# The loadgen stops waiting for a hung call itself; timeout is the last resort.
+	if timeout -k 5 "$LIMIT" "$LOADGEN" --router "$ROUTER" --prefix "b-$name" --duration "$DURATION" -o json \
 		--report "$OUT/$name.html" "$@" >"$OUT/$name.json" 2>"$OUT/$name.err"; then
 		RAN+=("$OUT/$name.json")
 		rm -f "$OUT/$name.err"
 	else
-		SKIPPED+=("$name: $(tr '\n' ' ' <"$OUT/$name.err")")
+		SKIPPED+=("$name: $(head -c 300 "$OUT/$name.err" | tr '\n' ' ') (full text in $OUT/$name.err)")
 		rm -f "$OUT/$name.json" "$OUT/$name.html"
 	fi
+	# A run with errors is kept and listed: its JSON says which codes.
 }
 
 run put-1k-c1      --workload put --size 1KiB --clients 1

@@ -6,6 +6,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cleavefs/cleave/client"
+	"github.com/cleavefs/cleave/wire"
 )
 
 // Run sets up the namespace, preloads files, then measures cfg's workload
@@ -54,11 +57,42 @@ func Run(ctx context.Context, cfg Config, store Store, progress func(Snapshot)) 
 			w.loop(runCtx, rec, &tickets, sched, end)
 		}()
 	}
-	wg.Wait()
+	allDone := make(chan struct{})
+	go func() { wg.Wait(); close(allDone) }()
+	var watchdog <-chan time.Time // fires if an operation outlives its deadline by far
+	if !end.IsZero() {
+		t := time.NewTimer(time.Until(end) + cfg.Timeout + hangGrace)
+		defer t.Stop()
+		watchdog = t.C
+	}
+	select {
+	case <-allDone:
+	case <-watchdog:
+		// An SDK call ignored its context. Stop waiting for it: count each
+		// worker still inside a call as a failed operation and report.
+		cancel()
+		hung := 0
+		for _, w := range workers {
+			if w.busy.Load() {
+				hung++
+				rec.record(string(cfg.Workload), w.since(), time.Now(), 0, errHung)
+			}
+		}
+		cfg.Logger.Warn("operations outlived their deadline; not waiting for them", "workers", hung)
+	}
 	elapsed := time.Since(start)
 	stopProgress()
 	return rec.result(&cfg, elapsed), nil
 }
+
+// hangGrace is how long past its deadline an operation may take before the
+// run stops waiting for it.
+var hangGrace = 5 * time.Second // a variable so tests can shorten it
+
+// errHung is recorded for an operation that did not return within its
+// deadline plus hangGrace: the SDK call ignored its context.
+var errHung = &client.Error{Code: wire.Timeout, Op: "loadgen",
+	Message: "operation did not return within its deadline + 5s (the SDK call ignored its context); the run stopped waiting for it"}
 
 // loop runs operations until the run is over: the duration passed, the
 // operation count was reached, or ctx ended.
@@ -92,7 +126,10 @@ func (w *worker) loop(ctx context.Context, rec *recorder, tickets *atomic.Int64,
 			}
 		}
 		octx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+		w.began.Store(began.UnixNano())
+		w.busy.Store(true)
 		op, n, err := w.do(octx)
+		w.busy.Store(false)
 		cancel()
 		if ctx.Err() != nil && err != nil {
 			return // interrupted, not failed
@@ -186,3 +223,6 @@ func startProgress(rec *recorder, progress func(Snapshot)) (stop func()) {
 	}()
 	return func() { close(done); <-finished }
 }
+
+// since returns when the worker's current operation began.
+func (w *worker) since() time.Time { return time.Unix(0, w.began.Load()) }

@@ -415,3 +415,31 @@ func TestRunAppendAndStream(t *testing.T) {
 		}
 	}
 }
+
+// TestRunDoesNotWaitForHungCalls: a Store call that ignores its context
+// must not hang the run; it is counted as a TIMEOUT.
+func TestRunDoesNotWaitForHungCalls(t *testing.T) {
+	old := hangGrace
+	hangGrace = 50 * time.Millisecond
+	defer func() { hangGrace = old }()
+	release := make(chan struct{})
+	defer close(release)
+	s := newMemStore()
+	s.delay = func(n int64) {
+		if n == 3 {
+			<-release // ignores ctx, like a deadlocked SDK call
+		}
+	}
+	cfg := testConfig()
+	cfg.Ops, cfg.Duration, cfg.Timeout, cfg.Clients = 0, 200*time.Millisecond, 100*time.Millisecond, 2
+	res, err := Run(context.Background(), cfg, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ErrorsByCode["TIMEOUT"] != 1 || !strings.Contains(res.ErrorSamples["TIMEOUT"], "ignored its context") {
+		t.Fatalf("errors %v %v, want one hung TIMEOUT", res.ErrorsByCode, res.ErrorSamples)
+	}
+	if res.Ops == 0 {
+		t.Error("the other worker's operations were not counted")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"math/rand/v2"
 
 	"github.com/cleavefs/cleave/client"
@@ -64,6 +65,9 @@ type worker struct {
 	buf   []byte // random data: the largest size plus slack, so slices at random offsets differ
 
 	uploaded int64 // stream: the file this worker uploaded last and reads next, or -1
+
+	busy  atomic.Bool  // inside a Store call (read by Run's watchdog)
+	began atomic.Int64 // UnixNano of the current operation's start
 }
 
 // bufSlack is how much longer than the largest size a worker's data buffer
