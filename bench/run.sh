@@ -63,8 +63,10 @@ done
 grep -q "cleave is up" "$DATA/up.out" || { echo "bench: cleave up not up within 90s" >&2; exit 1; }
 
 # Per-run limit: the duration, plus preload and the loadgen's own hang guard.
-LIMIT=$(( ${DURATION%s} + 120 ))s
-case $DURATION in *s) ;; *) LIMIT=600s ;; esac
+case $DURATION in
+*[0-9]s) LIMIT=$((${DURATION%s} + 120))s ;;
+*) LIMIT=900s ;;
+esac
 RAN=()
 SKIPPED=()
 # run NAME ARGS...: one loadgen run, JSON to $OUT/NAME.json, HTML to $OUT/NAME.html.

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sync/atomic"
 	"math/rand/v2"
+	"sync/atomic"
 
 	"github.com/cleavefs/cleave/client"
 )
