@@ -8,12 +8,12 @@ import (
 	"net"
 	"strings"
 	"sync"
-		"testing"
+	"testing"
 	"time"
 
 	"github.com/cleavefs/cleave/client"
-	"github.com/cleavefs/cleave/internal/testcluster"
 	"github.com/cleavefs/cleave/internal/rpc"
+	"github.com/cleavefs/cleave/internal/testcluster"
 	"github.com/cleavefs/cleave/wire"
 )
 

@@ -47,8 +47,9 @@ func (c *Client) Upload(ctx context.Context, path string, r io.Reader, opts ...P
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	// Buffers: first, plus window more made on first use. free holds room
+	// for all of them, so returning one never blocks.
 	free := make(chan []byte, window+1)
-	free <- first
 	for range window {
 		free <- nil // allocated on first use
 	}

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -199,10 +200,11 @@ const defaultListLimit = 1000
 // background delete) adds no duplicate. If any cluster fails, so does the
 // listing.
 //
-// Pagination: the continuation token of "/" is the last root name returned,
-// so a token stays correct while roots come and go. Each cluster is asked
-// for its first Limit roots after After (a node must take a root name as
-// After when listing "/"); the first Limit names of their union are the
+// Pagination: the continuation token of "/" is the nodes' form (base64url
+// of the last name returned, opaque to clients), so a token stays correct
+// while roots come and go and the same After is passed on to every
+// cluster. Each cluster is asked for its first Limit roots after After; the
+// first Limit names of their union are the
 // first Limit names of "/", so the merged page is cut there, and Next is
 // its last name when some cluster has more (answered with a Next, or a full
 // page) or the union was cut. A page may come out shorter than Limit when a
@@ -218,6 +220,14 @@ func (r *Router) listTop(ctx context.Context, req *wire.Request) *wire.Response 
 	limit := int(req.Limit)
 	if limit == 0 {
 		limit = defaultListLimit
+	}
+	after := ""
+	if req.After != "" {
+		b, err := base64.RawURLEncoding.DecodeString(req.After)
+		if err != nil || fspath.Validate("/"+string(b)) != nil || strings.Contains(string(b), "/") {
+			return wire.Errorf(req.ID, wire.Invalid, "malformed list continuation token %q for /: pass Response.Next unchanged", req.After)
+		}
+		after = string(b)
 	}
 	t := r.table.Current()
 	ids := owningClusters(t)
@@ -240,7 +250,7 @@ func (r *Router) listTop(ctx context.Context, req *wire.Request) *wire.Response 
 		}
 		more = more || resp.Next != "" || len(resp.Entries) >= limit && req.Limit != 0
 		for _, e := range resp.Entries {
-			if e.Name <= req.After && req.After != "" {
+			if after != "" && e.Name <= after {
 				continue // a node that ignores After
 			}
 			if o, ok := Owner(t, ring.Point(e.Name)); ok && o.Cluster == ids[i] {
@@ -255,7 +265,7 @@ func (r *Router) listTop(ctx context.Context, req *wire.Request) *wire.Response 
 	}
 	switch {
 	case more && len(out.Entries) > 0:
-		out.Next = out.Entries[len(out.Entries)-1].Name
+		out.Next = base64.RawURLEncoding.EncodeToString([]byte(out.Entries[len(out.Entries)-1].Name))
 	case more:
 		out.Next = req.After // nothing owned on this page yet; continue from the same place
 	}
