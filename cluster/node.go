@@ -64,6 +64,13 @@ type Config struct {
 	// follower further behind is brought back by snapshot. 0 means the
 	// replica default (10000).
 	LogRetention uint64
+
+	// UnsafeAckBeforeCommit is a test-only fault: the leader answers a write
+	// OK as soon as it is proposed, before it is committed or applied. It
+	// breaks linearizability on purpose, so tests can show the history
+	// checker catches a store that acknowledges too early. Never set it
+	// anywhere else.
+	UnsafeAckBeforeCommit bool
 }
 
 // DefaultConfig returns a Config with every default filled in; the caller
@@ -321,6 +328,10 @@ func (n *Node) write(ctx context.Context, req *wire.Request) *wire.Response {
 	})
 	if err != nil {
 		return &wire.Response{Code: wire.Invalid, Message: err.Error()}
+	}
+	if n.cfg.UnsafeAckBeforeCommit {
+		go n.rep.Propose(context.WithoutCancel(ctx), cmd)
+		return &wire.Response{}
 	}
 	res, _, err := n.rep.Propose(ctx, cmd)
 	if err != nil {

@@ -84,6 +84,12 @@ func (b *syncBuffer) String() string {
 // prints that it is up.
 func startUp(t testing.TB, dir, router string, args ...string) *deployment {
 	t.Helper()
+	return startUpEnv(t, dir, router, nil, args...)
+}
+
+// startUpEnv is startUp with extra environment variables for every process.
+func startUpEnv(t testing.TB, dir, router string, env []string, args ...string) *deployment {
+	t.Helper()
 	if router == "" {
 		router = freeAddr(t)
 	}
@@ -93,6 +99,7 @@ func startUp(t testing.TB, dir, router string, args ...string) *deployment {
 		t.Fatal(err)
 	}
 	d.cmd = exec.Command(cleaveBin, append([]string{"up", "--data", dir, "--listen", router}, args...)...)
+	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stdout = d.stdout
 	d.cmd.Stderr = logf
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -17,6 +17,7 @@ import (
 	"github.com/cleavefs/cleave/internal/rpc"
 	"github.com/cleavefs/cleave/router"
 	"github.com/cleavefs/cleave/up"
+	"github.com/cleavefs/cleave/wire"
 )
 
 // addServerCommands adds the process commands: node, router and up.
@@ -26,14 +27,16 @@ func addServerCommands(root *cobra.Command) {
 
 // nodeOpts are the flags of `cleave node`.
 type nodeOpts struct {
-	id        uint64
-	cluster   string
-	listen    string
-	peers     string
-	data      string
-	rng       string
-	reportPID bool
-	logLevel  string
+	id           uint64
+	cluster      string
+	listen       string
+	peers        string
+	data         string
+	rng          string
+	reportPID    bool
+	join         bool
+	logRetention uint64
+	logLevel     string
 }
 
 // newNodeCmd returns `cleave node`, which hands its configuration to run.
@@ -59,13 +62,19 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.StringVar(&o.data, "data", "", "data directory of this node (required)")
 	f.StringVar(&o.rng, "range", "", "owned range START-END, used to bootstrap an empty data directory (required)")
 	f.BoolVar(&o.reportPID, "report-pid", false, "report this process id in status (set by cleave up)")
+	f.BoolVar(&o.join, "join", false, "join an existing cluster with an empty --data (the leader adds this node and sends a snapshot); --peers then lists this node and the current members")
+	f.Uint64Var(&o.logRetention, "log-retention", 0, "applied raft entries kept in the log (0: the default, 10000)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
 
 // config turns the flags into a validated cluster.Config.
 func (o *nodeOpts) config(cmd *cobra.Command) (cluster.Config, error) {
-	if err := requireFlags(cmd.Flags(), "id", "cluster", "listen", "peers", "data", "range"); err != nil {
+	required := []string{"id", "cluster", "listen", "peers", "data", "range"}
+	if o.join {
+		required = required[:5] // a joining node's range comes with its snapshot
+	}
+	if err := requireFlags(cmd.Flags(), required...); err != nil {
 		return cluster.Config{}, err
 	}
 	peers, err := up.ParsePeers(o.peers)
@@ -75,9 +84,11 @@ func (o *nodeOpts) config(cmd *cobra.Command) (cluster.Config, error) {
 	if _, ok := peers[o.id]; !ok {
 		return cluster.Config{}, fmt.Errorf("--peers: does not list this node (--id %d)", o.id)
 	}
-	rng, err := up.ParseRange(o.rng)
-	if err != nil {
-		return cluster.Config{}, fmt.Errorf("--range: %w", err)
+	var rng wire.Range
+	if o.rng != "" {
+		if rng, err = up.ParseRange(o.rng); err != nil {
+			return cluster.Config{}, fmt.Errorf("--range: %w", err)
+		}
 	}
 	logger, err := newLogger(o.logLevel)
 	if err != nil {
@@ -95,6 +106,13 @@ func (o *nodeOpts) config(cmd *cobra.Command) (cluster.Config, error) {
 	}
 	cfg.Token = token(cmd)
 	cfg.Logger = logger
+	cfg.Join = o.join
+	cfg.LogRetention = o.logRetention
+	// A test-only fault switch, deliberately not a flag: see the field's doc.
+	cfg.UnsafeAckBeforeCommit = os.Getenv("CLEAVE_UNSAFE_ACK_BEFORE_COMMIT") == "1"
+	if cfg.UnsafeAckBeforeCommit {
+		logger.Warn("CLEAVE_UNSAFE_ACK_BEFORE_COMMIT=1: acknowledging writes before they commit; this node is broken on purpose")
+	}
 	return cfg, cfg.Validate()
 }
 
