@@ -64,7 +64,7 @@ grep -q "cleave is up" "$DATA/up.out" || { echo "bench: cleave up not up within 
 
 # Per-run limit: the duration, plus preload and the loadgen's own hang guard.
 case $DURATION in
-*[0-9]s) LIMIT=$((${DURATION%s} + 120))s ;;
+[0-9]s | [0-9][0-9]s | [0-9][0-9][0-9]s) LIMIT=$((${DURATION%s} + 120))s ;;
 *) LIMIT=900s ;;
 esac
 RAN=()

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -72,6 +73,7 @@ type opts struct {
 	duration, timeout                                                 time.Duration
 	readRatio                                                         float64
 	stale, quiet                                                      bool
+	cpuprofile                                                        string
 	seed                                                              uint64
 }
 
@@ -132,6 +134,7 @@ Read workloads first create --preload files (default: --files), unmeasured.
 	f.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress bar")
 	f.StringVar(&o.report, "report", "", "also write a self-contained HTML report to this file")
+	f.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the load generator itself to this file")
 	root.AddCommand(newCompareCmd(), newSummaryCmd(), newReportCmd())
 	return root
 }
@@ -192,6 +195,17 @@ func runLoad(cmd *cobra.Command, o *opts, cfg loadgen.Config, tty bool) error {
 	if tty && !o.quiet && o.output != "json" {
 		bar = loadgen.NewProgress(cmd.ErrOrStderr(), cfg)
 		progress = bar.Update
+	}
+	if o.cpuprofile != "" {
+		pf, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	res, err := loadgen.Run(ctx, cfg, c, progress)
 	if bar != nil {
