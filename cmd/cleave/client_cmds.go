@@ -1,9 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -20,9 +20,11 @@ import (
 )
 
 // addClientCommands adds the client verbs, which talk to routers through
-// package client: mkdir, put, get, ls, stat, rm, exists, status.
+// package client: mkdir, put, get, ls, stat, rm, exists, status, append,
+// write, mv, cp.
 func addClientCommands(root *cobra.Command) {
-	root.AddCommand(mkdirCmd(), putCmd(), getCmd(), lsCmd(), statCmd(), rmCmd(), existsCmd(), statusCmd())
+	root.AddCommand(mkdirCmd(), putCmd(), getCmd(), lsCmd(), statCmd(), rmCmd(), existsCmd(), statusCmd(),
+		appendCmd(), writeCmd(), mvCmd(), cpCmd())
 }
 
 // args wraps a cobra argument check so that its failure is a usage error.
@@ -81,36 +83,76 @@ func mkdirCmd() *cobra.Command {
 }
 
 func putCmd() *cobra.Command {
-	var parents bool
+	var (
+		parents, ifAbsent, recursive, quiet bool
+		ifVersion                           uint64
+	)
 	cmd := &cobra.Command{
-		Use:   "put [-p] PATH [FILE|-]",
-		Short: "Create or replace a file with the contents of FILE or stdin",
+		Use:   "put [-p] [--if-absent | --if-version N] PATH [FILE|-]\n  put -r LOCALDIR REMOTEDIR",
+		Short: "Create or replace a file with the contents of FILE or stdin (-r: a whole tree)",
 		Long: `Create or replace the file PATH with the contents of FILE, or of stdin when
-FILE is - or omitted. With -o json the new file's metadata is printed.`,
+FILE is - or omitted. The contents stream in 1 MiB chunks and the file
+appears atomically when all of them are stored, so files of any size work.
+--if-absent fails with CONFLICT if PATH exists; --if-version N fails with
+CONFLICT unless PATH's version is N (from "cleave stat"). With -o json the new
+file's metadata is printed.
+
+put -r LOCALDIR REMOTEDIR copies the local tree LOCALDIR to REMOTEDIR
+(created with parents), file by file.
+
+A progress bar is drawn on stderr when it is a terminal (not with -o json or
+--quiet).`,
 		Args: args(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if _, err := resolveGlobals(cmd); err != nil {
 				return err // before reading a possibly endless stdin
 			}
-			var data []byte
-			var err error
-			if len(a) < 2 || a[1] == "-" {
-				data, err = io.ReadAll(cmd.InOrStdin())
-				if err != nil {
-					err = fmt.Errorf("read stdin: %w", err)
-				}
-			} else {
-				data, err = os.ReadFile(a[1])
-			}
-			if err != nil {
-				return err
-			}
 			var opts []client.PutOption
 			if parents {
 				opts = append(opts, client.Parents())
 			}
+			if ifAbsent && cmd.Flags().Changed("if-version") {
+				return usagef("--if-absent and --if-version exclude each other")
+			}
+			if ifAbsent {
+				opts = append(opts, client.IfAbsent())
+			}
+			if cmd.Flags().Changed("if-version") {
+				opts = append(opts, client.IfVersion(ifVersion))
+			}
+			if recursive {
+				if len(a) != 2 {
+					return usagef("put -r needs LOCALDIR and REMOTEDIR")
+				}
+				return withClient(cmd, func(ctx context.Context, c *client.Client, g globals) error {
+					pr := newProgress(cmd.ErrOrStderr(), quiet || g.json)
+					defer pr.wait()
+					return putTree(ctx, c, pr, a[0], a[1], opts)
+				})
+			}
+			var in io.Reader = cmd.InOrStdin()
+			var size int64 = -1
+			name := "stdin"
+			if len(a) == 2 && a[1] != "-" {
+				f, err := os.Open(a[1])
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if fi, err := f.Stat(); err == nil {
+					if fi.IsDir() {
+						return &client.Error{Code: wire.IsDir, Op: "put", Message: a[1] + ": is a directory (use put -r)"}
+					}
+					size = fi.Size()
+				}
+				in, name = f, a[1]
+			}
 			return withClient(cmd, func(ctx context.Context, c *client.Client, g globals) error {
-				st, err := c.Put(ctx, a[0], data, opts...)
+				pr := newProgress(cmd.ErrOrStderr(), quiet || g.json || size >= 0 && size < client.ChunkSize)
+				b := pr.add(name, size)
+				st, err := c.Upload(ctx, a[0], b.reader(in), opts...)
+				b.done(err == nil)
+				pr.wait()
 				if err != nil || !g.json {
 					return err
 				}
@@ -119,44 +161,101 @@ FILE is - or omitted. With -o json the new file's metadata is printed.`,
 		},
 	}
 	cmd.Flags().BoolVarP(&parents, "parents", "p", false, "create missing parent directories")
+	cmd.Flags().BoolVar(&ifAbsent, "if-absent", false, "fail with CONFLICT if PATH exists")
+	cmd.Flags().Uint64Var(&ifVersion, "if-version", 0, "fail with CONFLICT unless PATH's version is N")
+	cmd.Flags().BoolVarP(&recursive, "recursive", "r", false, "copy a local directory tree")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	return cmd
 }
 
 func getCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "get PATH [FILE|-]",
-		Short: "Read a file to stdout or to FILE",
+	var (
+		offset, length   int64
+		recursive, quiet bool
+	)
+	cmd := &cobra.Command{
+		Use:   "get [--offset N] [--length M] PATH [FILE|-]\n  get -r REMOTEDIR LOCALDIR",
+		Short: "Read a file to stdout or to FILE (-r: a whole tree)",
 		Long: `Read the file PATH and write it to stdout, or to FILE. FILE is replaced
 atomically (written to a temporary file in the same directory, then
 renamed); on error it is left as it was. If FILE is a directory, the file
-is written into it under PATH's base name.`,
+is written into it under PATH's base name. The contents stream in 1 MiB
+ranges, all from one version of the file: if it changes meanwhile, get fails
+with CONFLICT.
+
+--offset N and --length M read only that range (M 0 or absent: to the end).
+
+get -r REMOTEDIR LOCALDIR copies the tree REMOTEDIR into LOCALDIR (created if
+missing), file by file.
+
+A progress bar is drawn on stderr when it is a terminal (not with -o json or
+--quiet).`,
 		Args: args(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return withClient(cmd, func(ctx context.Context, c *client.Client, _ globals) error {
-				data, err := c.Get(ctx, a[0])
-				if err != nil {
+			if offset < 0 || length < 0 {
+				return usagef("--offset and --length must not be negative")
+			}
+			if recursive {
+				if len(a) != 2 {
+					return usagef("get -r needs REMOTEDIR and LOCALDIR")
+				}
+				return withClient(cmd, func(ctx context.Context, c *client.Client, g globals) error {
+					pr := newProgress(cmd.ErrOrStderr(), quiet || g.json)
+					defer pr.wait()
+					return getTree(ctx, c, pr, a[0], a[1])
+				})
+			}
+			ranged := cmd.Flags().Changed("offset") || cmd.Flags().Changed("length")
+			return withClient(cmd, func(ctx context.Context, c *client.Client, g globals) error {
+				fetch := func(w io.Writer) error {
+					if ranged {
+						return getRange(ctx, c, a[0], offset, length, w)
+					}
+					pr := newProgress(cmd.ErrOrStderr(), quiet || g.json)
+					var b bar
+					if pr.p != nil {
+						if st, err := c.Stat(ctx, a[0]); err == nil && st.Size >= client.ChunkSize {
+							b = pr.add(a[0], st.Size)
+						}
+					}
+					_, err := c.Download(ctx, a[0], b.writer(w))
+					b.done(err == nil)
+					pr.wait()
 					return err
 				}
 				if len(a) < 2 || a[1] == "-" {
-					_, err := cmd.OutOrStdout().Write(data)
-					return err
+					return fetch(cmd.OutOrStdout())
 				}
 				dst := a[1]
 				if fi, err := os.Stat(dst); err == nil && fi.IsDir() {
 					_, name := fspath.Split(a[0])
 					dst = filepath.Join(dst, name)
 				}
-				return writeFileAtomic(dst, bytes.NewReader(data))
+				return writeFileAtomicFunc(dst, fetch)
 			})
 		},
 	}
+	cmd.Flags().Int64Var(&offset, "offset", 0, "first byte to read")
+	cmd.Flags().Int64Var(&length, "length", 0, "bytes to read (0: to the end)")
+	cmd.Flags().BoolVarP(&recursive, "recursive", "r", false, "copy a remote directory tree")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	return cmd
 }
 
-// writeFileAtomic replaces path with the contents of r: it writes a
+// writeFileAtomic replaces path with the contents of r (see
+// writeFileAtomicFunc).
+func writeFileAtomic(path string, r io.Reader) error {
+	return writeFileAtomicFunc(path, func(w io.Writer) error {
+		_, err := io.Copy(w, r)
+		return err
+	})
+}
+
+// writeFileAtomicFunc replaces path with what fill writes: it writes a
 // temporary file in path's directory, syncs it and renames it over path.
 // On any error the temporary file is removed and path is untouched. An
 // existing path keeps its permission bits; a new one gets 0644.
-func writeFileAtomic(path string, r io.Reader) (err error) {
+func writeFileAtomicFunc(path string, fill func(io.Writer) error) (err error) {
 	mode := os.FileMode(0o644)
 	if fi, err := os.Stat(path); err == nil {
 		if fi.IsDir() {
@@ -174,7 +273,11 @@ func writeFileAtomic(path string, r io.Reader) (err error) {
 			os.Remove(f.Name())
 		}
 	}()
-	if _, err := io.Copy(f, r); err != nil {
+	if err := fill(f); err != nil {
+		var ce *client.Error
+		if errors.As(err, &ce) {
+			return err
+		}
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := f.Chmod(mode); err != nil {
@@ -190,19 +293,77 @@ func writeFileAtomic(path string, r io.Reader) (err error) {
 }
 
 func lsCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "ls [PATH]",
+	var (
+		limit     int
+		after     string
+		recursive bool
+	)
+	cmd := &cobra.Command{
+		Use:   "ls [-R] [--limit N] [--after TOKEN] [PATH]",
 		Short: "List a directory (default /)",
 		Long: `List the directory PATH (default /, which merges every root directory),
 sorted by name. The table shows type, size, version, mtime (UTC) and name;
--o json prints a JSON array of stats as "cleave stat -o json" does.`,
+-o json prints a JSON array of stats as "cleave stat -o json" does.
+
+--limit N prints one page of at most N entries, --after TOKEN the page after
+TOKEN. When more entries follow, the token of the next page is printed: on
+stderr as "next: TOKEN" in table mode; with -o json the output is then
+{"entries": [...], "next": "TOKEN"} ("next" is "" on the last page).
+
+-R lists the whole tree below PATH, depth first in name order (the order of
+fs.WalkDir), naming each entry by its full path; with -o json each stat has
+a "path" field.`,
 		Args: args(cobra.RangeArgs(0, 1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			p := "/"
 			if len(a) == 1 {
 				p = a[0]
 			}
+			paged := cmd.Flags().Changed("limit") || cmd.Flags().Changed("after")
+			if limit < 0 {
+				return usagef("--limit must not be negative")
+			}
+			if recursive && paged {
+				return usagef("-R does not take --limit or --after")
+			}
 			return withClient(cmd, func(ctx context.Context, c *client.Client, g globals) error {
+				out := cmd.OutOrStdout()
+				switch {
+				case recursive:
+					ents, err := c.ListRecursive(ctx, p)
+					if err != nil {
+						return err
+					}
+					if g.json {
+						js := make([]pathStat, len(ents))
+						for i, e := range ents {
+							js[i] = pathStat{Path: e.Path, Stat: e.Stat}
+						}
+						return writeJSON(out, js)
+					}
+					return writeLsRTable(out, ents)
+				case paged:
+					ents, next, err := c.ListPage(ctx, p, limit, after)
+					if err != nil {
+						return err
+					}
+					if ents == nil {
+						ents = []client.Stat{}
+					}
+					if g.json {
+						return writeJSON(out, struct {
+							Entries []client.Stat `json:"entries"`
+							Next    string        `json:"next"`
+						}{ents, next})
+					}
+					if err := writeLsTable(out, ents); err != nil {
+						return err
+					}
+					if next != "" {
+						fmt.Fprintf(cmd.ErrOrStderr(), "next: %s\n", next)
+					}
+					return nil
+				}
 				ents, err := c.List(ctx, p)
 				if err != nil {
 					return err
@@ -211,12 +372,41 @@ sorted by name. The table shows type, size, version, mtime (UTC) and name;
 					if ents == nil {
 						ents = []client.Stat{}
 					}
-					return writeJSON(cmd.OutOrStdout(), ents)
+					return writeJSON(out, ents)
 				}
-				return writeLsTable(cmd.OutOrStdout(), ents)
+				return writeLsTable(out, ents)
 			})
 		},
 	}
+	cmd.Flags().IntVar(&limit, "limit", 0, "print one page of at most N entries")
+	cmd.Flags().StringVar(&after, "after", "", "continuation token from a previous page")
+	cmd.Flags().BoolVarP(&recursive, "recursive", "R", false, "list the whole tree")
+	return cmd
+}
+
+// pathStat is a stat with its full path, for ls -R -o json.
+type pathStat struct {
+	Path string
+	client.Stat
+}
+
+// MarshalJSON adds "path" to the stat's own JSON object.
+func (p pathStat) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(p.Stat)
+	if err != nil {
+		return nil, err
+	}
+	pb, _ := json.Marshal(p.Path)
+	return append(append([]byte(`{"path":`), pb...), append([]byte(","), b[1:]...)...), nil
+}
+
+func writeLsRTable(w io.Writer, ents []client.Entry) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TYPE\tSIZE\tVERSION\tMTIME\tPATH")
+	for _, e := range ents {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", e.Stat.Type, e.Stat.Size, e.Stat.Version, e.Stat.Mtime.UTC().Format(time.RFC3339), e.Path)
+	}
+	return tw.Flush()
 }
 
 func writeLsTable(w io.Writer, ents []client.Stat) error {

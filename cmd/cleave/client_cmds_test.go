@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -15,8 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cleavefs/cleave/client/clienttest"
-	"github.com/cleavefs/cleave/wire"
+	"github.com/cleavefs/cleave/internal/testcluster"
 )
 
 // cli runs the CLI in-process and returns its exit code, stdout and stderr.
@@ -45,11 +45,12 @@ func closedAddr(t *testing.T) string {
 	return addr
 }
 
-// fake starts an in-memory router with a fixed clock.
-func fake(t *testing.T, token string) *clienttest.Router {
-	fs := clienttest.NewFS()
-	fs.SetClock(func() time.Time { return time.Date(2025, 1, 2, 3, 4, 5, 123456789, time.UTC) })
-	return clienttest.NewRouter(t, fs, token)
+// useDeployment points CLEAVE_ROUTER at the shared real deployment.
+func useDeployment(t *testing.T) string {
+	t.Helper()
+	addr := deployment(t).Addr
+	t.Setenv("CLEAVE_ROUTER", addr)
+	return addr
 }
 
 func TestUsageErrors(t *testing.T) {
@@ -109,12 +110,12 @@ func TestConnectionRefused(t *testing.T) {
 
 func TestServerErrorFormat(t *testing.T) {
 	clearEnv(t)
-	r := fake(t, "")
-	code, _, stderr := cli(t, "", "--router", r.Addr, "get", "/a/b")
-	if code != 1 || stderr != "cleave: NOT_FOUND: /a/b: no such file or directory\n" {
+	addr := useDeployment(t)
+	code, _, stderr := cli(t, "", "--router", addr, "get", "/a/b")
+	if code != 1 || !regexp.MustCompile(`^cleave: NOT_FOUND: [^\n]*/a/b[^\n]*\n$`).MatchString(stderr) {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
-	code, _, stderr = cli(t, "", "--router", r.Addr, "stat", "/a//b")
+	code, _, stderr = cli(t, "", "--router", addr, "stat", "/a//b")
 	if code != 1 || !strings.HasPrefix(stderr, "cleave: INVALID: ") {
 		t.Errorf("bad path: exit %d, stderr %q", code, stderr)
 	}
@@ -165,8 +166,8 @@ func TestGlobalPrecedence(t *testing.T) {
 
 func TestPrecedenceEndToEnd(t *testing.T) {
 	clearEnv(t)
-	r := fake(t, "secret")
-	t.Setenv("CLEAVE_ROUTER", r.Addr)
+	d := testcluster.Start(t, testcluster.Options{Nodes: 1, Token: "secret"})
+	t.Setenv("CLEAVE_ROUTER", d.Addr)
 	t.Setenv("CLEAVE_TOKEN", "secret")
 	if code, out, stderr := cli(t, "", "exists", "/a"); code != 0 || out != "false\n" {
 		t.Errorf("env only: exit %d, %q, %q", code, out, stderr)
@@ -232,8 +233,7 @@ func TestGetToFileNoPartialOnError(t *testing.T) {
 	if code, _, _ := cli(t, "", "--router", closedAddr(t), "get", "/a", dst); code != 1 {
 		t.Errorf("exit %d", code)
 	}
-	r := fake(t, "")
-	if code, _, _ := cli(t, "", "--router", r.Addr, "get", "/missing", dst); code != 1 {
+	if code, _, _ := cli(t, "", "--router", useDeployment(t), "get", "/missing", dst); code != 1 {
 		t.Errorf("exit %d", code)
 	}
 	assertDir(t, dir, nil)
@@ -241,8 +241,8 @@ func TestGetToFileNoPartialOnError(t *testing.T) {
 
 func TestFileCommands(t *testing.T) {
 	clearEnv(t)
-	r := fake(t, "")
-	t.Setenv("CLEAVE_ROUTER", r.Addr)
+	useDeployment(t)
+	docs, other := testRoot(t, "c1"), testRoot(t, "c2")
 	ok := func(stdin string, args ...string) string {
 		t.Helper()
 		code, out, stderr := cli(t, stdin, args...)
@@ -251,19 +251,19 @@ func TestFileCommands(t *testing.T) {
 		}
 		return out
 	}
-	ok("", "mkdir", "-p", "/docs/sub")
-	ok("hello", "put", "/docs/a.txt")
-	ok("", "put", "/docs/sub/b.txt", "-")
+	ok("", "mkdir", "-p", docs+"/sub")
+	ok("hello", "put", docs+"/a.txt")
+	ok("", "put", docs+"/sub/b.txt", "-")
 	src := filepath.Join(t.TempDir(), "src")
 	os.WriteFile(src, []byte("from file"), 0o644)
-	ok("", "put", "-p", "/other/x/c.txt", src)
+	ok("", "put", "-p", other+"/x/c.txt", src)
 
-	if out := ok("", "get", "/docs/a.txt"); out != "hello" {
+	if out := ok("", "get", docs+"/a.txt"); out != "hello" {
 		t.Errorf("get = %q", out)
 	}
 	dir := t.TempDir()
-	ok("", "get", "/other/x/c.txt", filepath.Join(dir, "c"))
-	ok("", "get", "/docs/a.txt", dir) // into a directory: uses the base name
+	ok("", "get", other+"/x/c.txt", filepath.Join(dir, "c"))
+	ok("", "get", docs+"/a.txt", dir) // into a directory: uses the base name
 	if b, _ := os.ReadFile(filepath.Join(dir, "c")); string(b) != "from file" {
 		t.Errorf("get to file wrote %q", b)
 	}
@@ -272,51 +272,51 @@ func TestFileCommands(t *testing.T) {
 	}
 	assertDir(t, dir, []string{"a.txt", "c"})
 
-	out := ok("", "ls", "/docs")
-	want := "TYPE  SIZE  VERSION  MTIME                 NAME\n" +
-		"file  5     3        2025-01-02T03:04:05Z  a.txt\n" +
-		"dir   0     2        2025-01-02T03:04:05Z  sub\n"
-	if out != want {
-		t.Errorf("ls table:\n%s\nwant:\n%s", out, want)
+	out := ok("", "ls", docs)
+	re := regexp.MustCompile(`^TYPE +SIZE +VERSION +MTIME +NAME\n` +
+		`file +5 +[0-9]+ +20[0-9-]+T[0-9:]+Z +a\.txt\n` +
+		`dir +0 +[0-9]+ +20[0-9-]+T[0-9:]+Z +sub\n$`)
+	if !re.MatchString(out) {
+		t.Errorf("ls table:\n%s\nwant to match %s", out, re)
 	}
 	var ents []map[string]any
-	if err := json.Unmarshal([]byte(ok("", "ls", "-o", "json", "/docs")), &ents); err != nil || len(ents) != 2 || ents[1]["type"] != "dir" {
+	if err := json.Unmarshal([]byte(ok("", "ls", "-o", "json", docs)), &ents); err != nil || len(ents) != 2 || ents[1]["type"] != "dir" {
 		t.Errorf("ls json = %v, %v", ents, err)
 	}
-	if out := ok("", "ls", "-o", "json", "/docs/sub"); !strings.HasPrefix(out, "[\n  {\n    \"name\": \"b.txt\"") {
-		t.Errorf("ls json of /docs/sub = %q", out)
+	if out := ok("", "ls", "-o", "json", docs+"/sub"); !strings.HasPrefix(out, "[\n  {\n    \"name\": \"b.txt\"") {
+		t.Errorf("ls json of sub = %q", out)
 	}
-	ok("", "mkdir", "/docs/empty")
-	if out := ok("", "ls", "-o", "json", "/docs/empty"); out != "[]\n" {
+	ok("", "mkdir", docs+"/empty")
+	if out := ok("", "ls", "-o", "json", docs+"/empty"); out != "[]\n" {
 		t.Errorf("ls json of an empty dir = %q", out)
 	}
 }
 
 func TestStatJSON(t *testing.T) {
 	clearEnv(t)
-	r := fake(t, "")
-	t.Setenv("CLEAVE_ROUTER", r.Addr)
-	if code, _, stderr := cli(t, "hello", "put", "/a.txt"); code != 0 {
+	useDeployment(t)
+	f := testRoot(t, "c1") + "/a.txt"
+	if code, _, stderr := cli(t, "hello", "put", "-p", f); code != 0 {
 		t.Fatal(stderr)
 	}
-	code, out, stderr := cli(t, "", "stat", "-o", "json", "/a.txt")
+	code, out, stderr := cli(t, "", "stat", "-o", "json", f)
 	if code != 0 {
 		t.Fatal(stderr)
 	}
-	want := `{
-  "name": "a.txt",
-  "type": "file",
-  "size": 5,
-  "mtime": "2025-01-02T03:04:05.123456789Z",
-  "version": 1,
-  "checksum": "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
-}
-`
-	if out != want {
-		t.Errorf("stat -o json:\n%s\nwant:\n%s", out, want)
+	var st map[string]any
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("%v: %s", err, out)
 	}
-	_, out, _ = cli(t, "", "stat", "/a.txt")
-	if !strings.Contains(out, "type      file\n") || !strings.Contains(out, "mtime     2025-01-02T03:04:05.123456789Z\n") {
+	mt, err := time.Parse(time.RFC3339Nano, fmt.Sprint(st["mtime"]))
+	if st["name"] != "a.txt" || st["type"] != "file" || st["size"] != 5.0 || err != nil || time.Since(mt) > time.Hour ||
+		st["version"] == 0.0 || st["checksum"] != "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824" || len(st) != 6 {
+		t.Errorf("stat -o json:\n%s", out)
+	}
+	if !strings.HasPrefix(out, "{\n  \"name\": ") || !strings.HasSuffix(out, "}\n") {
+		t.Errorf("stat -o json not indented: %q", out)
+	}
+	_, out, _ = cli(t, "", "stat", f)
+	if !strings.Contains(out, "type      file\n") || !regexp.MustCompile(`mtime +20[0-9-]+T[0-9:.]+Z\n`).MatchString(out) {
 		t.Errorf("stat table:\n%s", out)
 	}
 	_, out, _ = cli(t, "", "stat", "-o", "json", "/")
@@ -327,16 +327,16 @@ func TestStatJSON(t *testing.T) {
 
 func TestRmAndExists(t *testing.T) {
 	clearEnv(t)
-	r := fake(t, "")
-	t.Setenv("CLEAVE_ROUTER", r.Addr)
-	cli(t, "x", "put", "-p", "/t/u/f")
-	if code, _, stderr := cli(t, "", "rm", "/t"); code != 1 || !strings.HasPrefix(stderr, "cleave: NOT_EMPTY: ") {
+	useDeployment(t)
+	r := testRoot(t, "c1")
+	cli(t, "x", "put", "-p", r+"/u/f")
+	if code, _, stderr := cli(t, "", "rm", r); code != 1 || !strings.HasPrefix(stderr, "cleave: NOT_EMPTY: ") {
 		t.Errorf("rm non-empty: %d %q", code, stderr)
 	}
-	if code, _, stderr := cli(t, "", "rm", "-r", "/t"); code != 0 {
+	if code, _, stderr := cli(t, "", "rm", "-r", r); code != 0 {
 		t.Errorf("rm -r: %d %q", code, stderr)
 	}
-	if _, out, _ := cli(t, "", "exists", "/t/u/f"); out != "false\n" {
+	if _, out, _ := cli(t, "", "exists", r+"/u/f"); out != "false\n" {
 		t.Errorf("exists after rm -r = %q", out)
 	}
 	if _, out, _ := cli(t, "", "exists", "/"); out != "true\n" {
@@ -346,20 +346,14 @@ func TestRmAndExists(t *testing.T) {
 
 func TestStatus(t *testing.T) {
 	clearEnv(t)
-	r := fake(t, "")
-	r.FS.Status = wire.Status{Router: "r1", Version: 7, Clusters: []wire.ClusterStatus{{
-		ID: "c1", Range: wire.Range{Start: 0, End: 0}, Leader: "127.0.0.1:7501",
-		Nodes: []wire.NodeStatus{
-			{ID: 1, Cluster: "c1", Addr: "127.0.0.1:7501", Role: "leader", Applied: 42, PID: 1234},
-			{ID: 2, Cluster: "c1", Addr: "127.0.0.1:7502", Role: "down", Error: "connection refused"},
-		},
-	}}}
-	t.Setenv("CLEAVE_ROUTER", r.Addr)
+	d := deployment(t)
+	useDeployment(t)
 	code, out, stderr := cli(t, "", "status", "-o", "json")
 	if code != 0 {
 		t.Fatal(stderr)
 	}
 	var st struct {
+		Router   string `json:"router"`
 		Version  uint64 `json:"version"`
 		Clusters []struct {
 			ID    string `json:"id"`
@@ -374,16 +368,19 @@ func TestStatus(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("%v in %s", err, out)
 	}
-	c := st.Clusters[0]
-	if st.Version != 7 || c.ID != "c1" || c.Range.End != "18446744073709551616" || c.Leader != "127.0.0.1:7501" ||
-		c.Nodes[0]["addr"] != "127.0.0.1:7501" || c.Nodes[0]["role"] != "leader" || c.Nodes[0]["applied"] != 42.0 || c.Nodes[0]["pid"] != 1234.0 {
+	if st.Router != "r1" || st.Version != 1 || len(st.Clusters) != 2 {
+		t.Fatalf("status json:\n%s", out)
+	}
+	c := st.Clusters[1]
+	if c.ID != "c2" || c.Range.End != "18446744073709551616" || c.Leader == "" || len(c.Nodes) != 3 ||
+		c.Nodes[0]["addr"] != d.Table.Clusters[1].Members[0].Addr || c.Nodes[0]["role"] == "" {
 		t.Errorf("status json:\n%s", out)
 	}
 	if !strings.HasPrefix(out, "{\n  \"") || !strings.HasSuffix(out, "}\n") {
 		t.Errorf("status json not indented or not newline-terminated: %q", out)
 	}
 	code, out, _ = cli(t, "", "status")
-	for _, s := range []string{"router r1, routing table version 7", "c1", "2^64", "leader", "1234", "connection refused"} {
+	for _, s := range []string{"router r1, routing table version 1", "c1", "c2", "2^64", "leader", d.Table.Clusters[0].Members[2].Addr} {
 		if code != 0 || !strings.Contains(out, s) {
 			t.Errorf("status table lacks %q:\n%s", s, out)
 		}
