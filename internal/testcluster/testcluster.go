@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,6 +56,9 @@ type Deployment struct {
 	Table *wire.TableInfo
 
 	opts Options
+
+	mu      sync.Mutex
+	stopped map[*cluster.Node]bool
 }
 
 // Start starts a deployment in t.TempDir() and waits until every cluster
@@ -100,15 +104,30 @@ func New(opts Options, dir string) (*Deployment, error) {
 	return nil, lastErr
 }
 
-// Close stops the router and every node.
+// Close stops the router and every node still running.
 func (d *Deployment) Close() {
 	if d.Router != nil {
 		d.Router.Close()
 	}
 	for _, nodes := range d.Nodes {
 		for _, n := range nodes {
-			n.Close()
+			d.StopNode(n)
 		}
+	}
+}
+
+// StopNode closes n (a crash as far as its peers and the router can tell;
+// its data stays on disk). Stopping a stopped node does nothing.
+func (d *Deployment) StopNode(n *cluster.Node) {
+	d.mu.Lock()
+	if d.stopped == nil {
+		d.stopped = map[*cluster.Node]bool{}
+	}
+	done := d.stopped[n]
+	d.stopped[n] = true
+	d.mu.Unlock()
+	if !done {
+		n.Close()
 	}
 }
 
