@@ -29,6 +29,16 @@ type Config struct {
 	// not used (a meta group, or a test). Default nil: a FileTable.
 	Table Table
 
+	// Meta, if set, makes this router a member of the routers' meta group:
+	// the routing table is replicated with Raft among the routers
+	// (MetaTable), stored under DataDir/meta, and bootstrapped from
+	// Bootstrap identically on every router. Default nil: a FileTable, for
+	// a deployment with a single router. Ignored when Table is set.
+	Meta *MetaConfig
+
+	// PID is reported in status: os.Getpid() under `cleave up`, else 0.
+	PID int
+
 	// Token is the shared secret: clients must present it in HELLO, and the
 	// router presents it to nodes. Default "" (no authentication).
 	Token string

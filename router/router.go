@@ -16,6 +16,7 @@ import (
 	"github.com/cleavefs/cleave/internal/fspath"
 	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/internal/rpc"
+	"github.com/cleavefs/cleave/replica"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -25,12 +26,14 @@ const TableFile = "table.json"
 // Router accepts client connections and forwards each request to the leader
 // of the cluster owning the request's root. Safe for concurrent use.
 type Router struct {
-	cfg   Config
-	log   *slog.Logger
-	table Table
-	pool  *rpc.Pool
-	srv   *rpc.Server
-	done  chan struct{} // closed by Close; ends retry waits
+	cfg    Config
+	log    *slog.Logger
+	table  Table
+	meta   *MetaTable             // set when the table is the meta group's
+	metaTr *replica.WireTransport // carries the meta group's raft traffic
+	pool   *rpc.Pool
+	srv    *rpc.Server
+	done   chan struct{} // closed by Close; ends retry waits
 
 	lmu     sync.Mutex
 	leaders map[string]string // cluster id → leader address last seen
@@ -46,32 +49,62 @@ func New(cfg Config) (*Router, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	t := cfg.Table
-	if t == nil {
-		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-			return nil, fmt.Errorf("router: data dir: %w", err)
-		}
-		ft, err := OpenFileTable(filepath.Join(cfg.DataDir, TableFile), cfg.Bootstrap)
-		if err != nil {
-			return nil, fmt.Errorf("router: %w", err)
-		}
-		t = ft
-	}
 	r := &Router{
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "router", "router", cfg.ID),
-		table:   t,
 		done:    make(chan struct{}),
 		leaders: map[string]string{},
 		pool: rpc.NewPool(rpc.DialConfig{
 			Client: "router " + cfg.ID, Token: cfg.Token, MaxFrame: cfg.MaxFrame,
 		}),
 	}
+	r.table = cfg.Table
+	if r.table == nil {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			return nil, fmt.Errorf("router: data dir: %w", err)
+		}
+		if err := r.openTable(); err != nil {
+			r.pool.Close()
+			return nil, err
+		}
+	}
 	r.srv = rpc.NewServer(rpc.ServerConfig{
 		Name: "router", ID: cfg.ID, Token: cfg.Token, MaxFrame: cfg.MaxFrame,
 		DefaultTimeout: cfg.DefaultTimeout, Logger: cfg.Logger,
 	}, r)
 	return r, nil
+}
+
+// openTable opens the meta group member (with cfg.Meta) or the table file.
+func (r *Router) openTable() error {
+	cfg := r.cfg
+	if cfg.Meta == nil {
+		ft, err := OpenFileTable(filepath.Join(cfg.DataDir, TableFile), cfg.Bootstrap)
+		if err != nil {
+			return fmt.Errorf("router: %w", err)
+		}
+		r.table = ft
+		return nil
+	}
+	mc := *cfg.Meta
+	if mc.Dir == "" {
+		mc.Dir = filepath.Join(cfg.DataDir, "meta")
+	}
+	if mc.Bootstrap == nil {
+		mc.Bootstrap = cfg.Bootstrap
+	}
+	if mc.Logger == nil {
+		mc.Logger = r.log
+	}
+	r.metaTr = replica.NewWireTransport(mc.RaftID, mc.Peers, r.pool, r.log.With("group", "meta"))
+	mt, err := OpenMetaTable(mc, r.metaTr)
+	if err != nil {
+		r.metaTr.Close()
+		return err
+	}
+	r.metaTr.SetReplica(mt.Replica())
+	r.meta, r.table = mt, mt
+	return nil
 }
 
 // Table returns the router's routing table store.
@@ -111,6 +144,10 @@ func (r *Router) Close() error {
 	r.closeOnce.Do(func() {
 		close(r.done)
 		r.srv.Close()
+		if r.meta != nil {
+			r.meta.Close()
+			r.metaTr.Close()
+		}
 		r.pool.Close()
 	})
 	return nil
@@ -121,7 +158,15 @@ func (r *Router) Close() error {
 // else is validated and forwarded to the owning cluster. The response's ID
 // is left for the server to set.
 func (r *Router) Handle(ctx context.Context, req *wire.Request) *wire.Response {
+	if r.meta != nil {
+		if resp, ok := r.meta.Replica().ServeWire(ctx, req); ok {
+			return resp // the meta group's raft traffic and snapshots
+		}
+	}
 	switch req.Op {
+	case wire.OpRouterInfo:
+		self := r.self()
+		return &wire.Response{Router: &self}
 	case wire.OpStatus:
 		return &wire.Response{Status: r.status(ctx)}
 	case wire.OpTable:

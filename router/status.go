@@ -29,6 +29,9 @@ func (r *Router) status(ctx context.Context) *wire.Status {
 			wg.Go(func() { cs.Nodes[j] = r.nodeStatus(ctx, c.ID, m) })
 		}
 	}
+	if r.meta != nil {
+		wg.Go(func() { st.Routers = r.routers(ctx) })
+	}
 	wg.Wait()
 	for i := range st.Clusters {
 		cs := &st.Clusters[i]
@@ -92,4 +95,50 @@ func pickLeader(nodes []wire.NodeStatus) string {
 		}
 	}
 	return addr
+}
+
+// self is this router's own line of the status.
+func (r *Router) self() wire.RouterStatus {
+	rs := wire.RouterStatus{ID: r.cfg.ID, Addr: r.Addr(), Version: r.table.Current().Version, PID: r.cfg.PID}
+	if r.meta != nil {
+		st := r.meta.Replica().Status()
+		rs.RaftID, rs.Leader, rs.Applied = st.ID, st.Role == "leader", st.Applied
+	}
+	return rs
+}
+
+// routers asks every member of the meta group for its own status, in
+// parallel; an unreachable router is listed with Error set.
+func (r *Router) routers(ctx context.Context) []wire.RouterStatus {
+	members := r.meta.Replica().Members()
+	out := make([]wire.RouterStatus, len(members))
+	self := r.meta.Replica().Status().ID
+	var wg sync.WaitGroup
+	for i, m := range members {
+		if m.ID == self {
+			out[i] = r.self()
+			continue
+		}
+		wg.Go(func() {
+			out[i] = wire.RouterStatus{RaftID: m.ID, Addr: m.Addr}
+			ctx, cancel := context.WithTimeout(ctx, r.cfg.StatusTimeout)
+			defer cancel()
+			conn, err := r.pool.Get(ctx, m.Addr)
+			if err != nil {
+				out[i].Error = err.Error()
+				return
+			}
+			resp, err := conn.Call(ctx, &wire.Request{Op: wire.OpRouterInfo})
+			switch {
+			case err != nil:
+				out[i].Error = err.Error()
+			case resp.Err() != nil:
+				out[i].Error = resp.Err().Error()
+			case resp.Router != nil:
+				out[i] = *resp.Router
+			}
+		})
+	}
+	wg.Wait()
+	return out
 }

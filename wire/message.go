@@ -39,6 +39,8 @@ const (
 	OpPromote      Op = 19 // make learner Member.ID a voter once it is caught up
 	OpRemoveMember Op = 20 // remove Member.ID (voter or learner) from the group
 
+	OpRouterInfo Op = 32 // router to router: the answering router's own RouterStatus
+
 	OpRaft Op = 64 // one-way: Data is a marshalled raftpb.Message; no response
 )
 
@@ -47,7 +49,7 @@ var opNames = map[Op]string{
 	OpStat: "STAT", OpRemove: "REMOVE", OpExists: "EXISTS", OpStatus: "STATUS",
 	OpTable: "TABLE", OpWrite: "WRITE", OpAppend: "APPEND", OpRename: "RENAME",
 	OpCopy: "COPY", OpChunk: "CHUNK", OpCommit: "COMMIT", OpRaft: "RAFT",
-	OpSnapshot: "SNAPSHOT", OpAddLearner: "ADD_LEARNER", OpPromote: "PROMOTE",
+	OpRouterInfo: "ROUTER_INFO", OpSnapshot: "SNAPSHOT", OpAddLearner: "ADD_LEARNER", OpPromote: "PROMOTE",
 	OpRemoveMember: "REMOVE_MEMBER",
 }
 
@@ -156,16 +158,17 @@ type Response struct {
 	Leader  string `msgpack:"leader,omitempty"` // NOT_LEADER: address of the leader, if known
 	Table   uint64 `msgpack:"table,omitempty"`  // WRONG_RANGE: the responder's routing version
 
-	Data    []byte      `msgpack:"data,omitempty"`    // GET contents
-	Stat    *Stat       `msgpack:"stat,omitempty"`    // PUT, MKDIR, STAT
-	Entries []Stat      `msgpack:"entries,omitempty"` // LIST
-	Exists  bool        `msgpack:"exists,omitempty"`  // EXISTS
-	Hello   *HelloReply `msgpack:"hello,omitempty"`   // HELLO
-	Node    *NodeStatus `msgpack:"node,omitempty"`    // STATUS sent to a node
-	Status  *Status     `msgpack:"status,omitempty"`  // STATUS sent to a router
-	Routes  *TableInfo  `msgpack:"routes,omitempty"`  // TABLE
-	Next    string      `msgpack:"next,omitempty"`    // LIST: continuation token for Request.After; "" when no more entries
-	Chunk   string      `msgpack:"chunk,omitempty"`   // CHUNK: the stored chunk's name, "sha256:<hex>"
+	Data    []byte        `msgpack:"data,omitempty"`        // GET contents
+	Stat    *Stat         `msgpack:"stat,omitempty"`        // PUT, MKDIR, STAT
+	Entries []Stat        `msgpack:"entries,omitempty"`     // LIST
+	Exists  bool          `msgpack:"exists,omitempty"`      // EXISTS
+	Hello   *HelloReply   `msgpack:"hello,omitempty"`       // HELLO
+	Node    *NodeStatus   `msgpack:"node,omitempty"`        // STATUS sent to a node
+	Status  *Status       `msgpack:"status,omitempty"`      // STATUS sent to a router
+	Routes  *TableInfo    `msgpack:"routes,omitempty"`      // TABLE
+	Next    string        `msgpack:"next,omitempty"`        // LIST: continuation token for Request.After; "" when no more entries
+	Chunk   string        `msgpack:"chunk,omitempty"`       // CHUNK: the stored chunk's name, "sha256:<hex>"
+	Router  *RouterStatus `msgpack:"router_info,omitempty"` // ROUTER_INFO
 }
 
 // Err returns nil for OK and a *Error otherwise.
@@ -289,7 +292,20 @@ type ClusterStatus struct {
 type Status struct {
 	Router   string          `msgpack:"router" json:"router"`
 	Version  uint64          `msgpack:"version" json:"version"`
+	Routers  []RouterStatus  `msgpack:"routers,omitempty" json:"routers,omitempty"`
 	Clusters []ClusterStatus `msgpack:"clusters" json:"clusters"`
+}
+
+// RouterStatus is one router of the meta group.
+type RouterStatus struct {
+	ID      string `msgpack:"id" json:"id"`           // router id, e.g. "r1"
+	RaftID  uint64 `msgpack:"raft_id" json:"raft_id"` // its member id in the meta group
+	Addr    string `msgpack:"addr" json:"addr"`
+	Leader  bool   `msgpack:"leader" json:"leader"` // leads the meta group
+	Applied uint64 `msgpack:"applied" json:"applied"`
+	Version uint64 `msgpack:"version" json:"version"` // routing-table version it routes with
+	PID     int    `msgpack:"pid" json:"pid"`         // OS pid under `cleave up`, else 0
+	Error   string `msgpack:"error,omitempty" json:"error,omitempty"`
 }
 
 // Member is one node of a cluster in the routing table.

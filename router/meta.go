@@ -1,0 +1,253 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/cleavefs/cleave/replica"
+	"github.com/cleavefs/cleave/wire"
+)
+
+// The meta group: the routing table replicated with Raft among the routers
+// (DESIGN §6), on the same replication core as the clusters. Every router is
+// a member; any router serves clients from its applied copy of the table;
+// only the meta leader changes it. A change is committed before any router
+// routes with it.
+
+// metaTableKey holds the current table (msgpack) in the meta state machine.
+var metaTableKey = []byte("m/table")
+
+// metaCommand is the replicated form of a table change: it applies only if
+// the table is still at version Expect, so two concurrent updates never
+// silently overwrite each other.
+type metaCommand struct {
+	Expect uint64          `msgpack:"expect"`
+	Table  *wire.TableInfo `msgpack:"table"`
+}
+
+// errStaleUpdate is the result of a metaCommand whose Expect no longer holds.
+var errStaleUpdate = errors.New("router: table changed concurrently")
+
+// metaFSM is the meta group's state machine: one key, the table. Apply runs
+// on the replica's loop; cur is read by every request.
+type metaFSM struct {
+	db  *pebble.DB
+	cur atomic.Pointer[wire.TableInfo]
+}
+
+// Apply implements replica.StateMachine. It returns nil on success, or an
+// error that is the proposer's answer; it never fails the replica.
+func (f *metaFSM) Apply(b *pebble.Batch, index uint64, cmd []byte) any {
+	var c metaCommand
+	if err := msgpack.Unmarshal(cmd, &c); err != nil || c.Table == nil {
+		return fmt.Errorf("%w: undecodable meta command at index %d", ErrInvalidTable, index)
+	}
+	cur := f.cur.Load()
+	if cur.Version != c.Expect {
+		return errStaleUpdate
+	}
+	if c.Table.Version != c.Expect+1 {
+		return fmt.Errorf("%w: version %d does not follow %d", ErrInvalidTable, c.Table.Version, c.Expect)
+	}
+	if err := ValidateTable(c.Table); err != nil {
+		return err
+	}
+	if err := b.Set(metaTableKey, cmd, nil); err != nil {
+		return err
+	}
+	// Committed in the log already (a majority has it), so routing with it
+	// before this batch is flushed locally is safe.
+	f.cur.Store(c.Table)
+	return nil
+}
+
+// Restored reloads the table after a snapshot replaced the state.
+func (f *metaFSM) Restored(uint64) {
+	if t, err := loadMetaTable(f.db); err == nil && t != nil {
+		f.cur.Store(t)
+	}
+}
+
+func loadMetaTable(db *pebble.DB) (*wire.TableInfo, error) {
+	v, closer, err := db.Get(metaTableKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	var c metaCommand
+	if err := msgpack.Unmarshal(v, &c); err != nil || c.Table == nil {
+		return nil, fmt.Errorf("%w: stored meta table does not decode: %v", ErrInvalidTable, err)
+	}
+	if err := ValidateTable(c.Table); err != nil {
+		return nil, err
+	}
+	return c.Table, nil
+}
+
+// MetaTable is a Table replicated in the routers' meta group. Current is
+// this router's applied copy (it may lag the leader briefly; WRONG_RANGE
+// answers make the router call Refresh). Update works on the meta leader
+// only. Safe for concurrent use.
+type MetaTable struct {
+	fsm *metaFSM
+	rep *replica.Replica
+	db  *pebble.DB
+	mu  sync.Mutex // serialises Update on this router
+}
+
+var (
+	_ Table     = (*MetaTable)(nil)
+	_ Refresher = (*MetaTable)(nil)
+)
+
+// ErrNotMetaLeader is returned by MetaTable.Update on a router that does not
+// lead the meta group; errors.As gives a *replica.NotLeaderError with the
+// leader's raft id.
+var ErrNotMetaLeader = errors.New("router: not the meta group leader")
+
+// MetaConfig configures this router's member of the meta group.
+type MetaConfig struct {
+	RaftID    uint64            // this router's raft id, nonzero
+	Peers     map[uint64]string // raft id → router address, every initial member
+	Dir       string            // Pebble directory of the meta group
+	Bootstrap *wire.TableInfo   // the table of a new deployment; identical on every router
+	Logger    *slog.Logger
+	// Replica tuning; zero values take replica.DefaultConfig's.
+	TickInterval  time.Duration
+	ElectionTicks int
+}
+
+// OpenMetaTable opens (or bootstraps) this router's meta group member. tr
+// carries raft messages to the other routers.
+func OpenMetaTable(cfg MetaConfig, tr replica.Transport) (*MetaTable, error) {
+	if cfg.RaftID == 0 || len(cfg.Peers) == 0 {
+		return nil, errors.New("router: meta group needs a raft id and peers")
+	}
+	if _, ok := cfg.Peers[cfg.RaftID]; !ok {
+		return nil, fmt.Errorf("router: meta peers do not include this router's raft id %d", cfg.RaftID)
+	}
+	db, err := pebble.Open(cfg.Dir, &pebble.Options{Logger: replica.PebbleLogger(cfg.Logger)})
+	if err != nil {
+		return nil, fmt.Errorf("router: open meta store %s: %w", cfg.Dir, err)
+	}
+	fsm := &metaFSM{db: db}
+	t, err := loadMetaTable(db)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("router: meta store %s: %w", cfg.Dir, err)
+	}
+	if t == nil {
+		// A new router: every member bootstraps the same table at index 0.
+		if cfg.Bootstrap == nil {
+			db.Close()
+			return nil, errors.New("router: meta store is empty and no bootstrap table was given")
+		}
+		t = CloneTable(cfg.Bootstrap)
+		if t.Version == 0 {
+			t.Version = 1
+		}
+		sortRanges(t)
+		if err := ValidateTable(t); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("router: bootstrap table: %w", err)
+		}
+		v, _ := msgpack.Marshal(&metaCommand{Expect: t.Version - 1, Table: t})
+		if err := db.Set(metaTableKey, v, pebble.Sync); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	fsm.cur.Store(t)
+	rc := replica.DefaultConfig()
+	rc.ID = cfg.RaftID
+	for id := range cfg.Peers {
+		rc.Peers = append(rc.Peers, id)
+	}
+	rc.PeerAddrs = cfg.Peers
+	if cfg.TickInterval > 0 {
+		rc.TickInterval = cfg.TickInterval
+	}
+	if cfg.ElectionTicks > 0 {
+		rc.ElectionTicks = cfg.ElectionTicks
+	}
+	rc.Logger = cfg.Logger.With("group", "meta")
+	rep, err := replica.Open(rc, db, fsm, tr)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("router: meta group: %w", err)
+	}
+	return &MetaTable{fsm: fsm, rep: rep, db: db}, nil
+}
+
+// Current returns this router's applied table.
+func (m *MetaTable) Current() *wire.TableInfo { return m.fsm.cur.Load() }
+
+// Replica returns the meta group member, for status and raft traffic.
+func (m *MetaTable) Replica() *replica.Replica { return m.rep }
+
+// Update proposes a new table version through the meta group; it returns
+// once the change is committed and applied here. On a follower it fails
+// with an error matching ErrNotMetaLeader.
+func (m *MetaTable) Update(ctx context.Context, fn func(*wire.TableInfo) error) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for {
+		old := m.Current()
+		t := CloneTable(old)
+		if err := fn(t); err != nil {
+			return err
+		}
+		t.Version = old.Version + 1
+		sortRanges(t)
+		if err := ValidateTable(t); err != nil {
+			return fmt.Errorf("update routing table to version %d: %w", t.Version, err)
+		}
+		cmd, err := msgpack.Marshal(&metaCommand{Expect: old.Version, Table: t})
+		if err != nil {
+			return err
+		}
+		res, _, err := m.rep.Propose(ctx, cmd)
+		if errors.Is(err, replica.ErrNotLeader) {
+			return errors.Join(ErrNotMetaLeader, err)
+		}
+		if err != nil {
+			return fmt.Errorf("update routing table to version %d: %w", t.Version, err)
+		}
+		if res == errStaleUpdate {
+			continue // another leader's change landed first: redo on top of it
+		}
+		if e, ok := res.(error); ok && e != nil {
+			return e
+		}
+		return nil
+	}
+}
+
+// Refresh waits until this router has applied everything the meta group
+// committed before the call, then reports whether it reached version seen.
+func (m *MetaTable) Refresh(ctx context.Context, seen uint64) error {
+	if err := m.rep.ReadIndex(ctx); err != nil {
+		return err
+	}
+	if v := m.Current().Version; v < seen {
+		return fmt.Errorf("router: table at version %d after catching up, node reported %d", v, seen)
+	}
+	return nil
+}
+
+// Close stops the member and closes its store.
+func (m *MetaTable) Close() error {
+	m.rep.Close()
+	return m.db.Close()
+}
