@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cleavefs/cleave/internal/fspath"
+	"github.com/cleavefs/cleave/internal/ops"
 	"github.com/cleavefs/cleave/internal/rpc"
 	"github.com/cleavefs/cleave/replica"
 	"github.com/cleavefs/cleave/wire"
@@ -71,6 +73,12 @@ type Config struct {
 	// checker catches a store that acknowledges too early. Never set it
 	// anywhere else.
 	UnsafeAckBeforeCommit bool
+
+	// HTTP is the HOST:PORT of the HTTP side port (/metrics, /healthz,
+	// /readyz, /debug/pprof; package internal/ops); port 0 picks a free
+	// one. It has no auth: bind it to loopback or a private network.
+	// Default "" (off).
+	HTTP string
 }
 
 // DefaultConfig returns a Config with every default filled in; the caller
@@ -139,6 +147,7 @@ type Node struct {
 	tr    *replica.WireTransport
 	pool  *rpc.Pool
 	srv   *rpc.Server
+	ops   *ops.Server // the HTTP side port, nil when Config.HTTP is ""
 	ln    net.Listener
 	addrs map[uint64]string // raft id -> address
 
@@ -227,10 +236,19 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.rep = rep
 	n.tr.SetReplica(rep)
-	n.srv = rpc.NewServer(rpc.ServerConfig{
+	scfg := rpc.ServerConfig{
 		Name: "node", ID: strconv.FormatUint(cfg.NodeID, 10), Token: cfg.Token,
 		MaxFrame: cfg.MaxFrame, Logger: log,
-	}, rpc.HandlerFunc(n.handle))
+	}
+	if cfg.HTTP != "" {
+		reg := prometheus.NewRegistry()
+		scfg.Observe = ops.NewRequestMetrics(reg, "node").Observe
+		registerNodeMetrics(reg, rep)
+		if n.ops, err = ops.Start(ops.Config{Addr: cfg.HTTP, Registry: reg, Ready: n.ready, Logger: log}); err != nil {
+			return fail(fmt.Errorf("cluster: %w", err))
+		}
+	}
+	n.srv = rpc.NewServer(scfg, rpc.HandlerFunc(n.handle))
 	go func() { n.serveErr <- n.srv.Serve(n.ln) }()
 	if cfg.ScrubRate > 0 {
 		n.scrub = startScrubber(n.fsm, cfg.ScrubRate, log)
@@ -251,6 +269,9 @@ func (n *Node) Close() error {
 }
 
 func (n *Node) closeParts() error {
+	if n.ops != nil {
+		n.ops.Close()
+	}
 	if n.scrub != nil {
 		n.scrub.stop()
 	}
@@ -268,6 +289,28 @@ func (n *Node) closeParts() error {
 	}
 	if n.db != nil {
 		return n.db.Close()
+	}
+	return nil
+}
+
+// HTTPAddr returns the address of the HTTP side port, "" when it is off.
+func (n *Node) HTTPAddr() string {
+	if n.ops == nil {
+		return ""
+	}
+	return n.ops.Addr()
+}
+
+// ready is /readyz: the node can serve once its replica runs and knows a
+// leader.
+func (n *Node) ready() error {
+	select {
+	case <-n.rep.Done():
+		return errors.New("replica stopped")
+	default:
+	}
+	if n.rep.Leader() == 0 {
+		return errors.New("no leader known")
 	}
 	return nil
 }

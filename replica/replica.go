@@ -60,6 +60,22 @@ type Status struct {
 	Snapshots  int      // outgoing snapshot streams in flight
 }
 
+// Stats are cumulative counters of a replica's loop, for metrics.
+type Stats struct {
+	Readies    uint64        // Ready batches handled
+	Syncs      uint64        // Ready batches committed with fsync
+	SyncTime   time.Duration // total time of the synced commits
+	Appended   uint64        // log entries written
+	Applied    uint64        // committed entries applied (all types)
+	ReadRounds uint64        // ReadIndex rounds issued
+}
+
+// loopStats are the loop's counters; written only by the loop goroutine,
+// read by Stats from any goroutine.
+type loopStats struct {
+	readies, syncs, syncNanos, appended, applied, readRounds atomic.Uint64
+}
+
 // Replica is one member of a Raft group. Its methods are safe for
 // concurrent use.
 type Replica struct {
@@ -92,6 +108,7 @@ type Replica struct {
 	closeOnce sync.Once
 	fatalErr  error // set by the loop before donec is closed
 	status    atomic.Pointer[Status]
+	stats     loopStats
 
 	idBase uint64
 	idNext atomic.Uint64
@@ -350,6 +367,15 @@ func (r *Replica) ReportUnreachable(id uint64) {
 // concurrent use.
 func (r *Replica) Status() Status { return *r.status.Load() }
 
+// Stats returns the loop's cumulative counters. Safe for concurrent use.
+func (r *Replica) Stats() Stats {
+	s := &r.stats
+	return Stats{
+		Readies: s.readies.Load(), Syncs: s.syncs.Load(), SyncTime: time.Duration(s.syncNanos.Load()),
+		Appended: s.appended.Load(), Applied: s.applied.Load(), ReadRounds: s.readRounds.Load(),
+	}
+}
+
 // Applied returns the index of the last entry applied on this node.
 func (r *Replica) Applied() uint64 { return r.status.Load().Applied }
 
@@ -583,6 +609,7 @@ func (r *Replica) issueRead(rr *readRound) {
 	rr.ctx = binary.BigEndian.AppendUint64(nil, r.readSeq)
 	rr.started = r.ticks
 	rr.lead = r.rn.BasicStatus().Lead
+	r.stats.readRounds.Add(1)
 	r.rn.ReadIndex(rr.ctx)
 }
 
@@ -664,13 +691,22 @@ func (r *Replica) handleReady() error {
 	}
 	if !b.Empty() {
 		opts := pebble.NoSync
+		var start time.Time
 		if rd.MustSync {
 			opts = pebble.Sync
+			start = time.Now()
 		}
 		if err := b.Commit(opts); err != nil {
 			return fmt.Errorf("commit ready: %w", err)
 		}
+		if rd.MustSync {
+			r.stats.syncs.Add(1)
+			r.stats.syncNanos.Add(uint64(time.Since(start)))
+		}
 	}
+	r.stats.readies.Add(1)
+	r.stats.appended.Add(uint64(len(rd.Entries)))
+	r.stats.applied.Add(uint64(len(rd.CommittedEntries)))
 	r.store.commitEntries(rd.Entries)
 
 	msgs := rd.Messages

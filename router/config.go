@@ -62,6 +62,12 @@ type Config struct {
 	// Logger receives the router's logs, with component=router. Default
 	// slog.Default().
 	Logger *slog.Logger
+
+	// HTTP is the HOST:PORT of the HTTP side port (/metrics, /healthz,
+	// /readyz, /debug/pprof; package internal/ops); port 0 picks a free
+	// one. It has no auth: bind it to loopback or a private network.
+	// Default "" (off).
+	HTTP string
 }
 
 // DefaultConfig returns a Config with every default filled in. DataDir (or

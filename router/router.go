@@ -13,7 +13,10 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/cleavefs/cleave/internal/fspath"
+	"github.com/cleavefs/cleave/internal/ops"
 	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/internal/rpc"
 	"github.com/cleavefs/cleave/replica"
@@ -33,6 +36,7 @@ type Router struct {
 	metaTr *replica.WireTransport // carries the meta group's raft traffic
 	pool   *rpc.Pool
 	srv    *rpc.Server
+	ops    *ops.Server   // the HTTP side port, nil when Config.HTTP is ""
 	done   chan struct{} // closed by Close; ends retry waits
 
 	lmu     sync.Mutex
@@ -68,11 +72,45 @@ func New(cfg Config) (*Router, error) {
 			return nil, err
 		}
 	}
-	r.srv = rpc.NewServer(rpc.ServerConfig{
+	scfg := rpc.ServerConfig{
 		Name: "router", ID: cfg.ID, Token: cfg.Token, MaxFrame: cfg.MaxFrame,
 		DefaultTimeout: cfg.DefaultTimeout, Logger: cfg.Logger,
-	}, r)
+	}
+	var reg *prometheus.Registry
+	if cfg.HTTP != "" {
+		reg = prometheus.NewRegistry()
+		scfg.Observe = ops.NewRequestMetrics(reg, "router").Observe
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cleave_router_table_version",
+			Help: "Version of the routing table this router uses.",
+		}, func() float64 { return float64(r.table.Current().Version) }))
+	}
+	r.srv = rpc.NewServer(scfg, r)
+	if reg != nil {
+		var err error
+		r.ops, err = ops.Start(ops.Config{Addr: cfg.HTTP, Registry: reg, Ready: r.ready, Logger: r.log})
+		if err != nil {
+			r.Close()
+			return nil, fmt.Errorf("router: %w", err)
+		}
+	}
 	return r, nil
+}
+
+// ready is /readyz: the router can route once its table covers the ring.
+func (r *Router) ready() error {
+	if t := r.table.Current(); t == nil || len(t.Ranges) == 0 {
+		return errors.New("no routing table yet")
+	}
+	return nil
+}
+
+// HTTPAddr returns the address of the HTTP side port, "" when it is off.
+func (r *Router) HTTPAddr() string {
+	if r.ops == nil {
+		return ""
+	}
+	return r.ops.Addr()
 }
 
 // openTable opens the meta group member (with cfg.Meta) or the table file.
@@ -143,6 +181,9 @@ func (r *Router) Addr() string {
 func (r *Router) Close() error {
 	r.closeOnce.Do(func() {
 		close(r.done)
+		if r.ops != nil {
+			r.ops.Close()
+		}
 		r.srv.Close()
 		if r.meta != nil {
 			r.meta.Close()

@@ -15,6 +15,7 @@ const DefaultListen = "127.0.0.1:7400"
 const (
 	DefaultClusters = 2
 	DefaultReplicas = 3
+	DefaultRouters  = 3 // a meta group that survives the loss of one router
 )
 
 // Config configures Run.
@@ -33,6 +34,11 @@ type Config struct {
 	// shape always wins: a different request is logged and ignored.
 	Clusters int
 	Replicas int
+
+	// Routers is the number of routers of a fresh deployment; more than one
+	// form the meta group that replicates the routing table. 0 means the
+	// saved number, or DefaultRouters on the first start.
+	Routers int
 
 	// Binary is the cleave executable started for every child with the
 	// `node` and `router` subcommands. Default os.Executable().

@@ -65,7 +65,7 @@ func Run(ctx context.Context, cfg Config) error {
 		stop()
 		wg.Wait()
 	}
-	log.Info("starting", "router", topo.Router.Listen, "clusters", len(topo.Clusters), "replicas", topo.Replicas(),
+	log.Info("starting", "routers", strings.Join(topo.RouterAddrs(), ","), "clusters", len(topo.Clusters), "replicas", topo.Replicas(),
 		"data", cfg.DataDir, "logs", logDir)
 
 	if err := waitReady(ctx, topo, cfg.Token, cfg.ReadyTimeout); err != nil {
@@ -93,8 +93,11 @@ func prepareTopology(cfg Config, warn func(msg string, args ...any)) (*Topology,
 		if msg := topo.Mismatch(cfg.Clusters, cfg.Replicas); msg != "" {
 			warn(msg, "data", cfg.DataDir)
 		}
-		if cfg.Listen != "" && cfg.Listen != topo.Router.Listen {
-			topo.Router.Listen = cfg.Listen
+		if cfg.Listen != "" && cfg.Listen != topo.Listen() {
+			if len(topo.Routers) > 1 {
+				return nil, fmt.Errorf("up: --listen %s differs from the saved %s: the routers' meta group knows its members by address, so a replicated router tier keeps its addresses (start with an empty --data directory to choose new ones)", cfg.Listen, topo.Listen())
+			}
+			topo.Routers[0].Listen = cfg.Listen
 			if err := SaveTopology(cfg.DataDir, topo); err != nil {
 				return nil, fmt.Errorf("up: %w", err)
 			}
@@ -105,7 +108,7 @@ func prepareTopology(cfg Config, warn func(msg string, args ...any)) (*Topology,
 		if listen == "" {
 			listen = DefaultListen
 		}
-		topo, err = NewTopology(orDefault(cfg.Clusters, DefaultClusters), orDefault(cfg.Replicas, DefaultReplicas), listen)
+		topo, err = NewTopology(orDefault(cfg.Clusters, DefaultClusters), orDefault(cfg.Replicas, DefaultReplicas), orDefault(cfg.Routers, DefaultRouters), listen)
 		if err != nil {
 			return nil, fmt.Errorf("up: %w", err)
 		}
@@ -121,8 +124,14 @@ func prepareTopology(cfg Config, warn func(msg string, args ...any)) (*Topology,
 // checkPortsFree fails, naming the address, if the router's or any node's
 // address is taken by another process.
 func checkPortsFree(t *Topology) error {
-	if err := portFree(t.Router.Listen); err != nil {
-		return fmt.Errorf("up: router address %s is not available (is another cleave running? choose another with --listen): %w", t.Router.Listen, err)
+	for i, r := range t.Routers {
+		if err := portFree(r.Listen); err != nil {
+			hint := "choose another with --listen"
+			if i > 0 {
+				hint = "saved in " + TopologyFile
+			}
+			return fmt.Errorf("up: router %s address %s is not available (is another cleave running? %s): %w", r.ID, r.Listen, hint, err)
+		}
 	}
 	for _, c := range t.Clusters {
 		for _, n := range c.Nodes {
@@ -178,17 +187,34 @@ func planChildren(cfg Config, t *Topology) []child {
 			})
 		}
 	}
-	args := []string{"router",
-		"--id", t.Router.ID,
-		"--listen", t.Router.Listen,
-		"--data", filepath.Join(cfg.DataDir, "router"),
-		"--log-level", cfg.LogLevel,
+	meta := t.MetaPeers()
+	for _, r := range t.Routers {
+		args := []string{"router",
+			"--id", r.ID,
+			"--listen", r.Listen,
+			"--data", routerDir(cfg.DataDir, t, r),
+			"--report-pid",
+			"--log-level", cfg.LogLevel,
+		}
+		if meta != nil {
+			args = append(args, "--raft-id", strconv.FormatUint(r.RaftID, 10), "--peers", FormatPeers(meta))
+		}
+		for _, c := range t.Clusters {
+			args = append(args, "--cluster", FormatCluster(c.Info()))
+		}
+		name := "router-" + r.ID
+		out = append(out, child{name: name, bin: cfg.Binary, env: env, log: filepath.Join(logDir, name+".log"), args: args})
 	}
-	for _, c := range t.Clusters {
-		args = append(args, "--cluster", FormatCluster(c.Info()))
-	}
-	out = append(out, child{name: "router", bin: cfg.Binary, env: env, log: filepath.Join(logDir, "router.log"), args: args})
 	return out
+}
+
+// routerDir is a router's data directory: DIR/router for a single router
+// (as format 1 had it), DIR/routers/<id> for each member of a meta group.
+func routerDir(dataDir string, t *Topology, r RouterSpec) string {
+	if len(t.Routers) == 1 {
+		return filepath.Join(dataDir, "router")
+	}
+	return filepath.Join(dataDir, "routers", r.ID)
 }
 
 // waitReady polls the router's STATUS until it answers and every cluster of
@@ -198,7 +224,8 @@ func waitReady(ctx context.Context, t *Topology, token string, timeout time.Dura
 	defer cancel()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
-	missing := "the router " + t.Router.Listen + " did not answer"
+	addr := t.Listen()
+	missing := "the router " + addr + " did not answer"
 	var conn *rpc.Conn
 	defer func() {
 		if conn != nil {
@@ -208,7 +235,7 @@ func waitReady(ctx context.Context, t *Topology, token string, timeout time.Dura
 	for {
 		if conn == nil || conn.Err() != nil {
 			dctx, dcancel := context.WithTimeout(ctx, time.Second)
-			c, err := rpc.Dial(dctx, t.Router.Listen, rpc.DialConfig{Client: "cleave-up", Token: token})
+			c, err := rpc.Dial(dctx, addr, rpc.DialConfig{Client: "cleave-up", Token: token})
 			dcancel()
 			if err == nil {
 				conn = c
@@ -220,11 +247,11 @@ func waitReady(ctx context.Context, t *Topology, token string, timeout time.Dura
 			ccancel()
 			switch {
 			case err != nil:
-				missing = "the router " + t.Router.Listen + " did not answer STATUS: " + err.Error()
+				missing = "the router " + addr + " did not answer STATUS: " + err.Error()
 			case resp.Err() != nil:
-				missing = "the router " + t.Router.Listen + " answered STATUS with " + resp.Err().Error()
+				missing = "the router " + addr + " answered STATUS with " + resp.Err().Error()
 			case resp.Status == nil:
-				missing = "the router " + t.Router.Listen + " sent no status"
+				missing = "the router " + addr + " sent no status"
 			default:
 				missing = leaderless(t, resp.Status)
 				if missing == "" {
@@ -240,9 +267,18 @@ func waitReady(ctx context.Context, t *Topology, token string, timeout time.Dura
 	}
 }
 
-// leaderless returns "" if every cluster of t has a leader in st, else a
-// message naming those that do not.
+// leaderless returns "" if every cluster of t (and the routers' meta
+// group, if any) has a leader in st, else a message naming what has not.
 func leaderless(t *Topology, st *wire.Status) string {
+	if len(t.Routers) > 1 {
+		led := false
+		for _, r := range st.Routers {
+			led = led || r.Leader
+		}
+		if !led {
+			return "no leader yet in the routers' meta group"
+		}
+	}
 	leaders := map[string]string{}
 	for _, c := range st.Clusters {
 		leaders[c.ID] = c.Leader
@@ -263,10 +299,14 @@ func leaderless(t *Topology, st *wire.Status) string {
 func printBanner(w io.Writer, cfg Config, t *Topology, logDir string) {
 	cmd := cfg.Command
 	router := ""
-	if t.Router.Listen != DefaultListen {
-		router = " --router " + t.Router.Listen
+	if t.Listen() != DefaultListen {
+		router = " --router " + t.Listen()
 	}
-	fmt.Fprintf(w, "cleave is up: router %s, %d clusters x %d nodes, data in %s\n", t.Router.Listen, len(t.Clusters), t.Replicas(), cfg.DataDir)
+	fmt.Fprintf(w, "cleave is up: router %s, %d clusters x %d nodes, data in %s\n", t.Listen(), len(t.Clusters), t.Replicas(), cfg.DataDir)
+	if len(t.Routers) > 1 {
+		fmt.Fprintf(w, "routers %s (any of them serves; list them all for failover: --router %s)\n",
+			strings.Join(t.RouterAddrs(), ", "), strings.Join(t.RouterAddrs(), ","))
+	}
 	fmt.Fprintf(w, "logs in %s; stop with Ctrl-C\n", logDir)
 	fmt.Fprintf(w, "try:\n")
 	fmt.Fprintf(w, "  %s mkdir%s -p /photos/2024\n", cmd, router)

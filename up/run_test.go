@@ -65,7 +65,7 @@ func fakeCleave(mode, sub string, args []string) int {
 			return 1
 		}
 		srv := rpc.NewServer(rpc.ServerConfig{Name: "router", ID: "fake"}, rpc.HandlerFunc(func(ctx context.Context, req *wire.Request) *wire.Response {
-			st := &wire.Status{Router: "fake", Version: 1}
+			st := &wire.Status{Router: "fake", Version: 1, Routers: []wire.RouterStatus{{ID: "fake", Leader: true}}}
 			for _, ci := range infos {
 				st.Clusters = append(st.Clusters, wire.ClusterStatus{ID: ci.ID, Leader: ci.Members[0].Addr})
 			}
@@ -151,7 +151,7 @@ func TestRunStartsStopsAndRestarts(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Every child runs as its own process with its own log.
-		for _, name := range []string{"router", "c1-n1", "c1-n2", "c2-n3", "c2-n4"} {
+		for _, name := range []string{"router-r1", "router-r2", "router-r3", "c1-n1", "c1-n2", "c2-n3", "c2-n4"} {
 			waitFor(t, name+" to run", 10*time.Second, func() bool {
 				return fileContains(filepath.Join(dir, "logs", name+".log"), "fake ")
 			})
@@ -161,6 +161,9 @@ func TestRunStartsStopsAndRestarts(t *testing.T) {
 		}
 		if !fileContains(filepath.Join(dir, "logs", "c1-n1.log"), `"--report-pid"`) {
 			t.Error("nodes were not given --report-pid")
+		}
+		if !fileContains(filepath.Join(dir, "logs", "router-r2.log"), `"--raft-id" "2"`) || !fileContains(filepath.Join(dir, "logs", "router-r2.log"), `"--peers"`) {
+			t.Error("routers were not given their meta group membership")
 		}
 		// A second supervisor on the same directory is refused.
 		if err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "in use by another cleave up") {
@@ -175,7 +178,7 @@ func TestRunStartsStopsAndRestarts(t *testing.T) {
 		case <-time.After(20 * time.Second):
 			t.Fatal("Run did not return after cancel")
 		}
-		for _, name := range []string{"router", "c1-n1", "c2-n4"} {
+		for _, name := range []string{"router-r1", "router-r3", "c1-n1", "c2-n4"} {
 			if !fileContains(filepath.Join(dir, "logs", name+".log"), "fake got SIGTERM") {
 				t.Errorf("%s was not stopped with SIGTERM", name)
 			}
@@ -227,7 +230,7 @@ func TestRunNotReady(t *testing.T) {
 	if !strings.Contains(logs.String(), "exited unexpectedly") || !strings.Contains(logs.String(), "restarting") {
 		t.Errorf("restarts not logged:\n%s", logs.String())
 	}
-	if !fileContains(filepath.Join(dir, "logs", "router.log"), "start #2") {
+	if !fileContains(filepath.Join(dir, "logs", "router-r1.log"), "start #2") {
 		t.Error("the router was not restarted")
 	}
 }
@@ -240,7 +243,7 @@ func TestRunRouterPortBusy(t *testing.T) {
 	defer ln.Close()
 	cfg := Config{DataDir: t.TempDir(), Listen: ln.Addr().String(), Binary: testBinary(t), Stdout: &bytes.Buffer{}}
 	err = Run(context.Background(), cfg)
-	if err == nil || !strings.Contains(err.Error(), "router address "+ln.Addr().String()+" is not available") {
+	if err == nil || !strings.Contains(err.Error(), "address "+ln.Addr().String()+" is not available") {
 		t.Fatalf("Run = %v, want an error naming %s", err, ln.Addr())
 	}
 }
@@ -287,7 +290,7 @@ func TestNextBackoff(t *testing.T) {
 }
 
 func TestBannerDefaultRouter(t *testing.T) {
-	topo, err := NewTopology(2, 3, DefaultListen)
+	topo, err := NewTopology(2, 3, 1, DefaultListen)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,23 +18,68 @@ import (
 // records the deployment chosen on the first start.
 const TopologyFile = "up.json"
 
-// topologyFormat is the version of the up.json layout.
-const topologyFormat = 1
+// topologyFormat is the version of the up.json layout. Format 1 had one
+// router ("router"); format 2 has a list ("routers"). Format 1 files are
+// read as a single router keeping its table file.
+const topologyFormat = 2
 
-// Topology is the deployment `cleave up` runs: one router and clusters of
+// Topology is the deployment `cleave up` runs: routers and clusters of
 // nodes, each with a fixed loopback address. It is chosen on the first start
 // in a data directory and reused on every later start, so that every node
 // finds its data (and its Raft peers) again.
 type Topology struct {
-	Format   int           `json:"format"`   // layout version, 1
-	Router   RouterSpec    `json:"router"`   // the router process
-	Clusters []ClusterSpec `json:"clusters"` // in ring order: cluster i owns ring.Even(n)[i]
+	Format   int           `json:"format"`           // layout version, 2
+	Routers  []RouterSpec  `json:"routers"`          // the router processes; the first serves --listen
+	Router   *RouterSpec   `json:"router,omitempty"` // format 1 only: the single router
+	Clusters []ClusterSpec `json:"clusters"`         // in ring order: cluster i owns ring.Even(n)[i]
 }
 
-// RouterSpec is the router process of a topology.
+// RouterSpec is one router process of a topology. With more than one, the
+// routers form the meta group: RaftID is its member id there.
 type RouterSpec struct {
-	ID     string `json:"id"`     // router id, "r1"
-	Listen string `json:"listen"` // client address, HOST:PORT
+	ID     string `json:"id"`                // router id, "r1"
+	RaftID uint64 `json:"raft_id,omitempty"` // member id in the meta group
+	Listen string `json:"listen"`            // client (and meta group) address, HOST:PORT
+}
+
+// Listen returns the client address of the first router, the one
+// `cleave up --listen` names.
+func (t *Topology) Listen() string {
+	if len(t.Routers) == 0 {
+		return ""
+	}
+	return t.Routers[0].Listen
+}
+
+// RouterAddrs returns every router's address, the first first.
+func (t *Topology) RouterAddrs() []string {
+	out := make([]string, len(t.Routers))
+	for i, r := range t.Routers {
+		out[i] = r.Listen
+	}
+	return out
+}
+
+// MetaPeers returns the meta group's members as raft id -> address; empty
+// for a single router, which keeps its table in a file.
+func (t *Topology) MetaPeers() map[uint64]string {
+	if len(t.Routers) < 2 {
+		return nil
+	}
+	p := make(map[uint64]string, len(t.Routers))
+	for _, r := range t.Routers {
+		p[r.RaftID] = r.Listen
+	}
+	return p
+}
+
+// upgrade turns a format-1 topology into format 2 in memory.
+func (t *Topology) upgrade() {
+	if t.Format == 1 && t.Router != nil {
+		t.Routers = []RouterSpec{*t.Router}
+		t.Router = nil
+		t.Format = topologyFormat
+	}
 }
 
 // ClusterSpec is one cluster of a topology.
@@ -106,18 +151,32 @@ func (t *Topology) Validate() error {
 	if t.Format != topologyFormat {
 		return fmt.Errorf("format %d, want %d", t.Format, topologyFormat)
 	}
-	if t.Router.ID == "" {
-		return fmt.Errorf("router has no id")
+	if len(t.Routers) == 0 {
+		return fmt.Errorf("no routers")
 	}
-	if err := checkAddr(t.Router.Listen); err != nil {
-		return fmt.Errorf("router: %v", err)
+	addrs := map[string]string{}
+	raftIDs := map[uint64]bool{}
+	for _, r := range t.Routers {
+		if r.ID == "" {
+			return fmt.Errorf("a router has no id")
+		}
+		if err := checkAddr(r.Listen); err != nil {
+			return fmt.Errorf("router %s: %v", r.ID, err)
+		}
+		if other, dup := addrs[r.Listen]; dup {
+			return fmt.Errorf("router %s: address %s already used by %s", r.ID, r.Listen, other)
+		}
+		addrs[r.Listen] = "router " + r.ID
+		if len(t.Routers) > 1 && (r.RaftID == 0 || raftIDs[r.RaftID]) {
+			return fmt.Errorf("router %s: raft id %d is zero or repeated", r.ID, r.RaftID)
+		}
+		raftIDs[r.RaftID] = true
 	}
 	if len(t.Clusters) == 0 {
 		return fmt.Errorf("no clusters")
 	}
 	ids := map[string]bool{}
 	nodes := map[uint64]bool{}
-	addrs := map[string]string{t.Router.Listen: "router"}
 	ranges := make([]wire.Range, 0, len(t.Clusters))
 	for _, c := range t.Clusters {
 		if c.ID == "" || ids[c.ID] {
@@ -167,16 +226,24 @@ func orDefault(v, def int) int {
 
 // NewTopology chooses a fresh topology: clusters c1..cN over ring.Even(N),
 // each with replicas nodes, node ids 1..N*R in order, every node on a free
-// loopback port, and the router on routerListen.
-func NewTopology(clusters, replicas int, routerListen string) (*Topology, error) {
-	if clusters <= 0 || replicas <= 0 {
-		return nil, fmt.Errorf("need at least one cluster of one node, got %d x %d", clusters, replicas)
+// loopback port, and routers r1..rM (raft ids 1..M), the first on
+// routerListen and the others on free ports.
+func NewTopology(clusters, replicas, routers int, routerListen string) (*Topology, error) {
+	if clusters <= 0 || replicas <= 0 || routers <= 0 {
+		return nil, fmt.Errorf("need at least one router and one cluster of one node, got %d routers, %d x %d", routers, clusters, replicas)
 	}
-	addrs, err := FreePorts(clusters*replicas, routerListen)
+	addrs, err := FreePorts(clusters*replicas+routers-1, routerListen)
 	if err != nil {
 		return nil, err
 	}
-	t := &Topology{Format: topologyFormat, Router: RouterSpec{ID: "r1", Listen: routerListen}}
+	t := &Topology{Format: topologyFormat}
+	for i := range routers {
+		listen := routerListen
+		if i > 0 {
+			listen = addrs[clusters*replicas+i-1]
+		}
+		t.Routers = append(t.Routers, RouterSpec{ID: "r" + strconv.Itoa(i+1), RaftID: uint64(i + 1), Listen: listen})
+	}
 	ranges := ring.Even(clusters)
 	id := uint64(1)
 	for i := range clusters {
@@ -237,6 +304,7 @@ func LoadTopology(dir string) (*Topology, error) {
 	if err := json.Unmarshal(b, &t); err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
+	t.upgrade()
 	if err := t.Validate(); err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}

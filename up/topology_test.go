@@ -14,7 +14,7 @@ import (
 )
 
 func TestNewTopology(t *testing.T) {
-	topo, err := NewTopology(3, 2, "127.0.0.1:7400")
+	topo, err := NewTopology(3, 2, 3, "127.0.0.1:7400")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,10 +43,13 @@ func TestNewTopology(t *testing.T) {
 			seen[n.Addr] = true
 		}
 	}
-	if topo.Router.Listen != "127.0.0.1:7400" || topo.Router.ID == "" {
-		t.Errorf("router %+v", topo.Router)
+	if len(topo.Routers) != 3 || topo.Listen() != "127.0.0.1:7400" || topo.Routers[0].ID == "" {
+		t.Errorf("routers %+v", topo.Routers)
 	}
-	if _, err := NewTopology(0, 3, "127.0.0.1:7400"); err == nil {
+	if p := topo.MetaPeers(); len(p) != 3 || p[1] != "127.0.0.1:7400" {
+		t.Errorf("meta peers %v", p)
+	}
+	if _, err := NewTopology(0, 3, 1, "127.0.0.1:7400"); err == nil {
 		t.Error("NewTopology(0, 3) succeeded")
 	}
 }
@@ -56,7 +59,7 @@ func TestTopologyRoundTrip(t *testing.T) {
 	if _, err := LoadTopology(dir); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("LoadTopology of an empty dir: %v, want fs.ErrNotExist", err)
 	}
-	topo, err := NewTopology(2, 3, "127.0.0.1:7499")
+	topo, err := NewTopology(2, 3, 1, "127.0.0.1:7499")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +92,7 @@ func TestLoadTopologyBad(t *testing.T) {
 		{"gap", `{"format":1,"router":{"id":"r1","listen":"127.0.0.1:1"},"clusters":[{"id":"c1","range":"1-18446744073709551616","nodes":[{"id":1,"addr":"127.0.0.1:2"}]}]}`, "cluster ranges"},
 		{"dup node", `{"format":1,"router":{"id":"r1","listen":"127.0.0.1:1"},"clusters":[{"id":"c1","range":"0-18446744073709551616","nodes":[{"id":1,"addr":"127.0.0.1:2"},{"id":1,"addr":"127.0.0.1:3"}]}]}`, "node id 1 is zero or repeated"},
 		{"dup addr", `{"format":1,"router":{"id":"r1","listen":"127.0.0.1:1"},"clusters":[{"id":"c1","range":"0-18446744073709551616","nodes":[{"id":1,"addr":"127.0.0.1:1"}]}]}`, "already used by router"},
-		{"format", `{"format":2}`, "format 2"},
+		{"format", `{"format":3}`, "format 3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,7 +107,7 @@ func TestLoadTopologyBad(t *testing.T) {
 }
 
 func TestMismatch(t *testing.T) {
-	topo, err := NewTopology(2, 3, "127.0.0.1:7400")
+	topo, err := NewTopology(2, 3, 1, "127.0.0.1:7400")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,13 +133,13 @@ func TestPrepareTopologyReuses(t *testing.T) {
 	dir := t.TempDir()
 	var warnings []string
 	warn := func(msg string, _ ...any) { warnings = append(warnings, msg) }
-	cfg := Config{DataDir: dir, Clusters: 3, Replicas: 1}
+	cfg := Config{DataDir: dir, Clusters: 3, Replicas: 1, Routers: 1}
 	first, err := prepareTopology(cfg, warn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(first.Clusters) != 3 || first.Replicas() != 1 || first.Router.Listen != DefaultListen {
-		t.Fatalf("first start chose %d x %d on %s", len(first.Clusters), first.Replicas(), first.Router.Listen)
+	if len(first.Clusters) != 3 || first.Replicas() != 1 || first.Listen() != DefaultListen {
+		t.Fatalf("first start chose %d x %d on %s", len(first.Clusters), first.Replicas(), first.Listen())
 	}
 	if len(warnings) != 0 {
 		t.Fatalf("warnings on first start: %q", warnings)
@@ -166,8 +169,8 @@ func TestPrepareTopologyReuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if third.Router.Listen != "127.0.0.1:7499" || saved.Router.Listen != "127.0.0.1:7499" {
-		t.Fatalf("router listen %q, saved %q", third.Router.Listen, saved.Router.Listen)
+	if third.Listen() != "127.0.0.1:7499" || saved.Listen() != "127.0.0.1:7499" {
+		t.Fatalf("router listen %q, saved %q", third.Listen(), saved.Listen())
 	}
 	if !reflect.DeepEqual(saved.Clusters, first.Clusters) {
 		t.Fatal("moving the router changed the clusters")
@@ -217,20 +220,50 @@ func TestCheckPortsFree(t *testing.T) {
 	defer ln.Close()
 	busy := ln.Addr().String()
 
-	topo, err := NewTopology(1, 1, busy)
+	topo, err := NewTopology(1, 1, 1, busy)
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = checkPortsFree(topo)
-	if err == nil || !strings.Contains(err.Error(), "router address "+busy) {
+	if err == nil || !strings.Contains(err.Error(), "r1 address "+busy) {
 		t.Fatalf("error %v, want one naming the router address %s", err, busy)
 	}
 
 	free, _ := FreePorts(1, busy)
-	topo.Router.Listen = free[0]
+	topo.Routers[0].Listen = free[0]
 	topo.Clusters[0].Nodes[0].Addr = busy
 	err = checkPortsFree(topo)
 	if err == nil || !strings.Contains(err.Error(), "node 1 of cluster c1: address "+busy) {
 		t.Fatalf("error %v, want one naming node 1 and %s", err, busy)
+	}
+}
+
+func TestFormat1TopologyReadsAsOneRouter(t *testing.T) {
+	dir := t.TempDir()
+	v1 := `{"format": 1, "router": {"id": "r1", "listen": "127.0.0.1:7400"},
+	 "clusters": [{"id": "c1", "range": "0-18446744073709551616", "nodes": [{"id": 1, "addr": "127.0.0.1:7501"}]}]}`
+	if err := os.WriteFile(filepath.Join(dir, TopologyFile), []byte(v1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	topo, err := LoadTopology(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(topo.Routers) != 1 || topo.Listen() != "127.0.0.1:7400" || topo.MetaPeers() != nil {
+		t.Fatalf("format 1 read as %+v", topo)
+	}
+	if got := routerDir("D", topo, topo.Routers[0]); got != filepath.Join("D", "router") {
+		t.Fatalf("single router keeps its data in %s", got)
+	}
+}
+
+func TestListenOfReplicatedRoutersIsFixed(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := prepareTopology(Config{DataDir: dir, Clusters: 1, Replicas: 1, Routers: 3}, func(string, ...any) {}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := prepareTopology(Config{DataDir: dir, Listen: "127.0.0.1:7498"}, func(string, ...any) {})
+	if err == nil || !strings.Contains(err.Error(), "meta group") {
+		t.Fatalf("moving a replicated router: %v, want a refusal naming the meta group", err)
 	}
 }

@@ -37,6 +37,7 @@ type nodeOpts struct {
 	join         bool
 	logRetention uint64
 	logLevel     string
+	http         string
 }
 
 // newNodeCmd returns `cleave node`, which hands its configuration to run.
@@ -65,6 +66,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.BoolVar(&o.join, "join", false, "join an existing cluster with an empty --data (the leader adds this node and sends a snapshot); --peers then lists this node and the current members")
 	f.Uint64Var(&o.logRetention, "log-retention", 0, "applied raft entries kept in the log (0: the default, 10000)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.http, "http", "", "HOST:PORT of the HTTP side port: /metrics, /healthz, /readyz, /debug/pprof (port 0: any free port, logged); empty: off")
 	return cmd
 }
 
@@ -108,6 +110,7 @@ func (o *nodeOpts) config(cmd *cobra.Command) (cluster.Config, error) {
 	cfg.Logger = logger
 	cfg.Join = o.join
 	cfg.LogRetention = o.logRetention
+	cfg.HTTP = o.http
 	// A test-only fault switch, deliberately not a flag: see the field's doc.
 	cfg.UnsafeAckBeforeCommit = os.Getenv("CLEAVE_UNSAFE_ACK_BEFORE_COMMIT") == "1"
 	if cfg.UnsafeAckBeforeCommit {
@@ -130,11 +133,15 @@ func runNode(ctx context.Context, cfg cluster.Config) error {
 
 // routerOpts are the flags of `cleave router`.
 type routerOpts struct {
-	id       string
-	listen   string
-	data     string
-	clusters []string
-	logLevel string
+	id        string
+	listen    string
+	data      string
+	clusters  []string
+	raftID    uint64
+	peers     string
+	reportPID bool
+	logLevel  string
+	http      string
 }
 
 // newRouterCmd returns `cleave router`, which hands its configuration to run.
@@ -149,6 +156,8 @@ until SIGINT or SIGTERM.
 
 The routing table lives in --data. If there is none yet, one is made from the
 --cluster flags: the i-th cluster given owns the i-th of N even ranges.
+With --peers, the routers replicate the table among themselves in a Raft
+group (the meta group); every router must then get the same --cluster flags.
 Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 		Args: cobra.NoArgs,
 		RunE: serve(o.config, run),
@@ -158,7 +167,11 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.StringVar(&o.listen, "listen", up.DefaultListen, "HOST:PORT to serve clients on")
 	f.StringVar(&o.data, "data", "", "data directory holding the routing table (required)")
 	f.StringArrayVar(&o.clusters, "cluster", nil, "a cluster as ID=NODE@HOST:PORT,...; repeat for each, in ring order (used only if --data has no table)")
+	f.Uint64Var(&o.raftID, "raft-id", 0, "this router's member id in the meta group (with --peers)")
+	f.StringVar(&o.peers, "peers", "", "every router of the meta group as RAFTID=HOST:PORT,..., this one included; empty: a single router with a table file")
+	f.BoolVar(&o.reportPID, "report-pid", false, "report this process id in status (set by cleave up)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.http, "http", "", "HOST:PORT of the HTTP side port: /metrics, /healthz, /readyz, /debug/pprof (port 0: any free port, logged); empty: off")
 	return cmd
 }
 
@@ -176,12 +189,26 @@ func (o *routerOpts) config(cmd *cobra.Command) (router.Config, error) {
 	cfg.DataDir = o.data
 	cfg.Token = token(cmd)
 	cfg.Logger = logger
+	cfg.HTTP = o.http
 	if len(o.clusters) > 0 {
 		infos, err := up.ParseClusters(o.clusters)
 		if err != nil {
 			return router.Config{}, fmt.Errorf("--cluster: %w", err)
 		}
 		cfg.Bootstrap = router.BootstrapTable(infos)
+	}
+	if o.peers != "" {
+		peers, err := up.ParsePeers(o.peers)
+		if err != nil {
+			return router.Config{}, fmt.Errorf("--peers: %w", err)
+		}
+		if _, ok := peers[o.raftID]; !ok {
+			return router.Config{}, fmt.Errorf("--peers does not list this router's --raft-id %d", o.raftID)
+		}
+		cfg.Meta = &router.MetaConfig{RaftID: o.raftID, Peers: peers}
+	}
+	if o.reportPID {
+		cfg.PID = os.Getpid()
 	}
 	return cfg, cfg.Validate()
 }
@@ -214,6 +241,7 @@ type upOpts struct {
 	listen   string
 	clusters int
 	replicas int
+	routers  int
 	logLevel string
 }
 
@@ -221,7 +249,7 @@ type upOpts struct {
 func newUpCmd(run func(context.Context, up.Config) error) *cobra.Command {
 	var o upOpts
 	cmd := &cobra.Command{
-		Use:   "up [--data DIR] [--listen HOST:PORT] [--clusters N] [--replicas N]",
+		Use:   "up [--data DIR] [--listen HOST:PORT] [--clusters N] [--replicas N] [--routers N]",
 		Short: "Start a whole local deployment: a router and clusters of nodes",
 		Long: `Start a local deployment on loopback: a router and --clusters clusters of
 --replicas nodes, each node and the router its own process, with data under
@@ -239,6 +267,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.StringVar(&o.listen, "listen", "", "router HOST:PORT (default: the saved address, else "+up.DefaultListen+")")
 	f.IntVar(&o.clusters, "clusters", 0, fmt.Sprintf("number of clusters of a new deployment (default %d)", up.DefaultClusters))
 	f.IntVar(&o.replicas, "replicas", 0, fmt.Sprintf("nodes per cluster of a new deployment (default %d)", up.DefaultReplicas))
+	f.IntVar(&o.routers, "routers", 0, fmt.Sprintf("routers of a new deployment; more than one replicate the routing table (default %d)", up.DefaultRouters))
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error (also passed to every process)")
 	return cmd
 }
@@ -251,6 +280,9 @@ func (o *upOpts) config(cmd *cobra.Command) (up.Config, error) {
 	if cmd.Flags().Changed("clusters") && o.clusters < 1 {
 		return up.Config{}, fmt.Errorf("--clusters %d: want at least 1", o.clusters)
 	}
+	if cmd.Flags().Changed("routers") && o.routers < 1 {
+		return up.Config{}, fmt.Errorf("--routers %d: want at least 1", o.routers)
+	}
 	if cmd.Flags().Changed("replicas") && o.replicas < 1 {
 		return up.Config{}, fmt.Errorf("--replicas %d: want at least 1", o.replicas)
 	}
@@ -259,6 +291,7 @@ func (o *upOpts) config(cmd *cobra.Command) (up.Config, error) {
 	cfg.Listen = o.listen
 	cfg.Clusters = o.clusters
 	cfg.Replicas = o.replicas
+	cfg.Routers = o.routers
 	cfg.LogLevel = o.logLevel
 	cfg.Token = token(cmd)
 	cfg.Stdout = cmd.OutOrStdout()

@@ -41,6 +41,11 @@ type ServerConfig struct {
 	OutQueue       int           // queued responses per connection before it is closed; default 8192
 	DefaultTimeout time.Duration // deadline for requests that carry none; default 10s
 	Logger         *slog.Logger  // default slog.Default()
+	// Observe, if set, is called after each request (not HELLO, not one-way
+	// ops) is handled, with its op, the response's code and the time from
+	// dispatch to the response being queued. Called concurrently; must not
+	// block.
+	Observe func(op wire.Op, code wire.Code, d time.Duration)
 }
 
 func (c *ServerConfig) setDefaults() {
@@ -293,14 +298,22 @@ func (c *serverConn) handle(req *wire.Request) {
 	if req.TimeoutMs > 0 {
 		timeout = time.Duration(req.TimeoutMs) * time.Millisecond
 	}
+	var start time.Time
+	if c.s.cfg.Observe != nil {
+		start = time.Now()
+	}
 	ctx, cancel := context.WithTimeout(c.ctx, timeout)
+	op := req.Op
 	resp := c.s.handler.Handle(ctx, req)
 	cancel()
 	if resp == nil {
-		resp = wire.Errorf(req.ID, wire.Internal, "no response for %v", req.Op)
+		resp = wire.Errorf(req.ID, wire.Internal, "no response for %v", op)
 	}
 	resp.ID = req.ID
 	c.send(resp)
+	if c.s.cfg.Observe != nil {
+		c.s.cfg.Observe(op, resp.Code, time.Since(start))
+	}
 }
 
 // failAndClose queues a connection-level error (ID 0), then closes once the

@@ -1,0 +1,13 @@
+// Package ops is the HTTP side port of a node or a router (DESIGN §6):
+// /metrics (Prometheus text format, from the process's own registry, never
+// the global one), /healthz (the process is serving), /readyz (it can do
+// its job: a node knows a leader, a router has a routing table), and the Go
+// profiler under /debug/pprof/.
+//
+// The port is off unless an address is configured; it carries no auth, so
+// bind it to loopback or a private network. Server methods are safe for
+// concurrent use.
+//
+// Metric names follow cleave_<subsystem>_<name>_<unit>; labels are bounded
+// (an op name, a wire code), never a path.
+package ops

@@ -1,0 +1,71 @@
+package ops
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cleavefs/cleave/wire"
+)
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestSidePort(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewRequestMetrics(reg, "node")
+	m.Observe(wire.OpPut, wire.OK, 300*time.Microsecond)
+	var notReady error = errors.New("no leader known")
+	s, err := Start(Config{Addr: "127.0.0.1:0", Registry: reg, Ready: func() error { return notReady }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := "http://" + s.Addr()
+
+	tests := []struct {
+		name, path string
+		code       int
+		want       string
+	}{
+		{"healthz", "/healthz", 200, "ok"},
+		{"readyz not ready", "/readyz", 503, "no leader known"},
+		{"metrics", "/metrics", 200, `cleave_node_requests_total{code="OK",op="PUT"} 1`},
+		{"runtime metrics", "/metrics", 200, "go_goroutines"},
+		{"pprof index", "/debug/pprof/", 200, "goroutine"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := get(t, base+tc.path)
+			if code != tc.code || !strings.Contains(body, tc.want) {
+				t.Fatalf("GET %s = %d %q, want %d containing %q", tc.path, code, body, tc.code, tc.want)
+			}
+		})
+	}
+	notReady = nil
+	if code, _ := get(t, base+"/readyz"); code != 200 {
+		t.Fatalf("readyz after ready = %d", code)
+	}
+}
+
+func TestStartNeedsAddrAndRegistry(t *testing.T) {
+	if _, err := Start(Config{Registry: prometheus.NewRegistry()}); err == nil {
+		t.Fatal("no error for an empty address")
+	}
+	if _, err := Start(Config{Addr: "127.0.0.1:0"}); err == nil {
+		t.Fatal("no error without a registry")
+	}
+}
