@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cleavefs/cleave/client"
+	"github.com/cleavefs/cleave/up"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -56,8 +57,9 @@ func freeAddr(t testing.TB) string {
 
 // deployment is one `cleave up` process tree.
 type deployment struct {
-	dir    string
-	router string
+	dir     string
+	router  string   // the first router, the one --listen names
+	routers []string // every router, the first first
 	cmd    *exec.Cmd
 	stdout *syncBuffer
 	done   chan error
@@ -108,6 +110,11 @@ func startUpEnv(t testing.TB, dir, router string, env []string, args ...string) 
 	}
 	go func() { d.done <- d.cmd.Wait(); logf.Close() }()
 	deadline := time.After(90 * time.Second)
+	defer func() {
+		if topo, err := up.LoadTopology(dir); err == nil {
+			d.routers = topo.RouterAddrs()
+		}
+	}()
 	for !strings.Contains(d.stdout.String(), "cleave is up") {
 		select {
 		case err := <-d.done:
@@ -140,12 +147,21 @@ func (d *deployment) dial(t testing.TB) *client.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, []string{d.router})
+	c, err := client.Dial(ctx, d.routerList())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// routerList returns every router's address (just the first until the
+// deployment has been read).
+func (d *deployment) routerList() []string {
+	if len(d.routers) > 0 {
+		return d.routers
+	}
+	return []string{d.router}
 }
 
 // status returns the deployment's status as `cleave status -o json` prints it.
@@ -166,7 +182,7 @@ func (d *deployment) status(t testing.TB) *wire.Status {
 func (d *deployment) cli(t testing.TB, stdin io.Reader, args ...string) ([]byte, error) {
 	t.Helper()
 	cmd := exec.Command(cleaveBin, args...)
-	cmd.Env = append(os.Environ(), "CLEAVE_ROUTER="+d.router)
+	cmd.Env = append(os.Environ(), "CLEAVE_ROUTER="+strings.Join(d.routerList(), ","))
 	cmd.Stdin = stdin
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

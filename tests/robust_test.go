@@ -40,7 +40,7 @@ var faults = []fault{
 		return nil
 	}},
 	{"kill-router", func(t *testing.T, d *deployment, rng *rand.Rand) func() {
-		pid := routerPID(t, d)
+		pid := routerPID(t, d, rng)
 		t.Logf("kill -9 router (pid %d)", pid)
 		syscall.Kill(pid, syscall.SIGKILL)
 		return nil
@@ -84,11 +84,12 @@ func signalNode(t *testing.T, d *deployment, rng *rand.Rand, leader bool, sig sy
 	return n.PID
 }
 
-// routerPID finds the router process of d by its command line.
-func routerPID(t *testing.T, d *deployment) int {
+// routerPID finds a random router process of d by its command line.
+func routerPID(t *testing.T, d *deployment, rng *rand.Rand) int {
 	t.Helper()
 	want := filepath.Join(d.dir, "router")
 	ents, _ := os.ReadDir("/proc")
+	var pids []int
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -100,11 +101,13 @@ func routerPID(t *testing.T, d *deployment) int {
 		}
 		args := strings.Split(string(b), "\x00")
 		if len(args) > 1 && args[1] == "router" && strings.Contains(string(b), want) {
-			return pid
+			pids = append(pids, pid)
 		}
 	}
-	t.Fatalf("router process of %s not found", d.dir)
-	return 0
+	if len(pids) == 0 {
+		t.Fatalf("no router process of %s found", d.dir)
+	}
+	return pids[rng.IntN(len(pids))]
 }
 
 // recorder collects a history of operations for porcupine.

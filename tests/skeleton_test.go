@@ -106,6 +106,25 @@ func TestStatusJSONShape(t *testing.T) {
 	if err := ring.CheckPartition(ranges); err != nil {
 		t.Fatalf("cluster ranges are not a partition of the ring: %v", err)
 	}
+	routers, _ := raw["routers"].([]any)
+	if len(routers) != 3 {
+		t.Fatalf("want 3 routers:\n%s", out)
+	}
+	leaders := 0
+	for _, r := range routers {
+		rm := r.(map[string]any)
+		for _, k := range []string{"id", "addr", "leader", "pid"} {
+			if _, ok := rm[k]; !ok {
+				t.Fatalf("router lacks %q:\n%s", k, out)
+			}
+		}
+		if rm["leader"] == true {
+			leaders++
+		}
+	}
+	if leaders != 1 {
+		t.Fatalf("want exactly one meta group leader among the routers:\n%s", out)
+	}
 }
 
 // TestKillLeaderDuringWrites writes 1,000 files across 20 roots while the
