@@ -10,7 +10,8 @@
 // the routers in order starting after the one that failed, and a call whose
 // connection broke under it is sent again (at most 4 times) while its
 // deadline lasts: routers are stateless forwarders, so any router will do.
-// Mutating calls (Mkdir, MkdirAll, Put, Remove, RemoveAll) carry the
+// Mutating calls (Mkdir, MkdirAll, Put, Write, Append, Rename, Copy,
+// Remove, RemoveAll, and an upload's COMMIT) carry the
 // client's session id and a sequence number that stays the same across
 // these retries, so the cluster applies each at most once.
 //
@@ -41,11 +42,19 @@
 // shape: {"name","type":"file"|"dir","size","mtime" (RFC 3339 with
 // nanoseconds),"version","checksum"}.
 //
-// # Limits
+// # Files, streams and listings
 //
-// Files travel whole in one frame, so a file must fit the frame limit
-// (8 MiB by default); streaming of large files is not built yet. List
-// returns a whole directory at once.
+// Put, Write, Append and GetRange carry their bytes in one frame (8 MiB by
+// default). Upload and Download stream any size in ChunkSize (1 MiB) pieces
+// with a few in flight, so memory stays bounded: an upload is chunks plus
+// one COMMIT that makes the file appear atomically; a download is ranged
+// GETs that must all see one version (else ErrConflict). Open returns a
+// seekable *File over one version; FS exposes the namespace as io/fs.
+// Chunks carry no session (they are content-addressed, so idempotent);
+// every other mutation carries (session, seq). Copy within a root is one
+// operation on the cluster; across roots it streams through the SDK.
+// ListPage returns one page and an opaque continuation token; List and Walk
+// follow pages. Rename across roots fails with ErrCrossRoot.
 //
 // Lock order inside Client: dialMu before mu.
 package client
