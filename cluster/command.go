@@ -89,6 +89,8 @@ type Result struct {
 	Message string     `msgpack:"m,omitempty"`
 	Stat    *wire.Stat `msgpack:"s,omitempty"`
 	Chunk   string     `msgpack:"k,omitempty"` // CHUNK: the chunk's name
+
+	Split *splitRecord `msgpack:"-"` // SPLIT: the record applied (never stored)
 }
 
 // Err returns nil for OK and a *wire.Error otherwise.

@@ -344,6 +344,9 @@ func errResult(err error) *Result {
 
 // apply runs one command, without exactly-once bookkeeping.
 func apply(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
+	if c.Op == wire.OpSplitFork || c.Op == wire.OpSplitCleanup {
+		return applySplitOp(b, index, c) // split.go
+	}
 	if !c.Op.Mutating() {
 		return failf(wire.Invalid, "op %v is not a state machine command", c.Op), nil
 	}

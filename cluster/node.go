@@ -143,7 +143,8 @@ type Node struct {
 	log   *slog.Logger
 	db    *pebble.DB
 	fsm   *FSM
-	rep   *replica.Replica
+	rep   *replicaRef // replaced once if the node leaves at a split (split_node.go)
+	split *splitState
 	tr    *replica.WireTransport
 	pool  *rpc.Pool
 	srv   *rpc.Server
@@ -230,11 +231,21 @@ func Start(cfg Config) (*Node, error) {
 	rc.Join = cfg.Join
 	rc.LogRetention = cfg.LogRetention
 	rc.SnapshotDir = filepath.Join(cfg.DataDir, "snap")
-	rep, err := replica.Open(rc, db, n.fsm, n.tr)
+	n.split = newSplitState(n)
+	n.split.rc = rc
+	if fork, err := n.split.load(); err != nil {
+		return fail(fmt.Errorf("cluster: %w", err))
+	} else if fork { // left the source at a split before restarting as the new cluster
+		if err := n.split.rewrite(); err != nil {
+			return fail(fmt.Errorf("cluster: %w", err))
+		}
+	}
+	rep, err := replica.Open(n.split.rc, db, splitGate{n.split}, n.tr)
 	if err != nil {
 		return fail(fmt.Errorf("cluster: %w", err))
 	}
-	n.rep = rep
+	n.rep = newReplicaRef(rep)
+	n.split.start()
 	n.tr.SetReplica(rep)
 	scfg := rpc.ServerConfig{
 		Name: "node", ID: strconv.FormatUint(cfg.NodeID, 10), Token: cfg.Token,
@@ -248,7 +259,7 @@ func Start(cfg Config) (*Node, error) {
 			return fail(fmt.Errorf("cluster: %w", err))
 		}
 	}
-	n.srv = rpc.NewServer(scfg, rpc.HandlerFunc(n.handle))
+	n.srv = rpc.NewServer(scfg, rpc.HandlerFunc(n.split.handle))
 	go func() { n.serveErr <- n.srv.Serve(n.ln) }()
 	if cfg.ScrubRate > 0 {
 		n.scrub = startScrubber(n.fsm, cfg.ScrubRate, log)
@@ -269,6 +280,9 @@ func (n *Node) Close() error {
 }
 
 func (n *Node) closeParts() error {
+	if n.split != nil {
+		n.split.stop()
+	}
 	if n.ops != nil {
 		n.ops.Close()
 	}

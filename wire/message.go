@@ -41,6 +41,15 @@ const (
 
 	OpRouterInfo Op = 32 // router to router: the answering router's own RouterStatus
 
+	// Split (DESIGN §7, docs/split.md). OpSplit is the admin verb sent to
+	// any router (it is passed on to the meta leader): start, or resume,
+	// the split of Request.Split.Cluster; answered with Response.Split, the
+	// split's record. The rest are sent by the meta leader to the source
+	// cluster's leader.
+	OpSplit        Op = 40 // router admin: split a cluster (Request.Split)
+	OpSplitFork    Op = 41 // node: propose the SPLIT entry (Request.Split); answers Response.Split with its log index
+	OpSplitCleanup Op = 42 // node: delete up to Request.Limit moved entries of the last split; Response.Exists = more remain
+
 	OpRaft Op = 64 // one-way: Data is a marshalled raftpb.Message; no response
 )
 
@@ -50,7 +59,7 @@ var opNames = map[Op]string{
 	OpTable: "TABLE", OpWrite: "WRITE", OpAppend: "APPEND", OpRename: "RENAME",
 	OpCopy: "COPY", OpChunk: "CHUNK", OpCommit: "COMMIT", OpRaft: "RAFT",
 	OpRouterInfo: "ROUTER_INFO", OpSnapshot: "SNAPSHOT", OpAddLearner: "ADD_LEARNER", OpPromote: "PROMOTE",
-	OpRemoveMember: "REMOVE_MEMBER",
+	OpRemoveMember: "REMOVE_MEMBER", OpSplit: "SPLIT", OpSplitFork: "SPLIT_FORK", OpSplitCleanup: "SPLIT_CLEANUP",
 }
 
 func (o Op) String() string {
@@ -109,6 +118,32 @@ type Request struct {
 
 	Snap   *SnapChunk `msgpack:"snap,omitempty"`   // SNAPSHOT: which stream and where in it
 	Member *Member    `msgpack:"member,omitempty"` // ADD_LEARNER, PROMOTE, REMOVE_MEMBER
+	Split  *SplitSpec `msgpack:"split,omitempty"`  // SPLIT, SPLIT_FORK
+}
+
+// SplitSpec names a split: the source cluster, the new cluster and its
+// nodes (already started empty with --join), and the cut point.
+type SplitSpec struct {
+	Cluster    string   `msgpack:"cluster" json:"cluster"`                   // source cluster
+	NewCluster string   `msgpack:"new_cluster,omitempty" json:"new_cluster"` // the new cluster's id
+	Nodes      []Member `msgpack:"nodes,omitempty" json:"nodes"`             // the new cluster's nodes
+	At         uint64   `msgpack:"at,omitempty" json:"at"`                   // cut point; 0 = the middle of the source's range
+	Table      uint64   `msgpack:"table,omitempty" json:"table"`             // SPLIT_FORK: routing version that will give [At, End) to NewCluster
+	Abandon    bool     `msgpack:"abandon,omitempty" json:"abandon"`         // SPLIT: abandon the split if SPLIT has not committed
+}
+
+// SplitStatus is a split as recorded in the meta group.
+type SplitStatus struct {
+	ID         uint64   `msgpack:"id" json:"id"`
+	Cluster    string   `msgpack:"cluster" json:"cluster"`
+	NewCluster string   `msgpack:"new_cluster" json:"new_cluster"`
+	Nodes      []Member `msgpack:"nodes" json:"nodes"`
+	Range      Range    `msgpack:"range" json:"range"` // the source's range before the split
+	At         uint64   `msgpack:"at" json:"at"`
+	Phase      string   `msgpack:"phase" json:"phase"`                         // planned, learners-added, caught-up, split-committed, table-updated, cleaned, abandoned
+	Index      uint64   `msgpack:"index,omitempty" json:"index,omitempty"`     // log index of the SPLIT entry in the source
+	Version    uint64   `msgpack:"version,omitempty" json:"version,omitempty"` // routing version that moved the upper half
+	Error      string   `msgpack:"error,omitempty" json:"error,omitempty"`     // last error of the driver, if any
 }
 
 // SnapChunk places one SNAPSHOT frame (its bytes are in Request.Data) in a
@@ -169,6 +204,7 @@ type Response struct {
 	Next    string        `msgpack:"next,omitempty"`        // LIST: continuation token for Request.After; "" when no more entries
 	Chunk   string        `msgpack:"chunk,omitempty"`       // CHUNK: the stored chunk's name, "sha256:<hex>"
 	Router  *RouterStatus `msgpack:"router_info,omitempty"` // ROUTER_INFO
+	Split   *SplitStatus  `msgpack:"split,omitempty"`       // SPLIT, SPLIT_FORK
 }
 
 // Err returns nil for OK and a *Error otherwise.
@@ -278,6 +314,12 @@ type NodeStatus struct {
 
 	Members  []MemberStatus `msgpack:"members,omitempty" json:"members,omitempty"`     // the raft group's members as this node knows them
 	LogFirst uint64         `msgpack:"log_first,omitempty" json:"log_first,omitempty"` // first index still in the local log (older ones are compacted)
+
+	// Set by the router in its status: what gossip says of the node
+	// ("alive", "dead", "" if unknown) and how many entries it has applied
+	// fewer than the most caught-up member of its cluster.
+	Liveness string `msgpack:"liveness,omitempty" json:"liveness,omitempty"`
+	Lag      uint64 `msgpack:"lag,omitempty" json:"lag"`
 }
 
 // ClusterStatus is one cluster as the router sees it.
@@ -294,6 +336,7 @@ type Status struct {
 	Version  uint64          `msgpack:"version" json:"version"`
 	Routers  []RouterStatus  `msgpack:"routers,omitempty" json:"routers,omitempty"`
 	Clusters []ClusterStatus `msgpack:"clusters" json:"clusters"`
+	Splits   []SplitStatus   `msgpack:"splits,omitempty" json:"splits,omitempty"` // splits recorded in the meta group, newest last
 }
 
 // RouterStatus is one router of the meta group.

@@ -1,0 +1,247 @@
+package cluster
+
+// The split of a cluster's range, as the file state machine sees it
+// (DESIGN §7, docs/split.md). Two commands, both proposed by the source
+// cluster's leader on the meta leader's request:
+//
+//   - SPLIT (wire.OpSplitFork, the splitRecord in Command.Data): at its
+//     index every replica of the source sets its owned range to
+//     [Start, At) and records the split under s/m/split. From then on
+//     Apply and reads refuse paths in [At, End) with WRONG_RANGE. The
+//     learners named in the record (the new cluster's nodes) apply the same
+//     entry, stop applying the source's log there (splitGate) and restart
+//     their replica as the new group owning [At, End) from the identical
+//     state (split_node.go).
+//   - SPLIT_CLEANUP (wire.OpSplitCleanup, the batch size in Command.Size):
+//     on the source, deletes up to that many entries of the moved half and
+//     releases their chunk references; it reports whether more remain.
+//
+// Both are deterministic functions of the state and the entry, like every
+// other command.
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/cleavefs/cleave/internal/fspath"
+	"github.com/cleavefs/cleave/wire"
+)
+
+// splitKey holds the record of the last split applied (msgpack splitRecord).
+const splitKey = prefix + "m/split"
+
+// splitTaintKey marks a departing learner whose state is not the state at
+// the split index (it was restored from a snapshot taken after it): it
+// joins the new group empty and is sent a snapshot by the new leader.
+const splitTaintKey = prefix + "m/split-taint"
+
+// splitRecord is the SPLIT entry's payload and, once applied, the stored
+// record. Field names are part of the on-disk format.
+type splitRecord struct {
+	Cluster    string        `msgpack:"cluster"`     // the source cluster
+	NewCluster string        `msgpack:"new_cluster"` // the cluster that takes [At, End)
+	At         uint64        `msgpack:"at"`          // cut point
+	End        uint64        `msgpack:"end"`         // the source's range end before the split (0 = 2^64)
+	Voters     []wire.Member `msgpack:"voters"`      // the new cluster's members (learners of the source)
+	Table      uint64        `msgpack:"table"`       // routing version that gives [At, End) to NewCluster
+	Index      uint64        `msgpack:"index"`       // log index of the SPLIT entry (set when applied)
+	Cleaned    bool          `msgpack:"cleaned,omitempty"`
+}
+
+// upper returns the range the new cluster owns.
+func (r *splitRecord) upper() wire.Range { return wire.Range{Start: r.At, End: r.End} }
+
+// hasVoter reports whether id is one of the new cluster's members.
+func (r *splitRecord) hasVoter(id uint64) bool {
+	return slices.ContainsFunc(r.Voters, func(m wire.Member) bool { return m.ID == id })
+}
+
+func (r *splitRecord) peers() map[uint64]string {
+	m := make(map[uint64]string, len(r.Voters))
+	for _, v := range r.Voters {
+		m[v.ID] = v.Addr
+	}
+	return m
+}
+
+// readSplit returns the stored split record, nil if there is none.
+func readSplit(rd reader) (*splitRecord, error) {
+	v, err := getValue(rd, []byte(splitKey))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, storageErr("read split record", err)
+	}
+	var r splitRecord
+	if err := msgpack.Unmarshal(v, &r); err != nil {
+		return nil, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt split record: %v", err)}
+	}
+	return &r, nil
+}
+
+func writeSplit(b *pebble.Batch, r *splitRecord) error {
+	v, err := msgpack.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("cluster: encode split record: %w", err)
+	}
+	if err := b.Set([]byte(splitKey), v, nil); err != nil {
+		return storageErr("write split record", err)
+	}
+	return nil
+}
+
+// Split returns the record of the last split this replica applied, nil if
+// none.
+func (f *FSM) Split() (*splitRecord, error) { return readSplit(f.db) }
+
+// encodeSplitCommand builds the SPLIT log entry.
+func encodeSplitCommand(r *splitRecord, now int64) ([]byte, error) {
+	data, err := msgpack.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	return EncodeCommand(&Command{Op: wire.OpSplitFork, Data: data, Time: now})
+}
+
+// applySplitOp applies SPLIT and SPLIT_CLEANUP.
+func applySplitOp(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
+	switch c.Op {
+	case wire.OpSplitFork:
+		return applySplit(b, index, c)
+	case wire.OpSplitCleanup:
+		return applySplitCleanup(b, index, c)
+	}
+	return failf(wire.Invalid, "op %v is not a split command", c.Op), nil
+}
+
+func applySplit(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
+	var rec splitRecord
+	if err := msgpack.Unmarshal(c.Data, &rec); err != nil {
+		return failf(wire.Invalid, "malformed split record: %v", err), nil
+	}
+	cur, ok, err := readRange(b)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return failf(wire.Unavailable, "split: this cluster owns no range"), nil
+	}
+	old, err := readSplit(b)
+	if err != nil {
+		return nil, err
+	}
+	if old != nil && old.NewCluster == rec.NewCluster && old.At == rec.At {
+		// The same split proposed twice (a driver retry): the first one won.
+		return &Result{Message: fmt.Sprintf("split at index %d", old.Index), Split: old}, nil
+	}
+	if rec.NewCluster == "" || len(rec.Voters) == 0 {
+		return failf(wire.Invalid, "split: no new cluster or no voters"), nil
+	}
+	if rec.At <= cur.Start || (cur.End != 0 && rec.At >= cur.End) {
+		return failf(wire.Invalid, "split: cut point %#016x is not strictly inside the range %v", rec.At, cur), nil
+	}
+	if old != nil && !old.Cleaned {
+		// The record of the previous split drives its cleanup; finish it first.
+		return failf(wire.Unavailable, "split: the half moved by the previous split (to %s) is not cleaned up yet", old.NewCluster), nil
+	}
+	rec.End = cur.End
+	rec.Index = index
+	rec.Cleaned = false
+	v, err := msgpack.Marshal(&wire.Range{Start: cur.Start, End: rec.At})
+	if err != nil {
+		return nil, err
+	}
+	if err := b.Set([]byte(rangeKey), v, nil); err != nil {
+		return nil, storageErr("write range", err)
+	}
+	if err := writeSplit(b, &rec); err != nil {
+		return nil, err
+	}
+	return &Result{Message: fmt.Sprintf("split at index %d", index), Split: &rec}, nil
+}
+
+// applySplitCleanup deletes up to c.Size entries (files and directories,
+// with their blocks) whose root lies in the half the last split moved, and
+// releases their chunk references. Message "more" says entries remain.
+func applySplitCleanup(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
+	rec, err := readSplit(b)
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil {
+		return &Result{}, nil
+	}
+	cur, _, err := readRange(b)
+	if err != nil {
+		return nil, err
+	}
+	up := rec.upper()
+	if cur.Contains(up.Start) {
+		// This replica owns the half (it is the new cluster): nothing to drop.
+		return &Result{}, nil
+	}
+	limit := max(1, c.Size)
+	t := &tx{b: b, index: index, c: c}
+	lo := binary.BigEndian.AppendUint64([]byte(entryPrefix), up.Start)
+	var hi []byte
+	if up.End != 0 {
+		hi = binary.BigEndian.AppendUint64([]byte(entryPrefix), up.End)
+	} else {
+		hi = upperBound([]byte(entryPrefix))
+	}
+	it, err := b.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, storageErr("scan", err)
+	}
+	var paths []string
+	var keys [][]byte
+	more := false
+	for valid := it.First(); valid; valid = it.Next() {
+		if int64(len(keys)) >= limit {
+			more = true
+			break
+		}
+		k := bytes.Clone(it.Key())
+		p, ok := pathOfEntryKey(k)
+		if !ok {
+			_ = it.Close()
+			return nil, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt entry key %q", k)}
+		}
+		keys = append(keys, k)
+		paths = append(paths, p)
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return nil, storageErr("scan", err)
+	}
+	for i, p := range paths {
+		if err := t.dropBlocks(blocksPrefix(p)); err != nil {
+			return nil, err
+		}
+		if err := b.Delete(keys[i], nil); err != nil {
+			return nil, storageErr("delete "+p, err)
+		}
+		if parent, name := fspath.Split(p); parent == "/" {
+			if err := b.Delete(rootKey(name), nil); err != nil {
+				return nil, storageErr("delete "+p, err)
+			}
+		}
+	}
+	if err := t.flush(); err != nil {
+		return nil, err
+	}
+	if !more {
+		rec.Cleaned = true
+		if err := writeSplit(b, rec); err != nil {
+			return nil, err
+		}
+		return &Result{Message: fmt.Sprintf("cleaned: dropped %d entries", len(paths))}, nil
+	}
+	return &Result{Message: "more"}, nil
+}

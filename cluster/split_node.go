@@ -1,0 +1,411 @@
+package cluster
+
+// The node's side of a split (docs/split.md): the leader proposes SPLIT
+// and SPLIT_CLEANUP; a departing learner fences the source's log after the
+// SPLIT entry and restarts its replica as a member of the new group.
+//
+// Lock order: splitState.mu, then whatever the replica takes. The gate's
+// fields are owned by the replica's loop goroutine (Apply, Restored), and
+// by the fork goroutine while no replica runs.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/cleavefs/cleave/internal/ring"
+	"github.com/cleavefs/cleave/replica"
+	"github.com/cleavefs/cleave/wire"
+)
+
+// splitMaxLag is how far (in entries) a new node's match index may trail
+// the source leader's last index for the leader to propose SPLIT: it
+// bounds how long the new cluster waits for its members to reach the
+// SPLIT entry.
+const splitMaxLag = 100
+
+// replicaRef is the node's current replica. A departing learner replaces
+// its replica once, at the split (fork); everything else holds the ref.
+// Safe for concurrent use; between the old replica's Close and the new
+// one's Store, calls reach the closed replica and fail with ErrStopped,
+// which the node answers UNAVAILABLE (the router retries).
+type replicaRef struct {
+	p atomic.Pointer[replica.Replica]
+}
+
+func newReplicaRef(r *replica.Replica) *replicaRef {
+	ref := &replicaRef{}
+	ref.p.Store(r)
+	return ref
+}
+
+func (r *replicaRef) get() *replica.Replica { return r.p.Load() }
+
+func (r *replicaRef) Close() error                        { return r.get().Close() }
+func (r *replicaRef) Done() <-chan struct{}               { return r.get().Done() }
+func (r *replicaRef) Leader() uint64                      { return r.get().Leader() }
+func (r *replicaRef) Applied() uint64                     { return r.get().Applied() }
+func (r *replicaRef) Status() replica.Status              { return r.get().Status() }
+func (r *replicaRef) Members() []replica.Member           { return r.get().Members() }
+func (r *replicaRef) MemberAddr(id uint64) string         { return r.get().MemberAddr(id) }
+func (r *replicaRef) ReadIndex(ctx context.Context) error { return r.get().ReadIndex(ctx) }
+func (r *replicaRef) Propose(ctx context.Context, cmd []byte) (any, uint64, error) {
+	return r.get().Propose(ctx, cmd)
+}
+func (r *replicaRef) ServeWire(ctx context.Context, req *wire.Request) (*wire.Response, bool) {
+	return r.get().ServeWire(ctx, req)
+}
+func (r *replicaRef) AddLearner(ctx context.Context, id uint64, addr string) error {
+	return r.get().AddLearner(ctx, id, addr)
+}
+func (r *replicaRef) Promote(ctx context.Context, id uint64) error {
+	return r.get().Promote(ctx, id)
+}
+func (r *replicaRef) RemoveMember(ctx context.Context, id uint64) error {
+	return r.get().RemoveMember(ctx, id)
+}
+
+// splitState is a node's split machinery: the gate in front of the FSM,
+// the fork, and the routing-version hint of WRONG_RANGE answers.
+type splitState struct {
+	n  *Node
+	rc replica.Config // the config the node's replica was opened with
+
+	// hint is the last split record seen; its Table is the routing version
+	// WRONG_RANGE answers carry.
+	hint atomic.Pointer[splitRecord]
+
+	// fenceAt, owned by the replica loop: the index of the SPLIT entry at
+	// which this node left the group; later entries are not applied.
+	fenceAt uint64
+	forkc   chan struct{}
+
+	mu     sync.Mutex // guards closed and the fork
+	closed bool
+	wg     sync.WaitGroup
+	stopc  chan struct{}
+	forked atomic.Bool
+}
+
+func newSplitState(n *Node) *splitState {
+	s := &splitState{n: n, forkc: make(chan struct{}, 1), stopc: make(chan struct{})}
+	return s
+}
+
+// load reads the split record at start. It reports whether this node left
+// its group at a split and has not yet restarted as the new group: the
+// caller forks before opening the replica.
+func (s *splitState) load() (bool, error) {
+	rec, err := readSplit(s.n.db)
+	if err != nil {
+		return false, err
+	}
+	if rec == nil {
+		return false, nil
+	}
+	s.hint.Store(rec)
+	return rec.hasVoter(s.n.cfg.NodeID), nil
+}
+
+// start runs the fork watcher.
+func (s *splitState) start() {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			select {
+			case <-s.forkc:
+				if err := s.fork(); err != nil {
+					s.n.log.Error("split: restarting as the new cluster failed", "err", err)
+				}
+			case <-s.stopc:
+				return
+			}
+		}
+	}()
+}
+
+// stop ends the watcher and waits for a fork in progress. Idempotent.
+func (s *splitState) stop() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	close(s.stopc)
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+func (s *splitState) signal() {
+	select {
+	case s.forkc <- struct{}{}:
+	default:
+	}
+}
+
+// splitGate is the replica's state machine: the FSM, except that a node
+// named in an applied SPLIT stops applying the source's entries there.
+type splitGate struct{ s *splitState }
+
+// Apply implements replica.StateMachine.
+func (g splitGate) Apply(b *pebble.Batch, index uint64, cmd []byte) any {
+	s := g.s
+	if s.fenceAt != 0 && index > s.fenceAt {
+		return &Result{Code: wire.Unavailable, Message: fmt.Sprintf("this node left the cluster at the split (index %d)", s.fenceAt)}
+	}
+	res := s.n.fsm.Apply(b, index, cmd)
+	if r, ok := res.(*Result); ok && r.Split != nil {
+		s.hint.Store(r.Split)
+		if r.Split.Index == index && r.Split.hasVoter(s.n.cfg.NodeID) {
+			s.fenceAt = index
+			s.n.log.Info("split: applied SPLIT; leaving for the new cluster", "index", index, "new_cluster", r.Split.NewCluster)
+			s.signal()
+		}
+	}
+	return res
+}
+
+// Restored implements replica.Restorer.
+func (g splitGate) Restored(index uint64) {
+	s := g.s
+	if rs, ok := any(s.n.fsm).(replica.Restorer); ok {
+		rs.Restored(index)
+	}
+	rec, err := readSplit(s.n.db)
+	if err != nil || rec == nil {
+		return
+	}
+	s.hint.Store(rec)
+	if !rec.hasVoter(s.n.cfg.NodeID) {
+		return
+	}
+	// A snapshot that already holds our SPLIT: we leave at once. If it was
+	// taken after the SPLIT entry, our state is not the state at the split
+	// and we must not bring it into the new group.
+	s.fenceAt = rec.Index
+	if index > rec.Index {
+		s.n.log.Warn("split: restored a snapshot taken after the split; joining the new cluster empty", "snapshot", index, "split", rec.Index)
+		if err := s.n.db.Set([]byte(splitTaintKey), nil, pebble.Sync); err != nil {
+			s.n.log.Error("split: mark taint", "err", err)
+		}
+	}
+	s.signal()
+}
+
+// fork stops the source's replica, rewrites this node's raft state as the
+// new group's (one atomic batch with the new owned range), and opens the
+// replica again.
+func (s *splitState) fork() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.forked.Load() {
+		return nil
+	}
+	n := s.n
+	start := time.Now()
+	n.rep.Close() // the old group's replica; in-flight calls get ErrStopped
+	if err := s.rewrite(); err != nil {
+		return err
+	}
+	rep, err := s.open()
+	if err != nil {
+		return err
+	}
+	n.rep.p.Store(rep)
+	n.tr.SetReplica(rep)
+	n.log.Info("split: now a member of the new cluster", "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// rewrite commits the fork batch; it needs no replica running.
+func (s *splitState) rewrite() error {
+	n := s.n
+	rec, err := readSplit(n.db)
+	if err != nil {
+		return err
+	}
+	if rec == nil || !rec.hasVoter(n.cfg.NodeID) {
+		return errors.New("split: no split record names this node")
+	}
+	_, err = getValue(n.db, []byte(splitTaintKey))
+	tainted := err == nil
+	b := n.db.NewBatch()
+	defer b.Close()
+	if err := replica.ForkGroup(b, s.rc.Prefix, rec.Index, rec.peers(), tainted); err != nil {
+		return fmt.Errorf("split: fork: %w", err)
+	}
+	if tainted {
+		err = b.Delete([]byte(rangeKey), nil)
+	} else {
+		v, _ := encodeRange(rec.upper())
+		err = b.Set([]byte(rangeKey), v, nil)
+	}
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(b.Delete([]byte(splitKey), nil), b.Delete([]byte(splitTaintKey), nil)); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("split: fork: %w", err)
+	}
+	s.fenceAt = 0
+	s.rc.Join = tainted
+	s.rc.Peers = nil
+	s.rc.PeerAddrs = nil
+	s.forked.Store(true)
+	n.log.Info("split: raft state rewritten for the new cluster", "index", rec.Index, "range", rec.upper().String(), "voters", len(rec.Voters), "empty", tainted)
+	return nil
+}
+
+func (s *splitState) open() (*replica.Replica, error) {
+	rep, err := replica.Open(s.rc, s.n.db, splitGate{s}, s.n.tr)
+	if err != nil {
+		return nil, fmt.Errorf("split: open the new group's replica: %w", err)
+	}
+	return rep, nil
+}
+
+func encodeRange(r wire.Range) ([]byte, error) {
+	return msgpack.Marshal(&r)
+}
+
+// handle wraps Node.handle: split ops, the snapshot guard, and the routing
+// version on WRONG_RANGE answers.
+func (s *splitState) handle(ctx context.Context, req *wire.Request) *wire.Response {
+	switch req.Op {
+	case wire.OpSnapshot:
+		if req.Snap != nil && req.Snap.Offset == 0 && !s.memberOrEmpty(req.Snap.From) {
+			// A source leader streaming to a learner that has left for the
+			// new cluster: installing it would undo the split.
+			return &wire.Response{Code: wire.Unavailable, Message: fmt.Sprintf("node %d is not a member of this node's group", req.Snap.From)}
+		}
+	case wire.OpSplitFork:
+		return s.proposeSplit(ctx, req)
+	case wire.OpSplitCleanup:
+		return s.proposeCleanup(ctx, req)
+	}
+	resp := s.n.handle(ctx, req)
+	if resp != nil && resp.Code == wire.WrongRange && resp.Table == 0 {
+		if rec := s.hint.Load(); rec != nil {
+			resp.Table = rec.Table
+		}
+	}
+	return resp
+}
+
+func (s *splitState) memberOrEmpty(id uint64) bool {
+	ms := s.n.rep.Members()
+	return len(ms) == 0 || slices.ContainsFunc(ms, func(m replica.Member) bool { return m.ID == id })
+}
+
+// proposeSplit serves SPLIT_FORK on the source's leader.
+func (s *splitState) proposeSplit(ctx context.Context, req *wire.Request) *wire.Response {
+	n := s.n
+	sp := req.Split
+	if sp == nil || sp.NewCluster == "" || len(sp.Nodes) == 0 {
+		return &wire.Response{Code: wire.Invalid, Message: "SPLIT_FORK needs split.new_cluster and split.nodes"}
+	}
+	if l := n.rep.Leader(); l != n.cfg.NodeID {
+		return n.notLeader(l)
+	}
+	rng, err := n.fsm.Range()
+	if err != nil {
+		return errResponse(err)
+	}
+	old, err := n.fsm.Split()
+	if err != nil {
+		return errResponse(err)
+	}
+	if old != nil && old.NewCluster == sp.NewCluster {
+		return &wire.Response{Split: recordStatus(old)} // already applied
+	}
+	at := sp.At
+	if at == 0 {
+		at = ring.Mid(rng)
+	}
+	st := n.rep.Status()
+	for _, m := range sp.Nodes {
+		i := slices.IndexFunc(st.Members, func(x replica.Member) bool { return x.ID == m.ID })
+		switch {
+		case i < 0:
+			return &wire.Response{Code: wire.Unavailable, Message: fmt.Sprintf("split: node %d is not a learner of this cluster yet", m.ID)}
+		case st.Members[i].Voter:
+			return &wire.Response{Code: wire.Invalid, Message: fmt.Sprintf("split: node %d is a voter of this cluster, not a learner", m.ID)}
+		case st.Members[i].Match+splitMaxLag < st.LastIndex:
+			return &wire.Response{Code: wire.Unavailable, Message: fmt.Sprintf("split: learner %d is behind (match %d, last index %d)", m.ID, st.Members[i].Match, st.LastIndex)}
+		}
+	}
+	cmd, err := encodeSplitCommand(&splitRecord{
+		Cluster: n.cfg.ClusterID, NewCluster: sp.NewCluster, At: at, Voters: sp.Nodes, Table: sp.Table,
+	}, time.Now().UnixNano())
+	if err != nil {
+		return &wire.Response{Code: wire.Invalid, Message: err.Error()}
+	}
+	res, _, err := n.rep.Propose(ctx, cmd)
+	if err != nil {
+		return n.replicaError(err)
+	}
+	r, ok := res.(*Result)
+	if !ok {
+		return &wire.Response{Code: wire.Internal, Message: fmt.Sprintf("apply returned %T", res)}
+	}
+	if r.Code != wire.OK {
+		return &wire.Response{Code: r.Code, Message: r.Message}
+	}
+	n.log.Info("split: SPLIT committed", "index", r.Split.Index, "at", r.Split.At, "new_cluster", r.Split.NewCluster)
+	return &wire.Response{Split: recordStatus(r.Split)}
+}
+
+// proposeCleanup serves SPLIT_CLEANUP on the source's leader: one entry
+// deleting up to req.Limit moved entries; Exists reports that more remain.
+func (s *splitState) proposeCleanup(ctx context.Context, req *wire.Request) *wire.Response {
+	n := s.n
+	if l := n.rep.Leader(); l != n.cfg.NodeID {
+		return n.notLeader(l)
+	}
+	limit := int64(req.Limit)
+	if limit == 0 {
+		limit = 256
+	}
+	cmd, err := EncodeCommand(&Command{Op: wire.OpSplitCleanup, Size: limit, Time: time.Now().UnixNano(), ChunkTTL: int64(n.cfg.ChunkTTL)})
+	if err != nil {
+		return &wire.Response{Code: wire.Invalid, Message: err.Error()}
+	}
+	res, _, err := n.rep.Propose(ctx, cmd)
+	if err != nil {
+		return n.replicaError(err)
+	}
+	r, ok := res.(*Result)
+	if !ok {
+		return &wire.Response{Code: wire.Internal, Message: fmt.Sprintf("apply returned %T", res)}
+	}
+	if r.Code != wire.OK {
+		return &wire.Response{Code: r.Code, Message: r.Message}
+	}
+	return &wire.Response{Exists: r.Message == "more", Message: r.Message}
+}
+
+func recordStatus(r *splitRecord) *wire.SplitStatus {
+	return &wire.SplitStatus{
+		Cluster: r.Cluster, NewCluster: r.NewCluster, Nodes: r.Voters,
+		At: r.At, Index: r.Index, Version: r.Table, Phase: "split-committed",
+	}
+}
+
+func errResponse(err error) *wire.Response {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return &wire.Response{Code: we.Code, Message: we.Message}
+	}
+	return &wire.Response{Code: wire.Internal, Message: err.Error()}
+}
