@@ -133,7 +133,7 @@ func applySession(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
 	}
 	m.Count++
 	if m.Count > sessionWindow {
-		low, err := oldestResult(b, c.Session)
+		low, err := oldestResult(b, c.Session, m.Low)
 		if err != nil {
 			return nil, err
 		}
@@ -196,10 +196,14 @@ func touchSession(b *pebble.Batch, c *Command, m *sessionMeta, isNew bool) error
 	return nil
 }
 
-// oldestResult returns the lowest seq stored for session s.
-func oldestResult(rd reader, s uint64) (uint64, error) {
+// oldestResult returns the lowest seq stored for session s, whose
+// low-water mark is low. No result at or below low is stored (they were
+// dropped, or refused as stale), so the scan starts above it: below lie
+// only the tombstones of the dropped results, one per command of a busy
+// session, which an iterator would otherwise step over one by one.
+func oldestResult(rd reader, s, low uint64) (uint64, error) {
 	pfx := sessionKey(s)
-	it, err := rd.NewIter(&pebble.IterOptions{LowerBound: append(bytes.Clone(pfx), 0), UpperBound: upperBound(pfx)})
+	it, err := rd.NewIter(&pebble.IterOptions{LowerBound: sessionResultKey(s, low+1), UpperBound: upperBound(pfx)})
 	if err != nil {
 		return 0, storageErr("read session", err)
 	}

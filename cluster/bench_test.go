@@ -1,0 +1,82 @@
+package cluster
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/cleavefs/cleave/wire"
+)
+
+// BenchmarkApplyPutLoad applies what cleave-loadgen's 1 KiB put workload
+// sends a leader: 64 sessions with rising sequence numbers (so every
+// session window fills and trims), overwrites of 1,000 files in 16 roots
+// with distinct data (so every put releases a chunk and stores a new one),
+// entry time advancing 50 µs per entry. One Ready batch holds 16 entries.
+func BenchmarkApplyPutLoad(b *testing.B) {
+	db, err := pebble.Open(b.TempDir(), pebbleOptions(quietLogger{}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	f := NewFSM(db)
+	boot := db.NewIndexedBatch()
+	if err := f.Bootstrap(boot, wire.Range{}); err != nil {
+		b.Fatal(err)
+	}
+	if err := boot.Commit(pebble.NoSync); err != nil {
+		b.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	buf := make([]byte, 1<<20)
+	for i := range buf {
+		buf[i] = byte(r.Uint32())
+	}
+	const sessions, files, perBatch = 8, 1000, 16
+	seq := make([]uint64, sessions)
+	var index uint64
+	now := int64(1e18)
+	step := func(batch *pebble.Batch) {
+		index++
+		now += 50e3
+		s := r.IntN(sessions)
+		seq[s]++
+		fi := r.IntN(files)
+		off := r.IntN(len(buf) - 1024)
+		cmd, _ := EncodeCommand(&Command{
+			Op: wire.OpPut, Path: fmt.Sprintf("/load-%03d/f%08d", fi%16, fi/16), Data: buf[off : off+1024],
+			Flags: wire.FlagParents, Time: now, Session: uint64(s + 1), Seq: seq[s],
+		})
+		res := f.Apply(batch, index, cmd).(*Result)
+		if res.Code != wire.OK {
+			b.Fatal(res.Message)
+		}
+	}
+	// Warm up: fill every session window and create every file.
+	for i := 0; i < 2*sessions*sessionWindow/perBatch; i++ {
+		batch := db.NewIndexedBatch()
+		for range perBatch {
+			step(batch)
+		}
+		if err := batch.Commit(pebble.NoSync); err != nil {
+			b.Fatal(err)
+		}
+		batch.Close()
+	}
+	b.SetBytes(1024)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		batch := db.NewIndexedBatch()
+		for range perBatch {
+			step(batch)
+		}
+		if err := batch.Commit(pebble.NoSync); err != nil {
+			b.Fatal(err)
+		}
+		batch.Close()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perBatch), "ns/entry")
+}
