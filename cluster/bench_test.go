@@ -11,7 +11,7 @@ import (
 )
 
 // BenchmarkApplyPutLoad applies what cleave-loadgen's 1 KiB put workload
-// sends a leader: 64 sessions with rising sequence numbers (so every
+// sends a leader: 8 sessions with rising sequence numbers (so every
 // session window fills and trims), overwrites of 1,000 files in 16 roots
 // with distinct data (so every put releases a chunk and stores a new one),
 // entry time advancing 50 µs per entry. One Ready batch holds 16 entries.

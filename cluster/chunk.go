@@ -437,16 +437,50 @@ func (t *tx) dropBlocks(pfx []byte) error {
 	return nil
 }
 
-// writeBlocks stores data as the blocks of a new file p from block 0.
-func (t *tx) writeBlocks(p string, data []byte, bs int64) error {
+// dropFileBlocks releases and deletes the block records of file p, whose
+// entry is e. A file of a few blocks has them looked up one by one (block
+// i exists only for i < numBlocks, see the top of fsm.go): point reads are
+// much cheaper than an iterator over the indexed batch and the DB; a
+// larger one is scanned.
+func (t *tx) dropFileBlocks(p string, e *entry) error {
+	const pointReads = 4
+	if e.Block <= 0 || numBlocks(e.Size, e.Block) > pointReads {
+		return t.dropBlocks(blocksPrefix(p))
+	}
+	for i := range numBlocks(e.Size, e.Block) {
+		k := blockKey(p, i)
+		v, c, err := t.b.Get(k)
+		if errors.Is(err, pebble.ErrNotFound) {
+			continue // a hole
+		}
+		if err != nil {
+			return storageErr("read blocks of "+p, err)
+		}
+		if len(v) != sha256.Size {
+			c.Close()
+			return &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt block record %q", k)}
+		}
+		t.ref(chunkID(v), -1)
+		if err := errors.Join(c.Close(), t.b.Delete(k, nil)); err != nil {
+			return storageErr("delete blocks", err)
+		}
+	}
+	return nil
+}
+
+// writeBlocks stores data as the blocks of a new file p from block 0 and
+// returns them.
+func (t *tx) writeBlocks(p string, data []byte, bs int64) ([]blockRef, error) {
+	refs := make([]blockRef, 0, numBlocks(int64(len(data)), bs))
 	for i := int64(0); i*bs < int64(len(data)); i++ {
 		chunk := data[i*bs : min(int64(len(data)), (i+1)*bs)]
 		h := t.store(chunk)
 		if err := t.b.Set(blockKey(p, i), h[:], nil); err != nil {
-			return storageErr("write "+p, err)
+			return nil, storageErr("write "+p, err)
 		}
+		refs = append(refs, blockRef{i: i, h: h})
 	}
-	return nil
+	return refs, nil
 }
 
 // zeroDigest is the SHA-256 of n zero bytes.
@@ -466,16 +500,22 @@ func zeroDigest(n int64) chunkID {
 // fileChecksum computes the checksum of file p of the given size and block
 // size from its block map (see the top of this file).
 func fileChecksum(rd reader, p string, size, bs int64) (string, error) {
-	nb := numBlocks(size, bs)
-	refs, err := blockRefs(rd, p, 0, nb)
+	refs, err := blockRefs(rd, p, 0, numBlocks(size, bs))
 	if err != nil {
 		return "", err
 	}
+	return checksumOf(refs, size, bs), nil
+}
+
+// checksumOf computes the checksum of a file of the given size and block
+// size whose stored blocks are refs, in order (missing ones are holes).
+func checksumOf(refs []blockRef, size, bs int64) string {
+	nb := numBlocks(size, bs)
 	if size <= bs {
 		if len(refs) == 1 {
-			return refs[0].h.String(), nil
+			return refs[0].h.String()
 		}
-		return zeroDigest(size).String(), nil
+		return zeroDigest(size).String()
 	}
 	sum := sha256.New()
 	var full chunkID
@@ -502,7 +542,7 @@ func fileChecksum(rd reader, p string, size, bs int64) (string, error) {
 	for ; next < nb; next++ {
 		hole(next)
 	}
-	return treePrefix + strconv.FormatInt(bs, 10) + ":" + hex.EncodeToString(sum.Sum(nil)), nil
+	return treePrefix + strconv.FormatInt(bs, 10) + ":" + hex.EncodeToString(sum.Sum(nil))
 }
 
 func orDefault(v, d int64) int64 {

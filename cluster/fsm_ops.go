@@ -114,16 +114,18 @@ func applyPut(t *tx) (*Result, error) {
 		return nil, err
 	}
 	if old != nil {
-		if err := t.dropBlocks(blocksPrefix(c.Path)); err != nil {
+		if err := t.dropFileBlocks(c.Path, old); err != nil {
 			return nil, err
 		}
 	}
 	bs := orDefault(c.ChunkSize, DefaultChunkSize)
-	if err := t.writeBlocks(c.Path, c.Data, bs); err != nil {
+	refs, err := t.writeBlocks(c.Path, c.Data, bs)
+	if err != nil {
 		return nil, err
 	}
 	e := &entry{Type: wire.TypeFile, Size: int64(len(c.Data)), Mtime: c.Time, Version: t.index, Block: bs}
-	return t.finishFile(c.Path, e, "")
+	// The blocks just written are the whole file: no need to read them back.
+	return t.finishFile(c.Path, e, checksumOf(refs, e.Size, bs))
 }
 
 // applyWrite writes Data at Offset (or, for APPEND, at the end), creating
@@ -530,16 +532,18 @@ func applyCommit(t *tx) (*Result, error) {
 		return nil, err
 	}
 	if old != nil {
-		if err := t.dropBlocks(blocksPrefix(c.Path)); err != nil {
+		if err := t.dropFileBlocks(c.Path, old); err != nil {
 			return nil, err
 		}
 	}
+	refs := make([]blockRef, len(ids))
 	for i, h := range ids {
 		t.ref(h, 1)
 		if err := t.b.Set(blockKey(c.Path, int64(i)), h[:], nil); err != nil {
 			return nil, storageErr("commit "+c.Path, err)
 		}
+		refs[i] = blockRef{i: int64(i), h: h}
 	}
 	e := &entry{Type: wire.TypeFile, Size: total, Mtime: c.Time, Version: t.index, Block: bs}
-	return t.finishFile(c.Path, e, "")
+	return t.finishFile(c.Path, e, checksumOf(refs, total, bs))
 }
