@@ -137,9 +137,6 @@ func (c Config) Validate() error {
 // stat, message and msgpack framing).
 const frameSlack = 64 << 10
 
-// Node is a running storage node. Safe for concurrent use.
-type Node struct {
-	cfg   Config
 // pebbleOptions are the options of a node's Pebble instance.
 //
 // The block cache is 64 MiB (Pebble's default is 8 MiB): under a 1 KiB put
@@ -150,6 +147,9 @@ func pebbleOptions(lg pebble.Logger) *pebble.Options {
 	return &pebble.Options{Logger: lg, CacheSize: 64 << 20}
 }
 
+// Node is a running storage node. Safe for concurrent use.
+type Node struct {
+	cfg   Config
 	log   *slog.Logger
 	db    *pebble.DB
 	fsm   *FSM

@@ -52,6 +52,7 @@ type splitRecord struct {
 	Table      uint64        `msgpack:"table"`       // routing version that gives [At, End) to NewCluster
 	Index      uint64        `msgpack:"index"`       // log index of the SPLIT entry (set when applied)
 	Cleaned    bool          `msgpack:"cleaned,omitempty"`
+	Abandoned  bool          `msgpack:"abandoned,omitempty"` // a fence: the split to NewCluster will not happen
 }
 
 // upper returns the range the new cluster owns.
@@ -137,17 +138,34 @@ func applySplit(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if old != nil && old.NewCluster == rec.NewCluster && old.At == rec.At {
+	if old != nil && old.NewCluster == rec.NewCluster {
+		switch {
+		case old.Abandoned && rec.Abandoned:
+			return &Result{Message: "abandoned"}, nil
+		case old.Abandoned:
+			return failf(wire.Conflict, "split: the split to %s was abandoned", rec.NewCluster), nil
+		case rec.Abandoned:
+			return failf(wire.Conflict, "split: the split to %s committed at index %d; it cannot be abandoned", rec.NewCluster, old.Index), nil
+		}
 		// The same split proposed twice (a driver retry): the first one won.
 		return &Result{Message: fmt.Sprintf("split at index %d", old.Index), Split: old}, nil
 	}
-	if rec.NewCluster == "" || len(rec.Voters) == 0 {
+	if rec.Abandoned {
+		// A fence: a SPLIT to this cluster still in flight from a crashed
+		// driver is refused when it applies after this entry.
+		rec.Index, rec.Cleaned = index, true
+		if err := writeSplit(b, &rec); err != nil {
+			return nil, err
+		}
+		return &Result{Message: "abandoned"}, nil
+	}
+	if rec.NewCluster == "" || (len(rec.Voters) == 0 && !rec.Abandoned) {
 		return failf(wire.Invalid, "split: no new cluster or no voters"), nil
 	}
 	if rec.At <= cur.Start || (cur.End != 0 && rec.At >= cur.End) {
 		return failf(wire.Invalid, "split: cut point %#016x is not strictly inside the range %v", rec.At, cur), nil
 	}
-	if old != nil && !old.Cleaned {
+	if old != nil && !old.Cleaned && !old.Abandoned {
 		// The record of the previous split drives its cleanup; finish it first.
 		return failf(wire.Unavailable, "split: the half moved by the previous split (to %s) is not cleaned up yet", old.NewCluster), nil
 	}
@@ -175,8 +193,8 @@ func applySplitCleanup(b *pebble.Batch, index uint64, c *Command) (*Result, erro
 	if err != nil {
 		return nil, err
 	}
-	if rec == nil {
-		return &Result{}, nil
+	if rec == nil || rec.Cleaned || rec.Abandoned {
+		return &Result{Message: "cleaned"}, nil
 	}
 	cur, _, err := readRange(b)
 	if err != nil {

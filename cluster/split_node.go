@@ -312,7 +312,7 @@ func (s *splitState) memberOrEmpty(id uint64) bool {
 func (s *splitState) proposeSplit(ctx context.Context, req *wire.Request) *wire.Response {
 	n := s.n
 	sp := req.Split
-	if sp == nil || sp.NewCluster == "" || len(sp.Nodes) == 0 {
+	if sp == nil || sp.NewCluster == "" || (len(sp.Nodes) == 0 && !sp.Abandon) {
 		return &wire.Response{Code: wire.Invalid, Message: "SPLIT_FORK needs split.new_cluster and split.nodes"}
 	}
 	if l := n.rep.Leader(); l != n.cfg.NodeID {
@@ -326,8 +326,11 @@ func (s *splitState) proposeSplit(ctx context.Context, req *wire.Request) *wire.
 	if err != nil {
 		return errResponse(err)
 	}
-	if old != nil && old.NewCluster == sp.NewCluster {
+	if old != nil && old.NewCluster == sp.NewCluster && !old.Abandoned && !sp.Abandon {
 		return &wire.Response{Split: recordStatus(old)} // already applied
+	}
+	if sp.Abandon {
+		return s.propose(ctx, &splitRecord{Cluster: n.cfg.ClusterID, NewCluster: sp.NewCluster, Abandoned: true})
 	}
 	at := sp.At
 	if at == 0 {
@@ -345,9 +348,15 @@ func (s *splitState) proposeSplit(ctx context.Context, req *wire.Request) *wire.
 			return &wire.Response{Code: wire.Unavailable, Message: fmt.Sprintf("split: learner %d is behind (match %d, last index %d)", m.ID, st.Members[i].Match, st.LastIndex)}
 		}
 	}
-	cmd, err := encodeSplitCommand(&splitRecord{
+	return s.propose(ctx, &splitRecord{
 		Cluster: n.cfg.ClusterID, NewCluster: sp.NewCluster, At: at, Voters: sp.Nodes, Table: sp.Table,
-	}, time.Now().UnixNano())
+	})
+}
+
+// propose replicates a SPLIT entry and answers with its outcome.
+func (s *splitState) propose(ctx context.Context, rec *splitRecord) *wire.Response {
+	n := s.n
+	cmd, err := encodeSplitCommand(rec, time.Now().UnixNano())
 	if err != nil {
 		return &wire.Response{Code: wire.Invalid, Message: err.Error()}
 	}
@@ -361,6 +370,10 @@ func (s *splitState) proposeSplit(ctx context.Context, req *wire.Request) *wire.
 	}
 	if r.Code != wire.OK {
 		return &wire.Response{Code: r.Code, Message: r.Message}
+	}
+	if rec.Abandoned {
+		n.log.Info("split: abandoned", "new_cluster", rec.NewCluster)
+		return &wire.Response{Split: &wire.SplitStatus{Cluster: rec.Cluster, NewCluster: rec.NewCluster, Phase: "abandoned"}}
 	}
 	n.log.Info("split: SPLIT committed", "index", r.Split.Index, "at", r.Split.At, "new_cluster", r.Split.NewCluster)
 	return &wire.Response{Split: recordStatus(r.Split)}

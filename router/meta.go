@@ -28,9 +28,15 @@ var metaTableKey = []byte("m/table")
 // metaCommand is the replicated form of a table change: it applies only if
 // the table is still at version Expect, so two concurrent updates never
 // silently overwrite each other.
+//
+// Kind tells commands apart: "" (every entry written before splits
+// existed) is a table change; "split" records a split's phase and may carry
+// a table change applied in the same entry (split.go).
 type metaCommand struct {
-	Expect uint64          `msgpack:"expect"`
-	Table  *wire.TableInfo `msgpack:"table"`
+	Expect uint64            `msgpack:"expect"`
+	Table  *wire.TableInfo   `msgpack:"table"`
+	Kind   string            `msgpack:"kind,omitempty"`
+	Split  *wire.SplitStatus `msgpack:"split,omitempty"`
 }
 
 // errStaleUpdate is the result of a metaCommand whose Expect no longer holds.
@@ -39,14 +45,18 @@ var errStaleUpdate = errors.New("router: table changed concurrently")
 // metaFSM is the meta group's state machine: one key, the table. Apply runs
 // on the replica's loop; cur is read by every request.
 type metaFSM struct {
-	db  *pebble.DB
-	cur atomic.Pointer[wire.TableInfo]
+	db     *pebble.DB
+	cur    atomic.Pointer[wire.TableInfo]
+	splits atomic.Pointer[[]wire.SplitStatus] // split.go
 }
 
 // Apply implements replica.StateMachine. It returns nil on success, or an
 // error that is the proposer's answer; it never fails the replica.
 func (f *metaFSM) Apply(b *pebble.Batch, index uint64, cmd []byte) any {
 	var c metaCommand
+	if err := msgpack.Unmarshal(cmd, &c); err == nil && c.Kind == metaKindSplit {
+		return f.applySplit(b, &c)
+	}
 	if err := msgpack.Unmarshal(cmd, &c); err != nil || c.Table == nil {
 		return fmt.Errorf("%w: undecodable meta command at index %d", ErrInvalidTable, index)
 	}
@@ -74,6 +84,7 @@ func (f *metaFSM) Restored(uint64) {
 	if t, err := loadMetaTable(f.db); err == nil && t != nil {
 		f.cur.Store(t)
 	}
+	_ = f.loadSplits()
 }
 
 func loadMetaTable(db *pebble.DB) (*wire.TableInfo, error) {
@@ -169,6 +180,10 @@ func OpenMetaTable(cfg MetaConfig, tr replica.Transport) (*MetaTable, error) {
 		}
 	}
 	fsm.cur.Store(t)
+	if err := fsm.loadSplits(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	rc := replica.DefaultConfig()
 	rc.ID = cfg.RaftID
 	for id := range cfg.Peers {

@@ -39,6 +39,8 @@ type Router struct {
 	ops    *ops.Server   // the HTTP side port, nil when Config.HTTP is ""
 	done   chan struct{} // closed by Close; ends retry waits
 
+	splits splitDrivers // split_driver.go
+
 	lmu     sync.Mutex
 	leaders map[string]string // cluster id → leader address last seen
 
@@ -94,6 +96,7 @@ func New(cfg Config) (*Router, error) {
 			return nil, fmt.Errorf("router: %w", err)
 		}
 	}
+	r.startSplits()
 	return r, nil
 }
 
@@ -210,6 +213,8 @@ func (r *Router) Handle(ctx context.Context, req *wire.Request) *wire.Response {
 		return &wire.Response{Router: &self}
 	case wire.OpStatus:
 		return &wire.Response{Status: r.status(ctx)}
+	case wire.OpSplit:
+		return r.handleSplit(ctx, req)
 	case wire.OpTable:
 		return &wire.Response{Routes: r.table.Current()}
 	case wire.OpHello:

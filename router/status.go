@@ -20,6 +20,9 @@ const RoleDown = "down"
 func (r *Router) status(ctx context.Context) *wire.Status {
 	t := r.table.Current()
 	st := &wire.Status{Router: r.cfg.ID, Version: t.Version, Clusters: make([]wire.ClusterStatus, len(t.Clusters))}
+	if r.meta != nil {
+		st.Splits = r.meta.Splits()
+	}
 	var wg sync.WaitGroup
 	for i, c := range t.Clusters {
 		rg, _ := ClusterRange(t, c.ID)

@@ -1,0 +1,216 @@
+package router
+
+// Split records in the meta group (DESIGN §7, docs/split.md).
+//
+// A split's progress is a wire.SplitStatus stored in the meta state machine
+// under metaSplitsKey, next to the table. It changes only through a
+// metaCommand of Kind "split", which carries the new record and,
+// optionally, the new table: both apply in one entry, so "the table gives
+// the upper half to the new cluster" and "the split is at table-updated"
+// are never out of step. Apply accepts a record only if NextPhase allows
+// its phase after the stored one: the state machine is a pure function
+// (NextPhase), replayed identically by every router.
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/cleavefs/cleave/internal/ring"
+	"github.com/cleavefs/cleave/wire"
+)
+
+// Split phases, in order; Abandoned ends a split before SPLIT commits.
+const (
+	PhasePlanned        = "planned"         // recorded; nothing done yet
+	PhaseLearnersAdded  = "learners-added"  // the new nodes are learners of the source
+	PhaseCaughtUp       = "caught-up"       // the learners are within a small lag of the source's log
+	PhaseSplitCommitted = "split-committed" // the source applied SPLIT (Index)
+	PhaseTableUpdated   = "table-updated"   // the routing table gives [At, End) to the new cluster (Version)
+	PhaseCleaned        = "cleaned"         // learners removed from the source, moved half deleted there
+	PhaseAbandoned      = "abandoned"       // stopped before SPLIT committed; the source is unchanged
+)
+
+var phaseOrder = []string{PhasePlanned, PhaseLearnersAdded, PhaseCaughtUp, PhaseSplitCommitted, PhaseTableUpdated, PhaseCleaned}
+
+// Done reports whether phase is final.
+func Done(phase string) bool { return phase == PhaseCleaned || phase == PhaseAbandoned }
+
+// ErrBadTransition is the answer to a split record change the state
+// machine does not allow.
+var ErrBadTransition = errors.New("router: split phase change not allowed")
+
+// NextPhase reports whether a split may move from phase cur to next: one
+// step forward, staying put (an idempotent retry), or to abandoned before
+// SPLIT may have committed. A SPLIT_FORK may be in flight in caught-up, so
+// abandoning there is allowed only because the driver first fences the
+// source with an abandon entry (docs/split.md).
+func NextPhase(cur, next string) error {
+	if cur == next {
+		return nil
+	}
+	if next == PhaseAbandoned {
+		switch cur {
+		case PhasePlanned, PhaseLearnersAdded, PhaseCaughtUp:
+			return nil
+		}
+		return fmt.Errorf("%w: %s cannot be abandoned (SPLIT has committed)", ErrBadTransition, cur)
+	}
+	i, j := slices.Index(phaseOrder, cur), slices.Index(phaseOrder, next)
+	if i < 0 || j < 0 || j != i+1 {
+		return fmt.Errorf("%w: %s to %s", ErrBadTransition, cur, next)
+	}
+	return nil
+}
+
+// metaSplitsKey holds every split record (msgpack []wire.SplitStatus).
+var metaSplitsKey = []byte("m/splits")
+
+const metaKindSplit = "split"
+
+// maxSplitRecords bounds the finished records kept for status.
+const maxSplitRecords = 32
+
+// PlanSplit returns the planned record of a split of spec.Cluster under
+// table t, with id. It checks the spec against the table.
+func PlanSplit(t *wire.TableInfo, splits []wire.SplitStatus, id uint64, spec *wire.SplitSpec) (wire.SplitStatus, error) {
+	if spec == nil || spec.Cluster == "" || spec.NewCluster == "" || len(spec.Nodes) == 0 {
+		return wire.SplitStatus{}, errors.New("a split needs the source cluster, the new cluster's id and its nodes")
+	}
+	for _, s := range splits {
+		if !Done(s.Phase) {
+			return wire.SplitStatus{}, fmt.Errorf("split %d of %s is in progress (%s); one split at a time", s.ID, s.Cluster, s.Phase)
+		}
+	}
+	rng, ok := ClusterRange(t, spec.Cluster)
+	if !ok {
+		return wire.SplitStatus{}, fmt.Errorf("cluster %s owns no range in routing table version %d", spec.Cluster, t.Version)
+	}
+	if _, ok := Cluster(t, spec.NewCluster); ok {
+		return wire.SplitStatus{}, fmt.Errorf("cluster %s already exists", spec.NewCluster)
+	}
+	at := spec.At
+	if at == 0 {
+		at = ring.Mid(rng)
+	}
+	if at <= rng.Start || (rng.End != 0 && at >= rng.End) {
+		return wire.SplitStatus{}, fmt.Errorf("cut point %#016x is not inside %s's range %v", at, spec.Cluster, rng)
+	}
+	seen := map[uint64]bool{}
+	for _, c := range t.Clusters {
+		for _, m := range c.Members {
+			seen[m.ID] = true
+		}
+	}
+	for _, m := range spec.Nodes {
+		if m.ID == 0 || m.Addr == "" || seen[m.ID] {
+			return wire.SplitStatus{}, fmt.Errorf("node %d (%q): ids must be new and nonzero, with an address", m.ID, m.Addr)
+		}
+		seen[m.ID] = true
+	}
+	return wire.SplitStatus{
+		ID: id, Cluster: spec.Cluster, NewCluster: spec.NewCluster, Nodes: slices.Clone(spec.Nodes),
+		Range: rng, At: at, Phase: PhasePlanned,
+	}, nil
+}
+
+// SplitTable moves [At, End) of rec's source to its new cluster in t.
+func SplitTable(t *wire.TableInfo, rec *wire.SplitStatus) error {
+	for i, o := range t.Ranges {
+		if o.Cluster == rec.Cluster && o.Range == rec.Range {
+			t.Ranges[i].Range.End = rec.At
+			t.Ranges = append(t.Ranges, wire.RangeOwner{Range: wire.Range{Start: rec.At, End: rec.Range.End}, Cluster: rec.NewCluster})
+			t.Clusters = append(t.Clusters, wire.ClusterInfo{ID: rec.NewCluster, Members: slices.Clone(rec.Nodes)})
+			return nil
+		}
+	}
+	return fmt.Errorf("cluster %s no longer owns %v", rec.Cluster, rec.Range)
+}
+
+// applySplit is the meta FSM's Apply for a split command.
+func (f *metaFSM) applySplit(b *pebble.Batch, c *metaCommand) any {
+	if c.Split == nil {
+		return fmt.Errorf("%w: split command without a record", ErrInvalidTable)
+	}
+	splits := slices.Clone(f.Splits())
+	i := slices.IndexFunc(splits, func(s wire.SplitStatus) bool { return s.ID == c.Split.ID })
+	switch {
+	case i < 0 && c.Split.Phase != PhasePlanned:
+		return fmt.Errorf("%w: split %d is unknown", ErrBadTransition, c.Split.ID)
+	case i < 0:
+		for _, s := range splits {
+			if !Done(s.Phase) {
+				return fmt.Errorf("%w: split %d is in progress", ErrBadTransition, s.ID)
+			}
+		}
+		splits = append(splits, *c.Split)
+	default:
+		if err := NextPhase(splits[i].Phase, c.Split.Phase); err != nil {
+			return err
+		}
+		splits[i] = *c.Split
+	}
+	if c.Table != nil {
+		cur := f.cur.Load()
+		if cur.Version != c.Expect {
+			return errStaleUpdate
+		}
+		if c.Table.Version != c.Expect+1 {
+			return fmt.Errorf("%w: version %d does not follow %d", ErrInvalidTable, c.Table.Version, c.Expect)
+		}
+		if err := ValidateTable(c.Table); err != nil {
+			return err
+		}
+		v, err := msgpack.Marshal(&metaCommand{Expect: c.Expect, Table: c.Table})
+		if err != nil {
+			return err
+		}
+		if err := b.Set(metaTableKey, v, nil); err != nil {
+			return err
+		}
+	}
+	for len(splits) > maxSplitRecords && Done(splits[0].Phase) {
+		splits = splits[1:]
+	}
+	v, err := msgpack.Marshal(splits)
+	if err != nil {
+		return err
+	}
+	if err := b.Set(metaSplitsKey, v, nil); err != nil {
+		return err
+	}
+	if c.Table != nil {
+		f.cur.Store(c.Table)
+	}
+	f.splits.Store(&splits)
+	return nil
+}
+
+// Splits returns the split records this router has applied, oldest first.
+func (f *metaFSM) Splits() []wire.SplitStatus {
+	if p := f.splits.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (f *metaFSM) loadSplits() error {
+	v, closer, err := f.db.Get(metaSplitsKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		f.splits.Store(nil)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	var s []wire.SplitStatus
+	if err := msgpack.Unmarshal(v, &s); err != nil {
+		return fmt.Errorf("router: stored split records do not decode: %w", err)
+	}
+	f.splits.Store(&s)
+	return nil
+}

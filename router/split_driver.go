@@ -1,0 +1,397 @@
+package router
+
+// The split driver (docs/split.md): the meta leader walks each split
+// through its phases, one idempotent step at a time, recording every phase
+// in the meta group before the next step. A new meta leader resumes from
+// the record (resumeSplits); every step is safe to repeat.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/cleavefs/cleave/replica"
+	"github.com/cleavefs/cleave/wire"
+)
+
+// splitStepTimeout bounds one step of the driver; a failed step is retried.
+const splitStepTimeout = 10 * time.Second
+
+// Splits returns the split records of the meta group, oldest first.
+func (m *MetaTable) Splits() []wire.SplitStatus { return m.fsm.Splits() }
+
+// RecordSplit commits rec (a phase change allowed by NextPhase) in the meta
+// group; with table set it also applies table to the routing table, in the
+// same entry, and records the new version in rec.Version. Only on the meta
+// leader (ErrNotMetaLeader elsewhere).
+func (m *MetaTable) RecordSplit(ctx context.Context, rec wire.SplitStatus, table func(*wire.TableInfo) error) (wire.SplitStatus, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for {
+		c := metaCommand{Kind: metaKindSplit, Split: &rec}
+		if table != nil {
+			old := m.Current()
+			t := CloneTable(old)
+			if err := table(t); err != nil {
+				return rec, err
+			}
+			t.Version = old.Version + 1
+			sortRanges(t)
+			if err := ValidateTable(t); err != nil {
+				return rec, fmt.Errorf("split %d: table version %d: %w", rec.ID, t.Version, err)
+			}
+			c.Expect, c.Table = old.Version, t
+			rec.Version = t.Version
+		}
+		cmd, err := msgpack.Marshal(&c)
+		if err != nil {
+			return rec, err
+		}
+		res, _, err := m.rep.Propose(ctx, cmd)
+		if errors.Is(err, replica.ErrNotLeader) {
+			return rec, errors.Join(ErrNotMetaLeader, err)
+		}
+		if err != nil {
+			return rec, fmt.Errorf("record split %d: %w", rec.ID, err)
+		}
+		if res == errStaleUpdate {
+			continue
+		}
+		if e, ok := res.(error); ok && e != nil {
+			return rec, e
+		}
+		return rec, nil
+	}
+}
+
+// splitDrivers tracks the drivers running on this router.
+type splitDrivers struct {
+	mu      sync.Mutex
+	running map[uint64]bool
+	once    sync.Once
+}
+
+func (r *Router) findSplit(id uint64) (wire.SplitStatus, bool) {
+	for _, s := range r.meta.Splits() {
+		if s.ID == id {
+			return s, true
+		}
+	}
+	return wire.SplitStatus{}, false
+}
+
+// isMetaLeader reports whether this router leads the meta group.
+func (r *Router) isMetaLeader() bool {
+	rep := r.meta.Replica()
+	return rep.Leader() != 0 && rep.Leader() == rep.Status().ID
+}
+
+// startSplits starts the loop that resumes unfinished splits whenever this
+// router leads the meta group. Idempotent.
+func (r *Router) startSplits() {
+	if r.meta == nil {
+		return
+	}
+	r.splits.once.Do(func() {
+		r.splits.running = map[uint64]bool{}
+		go func() {
+			tk := time.NewTicker(250 * time.Millisecond)
+			defer tk.Stop()
+			for {
+				select {
+				case <-r.done:
+					return
+				case <-tk.C:
+				}
+				if !r.isMetaLeader() {
+					continue
+				}
+				for _, s := range r.meta.Splits() {
+					if !Done(s.Phase) {
+						r.driveSplit(s.ID)
+					}
+				}
+			}
+		}()
+	})
+}
+
+// driveSplit starts the driver of split id unless one runs.
+func (r *Router) driveSplit(id uint64) {
+	r.splits.mu.Lock()
+	defer r.splits.mu.Unlock()
+	if r.splits.running[id] {
+		return
+	}
+	r.splits.running[id] = true
+	go func() {
+		defer func() {
+			r.splits.mu.Lock()
+			delete(r.splits.running, id)
+			r.splits.mu.Unlock()
+		}()
+		r.runSplit(id)
+	}()
+}
+
+func (r *Router) runSplit(id uint64) {
+	backoff := 50 * time.Millisecond
+	for {
+		select {
+		case <-r.done:
+			return
+		default:
+		}
+		rec, ok := r.findSplit(id)
+		if !ok || Done(rec.Phase) || !r.isMetaLeader() {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), splitStepTimeout)
+		err := r.splitStep(ctx, rec)
+		cancel()
+		if err == nil {
+			backoff = 50 * time.Millisecond
+			continue
+		}
+		r.log.Info("split: step failed; retrying", "split", id, "phase", rec.Phase, "err", err)
+		if !r.wait(context.Background(), backoff) {
+			return
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// callCluster sends req to cluster id's leader, following NOT_LEADER.
+func (r *Router) callCluster(ctx context.Context, id string, req *wire.Request) *wire.Response {
+	return r.forward(ctx, req, func(t *wire.TableInfo) (string, bool) {
+		_, ok := Cluster(t, id)
+		return id, ok
+	})
+}
+
+// callNode sends req to one address.
+func (r *Router) callNode(ctx context.Context, addr string, req *wire.Request) (*wire.Response, error) {
+	conn, err := r.pool.Get(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return conn.Call(ctx, req)
+}
+
+// splitStep does the work of rec's phase and records the next phase.
+func (r *Router) splitStep(ctx context.Context, rec wire.SplitStatus) error {
+	next := rec
+	var table func(*wire.TableInfo) error
+	switch rec.Phase {
+	case PhasePlanned:
+		for _, m := range rec.Nodes {
+			resp := r.callCluster(ctx, rec.Cluster, &wire.Request{Op: wire.OpAddLearner, Member: &wire.Member{ID: m.ID, Addr: m.Addr}})
+			if err := resp.Err(); err != nil {
+				return fmt.Errorf("add learner %d to %s: %w", m.ID, rec.Cluster, err)
+			}
+		}
+		next.Phase = PhaseLearnersAdded
+	case PhaseLearnersAdded:
+		if err := r.learnersCaughtUp(ctx, rec); err != nil {
+			return err
+		}
+		next.Phase = PhaseCaughtUp
+	case PhaseCaughtUp:
+		resp := r.callCluster(ctx, rec.Cluster, &wire.Request{Op: wire.OpSplitFork, Split: &wire.SplitSpec{
+			Cluster: rec.Cluster, NewCluster: rec.NewCluster, Nodes: rec.Nodes, At: rec.At,
+			Table: r.table.Current().Version + 1,
+		}})
+		if resp.Code == wire.Conflict {
+			next.Phase = PhaseAbandoned // the source was fenced by an abandon
+			break
+		}
+		if err := resp.Err(); err != nil {
+			return fmt.Errorf("SPLIT on %s: %w", rec.Cluster, err)
+		}
+		next.Phase, next.Index = PhaseSplitCommitted, resp.Split.Index
+	case PhaseSplitCommitted:
+		if err := r.newClusterUp(ctx, rec); err != nil {
+			return err
+		}
+		next.Phase = PhaseTableUpdated
+		table = func(t *wire.TableInfo) error { return SplitTable(t, &rec) }
+	case PhaseTableUpdated:
+		for _, m := range rec.Nodes {
+			resp := r.callCluster(ctx, rec.Cluster, &wire.Request{Op: wire.OpRemoveMember, Member: &wire.Member{ID: m.ID}})
+			if err := resp.Err(); err != nil {
+				return fmt.Errorf("remove learner %d from %s: %w", m.ID, rec.Cluster, err)
+			}
+		}
+		for more := true; more; {
+			resp := r.callCluster(ctx, rec.Cluster, &wire.Request{Op: wire.OpSplitCleanup, Limit: 512})
+			if err := resp.Err(); err != nil {
+				return fmt.Errorf("clean the moved half from %s: %w", rec.Cluster, err)
+			}
+			more = resp.Exists
+		}
+		next.Phase = PhaseCleaned
+	default:
+		return nil
+	}
+	next.Error = ""
+	got, err := r.meta.RecordSplit(ctx, next, table)
+	if err != nil {
+		return err
+	}
+	r.log.Info("split: phase recorded", "split", got.ID, "cluster", got.Cluster, "new_cluster", got.NewCluster, "phase", got.Phase, "index", got.Index, "version", got.Version)
+	return nil
+}
+
+// learnersCaughtUp checks on the source's leader that every new node is a
+// learner within a small lag of its log.
+func (r *Router) learnersCaughtUp(ctx context.Context, rec wire.SplitStatus) error {
+	resp := r.callCluster(ctx, rec.Cluster, &wire.Request{Op: wire.OpStatus})
+	if err := resp.Err(); err != nil {
+		return err
+	}
+	st := resp.Node
+	if st == nil {
+		return errors.New("status without node")
+	}
+	if st.Role != "leader" && st.LeaderAddr != "" {
+		resp, err := r.callNode(ctx, st.LeaderAddr, &wire.Request{Op: wire.OpStatus})
+		if err != nil {
+			return err
+		}
+		if resp.Node == nil {
+			return resp.Err()
+		}
+		st = resp.Node
+	}
+	if st.Role != "leader" {
+		return fmt.Errorf("%s has no leader", rec.Cluster)
+	}
+	for _, m := range rec.Nodes {
+		i := slices.IndexFunc(st.Members, func(x wire.MemberStatus) bool { return x.ID == m.ID })
+		if i < 0 {
+			return fmt.Errorf("node %d is not a member of %s", m.ID, rec.Cluster)
+		}
+		if ms := st.Members[i]; ms.Match == 0 || ms.Match+splitMaxLag < st.Commit {
+			return fmt.Errorf("learner %d at %d, %s commit %d", m.ID, ms.Match, rec.Cluster, st.Commit)
+		}
+	}
+	return nil
+}
+
+// splitMaxLag matches the node's check before it proposes SPLIT.
+const splitMaxLag = 100
+
+// newClusterUp waits until the new cluster's nodes have left the source:
+// all of them, or a majority once they have had a few seconds.
+func (r *Router) newClusterUp(ctx context.Context, rec wire.SplitStatus) error {
+	want := wire.Range{Start: rec.At, End: rec.Range.End}
+	start := time.Now()
+	for {
+		up := 0
+		for _, m := range rec.Nodes {
+			resp, err := r.callNode(ctx, m.Addr, &wire.Request{Op: wire.OpStatus})
+			if err == nil && resp.Node != nil && resp.Node.Range == want && len(resp.Node.Members) == len(rec.Nodes) {
+				up++
+			}
+		}
+		if up == len(rec.Nodes) || (up > len(rec.Nodes)/2 && time.Since(start) > 3*time.Second) {
+			return nil
+		}
+		if !r.wait(ctx, 10*time.Millisecond) {
+			return fmt.Errorf("%d of %d nodes of %s have left %s", up, len(rec.Nodes), rec.NewCluster, rec.Cluster)
+		}
+	}
+}
+
+// handleSplit serves OpSplit: start (or return) a split, or abandon one.
+// Any router takes it and passes it on to the meta leader.
+func (r *Router) handleSplit(ctx context.Context, req *wire.Request) *wire.Response {
+	if r.meta == nil {
+		return wire.Errorf(req.ID, wire.Invalid, "splits need the routers' meta group (this router uses a table file)")
+	}
+	sp := req.Split
+	if sp == nil {
+		// No spec: report the splits (the CLI polls this way).
+		return &wire.Response{Status: &wire.Status{Router: r.cfg.ID, Version: r.table.Current().Version, Splits: r.meta.Splits()}}
+	}
+	if !r.isMetaLeader() {
+		rep := r.meta.Replica()
+		addr := rep.MemberAddr(rep.Leader())
+		if addr == "" {
+			return wire.Errorf(req.ID, wire.Unavailable, "the meta group has no leader; retry")
+		}
+		out := *req
+		out.ID = 0
+		resp, err := r.callNode(ctx, addr, &out)
+		if err != nil {
+			return wire.Errorf(req.ID, wire.Unavailable, "meta leader %s: %v", addr, err)
+		}
+		return resp
+	}
+	r.startSplits()
+	splits := r.meta.Splits()
+	if sp.Abandon {
+		return r.abandonSplit(ctx, req, sp)
+	}
+	for _, s := range splits {
+		if s.NewCluster == sp.NewCluster && s.Cluster == sp.Cluster && s.Phase != PhaseAbandoned {
+			if !Done(s.Phase) {
+				r.driveSplit(s.ID)
+			}
+			return &wire.Response{Split: &s}
+		}
+	}
+	var id uint64
+	for _, s := range splits {
+		id = max(id, s.ID)
+	}
+	rec, err := PlanSplit(r.table.Current(), splits, id+1, sp)
+	if err != nil {
+		return wire.Errorf(req.ID, wire.Invalid, "split %s: %v", sp.Cluster, err)
+	}
+	if rec, err = r.meta.RecordSplit(ctx, rec, nil); err != nil {
+		return wire.Errorf(req.ID, wire.Unavailable, "record split: %v", err)
+	}
+	r.log.Info("split: planned", "split", rec.ID, "cluster", rec.Cluster, "new_cluster", rec.NewCluster, "at", rec.At)
+	r.driveSplit(rec.ID)
+	return &wire.Response{Split: &rec}
+}
+
+// abandonSplit stops a split that has not committed SPLIT: it fences the
+// source with an abandon entry (so a SPLIT still in flight is refused),
+// removes the learners, and records abandoned.
+func (r *Router) abandonSplit(ctx context.Context, req *wire.Request, sp *wire.SplitSpec) *wire.Response {
+	var rec wire.SplitStatus
+	found := false
+	for _, s := range r.meta.Splits() {
+		if s.Cluster == sp.Cluster && !Done(s.Phase) {
+			rec, found = s, true
+		}
+	}
+	if !found {
+		return wire.Errorf(req.ID, wire.NotFound, "no split of %s in progress", sp.Cluster)
+	}
+	if err := NextPhase(rec.Phase, PhaseAbandoned); err != nil {
+		return wire.Errorf(req.ID, wire.Conflict, "split %d: %v", rec.ID, err)
+	}
+	if rec.Phase == PhaseCaughtUp {
+		resp := r.callCluster(ctx, rec.Cluster, &wire.Request{Op: wire.OpSplitFork, Split: &wire.SplitSpec{Cluster: rec.Cluster, NewCluster: rec.NewCluster, Abandon: true}})
+		if err := resp.Err(); err != nil {
+			return wire.Errorf(req.ID, resp.Code, "split %d: fence %s: %v", rec.ID, rec.Cluster, err)
+		}
+	}
+	for _, m := range rec.Nodes {
+		r.callCluster(ctx, rec.Cluster, &wire.Request{Op: wire.OpRemoveMember, Member: &wire.Member{ID: m.ID}})
+	}
+	rec.Phase = PhaseAbandoned
+	got, err := r.meta.RecordSplit(ctx, rec, nil)
+	if err != nil {
+		return wire.Errorf(req.ID, wire.Conflict, "split %d: %v", rec.ID, err)
+	}
+	return &wire.Response{Split: &got}
+}

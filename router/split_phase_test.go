@@ -1,0 +1,69 @@
+package router
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/cleavefs/cleave/wire"
+)
+
+// The split state machine: one step forward, idempotent repeats, abandon
+// only before SPLIT commits; replayed through the meta FSM a record can
+// only follow these transitions.
+func TestSplitNextPhase(t *testing.T) {
+	for _, tc := range []struct {
+		cur, next string
+		ok        bool
+	}{
+		{PhasePlanned, PhaseLearnersAdded, true},
+		{PhaseLearnersAdded, PhaseCaughtUp, true},
+		{PhaseCaughtUp, PhaseSplitCommitted, true},
+		{PhaseSplitCommitted, PhaseTableUpdated, true},
+		{PhaseTableUpdated, PhaseCleaned, true},
+		{PhaseCaughtUp, PhaseCaughtUp, true},
+		{PhasePlanned, PhaseCaughtUp, false},
+		{PhaseCleaned, PhasePlanned, false},
+		{PhasePlanned, PhaseAbandoned, true},
+		{PhaseLearnersAdded, PhaseAbandoned, true},
+		{PhaseCaughtUp, PhaseAbandoned, true},
+		{PhaseSplitCommitted, PhaseAbandoned, false},
+		{PhaseTableUpdated, PhaseAbandoned, false},
+		{PhaseAbandoned, PhaseSplitCommitted, false},
+	} {
+		t.Run(tc.cur+"->"+tc.next, func(t *testing.T) {
+			err := NextPhase(tc.cur, tc.next)
+			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrBadTransition)) {
+				t.Fatalf("NextPhase(%s, %s) = %v, want ok=%v", tc.cur, tc.next, err, tc.ok)
+			}
+		})
+	}
+}
+
+// PlanSplit and SplitTable keep the table a partition and refuse bad specs.
+func TestPlanSplitAndTable(t *testing.T) {
+	tab := BootstrapTable([]wire.ClusterInfo{{ID: "c1", Members: []wire.Member{{ID: 1, Addr: "a:1"}}}})
+	nodes := []wire.Member{{ID: 7, Addr: "b:1"}}
+	if _, err := PlanSplit(tab, nil, 1, &wire.SplitSpec{Cluster: "c9", NewCluster: "c2", Nodes: nodes}); err == nil {
+		t.Fatal("split of an unknown cluster planned")
+	}
+	if _, err := PlanSplit(tab, nil, 1, &wire.SplitSpec{Cluster: "c1", NewCluster: "c2", Nodes: []wire.Member{{ID: 1, Addr: "a:1"}}}); err == nil {
+		t.Fatal("split reusing a node id planned")
+	}
+	rec, err := PlanSplit(tab, nil, 1, &wire.SplitSpec{Cluster: "c1", NewCluster: "c2", Nodes: nodes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := PlanSplit(tab, []wire.SplitStatus{rec}, 2, &wire.SplitSpec{Cluster: "c1", NewCluster: "c3", Nodes: []wire.Member{{ID: 8, Addr: "c:1"}}}); err == nil {
+		t.Fatal("second split planned while one is in progress")
+	}
+	if err := SplitTable(tab, &rec); err != nil {
+		t.Fatal(err)
+	}
+	sortRanges(tab)
+	if err := ValidateTable(tab); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := ClusterRange(tab, "c2"); r != (wire.Range{Start: rec.At}) {
+		t.Fatalf("c2 owns %v", r)
+	}
+}

@@ -1,0 +1,194 @@
+package router_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cleavefs/cleave/client"
+	"github.com/cleavefs/cleave/cluster"
+	"github.com/cleavefs/cleave/internal/ring"
+	"github.com/cleavefs/cleave/internal/testcluster"
+	"github.com/cleavefs/cleave/router"
+	"github.com/cleavefs/cleave/wire"
+)
+
+// startJoiners starts n empty nodes of cluster id that join c1 (Join).
+func startJoiners(t *testing.T, d *testcluster.Deployment, id string, firstID uint64, n int) []wire.Member {
+	t.Helper()
+	var out []wire.Member
+	src, _ := router.Cluster(d.Table, "c1")
+	for i := range n {
+		nid := firstID + uint64(i)
+		addr, err := testcluster.FreeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		peers := map[uint64]string{nid: addr}
+		for _, m := range src.Members {
+			peers[m.ID] = m.Addr
+		}
+		cfg := cluster.DefaultConfig()
+		cfg.NodeID, cfg.ClusterID, cfg.Listen, cfg.Peers, cfg.Join = nid, id, addr, peers, true
+		cfg.DataDir = filepath.Join(t.TempDir(), "n"+strconv.FormatUint(nid, 10))
+		cfg.Logger = slog.New(slog.DiscardHandler)
+		node, err := cluster.Start(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { node.Close() })
+		out = append(out, wire.Member{ID: nid, Addr: addr})
+	}
+	return out
+}
+
+func metaRouter(rc *router.Config) {
+	rc.Meta = &router.MetaConfig{RaftID: 1, Peers: map[uint64]string{1: "127.0.0.1:1"}, TickInterval: 10 * time.Millisecond}
+}
+
+// waitSplit polls until the split of c1 is done, checking that every table
+// version seen is a partition of the ring, and returns the final record.
+func waitSplit(t *testing.T, d *testcluster.Deployment, ctx context.Context) wire.SplitStatus {
+	t.Helper()
+	c := d.Client(t)
+	var phases []string
+	for {
+		tab, err := c.Table(ctx)
+		if err != nil {
+			t.Fatalf("table: %v", err)
+		}
+		if err := router.ValidateTable(tab); err != nil {
+			t.Fatalf("table version %d: %v", tab.Version, err)
+		}
+		splits, err := c.Splits(ctx)
+		if err != nil {
+			t.Fatalf("splits: %v", err)
+		}
+		if len(splits) == 0 {
+			t.Fatal("no split recorded")
+		}
+		s := splits[len(splits)-1]
+		if len(phases) == 0 || phases[len(phases)-1] != s.Phase {
+			phases = append(phases, s.Phase)
+			t.Logf("split %d: %s (index %d, version %d) %s", s.ID, s.Phase, s.Index, s.Version, s.Error)
+		}
+		if router.Done(s.Phase) {
+			return s
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("split not done: phases %v", phases)
+		case <-time.After(20 * time.Millisecond): // polling interval
+		}
+	}
+}
+
+// An empty cluster splits: the table gives the upper half to c2, whose
+// nodes serve it.
+func TestSplitEmptyCluster(t *testing.T) {
+	d := testcluster.Start(t, testcluster.Options{Router: metaRouter})
+	nodes := startJoiners(t, d, "c2", 100, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := d.Client(t)
+	rec, err := c.Split(ctx, wire.SplitSpec{Cluster: "c1", NewCluster: "c2", Nodes: nodes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Phase != router.PhasePlanned || rec.At != ring.Mid(wire.Range{}) {
+		t.Fatalf("planned %+v", rec)
+	}
+	s := waitSplit(t, d, ctx)
+	if s.Phase != router.PhaseCleaned {
+		t.Fatalf("split ended %s", s.Phase)
+	}
+	tab, _ := c.Table(ctx)
+	if r, ok := router.ClusterRange(tab, "c2"); !ok || r != (wire.Range{Start: s.At}) {
+		t.Fatalf("c2 range %v in table %+v", r, tab)
+	}
+	for i := range 20 {
+		p := fmt.Sprintf("/e%d/f", i)
+		if _, err := c.Put(ctx, p, []byte(p), client.Parents()); err != nil {
+			t.Fatalf("put %s after split: %v", p, err)
+		}
+	}
+}
+
+// A cluster with data splits while clients write: no client sees an
+// error, every acknowledged write reads back afterwards, and every table
+// version is a partition of the ring.
+func TestSplitUnderWrites(t *testing.T) {
+	d := testcluster.Start(t, testcluster.Options{Router: metaRouter})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c := d.Client(t)
+	for i := range 100 {
+		p := fmt.Sprintf("/pre%d/f", i)
+		if _, err := c.Put(ctx, p, []byte(p), client.Parents()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nodes := startJoiners(t, d, "c2", 100, 3)
+
+	var (
+		stop   atomic.Bool
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		acked  = map[string]string{}
+		errs   []error
+		maxLat time.Duration
+	)
+	for w := range 8 {
+		wg.Go(func() {
+			wc := d.Client(t)
+			for i := 0; !stop.Load(); i++ {
+				p := fmt.Sprintf("/w%d-%d/f", w, i%50)
+				v := fmt.Sprintf("%d-%d", w, i)
+				start := time.Now()
+				_, err := wc.Put(ctx, p, []byte(v), client.Parents())
+				lat := time.Since(start)
+				mu.Lock()
+				maxLat = max(maxLat, lat)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("put %s: %w", p, err))
+				} else {
+					acked[p] = v
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(200 * time.Millisecond) // let writes run before the split starts (load, not synchronisation)
+	if _, err := c.Split(ctx, wire.SplitSpec{Cluster: "c1", NewCluster: "c2", Nodes: nodes}); err != nil {
+		t.Fatal(err)
+	}
+	s := waitSplit(t, d, ctx)
+	time.Sleep(200 * time.Millisecond) // writes continue against the new table
+	stop.Store(true)
+	wg.Wait()
+	t.Logf("max write latency during the split: %v; %d files acknowledged", maxLat, len(acked))
+	if s.Phase != router.PhaseCleaned {
+		t.Fatalf("split ended %s", s.Phase)
+	}
+	for _, err := range errs {
+		t.Error(err)
+	}
+	for p, v := range acked {
+		got, err := c.Get(ctx, p)
+		if err != nil || string(got) != v {
+			t.Errorf("get %s: %q %v, want %q", p, got, err, v)
+		}
+	}
+	for i := range 100 {
+		p := fmt.Sprintf("/pre%d/f", i)
+		if got, err := c.Get(ctx, p); err != nil || string(got) != p {
+			t.Errorf("get %s: %q %v", p, got, err)
+		}
+	}
+}
