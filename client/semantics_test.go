@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/cleavefs/cleave/client"
 	"github.com/cleavefs/cleave/internal/testcluster"
@@ -387,7 +388,9 @@ func TestListTopPages(t *testing.T) {
 }
 
 func TestStreaming(t *testing.T) {
-	c := sharedClient(t)
+	// Multi-megabyte transfers through three race-instrumented nodes in
+	// one process can take far longer per call than the 10 s default.
+	c := sharedClient(t, client.WithTimeout(2*time.Minute))
 	ctx := context.Background()
 	r := root(t, "c1", "")
 	for _, size := range []int{0, 100, client.ChunkSize, 5*client.ChunkSize + 12345} {
@@ -446,7 +449,9 @@ func itoa(n int) string {
 
 func TestDownloadSeesOneVersion(t *testing.T) {
 	needServer(t, "ranged GET")
-	c := sharedClient(t)
+	// Multi-megabyte transfers through three race-instrumented nodes in
+	// one process can take far longer per call than the 10 s default.
+	c := sharedClient(t, client.WithTimeout(2*time.Minute))
 	ctx := context.Background()
 	r := root(t, "c1", "")
 	data := bytes.Repeat([]byte("a"), 3*client.ChunkSize)
