@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cleavefs/cleave/internal/fspath"
+	"github.com/cleavefs/cleave/internal/gossip"
 	"github.com/cleavefs/cleave/internal/ops"
 	"github.com/cleavefs/cleave/internal/rpc"
 	"github.com/cleavefs/cleave/replica"
@@ -79,6 +81,12 @@ type Config struct {
 	// one. It has no auth: bind it to loopback or a private network.
 	// Default "" (off).
 	HTTP string
+
+	// Gossip is the HOST:PORT (UDP and TCP) this node joins the gossip pool
+	// on; "" leaves gossip off. GossipSeeds are members to join through
+	// (the routers' gossip addresses); none starts a new pool.
+	Gossip      string
+	GossipSeeds []string
 }
 
 // DefaultConfig returns a Config with every default filled in; the caller
@@ -133,34 +141,42 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// frameSlack is the room a response frame keeps besides file data (the
-// stat, message and msgpack framing).
-const frameSlack = 64 << 10
-
 // pebbleOptions are the options of a node's Pebble instance.
 //
 // The block cache is 64 MiB (Pebble's default is 8 MiB): under a 1 KiB put
 // load the hot index and data blocks (entries, block maps, chunk metadata,
 // session records) outgrow 8 MiB, and every miss reads and
 // snappy-decodes a block again; see docs/benchmarks.md.
+//
+// Blocks are not compressed: most bytes a node stores are file chunks (and
+// the log entries that carried them), which rarely compress, and snappy on
+// every flush and read cost more CPU than the disk it saved (it also stalled
+// writes behind slow flushes under the race detector).
 func pebbleOptions(lg pebble.Logger) *pebble.Options {
-	return &pebble.Options{Logger: lg, CacheSize: 64 << 20}
+	o := &pebble.Options{Logger: lg, CacheSize: 64 << 20}
+	o.Levels[0].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
+	return o
 }
+
+// frameSlack is the room a response frame keeps besides file data (the
+// stat, message and msgpack framing).
+const frameSlack = 64 << 10
 
 // Node is a running storage node. Safe for concurrent use.
 type Node struct {
-	cfg   Config
-	log   *slog.Logger
-	db    *pebble.DB
-	fsm   *FSM
-	rep   *replicaRef // replaced once if the node leaves at a split (split_node.go)
-	split *splitState
-	tr    *replica.WireTransport
-	pool  *rpc.Pool
-	srv   *rpc.Server
-	ops   *ops.Server // the HTTP side port, nil when Config.HTTP is ""
-	ln    net.Listener
-	addrs map[uint64]string // raft id -> address
+	cfg    Config
+	log    *slog.Logger
+	db     *pebble.DB
+	fsm    *FSM
+	rep    *replicaRef // replaced once if the node leaves at a split (split_node.go)
+	split  *splitState
+	tr     *replica.WireTransport
+	pool   *rpc.Pool
+	srv    *rpc.Server
+	ops    *ops.Server  // the HTTP side port, nil when Config.HTTP is ""
+	gossip *gossip.Pool // nil when Config.Gossip is ""
+	ln     net.Listener
+	addrs  map[uint64]string // raft id -> address
 
 	serveErr chan error
 	scrub    *scrubber
@@ -274,6 +290,10 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.ScrubRate > 0 {
 		n.scrub = startScrubber(n.fsm, cfg.ScrubRate, log)
 	}
+	if err := n.startGossip(); err != nil {
+		n.srv.Close()
+		return fail(fmt.Errorf("cluster: %w", err))
+	}
 	log.Info("node serving", "addr", n.Addr(), "peers", len(cfg.Peers))
 	return n, nil
 }
@@ -292,6 +312,9 @@ func (n *Node) Close() error {
 func (n *Node) closeParts() error {
 	if n.split != nil {
 		n.split.stop()
+	}
+	if n.gossip != nil {
+		n.gossip.Close()
 	}
 	if n.ops != nil {
 		n.ops.Close()

@@ -30,6 +30,10 @@ type Config struct {
 	MaxSizePerMsg uint64
 	// MaxInflight caps in-flight append messages per follower. Default 256.
 	MaxInflight int
+	// MaxInflightBytes caps the entry bytes in flight to one follower, so a
+	// stream of 1 MiB chunks does not keep MaxInflight megabytes in memory
+	// per follower. Default 8 MiB.
+	MaxInflightBytes uint64
 	// MaxUncommittedBytes caps the payload bytes of proposals appended by the
 	// leader but not yet committed; proposals beyond it fail with
 	// ErrProposalDropped. Default 64 MiB.
@@ -85,6 +89,7 @@ func DefaultConfig() Config {
 		HeartbeatTicks:      1,
 		MaxSizePerMsg:       1 << 20,
 		MaxInflight:         256,
+		MaxInflightBytes:    8 << 20,
 		MaxUncommittedBytes: 64 << 20,
 		MaxBatch:            1024,
 		Prefix:              []byte("r/"),
@@ -113,6 +118,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxInflight == 0 {
 		c.MaxInflight = d.MaxInflight
+	}
+	if c.MaxInflightBytes == 0 {
+		c.MaxInflightBytes = d.MaxInflightBytes
 	}
 	if c.MaxUncommittedBytes == 0 {
 		c.MaxUncommittedBytes = d.MaxUncommittedBytes

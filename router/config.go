@@ -36,6 +36,12 @@ type Config struct {
 	// a deployment with a single router. Ignored when Table is set.
 	Meta *MetaConfig
 
+	// Gossip is the HOST:PORT (UDP and TCP) this router joins the gossip
+	// pool on; "" leaves gossip off. GossipSeeds are members to join
+	// through (the other routers' gossip addresses).
+	Gossip      string
+	GossipSeeds []string
+
 	// PID is reported in status: os.Getpid() under `cleave up`, else 0.
 	PID int
 

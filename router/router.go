@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cleavefs/cleave/internal/fspath"
+	"github.com/cleavefs/cleave/internal/gossip"
 	"github.com/cleavefs/cleave/internal/ops"
 	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/internal/rpc"
@@ -37,6 +38,8 @@ type Router struct {
 	pool   *rpc.Pool
 	srv    *rpc.Server
 	ops    *ops.Server   // the HTTP side port, nil when Config.HTTP is ""
+	gossip *gossip.Pool  // nil when Config.Gossip is ""
+	live   liveness      // what gossip says of node addresses
 	done   chan struct{} // closed by Close; ends retry waits
 
 	splits splitDrivers // split_driver.go
@@ -95,6 +98,10 @@ func New(cfg Config) (*Router, error) {
 			r.Close()
 			return nil, fmt.Errorf("router: %w", err)
 		}
+	}
+	if err := r.startGossip(); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("router: %w", err)
 	}
 	r.startSplits()
 	return r, nil
@@ -184,6 +191,9 @@ func (r *Router) Addr() string {
 func (r *Router) Close() error {
 	r.closeOnce.Do(func() {
 		close(r.done)
+		if r.gossip != nil {
+			r.gossip.Close()
+		}
 		if r.ops != nil {
 			r.ops.Close()
 		}

@@ -38,6 +38,17 @@ func (r *Router) status(ctx context.Context) *wire.Status {
 	wg.Wait()
 	for i := range st.Clusters {
 		cs := &st.Clusters[i]
+		var top uint64
+		for _, n := range cs.Nodes {
+			top = max(top, n.Applied)
+		}
+		for j := range cs.Nodes {
+			n := &cs.Nodes[j]
+			n.Liveness = r.live.of(n.Addr)
+			if n.Role != RoleDown {
+				n.Lag = top - n.Applied
+			}
+		}
 		cs.Leader = pickLeader(cs.Nodes)
 		if cs.Leader != "" {
 			r.setLeader(cs.ID, cs.Leader)

@@ -93,6 +93,13 @@ func prepareTopology(cfg Config, warn func(msg string, args ...any)) (*Topology,
 		if msg := topo.Mismatch(cfg.Clusters, cfg.Replicas); msg != "" {
 			warn(msg, "data", cfg.DataDir)
 		}
+		if changed, err := topo.assignGossip(); err != nil {
+			return nil, fmt.Errorf("up: %w", err)
+		} else if changed {
+			if err := SaveTopology(cfg.DataDir, topo); err != nil {
+				return nil, fmt.Errorf("up: %w", err)
+			}
+		}
 		if cfg.Listen != "" && cfg.Listen != topo.Listen() {
 			if len(topo.Routers) > 1 {
 				return nil, fmt.Errorf("up: --listen %s differs from the saved %s: the routers' meta group knows its members by address, so a replicated router tier keeps its addresses (start with an empty --data directory to choose new ones)", cfg.Listen, topo.Listen())
@@ -182,6 +189,8 @@ func planChildren(cfg Config, t *Topology) []child {
 					"--data", filepath.Join(cfg.DataDir, c.ID, "n"+strconv.FormatUint(n.ID, 10)),
 					"--range", FormatRange(c.Range),
 					"--report-pid",
+					"--gossip", n.Gossip,
+					"--gossip-seeds", strings.Join(t.GossipSeeds(), ","),
 					"--log-level", cfg.LogLevel,
 				},
 			})
@@ -194,6 +203,8 @@ func planChildren(cfg Config, t *Topology) []child {
 			"--listen", r.Listen,
 			"--data", routerDir(cfg.DataDir, t, r),
 			"--report-pid",
+			"--gossip", r.Gossip,
+			"--gossip-seeds", strings.Join(t.GossipSeeds(), ","),
 			"--log-level", cfg.LogLevel,
 		}
 		if meta != nil {

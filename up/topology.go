@@ -40,6 +40,7 @@ type RouterSpec struct {
 	ID     string `json:"id"`                // router id, "r1"
 	RaftID uint64 `json:"raft_id,omitempty"` // member id in the meta group
 	Listen string `json:"listen"`            // client (and meta group) address, HOST:PORT
+	Gossip string `json:"gossip,omitempty"`  // gossip pool address (UDP and TCP)
 }
 
 // Listen returns the client address of the first router, the one
@@ -73,6 +74,56 @@ func (t *Topology) MetaPeers() map[uint64]string {
 	return p
 }
 
+// GossipSeeds returns the routers' gossip addresses: every process joins
+// the pool through them.
+func (t *Topology) GossipSeeds() []string {
+	var out []string
+	for _, r := range t.Routers {
+		if r.Gossip != "" {
+			out = append(out, r.Gossip)
+		}
+	}
+	return out
+}
+
+// assignGossip gives every process without a gossip address a free one and
+// reports whether it changed anything (older up.json files have none).
+func (t *Topology) assignGossip() (bool, error) {
+	var slots []*string
+	for i := range t.Routers {
+		if t.Routers[i].Gossip == "" {
+			slots = append(slots, &t.Routers[i].Gossip)
+		}
+	}
+	for i := range t.Clusters {
+		for j := range t.Clusters[i].Nodes {
+			if t.Clusters[i].Nodes[j].Gossip == "" {
+				slots = append(slots, &t.Clusters[i].Nodes[j].Gossip)
+			}
+		}
+	}
+	if len(slots) == 0 {
+		return false, nil
+	}
+	var used []string
+	for _, r := range t.Routers {
+		used = append(used, r.Listen, r.Gossip)
+	}
+	for _, c := range t.Clusters {
+		for _, n := range c.Nodes {
+			used = append(used, n.Addr, n.Gossip)
+		}
+	}
+	addrs, err := FreePorts(len(slots), used...)
+	if err != nil {
+		return false, err
+	}
+	for i, p := range slots {
+		*p = addrs[i]
+	}
+	return true, nil
+}
+
 // upgrade turns a format-1 topology into format 2 in memory.
 func (t *Topology) upgrade() {
 	if t.Format == 1 && t.Router != nil {
@@ -91,8 +142,9 @@ type ClusterSpec struct {
 
 // NodeSpec is one storage node of a cluster.
 type NodeSpec struct {
-	ID   uint64 `json:"id"`   // raft id, unique across the deployment
-	Addr string `json:"addr"` // HOST:PORT the node listens on
+	ID     uint64 `json:"id"`               // raft id, unique across the deployment
+	Addr   string `json:"addr"`             // HOST:PORT the node listens on
+	Gossip string `json:"gossip,omitempty"` // gossip pool address (UDP and TCP)
 }
 
 type clusterSpecJSON struct {
@@ -253,6 +305,9 @@ func NewTopology(clusters, replicas, routers int, routerListen string) (*Topolog
 			id++
 		}
 		t.Clusters = append(t.Clusters, c)
+	}
+	if _, err := t.assignGossip(); err != nil {
+		return nil, err
 	}
 	return t, t.Validate()
 }

@@ -515,6 +515,28 @@ leader, and each node with its role, applied index and pid. -o json prints
 
 func writeStatusTable(w io.Writer, st *wire.Status) error {
 	fmt.Fprintf(w, "router %s, routing table version %d\n\n", st.Router, st.Version)
+	if len(st.Routers) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ROUTER\tADDR\tMETA\tAPPLIED\tVERSION\tPID")
+		for _, r := range st.Routers {
+			role := "follower"
+			switch {
+			case r.Error != "":
+				role = "down: " + r.Error
+			case r.Leader:
+				role = "leader"
+			}
+			pid := "-"
+			if r.PID != 0 {
+				pid = strconv.Itoa(r.PID)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", orDash(r.ID), r.Addr, role, r.Applied, r.Version, pid)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintln(w)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CLUSTER\tRANGE\tLEADER")
 	anyErr := false
@@ -529,7 +551,7 @@ func writeStatusTable(w io.Writer, st *wire.Status) error {
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	hdr := "CLUSTER\tNODE\tADDR\tROLE\tAPPLIED\tPID"
+	hdr := "CLUSTER\tNODE\tADDR\tROLE\tGOSSIP\tAPPLIED\tLAG\tPID"
 	if anyErr {
 		hdr += "\tERROR"
 	}
@@ -540,7 +562,7 @@ func writeStatusTable(w io.Writer, st *wire.Status) error {
 			if n.PID != 0 {
 				pid = strconv.Itoa(n.PID)
 			}
-			line := fmt.Sprintf("%s\t%d\t%s\t%s\t%d\t%s", cl.ID, n.ID, n.Addr, orDash(n.Role), n.Applied, pid)
+			line := fmt.Sprintf("%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s", cl.ID, n.ID, n.Addr, orDash(n.Role), orDash(n.Liveness), n.Applied, n.Lag, pid)
 			if anyErr {
 				line += "\t" + orDash(n.Error)
 			}

@@ -35,6 +35,8 @@ type nodeOpts struct {
 	rng          string
 	reportPID    bool
 	join         bool
+	gossip       string
+	gossipSeeds  string
 	logRetention uint64
 	logLevel     string
 	http         string
@@ -66,6 +68,8 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.BoolVar(&o.join, "join", false, "join an existing cluster with an empty --data (the leader adds this node and sends a snapshot); --peers then lists this node and the current members")
 	f.Uint64Var(&o.logRetention, "log-retention", 0, "applied raft entries kept in the log (0: the default, 10000)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.gossip, "gossip", "", "HOST:PORT (UDP and TCP) to join the gossip pool on; empty: no gossip")
+	f.StringVar(&o.gossipSeeds, "gossip-seeds", "", "gossip addresses to join through, comma separated (the routers')")
 	f.StringVar(&o.http, "http", "", "HOST:PORT of the HTTP side port: /metrics, /healthz, /readyz, /debug/pprof (port 0: any free port, logged); empty: off")
 	return cmd
 }
@@ -111,6 +115,8 @@ func (o *nodeOpts) config(cmd *cobra.Command) (cluster.Config, error) {
 	cfg.Join = o.join
 	cfg.LogRetention = o.logRetention
 	cfg.HTTP = o.http
+	cfg.Gossip = o.gossip
+	cfg.GossipSeeds = splitList(o.gossipSeeds)
 	// A test-only fault switch, deliberately not a flag: see the field's doc.
 	cfg.UnsafeAckBeforeCommit = os.Getenv("CLEAVE_UNSAFE_ACK_BEFORE_COMMIT") == "1"
 	if cfg.UnsafeAckBeforeCommit {
@@ -133,15 +139,17 @@ func runNode(ctx context.Context, cfg cluster.Config) error {
 
 // routerOpts are the flags of `cleave router`.
 type routerOpts struct {
-	id        string
-	listen    string
-	data      string
-	clusters  []string
-	raftID    uint64
-	peers     string
-	reportPID bool
-	logLevel  string
-	http      string
+	id          string
+	listen      string
+	data        string
+	clusters    []string
+	raftID      uint64
+	peers       string
+	reportPID   bool
+	logLevel    string
+	http        string
+	gossip      string
+	gossipSeeds string
 }
 
 // newRouterCmd returns `cleave router`, which hands its configuration to run.
@@ -171,6 +179,8 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.StringVar(&o.peers, "peers", "", "every router of the meta group as RAFTID=HOST:PORT,..., this one included; empty: a single router with a table file")
 	f.BoolVar(&o.reportPID, "report-pid", false, "report this process id in status (set by cleave up)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.gossip, "gossip", "", "HOST:PORT (UDP and TCP) to join the gossip pool on; empty: no gossip")
+	f.StringVar(&o.gossipSeeds, "gossip-seeds", "", "gossip addresses to join through, comma separated (the routers')")
 	f.StringVar(&o.http, "http", "", "HOST:PORT of the HTTP side port: /metrics, /healthz, /readyz, /debug/pprof (port 0: any free port, logged); empty: off")
 	return cmd
 }
@@ -190,6 +200,8 @@ func (o *routerOpts) config(cmd *cobra.Command) (router.Config, error) {
 	cfg.Token = token(cmd)
 	cfg.Logger = logger
 	cfg.HTTP = o.http
+	cfg.Gossip = o.gossip
+	cfg.GossipSeeds = splitList(o.gossipSeeds)
 	if len(o.clusters) > 0 {
 		infos, err := up.ParseClusters(o.clusters)
 		if err != nil {
@@ -376,4 +388,15 @@ func serve[C any](config func(*cobra.Command) (C, error), run func(context.Conte
 		defer stop()
 		return run(ctx, cfg)
 	}
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
