@@ -10,6 +10,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -246,9 +247,9 @@ func (r *Replica) memberList(leader bool) []Member {
 	var prs map[uint64]uint64
 	if leader {
 		prs = map[uint64]uint64{}
-		for id, pr := range r.rn.Status().Progress {
+		r.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
 			prs[id] = pr.Match
-		}
+		})
 	}
 	var out []Member
 	add := func(ids []uint64, voter bool) {

@@ -135,6 +135,9 @@ type Replica struct {
 	pendingRestore *restoreReq
 	confStepped    *proposal // conf change stepped, not yet seen in a Ready
 	lastConfIndex  uint64    // highest index of a conf-change entry in the log
+	membersDirty   bool      // the member list changed since it was last published
+	membersTick    int       // r.ticks when the member list was last computed
+	hsTerm, hsVote uint64    // term and vote of the last HardState written
 }
 
 type proposal struct {
@@ -256,6 +259,8 @@ func Open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport) (*Replica, e
 		inflight:      make(map[uint64]inflightSnap),
 		snapSeq:       rand.Uint64() >> 1,
 		lastConfIndex: st.lastIndex, // conservatively: a conf change may be pending in the log
+		hsTerm:        st.hs.GetTerm(),
+		hsVote:        st.hs.GetVote(),
 	}
 	r.snapTr, _ = tr.(SnapshotTransport)
 	r.sendCtx, r.sendCancel = context.WithCancel(context.Background())
@@ -615,12 +620,45 @@ func (r *Replica) issueRead(rr *readRound) {
 
 // handleReady persists, applies, sends and advances one Ready. Everything it
 // writes goes into one indexed batch, synced when raft requires it.
+//
+// A leader sends its messages (appends, heartbeats) before it persists:
+// its followers then write the new entries while it writes them, instead
+// of after (Raft thesis §10.2.1; etcd does the same). This is safe because
+// a leader's messages do not depend on its own durable state: its
+// HardState's term and vote do not change while it leads, and an entry
+// counts as committed only once the followers' acknowledgements are
+// stepped, in a later iteration of the loop, after this Ready's write has
+// been synced; so no entry is applied or acknowledged to a client before
+// the leader's copy is durable too. Followers and candidates send after
+// persisting, as raft requires (their messages acknowledge entries and
+// grant votes).
 func (r *Replica) handleReady() error {
+	leading := r.rn.BasicStatus().RaftState == raft.StateLeader
 	rd := r.rn.Ready()
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		if err := r.restore(rd.Snapshot); err != nil {
 			return err
 		}
+	}
+	msgs := rd.Messages
+	var snaps []*pb.Message
+	if slices.ContainsFunc(msgs, isSnap) {
+		// Snapshots go their own way (sendSnapshot, after Advance).
+		msgs = nil
+		for _, m := range rd.Messages {
+			if isSnap(m) {
+				snaps = append(snaps, m)
+			} else {
+				msgs = append(msgs, m)
+			}
+		}
+	}
+	if hs := rd.HardState; leading && hs != nil && (hs.GetTerm() != r.hsTerm || hs.GetVote() != r.hsVote) {
+		leading = false // cannot happen while leading; be conservative
+	}
+	if leading && len(msgs) > 0 {
+		r.tr.Send(msgs)
+		msgs = nil
 	}
 	b := r.db.NewIndexedBatch()
 	defer b.Close()
@@ -641,6 +679,7 @@ func (r *Replica) handleReady() error {
 		if err := r.store.setHardState(b, rd.HardState); err != nil {
 			return fmt.Errorf("write hard state: %w", err)
 		}
+		r.hsTerm, r.hsVote = rd.HardState.GetTerm(), rd.HardState.GetVote()
 	}
 	for _, e := range rd.CommittedEntries {
 		idx := e.GetIndex()
@@ -709,19 +748,6 @@ func (r *Replica) handleReady() error {
 	r.stats.applied.Add(uint64(len(rd.CommittedEntries)))
 	r.store.commitEntries(rd.Entries)
 
-	msgs := rd.Messages
-	var snaps []*pb.Message
-	if slices.ContainsFunc(msgs, isSnap) {
-		// Snapshots go their own way (sendSnapshot, after Advance).
-		msgs = nil
-		for _, m := range rd.Messages {
-			if isSnap(m) {
-				snaps = append(snaps, m)
-			} else {
-				msgs = append(msgs, m)
-			}
-		}
-	}
 	if len(msgs) > 0 {
 		r.tr.Send(msgs)
 	}
@@ -844,6 +870,7 @@ func (r *Replica) setMembers(cs *pb.ConfState) {
 	}
 	r.members = m
 	r.learner = slices.Contains(cs.GetLearners(), r.cfg.ID) || slices.Contains(cs.GetLearnersNext(), r.cfg.ID)
+	r.membersDirty = true
 }
 
 // releaseReads answers the rounds whose read index is applied.
@@ -897,8 +924,14 @@ func (r *Replica) failAll(err error) {
 	r.readBuf, r.readReq, r.readWait = nil, nil, nil
 }
 
+// publishStatus publishes the loop's state for Status, if it changed. The
+// member list is recomputed when the configuration or the role changed,
+// and otherwise at most once per tick: on the leader it carries each
+// member's Match, which moves with every write, and building it on every
+// Ready cost more than the rest of the status together.
 func (r *Replica) publishStatus() {
 	bs := r.rn.BasicStatus()
+	prev := r.status.Load()
 	st := &Status{
 		ID:         r.cfg.ID,
 		Term:       bs.GetTerm(),
@@ -907,7 +940,6 @@ func (r *Replica) publishStatus() {
 		Applied:    r.applied,
 		FirstIndex: r.store.truncIndex + 1,
 		LastIndex:  r.store.lastIndex,
-		Members:    r.memberList(bs.RaftState == raft.StateLeader),
 		Snapshots:  len(r.inflight),
 	}
 	switch bs.RaftState {
@@ -923,5 +955,21 @@ func (r *Replica) publishStatus() {
 			st.Role = "learner"
 		}
 	}
+	if prev == nil || r.membersDirty || r.membersTick != r.ticks || prev.Role != st.Role {
+		st.Members = r.memberList(bs.RaftState == raft.StateLeader)
+		r.membersDirty, r.membersTick = false, r.ticks
+	} else {
+		st.Members = prev.Members // never modified once published
+		if st.sameScalars(prev) {
+			return
+		}
+	}
 	r.status.Store(st)
+}
+
+// sameScalars reports whether s and o agree on everything but Members.
+func (s *Status) sameScalars(o *Status) bool {
+	return s.ID == o.ID && s.Role == o.Role && s.Term == o.Term && s.Leader == o.Leader &&
+		s.Commit == o.Commit && s.Applied == o.Applied && s.FirstIndex == o.FirstIndex &&
+		s.LastIndex == o.LastIndex && s.Snapshots == o.Snapshots
 }
