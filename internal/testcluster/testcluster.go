@@ -42,6 +42,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Router, if set, adjusts the router's config before it starts.
 	Router func(*router.Config)
+	// ElectionTicks is every node's election timeout in 50 ms ticks;
+	// default 30 (1.5–3 s). Longer than a real node's default (10): the
+	// race detector and parallel test packages can starve a process for
+	// over half a second, and elections started by starvation alone make
+	// tests fail for reasons unrelated to what they check.
+	ElectionTicks int
 }
 
 // Deployment is a running in-process deployment.
@@ -165,6 +171,10 @@ func start(opts Options, base string) (*Deployment, error) {
 			cfg.Range = rg
 			cfg.Token = opts.Token
 			cfg.Logger = opts.Logger
+			cfg.ElectionTicks = opts.ElectionTicks
+			if cfg.ElectionTicks == 0 {
+				cfg.ElectionTicks = 30
+			}
 			n, err := cluster.Start(cfg)
 			if err != nil {
 				return fail(fmt.Errorf("start node %d of %s: %w", m.ID, ci.ID, err))
