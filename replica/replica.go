@@ -125,7 +125,7 @@ type Replica struct {
 	landed   map[uint64]*proposal // log index → own proposal appended there
 	readSeq  uint64
 	readBuf  []*readWaiter // joined, waiting for the next round
-	readReq  *readRound    // round waiting for its ReadState
+	readReqs []*readRound  // rounds waiting for their ReadState, oldest first (at most maxReadRounds)
 	readWait []*readRound  // rounds waiting for applied >= index
 
 	addrs          map[uint64]string // member addresses (replicated)
@@ -499,21 +499,25 @@ func (r *Replica) drain() {
 func (r *Replica) tick() {
 	r.rn.Tick()
 	r.ticks++
-	if rr := r.readReq; rr != nil && r.ticks-rr.started >= r.cfg.ElectionTicks {
+	keep := r.readReqs[:0]
+	for _, rr := range r.readReqs {
+		if r.ticks-rr.started < r.cfg.ElectionTicks {
+			keep = append(keep, rr)
+			continue
+		}
 		// The round got no answer within an election timeout (lost
-		// message or leader change): retry with a fresh context. Waiters
-		// that joined since may ride along since this attempt starts now.
+		// message or leader change): retry with a fresh context.
 		if lead := r.rn.BasicStatus().Lead; lead == raft.None {
-			r.readReq = nil
 			for _, w := range rr.waiters {
 				w.done <- &NotLeaderError{}
 			}
-			return
+			continue
 		}
-		rr.waiters = append(rr.waiters, r.readBuf...)
-		r.readBuf = nil
 		r.issueRead(rr)
+		keep = append(keep, rr)
 	}
+	clear(r.readReqs[len(keep):])
+	r.readReqs = keep
 }
 
 // step hands a peer's message to raft after dropping what cannot be
@@ -586,26 +590,34 @@ func (r *Replica) readJoin(w *readWaiter) {
 	r.readBuf = append(r.readBuf, w)
 }
 
+// maxReadRounds bounds the ReadIndex rounds in flight at once. Reads that
+// arrive while a round is out start the next one at once instead of
+// waiting for it to return, so a read waits for about one round trip to a
+// quorum, not up to two; each round is one heartbeat per follower.
+const maxReadRounds = 4
+
 // maybeStartRead starts a ReadIndex round for the waiters that joined since
-// the last round started, if no round is waiting for its ReadState.
+// the last round started, if fewer than maxReadRounds rounds are waiting
+// for their ReadState.
 func (r *Replica) maybeStartRead() {
-	if rr := r.readReq; rr != nil {
+	if len(r.readReqs) > 0 {
 		// A leader change loses rounds in flight (raft resets its read-only
 		// state); retry at once with the new leader instead of waiting for
 		// the retry timeout.
-		if lead := r.rn.BasicStatus().Lead; lead != raft.None && lead != rr.lead {
-			rr.waiters = append(rr.waiters, r.readBuf...)
-			r.readBuf = nil
-			r.issueRead(rr)
+		if lead := r.rn.BasicStatus().Lead; lead != raft.None {
+			for _, rr := range r.readReqs {
+				if lead != rr.lead {
+					r.issueRead(rr)
+				}
+			}
 		}
-		return
 	}
-	if len(r.readBuf) == 0 {
+	if len(r.readBuf) == 0 || len(r.readReqs) >= maxReadRounds {
 		return
 	}
 	rr := &readRound{waiters: r.readBuf}
 	r.readBuf = nil
-	r.readReq = rr
+	r.readReqs = append(r.readReqs, rr)
 	r.issueRead(rr)
 }
 
@@ -755,11 +767,14 @@ func (r *Replica) handleReady() error {
 		p.done <- delivered[i]
 	}
 	for _, rs := range rd.ReadStates {
-		if rr := r.readReq; rr != nil && string(rs.RequestCtx) == string(rr.ctx) {
-			rr.index = rs.Index
-			r.readWait = append(r.readWait, rr)
-			r.readReq = nil
+		i := slices.IndexFunc(r.readReqs, func(rr *readRound) bool { return string(rs.RequestCtx) == string(rr.ctx) })
+		if i < 0 {
+			continue // an answer to an attempt since retried
 		}
+		rr := r.readReqs[i]
+		rr.index = rs.Index
+		r.readWait = append(r.readWait, rr)
+		r.readReqs = slices.Delete(r.readReqs, i, i+1)
 	}
 	r.releaseReads()
 	r.rn.Advance(rd)
@@ -909,8 +924,8 @@ func (r *Replica) failAll(err error) {
 	r.propBuf, r.unlanded, r.landed = nil, nil, nil
 	var ws []*readWaiter
 	ws = append(ws, r.readBuf...)
-	if r.readReq != nil {
-		ws = append(ws, r.readReq.waiters...)
+	for _, rr := range r.readReqs {
+		ws = append(ws, rr.waiters...)
 	}
 	for _, rr := range r.readWait {
 		ws = append(ws, rr.waiters...)
@@ -921,7 +936,7 @@ func (r *Replica) failAll(err error) {
 		default:
 		}
 	}
-	r.readBuf, r.readReq, r.readWait = nil, nil, nil
+	r.readBuf, r.readReqs, r.readWait = nil, nil, nil
 }
 
 // publishStatus publishes the loop's state for Status, if it changed. The
