@@ -80,3 +80,44 @@ func BenchmarkApplyPutLoad(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perBatch), "ns/entry")
 }
+
+// BenchmarkGet1KiB reads whole 1 KiB files (of 1,000) from the committed
+// state, as a node serves the loadgen's get workload after ReadIndex.
+func BenchmarkGet1KiB(b *testing.B) {
+	db, err := pebble.Open(b.TempDir(), pebbleOptions(quietLogger{}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	f := NewFSM(db)
+	batch := db.NewIndexedBatch()
+	if err := f.Bootstrap(batch, wire.Range{}); err != nil {
+		b.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	data := make([]byte, 1024)
+	const files = 1000
+	for i := range files {
+		for j := range data {
+			data[j] = byte(r.Uint32())
+		}
+		cmd, _ := EncodeCommand(&Command{Op: wire.OpPut, Path: fmt.Sprintf("/get-%03d/f%08d", i%16, i/16), Data: data, Flags: wire.FlagParents, Time: 1})
+		if res := f.Apply(batch, uint64(i+1), cmd).(*Result); res.Code != wire.OK {
+			b.Fatal(res.Message)
+		}
+	}
+	if err := batch.Commit(pebble.NoSync); err != nil {
+		b.Fatal(err)
+	}
+	if err := db.Flush(); err != nil { // read from sstables, as a node mostly does
+		b.Fatal(err)
+	}
+	b.SetBytes(1024)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		fi := r.IntN(files)
+		if _, _, err := f.Get(fmt.Sprintf("/get-%03d/f%08d", fi%16, fi/16)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -342,7 +342,36 @@ type blockRef struct {
 
 // blockRefs returns the stored blocks of file p with index in [from, to),
 // in order.
+//
+// A few blocks are looked up one by one: point reads cost much less than
+// opening an iterator (over a snapshot, or an indexed batch and the DB),
+// and reading or rewriting one block is the common case.
 func blockRefs(rd reader, p string, from, to int64) ([]blockRef, error) {
+	const pointReads = 4
+	if to-from <= pointReads {
+		var out []blockRef
+		for i := from; i < to; i++ {
+			k := blockKey(p, i)
+			v, c, err := rd.Get(k)
+			if errors.Is(err, pebble.ErrNotFound) {
+				continue // a hole
+			}
+			if err != nil {
+				return nil, storageErr("read blocks of "+p, err)
+			}
+			if len(v) != sha256.Size {
+				c.Close()
+				return nil, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt block record %q of %s", k, p)}
+			}
+			r := blockRef{i: i}
+			copy(r.h[:], v)
+			out = append(out, r)
+			if err := c.Close(); err != nil {
+				return nil, storageErr("read blocks of "+p, err)
+			}
+		}
+		return out, nil
+	}
 	pfx := blocksPrefix(p)
 	it, err := rd.NewIter(&pebble.IterOptions{
 		LowerBound: binary.BigEndian.AppendUint64(bytes.Clone(pfx), uint64(from)),
@@ -443,7 +472,7 @@ func (t *tx) dropBlocks(pfx []byte) error {
 // much cheaper than an iterator over the indexed batch and the DB; a
 // larger one is scanned.
 func (t *tx) dropFileBlocks(p string, e *entry) error {
-	const pointReads = 4
+	const pointReads = 4 // as in blockRefs
 	if e.Block <= 0 || numBlocks(e.Size, e.Block) > pointReads {
 		return t.dropBlocks(blocksPrefix(p))
 	}
