@@ -208,7 +208,9 @@ func newTestCluster(t testing.TB, n int) *testCluster {
 		cfg.ID = id
 		cfg.Peers = c.ids
 		cfg.TickInterval = 10 * time.Millisecond
-		cfg.ElectionTicks = 10
+		// 0.5–1 s: shorter timeouts make a process starved by the race
+		// detector and parallel packages elect spuriously mid-test.
+		cfg.ElectionTicks = 50
 		cfg.Logger = testLogger()
 		cfg.Join = c.join[id]
 		cfg.SnapshotDir = filepath.Join(root, "snap-"+strconv.FormatUint(id, 10))

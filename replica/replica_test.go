@@ -263,7 +263,7 @@ func TestPartitionedLeaderCannotCommit(t *testing.T) {
 	base := c.cfg
 	c.cfg = func(id uint64) Config {
 		cfg := base(id)
-		cfg.ElectionTicks = 20 // the isolated leader keeps its role for a while
+		cfg.ElectionTicks = 100 // the isolated leader keeps its role for a while
 		return cfg
 	}
 	c.startAll()

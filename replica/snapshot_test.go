@@ -60,7 +60,7 @@ func withRetention(c *testCluster, n uint64, chunk int) {
 		cfg := base(id)
 		cfg.LogRetention = n
 		cfg.SnapshotChunk = chunk
-		cfg.ElectionTicks = 30 // fewer spurious elections on busy CI cores
+		cfg.ElectionTicks = 60 // fewer spurious elections on busy CI cores
 		return cfg
 	}
 }
