@@ -65,6 +65,9 @@ type Config struct {
 	// Default 10s.
 	StopTimeout time.Duration
 
+	// AutoSplit are the thresholds of automatic splits; zero: none.
+	AutoSplit AutoSplit
+
 	// Stdout receives the "cleave is up" banner. Default os.Stdout.
 	Stdout io.Writer
 
@@ -115,6 +118,9 @@ func (c Config) Validate() error {
 	if c.ReadyTimeout < 0 || c.StopTimeout < 0 {
 		return fmt.Errorf("up: negative timeout")
 	}
+	if c.AutoSplit.Window < 0 || c.AutoSplit.Interval < 0 || c.AutoSplit.Ops < 0 {
+		return fmt.Errorf("up: negative auto-split threshold or window")
+	}
 	if c.Binary != "" {
 		if fi, err := os.Stat(c.Binary); err != nil {
 			return fmt.Errorf("up: binary: %w", err)
@@ -137,6 +143,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.StopTimeout == 0 {
 		c.StopTimeout = def.StopTimeout
 	}
+	if c.AutoSplit.Window == 0 {
+		c.AutoSplit.Window = 30 * time.Second
+	}
+	if c.AutoSplit.Interval == 0 {
+		c.AutoSplit.Interval = 2 * time.Second
+	}
 	if c.Stdout == nil {
 		c.Stdout = def.Stdout
 	}
@@ -155,3 +167,24 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	return c, nil
 }
+
+// AutoSplit are the thresholds at which `cleave up` splits a cluster by
+// itself (DESIGN §7). A zero threshold is off; both zero disables
+// auto-split. One split runs at a time.
+type AutoSplit struct {
+	// Bytes splits a cluster whose leader reports more file bytes in its
+	// range than this (wire.NodeStatus.Bytes). 0: off.
+	Bytes uint64
+	// Ops splits a cluster that served more than this many requests per
+	// second (wire.NodeStatus.Ops, summed over its nodes), averaged over
+	// Window. 0: off.
+	Ops float64
+	// Window is the span Ops is averaged over, and how long a cluster is
+	// left alone after a split it took part in. Default 30s.
+	Window time.Duration
+	// Interval is how often the cluster sizes and rates are polled.
+	// Default 2s.
+	Interval time.Duration
+}
+
+func (a AutoSplit) enabled() bool { return a.Bytes > 0 || a.Ops > 0 }

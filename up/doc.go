@@ -28,6 +28,12 @@
 //     Children run in their own process group, so a terminal's Ctrl-C
 //     reaches only the supervisor; on Linux they also get SIGTERM from the
 //     kernel if the supervisor dies (Pdeathsig).
+//   - Splits. Once up, Run answers `cleave split` on the unix socket
+//     DIR/up.sock (admin.go): it starts the new cluster's nodes, records
+//     the cluster in DIR/up.json (pending until the split is cleaned, then
+//     with the range the routing table gave it) and asks the routers to
+//     split. With Config.AutoSplit it does the same by itself for a
+//     cluster over a size or load threshold. docs/split.md has the design.
 //   - Exclusion. DIR/up.lock (flock) keeps a second supervisor off the same
 //     directory; Run fails, naming the address, if the router's or a node's
 //     port is taken.

@@ -54,16 +54,15 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("up: %w", err)
 	}
 
-	children := planChildren(cfg, topo)
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	var wg sync.WaitGroup
-	for _, ch := range children {
-		wg.Go(func() { supervise(runCtx, ch, cfg.StopTimeout, log) })
+	sup := newSupervisor(runCtx, cfg, topo, log)
+	for _, ch := range planChildren(cfg, topo) {
+		sup.procs.start(ch)
 	}
 	stopAll := func() {
 		stop()
-		wg.Wait()
+		sup.procs.wait()
 	}
 	log.Info("starting", "routers", strings.Join(topo.RouterAddrs(), ","), "clusters", len(topo.Clusters), "replicas", topo.Replicas(),
 		"data", cfg.DataDir, "logs", logDir)
@@ -75,10 +74,22 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return fmt.Errorf("up: %w (see the logs in %s)", err, logDir)
 	}
+	closeAdmin, err := sup.serveAdmin()
+	if err != nil {
+		log.Warn("no admin socket: `cleave split` cannot reach this supervisor", "err", err)
+		closeAdmin = func() {}
+	}
+	var loops sync.WaitGroup
+	loops.Go(func() { sup.reconcileLoop(runCtx) })
+	if cfg.AutoSplit.enabled() {
+		loops.Go(func() { sup.autoSplitLoop(runCtx) })
+	}
 	printBanner(cfg.Stdout, cfg, topo, logDir)
 	<-ctx.Done()
 	log.Info("stopping")
+	closeAdmin()
 	stopAll()
+	loops.Wait()
 	log.Info("stopped")
 	return nil
 }
@@ -169,34 +180,78 @@ type child struct {
 }
 
 func planChildren(cfg Config, t *Topology) []child {
-	logDir := filepath.Join(cfg.DataDir, "logs")
-	var env []string
-	if cfg.Token != "" {
-		env = append(os.Environ(), "CLEAVE_TOKEN="+cfg.Token)
-	}
 	var out []child
 	for _, c := range t.Clusters {
-		peers := FormatPeers(c.Peers())
-		for _, n := range c.Nodes {
-			name := c.ID + "-n" + strconv.FormatUint(n.ID, 10)
-			out = append(out, child{
-				name: name, bin: cfg.Binary, env: env, log: filepath.Join(logDir, name+".log"),
-				args: []string{"node",
-					"--id", strconv.FormatUint(n.ID, 10),
-					"--cluster", c.ID,
-					"--listen", n.Addr,
-					"--peers", peers,
-					"--data", filepath.Join(cfg.DataDir, c.ID, "n"+strconv.FormatUint(n.ID, 10)),
-					"--range", FormatRange(c.Range),
-					"--report-pid",
-					"--gossip", n.Gossip,
-					"--gossip-seeds", strings.Join(t.GossipSeeds(), ","),
-					"--log-level", cfg.LogLevel,
-				},
-			})
+		out = append(out, nodeChildren(cfg, t, c)...)
+	}
+	return append(out, routerChildren(cfg, t)...)
+}
+
+// childEnv is the environment of every child: this process's, plus
+// CLEAVE_TOKEN if the deployment has one; nil means this process's.
+func childEnv(cfg Config) []string {
+	if cfg.Token == "" {
+		return nil
+	}
+	return append(os.Environ(), "CLEAVE_TOKEN="+cfg.Token)
+}
+
+// nodeName is a node's child name and log file stem, "c1-n1".
+func nodeName(c ClusterSpec, n NodeSpec) string { return c.ID + "-n" + strconv.FormatUint(n.ID, 10) }
+
+// nodeChildren returns the processes of c's nodes. A bootstrap cluster's
+// nodes get its range; a cluster born of a split joins its parent: --join,
+// and --peers lists its own nodes and the parent's (docs/split.md). Both
+// are ignored once a node's data directory holds its state.
+func nodeChildren(cfg Config, t *Topology, c ClusterSpec) []child {
+	logDir := filepath.Join(cfg.DataDir, "logs")
+	peers := c.Peers()
+	if c.Parent != "" {
+		if p, ok := t.Cluster(c.Parent); ok {
+			for id, addr := range p.Peers() {
+				peers[id] = addr
+			}
 		}
 	}
+	var out []child
+	for _, n := range c.Nodes {
+		name := nodeName(c, n)
+		args := []string{"node",
+			"--id", strconv.FormatUint(n.ID, 10),
+			"--cluster", c.ID,
+			"--listen", n.Addr,
+			"--peers", FormatPeers(peers),
+			"--data", nodeDir(cfg.DataDir, c, n),
+		}
+		if c.Parent == "" {
+			args = append(args, "--range", FormatRange(c.Range))
+		} else {
+			args = append(args, "--join")
+		}
+		args = append(args,
+			"--report-pid",
+			"--gossip", n.Gossip,
+			"--gossip-seeds", strings.Join(t.GossipSeeds(), ","),
+			"--log-level", cfg.LogLevel,
+		)
+		out = append(out, child{name: name, bin: cfg.Binary, env: childEnv(cfg), log: filepath.Join(logDir, name+".log"), args: args})
+	}
+	return out
+}
+
+// nodeDir is a node's data directory, DIR/c1/n1.
+func nodeDir(dataDir string, c ClusterSpec, n NodeSpec) string {
+	return filepath.Join(dataDir, c.ID, "n"+strconv.FormatUint(n.ID, 10))
+}
+
+// routerChildren returns the router processes. Their --cluster flags name
+// only the bootstrap clusters, the same on every start: a router with a
+// table in its data directory ignores them, and clusters born of splits
+// reach the table through the meta group.
+func routerChildren(cfg Config, t *Topology) []child {
+	logDir := filepath.Join(cfg.DataDir, "logs")
 	meta := t.MetaPeers()
+	var out []child
 	for _, r := range t.Routers {
 		args := []string{"router",
 			"--id", r.ID,
@@ -210,11 +265,11 @@ func planChildren(cfg Config, t *Topology) []child {
 		if meta != nil {
 			args = append(args, "--raft-id", strconv.FormatUint(r.RaftID, 10), "--peers", FormatPeers(meta))
 		}
-		for _, c := range t.Clusters {
+		for _, c := range t.Bootstrap() {
 			args = append(args, "--cluster", FormatCluster(c.Info()))
 		}
 		name := "router-" + r.ID
-		out = append(out, child{name: name, bin: cfg.Binary, env: env, log: filepath.Join(logDir, name+".log"), args: args})
+		out = append(out, child{name: name, bin: cfg.Binary, env: childEnv(cfg), log: filepath.Join(logDir, name+".log"), args: args})
 	}
 	return out
 }
@@ -296,7 +351,7 @@ func leaderless(t *Topology, st *wire.Status) string {
 	}
 	var without []string
 	for _, c := range t.Clusters {
-		if leaders[c.ID] == "" {
+		if leaders[c.ID] == "" && !c.Pending { // a pending cluster is not in the table yet
 			without = append(without, c.ID)
 		}
 	}

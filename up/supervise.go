@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -109,3 +110,57 @@ func exitText(err error) string {
 	}
 	return err.Error()
 }
+
+// procs is the set of supervised children. A child can be added and
+// stopped while the others run (a split starts new nodes; an abandoned one
+// stops them). Safe for concurrent use.
+type procs struct {
+	ctx         context.Context // stops every child when done
+	stopTimeout time.Duration
+	log         *slog.Logger
+
+	mu      sync.Mutex
+	running map[string]*proc
+	wg      sync.WaitGroup
+}
+
+type proc struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newProcs(ctx context.Context, stopTimeout time.Duration, log *slog.Logger) *procs {
+	return &procs{ctx: ctx, stopTimeout: stopTimeout, log: log, running: map[string]*proc{}}
+}
+
+// start supervises ch until it is stopped or the procs' context is done.
+// A child of the same name already running is left alone.
+func (p *procs) start(ch child) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.running[ch.name]; ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(p.ctx)
+	pr := &proc{cancel: cancel, done: make(chan struct{})}
+	p.running[ch.name] = pr
+	p.wg.Go(func() {
+		defer close(pr.done)
+		supervise(ctx, ch, p.stopTimeout, p.log)
+	})
+}
+
+// stop stops the child named name (SIGTERM, then SIGKILL) and waits for it.
+func (p *procs) stop(name string) {
+	p.mu.Lock()
+	pr, ok := p.running[name]
+	delete(p.running, name)
+	p.mu.Unlock()
+	if ok {
+		pr.cancel()
+		<-pr.done
+	}
+}
+
+// wait waits for every child to stop (after the procs' context is done).
+func (p *procs) wait() { p.wg.Wait() }

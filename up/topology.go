@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/wire"
@@ -134,10 +135,18 @@ func (t *Topology) upgrade() {
 }
 
 // ClusterSpec is one cluster of a topology.
+//
+// A cluster born of a split (Parent set) is not in the routers' bootstrap
+// list: its nodes start empty with --join, as learners of Parent, and leave
+// it at the SPLIT entry (docs/split.md). While its split runs it is Pending
+// and owns no range; once the split is done, Range is what the routing
+// table gave it, and Parent's Range is updated to the lower half.
 type ClusterSpec struct {
-	ID    string     `json:"id"`    // "c1", "c2", ...
-	Range wire.Range `json:"-"`     // owned range at bootstrap; written as "range": "START-END"
-	Nodes []NodeSpec `json:"nodes"` // the members, by raft id
+	ID      string     `json:"-"` // "c1", "c2", ...
+	Range   wire.Range `json:"-"` // owned range (at bootstrap, or after the last split); written as "range": "START-END"
+	Nodes   []NodeSpec `json:"-"` // the members, by raft id
+	Parent  string     `json:"-"` // the cluster it was split from; "" for a bootstrap cluster
+	Pending bool       `json:"-"` // its split has not finished: no range yet
 }
 
 // NodeSpec is one storage node of a cluster.
@@ -148,14 +157,21 @@ type NodeSpec struct {
 }
 
 type clusterSpecJSON struct {
-	ID    string     `json:"id"`
-	Range string     `json:"range"`
-	Nodes []NodeSpec `json:"nodes"`
+	ID      string     `json:"id"`
+	Range   string     `json:"range,omitempty"`
+	Nodes   []NodeSpec `json:"nodes"`
+	Parent  string     `json:"split_from,omitempty"`
+	Pending bool       `json:"pending,omitempty"`
 }
 
-// MarshalJSON writes the range as "START-END" (see FormatRange).
+// MarshalJSON writes the range as "START-END" (see FormatRange); a pending
+// cluster has none.
 func (c ClusterSpec) MarshalJSON() ([]byte, error) {
-	return json.Marshal(clusterSpecJSON{ID: c.ID, Range: FormatRange(c.Range), Nodes: c.Nodes})
+	j := clusterSpecJSON{ID: c.ID, Nodes: c.Nodes, Parent: c.Parent, Pending: c.Pending}
+	if !c.Pending {
+		j.Range = FormatRange(c.Range)
+	}
+	return json.Marshal(j)
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.
@@ -164,11 +180,14 @@ func (c *ClusterSpec) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	r, err := ParseRange(j.Range)
-	if err != nil {
-		return fmt.Errorf("cluster %q: %w", j.ID, err)
+	var r wire.Range
+	if !j.Pending {
+		var err error
+		if r, err = ParseRange(j.Range); err != nil {
+			return fmt.Errorf("cluster %q: %w", j.ID, err)
+		}
 	}
-	*c = ClusterSpec{ID: j.ID, Range: r, Nodes: j.Nodes}
+	*c = ClusterSpec{ID: j.ID, Range: r, Nodes: j.Nodes, Parent: j.Parent, Pending: j.Pending}
 	return nil
 }
 
@@ -251,7 +270,17 @@ func (t *Topology) Validate() error {
 			}
 			addrs[n.Addr] = "node " + strconv.FormatUint(n.ID, 10)
 		}
-		ranges = append(ranges, c.Range)
+		if !c.Pending {
+			ranges = append(ranges, c.Range)
+		}
+	}
+	for _, c := range t.Clusters {
+		if c.Parent != "" && !ids[c.Parent] {
+			return fmt.Errorf("cluster %q: split from unknown cluster %q", c.ID, c.Parent)
+		}
+		if c.Parent == "" && c.Pending {
+			return fmt.Errorf("cluster %q: pending but not split from any cluster", c.ID)
+		}
 	}
 	if err := ring.CheckPartition(ranges); err != nil {
 		return fmt.Errorf("cluster ranges: %v", err)
@@ -259,14 +288,64 @@ func (t *Topology) Validate() error {
 	return nil
 }
 
+// Cluster returns the cluster named id.
+func (t *Topology) Cluster(id string) (*ClusterSpec, bool) {
+	for i := range t.Clusters {
+		if t.Clusters[i].ID == id {
+			return &t.Clusters[i], true
+		}
+	}
+	return nil, false
+}
+
+// Bootstrap returns the clusters the routers were started with, in ring
+// order: those not born of a split. Their list never changes, so every
+// router gets the same --cluster flags on every start.
+func (t *Topology) Bootstrap() []ClusterSpec {
+	var out []ClusterSpec
+	for _, c := range t.Clusters {
+		if c.Parent == "" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// nextNodeID returns a raft id above every node id of t.
+func (t *Topology) nextNodeID() uint64 {
+	var id uint64
+	for _, c := range t.Clusters {
+		for _, n := range c.Nodes {
+			id = max(id, n.ID)
+		}
+	}
+	return id + 1
+}
+
+// nextClusterID returns "cN" for the smallest N above every cN of t and of
+// taken (the new clusters of past splits, abandoned ones included).
+func (t *Topology) nextClusterID(taken ...string) string {
+	n := 0
+	for _, c := range t.Clusters {
+		taken = append(taken, c.ID)
+	}
+	for _, id := range taken {
+		if v, err := strconv.Atoi(strings.TrimPrefix(id, "c")); err == nil && strings.HasPrefix(id, "c") {
+			n = max(n, v)
+		}
+	}
+	return "c" + strconv.Itoa(n+1)
+}
+
 // Mismatch returns a message saying how the requested shape differs from
 // t, or "" if it does not. Zero means "not requested" and never differs.
 func (t *Topology) Mismatch(clusters, replicas int) string {
-	if (clusters == 0 || clusters == len(t.Clusters)) && (replicas == 0 || replicas == t.Replicas()) {
+	boot := len(t.Bootstrap()) // splits add clusters; --clusters shapes the first start
+	if (clusters == 0 || clusters == boot) && (replicas == 0 || replicas == t.Replicas()) {
 		return ""
 	}
 	return fmt.Sprintf("the data directory already holds %d clusters x %d nodes; keeping that and ignoring --clusters %d --replicas %d (start with an empty --data directory for a new shape)",
-		len(t.Clusters), t.Replicas(), orDefault(clusters, len(t.Clusters)), orDefault(replicas, t.Replicas()))
+		boot, t.Replicas(), orDefault(clusters, boot), orDefault(replicas, t.Replicas()))
 }
 
 func orDefault(v, def int) int {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/cleavefs/cleave/internal/ring"
+	"github.com/cleavefs/cleave/wire"
 )
 
 func TestNewTopology(t *testing.T) {
@@ -265,5 +266,56 @@ func TestListenOfReplicatedRoutersIsFixed(t *testing.T) {
 	_, err := prepareTopology(Config{DataDir: dir, Listen: "127.0.0.1:7498"}, func(string, ...any) {})
 	if err == nil || !strings.Contains(err.Error(), "meta group") {
 		t.Fatalf("moving a replicated router: %v, want a refusal naming the meta group", err)
+	}
+}
+
+// A cluster born of a split round-trips through up.json: pending without a
+// range, then with one; it is not in the routers' bootstrap list, and the
+// ranges of the settled clusters must still partition the ring.
+func TestTopologySplitCluster(t *testing.T) {
+	dir := t.TempDir()
+	topo, err := NewTopology(1, 1, 1, "127.0.0.1:7400")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs, err := FreePorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo.Clusters = append(topo.Clusters, ClusterSpec{ID: topo.nextClusterID(), Parent: "c1", Pending: true,
+		Nodes: []NodeSpec{{ID: topo.nextNodeID(), Addr: addrs[0], Gossip: addrs[1]}}})
+	if err := SaveTopology(dir, topo); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadTopology(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, ok := got.Cluster("c2")
+	if !ok || !c2.Pending || c2.Parent != "c1" || c2.Nodes[0].ID != 2 {
+		t.Fatalf("c2 = %+v", c2)
+	}
+	if b := got.Bootstrap(); len(b) != 1 || b[0].ID != "c1" {
+		t.Fatalf("bootstrap %+v", b)
+	}
+	if m := got.Mismatch(1, 1); m != "" {
+		t.Fatalf("mismatch after a split: %s", m)
+	}
+	if id := got.nextClusterID("c7"); id != "c8" {
+		t.Fatalf("next cluster id %s", id)
+	}
+	c2.Pending = false // settled without ranges from the table: c1 and c2 overlap
+	c2.Range = wire.Range{Start: 1 << 63}
+	if err := got.Validate(); err == nil {
+		t.Fatal("overlapping ranges accepted")
+	}
+	c1, _ := got.Cluster("c1")
+	c1.Range = wire.Range{End: 1 << 63}
+	if err := got.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ch := nodeChildren(Config{DataDir: dir, LogLevel: "info"}, got, *c2)
+	if args := strings.Join(ch[0].args, " "); !strings.Contains(args, "--join") || strings.Contains(args, "--range") || !strings.Contains(args, "1=") {
+		t.Fatalf("new node args %s", args)
 	}
 }

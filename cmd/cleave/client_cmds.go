@@ -24,7 +24,7 @@ import (
 // write, mv, cp.
 func addClientCommands(root *cobra.Command) {
 	root.AddCommand(mkdirCmd(), putCmd(), getCmd(), lsCmd(), statCmd(), rmCmd(), existsCmd(), statusCmd(),
-		appendCmd(), writeCmd(), mvCmd(), cpCmd())
+		appendCmd(), writeCmd(), mvCmd(), cpCmd(), splitCmd())
 }
 
 // args wraps a cobra argument check so that its failure is a usage error.
@@ -569,7 +569,11 @@ func writeStatusTable(w io.Writer, st *wire.Status) error {
 			fmt.Fprintln(tw, line)
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	writeSplitsTable(w, st.Splits)
+	return nil
 }
 
 func orDash(s string) string {
