@@ -180,6 +180,7 @@ type Node struct {
 
 	serveErr chan error
 	scrub    *scrubber
+	usage    usageCache // Files, Bytes and Ops of the status (usage.go)
 }
 
 // Start opens the node's database (bootstrapping it if empty), starts its
@@ -375,12 +376,16 @@ func (n *Node) Status() wire.NodeStatus {
 	if n.scrub != nil {
 		n.scrub.report(&ns)
 	}
+	n.usage.report(n.fsm, &ns)
 	return ns
 }
 
 func (n *Node) handle(ctx context.Context, req *wire.Request) *wire.Response {
 	if resp, ok := n.rep.ServeWire(ctx, req); ok {
 		return resp
+	}
+	if req.Op != wire.OpStatus {
+		n.usage.served.Add(1)
 	}
 	switch {
 	case req.Op == wire.OpStatus:

@@ -312,6 +312,14 @@ type NodeStatus struct {
 	ScrubCorrupt uint64 `msgpack:"scrub_corrupt,omitempty" json:"scrub_corrupt"` // chunks found corrupt since start (each is logged)
 	ScrubPasses  uint64 `msgpack:"scrub_passes,omitempty" json:"scrub_passes"`   // complete passes over every chunk since start
 
+	// What the node holds and serves (cleave up's auto-split reads them):
+	// files whose root is in its range and the sum of their sizes (a few
+	// seconds old; a split's source counts the moved half until cleanup),
+	// and client requests handled since start (STATUS excluded).
+	Files uint64 `msgpack:"files,omitempty" json:"files"`
+	Bytes uint64 `msgpack:"bytes,omitempty" json:"bytes"`
+	Ops   uint64 `msgpack:"ops,omitempty" json:"ops"`
+
 	Members  []MemberStatus `msgpack:"members,omitempty" json:"members,omitempty"`     // the raft group's members as this node knows them
 	LogFirst uint64         `msgpack:"log_first,omitempty" json:"log_first,omitempty"` // first index still in the local log (older ones are compacted)
 

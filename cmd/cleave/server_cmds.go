@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -255,13 +256,17 @@ type upOpts struct {
 	replicas int
 	routers  int
 	logLevel string
+
+	autoSplitBytes  string
+	autoSplitOps    float64
+	autoSplitWindow time.Duration
 }
 
 // newUpCmd returns `cleave up`, which hands its configuration to run (up.Run).
 func newUpCmd(run func(context.Context, up.Config) error) *cobra.Command {
 	var o upOpts
 	cmd := &cobra.Command{
-		Use:   "up [--data DIR] [--listen HOST:PORT] [--clusters N] [--replicas N] [--routers N]",
+		Use:   "up [--data DIR] [--listen HOST:PORT] [--clusters N] [--replicas N] [--routers N] [--auto-split-bytes SIZE] [--auto-split-ops N]",
 		Short: "Start a whole local deployment: a router and clusters of nodes",
 		Long: `Start a local deployment on loopback: a router and --clusters clusters of
 --replicas nodes, each node and the router its own process, with data under
@@ -270,6 +275,10 @@ has a leader, restarts processes that die, and stops them all on Ctrl-C.
 
 The first start in a data directory chooses the shape and the ports and saves
 them in DIR/up.json; later starts reuse them and find the data again.
+'cleave split CLUSTER' run next to it (same --data) has it start a new
+cluster's nodes and split CLUSTER; with --auto-split-bytes or
+--auto-split-ops it splits a cluster over the threshold by itself, one split
+at a time. Clusters born of splits are kept in DIR/up.json.
 Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 		Args: cobra.NoArgs,
 		RunE: serve(o.config, run),
@@ -281,6 +290,9 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.IntVar(&o.replicas, "replicas", 0, fmt.Sprintf("nodes per cluster of a new deployment (default %d)", up.DefaultReplicas))
 	f.IntVar(&o.routers, "routers", 0, fmt.Sprintf("routers of a new deployment; more than one replicate the routing table (default %d)", up.DefaultRouters))
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error (also passed to every process)")
+	f.StringVar(&o.autoSplitBytes, "auto-split-bytes", "", "split a cluster holding more file bytes than this, e.g. 64MiB (default: off)")
+	f.Float64Var(&o.autoSplitOps, "auto-split-ops", 0, "split a cluster serving more requests per second than this, averaged over --auto-split-window (default: off)")
+	f.DurationVar(&o.autoSplitWindow, "auto-split-window", 30*time.Second, "window of --auto-split-ops, and how long a cluster is left alone after a split")
 	return cmd
 }
 
@@ -305,6 +317,16 @@ func (o *upOpts) config(cmd *cobra.Command) (up.Config, error) {
 	cfg.Replicas = o.replicas
 	cfg.Routers = o.routers
 	cfg.LogLevel = o.logLevel
+	if o.autoSplitBytes != "" {
+		if cfg.AutoSplit.Bytes, err = up.ParseSize(o.autoSplitBytes); err != nil {
+			return up.Config{}, fmt.Errorf("--auto-split-bytes: %w", err)
+		}
+	}
+	if o.autoSplitOps < 0 || o.autoSplitWindow <= 0 {
+		return up.Config{}, fmt.Errorf("--auto-split-ops %v, --auto-split-window %v: want a rate of at least 0 and a positive window", o.autoSplitOps, o.autoSplitWindow)
+	}
+	cfg.AutoSplit.Ops = o.autoSplitOps
+	cfg.AutoSplit.Window = o.autoSplitWindow
 	cfg.Token = token(cmd)
 	cfg.Stdout = cmd.OutOrStdout()
 	cfg.Logger = logger
