@@ -390,6 +390,7 @@ func (n *Node) handle(ctx context.Context, req *wire.Request) *wire.Response {
 	switch {
 	case req.Op == wire.OpStatus:
 		st := n.Status()
+		st.Checksum, st.ChecksumIndex = n.statusChecksum(req.Flags)
 		return &wire.Response{Node: &st}
 	case req.Op == wire.OpAddLearner, req.Op == wire.OpPromote, req.Op == wire.OpRemoveMember:
 		return n.changeMembership(ctx, req)

@@ -92,6 +92,7 @@ const (
 	FlagRecursive                   // rm -r
 	FlagStale                       // read from local state without ReadIndex
 	FlagIfAbsent                    // PUT/COMMIT/COPY/RENAME: CONFLICT if the target exists
+	FlagChecksum                    // STATUS sent to a node: include NodeStatus.Checksum (scans the whole state)
 )
 
 // Request is one client-to-server message.
@@ -118,7 +119,12 @@ type Request struct {
 
 	Snap   *SnapChunk `msgpack:"snap,omitempty"`   // SNAPSHOT: which stream and where in it
 	Member *Member    `msgpack:"member,omitempty"` // ADD_LEARNER, PROMOTE, REMOVE_MEMBER
-	Split  *SplitSpec `msgpack:"split,omitempty"`  // SPLIT, SPLIT_FORK
+	// Cluster names the target cluster of ADD_LEARNER, PROMOTE and
+	// REMOVE_MEMBER sent to a router, which passes them on to that
+	// cluster's leader and then records the cluster's voters in the
+	// routing table (docs/robustness.md). Nodes ignore it.
+	Cluster string     `msgpack:"cluster,omitempty"`
+	Split   *SplitSpec `msgpack:"split,omitempty"` // SPLIT, SPLIT_FORK
 }
 
 // SplitSpec names a split: the source cluster, the new cluster and its
@@ -322,6 +328,12 @@ type NodeStatus struct {
 
 	Members  []MemberStatus `msgpack:"members,omitempty" json:"members,omitempty"`     // the raft group's members as this node knows them
 	LogFirst uint64         `msgpack:"log_first,omitempty" json:"log_first,omitempty"` // first index still in the local log (older ones are compacted)
+
+	// Checksum is "sha256:<hex>" over every state machine key and value at
+	// applied index ChecksumIndex; set only when STATUS asked for it with
+	// FlagChecksum. Replicas at the same index have the same checksum.
+	Checksum      string `msgpack:"checksum,omitempty" json:"checksum,omitempty"`
+	ChecksumIndex uint64 `msgpack:"checksum_index,omitempty" json:"checksum_index,omitempty"`
 
 	// Set by the router in its status: what gossip says of the node
 	// ("alive", "dead", "" if unknown) and how many entries it has applied

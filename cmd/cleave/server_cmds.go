@@ -23,7 +23,9 @@ import (
 
 // addServerCommands adds the process commands: node, router and up.
 func addServerCommands(root *cobra.Command) {
-	root.AddCommand(newNodeCmd(runNode), newRouterCmd(runRouter), newUpCmd(up.Run))
+	node := newNodeCmd(runNode)
+	addNodeAdminCommands(node) // node_cmds.go: add, promote, remove, replace
+	root.AddCommand(node, newRouterCmd(runRouter), newUpCmd(up.Run))
 }
 
 // nodeOpts are the flags of `cleave node`.

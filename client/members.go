@@ -1,0 +1,96 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cleavefs/cleave/wire"
+)
+
+// Membership of a cluster (DESIGN §5, docs/robustness.md). Each call goes
+// to a router, which passes it on to the cluster's leader and then records
+// the cluster's voters in the routing table. Every call is idempotent and
+// is retried here while the answer is UNAVAILABLE or TIMEOUT (no leader, a
+// change in progress, a learner still catching up) until ctx ends. Each
+// returns the cluster leader's status after the change, with its member
+// list.
+
+// AddLearner adds node id, reachable at addr, to cluster as a non-voting
+// learner. The node must already run with an empty data directory and
+// --join (its --peers listing itself and the current members); the leader
+// sends it a snapshot and then the log.
+func (c *Client) AddLearner(ctx context.Context, cluster string, id uint64, addr string) (*wire.NodeStatus, error) {
+	return c.member(ctx, wire.OpAddLearner, cluster, wire.Member{ID: id, Addr: addr})
+}
+
+// Promote makes learner id of cluster a voter once it has caught up with
+// the leader's log, waiting for that until ctx ends.
+func (c *Client) Promote(ctx context.Context, cluster string, id uint64) (*wire.NodeStatus, error) {
+	return c.member(ctx, wire.OpPromote, cluster, wire.Member{ID: id})
+}
+
+// RemoveMember removes node id, voter or learner, from cluster.
+func (c *Client) RemoveMember(ctx context.Context, cluster string, id uint64) (*wire.NodeStatus, error) {
+	return c.member(ctx, wire.OpRemoveMember, cluster, wire.Member{ID: id})
+}
+
+// ReplaceNode replaces member dead of cluster with a new node id at addr
+// (already running with an empty data directory and --join): it adds the
+// new node as a learner, promotes it once it has caught up, then removes
+// dead. progress, if not nil, is called before each step. A failed
+// replace is resumed by calling it again with the same arguments.
+func (c *Client) ReplaceNode(ctx context.Context, cluster string, dead, id uint64, addr string, progress func(step string)) (*wire.NodeStatus, error) {
+	if dead == id {
+		return nil, &Error{Code: wire.Invalid, Op: "replace", Message: fmt.Sprintf("the new node needs a new id, not the dead node's %d", dead)}
+	}
+	say := func(s string) {
+		if progress != nil {
+			progress(s)
+		}
+	}
+	say(fmt.Sprintf("adding node %d at %s to %s as a learner", id, addr, cluster))
+	if _, err := c.AddLearner(ctx, cluster, id, addr); err != nil {
+		return nil, err
+	}
+	say(fmt.Sprintf("waiting for node %d to catch up, then promoting it", id))
+	if _, err := c.Promote(ctx, cluster, id); err != nil {
+		return nil, err
+	}
+	say(fmt.Sprintf("removing node %d from %s", dead, cluster))
+	return c.RemoveMember(ctx, cluster, dead)
+}
+
+// member sends one membership op, retrying the answers that mean "not
+// yet" until ctx ends.
+func (c *Client) member(ctx context.Context, op wire.Op, cluster string, m wire.Member) (*wire.NodeStatus, error) {
+	name := op.String()
+	if cluster == "" || m.ID == 0 {
+		return nil, &Error{Code: wire.Invalid, Op: name, Message: name + " needs a cluster and a nonzero node id"}
+	}
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	backoff := 50 * time.Millisecond
+	for {
+		resp, err := c.call(ctx, name, &wire.Request{Op: op, Path: "/", Cluster: cluster, Member: &m})
+		if err == nil {
+			if resp.Node == nil {
+				return nil, &Error{Code: wire.Internal, Op: name, Message: name + ": the answer carries no node status"}
+			}
+			return resp.Node, nil
+		}
+		var ce *Error
+		if !errors.As(err, &ce) || (ce.Code != wire.Unavailable && ce.Code != wire.Timeout) || ctx.Err() != nil {
+			return nil, err
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}

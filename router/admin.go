@@ -1,0 +1,121 @@
+package router
+
+// Membership admin through a router (DESIGN §6 "add/remove/replace node",
+// docs/robustness.md). ADD_LEARNER, PROMOTE and REMOVE_MEMBER with
+// Request.Cluster set may be sent to any router. The router that leads the
+// meta group passes the op on to the cluster's leader (forward follows
+// NOT_LEADER), and when it succeeds records the cluster's voters, as the
+// leader's answer lists them, as the cluster's members in the routing
+// table: one table change through the meta group, only if the list
+// changed. Other routers pass the whole request on to the meta leader, so
+// the op and the table change are done by one router in order. Every step
+// is idempotent, so a caller that lost an answer sends the same request
+// again; a PROMOTE or REMOVE_MEMBER repeated after a lost answer also
+// repairs a table change that did not happen.
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/cleavefs/cleave/wire"
+)
+
+// handleMember serves ADD_LEARNER, PROMOTE and REMOVE_MEMBER sent to a
+// router.
+func (r *Router) handleMember(ctx context.Context, req *wire.Request) *wire.Response {
+	if req.Cluster == "" || req.Member == nil || req.Member.ID == 0 {
+		return wire.Errorf(req.ID, wire.Invalid, "%s through a router needs cluster and member.id", req.Op)
+	}
+	if _, ok := Cluster(r.table.Current(), req.Cluster); !ok {
+		return wire.Errorf(req.ID, wire.NotFound, "cluster %q is not in routing table version %d", req.Cluster, r.table.Current().Version)
+	}
+	if r.meta != nil && !r.isMetaLeader() {
+		rep := r.meta.Replica()
+		addr := rep.MemberAddr(rep.Leader())
+		if addr == "" {
+			return wire.Errorf(req.ID, wire.Unavailable, "the meta group has no leader; retry")
+		}
+		out := *req
+		out.ID = 0
+		resp, err := r.callNode(ctx, addr, &out)
+		if err != nil {
+			return wire.Errorf(req.ID, wire.Unavailable, "meta leader %s: %v", addr, err)
+		}
+		return resp
+	}
+	out := *req
+	out.ID, out.Cluster = 0, ""
+	resp := r.callCluster(ctx, req.Cluster, &out)
+	if resp.Code != wire.OK || resp.Node == nil {
+		return resp
+	}
+	if err := r.syncMembers(ctx, req.Cluster, resp.Node.Members); err != nil {
+		r.log.Warn("membership changed but the routing table was not updated; repeat the request", "cluster", req.Cluster, "op", req.Op.String(), "member", req.Member.ID, "err", err)
+		return wire.Errorf(req.ID, wire.Unavailable, "%s of %d in %s done, routing table not updated (repeat the request): %v", req.Op, req.Member.ID, req.Cluster, err)
+	}
+	return resp
+}
+
+// syncMembers sets cluster's members in the routing table to the voters
+// among ms (a leader's member list), keeping a table address where ms has
+// none. No change if the table already says so.
+func (r *Router) syncMembers(ctx context.Context, cluster string, ms []wire.MemberStatus) error {
+	want := VoterMembers(ms)
+	if len(want) == 0 {
+		return errors.New("the leader reported no voters")
+	}
+	if c, ok := Cluster(r.table.Current(), cluster); ok && slices.Equal(c.Members, mergeAddrs(want, c.Members)) {
+		return nil
+	}
+	err := r.table.Update(ctx, func(t *wire.TableInfo) error {
+		for i := range t.Clusters {
+			if t.Clusters[i].ID == cluster {
+				t.Clusters[i].Members = mergeAddrs(want, t.Clusters[i].Members)
+				return nil
+			}
+		}
+		return errors.New("cluster " + cluster + " left the routing table")
+	})
+	if err == nil {
+		r.log.Info("routing table: cluster members updated", "cluster", cluster, "members", len(want), "version", r.table.Current().Version)
+	}
+	return err
+}
+
+// VoterMembers returns the voters of ms as routing-table members, sorted
+// by id.
+func VoterMembers(ms []wire.MemberStatus) []wire.Member {
+	var out []wire.Member
+	for _, m := range ms {
+		if m.Voter {
+			out = append(out, wire.Member{ID: m.ID, Addr: m.Addr})
+		}
+	}
+	slices.SortFunc(out, func(a, b wire.Member) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// mergeAddrs fills the empty addresses of want from old (same id).
+func mergeAddrs(want, old []wire.Member) []wire.Member {
+	out := slices.Clone(want)
+	for i := range out {
+		if out[i].Addr != "" {
+			continue
+		}
+		for _, o := range old {
+			if o.ID == out[i].ID {
+				out[i].Addr = o.Addr
+			}
+		}
+	}
+	return out
+}

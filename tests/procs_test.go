@@ -1,0 +1,294 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cleavefs/cleave/internal/rpc"
+	"github.com/cleavefs/cleave/wire"
+)
+
+// A procCluster is one cluster of `cleave node` processes and one `cleave
+// router` (a meta group of one), started directly rather than by `cleave
+// up`, so that a test can put every node in its own network namespace,
+// wipe a node's disk and replace it without a supervisor restarting it
+// behind the test's back. Its deployment (d) serves the same helpers as a
+// `cleave up` one: dial, status, cli, waitLeaders, runSchedule.
+type procCluster struct {
+	t         testing.TB
+	dir       string
+	lab       *netLab // nil: every process on loopback
+	retention uint64
+	d         *deployment
+	router    *proc
+	pool      *rpc.Pool
+
+	mu    sync.Mutex
+	nodes map[uint64]*procNode
+}
+
+// proc is one child process and where its output goes.
+type proc struct {
+	name string
+	argv []string
+	log  string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// procNode is one storage node of a procCluster.
+type procNode struct {
+	proc
+	id   uint64
+	addr string // HOST:PORT it listens on, as its peers know it
+	data string
+	ns   string // its network namespace, "" on loopback
+	ip   string // its address in the lab, "" on loopback
+}
+
+const clusterID = "c1"
+
+// startProcCluster starts n nodes (ids 1..n) and a router. With lab set,
+// each node runs in its own namespace of the lab.
+func startProcCluster(t testing.TB, n int, lab *netLab, retention uint64) *procCluster {
+	t.Helper()
+	pc := &procCluster{t: t, dir: t.TempDir(), lab: lab, retention: retention, nodes: map[uint64]*procNode{},
+		pool: rpc.NewPool(rpc.DialConfig{Client: "test"})}
+	t.Cleanup(pc.stop)
+	var peers []string
+	for id := uint64(1); id <= uint64(n); id++ {
+		nd := pc.newNode(id)
+		pc.nodes[id] = nd
+		peers = append(peers, fmt.Sprintf("%d=%s", id, nd.addr))
+	}
+	for id := uint64(1); id <= uint64(n); id++ {
+		nd := pc.nodes[id]
+		nd.argv = pc.nodeArgv(nd, strings.Join(peers, ","), false)
+		pc.start(&nd.proc)
+	}
+	raddr := freeAddr(t)
+	if lab != nil {
+		raddr = lab.hostIP + ":" + strconv.Itoa(freePort(t))
+	}
+	var members []string
+	for id := uint64(1); id <= uint64(n); id++ {
+		members = append(members, fmt.Sprintf("%d@%s", id, pc.nodes[id].addr))
+	}
+	pc.router = &proc{name: "router", argv: []string{cleaveBin, "router", "--id", "r1", "--listen", raddr,
+		"--data", filepath.Join(pc.dir, "router"), "--raft-id", "1", "--peers", "1=" + raddr,
+		"--cluster", clusterID + "=" + strings.Join(members, ","), "--report-pid"}}
+	pc.start(pc.router)
+	pc.d = &deployment{dir: pc.dir, router: raddr, routers: []string{raddr}}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out, err := pc.d.cli(t, nil, "status", "-o", "json")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("router not serving within 60s: %v\n%s\nlogs in %s", err, out, pc.dir)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	pc.d.waitLeaders(t, 60*time.Second)
+	return pc
+}
+
+// newNode chooses the address and directories of node id.
+func (pc *procCluster) newNode(id uint64) *procNode {
+	nd := &procNode{id: id, data: filepath.Join(pc.dir, fmt.Sprintf("n%d", id))}
+	nd.name = fmt.Sprintf("node%d", id)
+	if pc.lab != nil {
+		nd.ns, nd.ip = pc.lab.addNode(pc.t, id)
+		nd.addr = nd.ip + ":7000"
+	} else {
+		nd.addr = freeAddr(pc.t)
+	}
+	return nd
+}
+
+func (pc *procCluster) nodeArgv(nd *procNode, peers string, join bool) []string {
+	argv := []string{cleaveBin, "node", "--id", strconv.FormatUint(nd.id, 10), "--cluster", clusterID,
+		"--listen", nd.addr, "--peers", peers, "--data", nd.data, "--report-pid",
+		"--log-retention", strconv.FormatUint(pc.retention, 10)}
+	if join {
+		argv = append(argv, "--join")
+	} else {
+		argv = append(argv, "--range", "0-18446744073709551616")
+	}
+	if nd.ns != "" {
+		argv = append([]string{"ip", "netns", "exec", nd.ns}, argv...)
+	}
+	return argv
+}
+
+// start runs p with its output appended to its log file.
+func (pc *procCluster) start(p *proc) {
+	pc.t.Helper()
+	if p.log == "" {
+		p.log = filepath.Join(pc.dir, p.name+".log")
+	}
+	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		pc.t.Fatal(err)
+	}
+	p.cmd = exec.Command(p.argv[0], p.argv[1:]...)
+	p.cmd.Stdout, p.cmd.Stderr = f, f
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		f.Close()
+		pc.t.Fatalf("start %s: %v", p.name, err)
+	}
+	p.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); f.Close(); close(done) }(p.cmd, p.done)
+}
+
+// kill sends SIGKILL to p and waits for it to exit.
+func (p *proc) kill() {
+	if p.cmd == nil {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGCONT) // a paused process dies too
+	p.cmd.Process.Kill()
+	<-p.done
+}
+
+// alive reports whether p runs.
+func (p *proc) alive() bool {
+	if p.cmd == nil {
+		return false
+	}
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// restart starts node id again with the same arguments (and disk).
+func (pc *procCluster) restart(id uint64) {
+	pc.mu.Lock()
+	nd := pc.nodes[id]
+	pc.mu.Unlock()
+	if !nd.alive() {
+		pc.start(&nd.proc)
+	}
+}
+
+// node returns node id.
+func (pc *procCluster) node(id uint64) *procNode {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	return pc.nodes[id]
+}
+
+// ids returns the ids of the nodes started, in order.
+func (pc *procCluster) ids() []uint64 {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	var ids []uint64
+	for id := range pc.nodes {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// joinNode starts node id empty with --join; peers lists the current
+// members as ID=HOST:PORT.
+func (pc *procCluster) joinNode(id uint64, peers []string) *procNode {
+	pc.t.Helper()
+	nd := pc.newNode(id)
+	nd.argv = pc.nodeArgv(nd, strings.Join(append([]string{fmt.Sprintf("%d=%s", id, nd.addr)}, peers...), ","), true)
+	pc.mu.Lock()
+	pc.nodes[id] = nd
+	pc.mu.Unlock()
+	pc.start(&nd.proc)
+	return nd
+}
+
+// nodeStatus asks node addr directly for its status; with checksum set
+// it includes the state checksum.
+func (pc *procCluster) nodeStatus(ctx context.Context, addr string, checksum bool) (*wire.NodeStatus, error) {
+	conn, err := pc.pool.Get(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	req := &wire.Request{Op: wire.OpStatus}
+	if checksum {
+		req.Flags |= wire.FlagChecksum
+	}
+	resp, err := conn.Call(ctx, req)
+	if err != nil {
+		pc.pool.Drop(addr, conn)
+		return nil, err
+	}
+	if resp.Node == nil {
+		return nil, resp.Err()
+	}
+	return resp.Node, nil
+}
+
+// leader returns the id of the node that answers as leader, waiting for
+// one until timeout.
+func (pc *procCluster) leader(timeout time.Duration) uint64 {
+	pc.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, id := range pc.ids() {
+			nd := pc.node(id)
+			if !nd.alive() {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			st, err := pc.nodeStatus(ctx, nd.addr, false)
+			cancel()
+			if err == nil && st.Role == "leader" {
+				return id
+			}
+		}
+		if time.Now().After(deadline) {
+			pc.t.Fatalf("no leader among nodes %v within %v", pc.ids(), timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// stop kills every process and tears the lab down.
+func (pc *procCluster) stop() {
+	for _, id := range pc.ids() {
+		pc.node(id).kill()
+	}
+	if pc.router != nil {
+		pc.router.kill()
+	}
+	pc.pool.Close()
+	if pc.t.Failed() {
+		pc.t.Logf("process logs kept in %s (CLEAVE_KEEP=1 keeps them after the test)", pc.dir)
+		if os.Getenv("CLEAVE_KEEP") != "" {
+			keep := filepath.Join(os.TempDir(), "cleave-"+strings.ReplaceAll(pc.t.Name(), "/", "-"))
+			os.RemoveAll(keep)
+			exec.Command("cp", "-a", pc.dir, keep).Run()
+			pc.t.Logf("copied to %s", keep)
+		}
+	}
+}
+
+// freePort returns a TCP port that was free on loopback a moment ago.
+func freePort(t testing.TB) int {
+	a := freeAddr(t)
+	_, p, _ := strings.Cut(a, ":")
+	n, _ := strconv.Atoi(p)
+	return n
+}
