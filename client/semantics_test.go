@@ -22,11 +22,7 @@ import (
 // notLanded names server features that are not committed yet; tests of them
 // skip, saying so. Features that fail loudly when missing (an op the state
 // machine does not know) are detected at run time instead, by skipIfMissing.
-var notLanded = map[string]bool{
-	// GET of /file/x answers NOT_FOUND where POSIX says ENOTDIR; raised
-	// with the server side (mkdir below a file does give NOT_DIR).
-	"NOT_DIR below a file": true,
-}
+var notLanded = map[string]bool{}
 
 func needServer(t *testing.T, feature string) {
 	t.Helper()
@@ -114,7 +110,7 @@ func TestSemantics(t *testing.T) {
 		}},
 		{name: "get missing", op: wire.OpGet, do: func(e env) error { _, err := c.Get(ctx, e.r+"/nope"); return err }, want: wire.NotFound},
 		{name: "get dir", op: wire.OpGet, do: func(e env) error { _, err := c.Get(ctx, e.r+"/dir"); return err }, want: wire.IsDir},
-		{name: "get below file", op: wire.OpGet, feature: "NOT_DIR below a file", do: func(e env) error { _, err := c.Get(ctx, e.r+"/file/x"); return err }, want: wire.NotDir},
+		{name: "get below file", op: wire.OpGet, do: func(e env) error { _, err := c.Get(ctx, e.r+"/file/x"); return err }, want: wire.NotDir},
 		{name: "get range", op: wire.OpGet, do: func(e env) error {
 			b, _, err := c.GetRange(ctx, e.r+"/dir/f", 1, 3)
 			if err == nil && string(b) != "ell" {
@@ -203,6 +199,16 @@ func TestSemantics(t *testing.T) {
 		{name: "ls file", op: wire.OpList, do: func(e env) error { _, err := c.List(ctx, e.r+"/file"); return err }, want: wire.NotDir},
 		{name: "ls missing", op: wire.OpList, do: func(e env) error { _, err := c.List(ctx, e.r+"/nope"); return err }, want: wire.NotFound},
 		{name: "stat missing", op: wire.OpStat, do: func(e env) error { _, err := c.Stat(ctx, e.r+"/nope"); return err }, want: wire.NotFound},
+		{name: "stat below file", op: wire.OpStat, do: func(e env) error { _, err := c.Stat(ctx, e.r+"/file/x/y"); return err }, want: wire.NotDir},
+		{name: "ls below file", op: wire.OpList, do: func(e env) error { _, err := c.List(ctx, e.r+"/file/x"); return err }, want: wire.NotDir},
+		{name: "exists below file", op: wire.OpExists, do: func(e env) error {
+			ok, err := c.Exists(ctx, e.r+"/file/x")
+			if err == nil && ok {
+				return errors.New("exists = true")
+			}
+			return err
+		}},
+		{name: "stat below missing dir", op: wire.OpStat, do: func(e env) error { _, err := c.Stat(ctx, e.r+"/nope/x"); return err }, want: wire.NotFound},
 		{name: "invalid path", op: wire.OpStat, do: func(e env) error { _, err := c.Stat(ctx, e.r+"/a/../b"); return err }, want: wire.Invalid},
 		{name: "invalid destination", op: wire.OpRename, do: func(e env) error { return c.Rename(ctx, e.r+"/file", e.r+"//x") }, want: wire.Invalid},
 	} {

@@ -49,14 +49,38 @@ func stat(rd reader, p string) (*wire.Stat, error) {
 		return nil, err
 	}
 	if e == nil {
-		return nil, &wire.Error{Code: wire.NotFound, Message: fmt.Sprintf("%q does not exist", p)}
+		return nil, absent(rd, p)
 	}
 	_, name := fspath.Split(p)
 	return e.stat(name), nil
 }
 
-// Stat returns the metadata of path from the committed state: one point get.
-// Errors are *wire.Error (INVALID, WRONG_RANGE, NOT_FOUND, INTERNAL).
+// absent is the error for p (not "/"), which has no entry: NOT_DIR if an
+// ancestor of p is a file (POSIX ENOTDIR: "/a/f/x" where /a/f is a file),
+// else NOT_FOUND. It reads upward only until the nearest existing
+// ancestor, like missingParents: an existing directory's ancestors all
+// exist as directories.
+func absent(rd reader, p string) error {
+	for dir, _ := fspath.Split(p); dir != "/"; dir, _ = fspath.Split(dir) {
+		e, err := getEntry(rd, dir)
+		if err != nil {
+			return err
+		}
+		if e == nil {
+			continue
+		}
+		if e.Type != wire.TypeDir {
+			return &wire.Error{Code: wire.NotDir, Message: fmt.Sprintf("%q does not exist: %q is a file", p, dir)}
+		}
+		break
+	}
+	return &wire.Error{Code: wire.NotFound, Message: fmt.Sprintf("%q does not exist", p)}
+}
+
+// Stat returns the metadata of path from the committed state: one point get
+// (and, for a missing path, one per ancestor up to the nearest existing
+// one). Errors are *wire.Error (INVALID, WRONG_RANGE, NOT_FOUND, NOT_DIR
+// when an ancestor is a file, INTERNAL).
 func (f *FSM) Stat(path string) (*wire.Stat, error) {
 	s, err := f.snapshot(path)
 	if err != nil {
@@ -66,23 +90,20 @@ func (f *FSM) Stat(path string) (*wire.Stat, error) {
 	return stat(s, path)
 }
 
-// Exists reports whether path exists in the committed state. Errors are
-// *wire.Error (INVALID, WRONG_RANGE, INTERNAL).
+// Exists reports whether path exists in the committed state (a path below
+// a file does not). Errors are *wire.Error (INVALID, WRONG_RANGE, INTERNAL).
 func (f *FSM) Exists(path string) (bool, error) {
 	_, err := f.Stat(path)
 	var we *wire.Error
-	if errors.As(err, &we) && we.Code == wire.NotFound {
+	if errors.As(err, &we) && (we.Code == wire.NotFound || we.Code == wire.NotDir) {
 		return false, nil
 	}
 	return err == nil, err
 }
 
-// Get returns the contents and metadata of file path from the committed
-// state, verifying the contents against the stored checksum. Errors are
-// *wire.Error (INVALID, WRONG_RANGE, NOT_FOUND, IS_DIR, INTERNAL).
 // Get returns the whole contents and metadata of file path from the
 // committed state, every chunk verified. Errors are *wire.Error (INVALID,
-// WRONG_RANGE, NOT_FOUND, IS_DIR, INTERNAL).
+// WRONG_RANGE, NOT_FOUND, NOT_DIR, IS_DIR, INTERNAL).
 func (f *FSM) Get(path string) ([]byte, *wire.Stat, error) {
 	return f.Read(path, 0, 0, -1)
 }
@@ -93,7 +114,7 @@ func (f *FSM) Get(path string) ([]byte, *wire.Stat, error) {
 // verified against its name: a corrupt chunk is INTERNAL, never data. If
 // the range holds more than maxBytes (maxBytes ≥ 0), Read fails TOO_LARGE
 // without reading. Errors are *wire.Error (INVALID, WRONG_RANGE, NOT_FOUND,
-// IS_DIR, TOO_LARGE, INTERNAL).
+// NOT_DIR when an ancestor is a file, IS_DIR, TOO_LARGE, INTERNAL).
 func (f *FSM) Read(path string, offset, length, maxBytes int64) ([]byte, *wire.Stat, error) {
 	if offset < 0 || length < 0 {
 		return nil, nil, &wire.Error{Code: wire.Invalid, Message: fmt.Sprintf("GET %q: offset %d and length %d must not be negative", path, offset, length)}
@@ -111,7 +132,7 @@ func (f *FSM) Read(path string, offset, length, maxBytes int64) ([]byte, *wire.S
 		return nil, nil, err
 	}
 	if e == nil {
-		return nil, nil, &wire.Error{Code: wire.NotFound, Message: fmt.Sprintf("%q does not exist", path)}
+		return nil, nil, absent(s, path)
 	}
 	if e.Type != wire.TypeFile {
 		return nil, nil, &wire.Error{Code: wire.IsDir, Message: fmt.Sprintf("%q is a directory", path)}

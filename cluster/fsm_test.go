@@ -476,7 +476,11 @@ func TestReads(t *testing.T) {
 		}},
 		{"stat dir", "stat", "/d", wire.OK, nil},
 		{"stat missing", "stat", "/d/nope", wire.NotFound, nil},
-		{"stat under file", "stat", "/d/f/x", wire.NotFound, nil},
+		{"stat under file", "stat", "/d/f/x", wire.NotDir, nil},
+		{"stat deep under file", "stat", "/d/f/x/y", wire.NotDir, nil},
+		{"stat under missing dir", "stat", "/d/nope/x", wire.NotFound, nil},
+		{"get under file", "get", "/d/f/x", wire.NotDir, nil},
+		{"list under file", "list", "/d/f/x", wire.NotDir, nil},
 		{"stat invalid", "stat", "d", wire.Invalid, nil},
 		{"get", "get", "/d/f", wire.OK, func(t *testing.T, data []byte, st *wire.Stat, _ []wire.Stat, _ bool) {
 			if string(data) != "data" || st.Version != 2 {
@@ -514,6 +518,11 @@ func TestReads(t *testing.T) {
 		{"exists missing", "exists", "/d/nope", wire.OK, func(t *testing.T, _ []byte, _ *wire.Stat, _ []wire.Stat, ok bool) {
 			if ok {
 				t.Error("true")
+			}
+		}},
+		{"exists under file", "exists", "/d/f/x", wire.OK, func(t *testing.T, _ []byte, _ *wire.Stat, _ []wire.Stat, ok bool) {
+			if ok {
+				t.Error("a path below a file exists")
 			}
 		}},
 		{"exists invalid", "exists", "/a/./b", wire.Invalid, nil},
