@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,8 +29,13 @@ func TestSidePort(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := NewRequestMetrics(reg, "node")
 	m.Observe(wire.OpPut, wire.OK, 300*time.Microsecond)
-	var notReady error = errors.New("no leader known")
-	s, err := Start(Config{Addr: "127.0.0.1:0", Registry: reg, Ready: func() error { return notReady }})
+	var ready atomic.Bool
+	s, err := Start(Config{Addr: "127.0.0.1:0", Registry: reg, Ready: func() error {
+		if !ready.Load() {
+			return errors.New("no leader known")
+		}
+		return nil
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +61,7 @@ func TestSidePort(t *testing.T) {
 			}
 		})
 	}
-	notReady = nil
+	ready.Store(true)
 	if code, _ := get(t, base+"/readyz"); code != 200 {
 		t.Fatalf("readyz after ready = %d", code)
 	}
