@@ -221,6 +221,7 @@ func Open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport) (*Replica, e
 		MaxSizePerMsg:             cfg.MaxSizePerMsg,
 		MaxUncommittedEntriesSize: cfg.MaxUncommittedBytes,
 		MaxInflightMsgs:           cfg.MaxInflight,
+		MaxInflightBytes:          cfg.MaxInflightBytes,
 		CheckQuorum:               true,
 		PreVote:                   true,
 		DisableProposalForwarding: true,
