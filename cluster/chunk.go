@@ -12,7 +12,9 @@ package cluster
 // the chunk TTL, in which case it stays "pending" (indexed under "s/p/")
 // until the TTL passes, so that an upload racing with a delete of the last
 // file using the same bytes can still commit. Every chunk read is verified
-// against its name; a mismatch is INTERNAL and never returned as data.
+// against its name; a mismatch is INTERNAL and never returned as data. A
+// node that finds a chunk corrupt or missing (a read or the scrubber)
+// rewrites it from another member's verified copy (repair.go).
 //
 // Checksum of a file (Stat.Checksum):
 //   - size ≤ B: "sha256:<hex>", the SHA-256 of the contents;
@@ -119,9 +121,20 @@ func putMeta(b *pebble.Batch, h chunkID, m *chunkMeta) error {
 	return nil
 }
 
+// corruptError is a chunk whose stored bytes are missing or do not match
+// its name. Callers see INTERNAL (it unwraps to a *wire.Error naming the
+// chunk); a node repairs it from another member's copy (repair.go).
+type corruptError struct {
+	h   chunkID
+	err *wire.Error
+}
+
+func (e *corruptError) Error() string { return e.err.Error() }
+func (e *corruptError) Unwrap() error { return e.err }
+
 // corruptChunk is the error for a chunk whose bytes do not match its name.
-func corruptChunk(h chunkID, path, why string) *wire.Error {
-	return &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("chunk %v of %s failed verification (%s); not returned", h, path, why)}
+func corruptChunk(h chunkID, path, why string) error {
+	return &corruptError{h: h, err: &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("integrity: chunk %v of %s failed verification (%s); not returned", h, path, why)}}
 }
 
 // readChunk returns the verified bytes of chunk h, which must have n bytes.
@@ -129,7 +142,7 @@ func corruptChunk(h chunkID, path, why string) *wire.Error {
 func readChunk(rd reader, h chunkID, n int64, path string) ([]byte, error) {
 	v, err := getValue(rd, chunkKey(h))
 	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("integrity: chunk %v of %s is missing", h, path)}
+		return nil, &corruptError{h: h, err: &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("integrity: chunk %v of %s is missing", h, path)}}
 	}
 	if err != nil {
 		return nil, storageErr("read chunk "+h.String()+" of "+path, err)
@@ -138,7 +151,9 @@ func readChunk(rd reader, h chunkID, n int64, path string) ([]byte, error) {
 		return nil, corruptChunk(h, path, "sha256 mismatch")
 	}
 	if int64(len(v)) != n {
-		return nil, corruptChunk(h, path, fmt.Sprintf("%d bytes where the file needs %d", len(v), n))
+		// The right bytes (they match the name) where the block map wants
+		// another length: the metadata is wrong, no replica's copy helps.
+		return nil, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("integrity: chunk %v of %s has %d bytes where the file needs %d; not returned", h, path, len(v), n)}
 	}
 	return v, nil
 }

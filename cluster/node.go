@@ -180,7 +180,8 @@ type Node struct {
 
 	serveErr chan error
 	scrub    *scrubber
-	usage    usageCache // Files, Bytes and Ops of the status (usage.go)
+	usage    usageCache  // Files, Bytes and Ops of the status (usage.go)
+	repairs  repairStats // chunks rewritten from another member (repair.go)
 }
 
 // Start opens the node's database (bootstrapping it if empty), starts its
@@ -289,7 +290,7 @@ func Start(cfg Config) (*Node, error) {
 	n.srv = rpc.NewServer(scfg, rpc.HandlerFunc(n.split.handle))
 	go func() { n.serveErr <- n.srv.Serve(n.ln) }()
 	if cfg.ScrubRate > 0 {
-		n.scrub = startScrubber(n.fsm, cfg.ScrubRate, log)
+		n.scrub = startScrubber(n.fsm, cfg.ScrubRate, n.repairChunk, log)
 	}
 	if err := n.startGossip(); err != nil {
 		n.srv.Close()
@@ -376,6 +377,7 @@ func (n *Node) Status() wire.NodeStatus {
 	if n.scrub != nil {
 		n.scrub.report(&ns)
 	}
+	n.repairs.report(&ns)
 	n.usage.report(n.fsm, &ns)
 	return ns
 }
@@ -394,6 +396,8 @@ func (n *Node) handle(ctx context.Context, req *wire.Request) *wire.Response {
 		return &wire.Response{Node: &st}
 	case req.Op == wire.OpAddLearner, req.Op == wire.OpPromote, req.Op == wire.OpRemoveMember:
 		return n.changeMembership(ctx, req)
+	case req.Op == wire.OpChunkFetch:
+		return n.serveChunkFetch(req)
 	case req.Op.Mutating():
 		return n.write(ctx, req)
 	}
@@ -480,7 +484,7 @@ func (n *Node) read(ctx context.Context, req *wire.Request) *wire.Response {
 	resp := &wire.Response{}
 	switch req.Op {
 	case wire.OpGet:
-		resp.Data, resp.Stat, err = n.fsm.Read(req.Path, req.Offset, req.Length, int64(n.cfg.MaxFrame)-frameSlack)
+		resp.Data, resp.Stat, err = n.readRepairing(ctx, req.Path, req.Offset, req.Length, int64(n.cfg.MaxFrame)-frameSlack)
 	case wire.OpStat:
 		resp.Stat, err = n.fsm.Stat(req.Path)
 	case wire.OpList:

@@ -2,12 +2,13 @@ package cluster
 
 // The scrubber re-reads every stored chunk at a bounded rate and checks it
 // against its name (DESIGN §4). It finds rot at rest before a read does.
-// Findings are counted in NodeStatus and each corrupt chunk is logged.
-// Repair from a healthy replica is not implemented yet: a corrupt chunk
-// stays corrupt (reads of it fail INTERNAL) until the file is rewritten.
+// Findings are counted in NodeStatus (ScrubCorrupt) and each corrupt chunk
+// is logged and repaired from another member's copy (repair.go; counted in
+// ChunksRepaired, or RepairFailed when no member has a healthy copy).
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"sync"
@@ -68,19 +69,23 @@ func (f *FSM) VerifyChunks(from []byte, maxBytes int64) (ScrubStep, error) {
 
 // scrubber drives VerifyChunks from a goroutine at rate bytes per second.
 type scrubber struct {
-	fsm  *FSM
-	rate int64
-	log  *slog.Logger
+	fsm    *FSM
+	rate   int64
+	repair func(context.Context, chunkID) error // nil: report only
+	log    *slog.Logger
 
 	checked, bytes, corrupt, passes atomic.Uint64
 
-	done chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
+	ctx    context.Context // cancelled by stop
+	cancel context.CancelFunc
+	done   chan struct{}
+	wg     sync.WaitGroup
+	once   sync.Once
 }
 
-func startScrubber(f *FSM, rate int64, log *slog.Logger) *scrubber {
-	s := &scrubber{fsm: f, rate: rate, log: log.With("component", "scrubber"), done: make(chan struct{})}
+func startScrubber(f *FSM, rate int64, repair func(context.Context, chunkID) error, log *slog.Logger) *scrubber {
+	s := &scrubber{fsm: f, rate: rate, repair: repair, log: log.With("component", "scrubber"), done: make(chan struct{})}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go s.run()
 	return s
@@ -101,6 +106,9 @@ func (s *scrubber) run() {
 		for _, name := range st.Corrupt {
 			s.corrupt.Add(1)
 			s.log.Error("corrupt chunk: stored bytes do not match the chunk's name", "chunk", name)
+			if h, err := parseChunkName(name); err == nil && s.repair != nil {
+				_ = s.repair(s.ctx, h) // logged and counted by repair
+			}
 		}
 		from = st.Next
 		wait := time.Duration(float64(st.Bytes) / float64(s.rate) * float64(time.Second))
@@ -121,7 +129,7 @@ func (s *scrubber) run() {
 }
 
 func (s *scrubber) stop() {
-	s.once.Do(func() { close(s.done) })
+	s.once.Do(func() { close(s.done); s.cancel() })
 	s.wg.Wait()
 }
 

@@ -50,6 +50,13 @@ const (
 	OpSplitFork    Op = 41 // node: propose the SPLIT entry (Request.Split); answers Response.Split with its log index
 	OpSplitCleanup Op = 42 // node: delete up to Request.Limit moved entries of the last split; Response.Exists = more remain
 
+	// Node to node: the verified local copy of one chunk, named by
+	// Request.Chunks[0] ("sha256:<hex>"), in Response.Data. A node that
+	// finds a chunk corrupt fetches it from another member this way and
+	// rewrites its own copy (cluster/repair.go). NOT_FOUND if the answering
+	// node does not hold it, INTERNAL if its copy is corrupt too.
+	OpChunkFetch Op = 50
+
 	OpRaft Op = 64 // one-way: Data is a marshalled raftpb.Message; no response
 )
 
@@ -60,6 +67,7 @@ var opNames = map[Op]string{
 	OpCopy: "COPY", OpChunk: "CHUNK", OpCommit: "COMMIT", OpRaft: "RAFT",
 	OpRouterInfo: "ROUTER_INFO", OpSnapshot: "SNAPSHOT", OpAddLearner: "ADD_LEARNER", OpPromote: "PROMOTE",
 	OpRemoveMember: "REMOVE_MEMBER", OpSplit: "SPLIT", OpSplitFork: "SPLIT_FORK", OpSplitCleanup: "SPLIT_CLEANUP",
+	OpChunkFetch: "CHUNK_FETCH",
 }
 
 func (o Op) String() string {
@@ -325,6 +333,11 @@ type NodeStatus struct {
 	Files uint64 `msgpack:"files,omitempty" json:"files"`
 	Bytes uint64 `msgpack:"bytes,omitempty" json:"bytes"`
 	Ops   uint64 `msgpack:"ops,omitempty" json:"ops"`
+	// ChunksRepaired counts corrupt or missing chunks this node rewrote
+	// from another member's verified copy since start (found by a read or
+	// by the scrubber); RepairFailed the attempts that found no healthy copy.
+	ChunksRepaired uint64 `msgpack:"chunks_repaired,omitempty" json:"chunks_repaired"`
+	RepairFailed   uint64 `msgpack:"repair_failed,omitempty" json:"repair_failed"`
 
 	Members  []MemberStatus `msgpack:"members,omitempty" json:"members,omitempty"`     // the raft group's members as this node knows them
 	LogFirst uint64         `msgpack:"log_first,omitempty" json:"log_first,omitempty"` // first index still in the local log (older ones are compacted)
