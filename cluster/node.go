@@ -76,6 +76,22 @@ type Config struct {
 	// anywhere else.
 	UnsafeAckBeforeCommit bool
 
+	// CacheSize is the Pebble block cache, in bytes; 0: the 64 MiB of
+	// pebbleOptions. MemTableSize is one Pebble memtable; 0: 4 MiB (Pebble's
+	// default; two may be full at once). Both live outside the Go heap
+	// (Pebble allocates them with C malloc in cgo builds).
+	CacheSize    int64
+	MemTableSize uint64
+	// MemoryLimit is the memory budget of the whole process, in bytes; 0
+	// (the default) leaves the Go runtime and malloc as they are. Set, the
+	// node (memory.go) gives the Go runtime a soft limit of MemoryLimit
+	// minus the Pebble cache, two memtables and 32 MiB for code and C
+	// allocations, unless GOMEMLIMIT is set, and makes glibc malloc return
+	// large blocks to the OS. Both are process-wide, so only the process
+	// that runs one node sets it: `cleave node` does (--memory-limit,
+	// default 224 MiB), in-process test deployments do not.
+	MemoryLimit int64
+
 	// HTTP is the HOST:PORT of the HTTP side port (/metrics, /healthz,
 	// /readyz, /debug/pprof; package internal/ops); port 0 picks a free
 	// one. It has no auth: bind it to loopback or a private network.
@@ -123,6 +139,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxFrame > 0 && c.ChunkSize > int64(c.MaxFrame)-frameSlack {
 		return fmt.Errorf("cluster: chunk size %d does not fit a frame of %d bytes (with %d to spare)", c.ChunkSize, c.MaxFrame, frameSlack)
+	}
+	if c.CacheSize < 0 || c.MemoryLimit < 0 {
+		return fmt.Errorf("cluster: cache size %d and memory limit %d must not be negative", c.CacheSize, c.MemoryLimit)
 	}
 	if c.SessionTTL < 0 || c.ChunkTTL < 0 || c.ScrubRate < 0 {
 		return fmt.Errorf("cluster: session TTL %v, chunk TTL %v and scrub rate %d must not be negative", c.SessionTTL, c.ChunkTTL, c.ScrubRate)
@@ -216,7 +235,15 @@ func Start(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("cluster: data dir: %w", err)
 	}
-	db, err := pebble.Open(filepath.Join(cfg.DataDir, "db"), pebbleOptions(replica.PebbleLogger(log)))
+	po := pebbleOptions(replica.PebbleLogger(log))
+	if cfg.CacheSize > 0 {
+		po.CacheSize = cfg.CacheSize
+	}
+	if cfg.MemTableSize > 0 {
+		po.MemTableSize = cfg.MemTableSize
+	}
+	setMemoryLimit(cfg, po, log)
+	db, err := pebble.Open(filepath.Join(cfg.DataDir, "db"), po)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open %s: %w", cfg.DataDir, err)
 	}

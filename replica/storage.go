@@ -156,6 +156,7 @@ func (s *logStore) compact(to uint64) error {
 		for _, e := range s.cache[:drop] {
 			s.cacheBytes -= proto.Size(e)
 		}
+		clear(s.cache[:drop])
 		s.cache = s.cache[drop:]
 	}
 	return nil
@@ -453,6 +454,7 @@ func (s *logStore) commitEntries(ents []*pb.Entry) {
 		s.cacheBytes -= proto.Size(s.cache[drop])
 		drop++
 	}
+	clear(s.cache[:drop]) // the array behind the slice must not keep dropped entries alive
 	s.cache = s.cache[drop:]
 }
 

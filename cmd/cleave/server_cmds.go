@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -43,6 +44,7 @@ type nodeOpts struct {
 	logRetention uint64
 	logLevel     string
 	http         string
+	memoryLimit  string
 }
 
 // newNodeCmd returns `cleave node`, which hands its configuration to run.
@@ -74,6 +76,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.StringVar(&o.gossip, "gossip", "", "HOST:PORT (UDP and TCP) to join the gossip pool on; empty: no gossip")
 	f.StringVar(&o.gossipSeeds, "gossip-seeds", "", "gossip addresses to join through, comma separated (the routers')")
 	f.StringVar(&o.http, "http", "", "HOST:PORT of the HTTP side port: /metrics, /healthz, /readyz, /debug/pprof (port 0: any free port, logged); empty: off")
+	f.StringVar(&o.memoryLimit, "memory-limit", "224MiB", "memory budget of this process (e.g. 224MiB, 1GiB; 0: none): sets the Go runtime's soft limit to what the Pebble cache and memtables leave, unless GOMEMLIMIT is set, and makes malloc return large blocks")
 	return cmd
 }
 
@@ -118,6 +121,9 @@ func (o *nodeOpts) config(cmd *cobra.Command) (cluster.Config, error) {
 	cfg.Join = o.join
 	cfg.LogRetention = o.logRetention
 	cfg.HTTP = o.http
+	if cfg.MemoryLimit, err = parseBytes(o.memoryLimit); err != nil {
+		return cluster.Config{}, fmt.Errorf("--memory-limit: %w", err)
+	}
 	cfg.Gossip = o.gossip
 	cfg.GossipSeeds = splitList(o.gossipSeeds)
 	// A test-only fault switch, deliberately not a flag: see the field's doc.
@@ -126,6 +132,26 @@ func (o *nodeOpts) config(cmd *cobra.Command) (cluster.Config, error) {
 		logger.Warn("CLEAVE_UNSAFE_ACK_BEFORE_COMMIT=1: acknowledging writes before they commit; this node is broken on purpose")
 	}
 	return cfg, cfg.Validate()
+}
+
+// parseBytes parses a size: a number of bytes with an optional KiB, MiB or
+// GiB suffix.
+func parseBytes(s string) (int64, error) {
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = n, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a size such as 224MiB", s)
+	}
+	return n * mult, nil
 }
 
 // runNode runs a storage node until ctx is done.

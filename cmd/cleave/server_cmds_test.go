@@ -63,7 +63,23 @@ func TestNodeFlags(t *testing.T) {
 				if c.PID != 0 || c.Range != (wire.Range{End: 1 << 63}) {
 					t.Errorf("pid %d range %v", c.PID, c.Range)
 				}
+				if c.MemoryLimit != 224<<20 {
+					t.Errorf("default memory limit %d, want 224 MiB", c.MemoryLimit)
+				}
 			}},
+		{name: "memory limit", args: append(base, "--range", "0-1", "--memory-limit", "1GiB"),
+			check: func(t *testing.T, c cluster.Config) {
+				if c.MemoryLimit != 1<<30 {
+					t.Errorf("memory limit %d", c.MemoryLimit)
+				}
+			}},
+		{name: "no memory limit", args: append(base, "--range", "0-1", "--memory-limit", "0"),
+			check: func(t *testing.T, c cluster.Config) {
+				if c.MemoryLimit != 0 {
+					t.Errorf("memory limit %d", c.MemoryLimit)
+				}
+			}},
+		{name: "bad memory limit", args: append(base, "--range", "0-1", "--memory-limit", "lots"), wantErr: `--memory-limit: "lots" is not a size`},
 		{name: "bad peer id", args: []string{"--id", "1", "--cluster", "c1", "--listen", ":7501", "--peers", "1=:7501,x=:7502", "--data", "d", "--range", "0-1"},
 			wantErr: `--peers: peer "x": id must be a number`},
 		{name: "self missing", args: []string{"--id", "4", "--cluster", "c1", "--listen", ":7501", "--peers", "1=:7501", "--data", "d", "--range", "0-1"},
