@@ -98,7 +98,7 @@ run append-1k-c16  --workload append --size 1KiB --clients 16 --files 1000
 run stream-64m-c1  --workload stream --size 64MiB --clients 1 --files 4
 
 {
-	echo "cleave bench $STAMP: $(nproc) cores, cleave up (1 router, 2 clusters x 3 nodes), ${DURATION} per run"
+	echo "cleave bench $STAMP: $(nproc) cores, cleave up (3 routers, 2 clusters x 3 nodes), ${DURATION} per run"
 	echo
 	if [ ${#RAN[@]} -gt 0 ]; then "$LOADGEN" summary "${RAN[@]}"; fi
 	if [ ${#SKIPPED[@]} -gt 0 ]; then
