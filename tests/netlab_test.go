@@ -36,14 +36,24 @@ type netLab struct {
 // hostRoot names the root namespace in cut and heal.
 const hostRoot = "host"
 
-// newNetLab creates the bridge or skips t.
+// newNetLab creates the bridge or skips t, saying why.
 func newNetLab(t testing.TB) *netLab {
 	t.Helper()
+	l, why := openNetLab(t)
+	if l == nil {
+		t.Skip(why)
+	}
+	return l
+}
+
+// openNetLab creates the bridge, or returns nil and why it cannot.
+func openNetLab(t testing.TB) (*netLab, string) {
+	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("network partitions need root (ip netns); skipping")
+		return nil, "network partitions need root (ip netns); skipping"
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("network partitions need the ip command (iproute2); skipping")
+		return nil, "network partitions need the ip command (iproute2); skipping"
 	}
 	pid := os.Getpid()
 	labSeq.Lock()
@@ -59,14 +69,14 @@ func newNetLab(t testing.TB) *netLab {
 	l.hostIP = l.prefix + ".1"
 	probe := "clp" + l.tag
 	if out, err := exec.Command("ip", "netns", "add", probe).CombinedOutput(); err != nil {
-		t.Skipf("ip netns add failed (%v: %s); network partitions need network namespaces; skipping", err, strings.TrimSpace(string(out)))
+		return nil, fmt.Sprintf("ip netns add failed (%v: %s); network partitions need network namespaces; skipping", err, strings.TrimSpace(string(out)))
 	}
 	exec.Command("ip", "netns", "del", probe).Run()
 	t.Cleanup(l.close)
 	l.run(t, "link", "add", l.bridge, "type", "bridge")
 	l.run(t, "addr", "add", l.hostIP+"/24", "dev", l.bridge)
 	l.run(t, "link", "set", l.bridge, "up")
-	return l
+	return l, ""
 }
 
 var labSeq struct {

@@ -89,19 +89,25 @@ func startProcCluster(t testing.TB, n int, lab *netLab, retention uint64) *procC
 		"--cluster", clusterID + "=" + strings.Join(members, ","), "--report-pid"}}
 	pc.start(pc.router)
 	pc.d = &deployment{dir: pc.dir, router: raddr, routers: []string{raddr}}
-	deadline := time.Now().Add(60 * time.Second)
+	pc.waitRouter(60 * time.Second)
+	pc.d.waitLeaders(t, 60*time.Second)
+	return pc
+}
+
+// waitRouter waits until the router answers status.
+func (pc *procCluster) waitRouter(timeout time.Duration) {
+	pc.t.Helper()
+	deadline := time.Now().Add(timeout)
 	for {
-		out, err := pc.d.cli(t, nil, "status", "-o", "json")
+		out, err := pc.d.cli(pc.t, nil, "status", "-o", "json")
 		if err == nil {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("router not serving within 60s: %v\n%s\nlogs in %s", err, out, pc.dir)
+			pc.t.Fatalf("router not serving within %v: %v\n%s\nlogs in %s", timeout, err, out, pc.dir)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	pc.d.waitLeaders(t, 60*time.Second)
-	return pc
 }
 
 // newNode chooses the address and directories of node id.
@@ -191,6 +197,13 @@ func (pc *procCluster) node(id uint64) *procNode {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	return pc.nodes[id]
+}
+
+// forget drops node id (killed, replaced) from the cluster's nodes.
+func (pc *procCluster) forget(id uint64) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	delete(pc.nodes, id)
 }
 
 // ids returns the ids of the nodes started, in order.

@@ -174,11 +174,17 @@ func do(ctx context.Context, c *client.Client, rec *recorder, id int, rng *rand.
 // runSchedule drives clients against d for dur, injecting f in the middle,
 // then reads every key once more, and returns the whole history.
 func runSchedule(t *testing.T, d *deployment, f fault, seed uint64, dur time.Duration) []porcupine.Operation {
+	return runScheduleRoots(t, d, f, seed, dur, 4)
+}
+
+// runScheduleRoots is runSchedule over nroots root directories (more roots:
+// smaller porcupine partitions for long histories).
+func runScheduleRoots(t *testing.T, d *deployment, f fault, seed uint64, dur time.Duration, nroots int) []porcupine.Operation {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	t.Logf("schedule %s, seed %d (rerun with CLEAVE_SEED=%d)", f.name, seed, seed)
 	ctx := context.Background()
 	c0 := d.dial(t)
-	roots := make([]string, 4)
+	roots := make([]string, nroots)
 	for i := range roots {
 		roots[i] = fmt.Sprintf("lin-%s-%d-%d", f.name, seed%1000, i)
 		mctx, cancel := context.WithTimeout(ctx, 20*time.Second)
