@@ -210,4 +210,3 @@ func rangesOf(t *wire.TableInfo) []wire.Range {
 	}
 	return rs
 }
-
