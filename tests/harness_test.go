@@ -60,9 +60,9 @@ type deployment struct {
 	dir     string
 	router  string   // the first router, the one --listen names
 	routers []string // every router, the first first
-	cmd    *exec.Cmd
-	stdout *syncBuffer
-	done   chan error
+	cmd     *exec.Cmd
+	stdout  *syncBuffer
+	done    chan error
 }
 
 type syncBuffer struct {
