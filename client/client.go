@@ -25,6 +25,7 @@ type config struct {
 	timeout     time.Duration // per-call deadline when ctx has none; default 10s
 	dialTimeout time.Duration // cap on one dial + HELLO to one router; default 3s
 	log         *slog.Logger  // default: discard
+	stale       bool          // reads served from any replica's local state; default off
 }
 
 func defaultConfig() config {
@@ -51,6 +52,13 @@ func WithTimeout(d time.Duration) Option {
 		}
 	}
 }
+
+// WithStaleReads makes every read (Get, GetRange, Download, Stat, List,
+// Exists) a stale read: served by one replica (chosen per path by the
+// router) from its local state, without a ReadIndex round. Faster, and
+// available without a quorum, but it may miss writes acknowledged moments
+// ago. The default is linearizable reads.
+func WithStaleReads() Option { return func(c *config) { c.stale = true } }
 
 // WithLogger sets the logger for connection events (redials). The default
 // discards them.
@@ -243,6 +251,9 @@ func (c *Client) callWith(ctx context.Context, op string, req *wire.Request, ses
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
+	if c.cfg.stale && !req.Op.Mutating() && req.Op != wire.OpStatus && req.Op != wire.OpTable {
+		req.Flags |= wire.FlagStale
+	}
 	if req.Op.Mutating() && session {
 		req.Session, req.Seq = c.session, c.seq.Add(1)
 	}

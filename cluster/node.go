@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -183,19 +184,22 @@ const frameSlack = 64 << 10
 
 // Node is a running storage node. Safe for concurrent use.
 type Node struct {
-	cfg    Config
-	log    *slog.Logger
-	db     *pebble.DB
-	fsm    *FSM
-	rep    *replicaRef // replaced once if the node leaves at a split (split_node.go)
-	split  *splitState
-	tr     *replica.WireTransport
-	pool   *rpc.Pool
-	srv    *rpc.Server
-	ops    *ops.Server  // the HTTP side port, nil when Config.HTTP is ""
-	gossip *gossip.Pool // nil when Config.Gossip is ""
-	ln     net.Listener
-	addrs  map[uint64]string // raft id -> address
+	cfg Config
+	log *slog.Logger
+	db  *pebble.DB
+	fsm *FSM
+	rep *replicaRef // replaced once if the node leaves at a split (split_node.go)
+
+	closeOnce sync.Once
+	closeErr  error
+	split     *splitState
+	tr        *replica.WireTransport
+	pool      *rpc.Pool
+	srv       *rpc.Server
+	ops       *ops.Server  // the HTTP side port, nil when Config.HTTP is ""
+	gossip    *gossip.Pool // nil when Config.Gossip is ""
+	ln        net.Listener
+	addrs     map[uint64]string // raft id -> address
 
 	serveErr chan error
 	scrub    *scrubber
@@ -331,11 +335,15 @@ func Start(cfg Config) (*Node, error) {
 func (n *Node) Addr() string { return n.ln.Addr().String() }
 
 // Close stops serving, stops the replica and closes the database.
+// Later calls do nothing and return the first call's result.
 func (n *Node) Close() error {
-	if n.srv != nil {
-		n.srv.Close()
-	}
-	return n.closeParts()
+	n.closeOnce.Do(func() {
+		if n.srv != nil {
+			n.srv.Close()
+		}
+		n.closeErr = n.closeParts()
+	})
+	return n.closeErr
 }
 
 func (n *Node) closeParts() error {

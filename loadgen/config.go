@@ -106,9 +106,6 @@ func (c *Config) Validate() error {
 	if c.needsPreload() && c.preloadCount() == 0 {
 		return fmt.Errorf("workload %s reads files: want --preload > 0 (or leave it unset)", c.Workload)
 	}
-	if c.Stale {
-		return fmt.Errorf("--stale: %w (the client has no option for stale reads)", ErrNotSupported)
-	}
 	return nil
 }
 

@@ -36,10 +36,11 @@ const peerQueue = 4096
 // peer's pooled connection, each waiting for its answer, so one stream
 // holds at most one chunk in flight.
 type WireTransport struct {
-	self uint64
-	pool *rpc.Pool
-	log  *slog.Logger
-	rep  atomic.Pointer[Replica] // set once the replica is open
+	closeOnce sync.Once
+	self      uint64
+	pool      *rpc.Pool
+	log       *slog.Logger
+	rep       atomic.Pointer[Replica] // set once the replica is open
 
 	mu    sync.Mutex
 	peers map[uint64]*peer
@@ -241,8 +242,8 @@ func (t *WireTransport) SendSnapshot(ctx context.Context, m *raftpb.Message, s *
 	return nil
 }
 
-// Close stops every peer's sender goroutine.
+// Close stops every peer's sender goroutine. Later calls do nothing.
 func (t *WireTransport) Close() {
-	close(t.done)
+	t.closeOnce.Do(func() { close(t.done) })
 	t.wg.Wait()
 }

@@ -42,6 +42,14 @@ type Config struct {
 	Gossip      string
 	GossipSeeds []string
 
+	// FollowerReads sends linearizable reads (GET, STAT, LIST, EXISTS) to
+	// the member bounded-load consistent hashing picks for the path instead
+	// of the leader; a follower answers after a ReadIndex round, so reads
+	// stay linearizable and spread over the members. Stale reads
+	// (FlagStale) always go there. Default false: on one machine the extra
+	// hop costs more than the spreading saves.
+	FollowerReads bool
+
 	// PID is reported in status: os.Getpid() under `cleave up`, else 0.
 	PID int
 

@@ -26,21 +26,32 @@ const (
 // no such route.
 type route func(t *wire.TableInfo) (cluster string, ok bool)
 
-// targets returns the addresses to try for req in cluster c, best first: the
-// cached leader, then the members in table order. Every operation goes to the
-// leader for now; follower reads (any node serves a linearizable read) are a
-// change to this function alone.
-func targets(c wire.ClusterInfo, leader string, req *wire.Request) []string {
-	out := make([]string, 0, len(c.Members)+1)
-	if leader != "" {
-		out = append(out, leader)
+// targets returns the addresses to try for req in cluster c, best first.
+// A read any member may serve goes first to the member its path hashes to
+// (replicas.go); everything else to the cached leader; then the other
+// members in table order, those gossip says are dead last.
+func (r *Router) targets(c wire.ClusterInfo, version uint64, req *wire.Request) []string {
+	first := r.leader(c.ID)
+	if r.readAnywhere(req) {
+		if a := r.replicas.pick(version, c, req.Path); a != "" && r.live.of(a) != "dead" {
+			first = a
+		}
 	}
+	out := make([]string, 0, len(c.Members)+1)
+	if first != "" {
+		out = append(out, first)
+	}
+	var dead []string
 	for _, m := range c.Members {
-		if m.Addr != leader {
+		switch {
+		case m.Addr == first:
+		case r.live.of(m.Addr) == "dead":
+			dead = append(dead, m.Addr)
+		default:
 			out = append(out, m.Addr)
 		}
 	}
-	return out
+	return append(out, dead...)
 }
 
 // attempt is the result of one try at one node.
@@ -105,7 +116,7 @@ loop:
 		addr := next
 		next = ""
 		if addr == "" {
-			for _, a := range targets(c, r.leader(cid), req) {
+			for _, a := range r.targets(c, t.Version, req) {
 				if !tried[a] {
 					addr = a
 					break

@@ -30,17 +30,18 @@ const TableFile = "table.json"
 // Router accepts client connections and forwards each request to the leader
 // of the cluster owning the request's root. Safe for concurrent use.
 type Router struct {
-	cfg    Config
-	log    *slog.Logger
-	table  Table
-	meta   *MetaTable             // set when the table is the meta group's
-	metaTr *replica.WireTransport // carries the meta group's raft traffic
-	pool   *rpc.Pool
-	srv    *rpc.Server
-	ops    *ops.Server   // the HTTP side port, nil when Config.HTTP is ""
-	gossip *gossip.Pool  // nil when Config.Gossip is ""
-	live   liveness      // what gossip says of node addresses
-	done   chan struct{} // closed by Close; ends retry waits
+	cfg      Config
+	log      *slog.Logger
+	table    Table
+	meta     *MetaTable             // set when the table is the meta group's
+	metaTr   *replica.WireTransport // carries the meta group's raft traffic
+	pool     *rpc.Pool
+	srv      *rpc.Server
+	ops      *ops.Server   // the HTTP side port, nil when Config.HTTP is ""
+	gossip   *gossip.Pool  // nil when Config.Gossip is ""
+	live     liveness      // what gossip says of node addresses
+	replicas replicaRings  // read-replica choice per cluster
+	done     chan struct{} // closed by Close; ends retry waits
 
 	splits splitDrivers // split_driver.go
 

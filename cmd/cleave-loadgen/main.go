@@ -184,6 +184,9 @@ func runLoad(cmd *cobra.Command, o *opts, cfg loadgen.Config, tty bool) error {
 	if o.token != "" {
 		copts = append(copts, client.WithToken(o.token))
 	}
+	if cfg.Stale {
+		copts = append(copts, client.WithStaleReads())
+	}
 	c, err := client.Dial(dctx, strings.Split(o.router, ","), copts...)
 	if err != nil {
 		return err

@@ -46,8 +46,11 @@ func withClient(cmd *cobra.Command, fn func(ctx context.Context, c *client.Clien
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
 	defer cancel()
-	c, err := client.Dial(ctx, g.routers,
-		client.WithToken(g.token), client.WithClientName("cleave-cli"), client.WithTimeout(g.timeout))
+	opts := []client.Option{client.WithToken(g.token), client.WithClientName("cleave-cli"), client.WithTimeout(g.timeout)}
+	if g.stale {
+		opts = append(opts, client.WithStaleReads())
+	}
+	c, err := client.Dial(ctx, g.routers, opts...)
 	if err != nil {
 		return err
 	}

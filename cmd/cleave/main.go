@@ -94,6 +94,7 @@ Flags beat CLEAVE_* environment variables beat defaults.`,
 	pf.String("token", "", "auth token (env CLEAVE_TOKEN)")
 	pf.Duration("timeout", defaultTimeout, "deadline for the whole command (env CLEAVE_TIMEOUT)")
 	pf.StringP("output", "o", "table", "output format: table or json")
+	pf.Bool("stale", false, "reads (get, ls, stat, exists) may be served by any replica from its local state: faster, no quorum needed, possibly behind")
 
 	addClientCommands(root)
 	addServerCommands(root)
@@ -120,6 +121,7 @@ type globals struct {
 	token   string
 	timeout time.Duration
 	json    bool
+	stale   bool
 }
 
 // resolveGlobals applies cmd's flags over CLEAVE_* environment variables
@@ -130,7 +132,8 @@ func resolveGlobals(cmd *cobra.Command) (globals, error) {
 	token, _ := f.GetString("token")
 	timeout, _ := f.GetDuration("timeout")
 	output, _ := f.GetString("output")
-	g := globals{token: token, timeout: timeout}
+	stale, _ := f.GetBool("stale")
+	g := globals{token: token, timeout: timeout, stale: stale}
 	if !f.Changed("router") {
 		if v := os.Getenv("CLEAVE_ROUTER"); v != "" {
 			router = v

@@ -168,17 +168,18 @@ func runNode(ctx context.Context, cfg cluster.Config) error {
 
 // routerOpts are the flags of `cleave router`.
 type routerOpts struct {
-	id          string
-	listen      string
-	data        string
-	clusters    []string
-	raftID      uint64
-	peers       string
-	reportPID   bool
-	logLevel    string
-	http        string
-	gossip      string
-	gossipSeeds string
+	id            string
+	listen        string
+	data          string
+	clusters      []string
+	raftID        uint64
+	peers         string
+	reportPID     bool
+	logLevel      string
+	http          string
+	gossip        string
+	gossipSeeds   string
+	followerReads bool
 }
 
 // newRouterCmd returns `cleave router`, which hands its configuration to run.
@@ -204,6 +205,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.StringVar(&o.listen, "listen", up.DefaultListen, "HOST:PORT to serve clients on")
 	f.StringVar(&o.data, "data", "", "data directory holding the routing table (required)")
 	f.StringArrayVar(&o.clusters, "cluster", nil, "a cluster as ID=NODE@HOST:PORT,...; repeat for each, in ring order (used only if --data has no table)")
+	f.BoolVar(&o.followerReads, "follower-reads", false, "send linearizable reads to the member hashed from the path (it answers after a ReadIndex round) instead of the leader")
 	f.Uint64Var(&o.raftID, "raft-id", 0, "this router's member id in the meta group (with --peers)")
 	f.StringVar(&o.peers, "peers", "", "every router of the meta group as RAFTID=HOST:PORT,..., this one included; empty: a single router with a table file")
 	f.BoolVar(&o.reportPID, "report-pid", false, "report this process id in status (set by cleave up)")
@@ -238,6 +240,7 @@ func (o *routerOpts) config(cmd *cobra.Command) (router.Config, error) {
 		}
 		cfg.Bootstrap = router.BootstrapTable(infos)
 	}
+	cfg.FollowerReads = o.followerReads
 	if o.peers != "" {
 		peers, err := up.ParsePeers(o.peers)
 		if err != nil {
