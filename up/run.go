@@ -57,6 +57,7 @@ func Run(ctx context.Context, cfg Config) error {
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	sup := newSupervisor(runCtx, cfg, topo, log)
+	sup.procs.flapped = sup.flapped
 	for _, ch := range planChildren(cfg, topo) {
 		sup.procs.start(ch)
 	}
@@ -223,7 +224,7 @@ func nodeChildren(cfg Config, t *Topology, c ClusterSpec) []child {
 			"--peers", FormatPeers(peers),
 			"--data", nodeDir(cfg.DataDir, c, n),
 		}
-		if c.Parent == "" {
+		if c.Parent == "" && !n.Join {
 			args = append(args, "--range", FormatRange(c.Range))
 		} else {
 			args = append(args, "--join")

@@ -256,7 +256,7 @@ func TestSuperviseKillsStubbornChild(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
-		supervise(ctx, ch, 300*time.Millisecond, slog.New(slog.NewTextHandler(&logs, nil)))
+		supervise(ctx, ch, 300*time.Millisecond, slog.New(slog.NewTextHandler(&logs, nil)), nil)
 		close(done)
 	}()
 	waitFor(t, "the child to run", 10*time.Second, func() bool { return fileContains(ch.log, "fake node") })

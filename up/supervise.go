@@ -27,11 +27,21 @@ func nextBackoff(prev, uptime time.Duration) time.Duration {
 	return min(prev*2, maxBackoff)
 }
 
+// A child that exits flapExits times within flapWindow is flapping: the
+// supervisor's flapped hook may take it over (a node is replaced).
+const (
+	flapExits  = 5
+	flapWindow = 2 * time.Minute
+)
+
 // supervise runs ch until ctx is done, restarting it with a backoff whenever
-// it exits; then it sends SIGTERM and, after stopTimeout, SIGKILL.
-func supervise(ctx context.Context, ch child, stopTimeout time.Duration, log *slog.Logger) {
+// it exits; then it sends SIGTERM and, after stopTimeout, SIGKILL. When the
+// child flaps and flapped (may be nil) returns true, supervise gives up on
+// it and returns.
+func supervise(ctx context.Context, ch child, stopTimeout time.Duration, log *slog.Logger, flapped func(name string) bool) {
 	log = log.With("child", ch.name)
 	var backoff time.Duration
+	var exits []time.Time
 	for attempt := 1; ; attempt++ {
 		started := time.Now()
 		exited, proc, err := startChild(ch, attempt)
@@ -48,6 +58,15 @@ func supervise(ctx context.Context, ch child, stopTimeout time.Duration, log *sl
 				stopChild(proc, exited, stopTimeout, log)
 				return
 			}
+		}
+		now := time.Now()
+		exits = append(exits, now)
+		for len(exits) > 0 && now.Sub(exits[0]) > flapWindow {
+			exits = exits[1:]
+		}
+		if len(exits) >= flapExits && flapped != nil && flapped(ch.name) {
+			log.Warn("gave up restarting: exited too often", "exits", len(exits), "within", flapWindow)
+			return
 		}
 		backoff = nextBackoff(backoff, time.Since(started))
 		log.Warn("restarting", "in", backoff, "attempt", attempt+1)
@@ -118,6 +137,7 @@ type procs struct {
 	ctx         context.Context // stops every child when done
 	stopTimeout time.Duration
 	log         *slog.Logger
+	flapped     func(name string) bool // set before the first start; may be nil
 
 	mu      sync.Mutex
 	running map[string]*proc
@@ -146,7 +166,7 @@ func (p *procs) start(ch child) {
 	p.running[ch.name] = pr
 	p.wg.Go(func() {
 		defer close(pr.done)
-		supervise(ctx, ch, p.stopTimeout, p.log)
+		supervise(ctx, ch, p.stopTimeout, p.log, p.flapped)
 	})
 }
 

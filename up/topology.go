@@ -154,6 +154,7 @@ type NodeSpec struct {
 	ID     uint64 `json:"id"`               // raft id, unique across the deployment
 	Addr   string `json:"addr"`             // HOST:PORT the node listens on
 	Gossip string `json:"gossip,omitempty"` // gossip pool address (UDP and TCP)
+	Join   bool   `json:"join,omitempty"`   // added to a running cluster (a replacement): starts with --join
 }
 
 type clusterSpecJSON struct {

@@ -1,0 +1,116 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cleavefs/cleave/client"
+	"github.com/cleavefs/cleave/wire"
+)
+
+// TestUpReplacesFlappingNode kills one follower's process every time
+// `cleave up` restarts it, until the supervisor gives it up and puts a
+// fresh node (new id, empty disk, --join) in its place through the
+// routers; then every member is healthy and every file written before and
+// during the churn reads back.
+func TestUpReplacesFlappingNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process replacement skipped in -short mode")
+	}
+	d := startUp(t, filepath.Join(t.TempDir(), "data"), "", "--clusters", "1")
+	defer d.stop(t)
+	c := d.dial(t)
+	ctx := context.Background()
+	want := map[string][]byte{}
+	put := func(i int) {
+		p := fmt.Sprintf("/flap-%d/f%d", i%3, i)
+		v := []byte(fmt.Sprint("value ", i))
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if _, err := c.Put(wctx, p, v, client.Parents()); err != nil {
+			t.Fatalf("put %s: %v", p, err)
+		}
+		want[p] = v
+	}
+	for i := range 30 {
+		put(i)
+	}
+
+	st := d.waitLeaders(t, 30*time.Second)
+	cl := st.Clusters[0]
+	var victim wire.NodeStatus
+	for _, n := range cl.Nodes {
+		if n.Addr != cl.Leader {
+			victim = n
+		}
+	}
+	t.Logf("flapping node %d (%s)", victim.ID, victim.Addr)
+	lastPID := 0
+	deadline := time.Now().Add(90 * time.Second)
+	for kills := 0; ; {
+		if time.Now().After(deadline) {
+			t.Fatalf("node %d was not replaced after %d kills", victim.ID, kills)
+		}
+		st := d.status(t)
+		var n *wire.NodeStatus
+		for i := range st.Clusters[0].Nodes {
+			if st.Clusters[0].Nodes[i].ID == victim.ID {
+				n = &st.Clusters[0].Nodes[i]
+			}
+		}
+		if n == nil {
+			t.Logf("node %d left the cluster after %d kills", victim.ID, kills)
+			break
+		}
+		if n.PID > 0 && n.PID != lastPID {
+			syscall.Kill(n.PID, syscall.SIGKILL)
+			lastPID = n.PID
+			kills++
+			put(100 + kills)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// The replacement is a voter, caught up, and the cluster has three
+	// healthy members again.
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		st := d.status(t)
+		cl := st.Clusters[0]
+		if len(cl.Nodes) == 3 && healthy(cl) {
+			for _, n := range cl.Nodes {
+				if n.ID == victim.ID {
+					t.Fatalf("the dead node %d is still a member: %+v", victim.ID, cl.Nodes)
+				}
+			}
+			t.Logf("cluster members now %v", nodeIDs(cl))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster not healthy after the replacement: %+v", cl.Nodes)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	put(1000)
+	for p, v := range want {
+		rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		got, err := c.Get(rctx, p)
+		cancel()
+		if err != nil || !bytes.Equal(got, v) {
+			t.Fatalf("%s after the replacement: %q, %v; want %q", p, got, err, v)
+		}
+	}
+}
+
+func nodeIDs(c wire.ClusterStatus) []uint64 {
+	var out []uint64
+	for _, n := range c.Nodes {
+		out = append(out, n.ID)
+	}
+	return out
+}
