@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,8 +41,9 @@ var faults = []fault{
 		return nil
 	}},
 	{"kill-router", func(t *testing.T, d *deployment, rng *rand.Rand) func() {
-		pid := routerPID(t, d, rng)
-		t.Logf("kill -9 router (pid %d)", pid)
+		// The first router: the one every client is connected to.
+		pid := routerPID(t, d, d.router)
+		t.Logf("kill -9 router %s (pid %d)", d.router, pid)
 		syscall.Kill(pid, syscall.SIGKILL)
 		return nil
 	}},
@@ -84,8 +86,8 @@ func signalNode(t *testing.T, d *deployment, rng *rand.Rand, leader bool, sig sy
 	return n.PID
 }
 
-// routerPID finds a random router process of d by its command line.
-func routerPID(t *testing.T, d *deployment, rng *rand.Rand) int {
+// routerPID finds the router process of d listening on addr.
+func routerPID(t *testing.T, d *deployment, addr string) int {
 	t.Helper()
 	want := filepath.Join(d.dir, "router")
 	ents, _ := os.ReadDir("/proc")
@@ -100,14 +102,14 @@ func routerPID(t *testing.T, d *deployment, rng *rand.Rand) int {
 			continue
 		}
 		args := strings.Split(string(b), "\x00")
-		if len(args) > 1 && args[1] == "router" && strings.Contains(string(b), want) {
+		if len(args) > 1 && args[1] == "router" && strings.Contains(string(b), want) && slices.Contains(args, addr) {
 			pids = append(pids, pid)
 		}
 	}
-	if len(pids) == 0 {
-		t.Fatalf("no router process of %s found", d.dir)
+	if len(pids) != 1 {
+		t.Fatalf("want one router process of %s on %s, found %v", d.dir, addr, pids)
 	}
-	return pids[rng.IntN(len(pids))]
+	return pids[0]
 }
 
 // recorder collects a history of operations for porcupine.
@@ -321,6 +323,15 @@ func TestRobustness(t *testing.T) {
 		t.Run(f.name, func(t *testing.T) {
 			ops := runSchedule(t, d, f, seed+uint64(i), dur)
 			requireLinearizable(t, f.name, seed+uint64(i), ops)
+			if f.name == "kill-router" {
+				// One router of three dies: clients (given every router)
+				// must see latency at most, never an error.
+				for _, op := range ops {
+					if op.Output.(fsResult).Unknown {
+						t.Fatalf("a client saw an error while one of three routers was down: %+v", op.Input)
+					}
+				}
+			}
 		})
 	}
 }
