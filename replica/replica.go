@@ -89,6 +89,7 @@ type Replica struct {
 	recvc     chan *pb.Message
 	readc     chan *readWaiter
 	unreachc  chan uint64
+	campaignc chan struct{}
 	confc     chan *confReq
 	restorec  chan *restoreReq
 	snapDonec chan snapDone
@@ -242,6 +243,7 @@ func Open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport) (*Replica, e
 		recvc:         make(chan *pb.Message, 4096),
 		readc:         make(chan *readWaiter, cfg.MaxBatch),
 		unreachc:      make(chan uint64, 64),
+		campaignc:     make(chan struct{}, 1),
 		confc:         make(chan *confReq),
 		restorec:      make(chan *restoreReq),
 		snapDonec:     make(chan snapDone, 16),
@@ -360,6 +362,27 @@ func (r *Replica) Step(m *pb.Message) {
 	}
 }
 
+// Campaign asks this member to start an election now instead of after an
+// election timeout: a group that has just been formed (the new cluster of a
+// split) elects its first leader without waiting. It does not block; a
+// member that already knows a leader ignores it.
+func (r *Replica) Campaign() {
+	select {
+	case r.campaignc <- struct{}{}:
+	default:
+	}
+}
+
+// campaign runs on the loop.
+func (r *Replica) campaign() {
+	if r.rn.BasicStatus().Lead != 0 {
+		return
+	}
+	if err := r.rn.Campaign(); err != nil {
+		r.log.Debug("campaign", "err", err)
+	}
+}
+
 // ReportUnreachable tells raft that the last messages to id were not
 // delivered, so the leader probes it instead of streaming. Never blocks.
 func (r *Replica) ReportUnreachable(id uint64) {
@@ -451,6 +474,8 @@ func (r *Replica) loop(tickc <-chan time.Time) error {
 			r.readJoin(w)
 		case id := <-r.unreachc:
 			r.rn.ReportUnreachable(id)
+		case <-r.campaignc:
+			r.campaign()
 		case req := <-r.confc:
 			r.proposeConf(req)
 		case req := <-r.restorec:
@@ -489,6 +514,8 @@ func (r *Replica) drain() {
 			r.readJoin(w)
 		case id := <-r.unreachc:
 			r.rn.ReportUnreachable(id)
+		case <-r.campaignc:
+			r.campaign()
 		case d := <-r.snapDonec:
 			r.snapshotDone(d)
 		default:
