@@ -165,7 +165,13 @@ loop:
 			unknown = unknown || resp.Code == wire.Timeout
 			lastErr = fmt.Sprintf("%s: %v", addr, resp.Err())
 		case wire.WrongRange:
-			wrong++
+			// A node that knows a newer routing version than this router
+			// has (a split whose table change the meta group is still
+			// committing) is not a misroute when the table can catch up:
+			// wait for it, within the deadline, without counting the answer.
+			if _, refreshes := r.table.(Refresher); !refreshes || resp.Table <= t.Version {
+				wrong++
+			}
 			lastErr = fmt.Sprintf("%s: %v", addr, resp.Err())
 			if wrong >= wrongRangeTries {
 				resp.Message = fmt.Sprintf("cluster %s does not own %s (routing table version %d, node's %d): %s", cid, req.Path, t.Version, resp.Table, resp.Message)
