@@ -423,6 +423,7 @@ func (n *Node) handle(ctx context.Context, req *wire.Request) *wire.Response {
 	}
 	if req.Op != wire.OpStatus {
 		n.usage.served.Add(1)
+		n.usage.perRoot.add(req.Path)
 	}
 	switch {
 	case req.Op == wire.OpStatus:

@@ -3,12 +3,15 @@ package cluster
 import (
 	"encoding/binary"
 	"errors"
+	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/cleavefs/cleave/internal/fspath"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -17,10 +20,17 @@ import (
 // range (O(entries)); a split's source counts the moved half until it is
 // cleaned up, a new cluster never counts the half it did not take.
 func (f *FSM) Usage() (files, bytes uint64, err error) {
+	files, bytes, _, err = f.usage()
+	return files, bytes, err
+}
+
+// usage is Usage with the files and bytes of each root.
+func (f *FSM) usage() (files, bytes uint64, roots map[string]*wire.RootUsage, err error) {
 	rng, err := f.Range()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
+	roots = map[string]*wire.RootUsage{}
 	lo := binary.BigEndian.AppendUint64([]byte(entryPrefix), rng.Start)
 	hi := upperBound([]byte(entryPrefix))
 	if rng.End != 0 {
@@ -28,19 +38,100 @@ func (f *FSM) Usage() (files, bytes uint64, err error) {
 	}
 	it, err := f.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
 	for valid := it.First(); valid; valid = it.Next() {
 		e, err := decodeEntry("", it.Value())
 		if err != nil {
-			return 0, 0, errors.Join(err, it.Close())
+			return 0, 0, nil, errors.Join(err, it.Close())
 		}
 		if e.Type == wire.TypeFile {
 			files++
 			bytes += uint64(max(e.Size, 0))
+			if root := entryRoot(it.Key()); root != "" {
+				ru := roots[root]
+				if ru == nil {
+					ru = &wire.RootUsage{Name: root}
+					roots[root] = ru
+				}
+				ru.Files++
+				ru.Bytes += uint64(max(e.Size, 0))
+			}
 		}
 	}
-	return files, bytes, errors.Join(it.Error(), it.Close())
+	return files, bytes, roots, errors.Join(it.Error(), it.Close())
+}
+
+// entryRoot returns the root directory of an entry key (entryPrefix, the
+// root's point, parent, NUL, name), "" if the key is malformed.
+func entryRoot(key []byte) string {
+	if len(key) < len(entryPrefix)+8 {
+		return ""
+	}
+	rest := string(key[len(entryPrefix)+8:])
+	parent, name, ok := strings.Cut(rest, "\x00")
+	if !ok {
+		return ""
+	}
+	if parent == "/" {
+		return name
+	}
+	return fspath.Root(parent)
+}
+
+// maxCountedRoots bounds the roots whose requests a node counts; requests
+// for roots beyond it are counted in Ops only.
+const maxCountedRoots = 4096
+
+// rootOps counts client requests per root directory. Safe for concurrent use.
+type rootOps struct {
+	mu sync.Mutex
+	n  map[string]uint64
+}
+
+func (r *rootOps) add(path string) {
+	root := fspath.Root(path)
+	if root == "" {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n == nil {
+		r.n = map[string]uint64{}
+	}
+	if _, ok := r.n[root]; ok || len(r.n) < maxCountedRoots {
+		r.n[root]++
+	}
+}
+
+// top merges the scanned sizes with the request counts and returns the
+// wire.TopRoots roots with the most requests, then the most bytes.
+func (r *rootOps) top(sizes map[string]*wire.RootUsage) []wire.RootUsage {
+	all := map[string]wire.RootUsage{}
+	for name, ru := range sizes {
+		all[name] = *ru
+	}
+	r.mu.Lock()
+	for name, n := range r.n {
+		ru := all[name]
+		ru.Name, ru.Ops = name, n
+		all[name] = ru
+	}
+	r.mu.Unlock()
+	out := make([]wire.RootUsage, 0, len(all))
+	for _, ru := range all {
+		out = append(out, ru)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Ops != out[j].Ops {
+			return out[i].Ops > out[j].Ops
+		}
+		if out[i].Bytes != out[j].Bytes {
+			return out[i].Bytes > out[j].Bytes
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out[:min(len(out), wire.TopRoots)]
 }
 
 // usageRefresh is how old the usage in a node's status may be.
@@ -55,7 +146,9 @@ type usageCache struct {
 	running bool
 	files   uint64
 	bytes   uint64
-	served  atomic.Uint64 // client requests handled (not STATUS, not raft)
+	roots   map[string]*wire.RootUsage // files and bytes per root, from the last scan
+	served  atomic.Uint64              // client requests handled (not STATUS, not raft)
+	perRoot rootOps                    // the same, per root directory
 }
 
 // report fills ns's Files, Bytes and Ops. The first call scans in line,
@@ -65,22 +158,23 @@ func (u *usageCache) report(f *FSM, ns *wire.NodeStatus) {
 	defer u.mu.Unlock()
 	if u.at.IsZero() {
 		u.at = time.Now()
-		if files, bytes, err := f.Usage(); err == nil {
-			u.files, u.bytes = files, bytes
+		if files, bytes, roots, err := f.usage(); err == nil {
+			u.files, u.bytes, u.roots = files, bytes, roots
 		}
 	}
 	ns.Files, ns.Bytes, ns.Ops = u.files, u.bytes, u.served.Load()
+	ns.Roots = u.perRoot.top(u.roots)
 	if u.running || time.Since(u.at) < usageRefresh {
 		return
 	}
 	u.running = true
 	go func() {
-		files, bytes, err := f.Usage()
+		files, bytes, roots, err := f.usage()
 		u.mu.Lock()
 		defer u.mu.Unlock()
 		u.running, u.at = false, time.Now()
 		if err == nil {
-			u.files, u.bytes = files, bytes
+			u.files, u.bytes, u.roots = files, bytes, roots
 		}
 	}()
 }

@@ -35,3 +35,30 @@ func TestUsage(t *testing.T) {
 		t.Fatalf("first status reports %d files, want %d", ns.Files, files)
 	}
 }
+
+// The status names the roots with the most requests, then the most bytes,
+// with their files, bytes and request counts.
+func TestUsageByRoot(t *testing.T) {
+	n := newNode(t, wholeRing)
+	n.must(put("/big/a/x", string(make([]byte, 5000)), wire.FlagParents))
+	n.must(put("/big/b", "12345", wire.FlagParents))
+	for i := range 7 {
+		n.must(put(fmt.Sprintf("/r%d/f", i), "x", wire.FlagParents))
+	}
+	var u usageCache
+	for range 9 {
+		u.perRoot.add("/hot/file")
+	}
+	u.perRoot.add("/big/b")
+	var ns wire.NodeStatus
+	u.report(n.fsm, &ns)
+	if len(ns.Roots) != wire.TopRoots {
+		t.Fatalf("roots %+v, want %d", ns.Roots, wire.TopRoots)
+	}
+	if r := ns.Roots[0]; r.Name != "hot" || r.Ops != 9 || r.Files != 0 {
+		t.Fatalf("first root %+v, want the hot one with 9 requests and no files", r)
+	}
+	if r := ns.Roots[1]; r.Name != "big" || r.Ops != 1 || r.Files != 2 || r.Bytes != 5005 {
+		t.Fatalf("second root %+v, want big: 1 request, 2 files, 5005 bytes", r)
+	}
+}

@@ -333,6 +333,10 @@ type NodeStatus struct {
 	Files uint64 `msgpack:"files,omitempty" json:"files"`
 	Bytes uint64 `msgpack:"bytes,omitempty" json:"bytes"`
 	Ops   uint64 `msgpack:"ops,omitempty" json:"ops"`
+	// Roots are the busiest and biggest root directories of the node's
+	// range (at most TopRoots), so a user can see why halving a range would
+	// not help: all of one root lives in one cluster.
+	Roots []RootUsage `msgpack:"roots,omitempty" json:"roots,omitempty"`
 	// ChunksRepaired counts corrupt or missing chunks this node rewrote
 	// from another member's verified copy since start (found by a read or
 	// by the scrubber); RepairFailed the attempts that found no healthy copy.
@@ -353,6 +357,17 @@ type NodeStatus struct {
 	// fewer than the most caught-up member of its cluster.
 	Liveness string `msgpack:"liveness,omitempty" json:"liveness,omitempty"`
 	Lag      uint64 `msgpack:"lag,omitempty" json:"lag"`
+}
+
+// TopRoots is how many root directories a node lists in NodeStatus.Roots.
+const TopRoots = 5
+
+// RootUsage is one root directory's share of a node's data and requests.
+type RootUsage struct {
+	Name  string `msgpack:"name" json:"name"`
+	Files uint64 `msgpack:"files" json:"files"`
+	Bytes uint64 `msgpack:"bytes" json:"bytes"`
+	Ops   uint64 `msgpack:"ops" json:"ops"` // client requests for paths under it since start
 }
 
 // ClusterStatus is one cluster as the router sees it.

@@ -575,8 +575,35 @@ func writeStatusTable(w io.Writer, st *wire.Status) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if err := writeRootsTable(w, st); err != nil {
+		return err
+	}
 	writeSplitsTable(w, st.Splits)
 	return nil
+}
+
+// writeRootsTable lists each cluster's busiest and biggest root
+// directories, as its leader reports them: a root never splits, so one hot
+// root keeps its cluster hot whatever the ranges.
+func writeRootsTable(w io.Writer, st *wire.Status) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	any := false
+	for _, cl := range st.Clusters {
+		for _, n := range cl.Nodes {
+			if n.Addr != cl.Leader {
+				continue
+			}
+			for _, r := range n.Roots {
+				if !any {
+					fmt.Fprintln(w)
+					fmt.Fprintln(tw, "CLUSTER\tROOT\tFILES\tBYTES\tREQUESTS")
+					any = true
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", cl.ID, r.Name, r.Files, r.Bytes, r.Ops)
+			}
+		}
+	}
+	return tw.Flush()
 }
 
 func orDash(s string) string {
