@@ -50,6 +50,13 @@ type Config struct {
 	// hop costs more than the spreading saves.
 	FollowerReads bool
 
+	// TestHoldSplitAt is a test-only switch: the split driver holds every
+	// split for TestHoldSplitDuration when it reaches this phase, so tests
+	// can crash processes at a chosen phase. Empty (always, outside tests):
+	// no holding.
+	TestHoldSplitAt       string
+	TestHoldSplitDuration time.Duration
+
 	// PID is reported in status: os.Getpid() under `cleave up`, else 0.
 	PID int
 

@@ -141,6 +141,7 @@ func (r *Router) driveSplit(id uint64) {
 
 func (r *Router) runSplit(id uint64) {
 	backoff := 50 * time.Millisecond
+	held := false
 	for {
 		select {
 		case <-r.done:
@@ -150,6 +151,14 @@ func (r *Router) runSplit(id uint64) {
 		rec, ok := r.findSplit(id)
 		if !ok || Done(rec.Phase) || !r.isMetaLeader() {
 			return
+		}
+		if rec.Phase == r.cfg.TestHoldSplitAt && !held {
+			held = true
+			r.log.Warn("split: holding at this phase (test switch CLEAVE_TEST_SPLIT_HOLD)", "split", id, "phase", rec.Phase, "for", r.cfg.TestHoldSplitDuration)
+			if !r.wait(context.Background(), r.cfg.TestHoldSplitDuration) {
+				return
+			}
+			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), splitStepTimeout)
 		err := r.splitStep(ctx, rec)

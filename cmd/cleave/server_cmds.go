@@ -241,6 +241,11 @@ func (o *routerOpts) config(cmd *cobra.Command) (router.Config, error) {
 		cfg.Bootstrap = router.BootstrapTable(infos)
 	}
 	cfg.FollowerReads = o.followerReads
+	// A test-only switch, deliberately not a flag: see the field's doc.
+	if phase := os.Getenv("CLEAVE_TEST_SPLIT_HOLD"); phase != "" {
+		cfg.TestHoldSplitAt, cfg.TestHoldSplitDuration = phase, 3*time.Second
+		logger.Warn("CLEAVE_TEST_SPLIT_HOLD set: splits pause at a phase; for tests only", "phase", phase)
+	}
 	if o.peers != "" {
 		peers, err := up.ParsePeers(o.peers)
 		if err != nil {

@@ -1,0 +1,113 @@
+//go:build long
+
+package tests
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cleavefs/cleave/client"
+	"github.com/cleavefs/cleave/router"
+	"github.com/cleavefs/cleave/up"
+)
+
+// TestSplitCrashAtEachPhase holds a split at each phase in turn (the
+// test-only switch CLEAVE_TEST_SPLIT_HOLD), kills the routers' meta leader
+// and then the source cluster's leader with SIGKILL while it is held, and
+// requires the split to end completed or abandoned, the routing table to be
+// a partition of the ring, and every file written before to read back.
+func TestSplitCrashAtEachPhase(t *testing.T) {
+	for _, phase := range []string{router.PhasePlanned, router.PhaseLearnersAdded, router.PhaseCaughtUp, router.PhaseSplitCommitted, router.PhaseTableUpdated} {
+		t.Run(phase, func(t *testing.T) {
+			d := startUpEnv(t, filepath.Join(t.TempDir(), "data"), "", []string{"CLEAVE_TEST_SPLIT_HOLD=" + phase}, "--clusters", "1")
+			defer d.stop(t)
+			w := watchTable(t, d)
+			c := d.dial(t)
+			ctx := context.Background()
+			want := map[string][]byte{}
+			for i := range 60 {
+				p := fmt.Sprintf("/crash-%d/f%d", i%12, i)
+				v := []byte(fmt.Sprint("v", i))
+				wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+				if _, err := c.Put(wctx, p, v, client.Parents()); err != nil {
+					cancel()
+					t.Fatal(err)
+				}
+				cancel()
+				want[p] = v
+			}
+			if out, err := d.cli(t, nil, "split", "--data", d.dir, "c1", "--no-wait"); err != nil {
+				t.Fatalf("cleave split: %v\n%s", err, out)
+			}
+			waitPhase(t, c, func(p string) bool { return p == phase }, 30*time.Second)
+
+			st := d.status(t)
+			for _, r := range st.Routers {
+				if r.Leader && r.PID > 0 {
+					t.Logf("held at %s: SIGKILL to the meta leader router %s (pid %d)", phase, r.ID, r.PID)
+					syscall.Kill(r.PID, syscall.SIGKILL)
+				}
+			}
+			st = d.waitLeaders(t, 30*time.Second)
+			for _, cl := range st.Clusters {
+				if cl.ID != "c1" {
+					continue
+				}
+				for _, n := range cl.Nodes {
+					if n.Addr == cl.Leader && n.PID > 0 {
+						t.Logf("SIGKILL to the source leader, node %d (pid %d)", n.ID, n.PID)
+						syscall.Kill(n.PID, syscall.SIGKILL)
+					}
+				}
+			}
+			final := waitPhase(t, c, up.Done, 90*time.Second)
+			t.Logf("the split ended %s", final)
+			tab, err := c.Table(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.finish(t, tab.Version) // every version seen must be a partition
+			for p, v := range want {
+				rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+				got, err := c.Get(rctx, p)
+				cancel()
+				if err != nil || !bytes.Equal(got, v) {
+					t.Fatalf("%s after the split ended %s: %q, %v", p, final, got, err)
+				}
+			}
+			clusters := len(d.status(t).Clusters)
+			if final == up.PhaseCleaned && clusters != 2 || final == up.PhaseAbandoned && clusters != 1 {
+				t.Fatalf("split %s but %d clusters", final, clusters)
+			}
+		})
+	}
+}
+
+// waitPhase polls the deployment's splits until the only split's phase
+// satisfies ok, and returns it.
+func waitPhase(t *testing.T, c *client.Client, ok func(string) bool, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		splits, err := c.Splits(ctx)
+		cancel()
+		if err == nil && len(splits) > 0 {
+			last = splits[len(splits)-1].Phase
+			if ok(last) {
+				return last
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("split phase %q after %v (err %v)", last, timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
