@@ -110,4 +110,3 @@ func waitPhase(t *testing.T, c *client.Client, ok func(string) bool, timeout tim
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
