@@ -181,7 +181,9 @@ func startRouter(t *testing.T, clusters []wire.ClusterInfo, tweak func(*Config))
 	cfg.ID = "r1"
 	cfg.DataDir = t.TempDir()
 	cfg.Bootstrap = BootstrapTable(clusters)
-	cfg.AttemptTimeout = 500 * time.Millisecond
+	// Long enough that a stand-in on a loaded machine (race detector,
+	// parallel packages) answers within one try.
+	cfg.AttemptTimeout = 1500 * time.Millisecond
 	cfg.StatusTimeout = 500 * time.Millisecond
 	if tweak != nil {
 		tweak(&cfg)
