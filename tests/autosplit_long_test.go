@@ -3,16 +3,11 @@
 package tests
 
 import (
-	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"fmt"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/cleavefs/cleave/client"
 	"github.com/cleavefs/cleave/up"
 )
 
@@ -25,42 +20,9 @@ func TestAutoSplit(t *testing.T) {
 		"--clusters", "1", "--auto-split-bytes", "64MiB", "--auto-split-window", "5s")
 	defer d.stop(t)
 	c := d.dial(t)
-	ctx := context.Background()
 
-	const files, size, writers = 300, 1 << 20, 4
-	sums := make([][32]byte, files)
-	next := make(chan int)
-	go func() {
-		for i := range files {
-			next <- i
-		}
-		close(next)
-	}()
-	var wg sync.WaitGroup
-	errs := make(chan error, writers)
 	start := time.Now()
-	for range writers {
-		wg.Go(func() {
-			for i := range next {
-				data := make([]byte, size)
-				rand.Read(data)
-				sums[i] = sha256.Sum256(data)
-				wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-				_, err := c.Put(wctx, autoPath(i), data, client.Parents())
-				cancel()
-				if err != nil {
-					errs <- fmt.Errorf("put %s: %w", autoPath(i), err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	t.Logf("wrote %d MiB in %v", files*size>>20, time.Since(start).Round(time.Second))
+	files := writeBulk(t, c, 300, 1<<20, autoPath)
 
 	// Wait for the splits to finish: more than one cluster, none splitting.
 	deadline := time.Now().Add(5 * time.Minute)
@@ -83,15 +45,7 @@ func TestAutoSplit(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 	}
-	for i := range files {
-		rctx, cancel := context.WithTimeout(ctx, time.Minute)
-		got, err := c.Get(rctx, autoPath(i))
-		cancel()
-		if err != nil || len(got) != size || sha256.Sum256(got) != sums[i] {
-			t.Fatalf("%s after the splits: %d bytes, %v", autoPath(i), len(got), err)
-		}
-	}
-	t.Logf("all %d files read back", files)
+	files.verify(t, c, "after the splits")
 }
 
 func autoPath(i int) string { return fmt.Sprintf("/auto-%d/f%d", i%60, i) }
