@@ -202,6 +202,8 @@ type Node struct {
 	addrs     map[uint64]string // raft id -> address
 
 	serveErr chan error
+	failc    chan struct{} // closed when the replica stops on a fatal error
+	failErr  error         // set before failc is closed
 	scrub    *scrubber
 	usage    usageCache  // Files, Bytes and Ops of the status (usage.go)
 	repairs  repairStats // chunks rewritten from another member (repair.go)
@@ -251,7 +253,7 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open %s: %w", cfg.DataDir, err)
 	}
-	n := &Node{cfg: cfg, log: log, db: db, fsm: NewFSM(db), addrs: map[uint64]string{}, serveErr: make(chan error, 1)}
+	n := &Node{cfg: cfg, log: log, db: db, fsm: NewFSM(db), addrs: map[uint64]string{}, serveErr: make(chan error, 1), failc: make(chan struct{})}
 	fail := func(err error) (*Node, error) {
 		n.closeParts()
 		return nil, err
@@ -305,6 +307,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.rep = newReplicaRef(rep)
 	n.split.start()
+	go n.watchReplica()
 	n.tr.SetReplica(rep)
 	scfg := rpc.ServerConfig{
 		Name: "node", ID: strconv.FormatUint(cfg.NodeID, 10), Token: cfg.Token,
@@ -329,6 +332,44 @@ func Start(cfg Config) (*Node, error) {
 	}
 	log.Info("node serving", "addr", n.Addr(), "peers", len(cfg.Peers))
 	return n, nil
+}
+
+// Failed is closed when the node can no longer serve correctly: its
+// replica stopped on a fatal error (a storage write failed, or an entry
+// could not be applied here as on its peers). FailErr then says why. The
+// process should exit non-zero so that its supervisor restarts it: a
+// restart replays the unapplied entries from the log.
+func (n *Node) Failed() <-chan struct{} { return n.failc }
+
+// FailErr returns the error that closed Failed, or nil.
+func (n *Node) FailErr() error {
+	select {
+	case <-n.failc:
+		return n.failErr
+	default:
+		return nil
+	}
+}
+
+// watchReplica closes failc when the node's replica stops on a fatal
+// error. A replica closed without one (at a split's fork, or by Close) is
+// followed by the one that replaces it, if any.
+func (n *Node) watchReplica() {
+	for {
+		rep := n.rep.get()
+		<-rep.Done()
+		if err := rep.Err(); err != nil {
+			n.log.Error("replica failed; the node stops serving", "err", err)
+			n.failErr = err
+			close(n.failc)
+			return
+		}
+		select {
+		case <-n.split.swapped(rep):
+		case <-n.split.stopc:
+			return
+		}
+	}
 }
 
 // Addr returns the address the node listens on.

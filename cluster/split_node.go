@@ -87,8 +87,9 @@ type splitState struct {
 	fenceAt uint64
 	forkc   chan struct{}
 
-	mu     sync.Mutex // guards closed and the fork
+	mu     sync.Mutex // guards closed, the fork and swapc
 	closed bool
+	swapc  chan struct{} // closed (and replaced) when the fork opens the new group's replica
 	wg     sync.WaitGroup
 	stopc  chan struct{}
 	forked atomic.Bool
@@ -98,8 +99,21 @@ type splitState struct {
 }
 
 func newSplitState(n *Node) *splitState {
-	s := &splitState{n: n, forkc: make(chan struct{}, 1), stopc: make(chan struct{})}
+	s := &splitState{n: n, forkc: make(chan struct{}, 1), stopc: make(chan struct{}), swapc: make(chan struct{})}
 	return s
+}
+
+// swapped returns a channel closed once the node's replica is no longer
+// rep (the fork replaced it), or never if it still is when the node stops.
+func (s *splitState) swapped(rep *replica.Replica) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n.rep.get() != rep {
+		closed := make(chan struct{})
+		close(closed)
+		return closed
+	}
+	return s.swapc
 }
 
 // load reads the split record at start. It reports whether this node left
@@ -159,14 +173,24 @@ func (s *splitState) signal() {
 // named in an applied SPLIT stops applying the source's entries there.
 type splitGate struct{ s *splitState }
 
-// Apply implements replica.StateMachine.
-func (g splitGate) Apply(b *pebble.Batch, index uint64, cmd []byte) any {
+// Apply implements replica.StateMachine. An INTERNAL result (a local read
+// or decode fault: the FSM could not apply the entry as its peers do) is
+// returned as an error, which stops the replica before anything of the
+// entry is committed.
+func (g splitGate) Apply(b *pebble.Batch, index uint64, cmd []byte) (any, error) {
 	s := g.s
 	if s.fenceAt != 0 && index > s.fenceAt {
-		return &Result{Code: wire.Unavailable, Message: fmt.Sprintf("this node left the cluster at the split (index %d)", s.fenceAt)}
+		return &Result{Code: wire.Unavailable, Message: fmt.Sprintf("this node left the cluster at the split (index %d)", s.fenceAt)}, nil
 	}
 	res := s.n.fsm.Apply(b, index, cmd)
-	if r, ok := res.(*Result); ok && r.Split != nil {
+	r, ok := res.(*Result)
+	if !ok {
+		return nil, fmt.Errorf("state machine returned %T", res)
+	}
+	if r.Code == wire.Internal {
+		return nil, errors.New(r.Message)
+	}
+	if r.Split != nil {
 		s.hint.Store(r.Split)
 		if r.Split.Index == index && r.Split.hasVoter(s.n.cfg.NodeID) {
 			s.fenceAt = index
@@ -174,7 +198,7 @@ func (g splitGate) Apply(b *pebble.Batch, index uint64, cmd []byte) any {
 			s.signal()
 		}
 	}
-	return res
+	return r, nil
 }
 
 // Restored implements replica.Restorer.
@@ -225,6 +249,8 @@ func (s *splitState) fork() error {
 	}
 	n.rep.p.Store(rep)
 	n.tr.SetReplica(rep)
+	close(s.swapc)
+	s.swapc = make(chan struct{})
 	n.log.Info("split: now a member of the new cluster", "took", time.Since(start).Round(time.Millisecond))
 	if s.campaign {
 		go campaignFirst(rep)

@@ -217,6 +217,10 @@ var (
 	// ErrStopped is returned by calls pending or made after Close, or after
 	// the replica stopped on a fatal storage error.
 	ErrStopped = errors.New("replica: stopped")
+	// ErrApplyFault wraps the error with which the state machine refused
+	// to apply an entry on this node (StateMachine.Apply): the replica
+	// stopped instead of diverging from its peers.
+	ErrApplyFault = errors.New("replica: cannot apply entry on this node")
 	// ErrConfChangeInProgress means an earlier membership change is not yet
 	// applied (raft allows one at a time): nothing was changed; retry.
 	ErrConfChangeInProgress = errors.New("replica: another membership change is in progress")

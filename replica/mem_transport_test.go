@@ -1,9 +1,11 @@
 package replica
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -124,6 +126,9 @@ func (t *memTransport) SendSnapshot(ctx context.Context, m *pb.Message, s *Snaps
 type testSM struct {
 	countOnly  bool // skip the data key (benchmarks)
 	violations atomic.Int64
+	// faultPrefix, if set, makes Apply fail (a local fault) on commands
+	// that start with it.
+	faultPrefix atomic.Pointer[string]
 }
 
 var (
@@ -141,14 +146,17 @@ func getU64(r pebble.Reader, key []byte) uint64 {
 	return binary.BigEndian.Uint64(v)
 }
 
-func (s *testSM) Apply(b *pebble.Batch, index uint64, cmd []byte) any {
+func (s *testSM) Apply(b *pebble.Batch, index uint64, cmd []byte) (any, error) {
+	if p := s.faultPrefix.Load(); p != nil && bytes.HasPrefix(cmd, []byte(*p)) {
+		return nil, fmt.Errorf("injected fault at %d", index)
+	}
 	if last := getU64(b, smLastKey); index <= last {
 		s.violations.Add(1)
 	}
 	b.Set(smLastKey, binary.BigEndian.AppendUint64(nil, index), nil)
 	b.Set(smCountKey, binary.BigEndian.AppendUint64(nil, getU64(b, smCountKey)+1), nil)
 	if s.countOnly {
-		return index
+		return index, nil
 	}
 	var data []byte
 	if v, c, err := b.Get(smDataKey); err == nil {
@@ -157,7 +165,7 @@ func (s *testSM) Apply(b *pebble.Batch, index uint64, cmd []byte) any {
 	}
 	data = append(append(data, cmd...), '\n')
 	b.Set(smDataKey, data, nil)
-	return index
+	return index, nil
 }
 
 // testCluster runs replicas over real Pebble DBs in t.TempDir().
@@ -289,6 +297,22 @@ func (c *testCluster) stop(id uint64) {
 	if v := sm.violations.Load(); v != 0 {
 		c.t.Errorf("node %d applied an index twice or out of order (%d times)", id, v)
 	}
+}
+
+// crashed removes node id, whose replica stopped on its own with a fatal
+// error, and returns that error.
+func (c *testCluster) crashed(id uint64) error {
+	c.mu.Lock()
+	r, db := c.reps[id], c.dbs[id]
+	delete(c.reps, id)
+	delete(c.dbs, id)
+	c.mu.Unlock()
+	c.net.set(id, nil)
+	err := r.Close()
+	if cerr := db.Close(); cerr != nil {
+		c.t.Errorf("close db %d: %v", id, cerr)
+	}
+	return err
 }
 
 // running returns the ids of the nodes that are started.

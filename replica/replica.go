@@ -31,7 +31,15 @@ type StateMachine interface {
 	// cmd is shared with the raft log: Apply must not modify it.
 	// The returned value is handed to the proposer of this entry, if it is
 	// waiting on this node.
-	Apply(b *pebble.Batch, index uint64, cmd []byte) any
+	//
+	// A non-nil error says that this node cannot apply the entry correctly
+	// (a local read or decode fault): applying it anyway would make this
+	// replica's state differ from its peers'. The replica then stops
+	// without committing b — the entry, and everything else of its Ready,
+	// stays unapplied, so a restart replays it — and Close and Err return
+	// an error wrapping err. An answer that is the same on every replica
+	// (INVALID input, a failed precondition) is a result, not an error.
+	Apply(b *pebble.Batch, index uint64, cmd []byte) (any, error)
 }
 
 // Transport carries raft messages to peers.
@@ -420,9 +428,19 @@ func (r *Replica) Close() error {
 	return r.fatalErr
 }
 
-// Done is closed when the loop has stopped, after Close or a fatal storage
-// error.
+// Done is closed when the loop has stopped, after Close or a fatal error.
 func (r *Replica) Done() <-chan struct{} { return r.donec }
+
+// Err returns the fatal error that stopped the replica (a storage failure,
+// or ErrApplyFault), or nil while it runs and after a plain Close.
+func (r *Replica) Err() error {
+	select {
+	case <-r.donec:
+		return r.fatalErr
+	default:
+		return nil
+	}
+}
 
 // run is the loop goroutine: it owns the RawNode, the log store and all
 // loop-owned fields of r.
@@ -738,7 +756,11 @@ func (r *Replica) handleReady() error {
 				break
 			}
 			id := binary.BigEndian.Uint64(data)
-			res = r.sm.Apply(b, idx, data[idLen:])
+			var err error
+			if res, err = r.sm.Apply(b, idx, data[idLen:]); err != nil {
+				// b is not committed: nothing of this Ready is applied.
+				return fmt.Errorf("%w: entry %d: %w", ErrApplyFault, idx, err)
+			}
 			if p == nil {
 				// Raft did not show us where it landed; match by id.
 				if q, ok := r.unlanded[id]; ok {

@@ -50,9 +50,15 @@ type metaFSM struct {
 	splits atomic.Pointer[[]wire.SplitStatus] // split.go
 }
 
-// Apply implements replica.StateMachine. It returns nil on success, or an
-// error that is the proposer's answer; it never fails the replica.
-func (f *metaFSM) Apply(b *pebble.Batch, index uint64, cmd []byte) any {
+// Apply implements replica.StateMachine. The table's commands read nothing
+// but the command and the state in memory, so every answer is a result
+// (nil on success, or an error that is the proposer's answer) and Apply
+// never fails the replica.
+func (f *metaFSM) Apply(b *pebble.Batch, index uint64, cmd []byte) (any, error) {
+	return f.apply(b, index, cmd), nil
+}
+
+func (f *metaFSM) apply(b *pebble.Batch, index uint64, cmd []byte) any {
 	var c metaCommand
 	if err := msgpack.Unmarshal(cmd, &c); err == nil && c.Kind == metaKindSplit {
 		return f.applySplit(b, &c)

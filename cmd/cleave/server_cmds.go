@@ -161,7 +161,14 @@ func runNode(ctx context.Context, cfg cluster.Config) error {
 		return err
 	}
 	cfg.Logger.Info("node up", "id", cfg.NodeID, "cluster", cfg.ClusterID, "addr", n.Addr(), "data", cfg.DataDir, "pid", os.Getpid())
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-n.Failed():
+		// Fail-stop: exit non-zero so the supervisor restarts the node,
+		// which replays what was not applied.
+		n.Close()
+		return fmt.Errorf("node %d stopped: %w", cfg.NodeID, n.FailErr())
+	}
 	cfg.Logger.Info("node stopping", "id", cfg.NodeID)
 	return n.Close()
 }

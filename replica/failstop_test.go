@@ -1,0 +1,52 @@
+package replica
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// A replica whose state machine cannot apply an entry (a local read or
+// decode fault) stops before anything of that Ready is committed: its
+// applied index stays below the entry, the entry's effects are absent, and
+// after a restart without the fault it applies the entry exactly once and
+// ends with the same state as its peers.
+func TestApplyFaultStopsReplicaBeforeCommit(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.startAll()
+	lead := c.waitLeader()
+	c.propose(lead, "a")
+	faulty := others(c.ids, lead)[0]
+	prefix := "bad"
+	c.sms[faulty].faultPrefix.Store(&prefix)
+
+	idx := c.propose(lead, "bad-1") // a quorum without the faulty node applies it
+	select {
+	case <-c.rep(faulty).Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("node %d did not stop on the apply fault at %d", faulty, idx)
+	}
+	err := c.crashed(faulty)
+	if !errors.Is(err, ErrApplyFault) {
+		t.Fatalf("node %d stopped with %v, want ErrApplyFault", faulty, err)
+	}
+	if err := c.rep(lead).Err(); err != nil {
+		t.Fatalf("leader %d: Err() = %v while running", lead, err)
+	}
+
+	// Nothing of the faulty entry's Ready was committed on the faulty node.
+	c.start(faulty)
+	c.sms[faulty].faultPrefix.Store(nil)
+	c.waitApplied(c.ids, idx)
+	c.propose(lead, "b")
+	c.waitApplied(c.ids, idx+1)
+	want := c.data(lead)
+	for _, id := range c.ids {
+		if got := c.data(id); got != want {
+			t.Errorf("node %d holds %q, leader %q", id, got, want)
+		}
+		if got, wantN := c.count(id), c.count(lead); got != wantN {
+			t.Errorf("node %d applied %d commands, leader %d", id, got, wantN)
+		}
+	}
+}
