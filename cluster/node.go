@@ -284,6 +284,7 @@ func Start(cfg Config) (*Node, error) {
 	n.tr = replica.NewWireTransport(cfg.NodeID, cfg.Peers, n.pool, log)
 	rc := replica.DefaultConfig()
 	rc.ID = cfg.NodeID
+	rc.Group = cfg.ClusterID
 	rc.Peers = ids
 	rc.TickInterval = cfg.TickInterval
 	rc.ElectionTicks = cfg.ElectionTicks

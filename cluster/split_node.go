@@ -292,7 +292,12 @@ func (s *splitState) rewrite() error {
 	tainted := err == nil
 	b := n.db.NewBatch()
 	defer b.Close()
-	if err := replica.ForkGroup(b, s.rc.Prefix, rec.Index, rec.peers(), tainted); err != nil {
+	src, err := replica.LoadGroup(n.db, s.rc.Prefix)
+	if err != nil {
+		return fmt.Errorf("split: fork: %w", err)
+	}
+	g := replica.Group{Name: rec.NewCluster, Epoch: src.Epoch + 1}
+	if err := replica.ForkGroup(b, s.rc.Prefix, g, rec.Index, rec.peers(), tainted); err != nil {
 		return fmt.Errorf("split: fork: %w", err)
 	}
 	if tainted {
@@ -316,7 +321,7 @@ func (s *splitState) rewrite() error {
 	s.rc.Peers = nil
 	s.rc.PeerAddrs = nil
 	s.forked.Store(true)
-	n.log.Info("split: raft state rewritten for the new cluster", "index", rec.Index, "range", rec.upper().String(), "voters", len(rec.Voters), "empty", tainted)
+	n.log.Info("split: raft state rewritten for the new cluster", "group", g.String(), "index", rec.Index, "range", rec.upper().String(), "voters", len(rec.Voters), "empty", tainted)
 	return nil
 }
 

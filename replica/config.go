@@ -13,6 +13,12 @@ import (
 type Config struct {
 	// ID is this node's raft id. Required, nonzero.
 	ID uint64
+	// Group names the raft group a new group bootstraps as (epoch 1): the
+	// cluster id, or "meta" for the routers' group. Every member of a new
+	// group must pass the same name. Ignored when the DB already holds raft
+	// state, whose recorded group wins, and for Join (a snapshot brings the
+	// group). See group.go.
+	Group string
 	// Peers are the initial voters, including ID. They are used only to
 	// bootstrap an empty DB; every member of a new cluster must pass the same
 	// set. Ignored when the DB already holds raft state.

@@ -9,8 +9,8 @@ import (
 	pb "go.etcd.io/raft/v3/raftpb"
 )
 
-// ForkGroup writes into b the raft state of a new group that starts from
-// the state machine's state at index: voters (id → address) as its
+// ForkGroup writes into b the raft state of a new group g that starts from
+// the state machine's state at index: the group record, voters (id → address) as its
 // ConfState and member addresses, an empty log whose first index is
 // index+1, trunc = (index, 1), applied = index and HardState {Term: 1,
 // Commit: index}. Every older key under prefix (the previous group's log,
@@ -24,19 +24,27 @@ import (
 // terms start again at 1 (it shares no log with the old group), and its
 // indexes continue after index, so versions stay monotonic.
 //
+// g must differ from the source group (a new name, or a higher epoch), so
+// that the new group and the source's members that have not forked yet
+// drop each other's frames (group.go).
+//
 // With empty set (a member whose state is not the state at index), it
-// writes no raft state at all: the member opens like a Join node and waits
-// for the new group's leader to send it a snapshot.
-func ForkGroup(b *pebble.Batch, prefix []byte, index uint64, voters map[uint64]string, empty bool) error {
+// writes the group record and no other raft state: the member opens like a
+// Join node of g and waits for the new group's leader to send it a
+// snapshot.
+func ForkGroup(b *pebble.Batch, prefix []byte, g Group, index uint64, voters map[uint64]string, empty bool) error {
 	if len(prefix) == 0 {
 		prefix = DefaultConfig().Prefix
 	}
-	if index == 0 || len(voters) == 0 {
-		return fmt.Errorf("replica: fork: index %d and %d voters", index, len(voters))
+	if index == 0 || len(voters) == 0 || g.IsZero() {
+		return fmt.Errorf("replica: fork: group %v, index %d and %d voters", g, index, len(voters))
 	}
 	s := newLogStore(nil, prefix)
 	end := append(append([]byte{}, prefix...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
 	if err := b.DeleteRange(prefix, end, nil); err != nil {
+		return err
+	}
+	if err := b.Set(s.keyGroup, encodeGroup(g), nil); err != nil {
 		return err
 	}
 	if empty {

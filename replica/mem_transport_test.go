@@ -66,7 +66,7 @@ type memTransport struct {
 	from uint64
 }
 
-func (t *memTransport) Send(msgs []*pb.Message) {
+func (t *memTransport) Send(g Group, msgs []*pb.Message) {
 	t.net.mu.Lock()
 	defer t.net.mu.Unlock()
 	for _, m := range msgs {
@@ -75,7 +75,7 @@ func (t *memTransport) Send(msgs []*pb.Message) {
 			continue
 		}
 		if r := t.net.nodes[to]; r != nil {
-			r.Step(proto.CloneOf(m))
+			r.Step(g, proto.CloneOf(m))
 		}
 	}
 }
@@ -107,14 +107,14 @@ func (t *memTransport) SendSnapshot(ctx context.Context, m *pb.Message, s *Snaps
 		if err != nil {
 			return err
 		}
-		c := SnapshotChunk{From: t.from, ID: s.ID(), Offset: off, Data: slices.Clone(data), Msg: first}
+		c := SnapshotChunk{Group: s.Group(), From: t.from, ID: s.ID(), Offset: off, Data: slices.Clone(data), Msg: first}
 		first = nil
 		if err := r.ReceiveSnapshot(ctx, c); err != nil {
 			return err
 		}
 		off += uint64(len(data))
 	}
-	err := r.ReceiveSnapshot(ctx, SnapshotChunk{From: t.from, ID: s.ID(), Offset: off, Msg: first, Done: true, CRC: s.CRC()})
+	err := r.ReceiveSnapshot(ctx, SnapshotChunk{Group: s.Group(), From: t.from, ID: s.ID(), Offset: off, Msg: first, Done: true, CRC: s.CRC()})
 	if err == nil {
 		t.net.snaps.Add(1)
 	}

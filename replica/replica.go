@@ -45,13 +45,15 @@ type StateMachine interface {
 // Transport carries raft messages to peers.
 //
 // Send is called only from the replica's loop goroutine, after the state the
-// messages depend on is durable. It must not block: when a peer's queue is
+// messages depend on is durable. g is the sender's group: every message
+// must reach the receiver's Replica.Step with it, so that a replica of
+// another group drops it. It must not block: when a peer's queue is
 // full it drops messages (raft retransmits). The transport takes ownership
 // of msgs and may retain them, but must not modify the messages: their
 // entries are shared with the replica's log. A transport that delivers in
 // process must therefore hand the receiver a copy (proto.Clone).
 type Transport interface {
-	Send(msgs []*pb.Message)
+	Send(g Group, msgs []*pb.Message)
 }
 
 // Status is a point-in-time view of a replica.
@@ -76,12 +78,19 @@ type Stats struct {
 	Appended   uint64        // log entries written
 	Applied    uint64        // committed entries applied (all types)
 	ReadRounds uint64        // ReadIndex rounds issued
+	// Foreign counts raft frames and snapshot streams dropped because they
+	// named another group (or an earlier epoch of this one).
+	Foreign uint64
+	// BadCommit counts heartbeats dropped because they declared a commit
+	// index beyond this node's log (raft would panic on them).
+	BadCommit uint64
 }
 
 // loopStats are the loop's counters; written only by the loop goroutine,
 // read by Stats from any goroutine.
 type loopStats struct {
 	readies, syncs, syncNanos, appended, applied, readRounds atomic.Uint64
+	foreign, badCommit                                       atomic.Uint64
 }
 
 // Replica is one member of a Raft group. Its methods are safe for
@@ -117,6 +126,7 @@ type Replica struct {
 	closeOnce sync.Once
 	fatalErr  error // set by the loop before donec is closed
 	status    atomic.Pointer[Status]
+	group     atomic.Pointer[Group] // set at Open and by a snapshot install
 	stats     loopStats
 
 	idBase uint64
@@ -203,7 +213,7 @@ func Open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport) (*Replica, e
 	case len(cfg.Peers) == 0:
 		return nil, errors.New("replica: open: no raft state in db and no Peers to bootstrap (set Join to join an existing group)")
 	default:
-		if err := st.bootstrap(cfg.Peers, cfg.PeerAddrs); err != nil {
+		if err := st.bootstrap(Group{Name: cfg.Group, Epoch: 1}, cfg.Peers, cfg.PeerAddrs); err != nil {
 			return nil, fmt.Errorf("replica: open: bootstrap: %w", err)
 		}
 		lg.Info("bootstrapped new group", "peers", cfg.Peers)
@@ -211,6 +221,18 @@ func Open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport) (*Replica, e
 	addrs, err := st.loadMembers(db)
 	if err != nil {
 		return nil, fmt.Errorf("replica: open: load members: %w", err)
+	}
+	group, err := LoadGroup(db, cfg.Prefix)
+	if err != nil {
+		return nil, fmt.Errorf("replica: open: %w", err)
+	}
+	if group.IsZero() && found {
+		// Raft state written before groups were recorded: it is the
+		// configured group's first epoch.
+		group = Group{Name: cfg.Group, Epoch: 1}
+		if err := db.Set(st.keyGroup, encodeGroup(group), pebble.Sync); err != nil {
+			return nil, fmt.Errorf("replica: open: record group: %w", err)
+		}
 	}
 	tmpSnapDir := ""
 	if cfg.SnapshotDir == "" {
@@ -273,12 +295,13 @@ func Open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport) (*Replica, e
 		hsTerm:        st.hs.GetTerm(),
 		hsVote:        st.hs.GetVote(),
 	}
+	r.group.Store(&group)
 	r.snapTr, _ = tr.(SnapshotTransport)
 	r.sendCtx, r.sendCancel = context.WithCancel(context.Background())
 	st.makeSnapshot = r.makeSnapshot
 	r.setMembers(st.cs)
 	r.publishStatus()
-	lg.Info("opened", "term", st.hs.GetTerm(), "commit", st.hs.GetCommit(), "applied", st.applied,
+	lg.Info("opened", "group", group.String(), "term", st.hs.GetTerm(), "commit", st.hs.GetCommit(), "applied", st.applied,
 		"first", st.truncIndex+1, "last", st.lastIndex, "voters", st.cs.GetVoters())
 	go r.run()
 	return r, nil
@@ -355,11 +378,12 @@ func (r *Replica) ReadIndex(ctx context.Context) error {
 	}
 }
 
-// Step hands a message received from a peer to the loop. It never blocks:
-// when the loop's inbox is full the message is dropped (raft retransmits).
-// The replica takes ownership of m.
-func (r *Replica) Step(m *pb.Message) {
-	if m == nil {
+// Step hands a message received from a peer of group g to the loop. It
+// never blocks: when the loop's inbox is full the message is dropped (raft
+// retransmits), and a message of another group than this replica's is
+// dropped and counted (Stats.Foreign). The replica takes ownership of m.
+func (r *Replica) Step(g Group, m *pb.Message) {
+	if m == nil || !r.accepts(g) {
 		return
 	}
 	select {
@@ -410,6 +434,7 @@ func (r *Replica) Stats() Stats {
 	return Stats{
 		Readies: s.readies.Load(), Syncs: s.syncs.Load(), SyncTime: time.Duration(s.syncNanos.Load()),
 		Appended: s.appended.Load(), Applied: s.applied.Load(), ReadRounds: s.readRounds.Load(),
+		Foreign: s.foreign.Load(), BadCommit: s.badCommit.Load(),
 	}
 }
 
@@ -568,8 +593,12 @@ func (r *Replica) tick() {
 
 // step hands a peer's message to raft after dropping what cannot be
 // valid: messages for another node, local message types, proposals (never
-// forwarded in this design), snapshots (not supported yet) and messages
-// from nodes outside the configuration.
+// forwarded in this design), snapshots without their data, messages from
+// nodes outside the configuration, and heartbeats that declare a commit
+// index beyond this node's log. A leader's heartbeat commits at most what
+// the follower acknowledged having persisted, so a larger one comes from a
+// leader that confuses this node with another (a stale or foreign group);
+// raft would panic on it ("tocommit is out of range").
 func (r *Replica) step(m *pb.Message) {
 	t := m.GetType()
 	switch {
@@ -585,6 +614,10 @@ func (r *Replica) step(m *pb.Message) {
 		return
 	case len(r.members) > 0 && !r.members[m.GetFrom()]:
 		r.log.Debug("dropping message from unknown peer", "type", t, "from", m.GetFrom())
+		return
+	case t == pb.MsgHeartbeat && m.GetCommit() > r.store.lastIndex:
+		r.stats.badCommit.Add(1)
+		r.log.Warn("dropping heartbeat that commits beyond the local log", "from", m.GetFrom(), "commit", m.GetCommit(), "last", r.store.lastIndex)
 		return
 	}
 	if err := r.rn.Step(m); err != nil {
@@ -715,7 +748,7 @@ func (r *Replica) handleReady() error {
 		leading = false // cannot happen while leading; be conservative
 	}
 	if leading && len(msgs) > 0 {
-		r.tr.Send(msgs)
+		r.tr.Send(r.Group(), msgs)
 		msgs = nil
 	}
 	b := r.db.NewIndexedBatch()
@@ -811,7 +844,7 @@ func (r *Replica) handleReady() error {
 	r.store.commitEntries(rd.Entries)
 
 	if len(msgs) > 0 {
-		r.tr.Send(msgs)
+		r.tr.Send(r.Group(), msgs)
 	}
 	for i, p := range deliverTo {
 		p.done <- delivered[i]

@@ -334,7 +334,7 @@ func TestBadMessagesAreDropped(t *testing.T) {
 		{Type: pb.MsgHeartbeat.Enum(), From: new(uint64(2)), To: new(uint64(42))},
 	}
 	for _, m := range bad {
-		r.Step(m)
+		r.Step(r.Group(), m)
 	}
 	idx := c.propose(lead, "ok")
 	c.waitApplied(c.ids, idx)

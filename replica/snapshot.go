@@ -108,6 +108,7 @@ var ErrSnapshotAborted = errors.New("replica: snapshot stream aborted")
 // SnapshotStream is the data of one outgoing snapshot. It is used by one
 // goroutine at a time.
 type SnapshotStream struct {
+	group           Group
 	id, index, term uint64
 	snap            *pebble.Snapshot
 	it              *pebble.Iterator
@@ -122,6 +123,9 @@ type SnapshotStream struct {
 
 // ID returns the stream id (also in the MsgSnap's Snapshot.Data).
 func (s *SnapshotStream) ID() uint64 { return s.id }
+
+// Group is the sender's group; every chunk carries it (SnapshotChunk.Group).
+func (s *SnapshotStream) Group() Group { return s.group }
 
 // Index returns the log index the snapshot is an image of.
 func (s *SnapshotStream) Index() uint64 { return s.index }
@@ -226,7 +230,7 @@ func (r *Replica) makeSnapshot() (*pb.Snapshot, error) {
 		return fail("term of applied index", fmt.Errorf("index %d: %v", index, err))
 	}
 	r.snapSeq++
-	st := &SnapshotStream{id: r.snapSeq, index: index, term: term, snap: ps, store: r.store, chunk: r.cfg.SnapshotChunk}
+	st := &SnapshotStream{group: r.Group(), id: r.snapSeq, index: index, term: term, snap: ps, store: r.store, chunk: r.cfg.SnapshotChunk}
 	r.outgoing[st.id] = st
 	return &pb.Snapshot{
 		Data:     binary.BigEndian.AppendUint64(nil, st.id),
@@ -298,6 +302,7 @@ func (r *Replica) dropUnsentSnapshots() {
 // SnapshotChunk is one frame of an incoming snapshot stream, as the
 // transport received it.
 type SnapshotChunk struct {
+	Group  Group       // sender's group; a chunk of another group is refused
 	From   uint64      // sender's raft id
 	ID     uint64      // stream id
 	Offset uint64      // stream offset of Data
@@ -309,6 +314,7 @@ type SnapshotChunk struct {
 
 // snapReceiver builds the SST of one incoming stream.
 type snapReceiver struct {
+	group    Group // the sender's; the installed state belongs to it
 	from, id uint64
 	msg      *pb.Message
 	path     string
@@ -337,6 +343,9 @@ func (rc *snapReceiver) abort() {
 // an error: the sender then reports the snapshot failed, and raft retries.
 // Safe for concurrent use; streams are handled one at a time.
 func (r *Replica) ReceiveSnapshot(ctx context.Context, c SnapshotChunk) error {
+	if !r.accepts(c.Group) {
+		return fmt.Errorf("%w: snapshot chunk of %v at a replica of %v", ErrForeignGroup, c.Group, r.Group())
+	}
 	r.recvMu.Lock()
 	select {
 	case <-r.loopDone: // run aborts r.recv after closing loopDone
@@ -397,7 +406,7 @@ func (r *Replica) receiveChunk(c SnapshotChunk) (*snapReceiver, error) {
 		r.recv = rc
 	}
 	rc := r.recv
-	if rc == nil || rc.from != c.From || rc.id != c.ID || rc.off != c.Offset {
+	if rc == nil || rc.from != c.From || rc.id != c.ID || rc.off != c.Offset || rc.group != c.Group {
 		return nil, fmt.Errorf("%w: chunk %d@%d from %d does not continue the stream being received", ErrSnapshotAborted, c.ID, c.Offset, c.From)
 	}
 	rc.crc = crc32.Update(rc.crc, castagnoli, c.Data)
@@ -496,7 +505,7 @@ func (r *Replica) newReceiver(c SnapshotChunk) (*snapReceiver, error) {
 		return nil, fmt.Errorf("replica: create snapshot file: %w", err)
 	}
 	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), sstable.WriterOptions{TableFormat: r.db.TableFormat()})
-	rc := &snapReceiver{from: c.From, id: c.ID, msg: m, path: path, w: w}
+	rc := &snapReceiver{group: c.Group, from: c.From, id: c.ID, msg: m, path: path, w: w}
 	hsNext := append(append([]byte{}, r.store.keyHS...), 0)
 	for _, span := range [][2][]byte{{minKey, r.store.keyHS}, {hsNext, maxKey}} {
 		if err := w.DeleteRange(span[0], span[1]); err != nil {
@@ -513,8 +522,9 @@ func (r *Replica) newReceiver(c SnapshotChunk) (*snapReceiver, error) {
 		string(r.store.keyApplied): binary.BigEndian.AppendUint64(nil, md.GetIndex()),
 		string(r.store.keyCS):      csv,
 		string(r.store.keyTrunc):   truncValue(md.GetIndex(), md.GetTerm()),
+		string(r.store.keyGroup):   encodeGroup(c.Group),
 	}
-	for _, k := range []string{string(r.store.keyApplied), string(r.store.keyCS), string(r.store.keyTrunc)} {
+	for _, k := range []string{string(r.store.keyApplied), string(r.store.keyCS), string(r.store.keyTrunc), string(r.store.keyGroup)} {
 		rc.own = append(rc.own, []byte(k))
 	}
 	sortKeys(rc.own)
@@ -593,6 +603,12 @@ func (r *Replica) restore(snap *pb.Snapshot) error {
 		return err
 	}
 	st.cache, st.cacheBytes = nil, 0
+	g, err := LoadGroup(r.db, r.cfg.Prefix)
+	if err != nil {
+		req.done <- err
+		return fmt.Errorf("after snapshot %d: %w", md.GetIndex(), err)
+	}
+	r.group.Store(&g)
 	r.applied = md.GetIndex()
 	r.setMembers(st.cs)
 	addrs, err := st.loadMembers(r.db)

@@ -367,13 +367,13 @@ func TestFailedTransferLeavesOldState(t *testing.T) {
 		id := uint64(1000 + attempts)
 		rec := append([]byte{4}, "k/aa"...)
 		rec = append(rec, 1, 'v')
-		if err := r.ReceiveSnapshot(ctx, SnapshotChunk{From: from, ID: id, Msg: m, Data: rec}); err != nil {
+		if err := r.ReceiveSnapshot(ctx, SnapshotChunk{Group: r.Group(), From: from, ID: id, Msg: m, Data: rec}); err != nil {
 			return err
 		}
 		if attempts == 1 {
 			return errors.New("test: sender gives up midway")
 		}
-		return r.ReceiveSnapshot(ctx, SnapshotChunk{From: from, ID: id, Offset: uint64(len(rec)), Done: true, CRC: 12345})
+		return r.ReceiveSnapshot(ctx, SnapshotChunk{Group: r.Group(), From: from, ID: id, Offset: uint64(len(rec)), Done: true, CRC: 12345})
 	}
 	c.net.mu.Unlock()
 	// Close the follower while it holds a partial stream, then check its

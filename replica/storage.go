@@ -23,6 +23,7 @@ import (
 //	                       from the log (the log's first index is index+1)
 //	p+"member/"+be64(id) → the member's address (from bootstrap's PeerAddrs
 //	                       or a membership change's context)
+//	p+"group"            → be64(epoch) name: the raft group (group.go)
 //
 // A new group bootstraps with trunc = (1, 1), HardState {Term: 1, Commit: 1}
 // and applied = 1: the initial state (ConfState, member addresses, whatever
@@ -56,6 +57,7 @@ type logStore struct {
 	keyCS      []byte
 	keyApplied []byte
 	keyTrunc   []byte
+	keyGroup   []byte
 	memberPfx  []byte
 
 	// makeSnapshot, set by the replica, implements Snapshot.
@@ -88,6 +90,7 @@ func newLogStore(db *pebble.DB, prefix []byte) *logStore {
 		keyCS:      key("cs"),
 		keyApplied: key("applied"),
 		keyTrunc:   key("trunc"),
+		keyGroup:   key("group"),
 		memberPfx:  key("member/"),
 	}
 }
@@ -97,12 +100,13 @@ func (s *logStore) memberKey(id uint64) []byte {
 }
 
 // owned reports whether k is one of the replica's own keys that a snapshot
-// does not carry: the log, HardState, ConfState, applied and trunc.
+// does not carry: the log, HardState, ConfState, applied, trunc and group.
 func (s *logStore) owned(k []byte) bool {
 	if bytes.HasPrefix(k, s.logPrefix) {
 		return true
 	}
-	return bytes.Equal(k, s.keyHS) || bytes.Equal(k, s.keyCS) || bytes.Equal(k, s.keyApplied) || bytes.Equal(k, s.keyTrunc)
+	return bytes.Equal(k, s.keyHS) || bytes.Equal(k, s.keyCS) || bytes.Equal(k, s.keyApplied) ||
+		bytes.Equal(k, s.keyTrunc) || bytes.Equal(k, s.keyGroup)
 }
 
 // loadMembers reads the persisted member addresses.
@@ -259,11 +263,14 @@ func (s *logStore) load() (bool, error) {
 // bootstrap durably writes the initial membership of a new cluster: an
 // empty log whose ConfState has peers as voters. Every member of a new
 // cluster bootstraps identically, so their logs agree from index 1.
-func (s *logStore) bootstrap(peers []uint64, addrs map[uint64]string) error {
+func (s *logStore) bootstrap(g Group, peers []uint64, addrs map[uint64]string) error {
 	cs := &pb.ConfState{Voters: append([]uint64(nil), peers...)}
 	hs := &pb.HardState{Term: new(uint64(1)), Commit: new(uint64(1))}
 	b := s.db.NewBatch()
 	defer b.Close()
+	if err := b.Set(s.keyGroup, encodeGroup(g), nil); err != nil {
+		return err
+	}
 	if err := s.setConfState(b, cs); err != nil {
 		return err
 	}

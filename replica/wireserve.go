@@ -36,7 +36,7 @@ func (r *Replica) ServeWire(ctx context.Context, req *wire.Request) (*wire.Respo
 			r.log.Warn("raft message for another member dropped", "to", m.GetTo())
 			return nil, true
 		}
-		r.Step(m)
+		r.Step(frameGroup(req), m)
 		return nil, true
 	case wire.OpSnapshot:
 		return r.receiveSnapshotFrame(ctx, req), true
@@ -44,12 +44,14 @@ func (r *Replica) ServeWire(ctx context.Context, req *wire.Request) (*wire.Respo
 	return nil, false
 }
 
+func frameGroup(req *wire.Request) Group { return Group{Name: req.Group, Epoch: req.Epoch} }
+
 func (r *Replica) receiveSnapshotFrame(ctx context.Context, req *wire.Request) *wire.Response {
 	sc := req.Snap
 	if sc == nil || sc.From == 0 || sc.To != r.cfg.ID {
 		return &wire.Response{Code: wire.Invalid, Message: "SNAPSHOT frame without a stream for this node"}
 	}
-	c := SnapshotChunk{From: sc.From, ID: sc.ID, Offset: sc.Offset, Data: req.Data, Done: sc.Done, CRC: sc.CRC}
+	c := SnapshotChunk{Group: frameGroup(req), From: sc.From, ID: sc.ID, Offset: sc.Offset, Data: req.Data, Done: sc.Done, CRC: sc.CRC}
 	if len(sc.Raft) > 0 {
 		m := new(raftpb.Message)
 		if err := proto.Unmarshal(sc.Raft, m); err != nil {
@@ -64,6 +66,8 @@ func (r *Replica) receiveSnapshotFrame(ctx context.Context, req *wire.Request) *
 			code = wire.Timeout
 		case errors.Is(err, ErrSnapshotAborted):
 			code = wire.Conflict
+		case errors.Is(err, ErrForeignGroup):
+			code = wire.Invalid
 		}
 		if sc.Done || sc.Offset == 0 {
 			r.log.Warn("snapshot frame refused", "from", sc.From, "stream", sc.ID, "offset", sc.Offset, "err", err)

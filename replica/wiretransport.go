@@ -51,7 +51,14 @@ type WireTransport struct {
 type peer struct {
 	id   uint64
 	addr string
-	ch   chan *raftpb.Message
+	ch   chan outMsg
+}
+
+// outMsg is a queued raft message with the group of the replica that sent
+// it: a fork may replace the replica while its messages are queued.
+type outMsg struct {
+	g Group
+	m *raftpb.Message
 }
 
 // NewWireTransport returns a transport for member self that reaches the
@@ -115,7 +122,7 @@ func (t *WireTransport) peerLocked(id uint64) *peer {
 }
 
 func (t *WireTransport) addPeerLocked(id uint64, addr string) *peer {
-	p := &peer{id: id, addr: addr, ch: make(chan *raftpb.Message, peerQueue)}
+	p := &peer{id: id, addr: addr, ch: make(chan outMsg, peerQueue)}
 	t.peers[id] = p
 	t.wg.Add(1)
 	go t.run(p)
@@ -123,7 +130,7 @@ func (t *WireTransport) addPeerLocked(id uint64, addr string) *peer {
 }
 
 // Send implements Transport. It must not block.
-func (t *WireTransport) Send(msgs []*raftpb.Message) {
+func (t *WireTransport) Send(g Group, msgs []*raftpb.Message) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, m := range msgs {
@@ -133,7 +140,7 @@ func (t *WireTransport) Send(msgs []*raftpb.Message) {
 			continue
 		}
 		select {
-		case p.ch <- m:
+		case p.ch <- outMsg{g, m}:
 		default:
 			t.unreachable(m.GetTo())
 		}
@@ -149,7 +156,7 @@ func (t *WireTransport) run(p *peer) {
 		cancel()
 	}()
 	for {
-		var m *raftpb.Message
+		var m outMsg
 		select {
 		case m = <-p.ch:
 		case <-t.done:
@@ -163,10 +170,10 @@ func (t *WireTransport) run(p *peer) {
 			continue
 		}
 		for {
-			data, err := proto.Marshal(m)
+			data, err := proto.Marshal(m.m)
 			if err != nil {
 				t.log.Error("marshal raft message", "err", err)
-			} else if !conn.Send(&wire.Request{Op: wire.OpRaft, Data: data}) {
+			} else if !conn.Send(&wire.Request{Op: wire.OpRaft, Data: data, Group: m.g.Name, Epoch: m.g.Epoch}) {
 				t.unreachable(p.id)
 				break
 			}
@@ -180,7 +187,7 @@ func (t *WireTransport) run(p *peer) {
 	}
 }
 
-func drain(ch chan *raftpb.Message) {
+func drain(ch chan outMsg) {
 	for {
 		select {
 		case <-ch:
@@ -196,7 +203,7 @@ const snapshotCallTimeout = time.Minute
 
 // SendSnapshot implements SnapshotTransport.
 func (t *WireTransport) SendSnapshot(ctx context.Context, m *raftpb.Message, s *SnapshotStream) error {
-	to := m.GetTo()
+	to, g := m.GetTo(), s.Group()
 	addr := t.addrOf(to)
 	if addr == "" {
 		return fmt.Errorf("snapshot to %d: address unknown", to)
@@ -229,14 +236,14 @@ func (t *WireTransport) SendSnapshot(ctx context.Context, m *raftpb.Message, s *
 			return fmt.Errorf("snapshot to %d: read state: %w", to, err)
 		}
 		sc := &wire.SnapChunk{ID: s.ID(), From: t.self, To: to, Offset: off, Raft: first}
-		if err := call(&wire.Request{Op: wire.OpSnapshot, Data: data, Snap: sc}); err != nil {
+		if err := call(&wire.Request{Op: wire.OpSnapshot, Data: data, Snap: sc, Group: g.Name, Epoch: g.Epoch}); err != nil {
 			return fmt.Errorf("snapshot to %d at offset %d: %w", to, off, err)
 		}
 		first = nil
 		off += uint64(len(data))
 	}
 	sc := &wire.SnapChunk{ID: s.ID(), From: t.self, To: to, Offset: off, Raft: first, Done: true, CRC: s.CRC()}
-	if err := call(&wire.Request{Op: wire.OpSnapshot, Snap: sc}); err != nil {
+	if err := call(&wire.Request{Op: wire.OpSnapshot, Snap: sc, Group: g.Name, Epoch: g.Epoch}); err != nil {
 		return fmt.Errorf("snapshot to %d, last frame: %w", to, err)
 	}
 	return nil

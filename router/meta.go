@@ -192,6 +192,7 @@ func OpenMetaTable(cfg MetaConfig, tr replica.Transport) (*MetaTable, error) {
 	}
 	rc := replica.DefaultConfig()
 	rc.ID = cfg.RaftID
+	rc.Group = "meta"
 	for id := range cfg.Peers {
 		rc.Peers = append(rc.Peers, id)
 	}

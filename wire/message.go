@@ -133,6 +133,13 @@ type Request struct {
 	// routing table (docs/robustness.md). Nodes ignore it.
 	Cluster string     `msgpack:"cluster,omitempty"`
 	Split   *SplitSpec `msgpack:"split,omitempty"` // SPLIT, SPLIT_FORK
+
+	// Group and Epoch name the raft group a RAFT or SNAPSHOT frame belongs
+	// to (the sender's): the cluster id ("meta" for the routers' group) and
+	// the epoch a split advances. A node drops frames of another group or
+	// epoch.
+	Group string `msgpack:"group,omitempty"`
+	Epoch uint64 `msgpack:"epoch,omitempty"`
 }
 
 // SplitSpec names a split: the source cluster, the new cluster and its
