@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -74,6 +75,18 @@ type splitDrivers struct {
 	mu      sync.Mutex
 	running map[uint64]bool
 	once    sync.Once
+	hooks   atomic.Pointer[splitTestHooks] // nil outside tests
+}
+
+// splitTestHooks let this package's tests steer the driver into a chosen
+// interleaving with an abandon; nil (always, outside tests) changes nothing.
+type splitTestHooks struct {
+	// beforeStep is called by the driver before it does rec's step.
+	beforeStep func(rec wire.SplitStatus)
+	// call wraps every request sent to a cluster's leader (callCluster):
+	// send sends req and returns the answer; call returns what the caller
+	// sees.
+	call func(ctx context.Context, cluster string, req *wire.Request, send func() *wire.Response) *wire.Response
 }
 
 func (r *Router) findSplit(id uint64) (wire.SplitStatus, bool) {
@@ -160,6 +173,9 @@ func (r *Router) runSplit(id uint64) {
 			}
 			continue
 		}
+		if h := r.splits.hooks.Load(); h != nil && h.beforeStep != nil {
+			h.beforeStep(rec)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), splitStepTimeout)
 		err := r.splitStep(ctx, rec)
 		cancel()
@@ -177,10 +193,16 @@ func (r *Router) runSplit(id uint64) {
 
 // callCluster sends req to cluster id's leader, following NOT_LEADER.
 func (r *Router) callCluster(ctx context.Context, id string, req *wire.Request) *wire.Response {
-	return r.forward(ctx, req, func(t *wire.TableInfo) (string, bool) {
-		_, ok := Cluster(t, id)
-		return id, ok
-	})
+	send := func() *wire.Response {
+		return r.forward(ctx, req, func(t *wire.TableInfo) (string, bool) {
+			_, ok := Cluster(t, id)
+			return id, ok
+		})
+	}
+	if h := r.splits.hooks.Load(); h != nil && h.call != nil {
+		return h.call(ctx, id, req, send)
+	}
+	return send()
 }
 
 // callNode sends req to one address.
