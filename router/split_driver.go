@@ -103,7 +103,8 @@ func (r *Router) unlockSplits() { <-r.splits.step }
 // splitTestHooks let this package's tests steer the driver into a chosen
 // interleaving with an abandon; nil (always, outside tests) changes nothing.
 type splitTestHooks struct {
-	// beforeStep is called by the driver before it does rec's step.
+	// beforeStep is called by the driver before it takes the driver's
+	// lock for rec's step (rec as read before the lock).
 	beforeStep func(rec wire.SplitStatus)
 	// call wraps every request sent to a cluster's leader (callCluster):
 	// send sends req and returns the answer; call returns what the caller
