@@ -34,8 +34,19 @@
 //
 // # Concurrency
 //
-// Router, FileTable and every exported function are safe for concurrent use.
-// The router's locks are leaf locks, never held across I/O or one another:
-// Router.lmu guards the leader cache, Router.mu the listen address,
-// FileTable.mu serialises updates (the file write happens under it).
+// Router, FileTable, MetaTable and every exported function are safe for
+// concurrent use. Router.lmu (the leader cache), Router.mu (the listen
+// address) and splitDrivers.mu (which split drivers run) are leaf locks,
+// never held across I/O or another lock. Three locks are held across I/O on
+// purpose, each to serialise a read-decide-write on this router:
+//
+//   - the split driver's lock (splitDrivers.step), for one step of a split
+//     or an abandon's whole decision: calls to cluster leaders and meta
+//     proposals happen under it (split_driver.go);
+//   - MetaTable.mu, for one proposal of a table change or split record
+//     (Update, RecordSplit) until this router has applied it;
+//   - FileTable.mu, for one update including the file write.
+//
+// Lock order: the split driver's lock before MetaTable.mu. Nothing else is
+// taken while MetaTable.mu or FileTable.mu is held.
 package router

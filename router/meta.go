@@ -85,12 +85,26 @@ func (f *metaFSM) apply(b *pebble.Batch, index uint64, cmd []byte) any {
 	return nil
 }
 
-// Restored reloads the table after a snapshot replaced the state.
-func (f *metaFSM) Restored(uint64) {
-	if t, err := loadMetaTable(f.db); err == nil && t != nil {
-		f.cur.Store(t)
+// Restored reloads the table and the split records after a snapshot
+// replaced the state. A state that does not load (a local read fault, or a
+// table or records that do not decode) is fatal: going on would route with,
+// and drive splits from, state the meta group no longer has, and apply the
+// next entries on top of it. Restorer has no error to return and the loop
+// must not apply another entry, so Restored panics: the router process
+// stops, and on restart OpenMetaTable loads the same state and refuses to
+// start while it is unreadable.
+func (f *metaFSM) Restored(index uint64) {
+	t, err := loadMetaTable(f.db)
+	if err == nil && t == nil {
+		err = errors.New("it holds no routing table")
 	}
-	_ = f.loadSplits()
+	if err == nil {
+		err = f.loadSplits()
+	}
+	if err != nil {
+		panic(fmt.Sprintf("router: meta state after snapshot %d does not load: %v", index, err))
+	}
+	f.cur.Store(t)
 }
 
 func loadMetaTable(db *pebble.DB) (*wire.TableInfo, error) {

@@ -63,6 +63,7 @@ func New(cfg Config) (*Router, error) {
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "router", "router", cfg.ID),
 		done:    make(chan struct{}),
+		splits:  splitDrivers{step: make(chan struct{}, 1)},
 		leaders: map[string]string{},
 		pool: rpc.NewPool(rpc.DialConfig{
 			Client: "router " + cfg.ID, Token: cfg.Token, MaxFrame: cfg.MaxFrame,

@@ -84,6 +84,11 @@ func PlanSplit(t *wire.TableInfo, splits []wire.SplitStatus, id uint64, spec *wi
 		if !Done(s.Phase) {
 			return wire.SplitStatus{}, fmt.Errorf("split %d of %s is in progress (%s); one split at a time", s.ID, s.Cluster, s.Phase)
 		}
+		if s.Phase == PhaseAbandoned && s.Cluster == spec.Cluster && s.NewCluster == spec.NewCluster {
+			// The abandon fenced the source against this very split: its
+			// SPLIT would be refused. A new id makes a new split.
+			return wire.SplitStatus{}, fmt.Errorf("the split of %s to %s was abandoned (split %d) and %s refuses it; name the new cluster differently", s.Cluster, s.NewCluster, s.ID, s.Cluster)
+		}
 	}
 	rng, ok := ClusterRange(t, spec.Cluster)
 	if !ok {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -74,6 +75,41 @@ type splitDrivers struct {
 	mu      sync.Mutex
 	running map[uint64]bool
 	once    sync.Once
+	hooks   atomic.Pointer[splitTestHooks] // nil outside tests
+
+	// step is the driver's lock (a channel so a caller can give up when
+	// its context ends): a driver holds it for one step, from reading the
+	// record to recording the next phase, and an abandon for its whole
+	// decision. It is held across network calls and meta proposals; it is
+	// taken before MetaTable.mu, never while holding another lock.
+	step chan struct{}
+}
+
+// lockSplits takes the driver's lock; false if ctx ended or the router closed
+// first.
+func (r *Router) lockSplits(ctx context.Context) bool {
+	select {
+	case r.splits.step <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-r.done:
+		return false
+	}
+}
+
+func (r *Router) unlockSplits() { <-r.splits.step }
+
+// splitTestHooks let this package's tests steer the driver into a chosen
+// interleaving with an abandon; nil (always, outside tests) changes nothing.
+type splitTestHooks struct {
+	// beforeStep is called by the driver before it takes the driver's
+	// lock for rec's step (rec as read before the lock).
+	beforeStep func(rec wire.SplitStatus)
+	// call wraps every request sent to a cluster's leader (callCluster):
+	// send sends req and returns the answer; call returns what the caller
+	// sees.
+	call func(ctx context.Context, cluster string, req *wire.Request, send func() *wire.Response) *wire.Response
 }
 
 func (r *Router) findSplit(id uint64) (wire.SplitStatus, bool) {
@@ -160,9 +196,13 @@ func (r *Router) runSplit(id uint64) {
 			}
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), splitStepTimeout)
-		err := r.splitStep(ctx, rec)
-		cancel()
+		if h := r.splits.hooks.Load(); h != nil && h.beforeStep != nil {
+			h.beforeStep(rec)
+		}
+		stop, err := r.lockedStep(id)
+		if stop {
+			return
+		}
 		if err == nil {
 			backoff = 50 * time.Millisecond
 			continue
@@ -175,12 +215,37 @@ func (r *Router) runSplit(id uint64) {
 	}
 }
 
+// lockedStep does one step of split id under the driver's lock. It reads
+// the record again under the lock: an abandon decides under the same lock,
+// so a step never starts from a phase an abandon has ended, and never runs
+// while an abandon fences the source. stop reports that the driver should
+// end (the split is done, the router closed or no longer leads).
+func (r *Router) lockedStep(id uint64) (stop bool, err error) {
+	if !r.lockSplits(context.Background()) {
+		return true, nil
+	}
+	defer r.unlockSplits()
+	rec, ok := r.findSplit(id)
+	if !ok || Done(rec.Phase) || !r.isMetaLeader() {
+		return true, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), splitStepTimeout)
+	defer cancel()
+	return false, r.splitStep(ctx, rec)
+}
+
 // callCluster sends req to cluster id's leader, following NOT_LEADER.
 func (r *Router) callCluster(ctx context.Context, id string, req *wire.Request) *wire.Response {
-	return r.forward(ctx, req, func(t *wire.TableInfo) (string, bool) {
-		_, ok := Cluster(t, id)
-		return id, ok
-	})
+	send := func() *wire.Response {
+		return r.forward(ctx, req, func(t *wire.TableInfo) (string, bool) {
+			_, ok := Cluster(t, id)
+			return id, ok
+		})
+	}
+	if h := r.splits.hooks.Load(); h != nil && h.call != nil {
+		return h.call(ctx, id, req, send)
+	}
+	return send()
 }
 
 // callNode sends req to one address.
@@ -216,7 +281,12 @@ func (r *Router) splitStep(ctx context.Context, rec wire.SplitStatus) error {
 			Table: r.table.Current().Version + 1,
 		}})
 		if resp.Code == wire.Conflict {
-			next.Phase = PhaseAbandoned // the source was fenced by an abandon
+			// The source was fenced by an abandon that may not have got
+			// as far as removing the learners or recording its phase.
+			if err := r.removeLearners(ctx, rec); err != nil {
+				return err
+			}
+			next.Phase = PhaseAbandoned
 			break
 		}
 		if err := resp.Err(); err != nil {
@@ -230,11 +300,8 @@ func (r *Router) splitStep(ctx context.Context, rec wire.SplitStatus) error {
 		next.Phase = PhaseTableUpdated
 		table = func(t *wire.TableInfo) error { return SplitTable(t, &rec) }
 	case PhaseTableUpdated:
-		for _, m := range rec.Nodes {
-			resp := r.callCluster(ctx, rec.Cluster, &wire.Request{Op: wire.OpRemoveMember, Member: &wire.Member{ID: m.ID}})
-			if err := resp.Err(); err != nil {
-				return fmt.Errorf("remove learner %d from %s: %w", m.ID, rec.Cluster, err)
-			}
+		if err := r.removeLearners(ctx, rec); err != nil {
+			return err
 		}
 		for more := true; more; {
 			resp := r.callCluster(ctx, rec.Cluster, &wire.Request{Op: wire.OpSplitCleanup, Limit: 512})
@@ -253,6 +320,18 @@ func (r *Router) splitStep(ctx context.Context, rec wire.SplitStatus) error {
 		return err
 	}
 	r.log.Info("split: phase recorded", "split", got.ID, "cluster", got.Cluster, "new_cluster", got.NewCluster, "phase", got.Phase, "index", got.Index, "version", got.Version)
+	return nil
+}
+
+// removeLearners takes rec's new nodes out of the source's group; removing
+// a node that is not a member is a no-op, so it is safe to repeat.
+func (r *Router) removeLearners(ctx context.Context, rec wire.SplitStatus) error {
+	for _, m := range rec.Nodes {
+		resp := r.callCluster(ctx, rec.Cluster, &wire.Request{Op: wire.OpRemoveMember, Member: &wire.Member{ID: m.ID}})
+		if err := resp.Err(); err != nil {
+			return fmt.Errorf("remove learner %d from %s: %w", m.ID, rec.Cluster, err)
+		}
+	}
 	return nil
 }
 
@@ -371,10 +450,26 @@ func (r *Router) handleSplit(ctx context.Context, req *wire.Request) *wire.Respo
 	return &wire.Response{Split: &rec}
 }
 
-// abandonSplit stops a split that has not committed SPLIT: it fences the
-// source with an abandon entry (so a SPLIT still in flight is refused),
-// removes the learners, and records abandoned.
+// abandonSplit stops a split of sp.Cluster that has not committed SPLIT.
+//
+// It decides under the driver's lock, so no step of the driver runs
+// meanwhile, and reads the record after a ReadIndex, so it sees the phase
+// the meta group committed last. Then, whatever that phase, it fences the
+// source first: an abandon entry in the source's log, after which a SPLIT
+// (from this driver, or from a driver that crashed with a SPLIT_FORK in
+// flight) is refused when it applies. The source's log orders the two: if
+// SPLIT applied first, the source answers CONFLICT, the abandon is refused
+// and the split goes on. Only behind the fence are the learners removed and
+// abandoned recorded; a failure after the fence leaves a fenced source,
+// which a retried abandon, or the driver at caught-up, finishes.
 func (r *Router) abandonSplit(ctx context.Context, req *wire.Request, sp *wire.SplitSpec) *wire.Response {
+	if !r.lockSplits(ctx) {
+		return wire.Errorf(req.ID, wire.Unavailable, "abandon %s: the split driver did not finish its step in time; nothing was done", sp.Cluster)
+	}
+	defer r.unlockSplits()
+	if err := r.meta.Replica().ReadIndex(ctx); err != nil {
+		return wire.Errorf(req.ID, wire.Unavailable, "abandon %s: read the meta group: %v; nothing was done", sp.Cluster, err)
+	}
 	var rec wire.SplitStatus
 	found := false
 	for _, s := range r.meta.Splits() {
@@ -388,19 +483,29 @@ func (r *Router) abandonSplit(ctx context.Context, req *wire.Request, sp *wire.S
 	if err := NextPhase(rec.Phase, PhaseAbandoned); err != nil {
 		return wire.Errorf(req.ID, wire.Conflict, "split %d: %v", rec.ID, err)
 	}
-	if rec.Phase == PhaseCaughtUp {
-		resp := r.callCluster(ctx, rec.Cluster, &wire.Request{Op: wire.OpSplitFork, Split: &wire.SplitSpec{Cluster: rec.Cluster, NewCluster: rec.NewCluster, Abandon: true}})
-		if err := resp.Err(); err != nil {
-			return wire.Errorf(req.ID, resp.Code, "split %d: fence %s: %v", rec.ID, rec.Cluster, err)
-		}
+	resp := r.callCluster(ctx, rec.Cluster, &wire.Request{Op: wire.OpSplitFork, Split: &wire.SplitSpec{Cluster: rec.Cluster, NewCluster: rec.NewCluster, Abandon: true}})
+	if resp.Code == wire.Conflict {
+		r.driveSplit(rec.ID)
+		return wire.Errorf(req.ID, wire.Conflict, "split %d: %s has already committed SPLIT, so it cannot be abandoned and goes on (%s)", rec.ID, rec.Cluster, resp.Message)
 	}
-	for _, m := range rec.Nodes {
-		r.callCluster(ctx, rec.Cluster, &wire.Request{Op: wire.OpRemoveMember, Member: &wire.Member{ID: m.ID}})
+	if err := resp.Err(); err != nil {
+		return wire.Errorf(req.ID, resp.Code, "split %d: fence %s: %v", rec.ID, rec.Cluster, err)
+	}
+	if err := r.removeLearners(ctx, rec); err != nil {
+		return wire.Errorf(req.ID, wire.Unavailable, "split %d: %s is fenced, but: %v; retry the abandon", rec.ID, rec.Cluster, err)
 	}
 	rec.Phase = PhaseAbandoned
 	got, err := r.meta.RecordSplit(ctx, rec, nil)
 	if err != nil {
-		return wire.Errorf(req.ID, wire.Conflict, "split %d: %v", rec.ID, err)
+		code := wire.Unavailable
+		switch {
+		case errors.Is(err, ErrBadTransition):
+			code = wire.Conflict
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+			code = wire.Timeout
+		}
+		return wire.Errorf(req.ID, code, "split %d: %s is fenced, but recording abandoned failed: %v", rec.ID, rec.Cluster, err)
 	}
+	r.log.Info("split: abandoned", "split", got.ID, "cluster", got.Cluster, "new_cluster", got.NewCluster)
 	return &wire.Response{Split: &got}
 }

@@ -56,6 +56,14 @@ func TestPlanSplitAndTable(t *testing.T) {
 	if _, err := PlanSplit(tab, []wire.SplitStatus{rec}, 2, &wire.SplitSpec{Cluster: "c1", NewCluster: "c3", Nodes: []wire.Member{{ID: 8, Addr: "c:1"}}}); err == nil {
 		t.Fatal("second split planned while one is in progress")
 	}
+	gone := rec
+	gone.Phase = PhaseAbandoned
+	if _, err := PlanSplit(tab, []wire.SplitStatus{gone}, 2, &wire.SplitSpec{Cluster: "c1", NewCluster: "c2", Nodes: nodes}); err == nil {
+		t.Fatal("split to the new cluster of an abandoned split planned again (the source is fenced against it)")
+	}
+	if _, err := PlanSplit(tab, []wire.SplitStatus{gone}, 2, &wire.SplitSpec{Cluster: "c1", NewCluster: "c3", Nodes: nodes}); err != nil {
+		t.Fatalf("split after an abandoned one: %v", err)
+	}
 	if err := SplitTable(tab, &rec); err != nil {
 		t.Fatal(err)
 	}
