@@ -201,19 +201,26 @@ func (g splitGate) Apply(b *pebble.Batch, index uint64, cmd []byte) (any, error)
 	return r, nil
 }
 
-// Restored implements replica.Restorer.
-func (g splitGate) Restored(index uint64) {
+// Restored implements replica.Restorer. A split record that does not
+// load, or a taint that cannot be recorded, is fatal: the fork would bring
+// the wrong state into the new group.
+func (g splitGate) Restored(index uint64) error {
 	s := g.s
 	if rs, ok := any(s.n.fsm).(replica.Restorer); ok {
-		rs.Restored(index)
+		if err := rs.Restored(index); err != nil {
+			return err
+		}
 	}
 	rec, err := readSplit(s.n.db)
-	if err != nil || rec == nil {
-		return
+	if err != nil {
+		return fmt.Errorf("split: read the split record: %w", err)
+	}
+	if rec == nil {
+		return nil
 	}
 	s.hint.Store(rec)
 	if !rec.hasVoter(s.n.cfg.NodeID) {
-		return
+		return nil
 	}
 	// A snapshot that already holds our SPLIT: we leave at once. If it was
 	// taken after the SPLIT entry, our state is not the state at the split
@@ -222,10 +229,11 @@ func (g splitGate) Restored(index uint64) {
 	if index > rec.Index {
 		s.n.log.Warn("split: restored a snapshot taken after the split; joining the new cluster empty", "snapshot", index, "split", rec.Index)
 		if err := s.n.db.Set([]byte(splitTaintKey), nil, pebble.Sync); err != nil {
-			s.n.log.Error("split: mark taint", "err", err)
+			return fmt.Errorf("split: mark the restored state as taken after the split: %w", err)
 		}
 	}
 	s.signal()
+	return nil
 }
 
 // fork stops the source's replica, rewrites this node's raft state as the

@@ -86,9 +86,11 @@ type SnapshotTransport interface {
 
 // Restorer is an optional interface for a StateMachine that caches state:
 // Restored is called on the loop goroutine right after a snapshot replaced
-// the DB's state with the state at index. It must not block.
+// the DB's state with the state at index. It must not block. An error (the
+// new state does not load) is fatal, as from Apply: the replica stops
+// before it applies another entry, with ErrApplyFault.
 type Restorer interface {
-	Restored(index uint64)
+	Restored(index uint64) error
 }
 
 // minKey and maxKey bound the range deletions of a restore; see the
@@ -624,7 +626,11 @@ func (r *Replica) restore(snap *pb.Snapshot) error {
 		}
 	}
 	if rs, ok := r.sm.(Restorer); ok {
-		rs.Restored(r.applied)
+		if err := rs.Restored(r.applied); err != nil {
+			err = fmt.Errorf("%w: after snapshot %d: %w", ErrApplyFault, r.applied, err)
+			req.done <- err
+			return err
+		}
 	}
 	r.log.Info("installed snapshot", "index", md.GetIndex(), "term", md.GetTerm(), "from", req.msg.GetFrom(),
 		"voters", st.cs.GetVoters(), "learners", st.cs.GetLearners())

@@ -89,11 +89,10 @@ func (f *metaFSM) apply(b *pebble.Batch, index uint64, cmd []byte) any {
 // replaced the state. A state that does not load (a local read fault, or a
 // table or records that do not decode) is fatal: going on would route with,
 // and drive splits from, state the meta group no longer has, and apply the
-// next entries on top of it. Restorer has no error to return and the loop
-// must not apply another entry, so Restored panics: the router process
-// stops, and on restart OpenMetaTable loads the same state and refuses to
-// start while it is unreadable.
-func (f *metaFSM) Restored(index uint64) {
+// next entries on top of it. The replica stops on the error; the router
+// stops with it (Router.Failed), and on restart OpenMetaTable loads the
+// same state and refuses to start while it is unreadable.
+func (f *metaFSM) Restored(index uint64) error {
 	t, err := loadMetaTable(f.db)
 	if err == nil && t == nil {
 		err = errors.New("it holds no routing table")
@@ -102,9 +101,10 @@ func (f *metaFSM) Restored(index uint64) {
 		err = f.loadSplits()
 	}
 	if err != nil {
-		panic(fmt.Sprintf("router: meta state after snapshot %d does not load: %v", index, err))
+		return fmt.Errorf("router: meta state after snapshot %d does not load: %w", index, err)
 	}
 	f.cur.Store(t)
+	return nil
 }
 
 func loadMetaTable(db *pebble.DB) (*wire.TableInfo, error) {

@@ -3,7 +3,6 @@ package router
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -253,16 +252,13 @@ func TestMetaRestoredFailsStop(t *testing.T) {
 			f := &metaFSM{db: db}
 			old := BootstrapTable(twoClusters())
 			f.cur.Store(old)
-			defer func() {
-				p := recover()
-				if p == nil {
-					t.Fatalf("Restored went on with table version %d after a failed load", f.cur.Load().Version)
-				}
-				if msg := fmt.Sprint(p); !strings.Contains(msg, "snapshot 9") {
-					t.Errorf("panic %q does not name the snapshot", msg)
-				}
-			}()
-			f.Restored(9)
+			err = f.Restored(9)
+			if err == nil {
+				t.Fatalf("Restored went on with table version %d after a failed load", f.cur.Load().Version)
+			}
+			if msg := err.Error(); !strings.Contains(msg, "snapshot 9") {
+				t.Errorf("error %q does not name the snapshot", msg)
+			}
 		})
 	}
 }

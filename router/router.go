@@ -160,6 +160,29 @@ func (r *Router) openTable() error {
 // Table returns the router's routing table store.
 func (r *Router) Table() Table { return r.table }
 
+// neverFailed is Failed's channel for a router without a meta group.
+var neverFailed = make(chan struct{})
+
+// Failed is closed when the router's member of the meta group stopped on a
+// fatal error (FailErr says which): the router must not go on routing
+// with a table it can no longer follow. The process should exit non-zero
+// so its supervisor restarts it. A router without a meta group never
+// fails this way.
+func (r *Router) Failed() <-chan struct{} {
+	if r.meta == nil {
+		return neverFailed
+	}
+	return r.meta.Replica().Done()
+}
+
+// FailErr returns the error that closed Failed, or nil.
+func (r *Router) FailErr() error {
+	if r.meta == nil {
+		return nil
+	}
+	return r.meta.Replica().Err()
+}
+
 // Serve accepts client connections on ln until Close; it always returns an
 // error, rpc.ErrServerClosed after Close.
 func (r *Router) Serve(ln net.Listener) error {

@@ -281,6 +281,12 @@ func runRouter(ctx context.Context, cfg router.Config) error {
 	case err := <-served:
 		r.Close()
 		return err
+	case <-r.Failed():
+		if err := r.FailErr(); err != nil {
+			r.Close()
+			return fmt.Errorf("router %s stopped: %w", cfg.ID, err)
+		}
+		<-ctx.Done() // closed without a fault: only Close does that
 	case <-ctx.Done():
 	}
 	cfg.Logger.Info("router stopping", "id", cfg.ID)
