@@ -98,7 +98,7 @@ func (n *Node) changeMembership(ctx context.Context, req *wire.Request) *wire.Re
 			return &wire.Response{Code: wire.NotFound, Message: err.Error()}
 		}
 		var nl *replica.NotLeaderError
-		if errors.As(err, &nl) || errors.Is(err, replica.ErrStopped) || errors.Is(err, replica.ErrProposalLost) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		if errors.As(err, &nl) || errors.Is(err, replica.ErrStopped) || errors.Is(err, replica.ErrOutcomeUnknown) || errors.Is(err, replica.ErrProposalLost) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 			return n.replicaError(err)
 		}
 		return &wire.Response{Code: wire.Invalid, Message: err.Error()}

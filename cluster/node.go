@@ -526,25 +526,31 @@ func (n *Node) write(ctx context.Context, req *wire.Request) *wire.Response {
 }
 
 // replicaError maps a replica error to a response the router knows how to
-// retry: NOT_LEADER and UNAVAILABLE are safe to retry elsewhere; TIMEOUT
-// means the outcome is unknown.
+// retry: NOT_LEADER and UNAVAILABLE mean not applied, safe to retry
+// elsewhere; TIMEOUT means the outcome is unknown.
 func (n *Node) replicaError(err error) *wire.Response {
+	return replicaErrorResponse(err, n.notLeader, n.rep.Leader)
+}
+
+func replicaErrorResponse(err error, notLeader func(uint64) *wire.Response, leader func() uint64) *wire.Response {
 	var nl *replica.NotLeaderError
 	switch {
 	case errors.As(err, &nl):
-		return n.notLeader(nl.Leader)
+		return notLeader(nl.Leader)
 	case errors.Is(err, replica.ErrNotLeader):
-		return n.notLeader(n.rep.Leader())
+		return notLeader(leader())
 	case errors.Is(err, replica.ErrProposalDropped):
 		return &wire.Response{Code: wire.Unavailable, Message: "the cluster is busy (too many uncommitted writes) or changing leader; not applied, retry"}
 	case errors.Is(err, replica.ErrProposalLost):
 		return &wire.Response{Code: wire.Unavailable, Message: "leadership changed before the write committed; not applied"}
 	case errors.Is(err, replica.ErrStopped):
-		return &wire.Response{Code: wire.Unavailable, Message: "node is shutting down"}
+		return &wire.Response{Code: wire.Unavailable, Message: "node is shutting down; not applied"}
+	case errors.Is(err, replica.ErrOutcomeUnknown):
+		return &wire.Response{Code: wire.Timeout, Message: "the node stopped following the cluster while the write was in flight; outcome unknown"}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &wire.Response{Code: wire.Timeout, Message: "deadline passed before the cluster answered; outcome unknown"}
 	case errors.Is(err, context.Canceled):
-		return &wire.Response{Code: wire.Unavailable, Message: "request cancelled"}
+		return &wire.Response{Code: wire.Timeout, Message: "request cancelled; outcome unknown"}
 	}
 	return &wire.Response{Code: wire.Internal, Message: err.Error()}
 }

@@ -220,9 +220,16 @@ var (
 	// (leadership transfer in progress, or too many uncommitted bytes): it was
 	// not applied. Retrying later is safe.
 	ErrProposalDropped = errors.New("replica: proposal dropped")
-	// ErrStopped is returned by calls pending or made after Close, or after
-	// the replica stopped on a fatal storage error.
+	// ErrStopped is returned by calls made after Close or after the
+	// replica stopped on a fatal error, and by pending calls that had not
+	// reached raft: a proposal that gets it was not applied.
 	ErrStopped = errors.New("replica: stopped")
+	// ErrOutcomeUnknown means a proposal reached raft but this node can no
+	// longer learn whether it commits: the replica stopped while the entry
+	// was in flight, or a snapshot replaced the log where it had landed.
+	// It may be applied, now or later; only a (session, sequence) retry is
+	// safe.
+	ErrOutcomeUnknown = errors.New("replica: outcome unknown")
 	// ErrApplyFault wraps the error with which the state machine refused
 	// to apply an entry on this node (StateMachine.Apply): the replica
 	// stopped instead of diverging from its peers.

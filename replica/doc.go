@@ -19,15 +19,18 @@
 //     once.
 //   - Propose works only on the leader (proposals are never forwarded). A
 //     caller learns the outcome: applied (result, index), not applied
-//     (*NotLeaderError, ErrProposalDropped, ErrProposalLost) or unknown
-//     (ctx.Err(), ErrStopped).
+//     (*NotLeaderError, ErrProposalDropped, ErrProposalLost, ErrStopped) or
+//     unknown (ctx.Err(), ErrOutcomeUnknown).
 //   - ReadIndex is raft's ReadIndex: linearizable on leader and followers;
 //     callers that arrive while a round is in flight join the next round.
 //   - Input from the network is never trusted to be valid: misaddressed
 //     messages, local message types, proposals, snapshots and messages from
 //     non-members are logged and dropped. A failed Pebble write stops the
-//     replica (every pending and later call gets ErrStopped; Close returns
-//     the cause).
+//     replica (every pending and later call gets ErrStopped or, for a
+//     proposal raft had taken, ErrOutcomeUnknown; Close returns the cause).
+//     So does an entry the state machine cannot apply on this node
+//     (StateMachine.Apply's error, ErrApplyFault): nothing of its Ready is
+//     committed, and a restart replays it.
 //   - Keys under Config.Prefix belong to the replica (layout in storage.go);
 //     the state machine writes elsewhere in the same DB, and one DB holds
 //     one replica: a snapshot replaces every key outside the replica's own

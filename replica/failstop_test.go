@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -48,5 +49,31 @@ func TestApplyFaultStopsReplicaBeforeCommit(t *testing.T) {
 		if got, wantN := c.count(id), c.count(lead); got != wantN {
 			t.Errorf("node %d applied %d commands, leader %d", id, got, wantN)
 		}
+	}
+}
+
+// A proposal raft has taken when the replica stops may still commit (its
+// entry is in the log, maybe on a quorum): the proposer learns that the
+// outcome is unknown, never "not applied". A proposal made after the stop
+// was not applied.
+func TestStopWithProposalInFlightIsOutcomeUnknown(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.startAll()
+	lead := c.waitLeader()
+	r := c.rep(lead)
+	last := r.Status().LastIndex
+	c.net.partition(lead)
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := r.Propose(context.Background(), []byte("in flight"))
+		errc <- err
+	}()
+	waitFor(t, 5*time.Second, "the proposal in the leader's log", func() bool { return r.Status().LastIndex > last })
+	c.stop(lead)
+	if err := <-errc; !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("proposal in flight at stop: %v, want ErrOutcomeUnknown", err)
+	}
+	if _, _, err := r.Propose(context.Background(), []byte("after")); !errors.Is(err, ErrStopped) {
+		t.Fatalf("proposal after stop: %v, want ErrStopped", err)
 	}
 }

@@ -312,10 +312,10 @@ func Open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport) (*Replica, e
 // leader accepts proposals; elsewhere it returns *NotLeaderError at once.
 // Concurrent callers share one Ready and one fsync.
 //
-// Errors: *NotLeaderError and ErrProposalDropped (not applied; retry
-// elsewhere or later), ErrProposalLost (the entry was overwritten by
-// another leader: not applied), ctx.Err() (outcome unknown), ErrStopped
-// (outcome unknown).
+// Errors: *NotLeaderError, ErrProposalDropped and ErrStopped (not
+// applied; retry elsewhere or later), ErrProposalLost (the entry was
+// overwritten by another leader: not applied), ErrOutcomeUnknown and
+// ctx.Err() (outcome unknown).
 func (r *Replica) Propose(ctx context.Context, cmd []byte) (result any, index uint64, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, 0, err
@@ -493,10 +493,10 @@ func (r *Replica) run() {
 	}
 	r.recvMu.Unlock()
 	if r.confStepped != nil {
-		r.confStepped.done <- proposalResult{err: ErrStopped}
+		r.confStepped.done <- proposalResult{err: ErrOutcomeUnknown}
 		r.confStepped = nil
 	}
-	r.failAll(ErrStopped)
+	r.failAll()
 	r.publishStatus()
 	if r.tmpSnapDir != "" {
 		os.RemoveAll(r.tmpSnapDir)
@@ -987,22 +987,24 @@ func (r *Replica) releaseReads() {
 	r.readWait = keep
 }
 
-// failAll answers every waiter with err; used when the loop stops.
-func (r *Replica) failAll(err error) {
-	fail := func(p *proposal) {
+// failAll answers every waiter when the loop stops: proposals not yet
+// stepped into raft with ErrStopped (not applied), those raft has taken
+// with ErrOutcomeUnknown, reads with ErrStopped.
+func (r *Replica) failAll() {
+	fail := func(p *proposal, err error) {
 		select {
 		case p.done <- proposalResult{err: err}:
 		default:
 		}
 	}
 	for _, p := range r.propBuf {
-		fail(p)
+		fail(p, ErrStopped)
 	}
 	for _, p := range r.unlanded {
-		fail(p)
+		fail(p, ErrOutcomeUnknown)
 	}
 	for _, p := range r.landed {
-		fail(p)
+		fail(p, ErrOutcomeUnknown)
 	}
 	r.propBuf, r.unlanded, r.landed = nil, nil, nil
 	var ws []*readWaiter
@@ -1015,7 +1017,7 @@ func (r *Replica) failAll(err error) {
 	}
 	for _, w := range ws {
 		select {
-		case w.done <- err:
+		case w.done <- ErrStopped:
 		default:
 		}
 	}

@@ -619,10 +619,12 @@ func (r *Replica) restore(snap *pb.Snapshot) error {
 		return err
 	}
 	r.addrs = addrs
+	// Own entries the snapshot covers may or may not be the entries it
+	// committed at their indexes: their outcome is unknown here.
 	for idx, p := range r.landed {
 		if idx <= r.applied {
 			delete(r.landed, idx)
-			p.done <- proposalResult{err: ErrProposalLost}
+			p.done <- proposalResult{err: ErrOutcomeUnknown}
 		}
 	}
 	if rs, ok := r.sm.(Restorer); ok {

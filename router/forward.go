@@ -71,8 +71,10 @@ type attempt struct {
 //     after wrongRangeTries answers return the last one.
 //   - anything else is the answer.
 //
-// A mutation whose connection broke after sending may have been applied and
-// is retried anyway: exactly-once comes from the request's session and seq.
+// A mutation whose connection broke after sending, or that a node answered
+// TIMEOUT, may have been applied: with a session it is retried anyway
+// (exactly-once comes from the request's session and seq); without one it
+// is answered TIMEOUT at once, since a retry could apply it twice.
 // When time runs out the answer is TIMEOUT if some try may have reached a
 // node (the outcome is unknown), else UNAVAILABLE; both name the cluster and
 // the last error.
@@ -136,6 +138,9 @@ loop:
 		a := r.try(ctx, addr, req, t.Version)
 		if a.err != nil {
 			unknown = unknown || a.sent
+			if a.sent && !retriable(req) {
+				return wire.Errorf(req.ID, wire.Timeout, "cluster %s: %v %s without a session is not retried after an attempt whose outcome is unknown; last error: %s: %v", cid, req.Op, req.Path, addr, a.err)
+			}
 			if ctx.Err() != nil {
 				if lastErr == "no node tried" || !errors.Is(a.err, context.DeadlineExceeded) {
 					lastErr = fmt.Sprintf("%s: %v", addr, a.err)
@@ -161,6 +166,9 @@ loop:
 				next = resp.Leader
 			}
 		case wire.Unavailable, wire.Timeout:
+			if resp.Code == wire.Timeout && !retriable(req) {
+				return resp
+			}
 			r.forgetLeader(cid, addr)
 			unknown = unknown || resp.Code == wire.Timeout
 			lastErr = fmt.Sprintf("%s: %v", addr, resp.Err())
@@ -205,6 +213,10 @@ loop:
 	return wire.Errorf(req.ID, code, "cluster %s: no answer for %v %s within %v (%d tries); last error: %s",
 		cluster, req.Op, req.Path, time.Since(start).Round(time.Millisecond), tries, lastErr)
 }
+
+// retriable reports whether req may be sent again after an attempt whose
+// outcome is unknown: reads always, mutations only with a session.
+func retriable(req *wire.Request) bool { return !req.Op.Mutating() || req.Session != 0 }
 
 // try sends one copy of req to addr, bounded by AttemptTimeout and ctx. The
 // copy carries the routing-table version and, in TimeoutMs, the time left.

@@ -306,3 +306,41 @@ func TestForwardWrongRangeRefreshes(t *testing.T) {
 		t.Errorf("refresh saw %d, c2 got %d requests, table version %d; want 2, 1, 2", seen.Load(), c2[0].calls.Load(), ft.Current().Version)
 	}
 }
+
+// A write whose outcome is unknown (a node answered TIMEOUT) is retried
+// only when it carries a session, which makes the retry exactly-once;
+// without one the router answers TIMEOUT after that one try instead of
+// possibly applying it twice. Reads are always retried.
+func TestForwardNoBlindRetryOfUnknownOutcome(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		req      wire.Request
+		retried  bool
+		wantCode wire.Code
+	}{
+		{"write without session", wire.Request{Op: wire.OpAppend, Path: "/a/b", Data: []byte("x")}, false, wire.Timeout},
+		{"write with session", wire.Request{Op: wire.OpAppend, Path: "/a/b", Data: []byte("x"), Session: 5, Seq: 1}, true, wire.Timeout},
+		{"read", wire.Request{Op: wire.OpGet, Path: "/a/b"}, true, wire.Timeout},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nodes := startStandins(t, "c1", 2, 0)
+			for _, n := range nodes {
+				n.failWith(wire.Timeout)
+			}
+			_, c := startRouter(t, []wire.ClusterInfo{{ID: "c1", Members: members(addrs(nodes)...)}}, nil)
+			req := tc.req
+			req.TimeoutMs = 1500
+			resp := call(t, c, &req)
+			if resp.Code != tc.wantCode {
+				t.Fatalf("got %v, want %v", resp.Err(), tc.wantCode)
+			}
+			tries := nodes[0].calls.Load() + nodes[1].calls.Load()
+			if tc.retried && tries < 2 {
+				t.Fatalf("%d tries, want a retry", tries)
+			}
+			if !tc.retried && tries != 1 {
+				t.Fatalf("%d tries, want exactly one", tries)
+			}
+		})
+	}
+}
