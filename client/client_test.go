@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cleavefs/cleave/client"
+	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/internal/rpc"
 	"github.com/cleavefs/cleave/internal/testcluster"
 	"github.com/cleavefs/cleave/wire"
@@ -372,8 +373,7 @@ func TestUnreachableCallIsUnavailable(t *testing.T) {
 	p.Close()
 	// Once the client has noticed the break, a call is never sent and
 	// fails UNAVAILABLE (before that it may be lost in flight: TIMEOUT).
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	eventually.Holds(t, 5*time.Second, "Stat with the only router gone to fail UNAVAILABLE", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		_, err := c.Stat(ctx, "/a")
 		cancel()
@@ -382,10 +382,11 @@ func TestUnreachableCallIsUnavailable(t *testing.T) {
 			if ce.Op != "stat" || ce.Path != "/a" || !strings.Contains(ce.Message, "no router reachable") {
 				t.Errorf("error %#v", ce)
 			}
-			return
+			return nil
 		}
-		if client.CodeOf(err) != wire.Timeout || time.Now().After(deadline) {
+		if client.CodeOf(err) != wire.Timeout {
 			t.Fatalf("Stat with the only router gone: %v", err)
 		}
-	}
+		return err
+	})
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/internal/rpc"
 	"github.com/cleavefs/cleave/wire"
 )
@@ -112,13 +113,7 @@ func (mn *memberNet) stop(id uint64) {
 
 func (mn *memberNet) waitFor(what string, cond func() bool) {
 	mn.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			mn.t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
-	}
+	eventually.Holds(mn.t, 20*time.Second, what, func() error { return eventually.True(cond(), "not yet") })
 }
 
 func (mn *memberNet) leader() uint64 {

@@ -20,6 +20,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/cleavefs/cleave/internal/eventually"
 )
 
 // memNet connects in-process replicas. Each message is cloned (as a real
@@ -421,13 +423,7 @@ func idsString(ids []uint64) string {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(2 * time.Millisecond) // polling interval, not synchronisation
-	}
+	eventually.Holds(t, timeout, what, func() error { return eventually.True(cond(), "not yet") })
 }
 
 type quietPebble struct{}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/cleavefs/cleave/internal/eventually"
 )
 
 // stateSum is a checksum over every key a snapshot carries (everything but
@@ -78,19 +80,19 @@ func proposeN(c *testCluster, _ uint64, prefix string, n int) uint64 {
 // loses it; those outcomes mean "not applied", so counts stay exact.
 func proposeRetry(c *testCluster, cmd string) uint64 {
 	c.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	var idx uint64
+	eventually.Holds(c.t, 20*time.Second, fmt.Sprintf("propose %.20q", cmd), func() error {
 		lead := anyLeader(c)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, idx, err := c.rep(lead).Propose(ctx, []byte(cmd))
-		cancel()
-		if err == nil {
-			return idx
-		}
-		if !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrProposalLost) && !errors.Is(err, ErrProposalDropped) || time.Now().After(deadline) {
+		defer cancel()
+		_, i, err := c.rep(lead).Propose(ctx, []byte(cmd))
+		if err != nil && !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrProposalLost) && !errors.Is(err, ErrProposalDropped) {
 			c.t.Fatalf("propose %.20q: %v", cmd, err)
 		}
-	}
+		idx = i
+		return err
+	})
+	return idx
 }
 
 func TestCompactionKeepsConfiguredTail(t *testing.T) {

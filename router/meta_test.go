@@ -14,6 +14,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/replica"
 	"github.com/cleavefs/cleave/wire"
@@ -78,43 +79,34 @@ func (m *metaRouters) start(i int, ln net.Listener) {
 // leader waits for a router that leads the meta group.
 func (m *metaRouters) leader() int {
 	m.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	lead := -1
+	eventually.Holds(m.t, 10*time.Second, "a meta leader", func() error {
 		for i, r := range m.rs {
 			if r != nil && r.meta.Replica().Status().Role == "leader" {
-				return i
+				lead = i
+				return nil
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	m.t.Fatal("no meta leader within 10s")
-	return -1
+		return errors.New("no router leads the meta group")
+	})
+	return lead
 }
 
 // waitVersion waits until every running router routes with version v.
 func (m *metaRouters) waitVersion(v uint64) {
 	m.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	eventually.Holds(m.t, 10*time.Second, "every router at version "+strconv.FormatUint(v, 10), func() error {
+		var at []string
 		ok := true
-		for _, r := range m.rs {
-			if r != nil && r.Table().Current().Version != v {
-				ok = false
+		for i, r := range m.rs {
+			if r != nil {
+				cur := r.Table().Current().Version
+				ok = ok && cur == v
+				at = append(at, "router "+strconv.Itoa(i+1)+" at version "+strconv.FormatUint(cur, 10))
 			}
 		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			for i, r := range m.rs {
-				if r != nil {
-					m.t.Logf("router %d at version %d", i+1, r.Table().Current().Version)
-				}
-			}
-			m.t.Fatalf("routers did not all reach version %d", v)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return eventually.True(ok, "%s", strings.Join(at, ", "))
+	})
 }
 
 // splitFirst cuts the first range in half and gives the upper half to

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/internal/testcluster"
 	"github.com/cleavefs/cleave/router"
 	"github.com/cleavefs/cleave/wire"
@@ -62,21 +63,14 @@ func TestStaleReadsAnyReplica(t *testing.T) {
 	}
 	// Wait until every member has applied the write, then stop two of the
 	// three: no quorum, so linearizable reads cannot be served.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	eventually.Holds(t, 10*time.Second, "members to converge", func() error {
 		var low, high uint64 = ^uint64(0), 0
 		for _, n := range d.Nodes["c1"] {
 			a := n.Status().Applied
 			low, high = min(low, a), max(high, a)
 		}
-		if low == high {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("members did not converge")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return eventually.True(low == high, "applied indexes from %d to %d", low, high)
+	})
 	nodes := d.Nodes["c1"]
 	d.StopNode(nodes[0])
 	d.StopNode(nodes[1])

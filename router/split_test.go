@@ -13,6 +13,7 @@ import (
 
 	"github.com/cleavefs/cleave/client"
 	"github.com/cleavefs/cleave/cluster"
+	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/internal/testcluster"
 	"github.com/cleavefs/cleave/router"
@@ -58,7 +59,12 @@ func waitSplit(t *testing.T, d *testcluster.Deployment, ctx context.Context) wir
 	t.Helper()
 	c := d.Client(t)
 	var phases []string
-	for {
+	var s wire.SplitStatus
+	timeout := time.Minute
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	eventually.Holds(t, timeout, "the split of c1 done", func() error {
 		tab, err := c.Table(ctx)
 		if err != nil {
 			t.Fatalf("table: %v", err)
@@ -73,20 +79,14 @@ func waitSplit(t *testing.T, d *testcluster.Deployment, ctx context.Context) wir
 		if len(splits) == 0 {
 			t.Fatal("no split recorded")
 		}
-		s := splits[len(splits)-1]
+		s = splits[len(splits)-1]
 		if len(phases) == 0 || phases[len(phases)-1] != s.Phase {
 			phases = append(phases, s.Phase)
 			t.Logf("split %d: %s (index %d, version %d) %s", s.ID, s.Phase, s.Index, s.Version, s.Error)
 		}
-		if router.Done(s.Phase) {
-			return s
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("split not done: phases %v", phases)
-		case <-time.After(20 * time.Millisecond): // polling interval
-		}
-	}
+		return eventually.True(router.Done(s.Phase), "phases %v", phases)
+	})
+	return s
 }
 
 // An empty cluster splits: the table gives the upper half to c2, whose

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/up"
 )
 
@@ -25,8 +26,7 @@ func TestAutoSplit(t *testing.T) {
 	files := writeBulk(t, c, 300, 1<<20, autoPath)
 
 	// Wait for the splits to finish: more than one cluster, none splitting.
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
+	eventually.Holds(t, 5*time.Minute, "the automatic splits to finish", func() error {
 		st := d.status(t)
 		busy := false
 		for _, sp := range st.Splits {
@@ -38,13 +38,10 @@ func TestAutoSplit(t *testing.T) {
 				ids = append(ids, fmt.Sprintf("%s %v", cl.ID, cl.Range))
 			}
 			t.Logf("after %v: %d clusters: %v", time.Since(start).Round(time.Second), len(st.Clusters), ids)
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still %d cluster(s), splits %+v, 5 minutes after the writes", len(st.Clusters), st.Splits)
-		}
-		time.Sleep(time.Second)
-	}
+		return fmt.Errorf("still %d cluster(s), splits %+v", len(st.Clusters), st.Splits)
+	})
 	files.verify(t, c, "after the splits")
 }
 

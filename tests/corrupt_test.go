@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
@@ -17,6 +18,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/cleavefs/cleave/cluster"
+	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/internal/rpc"
 	"github.com/cleavefs/cleave/internal/testcluster"
 	"github.com/cleavefs/cleave/replica"
@@ -215,53 +217,63 @@ func (c *corruptCluster) stop(i int) {
 	}
 }
 
+// untilDone is how long ctx has left: the tests here bound every wait by
+// the test's context.
+func untilDone(ctx context.Context) time.Duration {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return time.Minute
+	}
+	return time.Until(d)
+}
+
+// call sends req to node i, redialling while the connection fails (a
+// restarted node's old connection).
 func (c *corruptCluster) call(t *testing.T, ctx context.Context, i int, req *wire.Request) *wire.Response {
 	t.Helper()
-	for {
+	var resp *wire.Response
+	eventually.Holds(t, untilDone(ctx), fmt.Sprintf("%v to node %d", req.Op, c.cfgs[i].NodeID), func() error {
 		conn, err := c.pool.Get(ctx, c.cfgs[i].Listen)
-		if err == nil {
-			var resp *wire.Response
-			if resp, err = conn.Call(ctx, req); err == nil {
-				return resp
-			}
+		if err != nil {
+			return err
+		}
+		if resp, err = conn.Call(ctx, req); err != nil {
 			c.pool.Drop(c.cfgs[i].Listen, conn)
 		}
-		if ctx.Err() != nil {
-			t.Fatalf("%v to node %d: %v", req.Op, c.cfgs[i].NodeID, err)
-		}
-		time.Sleep(50 * time.Millisecond) // a restarted node's old connection
-	}
+		return err
+	})
+	return resp
 }
 
 // leader waits for a leader and returns its index.
 func (c *corruptCluster) leader(t *testing.T, ctx context.Context) int {
 	t.Helper()
-	for {
+	lead := -1
+	eventually.Holds(t, untilDone(ctx), "a leader", func() error {
 		for i, n := range c.nodes {
 			if n != nil && n.Status().Role == "leader" {
-				return i
+				lead = i
+				return nil
 			}
 		}
-		if ctx.Err() != nil {
-			t.Fatal("no leader")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return errors.New("no node answers as leader")
+	})
+	return lead
 }
 
 func (c *corruptCluster) put(t *testing.T, ctx context.Context, path string, data []byte) {
 	t.Helper()
-	for {
+	eventually.Holds(t, untilDone(ctx), "put "+path, func() error {
 		resp := c.call(t, ctx, c.leader(t, ctx), &wire.Request{Op: wire.OpPut, Path: path, Data: data, Flags: wire.FlagParents})
 		switch resp.Code {
 		case wire.OK:
-			return
+			return nil
 		case wire.NotLeader, wire.Unavailable:
-			time.Sleep(20 * time.Millisecond)
-			continue
+			return resp.Err()
 		}
 		t.Fatalf("put %s: %v %s", path, resp.Code, resp.Message)
-	}
+		return nil
+	})
 }
 
 // get reads path through node i (stale: from its local state).
@@ -286,16 +298,12 @@ func (c *corruptCluster) status(t *testing.T, ctx context.Context, i int) *wire.
 
 func (c *corruptCluster) waitStatus(t *testing.T, ctx context.Context, i int, what string, ok func(*wire.NodeStatus) bool) *wire.NodeStatus {
 	t.Helper()
-	for {
-		st := c.status(t, ctx, i)
-		if ok(st) {
-			return st
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("node %d: waiting for %s: last status %+v", st.ID, what, st)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	var st *wire.NodeStatus
+	eventually.Holds(t, untilDone(ctx), fmt.Sprintf("node %d: %s", c.cfgs[i].NodeID, what), func() error {
+		st = c.status(t, ctx, i)
+		return eventually.True(ok(st), "status %+v", st)
+	})
+	return st
 }
 
 // waitApplied waits until every node has applied the leader's commit index.

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cleavefs/cleave/client"
+	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/up"
 	"github.com/cleavefs/cleave/wire"
 )
@@ -109,22 +110,34 @@ func startUpEnv(t testing.TB, dir, router string, env []string, args ...string) 
 		t.Fatal(err)
 	}
 	go func() { d.done <- d.cmd.Wait(); logf.Close() }()
-	deadline := time.After(90 * time.Second)
 	defer func() {
 		if topo, err := up.LoadTopology(dir); err == nil {
 			d.routers = topo.RouterAddrs()
 		}
 	}()
-	for !strings.Contains(d.stdout.String(), "cleave is up") {
+	err = eventually.Within(90*time.Second, "cleave up", func() error {
 		select {
 		case err := <-d.done:
 			t.Fatalf("cleave up exited before it was up: %v\nstdout:\n%s\nlog: %s", err, d.stdout, dir+".up.log")
-		case <-deadline:
-			d.stop(t)
-			t.Fatalf("cleave up not up within 90s\nstdout:\n%s\nlog: %s", d.stdout, dir+".up.log")
-		case <-time.After(50 * time.Millisecond):
+		default:
 		}
+		return eventually.True(strings.Contains(d.stdout.String(), "cleave is up"), "has not printed that it is up")
+	})
+	if err != nil {
+		d.stop(t)
+		t.Fatalf("%v\nstdout:\n%s\nlog: %s", err, d.stdout, dir+".up.log")
 	}
+	return d
+}
+
+// ownDeployment starts a `cleave up` of its own for a test that kills,
+// pauses or partitions its processes, and stops it when the test ends.
+// Such a test never uses sharedDeployment: the tests there check the
+// deployment's shape and would see the damage.
+func ownDeployment(t *testing.T, args ...string) *deployment {
+	t.Helper()
+	d := startUp(t, filepath.Join(t.TempDir(), "data"), "", args...)
+	t.Cleanup(func() { d.stop(t) })
 	return d
 }
 
@@ -196,21 +209,16 @@ func (d *deployment) cli(t testing.TB, stdin io.Reader, args ...string) ([]byte,
 // waitLeaders waits until every cluster has a live leader.
 func (d *deployment) waitLeaders(t testing.TB, timeout time.Duration) *wire.Status {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		st := d.status(t)
+	var st *wire.Status
+	eventually.Holds(t, timeout, "a live leader in every cluster", func() error {
+		st = d.status(t)
 		ok := len(st.Clusters) > 0
 		for _, c := range st.Clusters {
 			ok = ok && hasLiveLeader(c)
 		}
-		if ok {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("clusters without a leader after %v: %+v", timeout, st)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return eventually.True(ok, "status %+v", st)
+	})
+	return st
 }
 
 // hasLiveLeader reports whether the node at c.Leader answers as leader
@@ -253,7 +261,9 @@ var (
 	sharedDir  string
 )
 
-// sharedDeployment is one `cleave up` reused by tests that do not restart it.
+// sharedDeployment is one `cleave up` reused by tests that neither restart
+// it nor kill, pause or partition any of its processes (those use
+// ownDeployment): tests here may assert on its shape.
 func sharedDeployment(t *testing.T) *deployment {
 	t.Helper()
 	sharedOnce.Do(func() {

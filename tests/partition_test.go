@@ -2,11 +2,14 @@ package tests
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/cleavefs/cleave/internal/eventually"
 )
 
 // partitionFaults are the network partitions of the robustness suite, real
@@ -53,8 +56,9 @@ func partitionFaults(pc *procCluster) []fault {
 // leaderOtherThan waits until a node other than not answers as leader.
 func (pc *procCluster) leaderOtherThan(t *testing.T, not uint64, timeout time.Duration) uint64 {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	var lead uint64
+	eventually.Holds(t, timeout, fmt.Sprintf("a leader other than %d", not), func() error {
+		var seen []string
 		for _, id := range pc.ids() {
 			if id == not || !pc.node(id).alive() {
 				continue
@@ -63,32 +67,32 @@ func (pc *procCluster) leaderOtherThan(t *testing.T, not uint64, timeout time.Du
 			st, err := pc.nodeStatus(ctx, pc.node(id).addr, false)
 			cancel()
 			if err == nil && st.Role == "leader" {
-				return id
+				lead = id
+				return nil
+			}
+			if err != nil {
+				seen = append(seen, fmt.Sprintf("%d: %v", id, err))
+			} else {
+				seen = append(seen, fmt.Sprintf("%d: %s", id, st.Role))
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no leader other than %d within %v", not, timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fmt.Errorf("%v", seen)
+	})
+	return lead
 }
 
 // waitNotLeader waits until node id (reachable) no longer says it leads.
 func (pc *procCluster) waitNotLeader(t *testing.T, id uint64, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	eventually.Holds(t, timeout, fmt.Sprintf("node %d, cut from its peers, no longer leading", id), func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		st, err := pc.nodeStatus(ctx, pc.node(id).addr, false)
 		cancel()
-		if err == nil && st.Role != "leader" {
-			return
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node %d still leads %v after it was cut from its peers: %+v %v", id, timeout, st, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return eventually.True(st.Role != "leader", "%+v", st)
+	})
 }
 
 // TestPartitions runs the partition schedules against one cluster of

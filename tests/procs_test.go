@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/internal/rpc"
 	"github.com/cleavefs/cleave/wire"
 )
@@ -97,17 +99,13 @@ func startProcCluster(t testing.TB, n int, lab *netLab, retention uint64) *procC
 // waitRouter waits until the router answers status.
 func (pc *procCluster) waitRouter(timeout time.Duration) {
 	pc.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	eventually.Holds(pc.t, timeout, "router serving (logs in "+pc.dir+")", func() error {
 		out, err := pc.d.cli(pc.t, nil, "status", "-o", "json")
-		if err == nil {
-			return
+		if err != nil {
+			return fmt.Errorf("%v\n%s", err, out)
 		}
-		if time.Now().After(deadline) {
-			pc.t.Fatalf("router not serving within %v: %v\n%s\nlogs in %s", timeout, err, out, pc.dir)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // newNode chooses the address and directories of node id.
@@ -257,25 +255,31 @@ func (pc *procCluster) nodeStatus(ctx context.Context, addr string, checksum boo
 // one until timeout.
 func (pc *procCluster) leader(timeout time.Duration) uint64 {
 	pc.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	var lead uint64
+	eventually.Holds(pc.t, timeout, fmt.Sprintf("a leader among nodes %v", pc.ids()), func() error {
+		var seen []string
 		for _, id := range pc.ids() {
 			nd := pc.node(id)
 			if !nd.alive() {
+				seen = append(seen, fmt.Sprintf("%d: not running", id))
 				continue
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			st, err := pc.nodeStatus(ctx, nd.addr, false)
 			cancel()
 			if err == nil && st.Role == "leader" {
-				return id
+				lead = id
+				return nil
+			}
+			if err != nil {
+				seen = append(seen, fmt.Sprintf("%d: %v", id, err))
+			} else {
+				seen = append(seen, fmt.Sprintf("%d: %s", id, st.Role))
 			}
 		}
-		if time.Now().After(deadline) {
-			pc.t.Fatalf("no leader among nodes %v within %v", pc.ids(), timeout)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return errors.New(strings.Join(seen, "; "))
+	})
+	return lead
 }
 
 // stop kills every process and tears the lab down.

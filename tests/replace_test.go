@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cleavefs/cleave/client"
+	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -50,12 +51,9 @@ func TestUpReplacesFlappingNode(t *testing.T) {
 		}
 	}
 	t.Logf("flapping node %d (%s)", victim.ID, victim.Addr)
-	lastPID := 0
-	deadline := time.Now().Add(90 * time.Second)
-	for kills := 0; ; {
-		if time.Now().After(deadline) {
-			t.Fatalf("node %d was not replaced after %d kills", victim.ID, kills)
-		}
+	// Kill the node each time it comes back, until it leaves the cluster.
+	lastPID, kills := 0, 0
+	eventually.Holds(t, 90*time.Second, fmt.Sprintf("node %d replaced", victim.ID), func() error {
 		st := d.status(t)
 		var n *wire.NodeStatus
 		for i := range st.Clusters[0].Nodes {
@@ -64,8 +62,7 @@ func TestUpReplacesFlappingNode(t *testing.T) {
 			}
 		}
 		if n == nil {
-			t.Logf("node %d left the cluster after %d kills", victim.ID, kills)
-			break
+			return nil
 		}
 		if n.PID > 0 && n.PID != lastPID {
 			syscall.Kill(n.PID, syscall.SIGKILL)
@@ -73,13 +70,13 @@ func TestUpReplacesFlappingNode(t *testing.T) {
 			kills++
 			put(100 + kills)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fmt.Errorf("still a member after %d kills: %+v", kills, *n)
+	})
+	t.Logf("node %d left the cluster after %d kills", victim.ID, kills)
 
 	// The replacement is a voter, caught up, and the cluster has three
 	// healthy members again.
-	deadline = time.Now().Add(60 * time.Second)
-	for {
+	eventually.Holds(t, 60*time.Second, "three healthy members after the replacement", func() error {
 		st := d.status(t)
 		cl := st.Clusters[0]
 		if len(cl.Nodes) == 3 && healthy(cl) {
@@ -89,13 +86,10 @@ func TestUpReplacesFlappingNode(t *testing.T) {
 				}
 			}
 			t.Logf("cluster members now %v", nodeIDs(cl))
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cluster not healthy after the replacement: %+v", cl.Nodes)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return fmt.Errorf("members %+v", cl.Nodes)
+	})
 	put(1000)
 	for p, v := range want {
 		rctx, cancel := context.WithTimeout(ctx, 20*time.Second)

@@ -217,6 +217,8 @@ func runScheduleRoots(t *testing.T, d *deployment, f fault, seed uint64, dur tim
 			}
 		})
 	}
+	// The schedule's three phases are spans of load (before the fault,
+	// during it, after it heals), not waits for anything.
 	time.Sleep(dur / 4)
 	var heal func()
 	if f.inject != nil {
@@ -298,13 +300,14 @@ func requireLinearizable(t *testing.T, name string, seed uint64, ops []porcupine
 	}
 }
 
-// TestRobustness runs each fault schedule against one deployment, recording
-// histories and checking them with porcupine.
+// TestRobustness runs each fault schedule against one deployment of its
+// own (the faults kill and pause its processes), recording histories and
+// checking them with porcupine.
 func TestRobustness(t *testing.T) {
 	if testing.Short() {
 		t.Skip("robustness schedules skipped in -short mode")
 	}
-	d := sharedDeployment(t)
+	d := ownDeployment(t)
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("CLEAVE_SEED"); s != "" {
 		v, err := strconv.ParseUint(s, 10, 64)

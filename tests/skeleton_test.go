@@ -129,9 +129,9 @@ func TestStatusJSONShape(t *testing.T) {
 
 // TestKillLeaderDuringWrites writes 1,000 files across 20 roots while the
 // leader of one cluster is killed with SIGKILL, then reads back every
-// acknowledged write byte for byte.
+// acknowledged write byte for byte. It kills, so it has its own deployment.
 func TestKillLeaderDuringWrites(t *testing.T) {
-	d := sharedDeployment(t)
+	d := ownDeployment(t)
 	st := d.waitLeaders(t, 30*time.Second)
 	c := d.dial(t)
 	ctx := context.Background()

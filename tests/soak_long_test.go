@@ -57,14 +57,14 @@ func TestSoak(t *testing.T) {
 			hold := time.Second + time.Duration(rng.IntN(3000))*time.Millisecond
 			t.Logf("fault %d: %s for %v", i, f.name, hold)
 			heal := f.inject(t, pc, rng)
-			time.Sleep(hold)
+			time.Sleep(hold) // how long the fault lasts, not a wait for anything
 			if heal != nil {
 				heal()
 			}
 			counts[f.name]++
 			pc.waitRouter(60 * time.Second)
 			pc.d.waitLeaders(t, 60*time.Second)
-			time.Sleep(time.Duration(500+rng.IntN(1500)) * time.Millisecond)
+			time.Sleep(time.Duration(500+rng.IntN(1500)) * time.Millisecond) // healthy load between faults
 		}
 		t.Logf("faults injected: %v", counts)
 		return nil

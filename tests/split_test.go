@@ -15,6 +15,7 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/cleavefs/cleave/client"
+	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/up"
 	"github.com/cleavefs/cleave/wire"
@@ -68,13 +69,13 @@ func watchTable(t *testing.T, d *deployment) *tableWatch {
 // stops it, and fails t for every version that was not a partition; it
 // returns the number of versions seen.
 func (w *tableWatch) finish(t *testing.T, want uint64) int {
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	err := eventually.Within(10*time.Second, fmt.Sprintf("the watch to see version %d", want), func() error {
 		w.mu.Lock()
-		seen := w.versions[want]
-		w.mu.Unlock()
-		if seen {
-			break
-		}
+		defer w.mu.Unlock()
+		return eventually.True(w.versions[want], "versions seen %v", w.versions)
+	})
+	if err != nil {
+		t.Log(err) // the caller checks what was seen
 	}
 	close(w.stop)
 	<-w.done
@@ -182,21 +183,17 @@ func TestSplit(t *testing.T) {
 // waitSettled waits until up.json holds n clusters, none pending.
 func waitSettled(t *testing.T, dir string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	eventually.Holds(t, 10*time.Second, fmt.Sprintf("up.json settled with %d clusters", n), func() error {
 		topo, err := up.LoadTopology(dir)
-		settled := err == nil && len(topo.Clusters) == n
+		if err != nil {
+			return err
+		}
+		settled := len(topo.Clusters) == n
 		for _, c := range topo.Clusters {
 			settled = settled && !c.Pending
 		}
-		if settled {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("up.json not settled with %d clusters: %+v, %v", n, topo, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return eventually.True(settled, "%+v", topo)
+	})
 }
 
 // splitUnderLoad splits c1 with `cleave split` while clients run random

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cleavefs/cleave/client"
+	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/router"
 	"github.com/cleavefs/cleave/up"
 )
@@ -92,21 +93,18 @@ func TestSplitCrashAtEachPhase(t *testing.T) {
 // satisfies ok, and returns it.
 func waitPhase(t *testing.T, c *client.Client, ok func(string) bool, timeout time.Duration) string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
 	last := ""
-	for {
+	eventually.Holds(t, timeout, "the split's phase", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		splits, err := c.Splits(ctx)
 		cancel()
-		if err == nil && len(splits) > 0 {
+		if err != nil {
+			return fmt.Errorf("phase %q, then %w", last, err)
+		}
+		if len(splits) > 0 {
 			last = splits[len(splits)-1].Phase
-			if ok(last) {
-				return last
-			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("split phase %q after %v (err %v)", last, timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return eventually.True(len(splits) > 0 && ok(last), "phase %q", last)
+	})
+	return last
 }

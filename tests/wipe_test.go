@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -67,19 +68,15 @@ func TestWipedFollowerRejoinsBySnapshot(t *testing.T) {
 
 	// Wait until the leader has compacted its log well past index 1.
 	lead := pc.leader(30 * time.Second)
-	deadline := time.Now().Add(60 * time.Second)
 	var lst *wire.NodeStatus
-	for {
+	eventually.Holds(t, 60*time.Second, "the leader's log compacted", func() error {
 		st, err := pc.nodeStatus(ctx, pc.node(lead).addr, false)
-		if err == nil && st.LogFirst > 200 {
-			lst = st
-			break
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("leader's log not compacted within 60s: %+v %v", st, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		lst = st
+		return eventually.True(st.LogFirst > 200, "%+v", st)
+	})
 	t.Logf("leader %d: log starts at %d, commit %d", lead, lst.LogFirst, lst.Commit)
 
 	// Kill a follower and wipe its disk.
@@ -167,8 +164,7 @@ func TestWipedFollowerRejoinsBySnapshot(t *testing.T) {
 
 	// Equal state: checksums of the leader and the new node at the same
 	// applied index (no writes run now, so they meet).
-	deadline = time.Now().Add(30 * time.Second)
-	for {
+	eventually.Holds(t, 30*time.Second, "the leader and the new node at the same applied index", func() error {
 		ls, err1 := pc.nodeStatus(ctx, pc.node(pc.leader(10*time.Second)).addr, true)
 		ns, err2 := pc.nodeStatus(ctx, nn.addr, true)
 		if err1 == nil && err2 == nil && ls.ChecksumIndex == ns.ChecksumIndex && ls.Checksum != "" {
@@ -176,13 +172,10 @@ func TestWipedFollowerRejoinsBySnapshot(t *testing.T) {
 				t.Fatalf("at applied index %d the leader's state is %s, the new node's %s", ls.ChecksumIndex, ls.Checksum, ns.Checksum)
 			}
 			t.Logf("leader %d and new node %d agree at applied index %d: %s", ls.ID, ns.ID, ns.ChecksumIndex, ns.Checksum)
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("leader and new node never at the same applied index: %+v %v / %+v %v", ls, err1, ns, err2)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fmt.Errorf("%+v %v / %+v %v", ls, err1, ns, err2)
+	})
 
 	// Every acknowledged write is there.
 	mu.Lock()

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/internal/rpc"
 	"github.com/cleavefs/cleave/wire"
 )
@@ -100,13 +101,7 @@ func (s *syncBuffer) String() string {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	eventually.Holds(t, timeout, what, func() error { return eventually.True(cond(), "not yet") })
 }
 
 func fileContains(path, s string) bool {

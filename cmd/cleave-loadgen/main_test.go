@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/loadgen"
 )
 
@@ -165,18 +166,15 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("cleave up did not stop within 30s of SIGTERM")
 		}
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(stdout.String(), "cleave is up") {
+	eventually.Holds(t, 60*time.Second, "cleave up", func() error {
 		select {
 		case err := <-done:
 			log, _ := os.ReadFile(logf.Name())
 			t.Fatalf("cleave up exited: %v\nstdout:\n%s\nlog:\n%.4000s", err, stdout.String(), log)
-		case <-time.After(50 * time.Millisecond):
+		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cleave up not up within 60s; stdout:\n%s", stdout.String())
-		}
-	}
+		return eventually.True(strings.Contains(stdout.String(), "cleave is up"), "not up yet; stdout:\n%s", stdout.String())
+	})
 
 	report := filepath.Join(data, "put.html")
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)

@@ -16,9 +16,6 @@ import (
 	"github.com/cleavefs/cleave/wire"
 )
 
-// notLanded names server features not committed yet (empty: all landed).
-var notLanded = map[string]bool{}
-
 func TestNewVerbs(t *testing.T) {
 	clearEnv(t)
 	useDeployment(t)
@@ -28,9 +25,6 @@ func TestNewVerbs(t *testing.T) {
 		t.Helper()
 		code, out, stderr := run(stdin, args...)
 		if code != 0 {
-			if strings.Contains(stderr, "is not a state machine command") {
-				t.Skipf("server side not landed: %s", stderr)
-			}
 			t.Fatalf("cleave %s: exit %d, stderr %q", strings.Join(args, " "), code, stderr)
 		}
 		return out
@@ -81,24 +75,20 @@ func TestErrorMessages(t *testing.T) {
 		t.Fatal(stderr)
 	}
 	for _, tc := range []struct {
-		code    wire.Code
-		feature string
-		args    []string
+		code wire.Code
+		args []string
 	}{
-		{wire.NotFound, "", []string{"get", r + "/nope"}},
-		{wire.Exists, "", []string{"mkdir", r + "/full"}},
-		{wire.NotDir, "", []string{"ls", r + "/full/f"}},
-		{wire.IsDir, "", []string{"get", r + "/full"}},
-		{wire.NotEmpty, "", []string{"rm", r + "/full"}},
-		{wire.CrossRoot, "", []string{"mv", r + "/full/f", o + "/f"}},
-		{wire.Conflict, "FlagIfAbsent", []string{"put", "--if-absent", r + "/full/f"}},
-		{wire.Conflict, "IfVersion", []string{"put", "--if-version", "1", r + "/full/f"}},
-		{wire.Invalid, "", []string{"stat", r + "/a/../b"}},
+		{wire.NotFound, []string{"get", r + "/nope"}},
+		{wire.Exists, []string{"mkdir", r + "/full"}},
+		{wire.NotDir, []string{"ls", r + "/full/f"}},
+		{wire.IsDir, []string{"get", r + "/full"}},
+		{wire.NotEmpty, []string{"rm", r + "/full"}},
+		{wire.CrossRoot, []string{"mv", r + "/full/f", o + "/f"}},
+		{wire.Conflict, []string{"put", "--if-absent", r + "/full/f"}},
+		{wire.Conflict, []string{"put", "--if-version", "1", r + "/full/f"}},
+		{wire.Invalid, []string{"stat", r + "/a/../b"}},
 	} {
 		t.Run(tc.code.String()+"_"+tc.args[0], func(t *testing.T) {
-			if notLanded[tc.feature] {
-				t.Skipf("server side of %s not landed", tc.feature)
-			}
 			code, out, stderr := cli(t, "y", tc.args...)
 			re := regexp.MustCompile(`^cleave: ` + tc.code.String() + `: \S[^\n]*\n$`)
 			if code != 1 || !re.MatchString(stderr) || out != "" {
@@ -131,7 +121,7 @@ func TestLsPagesAndRecursive(t *testing.T) {
 		}
 		lines := strings.Split(strings.TrimSpace(out), "\n")[1:]
 		if len(lines) > 2 {
-			t.Skipf("server side of LIST Limit not landed: %d lines for --limit 2", len(lines))
+			t.Fatalf("ls --limit 2 printed %d entries:\n%s", len(lines), out)
 		}
 		for _, l := range lines {
 			f := strings.Fields(l)
@@ -221,10 +211,7 @@ func TestPutGetTree(t *testing.T) {
 	}
 	code, _, stderr := cli(t, "", "put", "-r", src, r+"/tree")
 	if code != 0 {
-		if strings.Contains(stderr, "not a state machine command") {
-			t.Skipf("server side of CHUNK not landed: %s", stderr)
-		}
-		t.Fatal(stderr)
+		t.Fatalf("cleave put -r: exit %d, stderr %q", code, stderr)
 	}
 	dst := filepath.Join(t.TempDir(), "out")
 	if code, _, stderr := cli(t, "", "get", "-r", r+"/tree", dst); code != 0 {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/cleavefs/cleave/client"
 	"github.com/cleavefs/cleave/cluster"
+	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/internal/fspath"
 	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/router"
@@ -227,26 +228,18 @@ func (d *Deployment) WaitLeaders(t testing.TB, timeout time.Duration) {
 }
 
 func (d *Deployment) waitLeaders(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		missing := ""
+	return eventually.Within(timeout, "a leader in every cluster", func() error {
 		for id, nodes := range d.Nodes {
 			has := false
 			for _, n := range nodes {
 				has = has || n.Status().Role == "leader"
 			}
 			if !has {
-				missing = id
+				return fmt.Errorf("cluster %s has no leader", id)
 			}
 		}
-		if missing == "" {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("cluster %s has no leader after %v", missing, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // Client dials the router with opts (plus the deployment's token) and
