@@ -564,6 +564,12 @@ func (n *Node) read(ctx context.Context, req *wire.Request) *wire.Response {
 			return n.replicaError(err)
 		}
 	}
+	if n.split.fenced.Load() {
+		// Left the group at a split and not yet reformed as the new
+		// cluster: its applied index moves on but its state is frozen at
+		// the split, so a read (even after ReadIndex) would miss writes.
+		return &wire.Response{Code: wire.Unavailable, Message: "this node left its cluster at a split and has not joined the new cluster yet"}
+	}
 	var err error
 	resp := &wire.Response{}
 	switch req.Op {

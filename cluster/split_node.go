@@ -85,7 +85,10 @@ type splitState struct {
 	// fenceAt, owned by the replica loop: the index of the SPLIT entry at
 	// which this node left the group; later entries are not applied.
 	fenceAt uint64
-	forkc   chan struct{}
+	// fenced mirrors fenceAt != 0 for readers: a fenced node's state is
+	// frozen at the split, so it serves no reads until it has forked.
+	fenced atomic.Bool
+	forkc  chan struct{}
 
 	mu     sync.Mutex // guards closed, the fork and swapc
 	closed bool
@@ -194,6 +197,7 @@ func (g splitGate) Apply(b *pebble.Batch, index uint64, cmd []byte) (any, error)
 		s.hint.Store(r.Split)
 		if r.Split.Index == index && r.Split.hasVoter(s.n.cfg.NodeID) {
 			s.fenceAt = index
+			s.fenced.Store(true)
 			s.n.log.Info("split: applied SPLIT; leaving for the new cluster", "index", index, "new_cluster", r.Split.NewCluster)
 			s.signal()
 		}
@@ -226,6 +230,7 @@ func (g splitGate) Restored(index uint64) error {
 	// taken after the SPLIT entry, our state is not the state at the split
 	// and we must not bring it into the new group.
 	s.fenceAt = rec.Index
+	s.fenced.Store(true)
 	if index > rec.Index {
 		s.n.log.Warn("split: restored a snapshot taken after the split; joining the new cluster empty", "snapshot", index, "split", rec.Index)
 		if err := s.n.db.Set([]byte(splitTaintKey), nil, pebble.Sync); err != nil {
@@ -324,6 +329,7 @@ func (s *splitState) rewrite() error {
 		return fmt.Errorf("split: fork: %w", err)
 	}
 	s.fenceAt = 0
+	s.fenced.Store(false)
 	s.campaign = !tainted && slices.IndexFunc(rec.Voters, func(m wire.Member) bool { return m.ID < n.cfg.NodeID }) < 0
 	s.rc.Join = tainted
 	s.rc.Peers = nil

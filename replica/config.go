@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"time"
 )
 
@@ -76,7 +74,9 @@ type Config struct {
 	// SnapshotDir holds snapshots being received (one SST file at a time)
 	// until they are ingested. It should be on the DB's file system so
 	// ingesting hard-links instead of copying. Files left there by a crash
-	// are removed at Open. Default os.TempDir()/cleave-snap-<ID>.
+	// are removed at Open. Default: a new directory under os.TempDir()
+	// that Open makes and Close removes (never shared with another
+	// replica: Open clears the directory it is given).
 	SnapshotDir string
 	// MaxSnapshotSends caps concurrent outgoing snapshot streams; raft
 	// retries later when the cap is reached. Default 2.
@@ -151,9 +151,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PromoteMaxLag == 0 {
 		c.PromoteMaxLag = d.PromoteMaxLag
-	}
-	if c.SnapshotDir == "" {
-		c.SnapshotDir = filepath.Join(os.TempDir(), fmt.Sprintf("cleave-snap-%d", c.ID))
 	}
 	return c
 }

@@ -69,3 +69,19 @@ func TestJoinerAdoptsItsLeadersGroup(t *testing.T) {
 		t.Fatalf("joiner's group after restart %v, want %v (recorded by the snapshot)", g, want)
 	}
 }
+
+// A removed member's sender goroutine and queue are dropped; Close still
+// returns once every sender has stopped.
+func TestWireTransportForgetsRemovedPeer(t *testing.T) {
+	tr := NewWireTransport(1, map[uint64]string{2: "127.0.0.1:1", 3: "127.0.0.1:1"}, nil, testLogger())
+	tr.Forget(2)
+	tr.Forget(2) // twice is harmless
+	tr.mu.Lock()
+	_, has2 := tr.peers[2]
+	n := len(tr.peers)
+	tr.mu.Unlock()
+	if has2 || n != 1 {
+		t.Fatalf("after Forget(2): peer 2 kept %v, %d peers", has2, n)
+	}
+	tr.Close()
+}

@@ -203,6 +203,11 @@ func (r *Replica) proposeConf(req *confReq) {
 // stepped must be among them, else raft replaced it with an empty entry
 // (a change was still pending).
 func (r *Replica) trackConf(ents []*pb.Entry) {
+	if len(ents) > 0 && ents[0].GetIndex() <= r.lastConfIndex {
+		// The log from ents[0] on is replaced: a conf change there is gone.
+		// Everything below may still hold one, so stay conservative.
+		r.lastConfIndex = ents[0].GetIndex() - 1
+	}
 	for _, e := range ents {
 		if e.GetType() != pb.EntryConfChange && e.GetType() != pb.EntryConfChangeV2 {
 			continue

@@ -56,6 +56,13 @@ type Transport interface {
 	Send(g Group, msgs []*pb.Message)
 }
 
+// PeerForgetter is implemented by a Transport that keeps per-peer state
+// (a queue, a goroutine): Forget is called on the loop goroutine when a
+// member leaves the group, and must not block.
+type PeerForgetter interface {
+	Forget(id uint64)
+}
+
 // Status is a point-in-time view of a replica.
 type Status struct {
 	ID         uint64
@@ -954,7 +961,15 @@ func (r *Replica) applyConfChange(b *pebble.Batch, e *pb.Entry) error {
 		return fmt.Errorf("write conf state: %w", err)
 	}
 	r.store.cs = cs
+	old := r.members
 	r.setMembers(cs)
+	if f, ok := r.tr.(PeerForgetter); ok {
+		for id := range old {
+			if !r.members[id] && id != r.cfg.ID {
+				f.Forget(id)
+			}
+		}
+	}
 	r.log.Info("applied conf change", "index", e.GetIndex(), "voters", cs.GetVoters(), "learners", cs.GetLearners())
 	return nil
 }

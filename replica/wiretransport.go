@@ -52,6 +52,7 @@ type peer struct {
 	id   uint64
 	addr string
 	ch   chan outMsg
+	stop chan struct{} // closed by Forget
 }
 
 // outMsg is a queued raft message with the group of the replica that sent
@@ -122,7 +123,7 @@ func (t *WireTransport) peerLocked(id uint64) *peer {
 }
 
 func (t *WireTransport) addPeerLocked(id uint64, addr string) *peer {
-	p := &peer{id: id, addr: addr, ch: make(chan outMsg, peerQueue)}
+	p := &peer{id: id, addr: addr, ch: make(chan outMsg, peerQueue), stop: make(chan struct{})}
 	t.peers[id] = p
 	t.wg.Add(1)
 	go t.run(p)
@@ -160,6 +161,8 @@ func (t *WireTransport) run(p *peer) {
 		select {
 		case m = <-p.ch:
 		case <-t.done:
+			return
+		case <-p.stop:
 			return
 		}
 		conn, err := t.pool.Get(ctx, p.addr)
@@ -247,6 +250,18 @@ func (t *WireTransport) SendSnapshot(ctx context.Context, m *raftpb.Message, s *
 		return fmt.Errorf("snapshot to %d, last frame: %w", to, err)
 	}
 	return nil
+}
+
+// Forget drops the queue and sender goroutine of peer id, a member that was
+// removed from the group. It does not block. A message to id later (the id
+// added again) starts a new sender from the address in replicated state.
+func (t *WireTransport) Forget(id uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p := t.peers[id]; p != nil {
+		delete(t.peers, id)
+		close(p.stop)
+	}
 }
 
 // Close stops every peer's sender goroutine. Later calls do nothing.

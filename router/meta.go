@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -218,6 +219,8 @@ func OpenMetaTable(cfg MetaConfig, tr replica.Transport) (*MetaTable, error) {
 		rc.ElectionTicks = cfg.ElectionTicks
 	}
 	rc.Logger = cfg.Logger.With("group", "meta")
+	// Beside the DB, on its file system (ingesting links the file).
+	rc.SnapshotDir = filepath.Clean(cfg.Dir) + ".snap"
 	rep, err := replica.Open(rc, db, fsm, tr)
 	if err != nil {
 		db.Close()
