@@ -72,9 +72,10 @@ type attempt struct {
 //   - anything else is the answer.
 //
 // A mutation whose connection broke after sending, or that a node answered
-// TIMEOUT, may have been applied: with a session it is retried anyway
-// (exactly-once comes from the request's session and seq); without one it
-// is answered TIMEOUT at once, since a retry could apply it twice.
+// TIMEOUT, may have been applied: with a session (or for a CHUNK) it is
+// retried anyway (exactly-once comes from the request's session and seq);
+// without one it is answered TIMEOUT at once, since a retry could apply it
+// twice.
 // When time runs out the answer is TIMEOUT if some try may have reached a
 // node (the outcome is unknown), else UNAVAILABLE; both name the cluster and
 // the last error.
@@ -215,8 +216,11 @@ loop:
 }
 
 // retriable reports whether req may be sent again after an attempt whose
-// outcome is unknown: reads always, mutations only with a session.
-func retriable(req *wire.Request) bool { return !req.Op.Mutating() || req.Session != 0 }
+// outcome is unknown: reads, a CHUNK (content-addressed: storing it twice
+// stores it once), and other mutations only with a session.
+func retriable(req *wire.Request) bool {
+	return !req.Op.Mutating() || req.Op == wire.OpChunk || req.Session != 0
+}
 
 // try sends one copy of req to addr, bounded by AttemptTimeout and ctx. The
 // copy carries the routing-table version and, in TimeoutMs, the time left.

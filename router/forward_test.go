@@ -321,6 +321,7 @@ func TestForwardNoBlindRetryOfUnknownOutcome(t *testing.T) {
 		{"write without session", wire.Request{Op: wire.OpAppend, Path: "/a/b", Data: []byte("x")}, false, wire.Timeout},
 		{"write with session", wire.Request{Op: wire.OpAppend, Path: "/a/b", Data: []byte("x"), Session: 5, Seq: 1}, true, wire.Timeout},
 		{"read", wire.Request{Op: wire.OpGet, Path: "/a/b"}, true, wire.Timeout},
+		{"chunk (content-addressed)", wire.Request{Op: wire.OpChunk, Path: "/a/b", Data: []byte("x")}, true, wire.Timeout},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			nodes := startStandins(t, "c1", 2, 0)
