@@ -132,6 +132,9 @@ type Replica struct {
 	idBase uint64
 	idNext atomic.Uint64
 
+	hand      *handDriver   // nil unless a test drives the loop by hand
+	handSteps chan handStep // hand.steps, or nil
+
 	// Owned by the loop goroutine.
 	rn       *raft.RawNode
 	store    *logStore
@@ -193,6 +196,11 @@ const idLen = 8
 // Open starts the loop goroutine; Close stops it. The caller keeps ownership
 // of db and must close it after Close.
 func Open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport) (*Replica, error) {
+	return open(cfg, db, sm, tr, nil)
+}
+
+// open is Open; hand, if not nil, drives the loop instead of a ticker.
+func open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport, hand *handDriver) (*Replica, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -241,7 +249,7 @@ func Open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport) (*Replica, e
 		}
 		tmpSnapDir = cfg.SnapshotDir
 	} else {
-		cleanSnapshotDir(cfg.SnapshotDir)
+		cleanSnapshotDir(cfg.FS, cfg.SnapshotDir)
 	}
 	rc := &raft.Config{
 		ID:                        cfg.ID,
@@ -294,6 +302,10 @@ func Open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport) (*Replica, e
 		lastConfIndex: st.lastIndex, // conservatively: a conf change may be pending in the log
 		hsTerm:        st.hs.GetTerm(),
 		hsVote:        st.hs.GetVote(),
+		hand:          hand,
+	}
+	if hand != nil {
+		r.handSteps = hand.steps
 	}
 	r.group.Store(&group)
 	r.snapTr, _ = tr.(SnapshotTransport)
@@ -470,9 +482,15 @@ func (r *Replica) Err() error {
 // run is the loop goroutine: it owns the RawNode, the log store and all
 // loop-owned fields of r.
 func (r *Replica) run() {
-	ticker := time.NewTicker(r.cfg.TickInterval)
-	defer ticker.Stop()
-	err := r.loop(ticker.C)
+	var tickc <-chan time.Time
+	if r.hand != nil {
+		tickc = r.hand.tick
+	} else {
+		ticker := time.NewTicker(r.cfg.TickInterval)
+		defer ticker.Stop()
+		tickc = ticker.C
+	}
+	err := r.loop(tickc)
 	if err != nil {
 		r.log.Error("replica stopped on fatal error", "err", err)
 		r.fatalErr = err
@@ -483,7 +501,7 @@ func (r *Replica) run() {
 	r.dropUnsentSnapshots()
 	if req := r.pendingRestore; req != nil {
 		r.pendingRestore = nil
-		os.Remove(req.path)
+		r.cfg.FS.Remove(req.path)
 		req.done <- ErrStopped
 	}
 	r.recvMu.Lock()
@@ -506,6 +524,7 @@ func (r *Replica) run() {
 
 func (r *Replica) loop(tickc <-chan time.Time) error {
 	for {
+		var handDone chan struct{}
 		select {
 		case <-tickc:
 			r.tick()
@@ -525,6 +544,11 @@ func (r *Replica) loop(tickc <-chan time.Time) error {
 			r.stepRestore(req)
 		case d := <-r.snapDonec:
 			r.snapshotDone(d)
+		case s := <-r.handSteps:
+			if s.before != nil {
+				s.before()
+			}
+			handDone = s.done
 		case <-r.stopc:
 			return nil
 		}
@@ -542,6 +566,9 @@ func (r *Replica) loop(tickc <-chan time.Time) error {
 			return err
 		}
 		r.publishStatus()
+		if handDone != nil {
+			close(handDone)
+		}
 	}
 }
 
@@ -842,6 +869,9 @@ func (r *Replica) handleReady() error {
 	r.stats.appended.Add(uint64(len(rd.Entries)))
 	r.stats.applied.Add(uint64(len(rd.CommittedEntries)))
 	r.store.commitEntries(rd.Entries)
+	if r.hand != nil && r.hand.afterReady != nil {
+		r.hand.afterReady()
+	}
 
 	if len(msgs) > 0 {
 		r.tr.Send(r.Group(), msgs)
