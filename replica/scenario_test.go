@@ -58,7 +58,7 @@ func TestScenarios(t *testing.T) {
 	})
 }
 
-// positional returns the arguments without a value, as uint64 ids.
+// positionalIDs returns the arguments without a value as node ids.
 func positionalIDs(t *testing.T, d *datadriven.TestData) []uint64 {
 	var ids []uint64
 	for _, a := range d.CmdArgs {
