@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Config configures a Replica. Start from DefaultConfig and set ID and Peers.
@@ -78,6 +80,11 @@ type Config struct {
 	// that Open makes and Close removes (never shared with another
 	// replica: Open clears the directory it is given).
 	SnapshotDir string
+	// FS is the file system the DB was opened on (pebble.Options.FS):
+	// snapshots being received are written to SnapshotDir through it, and
+	// ingesting one links the file into the DB, so both must be the same
+	// file system. Default vfs.Default (the OS's).
+	FS vfs.FS
 	// MaxSnapshotSends caps concurrent outgoing snapshot streams; raft
 	// retries later when the cap is reached. Default 2.
 	MaxSnapshotSends int
@@ -151,6 +158,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PromoteMaxLag == 0 {
 		c.PromoteMaxLag = d.PromoteMaxLag
+	}
+	if c.FS == nil {
+		c.FS = vfs.Default
 	}
 	return c
 }

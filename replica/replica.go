@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -139,6 +140,9 @@ type Replica struct {
 	idBase uint64
 	idNext atomic.Uint64
 
+	hand      *handDriver   // nil unless a test drives the loop by hand
+	handSteps chan handStep // hand.steps, or nil
+
 	// Owned by the loop goroutine.
 	rn       *raft.RawNode
 	store    *logStore
@@ -200,6 +204,11 @@ const idLen = 8
 // Open starts the loop goroutine; Close stops it. The caller keeps ownership
 // of db and must close it after Close.
 func Open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport) (*Replica, error) {
+	return open(cfg, db, sm, tr, nil)
+}
+
+// open is Open; hand, if not nil, drives the loop instead of a ticker.
+func open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport, hand *handDriver) (*Replica, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -243,12 +252,15 @@ func Open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport) (*Replica, e
 	}
 	tmpSnapDir := ""
 	if cfg.SnapshotDir == "" {
+		if cfg.FS != vfs.Default {
+			return nil, errors.New("replica: open: SnapshotDir must be set when FS is not the OS file system")
+		}
 		if cfg.SnapshotDir, err = os.MkdirTemp("", "cleave-snap-"); err != nil {
 			return nil, fmt.Errorf("replica: open: snapshot dir: %w", err)
 		}
 		tmpSnapDir = cfg.SnapshotDir
 	} else {
-		cleanSnapshotDir(cfg.SnapshotDir)
+		cleanSnapshotDir(cfg.FS, cfg.SnapshotDir)
 	}
 	rc := &raft.Config{
 		ID:                        cfg.ID,
@@ -301,6 +313,10 @@ func Open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport) (*Replica, e
 		lastConfIndex: st.lastIndex, // conservatively: a conf change may be pending in the log
 		hsTerm:        st.hs.GetTerm(),
 		hsVote:        st.hs.GetVote(),
+		hand:          hand,
+	}
+	if hand != nil {
+		r.handSteps = hand.steps
 	}
 	r.group.Store(&group)
 	r.snapTr, _ = tr.(SnapshotTransport)
@@ -477,9 +493,15 @@ func (r *Replica) Err() error {
 // run is the loop goroutine: it owns the RawNode, the log store and all
 // loop-owned fields of r.
 func (r *Replica) run() {
-	ticker := time.NewTicker(r.cfg.TickInterval)
-	defer ticker.Stop()
-	err := r.loop(ticker.C)
+	var tickc <-chan time.Time
+	if r.hand != nil {
+		tickc = r.hand.tick
+	} else {
+		ticker := time.NewTicker(r.cfg.TickInterval)
+		defer ticker.Stop()
+		tickc = ticker.C
+	}
+	err := r.loop(tickc)
 	if err != nil {
 		r.log.Error("replica stopped on fatal error", "err", err)
 		r.fatalErr = err
@@ -490,7 +512,7 @@ func (r *Replica) run() {
 	r.dropUnsentSnapshots()
 	if req := r.pendingRestore; req != nil {
 		r.pendingRestore = nil
-		os.Remove(req.path)
+		r.cfg.FS.Remove(req.path)
 		req.done <- ErrStopped
 	}
 	r.recvMu.Lock()
@@ -513,6 +535,7 @@ func (r *Replica) run() {
 
 func (r *Replica) loop(tickc <-chan time.Time) error {
 	for {
+		var handDone chan struct{}
 		select {
 		case <-tickc:
 			r.tick()
@@ -532,6 +555,11 @@ func (r *Replica) loop(tickc <-chan time.Time) error {
 			r.stepRestore(req)
 		case d := <-r.snapDonec:
 			r.snapshotDone(d)
+		case s := <-r.handSteps:
+			if s.before != nil {
+				s.before()
+			}
+			handDone = s.done
 		case <-r.stopc:
 			return nil
 		}
@@ -549,6 +577,9 @@ func (r *Replica) loop(tickc <-chan time.Time) error {
 			return err
 		}
 		r.publishStatus()
+		if handDone != nil {
+			close(handDone)
+		}
 	}
 }
 
@@ -849,6 +880,9 @@ func (r *Replica) handleReady() error {
 	r.stats.appended.Add(uint64(len(rd.Entries)))
 	r.stats.applied.Add(uint64(len(rd.CommittedEntries)))
 	r.store.commitEntries(rd.Entries)
+	if r.hand != nil && r.hand.afterReady != nil {
+		r.hand.afterReady()
+	}
 
 	if len(msgs) > 0 {
 		r.tr.Send(r.Group(), msgs)

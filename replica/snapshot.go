@@ -58,8 +58,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -316,6 +314,7 @@ type SnapshotChunk struct {
 
 // snapReceiver builds the SST of one incoming stream.
 type snapReceiver struct {
+	fs       vfs.FS
 	group    Group // the sender's; the installed state belongs to it
 	from, id uint64
 	msg      *pb.Message
@@ -335,7 +334,7 @@ func (rc *snapReceiver) abort() {
 		rc.w.Close()
 		rc.w = nil
 	}
-	os.Remove(rc.path)
+	rc.fs.Remove(rc.path)
 }
 
 // ReceiveSnapshot feeds one chunk of an incoming snapshot stream. Chunks of
@@ -376,10 +375,10 @@ func (r *Replica) ReceiveSnapshot(ctx context.Context, c SnapshotChunk) error {
 	select {
 	case r.restorec <- req:
 	case <-ctx.Done():
-		os.Remove(rc.path)
+		r.cfg.FS.Remove(rc.path)
 		return ctx.Err()
 	case <-r.donec:
-		os.Remove(rc.path)
+		r.cfg.FS.Remove(rc.path)
 		return ErrStopped
 	}
 	select {
@@ -498,16 +497,17 @@ func (r *Replica) newReceiver(c SnapshotChunk) (*snapReceiver, error) {
 	case md.GetIndex() == 0 || md.GetConfState() == nil:
 		return nil, errors.New("replica: snapshot without index or ConfState")
 	}
-	if err := os.MkdirAll(r.cfg.SnapshotDir, 0o755); err != nil {
+	fs := r.cfg.FS
+	if err := fs.MkdirAll(r.cfg.SnapshotDir, 0o755); err != nil {
 		return nil, fmt.Errorf("replica: snapshot dir: %w", err)
 	}
-	path := filepath.Join(r.cfg.SnapshotDir, fmt.Sprintf("snap-%d-%d-%d.sst", c.From, c.ID, md.GetIndex()))
-	f, err := vfs.Default.Create(path, vfs.WriteCategoryUnspecified)
+	path := fs.PathJoin(r.cfg.SnapshotDir, fmt.Sprintf("snap-%d-%d-%d.sst", c.From, c.ID, md.GetIndex()))
+	f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return nil, fmt.Errorf("replica: create snapshot file: %w", err)
 	}
 	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), sstable.WriterOptions{TableFormat: r.db.TableFormat()})
-	rc := &snapReceiver{group: c.Group, from: c.From, id: c.ID, msg: m, path: path, w: w}
+	rc := &snapReceiver{fs: fs, group: c.Group, from: c.From, id: c.ID, msg: m, path: path, w: w}
 	hsNext := append(append([]byte{}, r.store.keyHS...), 0)
 	for _, span := range [][2][]byte{{minKey, r.store.keyHS}, {hsNext, maxKey}} {
 		if err := w.DeleteRange(span[0], span[1]); err != nil {
@@ -566,7 +566,7 @@ func (r *Replica) stepRestore(req *restoreReq) {
 func (r *Replica) declineRestore() {
 	if req := r.pendingRestore; req != nil {
 		r.pendingRestore = nil
-		os.Remove(req.path)
+		r.cfg.FS.Remove(req.path)
 		req.done <- nil
 	}
 }
@@ -584,16 +584,16 @@ func (r *Replica) restore(snap *pb.Snapshot) error {
 	// appear between this check and the ingest.
 	if err := r.checkKeysBelowMax(); err != nil {
 		req.done <- err
-		os.Remove(req.path)
+		r.cfg.FS.Remove(req.path)
 		return err
 	}
 	if err := r.db.Ingest(context.Background(), []string{req.path}); err != nil {
 		err = fmt.Errorf("ingest snapshot %d: %w", md.GetIndex(), err)
 		req.done <- err
-		os.Remove(req.path)
+		r.cfg.FS.Remove(req.path)
 		return err
 	}
-	os.Remove(req.path)
+	r.cfg.FS.Remove(req.path)
 	st := r.store
 	if _, err := st.load(); err != nil {
 		req.done <- err
@@ -657,14 +657,14 @@ func (r *Replica) checkKeysBelowMax() error {
 }
 
 // cleanSnapshotDir removes snapshot files a crash left behind.
-func cleanSnapshotDir(dir string) {
-	ents, err := os.ReadDir(dir)
+func cleanSnapshotDir(fs vfs.FS, dir string) {
+	names, err := fs.List(dir)
 	if err != nil {
 		return
 	}
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), "snap-") && strings.HasSuffix(e.Name(), ".sst") {
-			os.Remove(filepath.Join(dir, e.Name()))
+	for _, name := range names {
+		if strings.HasPrefix(name, "snap-") && strings.HasSuffix(name, ".sst") {
+			fs.Remove(fs.PathJoin(dir, name))
 		}
 	}
 }
