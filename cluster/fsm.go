@@ -68,6 +68,12 @@ const (
 
 // Limits of the state machine.
 const (
+	// maxTreeEntries bounds the entries (the directory itself and
+	// everything below it) that one RENAME or recursive REMOVE of a
+	// directory moves or deletes: each is one log entry, applied in one
+	// batch, whose cost must stay bounded. Larger trees are refused
+	// TOO_LARGE; remove or move their subdirectories first.
+	maxTreeEntries = 10000
 	// MaxFileSize bounds the size a WRITE or APPEND may give a file (1 PiB):
 	// it keeps offset arithmetic far from overflow.
 	MaxFileSize = int64(1) << 50

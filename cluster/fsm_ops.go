@@ -6,6 +6,7 @@ package cluster
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -331,6 +332,9 @@ func applyRemove(t *tx) (*Result, error) {
 		if !empty && c.Flags&wire.FlagRecursive == 0 {
 			return failf(wire.NotEmpty, "directory %q is not empty", c.Path), nil
 		}
+		if res, err := checkTreeSize(t.b, c); res != nil || err != nil {
+			return res, err
+		}
 		for _, pfx := range [][]byte{children, descendantsPrefix(c.Path)} {
 			err := scanPrefix(t.b, pfx, func(k, _ []byte) error {
 				dels = append(dels, bytes.Clone(k))
@@ -353,6 +357,29 @@ func applyRemove(t *tx) (*Result, error) {
 		return nil, err
 	}
 	return &Result{}, nil
+}
+
+// checkTreeSize refuses (TOO_LARGE) a RENAME or recursive REMOVE of the
+// directory c.Path when it and its subtree hold more than maxTreeEntries
+// entries. It reads at most maxTreeEntries keys.
+func checkTreeSize(rd reader, c *Command) (*Result, error) {
+	n := 1 // the directory itself
+	for _, pfx := range [][]byte{childrenPrefix(c.Path), descendantsPrefix(c.Path)} {
+		it, err := prefixIter(rd, pfx)
+		if err != nil {
+			return nil, storageErr("scan", err)
+		}
+		for valid := it.First(); valid && n <= maxTreeEntries; valid = it.Next() {
+			n++
+		}
+		if err := errors.Join(it.Error(), it.Close()); err != nil {
+			return nil, storageErr("scan", err)
+		}
+	}
+	if n > maxTreeEntries {
+		return failf(wire.TooLarge, "%v of %q: the directory holds more than %d entries (itself included), the most one %v may move or remove at once; %v its subdirectories first", c.Op, c.Path, maxTreeEntries, c.Op, c.Op), nil
+	}
+	return nil, nil
 }
 
 // twoPaths validates the destination of RENAME and COPY.
@@ -440,6 +467,11 @@ func applyRename(t *tx) (*Result, error) {
 		var res *Result
 		missing, res, err = missingParents(t.b, dst, c.Flags&wire.FlagParents != 0)
 		if res != nil || err != nil {
+			return res, err
+		}
+	}
+	if se.Type == wire.TypeDir {
+		if res, err := checkTreeSize(t.b, c); res != nil || err != nil {
 			return res, err
 		}
 	}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -146,4 +147,46 @@ func (n *node) stateSum() string {
 		n.t.Fatal(err)
 	}
 	return sum
+}
+
+// TestTreeOpLimit: RENAME and recursive REMOVE of a directory act on its
+// whole subtree in one entry; above maxTreeEntries entries they are
+// refused TOO_LARGE with a message naming the limit, and change nothing.
+func TestTreeOpLimit(t *testing.T) {
+	n := newNode(t, wholeRing)
+	n.must(mkdir("/r/big", parents))
+	// Fill the directory in a few batches (one entry per command).
+	for done := 0; done < maxTreeEntries; {
+		n.index++
+		b := n.db.NewIndexedBatch()
+		for k := 0; k < 1000 && done < maxTreeEntries; k++ {
+			c := Command{Op: wire.OpPut, Path: fmt.Sprintf("/r/big/f%05d", done), Time: 1_700_000_000_000_000_000}
+			p, _ := EncodeCommand(&c)
+			if res := n.fsm.Apply(b, n.index, p).(*Result); res.Code != wire.OK {
+				t.Fatalf("PUT %s: %v %s", c.Path, res.Code, res.Message)
+			}
+			done++
+		}
+		if err := b.Commit(pebble.NoSync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := n.stateSum()
+	limit := fmt.Sprint(maxTreeEntries)
+	for _, c := range []Command{remove("/r/big", wire.FlagRecursive), rename("/r/big", "/r/moved", 0)} {
+		res := n.do(c)
+		if res.Code != wire.TooLarge || !strings.Contains(res.Message, limit) {
+			t.Errorf("%v of a tree of %d entries: %v %q, want TOO_LARGE naming the limit %s", c.Op, maxTreeEntries+1, res.Code, res.Message, limit)
+		}
+	}
+	if after := n.stateSum(); after != before {
+		t.Errorf("a refused tree op changed the state")
+	}
+	// One entry fewer: at the limit, both work.
+	n.must(remove("/r/big/f00000", 0))
+	n.must(rename("/r/big", "/r/moved", 0))
+	n.must(remove("/r/moved", wire.FlagRecursive))
+	if ok, _ := n.fsm.Exists("/r/moved"); ok {
+		t.Fatalf("/r/moved still exists")
+	}
 }
