@@ -521,6 +521,10 @@ func (n *Node) write(ctx context.Context, req *wire.Request) *wire.Response {
 				n.log.Error("prepare write failed", "op", req.Op.String(), "path", req.Path, "err", err)
 				return errResponse(err)
 			}
+			if size := entrySize(c); size > int64(n.cfg.MaxFrame)-frameSlack {
+				// The entry must fit a raft frame to reach the followers.
+				return &wire.Response{Code: wire.TooLarge, Message: fmt.Sprintf("%v of %d bytes to %q: with the bytes it keeps of the partial blocks it rewrites, its log entry would carry %d bytes, over the %d a frame allows; write fewer bytes, or at block boundaries", req.Op, len(req.Data), req.Path, size, int64(n.cfg.MaxFrame)-frameSlack)}
+			}
 		}
 		r, resp := n.propose(ctx, req, c)
 		if r == nil || !r.Retry {
@@ -530,6 +534,15 @@ func (n *Node) write(ctx context.Context, req *wire.Request) *wire.Response {
 			return &wire.Response{Code: wire.Unavailable, Message: fmt.Sprintf("%q kept changing while this %v was prepared (%d attempts); not applied, retry", req.Path, req.Op, attempt)}
 		}
 	}
+}
+
+// entrySize is the block bytes a prepared write's entry carries.
+func entrySize(c *Command) int64 {
+	var n int64
+	for _, b := range c.Blocks {
+		n += int64(len(b.Data))
+	}
+	return n
 }
 
 // propose proposes c and waits for its result: the Result (nil if none

@@ -80,3 +80,27 @@ func TestSparseWriteDoesNotStallCluster(t *testing.T) {
 		t.Errorf("WRITE at 2^46 and a PUT sent with it: the slower took %v", d)
 	}
 }
+
+// TestWriteEntryFitsFrame: a WRITE whose data nearly fills a frame, at an
+// offset near the end of a block, would carry the kept bytes of two partial blocks
+// too; the leader refuses it TOO_LARGE instead of proposing an entry no
+// follower can receive.
+func TestWriteEntryFitsFrame(t *testing.T) {
+	mn := newMemberNet(t, 3)
+	for id := uint64(1); id <= 3; id++ {
+		mn.start(id)
+	}
+	lead := mn.leader()
+	if resp := mn.call(lead, &wire.Request{Op: wire.OpPut, Path: "/r/f", Data: bytes.Repeat([]byte("a"), 3*DefaultChunkSize), Flags: wire.FlagParents}); resp.Code != wire.OK {
+		t.Fatalf("PUT: %v", resp.Err())
+	}
+	big := bytes.Repeat([]byte("b"), wire.DefaultMaxFrame-frameSlack-4096)
+	resp := mn.call(lead, &wire.Request{Op: wire.OpWrite, Path: "/r/f", Offset: DefaultChunkSize - 10, Data: big})
+	if resp.Code != wire.TooLarge {
+		t.Fatalf("WRITE of %d bytes 10 bytes before a block end: %v, want TOO_LARGE", len(big), resp.Err())
+	}
+	if resp := mn.call(lead, &wire.Request{Op: wire.OpWrite, Path: "/r/f", Offset: DefaultChunkSize - 10, Data: big[:DefaultChunkSize]}); resp.Code != wire.OK {
+		t.Fatalf("WRITE of 1 MiB: %v", resp.Err())
+	}
+	mn.waitSameState(1, 2, 3)
+}
