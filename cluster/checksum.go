@@ -35,9 +35,19 @@ func (n *Node) Checksum() (sum string, applied uint64, err error) {
 	} else if err != pebble.ErrNotFound {
 		return "", 0, fmt.Errorf("cluster: checksum: applied index: %w", err)
 	}
-	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: []byte(prefix), UpperBound: []byte("s0")})
+	sum, err = stateChecksum(snap)
 	if err != nil {
 		return "", 0, fmt.Errorf("cluster: checksum: %w", err)
+	}
+	return sum, applied, nil
+}
+
+// stateChecksum is "sha256:<hex>" over every key and value under "s/" in
+// rd, each prefixed with its length, in key order.
+func stateChecksum(rd reader) (string, error) {
+	it, err := rd.NewIter(&pebble.IterOptions{LowerBound: []byte(prefix), UpperBound: []byte("s0")})
+	if err != nil {
+		return "", err
 	}
 	defer it.Close()
 	h := sha256.New()
@@ -52,9 +62,9 @@ func (n *Node) Checksum() (sum string, applied uint64, err error) {
 		h.Write(v)
 	}
 	if err := it.Error(); err != nil {
-		return "", 0, fmt.Errorf("cluster: checksum: %w", err)
+		return "", err
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), applied, nil
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // statusChecksum is Checksum for a STATUS request that set

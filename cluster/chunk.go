@@ -18,10 +18,17 @@ package cluster
 //
 // Checksum of a file (Stat.Checksum):
 //   - size ≤ B: "sha256:<hex>", the SHA-256 of the contents;
-//   - size > B: "sha256-tree:<B>:<hex>", the SHA-256 of the concatenated
-//     32-byte SHA-256 digests of the blocks in order (a hole's digest is that
-//     of its zeros). It is computed from the block map alone, so a 1-byte
-//     append to a 2 GiB file rereads no data.
+//   - size > B: "sha256-sum:<B>:<hex>", the SHA-256 of be64(size) followed
+//     by A, where A is the sum modulo 2^256 of SHA-256(be64(i) ‖ D_i), read
+//     as 32-byte big-endian numbers, over the blocks i whose bytes are not
+//     all zeros (D_i: the SHA-256 of block i). Holes and all-zero blocks
+//     add nothing, so equal contents have equal checksums however they were
+//     written. The entry keeps A (entry.Sum); a write subtracts the terms
+//     of the blocks it replaces and adds those of the new ones, so its cost
+//     is the blocks it writes, never the file's size or its holes.
+// A checksum that detects corruption, not a commitment: someone choosing
+// contents can make two files with the same sum (a generalized birthday
+// attack on a 256-bit sum).
 
 import (
 	"bytes"
@@ -30,6 +37,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,7 +53,7 @@ const (
 	DefaultChunkTTL  = int64(3600e9)   // 1 hour, in nanoseconds of entry time
 	chunkGCPerEntry  = 16              // pending chunks collected per applied entry, at most
 	chunkNamePrefix  = "sha256:"       // chunk names are "sha256:<64 hex>"
-	treePrefix       = "sha256-tree:"  // checksum of files over one block
+	sumPrefix        = "sha256-sum:"   // checksum of files over one block
 	minChunkSize     = 4 << 10         // smallest configurable block size
 	maxChunkSize     = 4 << 20         // largest configurable block size (fits a frame)
 	chunkKeyLen      = 4 + sha256.Size // "s/c/" H
@@ -446,16 +454,16 @@ func readBlock(rd reader, p string, e *entry, i int64) ([]byte, error) {
 }
 
 // setBlock points block i of file p at a new chunk with data, releasing the
-// chunk it held (old, if ok).
-func (t *tx) setBlock(p string, i int64, data []byte, old chunkID, hadOld bool) error {
+// chunk it held (old, if hadOld), and returns the new chunk's id.
+func (t *tx) setBlock(p string, i int64, data []byte, old chunkID, hadOld bool) (chunkID, error) {
 	if hadOld {
 		t.ref(old, -1)
 	}
 	h := t.store(data)
 	if err := t.b.Set(blockKey(p, i), h[:], nil); err != nil {
-		return storageErr("write "+p, err)
+		return h, storageErr("write "+p, err)
 	}
-	return nil
+	return h, nil
 }
 
 // dropBlocks releases and deletes every block record under prefix pfx: one
@@ -513,18 +521,20 @@ func (t *tx) dropFileBlocks(p string, e *entry) error {
 }
 
 // writeBlocks stores data as the blocks of a new file p from block 0 and
-// returns them.
-func (t *tx) writeBlocks(p string, data []byte, bs int64) ([]blockRef, error) {
-	refs := make([]blockRef, 0, numBlocks(int64(len(data)), bs))
+// returns their block checksum sum.
+func (t *tx) writeBlocks(p string, data []byte, bs int64) (blockSum, error) {
+	var sum blockSum
 	for i := int64(0); i*bs < int64(len(data)); i++ {
 		chunk := data[i*bs : min(int64(len(data)), (i+1)*bs)]
 		h := t.store(chunk)
 		if err := t.b.Set(blockKey(p, i), h[:], nil); err != nil {
-			return nil, storageErr("write "+p, err)
+			return sum, storageErr("write "+p, err)
 		}
-		refs = append(refs, blockRef{i: i, h: h})
+		if x, ok := termOfData(i, chunk, h); ok {
+			sum.add(x)
+		}
 	}
-	return refs, nil
+	return sum, nil
 }
 
 // zeroDigest is the SHA-256 of n zero bytes.
@@ -541,52 +551,136 @@ func zeroDigest(n int64) chunkID {
 	return out
 }
 
-// fileChecksum computes the checksum of file p of the given size and block
-// size from its block map (see the top of this file).
-func fileChecksum(rd reader, p string, size, bs int64) (string, error) {
-	refs, err := blockRefs(rd, p, 0, numBlocks(size, bs))
+// blockSum is the additive block checksum of a file (see the top of this
+// file): the sum, modulo 2^256, of one term per stored block that is not
+// all zeros. Adding and removing a block's term costs O(1), so a write
+// updates the checksum from the blocks it rewrites alone.
+type blockSum [sha256.Size]byte
+
+// blockTerm is the term of block i holding chunk h: SHA-256 of be64(i) and
+// h, as a big-endian number.
+func blockTerm(i int64, h chunkID) blockSum {
+	var buf [8 + sha256.Size]byte
+	binary.BigEndian.PutUint64(buf[:8], uint64(i))
+	copy(buf[8:], h[:])
+	return sha256.Sum256(buf[:])
+}
+
+func (s *blockSum) add(x blockSum) {
+	var carry uint64
+	for w := 3; w >= 0; w-- {
+		a := binary.BigEndian.Uint64(s[8*w:])
+		b := binary.BigEndian.Uint64(x[8*w:])
+		var r uint64
+		r, carry = bits.Add64(a, b, carry)
+		binary.BigEndian.PutUint64(s[8*w:], r)
+	}
+}
+
+func (s *blockSum) sub(x blockSum) {
+	var borrow uint64
+	for w := 3; w >= 0; w-- {
+		a := binary.BigEndian.Uint64(s[8*w:])
+		b := binary.BigEndian.Uint64(x[8*w:])
+		var r uint64
+		r, borrow = bits.Sub64(a, b, borrow)
+		binary.BigEndian.PutUint64(s[8*w:], r)
+	}
+}
+
+// zero returns the SHA-256 of n zero bytes, computed once per length in a
+// command.
+func (t *tx) zero(n int64) chunkID {
+	if h, ok := t.zeros[n]; ok {
+		return h
+	}
+	if t.zeros == nil {
+		t.zeros = map[int64]chunkID{}
+	}
+	h := zeroDigest(n)
+	t.zeros[n] = h
+	return h
+}
+
+// termOf is the checksum term of block i holding chunk h of n bytes: none
+// (ok false) for an all-zero block, which counts as a hole.
+func (t *tx) termOf(i int64, h chunkID, n int64) (blockSum, bool) {
+	t.cost++
+	if h == t.zero(n) {
+		return blockSum{}, false
+	}
+	return blockTerm(i, h), true
+}
+
+// termOfData is termOf for a block whose bytes are at hand.
+func termOfData(i int64, data []byte, h chunkID) (blockSum, bool) {
+	if isZeros(data) {
+		return blockSum{}, false
+	}
+	return blockTerm(i, h), true
+}
+
+func isZeros(p []byte) bool {
+	for len(p) >= 8 {
+		if binary.LittleEndian.Uint64(p) != 0 {
+			return false
+		}
+		p = p[8:]
+	}
+	for _, c := range p {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// sumOf returns the stored block checksum of file p (entry e). An entry
+// written before the checksum was kept in it has none: the sum is then
+// computed from its stored blocks, once (the cost of the blocks stored, not
+// of the holes).
+func (t *tx) sumOf(p string, e *entry) (blockSum, error) {
+	var s blockSum
+	if len(e.Sum) == len(s) {
+		copy(s[:], e.Sum)
+		return s, nil
+	}
+	if e.Size == 0 {
+		return s, nil
+	}
+	refs, err := blockRefs(t.b, p, 0, numBlocks(e.Size, e.Block))
+	if err != nil {
+		return s, err
+	}
+	for _, r := range refs {
+		t.cost++
+		if x, ok := t.termOf(r.i, r.h, blockLen(e.Size, e.Block, r.i)); ok {
+			s.add(x)
+		}
+	}
+	return s, nil
+}
+
+// checksum renders Stat.Checksum of file p (entry e, whose Sum is set and
+// whose blocks are written): the chunk name of its one block, or the block
+// checksum over more than one.
+func (t *tx) checksum(p string, e *entry) (string, error) {
+	if e.Size > e.Block {
+		h := sha256.New()
+		var l [8]byte
+		binary.BigEndian.PutUint64(l[:], uint64(e.Size))
+		h.Write(l[:])
+		h.Write(e.Sum)
+		return sumPrefix + strconv.FormatInt(e.Block, 10) + ":" + hex.EncodeToString(h.Sum(nil)), nil
+	}
+	refs, err := blockRefs(t.b, p, 0, 1)
 	if err != nil {
 		return "", err
 	}
-	return checksumOf(refs, size, bs), nil
-}
-
-// checksumOf computes the checksum of a file of the given size and block
-// size whose stored blocks are refs, in order (missing ones are holes).
-func checksumOf(refs []blockRef, size, bs int64) string {
-	nb := numBlocks(size, bs)
-	if size <= bs {
-		if len(refs) == 1 {
-			return refs[0].h.String()
-		}
-		return zeroDigest(size).String()
+	if len(refs) == 1 {
+		return refs[0].h.String(), nil
 	}
-	sum := sha256.New()
-	var full chunkID
-	haveFull := false
-	next := int64(0)
-	hole := func(i int64) {
-		if l := blockLen(size, bs, i); l != bs {
-			d := zeroDigest(l)
-			sum.Write(d[:])
-			return
-		}
-		if !haveFull {
-			full, haveFull = zeroDigest(bs), true
-		}
-		sum.Write(full[:])
-	}
-	for _, r := range refs {
-		for ; next < r.i; next++ {
-			hole(next)
-		}
-		sum.Write(r.h[:])
-		next = r.i + 1
-	}
-	for ; next < nb; next++ {
-		hole(next)
-	}
-	return treePrefix + strconv.FormatInt(bs, 10) + ":" + hex.EncodeToString(sum.Sum(nil))
+	return t.zero(e.Size).String(), nil
 }
 
 func orDefault(v, d int64) int64 {

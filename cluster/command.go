@@ -31,12 +31,39 @@ type Command struct {
 	Chunks    []string `msgpack:"chunks,omitempty"`     // COMMIT: chunk names in file order
 	Size      int64    `msgpack:"size,omitempty"`       // COMMIT: total size
 
+	// A WRITE or APPEND as the leader prepares it (FSM.PrepareWrite): the
+	// state of Path it read, and the complete new contents of every block
+	// the write rewrites, the bytes it keeps of the old blocks merged with
+	// the written ones. Data is then empty and Length is its length. Apply
+	// uses these blocks and never reads chunk bytes; if Path is no longer
+	// at Base, it answers a retryable conflict (Result.Retry) and records
+	// nothing. Base nil: the unprepared form of older entries.
+	Base   *WriteBase `msgpack:"base,omitempty"`
+	Blocks []Block    `msgpack:"blocks,omitempty"`
+	Length int64      `msgpack:"length,omitempty"`
+
 	// Cluster parameters, filled by the leader from its Config so that every
 	// replica applies the same values even if the nodes' configs differ.
 	// Zero means the default (chunk.go, session.go).
 	ChunkSize  int64 `msgpack:"chunk_size,omitempty"`  // block size of files this command creates; max CHUNK size
 	SessionTTL int64 `msgpack:"session_ttl,omitempty"` // idle nanoseconds after which a session expires
 	ChunkTTL   int64 `msgpack:"chunk_ttl,omitempty"`   // nanoseconds an unreferenced chunk waits for a COMMIT
+}
+
+// WriteBase is the state of a file a prepared write was computed from. A
+// file's version is the index of the entry that last changed it, and one
+// entry gives one content, so (type, version) names the content; the size
+// is checked as well.
+type WriteBase struct {
+	Type    wire.FileType `msgpack:"t,omitempty"` // 0: the path did not exist
+	Version uint64        `msgpack:"v,omitempty"`
+	Size    int64         `msgpack:"s,omitempty"`
+}
+
+// Block is the new content of block I of a file.
+type Block struct {
+	I    int64  `msgpack:"i"`
+	Data []byte `msgpack:"d"`
 }
 
 // EncodeCommand returns the log-entry form of c: the version byte, then c as
@@ -91,6 +118,13 @@ type Result struct {
 	Chunk   string     `msgpack:"k,omitempty"` // CHUNK: the chunk's name
 
 	Split *splitRecord `msgpack:"-"` // SPLIT: the record applied (never stored)
+	// Retry: a prepared write whose file changed after the leader read it.
+	// Nothing was applied and nothing is recorded for the session; the
+	// leader reads the file again and proposes anew (never stored).
+	Retry bool `msgpack:"-"`
+	// cost counts the block records and chunk terms the command touched
+	// (tests: apply cost is bounded by what the entry writes).
+	cost int64
 }
 
 // Err returns nil for OK and a *wire.Error otherwise.

@@ -10,7 +10,7 @@ package cluster
 // 32-byte SHA-256 of a chunk; be64 is 8 bytes big-endian.
 //
 //	s/m/range                        → msgpack wire.Range: the owned range (Bootstrap)
-//	s/e/ P(root) parent \x00 name     → msgpack entry{type,size,mtime,version,checksum,block}
+//	s/e/ P(root) parent \x00 name     → msgpack entry{type,size,mtime,version,checksum,block,sum}
 //	s/d/ P(root) path \x00 be64(i)    → H: block i of file path is chunk H (absent: a hole, zeros)
 //	s/n/ root                        → "" : index of the roots held, in name order
 //	s/c/ H                           → the chunk's bytes (chunk.go)
@@ -68,6 +68,12 @@ const (
 
 // Limits of the state machine.
 const (
+	// maxTreeEntries bounds the entries (the directory itself and
+	// everything below it) that one RENAME or recursive REMOVE of a
+	// directory moves or deletes: each is one log entry, applied in one
+	// batch, whose cost must stay bounded. Larger trees are refused
+	// TOO_LARGE; remove or move their subdirectories first.
+	maxTreeEntries = 10000
 	// MaxFileSize bounds the size a WRITE or APPEND may give a file (1 PiB):
 	// it keeps offset arithmetic far from overflow.
 	MaxFileSize = int64(1) << 50
@@ -82,6 +88,7 @@ type entry struct {
 	Version  uint64        `msgpack:"v"`
 	Checksum string        `msgpack:"c,omitempty"`
 	Block    int64         `msgpack:"b,omitempty"` // files: block size of the grid (chunk.go)
+	Sum      []byte        `msgpack:"a,omitempty"` // files: the 32-byte block checksum sum A (chunk.go); absent in entries written before it
 }
 
 func (e *entry) stat(name string) *wire.Stat {
@@ -319,9 +326,15 @@ func storageErr(what string, err error) *wire.Error {
 // chunks whose TTL has passed, judged by the entry's time (Command.Time),
 // never by this node's clock; each entry does a bounded amount of this work.
 //
-// A Result with Code INTERNAL means storage failed while reading (or a
-// stored record or chunk is corrupt); this replica may then diverge from the
-// others, so the caller should not commit b and should stop the replica.
+// Apply reads only the entry and replicated records, never chunk bytes:
+// what a WRITE or APPEND keeps of old blocks the leader read and put in
+// the entry (PrepareWrite). Only the unprepared WRITE form of older
+// entries still reads chunks. Its cost is bounded by what the entry
+// writes, not by offsets or sizes in it (the file checksum is updated from
+// the blocks written, chunk.go). A Result with Code INTERNAL means storage
+// failed while reading (or a stored record is corrupt); this replica may
+// then diverge from the others, so the caller must not commit b and must
+// stop the replica (splitGate does).
 func (f *FSM) Apply(b *pebble.Batch, index uint64, cmd []byte) any {
 	c, err := DecodeCommand(cmd)
 	if err != nil {
@@ -359,6 +372,15 @@ func apply(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
 		}
 	}
 	t := &tx{b: b, index: index, c: c}
+	res, err := applyOp(t)
+	if res != nil {
+		res.cost = t.cost
+	}
+	return res, err
+}
+
+func applyOp(t *tx) (*Result, error) {
+	c := t.c
 	switch c.Op {
 	case wire.OpMkdir:
 		return applyMkdir(t)
@@ -390,6 +412,8 @@ type tx struct {
 	c     *Command
 	refs  map[chunkID]int64  // reference count changes
 	fresh map[chunkID][]byte // contents of chunks this command may create
+	zeros map[int64]chunkID  // SHA-256 of n zero bytes, by n
+	cost  int64              // block records and checksum terms touched (Result.cost)
 }
 
 // missingParents checks the ancestors of p (not "/") and returns the

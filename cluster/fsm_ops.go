@@ -6,6 +6,8 @@ package cluster
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"sort"
 
 	"github.com/cleavefs/cleave/internal/fspath"
@@ -53,15 +55,13 @@ func fileTarget(t *tx, p string) (old *entry, missing []string, res *Result, err
 	return old, missing, res, err
 }
 
-// finishFile writes the entry e of file p after its blocks: it computes the
-// checksum (unless sum is given), applies the chunk reference changes and
-// returns the file's Stat.
-func (t *tx) finishFile(p string, e *entry, sum string) (*Result, error) {
-	if sum == "" {
-		var err error
-		if sum, err = fileChecksum(t.b, p, e.Size, e.Block); err != nil {
-			return nil, err
-		}
+// finishFile writes the entry e of file p after its blocks: it renders
+// the checksum (from e.Sum, which the caller set), applies the chunk
+// reference changes and returns the file's Stat.
+func (t *tx) finishFile(p string, e *entry) (*Result, error) {
+	sum, err := t.checksum(p, e)
+	if err != nil {
+		return nil, err
 	}
 	e.Checksum = sum
 	if err := t.flush(); err != nil {
@@ -119,13 +119,12 @@ func applyPut(t *tx) (*Result, error) {
 		}
 	}
 	bs := orDefault(c.ChunkSize, DefaultChunkSize)
-	refs, err := t.writeBlocks(c.Path, c.Data, bs)
+	sum, err := t.writeBlocks(c.Path, c.Data, bs)
 	if err != nil {
 		return nil, err
 	}
-	e := &entry{Type: wire.TypeFile, Size: int64(len(c.Data)), Mtime: c.Time, Version: t.index, Block: bs}
-	// The blocks just written are the whole file: no need to read them back.
-	return t.finishFile(c.Path, e, checksumOf(refs, e.Size, bs))
+	e := &entry{Type: wire.TypeFile, Size: int64(len(c.Data)), Mtime: c.Time, Version: t.index, Block: bs, Sum: sum[:]}
+	return t.finishFile(c.Path, e)
 }
 
 // applyWrite writes Data at Offset (or, for APPEND, at the end), creating
@@ -133,6 +132,11 @@ func applyPut(t *tx) (*Result, error) {
 // old end and Offset read as zeros. Only the blocks the write overlaps are
 // rewritten, plus the old last block when the file grows past it (its
 // chunk must then cover the whole block, see chunk.go).
+//
+// A prepared command (Base set, see Command) carries those blocks' new
+// contents: apply checks that the file is still at Base and writes them,
+// reading no chunk bytes. An unprepared one (older entries) reads the
+// bytes it keeps from the local chunks.
 func applyWrite(t *tx, appending bool) (*Result, error) {
 	c := t.c
 	if appending && c.Offset != 0 {
@@ -145,6 +149,134 @@ func applyWrite(t *tx, appending bool) (*Result, error) {
 	if res != nil || err != nil {
 		return res, err
 	}
+	if c.Base != nil && !c.Base.matches(old) {
+		return &Result{Code: wire.Unavailable, Retry: true, Message: fmt.Sprintf("%q changed after the leader read it; not applied", c.Path)}, nil
+	}
+	n := int64(len(c.Data))
+	if c.Base != nil {
+		n = c.Length
+	}
+	w, res := planWrite(c, old, n, appending)
+	if res != nil {
+		return res, nil
+	}
+	datas := make([][]byte, len(w.blocks))
+	if c.Base != nil {
+		if len(c.Blocks) != len(w.blocks) {
+			return failf(wire.Invalid, "prepared WRITE to %q carries %d blocks; it rewrites %d", c.Path, len(c.Blocks), len(w.blocks)), nil
+		}
+		for k, b := range c.Blocks {
+			if b.I != w.blocks[k] || int64(len(b.Data)) != blockLen(w.size, w.e.Block, b.I) {
+				return failf(wire.Invalid, "prepared WRITE to %q: block %d of %d bytes where it rewrites block %d of %d", c.Path, b.I, len(b.Data), w.blocks[k], blockLen(w.size, w.e.Block, w.blocks[k])), nil
+			}
+			datas[k] = b.Data
+		}
+	}
+	refs, err := blockRefs(t.b, c.Path, w.first(), w.last()+1)
+	if err != nil {
+		return nil, err
+	}
+	held := make(map[int64]chunkID, len(refs))
+	for _, r := range refs {
+		held[r.i] = r.h
+	}
+	if c.Base == nil {
+		// Read what the new blocks keep of the old ones, before writing anything.
+		for k, i := range w.blocks {
+			var prev []byte
+			if _, ok := held[i]; ok && !w.covers(i) {
+				if prev, err = readBlock(t.b, c.Path, w.e, i); err != nil {
+					return nil, err
+				}
+			}
+			datas[k] = w.merge(i, prev, c.Data)
+		}
+	}
+	sum := blockSum{}
+	if old != nil {
+		if sum, err = t.sumOf(c.Path, old); err != nil {
+			return nil, err
+		}
+	}
+	if err := makeDirs(t.b, missing, t.index, c.Time); err != nil {
+		return nil, err
+	}
+	for k, i := range w.blocks {
+		h, hadOld := held[i]
+		if hadOld {
+			if x, ok := t.termOf(i, h, blockLen(w.e.Size, w.e.Block, i)); ok {
+				sum.sub(x)
+			}
+		}
+		nh, err := t.setBlock(c.Path, i, datas[k], h, hadOld)
+		if err != nil {
+			return nil, err
+		}
+		if x, ok := termOfData(i, datas[k], nh); ok {
+			sum.add(x)
+		}
+		t.cost++
+	}
+	e := w.e
+	e.Size, e.Mtime, e.Version, e.Sum = w.size, c.Time, t.index, sum[:]
+	return t.finishFile(c.Path, e)
+}
+
+// matches reports whether the file state e (nil: absent) is the state b
+// that a prepared write was computed from.
+func (b *WriteBase) matches(e *entry) bool {
+	if e == nil {
+		return b.Type == 0
+	}
+	return b.Type == e.Type && b.Version == e.Version && b.Size == e.Size
+}
+
+// writePlan is where a WRITE or APPEND of n bytes lands in a file.
+type writePlan struct {
+	e        *entry  // a copy of the file's entry (a new one for a new file)
+	off, end int64   // the bytes written
+	size     int64   // the file's size after the write
+	blocks   []int64 // the blocks rewritten, in order
+}
+
+func (w *writePlan) first() int64 {
+	if len(w.blocks) == 0 {
+		return 0
+	}
+	return w.blocks[0]
+}
+
+func (w *writePlan) last() int64 {
+	if len(w.blocks) == 0 {
+		return -1
+	}
+	return w.blocks[len(w.blocks)-1]
+}
+
+// covers reports whether the write replaces every byte of block i.
+func (w *writePlan) covers(i int64) bool {
+	bs := w.e.Block
+	start := i * bs
+	return w.off <= start && start+blockLen(w.size, bs, i) <= w.end
+}
+
+// merge returns the new content of block i: prev (its old bytes, nil for
+// a hole or a block the write covers), zero-extended, with the written
+// bytes data over it.
+func (w *writePlan) merge(i int64, prev, data []byte) []byte {
+	bs := w.e.Block
+	start := i * bs
+	out := make([]byte, blockLen(w.size, bs, i))
+	copy(out, prev)
+	if lo, hi := max(w.off, start), min(w.end, start+int64(len(out))); lo < hi {
+		copy(out[lo-start:hi-start], data[lo-w.off:hi-w.off])
+	}
+	return out
+}
+
+// planWrite computes where c, writing n bytes, lands in the file whose
+// entry is old (nil: a new file), or the failure that refuses it.
+func planWrite(c *Command, old *entry, n int64, appending bool) (*writePlan, *Result) {
 	e := &entry{Type: wire.TypeFile, Block: orDefault(c.ChunkSize, DefaultChunkSize)}
 	if old != nil {
 		*e = *old
@@ -154,74 +286,22 @@ func applyWrite(t *tx, appending bool) (*Result, error) {
 	if appending {
 		off = e.Size
 	}
-	n := int64(len(c.Data))
 	if off > MaxFileSize-n {
-		return failf(wire.TooLarge, "write of %d bytes at offset %d would make %q larger than %d bytes", n, off, c.Path, MaxFileSize), nil
+		return nil, failf(wire.TooLarge, "write of %d bytes at offset %d would make %q larger than %d bytes", n, off, c.Path, MaxFileSize)
 	}
-	end := off + n
-	size := e.Size
+	w := &writePlan{e: e, off: off, end: off + n, size: e.Size}
 	if n > 0 { // an empty write changes no bytes and no size (like pwrite)
-		size = max(size, end)
-	}
-
-	// The blocks to rewrite, in order.
-	var blocks []int64
-	if n > 0 {
-		for i := off / bs; i <= (end-1)/bs; i++ {
-			blocks = append(blocks, i)
+		w.size = max(w.size, w.end)
+		for i := off / bs; i <= (w.end-1)/bs; i++ {
+			w.blocks = append(w.blocks, i)
 		}
 	}
-	if e.Size > 0 && size > e.Size && e.Size%bs != 0 {
-		if last := (e.Size - 1) / bs; len(blocks) == 0 || last < blocks[0] {
-			blocks = append([]int64{last}, blocks...)
+	if e.Size > 0 && w.size > e.Size && e.Size%bs != 0 {
+		if last := (e.Size - 1) / bs; len(w.blocks) == 0 || last < w.blocks[0] {
+			w.blocks = append([]int64{last}, w.blocks...)
 		}
 	}
-	// Read what the new blocks keep of the old ones, before writing anything.
-	type newBlock struct {
-		i      int64
-		data   []byte
-		old    chunkID
-		hadOld bool
-	}
-	var plan []newBlock
-	if len(blocks) > 0 {
-		refs, err := blockRefs(t.b, c.Path, blocks[0], blocks[len(blocks)-1]+1)
-		if err != nil {
-			return nil, err
-		}
-		held := make(map[int64]chunkID, len(refs))
-		for _, r := range refs {
-			held[r.i] = r.h
-		}
-		for _, i := range blocks {
-			start := i * bs
-			nb := newBlock{i: i, data: make([]byte, blockLen(size, bs, i))}
-			nb.old, nb.hadOld = held[i]
-			lo, hi := max(off, start), min(end, start+int64(len(nb.data)))
-			covered := lo == start && hi == start+int64(len(nb.data))
-			if !covered && nb.hadOld {
-				prev, err := readBlock(t.b, c.Path, e, i)
-				if err != nil {
-					return nil, err
-				}
-				copy(nb.data, prev)
-			}
-			if lo < hi {
-				copy(nb.data[lo-start:hi-start], c.Data[lo-off:hi-off])
-			}
-			plan = append(plan, nb)
-		}
-	}
-	if err := makeDirs(t.b, missing, t.index, c.Time); err != nil {
-		return nil, err
-	}
-	for _, nb := range plan {
-		if err := t.setBlock(c.Path, nb.i, nb.data, nb.old, nb.hadOld); err != nil {
-			return nil, err
-		}
-	}
-	e.Size, e.Mtime, e.Version = size, c.Time, t.index
-	return t.finishFile(c.Path, e, "")
+	return w, nil
 }
 
 func applyRemove(t *tx) (*Result, error) {
@@ -252,6 +332,9 @@ func applyRemove(t *tx) (*Result, error) {
 		if !empty && c.Flags&wire.FlagRecursive == 0 {
 			return failf(wire.NotEmpty, "directory %q is not empty", c.Path), nil
 		}
+		if res, err := checkTreeSize(t.b, c); res != nil || err != nil {
+			return res, err
+		}
 		for _, pfx := range [][]byte{children, descendantsPrefix(c.Path)} {
 			err := scanPrefix(t.b, pfx, func(k, _ []byte) error {
 				dels = append(dels, bytes.Clone(k))
@@ -274,6 +357,29 @@ func applyRemove(t *tx) (*Result, error) {
 		return nil, err
 	}
 	return &Result{}, nil
+}
+
+// checkTreeSize refuses (TOO_LARGE) a RENAME or recursive REMOVE of the
+// directory c.Path when it and its subtree hold more than maxTreeEntries
+// entries. It reads at most maxTreeEntries keys.
+func checkTreeSize(rd reader, c *Command) (*Result, error) {
+	n := 1 // the directory itself
+	for _, pfx := range [][]byte{childrenPrefix(c.Path), descendantsPrefix(c.Path)} {
+		it, err := prefixIter(rd, pfx)
+		if err != nil {
+			return nil, storageErr("scan", err)
+		}
+		for valid := it.First(); valid && n <= maxTreeEntries; valid = it.Next() {
+			n++
+		}
+		if err := errors.Join(it.Error(), it.Close()); err != nil {
+			return nil, storageErr("scan", err)
+		}
+	}
+	if n > maxTreeEntries {
+		return failf(wire.TooLarge, "%v of %q: the directory holds more than %d entries (itself included), the most one %v may move or remove at once; %v its subdirectories first", c.Op, c.Path, maxTreeEntries, c.Op, c.Op), nil
+	}
+	return nil, nil
 }
 
 // twoPaths validates the destination of RENAME and COPY.
@@ -361,6 +467,11 @@ func applyRename(t *tx) (*Result, error) {
 		var res *Result
 		missing, res, err = missingParents(t.b, dst, c.Flags&wire.FlagParents != 0)
 		if res != nil || err != nil {
+			return res, err
+		}
+	}
+	if se.Type == wire.TypeDir {
+		if res, err := checkTreeSize(t.b, c); res != nil || err != nil {
 			return res, err
 		}
 	}
@@ -481,7 +592,12 @@ func applyCopy(t *tx) (*Result, error) {
 	}
 	e := *se
 	e.Mtime, e.Version = c.Time, t.index
-	return t.finishFile(dst, &e, se.Checksum)
+	sum, err := t.sumOf(src, se)
+	if err != nil {
+		return nil, err
+	}
+	e.Sum = sum[:]
+	return t.finishFile(dst, &e)
 }
 
 // applyCommit makes Path the file whose blocks are the named chunks, stored
@@ -536,14 +652,16 @@ func applyCommit(t *tx) (*Result, error) {
 			return nil, err
 		}
 	}
-	refs := make([]blockRef, len(ids))
+	var sum blockSum
 	for i, h := range ids {
 		t.ref(h, 1)
 		if err := t.b.Set(blockKey(c.Path, int64(i)), h[:], nil); err != nil {
 			return nil, storageErr("commit "+c.Path, err)
 		}
-		refs[i] = blockRef{i: int64(i), h: h}
+		if x, ok := t.termOf(int64(i), h, blockLen(total, bs, int64(i))); ok {
+			sum.add(x)
+		}
 	}
-	e := &entry{Type: wire.TypeFile, Size: total, Mtime: c.Time, Version: t.index, Block: bs}
-	return t.finishFile(c.Path, e, checksumOf(refs, total, bs))
+	e := &entry{Type: wire.TypeFile, Size: total, Mtime: c.Time, Version: t.index, Block: bs, Sum: sum[:]}
+	return t.finishFile(c.Path, e)
 }

@@ -3,8 +3,10 @@ package cluster
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"math/big"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,12 +43,21 @@ func treeSum(data []byte, bs int) string {
 		s := sha256.Sum256(data)
 		return "sha256:" + hex.EncodeToString(s[:])
 	}
-	h := sha256.New()
+	acc := new(big.Int)
 	for i := 0; i < len(data); i += bs {
-		s := sha256.Sum256(data[i:min(len(data), i+bs)])
-		h.Write(s[:])
+		block := data[i:min(len(data), i+bs)]
+		if bytes.Count(block, []byte{0}) == len(block) {
+			continue // all zeros: a hole
+		}
+		d := sha256.Sum256(block)
+		term := sha256.Sum256(append(binary.BigEndian.AppendUint64(nil, uint64(i/bs)), d[:]...))
+		acc.Add(acc, new(big.Int).SetBytes(term[:]))
 	}
-	return "sha256-tree:" + strconv.Itoa(bs) + ":" + hex.EncodeToString(h.Sum(nil))
+	acc.Mod(acc, new(big.Int).Lsh(big.NewInt(1), 256))
+	var a [32]byte
+	acc.FillBytes(a[:])
+	s := sha256.Sum256(append(binary.BigEndian.AppendUint64(nil, uint64(len(data))), a[:]...))
+	return "sha256-sum:" + strconv.Itoa(bs) + ":" + hex.EncodeToString(s[:])
 }
 
 // content reads a file and checks its checksum against its bytes.
@@ -60,7 +71,7 @@ func (n *node) content(p string) string {
 		n.t.Fatalf("Get(%s): size %d, %d bytes", p, st.Size, len(data))
 	}
 	bs := int(DefaultChunkSize)
-	if _, rest, ok := strings.Cut(st.Checksum, "sha256-tree:"); ok {
+	if _, rest, ok := strings.Cut(st.Checksum, "sha256-sum:"); ok {
 		bs, _ = strconv.Atoi(rest[:strings.IndexByte(rest, ':')])
 	} else if len(data) > 0 && len(data) <= tiny {
 		bs = tiny
@@ -355,7 +366,7 @@ func TestUploadCommit(t *testing.T) {
 	if got := n.content("/up/f"); got != "abcdefghij" {
 		t.Fatalf("after commit: %q", got)
 	}
-	if !strings.HasPrefix(res.Stat.Checksum, "sha256-tree:4:") {
+	if !strings.HasPrefix(res.Stat.Checksum, "sha256-sum:4:") {
 		t.Errorf("checksum %q", res.Stat.Checksum)
 	}
 	n.leaks()

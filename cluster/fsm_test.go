@@ -73,10 +73,16 @@ func (n *node) raw(cmd []byte) *Result {
 }
 
 // do applies c, with Time derived from the index so runs are reproducible.
+// A WRITE or APPEND is prepared first, as the leader does (PrepareWrite).
 func (n *node) do(c Command) *Result {
 	n.t.Helper()
 	if c.Time == 0 {
 		c.Time = 1_700_000_000_000_000_000 + int64(n.index+1)
+	}
+	if (c.Op == wire.OpWrite || c.Op == wire.OpAppend) && c.Base == nil {
+		if err := n.fsm.PrepareWrite(&c); err != nil {
+			n.t.Fatalf("prepare %v %s: %v", c.Op, c.Path, err)
+		}
 	}
 	p, err := EncodeCommand(&c)
 	if err != nil {

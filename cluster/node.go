@@ -207,6 +207,7 @@ type Node struct {
 	scrub    *scrubber
 	usage    usageCache  // Files, Bytes and Ops of the status (usage.go)
 	repairs  repairStats // chunks rewritten from another member (repair.go)
+	paths    pathLocks   // WRITE and APPEND of one path, one at a time
 }
 
 // Start opens the node's database (bootstrapping it if empty), starts its
@@ -491,6 +492,10 @@ func (n *Node) notLeader(leader uint64) *wire.Response {
 	return &wire.Response{Code: wire.NotLeader, Message: msg, Leader: addr}
 }
 
+// maxWriteAttempts bounds how often the leader proposes one WRITE or
+// APPEND whose file keeps changing between its read and the apply.
+const maxWriteAttempts = 8
+
 func (n *Node) write(ctx context.Context, req *wire.Request) *wire.Response {
 	if err := fspath.Validate(req.Path); err != nil {
 		return &wire.Response{Code: wire.Invalid, Message: err.Error()}
@@ -498,31 +503,128 @@ func (n *Node) write(ctx context.Context, req *wire.Request) *wire.Response {
 	if l := n.rep.Leader(); l != n.cfg.NodeID {
 		return n.notLeader(l)
 	}
-	cmd, err := EncodeCommand(&Command{
-		Op: req.Op, Path: req.Path, Data: req.Data, Flags: req.Flags,
-		Time: time.Now().UnixNano(), Session: req.Session, Seq: req.Seq,
-		To: req.To, Offset: req.Offset, IfVersion: req.IfVersion, Chunks: req.Chunks, Size: req.Size,
-		ChunkSize: n.cfg.ChunkSize, SessionTTL: int64(n.cfg.SessionTTL), ChunkTTL: int64(n.cfg.ChunkTTL),
-	})
+	prepare := req.Op == wire.OpWrite || req.Op == wire.OpAppend
+	if prepare {
+		// One WRITE or APPEND of a path at a time on this leader: each
+		// reads the file after the previous one applied, so they do not
+		// refuse each other (Result.Retry).
+		defer n.paths.lock(req.Path)()
+	}
+	for attempt := 1; ; attempt++ {
+		c := &Command{
+			Op: req.Op, Path: req.Path, Data: req.Data, Flags: req.Flags,
+			Time: time.Now().UnixNano(), Session: req.Session, Seq: req.Seq,
+			To: req.To, Offset: req.Offset, IfVersion: req.IfVersion, Chunks: req.Chunks, Size: req.Size,
+			ChunkSize: n.cfg.ChunkSize, SessionTTL: int64(n.cfg.SessionTTL), ChunkTTL: int64(n.cfg.ChunkTTL),
+		}
+		if prepare {
+			if err := n.prepareWrite(ctx, c); err != nil {
+				n.log.Error("prepare write failed", "op", req.Op.String(), "path", req.Path, "err", err)
+				return errResponse(err)
+			}
+			if size := entrySize(c); size > int64(n.cfg.MaxFrame)-frameSlack {
+				// The entry must fit a raft frame to reach the followers.
+				return &wire.Response{Code: wire.TooLarge, Message: fmt.Sprintf("%v of %d bytes to %q: with the bytes it keeps of the partial blocks it rewrites, its log entry would carry %d bytes, over the %d a frame allows; write fewer bytes, or at block boundaries", req.Op, len(req.Data), req.Path, size, int64(n.cfg.MaxFrame)-frameSlack)}
+			}
+		}
+		r, resp := n.propose(ctx, req, c)
+		if r == nil || !r.Retry {
+			return resp
+		}
+		if attempt == maxWriteAttempts {
+			return &wire.Response{Code: wire.Unavailable, Message: fmt.Sprintf("%q kept changing while this %v was prepared (%d attempts); not applied, retry", req.Path, req.Op, attempt)}
+		}
+	}
+}
+
+// entrySize is the block bytes a prepared write's entry carries.
+func entrySize(c *Command) int64 {
+	var n int64
+	for _, b := range c.Blocks {
+		n += int64(len(b.Data))
+	}
+	return n
+}
+
+// propose proposes c and waits for its result: the Result (nil if none
+// came back) and the response for the client.
+func (n *Node) propose(ctx context.Context, req *wire.Request, c *Command) (*Result, *wire.Response) {
+	cmd, err := EncodeCommand(c)
 	if err != nil {
-		return &wire.Response{Code: wire.Invalid, Message: err.Error()}
+		return nil, &wire.Response{Code: wire.Invalid, Message: err.Error()}
 	}
 	if n.cfg.UnsafeAckBeforeCommit {
 		go n.rep.Propose(context.WithoutCancel(ctx), cmd)
-		return &wire.Response{}
+		return nil, &wire.Response{}
 	}
 	res, _, err := n.rep.Propose(ctx, cmd)
 	if err != nil {
-		return n.replicaError(err)
+		return nil, n.replicaError(err)
 	}
 	r, ok := res.(*Result)
 	if !ok {
-		return &wire.Response{Code: wire.Internal, Message: fmt.Sprintf("apply returned %T", res)}
+		return nil, &wire.Response{Code: wire.Internal, Message: fmt.Sprintf("apply returned %T", res)}
 	}
 	if r.Code == wire.Internal {
 		n.log.Error("apply failed", "op", req.Op.String(), "path", req.Path, "err", r.Message)
 	}
-	return &wire.Response{Code: r.Code, Message: r.Message, Stat: r.Stat, Chunk: r.Chunk}
+	return r, &wire.Response{Code: r.Code, Message: r.Message, Stat: r.Stat, Chunk: r.Chunk}
+}
+
+// prepareWrite is FSM.PrepareWrite that repairs each corrupt or missing
+// chunk it meets from another member and prepares again; a chunk that
+// cannot be repaired fails the write INTERNAL, naming the chunk, before
+// anything is proposed.
+func (n *Node) prepareWrite(ctx context.Context, c *Command) error {
+	data := c.Data
+	for range maxRepairsPerRead {
+		c.Data = data
+		err := n.fsm.PrepareWrite(c)
+		var ce *corruptError
+		if !errors.As(err, &ce) {
+			return err
+		}
+		if rerr := n.repairChunk(ctx, ce.h); rerr != nil {
+			return &wire.Error{Code: wire.Internal, Message: ce.err.Message + "; no healthy copy found: " + rerr.Error()}
+		}
+	}
+	c.Data = data
+	return n.fsm.PrepareWrite(c)
+}
+
+// pathLocks serializes the prepared writes of one path.
+type pathLocks struct {
+	mu sync.Mutex
+	m  map[string]*pathLock
+}
+
+type pathLock struct {
+	mu      sync.Mutex
+	waiters int
+}
+
+// lock locks path p and returns its unlock.
+func (l *pathLocks) lock(p string) func() {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[string]*pathLock{}
+	}
+	pl := l.m[p]
+	if pl == nil {
+		pl = &pathLock{}
+		l.m[p] = pl
+	}
+	pl.waiters++
+	l.mu.Unlock()
+	pl.mu.Lock()
+	return func() {
+		pl.mu.Unlock()
+		l.mu.Lock()
+		if pl.waiters--; pl.waiters == 0 {
+			delete(l.m, p)
+		}
+		l.mu.Unlock()
+	}
 }
 
 // replicaError maps a replica error to a response the router knows how to

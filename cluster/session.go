@@ -17,8 +17,9 @@ package cluster
 // Because the window is a set, not "the last seq", a client may pipeline
 // requests on one session and the leader may apply them in any order, as
 // long as a request is not overtaken by more than sessionWindow later ones.
-// Results of WRONG_RANGE (the router retries elsewhere) and INTERNAL
-// (storage failure) are not stored.
+// Results of WRONG_RANGE (the router retries elsewhere), INTERNAL (storage
+// failure) and a prepared write's retryable conflict (Result.Retry: the
+// leader proposes it again) are not stored.
 //
 // A session expires when no command used it for the session TTL
 // (Command.SessionTTL, default 10 minutes) of entry time: every Apply first
@@ -125,7 +126,7 @@ func applySession(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
 		}
 		res = &Result{Code: we.Code, Message: we.Message}
 	}
-	if res.Code == wire.WrongRange || res.Code == wire.Internal {
+	if res.Code == wire.WrongRange || res.Code == wire.Internal || res.Retry {
 		return res, nil
 	}
 	if err := b.Set(sessionResultKey(c.Session, c.Seq), encodeResult(res), nil); err != nil {

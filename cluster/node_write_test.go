@@ -1,0 +1,106 @@
+package cluster
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/cleavefs/cleave/wire"
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// TestAppendRepairsCorruptBlockOnLeader: the leader's copy of the chunk of
+// a file's partial last block is corrupt. An APPEND must still succeed with
+// the right bytes (the leader repairs the chunk from a peer before it
+// proposes), no replica stops, and all end with the same state.
+func TestAppendRepairsCorruptBlockOnLeader(t *testing.T) {
+	mn := newMemberNet(t, 3)
+	for id := uint64(1); id <= 3; id++ {
+		mn.start(id)
+	}
+	lead := mn.leader()
+	if resp := mn.call(lead, &wire.Request{Op: wire.OpPut, Path: "/r/f", Data: []byte("abc"), Flags: wire.FlagParents}); resp.Code != wire.OK {
+		t.Fatalf("PUT: %v", resp.Err())
+	}
+	mn.waitSameState(1, 2, 3)
+	if err := mn.nodes[lead].db.Set(chunkKey(chunkOf([]byte("abc"))), []byte("abX"), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	resp := mn.call(lead, &wire.Request{Op: wire.OpAppend, Path: "/r/f", Data: []byte("d"), Session: 7, Seq: 1})
+	if resp.Code != wire.OK || resp.Stat.Size != 4 {
+		t.Fatalf("APPEND over the leader's corrupt block: %v %+v, want OK, size 4", resp.Err(), resp.Stat)
+	}
+	for id, n := range mn.nodes {
+		if err := n.FailErr(); err != nil {
+			t.Fatalf("node %d stopped: %v", id, err)
+		}
+	}
+	mn.waitSameState(1, 2, 3)
+	for id := range mn.nodes {
+		got := mn.call(id, &wire.Request{Op: wire.OpGet, Path: "/r/f", Flags: wire.FlagStale})
+		if got.Code != wire.OK || !bytes.Equal(got.Data, []byte("abcd")) {
+			t.Fatalf("GET on node %d: %v %q, want abcd", id, got.Err(), got.Data)
+		}
+	}
+}
+
+// TestSparseWriteDoesNotStallCluster: a 1-byte WRITE at offset 2^46 and a
+// PUT of another file sent at the same time. Neither waits for long: the
+// sparse write's apply costs the one block it writes, so whichever is
+// applied second is not held up behind the other.
+func TestSparseWriteDoesNotStallCluster(t *testing.T) {
+	mn := newMemberNet(t, 3)
+	for id := uint64(1); id <= 3; id++ {
+		mn.start(id)
+	}
+	lead := mn.leader()
+	if resp := mn.call(lead, &wire.Request{Op: wire.OpMkdir, Path: "/r"}); resp.Code != wire.OK {
+		t.Fatalf("MKDIR: %v", resp.Err())
+	}
+	type timed struct {
+		resp *wire.Response
+		d    time.Duration
+	}
+	sparse := make(chan timed, 1)
+	start := time.Now()
+	go func() {
+		resp := mn.call(lead, &wire.Request{Op: wire.OpWrite, Path: "/r/sparse", Offset: 1 << 46, Data: []byte("x")})
+		sparse <- timed{resp, time.Since(start)}
+	}()
+	if resp := mn.call(lead, &wire.Request{Op: wire.OpPut, Path: "/r/other", Data: []byte("y")}); resp.Code != wire.OK {
+		t.Fatalf("PUT: %v", resp.Err())
+	}
+	put := time.Since(start)
+	s := <-sparse
+	if s.resp.Code != wire.OK || s.resp.Stat.Size != 1<<46+1 {
+		t.Fatalf("sparse WRITE: %v %+v", s.resp.Err(), s.resp.Stat)
+	}
+	t.Logf("WRITE at 2^46 answered after %v, the PUT sent with it after %v", s.d, put)
+	if d := max(s.d, put); d > 500*time.Millisecond {
+		t.Errorf("WRITE at 2^46 and a PUT sent with it: the slower took %v", d)
+	}
+}
+
+// TestWriteEntryFitsFrame: a WRITE whose data nearly fills a frame, at an
+// offset near the end of a block, would carry the kept bytes of two partial blocks
+// too; the leader refuses it TOO_LARGE instead of proposing an entry no
+// follower can receive.
+func TestWriteEntryFitsFrame(t *testing.T) {
+	mn := newMemberNet(t, 3)
+	for id := uint64(1); id <= 3; id++ {
+		mn.start(id)
+	}
+	lead := mn.leader()
+	if resp := mn.call(lead, &wire.Request{Op: wire.OpPut, Path: "/r/f", Data: bytes.Repeat([]byte("a"), 3*DefaultChunkSize), Flags: wire.FlagParents}); resp.Code != wire.OK {
+		t.Fatalf("PUT: %v", resp.Err())
+	}
+	big := bytes.Repeat([]byte("b"), wire.DefaultMaxFrame-frameSlack-4096)
+	resp := mn.call(lead, &wire.Request{Op: wire.OpWrite, Path: "/r/f", Offset: DefaultChunkSize - 10, Data: big})
+	if resp.Code != wire.TooLarge {
+		t.Fatalf("WRITE of %d bytes 10 bytes before a block end: %v, want TOO_LARGE", len(big), resp.Err())
+	}
+	if resp := mn.call(lead, &wire.Request{Op: wire.OpWrite, Path: "/r/f", Offset: DefaultChunkSize - 10, Data: big[:DefaultChunkSize]}); resp.Code != wire.OK {
+		t.Fatalf("WRITE of 1 MiB: %v", resp.Err())
+	}
+	mn.waitSameState(1, 2, 3)
+}
