@@ -1,9 +1,7 @@
 package cluster
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -50,21 +48,14 @@ func stateChecksum(rd reader) (string, error) {
 		return "", err
 	}
 	defer it.Close()
-	h := sha256.New()
-	var l [8]byte
+	h := newStateHasher(false)
 	for it.First(); it.Valid(); it.Next() {
-		k, v := it.Key(), it.Value()
-		binary.BigEndian.PutUint64(l[:], uint64(len(k)))
-		h.Write(l[:])
-		h.Write(k)
-		binary.BigEndian.PutUint64(l[:], uint64(len(v)))
-		h.Write(l[:])
-		h.Write(v)
+		h.add(it.Key(), it.Value())
 	}
 	if err := it.Error(); err != nil {
 		return "", err
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+	return h.sum(), nil
 }
 
 // statusChecksum is Checksum for a STATUS request that set

@@ -41,3 +41,44 @@ func registerNodeMetrics(reg prometheus.Registerer, rep *replica.Replica) {
 		counter("cleave_replica_read_rounds_total", "ReadIndex rounds issued (each serves every read that joined it).", func(s replica.Stats) float64 { return float64(s.ReadRounds) }),
 	)
 }
+
+// registerCheckMetrics registers the consistency check's state in reg.
+func registerCheckMetrics(reg prometheus.Registerer, c *checker) {
+	flag := func(f func(*checker) bool) func() float64 {
+		return func() float64 {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if f(c) {
+				return 1
+			}
+			return 0
+		}
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cleave_node_consistency_check_index",
+			Help: "Applied index of the latest consistency check this node hashed its state at."},
+			func() float64 {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				if n := len(c.results); n > 0 {
+					return float64(c.results[n-1].index)
+				}
+				return 0
+			}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cleave_node_consistency_checks_total",
+			Help: "Consistency checks at which this node hashed its state."},
+			func() float64 { return float64(c.hashed.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cleave_node_consistency_skipped_total",
+			Help: "Consistency check entries this node applied without hashing its state (still hashing the previous one)."},
+			func() float64 { return float64(c.skipped.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cleave_node_consistency_mismatch_total",
+			Help: "Compared check indexes at which the replicas' state hashes differed."},
+			func() float64 { return float64(c.mismatches.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cleave_node_consistency_alarm",
+			Help: "1 while the latest compared consistency check found replicas that differ, else 0."},
+			flag(func(c *checker) bool { return c.alarm != "" })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cleave_node_consistency_quarantined",
+			Help: "1 while this replica's state differs from the majority's and it refuses reads, else 0."},
+			flag(func(c *checker) bool { return c.quarantined })),
+	)
+}

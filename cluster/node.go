@@ -77,6 +77,17 @@ type Config struct {
 	// anywhere else.
 	UnsafeAckBeforeCommit bool
 
+	// CheckInterval is how often the leader proposes a consistency check
+	// entry, at whose index every replica hashes its state and compares
+	// with its peers (consistency.go); it is also how often a node asks its
+	// peers for their results. Default DefaultCheckInterval (1 minute).
+	CheckInterval time.Duration
+	// UnsafeDivergePath is a test-only fault: once the file or directory at
+	// this path exists, the node rewrites its stored entry locally, outside
+	// the log, so that its state differs from its peers' and the
+	// consistency check must catch it. Never set it anywhere else.
+	UnsafeDivergePath string
+
 	// CacheSize is the Pebble block cache, in bytes; 0: the 64 MiB of
 	// pebbleOptions. MemTableSize is one Pebble memtable; 0: 4 MiB (Pebble's
 	// default; two may be full at once). Both live outside the Go heap
@@ -118,6 +129,7 @@ func DefaultConfig() Config {
 		SessionTTL:    time.Duration(DefaultSessionTTL),
 		ChunkTTL:      time.Duration(DefaultChunkTTL),
 		ScrubRate:     8 << 20,
+		CheckInterval: DefaultCheckInterval,
 	}
 }
 
@@ -140,6 +152,14 @@ func (c Config) Validate() error {
 	}
 	if c.MaxFrame > 0 && c.ChunkSize > int64(c.MaxFrame)-frameSlack {
 		return fmt.Errorf("cluster: chunk size %d does not fit a frame of %d bytes (with %d to spare)", c.ChunkSize, c.MaxFrame, frameSlack)
+	}
+	if c.CheckInterval < 0 {
+		return fmt.Errorf("cluster: check interval %v must not be negative", c.CheckInterval)
+	}
+	if c.UnsafeDivergePath != "" {
+		if err := fspath.Validate(c.UnsafeDivergePath); err != nil || c.UnsafeDivergePath == "/" {
+			return fmt.Errorf("cluster: diverge path %q is not a file or directory path", c.UnsafeDivergePath)
+		}
 	}
 	if c.CacheSize < 0 || c.MemoryLimit < 0 {
 		return fmt.Errorf("cluster: cache size %d and memory limit %d must not be negative", c.CacheSize, c.MemoryLimit)
@@ -208,6 +228,7 @@ type Node struct {
 	usage    usageCache  // Files, Bytes and Ops of the status (usage.go)
 	repairs  repairStats // chunks rewritten from another member (repair.go)
 	paths    pathLocks   // WRITE and APPEND of one path, one at a time
+	check    *checker    // the cross-replica consistency check (consistency.go)
 }
 
 // Start opens the node's database (bootstrapping it if empty), starts its
@@ -303,6 +324,7 @@ func Start(cfg Config) (*Node, error) {
 			return fail(fmt.Errorf("cluster: %w", err))
 		}
 	}
+	n.check = newChecker(n)
 	rep, err := replica.Open(n.split.rc, db, splitGate{n.split}, n.tr)
 	if err != nil {
 		return fail(fmt.Errorf("cluster: %w", err))
@@ -319,10 +341,12 @@ func Start(cfg Config) (*Node, error) {
 		reg := prometheus.NewRegistry()
 		scfg.Observe = ops.NewRequestMetrics(reg, "node").Observe
 		registerNodeMetrics(reg, rep)
+		registerCheckMetrics(reg, n.check)
 		if n.ops, err = ops.Start(ops.Config{Addr: cfg.HTTP, Registry: reg, Ready: n.ready, Logger: log}); err != nil {
 			return fail(fmt.Errorf("cluster: %w", err))
 		}
 	}
+	n.check.start()
 	n.srv = rpc.NewServer(scfg, rpc.HandlerFunc(n.split.handle))
 	go func() { n.serveErr <- n.srv.Serve(n.ln) }()
 	if cfg.ScrubRate > 0 {
@@ -405,6 +429,9 @@ func (n *Node) closeParts() error {
 	if n.rep != nil {
 		n.rep.Close()
 	}
+	if n.check != nil {
+		n.check.stop() // after the replica: no Apply takes a snapshot any more
+	}
 	if n.tr != nil {
 		n.tr.Close()
 	}
@@ -456,6 +483,7 @@ func (n *Node) Status() wire.NodeStatus {
 		n.scrub.report(&ns)
 	}
 	n.repairs.report(&ns)
+	n.check.report(&ns)
 	n.usage.report(n.fsm, &ns)
 	return ns
 }
@@ -660,6 +688,9 @@ func replicaErrorResponse(err error, notLeader func(uint64) *wire.Response, lead
 func (n *Node) read(ctx context.Context, req *wire.Request) *wire.Response {
 	if err := fspath.Validate(req.Path); err != nil {
 		return &wire.Response{Code: wire.Invalid, Message: err.Error()}
+	}
+	if msg := n.check.quarantine(); msg != "" {
+		return &wire.Response{Code: wire.Unavailable, Message: msg}
 	}
 	if req.Flags&wire.FlagStale == 0 {
 		if err := n.rep.ReadIndex(ctx); err != nil {

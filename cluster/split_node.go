@@ -185,6 +185,10 @@ func (g splitGate) Apply(b *pebble.Batch, index uint64, cmd []byte) (any, error)
 	if s.fenceAt != 0 && index > s.fenceAt {
 		return &Result{Code: wire.Unavailable, Message: fmt.Sprintf("this node left the cluster at the split (index %d)", s.fenceAt)}, nil
 	}
+	if isCheckEntry(cmd) {
+		s.n.check.take(b, index)
+		return &Result{}, nil
+	}
 	res := s.n.fsm.Apply(b, index, cmd)
 	r, ok := res.(*Result)
 	if !ok {

@@ -359,6 +359,28 @@ type NodeStatus struct {
 	Checksum      string `msgpack:"checksum,omitempty" json:"checksum,omitempty"`
 	ChecksumIndex uint64 `msgpack:"checksum_index,omitempty" json:"checksum_index,omitempty"`
 
+	// The continuous cross-replica consistency check: every replica hashes
+	// its state at the applied index of each check entry the leader
+	// proposes, and compares with its peers at equal indexes. CheckIndex
+	// and CheckHash are this node's latest result ("sha256:<hex>" of the
+	// state machine, chunk bytes stood in for by their content-addressed
+	// names); CheckCompared the highest index it compared with peers;
+	// CheckMismatches the compared indexes at which replicas differed,
+	// since start.
+	CheckIndex      uint64 `msgpack:"check_index,omitempty" json:"check_index"`
+	CheckHash       string `msgpack:"check_hash,omitempty" json:"check_hash,omitempty"`
+	CheckCompared   uint64 `msgpack:"check_compared,omitempty" json:"check_compared"`
+	CheckMismatches uint64 `msgpack:"check_mismatches,omitempty" json:"check_mismatches"`
+	// Alarm is set while the latest compared check found replicas that
+	// differ: it says at which index and which replicas. Diverged are the
+	// raft ids of the replicas outside the majority (empty while no
+	// majority agrees); Quarantined says this node is one of them and
+	// refuses reads until a later check agrees again.
+	Alarm       string   `msgpack:"alarm,omitempty" json:"alarm,omitempty"`
+	AlarmIndex  uint64   `msgpack:"alarm_index,omitempty" json:"alarm_index,omitempty"`
+	Diverged    []uint64 `msgpack:"diverged,omitempty" json:"diverged,omitempty"`
+	Quarantined bool     `msgpack:"quarantined,omitempty" json:"quarantined,omitempty"`
+
 	// Set by the router in its status: what gossip says of the node
 	// ("alive", "dead", "" if unknown) and how many entries it has applied
 	// fewer than the most caught-up member of its cluster.

@@ -554,7 +554,7 @@ func writeStatusTable(w io.Writer, st *wire.Status) error {
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	hdr := "CLUSTER\tNODE\tADDR\tROLE\tGOSSIP\tAPPLIED\tLAG\tPID"
+	hdr := "CLUSTER\tNODE\tADDR\tROLE\tGOSSIP\tAPPLIED\tLAG\tPID\tCHECK"
 	if anyErr {
 		hdr += "\tERROR"
 	}
@@ -565,7 +565,7 @@ func writeStatusTable(w io.Writer, st *wire.Status) error {
 			if n.PID != 0 {
 				pid = strconv.Itoa(n.PID)
 			}
-			line := fmt.Sprintf("%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s", cl.ID, n.ID, n.Addr, orDash(n.Role), orDash(n.Liveness), n.Applied, n.Lag, pid)
+			line := fmt.Sprintf("%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s", cl.ID, n.ID, n.Addr, orDash(n.Role), orDash(n.Liveness), n.Applied, n.Lag, pid, checkState(n))
 			if anyErr {
 				line += "\t" + orDash(n.Error)
 			}
@@ -573,6 +573,9 @@ func writeStatusTable(w io.Writer, st *wire.Status) error {
 		}
 	}
 	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if err := writeAlarms(w, st); err != nil {
 		return err
 	}
 	if err := writeRootsTable(w, st); err != nil {
@@ -601,6 +604,41 @@ func writeRootsTable(w io.Writer, st *wire.Status) error {
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", cl.ID, r.Name, r.Files, r.Bytes, r.Ops)
 			}
+		}
+	}
+	return tw.Flush()
+}
+
+// checkState is a node's CHECK column: the consistency check's verdict as
+// the node sees it.
+func checkState(n wire.NodeStatus) string {
+	switch {
+	case n.Quarantined:
+		return "quarantined"
+	case n.Alarm != "":
+		return "ALARM"
+	case n.CheckCompared > 0:
+		return "ok@" + strconv.FormatUint(n.CheckCompared, 10)
+	}
+	return "-"
+}
+
+// writeAlarms lists the consistency alarms the nodes raise, one line per
+// node: which replicas differ from the majority, at which index.
+func writeAlarms(w io.Writer, st *wire.Status) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	any := false
+	for _, cl := range st.Clusters {
+		for _, n := range cl.Nodes {
+			if n.Alarm == "" {
+				continue
+			}
+			if !any {
+				fmt.Fprintln(w)
+				fmt.Fprintln(tw, "CLUSTER\tSEEN BY\tALARM")
+				any = true
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", cl.ID, n.ID, n.Alarm)
 		}
 	}
 	return tw.Flush()

@@ -45,6 +45,7 @@ type nodeOpts struct {
 	logLevel     string
 	http         string
 	memoryLimit  string
+	checkEvery   time.Duration
 }
 
 // newNodeCmd returns `cleave node`, which hands its configuration to run.
@@ -76,6 +77,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.StringVar(&o.gossip, "gossip", "", "HOST:PORT (UDP and TCP) to join the gossip pool on; empty: no gossip")
 	f.StringVar(&o.gossipSeeds, "gossip-seeds", "", "gossip addresses to join through, comma separated (the routers')")
 	f.StringVar(&o.http, "http", "", "HOST:PORT of the HTTP side port: /metrics, /healthz, /readyz, /debug/pprof (port 0: any free port, logged); empty: off")
+	f.DurationVar(&o.checkEvery, "check-interval", cluster.DefaultCheckInterval, "how often the leader starts a cross-replica consistency check (every replica hashes its state at the same index and compares)")
 	f.StringVar(&o.memoryLimit, "memory-limit", "224MiB", "memory budget of this process (e.g. 224MiB, 1GiB; 0: none): sets the Go runtime's soft limit to what the Pebble cache and memtables leave, unless GOMEMLIMIT is set, and makes malloc return large blocks")
 	return cmd
 }
@@ -126,10 +128,23 @@ func (o *nodeOpts) config(cmd *cobra.Command) (cluster.Config, error) {
 	}
 	cfg.Gossip = o.gossip
 	cfg.GossipSeeds = splitList(o.gossipSeeds)
+	cfg.CheckInterval = o.checkEvery
 	// A test-only fault switch, deliberately not a flag: see the field's doc.
 	cfg.UnsafeAckBeforeCommit = os.Getenv("CLEAVE_UNSAFE_ACK_BEFORE_COMMIT") == "1"
 	if cfg.UnsafeAckBeforeCommit {
 		logger.Warn("CLEAVE_UNSAFE_ACK_BEFORE_COMMIT=1: acknowledging writes before they commit; this node is broken on purpose")
+	}
+	// Another test-only fault, also deliberately not a flag: ID:PATH makes
+	// node ID rewrite PATH's stored entry outside the log, once.
+	if v := os.Getenv("CLEAVE_UNSAFE_DIVERGE"); v != "" {
+		id, p, ok := strings.Cut(v, ":")
+		if !ok {
+			return cluster.Config{}, fmt.Errorf("CLEAVE_UNSAFE_DIVERGE=%q: want ID:PATH", v)
+		}
+		if id == strconv.FormatUint(o.id, 10) {
+			cfg.UnsafeDivergePath = p
+			logger.Warn("CLEAVE_UNSAFE_DIVERGE: this node will rewrite an entry outside the log; it is broken on purpose", "path", p)
+		}
 	}
 	return cfg, cfg.Validate()
 }

@@ -1,0 +1,606 @@
+package cluster
+
+// The continuous cross-replica consistency check.
+//
+// Apply is deterministic, so every replica of a cluster holds the same
+// state machine state at the same applied index. This file checks that it
+// does, all the time, the way etcd's corruption check does:
+//
+//   - Every CheckInterval the leader proposes a check entry: one byte,
+//     checkEntry, that no Command encoding starts with. It changes no
+//     state.
+//   - Every replica, when it applies that entry at index I, captures its
+//     state at exactly I without reading it: a Pebble snapshot of the
+//     committed state (the state after the previous Ready: the replica's
+//     loop is the only writer and commits whole Readies) plus a copy of the
+//     Ready's batch so far (the entries of this Ready up to I). That costs a
+//     memory copy bounded by one Ready; the hash itself runs on a
+//     background goroutine (hashOverlay), never inside apply. A replica
+//     still hashing the previous check skips one (it just has no result at
+//     that index).
+//   - The hash is Checksum's (length-prefixed keys and values under "s/"),
+//     except that a chunk's bytes are stood in for by their length: a chunk
+//     key is the SHA-256 of its bytes, which the scrubber verifies, so the
+//     name already commits to the content and a check never reads file
+//     data. It therefore catches state that the log did not decide
+//     (metadata, sessions, references, which chunks exist), not bit rot.
+//   - Every node keeps its last results and, every CheckInterval, asks the
+//     other members for their latest (STATUS) and compares at equal
+//     indexes. A hash held by a majority of the voters is the cluster's;
+//     a replica with another one is diverged: every node that sees it
+//     raises the alarm (NodeStatus.Alarm, Diverged, the
+//     cleave_node_consistency_* metrics, an error log), and the diverged
+//     node quarantines itself: it refuses reads, stale ones included, with
+//     UNAVAILABLE, so the router reads elsewhere. The alarm and the
+//     quarantine hold until a later check agrees again.
+//
+// Rebuilding a quarantined replica is not automatic yet: the operator
+// replaces it (`cleave node replace`: a new id and an empty disk, which
+// rejoins by snapshot). See docs/robustness.md.
+//
+// Lock order: checker.mu is a leaf.
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/batchrepr"
+
+	"github.com/cleavefs/cleave/wire"
+)
+
+// checkEntry is the whole command of a check entry. Every encoded Command
+// starts with commandVersion, so the two never collide.
+const checkEntry = 0xC5
+
+// DefaultCheckInterval is how often the leader proposes a check entry.
+const DefaultCheckInterval = time.Minute
+
+// checkResults is how many of its latest results a node keeps to compare
+// with peers that report an older index.
+const checkResults = 32
+
+// isCheckEntry reports whether cmd is a check entry.
+func isCheckEntry(cmd []byte) bool { return len(cmd) == 1 && cmd[0] == checkEntry }
+
+// checkJob is the state at one applied index, captured in Apply: the
+// committed state under snap plus the batch's mutations in repr.
+type checkJob struct {
+	index uint64
+	snap  *pebble.Snapshot
+	repr  []byte
+}
+
+// checkResult is one hash of the state at an applied index.
+type checkResult struct {
+	index uint64
+	hash  string
+}
+
+// checker runs the check on one node. Safe for concurrent use.
+type checker struct {
+	n        *Node
+	log      *slog.Logger
+	interval time.Duration
+	jobs     chan checkJob
+	stopc    chan struct{}
+	ctx      context.Context // cancelled by stop
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+
+	hashed     atomic.Uint64 // results computed
+	skipped    atomic.Uint64 // check entries not hashed (busy, or a mutation the overlay does not model)
+	mismatches atomic.Uint64 // compared indexes at which replicas differed
+
+	mu          sync.Mutex
+	results     []checkResult // ascending index, at most checkResults
+	compared    uint64        // highest index decided
+	alarm       string
+	alarmIndex  uint64
+	diverged    []uint64
+	quarantined bool
+	diverge     string // the test-only fault's path, until done
+}
+
+func newChecker(n *Node) *checker {
+	iv := n.cfg.CheckInterval
+	if iv <= 0 {
+		iv = DefaultCheckInterval
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &checker{
+		n: n, log: n.log.With("component", "consistency"), interval: iv,
+		jobs: make(chan checkJob, 1), stopc: make(chan struct{}), ctx: ctx, cancel: cancel,
+		diverge: n.cfg.UnsafeDivergePath,
+	}
+}
+
+// start runs the hasher and the compare loop.
+func (c *checker) start() {
+	c.wg.Add(2)
+	go c.hashLoop()
+	go c.compareLoop()
+}
+
+// stop ends both goroutines and releases the snapshot of a job not
+// hashed. Call it after the replica's loop stopped (no more Apply) and
+// before the DB closes. Idempotent.
+func (c *checker) stop() {
+	c.stopOnce.Do(func() {
+		close(c.stopc)
+		c.cancel()
+		c.wg.Wait()
+		for {
+			select {
+			case j := <-c.jobs:
+				j.snap.Close()
+			default:
+				return
+			}
+		}
+	})
+}
+
+// take captures the state at index for hashing. Called from Apply on the
+// replica's loop: it never blocks and costs a snapshot and one copy of the
+// batch so far.
+func (c *checker) take(b *pebble.Batch, index uint64) {
+	select {
+	case <-c.stopc:
+		return
+	default:
+	}
+	if len(c.jobs) == cap(c.jobs) { // still hashing an older one
+		c.skipped.Add(1)
+		return
+	}
+	j := checkJob{index: index, snap: c.n.db.NewSnapshot(), repr: bytes.Clone(b.Repr())}
+	select {
+	case c.jobs <- j:
+	default:
+		j.snap.Close()
+		c.skipped.Add(1)
+	}
+}
+
+func (c *checker) hashLoop() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.stopc:
+			return
+		case j := <-c.jobs:
+			start := time.Now()
+			sum, err := hashOverlay(j.snap, j.repr)
+			j.snap.Close()
+			if err != nil {
+				c.skipped.Add(1)
+				c.log.Warn("consistency check: state not hashed", "index", j.index, "err", err)
+				continue
+			}
+			c.hashed.Add(1)
+			c.record(j.index, sum)
+			c.log.Debug("consistency check: state hashed", "index", j.index, "hash", sum, "took", time.Since(start))
+		}
+	}
+}
+
+func (c *checker) record(index uint64, sum string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := len(c.results); n > 0 && c.results[n-1].index >= index {
+		// A restart or a restored snapshot replays indexes: keep one
+		// result per index, in order.
+		c.results = slices.DeleteFunc(c.results, func(r checkResult) bool { return r.index >= index })
+	}
+	c.results = append(c.results, checkResult{index, sum})
+	if len(c.results) > checkResults {
+		c.results = slices.Delete(c.results, 0, len(c.results)-checkResults)
+	}
+}
+
+// compareLoop proposes a check entry when leading and compares the
+// latest results with the peers', every interval.
+func (c *checker) compareLoop() {
+	defer c.wg.Done()
+	t := time.NewTicker(c.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stopc:
+			return
+		case <-t.C:
+		}
+		c.divergeOnce()
+		ctx, cancel := context.WithTimeout(c.ctx, c.interval)
+		c.compare(ctx)
+		if c.n.rep.Leader() == c.n.cfg.NodeID {
+			if _, _, err := c.n.rep.Propose(ctx, []byte{checkEntry}); err != nil {
+				c.log.Debug("consistency check: proposing a check entry failed", "err", err)
+			}
+		}
+		cancel()
+	}
+}
+
+// peerCheck is what one member reported.
+type peerCheck struct {
+	id    uint64
+	index uint64
+	hash  string
+}
+
+// compare asks every other member for its latest result and decides the
+// highest index not yet decided at which enough replicas reported.
+func (c *checker) compare(ctx context.Context) {
+	members := c.n.rep.Members()
+	self := c.n.cfg.NodeID
+	cluster := c.n.Status().Cluster
+	var (
+		mu    sync.Mutex
+		peers []peerCheck
+		wg    sync.WaitGroup
+	)
+	voters := map[uint64]bool{}
+	for _, m := range members {
+		if m.Voter {
+			voters[m.ID] = true
+		}
+		if m.ID == self {
+			continue
+		}
+		addr := c.n.addrOf(m.ID)
+		if addr == "" {
+			continue
+		}
+		wg.Go(func() {
+			st, err := c.peerStatus(ctx, addr)
+			if err != nil {
+				c.log.Debug("consistency check: peer status", "peer", m.ID, "err", err)
+				return
+			}
+			if st.CheckIndex == 0 || st.Cluster != cluster {
+				return
+			}
+			mu.Lock()
+			peers = append(peers, peerCheck{m.ID, st.CheckIndex, st.CheckHash})
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// Candidate indexes: every peer's, newest first, that we hold a result
+	// for and have not decided.
+	byIndex := map[uint64]map[uint64]string{}
+	for _, r := range c.results {
+		if r.index > c.compared {
+			byIndex[r.index] = map[uint64]string{self: r.hash}
+		}
+	}
+	for _, p := range peers {
+		if m, ok := byIndex[p.index]; ok {
+			m[p.id] = p.hash
+		}
+	}
+	idxs := make([]uint64, 0, len(byIndex))
+	for i, m := range byIndex {
+		if len(m) > 1 {
+			idxs = append(idxs, i)
+		}
+	}
+	sort.Slice(idxs, func(i, j int) bool { return idxs[i] > idxs[j] })
+	for _, idx := range idxs {
+		v, ok := decide(byIndex[idx], voters, len(members))
+		if !ok {
+			continue
+		}
+		c.apply(idx, v)
+		return
+	}
+}
+
+func (c *checker) peerStatus(ctx context.Context, addr string) (*wire.NodeStatus, error) {
+	conn, err := c.n.pool.Get(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := conn.Call(ctx, &wire.Request{Op: wire.OpStatus})
+	if err != nil {
+		return nil, err
+	}
+	if resp.Node == nil {
+		if err := resp.Err(); err != nil {
+			return nil, err
+		}
+		return nil, errors.New("no node status in the answer")
+	}
+	return resp.Node, nil
+}
+
+// verdict is the outcome of comparing the replicas' hashes at one index.
+type verdict struct {
+	majority []uint64 // replicas holding the majority's hash, ascending
+	diverged []uint64 // replicas holding another hash, ascending
+	split    bool     // hashes differ and no majority of voters agrees
+}
+
+// decide compares the hashes reported at one index (raft id -> hash).
+// voters are the group's voters and members how many members (voters and
+// learners) it has. It decides once a hash is held by a majority of the
+// voters (every other replica then diverged) or every member reported;
+// otherwise it waits for more reports (ok false).
+func decide(hashes map[uint64]string, voters map[uint64]bool, members int) (v verdict, ok bool) {
+	votes := map[string]int{}
+	for id, h := range hashes {
+		if voters[id] {
+			votes[h]++
+		}
+	}
+	win := ""
+	for h, n := range votes {
+		if n > len(voters)/2 {
+			win = h
+		}
+	}
+	if win == "" && len(hashes) < members {
+		return verdict{}, false
+	}
+	for id, h := range hashes {
+		switch {
+		case win == "":
+			v.diverged = append(v.diverged, id)
+		case h == win:
+			v.majority = append(v.majority, id)
+		default:
+			v.diverged = append(v.diverged, id)
+		}
+	}
+	slices.Sort(v.majority)
+	slices.Sort(v.diverged)
+	if win == "" {
+		distinct := map[string]bool{}
+		for _, h := range hashes {
+			distinct[h] = true
+		}
+		if len(distinct) == 1 { // every member agrees; no voter majority among them (learners only)
+			return verdict{majority: v.diverged}, true
+		}
+		v.split = true
+	}
+	return v, true
+}
+
+// apply records the verdict at idx. c.mu is held.
+func (c *checker) apply(idx uint64, v verdict) {
+	c.compared = idx
+	self := c.n.cfg.NodeID
+	if len(v.diverged) == 0 {
+		if c.alarm != "" {
+			c.log.Info("consistency check: replicas agree again; alarm cleared", "index", idx, "was", c.alarm)
+		}
+		c.alarm, c.alarmIndex, c.diverged, c.quarantined = "", 0, nil, false
+		return
+	}
+	c.mismatches.Add(1)
+	var msg string
+	if v.split {
+		msg = fmt.Sprintf("state at index %d differs between replicas %s and no majority agrees", idx, ids(v.diverged))
+	} else {
+		msg = fmt.Sprintf("state at index %d on replica %s differs from the majority's (%s)", idx, ids(v.diverged), ids(v.majority))
+	}
+	quarantined := !v.split && slices.Contains(v.diverged, self)
+	if !slices.Equal(c.diverged, v.diverged) || c.quarantined != quarantined || c.alarm == "" {
+		c.log.Error("consistency check: replicas diverged", "index", idx, "diverged", v.diverged, "majority", v.majority, "quarantined", quarantined)
+	}
+	c.alarm, c.alarmIndex, c.diverged, c.quarantined = msg, idx, v.diverged, quarantined
+}
+
+func ids(v []uint64) string {
+	s := make([]string, len(v))
+	for i, id := range v {
+		s[i] = fmt.Sprint(id)
+	}
+	return strings.Join(s, ", ")
+}
+
+// report fills the check's fields of a node status.
+func (c *checker) report(ns *wire.NodeStatus) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := len(c.results); n > 0 {
+		ns.CheckIndex, ns.CheckHash = c.results[n-1].index, c.results[n-1].hash
+	}
+	ns.CheckCompared = c.compared
+	ns.CheckMismatches = c.mismatches.Load()
+	ns.Alarm, ns.AlarmIndex, ns.Quarantined = c.alarm, c.alarmIndex, c.quarantined
+	ns.Diverged = slices.Clone(c.diverged)
+}
+
+// quarantine returns why this node must not serve reads, or "".
+func (c *checker) quarantine() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.quarantined {
+		return ""
+	}
+	return fmt.Sprintf("this replica is quarantined: its state at index %d differs from the majority's; read from another replica", c.alarmIndex)
+}
+
+// divergeOnce is the test-only fault of Config.UnsafeDivergePath: once the
+// path has an entry, rewrite it locally, outside the log, so that this
+// replica's state differs from its peers'.
+func (c *checker) divergeOnce() {
+	c.mu.Lock()
+	p := c.diverge
+	c.mu.Unlock()
+	if p == "" {
+		return
+	}
+	e, err := getEntry(c.n.db, p)
+	if err != nil || e == nil {
+		return
+	}
+	e.Mtime++
+	if err := c.n.db.Set(entryKey(p), encodeEntry(e), pebble.Sync); err != nil {
+		c.log.Error("test-only fault: rewriting the entry failed", "path", p, "err", err)
+		return
+	}
+	c.log.Warn("test-only fault: rewrote an entry outside the log; this replica now differs from its peers", "path", p)
+	c.mu.Lock()
+	c.diverge = ""
+	c.mu.Unlock()
+}
+
+// --- hashing -----------------------------------------------------------------
+
+// stateHasher hashes state machine keys and values in key order, as
+// Checksum defines; with chunkNames set, a chunk's bytes are stood in for
+// by their length.
+type stateHasher struct {
+	h          hash.Hash
+	chunkNames bool
+	l          [8]byte
+}
+
+func newStateHasher(chunkNames bool) *stateHasher {
+	return &stateHasher{h: sha256.New(), chunkNames: chunkNames}
+}
+
+func (s *stateHasher) add(k, v []byte) {
+	if s.chunkNames && bytes.HasPrefix(k, []byte(chunkPrefixKey)) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(v)))
+		v = n[:]
+	}
+	binary.BigEndian.PutUint64(s.l[:], uint64(len(k)))
+	s.h.Write(s.l[:])
+	s.h.Write(k)
+	binary.BigEndian.PutUint64(s.l[:], uint64(len(v)))
+	s.h.Write(s.l[:])
+	s.h.Write(v)
+}
+
+func (s *stateHasher) sum() string { return "sha256:" + hex.EncodeToString(s.h.Sum(nil)) }
+
+// chunkPrefixKey is the prefix of chunk bytes (fsm.go's layout: "s/c/" H).
+const chunkPrefixKey = prefix + "c/"
+
+// stateEnd bounds the state machine's keys ("s/" ... "s0").
+var stateStart, stateEnd = []byte(prefix), []byte("s0")
+
+// hashOverlay hashes the state machine as snap holds it with the point
+// mutations of the batch representation repr applied on top, in order. It
+// fails on a mutation it does not model (merge, range keys, excise) in the
+// state machine's keys.
+func hashOverlay(snap *pebble.Snapshot, repr []byte) (string, error) {
+	type val struct {
+		v   []byte
+		del bool
+	}
+	over := map[string]val{}
+	var rdels [][2][]byte
+	inState := func(k []byte) bool { return bytes.Compare(k, stateStart) >= 0 && bytes.Compare(k, stateEnd) < 0 }
+	r := batchrepr.Read(repr)
+	for {
+		kind, k, v, ok, err := r.Next()
+		if err != nil {
+			return "", fmt.Errorf("read batch: %w", err)
+		}
+		if !ok {
+			break
+		}
+		switch kind {
+		case pebble.InternalKeyKindSet, pebble.InternalKeyKindSetWithDelete:
+			if inState(k) {
+				over[string(k)] = val{v: v}
+			}
+		case pebble.InternalKeyKindDelete, pebble.InternalKeyKindSingleDelete, pebble.InternalKeyKindDeleteSized:
+			if inState(k) {
+				over[string(k)] = val{del: true}
+			}
+		case pebble.InternalKeyKindRangeDelete:
+			start, end := k, v
+			if bytes.Compare(end, stateStart) <= 0 || bytes.Compare(start, stateEnd) >= 0 {
+				continue
+			}
+			for ko := range over {
+				if ko >= string(start) && ko < string(end) {
+					over[ko] = val{del: true}
+				}
+			}
+			rdels = append(rdels, [2][]byte{start, end})
+		case pebble.InternalKeyKindLogData:
+		default:
+			if inState(k) || kind == pebble.InternalKeyKindRangeKeySet || kind == pebble.InternalKeyKindRangeKeyUnset ||
+				kind == pebble.InternalKeyKindRangeKeyDelete || kind == pebble.InternalKeyKindExcise {
+				return "", fmt.Errorf("batch holds a %v mutation the check does not model", kind)
+			}
+		}
+	}
+	keys := make([]string, 0, len(over))
+	for k := range over {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	covered := func(k []byte) bool {
+		for _, d := range rdels {
+			if bytes.Compare(k, d[0]) >= 0 && bytes.Compare(k, d[1]) < 0 {
+				return true
+			}
+		}
+		return false
+	}
+
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: stateStart, UpperBound: stateEnd})
+	if err != nil {
+		return "", err
+	}
+	defer it.Close()
+	h := newStateHasher(true)
+	i := 0
+	emitOver := func(k string) {
+		if o := over[k]; !o.del {
+			h.add([]byte(k), o.v)
+		}
+	}
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		for i < len(keys) && keys[i] < string(k) {
+			emitOver(keys[i])
+			i++
+		}
+		if i < len(keys) && keys[i] == string(k) {
+			emitOver(keys[i])
+			i++
+			continue
+		}
+		if covered(k) {
+			continue
+		}
+		h.add(k, it.Value())
+	}
+	if err := it.Error(); err != nil {
+		return "", err
+	}
+	for ; i < len(keys); i++ {
+		emitOver(keys[i])
+	}
+	return h.sum(), nil
+}
