@@ -72,9 +72,9 @@ type attempt struct {
 //   - anything else is the answer.
 //
 // A mutation whose connection broke after sending, or that a node answered
-// TIMEOUT, may have been applied: with a session (or for a CHUNK) it is
-// retried anyway (exactly-once comes from the request's session and seq);
-// without one it is answered TIMEOUT at once, since a retry could apply it
+// TIMEOUT, may have been applied: it is retried only if retriable (a
+// session makes the retry exactly-once; some writes are idempotent);
+// otherwise it is answered TIMEOUT at once, since a retry could apply it
 // twice.
 // When time runs out the answer is TIMEOUT if some try may have reached a
 // node (the outcome is unknown), else UNAVAILABLE; both name the cluster and
@@ -140,7 +140,7 @@ loop:
 		if a.err != nil {
 			unknown = unknown || a.sent
 			if a.sent && !retriable(req) {
-				return wire.Errorf(req.ID, wire.Timeout, "cluster %s: %v %s without a session is not retried after an attempt whose outcome is unknown; last error: %s: %v", cid, req.Op, req.Path, addr, a.err)
+				return notRetried(req, cid, addr, a.err)
 			}
 			if ctx.Err() != nil {
 				if lastErr == "no node tried" || !errors.Is(a.err, context.DeadlineExceeded) {
@@ -168,7 +168,7 @@ loop:
 			}
 		case wire.Unavailable, wire.Timeout:
 			if resp.Code == wire.Timeout && !retriable(req) {
-				return resp
+				return notRetried(req, cid, addr, resp.Err())
 			}
 			r.forgetLeader(cid, addr)
 			unknown = unknown || resp.Code == wire.Timeout
@@ -216,10 +216,33 @@ loop:
 }
 
 // retriable reports whether req may be sent again after an attempt whose
-// outcome is unknown: reads, a CHUNK (content-addressed: storing it twice
-// stores it once), and other mutations only with a session.
+// outcome is unknown: a read; a mutation with a session (the cluster
+// applies a (session, seq) once); or one that sets state to what the
+// request names, so that applying it twice is applying it once — CHUNK
+// (content-addressed), PUT, WRITE, COMMIT and MKDIR -p, without a
+// precondition (a retry of an applied IF_ABSENT or IF_VERSION write would
+// answer CONFLICT). APPEND, RENAME, REMOVE and COPY without a session are
+// not retried.
 func retriable(req *wire.Request) bool {
-	return !req.Op.Mutating() || req.Op == wire.OpChunk || req.Session != 0
+	if !req.Op.Mutating() || req.Session != 0 {
+		return true
+	}
+	if req.IfVersion != 0 || req.Flags&wire.FlagIfAbsent != 0 {
+		return false
+	}
+	switch req.Op {
+	case wire.OpChunk, wire.OpPut, wire.OpWrite, wire.OpCommit:
+		return true
+	case wire.OpMkdir:
+		return req.Flags&wire.FlagParents != 0
+	}
+	return false
+}
+
+// notRetried answers a request that retriable refuses to send again.
+func notRetried(req *wire.Request, cluster, addr string, err error) *wire.Response {
+	return wire.Errorf(req.ID, wire.Timeout, "cluster %s: %v %s may have been applied and is not retried without a session; last error: %s: %v",
+		cluster, req.Op, req.Path, addr, err)
 }
 
 // try sends one copy of req to addr, bounded by AttemptTimeout and ctx. The

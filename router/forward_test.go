@@ -318,7 +318,10 @@ func TestForwardNoBlindRetryOfUnknownOutcome(t *testing.T) {
 		retried  bool
 		wantCode wire.Code
 	}{
-		{"write without session", wire.Request{Op: wire.OpAppend, Path: "/a/b", Data: []byte("x")}, false, wire.Timeout},
+		{"append without session", wire.Request{Op: wire.OpAppend, Path: "/a/b", Data: []byte("x")}, false, wire.Timeout},
+		{"rename without session", wire.Request{Op: wire.OpRename, Path: "/a/b", To: "/a/c"}, false, wire.Timeout},
+		{"put if absent without session", wire.Request{Op: wire.OpPut, Path: "/a/b", Flags: wire.FlagIfAbsent}, false, wire.Timeout},
+		{"put without session (idempotent)", wire.Request{Op: wire.OpPut, Path: "/a/b", Data: []byte("x")}, true, wire.Timeout},
 		{"write with session", wire.Request{Op: wire.OpAppend, Path: "/a/b", Data: []byte("x"), Session: 5, Seq: 1}, true, wire.Timeout},
 		{"read", wire.Request{Op: wire.OpGet, Path: "/a/b"}, true, wire.Timeout},
 		{"chunk (content-addressed)", wire.Request{Op: wire.OpChunk, Path: "/a/b", Data: []byte("x")}, true, wire.Timeout},
