@@ -21,7 +21,7 @@ func BenchmarkApplyPutLoad(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	f := NewFSM(db)
+	f := mustFSM(db)
 	boot := db.NewIndexedBatch()
 	if err := f.Bootstrap(boot, wire.Range{}); err != nil {
 		b.Fatal(err)
@@ -89,7 +89,7 @@ func BenchmarkGet1KiB(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	f := NewFSM(db)
+	f := mustFSM(db)
 	batch := db.NewIndexedBatch()
 	if err := f.Bootstrap(batch, wire.Range{}); err != nil {
 		b.Fatal(err)

@@ -231,7 +231,7 @@ func (t *tx) flush() error {
 				return storageErr("write chunk "+h.String(), err)
 			}
 		case old > 0 && m.Refs == 0:
-			if m.Touched != 0 && t.c.Time < m.Touched+ttl {
+			if m.Touched != 0 && t.c.expiryTime() < m.Touched+ttl {
 				if err := t.b.Set(pendingKey(m.Touched, h), nil, nil); err != nil {
 					return storageErr("write chunk "+h.String(), err)
 				}
@@ -261,13 +261,13 @@ func deleteChunk(b *pebble.Batch, h chunkID) error {
 // passed at the entry's time.
 func collectChunks(b *pebble.Batch, c *Command) error {
 	ttl := orDefault(c.ChunkTTL, DefaultChunkTTL)
-	if c.Time-ttl < 0 {
+	if c.expiryTime()-ttl < 0 {
 		return nil // nothing can be that old
 	}
 	// The upper bound keeps the scan away from the tombstones of chunks
 	// uploaded recently and already committed.
 	var h0 chunkID
-	it, err := b.NewIter(&pebble.IterOptions{LowerBound: []byte(pendingPrefix), UpperBound: pendingKey(c.Time-ttl+1, h0)})
+	it, err := b.NewIter(&pebble.IterOptions{LowerBound: []byte(pendingPrefix), UpperBound: pendingKey(c.expiryTime()-ttl+1, h0)})
 	if err != nil {
 		return storageErr("scan pending chunks", err)
 	}
@@ -284,7 +284,7 @@ func collectChunks(b *pebble.Batch, c *Command) error {
 			return &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt pending chunk key %q", k)}
 		}
 		tm := int64(binary.BigEndian.Uint64(k[len(pendingPrefix):]))
-		if c.Time < tm+ttl {
+		if c.expiryTime() < tm+ttl {
 			break
 		}
 		var d due
@@ -337,7 +337,7 @@ func applyChunk(t *tx) (*Result, error) {
 			return nil, storageErr("write chunk "+h.String(), err)
 		}
 	}
-	m.Touched = c.Time
+	m.Touched = c.expiryTime()
 	if m.Refs == 0 {
 		if err := t.b.Set(pendingKey(m.Touched, h), nil, nil); err != nil {
 			return nil, storageErr("write chunk "+h.String(), err)

@@ -17,13 +17,17 @@ const commandVersion = 1
 // wire.Request when it proposes, so everything the state machine needs to be
 // deterministic (including the time) is in the entry.
 type Command struct {
-	Op      wire.Op    `msgpack:"op"`
-	Path    string     `msgpack:"path,omitempty"`
-	Data    []byte     `msgpack:"data,omitempty"`
-	Flags   wire.Flags `msgpack:"flags,omitempty"`
-	Time    int64      `msgpack:"time,omitempty"`    // leader's unix nanos at propose time; becomes mtime
-	Session uint64     `msgpack:"session,omitempty"` // client session for exactly-once (session.go); 0 = no dedup
-	Seq     uint64     `msgpack:"seq,omitempty"`     // sequence number within Session, nonzero when Session is
+	Op    wire.Op    `msgpack:"op"`
+	Path  string     `msgpack:"path,omitempty"`
+	Data  []byte     `msgpack:"data,omitempty"`
+	Flags wire.Flags `msgpack:"flags,omitempty"`
+	Time  int64      `msgpack:"time,omitempty"` // leader's unix nanos at propose time; becomes mtime
+	// Clock is the leader's bounded entry clock (clock.go), in unix nanos:
+	// sessions and unreferenced chunks expire by it. 0 in older entries,
+	// which expire by Time.
+	Clock   int64  `msgpack:"clock,omitempty"`
+	Session uint64 `msgpack:"session,omitempty"` // client session for exactly-once (session.go); 0 = no dedup
+	Seq     uint64 `msgpack:"seq,omitempty"`     // sequence number within Session, nonzero when Session is
 
 	To        string   `msgpack:"to,omitempty"`         // RENAME/COPY destination
 	Offset    int64    `msgpack:"offset,omitempty"`     // WRITE position
@@ -48,6 +52,15 @@ type Command struct {
 	ChunkSize  int64 `msgpack:"chunk_size,omitempty"`  // block size of files this command creates; max CHUNK size
 	SessionTTL int64 `msgpack:"session_ttl,omitempty"` // idle nanoseconds after which a session expires
 	ChunkTTL   int64 `msgpack:"chunk_ttl,omitempty"`   // nanoseconds an unreferenced chunk waits for a COMMIT
+}
+
+// expiryTime is the time sessions and chunks expire by (Clock, or Time in
+// entries written before Clock).
+func (c *Command) expiryTime() int64 {
+	if c.Clock != 0 {
+		return c.Clock
+	}
+	return c.Time
 }
 
 // WriteBase is the state of a file a prepared write was computed from. A

@@ -10,6 +10,7 @@ package cluster
 // 32-byte SHA-256 of a chunk; be64 is 8 bytes big-endian.
 //
 //	s/m/range                        → msgpack wire.Range: the owned range (Bootstrap)
+//	s/m/clock                        → be64: the largest entry clock applied (clock.go)
 //	s/e/ P(root) parent \x00 name     → msgpack entry{type,size,mtime,version,checksum,block,sum}
 //	s/d/ P(root) path \x00 be64(i)    → H: block i of file path is chunk H (absent: a hole, zeros)
 //	s/n/ root                        → "" : index of the roots held, in name order
@@ -49,6 +50,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"github.com/cleavefs/cleave/internal/fspath"
 	"github.com/cleavefs/cleave/internal/ring"
@@ -98,14 +100,22 @@ func (e *entry) stat(name string) *wire.Stat {
 // FSM is the file state machine. Apply must be called from one goroutine at
 // a time; the read methods (Range, Stat, Get, List, Exists) read the
 // committed state of the DB and are safe for concurrent use with each other
-// and with Apply. FSM holds no state of its own besides the DB handle.
+// and with Apply. Besides the DB handle FSM holds one cached value, the
+// entry clock (clock.go), a copy of replicated state.
 type FSM struct {
-	db *pebble.DB
+	db    *pebble.DB
+	clock atomic.Int64 // largest entry time applied (clock.go)
 }
 
-// NewFSM returns the state machine over db. It does not take ownership: the
-// caller closes db.
-func NewFSM(db *pebble.DB) *FSM { return &FSM{db: db} }
+// NewFSM returns the state machine over db, with the entry clock loaded
+// from it. It does not take ownership: the caller closes db.
+func NewFSM(db *pebble.DB) (*FSM, error) {
+	f := &FSM{db: db}
+	if err := f.loadClock(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
 
 // reader is what both an indexed batch and a snapshot offer.
 type reader interface {
@@ -339,6 +349,9 @@ func (f *FSM) Apply(b *pebble.Batch, index uint64, cmd []byte) any {
 	c, err := DecodeCommand(cmd)
 	if err != nil {
 		return failf(wire.Invalid, "malformed command: %v", err)
+	}
+	if err := f.noteTime(b, c.expiryTime()); err != nil {
+		return errResult(err)
 	}
 	res, err := applySession(b, index, c)
 	if err != nil {

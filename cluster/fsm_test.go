@@ -36,7 +36,7 @@ func newNode(t testing.TB, r wire.Range) *node {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	n := &node{t: t, db: db, fsm: NewFSM(db)}
+	n := &node{t: t, db: db, fsm: mustFSM(db)}
 	b := db.NewBatch()
 	if err := n.fsm.Bootstrap(b, r); err != nil {
 		t.Fatal(err)
@@ -433,7 +433,7 @@ func TestBootstrap(t *testing.T) {
 	if err := n.fsm.Bootstrap(b, wholeRing); err == nil {
 		t.Error("second Bootstrap succeeded")
 	}
-	if err := NewFSM(n.db).Bootstrap(b, wire.Range{Start: 5, End: 5}); err == nil {
+	if err := mustFSM(n.db).Bootstrap(b, wire.Range{Start: 5, End: 5}); err == nil {
 		t.Error("Bootstrap of an empty range succeeded")
 	}
 
@@ -442,7 +442,7 @@ func TestBootstrap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	fresh := NewFSM(db)
+	fresh := mustFSM(db)
 	if _, err := fresh.Range(); codeOf(err) != wire.Unavailable {
 		t.Errorf("Range() before bootstrap: %v", err)
 	}
@@ -651,7 +651,7 @@ func keyPath(t *testing.T, k []byte) string {
 		return string(rest[:i])
 	case bytes.HasPrefix(k, []byte(rootPrefix)):
 		return "/" + string(k[len(rootPrefix):])
-	case string(k) == rangeKey:
+	case string(k) == rangeKey, string(k) == clockKey:
 		return ""
 	case bytes.HasPrefix(k, []byte(chunkPrefix)), bytes.HasPrefix(k, []byte(metaPrefix)),
 		bytes.HasPrefix(k, []byte(pendingPrefix)), bytes.HasPrefix(k, []byte(sessionPrefix)),
@@ -873,4 +873,13 @@ func BenchmarkApplyPut(b *testing.B) {
 		}
 		batch.Close()
 	}
+}
+
+// mustFSM is NewFSM for a test's DB.
+func mustFSM(db *pebble.DB) *FSM {
+	f, err := NewFSM(db)
+	if err != nil {
+		panic(err)
+	}
+	return f
 }

@@ -222,6 +222,7 @@ type Node struct {
 	addrs     map[uint64]string // raft id -> address
 
 	serveErr chan error
+	clock    *entryClock   // stamps the entries this node proposes (clock.go)
 	failc    chan struct{} // closed when the replica stops on a fatal error
 	failErr  error         // set before failc is closed
 	scrub    *scrubber
@@ -275,7 +276,13 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open %s: %w", cfg.DataDir, err)
 	}
-	n := &Node{cfg: cfg, log: log, db: db, fsm: NewFSM(db), addrs: map[uint64]string{}, serveErr: make(chan error, 1), failc: make(chan struct{})}
+	fsm, err := NewFSM(db)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	n := &Node{cfg: cfg, log: log, db: db, fsm: fsm, addrs: map[uint64]string{}, serveErr: make(chan error, 1), failc: make(chan struct{})}
+	n.clock = newEntryClock(fsm.Clock, cfg.SessionTTL)
 	fail := func(err error) (*Node, error) {
 		n.closeParts()
 		return nil, err
@@ -539,9 +546,10 @@ func (n *Node) write(ctx context.Context, req *wire.Request) *wire.Response {
 		defer n.paths.lock(req.Path)()
 	}
 	for attempt := 1; ; attempt++ {
+		now := time.Now()
 		c := &Command{
 			Op: req.Op, Path: req.Path, Data: req.Data, Flags: req.Flags,
-			Time: time.Now().UnixNano(), Session: req.Session, Seq: req.Seq,
+			Time: now.UnixNano(), Clock: n.clock.stamp(now), Session: req.Session, Seq: req.Seq,
 			To: req.To, Offset: req.Offset, IfVersion: req.IfVersion, Chunks: req.Chunks, Size: req.Size,
 			ChunkSize: n.cfg.ChunkSize, SessionTTL: int64(n.cfg.SessionTTL), ChunkTTL: int64(n.cfg.ChunkTTL),
 		}

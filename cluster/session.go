@@ -173,7 +173,7 @@ func getSession(rd reader, s uint64) (*sessionMeta, error) {
 // touchSession records m as the session's state, used at the entry's time.
 // isNew tells a session that has no "s/t/" key yet.
 func touchSession(b *pebble.Batch, c *Command, m *sessionMeta, isNew bool) error {
-	m.Last = c.Time
+	m.Last = c.expiryTime()
 	g := granule(orDefault(c.SessionTTL, DefaultSessionTTL))
 	idx := m.Last - ((m.Last%g)+g)%g // round down, also for negative times
 	if isNew || idx != m.Index {
@@ -226,12 +226,12 @@ func oldestResult(rd reader, s, low uint64) (uint64, error) {
 // entry's time, looking at up to sessionsExpiredPerEntry candidates.
 func expireSessions(b *pebble.Batch, c *Command) error {
 	ttl := orDefault(c.SessionTTL, DefaultSessionTTL)
-	if c.Time-ttl < 0 {
+	if c.expiryTime()-ttl < 0 {
 		return nil // nothing can be that old
 	}
 	// The upper bound keeps the scan away from the tombstones that recent
 	// index moves leave behind.
-	it, err := b.NewIter(&pebble.IterOptions{LowerBound: []byte(sessionTimePrefix), UpperBound: sessionTimeKey(c.Time-ttl+1, 0)})
+	it, err := b.NewIter(&pebble.IterOptions{LowerBound: []byte(sessionTimePrefix), UpperBound: sessionTimeKey(c.expiryTime()-ttl+1, 0)})
 	if err != nil {
 		return storageErr("scan sessions", err)
 	}
@@ -242,7 +242,7 @@ func expireSessions(b *pebble.Batch, c *Command) error {
 			_ = it.Close()
 			return &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt session time key %q", k)}
 		}
-		if idx := int64(binary.BigEndian.Uint64(k[len(sessionTimePrefix):])); c.Time < idx+ttl {
+		if idx := int64(binary.BigEndian.Uint64(k[len(sessionTimePrefix):])); c.expiryTime() < idx+ttl {
 			break
 		}
 		due = append(due, bytes.Clone(k))
@@ -257,7 +257,7 @@ func expireSessions(b *pebble.Batch, c *Command) error {
 		if err != nil {
 			return err
 		}
-		if m != nil && c.Time < m.Last+ttl {
+		if m != nil && c.expiryTime() < m.Last+ttl {
 			continue
 		}
 		dels := [][]byte{k}

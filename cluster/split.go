@@ -102,13 +102,14 @@ func writeSplit(b *pebble.Batch, r *splitRecord) error {
 // none.
 func (f *FSM) Split() (*splitRecord, error) { return readSplit(f.db) }
 
-// encodeSplitCommand builds the SPLIT log entry.
-func encodeSplitCommand(r *splitRecord, now int64) ([]byte, error) {
+// encodeSplitCommand builds the SPLIT log entry stamped with the wall
+// clock now and the entry clock (clock.go).
+func encodeSplitCommand(r *splitRecord, now, clock int64) ([]byte, error) {
 	data, err := msgpack.Marshal(r)
 	if err != nil {
 		return nil, err
 	}
-	return EncodeCommand(&Command{Op: wire.OpSplitFork, Data: data, Time: now})
+	return EncodeCommand(&Command{Op: wire.OpSplitFork, Data: data, Time: now, Clock: clock})
 }
 
 // applySplitOp applies SPLIT and SPLIT_CLEANUP.

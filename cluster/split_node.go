@@ -432,7 +432,7 @@ func (s *splitState) proposeSplit(ctx context.Context, req *wire.Request) *wire.
 // propose replicates a SPLIT entry and answers with its outcome.
 func (s *splitState) propose(ctx context.Context, rec *splitRecord) *wire.Response {
 	n := s.n
-	cmd, err := encodeSplitCommand(rec, time.Now().UnixNano())
+	cmd, err := encodeSplitCommand(rec, time.Now().UnixNano(), n.clock.stamp(time.Now()))
 	if err != nil {
 		return &wire.Response{Code: wire.Invalid, Message: err.Error()}
 	}
@@ -466,7 +466,7 @@ func (s *splitState) proposeCleanup(ctx context.Context, req *wire.Request) *wir
 	if limit == 0 {
 		limit = 256
 	}
-	cmd, err := EncodeCommand(&Command{Op: wire.OpSplitCleanup, Size: limit, Time: time.Now().UnixNano(), ChunkTTL: int64(n.cfg.ChunkTTL)})
+	cmd, err := EncodeCommand(&Command{Op: wire.OpSplitCleanup, Size: limit, Time: time.Now().UnixNano(), Clock: n.clock.stamp(time.Now()), ChunkTTL: int64(n.cfg.ChunkTTL)})
 	if err != nil {
 		return &wire.Response{Code: wire.Invalid, Message: err.Error()}
 	}
