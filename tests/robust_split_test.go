@@ -54,7 +54,7 @@ func TestRobustSplitHeldLearner(t *testing.T) {
 	dur := scheduleDuration(12 * time.Second)
 
 	cases := []struct {
-		name string
+		name   string
 		stopAt func(wire.SplitStatus) bool // when the learner is stopped
 	}{
 		{"held-before-split", func(s wire.SplitStatus) bool { return s.Phase == router.PhaseCaughtUp }},
