@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -81,41 +82,60 @@ func requireEqualChecksums(t *testing.T, pool *rpc.Pool, clusters map[string][]s
 	for _, id := range ids {
 		addrs := clusters[id]
 		eventually.Holds(t, timeout, fmt.Sprintf("the %d replicas of %s at one applied index", len(addrs), id), func() error {
-			var seen []string
-			sums := map[string]string{}
-			var index uint64
-			same := true
-			for i, a := range addrs {
-				st, err := statusOf(pool, a, true)
-				if err != nil {
-					return fmt.Errorf("%s: %v (seen: %s)", a, err, strings.Join(seen, "; "))
-				}
-				if st.Checksum == "" {
-					return fmt.Errorf("%s: no checksum (seen: %s)", a, strings.Join(seen, "; "))
-				}
-				seen = append(seen, fmt.Sprintf("node %d at %d: %s", st.ID, st.ChecksumIndex, st.Checksum))
-				if i == 0 {
-					index = st.ChecksumIndex
-				}
-				same = same && st.ChecksumIndex == index
-				sums[fmt.Sprintf("node %d", st.ID)] = st.Checksum
+			agreed, err := equalChecksums(pool, addrs)
+			var d *divergence
+			if errors.As(err, &d) {
+				t.Fatalf("cluster %s: replicas at applied index %d hold different state: %s", id, d.index, d.seen)
 			}
-			if !same {
-				return fmt.Errorf("not at one index: %s", strings.Join(seen, "; "))
+			if err == nil {
+				t.Logf("cluster %s: %d replicas agree: %s", id, len(addrs), agreed)
 			}
-			var first string
-			for _, s := range sums {
-				if first == "" {
-					first = s
-				}
-				if s != first {
-					t.Fatalf("cluster %s: replicas at applied index %d hold different state: %s", id, index, strings.Join(seen, "; "))
-				}
-			}
-			t.Logf("cluster %s: %d replicas agree at applied index %d: %s", id, len(addrs), index, first)
-			return nil
+			return err
 		})
 	}
+}
+
+// divergence is replicas at one applied index with different checksums.
+type divergence struct {
+	index uint64
+	seen  string
+}
+
+func (d *divergence) Error() string {
+	return fmt.Sprintf("different state at applied index %d: %s", d.index, d.seen)
+}
+
+// equalChecksums asks the nodes at addrs for their state checksums: nil
+// and what they agree on if all are at one applied index with one
+// checksum, a *divergence if they are at one index with different
+// checksums, else an error saying what was seen.
+func equalChecksums(pool *rpc.Pool, addrs []string) (string, error) {
+	var seen []string
+	sums := map[string]bool{}
+	indexes := map[uint64]bool{}
+	var index uint64
+	var sum string
+	for _, a := range addrs {
+		st, err := statusOf(pool, a, true)
+		if err != nil {
+			return "", fmt.Errorf("%s: %v (seen: %s)", a, err, strings.Join(seen, "; "))
+		}
+		if st.Checksum == "" {
+			return "", fmt.Errorf("%s: no checksum (seen: %s)", a, strings.Join(seen, "; "))
+		}
+		seen = append(seen, fmt.Sprintf("node %d at %d: %s", st.ID, st.ChecksumIndex, st.Checksum))
+		indexes[st.ChecksumIndex] = true
+		index = st.ChecksumIndex
+		sums[st.Checksum] = true
+		sum = st.Checksum
+	}
+	switch {
+	case len(indexes) > 1:
+		return "", fmt.Errorf("not at one index: %s", strings.Join(seen, "; "))
+	case len(sums) > 1:
+		return "", &divergence{index: index, seen: strings.Join(seen, "; ")}
+	}
+	return fmt.Sprintf("applied index %d, %s", index, sum), nil
 }
 
 // scheduleSeed is the seed of a schedule's random choices: CLEAVE_SEED if
