@@ -492,6 +492,8 @@ func (n *Node) Status() wire.NodeStatus {
 	n.repairs.report(&ns)
 	n.check.report(&ns)
 	n.usage.report(n.fsm, &ns)
+	rs := n.rep.get().Stats()
+	ns.ForeignFrames, ns.BadCommitFrames = rs.Foreign, rs.BadCommit
 	return ns
 }
 

@@ -374,6 +374,9 @@ func (r *Router) learnersCaughtUp(ctx context.Context, rec wire.SplitStatus) err
 // splitMaxLag matches the node's check before it proposes SPLIT.
 const splitMaxLag = 100
 
+// newClusterCallTimeout bounds one STATUS call of newClusterUp.
+const newClusterCallTimeout = time.Second
+
 // newClusterUp waits until the new cluster's nodes have left the source:
 // all of them, or a majority once they have had a few seconds.
 func (r *Router) newClusterUp(ctx context.Context, rec wire.SplitStatus) error {
@@ -382,7 +385,12 @@ func (r *Router) newClusterUp(ctx context.Context, rec wire.SplitStatus) error {
 	for {
 		up := 0
 		for _, m := range rec.Nodes {
-			resp, err := r.callNode(ctx, m.Addr, &wire.Request{Op: wire.OpStatus})
+			// Each call is bounded on its own: a node that hangs (its
+			// socket accepts, nothing answers) must not hold the wait past
+			// the majority rule below.
+			cctx, cancel := context.WithTimeout(ctx, newClusterCallTimeout)
+			resp, err := r.callNode(cctx, m.Addr, &wire.Request{Op: wire.OpStatus})
+			cancel()
 			if err == nil && resp.Node != nil && resp.Node.Range == want && len(resp.Node.Members) == len(rec.Nodes) {
 				up++
 			}

@@ -14,10 +14,10 @@ import (
 
 // fsOp is the input of one recorded operation.
 type fsOp struct {
-	Kind  string // "put", "get", "rm", "ls"
+	Kind  string // "put", "append", "get", "rm", "ls"
 	Root  string
 	Name  string // file name inside the root; "" for ls
-	Value string // put
+	Value string // put, append
 }
 
 // fsResult is the output of one recorded operation.
@@ -94,6 +94,13 @@ var fsModel = porcupine.NondeterministicModel{
 				return []interface{}{st, next}
 			}
 			return []interface{}{next}
+		case "append": // creates the file if absent
+			files[in.Name] += in.Value
+			next := encodeState(files)
+			if out.Unknown {
+				return []interface{}{st, next}
+			}
+			return []interface{}{next}
 		case "rm":
 			_, had := files[in.Name]
 			delete(files, in.Name)
@@ -147,8 +154,8 @@ var fsModel = porcupine.NondeterministicModel{
 			res = "ok"
 		}
 		switch in.Kind {
-		case "put":
-			return fmt.Sprintf("put(%s, %s) → %s", in.Name, in.Value, res)
+		case "put", "append":
+			return fmt.Sprintf("%s(%s, %s) → %s", in.Kind, in.Name, in.Value, res)
 		case "ls":
 			return fmt.Sprintf("ls(/%s) → %s", in.Root, res)
 		}

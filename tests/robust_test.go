@@ -132,6 +132,13 @@ func (r *recorder) add(client int, in fsOp, call int64, out fsResult, ret int64)
 
 // do runs one random operation on root and records it.
 func do(ctx context.Context, c *client.Client, rec *recorder, id int, rng *rand.Rand, roots []string, seq *int) {
+	doOp(ctx, c, rec, id, rng, roots, seq, nil)
+}
+
+// doOp is do; in the roots appendRoots names, half of the puts are
+// appends instead (an append keeps the bytes of the file's last, partial
+// block).
+func doOp(ctx context.Context, c *client.Client, rec *recorder, id int, rng *rand.Rand, roots []string, seq *int, appendRoots map[string]bool) {
 	root := roots[rng.IntN(len(roots))]
 	name := "f" + strconv.Itoa(rng.IntN(4))
 	path := "/" + root + "/" + name
@@ -142,6 +149,10 @@ func do(ctx context.Context, c *client.Client, rec *recorder, id int, rng *rand.
 	call := rec.now()
 	var err error
 	switch k := rng.IntN(10); {
+	case appendRoots[root] && k < 2:
+		*seq++
+		in.Kind, in.Value = "append", fmt.Sprintf("a%d-%d;", id, *seq)
+		_, err = c.Append(ctx, path, []byte(in.Value))
 	case k < 4:
 		*seq++
 		in.Kind, in.Value = "put", fmt.Sprintf("c%d-%d", id, *seq)
@@ -182,19 +193,34 @@ func runSchedule(t *testing.T, d *deployment, f fault, seed uint64, dur time.Dur
 // runScheduleRoots is runSchedule over nroots root directories (more roots:
 // smaller porcupine partitions for long histories).
 func runScheduleRoots(t *testing.T, d *deployment, f fault, seed uint64, dur time.Duration, nroots int) []porcupine.Operation {
+	return runScheduleOpts(t, d, f, seed, dur, nroots, 0)
+}
+
+// scheduleRoot is the name of root directory i of schedule name.
+func scheduleRoot(name string, seed uint64, i int) string {
+	return fmt.Sprintf("lin-%s-%d-%d", name, seed%1000, i)
+}
+
+// runScheduleOpts is runScheduleRoots; in the first appendRoots roots the
+// clients also append to files (doOp).
+func runScheduleOpts(t *testing.T, d *deployment, f fault, seed uint64, dur time.Duration, nroots, appendRoots int) []porcupine.Operation {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	t.Logf("schedule %s, seed %d (rerun with CLEAVE_SEED=%d)", f.name, seed, seed)
 	ctx := context.Background()
 	c0 := d.dial(t)
 	roots := make([]string, nroots)
 	for i := range roots {
-		roots[i] = fmt.Sprintf("lin-%s-%d-%d", f.name, seed%1000, i)
+		roots[i] = scheduleRoot(f.name, seed, i)
 		mctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		if err := c0.MkdirAll(mctx, "/"+roots[i]); err != nil {
 			cancel()
 			t.Fatal(err)
 		}
 		cancel()
+	}
+	appends := map[string]bool{}
+	for _, r := range roots[:appendRoots] {
+		appends[r] = true
 	}
 	rec := &recorder{start: time.Now()}
 	const clients = 6
@@ -212,7 +238,7 @@ func runScheduleRoots(t *testing.T, d *deployment, f fault, seed uint64, dur tim
 					return
 				default:
 				}
-				do(ctx, c, rec, id, crng, roots, &seq)
+				doOp(ctx, c, rec, id, crng, roots, &seq, appends)
 				counts[id]++
 			}
 		})

@@ -349,6 +349,11 @@ type NodeStatus struct {
 	// by the scrubber); RepairFailed the attempts that found no healthy copy.
 	ChunksRepaired uint64 `msgpack:"chunks_repaired,omitempty" json:"chunks_repaired"`
 	RepairFailed   uint64 `msgpack:"repair_failed,omitempty" json:"repair_failed"`
+	// Raft frames this node's replica dropped since it opened (a split's
+	// fork opens a new one): frames naming another group or epoch, and
+	// heartbeats declaring a commit beyond the local log.
+	ForeignFrames   uint64 `msgpack:"foreign_frames,omitempty" json:"foreign_frames,omitempty"`
+	BadCommitFrames uint64 `msgpack:"bad_commit_frames,omitempty" json:"bad_commit_frames,omitempty"`
 
 	Members  []MemberStatus `msgpack:"members,omitempty" json:"members,omitempty"`     // the raft group's members as this node knows them
 	LogFirst uint64         `msgpack:"log_first,omitempty" json:"log_first,omitempty"` // first index still in the local log (older ones are compacted)
