@@ -156,3 +156,23 @@ func TestSplitEmptyJoinerSurvivesSourceHeartbeats(t *testing.T) {
 	default:
 	}
 }
+
+// After SPLIT the source answers WRONG_RANGE for the moved half with a
+// routing version newer than the one the request was routed with, even
+// when other table changes made the version the SPLIT record names
+// (proposed as the meta version + 1) stale: the router then waits for the
+// table instead of counting a misroute.
+func TestSplitWrongRangeHintIsNewerThanTheRequests(t *testing.T) {
+	mn, src, _, high, nodes := splitWithLearners(t)
+	rec := mn.proposeSplit(src, nodes)
+	if rec.Version != 2 {
+		t.Fatalf("split recorded routing version %d, want the 2 it was proposed with", rec.Version)
+	}
+	lead := mn.leaderOf(src...)
+	for _, tc := range []struct{ routed, want uint64 }{{0, 2}, {1, 2}, {2, 3}, {5, 6}} {
+		resp := mn.call(lead, &wire.Request{Op: wire.OpPut, Path: high[1], Data: []byte("x"), Table: tc.routed})
+		if resp.Code != wire.WrongRange || resp.Table != tc.want {
+			t.Errorf("upper-half put routed with version %d: %v table %d, want WRONG_RANGE table %d", tc.routed, resp.Err(), resp.Table, tc.want)
+		}
+	}
+}

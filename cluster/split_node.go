@@ -372,11 +372,30 @@ func (s *splitState) handle(ctx context.Context, req *wire.Request) *wire.Respon
 	}
 	resp := s.n.handle(ctx, req)
 	if resp != nil && resp.Code == wire.WrongRange && resp.Table == 0 {
-		if rec := s.hint.Load(); rec != nil {
-			resp.Table = rec.Table
-		}
+		resp.Table = s.tableHint(req)
 	}
 	return resp
+}
+
+// tableHint is the routing version a WRONG_RANGE answer to req carries:
+// the one the last split's record names, and, for a path that split moved
+// away from this node, more than the version req was routed with. The
+// record's version was the meta version + 1 when SPLIT was proposed; other
+// table changes may commit before the split's own, so a router may already
+// hold that version without the split in it. Its table still gives the
+// path to this node, which no longer owns it: a newer version exists or
+// is coming, and the router should wait for it rather than count a
+// misroute.
+func (s *splitState) tableHint(req *wire.Request) uint64 {
+	rec := s.hint.Load()
+	if rec == nil {
+		return 0
+	}
+	v := rec.Table
+	if req.Path != "" && !rec.Abandoned && rec.Cluster == s.n.cfg.ClusterID && rec.upper().Contains(ring.PathPoint(req.Path)) && req.Table >= v {
+		v = req.Table + 1
+	}
+	return v
 }
 
 func (s *splitState) memberOrEmpty(id uint64) bool {
