@@ -7,61 +7,24 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cleavefs/cleave/internal/bytesize"
 )
 
-// units are the size suffixes ParseSize accepts, longest first so "KiB" is
-// tried before "B". Binary (KiB) and decimal (KB) suffixes both exist;
-// "K" alone means KiB, as in dd.
-var units = []struct {
-	suffix string
-	mult   int64
-}{
-	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
-	{"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000},
-	{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30},
-	{"B", 1},
-}
+// maxSize caps a workload's file size: larger is a typo, not a benchmark.
+const maxSize = 1 << 40
 
-// ParseBytes parses a byte count such as "1KiB", "64MiB", "1.5KB" or "512".
-func ParseBytes(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	if t == "" {
-		return 0, fmt.Errorf("size %q: empty", s)
+// parseBytes reads one size (package bytesize's forms: 1KB is 1000 bytes,
+// 1KiB and 1K are 1024) up to 1 TiB.
+func parseBytes(s string) (int64, error) {
+	n, err := bytesize.Parse(s)
+	if err != nil {
+		return 0, err
 	}
-	mult := int64(1)
-	for _, u := range units {
-		if len(t) > len(u.suffix) && strings.EqualFold(t[len(t)-len(u.suffix):], u.suffix) {
-			// "kb" and "KB" are decimal, "kib" binary: EqualFold keeps that
-			// distinction because the suffixes differ in the "i".
-			mult, t = u.mult, strings.TrimSpace(t[:len(t)-len(u.suffix)])
-			break
-		}
+	if n > maxSize {
+		return 0, fmt.Errorf("%q is too large a workload size: above 1 TiB", s)
 	}
-	f, err := strconv.ParseFloat(t, 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, fmt.Errorf("size %q: want a number with an optional unit (B, KiB, MiB, GiB, KB, MB, GB)", s)
-	}
-	if f < 0 {
-		return 0, fmt.Errorf("size %q: negative", s)
-	}
-	v := f * float64(mult)
-	if v > float64(1<<40) {
-		return 0, fmt.Errorf("size %q: above 1 TiB", s)
-	}
-	return int64(math.Round(v)), nil
-}
-
-// FormatBytes writes n the short way: "1KiB", "64MiB", "1500B".
-func FormatBytes(n int64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return strconv.FormatInt(n>>30, 10) + "GiB"
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return strconv.FormatInt(n>>20, 10) + "MiB"
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return strconv.FormatInt(n>>10, 10) + "KiB"
-	}
-	return strconv.FormatInt(n, 10) + "B"
+	return n, nil
 }
 
 // SizeDist is the size of the files a workload writes: a fixed Min (when
@@ -71,16 +34,17 @@ type SizeDist struct {
 }
 
 // ParseSize parses "1KiB" (fixed) or "1KiB-64KiB" (uniform in the range).
+// Sizes take package bytesize's forms: 1KB is 1000 bytes, 1KiB is 1024.
 func ParseSize(s string) (SizeDist, error) {
 	lo, hi, isRange := strings.Cut(s, "-")
-	min, err := ParseBytes(lo)
+	min, err := parseBytes(lo)
 	if err != nil {
 		return SizeDist{}, err
 	}
 	if !isRange {
 		return SizeDist{Min: min, Max: min}, nil
 	}
-	max, err := ParseBytes(hi)
+	max, err := parseBytes(hi)
 	if err != nil {
 		return SizeDist{}, err
 	}
@@ -93,9 +57,9 @@ func ParseSize(s string) (SizeDist, error) {
 // String writes d the way ParseSize reads it.
 func (d SizeDist) String() string {
 	if d.Min == d.Max {
-		return FormatBytes(d.Min)
+		return bytesize.Format(d.Min)
 	}
-	return FormatBytes(d.Min) + "-" + FormatBytes(d.Max)
+	return bytesize.Format(d.Min) + "-" + bytesize.Format(d.Max)
 }
 
 // Sample draws one size.

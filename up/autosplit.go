@@ -3,8 +3,6 @@ package up
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/cleavefs/cleave/client"
@@ -120,29 +118,4 @@ func clusterUsage(cl wire.ClusterStatus) (bytes, ops uint64) {
 		ops += n.Ops
 	}
 	return bytes, ops
-}
-
-// ParseSize parses a byte size: a number with an optional unit B, K/KB/KiB,
-// M/MB/MiB, G/GB/GiB, T/TB/TiB (all powers of 1024), e.g. "64MiB".
-func ParseSize(s string) (uint64, error) {
-	t := strings.TrimSpace(s)
-	i := len(t)
-	for i > 0 && (t[i-1] < '0' || t[i-1] > '9') {
-		i--
-	}
-	num, unit := t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
-	v, err := strconv.ParseUint(num, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("size %q: want a number with an optional unit such as 64MiB", s)
-	}
-	shift := map[string]uint{"": 0, "b": 0, "k": 10, "kb": 10, "kib": 10, "m": 20, "mb": 20, "mib": 20,
-		"g": 30, "gb": 30, "gib": 30, "t": 40, "tb": 40, "tib": 40}
-	sh, ok := shift[unit]
-	if !ok {
-		return 0, fmt.Errorf("size %q: unknown unit %q (B, KiB, MiB, GiB, TiB)", s, unit)
-	}
-	if v > (^uint64(0))>>sh {
-		return 0, fmt.Errorf("size %q: too large", s)
-	}
-	return v << sh, nil
 }

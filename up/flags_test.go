@@ -146,19 +146,3 @@ func TestParseClusters(t *testing.T) {
 		t.Fatalf("parsed %+v", got)
 	}
 }
-
-func TestParseSize(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want uint64
-		ok   bool
-	}{
-		{"64MiB", 64 << 20, true}, {"64mb", 64 << 20, true}, {"1G", 1 << 30, true}, {"100", 100, true},
-		{"7 KiB", 7 << 10, true}, {"", 0, false}, {"MiB", 0, false}, {"5 furlongs", 0, false}, {"99999999999TiB", 0, false},
-	} {
-		got, err := ParseSize(tc.in)
-		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("ParseSize(%q) = %d, %v; want %d ok=%v", tc.in, got, err, tc.want, tc.ok)
-		}
-	}
-}

@@ -117,7 +117,7 @@ Read workloads first create --preload files (default: --files), unmeasured.
 	f.StringVar(&o.router, "router", "127.0.0.1:7400", "router addresses, HOST:PORT[,HOST:PORT...] (env CLEAVE_ROUTER)")
 	f.StringVar(&o.token, "token", "", "auth token (env CLEAVE_TOKEN)")
 	f.StringVar(&o.workload, "workload", string(d.Workload), "put, get, mixed, append, list, stat or stream")
-	f.StringVar(&o.size, "size", d.Size.String(), "file size for writes: fixed (1KiB) or uniform range (1KiB-64KiB)")
+	f.StringVar(&o.size, "size", d.Size.String(), "file size for writes: fixed (1KiB) or uniform range (1KiB-64KiB); KB, MB, GB are powers of 1000, KiB, MiB, GiB (or K, M, G) powers of 1024")
 	f.Int64Var(&o.roots, "roots", d.Roots, "root directories the files spread over (roots decide the cluster)")
 	f.Int64Var(&o.files, "files", d.Files, "distinct files over all roots")
 	f.StringVar(&o.dist, "dist", string(d.Dist), "how files are chosen: uniform or zipf")

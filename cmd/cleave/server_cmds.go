@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cleavefs/cleave/cluster"
+	"github.com/cleavefs/cleave/internal/bytesize"
 	"github.com/cleavefs/cleave/internal/rpc"
 	"github.com/cleavefs/cleave/router"
 	"github.com/cleavefs/cleave/up"
@@ -78,7 +79,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.StringVar(&o.gossipSeeds, "gossip-seeds", "", "gossip addresses to join through, comma separated (the routers')")
 	f.StringVar(&o.http, "http", "", "HOST:PORT of the HTTP side port: /metrics, /healthz, /readyz, /debug/pprof (port 0: any free port, logged); empty: off")
 	f.DurationVar(&o.checkEvery, "check-interval", cluster.DefaultCheckInterval, "how often the leader starts a cross-replica consistency check (every replica hashes its state at the same index and compares)")
-	f.StringVar(&o.memoryLimit, "memory-limit", "224MiB", "memory budget of this process (e.g. 224MiB, 1GiB; 0: none): sets the Go runtime's soft limit to what the Pebble cache and memtables leave, unless GOMEMLIMIT is set, and makes malloc return large blocks")
+	f.StringVar(&o.memoryLimit, "memory-limit", "224MiB", "memory budget of this process (e.g. 224MiB, 1GiB; 0: none; 1GB is 10^9 bytes, 1GiB 2^30): sets the Go runtime's soft limit to what the Pebble cache and memtables leave, unless GOMEMLIMIT is set, and makes malloc return large blocks")
 	return cmd
 }
 
@@ -123,7 +124,7 @@ func (o *nodeOpts) config(cmd *cobra.Command) (cluster.Config, error) {
 	cfg.Join = o.join
 	cfg.LogRetention = o.logRetention
 	cfg.HTTP = o.http
-	if cfg.MemoryLimit, err = parseBytes(o.memoryLimit); err != nil {
+	if cfg.MemoryLimit, err = bytesize.Parse(o.memoryLimit); err != nil {
 		return cluster.Config{}, fmt.Errorf("--memory-limit: %w", err)
 	}
 	cfg.Gossip = o.gossip
@@ -147,26 +148,6 @@ func (o *nodeOpts) config(cmd *cobra.Command) (cluster.Config, error) {
 		}
 	}
 	return cfg, cfg.Validate()
-}
-
-// parseBytes parses a size: a number of bytes with an optional KiB, MiB or
-// GiB suffix.
-func parseBytes(s string) (int64, error) {
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
-		if n, ok := strings.CutSuffix(s, u.suffix); ok {
-			s, mult = n, u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("%q is not a size such as 224MiB", s)
-	}
-	return n * mult, nil
 }
 
 // runNode runs a storage node until ctx is done.
@@ -354,7 +335,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.IntVar(&o.replicas, "replicas", 0, fmt.Sprintf("nodes per cluster of a new deployment (default %d)", up.DefaultReplicas))
 	f.IntVar(&o.routers, "routers", 0, fmt.Sprintf("routers of a new deployment; more than one replicate the routing table (default %d)", up.DefaultRouters))
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error (also passed to every process)")
-	f.StringVar(&o.autoSplitBytes, "auto-split-bytes", "", "split a cluster holding more file bytes than this, e.g. 64MiB (default: off)")
+	f.StringVar(&o.autoSplitBytes, "auto-split-bytes", "", "split a cluster holding more file bytes than this, e.g. 64MiB (64MB is 64*10^6 bytes, 64MiB 64*2^20; default: off)")
 	f.Float64Var(&o.autoSplitOps, "auto-split-ops", 0, "split a cluster serving more requests per second than this, averaged over --auto-split-window (default: off)")
 	f.DurationVar(&o.autoSplitWindow, "auto-split-window", 30*time.Second, "window of --auto-split-ops, and how long a cluster is left alone after a split")
 	return cmd
@@ -382,9 +363,11 @@ func (o *upOpts) config(cmd *cobra.Command) (up.Config, error) {
 	cfg.Routers = o.routers
 	cfg.LogLevel = o.logLevel
 	if o.autoSplitBytes != "" {
-		if cfg.AutoSplit.Bytes, err = up.ParseSize(o.autoSplitBytes); err != nil {
+		n, err := bytesize.Parse(o.autoSplitBytes)
+		if err != nil {
 			return up.Config{}, fmt.Errorf("--auto-split-bytes: %w", err)
 		}
+		cfg.AutoSplit.Bytes = uint64(n)
 	}
 	if o.autoSplitOps < 0 || o.autoSplitWindow <= 0 {
 		return up.Config{}, fmt.Errorf("--auto-split-ops %v, --auto-split-window %v: want a rate of at least 0 and a positive window", o.autoSplitOps, o.autoSplitWindow)
