@@ -23,8 +23,11 @@ import (
 const replaceTimeout = 5 * time.Minute
 
 // flapped is the procs hook: it takes over a flapping node (returns true)
-// and leaves routers and unknown children to be restarted (false).
-func (s *supervisor) flapped(name string) bool {
+// and leaves routers and unknown children to be restarted (false). The
+// replacement runs under ctx, the node's supervision context, so it stops
+// when the supervisor does; only the replacement itself stops the node it
+// takes over, after its last use of ctx.
+func (s *supervisor) flapped(ctx context.Context, name string) bool {
 	s.mu.Lock()
 	var cluster string
 	var dead uint64
@@ -40,19 +43,20 @@ func (s *supervisor) flapped(name string) bool {
 		return false
 	}
 	go func() {
-		if err := s.replaceNode(cluster, dead); err != nil {
+		if err := s.replaceNode(ctx, cluster, dead); err != nil {
 			s.log.Error("replace: failed; restarting the old node", "cluster", cluster, "node", dead, "err", err)
 		}
 	}()
 	return true
 }
 
-// replaceNode replaces node dead of cluster with a fresh node. On failure
-// the old node is put back and supervised again.
-func (s *supervisor) replaceNode(cluster string, dead uint64) error {
+// replaceNode replaces node dead of cluster with a fresh node, within
+// replaceTimeout and while ctx is live. On failure the old node is put back
+// and supervised again.
+func (s *supervisor) replaceNode(ctx context.Context, cluster string, dead uint64) error {
 	s.splitMu.Lock() // one topology change at a time (splits too)
 	defer s.splitMu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), replaceTimeout)
+	ctx, cancel := context.WithTimeout(ctx, replaceTimeout)
 	defer cancel()
 
 	s.mu.Lock()

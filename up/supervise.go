@@ -37,8 +37,9 @@ const (
 // supervise runs ch until ctx is done, restarting it with a backoff whenever
 // it exits; then it sends SIGTERM and, after stopTimeout, SIGKILL. When the
 // child flaps and flapped (may be nil) returns true, supervise gives up on
-// it and returns.
-func supervise(ctx context.Context, ch child, stopTimeout time.Duration, log *slog.Logger, flapped func(name string) bool) {
+// it and returns; flapped gets ctx, which is done when the supervisor stops
+// or the child is stopped.
+func supervise(ctx context.Context, ch child, stopTimeout time.Duration, log *slog.Logger, flapped func(ctx context.Context, name string) bool) {
 	log = log.With("child", ch.name)
 	var backoff time.Duration
 	var exits []time.Time
@@ -64,7 +65,7 @@ func supervise(ctx context.Context, ch child, stopTimeout time.Duration, log *sl
 		for len(exits) > 0 && now.Sub(exits[0]) > flapWindow {
 			exits = exits[1:]
 		}
-		if len(exits) >= flapExits && flapped != nil && flapped(ch.name) {
+		if len(exits) >= flapExits && flapped != nil && flapped(ctx, ch.name) {
 			log.Warn("gave up restarting: exited too often", "exits", len(exits), "within", flapWindow)
 			return
 		}
@@ -137,7 +138,7 @@ type procs struct {
 	ctx         context.Context // stops every child when done
 	stopTimeout time.Duration
 	log         *slog.Logger
-	flapped     func(name string) bool // set before the first start; may be nil
+	flapped     func(ctx context.Context, name string) bool // set before the first start; may be nil
 
 	mu      sync.Mutex
 	running map[string]*proc
