@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
+	"strconv"
 	"time"
 )
 
@@ -188,3 +190,15 @@ type AutoSplit struct {
 }
 
 func (a AutoSplit) enabled() bool { return a.Bytes > 0 || a.Ops > 0 }
+
+// checkAddr reports whether addr is a HOST:PORT with a port from 1 to 65535.
+func checkAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("address %q: want HOST:PORT", addr)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return fmt.Errorf("address %q: port must be a number from 1 to 65535", addr)
+	}
+	return nil
+}

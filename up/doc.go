@@ -1,4 +1,4 @@
-// Package up is the local supervisor behind `cleave up` (DESIGN §9): the
+// Package up is the local supervisor behind `cleave up`: the
 // local twin of the operator, making the same decisions with processes
 // instead of pods.
 //
@@ -38,7 +38,7 @@
 //     directory; Run fails, naming the address, if the router's or a node's
 //     port is taken.
 //
-// The flag syntax shared by `cleave up` and the subcommands it starts
-// (ParseRange, ParsePeers, ParseCluster and their Format twins) lives here
-// too, so that what the supervisor writes is what the children read.
+// The supervisor writes its children's flags with FormatPeers,
+// FormatCluster and wire.FormatRange; package main (cmd/cleave) reads them
+// back, and its tests check the round trip.
 package up

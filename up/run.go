@@ -225,7 +225,7 @@ func nodeChildren(cfg Config, t *Topology, c ClusterSpec) []child {
 			"--data", nodeDir(cfg.DataDir, c, n),
 		}
 		if c.Parent == "" && !n.Join {
-			args = append(args, "--range", FormatRange(c.Range))
+			args = append(args, "--range", wire.FormatRange(c.Range))
 		} else {
 			args = append(args, "--join")
 		}

@@ -55,10 +55,18 @@ func fakeCleave(mode, sub string, args []string) int {
 				clusters = append(clusters, args[i+1])
 			}
 		}
-		infos, err := ParseClusters(clusters)
-		if err != nil {
-			fmt.Println(err)
-			return 2
+		// Each --cluster is "ID=NODE@HOST:PORT,..." (FormatCluster); the
+		// fake reports the first member as the leader.
+		var infos []wire.ClusterInfo
+		for _, c := range clusters {
+			id, members, _ := strings.Cut(c, "=")
+			first, _, _ := strings.Cut(members, ",")
+			_, addr, ok := strings.Cut(first, "@")
+			if id == "" || !ok {
+				fmt.Printf("bad --cluster %q\n", c)
+				return 2
+			}
+			infos = append(infos, wire.ClusterInfo{ID: id, Members: []wire.Member{{Addr: addr}}})
 		}
 		ln, err := net.Listen("tcp", listen)
 		if err != nil {

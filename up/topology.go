@@ -165,12 +165,12 @@ type clusterSpecJSON struct {
 	Pending bool       `json:"pending,omitempty"`
 }
 
-// MarshalJSON writes the range as "START-END" (see FormatRange); a pending
+// MarshalJSON writes the range as "START-END" (see wire.FormatRange); a pending
 // cluster has none.
 func (c ClusterSpec) MarshalJSON() ([]byte, error) {
 	j := clusterSpecJSON{ID: c.ID, Nodes: c.Nodes, Parent: c.Parent, Pending: c.Pending}
 	if !c.Pending {
-		j.Range = FormatRange(c.Range)
+		j.Range = wire.FormatRange(c.Range)
 	}
 	return json.Marshal(j)
 }
@@ -184,7 +184,7 @@ func (c *ClusterSpec) UnmarshalJSON(b []byte) error {
 	var r wire.Range
 	if !j.Pending {
 		var err error
-		if r, err = ParseRange(j.Range); err != nil {
+		if r, err = wire.ParseRange(j.Range); err != nil {
 			return fmt.Errorf("cluster %q: %w", j.ID, err)
 		}
 	}

@@ -92,7 +92,7 @@ func (o *nodeOpts) config(cmd *cobra.Command) (cluster.Config, error) {
 	if err := requireFlags(cmd.Flags(), required...); err != nil {
 		return cluster.Config{}, err
 	}
-	peers, err := up.ParsePeers(o.peers)
+	peers, err := parsePeers(o.peers)
 	if err != nil {
 		return cluster.Config{}, fmt.Errorf("--peers: %w", err)
 	}
@@ -101,7 +101,7 @@ func (o *nodeOpts) config(cmd *cobra.Command) (cluster.Config, error) {
 	}
 	var rng wire.Range
 	if o.rng != "" {
-		if rng, err = up.ParseRange(o.rng); err != nil {
+		if rng, err = wire.ParseRange(o.rng); err != nil {
 			return cluster.Config{}, fmt.Errorf("--range: %w", err)
 		}
 	}
@@ -237,7 +237,7 @@ func (o *routerOpts) config(cmd *cobra.Command) (router.Config, error) {
 	cfg.Gossip = o.gossip
 	cfg.GossipSeeds = splitList(o.gossipSeeds)
 	if len(o.clusters) > 0 {
-		infos, err := up.ParseClusters(o.clusters)
+		infos, err := parseClusters(o.clusters)
 		if err != nil {
 			return router.Config{}, fmt.Errorf("--cluster: %w", err)
 		}
@@ -250,7 +250,7 @@ func (o *routerOpts) config(cmd *cobra.Command) (router.Config, error) {
 		logger.Warn("CLEAVE_TEST_SPLIT_HOLD set: splits pause at a phase; for tests only", "phase", phase)
 	}
 	if o.peers != "" {
-		peers, err := up.ParsePeers(o.peers)
+		peers, err := parsePeers(o.peers)
 		if err != nil {
 			return router.Config{}, fmt.Errorf("--peers: %w", err)
 		}

@@ -76,7 +76,7 @@ final split record. The default --timeout of this command is 30m.`,
 				if o.newCluster == "" {
 					return usagef("--nodes needs --new-cluster")
 				}
-				peers, err := up.ParsePeers(o.nodes)
+				peers, err := parsePeers(o.nodes)
 				if err != nil {
 					return usagef("--nodes: %v", err)
 				}
