@@ -18,14 +18,64 @@ import (
 // applied. errors.Is(err, ErrConnClosed) holds for every such error.
 var ErrConnClosed = errors.New("rpc: connection closed")
 
-// DialConfig configures Dial.
+// DialConfig configures Dial (and a Pool). Zero (or negative) numbers mean
+// the default (DefaultDialConfig).
 type DialConfig struct {
 	Client   string        // name sent in HELLO
 	Token    string        // auth token sent in HELLO
 	Session  uint64        // session id sent in HELLO
-	MaxFrame int           // largest response frame accepted; default wire.DefaultMaxFrame
-	OutQueue int           // requests queued for writing; default 8192
-	Timeout  time.Duration // dial + HELLO timeout when ctx has no deadline; default 5s
+	MaxFrame int           // largest response frame accepted
+	OutQueue int           // requests queued for writing
+	Timeout  time.Duration // dial + HELLO timeout when ctx has no deadline
+}
+
+// DefaultDialConfig returns a DialConfig with every default set; Client,
+// Token and Session are empty.
+func DefaultDialConfig() DialConfig {
+	return DialConfig{
+		// MaxFrame: the protocol's default frame limit (8 MiB).
+		MaxFrame: wire.DefaultMaxFrame,
+		// OutQueue: requests waiting for the writer; beyond this a call
+		// waits (until its ctx is done) and Send drops the request.
+		OutQueue: 8192,
+		// Timeout: how long dialling and HELLO may take when the caller's
+		// ctx has no deadline.
+		Timeout: 5 * time.Second,
+	}
+}
+
+// withDefaults fills zero or negative numbers with DefaultDialConfig's
+// values.
+func (c DialConfig) withDefaults() DialConfig {
+	d := DefaultDialConfig()
+	if c.MaxFrame <= 0 {
+		c.MaxFrame = d.MaxFrame
+	}
+	if c.OutQueue <= 0 {
+		c.OutQueue = d.OutQueue
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = d.Timeout
+	}
+	return c
+}
+
+// Validate reports every setting that is out of range, or nil. Zero means
+// the default and is accepted; Dial fills it in and reads a negative number
+// as the default too.
+func (c DialConfig) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.MaxFrame < 0 {
+		bad("MaxFrame %d is negative", c.MaxFrame)
+	}
+	if c.OutQueue < 0 {
+		bad("OutQueue %d is negative", c.OutQueue)
+	}
+	if c.Timeout < 0 {
+		bad("Timeout %v is negative", c.Timeout)
+	}
+	return errors.Join(errs...)
 }
 
 // Conn is a client connection on which many calls run concurrently; their
@@ -51,15 +101,7 @@ type outFrame struct {
 
 // Dial connects to addr and performs the HELLO exchange.
 func Dial(ctx context.Context, addr string, cfg DialConfig) (*Conn, error) {
-	if cfg.MaxFrame <= 0 {
-		cfg.MaxFrame = wire.DefaultMaxFrame
-	}
-	if cfg.OutQueue <= 0 {
-		cfg.OutQueue = 8192
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 5 * time.Second
-	}
+	cfg = cfg.withDefaults()
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)

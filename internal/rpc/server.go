@@ -31,16 +31,17 @@ func (f HandlerFunc) Handle(ctx context.Context, req *wire.Request) *wire.Respon
 	return f(ctx, req)
 }
 
-// ServerConfig configures a Server.
+// ServerConfig configures a Server. Zero (or negative) numbers and a nil
+// Logger mean the default (DefaultServerConfig).
 type ServerConfig struct {
 	Name           string        // "router" or "node", sent in HELLO replies
 	ID             string        // server id, sent in HELLO replies
 	Token          string        // if set, HELLO must carry this token
-	MaxFrame       int           // largest request frame; default wire.DefaultMaxFrame
-	MaxInFlight    int           // concurrent requests per connection; default 4096
-	OutQueue       int           // queued responses per connection before it is closed; default 8192
-	DefaultTimeout time.Duration // deadline for requests that carry none; default 10s
-	Logger         *slog.Logger  // default slog.Default()
+	MaxFrame       int           // largest request frame
+	MaxInFlight    int           // concurrent requests per connection
+	OutQueue       int           // queued responses per connection before it is closed
+	DefaultTimeout time.Duration // deadline for requests that carry none
+	Logger         *slog.Logger
 	// Observe, if set, is called after each request (not HELLO, not one-way
 	// ops) is handled, with its op, the response's code and the time from
 	// dispatch to the response being queued. Called concurrently; must not
@@ -48,22 +49,66 @@ type ServerConfig struct {
 	Observe func(op wire.Op, code wire.Code, d time.Duration)
 }
 
-func (c *ServerConfig) setDefaults() {
+// DefaultServerConfig returns a ServerConfig with every default set; Name,
+// ID, Token and Observe are empty.
+func DefaultServerConfig() ServerConfig {
+	return ServerConfig{
+		// MaxFrame: the protocol's default frame limit (8 MiB).
+		MaxFrame: wire.DefaultMaxFrame,
+		// MaxInFlight: requests handled at once per connection; the reader
+		// waits for a slot beyond this.
+		MaxInFlight: 4096,
+		// OutQueue: responses waiting to be written per connection; a
+		// connection whose queue stays full is closed.
+		OutQueue: 8192,
+		// DefaultTimeout: the deadline of a request that carries none.
+		DefaultTimeout: 10 * time.Second,
+		// Logger: the process's default logger.
+		Logger: slog.Default(),
+	}
+}
+
+// withDefaults fills zero or negative numbers and a nil Logger with
+// DefaultServerConfig's values.
+func (c ServerConfig) withDefaults() ServerConfig {
+	d := DefaultServerConfig()
 	if c.MaxFrame <= 0 {
-		c.MaxFrame = wire.DefaultMaxFrame
+		c.MaxFrame = d.MaxFrame
 	}
 	if c.MaxInFlight <= 0 {
-		c.MaxInFlight = 4096
+		c.MaxInFlight = d.MaxInFlight
 	}
 	if c.OutQueue <= 0 {
-		c.OutQueue = 8192
+		c.OutQueue = d.OutQueue
 	}
 	if c.DefaultTimeout <= 0 {
-		c.DefaultTimeout = 10 * time.Second
+		c.DefaultTimeout = d.DefaultTimeout
 	}
 	if c.Logger == nil {
-		c.Logger = slog.Default()
+		c.Logger = d.Logger
 	}
+	return c
+}
+
+// Validate reports every setting that is out of range, or nil. Zero means
+// the default and is accepted; NewServer fills it in. A negative number is
+// reported here (NewServer, which cannot fail, reads it as the default).
+func (c ServerConfig) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.MaxFrame < 0 {
+		bad("MaxFrame %d is negative", c.MaxFrame)
+	}
+	if c.MaxInFlight < 0 {
+		bad("MaxInFlight %d is negative", c.MaxInFlight)
+	}
+	if c.OutQueue < 0 {
+		bad("OutQueue %d is negative", c.OutQueue)
+	}
+	if c.DefaultTimeout < 0 {
+		bad("DefaultTimeout %v is negative", c.DefaultTimeout)
+	}
+	return errors.Join(errs...)
 }
 
 // Server accepts wire-protocol connections. Safe for concurrent use.
@@ -81,7 +126,7 @@ type Server struct {
 
 // NewServer returns a server that passes every request after HELLO to h.
 func NewServer(cfg ServerConfig, h Handler) *Server {
-	cfg.setDefaults()
+	cfg = cfg.withDefaults()
 	return &Server{
 		cfg: cfg, handler: h,
 		log:   cfg.Logger.With("component", "rpc", "server", cfg.Name),
