@@ -1,0 +1,110 @@
+// Package layering holds the module's import rules — which of cleave's
+// packages each package may import — and Check, which holds a package graph
+// to them. docs/packages.md explains each rule; this table is its
+// executable copy, and the package's test runs it over the module.
+//
+// Only the imports of non-test files are checked: a package's tests may
+// reach further (wire's tests use internal/ring, which imports wire).
+package layering
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Rules maps each package, by its path inside the module, to the module
+// packages it may import. "internal/*" stands for every internal package
+// except the test helpers (TestOnly), "*" for every package. A package the
+// table does not name fails Check until it is added here and in
+// docs/packages.md.
+var Rules = map[string][]string{
+	// The vocabulary: frames, messages, codes, the codec.
+	"wire": {"internal/fspath"},
+
+	// The replicated-state-machine core.
+	"replica": {"wire", "internal/rpc"},
+	// The pure file state machine.
+	"fsm": {"wire", "internal/fspath", "internal/ring"},
+	// The storage node server around fsm and replica.
+	"cluster": {"fsm", "replica", "wire", "internal/*"},
+	// The routers' control plane: meta group, routing table, split driver.
+	"control": {"replica", "wire", "internal/*"},
+	// Forwarding, retries, gossip view, status.
+	"router": {"control", "replica", "wire", "internal/*"},
+	// The Go SDK.
+	"client": {"wire", "internal/*"},
+	// The local supervisor behind `cleave up`: talks to its children over
+	// the protocol, never links their code.
+	"up": {"client", "wire", "internal/*"},
+	// The load generator.
+	"loadgen": {"client", "wire", "internal/*"},
+
+	// Small shared pieces.
+	"internal/bytesize": {},
+	"internal/fspath":   {},
+	"internal/gossip":   {},
+	"internal/ops":      {"wire"},
+	"internal/ring":     {"wire", "internal/fspath"},
+	"internal/rpc":      {"wire"},
+	"internal/layering": {},
+
+	// Test helpers (TestOnly).
+	"internal/eventually":  {},
+	"internal/fsmodel":     {"wire", "internal/fspath"},
+	"internal/testcluster": {"client", "cluster", "fsm", "router", "control", "replica", "wire", "internal/*"},
+	"tests":                {"*"},
+
+	// Binaries: thin mains on top of everything else.
+	"cmd/cleave":         {"client", "cluster", "fsm", "router", "control", "replica", "up", "wire", "internal/*"},
+	"cmd/cleave-loadgen": {"client", "loadgen", "wire", "internal/*"},
+}
+
+// TestOnly lists the packages only tests may use: no other package imports
+// them, though they may import each other.
+var TestOnly = []string{"internal/eventually", "internal/fsmodel", "internal/testcluster", "tests"}
+
+// Check holds graph — each package's path inside module mapped to the full
+// import paths of its non-test imports — to Rules. It returns one line per
+// broken rule, naming the importer and the import, sorted; nil if none.
+// Imports from outside module are ignored.
+func Check(module string, graph map[string][]string) []string {
+	var bad []string
+	for pkg, imports := range graph {
+		allowed, known := Rules[pkg]
+		if !known {
+			bad = append(bad, fmt.Sprintf("%s: no layering rule; add it to internal/layering.Rules and docs/packages.md", pkg))
+			continue
+		}
+		for _, imp := range imports {
+			dep, ok := strings.CutPrefix(imp, module+"/")
+			if !ok {
+				continue
+			}
+			if why := forbidden(pkg, dep, allowed); why != "" {
+				bad = append(bad, fmt.Sprintf("%s imports %s: %s", pkg, dep, why))
+			}
+		}
+	}
+	sort.Strings(bad)
+	return bad
+}
+
+// forbidden says why pkg may not import dep, or "" if it may.
+func forbidden(pkg, dep string, allowed []string) string {
+	switch {
+	case dep == "cmd" || strings.HasPrefix(dep, "cmd/"):
+		return "nothing imports a command"
+	case dep == "tests" || strings.HasPrefix(dep, "tests/"):
+		return "nothing imports the integration tests"
+	case slices.Contains(TestOnly, dep) && !slices.Contains(TestOnly, pkg):
+		return "a test helper; only tests and other test helpers import it"
+	}
+	for _, a := range allowed {
+		if a == "*" || a == dep || a == "internal/*" && strings.HasPrefix(dep, "internal/") {
+			return ""
+		}
+	}
+	return fmt.Sprintf("not in its allowed imports %v", allowed)
+}
