@@ -197,6 +197,9 @@ func TestLsPagesAndRecursive(t *testing.T) {
 	}
 }
 
+// The transfers get a long --timeout: the default 10 s bounds the whole
+// command, and on a loaded machine (race detector, parallel packages) a
+// tree of several chunks can take longer; speed is not what this tests.
 func TestPutGetTree(t *testing.T) {
 	clearEnv(t)
 	useDeployment(t)
@@ -209,12 +212,12 @@ func TestPutGetTree(t *testing.T) {
 		os.MkdirAll(filepath.Dir(filepath.Join(src, p)), 0o755)
 		os.WriteFile(filepath.Join(src, p), d, 0o644)
 	}
-	code, _, stderr := cli(t, "", "put", "-r", src, r+"/tree")
+	code, _, stderr := cli(t, "", "--timeout", "2m", "put", "-r", src, r+"/tree")
 	if code != 0 {
 		t.Fatalf("cleave put -r: exit %d, stderr %q", code, stderr)
 	}
 	dst := filepath.Join(t.TempDir(), "out")
-	if code, _, stderr := cli(t, "", "get", "-r", r+"/tree", dst); code != 0 {
+	if code, _, stderr := cli(t, "", "--timeout", "2m", "get", "-r", r+"/tree", dst); code != 0 {
 		t.Fatal(stderr)
 	}
 	for p, d := range files {
@@ -228,11 +231,11 @@ func TestPutGetTree(t *testing.T) {
 	}
 	// A big single file streams through put/get and keeps its bytes.
 	big := filepath.Join(src, "sub/b.bin")
-	if code, _, stderr := cli(t, "", "put", r+"/big", big); code != 0 {
+	if code, _, stderr := cli(t, "", "--timeout", "2m", "put", r+"/big", big); code != 0 {
 		t.Fatal(stderr)
 	}
 	out := filepath.Join(t.TempDir(), "big")
-	if code, _, stderr := cli(t, "", "get", r+"/big", out); code != 0 {
+	if code, _, stderr := cli(t, "", "--timeout", "2m", "get", r+"/big", out); code != 0 {
 		t.Fatal(stderr)
 	}
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, files["sub/b.bin"]) {
