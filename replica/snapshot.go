@@ -100,11 +100,6 @@ var (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// ErrSnapshotAborted is returned by ReceiveSnapshot for a chunk of a stream
-// that is not the one being received (a newer stream replaced it, or a
-// chunk was lost).
-var ErrSnapshotAborted = errors.New("replica: snapshot stream aborted")
-
 // SnapshotStream is the data of one outgoing snapshot. It is used by one
 // goroutine at a time.
 type SnapshotStream struct {
