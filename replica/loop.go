@@ -44,7 +44,8 @@ func (r *Replica) run() {
 		r.confStepped.done <- proposalResult{err: ErrOutcomeUnknown}
 		r.confStepped = nil
 	}
-	r.failAll()
+	r.failProposals()
+	r.failReads()
 	r.publishStatus()
 	if r.tmpSnapDir != "" {
 		os.RemoveAll(r.tmpSnapDir)
@@ -59,7 +60,7 @@ func (r *Replica) loop(tickc <-chan time.Time) error {
 		case <-tickc:
 			r.tick()
 		case p := <-r.propc:
-			r.propBuf = append(r.propBuf, p)
+			r.props.buf = append(r.props.buf, p)
 		case m := <-r.recvc:
 			r.step(m)
 		case w := <-r.readc:
@@ -107,7 +108,7 @@ func (r *Replica) drain() {
 	for range r.cfg.MaxBatch {
 		select {
 		case p := <-r.propc:
-			r.propBuf = append(r.propBuf, p)
+			r.props.buf = append(r.props.buf, p)
 		case m := <-r.recvc:
 			r.step(m)
 		case w := <-r.readc:
@@ -127,25 +128,7 @@ func (r *Replica) drain() {
 func (r *Replica) tick() {
 	r.rn.Tick()
 	r.ticks++
-	keep := r.readReqs[:0]
-	for _, rr := range r.readReqs {
-		if r.ticks-rr.started < r.cfg.ElectionTicks {
-			keep = append(keep, rr)
-			continue
-		}
-		// The round got no answer within an election timeout (lost
-		// message or leader change): retry with a fresh context.
-		if lead := r.rn.BasicStatus().Lead; lead == raft.None {
-			for _, w := range rr.waiters {
-				w.done <- &NotLeaderError{}
-			}
-			continue
-		}
-		r.issueRead(rr)
-		keep = append(keep, rr)
-	}
-	clear(r.readReqs[len(keep):])
-	r.readReqs = keep
+	r.retryReads()
 }
 
 // campaign runs on the loop.

@@ -216,8 +216,7 @@ func (r *Replica) trackConf(ents []*pb.Entry) {
 		if p := r.confStepped; p != nil && e.GetType() == pb.EntryConfChange {
 			cc := &pb.ConfChange{}
 			if proto.Unmarshal(e.GetData(), cc) == nil && cc.GetId() == p.id {
-				p.index, p.term = e.GetIndex(), e.GetTerm()
-				r.landed[e.GetIndex()] = p
+				r.props.land(p, e.GetIndex(), e.GetTerm())
 				r.confStepped = nil
 			}
 		}

@@ -1,7 +1,6 @@
 package replica
 
 import (
-	"encoding/binary"
 	"fmt"
 	"slices"
 	"time"
@@ -34,137 +33,22 @@ func (r *Replica) handleReady() error {
 			return err
 		}
 	}
-	msgs := rd.Messages
-	var snaps []*pb.Message
-	if slices.ContainsFunc(msgs, isSnap) {
-		// Snapshots go their own way (sendSnapshot, after Advance).
-		msgs = nil
-		for _, m := range rd.Messages {
-			if isSnap(m) {
-				snaps = append(snaps, m)
-			} else {
-				msgs = append(msgs, m)
-			}
-		}
-	}
-	if hs := rd.HardState; leading && hs != nil && (hs.GetTerm() != r.hsTerm || hs.GetVote() != r.hsVote) {
-		leading = false // cannot happen while leading; be conservative
-	}
-	if leading && len(msgs) > 0 {
+	msgs, snaps := splitSnapshots(rd.Messages)
+	if r.sendsBeforePersisting(leading, rd.HardState) && len(msgs) > 0 {
 		r.tr.Send(r.Group(), msgs)
 		msgs = nil
 	}
-	b := r.db.NewIndexedBatch()
-	defer b.Close()
-
-	var delivered []proposalResult
-	var deliverTo []*proposal
-	lose := func(p *proposal) {
-		delivered = append(delivered, proposalResult{err: ErrProposalLost})
-		deliverTo = append(deliverTo, p)
+	ds, err := r.persistAndApply(rd)
+	if err != nil {
+		return err
 	}
-
-	if err := r.store.writeEntries(b, rd.Entries); err != nil {
-		return fmt.Errorf("write log: %w", err)
-	}
-	r.trackLanded(rd.Entries, lose)
-	r.trackConf(rd.Entries)
-	if rd.HardState != nil {
-		if err := r.store.setHardState(b, rd.HardState); err != nil {
-			return fmt.Errorf("write hard state: %w", err)
-		}
-		r.hsTerm, r.hsVote = rd.HardState.GetTerm(), rd.HardState.GetVote()
-	}
-	for _, e := range rd.CommittedEntries {
-		idx := e.GetIndex()
-		p := r.landed[idx]
-		delete(r.landed, idx)
-		var res any
-		ours := false
-		switch e.GetType() {
-		case pb.EntryNormal:
-			data := e.GetData()
-			if len(data) == 0 {
-				break // a new leader's empty entry
-			}
-			if len(data) < idLen {
-				r.log.Error("skipping malformed entry", "index", idx, "len", len(data))
-				break
-			}
-			id := binary.BigEndian.Uint64(data)
-			var err error
-			if res, err = r.sm.Apply(b, idx, data[idLen:]); err != nil {
-				// b is not committed: nothing of this Ready is applied.
-				return fmt.Errorf("%w: entry %d: %w", ErrApplyFault, idx, err)
-			}
-			if p == nil {
-				// Raft did not show us where it landed; match by id.
-				if q, ok := r.unlanded[id]; ok {
-					delete(r.unlanded, id)
-					p = q
-				}
-			}
-			ours = p != nil && p.id == id
-		case pb.EntryConfChange, pb.EntryConfChangeV2:
-			if err := r.applyConfChange(b, e); err != nil {
-				return err
-			}
-			ours = p != nil && e.GetType() == pb.EntryConfChange && confChangeID(e.GetData()) == p.id
-		}
-		if p != nil {
-			if ours {
-				delivered = append(delivered, proposalResult{result: res, index: idx})
-				deliverTo = append(deliverTo, p)
-			} else {
-				lose(p)
-			}
-		}
-		r.applied = idx
-	}
-	if len(rd.CommittedEntries) > 0 {
-		if err := r.store.setApplied(b, r.applied); err != nil {
-			return fmt.Errorf("write applied index: %w", err)
-		}
-	}
-	if !b.Empty() {
-		opts := pebble.NoSync
-		var start time.Time
-		if rd.MustSync {
-			opts = pebble.Sync
-			start = time.Now()
-		}
-		if err := b.Commit(opts); err != nil {
-			return fmt.Errorf("commit ready: %w", err)
-		}
-		if rd.MustSync {
-			r.stats.syncs.Add(1)
-			r.stats.syncNanos.Add(uint64(time.Since(start)))
-		}
-	}
-	r.stats.readies.Add(1)
-	r.stats.appended.Add(uint64(len(rd.Entries)))
-	r.stats.applied.Add(uint64(len(rd.CommittedEntries)))
-	r.store.commitEntries(rd.Entries)
-	if r.hand != nil && r.hand.afterReady != nil {
-		r.hand.afterReady()
-	}
-
 	if len(msgs) > 0 {
 		r.tr.Send(r.Group(), msgs)
 	}
-	for i, p := range deliverTo {
-		p.done <- delivered[i]
+	for _, d := range ds {
+		d.p.done <- d.res
 	}
-	for _, rs := range rd.ReadStates {
-		i := slices.IndexFunc(r.readReqs, func(rr *readRound) bool { return string(rs.RequestCtx) == string(rr.ctx) })
-		if i < 0 {
-			continue // an answer to an attempt since retried
-		}
-		rr := r.readReqs[i]
-		rr.index = rs.Index
-		r.readWait = append(r.readWait, rr)
-		r.readReqs = slices.Delete(r.readReqs, i, i+1)
-	}
+	r.readStatesArrived(rd.ReadStates)
 	r.releaseReads()
 	r.rn.Advance(rd)
 	for _, m := range snaps {
@@ -173,7 +57,137 @@ func (r *Replica) handleReady() error {
 	return nil
 }
 
+// splitSnapshots separates snapshot messages, which go their own way
+// (sendSnapshot, after Advance), from the rest.
+func splitSnapshots(all []*pb.Message) (msgs, snaps []*pb.Message) {
+	if !slices.ContainsFunc(all, isSnap) {
+		return all, nil
+	}
+	for _, m := range all {
+		if isSnap(m) {
+			snaps = append(snaps, m)
+		} else {
+			msgs = append(msgs, m)
+		}
+	}
+	return msgs, snaps
+}
+
 func isSnap(m *pb.Message) bool { return m.GetType() == pb.MsgSnap }
+
+// sendsBeforePersisting reports whether this Ready's messages may go out
+// before its write (see handleReady): only a leader's, and only while its
+// term and vote stay as last written — a change cannot happen while it
+// leads, but if one shows, be conservative and send after.
+func (r *Replica) sendsBeforePersisting(leading bool, hs *pb.HardState) bool {
+	if hs != nil && (hs.GetTerm() != r.hsTerm || hs.GetVote() != r.hsVote) {
+		return false
+	}
+	return leading
+}
+
+// persistAndApply writes rd's entries and HardState, applies its committed
+// entries and commits it all as one batch. It returns what the own
+// proposals it settled get, to be delivered once the caller has sent the
+// Ready's remaining messages.
+func (r *Replica) persistAndApply(rd raft.Ready) ([]delivery, error) {
+	b := r.db.NewIndexedBatch()
+	defer b.Close()
+	if err := r.store.writeEntries(b, rd.Entries); err != nil {
+		return nil, fmt.Errorf("write log: %w", err)
+	}
+	ds := lost(nil, r.props.appended(rd.Entries, r.store.lastIndex)...)
+	r.trackConf(rd.Entries)
+	if rd.HardState != nil {
+		if err := r.store.setHardState(b, rd.HardState); err != nil {
+			return nil, fmt.Errorf("write hard state: %w", err)
+		}
+		r.hsTerm, r.hsVote = rd.HardState.GetTerm(), rd.HardState.GetVote()
+	}
+	ds, err := r.applyCommitted(b, rd.CommittedEntries, ds)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.commitReady(b, rd.MustSync); err != nil {
+		return nil, err
+	}
+	r.stats.readies.Add(1)
+	r.stats.appended.Add(uint64(len(rd.Entries)))
+	r.stats.applied.Add(uint64(len(rd.CommittedEntries)))
+	r.store.commitEntries(rd.Entries)
+	if r.hand != nil && r.hand.afterReady != nil {
+		r.hand.afterReady()
+	}
+	return ds, nil
+}
+
+// applyCommitted applies ents through b, appends to ds what the own
+// proposals they settle get, and records the applied index in b.
+func (r *Replica) applyCommitted(b *pebble.Batch, ents []*pb.Entry, ds []delivery) ([]delivery, error) {
+	for _, e := range ents {
+		idx := e.GetIndex()
+		landed := r.props.takeLanded(idx)
+		res, err := r.applyEntry(b, e)
+		if err != nil {
+			return nil, err
+		}
+		ds = r.props.settle(ds, e, landed, res)
+		r.applied = idx
+	}
+	if len(ents) > 0 {
+		if err := r.store.setApplied(b, r.applied); err != nil {
+			return nil, fmt.Errorf("write applied index: %w", err)
+		}
+	}
+	return ds, nil
+}
+
+// applyEntry applies one committed entry through b: a command through the
+// state machine, a conf change to raft and the replica's member state.
+// An error stops the replica with b uncommitted.
+func (r *Replica) applyEntry(b *pebble.Batch, e *pb.Entry) (any, error) {
+	switch e.GetType() {
+	case pb.EntryNormal:
+		data := e.GetData()
+		if len(data) == 0 {
+			return nil, nil // a new leader's empty entry
+		}
+		if len(data) < idLen {
+			r.log.Error("skipping malformed entry", "index", e.GetIndex(), "len", len(data))
+			return nil, nil
+		}
+		res, err := r.sm.Apply(b, e.GetIndex(), data[idLen:])
+		if err != nil {
+			// b is not committed: nothing of this Ready is applied.
+			return nil, fmt.Errorf("%w: entry %d: %w", ErrApplyFault, e.GetIndex(), err)
+		}
+		return res, nil
+	case pb.EntryConfChange, pb.EntryConfChangeV2:
+		return nil, r.applyConfChange(b, e)
+	}
+	return nil, nil
+}
+
+// commitReady commits b, with fsync if raft requires it, unless it is empty.
+func (r *Replica) commitReady(b *pebble.Batch, mustSync bool) error {
+	if b.Empty() {
+		return nil
+	}
+	opts := pebble.NoSync
+	var start time.Time
+	if mustSync {
+		opts = pebble.Sync
+		start = time.Now()
+	}
+	if err := b.Commit(opts); err != nil {
+		return fmt.Errorf("commit ready: %w", err)
+	}
+	if mustSync {
+		r.stats.syncs.Add(1)
+		r.stats.syncNanos.Add(uint64(time.Since(start)))
+	}
+	return nil
+}
 
 func (r *Replica) applyConfChange(b *pebble.Batch, e *pb.Entry) error {
 	var cc pb.ConfChangeI

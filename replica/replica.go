@@ -64,13 +64,25 @@ type PeerForgetter interface {
 
 // Replica is one member of a Raft group. Its methods are safe for
 // concurrent use.
+//
+// Its fields fall in three groups by who may touch them: set once by Open
+// and read-only after; shared with any goroutine, through channels, atomics
+// or recvMu; and owned by the loop goroutine (run), which alone reads and
+// writes them — no lock guards them.
 type Replica struct {
-	cfg Config
-	log *slog.Logger
-	db  *pebble.DB
-	sm  StateMachine
-	tr  Transport
+	// Set by Open, read-only after.
+	cfg        Config
+	log        *slog.Logger
+	db         *pebble.DB
+	sm         StateMachine
+	tr         Transport
+	snapTr     SnapshotTransport // nil if the transport cannot stream snapshots
+	tmpSnapDir string            // SnapshotDir made by Open, removed at Close
+	idBase     uint64
+	hand       *handDriver   // nil unless a test drives the loop by hand
+	handSteps  chan handStep // hand.steps, or nil
 
+	// Inputs to the loop, from any goroutine.
 	propc     chan *proposal
 	recvc     chan *pb.Message
 	readc     chan *readWaiter
@@ -78,57 +90,50 @@ type Replica struct {
 	campaignc chan struct{}
 	confc     chan *confReq
 	restorec  chan *restoreReq
-	snapDonec chan snapDone
+	snapDonec chan snapDone // from the snapshot sender goroutines
 	stopc     chan struct{}
-	loopDone  chan struct{} // closed when the loop returns, before donec
-	donec     chan struct{}
+	closeOnce sync.Once // closes stopc
 
-	snapTr     SnapshotTransport // nil if the transport cannot stream snapshots
-	sendCtx    context.Context   // cancelled when the loop stops
+	// Outputs of the loop, read by any goroutine.
+	loopDone chan struct{} // closed when the loop returns, before donec
+	donec    chan struct{} // closed when the loop goroutine ends
+	fatalErr error         // set by the loop before donec is closed; read after
+	status   atomic.Pointer[Status]
+	group    atomic.Pointer[Group] // set at Open and by a snapshot install; CAS by accepts
+	stats    loopStats
+	idNext   atomic.Uint64 // proposal ids, by Propose
+
+	// The snapshot sender goroutines the loop starts.
+	sendCtx    context.Context // cancelled when the loop stops
 	sendCancel context.CancelFunc
-	wg         sync.WaitGroup // snapshot sender goroutines
-	tmpSnapDir string         // SnapshotDir made by Open, removed at Close
+	wg         sync.WaitGroup
 
-	recvMu sync.Mutex // guards recv; a leaf lock
-	recv   *snapReceiver
-
-	closeOnce sync.Once
-	fatalErr  error // set by the loop before donec is closed
-	status    atomic.Pointer[Status]
-	group     atomic.Pointer[Group] // set at Open and by a snapshot install
-	stats     loopStats
-
-	idBase uint64
-	idNext atomic.Uint64
-
-	hand      *handDriver   // nil unless a test drives the loop by hand
-	handSteps chan handStep // hand.steps, or nil
+	recvMu sync.Mutex    // guards recv; a leaf lock
+	recv   *snapReceiver // the incoming snapshot stream (ReceiveSnapshot)
 
 	// Owned by the loop goroutine.
-	rn       *raft.RawNode
-	store    *logStore
-	members  map[uint64]bool // from the last applied ConfState
-	learner  bool
-	applied  uint64
-	ticks    int
-	propBuf  []*proposal
-	unlanded map[uint64]*proposal // proposal id → proposal stepped but not yet seen in Ready.Entries
-	landed   map[uint64]*proposal // log index → own proposal appended there
-	readSeq  uint64
-	readBuf  []*readWaiter // joined, waiting for the next round
-	readReqs []*readRound  // rounds waiting for their ReadState, oldest first (at most maxReadRounds)
-	readWait []*readRound  // rounds waiting for applied >= index
+	rn             *raft.RawNode
+	store          *logStore
+	applied        uint64
+	ticks          int
+	hsTerm, hsVote uint64          // term and vote of the last HardState written
+	props          proposalTracker // own proposals, Propose to answer
+	reads          readRounds      // ReadIndex rounds
 
-	addrs          map[uint64]string // member addresses (replicated)
+	// Membership, owned by the loop goroutine.
+	members       map[uint64]bool // from the last applied ConfState
+	learner       bool
+	addrs         map[uint64]string // member addresses (replicated)
+	confStepped   *proposal         // conf change stepped, not yet seen in a Ready
+	lastConfIndex uint64            // highest index of a conf-change entry in the log
+	membersDirty  bool              // the member list changed since it was last published
+	membersTick   int               // r.ticks when the member list was last computed
+
+	// Snapshots, owned by the loop goroutine.
 	outgoing       map[uint64]*SnapshotStream
 	inflight       map[uint64]inflightSnap // stream id → snapshot being sent
 	snapSeq        uint64
 	pendingRestore *restoreReq
-	confStepped    *proposal // conf change stepped, not yet seen in a Ready
-	lastConfIndex  uint64    // highest index of a conf-change entry in the log
-	membersDirty   bool      // the member list changed since it was last published
-	membersTick    int       // r.ticks when the member list was last computed
-	hsTerm, hsVote uint64    // term and vote of the last HardState written
 }
 
 // Open starts a replica over db. If db holds no raft state under
@@ -239,8 +244,7 @@ func open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport, hand *handDr
 		rn:            rn,
 		store:         st,
 		applied:       st.applied,
-		unlanded:      make(map[uint64]*proposal),
-		landed:        make(map[uint64]*proposal),
+		props:         newProposalTracker(),
 		addrs:         addrs,
 		outgoing:      make(map[uint64]*SnapshotStream),
 		inflight:      make(map[uint64]inflightSnap),
