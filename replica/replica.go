@@ -157,38 +157,9 @@ func open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport, hand *handDr
 		return nil, errors.New("replica: open: db, state machine and transport are required")
 	}
 	lg := cfg.Logger.With("component", "replica", "id", cfg.ID)
-	st := newLogStore(db, cfg.Prefix)
-	found, err := st.load()
+	st, addrs, group, err := openState(cfg, db, lg)
 	if err != nil {
-		return nil, fmt.Errorf("replica: open: load raft state: %w", err)
-	}
-	switch {
-	case found:
-	case cfg.Join:
-		lg.Info("empty node joining: waiting for a leader's snapshot")
-	case len(cfg.Peers) == 0:
-		return nil, errors.New("replica: open: no raft state in db and no Peers to bootstrap (set Join to join an existing group)")
-	default:
-		if err := st.bootstrap(Group{Name: cfg.Group, Epoch: 1}, cfg.Peers, cfg.PeerAddrs); err != nil {
-			return nil, fmt.Errorf("replica: open: bootstrap: %w", err)
-		}
-		lg.Info("bootstrapped new group", "peers", cfg.Peers)
-	}
-	addrs, err := st.loadMembers(db)
-	if err != nil {
-		return nil, fmt.Errorf("replica: open: load members: %w", err)
-	}
-	group, err := LoadGroup(db, cfg.Prefix)
-	if err != nil {
-		return nil, fmt.Errorf("replica: open: %w", err)
-	}
-	if group.IsZero() && found {
-		// Raft state written before groups were recorded: it is the
-		// configured group's first epoch.
-		group = Group{Name: cfg.Group, Epoch: 1}
-		if err := db.Set(st.keyGroup, encodeGroup(group), pebble.Sync); err != nil {
-			return nil, fmt.Errorf("replica: open: record group: %w", err)
-		}
+		return nil, err
 	}
 	tmpSnapDir := ""
 	if cfg.SnapshotDir == "" {
@@ -202,25 +173,9 @@ func open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport, hand *handDr
 	} else {
 		cleanSnapshotDir(cfg.FS, cfg.SnapshotDir)
 	}
-	rc := &raft.Config{
-		ID:                        cfg.ID,
-		ElectionTick:              cfg.ElectionTicks,
-		HeartbeatTick:             cfg.HeartbeatTicks,
-		Storage:                   st,
-		Applied:                   st.applied,
-		MaxSizePerMsg:             cfg.MaxSizePerMsg,
-		MaxUncommittedEntriesSize: cfg.MaxUncommittedBytes,
-		MaxInflightMsgs:           cfg.MaxInflight,
-		MaxInflightBytes:          cfg.MaxInflightBytes,
-		CheckQuorum:               true,
-		PreVote:                   true,
-		DisableProposalForwarding: true,
-		StepDownOnRemoval:         true,
-		Logger:                    raftLogger{lg},
-	}
-	rn, err := raft.NewRawNode(rc)
+	rn, err := newRawNode(cfg, st, lg)
 	if err != nil {
-		return nil, fmt.Errorf("replica: open: %w", err)
+		return nil, err
 	}
 	r := &Replica{
 		cfg:           cfg,
@@ -267,6 +222,71 @@ func open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport, hand *handDr
 		"first", st.truncIndex+1, "last", st.lastIndex, "voters", st.cs.GetVoters())
 	go r.run()
 	return r, nil
+}
+
+// openState loads the raft state under cfg.Prefix in db, first
+// bootstrapping a new group if db holds none and cfg has Peers, and
+// returns the log store, the members' addresses and the group.
+func openState(cfg Config, db *pebble.DB, lg *slog.Logger) (*logStore, map[uint64]string, Group, error) {
+	st := newLogStore(db, cfg.Prefix)
+	found, err := st.load()
+	if err != nil {
+		return nil, nil, Group{}, fmt.Errorf("replica: open: load raft state: %w", err)
+	}
+	switch {
+	case found:
+	case cfg.Join:
+		lg.Info("empty node joining: waiting for a leader's snapshot")
+	case len(cfg.Peers) == 0:
+		return nil, nil, Group{}, errors.New("replica: open: no raft state in db and no Peers to bootstrap (set Join to join an existing group)")
+	default:
+		if err := st.bootstrap(Group{Name: cfg.Group, Epoch: 1}, cfg.Peers, cfg.PeerAddrs); err != nil {
+			return nil, nil, Group{}, fmt.Errorf("replica: open: bootstrap: %w", err)
+		}
+		lg.Info("bootstrapped new group", "peers", cfg.Peers)
+	}
+	addrs, err := st.loadMembers(db)
+	if err != nil {
+		return nil, nil, Group{}, fmt.Errorf("replica: open: load members: %w", err)
+	}
+	group, err := LoadGroup(db, cfg.Prefix)
+	if err != nil {
+		return nil, nil, Group{}, fmt.Errorf("replica: open: %w", err)
+	}
+	if group.IsZero() && found {
+		// Raft state written before groups were recorded: it is the
+		// configured group's first epoch.
+		group = Group{Name: cfg.Group, Epoch: 1}
+		if err := db.Set(st.keyGroup, encodeGroup(group), pebble.Sync); err != nil {
+			return nil, nil, Group{}, fmt.Errorf("replica: open: record group: %w", err)
+		}
+	}
+	return st, addrs, group, nil
+}
+
+// newRawNode makes the raft node over st with cfg's settings.
+func newRawNode(cfg Config, st *logStore, lg *slog.Logger) (*raft.RawNode, error) {
+	rc := &raft.Config{
+		ID:                        cfg.ID,
+		ElectionTick:              cfg.ElectionTicks,
+		HeartbeatTick:             cfg.HeartbeatTicks,
+		Storage:                   st,
+		Applied:                   st.applied,
+		MaxSizePerMsg:             cfg.MaxSizePerMsg,
+		MaxUncommittedEntriesSize: cfg.MaxUncommittedBytes,
+		MaxInflightMsgs:           cfg.MaxInflight,
+		MaxInflightBytes:          cfg.MaxInflightBytes,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		DisableProposalForwarding: true,
+		StepDownOnRemoval:         true,
+		Logger:                    raftLogger{lg},
+	}
+	rn, err := raft.NewRawNode(rc)
+	if err != nil {
+		return nil, fmt.Errorf("replica: open: %w", err)
+	}
+	return rn, nil
 }
 
 // Propose replicates cmd and waits until it is committed and applied on
