@@ -227,6 +227,18 @@ func (r *Replica) trackConf(ents []*pb.Entry) {
 	}
 }
 
+func (r *Replica) setMembers(cs *pb.ConfState) {
+	m := make(map[uint64]bool)
+	for _, ids := range [][]uint64{cs.GetVoters(), cs.GetVotersOutgoing(), cs.GetLearners(), cs.GetLearnersNext()} {
+		for _, id := range ids {
+			m[id] = true
+		}
+	}
+	r.members = m
+	r.learner = slices.Contains(cs.GetLearners(), r.cfg.ID) || slices.Contains(cs.GetLearnersNext(), r.cfg.ID)
+	r.membersDirty = true
+}
+
 // recordMemberAddr writes the address a conf change carries (or deletes
 // a removed member's) into b.
 func (r *Replica) recordMemberAddr(b *pebble.Batch, cc *pb.ConfChange) error {

@@ -226,15 +226,3 @@ func (r *Replica) applyConfChange(b *pebble.Batch, e *pb.Entry) error {
 	r.log.Info("applied conf change", "index", e.GetIndex(), "voters", cs.GetVoters(), "learners", cs.GetLearners())
 	return nil
 }
-
-func (r *Replica) setMembers(cs *pb.ConfState) {
-	m := make(map[uint64]bool)
-	for _, ids := range [][]uint64{cs.GetVoters(), cs.GetVotersOutgoing(), cs.GetLearners(), cs.GetLearnersNext()} {
-		for _, id := range ids {
-			m[id] = true
-		}
-	}
-	r.members = m
-	r.learner = slices.Contains(cs.GetLearners(), r.cfg.ID) || slices.Contains(cs.GetLearnersNext(), r.cfg.ID)
-	r.membersDirty = true
-}
