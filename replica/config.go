@@ -9,7 +9,10 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// Config configures a Replica. Start from DefaultConfig and set ID and Peers.
+// Config configures a Replica. Start from DefaultConfig and set ID, Group
+// and Peers. Every optional field names its default; a zero value there
+// means that default, so a Config literal that sets only the required
+// fields is valid too (Open fills the rest, and Validate accepts them).
 type Config struct {
 	// ID is this node's raft id. Required, nonzero.
 	ID uint64
@@ -94,75 +97,60 @@ type Config struct {
 	PromoteMaxLag uint64
 }
 
-// DefaultConfig returns a Config with every default set and ID/Peers empty.
+// DefaultConfig returns a Config with every default set and ID, Group and
+// Peers empty. Open treats a zero optional field as its default too (see
+// withDefaults), so starting from a zero Config is equally valid.
 func DefaultConfig() Config {
 	return Config{
-		TickInterval:        50 * time.Millisecond,
-		ElectionTicks:       10,
-		HeartbeatTicks:      1,
-		MaxSizePerMsg:       1 << 20,
-		MaxInflight:         256,
-		MaxInflightBytes:    8 << 20,
-		MaxUncommittedBytes: 64 << 20,
-		MaxBatch:            1024,
-		Prefix:              []byte("r/"),
-		Logger:              slog.Default(),
-		LogRetention:        10000,
-		SnapshotChunk:       1 << 20,
-		MaxSnapshotSends:    2,
-		PromoteMaxLag:       100,
+		TickInterval:        50 * time.Millisecond, // one raft tick
+		ElectionTicks:       10,                    // 500ms–1s election timeout
+		HeartbeatTicks:      1,                     // a heartbeat every tick
+		MaxSizePerMsg:       1 << 20,               // 1 MiB of entries per append
+		MaxInflight:         256,                   // append messages in flight per follower
+		MaxInflightBytes:    8 << 20,               // 8 MiB of entries in flight per follower
+		MaxUncommittedBytes: 64 << 20,              // 64 MiB appended but not committed
+		MaxBatch:            1024,                  // inputs folded into one Ready
+		Prefix:              []byte("r/"),          // the replica's keys in the DB
+		Logger:              slog.Default(),        // the process's logger
+		LogRetention:        10000,                 // applied entries kept behind the applied index
+		SnapshotChunk:       1 << 20,               // 1 MiB snapshot frames
+		FS:                  vfs.Default,           // the OS's file system
+		MaxSnapshotSends:    2,                     // outgoing snapshot streams at once
+		PromoteMaxLag:       100,                   // entries a learner may trail to be promoted
 	}
 }
 
-// withDefaults fills zero fields with their defaults.
+// withDefaults returns c with every zero optional field set to its
+// DefaultConfig value: zero means default, for each field whose doc names
+// one. Open applies it before Validate.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.TickInterval == 0 {
-		c.TickInterval = d.TickInterval
-	}
-	if c.ElectionTicks == 0 {
-		c.ElectionTicks = d.ElectionTicks
-	}
-	if c.HeartbeatTicks == 0 {
-		c.HeartbeatTicks = d.HeartbeatTicks
-	}
-	if c.MaxSizePerMsg == 0 {
-		c.MaxSizePerMsg = d.MaxSizePerMsg
-	}
-	if c.MaxInflight == 0 {
-		c.MaxInflight = d.MaxInflight
-	}
-	if c.MaxInflightBytes == 0 {
-		c.MaxInflightBytes = d.MaxInflightBytes
-	}
-	if c.MaxUncommittedBytes == 0 {
-		c.MaxUncommittedBytes = d.MaxUncommittedBytes
-	}
-	if c.MaxBatch == 0 {
-		c.MaxBatch = d.MaxBatch
-	}
+	orDefault(&c.TickInterval, d.TickInterval)
+	orDefault(&c.ElectionTicks, d.ElectionTicks)
+	orDefault(&c.HeartbeatTicks, d.HeartbeatTicks)
+	orDefault(&c.MaxSizePerMsg, d.MaxSizePerMsg)
+	orDefault(&c.MaxInflight, d.MaxInflight)
+	orDefault(&c.MaxInflightBytes, d.MaxInflightBytes)
+	orDefault(&c.MaxUncommittedBytes, d.MaxUncommittedBytes)
+	orDefault(&c.MaxBatch, d.MaxBatch)
 	if len(c.Prefix) == 0 {
 		c.Prefix = d.Prefix
 	}
-	if c.Logger == nil {
-		c.Logger = d.Logger
-	}
-	if c.LogRetention == 0 {
-		c.LogRetention = d.LogRetention
-	}
-	if c.SnapshotChunk == 0 {
-		c.SnapshotChunk = d.SnapshotChunk
-	}
-	if c.MaxSnapshotSends == 0 {
-		c.MaxSnapshotSends = d.MaxSnapshotSends
-	}
-	if c.PromoteMaxLag == 0 {
-		c.PromoteMaxLag = d.PromoteMaxLag
-	}
-	if c.FS == nil {
-		c.FS = vfs.Default
-	}
+	orDefault(&c.Logger, d.Logger)
+	orDefault(&c.LogRetention, d.LogRetention)
+	orDefault(&c.SnapshotChunk, d.SnapshotChunk)
+	orDefault(&c.MaxSnapshotSends, d.MaxSnapshotSends)
+	orDefault(&c.PromoteMaxLag, d.PromoteMaxLag)
+	orDefault(&c.FS, d.FS)
 	return c
+}
+
+// orDefault sets *v to d if *v is the zero value.
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
 }
 
 // Validate reports what is wrong with c, or nil. Zero-valued optional fields
@@ -216,53 +204,3 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
-
-var (
-	// ErrNotLeader is matched (errors.Is) by *NotLeaderError.
-	ErrNotLeader = errors.New("replica: not leader")
-	// ErrProposalLost means the proposal's log entry was overwritten by
-	// another leader's entry: it was not and will not be applied.
-	ErrProposalLost = errors.New("replica: proposal lost")
-	// ErrProposalDropped means raft refused the proposal before appending it
-	// (leadership transfer in progress, or too many uncommitted bytes): it was
-	// not applied. Retrying later is safe.
-	ErrProposalDropped = errors.New("replica: proposal dropped")
-	// ErrStopped is returned by calls made after Close or after the
-	// replica stopped on a fatal error, and by pending calls that had not
-	// reached raft: a proposal that gets it was not applied.
-	ErrStopped = errors.New("replica: stopped")
-	// ErrOutcomeUnknown means a proposal reached raft but this node can no
-	// longer learn whether it commits: the replica stopped while the entry
-	// was in flight, or a snapshot replaced the log where it had landed.
-	// It may be applied, now or later; only a (session, sequence) retry is
-	// safe.
-	ErrOutcomeUnknown = errors.New("replica: outcome unknown")
-	// ErrApplyFault wraps the error with which the state machine refused
-	// to apply an entry on this node (StateMachine.Apply): the replica
-	// stopped instead of diverging from its peers.
-	ErrApplyFault = errors.New("replica: cannot apply entry on this node")
-	// ErrConfChangeInProgress means an earlier membership change is not yet
-	// applied (raft allows one at a time): nothing was changed; retry.
-	ErrConfChangeInProgress = errors.New("replica: another membership change is in progress")
-	// ErrLearnerBehind means Promote's learner is not caught up yet.
-	ErrLearnerBehind = errors.New("replica: learner is not caught up")
-	// ErrUnknownMember means the id is not a member (or not a learner, for
-	// Promote).
-	ErrUnknownMember = errors.New("replica: no such member")
-)
-
-// NotLeaderError says that this node is not the leader. Leader is the leader
-// this node knows of, or 0 if none.
-type NotLeaderError struct {
-	Leader uint64
-}
-
-func (e *NotLeaderError) Error() string {
-	if e.Leader == 0 {
-		return "replica: not leader (leader unknown)"
-	}
-	return fmt.Sprintf("replica: not leader (leader is %d)", e.Leader)
-}
-
-// Is reports whether target is ErrNotLeader.
-func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }

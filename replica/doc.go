@@ -1,7 +1,7 @@
 // Package replica is cleave's replicated state machine core: one Raft group
 // (go.etcd.io/raft/v3 RawNode) whose log, HardState, ConfState and applied
 // index live in the same Pebble DB as the state machine's data. Storage
-// clusters and the routers' meta group both build on it (DESIGN §5).
+// clusters and the routers' meta group both build on it.
 //
 // # Contract
 //
@@ -48,13 +48,37 @@
 //
 // # Concurrency and lock order
 //
-// Exported methods are safe for concurrent use; they talk to the loop over
-// bounded channels and never hold a lock while doing so. The only shared
-// state is the published Status (an atomic pointer) and the proposal id
-// counter (atomic), so there is no lock order to respect: the package takes
-// no mutexes besides sync.Once in Close and recvMu, a leaf lock around the
-// one incoming snapshot stream (ReceiveSnapshot). StateMachine.Apply and
-// Transport.Send are called from the loop goroutine and must not call back
-// into the Replica in a way that waits for the loop (Propose, ReadIndex,
-// Close): that would deadlock.
+// Every exported method of Replica is safe for concurrent use. None holds
+// a lock while it talks to the loop; they hand their request over a
+// channel and wait for its answer, for ctx or for the replica to stop:
+//
+//   - Propose, ReadIndex, AddLearner, Promote, RemoveMember block until
+//     answered (ctx bounds the wait).
+//   - Step, Campaign and ReportUnreachable never block: when the loop's
+//     inbox is full the input is dropped (raft retransmits or retries).
+//   - Status, Stats, Members, MemberAddr, Applied, Leader, Group, Done and
+//     Err read what the loop publishes (atomic pointers and counters, a
+//     closed channel); they never wait for the loop.
+//   - ServeWire is Step or ReceiveSnapshot behind the wire protocol.
+//   - ReceiveSnapshot writes each chunk under recvMu (one incoming stream
+//     at a time; a concurrent call waits for the chunk being written) and,
+//     for the last chunk, waits for the loop to install the snapshot,
+//     without the lock.
+//   - Close may be called from any goroutine, more than once; it waits for
+//     the loop and the snapshot sender goroutines to end.
+//
+// Goroutines: the loop (one per Replica) owns the RawNode, the log store,
+// the state machine and every field the Replica struct lists as
+// loop-owned; the snapshot senders (at most Config.MaxSnapshotSends) each
+// stream one Pebble snapshot through SnapshotTransport and report back
+// over a channel.
+//
+// Locks: recvMu is the only mutex (besides the sync.Once in Close). It is
+// a leaf lock — nothing else is acquired while it is held — so there is no
+// lock order to respect.
+//
+// Callbacks: StateMachine.Apply, Restorer.Restored, Transport.Send and
+// PeerForgetter.Forget run on the loop goroutine. They must not call a
+// method that waits for the loop (Propose, ReadIndex, the membership
+// changes, ReceiveSnapshot's last chunk, Close): that deadlocks.
 package replica

@@ -39,10 +39,6 @@ func (g Group) String() string {
 // IsZero reports whether g names no group.
 func (g Group) IsZero() bool { return g.Name == "" && g.Epoch == 0 }
 
-// ErrForeignGroup means a frame named another raft group than the
-// receiver's: it was dropped.
-var ErrForeignGroup = errors.New("replica: frame for another raft group")
-
 func encodeGroup(g Group) []byte {
 	return append(binary.BigEndian.AppendUint64(nil, g.Epoch), g.Name...)
 }

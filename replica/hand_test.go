@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"runtime"
 	"slices"
 	"strconv"
@@ -154,12 +155,7 @@ func newHandCluster(t testing.TB) *handCluster {
 
 // ids returns every node id, sorted.
 func (c *handCluster) ids() []uint64 {
-	var ids []uint64
-	for id := range c.nodes {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
+	return slices.Sorted(maps.Keys(c.nodes))
 }
 
 func (c *handCluster) node(id uint64) *handNode {

@@ -59,26 +59,14 @@ func (r raftLogger) Errorf(format string, v ...any) {
 	r.log(slog.LevelError, fmt.Sprintf(format, v...))
 }
 
-func (r raftLogger) Fatal(v ...any) {
-	s := fmt.Sprint(v...)
-	r.log(slog.LevelError, s)
-	panic(s)
-}
+func (r raftLogger) Fatal(v ...any)                 { r.logAndPanic(fmt.Sprint(v...)) }
+func (r raftLogger) Fatalf(format string, v ...any) { r.logAndPanic(fmt.Sprintf(format, v...)) }
+func (r raftLogger) Panic(v ...any)                 { r.logAndPanic(fmt.Sprint(v...)) }
+func (r raftLogger) Panicf(format string, v ...any) { r.logAndPanic(fmt.Sprintf(format, v...)) }
 
-func (r raftLogger) Fatalf(format string, v ...any) {
-	s := fmt.Sprintf(format, v...)
-	r.log(slog.LevelError, s)
-	panic(s)
-}
-
-func (r raftLogger) Panic(v ...any) {
-	s := fmt.Sprint(v...)
-	r.log(slog.LevelError, s)
-	panic(s)
-}
-
-func (r raftLogger) Panicf(format string, v ...any) {
-	s := fmt.Sprintf(format, v...)
+// logAndPanic logs s at error level and panics with it: raft calls Fatal
+// and Panic only on a broken invariant.
+func (r raftLogger) logAndPanic(s string) {
 	r.log(slog.LevelError, s)
 	panic(s)
 }

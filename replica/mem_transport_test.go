@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -235,10 +236,7 @@ func newTestCluster(t testing.TB, n int) *testCluster {
 	}
 	t.Cleanup(func() {
 		c.mu.Lock()
-		var all []uint64
-		for id := range c.reps {
-			all = append(all, id)
-		}
+		all := slices.Collect(maps.Keys(c.reps))
 		c.mu.Unlock()
 		for _, id := range all {
 			c.stop(id)
@@ -317,16 +315,29 @@ func (c *testCluster) crashed(id uint64) error {
 	return err
 }
 
+// checkSameData fails t for each node whose data is not ref ("node N data
+// differs <when>") or, unless count is negative, whose state machine did
+// not apply count commands.
+func (c *testCluster) checkSameData(t *testing.T, ref, when string, count int) {
+	t.Helper()
+	for _, id := range c.ids {
+		if got := c.data(id); got != ref {
+			t.Errorf("node %d data differs "+when+":\n%s\nvs\n%s", id, got, ref)
+		}
+		if count < 0 {
+			continue
+		}
+		if n := c.count(id); n != uint64(count) {
+			t.Errorf("node %d applied %d commands, want %d", id, n, count)
+		}
+	}
+}
+
 // running returns the ids of the nodes that are started.
 func (c *testCluster) running() []uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var ids []uint64
-	for id := range c.reps {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
+	return slices.Sorted(maps.Keys(c.reps))
 }
 
 func (c *testCluster) rep(id uint64) *Replica {

@@ -216,8 +216,7 @@ func (r *Replica) trackConf(ents []*pb.Entry) {
 		if p := r.confStepped; p != nil && e.GetType() == pb.EntryConfChange {
 			cc := &pb.ConfChange{}
 			if proto.Unmarshal(e.GetData(), cc) == nil && cc.GetId() == p.id {
-				p.index, p.term = e.GetIndex(), e.GetTerm()
-				r.landed[e.GetIndex()] = p
+				r.props.land(p, e.GetIndex(), e.GetTerm())
 				r.confStepped = nil
 			}
 		}
@@ -226,6 +225,18 @@ func (r *Replica) trackConf(ents []*pb.Entry) {
 		r.confStepped = nil
 		p.done <- proposalResult{err: ErrConfChangeInProgress}
 	}
+}
+
+func (r *Replica) setMembers(cs *pb.ConfState) {
+	m := make(map[uint64]bool)
+	for _, ids := range [][]uint64{cs.GetVoters(), cs.GetVotersOutgoing(), cs.GetLearners(), cs.GetLearnersNext()} {
+		for _, id := range ids {
+			m[id] = true
+		}
+	}
+	r.members = m
+	r.learner = slices.Contains(cs.GetLearners(), r.cfg.ID) || slices.Contains(cs.GetLearnersNext(), r.cfg.ID)
+	r.membersDirty = true
 }
 
 // recordMemberAddr writes the address a conf change carries (or deletes

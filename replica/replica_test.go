@@ -103,14 +103,7 @@ func TestElectionAndProposeInOrder(t *testing.T) {
 	if !strings.HasPrefix(ref, want.String()) {
 		t.Fatalf("leader data does not start with the sequential commands:\n%s", ref)
 	}
-	for _, id := range c.ids {
-		if got := c.data(id); got != ref {
-			t.Errorf("node %d data differs from leader's:\n%s\nvs\n%s", id, got, ref)
-		}
-		if n := c.count(id); n != 70 {
-			t.Errorf("node %d applied %d commands, want 70", id, n)
-		}
-	}
+	c.checkSameData(t, ref, "from leader's", 70)
 }
 
 func TestProposeOnFollowerReturnsNotLeader(t *testing.T) {
@@ -147,14 +140,7 @@ func TestLeaderFailoverAndCatchUp(t *testing.T) {
 	c.start(old)
 	c.waitApplied(c.ids, last)
 	ref := c.data(lead)
-	for _, id := range c.ids {
-		if got := c.data(id); got != ref {
-			t.Errorf("node %d data differs after catch-up:\n%s\nvs\n%s", id, got, ref)
-		}
-		if n := c.count(id); n != 10 {
-			t.Errorf("node %d applied %d commands, want 10", id, n)
-		}
-	}
+	c.checkSameData(t, ref, "after catch-up", 10)
 }
 
 func TestRestartAllReplaysNothingTwice(t *testing.T) {
@@ -311,11 +297,7 @@ func TestPartitionedLeaderCannotCommit(t *testing.T) {
 	if strings.Contains(ref, "minority") {
 		t.Fatalf("a minority proposal was applied:\n%s", ref)
 	}
-	for _, id := range c.ids {
-		if got := c.data(id); got != ref {
-			t.Errorf("node %d data differs after heal:\n%s\nvs\n%s", id, got, ref)
-		}
-	}
+	c.checkSameData(t, ref, "after heal", -1)
 }
 
 func TestBadMessagesAreDropped(t *testing.T) {

@@ -1,6 +1,6 @@
 package replica
 
-// Snapshots: "discard and full sync" (DESIGN §5).
+// Snapshots: "discard and full sync".
 //
 // Sending (leader). When raft needs to send a snapshot it calls
 // logStore.Snapshot on the loop goroutine. makeSnapshot opens a Pebble
@@ -99,11 +99,6 @@ var (
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// ErrSnapshotAborted is returned by ReceiveSnapshot for a chunk of a stream
-// that is not the one being received (a newer stream replaced it, or a
-// chunk was lost).
-var ErrSnapshotAborted = errors.New("replica: snapshot stream aborted")
 
 // SnapshotStream is the data of one outgoing snapshot. It is used by one
 // goroutine at a time.
@@ -621,11 +616,8 @@ func (r *Replica) restore(snap *pb.Snapshot) error {
 	r.addrs = addrs
 	// Own entries the snapshot covers may or may not be the entries it
 	// committed at their indexes: their outcome is unknown here.
-	for idx, p := range r.landed {
-		if idx <= r.applied {
-			delete(r.landed, idx)
-			p.done <- proposalResult{err: ErrOutcomeUnknown}
-		}
+	for _, p := range r.props.snapshotted(r.applied) {
+		p.done <- proposalResult{err: ErrOutcomeUnknown}
 	}
 	if rs, ok := r.sm.(Restorer); ok {
 		if err := rs.Restored(r.applied); err != nil {

@@ -1,0 +1,197 @@
+package replica
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+)
+
+// run is the loop goroutine: it owns the RawNode, the log store and all
+// loop-owned fields of r.
+func (r *Replica) run() {
+	var tickc <-chan time.Time
+	if r.hand != nil {
+		tickc = r.hand.tick
+	} else {
+		ticker := time.NewTicker(r.cfg.TickInterval)
+		defer ticker.Stop()
+		tickc = ticker.C
+	}
+	err := r.loop(tickc)
+	if err != nil {
+		r.log.Error("replica stopped on fatal error", "err", err)
+		r.fatalErr = err
+	}
+	close(r.loopDone)
+	r.sendCancel()
+	r.wg.Wait()
+	r.dropUnsentSnapshots()
+	if req := r.pendingRestore; req != nil {
+		r.pendingRestore = nil
+		r.cfg.FS.Remove(req.path)
+		req.done <- ErrStopped
+	}
+	r.recvMu.Lock()
+	if r.recv != nil {
+		r.recv.abort()
+		r.recv = nil
+	}
+	r.recvMu.Unlock()
+	if r.confStepped != nil {
+		r.confStepped.done <- proposalResult{err: ErrOutcomeUnknown}
+		r.confStepped = nil
+	}
+	r.failProposals()
+	r.failReads()
+	r.publishStatus()
+	if r.tmpSnapDir != "" {
+		os.RemoveAll(r.tmpSnapDir)
+	}
+	close(r.donec)
+}
+
+func (r *Replica) loop(tickc <-chan time.Time) error {
+	for {
+		var handDone chan struct{}
+		select {
+		case <-tickc:
+			r.tick()
+		case p := <-r.propc:
+			r.props.buf = append(r.props.buf, p)
+		case m := <-r.recvc:
+			r.step(m)
+		case w := <-r.readc:
+			r.readJoin(w)
+		case id := <-r.unreachc:
+			r.rn.ReportUnreachable(id)
+		case <-r.campaignc:
+			r.campaign()
+		case req := <-r.confc:
+			r.proposeConf(req)
+		case req := <-r.restorec:
+			r.stepRestore(req)
+		case d := <-r.snapDonec:
+			r.snapshotDone(d)
+		case s := <-r.handSteps:
+			if s.before != nil {
+				s.before()
+			}
+			handDone = s.done
+		case <-r.stopc:
+			return nil
+		}
+		r.drain()
+		r.flushProposals()
+		r.maybeStartRead()
+		for r.rn.HasReady() {
+			if err := r.handleReady(); err != nil {
+				return err
+			}
+		}
+		r.declineRestore()
+		r.dropUnsentSnapshots()
+		if err := r.maybeCompact(); err != nil {
+			return err
+		}
+		r.publishStatus()
+		if handDone != nil {
+			close(handDone)
+		}
+	}
+}
+
+// drain folds up to MaxBatch already queued inputs into this iteration.
+func (r *Replica) drain() {
+	for range r.cfg.MaxBatch {
+		select {
+		case p := <-r.propc:
+			r.props.buf = append(r.props.buf, p)
+		case m := <-r.recvc:
+			r.step(m)
+		case w := <-r.readc:
+			r.readJoin(w)
+		case id := <-r.unreachc:
+			r.rn.ReportUnreachable(id)
+		case <-r.campaignc:
+			r.campaign()
+		case d := <-r.snapDonec:
+			r.snapshotDone(d)
+		default:
+			return
+		}
+	}
+}
+
+func (r *Replica) tick() {
+	r.rn.Tick()
+	r.ticks++
+	r.retryReads()
+}
+
+// campaign runs on the loop.
+func (r *Replica) campaign() {
+	if r.rn.BasicStatus().Lead != 0 {
+		return
+	}
+	if err := r.rn.Campaign(); err != nil {
+		r.log.Debug("campaign", "err", err)
+	}
+}
+
+// step hands a peer's message to raft after dropping what cannot be
+// valid: messages for another node, local message types, proposals (never
+// forwarded in this design), snapshots without their data, messages from
+// nodes outside the configuration, and heartbeats that declare a commit
+// index beyond this node's log. A leader's heartbeat commits at most what
+// the follower acknowledged having persisted, so a larger one comes from a
+// leader that confuses this node with another (a stale or foreign group);
+// raft would panic on it ("tocommit is out of range").
+func (r *Replica) step(m *pb.Message) {
+	t := m.GetType()
+	switch {
+	case m.GetTo() != r.cfg.ID, m.GetFrom() == 0, m.GetFrom() == r.cfg.ID:
+		r.log.Warn("dropping misaddressed message", "type", t, "from", m.GetFrom(), "to", m.GetTo())
+		return
+	case raft.IsLocalMsg(t), t == pb.MsgProp:
+		r.log.Warn("dropping message of a type peers must not send", "type", t, "from", m.GetFrom())
+		return
+	case t == pb.MsgSnap:
+		// Snapshots arrive through ReceiveSnapshot, with their data.
+		r.log.Warn("dropping snapshot message that came without its data", "from", m.GetFrom())
+		return
+	case len(r.members) > 0 && !r.members[m.GetFrom()]:
+		r.log.Debug("dropping message from unknown peer", "type", t, "from", m.GetFrom())
+		return
+	case t == pb.MsgHeartbeat && m.GetCommit() > r.store.lastIndex:
+		r.stats.badCommit.Add(1)
+		r.log.Warn("dropping heartbeat that commits beyond the local log", "from", m.GetFrom(), "commit", m.GetCommit(), "last", r.store.lastIndex)
+		return
+	}
+	if err := r.rn.Step(m); err != nil {
+		r.log.Debug("raft rejected message", "type", t, "from", m.GetFrom(), "err", err)
+	}
+}
+
+// maybeCompact drops applied log entries beyond Config.LogRetention, never
+// past the index of a snapshot being sent (its follower needs the entries
+// after it).
+func (r *Replica) maybeCompact() error {
+	ret := r.cfg.LogRetention
+	if r.applied <= ret {
+		return nil
+	}
+	to := r.applied - ret
+	for _, s := range r.inflight {
+		to = min(to, s.index)
+	}
+	if to < r.store.truncIndex+max(1, ret/16) {
+		return nil
+	}
+	if err := r.store.compact(to); err != nil {
+		return fmt.Errorf("compact log to %d: %w", to, err)
+	}
+	return nil
+}

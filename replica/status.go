@@ -1,0 +1,95 @@
+package replica
+
+import (
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/raft/v3"
+)
+
+// Status is a point-in-time view of a replica.
+type Status struct {
+	ID         uint64
+	Role       string // "leader", "follower", "candidate", "pre-candidate" or "learner"
+	Term       uint64
+	Leader     uint64 // 0 if unknown
+	Commit     uint64
+	Applied    uint64
+	FirstIndex uint64   // first index still in the local log
+	LastIndex  uint64   // last index in the local log
+	Members    []Member // sorted by id; Match set on the leader only
+	Snapshots  int      // outgoing snapshot streams in flight
+}
+
+// Stats are cumulative counters of a replica's loop, for metrics.
+type Stats struct {
+	Readies    uint64        // Ready batches handled
+	Syncs      uint64        // Ready batches committed with fsync
+	SyncTime   time.Duration // total time of the synced commits
+	Appended   uint64        // log entries written
+	Applied    uint64        // committed entries applied (all types)
+	ReadRounds uint64        // ReadIndex rounds issued
+	// Foreign counts raft frames and snapshot streams dropped because they
+	// named another group (or an earlier epoch of this one).
+	Foreign uint64
+	// BadCommit counts heartbeats dropped because they declared a commit
+	// index beyond this node's log (raft would panic on them).
+	BadCommit uint64
+}
+
+// loopStats are the loop's counters; written only by the loop goroutine,
+// read by Stats from any goroutine.
+type loopStats struct {
+	readies, syncs, syncNanos, appended, applied, readRounds atomic.Uint64
+	foreign, badCommit                                       atomic.Uint64
+}
+
+// publishStatus publishes the loop's state for Status, if it changed. The
+// member list is recomputed when the configuration or the role changed,
+// and otherwise at most once per tick: on the leader it carries each
+// member's Match, which moves with every write, and building it on every
+// Ready cost more than the rest of the status together.
+func (r *Replica) publishStatus() {
+	bs := r.rn.BasicStatus()
+	prev := r.status.Load()
+	st := &Status{
+		ID:         r.cfg.ID,
+		Term:       bs.GetTerm(),
+		Leader:     bs.Lead,
+		Commit:     bs.GetCommit(),
+		Applied:    r.applied,
+		FirstIndex: r.store.truncIndex + 1,
+		LastIndex:  r.store.lastIndex,
+		Snapshots:  len(r.inflight),
+	}
+	switch bs.RaftState {
+	case raft.StateLeader:
+		st.Role = "leader"
+	case raft.StateCandidate:
+		st.Role = "candidate"
+	case raft.StatePreCandidate:
+		st.Role = "pre-candidate"
+	default:
+		st.Role = "follower"
+		if r.learner {
+			st.Role = "learner"
+		}
+	}
+	if prev == nil || r.membersDirty || r.membersTick != r.ticks || prev.Role != st.Role {
+		st.Members = r.memberList(bs.RaftState == raft.StateLeader)
+		r.membersDirty, r.membersTick = false, r.ticks
+	} else {
+		st.Members = prev.Members // never modified once published
+		if st.sameScalars(prev) {
+			return
+		}
+	}
+	r.status.Store(st)
+}
+
+// sameScalars reports whether s and o agree on everything but Members.
+func (s *Status) sameScalars(o *Status) bool {
+	return s.ID == o.ID && s.Role == o.Role && s.Term == o.Term && s.Leader == o.Leader &&
+		s.Commit == o.Commit && s.Applied == o.Applied && s.FirstIndex == o.FirstIndex &&
+		s.LastIndex == o.LastIndex && s.Snapshots == o.Snapshots
+}
