@@ -77,3 +77,22 @@ func TestStopWithProposalInFlightIsOutcomeUnknown(t *testing.T) {
 		t.Fatalf("proposal after stop: %v, want ErrStopped", err)
 	}
 }
+
+// A proposer whose entry (or an entry before it in the same Ready) cannot
+// be applied on the leader it proposed to learns that the outcome is
+// unknown: the entry is committed in the group and will be applied, by the
+// others now and by the leader after a restart.
+func TestApplyFaultOnLeaderAnswersOutcomeUnknown(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.startAll()
+	lead := c.waitLeader()
+	prefix := "bad"
+	c.sms[lead].faultPrefix.Store(&prefix)
+	_, _, err := c.rep(lead).Propose(context.Background(), []byte("bad-1"))
+	if !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("proposal the leader could not apply: %v, want ErrOutcomeUnknown", err)
+	}
+	if err := c.crashed(lead); !errors.Is(err, ErrApplyFault) {
+		t.Fatalf("leader stopped with %v, want ErrApplyFault", err)
+	}
+}

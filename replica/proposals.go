@@ -111,8 +111,8 @@ func (t *proposalTracker) appended(ents []*pb.Entry, lastIndex uint64) (gone []*
 
 // takeLanded removes and returns the own proposal that landed at index, or
 // nil. The loop takes it before applying the entry at index: if Apply
-// fails the replica stops, and the proposer is answered with ErrStopped
-// when the loop ends rather than through the tracker.
+// fails the replica stops, and the loop answers the proposer
+// ErrOutcomeUnknown itself (the entry is committed in the group).
 func (t *proposalTracker) takeLanded(index uint64) *proposal {
 	p := t.landed[index]
 	delete(t.landed, index)

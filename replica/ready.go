@@ -129,6 +129,10 @@ func (r *Replica) applyCommitted(b *pebble.Batch, ents []*pb.Entry, ds []deliver
 		landed := r.props.takeLanded(idx)
 		res, err := r.applyEntry(b, e)
 		if err != nil {
+			// Nothing of this Ready is applied here, but its entries are
+			// committed in the group (and replayed here after a restart):
+			// whoever proposed them cannot learn the outcome from this node.
+			answerUnknown(landed, ds)
 			return nil, err
 		}
 		ds = r.props.settle(ds, e, landed, res)
@@ -140,6 +144,20 @@ func (r *Replica) applyCommitted(b *pebble.Batch, ents []*pb.Entry, ds []deliver
 		}
 	}
 	return ds, nil
+}
+
+// answerUnknown answers ErrOutcomeUnknown to p (if any) and to the
+// proposals in ds that were to be told they applied, when the Ready that
+// applies them is not committed because an entry could not be applied.
+func answerUnknown(p *proposal, ds []delivery) {
+	if p != nil {
+		p.done <- proposalResult{err: ErrOutcomeUnknown}
+	}
+	for _, d := range ds {
+		if d.res.err == nil {
+			d.p.done <- proposalResult{err: ErrOutcomeUnknown}
+		}
+	}
 }
 
 // applyEntry applies one committed entry through b: a command through the
