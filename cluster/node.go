@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cleavefs/cleave/fsm"
 	"log/slog"
 	"net"
 	"os"
@@ -14,7 +15,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cleavefs/cleave/internal/fspath"
@@ -89,7 +89,7 @@ type Config struct {
 	UnsafeDivergePath string
 
 	// CacheSize is the Pebble block cache, in bytes; 0: the 64 MiB of
-	// pebbleOptions. MemTableSize is one Pebble memtable; 0: 4 MiB (Pebble's
+	// fsm.PebbleOptions. MemTableSize is one Pebble memtable; 0: 4 MiB (Pebble's
 	// default; two may be full at once). Both live outside the Go heap
 	// (Pebble allocates them with C malloc in cgo builds).
 	CacheSize    int64
@@ -125,9 +125,9 @@ func DefaultConfig() Config {
 		MaxFrame:      wire.DefaultMaxFrame,
 		TickInterval:  rc.TickInterval,
 		ElectionTicks: rc.ElectionTicks,
-		ChunkSize:     DefaultChunkSize,
-		SessionTTL:    time.Duration(DefaultSessionTTL),
-		ChunkTTL:      time.Duration(DefaultChunkTTL),
+		ChunkSize:     fsm.DefaultChunkSize,
+		SessionTTL:    time.Duration(fsm.DefaultSessionTTL),
+		ChunkTTL:      time.Duration(fsm.DefaultChunkTTL),
 		ScrubRate:     8 << 20,
 		CheckInterval: DefaultCheckInterval,
 	}
@@ -147,8 +147,8 @@ func (c Config) Validate() error {
 	case len(c.Peers) == 0:
 		return errors.New("cluster: no peers (list every member, including this node)")
 	}
-	if c.ChunkSize != 0 && (c.ChunkSize < minChunkSize || c.ChunkSize > maxChunkSize) {
-		return fmt.Errorf("cluster: chunk size %d is outside [%d, %d]", c.ChunkSize, minChunkSize, maxChunkSize)
+	if c.ChunkSize != 0 && (c.ChunkSize < fsm.MinChunkSize || c.ChunkSize > fsm.MaxChunkSize) {
+		return fmt.Errorf("cluster: chunk size %d is outside [%d, %d]", c.ChunkSize, fsm.MinChunkSize, fsm.MaxChunkSize)
 	}
 	if c.MaxFrame > 0 && c.ChunkSize > int64(c.MaxFrame)-frameSlack {
 		return fmt.Errorf("cluster: chunk size %d does not fit a frame of %d bytes (with %d to spare)", c.ChunkSize, c.MaxFrame, frameSlack)
@@ -181,23 +181,6 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// pebbleOptions are the options of a node's Pebble instance.
-//
-// The block cache is 64 MiB (Pebble's default is 8 MiB): under a 1 KiB put
-// load the hot index and data blocks (entries, block maps, chunk metadata,
-// session records) outgrow 8 MiB, and every miss reads and
-// snappy-decodes a block again; see docs/benchmarks.md.
-//
-// Blocks are not compressed: most bytes a node stores are file chunks (and
-// the log entries that carried them), which rarely compress, and snappy on
-// every flush and read cost more CPU than the disk it saved (it also stalled
-// writes behind slow flushes under the race detector).
-func pebbleOptions(lg pebble.Logger) *pebble.Options {
-	o := &pebble.Options{Logger: lg, CacheSize: 64 << 20}
-	o.Levels[0].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
-	return o
-}
-
 // frameSlack is the room a response frame keeps besides file data (the
 // stat, message and msgpack framing).
 const frameSlack = 64 << 10
@@ -207,7 +190,7 @@ type Node struct {
 	cfg Config
 	log *slog.Logger
 	db  *pebble.DB
-	fsm *FSM
+	fsm *fsm.FSM
 	rep *replicaRef // replaced once if the node leaves at a split (split_node.go)
 
 	closeOnce sync.Once
@@ -264,7 +247,7 @@ func Start(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("cluster: data dir: %w", err)
 	}
-	po := pebbleOptions(replica.PebbleLogger(log))
+	po := fsm.PebbleOptions(replica.PebbleLogger(log))
 	if cfg.CacheSize > 0 {
 		po.CacheSize = cfg.CacheSize
 	}
@@ -276,7 +259,7 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open %s: %w", cfg.DataDir, err)
 	}
-	fsm, err := NewFSM(db)
+	fsm, err := fsm.NewFSM(db)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("cluster: %w", err)
@@ -544,12 +527,12 @@ func (n *Node) write(ctx context.Context, req *wire.Request) *wire.Response {
 	if prepare {
 		// One WRITE or APPEND of a path at a time on this leader: each
 		// reads the file after the previous one applied, so they do not
-		// refuse each other (Result.Retry).
+		// refuse each other (fsm.Result.Retry).
 		defer n.paths.lock(req.Path)()
 	}
 	for attempt := 1; ; attempt++ {
 		now := time.Now()
-		c := &Command{
+		c := &fsm.Command{
 			Op: req.Op, Path: req.Path, Data: req.Data, Flags: req.Flags,
 			Time: now.UnixNano(), Clock: n.clock.stamp(now), Session: req.Session, Seq: req.Seq,
 			To: req.To, Offset: req.Offset, IfVersion: req.IfVersion, Chunks: req.Chunks, Size: req.Size,
@@ -576,7 +559,7 @@ func (n *Node) write(ctx context.Context, req *wire.Request) *wire.Response {
 }
 
 // entrySize is the block bytes a prepared write's entry carries.
-func entrySize(c *Command) int64 {
+func entrySize(c *fsm.Command) int64 {
 	var n int64
 	for _, b := range c.Blocks {
 		n += int64(len(b.Data))
@@ -584,10 +567,10 @@ func entrySize(c *Command) int64 {
 	return n
 }
 
-// propose proposes c and waits for its result: the Result (nil if none
+// propose proposes c and waits for its result: the fsm.Result (nil if none
 // came back) and the response for the client.
-func (n *Node) propose(ctx context.Context, req *wire.Request, c *Command) (*Result, *wire.Response) {
-	cmd, err := EncodeCommand(c)
+func (n *Node) propose(ctx context.Context, req *wire.Request, c *fsm.Command) (*fsm.Result, *wire.Response) {
+	cmd, err := fsm.EncodeCommand(c)
 	if err != nil {
 		return nil, &wire.Response{Code: wire.Invalid, Message: err.Error()}
 	}
@@ -599,7 +582,7 @@ func (n *Node) propose(ctx context.Context, req *wire.Request, c *Command) (*Res
 	if err != nil {
 		return nil, n.replicaError(err)
 	}
-	r, ok := res.(*Result)
+	r, ok := res.(*fsm.Result)
 	if !ok {
 		return nil, &wire.Response{Code: wire.Internal, Message: fmt.Sprintf("apply returned %T", res)}
 	}
@@ -609,21 +592,21 @@ func (n *Node) propose(ctx context.Context, req *wire.Request, c *Command) (*Res
 	return r, &wire.Response{Code: r.Code, Message: r.Message, Stat: r.Stat, Chunk: r.Chunk}
 }
 
-// prepareWrite is FSM.PrepareWrite that repairs each corrupt or missing
+// prepareWrite is fsm.FSM.PrepareWrite that repairs each corrupt or missing
 // chunk it meets from another member and prepares again; a chunk that
 // cannot be repaired fails the write INTERNAL, naming the chunk, before
 // anything is proposed.
-func (n *Node) prepareWrite(ctx context.Context, c *Command) error {
+func (n *Node) prepareWrite(ctx context.Context, c *fsm.Command) error {
 	data := c.Data
 	for range maxRepairsPerRead {
 		c.Data = data
 		err := n.fsm.PrepareWrite(c)
-		var ce *corruptError
+		var ce *fsm.CorruptError
 		if !errors.As(err, &ce) {
 			return err
 		}
-		if rerr := n.repairChunk(ctx, ce.h); rerr != nil {
-			return &wire.Error{Code: wire.Internal, Message: ce.err.Message + "; no healthy copy found: " + rerr.Error()}
+		if rerr := n.repairChunk(ctx, ce.Chunk); rerr != nil {
+			return &wire.Error{Code: wire.Internal, Message: ce.Err.Message + "; no healthy copy found: " + rerr.Error()}
 		}
 	}
 	c.Data = data

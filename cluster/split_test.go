@@ -203,13 +203,10 @@ func TestSplitForkAndCleanup(t *testing.T) {
 			t.Fatalf("node %d split record %+v %v", id, rec, err)
 		}
 		var left []string
-		if err := scanPrefix(n.db, []byte(entryPrefix), func(k, v []byte) error {
-			if p, ok := pathOfEntryKey(k); ok && ring.PathPoint(p) >= mid {
+		for _, p := range entryPaths(t, n.db) {
+			if ring.PathPoint(p) >= mid {
 				left = append(left, p)
 			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
 		}
 		if len(left) > 0 {
 			t.Fatalf("node %d still holds %v after cleanup", id, left)

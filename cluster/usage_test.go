@@ -11,7 +11,7 @@ import (
 // Usage counts the files (not directories) whose root is in the owned
 // range, and their sizes.
 func TestUsage(t *testing.T) {
-	n := newNode(t, wholeRing)
+	n := newTestFSM(t, wholeRing)
 	var want uint64
 	for i := range 20 {
 		p := fmt.Sprintf("/u%d/f", i)
@@ -39,7 +39,7 @@ func TestUsage(t *testing.T) {
 // The status names the roots with the most requests, then the most bytes,
 // with their files, bytes and request counts.
 func TestUsageByRoot(t *testing.T) {
-	n := newNode(t, wholeRing)
+	n := newTestFSM(t, wholeRing)
 	n.must(put("/big/a/x", string(make([]byte, 5000)), wire.FlagParents))
 	n.must(put("/big/b", "12345", wire.FlagParents))
 	for i := range 7 {

@@ -1,4 +1,4 @@
-package cluster
+package fsm
 
 import (
 	"fmt"
@@ -16,7 +16,7 @@ import (
 // with distinct data (so every put releases a chunk and stores a new one),
 // entry time advancing 50 µs per entry. One Ready batch holds 16 entries.
 func BenchmarkApplyPutLoad(b *testing.B) {
-	db, err := pebble.Open(b.TempDir(), pebbleOptions(quietLogger{}))
+	db, err := pebble.Open(b.TempDir(), PebbleOptions(quietLogger{}))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func BenchmarkApplyPutLoad(b *testing.B) {
 // BenchmarkGet1KiB reads whole 1 KiB files (of 1,000) from the committed
 // state, as a node serves the loadgen's get workload after ReadIndex.
 func BenchmarkGet1KiB(b *testing.B) {
-	db, err := pebble.Open(b.TempDir(), pebbleOptions(quietLogger{}))
+	db, err := pebble.Open(b.TempDir(), PebbleOptions(quietLogger{}))
 	if err != nil {
 		b.Fatal(err)
 	}

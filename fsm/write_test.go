@@ -1,4 +1,4 @@
-package cluster
+package fsm
 
 import (
 	"fmt"
@@ -37,7 +37,7 @@ func TestAppendOverCorruptPartialBlockOnOneReplica(t *testing.T) {
 	for _, n := range []*node{a, b} {
 		n.must(putTiny("/r/f", "abc")) // 3 bytes, block size 4: block 0 is partial
 	}
-	h := chunkOf([]byte("abc"))
+	h := ChunkOf([]byte("abc"))
 	if err := b.db.Set(chunkKey(h), []byte("abX"), pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestAppendOverCorruptPartialBlockOnOneReplica(t *testing.T) {
 func TestUnpreparedAppendOverCorruptBlock(t *testing.T) {
 	n := newNode(t, wholeRing)
 	n.must(putTiny("/r/f", "abc"))
-	h := chunkOf([]byte("abc"))
+	h := ChunkOf([]byte("abc"))
 	if err := n.db.Set(chunkKey(h), []byte("abX"), pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestSparseWriteApplyIsCheap(t *testing.T) {
 // stateSum is the node's state checksum (what STATUS reports).
 func (n *node) stateSum() string {
 	n.t.Helper()
-	sum, err := stateChecksum(n.db)
+	sum, err := hashState(n.db, false)
 	if err != nil {
 		n.t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package cluster
+package fsm
 
 import (
 	"bytes"
@@ -804,7 +804,7 @@ func TestBatchOfEntries(t *testing.T) {
 func TestGetDetectsCorruption(t *testing.T) {
 	n := newNode(t, wholeRing)
 	n.must(put("/f", "good", 0))
-	h := chunkOf([]byte("good"))
+	h := ChunkOf([]byte("good"))
 	if err := n.db.Set(chunkKey(h), []byte("evil"), pebble.NoSync); err != nil {
 		t.Fatal(err)
 	}
@@ -826,7 +826,7 @@ func FuzzApply(f *testing.F) {
 	}
 	for _, c := range []Command{
 		{Op: wire.OpChunk, Path: "/r/u", Data: []byte("abcd"), ChunkSize: tiny},
-		{Op: wire.OpCommit, Path: "/r/u", Size: 4, Chunks: []string{chunkOf([]byte("abcd")).String()}},
+		{Op: wire.OpCommit, Path: "/r/u", Size: 4, Chunks: []string{ChunkOf([]byte("abcd")).String()}},
 		withSession(appendTo("/r/u", "!"), 3, 1),
 		{Op: wire.OpWrite, Path: "/r/u", Offset: MaxFileSize - 1, Data: []byte("xy")},
 	} {

@@ -1,4 +1,4 @@
-package cluster
+package fsm
 
 // The reads of the file state machine. Each reads one Pebble snapshot of
 // the committed state, so it sees every applied entry up to some index and

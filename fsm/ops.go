@@ -1,4 +1,4 @@
-package cluster
+package fsm
 
 // The mutations of the file state machine. Each checks everything it can
 // fail on before writing anything, so a failed command leaves b untouched
@@ -176,7 +176,7 @@ func applyWrite(t *tx, appending bool) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	held := make(map[int64]chunkID, len(refs))
+	held := make(map[int64]ChunkID, len(refs))
 	for _, r := range refs {
 		held[r.i] = r.h
 	}
@@ -614,10 +614,10 @@ func applyCommit(t *tx) (*Result, error) {
 	if res != nil || err != nil {
 		return res, err
 	}
-	ids := make([]chunkID, len(c.Chunks))
+	ids := make([]ChunkID, len(c.Chunks))
 	var total, first int64
 	for i, name := range c.Chunks {
-		h, err := parseChunkName(name)
+		h, err := ParseChunkName(name)
 		if err != nil {
 			return failf(wire.Invalid, "COMMIT of %q: chunk %d: %v", c.Path, i, err), nil
 		}

@@ -1,4 +1,4 @@
-package cluster
+package fsm
 
 // The file state machine of a storage node: the namespace of the roots this
 // cluster owns, kept in Pebble, changed only by Apply.
@@ -128,18 +128,18 @@ type reader interface {
 // the same range.
 func (f *FSM) Bootstrap(b *pebble.Batch, r wire.Range) error {
 	if r.End != 0 && r.End <= r.Start {
-		return fmt.Errorf("cluster: bootstrap: range %v is empty or reversed", r)
+		return fmt.Errorf("fsm: bootstrap: range %v is empty or reversed", r)
 	}
 	_, err := getValue(f.db, []byte(rangeKey))
 	switch {
 	case err == nil:
-		return fmt.Errorf("cluster: bootstrap: already bootstrapped")
+		return fmt.Errorf("fsm: bootstrap: already bootstrapped")
 	case !errors.Is(err, pebble.ErrNotFound):
-		return fmt.Errorf("cluster: bootstrap: %w", err)
+		return fmt.Errorf("fsm: bootstrap: %w", err)
 	}
 	v, err := msgpack.Marshal(&r)
 	if err != nil {
-		return fmt.Errorf("cluster: bootstrap: %w", err)
+		return fmt.Errorf("fsm: bootstrap: %w", err)
 	}
 	return b.Set([]byte(rangeKey), v, nil)
 }
@@ -312,7 +312,7 @@ func encodeEntry(e *entry) []byte {
 	v, err := msgpack.Marshal(e)
 	if err != nil {
 		// entry holds only integers and a string: this cannot fail.
-		panic(fmt.Sprintf("cluster: encode entry: %v", err))
+		panic(fmt.Sprintf("fsm: encode entry: %v", err))
 	}
 	return v
 }
@@ -344,7 +344,7 @@ func storageErr(what string, err error) *wire.Error {
 // the blocks written, chunk.go). A Result with Code INTERNAL means storage
 // failed while reading (or a stored record is corrupt); this replica may
 // then diverge from the others, so the caller must not commit b and must
-// stop the replica (splitGate does).
+// stop the replica (the storage node does).
 func (f *FSM) Apply(b *pebble.Batch, index uint64, cmd []byte) any {
 	c, err := DecodeCommand(cmd)
 	if err != nil {
@@ -423,9 +423,9 @@ type tx struct {
 	b     *pebble.Batch
 	index uint64
 	c     *Command
-	refs  map[chunkID]int64  // reference count changes
-	fresh map[chunkID][]byte // contents of chunks this command may create
-	zeros map[int64]chunkID  // SHA-256 of n zero bytes, by n
+	refs  map[ChunkID]int64  // reference count changes
+	fresh map[ChunkID][]byte // contents of chunks this command may create
+	zeros map[int64]ChunkID  // SHA-256 of n zero bytes, by n
 	cost  int64              // block records and checksum terms touched (Result.cost)
 }
 
