@@ -59,7 +59,7 @@ func (n *testFSM) must(c fsm.Command) {
 	}
 	b := n.db.NewIndexedBatch()
 	defer b.Close()
-	if res := n.fsm.Apply(b, n.index, p).(*fsm.Result); res.Code != wire.OK {
+	if res := n.fsm.Apply(b, n.index, p); res.Code != wire.OK {
 		n.t.Fatalf("%v %s: %v %s", c.Op, c.Path, res.Code, res.Message)
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {

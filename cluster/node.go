@@ -578,6 +578,21 @@ func (n *Node) propose(ctx context.Context, req *wire.Request, c *fsm.Command) (
 		go n.rep.Propose(context.WithoutCancel(ctx), cmd)
 		return nil, &wire.Response{}
 	}
+	r, resp := n.proposeEntry(ctx, cmd)
+	if resp != nil {
+		return nil, resp
+	}
+	if r.Code == wire.Internal {
+		n.log.Error("apply failed", "op", req.Op.String(), "path", req.Path, "err", r.Message)
+	}
+	return r, &wire.Response{Code: r.Code, Message: r.Message, Stat: r.Stat, Chunk: r.Chunk}
+}
+
+// proposeEntry proposes cmd and waits until it is applied: the state
+// machine's Result, or the response for a proposal that failed. The
+// replica hands back what its state machine (splitGate) returned, always a
+// *fsm.Result; this is the one place that converts it.
+func (n *Node) proposeEntry(ctx context.Context, cmd []byte) (*fsm.Result, *wire.Response) {
 	res, _, err := n.rep.Propose(ctx, cmd)
 	if err != nil {
 		return nil, n.replicaError(err)
@@ -586,10 +601,7 @@ func (n *Node) propose(ctx context.Context, req *wire.Request, c *fsm.Command) (
 	if !ok {
 		return nil, &wire.Response{Code: wire.Internal, Message: fmt.Sprintf("apply returned %T", res)}
 	}
-	if r.Code == wire.Internal {
-		n.log.Error("apply failed", "op", req.Op.String(), "path", req.Path, "err", r.Message)
-	}
-	return r, &wire.Response{Code: r.Code, Message: r.Message, Stat: r.Stat, Chunk: r.Chunk}
+	return r, nil
 }
 
 // prepareWrite is fsm.FSM.PrepareWrite that repairs each corrupt or missing

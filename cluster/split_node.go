@@ -189,11 +189,7 @@ func (g splitGate) Apply(b *pebble.Batch, index uint64, cmd []byte) (any, error)
 		s.n.check.take(b, index)
 		return &fsm.Result{}, nil
 	}
-	res := s.n.fsm.Apply(b, index, cmd)
-	r, ok := res.(*fsm.Result)
-	if !ok {
-		return nil, fmt.Errorf("state machine returned %T", res)
-	}
+	r := s.n.fsm.Apply(b, index, cmd)
 	if r.Code == wire.Internal {
 		return nil, errors.New(r.Message)
 	}
@@ -444,13 +440,9 @@ func (s *splitState) propose(ctx context.Context, rec *fsm.SplitRecord) *wire.Re
 	if err != nil {
 		return &wire.Response{Code: wire.Invalid, Message: err.Error()}
 	}
-	res, _, err := n.rep.Propose(ctx, cmd)
-	if err != nil {
-		return n.replicaError(err)
-	}
-	r, ok := res.(*fsm.Result)
-	if !ok {
-		return &wire.Response{Code: wire.Internal, Message: fmt.Sprintf("apply returned %T", res)}
+	r, resp := n.proposeEntry(ctx, cmd)
+	if resp != nil {
+		return resp
 	}
 	if r.Code != wire.OK {
 		return &wire.Response{Code: r.Code, Message: r.Message}
@@ -478,13 +470,9 @@ func (s *splitState) proposeCleanup(ctx context.Context, req *wire.Request) *wir
 	if err != nil {
 		return &wire.Response{Code: wire.Invalid, Message: err.Error()}
 	}
-	res, _, err := n.rep.Propose(ctx, cmd)
-	if err != nil {
-		return n.replicaError(err)
-	}
-	r, ok := res.(*fsm.Result)
-	if !ok {
-		return &wire.Response{Code: wire.Internal, Message: fmt.Sprintf("apply returned %T", res)}
+	r, resp := n.proposeEntry(ctx, cmd)
+	if resp != nil {
+		return resp
 	}
 	if r.Code != wire.OK {
 		return &wire.Response{Code: r.Code, Message: r.Message}

@@ -49,7 +49,7 @@ func BenchmarkApplyPutLoad(b *testing.B) {
 			Op: wire.OpPut, Path: fmt.Sprintf("/load-%03d/f%08d", fi%16, fi/16), Data: buf[off : off+1024],
 			Flags: wire.FlagParents, Time: now, Session: uint64(s + 1), Seq: seq[s],
 		})
-		res := f.Apply(batch, index, cmd).(*Result)
+		res := f.Apply(batch, index, cmd)
 		if res.Code != wire.OK {
 			b.Fatal(res.Message)
 		}
@@ -102,7 +102,7 @@ func BenchmarkGet1KiB(b *testing.B) {
 			data[j] = byte(r.Uint32())
 		}
 		cmd, _ := EncodeCommand(&Command{Op: wire.OpPut, Path: fmt.Sprintf("/get-%03d/f%08d", i%16, i/16), Data: data, Flags: wire.FlagParents, Time: 1})
-		if res := f.Apply(batch, uint64(i+1), cmd).(*Result); res.Code != wire.OK {
+		if res := f.Apply(batch, uint64(i+1), cmd); res.Code != wire.OK {
 			b.Fatal(res.Message)
 		}
 	}

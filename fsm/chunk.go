@@ -129,22 +129,6 @@ func putMeta(b *pebble.Batch, h ChunkID, m *chunkMeta) error {
 	return nil
 }
 
-// CorruptError is a chunk whose stored bytes are missing or do not match
-// its name. Callers see INTERNAL (it unwraps to a *wire.Error naming the
-// chunk); a node repairs it from another member's copy and tries again.
-type CorruptError struct {
-	Chunk ChunkID     // the chunk that failed
-	Err   *wire.Error // INTERNAL, naming the chunk and the path
-}
-
-func (e *CorruptError) Error() string { return e.Err.Error() }
-func (e *CorruptError) Unwrap() error { return e.Err }
-
-// corruptChunk is the error for a chunk whose bytes do not match its name.
-func corruptChunk(h ChunkID, path, why string) error {
-	return &CorruptError{Chunk: h, Err: &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("integrity: chunk %v of %s failed verification (%s); not returned", h, path, why)}}
-}
-
 // readChunk returns the verified bytes of chunk h, which must have n bytes.
 // path names the file, for the error.
 func readChunk(rd reader, h ChunkID, n int64, path string) ([]byte, error) {

@@ -317,15 +317,11 @@ func encodeEntry(e *entry) []byte {
 	return v
 }
 
-func storageErr(what string, err error) *wire.Error {
-	return &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("storage: %s: %v", what, err)}
-}
-
 // --- Apply ------------------------------------------------------------------
 
 // Apply applies one committed log entry at index to the state in b, an
 // indexed batch (reads through b see earlier writes of the same batch), and
-// returns a *Result. It is a deterministic function of (state in b, index,
+// returns its Result, never nil. It is a deterministic function of (state in b, index,
 // cmd): every replica applying the same entries produces the same state and
 // results. Bad input (undecodable cmd, unknown op, invalid path) gives
 // INVALID, never a panic; a command on a path outside the owned range gives
@@ -345,7 +341,7 @@ func storageErr(what string, err error) *wire.Error {
 // failed while reading (or a stored record is corrupt); this replica may
 // then diverge from the others, so the caller must not commit b and must
 // stop the replica (the storage node does).
-func (f *FSM) Apply(b *pebble.Batch, index uint64, cmd []byte) any {
+func (f *FSM) Apply(b *pebble.Batch, index uint64, cmd []byte) *Result {
 	c, err := DecodeCommand(cmd)
 	if err != nil {
 		return failf(wire.Invalid, "malformed command: %v", err)
@@ -358,14 +354,6 @@ func (f *FSM) Apply(b *pebble.Batch, index uint64, cmd []byte) any {
 		return errResult(err)
 	}
 	return res
-}
-
-func errResult(err error) *Result {
-	var we *wire.Error
-	if errors.As(err, &we) {
-		return &Result{Code: we.Code, Message: we.Message}
-	}
-	return failf(wire.Internal, "%v", err)
 }
 
 // apply runs one command, without exactly-once bookkeeping.

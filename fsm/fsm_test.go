@@ -61,10 +61,9 @@ func (n *node) raw(cmd []byte) *Result {
 	n.index++
 	b := n.db.NewIndexedBatch()
 	defer b.Close()
-	out := n.fsm.Apply(b, n.index, cmd)
-	res, ok := out.(*Result)
-	if !ok {
-		n.t.Fatalf("Apply returned %T, want *Result", out)
+	res := n.fsm.Apply(b, n.index, cmd)
+	if res == nil {
+		n.t.Fatalf("Apply returned %T, want *Result", res)
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
 		n.t.Fatal(err)
@@ -449,7 +448,7 @@ func TestBootstrap(t *testing.T) {
 	ib := db.NewIndexedBatch()
 	defer ib.Close()
 	c, _ := EncodeCommand(&Command{Op: wire.OpMkdir, Path: "/a"})
-	if res := fresh.Apply(ib, 1, c).(*Result); res.Code != wire.WrongRange {
+	if res := fresh.Apply(ib, 1, c); res.Code != wire.WrongRange {
 		t.Errorf("Apply before bootstrap: %v %q", res.Code, res.Message)
 	}
 	if roots, err := fresh.List("/"); err != nil || len(roots) != 0 {
@@ -785,7 +784,7 @@ func TestBatchOfEntries(t *testing.T) {
 	want := []wire.Code{wire.OK, wire.OK, wire.NotEmpty, wire.OK, wire.OK, wire.OK}
 	for i, c := range cmds {
 		p, _ := EncodeCommand(&c)
-		if res := n.fsm.Apply(b, uint64(i+1), p).(*Result); res.Code != want[i] {
+		if res := n.fsm.Apply(b, uint64(i+1), p); res.Code != want[i] {
 			t.Fatalf("entry %d %v %s: %v %q, want %v", i+1, c.Op, c.Path, res.Code, res.Message, want[i])
 		}
 	}
@@ -840,8 +839,8 @@ func FuzzApply(f *testing.F) {
 	f.Fuzz(func(t *testing.T, p []byte) {
 		b := n.db.NewIndexedBatch()
 		defer b.Close()
-		res, ok := n.fsm.Apply(b, 1, p).(*Result)
-		if !ok || res == nil {
+		res := n.fsm.Apply(b, 1, p)
+		if res == nil {
 			t.Fatalf("Apply returned %T", res)
 		}
 		if res.Code == wire.Internal {
@@ -864,7 +863,7 @@ func BenchmarkApplyPut(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		n.index++
 		batch := n.db.NewIndexedBatch()
-		res := n.fsm.Apply(batch, n.index, cmds[i%len(cmds)]).(*Result)
+		res := n.fsm.Apply(batch, n.index, cmds[i%len(cmds)])
 		if res.Code != wire.OK {
 			b.Fatal(res.Message)
 		}

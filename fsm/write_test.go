@@ -76,7 +76,7 @@ func TestUnpreparedAppendOverCorruptBlock(t *testing.T) {
 	}
 	b := n.db.NewIndexedBatch()
 	defer b.Close()
-	res := n.fsm.Apply(b, n.index+1, p).(*Result)
+	res := n.fsm.Apply(b, n.index+1, p)
 	if res.Code != wire.Internal || !strings.Contains(res.Message, "failed verification") {
 		t.Fatalf("unprepared APPEND over a corrupt block: %v %q, want INTERNAL", res.Code, res.Message)
 	}
@@ -162,7 +162,7 @@ func TestTreeOpLimit(t *testing.T) {
 		for k := 0; k < 1000 && done < maxTreeEntries; k++ {
 			c := Command{Op: wire.OpPut, Path: fmt.Sprintf("/r/big/f%05d", done), Time: 1_700_000_000_000_000_000}
 			p, _ := EncodeCommand(&c)
-			if res := n.fsm.Apply(b, n.index, p).(*Result); res.Code != wire.OK {
+			if res := n.fsm.Apply(b, n.index, p); res.Code != wire.OK {
 				t.Fatalf("PUT %s: %v %s", c.Path, res.Code, res.Message)
 			}
 			done++
