@@ -114,13 +114,9 @@ type checker struct {
 }
 
 func newChecker(n *Node) *checker {
-	iv := n.cfg.CheckInterval
-	if iv <= 0 {
-		iv = DefaultCheckInterval
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &checker{
-		n: n, log: n.log.With("component", "consistency"), interval: iv,
+		n: n, log: n.log.With("component", "consistency"), interval: n.cfg.CheckInterval,
 		jobs: make(chan checkJob, 1), stopc: make(chan struct{}), ctx: ctx, cancel: cancel,
 		diverge: n.cfg.UnsafeDivergePath,
 	}
