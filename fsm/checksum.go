@@ -81,49 +81,9 @@ var stateStart, stateEnd = []byte(prefix), []byte("s0")
 // fails on a mutation it does not model (merge, range keys, excise) in the
 // state machine's keys.
 func HashOverlay(snap *pebble.Snapshot, repr []byte) (string, error) {
-	type val struct {
-		v   []byte
-		del bool
-	}
-	over := map[string]val{}
-	var rdels [][2][]byte
-	inState := func(k []byte) bool { return bytes.Compare(k, stateStart) >= 0 && bytes.Compare(k, stateEnd) < 0 }
-	r := batchrepr.Read(repr)
-	for {
-		kind, k, v, ok, err := r.Next()
-		if err != nil {
-			return "", fmt.Errorf("read batch: %w", err)
-		}
-		if !ok {
-			break
-		}
-		switch kind {
-		case pebble.InternalKeyKindSet, pebble.InternalKeyKindSetWithDelete:
-			if inState(k) {
-				over[string(k)] = val{v: v}
-			}
-		case pebble.InternalKeyKindDelete, pebble.InternalKeyKindSingleDelete, pebble.InternalKeyKindDeleteSized:
-			if inState(k) {
-				over[string(k)] = val{del: true}
-			}
-		case pebble.InternalKeyKindRangeDelete:
-			start, end := k, v
-			if bytes.Compare(end, stateStart) <= 0 || bytes.Compare(start, stateEnd) >= 0 {
-				continue
-			}
-			for ko := range over {
-				if ko >= string(start) && ko < string(end) {
-					over[ko] = val{del: true}
-				}
-			}
-			rdels = append(rdels, [2][]byte{start, end})
-		case pebble.InternalKeyKindLogData:
-		default:
-			if inState(k) || kind == pebble.InternalKeyKindRangeKeySet || kind == pebble.InternalKeyKindRangeKeyUnset ||
-				kind == pebble.InternalKeyKindRangeKeyDelete || kind == pebble.InternalKeyKindExcise {
-				return "", fmt.Errorf("batch holds a %v mutation the check does not model", kind)
-			}
-		}
+	over, rdels, err := readOverlay(repr)
+	if err != nil {
+		return "", err
 	}
 	keys := make([]string, 0, len(over))
 	for k := range over {
@@ -174,4 +134,56 @@ func HashOverlay(snap *pebble.Snapshot, repr []byte) (string, error) {
 		emitOver(keys[i])
 	}
 	return h.sum(), nil
+}
+
+// overlayVal is a state key's value in a batch: set to v, or deleted.
+type overlayVal struct {
+	v   []byte
+	del bool
+}
+
+// readOverlay reads the mutations of the batch representation repr to the
+// state machine's keys, in order: the last value or deletion of each
+// point key, and the range deletions.
+func readOverlay(repr []byte) (over map[string]overlayVal, rdels [][2][]byte, err error) {
+	over = map[string]overlayVal{}
+	inState := func(k []byte) bool { return bytes.Compare(k, stateStart) >= 0 && bytes.Compare(k, stateEnd) < 0 }
+	r := batchrepr.Read(repr)
+	for {
+		kind, k, v, ok, err := r.Next()
+		if err != nil {
+			return nil, nil, fmt.Errorf("read batch: %w", err)
+		}
+		if !ok {
+			break
+		}
+		switch kind {
+		case pebble.InternalKeyKindSet, pebble.InternalKeyKindSetWithDelete:
+			if inState(k) {
+				over[string(k)] = overlayVal{v: v}
+			}
+		case pebble.InternalKeyKindDelete, pebble.InternalKeyKindSingleDelete, pebble.InternalKeyKindDeleteSized:
+			if inState(k) {
+				over[string(k)] = overlayVal{del: true}
+			}
+		case pebble.InternalKeyKindRangeDelete:
+			start, end := k, v
+			if bytes.Compare(end, stateStart) <= 0 || bytes.Compare(start, stateEnd) >= 0 {
+				continue
+			}
+			for ko := range over {
+				if ko >= string(start) && ko < string(end) {
+					over[ko] = overlayVal{del: true}
+				}
+			}
+			rdels = append(rdels, [2][]byte{start, end})
+		case pebble.InternalKeyKindLogData:
+		default:
+			if inState(k) || kind == pebble.InternalKeyKindRangeKeySet || kind == pebble.InternalKeyKindRangeKeyUnset ||
+				kind == pebble.InternalKeyKindRangeKeyDelete || kind == pebble.InternalKeyKindExcise {
+				return nil, nil, fmt.Errorf("batch holds a %v mutation the check does not model", kind)
+			}
+		}
+	}
+	return over, rdels, nil
 }
