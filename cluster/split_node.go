@@ -437,15 +437,9 @@ func (s *splitState) proposeSplit(ctx context.Context, req *wire.Request) *wire.
 func (s *splitState) propose(ctx context.Context, rec *fsm.SplitRecord) *wire.Response {
 	n := s.n
 	cmd, err := fsm.EncodeSplitCommand(rec, time.Now().UnixNano(), n.clock.stamp(time.Now()))
-	if err != nil {
-		return &wire.Response{Code: wire.Invalid, Message: err.Error()}
-	}
-	r, resp := n.proposeEntry(ctx, cmd)
+	r, resp := n.proposeApplied(ctx, cmd, err)
 	if resp != nil {
 		return resp
-	}
-	if r.Code != wire.OK {
-		return &wire.Response{Code: r.Code, Message: r.Message}
 	}
 	if rec.Abandoned {
 		n.log.Info("split: abandoned", "new_cluster", rec.NewCluster)
@@ -467,17 +461,28 @@ func (s *splitState) proposeCleanup(ctx context.Context, req *wire.Request) *wir
 		limit = 256
 	}
 	cmd, err := fsm.EncodeCommand(&fsm.Command{Op: wire.OpSplitCleanup, Size: limit, Time: time.Now().UnixNano(), Clock: n.clock.stamp(time.Now()), ChunkTTL: int64(n.cfg.ChunkTTL)})
-	if err != nil {
-		return &wire.Response{Code: wire.Invalid, Message: err.Error()}
-	}
-	r, resp := n.proposeEntry(ctx, cmd)
+	r, resp := n.proposeApplied(ctx, cmd, err)
 	if resp != nil {
 		return resp
 	}
-	if r.Code != wire.OK {
-		return &wire.Response{Code: r.Code, Message: r.Message}
-	}
 	return &wire.Response{Exists: r.Message == "more", Message: r.Message}
+}
+
+// proposeApplied proposes a split command cmd (encErr: it did not encode)
+// and returns its Result if it applied OK, else the response that says why
+// not.
+func (n *Node) proposeApplied(ctx context.Context, cmd []byte, encErr error) (*fsm.Result, *wire.Response) {
+	if encErr != nil {
+		return nil, &wire.Response{Code: wire.Invalid, Message: encErr.Error()}
+	}
+	r, resp := n.proposeEntry(ctx, cmd)
+	if resp != nil {
+		return nil, resp
+	}
+	if r.Code != wire.OK {
+		return nil, &wire.Response{Code: r.Code, Message: r.Message}
+	}
+	return r, nil
 }
 
 func recordStatus(r *fsm.SplitRecord) *wire.SplitStatus {

@@ -127,6 +127,36 @@ func (n *node) dump() [][2][]byte {
 	return kvs
 }
 
+// applyCase applies base and then cmd on a fresh node and checks cmd's
+// result: code want (else the test stops) and a message containing msg; a
+// failure must say why and leave the state as it was.
+func applyCase(t *testing.T, base []Command, cmd Command, want wire.Code, msg string) (*node, *Result) {
+	t.Helper()
+	n := newNode(t, wholeRing)
+	for _, c := range base {
+		n.must(c)
+	}
+	before := n.dump()
+	res := n.do(cmd)
+	if res.Code != want {
+		t.Fatalf("code %v (%s), want %v", res.Code, res.Message, want)
+	}
+	if !strings.Contains(res.Message, msg) {
+		t.Errorf("message %q does not contain %q", res.Message, msg)
+	}
+	if want != wire.OK {
+		if res.Message == "" {
+			t.Error("failure without a message")
+		}
+		if after := n.dump(); !slices.EqualFunc(before, after, func(a, b [2][]byte) bool {
+			return bytes.Equal(a[0], b[0]) && bytes.Equal(a[1], b[1])
+		}) {
+			t.Error("a failed command changed the state")
+		}
+	}
+	return n, res
+}
+
 func mkdir(p string, f wire.Flags) Command { return Command{Op: wire.OpMkdir, Path: p, Flags: f} }
 func put(p, data string, f wire.Flags) Command {
 	return Command{Op: wire.OpPut, Path: p, Data: []byte(data), Flags: f}
@@ -222,29 +252,10 @@ func TestApply(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := newNode(t, wholeRing)
-			for _, c := range base {
-				n.must(c)
-			}
-			before := n.dump()
-			res := n.do(tt.cmd)
-			if res.Code != tt.want {
-				t.Fatalf("code %v (%s), want %v", res.Code, res.Message, tt.want)
-			}
-			if !strings.Contains(res.Message, tt.msg) {
-				t.Errorf("message %q does not contain %q", res.Message, tt.msg)
-			}
+			n, res := applyCase(t, base, tt.cmd, tt.want, tt.msg)
 			if tt.want != wire.OK {
-				if res.Message == "" {
-					t.Error("failure without a message")
-				}
 				if res.Err() == nil || codeOf(res.Err()) != tt.want {
 					t.Errorf("Err() = %v", res.Err())
-				}
-				if after := n.dump(); !slices.EqualFunc(before, after, func(a, b [2][]byte) bool {
-					return bytes.Equal(a[0], b[0]) && bytes.Equal(a[1], b[1])
-				}) {
-					t.Error("a failed command changed the state")
 				}
 			}
 			if tt.stat != nil {
