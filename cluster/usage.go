@@ -90,7 +90,7 @@ func (u *usageCache) report(f *fsm.FSM, ns *wire.NodeStatus) {
 	defer u.mu.Unlock()
 	if u.at.IsZero() {
 		u.at = time.Now()
-		if files, bytes, roots, err := f.UsageByRoot(); err == nil {
+		if files, bytes, roots, err := f.Usage(); err == nil {
 			u.files, u.bytes, u.roots = files, bytes, roots
 		}
 	}
@@ -101,7 +101,7 @@ func (u *usageCache) report(f *fsm.FSM, ns *wire.NodeStatus) {
 	}
 	u.running = true
 	go func() {
-		files, bytes, roots, err := f.UsageByRoot()
+		files, bytes, roots, err := f.Usage()
 		u.mu.Lock()
 		defer u.mu.Unlock()
 		u.running, u.at = false, time.Now()

@@ -18,13 +18,13 @@ func TestUsage(t *testing.T) {
 		n.must(put(p, p+p, wire.FlagParents))
 		want += uint64(len(p + p))
 	}
-	files, bytes, err := n.fsm.Usage()
+	files, bytes, _, err := n.fsm.Usage()
 	if err != nil || files != 20 || bytes != want {
 		t.Fatalf("usage %d files %d bytes %v, want 20 and %d", files, bytes, err, want)
 	}
 	half := wire.Range{End: ring.Mid(wholeRing)}
 	n.setRange(half)
-	files, _, err = n.fsm.Usage()
+	files, _, _, err = n.fsm.Usage()
 	if err != nil || files == 0 || files >= 20 {
 		t.Fatalf("usage of the lower half: %d files, %v", files, err)
 	}

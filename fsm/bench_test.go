@@ -92,7 +92,7 @@ func BenchmarkGet1KiB(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		fi := r.IntN(files)
-		if _, _, err := f.Get(fmt.Sprintf("/get-%03d/f%08d", fi%16, fi/16)); err != nil {
+		if _, _, err := f.get(fmt.Sprintf("/get-%03d/f%08d", fi%16, fi/16)); err != nil {
 			b.Fatal(err)
 		}
 	}

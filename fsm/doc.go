@@ -15,11 +15,13 @@
 // ChunkData, RepairChunk). A Result with Code INTERNAL from Apply means a
 // local read or decode fault: the caller must not commit the batch.
 //
-// Concurrency. Apply (and Bootstrap, Restored) must be called from one
-// goroutine at a time, the replica's apply loop. The reads (Range, Stat,
-// Exists, Get, Read, List, ListPage, Split, Usage, UsageByRoot, Clock),
-// PrepareWrite and the chunk checks read the committed state from a Pebble
-// snapshot and are safe for concurrent use with each other and with Apply.
+// Concurrency. Apply (and Bootstrap, Restored, MarkSplitTainted) must be
+// called from one goroutine at a time, the replica's apply loop. The reads
+// (Range, Stat, Exists, Read, ListPage, Split, SplitTainted, Usage, Clock),
+// PrepareWrite and the chunk checks (VerifyChunks, ChunkData, RepairChunk)
+// read the committed state, never the batch being applied, and are safe
+// for concurrent use with each other and with Apply. The caller owns the
+// DB and the batches.
 //
 // Where things are: the key layout at the top of fsm.go; commands and
 // results in command.go; files as grids of content-addressed,

@@ -76,9 +76,9 @@ const (
 	// batch, whose cost must stay bounded. Larger trees are refused
 	// TOO_LARGE; remove or move their subdirectories first.
 	maxTreeEntries = 10000
-	// MaxFileSize bounds the size a WRITE or APPEND may give a file (1 PiB):
+	// maxFileSize bounds the size a WRITE or APPEND may give a file (1 PiB):
 	// it keeps offset arithmetic far from overflow.
-	MaxFileSize = int64(1) << 50
+	maxFileSize = int64(1) << 50
 )
 
 // entry is the stored metadata of one path. Field names are short and fixed:
@@ -98,7 +98,7 @@ func (e *entry) stat(name string) *wire.Stat {
 }
 
 // FSM is the file state machine. Apply must be called from one goroutine at
-// a time; the read methods (Range, Stat, Get, List, Exists) read the
+// a time; the read methods (Range, Stat, Exists, Read, ListPage) read the
 // committed state of the DB and are safe for concurrent use with each other
 // and with Apply. Besides the DB handle FSM holds one cached value, the
 // entry clock (clock.go), a copy of replicated state.

@@ -305,7 +305,7 @@ func TestPutReplace(t *testing.T) {
 	if second.Mtime <= first.Mtime {
 		t.Fatalf("mtime %d not after %d", second.Mtime, first.Mtime)
 	}
-	data, st, err := n.fsm.Get("/a/f")
+	data, st, err := n.fsm.get("/a/f")
 	if err != nil || string(data) != "second version" || *st != *second {
 		t.Fatalf("Get = %q, %+v, %v", data, st, err)
 	}
@@ -411,11 +411,11 @@ func TestWrongRange(t *testing.T) {
 		if codeOf(err) != wire.WrongRange {
 			t.Errorf("Stat: %v", err)
 		}
-		_, _, err = n.fsm.Get(p)
+		_, _, err = n.fsm.get(p)
 		if codeOf(err) != wire.WrongRange {
 			t.Errorf("Get: %v", err)
 		}
-		_, err = n.fsm.List("/" + other)
+		_, err = n.fsm.list("/" + other)
 		if codeOf(err) != wire.WrongRange {
 			t.Errorf("List: %v", err)
 		}
@@ -423,7 +423,7 @@ func TestWrongRange(t *testing.T) {
 		if codeOf(err) != wire.WrongRange {
 			t.Errorf("Exists: %v", err)
 		}
-		roots, err := n.fsm.List("/")
+		roots, err := n.fsm.list("/")
 		if err != nil || len(roots) != 1 || roots[0].Name != "mine" {
 			t.Errorf("List(/) = %+v, %v; want only mine", roots, err)
 		}
@@ -462,7 +462,7 @@ func TestBootstrap(t *testing.T) {
 	if res := fresh.Apply(ib, 1, c); res.Code != wire.WrongRange {
 		t.Errorf("Apply before bootstrap: %v %q", res.Code, res.Message)
 	}
-	if roots, err := fresh.List("/"); err != nil || len(roots) != 0 {
+	if roots, err := fresh.list("/"); err != nil || len(roots) != 0 {
 		t.Errorf("List(/) before bootstrap: %v, %v", roots, err)
 	}
 }
@@ -556,9 +556,9 @@ func TestReads(t *testing.T) {
 			case "stat":
 				st, err = n.fsm.Stat(tt.path)
 			case "get":
-				data, st, err = n.fsm.Get(tt.path)
+				data, st, err = n.fsm.get(tt.path)
 			case "list":
-				list, err = n.fsm.List(tt.path)
+				list, err = n.fsm.list(tt.path)
 			case "exists":
 				ok, err = n.fsm.Exists(tt.path)
 			}
@@ -594,7 +594,7 @@ func TestListOrder(t *testing.T) {
 			n.must(put("/d/"+name+"/grandchild", "g", 0))
 		}
 	}
-	list, err := n.fsm.List("/d")
+	list, err := n.fsm.list("/d")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -623,7 +623,7 @@ func TestListOrder(t *testing.T) {
 	for _, r := range roots {
 		n.must(mkdir("/"+r, 0))
 	}
-	list, err = n.fsm.List("/")
+	list, err = n.fsm.list("/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -637,7 +637,7 @@ func TestListOrder(t *testing.T) {
 		t.Fatalf("List(/) = %q, want %q", got, want)
 	}
 
-	if empty, err := n.fsm.List("/zeta"); err != nil || empty == nil || len(empty) != 0 {
+	if empty, err := n.fsm.list("/zeta"); err != nil || empty == nil || len(empty) != 0 {
 		t.Fatalf("List of an empty dir = %#v, %v", empty, err)
 	}
 }
@@ -715,7 +715,7 @@ func TestRemoveRecursive(t *testing.T) {
 			}
 			// Its parent is listable and no longer names it.
 			parent, name := fspath.Split(tt.dir)
-			list, err := n.fsm.List(parent)
+			list, err := n.fsm.list(parent)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -726,7 +726,7 @@ func TestRemoveRecursive(t *testing.T) {
 			}
 			// The path can be created again, from scratch.
 			n.must(mkdir(tt.dir, parents))
-			if list, err := n.fsm.List(tt.dir); err != nil || len(list) != 0 {
+			if list, err := n.fsm.list(tt.dir); err != nil || len(list) != 0 {
 				t.Errorf("recreated %s lists %+v, %v", tt.dir, list, err)
 			}
 		})
@@ -818,7 +818,7 @@ func TestGetDetectsCorruption(t *testing.T) {
 	if err := n.db.Set(chunkKey(h), []byte("evil"), pebble.NoSync); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := n.fsm.Get("/f"); codeOf(err) != wire.Internal || !strings.Contains(err.Error(), h.String()+" of /f failed verification") {
+	if _, _, err := n.fsm.get("/f"); codeOf(err) != wire.Internal || !strings.Contains(err.Error(), h.String()+" of /f failed verification") {
 		t.Fatalf("Get of corrupted contents: %v", err)
 	}
 }
@@ -838,7 +838,7 @@ func FuzzApply(f *testing.F) {
 		{Op: wire.OpChunk, Path: "/r/u", Data: []byte("abcd"), ChunkSize: tiny},
 		{Op: wire.OpCommit, Path: "/r/u", Size: 4, Chunks: []string{ChunkOf([]byte("abcd")).String()}},
 		withSession(appendTo("/r/u", "!"), 3, 1),
-		{Op: wire.OpWrite, Path: "/r/u", Offset: MaxFileSize - 1, Data: []byte("xy")},
+		{Op: wire.OpWrite, Path: "/r/u", Offset: maxFileSize - 1, Data: []byte("xy")},
 	} {
 		p, _ := EncodeCommand(&c)
 		f.Add(p)

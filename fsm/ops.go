@@ -318,8 +318,8 @@ func planWrite(c *Command, old *entry, n int64, appending bool) (*writePlan, *Re
 	if appending {
 		off = e.Size
 	}
-	if off > MaxFileSize-n {
-		return nil, failf(wire.TooLarge, "write of %d bytes at offset %d would make %q larger than %d bytes", n, off, c.Path, MaxFileSize)
+	if off > maxFileSize-n {
+		return nil, failf(wire.TooLarge, "write of %d bytes at offset %d would make %q larger than %d bytes", n, off, c.Path, maxFileSize)
 	}
 	w := &writePlan{e: e, off: off, end: off + n, size: e.Size}
 	if n > 0 { // an empty write changes no bytes and no size (like pwrite)
@@ -654,8 +654,8 @@ func applyCopy(t *tx) (*Result, error) {
 // the old or the new contents, never a mix.
 func applyCommit(t *tx) (*Result, error) {
 	c := t.c
-	if c.Size < 0 || c.Size > MaxFileSize {
-		return failf(wire.Invalid, "COMMIT of %q: size %d is outside [0, %d]", c.Path, c.Size, MaxFileSize), nil
+	if c.Size < 0 || c.Size > maxFileSize {
+		return failf(wire.Invalid, "COMMIT of %q: size %d is outside [0, %d]", c.Path, c.Size, maxFileSize), nil
 	}
 	old, missing, res, err := fileTarget(t, c.Path)
 	if res != nil || err != nil {

@@ -63,7 +63,7 @@ func treeSum(data []byte, bs int) string {
 // content reads a file and checks its checksum against its bytes.
 func (n *node) content(p string) string {
 	n.t.Helper()
-	data, st, err := n.fsm.Get(p)
+	data, st, err := n.fsm.get(p)
 	if err != nil {
 		n.t.Fatalf("Get(%s): %v", p, err)
 	}
@@ -169,7 +169,7 @@ func TestOps(t *testing.T) {
 		{name: "write /", cmd: write("/", 0, "x"), want: wire.IsDir},
 		{name: "write parent is file", cmd: write("/file/x", 0, "x"), want: wire.NotDir},
 		{name: "write negative offset", cmd: write("/file", -1, "x"), want: wire.Invalid, msg: "negative offset"},
-		{name: "write too far", cmd: write("/file", MaxFileSize, "x"), want: wire.TooLarge},
+		{name: "write too far", cmd: write("/file", maxFileSize, "x"), want: wire.TooLarge},
 		{name: "write if-version wrong", cmd: Command{Op: wire.OpWrite, Path: "/file", Data: []byte("x"), IfVersion: 1}, want: wire.Conflict, msg: "not 1"},
 		{name: "write if-version right", cmd: Command{Op: wire.OpWrite, Path: "/file", Data: []byte("C"), IfVersion: 6}, check: map[string]string{"/file": "Contents"}},
 		{name: "write empty keeps", cmd: write("/file", 100, ""), check: map[string]string{"/file": "contents"}},
@@ -476,7 +476,7 @@ func TestScrub(t *testing.T) {
 	if c, bad := pass(); c != total || !slices.Equal(bad, []string{h.String()}) {
 		t.Fatalf("pass over a corrupt chunk: checked %d of %d, corrupt %v", c, total, bad)
 	}
-	if _, _, err := n.fsm.Get("/s/3"); codeOf(err) != wire.Internal || !strings.Contains(err.Error(), "failed verification") {
+	if _, _, err := n.fsm.get("/s/3"); codeOf(err) != wire.Internal || !strings.Contains(err.Error(), "failed verification") {
 		t.Fatalf("Get over the corrupt chunk: %v", err)
 	}
 }

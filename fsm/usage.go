@@ -12,16 +12,10 @@ import (
 )
 
 // Usage counts the files whose root hashes into the owned range and the sum
-// of their sizes, from the committed state. It reads every entry of the
-// range (O(entries)); a split's source counts the moved half until it is
+// of their sizes, in all and per root, from the committed state. It reads
+// every entry of the range (O(entries)); a split's source counts the moved half until it is
 // cleaned up, a new cluster never counts the half it did not take.
-func (f *FSM) Usage() (files, bytes uint64, err error) {
-	files, bytes, _, err = f.UsageByRoot()
-	return files, bytes, err
-}
-
-// UsageByRoot is Usage with the files and bytes of each root.
-func (f *FSM) UsageByRoot() (files, bytes uint64, roots map[string]*wire.RootUsage, err error) {
+func (f *FSM) Usage() (files, bytes uint64, roots map[string]*wire.RootUsage, err error) {
 	rng, err := f.Range()
 	if err != nil {
 		return 0, 0, nil, err
