@@ -22,7 +22,7 @@ type Command struct {
 	Data  []byte     `msgpack:"data,omitempty"`
 	Flags wire.Flags `msgpack:"flags,omitempty"`
 	Time  int64      `msgpack:"time,omitempty"` // leader's unix nanos at propose time; becomes mtime
-	// Clock is the leader's bounded entry clock (clock.go), in unix nanos:
+	// Clock is the leader's bounded entry clock (clock.go; the node stamps it), in unix nanos:
 	// sessions and unreferenced chunks expire by it. 0 in older entries,
 	// which expire by Time.
 	Clock   int64  `msgpack:"clock,omitempty"`
