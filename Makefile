@@ -38,7 +38,7 @@ bench: build
 # bench-micro runs the micro-benchmarks of the codec, the state machine and
 # the replication write path.
 bench-micro:
-	$(GO) test -run '^$$' -bench . -benchmem ./wire ./cluster ./replica
+	$(GO) test -run '^$$' -bench . -benchmem ./wire ./fsm ./replica
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -49,7 +49,7 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRequest -fuzztime $(FUZZTIME) ./wire
 	$(GO) test -run '^$$' -fuzz FuzzValidate -fuzztime $(FUZZTIME) ./internal/fspath
-	$(GO) test -run '^$$' -fuzz FuzzDecodeCommand -fuzztime $(FUZZTIME) ./cluster
+	$(GO) test -run '^$$' -fuzz FuzzDecodeCommand -fuzztime $(FUZZTIME) ./fsm
 
 clean:
 	rm -rf $(BIN)

@@ -3,6 +3,7 @@ package cluster
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/cleavefs/cleave/fsm"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -33,29 +34,11 @@ func (n *Node) Checksum() (sum string, applied uint64, err error) {
 	} else if err != pebble.ErrNotFound {
 		return "", 0, fmt.Errorf("cluster: checksum: applied index: %w", err)
 	}
-	sum, err = stateChecksum(snap)
+	sum, err = fsm.StateChecksum(snap)
 	if err != nil {
 		return "", 0, fmt.Errorf("cluster: checksum: %w", err)
 	}
 	return sum, applied, nil
-}
-
-// stateChecksum is "sha256:<hex>" over every key and value under "s/" in
-// rd, each prefixed with its length, in key order.
-func stateChecksum(rd reader) (string, error) {
-	it, err := rd.NewIter(&pebble.IterOptions{LowerBound: []byte(prefix), UpperBound: []byte("s0")})
-	if err != nil {
-		return "", err
-	}
-	defer it.Close()
-	h := newStateHasher(false)
-	for it.First(); it.Valid(); it.Next() {
-		h.add(it.Key(), it.Value())
-	}
-	if err := it.Error(); err != nil {
-		return "", err
-	}
-	return h.sum(), nil
 }
 
 // statusChecksum is Checksum for a STATUS request that set

@@ -7,7 +7,7 @@ package cluster
 // does, all the time, the way etcd's corruption check does:
 //
 //   - Every CheckInterval the leader proposes a check entry: one byte,
-//     checkEntry, that no Command encoding starts with. It changes no
+//     checkEntry, that no fsm.Command encoding starts with. It changes no
 //     state.
 //   - Every replica, when it applies that entry at index I, captures its
 //     state at exactly I without reading it: a Pebble snapshot of the
@@ -15,7 +15,7 @@ package cluster
 //     loop is the only writer and commits whole Readies) plus a copy of the
 //     Ready's batch so far (the entries of this Ready up to I). That costs a
 //     memory copy bounded by one Ready; the hash itself runs on a
-//     background goroutine (hashOverlay), never inside apply. A replica
+//     background goroutine (fsm.HashOverlay), never inside apply. A replica
 //     still hashing the previous check skips one (it just has no result at
 //     that index).
 //   - The hash is Checksum's (length-prefixed keys and values under "s/"),
@@ -43,12 +43,9 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
+	"github.com/cleavefs/cleave/fsm"
 	"log/slog"
 	"slices"
 	"sort"
@@ -58,12 +55,11 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/batchrepr"
 
 	"github.com/cleavefs/cleave/wire"
 )
 
-// checkEntry is the whole command of a check entry. Every encoded Command
+// checkEntry is the whole command of a check entry. Every encoded fsm.Command
 // starts with commandVersion, so the two never collide.
 const checkEntry = 0xC5
 
@@ -118,13 +114,9 @@ type checker struct {
 }
 
 func newChecker(n *Node) *checker {
-	iv := n.cfg.CheckInterval
-	if iv <= 0 {
-		iv = DefaultCheckInterval
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &checker{
-		n: n, log: n.log.With("component", "consistency"), interval: iv,
+		n: n, log: n.log.With("component", "consistency"), interval: n.cfg.CheckInterval,
 		jobs: make(chan checkJob, 1), stopc: make(chan struct{}), ctx: ctx, cancel: cancel,
 		diverge: n.cfg.UnsafeDivergePath,
 	}
@@ -186,7 +178,7 @@ func (c *checker) hashLoop() {
 			return
 		case j := <-c.jobs:
 			start := time.Now()
-			sum, err := hashOverlay(j.snap, j.repr)
+			sum, err := fsm.HashOverlay(j.snap, j.repr)
 			j.snap.Close()
 			if err != nil {
 				c.skipped.Add(1)
@@ -453,154 +445,16 @@ func (c *checker) divergeOnce() {
 	if p == "" {
 		return
 	}
-	e, err := getEntry(c.n.db, p)
-	if err != nil || e == nil {
+	ok, err := c.n.fsm.UnsafeBumpMtime(p)
+	if err != nil {
+		c.log.Error("test-only fault: rewriting the entry failed", "path", p, "err", err)
 		return
 	}
-	e.Mtime++
-	if err := c.n.db.Set(entryKey(p), encodeEntry(e), pebble.Sync); err != nil {
-		c.log.Error("test-only fault: rewriting the entry failed", "path", p, "err", err)
+	if !ok {
 		return
 	}
 	c.log.Warn("test-only fault: rewrote an entry outside the log; this replica now differs from its peers", "path", p)
 	c.mu.Lock()
 	c.diverge = ""
 	c.mu.Unlock()
-}
-
-// --- hashing -----------------------------------------------------------------
-
-// stateHasher hashes state machine keys and values in key order, as
-// Checksum defines; with chunkNames set, a chunk's bytes are stood in for
-// by their length.
-type stateHasher struct {
-	h          hash.Hash
-	chunkNames bool
-	l          [8]byte
-}
-
-func newStateHasher(chunkNames bool) *stateHasher {
-	return &stateHasher{h: sha256.New(), chunkNames: chunkNames}
-}
-
-func (s *stateHasher) add(k, v []byte) {
-	if s.chunkNames && bytes.HasPrefix(k, []byte(chunkPrefixKey)) {
-		var n [8]byte
-		binary.BigEndian.PutUint64(n[:], uint64(len(v)))
-		v = n[:]
-	}
-	binary.BigEndian.PutUint64(s.l[:], uint64(len(k)))
-	s.h.Write(s.l[:])
-	s.h.Write(k)
-	binary.BigEndian.PutUint64(s.l[:], uint64(len(v)))
-	s.h.Write(s.l[:])
-	s.h.Write(v)
-}
-
-func (s *stateHasher) sum() string { return "sha256:" + hex.EncodeToString(s.h.Sum(nil)) }
-
-// chunkPrefixKey is the prefix of chunk bytes (fsm.go's layout: "s/c/" H).
-const chunkPrefixKey = prefix + "c/"
-
-// stateEnd bounds the state machine's keys ("s/" ... "s0").
-var stateStart, stateEnd = []byte(prefix), []byte("s0")
-
-// hashOverlay hashes the state machine as snap holds it with the point
-// mutations of the batch representation repr applied on top, in order. It
-// fails on a mutation it does not model (merge, range keys, excise) in the
-// state machine's keys.
-func hashOverlay(snap *pebble.Snapshot, repr []byte) (string, error) {
-	type val struct {
-		v   []byte
-		del bool
-	}
-	over := map[string]val{}
-	var rdels [][2][]byte
-	inState := func(k []byte) bool { return bytes.Compare(k, stateStart) >= 0 && bytes.Compare(k, stateEnd) < 0 }
-	r := batchrepr.Read(repr)
-	for {
-		kind, k, v, ok, err := r.Next()
-		if err != nil {
-			return "", fmt.Errorf("read batch: %w", err)
-		}
-		if !ok {
-			break
-		}
-		switch kind {
-		case pebble.InternalKeyKindSet, pebble.InternalKeyKindSetWithDelete:
-			if inState(k) {
-				over[string(k)] = val{v: v}
-			}
-		case pebble.InternalKeyKindDelete, pebble.InternalKeyKindSingleDelete, pebble.InternalKeyKindDeleteSized:
-			if inState(k) {
-				over[string(k)] = val{del: true}
-			}
-		case pebble.InternalKeyKindRangeDelete:
-			start, end := k, v
-			if bytes.Compare(end, stateStart) <= 0 || bytes.Compare(start, stateEnd) >= 0 {
-				continue
-			}
-			for ko := range over {
-				if ko >= string(start) && ko < string(end) {
-					over[ko] = val{del: true}
-				}
-			}
-			rdels = append(rdels, [2][]byte{start, end})
-		case pebble.InternalKeyKindLogData:
-		default:
-			if inState(k) || kind == pebble.InternalKeyKindRangeKeySet || kind == pebble.InternalKeyKindRangeKeyUnset ||
-				kind == pebble.InternalKeyKindRangeKeyDelete || kind == pebble.InternalKeyKindExcise {
-				return "", fmt.Errorf("batch holds a %v mutation the check does not model", kind)
-			}
-		}
-	}
-	keys := make([]string, 0, len(over))
-	for k := range over {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	covered := func(k []byte) bool {
-		for _, d := range rdels {
-			if bytes.Compare(k, d[0]) >= 0 && bytes.Compare(k, d[1]) < 0 {
-				return true
-			}
-		}
-		return false
-	}
-
-	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: stateStart, UpperBound: stateEnd})
-	if err != nil {
-		return "", err
-	}
-	defer it.Close()
-	h := newStateHasher(true)
-	i := 0
-	emitOver := func(k string) {
-		if o := over[k]; !o.del {
-			h.add([]byte(k), o.v)
-		}
-	}
-	for it.First(); it.Valid(); it.Next() {
-		k := it.Key()
-		for i < len(keys) && keys[i] < string(k) {
-			emitOver(keys[i])
-			i++
-		}
-		if i < len(keys) && keys[i] == string(k) {
-			emitOver(keys[i])
-			i++
-			continue
-		}
-		if covered(k) {
-			continue
-		}
-		h.add(k, it.Value())
-	}
-	if err := it.Error(); err != nil {
-		return "", err
-	}
-	for ; i < len(keys); i++ {
-		emitOver(keys[i])
-	}
-	return h.sum(), nil
 }

@@ -8,7 +8,7 @@ import (
 
 // startGossip joins the deployment's gossip pool (Config.Gossip), telling
 // it this node's cluster, leadership and applied index, so routers find
-// leaders and notice deaths without polling (DESIGN §6).
+// leaders and notice deaths without polling.
 func (n *Node) startGossip() error {
 	if n.cfg.Gossip == "" {
 		return nil

@@ -1,6 +1,6 @@
 package cluster
 
-// Membership of a node's cluster (DESIGN §5): add a node as a learner,
+// Membership of a node's cluster: add a node as a learner,
 // promote it to voter once caught up, remove a node. Replacing a dead node
 // (`cleave node replace`) is: start the new node with an empty DataDir and
 // Config.Join (a new, never used raft id), AddLearner(new id, its address)

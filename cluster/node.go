@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cleavefs/cleave/fsm"
 	"log/slog"
 	"net"
 	"os"
@@ -14,7 +15,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cleavefs/cleave/internal/fspath"
@@ -89,7 +89,7 @@ type Config struct {
 	UnsafeDivergePath string
 
 	// CacheSize is the Pebble block cache, in bytes; 0: the 64 MiB of
-	// pebbleOptions. MemTableSize is one Pebble memtable; 0: 4 MiB (Pebble's
+	// fsm.PebbleOptions. MemTableSize is one Pebble memtable; 0: 4 MiB (Pebble's
 	// default; two may be full at once). Both live outside the Go heap
 	// (Pebble allocates them with C malloc in cgo builds).
 	CacheSize    int64
@@ -118,19 +118,55 @@ type Config struct {
 }
 
 // DefaultConfig returns a Config with every default filled in; the caller
-// still sets identity, addresses and the data directory.
+// still sets identity (NodeID, ClusterID), addresses (Listen, Peers) and
+// the data directory. Fields not named here default to zero: off or none.
 func DefaultConfig() Config {
 	rc := replica.DefaultConfig()
 	return Config{
-		MaxFrame:      wire.DefaultMaxFrame,
-		TickInterval:  rc.TickInterval,
-		ElectionTicks: rc.ElectionTicks,
-		ChunkSize:     DefaultChunkSize,
-		SessionTTL:    time.Duration(DefaultSessionTTL),
-		ChunkTTL:      time.Duration(DefaultChunkTTL),
-		ScrubRate:     8 << 20,
-		CheckInterval: DefaultCheckInterval,
+		MaxFrame:      wire.DefaultMaxFrame,                 // 8 MiB frames
+		TickInterval:  rc.TickInterval,                      // 50 ms raft ticks
+		ElectionTicks: rc.ElectionTicks,                     // elections after 0.5–1 s
+		ChunkSize:     fsm.DefaultChunkSize,                 // 1 MiB blocks
+		SessionTTL:    time.Duration(fsm.DefaultSessionTTL), // sessions idle for 10 minutes expire
+		ChunkTTL:      time.Duration(fsm.DefaultChunkTTL),   // an uncommitted upload waits 1 hour
+		ScrubRate:     8 << 20,                              // chunks re-verified at 8 MiB/s
+		CheckInterval: DefaultCheckInterval,                 // a consistency check every minute
 	}
+}
+
+// withDefaults returns c with its zero optional fields set from
+// DefaultConfig — MaxFrame, TickInterval, ElectionTicks, ChunkSize,
+// SessionTTL and ChunkTTL (also when negative), and CheckInterval — and
+// Logger set to slog.Default(). ScrubRate
+// keeps what the caller set: zero turns the scrubber off. This is Start's
+// first step.
+func (c Config) withDefaults() Config {
+	def := DefaultConfig()
+	if c.MaxFrame <= 0 {
+		c.MaxFrame = def.MaxFrame
+	}
+	if c.TickInterval <= 0 {
+		c.TickInterval = def.TickInterval
+	}
+	if c.ElectionTicks <= 0 {
+		c.ElectionTicks = def.ElectionTicks
+	}
+	if c.ChunkSize <= 0 {
+		c.ChunkSize = def.ChunkSize
+	}
+	if c.SessionTTL <= 0 {
+		c.SessionTTL = def.SessionTTL
+	}
+	if c.ChunkTTL <= 0 {
+		c.ChunkTTL = def.ChunkTTL
+	}
+	if c.CheckInterval == 0 { // negative: Validate says so
+		c.CheckInterval = def.CheckInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
 }
 
 // Validate reports what is wrong with c.
@@ -147,8 +183,8 @@ func (c Config) Validate() error {
 	case len(c.Peers) == 0:
 		return errors.New("cluster: no peers (list every member, including this node)")
 	}
-	if c.ChunkSize != 0 && (c.ChunkSize < minChunkSize || c.ChunkSize > maxChunkSize) {
-		return fmt.Errorf("cluster: chunk size %d is outside [%d, %d]", c.ChunkSize, minChunkSize, maxChunkSize)
+	if c.ChunkSize != 0 && (c.ChunkSize < fsm.MinChunkSize || c.ChunkSize > fsm.MaxChunkSize) {
+		return fmt.Errorf("cluster: chunk size %d is outside [%d, %d]", c.ChunkSize, fsm.MinChunkSize, fsm.MaxChunkSize)
 	}
 	if c.MaxFrame > 0 && c.ChunkSize > int64(c.MaxFrame)-frameSlack {
 		return fmt.Errorf("cluster: chunk size %d does not fit a frame of %d bytes (with %d to spare)", c.ChunkSize, c.MaxFrame, frameSlack)
@@ -181,23 +217,6 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// pebbleOptions are the options of a node's Pebble instance.
-//
-// The block cache is 64 MiB (Pebble's default is 8 MiB): under a 1 KiB put
-// load the hot index and data blocks (entries, block maps, chunk metadata,
-// session records) outgrow 8 MiB, and every miss reads and
-// snappy-decodes a block again; see docs/benchmarks.md.
-//
-// Blocks are not compressed: most bytes a node stores are file chunks (and
-// the log entries that carried them), which rarely compress, and snappy on
-// every flush and read cost more CPU than the disk it saved (it also stalled
-// writes behind slow flushes under the race detector).
-func pebbleOptions(lg pebble.Logger) *pebble.Options {
-	o := &pebble.Options{Logger: lg, CacheSize: 64 << 20}
-	o.Levels[0].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
-	return o
-}
-
 // frameSlack is the room a response frame keeps besides file data (the
 // stat, message and msgpack framing).
 const frameSlack = 64 << 10
@@ -207,7 +226,7 @@ type Node struct {
 	cfg Config
 	log *slog.Logger
 	db  *pebble.DB
-	fsm *FSM
+	fsm *fsm.FSM
 	rep *replicaRef // replaced once if the node leaves at a split (split_node.go)
 
 	closeOnce sync.Once
@@ -233,38 +252,39 @@ type Node struct {
 }
 
 // Start opens the node's database (bootstrapping it if empty), starts its
-// Raft replica and serves the wire protocol on cfg.Listen.
+// Raft replica and serves the wire protocol on cfg.Listen. Zero optional
+// fields of cfg take their defaults (Config.withDefaults); then cfg must
+// Validate. Start runs in named steps: defaults, open, replicate, serve.
 func Start(cfg Config) (*Node, error) {
-	def := DefaultConfig()
-	if cfg.MaxFrame <= 0 {
-		cfg.MaxFrame = def.MaxFrame
-	}
-	if cfg.TickInterval <= 0 {
-		cfg.TickInterval = def.TickInterval
-	}
-	if cfg.ElectionTicks <= 0 {
-		cfg.ElectionTicks = def.ElectionTicks
-	}
-	if cfg.ChunkSize <= 0 {
-		cfg.ChunkSize = def.ChunkSize
-	}
-	if cfg.SessionTTL <= 0 {
-		cfg.SessionTTL = def.SessionTTL
-	}
-	if cfg.ChunkTTL <= 0 {
-		cfg.ChunkTTL = def.ChunkTTL
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	n, err := open(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.replicate(); err != nil {
+		n.closeParts()
+		return nil, err
+	}
+	if err := n.serve(); err != nil {
+		n.closeParts()
+		return nil, err
+	}
+	n.log.Info("node serving", "addr", n.Addr(), "peers", len(cfg.Peers))
+	return n, nil
+}
+
+// open opens the node's local resources: its database, with the state
+// machine over it (bootstrapped with cfg.Range if this is a new node), and
+// its listener. On error it leaves nothing open.
+func open(cfg Config) (*Node, error) {
 	log := cfg.Logger.With("component", "node", "node", cfg.NodeID, "cluster", cfg.ClusterID)
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("cluster: data dir: %w", err)
 	}
-	po := pebbleOptions(replica.PebbleLogger(log))
+	po := fsm.PebbleOptions(replica.PebbleLogger(log))
 	if cfg.CacheSize > 0 {
 		po.CacheSize = cfg.CacheSize
 	}
@@ -276,95 +296,125 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open %s: %w", cfg.DataDir, err)
 	}
-	fsm, err := NewFSM(db)
+	f, err := fsm.NewFSM(db)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	n := &Node{cfg: cfg, log: log, db: db, fsm: fsm, addrs: map[uint64]string{}, serveErr: make(chan error, 1), failc: make(chan struct{})}
-	n.clock = newEntryClock(fsm.Clock, cfg.SessionTTL)
-	fail := func(err error) (*Node, error) {
+	n := &Node{cfg: cfg, log: log, db: db, fsm: f, addrs: map[uint64]string{}, serveErr: make(chan error, 1), failc: make(chan struct{})}
+	n.clock = newEntryClock(f.Clock, cfg.SessionTTL)
+	if err := n.bootstrap(); err != nil {
 		n.closeParts()
 		return nil, err
 	}
-	if _, err := n.fsm.Range(); err != nil && !cfg.Join {
-		// A new node: every member of a new cluster writes the same initial state.
-		b := db.NewIndexedBatch()
-		if err := n.fsm.Bootstrap(b, cfg.Range); err != nil {
-			return fail(fmt.Errorf("cluster: bootstrap: %w", err))
-		}
-		if err := b.Commit(pebble.Sync); err != nil {
-			return fail(fmt.Errorf("cluster: bootstrap: %w", err))
-		}
-		log.Info("bootstrapped new node", "range", cfg.Range.String())
-	}
-	ids := make([]uint64, 0, len(cfg.Peers))
 	for id, addr := range cfg.Peers {
-		ids = append(ids, id)
 		n.addrs[id] = addr
 	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-
-	n.ln, err = net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fail(fmt.Errorf("cluster: listen %s: %w", cfg.Listen, err))
+	if n.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		n.closeParts()
+		return nil, fmt.Errorf("cluster: listen %s: %w", cfg.Listen, err)
 	}
+	return n, nil
+}
+
+// bootstrap writes the initial owned range of a new node: every member of
+// a new cluster writes the same initial state. A node that owns a range
+// already, or joins an existing cluster, writes nothing.
+func (n *Node) bootstrap() error {
+	if _, err := n.fsm.Range(); err == nil || n.cfg.Join {
+		return nil
+	}
+	b := n.db.NewIndexedBatch()
+	if err := n.fsm.Bootstrap(b, n.cfg.Range); err != nil {
+		return fmt.Errorf("cluster: bootstrap: %w", err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("cluster: bootstrap: %w", err)
+	}
+	n.log.Info("bootstrapped new node", "range", n.cfg.Range.String())
+	return nil
+}
+
+// replicate opens the node's Raft replica over the database, first
+// finishing a split's fork if the node left its group at one before it
+// restarted.
+func (n *Node) replicate() error {
+	cfg := n.cfg
 	n.pool = rpc.NewPool(rpc.DialConfig{Client: "node-" + strconv.FormatUint(cfg.NodeID, 10), Token: cfg.Token, MaxFrame: cfg.MaxFrame})
-	n.tr = replica.NewWireTransport(cfg.NodeID, cfg.Peers, n.pool, log)
+	n.tr = replica.NewWireTransport(cfg.NodeID, cfg.Peers, n.pool, n.log)
+	n.split = newSplitState(n)
+	n.split.rc = n.replicaConfig()
+	if fork, err := n.split.load(); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	} else if fork { // left the source at a split before restarting as the new cluster
+		if err := n.split.rewrite(); err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+	}
+	n.check = newChecker(n)
+	rep, err := replica.Open(n.split.rc, n.db, splitGate{n.split}, n.tr)
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	n.rep = newReplicaRef(rep)
+	n.split.start()
+	go n.watchReplica()
+	n.tr.SetReplica(rep)
+	return nil
+}
+
+// replicaConfig is the configuration of the node's replica.
+func (n *Node) replicaConfig() replica.Config {
+	cfg := n.cfg
+	ids := make([]uint64, 0, len(cfg.Peers))
+	for id := range cfg.Peers {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	rc := replica.DefaultConfig()
 	rc.ID = cfg.NodeID
 	rc.Group = cfg.ClusterID
 	rc.Peers = ids
 	rc.TickInterval = cfg.TickInterval
 	rc.ElectionTicks = cfg.ElectionTicks
-	rc.Logger = log
+	rc.Logger = n.log
 	rc.PeerAddrs = cfg.Peers
 	rc.Join = cfg.Join
 	rc.LogRetention = cfg.LogRetention
 	rc.SnapshotDir = filepath.Join(cfg.DataDir, "snap")
-	n.split = newSplitState(n)
-	n.split.rc = rc
-	if fork, err := n.split.load(); err != nil {
-		return fail(fmt.Errorf("cluster: %w", err))
-	} else if fork { // left the source at a split before restarting as the new cluster
-		if err := n.split.rewrite(); err != nil {
-			return fail(fmt.Errorf("cluster: %w", err))
-		}
-	}
-	n.check = newChecker(n)
-	rep, err := replica.Open(n.split.rc, db, splitGate{n.split}, n.tr)
-	if err != nil {
-		return fail(fmt.Errorf("cluster: %w", err))
-	}
-	n.rep = newReplicaRef(rep)
-	n.split.start()
-	go n.watchReplica()
-	n.tr.SetReplica(rep)
+	return rc
+}
+
+// serve starts what answers the outside: the HTTP side port with the
+// metrics, the consistency check, the wire protocol server on the
+// listener, the scrubber and gossip.
+func (n *Node) serve() error {
+	cfg := n.cfg
 	scfg := rpc.ServerConfig{
 		Name: "node", ID: strconv.FormatUint(cfg.NodeID, 10), Token: cfg.Token,
-		MaxFrame: cfg.MaxFrame, Logger: log,
+		MaxFrame: cfg.MaxFrame, Logger: n.log,
 	}
 	if cfg.HTTP != "" {
 		reg := prometheus.NewRegistry()
 		scfg.Observe = ops.NewRequestMetrics(reg, "node").Observe
-		registerNodeMetrics(reg, rep)
+		registerNodeMetrics(reg, n.rep.get())
 		registerCheckMetrics(reg, n.check)
-		if n.ops, err = ops.Start(ops.Config{Addr: cfg.HTTP, Registry: reg, Ready: n.ready, Logger: log}); err != nil {
-			return fail(fmt.Errorf("cluster: %w", err))
+		var err error
+		if n.ops, err = ops.Start(ops.Config{Addr: cfg.HTTP, Registry: reg, Ready: n.ready, Logger: n.log}); err != nil {
+			return fmt.Errorf("cluster: %w", err)
 		}
 	}
 	n.check.start()
 	n.srv = rpc.NewServer(scfg, rpc.HandlerFunc(n.split.handle))
 	go func() { n.serveErr <- n.srv.Serve(n.ln) }()
 	if cfg.ScrubRate > 0 {
-		n.scrub = startScrubber(n.fsm, cfg.ScrubRate, n.repairChunk, log)
+		n.scrub = startScrubber(n.fsm, cfg.ScrubRate, n.repairChunk, n.log)
 	}
 	if err := n.startGossip(); err != nil {
 		n.srv.Close()
-		return fail(fmt.Errorf("cluster: %w", err))
+		return fmt.Errorf("cluster: %w", err)
 	}
-	log.Info("node serving", "addr", n.Addr(), "peers", len(cfg.Peers))
-	return n, nil
+	return nil
 }
 
 // Failed is closed when the node can no longer serve correctly: its
@@ -544,12 +594,12 @@ func (n *Node) write(ctx context.Context, req *wire.Request) *wire.Response {
 	if prepare {
 		// One WRITE or APPEND of a path at a time on this leader: each
 		// reads the file after the previous one applied, so they do not
-		// refuse each other (Result.Retry).
+		// refuse each other (fsm.Result.Retry).
 		defer n.paths.lock(req.Path)()
 	}
 	for attempt := 1; ; attempt++ {
 		now := time.Now()
-		c := &Command{
+		c := &fsm.Command{
 			Op: req.Op, Path: req.Path, Data: req.Data, Flags: req.Flags,
 			Time: now.UnixNano(), Clock: n.clock.stamp(now), Session: req.Session, Seq: req.Seq,
 			To: req.To, Offset: req.Offset, IfVersion: req.IfVersion, Chunks: req.Chunks, Size: req.Size,
@@ -576,7 +626,7 @@ func (n *Node) write(ctx context.Context, req *wire.Request) *wire.Response {
 }
 
 // entrySize is the block bytes a prepared write's entry carries.
-func entrySize(c *Command) int64 {
+func entrySize(c *fsm.Command) int64 {
 	var n int64
 	for _, b := range c.Blocks {
 		n += int64(len(b.Data))
@@ -584,10 +634,10 @@ func entrySize(c *Command) int64 {
 	return n
 }
 
-// propose proposes c and waits for its result: the Result (nil if none
+// propose proposes c and waits for its result: the fsm.Result (nil if none
 // came back) and the response for the client.
-func (n *Node) propose(ctx context.Context, req *wire.Request, c *Command) (*Result, *wire.Response) {
-	cmd, err := EncodeCommand(c)
+func (n *Node) propose(ctx context.Context, req *wire.Request, c *fsm.Command) (*fsm.Result, *wire.Response) {
+	cmd, err := fsm.EncodeCommand(c)
 	if err != nil {
 		return nil, &wire.Response{Code: wire.Invalid, Message: err.Error()}
 	}
@@ -595,13 +645,9 @@ func (n *Node) propose(ctx context.Context, req *wire.Request, c *Command) (*Res
 		go n.rep.Propose(context.WithoutCancel(ctx), cmd)
 		return nil, &wire.Response{}
 	}
-	res, _, err := n.rep.Propose(ctx, cmd)
-	if err != nil {
-		return nil, n.replicaError(err)
-	}
-	r, ok := res.(*Result)
-	if !ok {
-		return nil, &wire.Response{Code: wire.Internal, Message: fmt.Sprintf("apply returned %T", res)}
+	r, resp := n.proposeEntry(ctx, cmd)
+	if resp != nil {
+		return nil, resp
 	}
 	if r.Code == wire.Internal {
 		n.log.Error("apply failed", "op", req.Op.String(), "path", req.Path, "err", r.Message)
@@ -609,21 +655,37 @@ func (n *Node) propose(ctx context.Context, req *wire.Request, c *Command) (*Res
 	return r, &wire.Response{Code: r.Code, Message: r.Message, Stat: r.Stat, Chunk: r.Chunk}
 }
 
-// prepareWrite is FSM.PrepareWrite that repairs each corrupt or missing
+// proposeEntry proposes cmd and waits until it is applied: the state
+// machine's Result, or the response for a proposal that failed. The
+// replica hands back what its state machine (splitGate) returned, always a
+// *fsm.Result; this is the one place that converts it.
+func (n *Node) proposeEntry(ctx context.Context, cmd []byte) (*fsm.Result, *wire.Response) {
+	res, _, err := n.rep.Propose(ctx, cmd)
+	if err != nil {
+		return nil, n.replicaError(err)
+	}
+	r, ok := res.(*fsm.Result)
+	if !ok {
+		return nil, &wire.Response{Code: wire.Internal, Message: fmt.Sprintf("apply returned %T", res)}
+	}
+	return r, nil
+}
+
+// prepareWrite is fsm.FSM.PrepareWrite that repairs each corrupt or missing
 // chunk it meets from another member and prepares again; a chunk that
 // cannot be repaired fails the write INTERNAL, naming the chunk, before
 // anything is proposed.
-func (n *Node) prepareWrite(ctx context.Context, c *Command) error {
+func (n *Node) prepareWrite(ctx context.Context, c *fsm.Command) error {
 	data := c.Data
 	for range maxRepairsPerRead {
 		c.Data = data
 		err := n.fsm.PrepareWrite(c)
-		var ce *corruptError
+		var ce *fsm.CorruptError
 		if !errors.As(err, &ce) {
 			return err
 		}
-		if rerr := n.repairChunk(ctx, ce.h); rerr != nil {
-			return &wire.Error{Code: wire.Internal, Message: ce.err.Message + "; no healthy copy found: " + rerr.Error()}
+		if rerr := n.repairChunk(ctx, ce.Chunk); rerr != nil {
+			return &wire.Error{Code: wire.Internal, Message: ce.Err.Message + "; no healthy copy found: " + rerr.Error()}
 		}
 	}
 	c.Data = data

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"github.com/cleavefs/cleave/fsm"
 	"testing"
 	"time"
 
@@ -23,7 +24,7 @@ func TestAppendRepairsCorruptBlockOnLeader(t *testing.T) {
 		t.Fatalf("PUT: %v", resp.Err())
 	}
 	mn.waitSameState(1, 2, 3)
-	if err := mn.nodes[lead].db.Set(chunkKey(chunkOf([]byte("abc"))), []byte("abX"), pebble.Sync); err != nil {
+	if err := mn.nodes[lead].db.Set(chunkKey(fsm.ChunkOf([]byte("abc"))), []byte("abX"), pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
 	resp := mn.call(lead, &wire.Request{Op: wire.OpAppend, Path: "/r/f", Data: []byte("d"), Session: 7, Seq: 1})
@@ -91,15 +92,15 @@ func TestWriteEntryFitsFrame(t *testing.T) {
 		mn.start(id)
 	}
 	lead := mn.leader()
-	if resp := mn.call(lead, &wire.Request{Op: wire.OpPut, Path: "/r/f", Data: bytes.Repeat([]byte("a"), 3*DefaultChunkSize), Flags: wire.FlagParents}); resp.Code != wire.OK {
+	if resp := mn.call(lead, &wire.Request{Op: wire.OpPut, Path: "/r/f", Data: bytes.Repeat([]byte("a"), 3*fsm.DefaultChunkSize), Flags: wire.FlagParents}); resp.Code != wire.OK {
 		t.Fatalf("PUT: %v", resp.Err())
 	}
 	big := bytes.Repeat([]byte("b"), wire.DefaultMaxFrame-frameSlack-4096)
-	resp := mn.call(lead, &wire.Request{Op: wire.OpWrite, Path: "/r/f", Offset: DefaultChunkSize - 10, Data: big})
+	resp := mn.call(lead, &wire.Request{Op: wire.OpWrite, Path: "/r/f", Offset: fsm.DefaultChunkSize - 10, Data: big})
 	if resp.Code != wire.TooLarge {
 		t.Fatalf("WRITE of %d bytes 10 bytes before a block end: %v, want TOO_LARGE", len(big), resp.Err())
 	}
-	if resp := mn.call(lead, &wire.Request{Op: wire.OpWrite, Path: "/r/f", Offset: DefaultChunkSize - 10, Data: big[:DefaultChunkSize]}); resp.Code != wire.OK {
+	if resp := mn.call(lead, &wire.Request{Op: wire.OpWrite, Path: "/r/f", Offset: fsm.DefaultChunkSize - 10, Data: big[:fsm.DefaultChunkSize]}); resp.Code != wire.OK {
 		t.Fatalf("WRITE of 1 MiB: %v", resp.Err())
 	}
 	mn.waitSameState(1, 2, 3)

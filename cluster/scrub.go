@@ -1,77 +1,27 @@
 package cluster
 
 // The scrubber re-reads every stored chunk at a bounded rate and checks it
-// against its name (DESIGN §4). It finds rot at rest before a read does.
+// against its name. It finds rot at rest before a read does.
 // Findings are counted in NodeStatus (ScrubCorrupt) and each corrupt chunk
 // is logged and repaired from another member's copy (repair.go; counted in
 // ChunksRepaired, or RepairFailed when no member has a healthy copy).
 
 import (
-	"bytes"
 	"context"
-	"errors"
+	"github.com/cleavefs/cleave/fsm"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cleavefs/cleave/wire"
-	"github.com/cockroachdb/pebble/v2"
 )
-
-// ScrubStep is what one VerifyChunks call did.
-type ScrubStep struct {
-	Checked int      // chunks read and verified
-	Bytes   int64    // their bytes
-	Corrupt []string // names of the chunks that did not match their name
-	Next    []byte   // resume position for the next call; nil: the pass is complete
-}
-
-// VerifyChunks verifies stored chunks in key order, starting after the
-// position from (nil: the first chunk), until it has read about maxBytes
-// (at least one chunk). It reads the committed state and is safe for
-// concurrent use with Apply and the other reads.
-func (f *FSM) VerifyChunks(from []byte, maxBytes int64) (ScrubStep, error) {
-	var st ScrubStep
-	lower := []byte(chunkPrefix)
-	if from != nil {
-		lower = append(bytes.Clone(from), 0) // strictly after from
-	}
-	it, err := f.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upperBound([]byte(chunkPrefix))})
-	if err != nil {
-		return st, storageErr("scrub", err)
-	}
-	for valid := it.First(); valid; valid = it.Next() {
-		k := it.Key()
-		v, err := it.ValueAndErr()
-		if err != nil {
-			_ = it.Close()
-			return st, storageErr("scrub", err)
-		}
-		var h chunkID
-		if len(k) != chunkKeyLen {
-			st.Corrupt = append(st.Corrupt, "key "+string(k))
-		} else if copy(h[:], k[len(chunkPrefix):]); chunkOf(v) != h {
-			st.Corrupt = append(st.Corrupt, h.String())
-		}
-		st.Checked++
-		st.Bytes += int64(len(v))
-		if st.Bytes >= maxBytes {
-			st.Next = bytes.Clone(k)
-			break
-		}
-	}
-	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return st, storageErr("scrub", err)
-	}
-	return st, nil
-}
 
 // scrubber drives VerifyChunks from a goroutine at rate bytes per second.
 type scrubber struct {
-	fsm    *FSM
+	fsm    *fsm.FSM
 	rate   int64
-	repair func(context.Context, chunkID) error // nil: report only
+	repair func(context.Context, fsm.ChunkID) error // nil: report only
 	log    *slog.Logger
 
 	checked, bytes, corrupt, passes atomic.Uint64
@@ -83,7 +33,7 @@ type scrubber struct {
 	once   sync.Once
 }
 
-func startScrubber(f *FSM, rate int64, repair func(context.Context, chunkID) error, log *slog.Logger) *scrubber {
+func startScrubber(f *fsm.FSM, rate int64, repair func(context.Context, fsm.ChunkID) error, log *slog.Logger) *scrubber {
 	s := &scrubber{fsm: f, rate: rate, repair: repair, log: log.With("component", "scrubber"), done: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)
@@ -106,7 +56,7 @@ func (s *scrubber) run() {
 		for _, name := range st.Corrupt {
 			s.corrupt.Add(1)
 			s.log.Error("corrupt chunk: stored bytes do not match the chunk's name", "chunk", name)
-			if h, err := parseChunkName(name); err == nil && s.repair != nil {
+			if h, err := fsm.ParseChunkName(name); err == nil && s.repair != nil {
 				_ = s.repair(s.ctx, h) // logged and counted by repair
 			}
 		}

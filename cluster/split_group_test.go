@@ -23,19 +23,7 @@ func splitWithLearners(t *testing.T) (mn *memberNet, src, dst []uint64, high []s
 	for _, p := range append(slices.Clone(low), high...) {
 		mn.putPath(src, p, []byte("before the split"))
 	}
-	for _, id := range dst {
-		mn.addJoiner(id)
-		c := mn.cfgs[id]
-		c.ClusterID = "c2"
-		mn.cfgs[id] = c
-		mn.start(id)
-		nodes = append(nodes, wire.Member{ID: id, Addr: mn.addrs[id]})
-	}
-	for _, m := range nodes {
-		mn.waitFor("learner added", func() bool {
-			return mn.call(mn.leaderOf(src...), &wire.Request{Op: wire.OpAddLearner, Member: &wire.Member{ID: m.ID, Addr: m.Addr}}).Code == wire.OK
-		})
-	}
+	nodes = mn.addSplitLearners(src, dst)
 	mn.waitFor("learners hold the files", func() bool {
 		a := mn.nodes[mn.leaderOf(src...)].Status().Applied
 		for _, id := range dst {

@@ -12,13 +12,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cleavefs/cleave/fsm"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/replica"
@@ -72,7 +72,7 @@ func (r *replicaRef) RemoveMember(ctx context.Context, id uint64) error {
 	return r.get().RemoveMember(ctx, id)
 }
 
-// splitState is a node's split machinery: the gate in front of the FSM,
+// splitState is a node's split machinery: the gate in front of the fsm.FSM,
 // the fork, and the routing-version hint of WRONG_RANGE answers.
 type splitState struct {
 	n  *Node
@@ -80,7 +80,7 @@ type splitState struct {
 
 	// hint is the last split record seen; its Table is the routing version
 	// WRONG_RANGE answers carry.
-	hint atomic.Pointer[splitRecord]
+	hint atomic.Pointer[fsm.SplitRecord]
 
 	// fenceAt, owned by the replica loop: the index of the SPLIT entry at
 	// which this node left the group; later entries are not applied.
@@ -123,7 +123,7 @@ func (s *splitState) swapped(rep *replica.Replica) <-chan struct{} {
 // its group at a split and has not yet restarted as the new group: the
 // caller forks before opening the replica.
 func (s *splitState) load() (bool, error) {
-	rec, err := readSplit(s.n.db)
+	rec, err := s.n.fsm.Split()
 	if err != nil {
 		return false, err
 	}
@@ -131,7 +131,7 @@ func (s *splitState) load() (bool, error) {
 		return false, nil
 	}
 	s.hint.Store(rec)
-	return rec.hasVoter(s.n.cfg.NodeID), nil
+	return rec.HasVoter(s.n.cfg.NodeID), nil
 }
 
 // start runs the fork watcher.
@@ -172,34 +172,30 @@ func (s *splitState) signal() {
 	}
 }
 
-// splitGate is the replica's state machine: the FSM, except that a node
+// splitGate is the replica's state machine: the fsm.FSM, except that a node
 // named in an applied SPLIT stops applying the source's entries there.
 type splitGate struct{ s *splitState }
 
 // Apply implements replica.StateMachine. An INTERNAL result (a local read
-// or decode fault: the FSM could not apply the entry as its peers do) is
+// or decode fault: the fsm.FSM could not apply the entry as its peers do) is
 // returned as an error, which stops the replica before anything of the
 // entry is committed.
 func (g splitGate) Apply(b *pebble.Batch, index uint64, cmd []byte) (any, error) {
 	s := g.s
 	if s.fenceAt != 0 && index > s.fenceAt {
-		return &Result{Code: wire.Unavailable, Message: fmt.Sprintf("this node left the cluster at the split (index %d)", s.fenceAt)}, nil
+		return &fsm.Result{Code: wire.Unavailable, Message: fmt.Sprintf("this node left the cluster at the split (index %d)", s.fenceAt)}, nil
 	}
 	if isCheckEntry(cmd) {
 		s.n.check.take(b, index)
-		return &Result{}, nil
+		return &fsm.Result{}, nil
 	}
-	res := s.n.fsm.Apply(b, index, cmd)
-	r, ok := res.(*Result)
-	if !ok {
-		return nil, fmt.Errorf("state machine returned %T", res)
-	}
+	r := s.n.fsm.Apply(b, index, cmd)
 	if r.Code == wire.Internal {
 		return nil, errors.New(r.Message)
 	}
 	if r.Split != nil {
 		s.hint.Store(r.Split)
-		if r.Split.Index == index && r.Split.hasVoter(s.n.cfg.NodeID) {
+		if r.Split.Index == index && r.Split.HasVoter(s.n.cfg.NodeID) {
 			s.fenceAt = index
 			s.fenced.Store(true)
 			s.n.log.Info("split: applied SPLIT; leaving for the new cluster", "index", index, "new_cluster", r.Split.NewCluster)
@@ -219,7 +215,7 @@ func (g splitGate) Restored(index uint64) error {
 			return err
 		}
 	}
-	rec, err := readSplit(s.n.db)
+	rec, err := s.n.fsm.Split()
 	if err != nil {
 		return fmt.Errorf("split: read the split record: %w", err)
 	}
@@ -227,7 +223,7 @@ func (g splitGate) Restored(index uint64) error {
 		return nil
 	}
 	s.hint.Store(rec)
-	if !rec.hasVoter(s.n.cfg.NodeID) {
+	if !rec.HasVoter(s.n.cfg.NodeID) {
 		return nil
 	}
 	// A snapshot that already holds our SPLIT: we leave at once. If it was
@@ -237,7 +233,7 @@ func (g splitGate) Restored(index uint64) error {
 	s.fenced.Store(true)
 	if index > rec.Index {
 		s.n.log.Warn("split: restored a snapshot taken after the split; joining the new cluster empty", "snapshot", index, "split", rec.Index)
-		if err := s.n.db.Set([]byte(splitTaintKey), nil, pebble.Sync); err != nil {
+		if err := s.n.fsm.MarkSplitTainted(); err != nil {
 			return fmt.Errorf("split: mark the restored state as taken after the split: %w", err)
 		}
 	}
@@ -298,15 +294,17 @@ func campaignFirst(rep *replica.Replica) {
 // rewrite commits the fork batch; it needs no replica running.
 func (s *splitState) rewrite() error {
 	n := s.n
-	rec, err := readSplit(n.db)
+	rec, err := n.fsm.Split()
 	if err != nil {
 		return err
 	}
-	if rec == nil || !rec.hasVoter(n.cfg.NodeID) {
+	if rec == nil || !rec.HasVoter(n.cfg.NodeID) {
 		return errors.New("split: no split record names this node")
 	}
-	_, err = getValue(n.db, []byte(splitTaintKey))
-	tainted := err == nil
+	tainted, err := n.fsm.SplitTainted()
+	if err != nil {
+		return fmt.Errorf("split: fork: %w", err)
+	}
 	b := n.db.NewBatch()
 	defer b.Close()
 	src, err := replica.LoadGroup(n.db, s.rc.Prefix)
@@ -314,20 +312,11 @@ func (s *splitState) rewrite() error {
 		return fmt.Errorf("split: fork: %w", err)
 	}
 	g := replica.Group{Name: rec.NewCluster, Epoch: src.Epoch + 1}
-	if err := replica.ForkGroup(b, s.rc.Prefix, g, rec.Index, rec.peers(), tainted); err != nil {
+	if err := replica.ForkGroup(b, s.rc.Prefix, g, rec.Index, rec.Peers(), tainted); err != nil {
 		return fmt.Errorf("split: fork: %w", err)
 	}
-	if tainted {
-		err = b.Delete([]byte(rangeKey), nil)
-	} else {
-		v, _ := encodeRange(rec.upper())
-		err = b.Set([]byte(rangeKey), v, nil)
-	}
-	if err != nil {
-		return err
-	}
-	if err := errors.Join(b.Delete([]byte(splitKey), nil), b.Delete([]byte(splitTaintKey), nil)); err != nil {
-		return err
+	if err := fsm.ForkState(b, rec, tainted); err != nil {
+		return fmt.Errorf("split: fork: %w", err)
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("split: fork: %w", err)
@@ -339,7 +328,7 @@ func (s *splitState) rewrite() error {
 	s.rc.Peers = nil
 	s.rc.PeerAddrs = nil
 	s.forked.Store(true)
-	n.log.Info("split: raft state rewritten for the new cluster", "group", g.String(), "index", rec.Index, "range", rec.upper().String(), "voters", len(rec.Voters), "empty", tainted)
+	n.log.Info("split: raft state rewritten for the new cluster", "group", g.String(), "index", rec.Index, "range", rec.Upper().String(), "voters", len(rec.Voters), "empty", tainted)
 	return nil
 }
 
@@ -349,10 +338,6 @@ func (s *splitState) open() (*replica.Replica, error) {
 		return nil, fmt.Errorf("split: open the new group's replica: %w", err)
 	}
 	return rep, nil
-}
-
-func encodeRange(r wire.Range) ([]byte, error) {
-	return msgpack.Marshal(&r)
 }
 
 // handle wraps Node.handle: split ops, the snapshot guard, and the routing
@@ -392,7 +377,7 @@ func (s *splitState) tableHint(req *wire.Request) uint64 {
 		return 0
 	}
 	v := rec.Table
-	if req.Path != "" && !rec.Abandoned && rec.Cluster == s.n.cfg.ClusterID && rec.upper().Contains(ring.PathPoint(req.Path)) && req.Table >= v {
+	if req.Path != "" && !rec.Abandoned && rec.Cluster == s.n.cfg.ClusterID && rec.Upper().Contains(ring.PathPoint(req.Path)) && req.Table >= v {
 		v = req.Table + 1
 	}
 	return v
@@ -425,7 +410,7 @@ func (s *splitState) proposeSplit(ctx context.Context, req *wire.Request) *wire.
 		return &wire.Response{Split: recordStatus(old)} // already applied
 	}
 	if sp.Abandon {
-		return s.propose(ctx, &splitRecord{Cluster: n.cfg.ClusterID, NewCluster: sp.NewCluster, Abandoned: true})
+		return s.propose(ctx, &fsm.SplitRecord{Cluster: n.cfg.ClusterID, NewCluster: sp.NewCluster, Abandoned: true})
 	}
 	at := sp.At
 	if at == 0 {
@@ -443,28 +428,18 @@ func (s *splitState) proposeSplit(ctx context.Context, req *wire.Request) *wire.
 			return &wire.Response{Code: wire.Unavailable, Message: fmt.Sprintf("split: learner %d is behind (match %d, last index %d)", m.ID, st.Members[i].Match, st.LastIndex)}
 		}
 	}
-	return s.propose(ctx, &splitRecord{
+	return s.propose(ctx, &fsm.SplitRecord{
 		Cluster: n.cfg.ClusterID, NewCluster: sp.NewCluster, At: at, Voters: sp.Nodes, Table: sp.Table,
 	})
 }
 
 // propose replicates a SPLIT entry and answers with its outcome.
-func (s *splitState) propose(ctx context.Context, rec *splitRecord) *wire.Response {
+func (s *splitState) propose(ctx context.Context, rec *fsm.SplitRecord) *wire.Response {
 	n := s.n
-	cmd, err := encodeSplitCommand(rec, time.Now().UnixNano(), n.clock.stamp(time.Now()))
-	if err != nil {
-		return &wire.Response{Code: wire.Invalid, Message: err.Error()}
-	}
-	res, _, err := n.rep.Propose(ctx, cmd)
-	if err != nil {
-		return n.replicaError(err)
-	}
-	r, ok := res.(*Result)
-	if !ok {
-		return &wire.Response{Code: wire.Internal, Message: fmt.Sprintf("apply returned %T", res)}
-	}
-	if r.Code != wire.OK {
-		return &wire.Response{Code: r.Code, Message: r.Message}
+	cmd, err := fsm.EncodeSplitCommand(rec, time.Now().UnixNano(), n.clock.stamp(time.Now()))
+	r, resp := n.proposeApplied(ctx, cmd, err)
+	if resp != nil {
+		return resp
 	}
 	if rec.Abandoned {
 		n.log.Info("split: abandoned", "new_cluster", rec.NewCluster)
@@ -485,25 +460,32 @@ func (s *splitState) proposeCleanup(ctx context.Context, req *wire.Request) *wir
 	if limit == 0 {
 		limit = 256
 	}
-	cmd, err := EncodeCommand(&Command{Op: wire.OpSplitCleanup, Size: limit, Time: time.Now().UnixNano(), Clock: n.clock.stamp(time.Now()), ChunkTTL: int64(n.cfg.ChunkTTL)})
-	if err != nil {
-		return &wire.Response{Code: wire.Invalid, Message: err.Error()}
-	}
-	res, _, err := n.rep.Propose(ctx, cmd)
-	if err != nil {
-		return n.replicaError(err)
-	}
-	r, ok := res.(*Result)
-	if !ok {
-		return &wire.Response{Code: wire.Internal, Message: fmt.Sprintf("apply returned %T", res)}
-	}
-	if r.Code != wire.OK {
-		return &wire.Response{Code: r.Code, Message: r.Message}
+	cmd, err := fsm.EncodeCommand(&fsm.Command{Op: wire.OpSplitCleanup, Size: limit, Time: time.Now().UnixNano(), Clock: n.clock.stamp(time.Now()), ChunkTTL: int64(n.cfg.ChunkTTL)})
+	r, resp := n.proposeApplied(ctx, cmd, err)
+	if resp != nil {
+		return resp
 	}
 	return &wire.Response{Exists: r.Message == "more", Message: r.Message}
 }
 
-func recordStatus(r *splitRecord) *wire.SplitStatus {
+// proposeApplied proposes a split command cmd (encErr: it did not encode)
+// and returns its Result if it applied OK, else the response that says why
+// not.
+func (n *Node) proposeApplied(ctx context.Context, cmd []byte, encErr error) (*fsm.Result, *wire.Response) {
+	if encErr != nil {
+		return nil, &wire.Response{Code: wire.Invalid, Message: encErr.Error()}
+	}
+	r, resp := n.proposeEntry(ctx, cmd)
+	if resp != nil {
+		return nil, resp
+	}
+	if r.Code != wire.OK {
+		return nil, &wire.Response{Code: r.Code, Message: r.Message}
+	}
+	return r, nil
+}
+
+func recordStatus(r *fsm.SplitRecord) *wire.SplitStatus {
 	return &wire.SplitStatus{
 		Cluster: r.Cluster, NewCluster: r.NewCluster, Nodes: r.Voters,
 		At: r.At, Index: r.Index, Version: r.Table, Phase: "split-committed",

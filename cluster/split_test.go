@@ -59,6 +59,28 @@ func (mn *memberNet) putPath(ids []uint64, p string, data []byte) {
 	mn.t.Fatalf("put %s: no stable leader", p)
 }
 
+// addSplitLearners starts dst as empty joiners of the new cluster c2 and
+// waits until the leader of src added each as a learner; it returns them
+// as the split's members.
+func (mn *memberNet) addSplitLearners(src, dst []uint64) []wire.Member {
+	mn.t.Helper()
+	var nodes []wire.Member
+	for _, id := range dst {
+		mn.addJoiner(id)
+		c := mn.cfgs[id]
+		c.ClusterID = "c2"
+		mn.cfgs[id] = c
+		mn.start(id)
+		nodes = append(nodes, wire.Member{ID: id, Addr: mn.addrs[id]})
+	}
+	for _, m := range nodes {
+		mn.waitFor("learner added", func() bool {
+			return mn.call(mn.leaderOf(src...), &wire.Request{Op: wire.OpAddLearner, Member: &wire.Member{ID: m.ID, Addr: m.Addr}}).Code == wire.OK
+		})
+	}
+	return nodes
+}
+
 func (mn *memberNet) get(id uint64, p string) *wire.Response {
 	mn.t.Helper()
 	return mn.call(id, &wire.Request{Op: wire.OpGet, Path: p})
@@ -84,21 +106,7 @@ func TestSplitForkAndCleanup(t *testing.T) {
 	}
 
 	dst := []uint64{7, 8, 9}
-	var nodes []wire.Member
-	for _, id := range dst {
-		mn.addJoiner(id)
-		c := mn.cfgs[id]
-		c.ClusterID = "c2"
-		mn.cfgs[id] = c
-		mn.start(id)
-		nodes = append(nodes, wire.Member{ID: id, Addr: mn.addrs[id]})
-	}
-	for _, m := range nodes {
-		mn.waitFor("learner added", func() bool {
-			resp := mn.call(mn.leaderOf(src...), &wire.Request{Op: wire.OpAddLearner, Member: &wire.Member{ID: m.ID, Addr: m.Addr}})
-			return resp.Code == wire.OK
-		})
-	}
+	nodes := mn.addSplitLearners(src, dst)
 	spec := &wire.SplitSpec{Cluster: "c1", NewCluster: "c2", Nodes: nodes, Table: 7}
 	var resp *wire.Response
 	mn.waitFor("SPLIT committed", func() bool {
@@ -203,13 +211,10 @@ func TestSplitForkAndCleanup(t *testing.T) {
 			t.Fatalf("node %d split record %+v %v", id, rec, err)
 		}
 		var left []string
-		if err := scanPrefix(n.db, []byte(entryPrefix), func(k, v []byte) error {
-			if p, ok := pathOfEntryKey(k); ok && ring.PathPoint(p) >= mid {
+		for _, p := range entryPaths(t, n.db) {
+			if ring.PathPoint(p) >= mid {
 				left = append(left, p)
 			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
 		}
 		if len(left) > 0 {
 			t.Fatalf("node %d still holds %v after cleanup", id, left)

@@ -11,20 +11,20 @@ import (
 // Usage counts the files (not directories) whose root is in the owned
 // range, and their sizes.
 func TestUsage(t *testing.T) {
-	n := newNode(t, wholeRing)
+	n := newTestFSM(t, wholeRing)
 	var want uint64
 	for i := range 20 {
 		p := fmt.Sprintf("/u%d/f", i)
 		n.must(put(p, p+p, wire.FlagParents))
 		want += uint64(len(p + p))
 	}
-	files, bytes, err := n.fsm.Usage()
+	files, bytes, _, err := n.fsm.Usage()
 	if err != nil || files != 20 || bytes != want {
 		t.Fatalf("usage %d files %d bytes %v, want 20 and %d", files, bytes, err, want)
 	}
 	half := wire.Range{End: ring.Mid(wholeRing)}
 	n.setRange(half)
-	files, _, err = n.fsm.Usage()
+	files, _, _, err = n.fsm.Usage()
 	if err != nil || files == 0 || files >= 20 {
 		t.Fatalf("usage of the lower half: %d files, %v", files, err)
 	}
@@ -39,7 +39,7 @@ func TestUsage(t *testing.T) {
 // The status names the roots with the most requests, then the most bytes,
 // with their files, bytes and request counts.
 func TestUsageByRoot(t *testing.T) {
-	n := newNode(t, wholeRing)
+	n := newTestFSM(t, wholeRing)
 	n.must(put("/big/a/x", string(make([]byte, 5000)), wire.FlagParents))
 	n.must(put("/big/b", "12345", wire.FlagParents))
 	for i := range 7 {

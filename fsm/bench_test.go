@@ -1,4 +1,4 @@
-package cluster
+package fsm
 
 import (
 	"fmt"
@@ -16,19 +16,7 @@ import (
 // with distinct data (so every put releases a chunk and stores a new one),
 // entry time advancing 50 µs per entry. One Ready batch holds 16 entries.
 func BenchmarkApplyPutLoad(b *testing.B) {
-	db, err := pebble.Open(b.TempDir(), pebbleOptions(quietLogger{}))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	f := mustFSM(db)
-	boot := db.NewIndexedBatch()
-	if err := f.Bootstrap(boot, wire.Range{}); err != nil {
-		b.Fatal(err)
-	}
-	if err := boot.Commit(pebble.NoSync); err != nil {
-		b.Fatal(err)
-	}
+	db, f := benchFSM(b)
 	r := rand.New(rand.NewPCG(1, 2))
 	buf := make([]byte, 1<<20)
 	for i := range buf {
@@ -49,13 +37,12 @@ func BenchmarkApplyPutLoad(b *testing.B) {
 			Op: wire.OpPut, Path: fmt.Sprintf("/load-%03d/f%08d", fi%16, fi/16), Data: buf[off : off+1024],
 			Flags: wire.FlagParents, Time: now, Session: uint64(s + 1), Seq: seq[s],
 		})
-		res := f.Apply(batch, index, cmd).(*Result)
+		res := f.Apply(batch, index, cmd)
 		if res.Code != wire.OK {
 			b.Fatal(res.Message)
 		}
 	}
-	// Warm up: fill every session window and create every file.
-	for i := 0; i < 2*sessions*sessionWindow/perBatch; i++ {
+	ready := func() { // one Ready: perBatch entries applied in one batch
 		batch := db.NewIndexedBatch()
 		for range perBatch {
 			step(batch)
@@ -65,18 +52,15 @@ func BenchmarkApplyPutLoad(b *testing.B) {
 		}
 		batch.Close()
 	}
+	// Warm up: fill every session window and create every file.
+	for i := 0; i < 2*sessions*sessionWindow/perBatch; i++ {
+		ready()
+	}
 	b.SetBytes(1024)
 	b.ReportAllocs()
 	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		batch := db.NewIndexedBatch()
-		for range perBatch {
-			step(batch)
-		}
-		if err := batch.Commit(pebble.NoSync); err != nil {
-			b.Fatal(err)
-		}
-		batch.Close()
+	for b.Loop() {
+		ready()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perBatch), "ns/entry")
 }
@@ -84,16 +68,8 @@ func BenchmarkApplyPutLoad(b *testing.B) {
 // BenchmarkGet1KiB reads whole 1 KiB files (of 1,000) from the committed
 // state, as a node serves the loadgen's get workload after ReadIndex.
 func BenchmarkGet1KiB(b *testing.B) {
-	db, err := pebble.Open(b.TempDir(), pebbleOptions(quietLogger{}))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	f := mustFSM(db)
+	db, f := benchFSM(b)
 	batch := db.NewIndexedBatch()
-	if err := f.Bootstrap(batch, wire.Range{}); err != nil {
-		b.Fatal(err)
-	}
 	r := rand.New(rand.NewPCG(1, 2))
 	data := make([]byte, 1024)
 	const files = 1000
@@ -102,7 +78,7 @@ func BenchmarkGet1KiB(b *testing.B) {
 			data[j] = byte(r.Uint32())
 		}
 		cmd, _ := EncodeCommand(&Command{Op: wire.OpPut, Path: fmt.Sprintf("/get-%03d/f%08d", i%16, i/16), Data: data, Flags: wire.FlagParents, Time: 1})
-		if res := f.Apply(batch, uint64(i+1), cmd).(*Result); res.Code != wire.OK {
+		if res := f.Apply(batch, uint64(i+1), cmd); res.Code != wire.OK {
 			b.Fatal(res.Message)
 		}
 	}
@@ -116,8 +92,27 @@ func BenchmarkGet1KiB(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		fi := r.IntN(files)
-		if _, _, err := f.Get(fmt.Sprintf("/get-%03d/f%08d", fi%16, fi/16)); err != nil {
+		if _, _, err := f.get(fmt.Sprintf("/get-%03d/f%08d", fi%16, fi/16)); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// benchFSM is a bootstrapped FSM owning the whole ring over a fresh DB
+// with a node's Pebble options.
+func benchFSM(b *testing.B) (*pebble.DB, *FSM) {
+	db, err := pebble.Open(b.TempDir(), PebbleOptions(quietLogger{}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	f := mustFSM(db)
+	boot := db.NewIndexedBatch()
+	if err := f.Bootstrap(boot, wire.Range{}); err != nil {
+		b.Fatal(err)
+	}
+	if err := boot.Commit(pebble.NoSync); err != nil {
+		b.Fatal(err)
+	}
+	return db, f
 }

@@ -1,4 +1,4 @@
-package cluster
+package fsm
 
 // The mutations of the file state machine. Each checks everything it can
 // fail on before writing anything, so a failed command leaves b untouched
@@ -162,34 +162,22 @@ func applyWrite(t *tx, appending bool) (*Result, error) {
 	}
 	datas := make([][]byte, len(w.blocks))
 	if c.Base != nil {
-		if len(c.Blocks) != len(w.blocks) {
-			return failf(wire.Invalid, "prepared WRITE to %q carries %d blocks; it rewrites %d", c.Path, len(c.Blocks), len(w.blocks)), nil
-		}
-		for k, b := range c.Blocks {
-			if b.I != w.blocks[k] || int64(len(b.Data)) != blockLen(w.size, w.e.Block, b.I) {
-				return failf(wire.Invalid, "prepared WRITE to %q: block %d of %d bytes where it rewrites block %d of %d", c.Path, b.I, len(b.Data), w.blocks[k], blockLen(w.size, w.e.Block, w.blocks[k])), nil
-			}
-			datas[k] = b.Data
+		if res := preparedBlocks(c, w, datas); res != nil {
+			return res, nil
 		}
 	}
 	refs, err := blockRefs(t.b, c.Path, w.first(), w.last()+1)
 	if err != nil {
 		return nil, err
 	}
-	held := make(map[int64]chunkID, len(refs))
+	held := make(map[int64]ChunkID, len(refs))
 	for _, r := range refs {
 		held[r.i] = r.h
 	}
 	if c.Base == nil {
 		// Read what the new blocks keep of the old ones, before writing anything.
-		for k, i := range w.blocks {
-			var prev []byte
-			if _, ok := held[i]; ok && !w.covers(i) {
-				if prev, err = readBlock(t.b, c.Path, w.e, i); err != nil {
-					return nil, err
-				}
-			}
-			datas[k] = w.merge(i, prev, c.Data)
+		if err := mergeBlocks(t, w, held, datas); err != nil {
+			return nil, err
 		}
 	}
 	sum := blockSum{}
@@ -201,6 +189,52 @@ func applyWrite(t *tx, appending bool) (*Result, error) {
 	if err := makeDirs(t.b, missing, t.index, c.Time); err != nil {
 		return nil, err
 	}
+	if err := t.rewriteBlocks(w, held, datas, &sum); err != nil {
+		return nil, err
+	}
+	e := w.e
+	e.Size, e.Mtime, e.Version, e.Sum = w.size, c.Time, t.index, sum[:]
+	return t.finishFile(c.Path, e)
+}
+
+// preparedBlocks checks that the blocks of a prepared WRITE or APPEND are
+// the ones plan w rewrites, each of its full length, and puts their bytes
+// in datas. A mismatch is INVALID.
+func preparedBlocks(c *Command, w *writePlan, datas [][]byte) *Result {
+	if len(c.Blocks) != len(w.blocks) {
+		return failf(wire.Invalid, "prepared WRITE to %q carries %d blocks; it rewrites %d", c.Path, len(c.Blocks), len(w.blocks))
+	}
+	for k, b := range c.Blocks {
+		if b.I != w.blocks[k] || int64(len(b.Data)) != blockLen(w.size, w.e.Block, b.I) {
+			return failf(wire.Invalid, "prepared WRITE to %q: block %d of %d bytes where it rewrites block %d of %d", c.Path, b.I, len(b.Data), w.blocks[k], blockLen(w.size, w.e.Block, w.blocks[k]))
+		}
+		datas[k] = b.Data
+	}
+	return nil
+}
+
+// mergeBlocks fills datas with the new contents of the blocks plan w
+// rewrites, for the unprepared form of older entries: the old bytes a
+// block keeps (read from its chunk in held) merged with the command's
+// data.
+func mergeBlocks(t *tx, w *writePlan, held map[int64]ChunkID, datas [][]byte) error {
+	for k, i := range w.blocks {
+		var prev []byte
+		if _, ok := held[i]; ok && !w.covers(i) {
+			var err error
+			if prev, err = readBlock(t.b, t.c.Path, w.e, i); err != nil {
+				return err
+			}
+		}
+		datas[k] = w.merge(i, prev, t.c.Data)
+	}
+	return nil
+}
+
+// rewriteBlocks writes the blocks plan w rewrites with datas, replacing
+// the chunks in held, and moves the file's block checksum sum from the
+// old blocks' terms to the new ones.
+func (t *tx) rewriteBlocks(w *writePlan, held map[int64]ChunkID, datas [][]byte, sum *blockSum) error {
 	for k, i := range w.blocks {
 		h, hadOld := held[i]
 		if hadOld {
@@ -208,18 +242,16 @@ func applyWrite(t *tx, appending bool) (*Result, error) {
 				sum.sub(x)
 			}
 		}
-		nh, err := t.setBlock(c.Path, i, datas[k], h, hadOld)
+		nh, err := t.setBlock(t.c.Path, i, datas[k], h, hadOld)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if x, ok := termOfData(i, datas[k], nh); ok {
 			sum.add(x)
 		}
 		t.cost++
 	}
-	e := w.e
-	e.Size, e.Mtime, e.Version, e.Sum = w.size, c.Time, t.index, sum[:]
-	return t.finishFile(c.Path, e)
+	return nil
 }
 
 // matches reports whether the file state e (nil: absent) is the state b
@@ -286,8 +318,8 @@ func planWrite(c *Command, old *entry, n int64, appending bool) (*writePlan, *Re
 	if appending {
 		off = e.Size
 	}
-	if off > MaxFileSize-n {
-		return nil, failf(wire.TooLarge, "write of %d bytes at offset %d would make %q larger than %d bytes", n, off, c.Path, MaxFileSize)
+	if off > maxFileSize-n {
+		return nil, failf(wire.TooLarge, "write of %d bytes at offset %d would make %q larger than %d bytes", n, off, c.Path, maxFileSize)
 	}
 	w := &writePlan{e: e, off: off, end: off + n, size: e.Size}
 	if n > 0 { // an empty write changes no bytes and no size (like pwrite)
@@ -397,6 +429,29 @@ func twoPaths(c *Command) *Result {
 	return nil
 }
 
+// twoPathSource checks the paths of a RENAME or COPY and returns the
+// entry of its source, c.Path: NOT_FOUND if there is none, IS_DIR if it is
+// a directory and dirs is false (COPY), CONFLICT if c.IfVersion does not
+// match it.
+func twoPathSource(t *tx, dirs bool) (*entry, *Result, error) {
+	c := t.c
+	if r := twoPaths(c); r != nil {
+		return nil, r, nil
+	}
+	se, err := getEntry(t.b, c.Path)
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case se == nil:
+		return nil, failf(wire.NotFound, "%q does not exist", c.Path), nil
+	case se.Type == wire.TypeDir && !dirs:
+		return nil, failf(wire.IsDir, "%q is a directory; COPY copies one file", c.Path), nil
+	case c.IfVersion != 0 && se.Version != c.IfVersion:
+		return nil, failf(wire.Conflict, "%q is at version %d, not %d (if-version)", c.Path, se.Version, c.IfVersion), nil
+	}
+	return se, nil, nil
+}
+
 // kv is one key and value to write.
 type kv struct{ k, v []byte }
 
@@ -419,19 +474,10 @@ func moveKeys(t *tx, pfx, from, to []byte, out []kv, olds [][]byte) ([]kv, [][]b
 // IfVersion is checked against the source.
 func applyRename(t *tx) (*Result, error) {
 	c := t.c
-	if r := twoPaths(c); r != nil {
-		return r, nil
-	}
 	src, dst := c.Path, c.To
-	se, err := getEntry(t.b, src)
-	if err != nil {
-		return nil, err
-	}
-	if se == nil {
-		return failf(wire.NotFound, "%q does not exist", src), nil
-	}
-	if c.IfVersion != 0 && se.Version != c.IfVersion {
-		return failf(wire.Conflict, "%q is at version %d, not %d (if-version)", src, se.Version, c.IfVersion), nil
+	se, res, err := twoPathSource(t, true)
+	if res != nil || err != nil {
+		return res, err
 	}
 	de, err := getEntry(t.b, dst)
 	if err != nil {
@@ -447,57 +493,16 @@ func applyRename(t *tx) (*Result, error) {
 	if fspath.IsWithin(dst, src) {
 		return failf(wire.Invalid, "cannot move %q into itself (%q)", src, dst), nil
 	}
-	var missing []string
-	if de != nil {
-		switch {
-		case se.Type == wire.TypeFile && de.Type == wire.TypeDir:
-			return failf(wire.IsDir, "%q is a directory; a file cannot replace it", dst), nil
-		case se.Type == wire.TypeDir && de.Type == wire.TypeFile:
-			return failf(wire.NotDir, "%q is a file; a directory cannot replace it", dst), nil
-		case de.Type == wire.TypeDir:
-			empty, err := isEmptyPrefix(t.b, childrenPrefix(dst))
-			if err != nil {
-				return nil, err
-			}
-			if !empty {
-				return failf(wire.NotEmpty, "directory %q is not empty", dst), nil
-			}
-		}
-	} else {
-		var res *Result
-		missing, res, err = missingParents(t.b, dst, c.Flags&wire.FlagParents != 0)
-		if res != nil || err != nil {
-			return res, err
-		}
+	missing, res, err := renameTarget(t, se, de)
+	if res != nil || err != nil {
+		return res, err
 	}
 	if se.Type == wire.TypeDir {
 		if res, err := checkTreeSize(t.b, c); res != nil || err != nil {
 			return res, err
 		}
 	}
-	// Gather the moves: the source's block map, or the whole subtree's
-	// entries and block maps.
-	var sets []kv
-	olds := [][]byte{entryKey(src)}
-	if se.Type == wire.TypeFile {
-		sets, olds, err = moveKeys(t, blocksPrefix(src), blocksPrefix(src), blocksPrefix(dst), sets, olds)
-	} else {
-		for _, pfx := range [][]byte{childrenPrefix(src), descendantsPrefix(src)} {
-			err = scanPrefix(t.b, pfx, func(k, v []byte) error {
-				p, ok := pathOfEntryKey(k)
-				if !ok {
-					return &wire.Error{Code: wire.Internal, Message: "corrupt entry key " + string(k)}
-				}
-				sets = append(sets, kv{entryKey(dst + p[len(src):]), bytes.Clone(v)})
-				olds = append(olds, bytes.Clone(k))
-				return nil
-			})
-			if err != nil {
-				return nil, err
-			}
-		}
-		sets, olds, err = moveKeys(t, subtreeDataPrefix(src), dataPathKey(src), dataPathKey(dst), sets, olds)
-	}
+	sets, olds, err := renameMoves(t, se, src, dst)
 	if err != nil {
 		return nil, err
 	}
@@ -532,27 +537,69 @@ func applyRename(t *tx) (*Result, error) {
 	return &Result{Stat: moved.stat(name)}, nil
 }
 
+// renameTarget checks the destination of a RENAME of source entry se to
+// c.To, whose entry is de (nil: none): a file may replace a file and a
+// directory an empty directory; a missing destination needs its parents
+// (returned, outermost first, when FlagParents creates them).
+func renameTarget(t *tx, se, de *entry) (missing []string, res *Result, err error) {
+	dst := t.c.To
+	if de == nil {
+		return missingParents(t.b, dst, t.c.Flags&wire.FlagParents != 0)
+	}
+	switch {
+	case se.Type == wire.TypeFile && de.Type == wire.TypeDir:
+		return nil, failf(wire.IsDir, "%q is a directory; a file cannot replace it", dst), nil
+	case se.Type == wire.TypeDir && de.Type == wire.TypeFile:
+		return nil, failf(wire.NotDir, "%q is a file; a directory cannot replace it", dst), nil
+	case de.Type == wire.TypeDir:
+		empty, err := isEmptyPrefix(t.b, childrenPrefix(dst))
+		if err != nil {
+			return nil, nil, err
+		}
+		if !empty {
+			return nil, failf(wire.NotEmpty, "directory %q is not empty", dst), nil
+		}
+	}
+	return nil, nil, nil
+}
+
+// renameMoves gathers the keys a RENAME of src (entry se) to dst moves:
+// the source's block map, or the whole subtree's entries and block maps.
+// sets are the new keys and values, olds the keys to delete (src's entry
+// first).
+func renameMoves(t *tx, se *entry, src, dst string) (sets []kv, olds [][]byte, err error) {
+	olds = [][]byte{entryKey(src)}
+	if se.Type == wire.TypeFile {
+		return moveKeys(t, blocksPrefix(src), blocksPrefix(src), blocksPrefix(dst), sets, olds)
+	}
+	for _, pfx := range [][]byte{childrenPrefix(src), descendantsPrefix(src)} {
+		err = scanPrefix(t.b, pfx, func(k, v []byte) error {
+			p, ok := pathOfEntryKey(k)
+			if !ok {
+				return &wire.Error{Code: wire.Internal, Message: "corrupt entry key " + string(k)}
+			}
+			sets = append(sets, kv{entryKey(dst + p[len(src):]), bytes.Clone(v)})
+			olds = append(olds, bytes.Clone(k))
+			return nil
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	return moveKeys(t, subtreeDataPrefix(src), dataPathKey(src), dataPathKey(dst), sets, olds)
+}
+
 // applyCopy makes To a copy of the file Path, within one root, sharing its
 // chunks. To may not be a directory; an existing file is replaced unless
 // FlagIfAbsent. IfVersion is checked against the source.
 func applyCopy(t *tx) (*Result, error) {
 	c := t.c
-	if r := twoPaths(c); r != nil {
-		return r, nil
-	}
 	src, dst := c.Path, c.To
-	se, err := getEntry(t.b, src)
-	if err != nil {
-		return nil, err
+	se, res, err := twoPathSource(t, false)
+	if res != nil || err != nil {
+		return res, err
 	}
-	switch {
-	case se == nil:
-		return failf(wire.NotFound, "%q does not exist", src), nil
-	case se.Type == wire.TypeDir:
-		return failf(wire.IsDir, "%q is a directory; COPY copies one file", src), nil
-	case c.IfVersion != 0 && se.Version != c.IfVersion:
-		return failf(wire.Conflict, "%q is at version %d, not %d (if-version)", src, se.Version, c.IfVersion), nil
-	case src == dst:
+	if src == dst {
 		return failf(wire.Invalid, "cannot copy %q onto itself", src), nil
 	}
 	de, err := getEntry(t.b, dst)
@@ -607,17 +654,17 @@ func applyCopy(t *tx) (*Result, error) {
 // the old or the new contents, never a mix.
 func applyCommit(t *tx) (*Result, error) {
 	c := t.c
-	if c.Size < 0 || c.Size > MaxFileSize {
-		return failf(wire.Invalid, "COMMIT of %q: size %d is outside [0, %d]", c.Path, c.Size, MaxFileSize), nil
+	if c.Size < 0 || c.Size > maxFileSize {
+		return failf(wire.Invalid, "COMMIT of %q: size %d is outside [0, %d]", c.Path, c.Size, maxFileSize), nil
 	}
 	old, missing, res, err := fileTarget(t, c.Path)
 	if res != nil || err != nil {
 		return res, err
 	}
-	ids := make([]chunkID, len(c.Chunks))
+	ids := make([]ChunkID, len(c.Chunks))
 	var total, first int64
 	for i, name := range c.Chunks {
-		h, err := parseChunkName(name)
+		h, err := ParseChunkName(name)
 		if err != nil {
 			return failf(wire.Invalid, "COMMIT of %q: chunk %d: %v", c.Path, i, err), nil
 		}

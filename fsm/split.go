@@ -1,17 +1,17 @@
-package cluster
+package fsm
 
 // The split of a cluster's range, as the file state machine sees it
-// (DESIGN §7, docs/split.md). Two commands, both proposed by the source
+// (docs/split.md). Two commands, both proposed by the source
 // cluster's leader on the meta leader's request:
 //
-//   - SPLIT (wire.OpSplitFork, the splitRecord in Command.Data): at its
+//   - SPLIT (wire.OpSplitFork, the SplitRecord in Command.Data): at its
 //     index every replica of the source sets its owned range to
 //     [Start, At) and records the split under s/m/split. From then on
 //     Apply and reads refuse paths in [At, End) with WRONG_RANGE. The
 //     learners named in the record (the new cluster's nodes) apply the same
-//     entry, stop applying the source's log there (splitGate) and restart
+//     entry, stop applying the source's log there and restart
 //     their replica as the new group owning [At, End) from the identical
-//     state (split_node.go).
+//     state (ForkState; the fork itself is the storage node's).
 //   - SPLIT_CLEANUP (wire.OpSplitCleanup, the batch size in Command.Size):
 //     on the source, deletes up to that many entries of the moved half and
 //     releases their chunk references; it reports whether more remain.
@@ -33,7 +33,7 @@ import (
 	"github.com/cleavefs/cleave/wire"
 )
 
-// splitKey holds the record of the last split applied (msgpack splitRecord).
+// splitKey holds the record of the last split applied (msgpack SplitRecord).
 const splitKey = prefix + "m/split"
 
 // splitTaintKey marks a departing learner whose state is not the state at
@@ -41,9 +41,9 @@ const splitKey = prefix + "m/split"
 // joins the new group empty and is sent a snapshot by the new leader.
 const splitTaintKey = prefix + "m/split-taint"
 
-// splitRecord is the SPLIT entry's payload and, once applied, the stored
+// SplitRecord is the SPLIT entry's payload and, once applied, the stored
 // record. Field names are part of the on-disk format.
-type splitRecord struct {
+type SplitRecord struct {
 	Cluster    string        `msgpack:"cluster"`     // the source cluster
 	NewCluster string        `msgpack:"new_cluster"` // the cluster that takes [At, End)
 	At         uint64        `msgpack:"at"`          // cut point
@@ -55,15 +55,16 @@ type splitRecord struct {
 	Abandoned  bool          `msgpack:"abandoned,omitempty"` // a fence: the split to NewCluster will not happen
 }
 
-// upper returns the range the new cluster owns.
-func (r *splitRecord) upper() wire.Range { return wire.Range{Start: r.At, End: r.End} }
+// Upper returns the range the new cluster owns.
+func (r *SplitRecord) Upper() wire.Range { return wire.Range{Start: r.At, End: r.End} }
 
-// hasVoter reports whether id is one of the new cluster's members.
-func (r *splitRecord) hasVoter(id uint64) bool {
+// HasVoter reports whether id is one of the new cluster's members.
+func (r *SplitRecord) HasVoter(id uint64) bool {
 	return slices.ContainsFunc(r.Voters, func(m wire.Member) bool { return m.ID == id })
 }
 
-func (r *splitRecord) peers() map[uint64]string {
+// Peers returns the new cluster's members by id: their addresses.
+func (r *SplitRecord) Peers() map[uint64]string {
 	m := make(map[uint64]string, len(r.Voters))
 	for _, v := range r.Voters {
 		m[v.ID] = v.Addr
@@ -72,7 +73,7 @@ func (r *splitRecord) peers() map[uint64]string {
 }
 
 // readSplit returns the stored split record, nil if there is none.
-func readSplit(rd reader) (*splitRecord, error) {
+func readSplit(rd reader) (*SplitRecord, error) {
 	v, err := getValue(rd, []byte(splitKey))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
@@ -80,17 +81,17 @@ func readSplit(rd reader) (*splitRecord, error) {
 	if err != nil {
 		return nil, storageErr("read split record", err)
 	}
-	var r splitRecord
+	var r SplitRecord
 	if err := msgpack.Unmarshal(v, &r); err != nil {
 		return nil, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt split record: %v", err)}
 	}
 	return &r, nil
 }
 
-func writeSplit(b *pebble.Batch, r *splitRecord) error {
+func writeSplit(b *pebble.Batch, r *SplitRecord) error {
 	v, err := msgpack.Marshal(r)
 	if err != nil {
-		return fmt.Errorf("cluster: encode split record: %w", err)
+		return fmt.Errorf("fsm: encode split record: %w", err)
 	}
 	if err := b.Set([]byte(splitKey), v, nil); err != nil {
 		return storageErr("write split record", err)
@@ -100,11 +101,57 @@ func writeSplit(b *pebble.Batch, r *splitRecord) error {
 
 // Split returns the record of the last split this replica applied, nil if
 // none.
-func (f *FSM) Split() (*splitRecord, error) { return readSplit(f.db) }
+func (f *FSM) Split() (*SplitRecord, error) { return readSplit(f.db) }
 
-// encodeSplitCommand builds the SPLIT log entry stamped with the wall
+// MarkSplitTainted records, durably and outside the log, that this
+// departing learner's state is not the state at the split index (it was
+// restored from a snapshot taken after it), so ForkState gives it no range.
+func (f *FSM) MarkSplitTainted() error {
+	if err := f.db.Set([]byte(splitTaintKey), nil, pebble.Sync); err != nil {
+		return storageErr("mark the split taint", err)
+	}
+	return nil
+}
+
+// SplitTainted reports whether MarkSplitTainted was called since the last
+// ForkState.
+func (f *FSM) SplitTainted() (bool, error) {
+	_, err := getValue(f.db, []byte(splitTaintKey))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, pebble.ErrNotFound):
+		return false, nil
+	}
+	return false, storageErr("read the split taint", err)
+}
+
+// ForkState writes into b the state machine's half of a departing
+// learner's fork: the owned range becomes rec.Upper() (none when tainted:
+// the node joins the new group empty and is sent a snapshot), and the split
+// record and the taint are removed. The caller commits b with the new
+// group's raft state, atomically.
+func ForkState(b *pebble.Batch, rec *SplitRecord, tainted bool) error {
+	var err error
+	if tainted {
+		err = b.Delete([]byte(rangeKey), nil)
+	} else {
+		up := rec.Upper()
+		v, merr := msgpack.Marshal(&up)
+		if merr != nil {
+			return merr
+		}
+		err = b.Set([]byte(rangeKey), v, nil)
+	}
+	if err != nil {
+		return err
+	}
+	return errors.Join(b.Delete([]byte(splitKey), nil), b.Delete([]byte(splitTaintKey), nil))
+}
+
+// EncodeSplitCommand builds the SPLIT log entry stamped with the wall
 // clock now and the entry clock (clock.go).
-func encodeSplitCommand(r *splitRecord, now, clock int64) ([]byte, error) {
+func EncodeSplitCommand(r *SplitRecord, now, clock int64) ([]byte, error) {
 	data, err := msgpack.Marshal(r)
 	if err != nil {
 		return nil, err
@@ -124,7 +171,7 @@ func applySplitOp(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
 }
 
 func applySplit(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
-	var rec splitRecord
+	var rec SplitRecord
 	if err := msgpack.Unmarshal(c.Data, &rec); err != nil {
 		return failf(wire.Invalid, "malformed split record: %v", err), nil
 	}
@@ -201,7 +248,7 @@ func applySplitCleanup(b *pebble.Batch, index uint64, c *Command) (*Result, erro
 	if err != nil {
 		return nil, err
 	}
-	up := rec.upper()
+	up := rec.Upper()
 	if cur.Contains(up.Start) {
 		// This replica owns the half (it is the new cluster): nothing to drop.
 		return &Result{}, nil

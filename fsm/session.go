@@ -1,6 +1,6 @@
-package cluster
+package fsm
 
-// Exactly-once mutations (DESIGN §3).
+// Exactly-once mutations.
 //
 // A mutating request carries (Session, Seq). Session 0 means "no
 // deduplication". For a nonzero session the replicated state keeps a window
@@ -150,7 +150,7 @@ func applySession(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
 func encodeResult(r *Result) []byte {
 	v, err := msgpack.Marshal(r)
 	if err != nil {
-		panic(fmt.Sprintf("cluster: encode result: %v", err)) // plain fields only
+		panic(fmt.Sprintf("fsm: encode result: %v", err)) // plain fields only
 	}
 	return v
 }
@@ -189,7 +189,7 @@ func touchSession(b *pebble.Batch, c *Command, m *sessionMeta, isNew bool) error
 	}
 	v, err := msgpack.Marshal(m)
 	if err != nil {
-		panic(fmt.Sprintf("cluster: encode session: %v", err))
+		panic(fmt.Sprintf("fsm: encode session: %v", err))
 	}
 	if err := b.Set(sessionKey(c.Session), v, nil); err != nil {
 		return storageErr("write session", err)

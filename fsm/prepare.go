@@ -1,4 +1,4 @@
-package cluster
+package fsm
 
 // The leader's half of a WRITE or APPEND: it reads the bytes the write
 // keeps of the blocks it rewrites, from its own committed state, and puts
@@ -13,7 +13,7 @@ import (
 // PrepareWrite turns the WRITE or APPEND c, which carries Data, into its
 // prepared form (Base, Blocks, Length; Data emptied), from the committed
 // state. It reads and verifies the chunks of the partial blocks the write
-// keeps; a corrupt or missing one is a *corruptError naming the chunk (the
+// keeps; a corrupt or missing one is a *CorruptError naming the chunk (the
 // node repairs it from a peer and prepares again). Where Apply will refuse
 // the write anyway (a directory, a failed precondition, a bad offset) it
 // prepares no blocks and reads nothing: Apply gives the answer from the

@@ -1,4 +1,4 @@
-package cluster
+package fsm
 
 import (
 	"bytes"
@@ -22,7 +22,7 @@ type Command struct {
 	Data  []byte     `msgpack:"data,omitempty"`
 	Flags wire.Flags `msgpack:"flags,omitempty"`
 	Time  int64      `msgpack:"time,omitempty"` // leader's unix nanos at propose time; becomes mtime
-	// Clock is the leader's bounded entry clock (clock.go), in unix nanos:
+	// Clock is the leader's bounded entry clock (clock.go; the node stamps it), in unix nanos:
 	// sessions and unreferenced chunks expire by it. 0 in older entries,
 	// which expire by Time.
 	Clock   int64  `msgpack:"clock,omitempty"`
@@ -83,14 +83,14 @@ type Block struct {
 // msgpack. The encoding of a given Command is always the same bytes.
 func EncodeCommand(c *Command) ([]byte, error) {
 	if c == nil {
-		return nil, fmt.Errorf("cluster: encode command: nil command")
+		return nil, fmt.Errorf("fsm: encode command: nil command")
 	}
 	var buf bytes.Buffer
 	buf.Grow(1 + 32 + len(c.Path) + len(c.Data))
 	buf.WriteByte(commandVersion)
 	enc := msgpack.NewEncoder(&buf)
 	if err := enc.Encode(c); err != nil {
-		return nil, fmt.Errorf("cluster: encode command: %w", err)
+		return nil, fmt.Errorf("fsm: encode command: %w", err)
 	}
 	return buf.Bytes(), nil
 }
@@ -101,19 +101,19 @@ func EncodeCommand(c *Command) ([]byte, error) {
 // The returned Command does not alias p.
 func DecodeCommand(p []byte) (*Command, error) {
 	if len(p) == 0 {
-		return nil, fmt.Errorf("cluster: decode command: empty")
+		return nil, fmt.Errorf("fsm: decode command: empty")
 	}
 	if p[0] != commandVersion {
-		return nil, fmt.Errorf("cluster: decode command: unknown version %d at offset 0 (this build reads %d)", p[0], commandVersion)
+		return nil, fmt.Errorf("fsm: decode command: unknown version %d at offset 0 (this build reads %d)", p[0], commandVersion)
 	}
 	r := bytes.NewReader(p[1:])
 	dec := msgpack.NewDecoder(r)
 	var c Command
 	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("cluster: decode command: at offset %d: %w", len(p)-r.Len(), err)
+		return nil, fmt.Errorf("fsm: decode command: at offset %d: %w", len(p)-r.Len(), err)
 	}
 	if r.Len() != 0 {
-		return nil, fmt.Errorf("cluster: decode command: %d trailing bytes at offset %d", r.Len(), len(p)-r.Len())
+		return nil, fmt.Errorf("fsm: decode command: %d trailing bytes at offset %d", r.Len(), len(p)-r.Len())
 	}
 	return &c, nil
 }
@@ -130,7 +130,7 @@ type Result struct {
 	Stat    *wire.Stat `msgpack:"s,omitempty"`
 	Chunk   string     `msgpack:"k,omitempty"` // CHUNK: the chunk's name
 
-	Split *splitRecord `msgpack:"-"` // SPLIT: the record applied (never stored)
+	Split *SplitRecord `msgpack:"-"` // SPLIT: the record applied (never stored)
 	// Retry: a prepared write whose file changed after the leader read it.
 	// Nothing was applied and nothing is recorded for the session; the
 	// leader reads the file again and proposes anew (never stored).

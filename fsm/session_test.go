@@ -1,4 +1,4 @@
-package cluster
+package fsm
 
 import (
 	"fmt"
@@ -260,7 +260,7 @@ func TestDeterminismChunks(t *testing.T) {
 		rename("/r/b", "/r/sub/c", parents),
 		{Op: wire.OpChunk, Path: "/r/u", Data: []byte("abcd"), ChunkSize: tiny},
 		{Op: wire.OpChunk, Path: "/r/u", Data: []byte("ef"), ChunkSize: tiny},
-		{Op: wire.OpCommit, Path: "/r/u", Size: 6, Chunks: []string{chunkOf([]byte("abcd")).String(), chunkOf([]byte("ef")).String()}},
+		{Op: wire.OpCommit, Path: "/r/u", Size: 6, Chunks: []string{ChunkOf([]byte("abcd")).String(), ChunkOf([]byte("ef")).String()}},
 		withSession(appendTo("/r/u", "!"), 3, 1),
 		withSession(appendTo("/r/u", "!"), 3, 1),
 		remove("/r/sub", recursive),

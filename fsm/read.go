@@ -1,4 +1,4 @@
-package cluster
+package fsm
 
 // The reads of the file state machine. Each reads one Pebble snapshot of
 // the committed state, so it sees every applied entry up to some index and
@@ -101,10 +101,10 @@ func (f *FSM) Exists(path string) (bool, error) {
 	return err == nil, err
 }
 
-// Get returns the whole contents and metadata of file path from the
+// get returns the whole contents and metadata of file path from the
 // committed state, every chunk verified. Errors are *wire.Error (INVALID,
 // WRONG_RANGE, NOT_FOUND, NOT_DIR, IS_DIR, INTERNAL).
-func (f *FSM) Get(path string) ([]byte, *wire.Stat, error) {
+func (f *FSM) get(path string) ([]byte, *wire.Stat, error) {
 	return f.Read(path, 0, 0, -1)
 }
 
@@ -154,11 +154,11 @@ func (f *FSM) Read(path string, offset, length, maxBytes int64) ([]byte, *wire.S
 	return data, e.stat(name), nil
 }
 
-// List returns every direct child of directory dir from the committed
+// list returns every direct child of directory dir from the committed
 // state, sorted by name, in one slice. Listing "/" returns the roots this
 // node holds within its owned range. Errors are *wire.Error (INVALID,
 // WRONG_RANGE, NOT_FOUND, NOT_DIR, INTERNAL).
-func (f *FSM) List(dir string) ([]wire.Stat, error) {
+func (f *FSM) list(dir string) ([]wire.Stat, error) {
 	out, _, err := f.ListPage(dir, "", -1, false)
 	return out, err
 }

@@ -1,6 +1,6 @@
-package cluster
+package fsm
 
-// Content-addressed chunks (DESIGN §4).
+// Content-addressed chunks.
 //
 // A file is a grid of blocks of its entry's block size B (default 1 MiB,
 // Config.ChunkSize, carried in each command so replicas agree). Block i
@@ -14,7 +14,7 @@ package cluster
 // file using the same bytes can still commit. Every chunk read is verified
 // against its name; a mismatch is INTERNAL and never returned as data. A
 // node that finds a chunk corrupt or missing (a read or the scrubber)
-// rewrites it from another member's verified copy (repair.go).
+// rewrites it from another member's verified copy (FSM.RepairChunk).
 //
 // Checksum of a file (Stat.Checksum):
 //   - size ≤ B: "sha256:<hex>", the SHA-256 of the contents;
@@ -54,8 +54,8 @@ const (
 	chunkGCPerEntry  = 16              // pending chunks collected per applied entry, at most
 	chunkNamePrefix  = "sha256:"       // chunk names are "sha256:<64 hex>"
 	sumPrefix        = "sha256-sum:"   // checksum of files over one block
-	minChunkSize     = 4 << 10         // smallest configurable block size
-	maxChunkSize     = 4 << 20         // largest configurable block size (fits a frame)
+	MinChunkSize     = 4 << 10         // smallest configurable block size
+	MaxChunkSize     = 4 << 20         // largest configurable block size (fits a frame)
 	chunkKeyLen      = 4 + sha256.Size // "s/c/" H
 	blockKeySuffix   = 1 + 8           // "\x00" be64(i)
 	pendingKeyLen    = 4 + 8 + sha256.Size
@@ -68,16 +68,16 @@ const (
 	pendingPrefix = prefix + "p/"
 )
 
-// chunkID is the SHA-256 of a chunk's bytes.
-type chunkID [sha256.Size]byte
+// ChunkID is the SHA-256 of a chunk's bytes.
+type ChunkID [sha256.Size]byte
 
-func (h chunkID) String() string { return chunkNamePrefix + hex.EncodeToString(h[:]) }
+func (h ChunkID) String() string { return chunkNamePrefix + hex.EncodeToString(h[:]) }
 
-func chunkOf(data []byte) chunkID { return sha256.Sum256(data) }
+func ChunkOf(data []byte) ChunkID { return sha256.Sum256(data) }
 
-// parseChunkName parses "sha256:<64 lowercase hex>".
-func parseChunkName(s string) (chunkID, error) {
-	var h chunkID
+// ParseChunkName parses "sha256:<64 lowercase hex>".
+func ParseChunkName(s string) (ChunkID, error) {
+	var h ChunkID
 	hx, ok := strings.CutPrefix(s, chunkNamePrefix)
 	if !ok || len(hx) != 2*sha256.Size || strings.ToLower(hx) != hx {
 		return h, fmt.Errorf("chunk name %q is not %q followed by 64 lowercase hex digits", s, chunkNamePrefix)
@@ -88,9 +88,9 @@ func parseChunkName(s string) (chunkID, error) {
 	return h, nil
 }
 
-func chunkKey(h chunkID) []byte { return append([]byte(chunkPrefix), h[:]...) }
-func metaKey(h chunkID) []byte  { return append([]byte(metaPrefix), h[:]...) }
-func pendingKey(t int64, h chunkID) []byte {
+func chunkKey(h ChunkID) []byte { return append([]byte(chunkPrefix), h[:]...) }
+func metaKey(h ChunkID) []byte  { return append([]byte(metaPrefix), h[:]...) }
+func pendingKey(t int64, h ChunkID) []byte {
 	k := binary.BigEndian.AppendUint64([]byte(pendingPrefix), uint64(t))
 	return append(k, h[:]...)
 }
@@ -103,7 +103,7 @@ type chunkMeta struct {
 	Size    int64 `msgpack:"s"`
 }
 
-func getMeta(rd reader, h chunkID) (*chunkMeta, error) {
+func getMeta(rd reader, h ChunkID) (*chunkMeta, error) {
 	v, err := getValue(rd, metaKey(h))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
@@ -118,10 +118,10 @@ func getMeta(rd reader, h chunkID) (*chunkMeta, error) {
 	return &m, nil
 }
 
-func putMeta(b *pebble.Batch, h chunkID, m *chunkMeta) error {
+func putMeta(b *pebble.Batch, h ChunkID, m *chunkMeta) error {
 	v, err := msgpack.Marshal(m)
 	if err != nil {
-		panic(fmt.Sprintf("cluster: encode chunk meta: %v", err)) // integers only
+		panic(fmt.Sprintf("fsm: encode chunk meta: %v", err)) // integers only
 	}
 	if err := b.Set(metaKey(h), v, nil); err != nil {
 		return storageErr("write chunk "+h.String(), err)
@@ -129,33 +129,17 @@ func putMeta(b *pebble.Batch, h chunkID, m *chunkMeta) error {
 	return nil
 }
 
-// corruptError is a chunk whose stored bytes are missing or do not match
-// its name. Callers see INTERNAL (it unwraps to a *wire.Error naming the
-// chunk); a node repairs it from another member's copy (repair.go).
-type corruptError struct {
-	h   chunkID
-	err *wire.Error
-}
-
-func (e *corruptError) Error() string { return e.err.Error() }
-func (e *corruptError) Unwrap() error { return e.err }
-
-// corruptChunk is the error for a chunk whose bytes do not match its name.
-func corruptChunk(h chunkID, path, why string) error {
-	return &corruptError{h: h, err: &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("integrity: chunk %v of %s failed verification (%s); not returned", h, path, why)}}
-}
-
 // readChunk returns the verified bytes of chunk h, which must have n bytes.
 // path names the file, for the error.
-func readChunk(rd reader, h chunkID, n int64, path string) ([]byte, error) {
+func readChunk(rd reader, h ChunkID, n int64, path string) ([]byte, error) {
 	v, err := getValue(rd, chunkKey(h))
 	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, &corruptError{h: h, err: &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("integrity: chunk %v of %s is missing", h, path)}}
+		return nil, &CorruptError{Chunk: h, Err: &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("integrity: chunk %v of %s is missing", h, path)}}
 	}
 	if err != nil {
 		return nil, storageErr("read chunk "+h.String()+" of "+path, err)
 	}
-	if chunkOf(v) != h {
+	if ChunkOf(v) != h {
 		return nil, corruptChunk(h, path, "sha256 mismatch")
 	}
 	if int64(len(v)) != n {
@@ -168,19 +152,19 @@ func readChunk(rd reader, h chunkID, n int64, path string) ([]byte, error) {
 
 // --- reference counting ------------------------------------------------------
 
-func (t *tx) ref(h chunkID, d int64) {
+func (t *tx) ref(h ChunkID, d int64) {
 	if t.refs == nil {
-		t.refs = map[chunkID]int64{}
+		t.refs = map[ChunkID]int64{}
 	}
 	t.refs[h] += d
 }
 
 // store makes data a new block: it returns its chunk id, takes a reference
 // and remembers the bytes in case the chunk is not stored yet.
-func (t *tx) store(data []byte) chunkID {
-	h := chunkOf(data)
+func (t *tx) store(data []byte) ChunkID {
+	h := ChunkOf(data)
 	if t.fresh == nil {
-		t.fresh = map[chunkID][]byte{}
+		t.fresh = map[ChunkID][]byte{}
 	}
 	if _, ok := t.fresh[h]; !ok {
 		t.fresh[h] = data
@@ -193,11 +177,11 @@ func (t *tx) store(data []byte) chunkID {
 // are written, chunks left without references are deleted or, if a CHUNK
 // request touched them within the TTL, left pending.
 func (t *tx) flush() error {
-	ids := make([]chunkID, 0, len(t.refs))
+	ids := make([]ChunkID, 0, len(t.refs))
 	for h := range t.refs {
 		ids = append(ids, h)
 	}
-	slices.SortFunc(ids, func(a, b chunkID) int { return bytes.Compare(a[:], b[:]) })
+	slices.SortFunc(ids, func(a, b ChunkID) int { return bytes.Compare(a[:], b[:]) })
 	ttl := orDefault(t.c.ChunkTTL, DefaultChunkTTL)
 	for _, h := range ids {
 		d := t.refs[h]
@@ -250,7 +234,7 @@ func (t *tx) flush() error {
 	return nil
 }
 
-func deleteChunk(b *pebble.Batch, h chunkID) error {
+func deleteChunk(b *pebble.Batch, h ChunkID) error {
 	if err := errors.Join(b.Delete(chunkKey(h), nil), b.Delete(metaKey(h), nil)); err != nil {
 		return storageErr("delete chunk "+h.String(), err)
 	}
@@ -266,7 +250,7 @@ func collectChunks(b *pebble.Batch, c *Command) error {
 	}
 	// The upper bound keeps the scan away from the tombstones of chunks
 	// uploaded recently and already committed.
-	var h0 chunkID
+	var h0 ChunkID
 	it, err := b.NewIter(&pebble.IterOptions{LowerBound: []byte(pendingPrefix), UpperBound: pendingKey(c.expiryTime()-ttl+1, h0)})
 	if err != nil {
 		return storageErr("scan pending chunks", err)
@@ -274,7 +258,7 @@ func collectChunks(b *pebble.Batch, c *Command) error {
 	type due struct {
 		key []byte
 		t   int64
-		h   chunkID
+		h   ChunkID
 	}
 	var dues []due
 	for valid := it.First(); valid && len(dues) < chunkGCPerEntry; valid = it.Next() {
@@ -322,7 +306,7 @@ func applyChunk(t *tx) (*Result, error) {
 	case int64(len(c.Data)) > max:
 		return failf(wire.TooLarge, "CHUNK for %q has %d bytes; this cluster's chunk size is %d", c.Path, len(c.Data), max), nil
 	}
-	h := chunkOf(c.Data)
+	h := ChunkOf(c.Data)
 	m, err := getMeta(t.b, h)
 	if err != nil {
 		return nil, err
@@ -360,7 +344,7 @@ func numBlocks(n, bs int64) int64 { return (n + bs - 1) / bs }
 // blockRef is one stored block of a file.
 type blockRef struct {
 	i int64
-	h chunkID
+	h ChunkID
 }
 
 // blockRefs returns the stored blocks of file p with index in [from, to),
@@ -455,7 +439,7 @@ func readBlock(rd reader, p string, e *entry, i int64) ([]byte, error) {
 
 // setBlock points block i of file p at a new chunk with data, releasing the
 // chunk it held (old, if hadOld), and returns the new chunk's id.
-func (t *tx) setBlock(p string, i int64, data []byte, old chunkID, hadOld bool) (chunkID, error) {
+func (t *tx) setBlock(p string, i int64, data []byte, old ChunkID, hadOld bool) (ChunkID, error) {
 	if hadOld {
 		t.ref(old, -1)
 	}
@@ -475,7 +459,7 @@ func (t *tx) dropBlocks(pfx []byte) error {
 			return &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt block record %q", k)}
 		}
 		keys = append(keys, bytes.Clone(k))
-		t.ref(chunkID(v), -1)
+		t.ref(ChunkID(v), -1)
 		return nil
 	})
 	if err != nil {
@@ -512,7 +496,7 @@ func (t *tx) dropFileBlocks(p string, e *entry) error {
 			c.Close()
 			return &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt block record %q", k)}
 		}
-		t.ref(chunkID(v), -1)
+		t.ref(ChunkID(v), -1)
 		if err := errors.Join(c.Close(), t.b.Delete(k, nil)); err != nil {
 			return storageErr("delete blocks", err)
 		}
@@ -538,7 +522,7 @@ func (t *tx) writeBlocks(p string, data []byte, bs int64) (blockSum, error) {
 }
 
 // zeroDigest is the SHA-256 of n zero bytes.
-func zeroDigest(n int64) chunkID {
+func zeroDigest(n int64) ChunkID {
 	h := sha256.New()
 	var zeros [32 << 10]byte
 	for n > 0 {
@@ -546,7 +530,7 @@ func zeroDigest(n int64) chunkID {
 		h.Write(zeros[:k])
 		n -= k
 	}
-	var out chunkID
+	var out ChunkID
 	h.Sum(out[:0])
 	return out
 }
@@ -559,7 +543,7 @@ type blockSum [sha256.Size]byte
 
 // blockTerm is the term of block i holding chunk h: SHA-256 of be64(i) and
 // h, as a big-endian number.
-func blockTerm(i int64, h chunkID) blockSum {
+func blockTerm(i int64, h ChunkID) blockSum {
 	var buf [8 + sha256.Size]byte
 	binary.BigEndian.PutUint64(buf[:8], uint64(i))
 	copy(buf[8:], h[:])
@@ -590,12 +574,12 @@ func (s *blockSum) sub(x blockSum) {
 
 // zero returns the SHA-256 of n zero bytes, computed once per length in a
 // command.
-func (t *tx) zero(n int64) chunkID {
+func (t *tx) zero(n int64) ChunkID {
 	if h, ok := t.zeros[n]; ok {
 		return h
 	}
 	if t.zeros == nil {
-		t.zeros = map[int64]chunkID{}
+		t.zeros = map[int64]ChunkID{}
 	}
 	h := zeroDigest(n)
 	t.zeros[n] = h
@@ -604,7 +588,7 @@ func (t *tx) zero(n int64) chunkID {
 
 // termOf is the checksum term of block i holding chunk h of n bytes: none
 // (ok false) for an all-zero block, which counts as a hole.
-func (t *tx) termOf(i int64, h chunkID, n int64) (blockSum, bool) {
+func (t *tx) termOf(i int64, h ChunkID, n int64) (blockSum, bool) {
 	t.cost++
 	if h == t.zero(n) {
 		return blockSum{}, false
@@ -613,7 +597,7 @@ func (t *tx) termOf(i int64, h chunkID, n int64) (blockSum, bool) {
 }
 
 // termOfData is termOf for a block whose bytes are at hand.
-func termOfData(i int64, data []byte, h chunkID) (blockSum, bool) {
+func termOfData(i int64, data []byte, h ChunkID) (blockSum, bool) {
 	if isZeros(data) {
 		return blockSum{}, false
 	}

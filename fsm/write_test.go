@@ -1,4 +1,4 @@
-package cluster
+package fsm
 
 import (
 	"fmt"
@@ -37,7 +37,7 @@ func TestAppendOverCorruptPartialBlockOnOneReplica(t *testing.T) {
 	for _, n := range []*node{a, b} {
 		n.must(putTiny("/r/f", "abc")) // 3 bytes, block size 4: block 0 is partial
 	}
-	h := chunkOf([]byte("abc"))
+	h := ChunkOf([]byte("abc"))
 	if err := b.db.Set(chunkKey(h), []byte("abX"), pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestAppendOverCorruptPartialBlockOnOneReplica(t *testing.T) {
 func TestUnpreparedAppendOverCorruptBlock(t *testing.T) {
 	n := newNode(t, wholeRing)
 	n.must(putTiny("/r/f", "abc"))
-	h := chunkOf([]byte("abc"))
+	h := ChunkOf([]byte("abc"))
 	if err := n.db.Set(chunkKey(h), []byte("abX"), pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestUnpreparedAppendOverCorruptBlock(t *testing.T) {
 	}
 	b := n.db.NewIndexedBatch()
 	defer b.Close()
-	res := n.fsm.Apply(b, n.index+1, p).(*Result)
+	res := n.fsm.Apply(b, n.index+1, p)
 	if res.Code != wire.Internal || !strings.Contains(res.Message, "failed verification") {
 		t.Fatalf("unprepared APPEND over a corrupt block: %v %q, want INTERNAL", res.Code, res.Message)
 	}
@@ -142,7 +142,7 @@ func TestSparseWriteApplyIsCheap(t *testing.T) {
 // stateSum is the node's state checksum (what STATUS reports).
 func (n *node) stateSum() string {
 	n.t.Helper()
-	sum, err := stateChecksum(n.db)
+	sum, err := hashState(n.db, false)
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestTreeOpLimit(t *testing.T) {
 		for k := 0; k < 1000 && done < maxTreeEntries; k++ {
 			c := Command{Op: wire.OpPut, Path: fmt.Sprintf("/r/big/f%05d", done), Time: 1_700_000_000_000_000_000}
 			p, _ := EncodeCommand(&c)
-			if res := n.fsm.Apply(b, n.index, p).(*Result); res.Code != wire.OK {
+			if res := n.fsm.Apply(b, n.index, p); res.Code != wire.OK {
 				t.Fatalf("PUT %s: %v %s", c.Path, res.Code, res.Message)
 			}
 			done++

@@ -1,4 +1,4 @@
-package cluster
+package fsm
 
 // The file state machine of a storage node: the namespace of the roots this
 // cluster owns, kept in Pebble, changed only by Apply.
@@ -76,9 +76,9 @@ const (
 	// batch, whose cost must stay bounded. Larger trees are refused
 	// TOO_LARGE; remove or move their subdirectories first.
 	maxTreeEntries = 10000
-	// MaxFileSize bounds the size a WRITE or APPEND may give a file (1 PiB):
+	// maxFileSize bounds the size a WRITE or APPEND may give a file (1 PiB):
 	// it keeps offset arithmetic far from overflow.
-	MaxFileSize = int64(1) << 50
+	maxFileSize = int64(1) << 50
 )
 
 // entry is the stored metadata of one path. Field names are short and fixed:
@@ -98,7 +98,7 @@ func (e *entry) stat(name string) *wire.Stat {
 }
 
 // FSM is the file state machine. Apply must be called from one goroutine at
-// a time; the read methods (Range, Stat, Get, List, Exists) read the
+// a time; the read methods (Range, Stat, Exists, Read, ListPage) read the
 // committed state of the DB and are safe for concurrent use with each other
 // and with Apply. Besides the DB handle FSM holds one cached value, the
 // entry clock (clock.go), a copy of replicated state.
@@ -128,18 +128,18 @@ type reader interface {
 // the same range.
 func (f *FSM) Bootstrap(b *pebble.Batch, r wire.Range) error {
 	if r.End != 0 && r.End <= r.Start {
-		return fmt.Errorf("cluster: bootstrap: range %v is empty or reversed", r)
+		return fmt.Errorf("fsm: bootstrap: range %v is empty or reversed", r)
 	}
 	_, err := getValue(f.db, []byte(rangeKey))
 	switch {
 	case err == nil:
-		return fmt.Errorf("cluster: bootstrap: already bootstrapped")
+		return fmt.Errorf("fsm: bootstrap: already bootstrapped")
 	case !errors.Is(err, pebble.ErrNotFound):
-		return fmt.Errorf("cluster: bootstrap: %w", err)
+		return fmt.Errorf("fsm: bootstrap: %w", err)
 	}
 	v, err := msgpack.Marshal(&r)
 	if err != nil {
-		return fmt.Errorf("cluster: bootstrap: %w", err)
+		return fmt.Errorf("fsm: bootstrap: %w", err)
 	}
 	return b.Set([]byte(rangeKey), v, nil)
 }
@@ -312,20 +312,16 @@ func encodeEntry(e *entry) []byte {
 	v, err := msgpack.Marshal(e)
 	if err != nil {
 		// entry holds only integers and a string: this cannot fail.
-		panic(fmt.Sprintf("cluster: encode entry: %v", err))
+		panic(fmt.Sprintf("fsm: encode entry: %v", err))
 	}
 	return v
-}
-
-func storageErr(what string, err error) *wire.Error {
-	return &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("storage: %s: %v", what, err)}
 }
 
 // --- Apply ------------------------------------------------------------------
 
 // Apply applies one committed log entry at index to the state in b, an
 // indexed batch (reads through b see earlier writes of the same batch), and
-// returns a *Result. It is a deterministic function of (state in b, index,
+// returns its Result, never nil. It is a deterministic function of (state in b, index,
 // cmd): every replica applying the same entries produces the same state and
 // results. Bad input (undecodable cmd, unknown op, invalid path) gives
 // INVALID, never a panic; a command on a path outside the owned range gives
@@ -344,8 +340,8 @@ func storageErr(what string, err error) *wire.Error {
 // the blocks written, chunk.go). A Result with Code INTERNAL means storage
 // failed while reading (or a stored record is corrupt); this replica may
 // then diverge from the others, so the caller must not commit b and must
-// stop the replica (splitGate does).
-func (f *FSM) Apply(b *pebble.Batch, index uint64, cmd []byte) any {
+// stop the replica (the storage node does).
+func (f *FSM) Apply(b *pebble.Batch, index uint64, cmd []byte) *Result {
 	c, err := DecodeCommand(cmd)
 	if err != nil {
 		return failf(wire.Invalid, "malformed command: %v", err)
@@ -358,14 +354,6 @@ func (f *FSM) Apply(b *pebble.Batch, index uint64, cmd []byte) any {
 		return errResult(err)
 	}
 	return res
-}
-
-func errResult(err error) *Result {
-	var we *wire.Error
-	if errors.As(err, &we) {
-		return &Result{Code: we.Code, Message: we.Message}
-	}
-	return failf(wire.Internal, "%v", err)
 }
 
 // apply runs one command, without exactly-once bookkeeping.
@@ -423,9 +411,9 @@ type tx struct {
 	b     *pebble.Batch
 	index uint64
 	c     *Command
-	refs  map[chunkID]int64  // reference count changes
-	fresh map[chunkID][]byte // contents of chunks this command may create
-	zeros map[int64]chunkID  // SHA-256 of n zero bytes, by n
+	refs  map[ChunkID]int64  // reference count changes
+	fresh map[ChunkID][]byte // contents of chunks this command may create
+	zeros map[int64]ChunkID  // SHA-256 of n zero bytes, by n
 	cost  int64              // block records and checksum terms touched (Result.cost)
 }
 

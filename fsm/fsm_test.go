@@ -1,4 +1,4 @@
-package cluster
+package fsm
 
 import (
 	"bytes"
@@ -61,10 +61,9 @@ func (n *node) raw(cmd []byte) *Result {
 	n.index++
 	b := n.db.NewIndexedBatch()
 	defer b.Close()
-	out := n.fsm.Apply(b, n.index, cmd)
-	res, ok := out.(*Result)
-	if !ok {
-		n.t.Fatalf("Apply returned %T, want *Result", out)
+	res := n.fsm.Apply(b, n.index, cmd)
+	if res == nil {
+		n.t.Fatalf("Apply returned %T, want *Result", res)
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
 		n.t.Fatal(err)
@@ -126,6 +125,36 @@ func (n *node) dump() [][2][]byte {
 		kvs = append(kvs, [2][]byte{bytes.Clone(it.Key()), bytes.Clone(it.Value())})
 	}
 	return kvs
+}
+
+// applyCase applies base and then cmd on a fresh node and checks cmd's
+// result: code want (else the test stops) and a message containing msg; a
+// failure must say why and leave the state as it was.
+func applyCase(t *testing.T, base []Command, cmd Command, want wire.Code, msg string) (*node, *Result) {
+	t.Helper()
+	n := newNode(t, wholeRing)
+	for _, c := range base {
+		n.must(c)
+	}
+	before := n.dump()
+	res := n.do(cmd)
+	if res.Code != want {
+		t.Fatalf("code %v (%s), want %v", res.Code, res.Message, want)
+	}
+	if !strings.Contains(res.Message, msg) {
+		t.Errorf("message %q does not contain %q", res.Message, msg)
+	}
+	if want != wire.OK {
+		if res.Message == "" {
+			t.Error("failure without a message")
+		}
+		if after := n.dump(); !slices.EqualFunc(before, after, func(a, b [2][]byte) bool {
+			return bytes.Equal(a[0], b[0]) && bytes.Equal(a[1], b[1])
+		}) {
+			t.Error("a failed command changed the state")
+		}
+	}
+	return n, res
 }
 
 func mkdir(p string, f wire.Flags) Command { return Command{Op: wire.OpMkdir, Path: p, Flags: f} }
@@ -223,29 +252,10 @@ func TestApply(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := newNode(t, wholeRing)
-			for _, c := range base {
-				n.must(c)
-			}
-			before := n.dump()
-			res := n.do(tt.cmd)
-			if res.Code != tt.want {
-				t.Fatalf("code %v (%s), want %v", res.Code, res.Message, tt.want)
-			}
-			if !strings.Contains(res.Message, tt.msg) {
-				t.Errorf("message %q does not contain %q", res.Message, tt.msg)
-			}
+			n, res := applyCase(t, base, tt.cmd, tt.want, tt.msg)
 			if tt.want != wire.OK {
-				if res.Message == "" {
-					t.Error("failure without a message")
-				}
 				if res.Err() == nil || codeOf(res.Err()) != tt.want {
 					t.Errorf("Err() = %v", res.Err())
-				}
-				if after := n.dump(); !slices.EqualFunc(before, after, func(a, b [2][]byte) bool {
-					return bytes.Equal(a[0], b[0]) && bytes.Equal(a[1], b[1])
-				}) {
-					t.Error("a failed command changed the state")
 				}
 			}
 			if tt.stat != nil {
@@ -295,7 +305,7 @@ func TestPutReplace(t *testing.T) {
 	if second.Mtime <= first.Mtime {
 		t.Fatalf("mtime %d not after %d", second.Mtime, first.Mtime)
 	}
-	data, st, err := n.fsm.Get("/a/f")
+	data, st, err := n.fsm.get("/a/f")
 	if err != nil || string(data) != "second version" || *st != *second {
 		t.Fatalf("Get = %q, %+v, %v", data, st, err)
 	}
@@ -401,11 +411,11 @@ func TestWrongRange(t *testing.T) {
 		if codeOf(err) != wire.WrongRange {
 			t.Errorf("Stat: %v", err)
 		}
-		_, _, err = n.fsm.Get(p)
+		_, _, err = n.fsm.get(p)
 		if codeOf(err) != wire.WrongRange {
 			t.Errorf("Get: %v", err)
 		}
-		_, err = n.fsm.List("/" + other)
+		_, err = n.fsm.list("/" + other)
 		if codeOf(err) != wire.WrongRange {
 			t.Errorf("List: %v", err)
 		}
@@ -413,7 +423,7 @@ func TestWrongRange(t *testing.T) {
 		if codeOf(err) != wire.WrongRange {
 			t.Errorf("Exists: %v", err)
 		}
-		roots, err := n.fsm.List("/")
+		roots, err := n.fsm.list("/")
 		if err != nil || len(roots) != 1 || roots[0].Name != "mine" {
 			t.Errorf("List(/) = %+v, %v; want only mine", roots, err)
 		}
@@ -449,10 +459,10 @@ func TestBootstrap(t *testing.T) {
 	ib := db.NewIndexedBatch()
 	defer ib.Close()
 	c, _ := EncodeCommand(&Command{Op: wire.OpMkdir, Path: "/a"})
-	if res := fresh.Apply(ib, 1, c).(*Result); res.Code != wire.WrongRange {
+	if res := fresh.Apply(ib, 1, c); res.Code != wire.WrongRange {
 		t.Errorf("Apply before bootstrap: %v %q", res.Code, res.Message)
 	}
-	if roots, err := fresh.List("/"); err != nil || len(roots) != 0 {
+	if roots, err := fresh.list("/"); err != nil || len(roots) != 0 {
 		t.Errorf("List(/) before bootstrap: %v, %v", roots, err)
 	}
 }
@@ -546,9 +556,9 @@ func TestReads(t *testing.T) {
 			case "stat":
 				st, err = n.fsm.Stat(tt.path)
 			case "get":
-				data, st, err = n.fsm.Get(tt.path)
+				data, st, err = n.fsm.get(tt.path)
 			case "list":
-				list, err = n.fsm.List(tt.path)
+				list, err = n.fsm.list(tt.path)
 			case "exists":
 				ok, err = n.fsm.Exists(tt.path)
 			}
@@ -584,7 +594,7 @@ func TestListOrder(t *testing.T) {
 			n.must(put("/d/"+name+"/grandchild", "g", 0))
 		}
 	}
-	list, err := n.fsm.List("/d")
+	list, err := n.fsm.list("/d")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -613,7 +623,7 @@ func TestListOrder(t *testing.T) {
 	for _, r := range roots {
 		n.must(mkdir("/"+r, 0))
 	}
-	list, err = n.fsm.List("/")
+	list, err = n.fsm.list("/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -627,7 +637,7 @@ func TestListOrder(t *testing.T) {
 		t.Fatalf("List(/) = %q, want %q", got, want)
 	}
 
-	if empty, err := n.fsm.List("/zeta"); err != nil || empty == nil || len(empty) != 0 {
+	if empty, err := n.fsm.list("/zeta"); err != nil || empty == nil || len(empty) != 0 {
 		t.Fatalf("List of an empty dir = %#v, %v", empty, err)
 	}
 }
@@ -705,7 +715,7 @@ func TestRemoveRecursive(t *testing.T) {
 			}
 			// Its parent is listable and no longer names it.
 			parent, name := fspath.Split(tt.dir)
-			list, err := n.fsm.List(parent)
+			list, err := n.fsm.list(parent)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -716,7 +726,7 @@ func TestRemoveRecursive(t *testing.T) {
 			}
 			// The path can be created again, from scratch.
 			n.must(mkdir(tt.dir, parents))
-			if list, err := n.fsm.List(tt.dir); err != nil || len(list) != 0 {
+			if list, err := n.fsm.list(tt.dir); err != nil || len(list) != 0 {
 				t.Errorf("recreated %s lists %+v, %v", tt.dir, list, err)
 			}
 		})
@@ -785,7 +795,7 @@ func TestBatchOfEntries(t *testing.T) {
 	want := []wire.Code{wire.OK, wire.OK, wire.NotEmpty, wire.OK, wire.OK, wire.OK}
 	for i, c := range cmds {
 		p, _ := EncodeCommand(&c)
-		if res := n.fsm.Apply(b, uint64(i+1), p).(*Result); res.Code != want[i] {
+		if res := n.fsm.Apply(b, uint64(i+1), p); res.Code != want[i] {
 			t.Fatalf("entry %d %v %s: %v %q, want %v", i+1, c.Op, c.Path, res.Code, res.Message, want[i])
 		}
 	}
@@ -804,11 +814,11 @@ func TestBatchOfEntries(t *testing.T) {
 func TestGetDetectsCorruption(t *testing.T) {
 	n := newNode(t, wholeRing)
 	n.must(put("/f", "good", 0))
-	h := chunkOf([]byte("good"))
+	h := ChunkOf([]byte("good"))
 	if err := n.db.Set(chunkKey(h), []byte("evil"), pebble.NoSync); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := n.fsm.Get("/f"); codeOf(err) != wire.Internal || !strings.Contains(err.Error(), h.String()+" of /f failed verification") {
+	if _, _, err := n.fsm.get("/f"); codeOf(err) != wire.Internal || !strings.Contains(err.Error(), h.String()+" of /f failed verification") {
 		t.Fatalf("Get of corrupted contents: %v", err)
 	}
 }
@@ -826,9 +836,9 @@ func FuzzApply(f *testing.F) {
 	}
 	for _, c := range []Command{
 		{Op: wire.OpChunk, Path: "/r/u", Data: []byte("abcd"), ChunkSize: tiny},
-		{Op: wire.OpCommit, Path: "/r/u", Size: 4, Chunks: []string{chunkOf([]byte("abcd")).String()}},
+		{Op: wire.OpCommit, Path: "/r/u", Size: 4, Chunks: []string{ChunkOf([]byte("abcd")).String()}},
 		withSession(appendTo("/r/u", "!"), 3, 1),
-		{Op: wire.OpWrite, Path: "/r/u", Offset: MaxFileSize - 1, Data: []byte("xy")},
+		{Op: wire.OpWrite, Path: "/r/u", Offset: maxFileSize - 1, Data: []byte("xy")},
 	} {
 		p, _ := EncodeCommand(&c)
 		f.Add(p)
@@ -840,8 +850,8 @@ func FuzzApply(f *testing.F) {
 	f.Fuzz(func(t *testing.T, p []byte) {
 		b := n.db.NewIndexedBatch()
 		defer b.Close()
-		res, ok := n.fsm.Apply(b, 1, p).(*Result)
-		if !ok || res == nil {
+		res := n.fsm.Apply(b, 1, p)
+		if res == nil {
 			t.Fatalf("Apply returned %T", res)
 		}
 		if res.Code == wire.Internal {
@@ -864,7 +874,7 @@ func BenchmarkApplyPut(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		n.index++
 		batch := n.db.NewIndexedBatch()
-		res := n.fsm.Apply(batch, n.index, cmds[i%len(cmds)]).(*Result)
+		res := n.fsm.Apply(batch, n.index, cmds[i%len(cmds)])
 		if res.Code != wire.OK {
 			b.Fatal(res.Message)
 		}

@@ -1,4 +1,4 @@
-package cluster
+package fsm
 
 import (
 	"bytes"
@@ -63,7 +63,7 @@ func treeSum(data []byte, bs int) string {
 // content reads a file and checks its checksum against its bytes.
 func (n *node) content(p string) string {
 	n.t.Helper()
-	data, st, err := n.fsm.Get(p)
+	data, st, err := n.fsm.get(p)
 	if err != nil {
 		n.t.Fatalf("Get(%s): %v", p, err)
 	}
@@ -87,22 +87,22 @@ func (n *node) content(p string) string {
 // no block points at a missing chunk.
 func (n *node) leaks() {
 	n.t.Helper()
-	refs := map[chunkID]int64{}
-	metas := map[chunkID]chunkMeta{}
-	chunks := map[chunkID]bool{}
+	refs := map[ChunkID]int64{}
+	metas := map[ChunkID]chunkMeta{}
+	chunks := map[ChunkID]bool{}
 	for _, kv := range n.dump() {
 		k, v := kv[0], kv[1]
 		switch {
 		case bytes.HasPrefix(k, []byte(dataPrefix)):
-			refs[chunkID(v)]++
+			refs[ChunkID(v)]++
 		case bytes.HasPrefix(k, []byte(chunkPrefix)):
-			chunks[chunkID(k[len(chunkPrefix):])] = true
+			chunks[ChunkID(k[len(chunkPrefix):])] = true
 		case bytes.HasPrefix(k, []byte(metaPrefix)):
-			m, err := getMeta(n.db, chunkID(k[len(metaPrefix):]))
+			m, err := getMeta(n.db, ChunkID(k[len(metaPrefix):]))
 			if err != nil {
 				n.t.Fatal(err)
 			}
-			metas[chunkID(k[len(metaPrefix):])] = *m
+			metas[ChunkID(k[len(metaPrefix):])] = *m
 		}
 	}
 	for h, m := range metas {
@@ -169,7 +169,7 @@ func TestOps(t *testing.T) {
 		{name: "write /", cmd: write("/", 0, "x"), want: wire.IsDir},
 		{name: "write parent is file", cmd: write("/file/x", 0, "x"), want: wire.NotDir},
 		{name: "write negative offset", cmd: write("/file", -1, "x"), want: wire.Invalid, msg: "negative offset"},
-		{name: "write too far", cmd: write("/file", MaxFileSize, "x"), want: wire.TooLarge},
+		{name: "write too far", cmd: write("/file", maxFileSize, "x"), want: wire.TooLarge},
 		{name: "write if-version wrong", cmd: Command{Op: wire.OpWrite, Path: "/file", Data: []byte("x"), IfVersion: 1}, want: wire.Conflict, msg: "not 1"},
 		{name: "write if-version right", cmd: Command{Op: wire.OpWrite, Path: "/file", Data: []byte("C"), IfVersion: 6}, check: map[string]string{"/file": "Contents"}},
 		{name: "write empty keeps", cmd: write("/file", 100, ""), check: map[string]string{"/file": "contents"}},
@@ -228,7 +228,7 @@ func TestOps(t *testing.T) {
 		{name: "chunk empty", cmd: Command{Op: wire.OpChunk, Path: "/d/up"}, want: wire.Invalid},
 		{name: "chunk too large", cmd: Command{Op: wire.OpChunk, Path: "/d/up", Data: []byte("12345"), ChunkSize: tiny}, want: wire.TooLarge, msg: "chunk size is 4"},
 		{name: "chunk bad path", cmd: Command{Op: wire.OpChunk, Path: "d", Data: []byte("1")}, want: wire.Invalid},
-		{name: "commit missing chunk", cmd: Command{Op: wire.OpCommit, Path: "/d/up", Chunks: []string{chunkOf([]byte("nope")).String()}, Size: 4}, want: wire.NotFound, msg: "upload it with CHUNK"},
+		{name: "commit missing chunk", cmd: Command{Op: wire.OpCommit, Path: "/d/up", Chunks: []string{ChunkOf([]byte("nope")).String()}, Size: 4}, want: wire.NotFound, msg: "upload it with CHUNK"},
 		{name: "commit bad name", cmd: Command{Op: wire.OpCommit, Path: "/d/up", Chunks: []string{"md5:00"}, Size: 4}, want: wire.Invalid, msg: "64 lowercase hex"},
 		{name: "commit empty", cmd: Command{Op: wire.OpCommit, Path: "/d/up"}, check: map[string]string{"/d/up": ""}},
 		{name: "commit empty with size", cmd: Command{Op: wire.OpCommit, Path: "/d/up", Size: 3}, want: wire.Invalid, msg: "add up"},
@@ -241,28 +241,7 @@ func TestOps(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := newNode(t, wholeRing)
-			for _, c := range base {
-				n.must(c)
-			}
-			before := n.dump()
-			res := n.do(tt.cmd)
-			if res.Code != tt.want {
-				t.Fatalf("code %v (%s), want %v", res.Code, res.Message, tt.want)
-			}
-			if !strings.Contains(res.Message, tt.msg) {
-				t.Errorf("message %q does not contain %q", res.Message, tt.msg)
-			}
-			if tt.want != wire.OK {
-				if res.Message == "" {
-					t.Error("failure without a message")
-				}
-				if !slices.EqualFunc(before, n.dump(), func(a, b [2][]byte) bool {
-					return bytes.Equal(a[0], b[0]) && bytes.Equal(a[1], b[1])
-				}) {
-					t.Error("a failed command changed the state")
-				}
-			}
+			n, res := applyCase(t, base, tt.cmd, tt.want, tt.msg)
 			for p, want := range tt.check {
 				if want == "<dir>" {
 					if st, err := n.fsm.Stat(p); err != nil || st.Type != wire.TypeDir {
@@ -318,7 +297,7 @@ func TestRangeRead(t *testing.T) {
 		})
 	}
 	// A range read touches only its blocks: corrupt block 0 and read block 2.
-	h := chunkOf([]byte("0123"))
+	h := ChunkOf([]byte("0123"))
 	if err := n.db.Set(chunkKey(h), []byte("0124"), pebble.NoSync); err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +317,7 @@ func TestUploadCommit(t *testing.T) {
 	var names []string
 	for _, p := range parts {
 		res := n.must(Command{Op: wire.OpChunk, Path: "/up/f", Data: []byte(p), ChunkSize: tiny})
-		if res.Chunk != chunkOf([]byte(p)).String() || res.Stat.Size != int64(len(p)) {
+		if res.Chunk != ChunkOf([]byte(p)).String() || res.Stat.Size != int64(len(p)) {
 			t.Fatalf("CHUNK result %+v", res)
 		}
 		names = append(names, res.Chunk)
@@ -378,7 +357,7 @@ func TestUploadCommit(t *testing.T) {
 	n.leaks()
 	// A second commit of the same chunks into another file shares them.
 	n.must(Command{Op: wire.OpCommit, Path: "/up/g", Chunks: names[:2], Size: 8})
-	if m, _ := getMeta(n.db, chunkOf([]byte("abcd"))); m == nil || m.Refs != 2 {
+	if m, _ := getMeta(n.db, ChunkOf([]byte("abcd"))); m == nil || m.Refs != 2 {
 		t.Fatalf("shared chunk meta %+v", m)
 	}
 	n.leaks()
@@ -386,7 +365,7 @@ func TestUploadCommit(t *testing.T) {
 
 func TestChunkRefcount(t *testing.T) {
 	n := newNode(t, wholeRing)
-	h := chunkOf([]byte("same"))
+	h := ChunkOf([]byte("same"))
 	refs := func() int64 {
 		m, err := getMeta(n.db, h)
 		if err != nil {
@@ -485,7 +464,7 @@ func TestScrub(t *testing.T) {
 	if c, bad := pass(); c != total || len(bad) != 0 {
 		t.Fatalf("clean pass: checked %d of %d, corrupt %v", c, total, bad)
 	}
-	h := chunkOf([]byte("file"))
+	h := ChunkOf([]byte("file"))
 	v, err := getValue(n.db, chunkKey(h))
 	if err != nil {
 		t.Fatal(err)
@@ -497,7 +476,7 @@ func TestScrub(t *testing.T) {
 	if c, bad := pass(); c != total || !slices.Equal(bad, []string{h.String()}) {
 		t.Fatalf("pass over a corrupt chunk: checked %d of %d, corrupt %v", c, total, bad)
 	}
-	if _, _, err := n.fsm.Get("/s/3"); codeOf(err) != wire.Internal || !strings.Contains(err.Error(), "failed verification") {
+	if _, _, err := n.fsm.get("/s/3"); codeOf(err) != wire.Internal || !strings.Contains(err.Error(), "failed verification") {
 		t.Fatalf("Get over the corrupt chunk: %v", err)
 	}
 }
