@@ -54,7 +54,7 @@ type Config struct {
 	// split for TestHoldSplitDuration when it reaches this phase, so tests
 	// can crash processes at a chosen phase. Empty (always, outside tests):
 	// no holding.
-	TestHoldSplitAt       string
+	TestHoldSplitAt       wire.SplitPhase
 	TestHoldSplitDuration time.Duration
 
 	// PID is reported in status: os.Getpid() under `cleave up`, else 0.

@@ -23,21 +23,7 @@ import (
 	"github.com/cleavefs/cleave/wire"
 )
 
-// Split phases, in order; Abandoned ends a split before SPLIT commits.
-const (
-	PhasePlanned        = "planned"         // recorded; nothing done yet
-	PhaseLearnersAdded  = "learners-added"  // the new nodes are learners of the source
-	PhaseCaughtUp       = "caught-up"       // the learners are within a small lag of the source's log
-	PhaseSplitCommitted = "split-committed" // the source applied SPLIT (Index)
-	PhaseTableUpdated   = "table-updated"   // the routing table gives [At, End) to the new cluster (Version)
-	PhaseCleaned        = "cleaned"         // learners removed from the source, moved half deleted there
-	PhaseAbandoned      = "abandoned"       // stopped before SPLIT committed; the source is unchanged
-)
-
-var phaseOrder = []string{PhasePlanned, PhaseLearnersAdded, PhaseCaughtUp, PhaseSplitCommitted, PhaseTableUpdated, PhaseCleaned}
-
-// Done reports whether phase is final.
-func Done(phase string) bool { return phase == PhaseCleaned || phase == PhaseAbandoned }
+var phaseOrder = []wire.SplitPhase{wire.SplitPlanned, wire.SplitLearnersAdded, wire.SplitCaughtUp, wire.SplitCommitted, wire.SplitTableUpdated, wire.SplitCleaned}
 
 // ErrBadTransition is the answer to a split record change the state
 // machine does not allow.
@@ -48,13 +34,13 @@ var ErrBadTransition = errors.New("router: split phase change not allowed")
 // SPLIT may have committed. A SPLIT_FORK may be in flight in caught-up, so
 // abandoning there is allowed only because the driver first fences the
 // source with an abandon entry (docs/split.md).
-func NextPhase(cur, next string) error {
+func NextPhase(cur, next wire.SplitPhase) error {
 	if cur == next {
 		return nil
 	}
-	if next == PhaseAbandoned {
+	if next == wire.SplitAbandoned {
 		switch cur {
-		case PhasePlanned, PhaseLearnersAdded, PhaseCaughtUp:
+		case wire.SplitPlanned, wire.SplitLearnersAdded, wire.SplitCaughtUp:
 			return nil
 		}
 		return fmt.Errorf("%w: %s cannot be abandoned (SPLIT has committed)", ErrBadTransition, cur)
@@ -81,10 +67,10 @@ func PlanSplit(t *wire.TableInfo, splits []wire.SplitStatus, id uint64, spec *wi
 		return wire.SplitStatus{}, errors.New("a split needs the source cluster, the new cluster's id and its nodes")
 	}
 	for _, s := range splits {
-		if !Done(s.Phase) {
+		if !s.Phase.Final() {
 			return wire.SplitStatus{}, fmt.Errorf("split %d of %s is in progress (%s); one split at a time", s.ID, s.Cluster, s.Phase)
 		}
-		if s.Phase == PhaseAbandoned && s.Cluster == spec.Cluster && s.NewCluster == spec.NewCluster {
+		if s.Phase == wire.SplitAbandoned && s.Cluster == spec.Cluster && s.NewCluster == spec.NewCluster {
 			// The abandon fenced the source against this very split: its
 			// SPLIT would be refused. A new id makes a new split.
 			return wire.SplitStatus{}, fmt.Errorf("the split of %s to %s was abandoned (split %d) and %s refuses it; name the new cluster differently", s.Cluster, s.NewCluster, s.ID, s.Cluster)
@@ -118,7 +104,7 @@ func PlanSplit(t *wire.TableInfo, splits []wire.SplitStatus, id uint64, spec *wi
 	}
 	return wire.SplitStatus{
 		ID: id, Cluster: spec.Cluster, NewCluster: spec.NewCluster, Nodes: slices.Clone(spec.Nodes),
-		Range: rng, At: at, Phase: PhasePlanned,
+		Range: rng, At: at, Phase: wire.SplitPlanned,
 	}, nil
 }
 
@@ -143,11 +129,11 @@ func (f *metaFSM) applySplit(b *pebble.Batch, c *metaCommand) any {
 	splits := slices.Clone(f.Splits())
 	i := slices.IndexFunc(splits, func(s wire.SplitStatus) bool { return s.ID == c.Split.ID })
 	switch {
-	case i < 0 && c.Split.Phase != PhasePlanned:
+	case i < 0 && c.Split.Phase != wire.SplitPlanned:
 		return fmt.Errorf("%w: split %d is unknown", ErrBadTransition, c.Split.ID)
 	case i < 0:
 		for _, s := range splits {
-			if !Done(s.Phase) {
+			if !s.Phase.Final() {
 				return fmt.Errorf("%w: split %d is in progress", ErrBadTransition, s.ID)
 			}
 		}
@@ -177,7 +163,7 @@ func (f *metaFSM) applySplit(b *pebble.Batch, c *metaCommand) any {
 			return err
 		}
 	}
-	for len(splits) > maxSplitRecords && Done(splits[0].Phase) {
+	for len(splits) > maxSplitRecords && splits[0].Phase.Final() {
 		splits = splits[1:]
 	}
 	v, err := msgpack.Marshal(splits)

@@ -75,7 +75,7 @@ func TestSplitAbandonRacingDriver(t *testing.T) {
 		holdOnce     sync.Once
 	)
 	router.SetSplitTestHooks(d.Router, func(rec wire.SplitStatus) {
-		if rec.Phase != router.PhaseLearnersAdded {
+		if rec.Phase != wire.SplitLearnersAdded {
 			return
 		}
 		holdOnce.Do(func() {
@@ -131,7 +131,7 @@ func TestSplitAbandonRacingDriver(t *testing.T) {
 	// The abandon was recorded; the driver must have stopped and the
 	// source must still own everything the table gives it.
 	s := waitSplit(t, d, ctx)
-	if s.Phase != router.PhaseAbandoned {
+	if s.Phase != wire.SplitAbandoned {
 		t.Fatalf("split ended %s after an accepted abandon", s.Phase)
 	}
 	tab, err := c.Table(ctx)
@@ -186,7 +186,7 @@ func TestSplitAbandonAfterSplitCommitted(t *testing.T) {
 		holdOnce    sync.Once
 	)
 	router.SetSplitTestHooks(d.Router, func(rec wire.SplitStatus) {
-		if rec.Phase == router.PhaseCaughtUp && lost.fired() {
+		if rec.Phase == wire.SplitCaughtUp && lost.fired() {
 			holdOnce.Do(func() { abandonDone.wait(ctx) })
 		}
 	}, func(hctx context.Context, cluster string, req *wire.Request, send func() *wire.Response) *wire.Response {
@@ -214,7 +214,7 @@ func TestSplitAbandonAfterSplitCommitted(t *testing.T) {
 		t.Fatalf("abandon after SPLIT applied: %v, want CONFLICT saying SPLIT has committed", err)
 	}
 	s := waitSplit(t, d, ctx)
-	if s.Phase != router.PhaseCleaned {
+	if s.Phase != wire.SplitCleaned {
 		t.Fatalf("split ended %s after a refused abandon", s.Phase)
 	}
 	tab, err := c.Table(ctx)

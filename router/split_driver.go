@@ -148,7 +148,7 @@ func (r *Router) startSplits() {
 					continue
 				}
 				for _, s := range r.meta.Splits() {
-					if !Done(s.Phase) {
+					if !s.Phase.Final() {
 						r.driveSplit(s.ID)
 					}
 				}
@@ -185,7 +185,7 @@ func (r *Router) runSplit(id uint64) {
 		default:
 		}
 		rec, ok := r.findSplit(id)
-		if !ok || Done(rec.Phase) || !r.isMetaLeader() {
+		if !ok || rec.Phase.Final() || !r.isMetaLeader() {
 			return
 		}
 		if rec.Phase == r.cfg.TestHoldSplitAt && !held {
@@ -226,7 +226,7 @@ func (r *Router) lockedStep(id uint64) (stop bool, err error) {
 	}
 	defer r.unlockSplits()
 	rec, ok := r.findSplit(id)
-	if !ok || Done(rec.Phase) || !r.isMetaLeader() {
+	if !ok || rec.Phase.Final() || !r.isMetaLeader() {
 		return true, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), splitStepTimeout)
@@ -262,20 +262,20 @@ func (r *Router) splitStep(ctx context.Context, rec wire.SplitStatus) error {
 	next := rec
 	var table func(*wire.TableInfo) error
 	switch rec.Phase {
-	case PhasePlanned:
+	case wire.SplitPlanned:
 		for _, m := range rec.Nodes {
 			resp := r.callCluster(ctx, rec.Cluster, &wire.Request{Op: wire.OpAddLearner, Member: &wire.Member{ID: m.ID, Addr: m.Addr}})
 			if err := resp.Err(); err != nil {
 				return fmt.Errorf("add learner %d to %s: %w", m.ID, rec.Cluster, err)
 			}
 		}
-		next.Phase = PhaseLearnersAdded
-	case PhaseLearnersAdded:
+		next.Phase = wire.SplitLearnersAdded
+	case wire.SplitLearnersAdded:
 		if err := r.learnersCaughtUp(ctx, rec); err != nil {
 			return err
 		}
-		next.Phase = PhaseCaughtUp
-	case PhaseCaughtUp:
+		next.Phase = wire.SplitCaughtUp
+	case wire.SplitCaughtUp:
 		resp := r.callCluster(ctx, rec.Cluster, &wire.Request{Op: wire.OpSplitFork, Split: &wire.SplitSpec{
 			Cluster: rec.Cluster, NewCluster: rec.NewCluster, Nodes: rec.Nodes, At: rec.At,
 			Table: r.table.Current().Version + 1,
@@ -286,20 +286,20 @@ func (r *Router) splitStep(ctx context.Context, rec wire.SplitStatus) error {
 			if err := r.removeLearners(ctx, rec); err != nil {
 				return err
 			}
-			next.Phase = PhaseAbandoned
+			next.Phase = wire.SplitAbandoned
 			break
 		}
 		if err := resp.Err(); err != nil {
 			return fmt.Errorf("SPLIT on %s: %w", rec.Cluster, err)
 		}
-		next.Phase, next.Index = PhaseSplitCommitted, resp.Split.Index
-	case PhaseSplitCommitted:
+		next.Phase, next.Index = wire.SplitCommitted, resp.Split.Index
+	case wire.SplitCommitted:
 		if err := r.newClusterUp(ctx, rec); err != nil {
 			return err
 		}
-		next.Phase = PhaseTableUpdated
+		next.Phase = wire.SplitTableUpdated
 		table = func(t *wire.TableInfo) error { return SplitTable(t, &rec) }
-	case PhaseTableUpdated:
+	case wire.SplitTableUpdated:
 		if err := r.removeLearners(ctx, rec); err != nil {
 			return err
 		}
@@ -310,7 +310,7 @@ func (r *Router) splitStep(ctx context.Context, rec wire.SplitStatus) error {
 			}
 			more = resp.Exists
 		}
-		next.Phase = PhaseCleaned
+		next.Phase = wire.SplitCleaned
 	default:
 		return nil
 	}
@@ -435,8 +435,8 @@ func (r *Router) handleSplit(ctx context.Context, req *wire.Request) *wire.Respo
 		return r.abandonSplit(ctx, req, sp)
 	}
 	for _, s := range splits {
-		if s.NewCluster == sp.NewCluster && s.Cluster == sp.Cluster && s.Phase != PhaseAbandoned {
-			if !Done(s.Phase) {
+		if s.NewCluster == sp.NewCluster && s.Cluster == sp.Cluster && s.Phase != wire.SplitAbandoned {
+			if !s.Phase.Final() {
 				r.driveSplit(s.ID)
 			}
 			return &wire.Response{Split: &s}
@@ -481,14 +481,14 @@ func (r *Router) abandonSplit(ctx context.Context, req *wire.Request, sp *wire.S
 	var rec wire.SplitStatus
 	found := false
 	for _, s := range r.meta.Splits() {
-		if s.Cluster == sp.Cluster && !Done(s.Phase) {
+		if s.Cluster == sp.Cluster && !s.Phase.Final() {
 			rec, found = s, true
 		}
 	}
 	if !found {
 		return wire.Errorf(req.ID, wire.NotFound, "no split of %s in progress", sp.Cluster)
 	}
-	if err := NextPhase(rec.Phase, PhaseAbandoned); err != nil {
+	if err := NextPhase(rec.Phase, wire.SplitAbandoned); err != nil {
 		return wire.Errorf(req.ID, wire.Conflict, "split %d: %v", rec.ID, err)
 	}
 	resp := r.callCluster(ctx, rec.Cluster, &wire.Request{Op: wire.OpSplitFork, Split: &wire.SplitSpec{Cluster: rec.Cluster, NewCluster: rec.NewCluster, Abandon: true}})
@@ -502,7 +502,7 @@ func (r *Router) abandonSplit(ctx context.Context, req *wire.Request, sp *wire.S
 	if err := r.removeLearners(ctx, rec); err != nil {
 		return wire.Errorf(req.ID, wire.Unavailable, "split %d: %s is fenced, but: %v; retry the abandon", rec.ID, rec.Cluster, err)
 	}
-	rec.Phase = PhaseAbandoned
+	rec.Phase = wire.SplitAbandoned
 	got, err := r.meta.RecordSplit(ctx, rec, nil)
 	if err != nil {
 		code := wire.Unavailable

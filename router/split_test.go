@@ -58,7 +58,7 @@ func metaRouter(rc *router.Config) {
 func waitSplit(t *testing.T, d *testcluster.Deployment, ctx context.Context) wire.SplitStatus {
 	t.Helper()
 	c := d.Client(t)
-	var phases []string
+	var phases []wire.SplitPhase
 	var s wire.SplitStatus
 	timeout := time.Minute
 	if dl, ok := ctx.Deadline(); ok {
@@ -84,7 +84,7 @@ func waitSplit(t *testing.T, d *testcluster.Deployment, ctx context.Context) wir
 			phases = append(phases, s.Phase)
 			t.Logf("split %d: %s (index %d, version %d) %s", s.ID, s.Phase, s.Index, s.Version, s.Error)
 		}
-		return eventually.True(router.Done(s.Phase), "phases %v", phases)
+		return eventually.True(s.Phase.Final(), "phases %v", phases)
 	})
 	return s
 }
@@ -101,11 +101,11 @@ func TestSplitEmptyCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.Phase != router.PhasePlanned || rec.At != ring.Mid(wire.Range{}) {
+	if rec.Phase != wire.SplitPlanned || rec.At != ring.Mid(wire.Range{}) {
 		t.Fatalf("planned %+v", rec)
 	}
 	s := waitSplit(t, d, ctx)
-	if s.Phase != router.PhaseCleaned {
+	if s.Phase != wire.SplitCleaned {
 		t.Fatalf("split ended %s", s.Phase)
 	}
 	tab, _ := c.Table(ctx)
@@ -173,7 +173,7 @@ func TestSplitUnderWrites(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 	t.Logf("max write latency during the split: %v; %d files acknowledged", maxLat, len(acked))
-	if s.Phase != router.PhaseCleaned {
+	if s.Phase != wire.SplitCleaned {
 		t.Fatalf("split ended %s", s.Phase)
 	}
 	for _, err := range errs {

@@ -265,7 +265,7 @@ func (o *routerOpts) config(cmd *cobra.Command) (router.Config, error) {
 	cfg.FollowerReads = o.followerReads
 	// A test-only switch, deliberately not a flag: see the field's doc.
 	if phase := os.Getenv("CLEAVE_TEST_SPLIT_HOLD"); phase != "" {
-		cfg.TestHoldSplitAt, cfg.TestHoldSplitDuration = phase, 3*time.Second
+		cfg.TestHoldSplitAt, cfg.TestHoldSplitDuration = wire.SplitPhase(phase), 3*time.Second
 		logger.Warn("CLEAVE_TEST_SPLIT_HOLD set: splits pause at a phase; for tests only", "phase", phase)
 	}
 	if o.peers != "" {
