@@ -18,6 +18,7 @@ import (
 	"errors"
 	"slices"
 
+	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -27,7 +28,7 @@ func (r *Router) handleMember(ctx context.Context, req *wire.Request) *wire.Resp
 	if req.Cluster == "" || req.Member == nil || req.Member.ID == 0 {
 		return wire.Errorf(req.ID, wire.Invalid, "%s through a router needs cluster and member.id", req.Op)
 	}
-	if _, ok := Cluster(r.table.Current(), req.Cluster); !ok {
+	if _, ok := control.Cluster(r.table.Current(), req.Cluster); !ok {
 		return wire.Errorf(req.ID, wire.NotFound, "cluster %q is not in routing table version %d", req.Cluster, r.table.Current().Version)
 	}
 	if r.meta != nil && !r.isMetaLeader() {
@@ -65,7 +66,7 @@ func (r *Router) syncMembers(ctx context.Context, cluster string, ms []wire.Memb
 	if len(want) == 0 {
 		return errors.New("the leader reported no voters")
 	}
-	if c, ok := Cluster(r.table.Current(), cluster); ok && slices.Equal(c.Members, mergeAddrs(want, c.Members)) {
+	if c, ok := control.Cluster(r.table.Current(), cluster); ok && slices.Equal(c.Members, mergeAddrs(want, c.Members)) {
 		return nil
 	}
 	err := r.table.Update(ctx, func(t *wire.TableInfo) error {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -26,15 +27,15 @@ type Config struct {
 	Bootstrap *wire.TableInfo
 
 	// Table, if set, is the routing table store and DataDir and Bootstrap are
-	// not used (a meta group, or a test). Default nil: a FileTable.
-	Table Table
+	// not used (a meta group, or a test). Default nil: a control.FileTable.
+	Table control.Table
 
 	// Meta, if set, makes this router a member of the routers' meta group:
 	// the routing table is replicated with Raft among the routers
-	// (MetaTable), stored under DataDir/meta, and bootstrapped from
-	// Bootstrap identically on every router. Default nil: a FileTable, for
+	// (control.MetaTable), stored under DataDir/meta, and bootstrapped from
+	// Bootstrap identically on every router. Default nil: a control.FileTable, for
 	// a deployment with a single router. Ignored when Table is set.
-	Meta *MetaConfig
+	Meta *control.MetaConfig
 
 	// Gossip is the HOST:PORT (UDP and TCP) this router joins the gossip
 	// pool on; "" leaves gossip off. GossipSeeds are members to join
@@ -134,7 +135,7 @@ func (c *Config) Validate() error {
 		bad("Logger is nil")
 	}
 	if c.Bootstrap != nil && c.Table == nil {
-		if err := ValidateTable(normalBootstrap(c.Bootstrap)); err != nil {
+		if err := control.ValidateBootstrap(c.Bootstrap); err != nil {
 			bad("Bootstrap: %v", err)
 		}
 	}
@@ -142,15 +143,4 @@ func (c *Config) Validate() error {
 		return nil
 	}
 	return fmt.Errorf("router config: %w", errors.Join(errs...))
-}
-
-// normalBootstrap returns a copy of t as OpenFileTable writes it: version 0
-// becomes 1 and the ranges are sorted.
-func normalBootstrap(t *wire.TableInfo) *wire.TableInfo {
-	c := CloneTable(t)
-	if c.Version == 0 {
-		c.Version = 1
-	}
-	sortRanges(c)
-	return c
 }

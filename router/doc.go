@@ -27,14 +27,14 @@
 // # Routing table
 //
 // Table is the store of the routing table: immutable snapshots from Current,
-// serialised, validated (ValidateTable) and durable changes through Update,
-// each raising the version by one. FileTable keeps it in
+// serialised, validated (control.ValidateTable) and durable changes through Update,
+// each raising the version by one. control.FileTable keeps it in
 // DataDir/table.json for a single router; the routers' meta group will
-// implement Table (and optionally Refresher) later.
+// implement Table (and optionally control.Refresher) later.
 //
 // # Concurrency
 //
-// Router, FileTable, MetaTable and every exported function are safe for
+// Router, control.FileTable, control.MetaTable and every exported function are safe for
 // concurrent use. Router.lmu (the leader cache), Router.mu (the listen
 // address) and splitDrivers.mu (which split drivers run) are leaf locks,
 // never held across I/O or another lock. Three locks are held across I/O on
@@ -43,10 +43,10 @@
 //   - the split driver's lock (splitDrivers.step), for one step of a split
 //     or an abandon's whole decision: calls to cluster leaders and meta
 //     proposals happen under it (split_driver.go);
-//   - MetaTable.mu, for one proposal of a table change or split record
+//   - control.MetaTable.mu, for one proposal of a table change or split record
 //     (Update, RecordSplit) until this router has applied it;
-//   - FileTable.mu, for one update including the file write.
+//   - control.FileTable.mu, for one update including the file write.
 //
-// Lock order: the split driver's lock before MetaTable.mu. Nothing else is
-// taken while MetaTable.mu or FileTable.mu is held.
+// Lock order: the split driver's lock before control.MetaTable.mu. Nothing else is
+// taken while control.MetaTable.mu or control.FileTable.mu is held.
 package router

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -107,7 +108,7 @@ loop:
 		if !ok {
 			return wire.Errorf(req.ID, wire.Unavailable, "no route for %s in routing table version %d", req.Path, t.Version)
 		}
-		c, ok := Cluster(t, cid)
+		c, ok := control.Cluster(t, cid)
 		if !ok {
 			return wire.Errorf(req.ID, wire.Unavailable, "cluster %s is not in routing table version %d", cid, t.Version)
 		}
@@ -178,7 +179,7 @@ loop:
 			// has (a split whose table change the meta group is still
 			// committing) is not a misroute when the table can catch up:
 			// wait for it, within the deadline, without counting the answer.
-			if _, refreshes := r.table.(Refresher); !refreshes || resp.Table <= t.Version {
+			if _, refreshes := r.table.(control.Refresher); !refreshes || resp.Table <= t.Version {
 				wrong++
 			}
 			lastErr = fmt.Sprintf("%s: %v", addr, resp.Err())
@@ -186,7 +187,7 @@ loop:
 				resp.Message = fmt.Sprintf("cluster %s does not own %s (routing table version %d, node's %d): %s", cid, req.Path, t.Version, resp.Table, resp.Message)
 				return resp
 			}
-			if rf, ok := r.table.(Refresher); ok && resp.Table > t.Version && resp.Table > lastTable {
+			if rf, ok := r.table.(control.Refresher); ok && resp.Table > t.Version && resp.Table > lastTable {
 				lastTable = resp.Table
 				if err := rf.Refresh(ctx, resp.Table); err != nil {
 					r.log.Debug("forward: refresh table", "seen", resp.Table, "err", err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/internal/fspath"
 	"github.com/cleavefs/cleave/internal/gossip"
 	"github.com/cleavefs/cleave/internal/ops"
@@ -32,8 +33,8 @@ const TableFile = "table.json"
 type Router struct {
 	cfg      Config
 	log      *slog.Logger
-	table    Table
-	meta     *MetaTable             // set when the table is the meta group's
+	table    control.Table
+	meta     *control.MetaTable     // set when the table is the meta group's
 	metaTr   *replica.WireTransport // carries the meta group's raft traffic
 	pool     *rpc.Pool
 	srv      *rpc.Server
@@ -129,7 +130,7 @@ func (r *Router) HTTPAddr() string {
 func (r *Router) openTable() error {
 	cfg := r.cfg
 	if cfg.Meta == nil {
-		ft, err := OpenFileTable(filepath.Join(cfg.DataDir, TableFile), cfg.Bootstrap)
+		ft, err := control.OpenFileTable(filepath.Join(cfg.DataDir, TableFile), cfg.Bootstrap)
 		if err != nil {
 			return fmt.Errorf("router: %w", err)
 		}
@@ -147,7 +148,7 @@ func (r *Router) openTable() error {
 		mc.Logger = r.log
 	}
 	r.metaTr = replica.NewWireTransport(mc.RaftID, mc.Peers, r.pool, r.log.With("group", "meta"))
-	mt, err := OpenMetaTable(mc, r.metaTr)
+	mt, err := control.OpenMetaTable(mc, r.metaTr)
 	if err != nil {
 		r.metaTr.Close()
 		return err
@@ -158,7 +159,7 @@ func (r *Router) openTable() error {
 }
 
 // Table returns the router's routing table store.
-func (r *Router) Table() Table { return r.table }
+func (r *Router) Table() control.Table { return r.table }
 
 // neverFailed is Failed's channel for a router without a meta group.
 var neverFailed = make(chan struct{})
@@ -279,7 +280,7 @@ func (r *Router) Handle(ctx context.Context, req *wire.Request) *wire.Response {
 	// cluster owning the root of req.Path (for RENAME and COPY also To's).
 	p := ring.PathPoint(req.Path)
 	return r.forward(ctx, req, func(t *wire.TableInfo) (string, bool) {
-		o, ok := Owner(t, p)
+		o, ok := control.Owner(t, p)
 		return o.Cluster, ok
 	})
 }
@@ -358,13 +359,13 @@ func (r *Router) listTop(ctx context.Context, req *wire.Request) *wire.Response 
 		after = string(b)
 	}
 	t := r.table.Current()
-	ids := owningClusters(t)
+	ids := control.OwningClusters(t)
 	resps := make([]*wire.Response, len(ids))
 	var wg sync.WaitGroup
 	for i, id := range ids {
 		wg.Go(func() {
 			resps[i] = r.forward(ctx, req, func(t *wire.TableInfo) (string, bool) {
-				_, ok := Cluster(t, id)
+				_, ok := control.Cluster(t, id)
 				return id, ok
 			})
 		})
@@ -381,7 +382,7 @@ func (r *Router) listTop(ctx context.Context, req *wire.Request) *wire.Response 
 			if after != "" && e.Name <= after {
 				continue // a node that ignores After
 			}
-			if o, ok := Owner(t, ring.Point(e.Name)); ok && o.Cluster == ids[i] {
+			if o, ok := control.Owner(t, ring.Point(e.Name)); ok && o.Cluster == ids[i] {
 				entries = append(entries, e)
 			}
 		}

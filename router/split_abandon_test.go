@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cleavefs/cleave/client"
+	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/internal/testcluster"
 	"github.com/cleavefs/cleave/router"
@@ -138,7 +139,7 @@ func TestSplitAbandonRacingDriver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := router.ClusterRange(tab, "c1")
+	want, _ := control.ClusterRange(tab, "c1")
 	if want != (wire.Range{}) {
 		t.Fatalf("table gives c1 %v after an abandoned split of the whole ring", want)
 	}
@@ -221,7 +222,7 @@ func TestSplitAbandonAfterSplitCommitted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, ok := router.ClusterRange(tab, "c2"); !ok || r != (wire.Range{Start: s.At}) {
+	if r, ok := control.ClusterRange(tab, "c2"); !ok || r != (wire.Range{Start: s.At}) {
 		t.Fatalf("c2 range %v in table %+v", r, tab)
 	}
 	for i := range 10 {

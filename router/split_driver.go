@@ -14,61 +14,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/vmihailenco/msgpack/v5"
-
-	"github.com/cleavefs/cleave/replica"
+	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/wire"
 )
 
 // splitStepTimeout bounds one step of the driver; a failed step is retried.
 const splitStepTimeout = 10 * time.Second
-
-// Splits returns the split records of the meta group, oldest first.
-func (m *MetaTable) Splits() []wire.SplitStatus { return m.fsm.Splits() }
-
-// RecordSplit commits rec (a phase change allowed by NextPhase) in the meta
-// group; with table set it also applies table to the routing table, in the
-// same entry, and records the new version in rec.Version. Only on the meta
-// leader (ErrNotMetaLeader elsewhere).
-func (m *MetaTable) RecordSplit(ctx context.Context, rec wire.SplitStatus, table func(*wire.TableInfo) error) (wire.SplitStatus, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for {
-		c := metaCommand{Kind: metaKindSplit, Split: &rec}
-		if table != nil {
-			old := m.Current()
-			t := CloneTable(old)
-			if err := table(t); err != nil {
-				return rec, err
-			}
-			t.Version = old.Version + 1
-			sortRanges(t)
-			if err := ValidateTable(t); err != nil {
-				return rec, fmt.Errorf("split %d: table version %d: %w", rec.ID, t.Version, err)
-			}
-			c.Expect, c.Table = old.Version, t
-			rec.Version = t.Version
-		}
-		cmd, err := msgpack.Marshal(&c)
-		if err != nil {
-			return rec, err
-		}
-		res, _, err := m.rep.Propose(ctx, cmd)
-		if errors.Is(err, replica.ErrNotLeader) {
-			return rec, errors.Join(ErrNotMetaLeader, err)
-		}
-		if err != nil {
-			return rec, fmt.Errorf("record split %d: %w", rec.ID, err)
-		}
-		if res == errStaleUpdate {
-			continue
-		}
-		if e, ok := res.(error); ok && e != nil {
-			return rec, e
-		}
-		return rec, nil
-	}
-}
 
 // splitDrivers tracks the drivers running on this router.
 type splitDrivers struct {
@@ -81,7 +32,7 @@ type splitDrivers struct {
 	// its context ends): a driver holds it for one step, from reading the
 	// record to recording the next phase, and an abandon for its whole
 	// decision. It is held across network calls and meta proposals; it is
-	// taken before MetaTable.mu, never while holding another lock.
+	// taken before control.MetaTable.mu, never while holding another lock.
 	step chan struct{}
 }
 
@@ -238,7 +189,7 @@ func (r *Router) lockedStep(id uint64) (stop bool, err error) {
 func (r *Router) callCluster(ctx context.Context, id string, req *wire.Request) *wire.Response {
 	send := func() *wire.Response {
 		return r.forward(ctx, req, func(t *wire.TableInfo) (string, bool) {
-			_, ok := Cluster(t, id)
+			_, ok := control.Cluster(t, id)
 			return id, ok
 		})
 	}
@@ -298,7 +249,7 @@ func (r *Router) splitStep(ctx context.Context, rec wire.SplitStatus) error {
 			return err
 		}
 		next.Phase = wire.SplitTableUpdated
-		table = func(t *wire.TableInfo) error { return SplitTable(t, &rec) }
+		table = func(t *wire.TableInfo) error { return control.SplitTable(t, &rec) }
 	case wire.SplitTableUpdated:
 		if err := r.removeLearners(ctx, rec); err != nil {
 			return err
@@ -446,7 +397,7 @@ func (r *Router) handleSplit(ctx context.Context, req *wire.Request) *wire.Respo
 	for _, s := range splits {
 		id = max(id, s.ID)
 	}
-	rec, err := PlanSplit(r.table.Current(), splits, id+1, sp)
+	rec, err := control.PlanSplit(r.table.Current(), splits, id+1, sp)
 	if err != nil {
 		return wire.Errorf(req.ID, wire.Invalid, "split %s: %v", sp.Cluster, err)
 	}
@@ -488,7 +439,7 @@ func (r *Router) abandonSplit(ctx context.Context, req *wire.Request, sp *wire.S
 	if !found {
 		return wire.Errorf(req.ID, wire.NotFound, "no split of %s in progress", sp.Cluster)
 	}
-	if err := NextPhase(rec.Phase, wire.SplitAbandoned); err != nil {
+	if err := control.NextPhase(rec.Phase, wire.SplitAbandoned); err != nil {
 		return wire.Errorf(req.ID, wire.Conflict, "split %d: %v", rec.ID, err)
 	}
 	resp := r.callCluster(ctx, rec.Cluster, &wire.Request{Op: wire.OpSplitFork, Split: &wire.SplitSpec{Cluster: rec.Cluster, NewCluster: rec.NewCluster, Abandon: true}})
@@ -507,7 +458,7 @@ func (r *Router) abandonSplit(ctx context.Context, req *wire.Request, sp *wire.S
 	if err != nil {
 		code := wire.Unavailable
 		switch {
-		case errors.Is(err, ErrBadTransition):
+		case errors.Is(err, control.ErrBadTransition):
 			code = wire.Conflict
 		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 			code = wire.Timeout

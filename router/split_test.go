@@ -13,6 +13,7 @@ import (
 
 	"github.com/cleavefs/cleave/client"
 	"github.com/cleavefs/cleave/cluster"
+	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/internal/testcluster"
@@ -24,7 +25,7 @@ import (
 func startJoiners(t *testing.T, d *testcluster.Deployment, id string, firstID uint64, n int) []wire.Member {
 	t.Helper()
 	var out []wire.Member
-	src, _ := router.Cluster(d.Table, "c1")
+	src, _ := control.Cluster(d.Table, "c1")
 	for i := range n {
 		nid := firstID + uint64(i)
 		addr, err := testcluster.FreeAddr()
@@ -50,7 +51,7 @@ func startJoiners(t *testing.T, d *testcluster.Deployment, id string, firstID ui
 }
 
 func metaRouter(rc *router.Config) {
-	rc.Meta = &router.MetaConfig{RaftID: 1, Peers: map[uint64]string{1: "127.0.0.1:1"}, TickInterval: 10 * time.Millisecond}
+	rc.Meta = &control.MetaConfig{RaftID: 1, Peers: map[uint64]string{1: "127.0.0.1:1"}, TickInterval: 10 * time.Millisecond}
 }
 
 // waitSplit polls until the split of c1 is done, checking that every table
@@ -69,7 +70,7 @@ func waitSplit(t *testing.T, d *testcluster.Deployment, ctx context.Context) wir
 		if err != nil {
 			t.Fatalf("table: %v", err)
 		}
-		if err := router.ValidateTable(tab); err != nil {
+		if err := control.ValidateTable(tab); err != nil {
 			t.Fatalf("table version %d: %v", tab.Version, err)
 		}
 		splits, err := c.Splits(ctx)
@@ -109,7 +110,7 @@ func TestSplitEmptyCluster(t *testing.T) {
 		t.Fatalf("split ended %s", s.Phase)
 	}
 	tab, _ := c.Table(ctx)
-	if r, ok := router.ClusterRange(tab, "c2"); !ok || r != (wire.Range{Start: s.At}) {
+	if r, ok := control.ClusterRange(tab, "c2"); !ok || r != (wire.Range{Start: s.At}) {
 		t.Fatalf("c2 range %v in table %+v", r, tab)
 	}
 	for i := range 20 {

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cleavefs/cleave/cluster"
+	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/internal/rpc"
 	"github.com/cleavefs/cleave/router"
 	"github.com/cleavefs/cleave/up"
@@ -260,7 +261,7 @@ func (o *routerOpts) config(cmd *cobra.Command) (router.Config, error) {
 		if err != nil {
 			return router.Config{}, fmt.Errorf("--cluster: %w", err)
 		}
-		cfg.Bootstrap = router.BootstrapTable(infos)
+		cfg.Bootstrap = control.BootstrapTable(infos)
 	}
 	cfg.FollowerReads = o.followerReads
 	// A test-only switch, deliberately not a flag: see the field's doc.
@@ -276,7 +277,7 @@ func (o *routerOpts) config(cmd *cobra.Command) (router.Config, error) {
 		if _, ok := peers[o.raftID]; !ok {
 			return router.Config{}, fmt.Errorf("--peers does not list this router's --raft-id %d", o.raftID)
 		}
-		cfg.Meta = &router.MetaConfig{RaftID: o.raftID, Peers: peers}
+		cfg.Meta = &control.MetaConfig{RaftID: o.raftID, Peers: peers}
 	}
 	if o.reportPID {
 		cfg.PID = os.Getpid()

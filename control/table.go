@@ -1,4 +1,4 @@
-package router
+package control
 
 import (
 	"bytes"
@@ -317,9 +317,9 @@ func ClusterRange(t *wire.TableInfo, id string) (wire.Range, bool) {
 	return wire.Range{}, false
 }
 
-// owningClusters returns the ids of the clusters that own at least one
+// OwningClusters returns the ids of the clusters that own at least one
 // range, in ring order, each once.
-func owningClusters(t *wire.TableInfo) []string {
+func OwningClusters(t *wire.TableInfo) []string {
 	var ids []string
 	seen := map[string]bool{}
 	for _, o := range t.Ranges {
@@ -330,3 +330,19 @@ func owningClusters(t *wire.TableInfo) []string {
 	}
 	return ids
 }
+
+// normalBootstrap returns a copy of t as OpenFileTable writes it: version 0
+// becomes 1 and the ranges are sorted.
+func normalBootstrap(t *wire.TableInfo) *wire.TableInfo {
+	c := CloneTable(t)
+	if c.Version == 0 {
+		c.Version = 1
+	}
+	sortRanges(c)
+	return c
+}
+
+// ValidateBootstrap checks t as OpenFileTable and OpenMetaTable would
+// write it (version 0 as 1, ranges sorted): nil, or an error wrapping
+// ErrInvalidTable.
+func ValidateBootstrap(t *wire.TableInfo) error { return ValidateTable(normalBootstrap(t)) }

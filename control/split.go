@@ -1,4 +1,4 @@
-package router
+package control
 
 // Split records in the meta group (DESIGN §7, docs/split.md).
 //
@@ -12,6 +12,7 @@ package router
 // (NextPhase), replayed identically by every router.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/cleavefs/cleave/internal/ring"
+	"github.com/cleavefs/cleave/replica"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -204,4 +206,51 @@ func (f *metaFSM) loadSplits() error {
 	}
 	f.splits.Store(&s)
 	return nil
+}
+
+// Splits returns the split records of the meta group, oldest first.
+func (m *MetaTable) Splits() []wire.SplitStatus { return m.fsm.Splits() }
+
+// RecordSplit commits rec (a phase change allowed by NextPhase) in the meta
+// group; with table set it also applies table to the routing table, in the
+// same entry, and records the new version in rec.Version. Only on the meta
+// leader (ErrNotMetaLeader elsewhere).
+func (m *MetaTable) RecordSplit(ctx context.Context, rec wire.SplitStatus, table func(*wire.TableInfo) error) (wire.SplitStatus, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for {
+		c := metaCommand{Kind: metaKindSplit, Split: &rec}
+		if table != nil {
+			old := m.Current()
+			t := CloneTable(old)
+			if err := table(t); err != nil {
+				return rec, err
+			}
+			t.Version = old.Version + 1
+			sortRanges(t)
+			if err := ValidateTable(t); err != nil {
+				return rec, fmt.Errorf("split %d: table version %d: %w", rec.ID, t.Version, err)
+			}
+			c.Expect, c.Table = old.Version, t
+			rec.Version = t.Version
+		}
+		cmd, err := msgpack.Marshal(&c)
+		if err != nil {
+			return rec, err
+		}
+		res, _, err := m.rep.Propose(ctx, cmd)
+		if errors.Is(err, replica.ErrNotLeader) {
+			return rec, errors.Join(ErrNotMetaLeader, err)
+		}
+		if err != nil {
+			return rec, fmt.Errorf("record split %d: %w", rec.ID, err)
+		}
+		if res == errStaleUpdate {
+			continue
+		}
+		if e, ok := res.(error); ok && e != nil {
+			return rec, e
+		}
+		return rec, nil
+	}
 }
