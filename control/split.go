@@ -21,15 +21,10 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/cleavefs/cleave/internal/ring"
-	"github.com/cleavefs/cleave/replica"
 	"github.com/cleavefs/cleave/wire"
 )
 
 var phaseOrder = []wire.SplitPhase{wire.SplitPlanned, wire.SplitLearnersAdded, wire.SplitCaughtUp, wire.SplitCommitted, wire.SplitTableUpdated, wire.SplitCleaned}
-
-// ErrBadTransition is the answer to a split record change the state
-// machine does not allow.
-var ErrBadTransition = errors.New("router: split phase change not allowed")
 
 // NextPhase reports whether a split may move from phase cur to next: one
 // step forward, staying put (an idempotent retry), or to abandoned before
@@ -147,14 +142,7 @@ func (f *metaFSM) applySplit(b *pebble.Batch, c *metaCommand) any {
 		splits[i] = *c.Split
 	}
 	if c.Table != nil {
-		cur := f.cur.Load()
-		if cur.Version != c.Expect {
-			return errStaleUpdate
-		}
-		if c.Table.Version != c.Expect+1 {
-			return fmt.Errorf("%w: version %d does not follow %d", ErrInvalidTable, c.Table.Version, c.Expect)
-		}
-		if err := ValidateTable(c.Table); err != nil {
+		if err := f.checkTable(c); err != nil {
 			return err
 		}
 		v, err := msgpack.Marshal(&metaCommand{Expect: c.Expect, Table: c.Table})
@@ -216,41 +204,18 @@ func (m *MetaTable) Splits() []wire.SplitStatus { return m.fsm.Splits() }
 // same entry, and records the new version in rec.Version. Only on the meta
 // leader (ErrNotMetaLeader elsewhere).
 func (m *MetaTable) RecordSplit(ctx context.Context, rec wire.SplitStatus, table func(*wire.TableInfo) error) (wire.SplitStatus, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for {
-		c := metaCommand{Kind: metaKindSplit, Split: &rec}
+	err := m.propose(ctx, func() (*metaCommand, string, error) {
+		c := &metaCommand{Kind: metaKindSplit, Split: &rec}
 		if table != nil {
 			old := m.Current()
-			t := CloneTable(old)
-			if err := table(t); err != nil {
-				return rec, err
-			}
-			t.Version = old.Version + 1
-			sortRanges(t)
-			if err := ValidateTable(t); err != nil {
-				return rec, fmt.Errorf("split %d: table version %d: %w", rec.ID, t.Version, err)
+			t, err := nextTable(old, table)
+			if err != nil {
+				return nil, "", fmt.Errorf("split %d: %w", rec.ID, err)
 			}
 			c.Expect, c.Table = old.Version, t
 			rec.Version = t.Version
 		}
-		cmd, err := msgpack.Marshal(&c)
-		if err != nil {
-			return rec, err
-		}
-		res, _, err := m.rep.Propose(ctx, cmd)
-		if errors.Is(err, replica.ErrNotLeader) {
-			return rec, errors.Join(ErrNotMetaLeader, err)
-		}
-		if err != nil {
-			return rec, fmt.Errorf("record split %d: %w", rec.ID, err)
-		}
-		if res == errStaleUpdate {
-			continue
-		}
-		if e, ok := res.(error); ok && e != nil {
-			return rec, e
-		}
-		return rec, nil
-	}
+		return c, fmt.Sprintf("record split %d", rec.ID), nil
+	})
+	return rec, err
 }

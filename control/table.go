@@ -17,10 +17,6 @@ import (
 	"github.com/cleavefs/cleave/wire"
 )
 
-// ErrInvalidTable is wrapped by every error about a routing table that breaks
-// the rules of ValidateTable, including a table file that does not decode.
-var ErrInvalidTable = errors.New("router: invalid routing table")
-
 // Table is the store of the routing table. The router reads it on every
 // request and never caches a table across requests. A FileTable serves a
 // single router; a replicated meta group will implement the same interface.
@@ -108,21 +104,31 @@ func (f *FileTable) Update(ctx context.Context, fn func(*wire.TableInfo) error) 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	old := f.cur.Load()
-	t := CloneTable(old)
-	if err := fn(t); err != nil {
+	t, err := nextTable(f.cur.Load(), fn)
+	if err != nil {
 		return err
-	}
-	t.Version = old.Version + 1
-	sortRanges(t)
-	if err := ValidateTable(t); err != nil {
-		return fmt.Errorf("update routing table to version %d: %w", t.Version, err)
 	}
 	if err := writeFileAtomic(f.path, t); err != nil {
 		return err
 	}
 	f.cur.Store(t)
 	return nil
+}
+
+// nextTable returns the table after old that fn makes of a private copy:
+// version old's + 1, ranges sorted, checked by ValidateTable. An error from
+// fn is returned as it is.
+func nextTable(old *wire.TableInfo, fn func(*wire.TableInfo) error) (*wire.TableInfo, error) {
+	t := CloneTable(old)
+	if err := fn(t); err != nil {
+		return nil, err
+	}
+	t.Version = old.Version + 1
+	sortRanges(t)
+	if err := ValidateTable(t); err != nil {
+		return nil, fmt.Errorf("update routing table to version %d: %w", t.Version, err)
+	}
+	return t, nil
 }
 
 // decodeTable parses a table file strictly (no unknown fields, no trailing

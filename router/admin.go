@@ -31,19 +31,8 @@ func (r *Router) handleMember(ctx context.Context, req *wire.Request) *wire.Resp
 	if _, ok := control.Cluster(r.table.Current(), req.Cluster); !ok {
 		return wire.Errorf(req.ID, wire.NotFound, "cluster %q is not in routing table version %d", req.Cluster, r.table.Current().Version)
 	}
-	if r.meta != nil && !r.isMetaLeader() {
-		rep := r.meta.Replica()
-		addr := rep.MemberAddr(rep.Leader())
-		if addr == "" {
-			return wire.Errorf(req.ID, wire.Unavailable, "the meta group has no leader; retry")
-		}
-		out := *req
-		out.ID = 0
-		resp, err := r.callNode(ctx, addr, &out)
-		if err != nil {
-			return wire.Errorf(req.ID, wire.Unavailable, "meta leader %s: %v", addr, err)
-		}
-		return resp
+	if r.meta != nil && !r.meta.IsLeader() {
+		return r.toMetaLeader(ctx, req)
 	}
 	out := *req
 	out.ID, out.Cluster = 0, ""
@@ -56,6 +45,69 @@ func (r *Router) handleMember(ctx context.Context, req *wire.Request) *wire.Resp
 		return wire.Errorf(req.ID, wire.Unavailable, "%s of %d in %s done, routing table not updated (repeat the request): %v", req.Op, req.Member.ID, req.Cluster, err)
 	}
 	return resp
+}
+
+// handleSplit serves OpSplit: with no spec it reports the splits (the CLI
+// polls this way); a spec (start or abandon) is passed on to the meta
+// leader, whose split driver serves it.
+func (r *Router) handleSplit(ctx context.Context, req *wire.Request) *wire.Response {
+	if r.meta == nil {
+		return wire.Errorf(req.ID, wire.Invalid, "splits need the routers' meta group (this router uses a table file)")
+	}
+	if req.Split == nil {
+		return &wire.Response{Status: &wire.Status{Router: r.cfg.ID, Version: r.table.Current().Version, Splits: r.meta.Splits()}}
+	}
+	if !r.meta.IsLeader() {
+		return r.toMetaLeader(ctx, req)
+	}
+	return r.splits.Handle(ctx, req)
+}
+
+// toMetaLeader passes req on to the router that leads the meta group and
+// returns its answer.
+func (r *Router) toMetaLeader(ctx context.Context, req *wire.Request) *wire.Response {
+	rep := r.meta.Replica()
+	addr := rep.MemberAddr(rep.Leader())
+	if addr == "" {
+		return wire.Errorf(req.ID, wire.Unavailable, "the meta group has no leader; retry")
+	}
+	out := *req
+	out.ID = 0
+	resp, err := r.callNode(ctx, addr, &out)
+	if err != nil {
+		return wire.Errorf(req.ID, wire.Unavailable, "meta leader %s: %v", addr, err)
+	}
+	return resp
+}
+
+// callCluster sends req to cluster id's leader, following NOT_LEADER and
+// retrying as forward does.
+func (r *Router) callCluster(ctx context.Context, id string, req *wire.Request) *wire.Response {
+	return r.forward(ctx, req, func(t *wire.TableInfo) (string, bool) {
+		_, ok := control.Cluster(t, id)
+		return id, ok
+	})
+}
+
+// callNode sends req to one address.
+func (r *Router) callNode(ctx context.Context, addr string, req *wire.Request) (*wire.Response, error) {
+	conn, err := r.pool.Get(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return conn.Call(ctx, req)
+}
+
+// clusterCaller is the split driver's way to the clusters
+// (control.Clusters), over this router's pools.
+type clusterCaller struct{ r *Router }
+
+func (c clusterCaller) CallCluster(ctx context.Context, id string, req *wire.Request) *wire.Response {
+	return c.r.callCluster(ctx, id, req)
+}
+
+func (c clusterCaller) CallNode(ctx context.Context, addr string, req *wire.Request) (*wire.Response, error) {
+	return c.r.callNode(ctx, addr, req)
 }
 
 // syncMembers sets cluster's members in the routing table to the voters

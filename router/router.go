@@ -44,7 +44,7 @@ type Router struct {
 	replicas replicaRings  // read-replica choice per cluster
 	done     chan struct{} // closed by Close; ends retry waits
 
-	splits splitDrivers // split_driver.go
+	splits *control.Driver // nil without a meta group
 
 	lmu     sync.Mutex
 	leaders map[string]string // cluster id → leader address last seen
@@ -64,7 +64,6 @@ func New(cfg Config) (*Router, error) {
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "router", "router", cfg.ID),
 		done:    make(chan struct{}),
-		splits:  splitDrivers{step: make(chan struct{}, 1)},
 		leaders: map[string]string{},
 		pool: rpc.NewPool(rpc.DialConfig{
 			Client: "router " + cfg.ID, Token: cfg.Token, MaxFrame: cfg.MaxFrame,
@@ -106,7 +105,13 @@ func New(cfg Config) (*Router, error) {
 		r.Close()
 		return nil, fmt.Errorf("router: %w", err)
 	}
-	r.startSplits()
+	if r.meta != nil {
+		r.splits = control.NewDriver(control.DriverConfig{
+			Meta: r.meta, Clusters: clusterCaller{r}, Logger: r.log,
+			HoldAt: cfg.TestHoldSplitAt, HoldFor: cfg.TestHoldSplitDuration,
+		})
+		r.splits.Start()
+	}
 	return r, nil
 }
 
@@ -224,6 +229,9 @@ func (r *Router) Close() error {
 			r.ops.Close()
 		}
 		r.srv.Close()
+		if r.splits != nil {
+			r.splits.Close()
+		}
 		if r.meta != nil {
 			r.meta.Close()
 			r.metaTr.Close()
