@@ -16,8 +16,8 @@ import (
 	"github.com/cleavefs/cleave/wire"
 )
 
-// The meta group: the routing table replicated with Raft among the routers
-// (DESIGN §6), on the same replication core as the clusters. Every router is
+// The meta group: the routing table replicated with Raft among the routers,
+// on the same replication core as the clusters. Every router is
 // a member; any router serves clients from its applied copy of the table;
 // only the meta leader changes it. A change is committed before any router
 // routes with it.

@@ -1,6 +1,6 @@
 package control
 
-// Split records in the meta group (DESIGN §7, docs/split.md).
+// Split records in the meta group (docs/split.md).
 //
 // A split's progress is a wire.SplitStatus stored in the meta state machine
 // under metaSplitsKey, next to the table. It changes only through a

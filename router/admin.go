@@ -1,6 +1,6 @@
 package router
 
-// Membership admin through a router (DESIGN §6 "add/remove/replace node",
+// Membership admin through a router ("add/remove/replace node",
 // docs/robustness.md). ADD_LEARNER, PROMOTE and REMOVE_MEMBER with
 // Request.Cluster set may be sent to any router. The router that leads the
 // meta group passes the op on to the cluster's leader (forward follows

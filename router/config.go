@@ -92,8 +92,8 @@ type Config struct {
 	HTTP string
 }
 
-// DefaultConfig returns a Config with every default filled in. DataDir (or
-// Table) must still be set.
+// DefaultConfig returns a Config with every default filled in (each
+// field's doc names its default). DataDir (or Table) must still be set.
 func DefaultConfig() Config {
 	return Config{
 		ID:             "router",
@@ -106,7 +106,38 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports every setting that is missing or out of range.
+// withDefaults returns c with every zero optional field set from
+// DefaultConfig: ID, Listen, MaxFrame, DefaultTimeout, AttemptTimeout,
+// StatusTimeout and Logger. New calls it before Validate, so a Config
+// built field by field gets the same defaults as one from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.ID == "" {
+		c.ID = d.ID
+	}
+	if c.Listen == "" {
+		c.Listen = d.Listen
+	}
+	if c.MaxFrame == 0 {
+		c.MaxFrame = d.MaxFrame
+	}
+	if c.DefaultTimeout == 0 {
+		c.DefaultTimeout = d.DefaultTimeout
+	}
+	if c.AttemptTimeout == 0 {
+		c.AttemptTimeout = d.AttemptTimeout
+	}
+	if c.StatusTimeout == 0 {
+		c.StatusTimeout = d.StatusTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = d.Logger
+	}
+	return c
+}
+
+// Validate reports every setting that is missing or out of range in c as
+// it is (New validates it after withDefaults).
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }

@@ -54,9 +54,11 @@ type Router struct {
 	closeOnce sync.Once
 }
 
-// New returns a router for cfg. It opens (or bootstraps) the routing table
-// but does not listen; call Serve or ListenAndServe.
+// New returns a router for cfg. Zero optional fields take their defaults
+// (DefaultConfig) before cfg is validated. It opens (or bootstraps) the
+// routing table but does not listen; call Serve or ListenAndServe.
 func New(cfg Config) (*Router, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -295,8 +297,8 @@ func (r *Router) Handle(ctx context.Context, req *wire.Request) *wire.Response {
 
 // checkTwoPaths checks the destination of a RENAME or COPY: To must be a
 // valid path other than "/", and in the same root as Path, since one root
-// lives in one cluster and a move across clusters would not be atomic
-// (DESIGN §1). A copy across roots is done by the SDK, which streams the
+// lives in one cluster and a move across clusters would not be atomic.
+// A copy across roots is done by the SDK, which streams the
 // bytes; the router refuses it like a rename.
 func checkTwoPaths(req *wire.Request) *wire.Response {
 	verb := strings.ToLower(req.Op.String())
