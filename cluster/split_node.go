@@ -443,7 +443,7 @@ func (s *splitState) propose(ctx context.Context, rec *fsm.SplitRecord) *wire.Re
 	}
 	if rec.Abandoned {
 		n.log.Info("split: abandoned", "new_cluster", rec.NewCluster)
-		return &wire.Response{Split: &wire.SplitStatus{Cluster: rec.Cluster, NewCluster: rec.NewCluster, Phase: "abandoned"}}
+		return &wire.Response{Split: &wire.SplitStatus{Cluster: rec.Cluster, NewCluster: rec.NewCluster, Phase: wire.SplitAbandoned}}
 	}
 	n.log.Info("split: SPLIT committed", "index", r.Split.Index, "at", r.Split.At, "new_cluster", r.Split.NewCluster)
 	return &wire.Response{Split: recordStatus(r.Split)}
@@ -488,7 +488,7 @@ func (n *Node) proposeApplied(ctx context.Context, cmd []byte, encErr error) (*f
 func recordStatus(r *fsm.SplitRecord) *wire.SplitStatus {
 	return &wire.SplitStatus{
 		Cluster: r.Cluster, NewCluster: r.NewCluster, Nodes: r.Voters,
-		At: r.At, Index: r.Index, Version: r.Table, Phase: "split-committed",
+		At: r.At, Index: r.Index, Version: r.Table, Phase: wire.SplitCommitted,
 	}
 }
 

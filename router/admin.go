@@ -1,6 +1,6 @@
 package router
 
-// Membership admin through a router (DESIGN §6 "add/remove/replace node",
+// Membership admin through a router ("add/remove/replace node",
 // docs/robustness.md). ADD_LEARNER, PROMOTE and REMOVE_MEMBER with
 // Request.Cluster set may be sent to any router. The router that leads the
 // meta group passes the op on to the cluster's leader (forward follows
@@ -18,6 +18,7 @@ import (
 	"errors"
 	"slices"
 
+	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -27,22 +28,11 @@ func (r *Router) handleMember(ctx context.Context, req *wire.Request) *wire.Resp
 	if req.Cluster == "" || req.Member == nil || req.Member.ID == 0 {
 		return wire.Errorf(req.ID, wire.Invalid, "%s through a router needs cluster and member.id", req.Op)
 	}
-	if _, ok := Cluster(r.table.Current(), req.Cluster); !ok {
+	if _, ok := control.Cluster(r.table.Current(), req.Cluster); !ok {
 		return wire.Errorf(req.ID, wire.NotFound, "cluster %q is not in routing table version %d", req.Cluster, r.table.Current().Version)
 	}
-	if r.meta != nil && !r.isMetaLeader() {
-		rep := r.meta.Replica()
-		addr := rep.MemberAddr(rep.Leader())
-		if addr == "" {
-			return wire.Errorf(req.ID, wire.Unavailable, "the meta group has no leader; retry")
-		}
-		out := *req
-		out.ID = 0
-		resp, err := r.callNode(ctx, addr, &out)
-		if err != nil {
-			return wire.Errorf(req.ID, wire.Unavailable, "meta leader %s: %v", addr, err)
-		}
-		return resp
+	if r.meta != nil && !r.meta.IsLeader() {
+		return r.toMetaLeader(ctx, req)
 	}
 	out := *req
 	out.ID, out.Cluster = 0, ""
@@ -57,6 +47,69 @@ func (r *Router) handleMember(ctx context.Context, req *wire.Request) *wire.Resp
 	return resp
 }
 
+// handleSplit serves OpSplit: with no spec it reports the splits (the CLI
+// polls this way); a spec (start or abandon) is passed on to the meta
+// leader, whose split driver serves it.
+func (r *Router) handleSplit(ctx context.Context, req *wire.Request) *wire.Response {
+	if r.meta == nil {
+		return wire.Errorf(req.ID, wire.Invalid, "splits need the routers' meta group (this router uses a table file)")
+	}
+	if req.Split == nil {
+		return &wire.Response{Status: &wire.Status{Router: r.cfg.ID, Version: r.table.Current().Version, Splits: r.meta.Splits()}}
+	}
+	if !r.meta.IsLeader() {
+		return r.toMetaLeader(ctx, req)
+	}
+	return r.splits.Handle(ctx, req)
+}
+
+// toMetaLeader passes req on to the router that leads the meta group and
+// returns its answer.
+func (r *Router) toMetaLeader(ctx context.Context, req *wire.Request) *wire.Response {
+	rep := r.meta.Replica()
+	addr := rep.MemberAddr(rep.Leader())
+	if addr == "" {
+		return wire.Errorf(req.ID, wire.Unavailable, "the meta group has no leader; retry")
+	}
+	out := *req
+	out.ID = 0
+	resp, err := r.callNode(ctx, addr, &out)
+	if err != nil {
+		return wire.Errorf(req.ID, wire.Unavailable, "meta leader %s: %v", addr, err)
+	}
+	return resp
+}
+
+// callCluster sends req to cluster id's leader, following NOT_LEADER and
+// retrying as forward does.
+func (r *Router) callCluster(ctx context.Context, id string, req *wire.Request) *wire.Response {
+	return r.forward(ctx, req, func(t *wire.TableInfo) (string, bool) {
+		_, ok := control.Cluster(t, id)
+		return id, ok
+	})
+}
+
+// callNode sends req to one address.
+func (r *Router) callNode(ctx context.Context, addr string, req *wire.Request) (*wire.Response, error) {
+	conn, err := r.pool.Get(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return conn.Call(ctx, req)
+}
+
+// clusterCaller is the split driver's way to the clusters
+// (control.Clusters), over this router's pools.
+type clusterCaller struct{ r *Router }
+
+func (c clusterCaller) CallCluster(ctx context.Context, id string, req *wire.Request) *wire.Response {
+	return c.r.callCluster(ctx, id, req)
+}
+
+func (c clusterCaller) CallNode(ctx context.Context, addr string, req *wire.Request) (*wire.Response, error) {
+	return c.r.callNode(ctx, addr, req)
+}
+
 // syncMembers sets cluster's members in the routing table to the voters
 // among ms (a leader's member list), keeping a table address where ms has
 // none. No change if the table already says so.
@@ -65,7 +118,7 @@ func (r *Router) syncMembers(ctx context.Context, cluster string, ms []wire.Memb
 	if len(want) == 0 {
 		return errors.New("the leader reported no voters")
 	}
-	if c, ok := Cluster(r.table.Current(), cluster); ok && slices.Equal(c.Members, mergeAddrs(want, c.Members)) {
+	if c, ok := control.Cluster(r.table.Current(), cluster); ok && slices.Equal(c.Members, mergeAddrs(want, c.Members)) {
 		return nil
 	}
 	err := r.table.Update(ctx, func(t *wire.TableInfo) error {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -26,15 +27,15 @@ type Config struct {
 	Bootstrap *wire.TableInfo
 
 	// Table, if set, is the routing table store and DataDir and Bootstrap are
-	// not used (a meta group, or a test). Default nil: a FileTable.
-	Table Table
+	// not used (a meta group, or a test). Default nil: a control.FileTable.
+	Table control.Table
 
 	// Meta, if set, makes this router a member of the routers' meta group:
 	// the routing table is replicated with Raft among the routers
-	// (MetaTable), stored under DataDir/meta, and bootstrapped from
-	// Bootstrap identically on every router. Default nil: a FileTable, for
+	// (control.MetaTable), stored under DataDir/meta, and bootstrapped from
+	// Bootstrap identically on every router. Default nil: a control.FileTable, for
 	// a deployment with a single router. Ignored when Table is set.
-	Meta *MetaConfig
+	Meta *control.MetaConfig
 
 	// Gossip is the HOST:PORT (UDP and TCP) this router joins the gossip
 	// pool on; "" leaves gossip off. GossipSeeds are members to join
@@ -54,7 +55,7 @@ type Config struct {
 	// split for TestHoldSplitDuration when it reaches this phase, so tests
 	// can crash processes at a chosen phase. Empty (always, outside tests):
 	// no holding.
-	TestHoldSplitAt       string
+	TestHoldSplitAt       wire.SplitPhase
 	TestHoldSplitDuration time.Duration
 
 	// PID is reported in status: os.Getpid() under `cleave up`, else 0.
@@ -91,8 +92,8 @@ type Config struct {
 	HTTP string
 }
 
-// DefaultConfig returns a Config with every default filled in. DataDir (or
-// Table) must still be set.
+// DefaultConfig returns a Config with every default filled in (each
+// field's doc names its default). DataDir (or Table) must still be set.
 func DefaultConfig() Config {
 	return Config{
 		ID:             "router",
@@ -105,7 +106,38 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports every setting that is missing or out of range.
+// withDefaults returns c with every zero optional field set from
+// DefaultConfig: ID, Listen, MaxFrame, DefaultTimeout, AttemptTimeout,
+// StatusTimeout and Logger. New calls it before Validate, so a Config
+// built field by field gets the same defaults as one from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.ID == "" {
+		c.ID = d.ID
+	}
+	if c.Listen == "" {
+		c.Listen = d.Listen
+	}
+	if c.MaxFrame == 0 {
+		c.MaxFrame = d.MaxFrame
+	}
+	if c.DefaultTimeout == 0 {
+		c.DefaultTimeout = d.DefaultTimeout
+	}
+	if c.AttemptTimeout == 0 {
+		c.AttemptTimeout = d.AttemptTimeout
+	}
+	if c.StatusTimeout == 0 {
+		c.StatusTimeout = d.StatusTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = d.Logger
+	}
+	return c
+}
+
+// Validate reports every setting that is missing or out of range in c as
+// it is (New validates it after withDefaults).
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
@@ -134,7 +166,7 @@ func (c *Config) Validate() error {
 		bad("Logger is nil")
 	}
 	if c.Bootstrap != nil && c.Table == nil {
-		if err := ValidateTable(normalBootstrap(c.Bootstrap)); err != nil {
+		if err := control.ValidateBootstrap(c.Bootstrap); err != nil {
 			bad("Bootstrap: %v", err)
 		}
 	}
@@ -142,15 +174,4 @@ func (c *Config) Validate() error {
 		return nil
 	}
 	return fmt.Errorf("router config: %w", errors.Join(errs...))
-}
-
-// normalBootstrap returns a copy of t as OpenFileTable writes it: version 0
-// becomes 1 and the ranges are sorted.
-func normalBootstrap(t *wire.TableInfo) *wire.TableInfo {
-	c := CloneTable(t)
-	if c.Version == 0 {
-		c.Version = 1
-	}
-	sortRanges(c)
-	return c
 }

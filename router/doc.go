@@ -1,4 +1,4 @@
-// Package router is cleave's routing tier (DESIGN §6): it accepts client
+// Package router is cleave's routing tier: it accepts client
 // connections speaking the wire protocol, hashes each request's root
 // directory onto the routing table and forwards the request to the leader of
 // the owning cluster, retrying within the caller's deadline, so callers see
@@ -24,29 +24,28 @@
 //     have been applied; exactly-once is the job of (session, seq) at the
 //     cluster.
 //
-// # Routing table
+// # What router owns, what control owns
 //
-// Table is the store of the routing table: immutable snapshots from Current,
-// serialised, validated (ValidateTable) and durable changes through Update,
-// each raising the version by one. FileTable keeps it in
-// DataDir/table.json for a single router; the routers' meta group will
-// implement Table (and optionally Refresher) later.
+// Package router is the forwarder: connection pools to every node,
+// forwarding with the retry policy (forward.go, policy.go), the gossip view
+// (gossip.go), read-replica choice (replicas.go), the admin passthrough to
+// the meta leader (admin.go), status aggregation (status.go) and the HTTP
+// side port. The routing table, the meta group and the split driver are
+// package control's; the router reads the table through control.Table and
+// serves the split driver's calls to clusters (control.Clusters).
+//
+// # Configuration
+//
+// Start from DefaultConfig; New fills any zero optional field from
+// DefaultConfig in one step (as replica.Open does), then Validate reports
+// what is still wrong.
 //
 // # Concurrency
 //
-// Router, FileTable, MetaTable and every exported function are safe for
-// concurrent use. Router.lmu (the leader cache), Router.mu (the listen
-// address) and splitDrivers.mu (which split drivers run) are leaf locks,
-// never held across I/O or another lock. Three locks are held across I/O on
-// purpose, each to serialise a read-decide-write on this router:
-//
-//   - the split driver's lock (splitDrivers.step), for one step of a split
-//     or an abandon's whole decision: calls to cluster leaders and meta
-//     proposals happen under it (split_driver.go);
-//   - MetaTable.mu, for one proposal of a table change or split record
-//     (Update, RecordSplit) until this router has applied it;
-//   - FileTable.mu, for one update including the file write.
-//
-// Lock order: the split driver's lock before MetaTable.mu. Nothing else is
-// taken while MetaTable.mu or FileTable.mu is held.
+// Router and every exported function are safe for concurrent use. Its own
+// locks are leaf locks, never held across I/O or another lock: Router.lmu
+// (the leader cache), Router.mu (the listen address), liveness.mu (gossip's
+// view) and replicaRings.mu (the read-replica rings). Locks held across I/O
+// belong to package control (its doc lists them); the router takes none of
+// them while holding its own.
 package router

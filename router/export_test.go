@@ -7,7 +7,7 @@ import (
 )
 
 // SetSplitTestHooks installs hooks in r's split driver for the tests of
-// package router_test (see splitTestHooks); either may be nil.
+// package router_test (see control.Driver.SetTestHooks); either may be nil.
 func SetSplitTestHooks(r *Router, beforeStep func(wire.SplitStatus), call func(ctx context.Context, cluster string, req *wire.Request, send func() *wire.Response) *wire.Response) {
-	r.splits.hooks.Store(&splitTestHooks{beforeStep: beforeStep, call: call})
+	r.splits.SetTestHooks(beforeStep, call)
 }

@@ -2,10 +2,10 @@ package router
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
+	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -63,156 +63,128 @@ type attempt struct {
 
 // forward sends req to the cluster chosen by rt and retries until a node
 // gives a definite answer or the caller's deadline (less a margin) passes.
+// What to do after each answer is the retry policy, retryState.next
+// (policy.go); forward performs it: route, pick a node, try it, act.
 //
-//   - NOT_LEADER with a leader address: try that address next, at once.
-//   - NOT_LEADER without one, UNAVAILABLE, TIMEOUT, a broken connection or a
-//     failed dial: try the next member; after a round of all, back off.
-//   - WRONG_RANGE: refresh the table if it is behind, back off, route again;
-//     after wrongRangeTries answers return the last one.
-//   - anything else is the answer.
-//
-// A mutation whose connection broke after sending, or that a node answered
-// TIMEOUT, may have been applied: it is retried only if retriable (a
-// session makes the retry exactly-once; some writes are idempotent);
-// otherwise it is answered TIMEOUT at once, since a retry could apply it
-// twice.
 // When time runs out the answer is TIMEOUT if some try may have reached a
 // node (the outcome is unknown), else UNAVAILABLE; both name the cluster and
 // the last error.
 func (r *Router) forward(ctx context.Context, req *wire.Request, rt route) *wire.Response {
 	start := time.Now()
 	dl, ok := ctx.Deadline()
-	if !ok {
-		dl = start.Add(r.cfg.DefaultTimeout)
-	}
-	dl = dl.Add(-max(0, min(maxMargin, dl.Sub(start)/10)))
-	ctx, cancel := context.WithDeadline(ctx, dl)
+	ctx, cancel := context.WithDeadline(ctx, deadline(start, dl, ok, r.cfg.DefaultTimeout))
 	defer cancel()
 
+	_, refreshes := r.table.(control.Refresher)
+	st := newRetryState(retriable(req), req.Op.Mutating(), refreshes, r.cfg.AttemptTimeout)
 	var (
-		cluster   string
-		tried     = map[string]bool{} // addresses tried this round
-		next      string              // a hinted leader to try before the rest
-		backoff   = minBackoff
-		tries     int
-		wrong     int
-		unknown   bool
-		lastErr   = "no node tried"
-		lastTable uint64
+		cluster string
+		tried   = map[string]bool{} // addresses tried this round
+		hint    string              // a hinted leader to try before the rest
 	)
-loop:
 	for {
 		t := r.table.Current()
-		cid, ok := rt(t)
-		if !ok {
-			return wire.Errorf(req.ID, wire.Unavailable, "no route for %s in routing table version %d", req.Path, t.Version)
-		}
-		c, ok := Cluster(t, cid)
-		if !ok {
-			return wire.Errorf(req.ID, wire.Unavailable, "cluster %s is not in routing table version %d", cid, t.Version)
-		}
-		if cid != cluster {
-			cluster = cid
-			clear(tried)
-			next = ""
-		}
-		addr := next
-		next = ""
-		if addr == "" {
-			for _, a := range r.targets(c, t.Version, req) {
-				if !tried[a] {
-					addr = a
-					break
-				}
-			}
-		}
-		if addr == "" { // every member tried this round
-			if !r.wait(ctx, backoff) {
-				break loop
-			}
-			backoff = min(2*backoff, maxBackoff)
-			clear(tried)
-			continue
-		}
-		tried[addr] = true
-		tries++
-		a := r.try(ctx, addr, req, t.Version)
-		if a.err != nil {
-			unknown = unknown || a.sent
-			if a.sent && !retriable(req) {
-				return notRetried(req, cid, addr, a.err)
-			}
-			if ctx.Err() != nil {
-				if lastErr == "no node tried" || !errors.Is(a.err, context.DeadlineExceeded) {
-					lastErr = fmt.Sprintf("%s: %v", addr, a.err)
-				}
-				break loop
-			}
-			r.forgetLeader(cid, addr)
-			if errors.Is(a.err, context.DeadlineExceeded) {
-				lastErr = fmt.Sprintf("%s: no answer within %v", addr, r.cfg.AttemptTimeout)
-			} else {
-				lastErr = fmt.Sprintf("%s: %v", addr, a.err)
-			}
-			r.log.Debug("forward: try failed", "cluster", cid, "addr", addr, "op", req.Op.String(), "err", a.err)
-			continue
-		}
-		resp := a.resp
-		switch resp.Code {
-		case wire.NotLeader:
-			r.forgetLeader(cid, addr)
-			lastErr = fmt.Sprintf("%s: not leader (leader %q)", addr, resp.Leader)
-			if resp.Leader != "" && !tried[resp.Leader] {
-				r.setLeader(cid, resp.Leader)
-				next = resp.Leader
-			}
-		case wire.Unavailable, wire.Timeout:
-			if resp.Code == wire.Timeout && !retriable(req) {
-				return notRetried(req, cid, addr, resp.Err())
-			}
-			r.forgetLeader(cid, addr)
-			unknown = unknown || resp.Code == wire.Timeout
-			lastErr = fmt.Sprintf("%s: %v", addr, resp.Err())
-		case wire.WrongRange:
-			// A node that knows a newer routing version than this router
-			// has (a split whose table change the meta group is still
-			// committing) is not a misroute when the table can catch up:
-			// wait for it, within the deadline, without counting the answer.
-			if _, refreshes := r.table.(Refresher); !refreshes || resp.Table <= t.Version {
-				wrong++
-			}
-			lastErr = fmt.Sprintf("%s: %v", addr, resp.Err())
-			if wrong >= wrongRangeTries {
-				resp.Message = fmt.Sprintf("cluster %s does not own %s (routing table version %d, node's %d): %s", cid, req.Path, t.Version, resp.Table, resp.Message)
-				return resp
-			}
-			if rf, ok := r.table.(Refresher); ok && resp.Table > t.Version && resp.Table > lastTable {
-				lastTable = resp.Table
-				if err := rf.Refresh(ctx, resp.Table); err != nil {
-					r.log.Debug("forward: refresh table", "seen", resp.Table, "err", err)
-				}
-			}
-			if !r.wait(ctx, backoff) {
-				break loop
-			}
-			backoff = min(2*backoff, maxBackoff)
-			clear(tried)
-		default:
-			if req.Op.Mutating() {
-				r.setLeader(cid, addr) // only the leader applies mutations
-			}
+		c, resp := r.routeTo(t, req, rt)
+		if resp != nil {
 			return resp
 		}
-		if ctx.Err() != nil {
-			break loop
+		if c.ID != cluster {
+			cluster = c.ID
+			clear(tried)
+			hint = ""
+		}
+		addr := r.pick(c, t.Version, req, tried, hint)
+		a := answer{roundDone: addr == "", addr: addr, version: t.Version}
+		if addr != "" {
+			tried[addr] = true
+			at := r.try(ctx, addr, req, t.Version)
+			a.resp, a.err, a.sent, a.expired = at.resp, at.err, at.sent, ctx.Err() != nil
+			if a.resp != nil {
+				a.hintTried = tried[a.resp.Leader]
+			}
+		}
+		d := st.next(a)
+		if d.forget {
+			r.forgetLeader(c.ID, addr)
+		}
+		if d.lead != "" {
+			r.setLeader(c.ID, d.lead)
+		}
+		hint = d.hint
+		switch d.act {
+		case actTry:
+			if a.err != nil {
+				r.log.Debug("forward: try failed", "cluster", c.ID, "addr", addr, "op", req.Op.String(), "err", a.err)
+			}
+		case actRound, actAwaitTable:
+			if !r.backOff(ctx, d) {
+				return r.gaveUp(req, cluster, start, &st)
+			}
+			clear(tried)
+		case actAnswer:
+			return a.resp
+		case actMisrouted:
+			a.resp.Message = fmt.Sprintf("cluster %s does not own %s (routing table version %d, node's %d): %s", c.ID, req.Path, t.Version, a.resp.Table, a.resp.Message)
+			return a.resp
+		case actNotRetried:
+			err := a.err
+			if err == nil {
+				err = a.resp.Err()
+			}
+			return notRetried(req, c.ID, addr, err)
+		case actGiveUp:
+			return r.gaveUp(req, cluster, start, &st)
 		}
 	}
-	code := wire.Unavailable
-	if unknown {
-		code = wire.Timeout
+}
+
+// routeTo returns the cluster rt gives req under table t, or the answer
+// when t has no such route.
+func (r *Router) routeTo(t *wire.TableInfo, req *wire.Request, rt route) (wire.ClusterInfo, *wire.Response) {
+	cid, ok := rt(t)
+	if !ok {
+		return wire.ClusterInfo{}, wire.Errorf(req.ID, wire.Unavailable, "no route for %s in routing table version %d", req.Path, t.Version)
 	}
-	return wire.Errorf(req.ID, code, "cluster %s: no answer for %v %s within %v (%d tries); last error: %s",
-		cluster, req.Op, req.Path, time.Since(start).Round(time.Millisecond), tries, lastErr)
+	c, ok := control.Cluster(t, cid)
+	if !ok {
+		return wire.ClusterInfo{}, wire.Errorf(req.ID, wire.Unavailable, "cluster %s is not in routing table version %d", cid, t.Version)
+	}
+	return c, nil
+}
+
+// pick returns the address to try next: the hint, else the best target not
+// tried this round, else "" (the round is over).
+func (r *Router) pick(c wire.ClusterInfo, version uint64, req *wire.Request, tried map[string]bool, hint string) string {
+	if hint != "" {
+		return hint
+	}
+	for _, a := range r.targets(c, version, req) {
+		if !tried[a] {
+			return a
+		}
+	}
+	return ""
+}
+
+// backOff performs a wait decision: the table refresh it asks for, then
+// the wait. False if forward must give up: the wait was cut short, or,
+// after a WRONG_RANGE, the deadline passed meanwhile.
+func (r *Router) backOff(ctx context.Context, d decision) bool {
+	if rf, ok := r.table.(control.Refresher); ok && d.refresh != 0 {
+		if err := rf.Refresh(ctx, d.refresh); err != nil {
+			r.log.Debug("forward: refresh table", "seen", d.refresh, "err", err)
+		}
+	}
+	if !r.wait(ctx, d.wait) {
+		return false
+	}
+	return d.act != actAwaitTable || ctx.Err() == nil
+}
+
+// gaveUp is forward's answer when the deadline passed.
+func (r *Router) gaveUp(req *wire.Request, cluster string, start time.Time, st *retryState) *wire.Response {
+	return wire.Errorf(req.ID, st.code(), "cluster %s: no answer for %v %s within %v (%d tries); last error: %s",
+		cluster, req.Op, req.Path, time.Since(start).Round(time.Millisecond), st.tries, st.lastError())
 }
 
 // retriable reports whether req may be sent again after an attempt whose

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/wire"
 )
@@ -269,7 +270,7 @@ func TestStatusWithNodeDown(t *testing.T) {
 // refreshingTable is a Table that catches up when asked, like a meta-group
 // follower would.
 type refreshingTable struct {
-	*FileTable
+	*control.FileTable
 	refresh func(ctx context.Context, seen uint64) error
 }
 
@@ -279,7 +280,7 @@ func TestForwardWrongRangeRefreshes(t *testing.T) {
 	c1 := startStandins(t, "c1", 1, 0)
 	c2 := startStandins(t, "c2", 1, 0)
 	c1[0].failWith(wire.WrongRange) // c1 split its range away to c2
-	ft, err := OpenFileTable(filepath.Join(t.TempDir(), TableFile), BootstrapTable([]wire.ClusterInfo{
+	ft, err := control.OpenFileTable(filepath.Join(t.TempDir(), TableFile), control.BootstrapTable([]wire.ClusterInfo{
 		{ID: "c1", Members: members(c1[0].addr)},
 		{ID: "c2", Members: members(c2[0].addr)},
 	}))

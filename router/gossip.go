@@ -6,7 +6,7 @@ import (
 	"github.com/cleavefs/cleave/internal/gossip"
 )
 
-// Gossip (DESIGN §6): the router joins the deployment's memberlist pool.
+// Gossip: the router joins the deployment's memberlist pool.
 // A node that gossips that it leads its cluster becomes that cluster's
 // cached leader at once, and a node memberlist declares dead is dropped
 // from the cache and shown dead in status. Gossip only chooses where to try

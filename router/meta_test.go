@@ -11,12 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
-	"github.com/vmihailenco/msgpack/v5"
-
+	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/internal/ring"
-	"github.com/cleavefs/cleave/replica"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -60,8 +57,8 @@ func (m *metaRouters) start(i int, ln net.Listener) {
 	cfg := DefaultConfig()
 	cfg.ID = "r" + strconv.Itoa(i+1)
 	cfg.DataDir = m.dirs[i]
-	cfg.Bootstrap = BootstrapTable(twoClusters())
-	cfg.Meta = &MetaConfig{RaftID: uint64(i + 1), Peers: m.addrs, TickInterval: 20 * time.Millisecond}
+	cfg.Bootstrap = control.BootstrapTable(twoClusters())
+	cfg.Meta = &control.MetaConfig{RaftID: uint64(i + 1), Peers: m.addrs, TickInterval: 20 * time.Millisecond}
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	r, err := New(cfg)
 	if err != nil {
@@ -141,8 +138,8 @@ func TestMetaGroupReplicatesTheTable(t *testing.T) {
 	// A follower refuses to change the table.
 	f := (l + 1) % 3
 	err := m.rs[f].Table().Update(ctx, func(*wire.TableInfo) error { return nil })
-	if !errors.Is(err, ErrNotMetaLeader) {
-		t.Fatalf("Update on a follower = %v, want ErrNotMetaLeader", err)
+	if !errors.Is(err, control.ErrNotMetaLeader) {
+		t.Fatalf("Update on a follower = %v, want control.ErrNotMetaLeader", err)
 	}
 
 	// Status lists the three routers, one of them the leader.
@@ -175,7 +172,7 @@ func TestMetaGroupReplicatesTheTable(t *testing.T) {
 	// The old leader restarts from its disk and catches up.
 	m.start(l, nil)
 	m.waitVersion(3)
-	if _, ok := Cluster(m.rs[l].Table().Current(), "cc"); !ok {
+	if _, ok := control.Cluster(m.rs[l].Table().Current(), "cc"); !ok {
 		t.Fatal("restarted router lacks the change made while it was down")
 	}
 }
@@ -200,57 +197,18 @@ func TestMetaRefresh(t *testing.T) {
 	}
 }
 
+// twoClusters is the bootstrap of the meta group tests.
+func twoClusters() []wire.ClusterInfo {
+	return []wire.ClusterInfo{
+		{ID: "c1", Members: members("127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003")},
+		{ID: "c2", Members: members("127.0.0.1:7011", "127.0.0.1:7012", "127.0.0.1:7013")},
+	}
+}
+
 func rangesOf(t *wire.TableInfo) []wire.Range {
 	var rs []wire.Range
 	for _, o := range t.Ranges {
 		rs = append(rs, o.Range)
 	}
 	return rs
-}
-
-// A meta state that does not load after a snapshot restore stops the
-// replica (Restored panics on the replica's loop) instead of leaving the
-// router routing with the table it had before the snapshot.
-func TestMetaRestoredFailsStop(t *testing.T) {
-	good, err := msgpack.Marshal(&metaCommand{Expect: 6, Table: func() *wire.TableInfo {
-		tab := BootstrapTable(twoClusters())
-		tab.Version = 7
-		return tab
-	}()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		name          string
-		table, splits []byte
-	}{
-		{"table does not decode", []byte("not msgpack"), nil},
-		{"no table", nil, nil},
-		{"splits do not decode", good, []byte{0xc1}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			db, err := pebble.Open(t.TempDir(), &pebble.Options{Logger: replica.PebbleLogger(slog.New(slog.DiscardHandler))})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			for k, v := range map[string][]byte{string(metaTableKey): tc.table, string(metaSplitsKey): tc.splits} {
-				if v != nil {
-					if err := db.Set([]byte(k), v, pebble.Sync); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-			f := &metaFSM{db: db}
-			old := BootstrapTable(twoClusters())
-			f.cur.Store(old)
-			err = f.Restored(9)
-			if err == nil {
-				t.Fatalf("Restored went on with table version %d after a failed load", f.cur.Load().Version)
-			}
-			if msg := err.Error(); !strings.Contains(msg, "snapshot 9") {
-				t.Errorf("error %q does not name the snapshot", msg)
-			}
-		})
-	}
 }

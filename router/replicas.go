@@ -9,7 +9,7 @@ import (
 	"github.com/cleavefs/cleave/wire"
 )
 
-// Read replicas (DESIGN §6): a read that may be served by any member — a
+// Read replicas: a read that may be served by any member — a
 // stale read always, a linearizable one when Config.FollowerReads is set
 // (every member answers it after a ReadIndex round) — goes first to the
 // member that bounded-load consistent hashing assigns to its path, so

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/internal/fspath"
 	"github.com/cleavefs/cleave/internal/gossip"
 	"github.com/cleavefs/cleave/internal/ops"
@@ -32,8 +33,8 @@ const TableFile = "table.json"
 type Router struct {
 	cfg      Config
 	log      *slog.Logger
-	table    Table
-	meta     *MetaTable             // set when the table is the meta group's
+	table    control.Table
+	meta     *control.MetaTable     // set when the table is the meta group's
 	metaTr   *replica.WireTransport // carries the meta group's raft traffic
 	pool     *rpc.Pool
 	srv      *rpc.Server
@@ -43,7 +44,7 @@ type Router struct {
 	replicas replicaRings  // read-replica choice per cluster
 	done     chan struct{} // closed by Close; ends retry waits
 
-	splits splitDrivers // split_driver.go
+	splits *control.Driver // nil without a meta group
 
 	lmu     sync.Mutex
 	leaders map[string]string // cluster id → leader address last seen
@@ -53,9 +54,11 @@ type Router struct {
 	closeOnce sync.Once
 }
 
-// New returns a router for cfg. It opens (or bootstraps) the routing table
-// but does not listen; call Serve or ListenAndServe.
+// New returns a router for cfg. Zero optional fields take their defaults
+// (DefaultConfig) before cfg is validated. It opens (or bootstraps) the
+// routing table but does not listen; call Serve or ListenAndServe.
 func New(cfg Config) (*Router, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -63,7 +66,6 @@ func New(cfg Config) (*Router, error) {
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "router", "router", cfg.ID),
 		done:    make(chan struct{}),
-		splits:  splitDrivers{step: make(chan struct{}, 1)},
 		leaders: map[string]string{},
 		pool: rpc.NewPool(rpc.DialConfig{
 			Client: "router " + cfg.ID, Token: cfg.Token, MaxFrame: cfg.MaxFrame,
@@ -105,7 +107,13 @@ func New(cfg Config) (*Router, error) {
 		r.Close()
 		return nil, fmt.Errorf("router: %w", err)
 	}
-	r.startSplits()
+	if r.meta != nil {
+		r.splits = control.NewDriver(control.DriverConfig{
+			Meta: r.meta, Clusters: clusterCaller{r}, Logger: r.log,
+			HoldAt: cfg.TestHoldSplitAt, HoldFor: cfg.TestHoldSplitDuration,
+		})
+		r.splits.Start()
+	}
 	return r, nil
 }
 
@@ -129,7 +137,7 @@ func (r *Router) HTTPAddr() string {
 func (r *Router) openTable() error {
 	cfg := r.cfg
 	if cfg.Meta == nil {
-		ft, err := OpenFileTable(filepath.Join(cfg.DataDir, TableFile), cfg.Bootstrap)
+		ft, err := control.OpenFileTable(filepath.Join(cfg.DataDir, TableFile), cfg.Bootstrap)
 		if err != nil {
 			return fmt.Errorf("router: %w", err)
 		}
@@ -147,7 +155,7 @@ func (r *Router) openTable() error {
 		mc.Logger = r.log
 	}
 	r.metaTr = replica.NewWireTransport(mc.RaftID, mc.Peers, r.pool, r.log.With("group", "meta"))
-	mt, err := OpenMetaTable(mc, r.metaTr)
+	mt, err := control.OpenMetaTable(mc, r.metaTr)
 	if err != nil {
 		r.metaTr.Close()
 		return err
@@ -158,7 +166,7 @@ func (r *Router) openTable() error {
 }
 
 // Table returns the router's routing table store.
-func (r *Router) Table() Table { return r.table }
+func (r *Router) Table() control.Table { return r.table }
 
 // neverFailed is Failed's channel for a router without a meta group.
 var neverFailed = make(chan struct{})
@@ -223,6 +231,9 @@ func (r *Router) Close() error {
 			r.ops.Close()
 		}
 		r.srv.Close()
+		if r.splits != nil {
+			r.splits.Close()
+		}
 		if r.meta != nil {
 			r.meta.Close()
 			r.metaTr.Close()
@@ -279,15 +290,15 @@ func (r *Router) Handle(ctx context.Context, req *wire.Request) *wire.Response {
 	// cluster owning the root of req.Path (for RENAME and COPY also To's).
 	p := ring.PathPoint(req.Path)
 	return r.forward(ctx, req, func(t *wire.TableInfo) (string, bool) {
-		o, ok := Owner(t, p)
+		o, ok := control.Owner(t, p)
 		return o.Cluster, ok
 	})
 }
 
 // checkTwoPaths checks the destination of a RENAME or COPY: To must be a
 // valid path other than "/", and in the same root as Path, since one root
-// lives in one cluster and a move across clusters would not be atomic
-// (DESIGN §1). A copy across roots is done by the SDK, which streams the
+// lives in one cluster and a move across clusters would not be atomic.
+// A copy across roots is done by the SDK, which streams the
 // bytes; the router refuses it like a rename.
 func checkTwoPaths(req *wire.Request) *wire.Response {
 	verb := strings.ToLower(req.Op.String())
@@ -358,13 +369,13 @@ func (r *Router) listTop(ctx context.Context, req *wire.Request) *wire.Response 
 		after = string(b)
 	}
 	t := r.table.Current()
-	ids := owningClusters(t)
+	ids := control.OwningClusters(t)
 	resps := make([]*wire.Response, len(ids))
 	var wg sync.WaitGroup
 	for i, id := range ids {
 		wg.Go(func() {
 			resps[i] = r.forward(ctx, req, func(t *wire.TableInfo) (string, bool) {
-				_, ok := Cluster(t, id)
+				_, ok := control.Cluster(t, id)
 				return id, ok
 			})
 		})
@@ -381,7 +392,7 @@ func (r *Router) listTop(ctx context.Context, req *wire.Request) *wire.Response 
 			if after != "" && e.Name <= after {
 				continue // a node that ignores After
 			}
-			if o, ok := Owner(t, ring.Point(e.Name)); ok && o.Cluster == ids[i] {
+			if o, ok := control.Owner(t, ring.Point(e.Name)); ok && o.Cluster == ids[i] {
 				entries = append(entries, e)
 			}
 		}

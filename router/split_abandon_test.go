@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cleavefs/cleave/client"
+	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/internal/testcluster"
 	"github.com/cleavefs/cleave/router"
@@ -75,7 +76,7 @@ func TestSplitAbandonRacingDriver(t *testing.T) {
 		holdOnce     sync.Once
 	)
 	router.SetSplitTestHooks(d.Router, func(rec wire.SplitStatus) {
-		if rec.Phase != router.PhaseLearnersAdded {
+		if rec.Phase != wire.SplitLearnersAdded {
 			return
 		}
 		holdOnce.Do(func() {
@@ -131,14 +132,14 @@ func TestSplitAbandonRacingDriver(t *testing.T) {
 	// The abandon was recorded; the driver must have stopped and the
 	// source must still own everything the table gives it.
 	s := waitSplit(t, d, ctx)
-	if s.Phase != router.PhaseAbandoned {
+	if s.Phase != wire.SplitAbandoned {
 		t.Fatalf("split ended %s after an accepted abandon", s.Phase)
 	}
 	tab, err := c.Table(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := router.ClusterRange(tab, "c1")
+	want, _ := control.ClusterRange(tab, "c1")
 	if want != (wire.Range{}) {
 		t.Fatalf("table gives c1 %v after an abandoned split of the whole ring", want)
 	}
@@ -186,7 +187,7 @@ func TestSplitAbandonAfterSplitCommitted(t *testing.T) {
 		holdOnce    sync.Once
 	)
 	router.SetSplitTestHooks(d.Router, func(rec wire.SplitStatus) {
-		if rec.Phase == router.PhaseCaughtUp && lost.fired() {
+		if rec.Phase == wire.SplitCaughtUp && lost.fired() {
 			holdOnce.Do(func() { abandonDone.wait(ctx) })
 		}
 	}, func(hctx context.Context, cluster string, req *wire.Request, send func() *wire.Response) *wire.Response {
@@ -214,14 +215,14 @@ func TestSplitAbandonAfterSplitCommitted(t *testing.T) {
 		t.Fatalf("abandon after SPLIT applied: %v, want CONFLICT saying SPLIT has committed", err)
 	}
 	s := waitSplit(t, d, ctx)
-	if s.Phase != router.PhaseCleaned {
+	if s.Phase != wire.SplitCleaned {
 		t.Fatalf("split ended %s after a refused abandon", s.Phase)
 	}
 	tab, err := c.Table(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, ok := router.ClusterRange(tab, "c2"); !ok || r != (wire.Range{Start: s.At}) {
+	if r, ok := control.ClusterRange(tab, "c2"); !ok || r != (wire.Range{Start: s.At}) {
 		t.Fatalf("c2 range %v in table %+v", r, tab)
 	}
 	for i := range 10 {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cleavefs/cleave/client"
 	"github.com/cleavefs/cleave/cluster"
+	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/internal/testcluster"
@@ -24,7 +25,7 @@ import (
 func startJoiners(t *testing.T, d *testcluster.Deployment, id string, firstID uint64, n int) []wire.Member {
 	t.Helper()
 	var out []wire.Member
-	src, _ := router.Cluster(d.Table, "c1")
+	src, _ := control.Cluster(d.Table, "c1")
 	for i := range n {
 		nid := firstID + uint64(i)
 		addr, err := testcluster.FreeAddr()
@@ -50,7 +51,7 @@ func startJoiners(t *testing.T, d *testcluster.Deployment, id string, firstID ui
 }
 
 func metaRouter(rc *router.Config) {
-	rc.Meta = &router.MetaConfig{RaftID: 1, Peers: map[uint64]string{1: "127.0.0.1:1"}, TickInterval: 10 * time.Millisecond}
+	rc.Meta = &control.MetaConfig{RaftID: 1, Peers: map[uint64]string{1: "127.0.0.1:1"}, TickInterval: 10 * time.Millisecond}
 }
 
 // waitSplit polls until the split of c1 is done, checking that every table
@@ -58,7 +59,7 @@ func metaRouter(rc *router.Config) {
 func waitSplit(t *testing.T, d *testcluster.Deployment, ctx context.Context) wire.SplitStatus {
 	t.Helper()
 	c := d.Client(t)
-	var phases []string
+	var phases []wire.SplitPhase
 	var s wire.SplitStatus
 	timeout := time.Minute
 	if dl, ok := ctx.Deadline(); ok {
@@ -69,7 +70,7 @@ func waitSplit(t *testing.T, d *testcluster.Deployment, ctx context.Context) wir
 		if err != nil {
 			t.Fatalf("table: %v", err)
 		}
-		if err := router.ValidateTable(tab); err != nil {
+		if err := control.ValidateTable(tab); err != nil {
 			t.Fatalf("table version %d: %v", tab.Version, err)
 		}
 		splits, err := c.Splits(ctx)
@@ -84,7 +85,7 @@ func waitSplit(t *testing.T, d *testcluster.Deployment, ctx context.Context) wir
 			phases = append(phases, s.Phase)
 			t.Logf("split %d: %s (index %d, version %d) %s", s.ID, s.Phase, s.Index, s.Version, s.Error)
 		}
-		return eventually.True(router.Done(s.Phase), "phases %v", phases)
+		return eventually.True(s.Phase.Final(), "phases %v", phases)
 	})
 	return s
 }
@@ -101,15 +102,15 @@ func TestSplitEmptyCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.Phase != router.PhasePlanned || rec.At != ring.Mid(wire.Range{}) {
+	if rec.Phase != wire.SplitPlanned || rec.At != ring.Mid(wire.Range{}) {
 		t.Fatalf("planned %+v", rec)
 	}
 	s := waitSplit(t, d, ctx)
-	if s.Phase != router.PhaseCleaned {
+	if s.Phase != wire.SplitCleaned {
 		t.Fatalf("split ended %s", s.Phase)
 	}
 	tab, _ := c.Table(ctx)
-	if r, ok := router.ClusterRange(tab, "c2"); !ok || r != (wire.Range{Start: s.At}) {
+	if r, ok := control.ClusterRange(tab, "c2"); !ok || r != (wire.Range{Start: s.At}) {
 		t.Fatalf("c2 range %v in table %+v", r, tab)
 	}
 	for i := range 20 {
@@ -173,7 +174,7 @@ func TestSplitUnderWrites(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 	t.Logf("max write latency during the split: %v; %d files acknowledged", maxLat, len(acked))
-	if s.Phase != router.PhaseCleaned {
+	if s.Phase != wire.SplitCleaned {
 		t.Fatalf("split ended %s", s.Phase)
 	}
 	for _, err := range errs {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/internal/fspath"
 	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/internal/rpc"
@@ -180,7 +181,7 @@ func startRouter(t *testing.T, clusters []wire.ClusterInfo, tweak func(*Config))
 	cfg := DefaultConfig()
 	cfg.ID = "r1"
 	cfg.DataDir = t.TempDir()
-	cfg.Bootstrap = BootstrapTable(clusters)
+	cfg.Bootstrap = control.BootstrapTable(clusters)
 	// Long enough that a stand-in on a loaded machine (race detector,
 	// parallel packages) answers within one try.
 	cfg.AttemptTimeout = 1500 * time.Millisecond
@@ -229,7 +230,7 @@ func rootIn(t *testing.T, tab *wire.TableInfo, cluster, prefix string) string {
 		if fspath.Validate("/"+name) != nil {
 			continue
 		}
-		if o, ok := Owner(tab, ring.Point(name)); ok && o.Cluster == cluster {
+		if o, ok := control.Owner(tab, ring.Point(name)); ok && o.Cluster == cluster {
 			return name
 		}
 	}

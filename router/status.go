@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -25,7 +26,7 @@ func (r *Router) status(ctx context.Context) *wire.Status {
 	}
 	var wg sync.WaitGroup
 	for i, c := range t.Clusters {
-		rg, _ := ClusterRange(t, c.ID)
+		rg, _ := control.ClusterRange(t, c.ID)
 		cs := &st.Clusters[i]
 		*cs = wire.ClusterStatus{ID: c.ID, Range: rg, Nodes: make([]wire.NodeStatus, len(c.Members))}
 		for j, m := range c.Members {

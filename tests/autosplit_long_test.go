@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/cleavefs/cleave/internal/eventually"
-	"github.com/cleavefs/cleave/up"
 )
 
 // TestAutoSplit is issue 5's auto-split acceptance: `cleave up
@@ -30,7 +29,7 @@ func TestAutoSplit(t *testing.T) {
 		st := d.status(t)
 		busy := false
 		for _, sp := range st.Splits {
-			busy = busy || !up.Done(sp.Phase)
+			busy = busy || !sp.Phase.Final()
 		}
 		if len(st.Clusters) > 1 && !busy {
 			var ids []string

@@ -11,7 +11,6 @@ import (
 
 	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/internal/rpc"
-	"github.com/cleavefs/cleave/router"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -45,7 +44,7 @@ func TestRobustSplitHeldLearner(t *testing.T) {
 	if testing.Short() {
 		t.Skip("robustness schedules skipped in -short mode")
 	}
-	d := startUpEnv(t, filepath.Join(t.TempDir(), "data"), "", []string{"CLEAVE_TEST_SPLIT_HOLD=" + router.PhaseCaughtUp}, "--clusters", "1")
+	d := startUpEnv(t, filepath.Join(t.TempDir(), "data"), "", []string{"CLEAVE_TEST_SPLIT_HOLD=" + string(wire.SplitCaughtUp)}, "--clusters", "1")
 	t.Cleanup(func() { d.stop(t) })
 	pool := rpc.NewPool(rpc.DialConfig{Client: "robust-split"})
 	t.Cleanup(pool.Close)
@@ -57,9 +56,9 @@ func TestRobustSplitHeldLearner(t *testing.T) {
 		name   string
 		stopAt func(wire.SplitStatus) bool // when the learner is stopped
 	}{
-		{"held-before-split", func(s wire.SplitStatus) bool { return s.Phase == router.PhaseCaughtUp }},
+		{"held-before-split", func(s wire.SplitStatus) bool { return s.Phase == wire.SplitCaughtUp }},
 		{"held-at-split-commit", func(s wire.SplitStatus) bool {
-			return slices.Contains([]string{router.PhaseSplitCommitted, router.PhaseTableUpdated, router.PhaseCleaned}, s.Phase)
+			return slices.Contains([]wire.SplitPhase{wire.SplitCommitted, wire.SplitTableUpdated, wire.SplitCleaned}, s.Phase)
 		}},
 	}
 	for i, tc := range cases {
@@ -86,7 +85,7 @@ func TestRobustSplitHeldLearner(t *testing.T) {
 					now := waitSplit(t, c, n, 10*time.Second, "the split's phase", func(wire.SplitStatus) bool { return true })
 					syscall.Kill(st.PID, syscall.SIGCONT)
 					t.Logf("SIGCONT to node %d; the split was at %s", held.ID, now.Phase)
-					end := waitSplit(t, c, n, 60*time.Second, "the split cleaned after the release", func(s wire.SplitStatus) bool { return s.Phase == router.PhaseCleaned })
+					end := waitSplit(t, c, n, 60*time.Second, "the split cleaned after the release", func(s wire.SplitStatus) bool { return s.Phase == wire.SplitCleaned })
 					t.Logf("split %d cleaned: SPLIT at source index %d, routing version %d", end.ID, end.Index, end.Version)
 				}
 			}}

@@ -13,8 +13,7 @@ import (
 
 	"github.com/cleavefs/cleave/client"
 	"github.com/cleavefs/cleave/internal/eventually"
-	"github.com/cleavefs/cleave/router"
-	"github.com/cleavefs/cleave/up"
+	"github.com/cleavefs/cleave/wire"
 )
 
 // TestSplitCrashAtEachPhase holds a split at each phase in turn (the
@@ -23,7 +22,8 @@ import (
 // requires the split to end completed or abandoned, the routing table to be
 // a partition of the ring, and every file written before to read back.
 func TestSplitCrashAtEachPhase(t *testing.T) {
-	for _, phase := range []string{router.PhasePlanned, router.PhaseLearnersAdded, router.PhaseCaughtUp, router.PhaseSplitCommitted, router.PhaseTableUpdated} {
+	for _, p := range []wire.SplitPhase{wire.SplitPlanned, wire.SplitLearnersAdded, wire.SplitCaughtUp, wire.SplitCommitted, wire.SplitTableUpdated} {
+		phase := string(p)
 		t.Run(phase, func(t *testing.T) {
 			d := startUpEnv(t, filepath.Join(t.TempDir(), "data"), "", []string{"CLEAVE_TEST_SPLIT_HOLD=" + phase}, "--clusters", "1")
 			defer d.stop(t)
@@ -66,7 +66,7 @@ func TestSplitCrashAtEachPhase(t *testing.T) {
 					}
 				}
 			}
-			final := waitPhase(t, c, up.Done, 90*time.Second)
+			final := waitPhase(t, c, func(p string) bool { return wire.SplitPhase(p).Final() }, 90*time.Second)
 			t.Logf("the split ended %s", final)
 			tab, err := c.Table(ctx)
 			if err != nil {
@@ -82,7 +82,7 @@ func TestSplitCrashAtEachPhase(t *testing.T) {
 				}
 			}
 			clusters := len(d.status(t).Clusters)
-			if final == up.PhaseCleaned && clusters != 2 || final == up.PhaseAbandoned && clusters != 1 {
+			if final == string(wire.SplitCleaned) && clusters != 2 || final == string(wire.SplitAbandoned) && clusters != 1 {
 				t.Fatalf("split %s but %d clusters", final, clusters)
 			}
 		})
@@ -102,7 +102,7 @@ func waitPhase(t *testing.T, c *client.Client, ok func(string) bool, timeout tim
 			return fmt.Errorf("phase %q, then %w", last, err)
 		}
 		if len(splits) > 0 {
-			last = splits[len(splits)-1].Phase
+			last = string(splits[len(splits)-1].Phase)
 		}
 		return eventually.True(len(splits) > 0 && ok(last), "phase %q", last)
 	})

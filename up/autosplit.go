@@ -56,7 +56,7 @@ func (s *supervisor) autoSplitLoop(ctx context.Context) {
 		now := time.Now()
 		busy := false
 		for _, sp := range st.Splits {
-			if !Done(sp.Phase) {
+			if !sp.Phase.Final() {
 				busy = true
 				quiet[sp.Cluster], quiet[sp.NewCluster] = now.Add(a.Window), now.Add(a.Window)
 			}

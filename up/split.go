@@ -84,7 +84,7 @@ func (s *supervisor) split(ctx context.Context, req SplitRequest) (wire.SplitSta
 	var taken []string
 	for _, sp := range splits {
 		taken = append(taken, sp.NewCluster)
-		if Done(sp.Phase) {
+		if sp.Phase.Final() {
 			continue
 		}
 		if sp.Cluster == req.Cluster && (req.NewCluster == "" || req.NewCluster == sp.NewCluster) {
@@ -270,16 +270,16 @@ func (s *supervisor) reconcile(ctx context.Context, orphans bool) error {
 	}
 	for _, pc := range pending {
 		i := slices.IndexFunc(splits, func(sp wire.SplitStatus) bool {
-			return sp.NewCluster == pc.ID && sp.Cluster == pc.Parent && sp.Phase != PhaseAbandoned
+			return sp.NewCluster == pc.ID && sp.Cluster == pc.Parent && sp.Phase != wire.SplitAbandoned
 		})
 		if i < 0 {
-			abandoned := slices.ContainsFunc(splits, func(sp wire.SplitStatus) bool { return sp.NewCluster == pc.ID && sp.Phase == PhaseAbandoned })
+			abandoned := slices.ContainsFunc(splits, func(sp wire.SplitStatus) bool { return sp.NewCluster == pc.ID && sp.Phase == wire.SplitAbandoned })
 			if abandoned || orphans {
 				s.drop(pc.ID, "its split was abandoned or never recorded")
 			}
 			continue
 		}
-		if splits[i].Phase != PhaseCleaned {
+		if splits[i].Phase != wire.SplitCleaned {
 			continue
 		}
 		tab, err := c.Table(ctx)
@@ -318,16 +318,6 @@ func (s *supervisor) settle(id string, tab *wire.TableInfo) error {
 	*s.topo = next
 	return nil
 }
-
-// Split phases as the routers record them (router.Phase*); repeated here
-// so that package up does not import the router.
-const (
-	PhaseCleaned   = "cleaned"
-	PhaseAbandoned = "abandoned"
-)
-
-// Done reports whether a split phase is final.
-func Done(phase string) bool { return phase == PhaseCleaned || phase == PhaseAbandoned }
 
 // ErrNoSupervisor says no `cleave up` answers on a data directory's admin
 // socket.

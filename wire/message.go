@@ -153,18 +153,38 @@ type SplitSpec struct {
 	Abandon    bool     `msgpack:"abandon,omitempty" json:"abandon"`         // SPLIT: abandon the split if SPLIT has not committed
 }
 
+// SplitPhase is how far a split has got, as the meta group records it. The
+// phases of a split that completes come in the order of the constants
+// below; SplitAbandoned ends one before SPLIT commits. On the wire a phase
+// is its string.
+type SplitPhase string
+
+// The split phases, in order.
+const (
+	SplitPlanned       SplitPhase = "planned"         // recorded; nothing done yet
+	SplitLearnersAdded SplitPhase = "learners-added"  // the new nodes are learners of the source
+	SplitCaughtUp      SplitPhase = "caught-up"       // the learners are within a small lag of the source's log
+	SplitCommitted     SplitPhase = "split-committed" // the source applied SPLIT (Index)
+	SplitTableUpdated  SplitPhase = "table-updated"   // the routing table gives [At, End) to the new cluster (Version)
+	SplitCleaned       SplitPhase = "cleaned"         // learners removed from the source, moved half deleted there
+	SplitAbandoned     SplitPhase = "abandoned"       // stopped before SPLIT committed; the source is unchanged
+)
+
+// Final reports whether p ends a split: cleaned or abandoned.
+func (p SplitPhase) Final() bool { return p == SplitCleaned || p == SplitAbandoned }
+
 // SplitStatus is a split as recorded in the meta group.
 type SplitStatus struct {
-	ID         uint64   `msgpack:"id" json:"id"`
-	Cluster    string   `msgpack:"cluster" json:"cluster"`
-	NewCluster string   `msgpack:"new_cluster" json:"new_cluster"`
-	Nodes      []Member `msgpack:"nodes" json:"nodes"`
-	Range      Range    `msgpack:"range" json:"range"` // the source's range before the split
-	At         uint64   `msgpack:"at" json:"at"`
-	Phase      string   `msgpack:"phase" json:"phase"`                         // planned, learners-added, caught-up, split-committed, table-updated, cleaned, abandoned
-	Index      uint64   `msgpack:"index,omitempty" json:"index,omitempty"`     // log index of the SPLIT entry in the source
-	Version    uint64   `msgpack:"version,omitempty" json:"version,omitempty"` // routing version that moved the upper half
-	Error      string   `msgpack:"error,omitempty" json:"error,omitempty"`     // last error of the driver, if any
+	ID         uint64     `msgpack:"id" json:"id"`
+	Cluster    string     `msgpack:"cluster" json:"cluster"`
+	NewCluster string     `msgpack:"new_cluster" json:"new_cluster"`
+	Nodes      []Member   `msgpack:"nodes" json:"nodes"`
+	Range      Range      `msgpack:"range" json:"range"` // the source's range before the split
+	At         uint64     `msgpack:"at" json:"at"`
+	Phase      SplitPhase `msgpack:"phase" json:"phase"`
+	Index      uint64     `msgpack:"index,omitempty" json:"index,omitempty"`     // log index of the SPLIT entry in the source
+	Version    uint64     `msgpack:"version,omitempty" json:"version,omitempty"` // routing version that moved the upper half
+	Error      string     `msgpack:"error,omitempty" json:"error,omitempty"`     // last error of the driver, if any
 }
 
 // SnapChunk places one SNAPSHOT frame (its bytes are in Request.Data) in a

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cleavefs/cleave/cluster"
+	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/internal/bytesize"
 	"github.com/cleavefs/cleave/internal/rpc"
 	"github.com/cleavefs/cleave/router"
@@ -241,12 +242,12 @@ func (o *routerOpts) config(cmd *cobra.Command) (router.Config, error) {
 		if err != nil {
 			return router.Config{}, fmt.Errorf("--cluster: %w", err)
 		}
-		cfg.Bootstrap = router.BootstrapTable(infos)
+		cfg.Bootstrap = control.BootstrapTable(infos)
 	}
 	cfg.FollowerReads = o.followerReads
 	// A test-only switch, deliberately not a flag: see the field's doc.
 	if phase := os.Getenv("CLEAVE_TEST_SPLIT_HOLD"); phase != "" {
-		cfg.TestHoldSplitAt, cfg.TestHoldSplitDuration = phase, 3*time.Second
+		cfg.TestHoldSplitAt, cfg.TestHoldSplitDuration = wire.SplitPhase(phase), 3*time.Second
 		logger.Warn("CLEAVE_TEST_SPLIT_HOLD set: splits pause at a phase; for tests only", "phase", phase)
 	}
 	if o.peers != "" {
@@ -257,7 +258,7 @@ func (o *routerOpts) config(cmd *cobra.Command) (router.Config, error) {
 		if _, ok := peers[o.raftID]; !ok {
 			return router.Config{}, fmt.Errorf("--peers does not list this router's --raft-id %d", o.raftID)
 		}
-		cfg.Meta = &router.MetaConfig{RaftID: o.raftID, Peers: peers}
+		cfg.Meta = &control.MetaConfig{RaftID: o.raftID, Peers: peers}
 	}
 	if o.reportPID {
 		cfg.PID = os.Getpid()

@@ -25,9 +25,8 @@ import (
 // operation. --timeout or CLEAVE_TIMEOUT override it.
 const splitTimeout = 30 * time.Minute
 
-// splitPhases are the phases of a split that completes, in order
-// (router.Phase*).
-var splitPhases = []string{"planned", "learners-added", "caught-up", "split-committed", "table-updated", "cleaned"}
+// splitPhases are the phases of a split that completes, in order.
+var splitPhases = []wire.SplitPhase{wire.SplitPlanned, wire.SplitLearnersAdded, wire.SplitCaughtUp, wire.SplitCommitted, wire.SplitTableUpdated, wire.SplitCleaned}
 
 type splitOpts struct {
 	newCluster string
@@ -132,7 +131,7 @@ func runSplit(ctx context.Context, w io.Writer, c *client.Client, g globals, spe
 		fmt.Fprintf(w, "  %-16s %6.1fs\n", rec.Phase, time.Since(start).Seconds())
 		return nil
 	}
-	final, err := followSplit(ctx, c, rec.ID, func(phase string, s wire.SplitStatus) {
+	final, err := followSplit(ctx, c, rec.ID, func(phase wire.SplitPhase, s wire.SplitStatus) {
 		if !g.json {
 			fmt.Fprintf(w, "  %-16s %6.1fs\n", phase, time.Since(start).Seconds())
 		}
@@ -140,7 +139,7 @@ func runSplit(ctx context.Context, w io.Writer, c *client.Client, g globals, spe
 	if err != nil {
 		return err
 	}
-	if final.Phase == "abandoned" {
+	if final.Phase == wire.SplitAbandoned {
 		return &client.Error{Code: wire.Conflict, Op: "split", Message: fmt.Sprintf("split %d of %s was abandoned: %s", final.ID, final.Cluster, orDash(final.Error))}
 	}
 	if g.json {
@@ -154,7 +153,7 @@ func runSplit(ctx context.Context, w io.Writer, c *client.Client, g globals, spe
 // followSplit polls the routers until split id is done, calling phase for
 // every phase it reaches, in order: a phase passed between two polls is
 // reported when the next one is seen.
-func followSplit(ctx context.Context, c *client.Client, id uint64, phase func(string, wire.SplitStatus)) (wire.SplitStatus, error) {
+func followSplit(ctx context.Context, c *client.Client, id uint64, phase func(wire.SplitPhase, wire.SplitStatus)) (wire.SplitStatus, error) {
 	reported := -1
 	var lastErr error
 	for {
@@ -165,7 +164,7 @@ func followSplit(ctx context.Context, c *client.Client, id uint64, phase func(st
 				lastErr = fmt.Errorf("split %d is not recorded on the router asked", id)
 			} else {
 				s := splits[i]
-				if s.Phase == "abandoned" {
+				if s.Phase == wire.SplitAbandoned {
 					phase(s.Phase, s)
 					return s, nil
 				}
@@ -175,7 +174,7 @@ func followSplit(ctx context.Context, c *client.Client, id uint64, phase func(st
 					}
 					reported = j
 				}
-				if s.Phase == "cleaned" {
+				if s.Phase == wire.SplitCleaned {
 					return s, nil
 				}
 			}
@@ -194,7 +193,7 @@ func phaseName(i int) string {
 	if i < 0 {
 		return "none seen"
 	}
-	return splitPhases[i]
+	return string(splitPhases[i])
 }
 
 func hexPoint(p uint64) string { return fmt.Sprintf("%#016x", p) }
@@ -221,7 +220,7 @@ func writeSplitsTable(w io.Writer, splits []wire.SplitStatus) {
 	done := 0
 	for i := len(splits) - 1; i >= 0; i-- {
 		s := splits[i]
-		if up.Done(s.Phase) {
+		if s.Phase.Final() {
 			if done >= keepDone {
 				continue
 			}

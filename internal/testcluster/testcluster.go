@@ -26,6 +26,7 @@ import (
 
 	"github.com/cleavefs/cleave/client"
 	"github.com/cleavefs/cleave/cluster"
+	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/internal/fspath"
 	"github.com/cleavefs/cleave/internal/ring"
@@ -154,7 +155,7 @@ func start(opts Options, base string) (*Deployment, error) {
 		}
 		infos = append(infos, ci)
 	}
-	d.Table = router.BootstrapTable(infos)
+	d.Table = control.BootstrapTable(infos)
 	fail := func(err error) (*Deployment, error) {
 		d.Close()
 		return nil, err
@@ -164,7 +165,7 @@ func start(opts Options, base string) (*Deployment, error) {
 		for _, m := range ci.Members {
 			peers[m.ID] = m.Addr
 		}
-		rg, _ := router.ClusterRange(d.Table, ci.ID)
+		rg, _ := control.ClusterRange(d.Table, ci.ID)
 		for _, m := range ci.Members {
 			cfg := cluster.DefaultConfig()
 			cfg.NodeID, cfg.ClusterID, cfg.Listen, cfg.Peers = m.ID, ci.ID, m.Addr, peers
@@ -268,7 +269,7 @@ func (d *Deployment) RootIn(t testing.TB, id, prefix string) string {
 		if fspath.Validate("/"+name) != nil {
 			continue
 		}
-		if o, ok := router.Owner(d.Table, ring.Point(name)); ok && o.Cluster == id {
+		if o, ok := control.Owner(d.Table, ring.Point(name)); ok && o.Cluster == id {
 			return name
 		}
 	}

@@ -1,4 +1,4 @@
-package router
+package control
 
 import (
 	"bytes"
@@ -16,10 +16,6 @@ import (
 	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/wire"
 )
-
-// ErrInvalidTable is wrapped by every error about a routing table that breaks
-// the rules of ValidateTable, including a table file that does not decode.
-var ErrInvalidTable = errors.New("router: invalid routing table")
 
 // Table is the store of the routing table. The router reads it on every
 // request and never caches a table across requests. A FileTable serves a
@@ -108,21 +104,31 @@ func (f *FileTable) Update(ctx context.Context, fn func(*wire.TableInfo) error) 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	old := f.cur.Load()
-	t := CloneTable(old)
-	if err := fn(t); err != nil {
+	t, err := nextTable(f.cur.Load(), fn)
+	if err != nil {
 		return err
-	}
-	t.Version = old.Version + 1
-	sortRanges(t)
-	if err := ValidateTable(t); err != nil {
-		return fmt.Errorf("update routing table to version %d: %w", t.Version, err)
 	}
 	if err := writeFileAtomic(f.path, t); err != nil {
 		return err
 	}
 	f.cur.Store(t)
 	return nil
+}
+
+// nextTable returns the table after old that fn makes of a private copy:
+// version old's + 1, ranges sorted, checked by ValidateTable. An error from
+// fn is returned as it is.
+func nextTable(old *wire.TableInfo, fn func(*wire.TableInfo) error) (*wire.TableInfo, error) {
+	t := CloneTable(old)
+	if err := fn(t); err != nil {
+		return nil, err
+	}
+	t.Version = old.Version + 1
+	sortRanges(t)
+	if err := ValidateTable(t); err != nil {
+		return nil, fmt.Errorf("update routing table to version %d: %w", t.Version, err)
+	}
+	return t, nil
 }
 
 // decodeTable parses a table file strictly (no unknown fields, no trailing
@@ -317,9 +323,9 @@ func ClusterRange(t *wire.TableInfo, id string) (wire.Range, bool) {
 	return wire.Range{}, false
 }
 
-// owningClusters returns the ids of the clusters that own at least one
+// OwningClusters returns the ids of the clusters that own at least one
 // range, in ring order, each once.
-func owningClusters(t *wire.TableInfo) []string {
+func OwningClusters(t *wire.TableInfo) []string {
 	var ids []string
 	seen := map[string]bool{}
 	for _, o := range t.Ranges {
@@ -330,3 +336,19 @@ func owningClusters(t *wire.TableInfo) []string {
 	}
 	return ids
 }
+
+// normalBootstrap returns a copy of t as OpenFileTable writes it: version 0
+// becomes 1 and the ranges are sorted.
+func normalBootstrap(t *wire.TableInfo) *wire.TableInfo {
+	c := CloneTable(t)
+	if c.Version == 0 {
+		c.Version = 1
+	}
+	sortRanges(c)
+	return c
+}
+
+// ValidateBootstrap checks t as OpenFileTable and OpenMetaTable would
+// write it (version 0 as 1, ranges sorted): nil, or an error wrapping
+// ErrInvalidTable.
+func ValidateBootstrap(t *wire.TableInfo) error { return ValidateTable(normalBootstrap(t)) }

@@ -1,4 +1,4 @@
-package router
+package control
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,8 +16,8 @@ import (
 	"github.com/cleavefs/cleave/wire"
 )
 
-// The meta group: the routing table replicated with Raft among the routers
-// (DESIGN §6), on the same replication core as the clusters. Every router is
+// The meta group: the routing table replicated with Raft among the routers,
+// on the same replication core as the clusters. Every router is
 // a member; any router serves clients from its applied copy of the table;
 // only the meta leader changes it. A change is committed before any router
 // routes with it.
@@ -39,9 +38,6 @@ type metaCommand struct {
 	Kind   string            `msgpack:"kind,omitempty"`
 	Split  *wire.SplitStatus `msgpack:"split,omitempty"`
 }
-
-// errStaleUpdate is the result of a metaCommand whose Expect no longer holds.
-var errStaleUpdate = errors.New("router: table changed concurrently")
 
 // metaFSM is the meta group's state machine: one key, the table. Apply runs
 // on the replica's loop; cur is read by every request.
@@ -67,14 +63,7 @@ func (f *metaFSM) apply(b *pebble.Batch, index uint64, cmd []byte) any {
 	if err := msgpack.Unmarshal(cmd, &c); err != nil || c.Table == nil {
 		return fmt.Errorf("%w: undecodable meta command at index %d", ErrInvalidTable, index)
 	}
-	cur := f.cur.Load()
-	if cur.Version != c.Expect {
-		return errStaleUpdate
-	}
-	if c.Table.Version != c.Expect+1 {
-		return fmt.Errorf("%w: version %d does not follow %d", ErrInvalidTable, c.Table.Version, c.Expect)
-	}
-	if err := ValidateTable(c.Table); err != nil {
+	if err := f.checkTable(&c); err != nil {
 		return err
 	}
 	if err := b.Set(metaTableKey, cmd, nil); err != nil {
@@ -84,6 +73,19 @@ func (f *metaFSM) apply(b *pebble.Batch, index uint64, cmd []byte) any {
 	// before this batch is flushed locally is safe.
 	f.cur.Store(c.Table)
 	return nil
+}
+
+// checkTable checks the table change c carries against the applied table:
+// errStaleUpdate if the table moved past c.Expect, else an error wrapping
+// ErrInvalidTable unless c.Table is a valid next version.
+func (f *metaFSM) checkTable(c *metaCommand) error {
+	if f.cur.Load().Version != c.Expect {
+		return errStaleUpdate
+	}
+	if c.Table.Version != c.Expect+1 {
+		return fmt.Errorf("%w: version %d does not follow %d", ErrInvalidTable, c.Table.Version, c.Expect)
+	}
+	return ValidateTable(c.Table)
 }
 
 // Restored reloads the table and the split records after a snapshot
@@ -129,24 +131,21 @@ func loadMetaTable(db *pebble.DB) (*wire.TableInfo, error) {
 
 // MetaTable is a Table replicated in the routers' meta group. Current is
 // this router's applied copy (it may lag the leader briefly; WRONG_RANGE
-// answers make the router call Refresh). Update works on the meta leader
-// only. Safe for concurrent use.
+// answers make the router call Refresh). Update and RecordSplit work on
+// the meta leader only. Safe for concurrent use, and it holds no lock:
+// concurrent changes are serialised by the log, each checked when applied
+// against the version it was built on (metaCommand.Expect) and rebuilt on
+// the newer table when another landed first.
 type MetaTable struct {
 	fsm *metaFSM
 	rep *replica.Replica
 	db  *pebble.DB
-	mu  sync.Mutex // serialises Update on this router
 }
 
 var (
 	_ Table     = (*MetaTable)(nil)
 	_ Refresher = (*MetaTable)(nil)
 )
-
-// ErrNotMetaLeader is returned by MetaTable.Update on a router that does not
-// lead the meta group; errors.As gives a *replica.NotLeaderError with the
-// leader's raft id.
-var ErrNotMetaLeader = errors.New("router: not the meta group leader")
 
 // MetaConfig configures this router's member of the meta group.
 type MetaConfig struct {
@@ -185,11 +184,7 @@ func OpenMetaTable(cfg MetaConfig, tr replica.Transport) (*MetaTable, error) {
 			db.Close()
 			return nil, errors.New("router: meta store is empty and no bootstrap table was given")
 		}
-		t = CloneTable(cfg.Bootstrap)
-		if t.Version == 0 {
-			t.Version = 1
-		}
-		sortRanges(t)
+		t = normalBootstrap(cfg.Bootstrap)
 		if err := ValidateTable(t); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("router: bootstrap table: %w", err)
@@ -235,24 +230,35 @@ func (m *MetaTable) Current() *wire.TableInfo { return m.fsm.cur.Load() }
 // Replica returns the meta group member, for status and raft traffic.
 func (m *MetaTable) Replica() *replica.Replica { return m.rep }
 
+// IsLeader reports whether this member leads the meta group.
+func (m *MetaTable) IsLeader() bool {
+	return m.rep.Leader() != 0 && m.rep.Leader() == m.rep.Status().ID
+}
+
 // Update proposes a new table version through the meta group; it returns
 // once the change is committed and applied here. On a follower it fails
 // with an error matching ErrNotMetaLeader.
 func (m *MetaTable) Update(ctx context.Context, fn func(*wire.TableInfo) error) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for {
+	return m.propose(ctx, func() (*metaCommand, string, error) {
 		old := m.Current()
-		t := CloneTable(old)
-		if err := fn(t); err != nil {
+		t, err := nextTable(old, fn)
+		if err != nil {
+			return nil, "", err
+		}
+		return &metaCommand{Expect: old.Version, Table: t}, fmt.Sprintf("update routing table to version %d", t.Version), nil
+	})
+}
+
+// propose proposes the command build makes and waits until it has applied
+// here; when another change landed first (errStaleUpdate) it builds the
+// command again on the newer state. what names the change in errors.
+func (m *MetaTable) propose(ctx context.Context, build func() (c *metaCommand, what string, err error)) error {
+	for {
+		c, what, err := build()
+		if err != nil {
 			return err
 		}
-		t.Version = old.Version + 1
-		sortRanges(t)
-		if err := ValidateTable(t); err != nil {
-			return fmt.Errorf("update routing table to version %d: %w", t.Version, err)
-		}
-		cmd, err := msgpack.Marshal(&metaCommand{Expect: old.Version, Table: t})
+		cmd, err := msgpack.Marshal(c)
 		if err != nil {
 			return err
 		}
@@ -261,10 +267,10 @@ func (m *MetaTable) Update(ctx context.Context, fn func(*wire.TableInfo) error) 
 			return errors.Join(ErrNotMetaLeader, err)
 		}
 		if err != nil {
-			return fmt.Errorf("update routing table to version %d: %w", t.Version, err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
 		if res == errStaleUpdate {
-			continue // another leader's change landed first: redo on top of it
+			continue // another change landed first: redo on top of it
 		}
 		if e, ok := res.(error); ok && e != nil {
 			return e

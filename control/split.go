@@ -1,6 +1,6 @@
-package router
+package control
 
-// Split records in the meta group (DESIGN §7, docs/split.md).
+// Split records in the meta group (docs/split.md).
 //
 // A split's progress is a wire.SplitStatus stored in the meta state machine
 // under metaSplitsKey, next to the table. It changes only through a
@@ -12,6 +12,7 @@ package router
 // (NextPhase), replayed identically by every router.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -23,38 +24,20 @@ import (
 	"github.com/cleavefs/cleave/wire"
 )
 
-// Split phases, in order; Abandoned ends a split before SPLIT commits.
-const (
-	PhasePlanned        = "planned"         // recorded; nothing done yet
-	PhaseLearnersAdded  = "learners-added"  // the new nodes are learners of the source
-	PhaseCaughtUp       = "caught-up"       // the learners are within a small lag of the source's log
-	PhaseSplitCommitted = "split-committed" // the source applied SPLIT (Index)
-	PhaseTableUpdated   = "table-updated"   // the routing table gives [At, End) to the new cluster (Version)
-	PhaseCleaned        = "cleaned"         // learners removed from the source, moved half deleted there
-	PhaseAbandoned      = "abandoned"       // stopped before SPLIT committed; the source is unchanged
-)
-
-var phaseOrder = []string{PhasePlanned, PhaseLearnersAdded, PhaseCaughtUp, PhaseSplitCommitted, PhaseTableUpdated, PhaseCleaned}
-
-// Done reports whether phase is final.
-func Done(phase string) bool { return phase == PhaseCleaned || phase == PhaseAbandoned }
-
-// ErrBadTransition is the answer to a split record change the state
-// machine does not allow.
-var ErrBadTransition = errors.New("router: split phase change not allowed")
+var phaseOrder = []wire.SplitPhase{wire.SplitPlanned, wire.SplitLearnersAdded, wire.SplitCaughtUp, wire.SplitCommitted, wire.SplitTableUpdated, wire.SplitCleaned}
 
 // NextPhase reports whether a split may move from phase cur to next: one
 // step forward, staying put (an idempotent retry), or to abandoned before
 // SPLIT may have committed. A SPLIT_FORK may be in flight in caught-up, so
 // abandoning there is allowed only because the driver first fences the
 // source with an abandon entry (docs/split.md).
-func NextPhase(cur, next string) error {
+func NextPhase(cur, next wire.SplitPhase) error {
 	if cur == next {
 		return nil
 	}
-	if next == PhaseAbandoned {
+	if next == wire.SplitAbandoned {
 		switch cur {
-		case PhasePlanned, PhaseLearnersAdded, PhaseCaughtUp:
+		case wire.SplitPlanned, wire.SplitLearnersAdded, wire.SplitCaughtUp:
 			return nil
 		}
 		return fmt.Errorf("%w: %s cannot be abandoned (SPLIT has committed)", ErrBadTransition, cur)
@@ -81,10 +64,10 @@ func PlanSplit(t *wire.TableInfo, splits []wire.SplitStatus, id uint64, spec *wi
 		return wire.SplitStatus{}, errors.New("a split needs the source cluster, the new cluster's id and its nodes")
 	}
 	for _, s := range splits {
-		if !Done(s.Phase) {
+		if !s.Phase.Final() {
 			return wire.SplitStatus{}, fmt.Errorf("split %d of %s is in progress (%s); one split at a time", s.ID, s.Cluster, s.Phase)
 		}
-		if s.Phase == PhaseAbandoned && s.Cluster == spec.Cluster && s.NewCluster == spec.NewCluster {
+		if s.Phase == wire.SplitAbandoned && s.Cluster == spec.Cluster && s.NewCluster == spec.NewCluster {
 			// The abandon fenced the source against this very split: its
 			// SPLIT would be refused. A new id makes a new split.
 			return wire.SplitStatus{}, fmt.Errorf("the split of %s to %s was abandoned (split %d) and %s refuses it; name the new cluster differently", s.Cluster, s.NewCluster, s.ID, s.Cluster)
@@ -118,7 +101,7 @@ func PlanSplit(t *wire.TableInfo, splits []wire.SplitStatus, id uint64, spec *wi
 	}
 	return wire.SplitStatus{
 		ID: id, Cluster: spec.Cluster, NewCluster: spec.NewCluster, Nodes: slices.Clone(spec.Nodes),
-		Range: rng, At: at, Phase: PhasePlanned,
+		Range: rng, At: at, Phase: wire.SplitPlanned,
 	}, nil
 }
 
@@ -143,11 +126,11 @@ func (f *metaFSM) applySplit(b *pebble.Batch, c *metaCommand) any {
 	splits := slices.Clone(f.Splits())
 	i := slices.IndexFunc(splits, func(s wire.SplitStatus) bool { return s.ID == c.Split.ID })
 	switch {
-	case i < 0 && c.Split.Phase != PhasePlanned:
+	case i < 0 && c.Split.Phase != wire.SplitPlanned:
 		return fmt.Errorf("%w: split %d is unknown", ErrBadTransition, c.Split.ID)
 	case i < 0:
 		for _, s := range splits {
-			if !Done(s.Phase) {
+			if !s.Phase.Final() {
 				return fmt.Errorf("%w: split %d is in progress", ErrBadTransition, s.ID)
 			}
 		}
@@ -159,14 +142,7 @@ func (f *metaFSM) applySplit(b *pebble.Batch, c *metaCommand) any {
 		splits[i] = *c.Split
 	}
 	if c.Table != nil {
-		cur := f.cur.Load()
-		if cur.Version != c.Expect {
-			return errStaleUpdate
-		}
-		if c.Table.Version != c.Expect+1 {
-			return fmt.Errorf("%w: version %d does not follow %d", ErrInvalidTable, c.Table.Version, c.Expect)
-		}
-		if err := ValidateTable(c.Table); err != nil {
+		if err := f.checkTable(c); err != nil {
 			return err
 		}
 		v, err := msgpack.Marshal(&metaCommand{Expect: c.Expect, Table: c.Table})
@@ -177,7 +153,7 @@ func (f *metaFSM) applySplit(b *pebble.Batch, c *metaCommand) any {
 			return err
 		}
 	}
-	for len(splits) > maxSplitRecords && Done(splits[0].Phase) {
+	for len(splits) > maxSplitRecords && splits[0].Phase.Final() {
 		splits = splits[1:]
 	}
 	v, err := msgpack.Marshal(splits)
@@ -218,4 +194,28 @@ func (f *metaFSM) loadSplits() error {
 	}
 	f.splits.Store(&s)
 	return nil
+}
+
+// Splits returns the split records of the meta group, oldest first.
+func (m *MetaTable) Splits() []wire.SplitStatus { return m.fsm.Splits() }
+
+// RecordSplit commits rec (a phase change allowed by NextPhase) in the meta
+// group; with table set it also applies table to the routing table, in the
+// same entry, and records the new version in rec.Version. Only on the meta
+// leader (ErrNotMetaLeader elsewhere).
+func (m *MetaTable) RecordSplit(ctx context.Context, rec wire.SplitStatus, table func(*wire.TableInfo) error) (wire.SplitStatus, error) {
+	err := m.propose(ctx, func() (*metaCommand, string, error) {
+		c := &metaCommand{Kind: metaKindSplit, Split: &rec}
+		if table != nil {
+			old := m.Current()
+			t, err := nextTable(old, table)
+			if err != nil {
+				return nil, "", fmt.Errorf("split %d: %w", rec.ID, err)
+			}
+			c.Expect, c.Table = old.Version, t
+			rec.Version = t.Version
+		}
+		return c, fmt.Sprintf("record split %d", rec.ID), nil
+	})
+	return rec, err
 }

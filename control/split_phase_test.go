@@ -1,4 +1,4 @@
-package router
+package control
 
 import (
 	"errors"
@@ -12,25 +12,25 @@ import (
 // only follow these transitions.
 func TestSplitNextPhase(t *testing.T) {
 	for _, tc := range []struct {
-		cur, next string
+		cur, next wire.SplitPhase
 		ok        bool
 	}{
-		{PhasePlanned, PhaseLearnersAdded, true},
-		{PhaseLearnersAdded, PhaseCaughtUp, true},
-		{PhaseCaughtUp, PhaseSplitCommitted, true},
-		{PhaseSplitCommitted, PhaseTableUpdated, true},
-		{PhaseTableUpdated, PhaseCleaned, true},
-		{PhaseCaughtUp, PhaseCaughtUp, true},
-		{PhasePlanned, PhaseCaughtUp, false},
-		{PhaseCleaned, PhasePlanned, false},
-		{PhasePlanned, PhaseAbandoned, true},
-		{PhaseLearnersAdded, PhaseAbandoned, true},
-		{PhaseCaughtUp, PhaseAbandoned, true},
-		{PhaseSplitCommitted, PhaseAbandoned, false},
-		{PhaseTableUpdated, PhaseAbandoned, false},
-		{PhaseAbandoned, PhaseSplitCommitted, false},
+		{wire.SplitPlanned, wire.SplitLearnersAdded, true},
+		{wire.SplitLearnersAdded, wire.SplitCaughtUp, true},
+		{wire.SplitCaughtUp, wire.SplitCommitted, true},
+		{wire.SplitCommitted, wire.SplitTableUpdated, true},
+		{wire.SplitTableUpdated, wire.SplitCleaned, true},
+		{wire.SplitCaughtUp, wire.SplitCaughtUp, true},
+		{wire.SplitPlanned, wire.SplitCaughtUp, false},
+		{wire.SplitCleaned, wire.SplitPlanned, false},
+		{wire.SplitPlanned, wire.SplitAbandoned, true},
+		{wire.SplitLearnersAdded, wire.SplitAbandoned, true},
+		{wire.SplitCaughtUp, wire.SplitAbandoned, true},
+		{wire.SplitCommitted, wire.SplitAbandoned, false},
+		{wire.SplitTableUpdated, wire.SplitAbandoned, false},
+		{wire.SplitAbandoned, wire.SplitCommitted, false},
 	} {
-		t.Run(tc.cur+"->"+tc.next, func(t *testing.T) {
+		t.Run(string(tc.cur)+"->"+string(tc.next), func(t *testing.T) {
 			err := NextPhase(tc.cur, tc.next)
 			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrBadTransition)) {
 				t.Fatalf("NextPhase(%s, %s) = %v, want ok=%v", tc.cur, tc.next, err, tc.ok)
@@ -57,7 +57,7 @@ func TestPlanSplitAndTable(t *testing.T) {
 		t.Fatal("second split planned while one is in progress")
 	}
 	gone := rec
-	gone.Phase = PhaseAbandoned
+	gone.Phase = wire.SplitAbandoned
 	if _, err := PlanSplit(tab, []wire.SplitStatus{gone}, 2, &wire.SplitSpec{Cluster: "c1", NewCluster: "c2", Nodes: nodes}); err == nil {
 		t.Fatal("split to the new cluster of an abandoned split planned again (the source is fenced against it)")
 	}

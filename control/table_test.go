@@ -1,4 +1,4 @@
-package router
+package control
 
 import (
 	"context"
@@ -18,6 +18,14 @@ func twoClusters() []wire.ClusterInfo {
 		{ID: "c1", Members: members("127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003")},
 		{ID: "c2", Members: members("127.0.0.1:7011", "127.0.0.1:7012", "127.0.0.1:7013")},
 	}
+}
+
+func members(addrs ...string) []wire.Member {
+	ms := make([]wire.Member, len(addrs))
+	for i, a := range addrs {
+		ms[i] = wire.Member{ID: uint64(i + 1), Addr: a}
+	}
+	return ms
 }
 
 func TestBootstrapTable(t *testing.T) {
@@ -255,32 +263,5 @@ func TestOwner(t *testing.T) {
 	}
 	if r, ok := ClusterRange(tab, "c3"); !ok || r != rs[2] {
 		t.Errorf("ClusterRange(c3) = %v %v", r, ok)
-	}
-}
-
-func TestConfigValidate(t *testing.T) {
-	cfg := DefaultConfig()
-	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "DataDir") {
-		t.Errorf("default config without DataDir: %v", err)
-	}
-	cfg.DataDir = t.TempDir()
-	if err := cfg.Validate(); err != nil {
-		t.Errorf("valid config: %v", err)
-	}
-	bad := cfg
-	bad.ID, bad.DefaultTimeout, bad.Logger = "", 0, nil
-	bad.Bootstrap = &wire.TableInfo{}
-	err := bad.Validate()
-	for _, want := range []string{"ID", "DefaultTimeout", "Logger", "Bootstrap"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("error %v should mention %s", err, want)
-		}
-	}
-	if _, err := New(bad); err == nil {
-		t.Errorf("New accepted a bad config")
-	}
-	// A missing table file and no bootstrap: New fails naming the file.
-	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), TableFile) {
-		t.Errorf("New without a table: %v", err)
 	}
 }
