@@ -6,7 +6,7 @@ import (
 	"github.com/cleavefs/cleave/wire"
 )
 
-// Split starts the split of spec.Cluster (DESIGN §7, docs/split.md): the
+// Split starts the split of spec.Cluster (docs/split.md): the
 // new cluster's nodes, already started empty with --join, take the upper
 // half of its range. It returns the split's record once it is planned in
 // the meta group; the meta leader drives it on, and Splits reports its

@@ -1,5 +1,5 @@
 // Package client is the Go SDK for cleave: it speaks the wire protocol to the
-// routers of a deployment (DESIGN §3, §4).
+// routers of a deployment.
 //
 // # Connections
 //

@@ -11,7 +11,7 @@ import (
 	"github.com/cleavefs/cleave/wire"
 )
 
-// Sentinel errors, one per wire code (DESIGN §3). Errors returned by the
+// Sentinel errors, one per wire code. Errors returned by the
 // Client are *Error values whose Is method matches the sentinel of their
 // code, so errors.Is(err, ErrNotFound) works across the network.
 var (

@@ -9,7 +9,7 @@ import (
 	"github.com/cleavefs/cleave/wire"
 )
 
-// Membership of a cluster (DESIGN §5, docs/robustness.md). Each call goes
+// Membership of a cluster (docs/robustness.md). Each call goes
 // to a router, which passes it on to the cluster's leader and then records
 // the cluster's voters in the routing table. Every call is idempotent and
 // is retried here while the answer is UNAVAILABLE or TIMEOUT (no leader, a

@@ -12,7 +12,7 @@ import (
 	"github.com/cleavefs/cleave/wire"
 )
 
-// Streaming parameters (DESIGN §4): files travel in chunks of ChunkSize,
+// Streaming parameters: files travel in chunks of ChunkSize,
 // with at most window requests in flight per transfer, so a transfer holds
 // about (window+1) × ChunkSize of memory whatever the file's size.
 const (

@@ -11,7 +11,7 @@ import (
 	"github.com/cleavefs/cleave/internal/eventually"
 )
 
-// TestAutoSplit is issue 5's auto-split acceptance: `cleave up
+// TestAutoSplit is the auto-split acceptance: `cleave up
 // --auto-split-bytes 64MiB` on one cluster, 300 MiB written across many
 // roots, ends with more clusters than it started with, and every file
 // reads back.

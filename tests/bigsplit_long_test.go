@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// TestSplitOneGiB is issue 5's large split: a cluster holding 1 GiB splits
+// TestSplitOneGiB is the large split: a cluster holding 1 GiB splits
 // (the learners catch up by snapshot), and every file reads back from its
 // new owner.
 func TestSplitOneGiB(t *testing.T) {

@@ -25,7 +25,7 @@ import (
 	"github.com/cleavefs/cleave/wire"
 )
 
-// TestCorruptChunk is issue 3's acceptance 5: a byte flipped in a chunk
+// TestCorruptChunk checks chunk repair: a byte flipped in a chunk
 // stored on one replica's disk is never returned as data. It runs one
 // cluster of three in-process nodes with 64 KiB chunks, stops nodes, opens
 // their Pebble directly and flips one byte of a stored chunk value (key

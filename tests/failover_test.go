@@ -16,7 +16,7 @@ import (
 // TestFailoverTimes kills the leader of one cluster ten times with SIGKILL
 // while a writer keeps writing to a root that cluster owns, and prints the
 // median and maximum time from each kill to the next acknowledged write
-// (DESIGN §5: about 1 s on loopback). It kills, so it has its own
+// (about 1 s on loopback). It kills, so it has its own
 // deployment.
 func TestFailoverTimes(t *testing.T) {
 	if testing.Short() {

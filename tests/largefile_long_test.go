@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// TestLargeFile2GiB is issue 3's acceptance: a 2 GiB file round-trips
+// TestLargeFile2GiB checks that a 2 GiB file round-trips
 // through the CLI with a matching SHA-256 while every node process and the
 // cleave client process stay under 256 MiB resident (peak, VmHWM). It runs
 // its own `cleave up` so the node figures are for this transfer.

@@ -22,7 +22,7 @@ import (
 )
 
 // tableWatch polls the routing table until stopped and checks that the
-// ranges of every version it sees partition the ring (DESIGN §7).
+// ranges of every version it sees partition the ring.
 type tableWatch struct {
 	stop     chan struct{}
 	done     chan struct{}

@@ -15,7 +15,7 @@ import (
 	"github.com/cleavefs/cleave/wire"
 )
 
-// TestWipedFollowerRejoinsBySnapshot is acceptance 3 of issue 4: a
+// TestWipedFollowerRejoinsBySnapshot: a
 // follower's process is killed and its disk wiped while clients write; the
 // node is replaced (`cleave node replace`: a new id, an empty disk,
 // --join) and, since the leader's log was compacted past everything the

@@ -171,7 +171,7 @@ func (c Config) withDefaults() (Config, error) {
 }
 
 // AutoSplit are the thresholds at which `cleave up` splits a cluster by
-// itself (DESIGN §7). A zero threshold is off; both zero disables
+// itself. A zero threshold is off; both zero disables
 // auto-split. One split runs at a time.
 type AutoSplit struct {
 	// Bytes splits a cluster whose leader reports more file bytes in its

@@ -8,8 +8,7 @@ import (
 	"time"
 )
 
-// Replacing a node whose process keeps dying (issue 4; DESIGN §5 "replace
-// a dead node"). A node that exits flapExits times within flapWindow has
+// Replacing a node whose process keeps dying ("replace a dead node"). A node that exits flapExits times within flapWindow has
 // something wrong with it or its disk that restarting will not fix; the
 // supervisor gives it up and puts a fresh node in its place: a new raft id
 // (ids are never reused: a node that forgot its votes must not come back

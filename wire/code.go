@@ -5,7 +5,7 @@ import "fmt"
 // Code is the status of a response. The zero value is OK.
 type Code uint8
 
-// Status codes, in the order of DESIGN §3. The numeric values are part of the
+// Status codes, in protocol order. The numeric values are part of the
 // protocol and never change; new codes are appended.
 const (
 	OK           Code = iota // success

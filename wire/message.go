@@ -41,7 +41,7 @@ const (
 
 	OpRouterInfo Op = 32 // router to router: the answering router's own RouterStatus
 
-	// Split (DESIGN §7, docs/split.md). OpSplit is the admin verb sent to
+	// Split (docs/split.md). OpSplit is the admin verb sent to
 	// any router (it is passed on to the meta leader): start, or resume,
 	// the split of Request.Split.Cluster; answered with Response.Split, the
 	// split's record. The rest are sent by the meta leader to the source
@@ -107,7 +107,7 @@ const (
 type Request struct {
 	ID        uint64 `msgpack:"id"`                   // connection-unique, echoed in the response
 	Op        Op     `msgpack:"op"`                   // what to do
-	Path      string `msgpack:"path,omitempty"`       // absolute path (DESIGN §1)
+	Path      string `msgpack:"path,omitempty"`       // absolute path
 	Data      []byte `msgpack:"data,omitempty"`       // file contents, or a raft message for OpRaft
 	Flags     Flags  `msgpack:"flags,omitempty"`      // FlagParents, FlagRecursive, FlagStale
 	Session   uint64 `msgpack:"session,omitempty"`    // client session for exactly-once mutations

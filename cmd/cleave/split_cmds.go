@@ -42,7 +42,7 @@ func splitCmd() *cobra.Command {
 		Use:   "split CLUSTER [--new-cluster ID] [--at POINT] [--nodes ID=HOST:PORT,...] [--data DIR]",
 		Short: "Split a cluster's hash range in half into a new cluster",
 		Long: `Split CLUSTER: a new cluster takes the upper half of its range (or [POINT,
-end) with --at), online (DESIGN §7, docs/split.md). The command reports the
+end) with --at), online (docs/split.md). The command reports the
 split's phases as the routers record them (planned, learners-added,
 caught-up, split-committed, table-updated, cleaned) and returns when it is
 done; it fails if the split is abandoned.

@@ -1,4 +1,4 @@
-// Package fspath validates and takes apart cleave paths (DESIGN §1).
+// Package fspath validates and takes apart cleave paths.
 //
 // A path is absolute, '/'-separated UTF-8 with no empty, "." or ".."
 // component and no NUL byte; at most MaxPath bytes, each component at most

@@ -1,4 +1,4 @@
-// Package gossip is cleave's liveness and discovery pool (DESIGN §6): every
+// Package gossip is cleave's liveness and discovery pool: every
 // router and storage node joins one hashicorp/memberlist pool and carries a
 // small Meta record (role, cluster, leader flag, applied index, service
 // address), so routers learn who leads each cluster and who died within

@@ -1,4 +1,4 @@
-// Package ops is the HTTP side port of a node or a router (DESIGN §6):
+// Package ops is the HTTP side port of a node or a router:
 // /metrics (Prometheus text format, from the process's own registry, never
 // the global one), /healthz (the process is serving), /readyz (it can do
 // its job: a node knows a leader, a router has a routing table), and the Go

@@ -1,5 +1,5 @@
 // Package ring maps root directories to points on the 64-bit hash ring and
-// checks that a set of ranges partitions the ring (DESIGN §1).
+// checks that a set of ranges partitions the ring.
 package ring
 
 import (
