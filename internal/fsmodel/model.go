@@ -1,6 +1,6 @@
-// Package fsmodel is an in-memory model of cleave's namespace semantics
-// : a sequential specification that the file state machine and
-// a whole deployment are checked against with random operation sequences.
+// Package fsmodel is an in-memory model of cleave's namespace semantics:
+// a sequential specification that the file state machine and a whole
+// deployment are checked against with random operation sequences.
 // It is for tests; it never stores real data.
 package fsmodel
 
