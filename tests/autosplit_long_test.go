@@ -4,7 +4,6 @@ package tests
 
 import (
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,9 +15,7 @@ import (
 // roots, ends with more clusters than it started with, and every file
 // reads back.
 func TestAutoSplit(t *testing.T) {
-	d := startUp(t, filepath.Join(t.TempDir(), "data"), "",
-		"--clusters", "1", "--auto-split-bytes", "64MiB", "--auto-split-window", "5s")
-	defer d.stop(t)
+	d := ownDeployment(t, "--clusters", "1", "--auto-split-bytes", "64MiB", "--auto-split-window", "5s")
 	c := d.dial(t)
 
 	start := time.Now()

@@ -4,7 +4,6 @@ package tests
 
 import (
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -13,8 +12,7 @@ import (
 // (the learners catch up by snapshot), and every file reads back from its
 // new owner.
 func TestSplitOneGiB(t *testing.T) {
-	d := startUp(t, filepath.Join(t.TempDir(), "data"), "", "--clusters", "1")
-	defer d.stop(t)
+	d := ownDeployment(t, "--clusters", "1")
 	c := d.dial(t)
 
 	files := writeBulk(t, c, 1024, 1<<20, func(i int) string { return fmt.Sprintf("/big-%d/f%d", i%64, i) })

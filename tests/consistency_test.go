@@ -21,9 +21,7 @@ import (
 // divergence, the same check runs on the same cluster without a false
 // alarm.
 func TestConsistencyCheckNamesDivergedReplica(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test skipped in -short mode")
-	}
+	skipInShortMode(t, "multi-process test")
 	const victim = "/consistency/victim"
 	t.Setenv("CLEAVE_CHECK_INTERVAL", "1s")
 	t.Setenv("CLEAVE_UNSAFE_DIVERGE", "3:"+victim)

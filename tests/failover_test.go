@@ -19,9 +19,7 @@ import (
 // (about 1 s on loopback). It kills, so it has its own
 // deployment.
 func TestFailoverTimes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("failover timing skipped in -short mode")
-	}
+	skipInShortMode(t, "failover timing")
 	d := ownDeployment(t)
 	st := d.waitLeaders(t, 30*time.Second)
 	victim := st.Clusters[0]

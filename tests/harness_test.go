@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/cleavefs/cleave/client"
 	"github.com/cleavefs/cleave/internal/eventually"
+	"github.com/cleavefs/cleave/internal/testcluster"
 	"github.com/cleavefs/cleave/up"
 	"github.com/cleavefs/cleave/wire"
 )
@@ -48,12 +48,20 @@ func TestMain(m *testing.M) {
 // freeAddr returns a loopback address that was free a moment ago.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := testcluster.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
+}
+
+// skipInShortMode skips a test that starts processes of its own (what
+// names it in the message) when go test runs with -short.
+func skipInShortMode(t *testing.T, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip(what + " skipped in -short mode")
+	}
 }
 
 // deployment is one `cleave up` process tree.
@@ -130,13 +138,21 @@ func startUpEnv(t testing.TB, dir, router string, env []string, args ...string) 
 	return d
 }
 
-// ownDeployment starts a `cleave up` of its own for a test that kills,
-// pauses or partitions its processes, and stops it when the test ends.
-// Such a test never uses sharedDeployment: the tests there check the
-// deployment's shape and would see the damage.
+// ownDeployment starts a `cleave up` of its own, and stops it when the
+// test ends, for a test that kills, pauses or partitions its processes,
+// splits its clusters or measures them. Such a test never uses
+// sharedDeployment: the tests there check the deployment's shape and
+// would see the damage.
 func ownDeployment(t *testing.T, args ...string) *deployment {
 	t.Helper()
-	d := startUp(t, filepath.Join(t.TempDir(), "data"), "", args...)
+	return ownDeploymentEnv(t, nil, args...)
+}
+
+// ownDeploymentEnv is ownDeployment with extra environment variables for
+// every process (test-only switches such as CLEAVE_TEST_SPLIT_HOLD).
+func ownDeploymentEnv(t *testing.T, env []string, args ...string) *deployment {
+	t.Helper()
+	d := startUpEnv(t, filepath.Join(t.TempDir(), "data"), "", env, args...)
 	t.Cleanup(func() { d.stop(t) })
 	return d
 }

@@ -3,7 +3,6 @@
 package tests
 
 import (
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -14,8 +13,7 @@ import (
 // its own `cleave up` so the node figures are for this transfer.
 func TestLargeFile2GiB(t *testing.T) {
 	const limit = 256 << 20
-	d := startUp(t, filepath.Join(t.TempDir(), "data"), "")
-	defer d.stop(t)
+	d := ownDeployment(t)
 	d.waitLeaders(t, 30*time.Second)
 	res := largeRoundTrip(t, d, 2<<30)
 	t.Logf("2 GiB: put %s, get %s", res.putTook, res.getTook)

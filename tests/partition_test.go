@@ -99,9 +99,7 @@ func (pc *procCluster) waitNotLeader(t *testing.T, id uint64, timeout time.Durat
 // three nodes in network namespaces, checking each history with porcupine
 // and reading back every key afterwards (runSchedule).
 func TestPartitions(t *testing.T) {
-	if testing.Short() {
-		t.Skip("robustness schedules skipped in -short mode")
-	}
+	skipInShortMode(t, "robustness schedules")
 	lab := newNetLab(t)
 	pc := startProcCluster(t, 3, lab, 0)
 	seed := uint64(time.Now().UnixNano())

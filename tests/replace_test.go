@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -20,11 +19,8 @@ import (
 // routers; then every member is healthy and every file written before and
 // during the churn reads back.
 func TestUpReplacesFlappingNode(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process replacement skipped in -short mode")
-	}
-	d := startUp(t, filepath.Join(t.TempDir(), "data"), "", "--clusters", "1")
-	defer d.stop(t)
+	skipInShortMode(t, "multi-process replacement")
+	d := ownDeployment(t, "--clusters", "1")
 	c := d.dial(t)
 	ctx := context.Background()
 	want := map[string][]byte{}

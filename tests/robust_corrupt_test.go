@@ -54,9 +54,7 @@ import (
 // Both: the history is linearizable (unknown outcomes as maybe applied,
 // every key read back through the router).
 func TestRobustCorruptChunkDuringWrites(t *testing.T) {
-	if testing.Short() {
-		t.Skip("robustness schedules skipped in -short mode")
-	}
+	skipInShortMode(t, "robustness schedules")
 	pc := startProcCluster(t, 3, nil, 0)
 	pool := rpc.NewPool(rpc.DialConfig{Client: "robust-corrupt"})
 	t.Cleanup(pool.Close)

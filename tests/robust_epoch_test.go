@@ -52,9 +52,7 @@ const termJump = 1000
 // maybe applied, every key read back) and the replicas of each cluster end
 // with equal state checksums.
 func TestRobustStaleEpochFrame(t *testing.T) {
-	if testing.Short() {
-		t.Skip("robustness schedules skipped in -short mode")
-	}
+	skipInShortMode(t, "robustness schedules")
 	d := ownDeployment(t, "--clusters", "1")
 	pool := rpc.NewPool(rpc.DialConfig{Client: "robust-epoch"})
 	t.Cleanup(pool.Close)

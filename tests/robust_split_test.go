@@ -3,7 +3,6 @@ package tests
 import (
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"slices"
 	"syscall"
 	"testing"
@@ -41,11 +40,8 @@ import (
 // must end as a member of the new cluster, and the replicas of each
 // cluster must hold the same state (equal checksums at one applied index).
 func TestRobustSplitHeldLearner(t *testing.T) {
-	if testing.Short() {
-		t.Skip("robustness schedules skipped in -short mode")
-	}
-	d := startUpEnv(t, filepath.Join(t.TempDir(), "data"), "", []string{"CLEAVE_TEST_SPLIT_HOLD=" + string(wire.SplitCaughtUp)}, "--clusters", "1")
-	t.Cleanup(func() { d.stop(t) })
+	skipInShortMode(t, "robustness schedules")
+	d := ownDeploymentEnv(t, []string{"CLEAVE_TEST_SPLIT_HOLD=" + string(wire.SplitCaughtUp)}, "--clusters", "1")
 	pool := rpc.NewPool(rpc.DialConfig{Client: "robust-split"})
 	t.Cleanup(pool.Close)
 	c := d.dial(t)

@@ -330,9 +330,7 @@ func requireLinearizable(t *testing.T, name string, seed uint64, ops []porcupine
 // own (the faults kill and pause its processes), recording histories and
 // checking them with porcupine.
 func TestRobustness(t *testing.T) {
-	if testing.Short() {
-		t.Skip("robustness schedules skipped in -short mode")
-	}
+	skipInShortMode(t, "robustness schedules")
 	d := ownDeployment(t)
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("CLEAVE_SEED"); s != "" {
@@ -370,11 +368,8 @@ func TestRobustness(t *testing.T) {
 // and requires the checker to reject its history: proof that the harness
 // can fail.
 func TestCheckerCatchesEarlyAck(t *testing.T) {
-	if testing.Short() {
-		t.Skip("robustness schedules skipped in -short mode")
-	}
-	d := startUpEnv(t, filepath.Join(t.TempDir(), "data"), "", []string{"CLEAVE_UNSAFE_ACK_BEFORE_COMMIT=1"})
-	defer d.stop(t)
+	skipInShortMode(t, "robustness schedules")
+	d := ownDeploymentEnv(t, []string{"CLEAVE_UNSAFE_ACK_BEFORE_COMMIT=1"})
 	seed := uint64(time.Now().UnixNano())
 	var ops []porcupine.Operation
 	for attempt := range 3 {

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -25,8 +24,7 @@ func TestSplitCrashAtEachPhase(t *testing.T) {
 	for _, p := range []wire.SplitPhase{wire.SplitPlanned, wire.SplitLearnersAdded, wire.SplitCaughtUp, wire.SplitCommitted, wire.SplitTableUpdated} {
 		phase := string(p)
 		t.Run(phase, func(t *testing.T) {
-			d := startUpEnv(t, filepath.Join(t.TempDir(), "data"), "", []string{"CLEAVE_TEST_SPLIT_HOLD=" + phase}, "--clusters", "1")
-			defer d.stop(t)
+			d := ownDeploymentEnv(t, []string{"CLEAVE_TEST_SPLIT_HOLD=" + phase}, "--clusters", "1")
 			w := watchTable(t, d)
 			c := d.dial(t)
 			ctx := context.Background()

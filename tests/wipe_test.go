@@ -24,9 +24,7 @@ import (
 // that the cluster needs for a quorum, and every acknowledged write is
 // readable.
 func TestWipedFollowerRejoinsBySnapshot(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test skipped in -short mode")
-	}
+	skipInShortMode(t, "multi-process test")
 	pc := startProcCluster(t, 3, nil, 32) // a short log: compaction comes soon
 	c := pc.d.dial(t)
 	ctx := context.Background()
