@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -102,20 +100,8 @@ func TestPartitions(t *testing.T) {
 	skipInShortMode(t, "robustness schedules")
 	lab := newNetLab(t)
 	pc := startProcCluster(t, 3, lab, 0)
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("CLEAVE_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("CLEAVE_SEED=%q: %v", s, err)
-		}
-		seed = v
-	}
-	dur := 14 * time.Second
-	if s := os.Getenv("CLEAVE_SCHEDULE_SECONDS"); s != "" {
-		if n, err := strconv.Atoi(s); err == nil && n > 0 {
-			dur = time.Duration(n) * time.Second
-		}
-	}
+	seed := scheduleSeed(t)
+	dur := scheduleDuration(14 * time.Second)
 	for i, f := range partitionFaults(pc) {
 		t.Run(f.name, func(t *testing.T) {
 			ops := runSchedule(t, pc.d, f, seed+uint64(i), dur)

@@ -130,6 +130,43 @@ func (r *recorder) add(client int, in fsOp, call int64, out fsResult, ret int64)
 	r.mu.Unlock()
 }
 
+// readBack reads every key a schedule's clients use (f0..f3 in each of
+// roots) through c as client id and records the reads: the history's
+// final reads, which every acknowledged write must show. A read that
+// fails fails t (when says after what).
+func (r *recorder) readBack(t *testing.T, c *client.Client, id int, roots []string, when string) {
+	t.Helper()
+	for _, root := range roots {
+		for i := range 4 {
+			name := "f" + strconv.Itoa(i)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			call := r.now()
+			b, err := c.Get(ctx, "/"+root+"/"+name)
+			cancel()
+			out := fsResult{Value: string(b)}
+			if errors.Is(err, client.ErrNotFound) {
+				out = fsResult{NotFound: true}
+			} else if err != nil {
+				t.Fatalf("final read of /%s/%s%s: %v", root, name, when, err)
+			}
+			r.add(id, fsOp{Kind: "get", Root: root, Name: name}, call, out, r.now())
+		}
+	}
+}
+
+// mkdirRoots creates the directory /root for each of roots through c.
+func mkdirRoots(t *testing.T, c *client.Client, roots []string) {
+	t.Helper()
+	for _, root := range roots {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err := c.MkdirAll(ctx, "/"+root)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // do runs one random operation on root and records it.
 func do(ctx context.Context, c *client.Client, rec *recorder, id int, rng *rand.Rand, roots []string, seq *int) {
 	doOp(ctx, c, rec, id, rng, roots, seq, nil)
@@ -211,13 +248,8 @@ func runScheduleOpts(t *testing.T, d *deployment, f fault, seed uint64, dur time
 	roots := make([]string, nroots)
 	for i := range roots {
 		roots[i] = scheduleRoot(f.name, seed, i)
-		mctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		if err := c0.MkdirAll(mctx, "/"+roots[i]); err != nil {
-			cancel()
-			t.Fatal(err)
-		}
-		cancel()
 	}
+	mkdirRoots(t, c0, roots)
 	appends := map[string]bool{}
 	for _, r := range roots[:appendRoots] {
 		appends[r] = true
@@ -261,22 +293,7 @@ func runScheduleOpts(t *testing.T, d *deployment, f fault, seed uint64, dur time
 	// A final read of every key and listing, after the faults healed: every
 	// acknowledged write must be there (as the model's last value).
 	d.waitLeaders(t, 30*time.Second)
-	for _, root := range roots {
-		for i := range 4 {
-			name := "f" + strconv.Itoa(i)
-			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			call := rec.now()
-			b, err := c0.Get(rctx, "/"+root+"/"+name)
-			cancel()
-			out := fsResult{Value: string(b)}
-			if errors.Is(err, client.ErrNotFound) {
-				out = fsResult{NotFound: true}
-			} else if err != nil {
-				t.Fatalf("final read of /%s/%s after healing: %v", root, name, err)
-			}
-			rec.add(clients, fsOp{Kind: "get", Root: root, Name: name}, call, out, rec.now())
-		}
-	}
+	rec.readBack(t, c0, clients, roots, " after healing")
 	unknown := 0
 	for _, op := range rec.ops {
 		if op.Output.(fsResult).Unknown {
@@ -332,20 +349,8 @@ func requireLinearizable(t *testing.T, name string, seed uint64, ops []porcupine
 func TestRobustness(t *testing.T) {
 	skipInShortMode(t, "robustness schedules")
 	d := ownDeployment(t)
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("CLEAVE_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("CLEAVE_SEED=%q: %v", s, err)
-		}
-		seed = v
-	}
-	dur := 12 * time.Second
-	if s := os.Getenv("CLEAVE_SCHEDULE_SECONDS"); s != "" {
-		if n, err := strconv.Atoi(s); err == nil && n > 0 {
-			dur = time.Duration(n) * time.Second
-		}
-	}
+	seed := scheduleSeed(t)
+	dur := scheduleDuration(12 * time.Second)
 	for i, f := range faults {
 		t.Run(f.name, func(t *testing.T) {
 			ops := runSchedule(t, d, f, seed+uint64(i), dur)

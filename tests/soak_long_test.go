@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -34,14 +33,7 @@ func TestSoak(t *testing.T) {
 		}
 		dur = d
 	}
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("CLEAVE_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("CLEAVE_SEED=%q: %v", s, err)
-		}
-		seed = v
-	}
+	seed := scheduleSeed(t)
 	lab, why := openNetLab(t)
 	if lab == nil {
 		t.Logf("no partition faults in this soak: %s", why)

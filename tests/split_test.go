@@ -2,7 +2,6 @@ package tests
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/anishathalye/porcupine"
 
-	"github.com/cleavefs/cleave/client"
 	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/up"
@@ -207,13 +205,8 @@ func splitUnderLoad(t *testing.T, d *deployment, clients int, seed uint64) ([]po
 	roots := make([]string, 16)
 	for i := range roots {
 		roots[i] = fmt.Sprintf("split-%d", i)
-		mctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		if err := c0.MkdirAll(mctx, "/"+roots[i]); err != nil {
-			cancel()
-			t.Fatal(err)
-		}
-		cancel()
 	}
+	mkdirRoots(t, c0, roots)
 	rec := &recorder{start: time.Now()}
 	var stop atomic.Bool
 	var wg sync.WaitGroup
@@ -258,22 +251,7 @@ func splitUnderLoad(t *testing.T, d *deployment, clients int, seed uint64) ([]po
 	if n < 200 {
 		t.Errorf("only %d operations ran", n)
 	}
-	for _, root := range roots {
-		for i := range 4 {
-			name := fmt.Sprintf("f%d", i)
-			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			call := rec.now()
-			b, err := c0.Get(rctx, "/"+root+"/"+name)
-			cancel()
-			out := fsResult{Value: string(b)}
-			if errors.Is(err, client.ErrNotFound) {
-				out = fsResult{NotFound: true}
-			} else if err != nil {
-				t.Fatalf("final read of /%s/%s: %v", root, name, err)
-			}
-			rec.add(clients, fsOp{Kind: "get", Root: root, Name: name}, call, out, rec.now())
-		}
-	}
+	rec.readBack(t, c0, clients, roots, "")
 	t.Logf("%d operations under %d clients, %d failed", n, clients, unknown)
 	return rec.ops, maxPut, took
 }
