@@ -96,12 +96,7 @@ func TestConsistencyCheckNamesDivergedReplica(t *testing.T) {
 	// Node 3 refuses reads, stale ones included; a healthy node serves them.
 	for _, id := range []uint64{3, 1} {
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		conn, err := pc.pool.Get(rctx, pc.node(id).addr)
-		if err != nil {
-			cancel()
-			t.Fatal(err)
-		}
-		resp, err := conn.Call(rctx, &wire.Request{Op: wire.OpGet, Path: "/consistency/f1", Flags: wire.FlagStale})
+		resp, err := callNode(rctx, pc.pool, pc.node(id).addr, &wire.Request{Op: wire.OpGet, Path: "/consistency/f1", Flags: wire.FlagStale})
 		cancel()
 		if err != nil {
 			t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -56,25 +57,10 @@ func (pc *procCluster) leaderOtherThan(t *testing.T, not uint64, timeout time.Du
 	t.Helper()
 	var lead uint64
 	eventually.Holds(t, timeout, fmt.Sprintf("a leader other than %d", not), func() error {
+		others := slices.DeleteFunc(pc.ids(), func(id uint64) bool { return id == not })
 		var seen []string
-		for _, id := range pc.ids() {
-			if id == not || !pc.node(id).alive() {
-				continue
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-			st, err := pc.nodeStatus(ctx, pc.node(id).addr, false)
-			cancel()
-			if err == nil && st.Role == "leader" {
-				lead = id
-				return nil
-			}
-			if err != nil {
-				seen = append(seen, fmt.Sprintf("%d: %v", id, err))
-			} else {
-				seen = append(seen, fmt.Sprintf("%d: %s", id, st.Role))
-			}
-		}
-		return fmt.Errorf("%v", seen)
+		lead, seen = pc.leaderAmong(others, 300*time.Millisecond)
+		return eventually.True(lead != 0, "%v", seen)
 	})
 	return lead
 }

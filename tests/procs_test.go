@@ -2,8 +2,8 @@ package tests
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -232,23 +232,7 @@ func (pc *procCluster) joinNode(id uint64, peers []string) *procNode {
 // nodeStatus asks node addr directly for its status; with checksum set
 // it includes the state checksum.
 func (pc *procCluster) nodeStatus(ctx context.Context, addr string, checksum bool) (*wire.NodeStatus, error) {
-	conn, err := pc.pool.Get(ctx, addr)
-	if err != nil {
-		return nil, err
-	}
-	req := &wire.Request{Op: wire.OpStatus}
-	if checksum {
-		req.Flags |= wire.FlagChecksum
-	}
-	resp, err := conn.Call(ctx, req)
-	if err != nil {
-		pc.pool.Drop(addr, conn)
-		return nil, err
-	}
-	if resp.Node == nil {
-		return nil, resp.Err()
-	}
-	return resp.Node, nil
+	return askStatus(ctx, pc.pool, addr, checksum)
 }
 
 // leader returns the id of the node that answers as leader, waiting for
@@ -258,28 +242,72 @@ func (pc *procCluster) leader(timeout time.Duration) uint64 {
 	var lead uint64
 	eventually.Holds(pc.t, timeout, fmt.Sprintf("a leader among nodes %v", pc.ids()), func() error {
 		var seen []string
-		for _, id := range pc.ids() {
-			nd := pc.node(id)
-			if !nd.alive() {
-				seen = append(seen, fmt.Sprintf("%d: not running", id))
-				continue
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			st, err := pc.nodeStatus(ctx, nd.addr, false)
-			cancel()
-			if err == nil && st.Role == "leader" {
-				lead = id
-				return nil
-			}
-			if err != nil {
-				seen = append(seen, fmt.Sprintf("%d: %v", id, err))
-			} else {
-				seen = append(seen, fmt.Sprintf("%d: %s", id, st.Role))
-			}
-		}
-		return errors.New(strings.Join(seen, "; "))
+		lead, seen = pc.leaderAmong(pc.ids(), time.Second)
+		return eventually.True(lead != 0, "%s", strings.Join(seen, "; "))
 	})
 	return lead
+}
+
+// leaderAmong asks each running node of ids for its role, waiting at most
+// wait for each, and returns the first that answers as leader, or 0 and
+// what each node said.
+func (pc *procCluster) leaderAmong(ids []uint64, wait time.Duration) (uint64, []string) {
+	var seen []string
+	for _, id := range ids {
+		nd := pc.node(id)
+		if !nd.alive() {
+			seen = append(seen, fmt.Sprintf("%d: not running", id))
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		st, err := pc.nodeStatus(ctx, nd.addr, false)
+		cancel()
+		switch {
+		case err != nil:
+			seen = append(seen, fmt.Sprintf("%d: %v", id, err))
+		case st.Role == "leader":
+			return id, nil
+		default:
+			seen = append(seen, fmt.Sprintf("%d: %s", id, st.Role))
+		}
+	}
+	return 0, seen
+}
+
+// follower returns a random member other than the leader, waiting at most
+// timeout for a leader.
+func (pc *procCluster) follower(rng *rand.Rand, timeout time.Duration) uint64 {
+	lead := pc.leader(timeout)
+	var ids []uint64
+	for _, id := range pc.ids() {
+		if id != lead {
+			ids = append(ids, id)
+		}
+	}
+	return ids[rng.IntN(len(ids))]
+}
+
+// wipe kills node id and deletes its disk, and returns it.
+func (pc *procCluster) wipe(t testing.TB, id uint64) *procNode {
+	t.Helper()
+	nd := pc.node(id)
+	nd.kill()
+	if err := os.RemoveAll(nd.data); err != nil {
+		t.Fatal(err)
+	}
+	return nd
+}
+
+// peersExcept lists every node but id as ID=HOST:PORT, the peers joinNode
+// takes for a node that replaces id.
+func (pc *procCluster) peersExcept(id uint64) []string {
+	var peers []string
+	for _, other := range pc.ids() {
+		if other != id {
+			peers = append(peers, fmt.Sprintf("%d=%s", other, pc.node(other).addr))
+		}
+	}
+	return peers
 }
 
 // stop kills every process and tears the lab down.

@@ -75,14 +75,7 @@ func TestRobustCorruptChunkDuringWrites(t *testing.T) {
 			cold := fmt.Sprintf("cold-%s-%d", name, seed%1000)
 			coldFiles := writeColdFiles(t, pc.d, cold, 8)
 			f := fault{name: name, inject: func(t *testing.T, d *deployment, rng *rand.Rand) func() {
-				lead := pc.leader(20 * time.Second)
-				var followers []uint64
-				for _, id := range pc.ids() {
-					if id != lead {
-						followers = append(followers, id)
-					}
-				}
-				victim = pc.node(followers[rng.IntN(len(followers))])
+				victim = pc.node(pc.follower(rng, 20*time.Second))
 				victim.kill()
 				target, keep := map[string]bool{cold: true}, map[string]bool{}
 				for r := range nroots {

@@ -35,11 +35,17 @@ func callNode(ctx context.Context, pool *rpc.Pool, addr string, req *wire.Reques
 	return resp, nil
 }
 
-// statusOf asks the node at addr for its status; with checksum set it
-// includes the state checksum.
+// statusOf asks the node at addr for its status, waiting at most 5 s;
+// with checksum set it includes the state checksum.
 func statusOf(pool *rpc.Pool, addr string, checksum bool) (*wire.NodeStatus, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	return askStatus(ctx, pool, addr, checksum)
+}
+
+// askStatus asks the node at addr for its status; with checksum set it
+// includes the state checksum.
+func askStatus(ctx context.Context, pool *rpc.Pool, addr string, checksum bool) (*wire.NodeStatus, error) {
 	req := &wire.Request{Op: wire.OpStatus}
 	if checksum {
 		req.Flags |= wire.FlagChecksum

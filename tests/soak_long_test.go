@@ -4,9 +4,9 @@ package tests
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -80,7 +80,7 @@ func soakFaults(pc *procCluster) []soakFault {
 			return func() { pc.restart(id) }
 		}},
 		{"kill-follower", func(t *testing.T, pc *procCluster, rng *rand.Rand) func() {
-			id := pc.follower(t, rng)
+			id := pc.follower(rng, 30*time.Second)
 			pc.node(id).kill()
 			return func() { pc.restart(id) }
 		}},
@@ -94,12 +94,12 @@ func soakFaults(pc *procCluster) []soakFault {
 			return func() { p.Signal(syscall.SIGCONT) }
 		}},
 		{"pause-follower", func(t *testing.T, pc *procCluster, rng *rand.Rand) func() {
-			p := pc.node(pc.follower(t, rng)).cmd.Process
+			p := pc.node(pc.follower(rng, 30*time.Second)).cmd.Process
 			p.Signal(syscall.SIGSTOP)
 			return func() { p.Signal(syscall.SIGCONT) }
 		}},
 		{"wipe-follower", func(t *testing.T, pc *procCluster, rng *rand.Rand) func() {
-			pc.wipeAndReplace(t, pc.follower(t, rng))
+			pc.wipeAndReplace(t, pc.follower(rng, 30*time.Second))
 			return nil
 		}},
 	}
@@ -118,35 +118,12 @@ func soakFaults(pc *procCluster) []soakFault {
 	return fs
 }
 
-// follower returns a random member other than the leader.
-func (pc *procCluster) follower(t *testing.T, rng *rand.Rand) uint64 {
-	lead := pc.leader(30 * time.Second)
-	var ids []uint64
-	for _, id := range pc.ids() {
-		if id != lead {
-			ids = append(ids, id)
-		}
-	}
-	return ids[rng.IntN(len(ids))]
-}
-
 // wipeAndReplace kills node dead, deletes its disk and replaces it with a
 // new node (the next id) that joins empty, through client.ReplaceNode.
 func (pc *procCluster) wipeAndReplace(t *testing.T, dead uint64) {
 	t.Helper()
-	dn := pc.node(dead)
-	dn.kill()
-	if err := os.RemoveAll(dn.data); err != nil {
-		t.Fatal(err)
-	}
-	var peers []string
-	next := uint64(0)
-	for _, id := range pc.ids() {
-		next = max(next, id)
-		if id != dead {
-			peers = append(peers, fmt.Sprintf("%d=%s", id, pc.node(id).addr))
-		}
-	}
+	pc.wipe(t, dead)
+	peers, next := pc.peersExcept(dead), slices.Max(pc.ids())
 	pc.forget(dead)
 	nn := pc.joinNode(next+1, peers)
 	c := pc.d.dial(t)

@@ -3,7 +3,6 @@ package tests
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -85,22 +84,12 @@ func TestWipedFollowerRejoinsBySnapshot(t *testing.T) {
 			break
 		}
 	}
-	dn := pc.node(dead)
-	dn.kill()
-	if err := os.RemoveAll(dn.data); err != nil {
-		t.Fatal(err)
-	}
+	dn := pc.wipe(t, dead)
 	t.Logf("killed follower %d and wiped %s", dead, dn.data)
 
 	// Replace it: a new node (id 4) with an empty disk, joining.
-	var peers []string
-	for _, id := range pc.ids() {
-		if id != dead {
-			peers = append(peers, fmt.Sprintf("%d=%s", id, pc.node(id).addr))
-		}
-	}
 	const newID = 4
-	nn := pc.joinNode(newID, peers)
+	nn := pc.joinNode(newID, pc.peersExcept(dead))
 	start := time.Now()
 	out, err := pc.d.cli(t, nil, "--timeout", "60s", "node", "replace", "--cluster", clusterID,
 		"--dead", fmt.Sprint(dead), "--id", fmt.Sprint(newID), "--addr", nn.addr)
