@@ -222,6 +222,33 @@ func (d *deployment) cli(t testing.TB, stdin io.Reader, args ...string) ([]byte,
 	return out, nil
 }
 
+// putFile writes v at p through c (creating its parents, within 20 s),
+// fails t if that fails, and records v as p's contents in want.
+func putFile(t testing.TB, c *client.Client, want map[string][]byte, p string, v []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := c.Put(ctx, p, v, client.Parents()); err != nil {
+		t.Fatalf("put %s: %v", p, err)
+	}
+	want[p] = v
+}
+
+// requireFiles reads every file of want back through c (each within
+// 20 s) and fails t unless it holds what want says; when tells after
+// what.
+func requireFiles(t testing.TB, c *client.Client, want map[string][]byte, when string) {
+	t.Helper()
+	for p, v := range want {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		got, err := c.Get(ctx, p)
+		cancel()
+		if err != nil || !bytes.Equal(got, v) {
+			t.Fatalf("%s %s: %q, %v; want %q", p, when, got, err, v)
+		}
+	}
+}
+
 // waitLeaders waits until every cluster has a live leader.
 func (d *deployment) waitLeaders(t testing.TB, timeout time.Duration) *wire.Status {
 	t.Helper()

@@ -1,14 +1,11 @@
 package tests
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/cleavefs/cleave/client"
 	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/wire"
 )
@@ -22,17 +19,9 @@ func TestUpReplacesFlappingNode(t *testing.T) {
 	skipInShortMode(t, "multi-process replacement")
 	d := ownDeployment(t, "--clusters", "1")
 	c := d.dial(t)
-	ctx := context.Background()
 	want := map[string][]byte{}
 	put := func(i int) {
-		p := fmt.Sprintf("/flap-%d/f%d", i%3, i)
-		v := []byte(fmt.Sprint("value ", i))
-		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		if _, err := c.Put(wctx, p, v, client.Parents()); err != nil {
-			t.Fatalf("put %s: %v", p, err)
-		}
-		want[p] = v
+		putFile(t, c, want, fmt.Sprintf("/flap-%d/f%d", i%3, i), []byte(fmt.Sprint("value ", i)))
 	}
 	for i := range 30 {
 		put(i)
@@ -87,14 +76,7 @@ func TestUpReplacesFlappingNode(t *testing.T) {
 		return fmt.Errorf("members %+v", cl.Nodes)
 	})
 	put(1000)
-	for p, v := range want {
-		rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		got, err := c.Get(rctx, p)
-		cancel()
-		if err != nil || !bytes.Equal(got, v) {
-			t.Fatalf("%s after the replacement: %q, %v; want %q", p, got, err, v)
-		}
-	}
+	requireFiles(t, c, want, "after the replacement")
 }
 
 func nodeIDs(c wire.ClusterStatus) []uint64 {

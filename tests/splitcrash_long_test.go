@@ -3,7 +3,6 @@
 package tests
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"syscall"
@@ -30,15 +29,7 @@ func TestSplitCrashAtEachPhase(t *testing.T) {
 			ctx := context.Background()
 			want := map[string][]byte{}
 			for i := range 60 {
-				p := fmt.Sprintf("/crash-%d/f%d", i%12, i)
-				v := []byte(fmt.Sprint("v", i))
-				wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-				if _, err := c.Put(wctx, p, v, client.Parents()); err != nil {
-					cancel()
-					t.Fatal(err)
-				}
-				cancel()
-				want[p] = v
+				putFile(t, c, want, fmt.Sprintf("/crash-%d/f%d", i%12, i), []byte(fmt.Sprint("v", i)))
 			}
 			if out, err := d.cli(t, nil, "split", "--data", d.dir, "c1", "--no-wait"); err != nil {
 				t.Fatalf("cleave split: %v\n%s", err, out)
@@ -71,14 +62,7 @@ func TestSplitCrashAtEachPhase(t *testing.T) {
 				t.Fatal(err)
 			}
 			w.finish(t, tab.Version) // every version seen must be a partition
-			for p, v := range want {
-				rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-				got, err := c.Get(rctx, p)
-				cancel()
-				if err != nil || !bytes.Equal(got, v) {
-					t.Fatalf("%s after the split ended %s: %q, %v", p, final, got, err)
-				}
-			}
+			requireFiles(t, c, want, "after the split ended "+final)
 			clusters := len(d.status(t).Clusters)
 			if final == string(wire.SplitCleaned) && clusters != 2 || final == string(wire.SplitAbandoned) && clusters != 1 {
 				t.Fatalf("split %s but %d clusters", final, clusters)
