@@ -17,9 +17,10 @@ import (
 	"github.com/cleavefs/cleave/wire"
 )
 
-// Helpers shared by the robustness schedules that end by comparing the
-// replicas' state (robust_split_test.go, robust_corrupt_test.go,
-// robust_epoch_test.go).
+// Helpers shared by the robustness schedules (robust_*_test.go,
+// partition_test.go, soak_long_test.go): talking to a node directly,
+// comparing the replicas' state at the end, a schedule's seed and length,
+// a split's progress.
 
 // callNode sends req to the node at addr directly (not through a router).
 func callNode(ctx context.Context, pool *rpc.Pool, addr string, req *wire.Request) (*wire.Response, error) {
