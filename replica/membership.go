@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -280,15 +281,7 @@ func (r *Replica) memberList(leader bool) []Member {
 	add(cs.GetVotersOutgoing(), true)
 	add(cs.GetLearners(), false)
 	add(cs.GetLearnersNext(), false)
-	slices.SortFunc(out, func(a, b Member) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 
