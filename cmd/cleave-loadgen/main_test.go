@@ -9,12 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cleavefs/cleave/internal/eventually"
+	"github.com/cleavefs/cleave/internal/syncbuf"
 	"github.com/cleavefs/cleave/loadgen"
 )
 
@@ -105,23 +105,6 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestEndToEnd builds cleave and cleave-loadgen, starts `cleave up` (a
 // router and 2 clusters of 3 node processes) on loopback and runs the
 // issue's command with a 3s duration: 64 clients putting 1 KiB files must
@@ -143,7 +126,7 @@ func TestEndToEnd(t *testing.T) {
 	data := t.TempDir()
 	router := freeAddr(t)
 	up := exec.Command(filepath.Join(bin, "cleave"), "up", "--data", filepath.Join(data, "d"), "--listen", router, "--log-level", "warn")
-	stdout := &lockedBuffer{}
+	stdout := &syncbuf.Buffer{}
 	logf, err := os.Create(filepath.Join(data, "up.log"))
 	if err != nil {
 		t.Fatal(err)
