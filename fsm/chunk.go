@@ -550,24 +550,19 @@ func blockTerm(i int64, h ChunkID) blockSum {
 	return sha256.Sum256(buf[:])
 }
 
-func (s *blockSum) add(x blockSum) {
+func (s *blockSum) add(x blockSum) { s.wordwise(x, bits.Add64) }
+
+func (s *blockSum) sub(x blockSum) { s.wordwise(x, bits.Sub64) }
+
+// wordwise sets s to op(s, x) one 64-bit word at a time, least significant
+// first, passing op's carry (or borrow) on to the next word.
+func (s *blockSum) wordwise(x blockSum, op func(a, b, carry uint64) (uint64, uint64)) {
 	var carry uint64
 	for w := 3; w >= 0; w-- {
 		a := binary.BigEndian.Uint64(s[8*w:])
 		b := binary.BigEndian.Uint64(x[8*w:])
 		var r uint64
-		r, carry = bits.Add64(a, b, carry)
-		binary.BigEndian.PutUint64(s[8*w:], r)
-	}
-}
-
-func (s *blockSum) sub(x blockSum) {
-	var borrow uint64
-	for w := 3; w >= 0; w-- {
-		a := binary.BigEndian.Uint64(s[8*w:])
-		b := binary.BigEndian.Uint64(x[8*w:])
-		var r uint64
-		r, borrow = bits.Sub64(a, b, borrow)
+		r, carry = op(a, b, carry)
 		binary.BigEndian.PutUint64(s[8*w:], r)
 	}
 }
