@@ -190,27 +190,35 @@ func (s *logStore) get(key []byte) ([]byte, bool, error) {
 	return out, true, closer.Close()
 }
 
+// loadProto decodes the value at key into m, if there is one, and reports
+// whether there was. what names it in errors.
+func (s *logStore) loadProto(key []byte, m proto.Message, what string) (bool, error) {
+	v, ok, err := s.get(key)
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", what, err)
+	}
+	if !ok {
+		return false, nil
+	}
+	if err := proto.Unmarshal(v, m); err != nil {
+		return false, fmt.Errorf("decode %s: %w", what, err)
+	}
+	return true, nil
+}
+
 // load reads the persisted raft state. It reports whether any exists.
 func (s *logStore) load() (bool, error) {
-	found := false
 	s.hs = &pb.HardState{}
-	if v, ok, err := s.get(s.keyHS); err != nil {
-		return false, fmt.Errorf("read hard state: %w", err)
-	} else if ok {
-		found = true
-		if err := proto.Unmarshal(v, s.hs); err != nil {
-			return false, fmt.Errorf("decode hard state: %w", err)
-		}
+	foundHS, err := s.loadProto(s.keyHS, s.hs, "hard state")
+	if err != nil {
+		return false, err
 	}
 	s.cs = &pb.ConfState{}
-	if v, ok, err := s.get(s.keyCS); err != nil {
-		return false, fmt.Errorf("read conf state: %w", err)
-	} else if ok {
-		found = true
-		if err := proto.Unmarshal(v, s.cs); err != nil {
-			return false, fmt.Errorf("decode conf state: %w", err)
-		}
+	foundCS, err := s.loadProto(s.keyCS, s.cs, "conf state")
+	if err != nil {
+		return false, err
 	}
+	found := foundHS || foundCS
 	if v, ok, err := s.get(s.keyApplied); err != nil {
 		return false, fmt.Errorf("read applied index: %w", err)
 	} else if ok {
