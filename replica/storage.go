@@ -206,6 +206,19 @@ func (s *logStore) loadProto(key []byte, m proto.Message, what string) (bool, er
 	return true, nil
 }
 
+// loadFixed returns the value at key, if there is one, having checked that
+// it is size bytes long. what names it in errors.
+func (s *logStore) loadFixed(key []byte, size int, what string) ([]byte, bool, error) {
+	v, ok, err := s.get(key)
+	if err != nil {
+		return nil, false, fmt.Errorf("read %s: %w", what, err)
+	}
+	if ok && len(v) != size {
+		return nil, false, fmt.Errorf("%s: bad length %d", what, len(v))
+	}
+	return v, ok, nil
+}
+
 // load reads the persisted raft state. It reports whether any exists.
 func (s *logStore) load() (bool, error) {
 	s.hs = &pb.HardState{}
@@ -219,20 +232,14 @@ func (s *logStore) load() (bool, error) {
 		return false, err
 	}
 	found := foundHS || foundCS
-	if v, ok, err := s.get(s.keyApplied); err != nil {
-		return false, fmt.Errorf("read applied index: %w", err)
+	if v, ok, err := s.loadFixed(s.keyApplied, 8, "applied index"); err != nil {
+		return false, err
 	} else if ok {
-		if len(v) != 8 {
-			return false, fmt.Errorf("applied index: bad length %d", len(v))
-		}
 		s.applied = binary.BigEndian.Uint64(v)
 	}
-	if v, ok, err := s.get(s.keyTrunc); err != nil {
-		return false, fmt.Errorf("read truncated state: %w", err)
+	if v, ok, err := s.loadFixed(s.keyTrunc, 16, "truncated state"); err != nil {
+		return false, err
 	} else if ok {
-		if len(v) != 16 {
-			return false, fmt.Errorf("truncated state: bad length %d", len(v))
-		}
 		s.truncIndex = binary.BigEndian.Uint64(v)
 		s.truncTerm = binary.BigEndian.Uint64(v[8:])
 	}
