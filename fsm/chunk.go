@@ -104,18 +104,9 @@ type chunkMeta struct {
 }
 
 func getMeta(rd reader, h ChunkID) (*chunkMeta, error) {
-	v, err := getValue(rd, metaKey(h))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, storageErr("read chunk "+h.String(), err)
-	}
-	var m chunkMeta
-	if err := msgpack.Unmarshal(v, &m); err != nil {
-		return nil, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt metadata of chunk %v: %v", h, err)}
-	}
-	return &m, nil
+	return getRecord[chunkMeta](rd, metaKey(h), func() (string, string) {
+		return "chunk " + h.String(), fmt.Sprintf("metadata of chunk %v", h)
+	})
 }
 
 func putMeta(b *pebble.Batch, h ChunkID, m *chunkMeta) error {
