@@ -147,12 +147,8 @@ func (r *Replica) changeConf(ctx context.Context, cc *pb.ConfChange, check func(
 	p := &proposal{id: r.idBase + r.idNext.Add(1), done: make(chan proposalResult, 1)}
 	cc.Id = new(p.id)
 	req := &confReq{cc: cc, check: check, p: p}
-	select {
-	case r.confc <- req:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-r.donec:
-		return ErrStopped
+	if err := enqueue(ctx, r, r.confc, req); err != nil {
+		return err
 	}
 	select {
 	case res := <-p.done:
