@@ -342,14 +342,20 @@ func Parents() PutOption { return func(r *wire.Request) { r.Flags |= wire.FlagPa
 // metadata. data is not retained after Put returns.
 func (c *Client) Put(ctx context.Context, path string, data []byte, opts ...PutOption) (*Stat, error) {
 	req := &wire.Request{Op: wire.OpPut, Path: path, Data: data}
+	return c.statCall(ctx, "put", path, req, opts)
+}
+
+// statCall applies opts to req, sends it as op and returns the file's
+// metadata from the answer.
+func (c *Client) statCall(ctx context.Context, op, path string, req *wire.Request, opts []PutOption) (*Stat, error) {
 	for _, o := range opts {
 		o(req)
 	}
-	resp, err := c.call(ctx, "put", req)
+	resp, err := c.call(ctx, op, req)
 	if err != nil {
 		return nil, err
 	}
-	return statOf("put", path, resp)
+	return statOf(op, path, resp)
 }
 
 // Get returns the contents of the file path.

@@ -18,17 +18,6 @@ import (
 	"github.com/cleavefs/cleave/wire"
 )
 
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 func dial(t *testing.T, addrs []string, opts ...client.Option) *client.Client {
 	t.Helper()
 	c, err := client.Dial(context.Background(), addrs, opts...)
@@ -216,7 +205,7 @@ func TestInvalidPathNotSent(t *testing.T) {
 }
 
 func TestDialUnavailable(t *testing.T) {
-	a, b := closedAddr(t), closedAddr(t)
+	a, b := testcluster.ClosedAddr(t), testcluster.ClosedAddr(t)
 	start := time.Now()
 	_, err := client.Dial(context.Background(), []string{a, b})
 	if !errors.Is(err, client.ErrUnavailable) || client.CodeOf(err) != wire.Unavailable {
@@ -249,7 +238,7 @@ func TestFailoverToNextRouter(t *testing.T) {
 	p1 := testcluster.NewProxy(t, shared.Addr)
 	r2, _ := shared.AddRouter(t)
 	p2 := testcluster.NewProxy(t, r2)
-	c := dial(t, []string{closedAddr(t), p1.Addr, p2.Addr})
+	c := dial(t, []string{testcluster.ClosedAddr(t), p1.Addr, p2.Addr})
 	ctx := context.Background()
 	f := root(t, "c1", "") + "-f"
 	if _, err := c.Put(ctx, f, []byte("1")); err != nil {

@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"math/rand/v2"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,39 +15,24 @@ import (
 	"github.com/cleavefs/cleave/wire"
 )
 
-var modelSeed = flag.Uint64("model.seed", 0, "seed for TestModelThroughDeployment (0: time-based)")
-
 // TestModelThroughDeployment runs random operation sequences through the SDK
 // against a real deployment (routers and 3-node Raft clusters, in process)
 // and against the in-memory model, and requires identical result codes, and
 // an identical namespace with identical bytes, checked every few steps.
 // -model.seed replays a run.
 func TestModelThroughDeployment(t *testing.T) {
-	seed := *modelSeed
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
-	}
-	steps := 400
-	if testing.Short() {
-		steps = 100
-	}
+	run := fsmodel.NewRun("go test ./client -run TestModelThroughDeployment", "operations")
+	seed, steps := run.Seed, run.Steps
 	c := sharedClient(t, client.WithTimeout(time.Minute))
 	ctx := context.Background()
-	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	// The model's roots /r and /s become roots unique to this run.
 	prefix := fmt.Sprintf("model-%d-", seed%1_000_000_007)
 	real := func(p string) string { return "/" + prefix + p[1:] }
 	m := fsmodel.Model{}
-	var history []string
-	defer func() {
-		if t.Failed() {
-			t.Logf("seed %d (replay: go test ./client -run TestModelThroughDeployment -model.seed=%d); last operations:\n%s",
-				seed, seed, strings.Join(history[max(0, len(history)-15):], "\n"))
-		}
-	}()
+	defer run.Report(t)
 	oks := 0
 	for i := range steps {
-		o := fsmodel.Random(rng)
+		o := fsmodel.Random(run.Rand)
 		if o.Op == wire.OpCopy && fspath.Root(o.Path) != fspath.Root(o.To) {
 			// The SDK copies across roots by streaming (the model refuses,
 			// as one cluster does): keep copies within a root.
@@ -58,7 +40,7 @@ func TestModelThroughDeployment(t *testing.T) {
 		}
 		want := m.Step(o)
 		got := client.CodeOf(apply(ctx, c, o, real))
-		history = append(history, fmt.Sprintf("%d: %v %s → %s offset=%d data=%q flags=%d: %v (model %v)", i, o.Op, o.Path, o.To, o.Offset, o.Data, o.Flags, got, want))
+		run.Note(fmt.Sprintf("%d: %v %s → %s offset=%d data=%q flags=%d: %v (model %v)", i, o.Op, o.Path, o.To, o.Offset, o.Data, o.Flags, got, want))
 		if got != want {
 			t.Fatalf("step %d: %v %s %s: got %v, model says %v", i, o.Op, o.Path, o.To, got, want)
 		}

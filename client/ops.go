@@ -28,14 +28,7 @@ func (c *Client) Write(ctx context.Context, path string, offset int64, data []by
 		return nil, &Error{Code: wire.Invalid, Op: "write", Path: path, Message: "write " + path + ": negative offset"}
 	}
 	req := &wire.Request{Op: wire.OpWrite, Path: path, Offset: offset, Data: data}
-	for _, o := range opts {
-		o(req)
-	}
-	resp, err := c.call(ctx, "write", req)
-	if err != nil {
-		return nil, err
-	}
-	return statOf("write", path, resp)
+	return c.statCall(ctx, "write", path, req, opts)
 }
 
 // Append appends data to the file path, creating it if absent, atomically
@@ -43,14 +36,7 @@ func (c *Client) Write(ctx context.Context, path string, offset int64, data []by
 // data must fit the frame limit.
 func (c *Client) Append(ctx context.Context, path string, data []byte, opts ...PutOption) (*Stat, error) {
 	req := &wire.Request{Op: wire.OpAppend, Path: path, Data: data}
-	for _, o := range opts {
-		o(req)
-	}
-	resp, err := c.call(ctx, "append", req)
-	if err != nil {
-		return nil, err
-	}
-	return statOf("append", path, resp)
+	return c.statCall(ctx, "append", path, req, opts)
 }
 
 // Rename moves src (a file or a whole directory) to dst atomically. Both

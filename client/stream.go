@@ -44,63 +44,36 @@ func (c *Client) Upload(ctx context.Context, path string, r io.Reader, opts ...P
 	case err != nil:
 		return nil, readErr(path, err)
 	}
+	names, size, err := c.uploadChunks(ctx, path, r, first)
+	if err != nil {
+		return nil, err
+	}
+	req := &wire.Request{Op: wire.OpCommit, Path: path, Chunks: names, Size: size}
+	return c.statCall(ctx, "put", path, req, opts)
+}
+
+// uploadChunks sends first (one full chunk) and then the rest of r as
+// chunks, at most window of them in flight, and returns their names in
+// order and the total size. The first failure cancels the rest.
+func (c *Client) uploadChunks(ctx context.Context, path string, r io.Reader, first []byte) ([]string, int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
+	u := &chunkUpload{c: c, ctx: ctx, cancel: cancel, path: path}
 	// Buffers: first, plus window more made on first use. free holds room
 	// for all of them, so returning one never blocks.
-	free := make(chan []byte, window+1)
+	u.free = make(chan []byte, window+1)
 	for range window {
-		free <- nil // allocated on first use
+		u.free <- nil // allocated on first use
 	}
 	var (
-		mu       sync.Mutex
-		firstErr error
-		wg       sync.WaitGroup
-		names    []string
-		size     int64
+		names []string
+		size  int64
 	)
-	fail := func(err error) {
-		mu.Lock()
-		if firstErr == nil {
-			firstErr = err
-			cancel()
-		}
-		mu.Unlock()
-	}
-	send := func(i int, buf []byte, name string) {
-		defer wg.Done()
-		// A chunk is idempotent (stored under its content hash), so it
-		// carries no session: retries and out-of-order arrival are harmless.
-		resp, err := c.callNoSession(ctx, "put", &wire.Request{Op: wire.OpChunk, Path: path, Data: buf})
-		switch {
-		case err != nil:
-			fail(err)
-		case resp.Chunk != "" && resp.Chunk != name:
-			fail(&Error{Code: wire.Internal, Op: "put", Path: path,
-				Message: fmt.Sprintf("put %s: chunk %d stored as %s, but its SHA-256 is %s", path, i, resp.Chunk, name)})
-		}
-		free <- buf[:cap(buf)]
-	}
-	buf := first
+	buf, n := first, len(first)
 	for i := 0; ; i++ {
 		if i > 0 {
-			select {
-			case buf = <-free:
-			case <-ctx.Done():
-			}
-			if ctx.Err() != nil {
-				break
-			}
-			if buf == nil {
-				buf = make([]byte, ChunkSize)
-			}
-			n, err = io.ReadFull(r, buf)
-			if err == io.EOF {
-				break
-			}
-			if err != nil && err != io.ErrUnexpectedEOF {
-				fail(readErr(path, err))
+			var more bool
+			if buf, n, more = u.next(r); !more {
 				break
 			}
 		}
@@ -108,28 +81,81 @@ func (c *Client) Upload(ctx context.Context, path string, r io.Reader, opts ...P
 		name := chunkName(chunk)
 		names = append(names, name)
 		size += int64(n)
-		wg.Add(1)
-		go send(i, chunk, name)
+		u.wg.Add(1)
+		go u.send(i, chunk, name)
 		if n < ChunkSize {
 			break
 		}
 	}
-	wg.Wait()
-	if firstErr == nil && ctx.Err() != nil {
-		firstErr = wrapError("put", path, ctx.Err())
+	u.wg.Wait()
+	if u.err == nil && ctx.Err() != nil {
+		u.err = wrapError("put", path, ctx.Err())
 	}
-	if firstErr != nil {
-		return nil, firstErr
+	return names, size, u.err
+}
+
+// chunkUpload is the state one Upload's chunk senders share.
+type chunkUpload struct {
+	c      *Client
+	ctx    context.Context
+	cancel context.CancelFunc
+	path   string
+	free   chan []byte // buffers ready for the next chunk; nil means not made yet
+	wg     sync.WaitGroup
+
+	mu  sync.Mutex
+	err error // the first failure
+}
+
+// fail records err if it is the first failure and cancels the upload.
+func (u *chunkUpload) fail(err error) {
+	u.mu.Lock()
+	if u.err == nil {
+		u.err = err
+		u.cancel()
 	}
-	req := &wire.Request{Op: wire.OpCommit, Path: path, Chunks: names, Size: size}
-	for _, o := range opts {
-		o(req)
+	u.mu.Unlock()
+}
+
+// next waits for a free buffer and fills it from r. more is false when no
+// further chunk is to be sent: r is at its end, r failed, or the upload
+// was cancelled.
+func (u *chunkUpload) next(r io.Reader) (buf []byte, n int, more bool) {
+	select {
+	case buf = <-u.free:
+	case <-u.ctx.Done():
 	}
-	resp, err := c.call(ctx, "put", req)
-	if err != nil {
-		return nil, err
+	if u.ctx.Err() != nil {
+		return nil, 0, false
 	}
-	return statOf("put", path, resp)
+	if buf == nil {
+		buf = make([]byte, ChunkSize)
+	}
+	n, err := io.ReadFull(r, buf)
+	if err == io.EOF {
+		return nil, 0, false
+	}
+	if err != nil && err != io.ErrUnexpectedEOF {
+		u.fail(readErr(u.path, err))
+		return nil, 0, false
+	}
+	return buf, n, true
+}
+
+// send stores chunk i, named name, and returns its buffer to free.
+func (u *chunkUpload) send(i int, buf []byte, name string) {
+	defer u.wg.Done()
+	// A chunk is idempotent (stored under its content hash), so it
+	// carries no session: retries and out-of-order arrival are harmless.
+	resp, err := u.c.callNoSession(u.ctx, "put", &wire.Request{Op: wire.OpChunk, Path: u.path, Data: buf})
+	switch {
+	case err != nil:
+		u.fail(err)
+	case resp.Chunk != "" && resp.Chunk != name:
+		u.fail(&Error{Code: wire.Internal, Op: "put", Path: u.path,
+			Message: fmt.Sprintf("put %s: chunk %d stored as %s, but its SHA-256 is %s", u.path, i, resp.Chunk, name)})
+	}
+	u.free <- buf[:cap(buf)]
 }
 
 // readErr is the error of an upload whose reader failed: the reader's own

@@ -186,6 +186,18 @@ func stateSum(t *testing.T, db *pebble.DB) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// compareState fails the test for each node of ids whose state differs
+// from lead's; whose names lead in the message.
+func (mn *memberNet) compareState(lead *Node, ids []uint64, whose string) {
+	mn.t.Helper()
+	want := stateSum(mn.t, lead.db)
+	for _, id := range ids {
+		if got := stateSum(mn.t, mn.nodes[id].db); got != want {
+			mn.t.Errorf("node %d state %s differs from %s %s", id, got, whose, want)
+		}
+	}
+}
+
 func (mn *memberNet) waitSameState(ids ...uint64) {
 	mn.t.Helper()
 	lead := mn.nodes[mn.leader()]
@@ -198,12 +210,7 @@ func (mn *memberNet) waitSameState(ids ...uint64) {
 		}
 		return true
 	})
-	want := stateSum(mn.t, lead.db)
-	for _, id := range ids {
-		if got := stateSum(mn.t, mn.nodes[id].db); got != want {
-			mn.t.Errorf("node %d state %s differs from the leader's %s", id, got, want)
-		}
-	}
+	mn.compareState(lead, ids, "the leader's")
 }
 
 func member(id uint64, addr string) *wire.Member { return &wire.Member{ID: id, Addr: addr} }

@@ -61,12 +61,7 @@ func (mn *memberNet) sameState(ids ...uint64) {
 		}
 		return true
 	})
-	want := stateSum(mn.t, lead.db)
-	for _, id := range ids {
-		if got := stateSum(mn.t, mn.nodes[id].db); got != want {
-			mn.t.Errorf("node %d state %s differs from its leader's %s", id, got, want)
-		}
-	}
+	mn.compareState(lead, ids, "its leader's")
 }
 
 // A learner that has not applied SPLIT yet still runs the source's replica,

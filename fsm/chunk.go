@@ -104,18 +104,9 @@ type chunkMeta struct {
 }
 
 func getMeta(rd reader, h ChunkID) (*chunkMeta, error) {
-	v, err := getValue(rd, metaKey(h))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, storageErr("read chunk "+h.String(), err)
-	}
-	var m chunkMeta
-	if err := msgpack.Unmarshal(v, &m); err != nil {
-		return nil, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt metadata of chunk %v: %v", h, err)}
-	}
-	return &m, nil
+	return getRecord[chunkMeta](rd, metaKey(h), func() (string, string) {
+		return "chunk " + h.String(), fmt.Sprintf("metadata of chunk %v", h)
+	})
 }
 
 func putMeta(b *pebble.Batch, h ChunkID, m *chunkMeta) error {
@@ -550,24 +541,19 @@ func blockTerm(i int64, h ChunkID) blockSum {
 	return sha256.Sum256(buf[:])
 }
 
-func (s *blockSum) add(x blockSum) {
+func (s *blockSum) add(x blockSum) { s.wordwise(x, bits.Add64) }
+
+func (s *blockSum) sub(x blockSum) { s.wordwise(x, bits.Sub64) }
+
+// wordwise sets s to op(s, x) one 64-bit word at a time, least significant
+// first, passing op's carry (or borrow) on to the next word.
+func (s *blockSum) wordwise(x blockSum, op func(a, b, carry uint64) (uint64, uint64)) {
 	var carry uint64
 	for w := 3; w >= 0; w-- {
 		a := binary.BigEndian.Uint64(s[8*w:])
 		b := binary.BigEndian.Uint64(x[8*w:])
 		var r uint64
-		r, carry = bits.Add64(a, b, carry)
-		binary.BigEndian.PutUint64(s[8*w:], r)
-	}
-}
-
-func (s *blockSum) sub(x blockSum) {
-	var borrow uint64
-	for w := 3; w >= 0; w-- {
-		a := binary.BigEndian.Uint64(s[8*w:])
-		b := binary.BigEndian.Uint64(x[8*w:])
-		var r uint64
-		r, borrow = bits.Sub64(a, b, borrow)
+		r, carry = op(a, b, carry)
 		binary.BigEndian.PutUint64(s[8*w:], r)
 	}
 }

@@ -157,18 +157,33 @@ func (f *FSM) Range() (wire.Range, error) {
 }
 
 func readRange(rd reader) (wire.Range, bool, error) {
-	v, err := getValue(rd, []byte(rangeKey))
+	r, err := getRecord[wire.Range](rd, []byte(rangeKey), func() (string, string) {
+		return "range", "range record"
+	})
+	if r == nil || err != nil {
+		return wire.Range{}, false, err
+	}
+	return *r, true, nil
+}
+
+// getRecord reads the msgpack record at key into a new T, or returns nil
+// when there is none. names, called only on failure, says what a storage
+// error ("read ...") and a decoding error ("corrupt ...") call the record.
+func getRecord[T any](rd reader, key []byte, names func() (read, corrupt string)) (*T, error) {
+	v, err := getValue(rd, key)
 	if errors.Is(err, pebble.ErrNotFound) {
-		return wire.Range{}, false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return wire.Range{}, false, storageErr("read range", err)
+		read, _ := names()
+		return nil, storageErr("read "+read, err)
 	}
-	var r wire.Range
+	var r T
 	if err := msgpack.Unmarshal(v, &r); err != nil {
-		return wire.Range{}, false, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt range record: %v", err)}
+		_, corrupt := names()
+		return nil, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt %s: %v", corrupt, err)}
 	}
-	return r, true, nil
+	return &r, nil
 }
 
 // checkOwned returns a WRONG_RANGE error unless the root of p (not "/") lies

@@ -1,51 +1,33 @@
 package fsm
 
 import (
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/cleavefs/cleave/internal/fsmodel"
 	"github.com/cleavefs/cleave/wire"
 )
-
-var modelSeed = flag.Uint64("model.seed", 0, "seed for TestModel (0: time-based)")
 
 // TestModel runs random commands against the FSM and the model and checks
 // every result code and, after each command, the whole namespace (listed
 // recursively in small pages), every file's bytes and checksum, and the
 // chunk reference counts. -model.seed replays a run.
 func TestModel(t *testing.T) {
-	seed := *modelSeed
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
-	}
-	steps := 400
-	if testing.Short() {
-		steps = 100
-	}
-	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	run := fsmodel.NewRun("go test ./fsm -run TestModel", "commands")
+	steps := run.Steps
 	n := newNode(t, wholeRing)
 	m := fsmodel.Model{}
-	var history []string
 	oks := 0
 	defer func() { t.Logf("%d of %d commands succeeded", oks, steps) }()
-	defer func() {
-		if t.Failed() {
-			t.Logf("seed %d (replay: go test ./cluster -run TestModel -model.seed=%d); last commands:\n%s",
-				seed, seed, strings.Join(history[max(0, len(history)-15):], "\n"))
-		}
-	}()
+	defer run.Report(t)
 	for i := range steps {
-		o := fsmodel.Random(rng)
+		o := fsmodel.Random(run.Rand)
 		c := commandOf(o)
 		want := m.Step(o)
 		res := n.do(c)
-		history = append(history, fmt.Sprintf("%d: %v %s → %s offset=%d data=%q: %v %s", i, c.Op, c.Path, c.To, c.Offset, c.Data, res.Code, res.Message))
+		run.Note(fmt.Sprintf("%d: %v %s → %s offset=%d data=%q: %v %s", i, c.Op, c.Path, c.To, c.Offset, c.Data, res.Code, res.Message))
 		if res.Code != want {
 			t.Fatalf("step %d: %v %s %s: got %v (%s), model says %v", i, c.Op, c.Path, c.To, res.Code, res.Message, want)
 		}

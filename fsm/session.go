@@ -156,18 +156,9 @@ func encodeResult(r *Result) []byte {
 }
 
 func getSession(rd reader, s uint64) (*sessionMeta, error) {
-	v, err := getValue(rd, sessionKey(s))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, storageErr("read session", err)
-	}
-	var m sessionMeta
-	if err := msgpack.Unmarshal(v, &m); err != nil {
-		return nil, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt session %d: %v", s, err)}
-	}
-	return &m, nil
+	return getRecord[sessionMeta](rd, sessionKey(s), func() (string, string) {
+		return "session", fmt.Sprintf("session %d", s)
+	})
 }
 
 // touchSession records m as the session's state, used at the entry's time.

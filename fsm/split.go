@@ -74,18 +74,9 @@ func (r *SplitRecord) Peers() map[uint64]string {
 
 // readSplit returns the stored split record, nil if there is none.
 func readSplit(rd reader) (*SplitRecord, error) {
-	v, err := getValue(rd, []byte(splitKey))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, storageErr("read split record", err)
-	}
-	var r SplitRecord
-	if err := msgpack.Unmarshal(v, &r); err != nil {
-		return nil, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt split record: %v", err)}
-	}
-	return &r, nil
+	return getRecord[SplitRecord](rd, []byte(splitKey), func() (string, string) {
+		return "split record", "split record"
+	})
 }
 
 func writeSplit(b *pebble.Batch, r *SplitRecord) error {

@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -146,12 +147,8 @@ func (r *Replica) changeConf(ctx context.Context, cc *pb.ConfChange, check func(
 	p := &proposal{id: r.idBase + r.idNext.Add(1), done: make(chan proposalResult, 1)}
 	cc.Id = new(p.id)
 	req := &confReq{cc: cc, check: check, p: p}
-	select {
-	case r.confc <- req:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-r.donec:
-		return ErrStopped
+	if err := enqueue(ctx, r, r.confc, req); err != nil {
+		return err
 	}
 	select {
 	case res := <-p.done:
@@ -280,15 +277,7 @@ func (r *Replica) memberList(leader bool) []Member {
 	add(cs.GetVotersOutgoing(), true)
 	add(cs.GetLearners(), false)
 	add(cs.GetLearnersNext(), false)
-	slices.SortFunc(out, func(a, b Member) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 

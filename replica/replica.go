@@ -306,12 +306,8 @@ func (r *Replica) Propose(ctx context.Context, cmd []byte) (result any, index ui
 	binary.BigEndian.PutUint64(data, r.idBase+r.idNext.Add(1))
 	copy(data[idLen:], cmd)
 	p := &proposal{id: binary.BigEndian.Uint64(data), data: data, done: make(chan proposalResult, 1)}
-	select {
-	case r.propc <- p:
-	case <-ctx.Done():
-		return nil, 0, ctx.Err()
-	case <-r.donec:
-		return nil, 0, ErrStopped
+	if err := enqueue(ctx, r, r.propc, p); err != nil {
+		return nil, 0, err
 	}
 	select {
 	case res := <-p.done:
@@ -338,12 +334,8 @@ func (r *Replica) ReadIndex(ctx context.Context) error {
 		return err
 	}
 	w := &readWaiter{done: make(chan error, 1)}
-	select {
-	case r.readc <- w:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-r.donec:
-		return ErrStopped
+	if err := enqueue(ctx, r, r.readc, w); err != nil {
+		return err
 	}
 	select {
 	case err := <-w.done:
@@ -427,6 +419,19 @@ func (r *Replica) Close() error {
 
 // Done is closed when the loop has stopped, after Close or a fatal error.
 func (r *Replica) Done() <-chan struct{} { return r.donec }
+
+// enqueue hands v to the loop through ch. It fails with ctx's error if ctx
+// ends first, or ErrStopped if the replica stops first.
+func enqueue[T any](ctx context.Context, r *Replica, ch chan<- T, v T) error {
+	select {
+	case ch <- v:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.donec:
+		return ErrStopped
+	}
+}
 
 // Err returns the fatal error that stopped the replica (a storage failure,
 // or ErrApplyFault), or nil while it runs and after a plain Close.

@@ -190,41 +190,56 @@ func (s *logStore) get(key []byte) ([]byte, bool, error) {
 	return out, true, closer.Close()
 }
 
+// loadProto decodes the value at key into m, if there is one, and reports
+// whether there was. what names it in errors.
+func (s *logStore) loadProto(key []byte, m proto.Message, what string) (bool, error) {
+	v, ok, err := s.get(key)
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", what, err)
+	}
+	if !ok {
+		return false, nil
+	}
+	if err := proto.Unmarshal(v, m); err != nil {
+		return false, fmt.Errorf("decode %s: %w", what, err)
+	}
+	return true, nil
+}
+
+// loadFixed returns the value at key, if there is one, having checked that
+// it is size bytes long. what names it in errors.
+func (s *logStore) loadFixed(key []byte, size int, what string) ([]byte, bool, error) {
+	v, ok, err := s.get(key)
+	if err != nil {
+		return nil, false, fmt.Errorf("read %s: %w", what, err)
+	}
+	if ok && len(v) != size {
+		return nil, false, fmt.Errorf("%s: bad length %d", what, len(v))
+	}
+	return v, ok, nil
+}
+
 // load reads the persisted raft state. It reports whether any exists.
 func (s *logStore) load() (bool, error) {
-	found := false
 	s.hs = &pb.HardState{}
-	if v, ok, err := s.get(s.keyHS); err != nil {
-		return false, fmt.Errorf("read hard state: %w", err)
-	} else if ok {
-		found = true
-		if err := proto.Unmarshal(v, s.hs); err != nil {
-			return false, fmt.Errorf("decode hard state: %w", err)
-		}
+	foundHS, err := s.loadProto(s.keyHS, s.hs, "hard state")
+	if err != nil {
+		return false, err
 	}
 	s.cs = &pb.ConfState{}
-	if v, ok, err := s.get(s.keyCS); err != nil {
-		return false, fmt.Errorf("read conf state: %w", err)
-	} else if ok {
-		found = true
-		if err := proto.Unmarshal(v, s.cs); err != nil {
-			return false, fmt.Errorf("decode conf state: %w", err)
-		}
+	foundCS, err := s.loadProto(s.keyCS, s.cs, "conf state")
+	if err != nil {
+		return false, err
 	}
-	if v, ok, err := s.get(s.keyApplied); err != nil {
-		return false, fmt.Errorf("read applied index: %w", err)
+	found := foundHS || foundCS
+	if v, ok, err := s.loadFixed(s.keyApplied, 8, "applied index"); err != nil {
+		return false, err
 	} else if ok {
-		if len(v) != 8 {
-			return false, fmt.Errorf("applied index: bad length %d", len(v))
-		}
 		s.applied = binary.BigEndian.Uint64(v)
 	}
-	if v, ok, err := s.get(s.keyTrunc); err != nil {
-		return false, fmt.Errorf("read truncated state: %w", err)
+	if v, ok, err := s.loadFixed(s.keyTrunc, 16, "truncated state"); err != nil {
+		return false, err
 	} else if ok {
-		if len(v) != 16 {
-			return false, fmt.Errorf("truncated state: bad length %d", len(v))
-		}
 		s.truncIndex = binary.BigEndian.Uint64(v)
 		s.truncTerm = binary.BigEndian.Uint64(v[8:])
 	}

@@ -14,6 +14,7 @@ package router
 // repairs a table change that did not happen.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -145,15 +146,7 @@ func VoterMembers(ms []wire.MemberStatus) []wire.Member {
 			out = append(out, wire.Member{ID: m.ID, Addr: m.Addr})
 		}
 	}
-	slices.SortFunc(out, func(a, b wire.Member) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b wire.Member) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cleavefs/cleave/internal/rpc"
 	"github.com/cleavefs/cleave/internal/testcluster"
+	"github.com/cleavefs/cleave/router"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -29,16 +30,9 @@ func dialRouter(t *testing.T, d *testcluster.Deployment) *rpc.Conn {
 	return c
 }
 
-func call(t *testing.T, c *rpc.Conn, req *wire.Request) *wire.Response {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	resp, err := c.Call(ctx, req)
-	if err != nil {
-		t.Fatalf("%v %s: %v", req.Op, req.Path, err)
-	}
-	return resp
-}
+// call is the package's own test helper: req through the router with a
+// 5s deadline.
+var call = router.Call
 
 func TestRealClusters(t *testing.T) {
 	d := testcluster.Start(t, testcluster.Options{Clusters: 2})

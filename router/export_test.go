@@ -6,6 +6,9 @@ import (
 	"github.com/cleavefs/cleave/wire"
 )
 
+// Call is call for the tests of package router_test.
+var Call = call
+
 // SetSplitTestHooks installs hooks in r's split driver for the tests of
 // package router_test (see control.Driver.SetTestHooks); either may be nil.
 func SetSplitTestHooks(r *Router, beforeStep func(wire.SplitStatus), call func(ctx context.Context, cluster string, req *wire.Request, send func() *wire.Response) *wire.Response) {

@@ -14,7 +14,6 @@ import (
 	"github.com/cleavefs/cleave/client"
 	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/internal/ring"
-	"github.com/cleavefs/cleave/internal/testcluster"
 	"github.com/cleavefs/cleave/router"
 	"github.com/cleavefs/cleave/wire"
 )
@@ -60,10 +59,7 @@ func (s *signal) wait(ctx context.Context) bool {
 // removal was pending is held until the abandon has answered, so the
 // abandon records its phase first.
 func TestSplitAbandonRacingDriver(t *testing.T) {
-	d := testcluster.Start(t, testcluster.Options{Router: metaRouter})
-	nodes := startJoiners(t, d, "c2", 100, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	d, nodes, ctx := startSplit(t)
 
 	var (
 		held         = newSignal() // the driver is held before learners-added
@@ -176,10 +172,7 @@ func TestSplitAbandonRacingDriver(t *testing.T) {
 // split-committed yet): the source refuses the fence, the abandon is
 // refused with CONFLICT saying so, and the split goes on to cleaned.
 func TestSplitAbandonAfterSplitCommitted(t *testing.T) {
-	d := testcluster.Start(t, testcluster.Options{Router: metaRouter})
-	nodes := startJoiners(t, d, "c2", 100, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	d, nodes, ctx := startSplit(t)
 
 	var (
 		lost        = newSignal() // SPLIT applied on the source, its reply dropped

@@ -50,6 +50,18 @@ func startJoiners(t *testing.T, d *testcluster.Deployment, id string, firstID ui
 	return out
 }
 
+// startSplit starts the deployment a split test runs on: cluster c1 with a
+// meta group, three joiners ready to become c2 (ids 100 to 102), and a
+// context that ends after a minute or with the test.
+func startSplit(t *testing.T) (*testcluster.Deployment, []wire.Member, context.Context) {
+	t.Helper()
+	d := testcluster.Start(t, testcluster.Options{Router: metaRouter})
+	nodes := startJoiners(t, d, "c2", 100, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return d, nodes, ctx
+}
+
 func metaRouter(rc *router.Config) {
 	rc.Meta = &control.MetaConfig{RaftID: 1, Peers: map[uint64]string{1: "127.0.0.1:1"}, TickInterval: 10 * time.Millisecond}
 }
@@ -93,10 +105,7 @@ func waitSplit(t *testing.T, d *testcluster.Deployment, ctx context.Context) wir
 // An empty cluster splits: the table gives the upper half to c2, whose
 // nodes serve it.
 func TestSplitEmptyCluster(t *testing.T) {
-	d := testcluster.Start(t, testcluster.Options{Router: metaRouter})
-	nodes := startJoiners(t, d, "c2", 100, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	d, nodes, ctx := startSplit(t)
 	c := d.Client(t)
 	rec, err := c.Split(ctx, wire.SplitSpec{Cluster: "c1", NewCluster: "c2", Nodes: nodes})
 	if err != nil {

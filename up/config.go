@@ -102,7 +102,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("up: data directory is empty")
 	}
 	if c.Listen != "" {
-		if err := checkAddr(c.Listen); err != nil {
+		if err := CheckAddr(c.Listen); err != nil {
 			return fmt.Errorf("up: --listen: %v", err)
 		}
 	}
@@ -191,8 +191,8 @@ type AutoSplit struct {
 
 func (a AutoSplit) enabled() bool { return a.Bytes > 0 || a.Ops > 0 }
 
-// checkAddr reports whether addr is a HOST:PORT with a port from 1 to 65535.
-func checkAddr(addr string) error {
+// CheckAddr reports whether addr is a HOST:PORT with a port from 1 to 65535.
+func CheckAddr(addr string) error {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("address %q: want HOST:PORT", addr)

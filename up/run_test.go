@@ -11,13 +11,13 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/internal/rpc"
+	"github.com/cleavefs/cleave/internal/syncbuf"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -88,24 +88,6 @@ func fakeCleave(mode, sub string, args []string) int {
 	return 0
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
@@ -132,7 +114,7 @@ func TestRunStartsStopsAndRestarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out, logs syncBuffer
+	var out, logs syncbuf.Buffer
 	cfg := Config{
 		DataDir: dir, Listen: listen[0], Clusters: 2, Replicas: 2,
 		Binary: testBinary(t), Command: "cleave",
@@ -141,9 +123,7 @@ func TestRunStartsStopsAndRestarts(t *testing.T) {
 	}
 
 	run := func() (*Topology, string) {
-		out.mu.Lock()
-		out.b.Reset()
-		out.mu.Unlock()
+		out.Reset()
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- Run(ctx, cfg) }()
@@ -220,7 +200,7 @@ func TestRunNotReady(t *testing.T) {
 	t.Setenv("UP_TEST_FAKE", "exit") // every child dies at once
 	dir := t.TempDir()
 	listen, _ := FreePorts(1)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	cfg := Config{
 		DataDir: dir, Listen: listen[0], Clusters: 1, Replicas: 1, Binary: testBinary(t),
 		Stdout: &bytes.Buffer{}, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
@@ -255,7 +235,7 @@ func TestSuperviseKillsStubbornChild(t *testing.T) {
 	t.Setenv("UP_TEST_FAKE", "stubborn")
 	dir := t.TempDir()
 	ch := child{name: "c1-n1", bin: testBinary(t), args: []string{"node"}, log: filepath.Join(dir, "c1-n1.log")}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -145,15 +145,7 @@ func (s *supervisor) planCluster(req SplitRequest, taken []string) (ClusterSpec,
 	} else if _, dup := t.Cluster(id); dup || slices.Contains(taken, id) {
 		return ClusterSpec{}, &wire.Error{Code: wire.Exists, Message: fmt.Sprintf("cluster id %s is taken", id)}
 	}
-	var used []string
-	for _, r := range t.Routers {
-		used = append(used, r.Listen, r.Gossip)
-	}
-	for _, c := range t.Clusters {
-		for _, n := range c.Nodes {
-			used = append(used, n.Addr, n.Gossip)
-		}
-	}
+	used := t.addrs()
 	addrs, err := FreePorts(2*len(src.Nodes), used...)
 	if err != nil {
 		return ClusterSpec{}, err

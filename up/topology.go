@@ -53,6 +53,21 @@ func (t *Topology) Listen() string {
 	return t.Routers[0].Listen
 }
 
+// addrs returns every address the topology's processes listen on: each
+// router's client and gossip address, each node's Raft and gossip address.
+func (t *Topology) addrs() []string {
+	var used []string
+	for _, r := range t.Routers {
+		used = append(used, r.Listen, r.Gossip)
+	}
+	for _, c := range t.Clusters {
+		for _, n := range c.Nodes {
+			used = append(used, n.Addr, n.Gossip)
+		}
+	}
+	return used
+}
+
 // RouterAddrs returns every router's address, the first first.
 func (t *Topology) RouterAddrs() []string {
 	out := make([]string, len(t.Routers))
@@ -106,15 +121,7 @@ func (t *Topology) assignGossip() (bool, error) {
 	if len(slots) == 0 {
 		return false, nil
 	}
-	var used []string
-	for _, r := range t.Routers {
-		used = append(used, r.Listen, r.Gossip)
-	}
-	for _, c := range t.Clusters {
-		for _, n := range c.Nodes {
-			used = append(used, n.Addr, n.Gossip)
-		}
-	}
+	used := t.addrs()
 	addrs, err := FreePorts(len(slots), used...)
 	if err != nil {
 		return false, err
@@ -232,7 +239,7 @@ func (t *Topology) Validate() error {
 		if r.ID == "" {
 			return fmt.Errorf("a router has no id")
 		}
-		if err := checkAddr(r.Listen); err != nil {
+		if err := CheckAddr(r.Listen); err != nil {
 			return fmt.Errorf("router %s: %v", r.ID, err)
 		}
 		if other, dup := addrs[r.Listen]; dup {
@@ -263,7 +270,7 @@ func (t *Topology) Validate() error {
 				return fmt.Errorf("cluster %q: node id %d is zero or repeated", c.ID, n.ID)
 			}
 			nodes[n.ID] = true
-			if err := checkAddr(n.Addr); err != nil {
+			if err := CheckAddr(n.Addr); err != nil {
 				return fmt.Errorf("cluster %q: node %d: %v", c.ID, n.ID, err)
 			}
 			if other, dup := addrs[n.Addr]; dup {

@@ -4,17 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cleavefs/cleave/internal/eventually"
+	"github.com/cleavefs/cleave/internal/syncbuf"
+	"github.com/cleavefs/cleave/internal/testcluster"
 	"github.com/cleavefs/cleave/loadgen"
 )
 
@@ -95,33 +95,6 @@ func moduleRoot(t *testing.T) string {
 	return filepath.Dir(strings.TrimSpace(string(out)))
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestEndToEnd builds cleave and cleave-loadgen, starts `cleave up` (a
 // router and 2 clusters of 3 node processes) on loopback and runs the
 // issue's command with a 3s duration: 64 clients putting 1 KiB files must
@@ -141,9 +114,9 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	data := t.TempDir()
-	router := freeAddr(t)
+	router := testcluster.ClosedAddr(t)
 	up := exec.Command(filepath.Join(bin, "cleave"), "up", "--data", filepath.Join(data, "d"), "--listen", router, "--log-level", "warn")
-	stdout := &lockedBuffer{}
+	stdout := &syncbuf.Buffer{}
 	logf, err := os.Create(filepath.Join(data, "up.log"))
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -32,17 +31,6 @@ func clearEnv(t *testing.T) {
 	for _, k := range []string{"CLEAVE_ROUTER", "CLEAVE_TOKEN", "CLEAVE_TIMEOUT"} {
 		t.Setenv(k, "")
 	}
-}
-
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 // useDeployment points CLEAVE_ROUTER at the shared real deployment.
@@ -94,7 +82,7 @@ func TestHelpExitsZero(t *testing.T) {
 
 func TestConnectionRefused(t *testing.T) {
 	clearEnv(t)
-	addr := closedAddr(t)
+	addr := testcluster.ClosedAddr(t)
 	code, out, stderr := cli(t, "", "--router", addr, "stat", "/a")
 	if code != 1 {
 		t.Errorf("exit %d, want 1", code)
@@ -175,7 +163,7 @@ func TestPrecedenceEndToEnd(t *testing.T) {
 	if code, _, stderr := cli(t, "", "--token", "wrong", "exists", "/a"); code != 1 || !strings.HasPrefix(stderr, "cleave: UNAUTHORIZED: ") {
 		t.Errorf("--token beats env: exit %d, %q", code, stderr)
 	}
-	if code, _, stderr := cli(t, "", "--router", closedAddr(t), "exists", "/a"); code != 1 || !strings.HasPrefix(stderr, "cleave: UNAVAILABLE: ") {
+	if code, _, stderr := cli(t, "", "--router", testcluster.ClosedAddr(t), "exists", "/a"); code != 1 || !strings.HasPrefix(stderr, "cleave: UNAVAILABLE: ") {
 		t.Errorf("--router beats env: exit %d, %q", code, stderr)
 	}
 }
@@ -230,7 +218,7 @@ func TestGetToFileNoPartialOnError(t *testing.T) {
 	clearEnv(t)
 	dir := t.TempDir()
 	dst := filepath.Join(dir, "f")
-	if code, _, _ := cli(t, "", "--router", closedAddr(t), "get", "/a", dst); code != 1 {
+	if code, _, _ := cli(t, "", "--router", testcluster.ClosedAddr(t), "get", "/a", dst); code != 1 {
 		t.Errorf("exit %d", code)
 	}
 	if code, _, _ := cli(t, "", "--router", useDeployment(t), "get", "/missing", dst); code != 1 {

@@ -59,6 +59,27 @@ func sendPieces(in io.Reader, send func(off int64, p []byte) (*client.Stat, erro
 	}
 }
 
+// sendInput is the body of append and write: it opens the input named in
+// a, sends it in pieces through send and prints the last metadata with
+// -o json.
+func sendInput(cmd *cobra.Command, a []string, send func(ctx context.Context, c *client.Client, off int64, p []byte) (*client.Stat, error)) error {
+	if _, err := resolveGlobals(cmd); err != nil {
+		return err
+	}
+	in, done, err := openInput(cmd, a)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return withClient(cmd, func(ctx context.Context, c *client.Client, g globals) error {
+		st, err := sendPieces(in, func(off int64, p []byte) (*client.Stat, error) { return send(ctx, c, off, p) })
+		if err != nil || !g.json {
+			return err
+		}
+		return writeJSON(cmd.OutOrStdout(), st)
+	})
+}
+
 func appendCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "append PATH [FILE|-]",
@@ -70,20 +91,8 @@ appended in 4 MiB pieces (each atomic, together not). With -o json the new
 metadata is printed.`,
 		Args: args(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			if _, err := resolveGlobals(cmd); err != nil {
-				return err
-			}
-			in, done, err := openInput(cmd, a)
-			if err != nil {
-				return err
-			}
-			defer done()
-			return withClient(cmd, func(ctx context.Context, c *client.Client, g globals) error {
-				st, err := sendPieces(in, func(_ int64, p []byte) (*client.Stat, error) { return c.Append(ctx, a[0], p) })
-				if err != nil || !g.json {
-					return err
-				}
-				return writeJSON(cmd.OutOrStdout(), st)
+			return sendInput(cmd, a, func(ctx context.Context, c *client.Client, _ int64, p []byte) (*client.Stat, error) {
+				return c.Append(ctx, a[0], p)
 			})
 		},
 	}
@@ -106,20 +115,8 @@ atomic, together not). With -o json the new metadata is printed.`,
 			if offset < 0 {
 				return usagef("--offset must not be negative")
 			}
-			if _, err := resolveGlobals(cmd); err != nil {
-				return err
-			}
-			in, done, err := openInput(cmd, a)
-			if err != nil {
-				return err
-			}
-			defer done()
-			return withClient(cmd, func(ctx context.Context, c *client.Client, g globals) error {
-				st, err := sendPieces(in, func(off int64, p []byte) (*client.Stat, error) { return c.Write(ctx, a[0], offset+off, p) })
-				if err != nil || !g.json {
-					return err
-				}
-				return writeJSON(cmd.OutOrStdout(), st)
+			return sendInput(cmd, a, func(ctx context.Context, c *client.Client, off int64, p []byte) (*client.Stat, error) {
+				return c.Write(ctx, a[0], offset+off, p)
 			})
 		},
 	}

@@ -2,10 +2,10 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 
+	"github.com/cleavefs/cleave/up"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -31,7 +31,7 @@ func parsePeers(s string) (map[uint64]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("peer %q: %v", idText, err)
 		}
-		if err := checkAddr(addr); err != nil {
+		if err := up.CheckAddr(addr); err != nil {
 			return nil, fmt.Errorf("peer %q: %v", idText, err)
 		}
 		if _, dup := peers[id]; dup {
@@ -69,7 +69,7 @@ func parseCluster(s string) (wire.ClusterInfo, error) {
 		if err != nil {
 			return wire.ClusterInfo{}, fmt.Errorf("cluster %q: member %q: %v", id, part, err)
 		}
-		if err := checkAddr(addr); err != nil {
+		if err := up.CheckAddr(addr); err != nil {
 			return wire.ClusterInfo{}, fmt.Errorf("cluster %q: member %q: %v", id, part, err)
 		}
 		if seen[nid] {
@@ -122,16 +122,4 @@ func parseNodeID(s string) (uint64, error) {
 		return 0, fmt.Errorf("id must be nonzero")
 	}
 	return id, nil
-}
-
-// checkAddr reports whether addr is a HOST:PORT with a port from 1 to 65535.
-func checkAddr(addr string) error {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("address %q: want HOST:PORT", addr)
-	}
-	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
-		return fmt.Errorf("address %q: port must be a number from 1 to 65535", addr)
-	}
-	return nil
 }

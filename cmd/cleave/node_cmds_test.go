@@ -5,12 +5,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cleavefs/cleave/internal/testcluster"
 	"github.com/cleavefs/cleave/wire"
 )
 
 func TestNodeAdminUsage(t *testing.T) {
 	clearEnv(t)
-	t.Setenv("CLEAVE_ROUTER", closedAddr(t))
+	t.Setenv("CLEAVE_ROUTER", testcluster.ClosedAddr(t))
 	for _, args := range [][]string{
 		{"node", "add", "--cluster", "c1", "--id", "9"},                           // no --addr
 		{"node", "promote", "--id", "9"},                                          // no --cluster
@@ -32,7 +33,7 @@ func TestNodeAdminUsage(t *testing.T) {
 func TestNodeAddRemoveLearner(t *testing.T) {
 	clearEnv(t)
 	useDeployment(t)
-	addr := closedAddr(t)
+	addr := testcluster.ClosedAddr(t)
 	code, out, stderr := cli(t, "", "-o", "json", "node", "add", "--cluster", "c1", "--id", "99", "--addr", addr)
 	if code != 0 {
 		t.Fatalf("node add: exit %d: %s", code, stderr)

@@ -26,6 +26,41 @@ func execute(cmd *cobra.Command, args ...string) error {
 	return cmd.ExecuteContext(context.Background())
 }
 
+// flagCase is one row of a server command's flag table: its arguments and
+// either the error they give or a check of the config they build.
+type flagCase[C any] struct {
+	name    string
+	args    []string
+	wantErr string
+	check   func(t *testing.T, c C)
+}
+
+// runFlagCases runs each case through the command newCmd builds, with a run
+// function that only keeps the config. checkErr, if not nil, checks an
+// expected error further.
+func runFlagCases[C any](t *testing.T, newCmd func(func(context.Context, C) error) *cobra.Command, tests []flagCase[C], checkErr func(t *testing.T, name string, err error)) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got C
+			err := execute(newCmd(func(_ context.Context, c C) error { got = c; return nil }), tt.args...)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+				}
+				if checkErr != nil {
+					checkErr(t, tt.name, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, got)
+		})
+	}
+}
+
 func TestServerCommandsRegistered(t *testing.T) {
 	root := &cobra.Command{Use: "cleave"}
 	addServerCommands(root)
@@ -39,12 +74,7 @@ func TestServerCommandsRegistered(t *testing.T) {
 func TestNodeFlags(t *testing.T) {
 	base := []string{"--id", "2", "--cluster", "c1", "--listen", "127.0.0.1:7502",
 		"--peers", "1=127.0.0.1:7501,2=127.0.0.1:7502,3=127.0.0.1:7503", "--data", "/tmp/n2"}
-	tests := []struct {
-		name    string
-		args    []string
-		wantErr string
-		check   func(t *testing.T, c cluster.Config)
-	}{
+	tests := []flagCase[cluster.Config]{
 		{name: "top range", args: append(base, "--range", "9223372036854775808-18446744073709551616", "--report-pid"),
 			check: func(t *testing.T, c cluster.Config) {
 				want := map[uint64]string{1: "127.0.0.1:7501", 2: "127.0.0.1:7502", 3: "127.0.0.1:7503"}
@@ -89,26 +119,12 @@ func TestNodeFlags(t *testing.T) {
 		{name: "bad level", args: append(base, "--range", "0-1", "--log-level", "loud"), wantErr: `--log-level "loud"`},
 		{name: "args", args: append(base, "--range", "0-1", "extra"), wantErr: "unknown command"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var got cluster.Config
-			err := execute(newNodeCmd(func(_ context.Context, c cluster.Config) error { got = c; return nil }), tt.args...)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
-				}
-				var ue usageError
-				if tt.name != "args" && !errors.As(err, &ue) {
-					t.Errorf("error %v is not a usage error (exit 2)", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			tt.check(t, got)
-		})
-	}
+	runFlagCases(t, newNodeCmd, tests, func(t *testing.T, name string, err error) {
+		var ue usageError
+		if name != "args" && !errors.As(err, &ue) {
+			t.Errorf("error %v is not a usage error (exit 2)", err)
+		}
+	})
 }
 
 func TestNodeFlagsFromEnv(t *testing.T) {
@@ -149,12 +165,7 @@ func TestTokenFlagBeatsEnv(t *testing.T) {
 func TestRouterFlags(t *testing.T) {
 	c1 := "c1=1@127.0.0.1:7501,2@127.0.0.1:7502,3@127.0.0.1:7503"
 	c2 := "c2=4@127.0.0.1:7504,5@127.0.0.1:7505,6@127.0.0.1:7506"
-	tests := []struct {
-		name    string
-		args    []string
-		wantErr string
-		check   func(t *testing.T, c router.Config)
-	}{
+	tests := []flagCase[router.Config]{
 		{name: "two clusters", args: []string{"--id", "r1", "--listen", "127.0.0.1:7499", "--data", "/tmp/r", "--cluster", c1, "--cluster", c2},
 			check: func(t *testing.T, c router.Config) {
 				if c.ID != "r1" || c.Listen != "127.0.0.1:7499" || c.DataDir != "/tmp/r" || c.Bootstrap == nil {
@@ -179,22 +190,7 @@ func TestRouterFlags(t *testing.T) {
 		{name: "twice", args: []string{"--data", "/tmp/r", "--cluster", c1, "--cluster", c1}, wantErr: `cluster "c1": given twice`},
 		{name: "no data", args: []string{"--cluster", c1}, wantErr: "--data is required"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var got router.Config
-			err := execute(newRouterCmd(func(_ context.Context, c router.Config) error { got = c; return nil }), tt.args...)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			tt.check(t, got)
-		})
-	}
+	runFlagCases(t, newRouterCmd, tests, nil)
 }
 
 func TestUpFlags(t *testing.T) {

@@ -73,101 +73,123 @@ func (m Model) subtree(p string) []string {
 func (m Model) Step(c Op) wire.Code {
 	switch c.Op {
 	case wire.OpMkdir:
-		if m.Exists(c.Path) {
-			if c.Flags&wire.FlagParents != 0 && m.IsDir(c.Path) {
-				return wire.OK
-			}
-			return wire.Exists
+		return m.mkdir(c)
+	case wire.OpPut, wire.OpWrite, wire.OpAppend:
+		return m.writeFile(c)
+	case wire.OpRemove:
+		return m.remove(c)
+	case wire.OpRename, wire.OpCopy:
+		return m.move(c)
+	}
+	return wire.OK
+}
+
+func (m Model) mkdir(c Op) wire.Code {
+	if m.Exists(c.Path) {
+		if c.Flags&wire.FlagParents != 0 && m.IsDir(c.Path) {
+			return wire.OK
 		}
+		return wire.Exists
+	}
+	if code := m.parents(c); code != wire.OK {
+		return code
+	}
+	m[c.Path] = nil
+	return wire.OK
+}
+
+// writeFile is PUT, WRITE and APPEND.
+func (m Model) writeFile(c Op) wire.Code {
+	if m.IsDir(c.Path) {
+		return wire.IsDir
+	}
+	old, ok := m[c.Path]
+	if !ok {
 		if code := m.parents(c); code != wire.OK {
 			return code
 		}
-		m[c.Path] = nil
-	case wire.OpPut, wire.OpWrite, wire.OpAppend:
-		if m.IsDir(c.Path) {
+	}
+	switch c.Op {
+	case wire.OpPut:
+		m[c.Path] = slices.Clone(c.Data)
+	case wire.OpAppend:
+		m[c.Path] = append(slices.Clone(old), c.Data...)
+		if m[c.Path] == nil {
+			m[c.Path] = []byte{}
+		}
+	default:
+		b := slices.Clone(old)
+		if b == nil {
+			b = []byte{}
+		}
+		if end := int(c.Offset) + len(c.Data); len(c.Data) > 0 && end > len(b) {
+			b = append(b, make([]byte, end-len(b))...)
+		}
+		if len(c.Data) > 0 {
+			copy(b[c.Offset:], c.Data)
+		}
+		m[c.Path] = b
+	}
+	return wire.OK
+}
+
+func (m Model) remove(c Op) wire.Code {
+	if !m.Exists(c.Path) {
+		return wire.NotFound
+	}
+	sub := m.subtree(c.Path)
+	if len(sub) > 1 && c.Flags&wire.FlagRecursive == 0 {
+		return wire.NotEmpty
+	}
+	for _, q := range sub {
+		delete(m, q)
+	}
+	return wire.OK
+}
+
+// move is RENAME and COPY.
+func (m Model) move(c Op) wire.Code {
+	if fspath.Root(c.Path) != fspath.Root(c.To) {
+		return wire.CrossRoot
+	}
+	if !m.Exists(c.Path) {
+		return wire.NotFound
+	}
+	srcDir := m.IsDir(c.Path)
+	if c.Op == wire.OpCopy {
+		switch {
+		case srcDir:
 			return wire.IsDir
-		}
-		old, ok := m[c.Path]
-		if !ok {
-			if code := m.parents(c); code != wire.OK {
-				return code
-			}
-		}
-		switch c.Op {
-		case wire.OpPut:
-			m[c.Path] = slices.Clone(c.Data)
-		case wire.OpAppend:
-			m[c.Path] = append(slices.Clone(old), c.Data...)
-			if m[c.Path] == nil {
-				m[c.Path] = []byte{}
-			}
-		default:
-			b := slices.Clone(old)
-			if b == nil {
-				b = []byte{}
-			}
-			if end := int(c.Offset) + len(c.Data); len(c.Data) > 0 && end > len(b) {
-				b = append(b, make([]byte, end-len(b))...)
-			}
-			if len(c.Data) > 0 {
-				copy(b[c.Offset:], c.Data)
-			}
-			m[c.Path] = b
-		}
-	case wire.OpRemove:
-		if !m.Exists(c.Path) {
-			return wire.NotFound
-		}
-		sub := m.subtree(c.Path)
-		if len(sub) > 1 && c.Flags&wire.FlagRecursive == 0 {
-			return wire.NotEmpty
-		}
-		for _, q := range sub {
-			delete(m, q)
-		}
-	case wire.OpRename, wire.OpCopy:
-		if fspath.Root(c.Path) != fspath.Root(c.To) {
-			return wire.CrossRoot
-		}
-		if !m.Exists(c.Path) {
-			return wire.NotFound
-		}
-		srcDir := m.IsDir(c.Path)
-		if c.Op == wire.OpCopy {
-			switch {
-			case srcDir:
-				return wire.IsDir
-			case c.Path == c.To:
-				return wire.Invalid
-			}
-		} else if c.Path == c.To {
-			return wire.OK
-		}
-		if c.Op == wire.OpRename && fspath.IsWithin(c.To, c.Path) {
+		case c.Path == c.To:
 			return wire.Invalid
 		}
-		if m.Exists(c.To) {
-			dstDir := m.IsDir(c.To)
-			switch {
-			case !srcDir && dstDir:
-				return wire.IsDir
-			case srcDir && !dstDir:
-				return wire.NotDir
-			case dstDir && len(m.subtree(c.To)) > 1:
-				return wire.NotEmpty
-			}
-		} else if code := m.parentCode(c.To); code != wire.OK {
-			return code
+	} else if c.Path == c.To {
+		return wire.OK
+	}
+	if c.Op == wire.OpRename && fspath.IsWithin(c.To, c.Path) {
+		return wire.Invalid
+	}
+	if m.Exists(c.To) {
+		dstDir := m.IsDir(c.To)
+		switch {
+		case !srcDir && dstDir:
+			return wire.IsDir
+		case srcDir && !dstDir:
+			return wire.NotDir
+		case dstDir && len(m.subtree(c.To)) > 1:
+			return wire.NotEmpty
 		}
-		if c.Op == wire.OpCopy {
-			m[c.To] = slices.Clone(m[c.Path])
-			return wire.OK
-		}
-		delete(m, c.To)
-		for _, q := range m.subtree(c.Path) {
-			m[c.To+q[len(c.Path):]] = m[q]
-			delete(m, q)
-		}
+	} else if code := m.parentCode(c.To); code != wire.OK {
+		return code
+	}
+	if c.Op == wire.OpCopy {
+		m[c.To] = slices.Clone(m[c.Path])
+		return wire.OK
+	}
+	delete(m, c.To)
+	for _, q := range m.subtree(c.Path) {
+		m[c.To+q[len(c.Path):]] = m[q]
+		delete(m, q)
 	}
 	return wire.OK
 }

@@ -48,15 +48,9 @@ func DefaultDialConfig() DialConfig {
 // values.
 func (c DialConfig) withDefaults() DialConfig {
 	d := DefaultDialConfig()
-	if c.MaxFrame <= 0 {
-		c.MaxFrame = d.MaxFrame
-	}
-	if c.OutQueue <= 0 {
-		c.OutQueue = d.OutQueue
-	}
-	if c.Timeout <= 0 {
-		c.Timeout = d.Timeout
-	}
+	positiveOr(&c.MaxFrame, d.MaxFrame)
+	positiveOr(&c.OutQueue, d.OutQueue)
+	positiveOr(&c.Timeout, d.Timeout)
 	return c
 }
 
@@ -65,17 +59,25 @@ func (c DialConfig) withDefaults() DialConfig {
 // as the default too.
 func (c DialConfig) Validate() error {
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.MaxFrame < 0 {
-		bad("MaxFrame %d is negative", c.MaxFrame)
-	}
-	if c.OutQueue < 0 {
-		bad("OutQueue %d is negative", c.OutQueue)
-	}
-	if c.Timeout < 0 {
-		bad("Timeout %v is negative", c.Timeout)
-	}
+	notNegative(&errs, "MaxFrame", c.MaxFrame)
+	notNegative(&errs, "OutQueue", c.OutQueue)
+	notNegative(&errs, "Timeout", c.Timeout)
 	return errors.Join(errs...)
+}
+
+// positiveOr sets *v to d unless *v is positive: an optional setting's
+// zero, or negative, value means its default.
+func positiveOr[T int | time.Duration](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
+}
+
+// notNegative adds to errs that the setting name is negative, if it is.
+func notNegative[T int | time.Duration](errs *[]error, name string, v T) {
+	if v < 0 {
+		*errs = append(*errs, fmt.Errorf("%s %v is negative", name, v))
+	}
 }
 
 // Conn is a client connection on which many calls run concurrently; their

@@ -72,18 +72,10 @@ func DefaultServerConfig() ServerConfig {
 // DefaultServerConfig's values.
 func (c ServerConfig) withDefaults() ServerConfig {
 	d := DefaultServerConfig()
-	if c.MaxFrame <= 0 {
-		c.MaxFrame = d.MaxFrame
-	}
-	if c.MaxInFlight <= 0 {
-		c.MaxInFlight = d.MaxInFlight
-	}
-	if c.OutQueue <= 0 {
-		c.OutQueue = d.OutQueue
-	}
-	if c.DefaultTimeout <= 0 {
-		c.DefaultTimeout = d.DefaultTimeout
-	}
+	positiveOr(&c.MaxFrame, d.MaxFrame)
+	positiveOr(&c.MaxInFlight, d.MaxInFlight)
+	positiveOr(&c.OutQueue, d.OutQueue)
+	positiveOr(&c.DefaultTimeout, d.DefaultTimeout)
 	if c.Logger == nil {
 		c.Logger = d.Logger
 	}
@@ -95,19 +87,10 @@ func (c ServerConfig) withDefaults() ServerConfig {
 // reported here (NewServer, which cannot fail, reads it as the default).
 func (c ServerConfig) Validate() error {
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.MaxFrame < 0 {
-		bad("MaxFrame %d is negative", c.MaxFrame)
-	}
-	if c.MaxInFlight < 0 {
-		bad("MaxInFlight %d is negative", c.MaxInFlight)
-	}
-	if c.OutQueue < 0 {
-		bad("OutQueue %d is negative", c.OutQueue)
-	}
-	if c.DefaultTimeout < 0 {
-		bad("DefaultTimeout %v is negative", c.DefaultTimeout)
-	}
+	notNegative(&errs, "MaxFrame", c.MaxFrame)
+	notNegative(&errs, "MaxInFlight", c.MaxInFlight)
+	notNegative(&errs, "OutQueue", c.OutQueue)
+	notNegative(&errs, "DefaultTimeout", c.DefaultTimeout)
 	return errors.Join(errs...)
 }
 

@@ -219,6 +219,17 @@ func FreeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
+// ClosedAddr returns a loopback address that nobody listens on, or fails
+// the test.
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	addr, err := FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
 // WaitLeaders waits until every cluster has a leader, or fails the test
 // after timeout.
 func (d *Deployment) WaitLeaders(t testing.TB, timeout time.Duration) {
