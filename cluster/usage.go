@@ -74,6 +74,8 @@ const usageRefresh = 2 * time.Second
 // background and reports the previous figures. Safe for concurrent use.
 type usageCache struct {
 	mu      sync.Mutex
+	wg      sync.WaitGroup // the background scan, if one runs
+	closed  bool           // no scan starts once the node closes its DB
 	at      time.Time
 	running bool
 	files   uint64
@@ -88,7 +90,7 @@ type usageCache struct {
 func (u *usageCache) report(f *fsm.FSM, ns *wire.NodeStatus) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.at.IsZero() {
+	if u.at.IsZero() && !u.closed {
 		u.at = time.Now()
 		if files, bytes, roots, err := f.Usage(); err == nil {
 			u.files, u.bytes, u.roots = files, bytes, roots
@@ -96,11 +98,13 @@ func (u *usageCache) report(f *fsm.FSM, ns *wire.NodeStatus) {
 	}
 	ns.Files, ns.Bytes, ns.Ops = u.files, u.bytes, u.served.Load()
 	ns.Roots = u.perRoot.top(u.roots)
-	if u.running || time.Since(u.at) < usageRefresh {
+	if u.running || u.closed || time.Since(u.at) < usageRefresh {
 		return
 	}
 	u.running = true
+	u.wg.Add(1)
 	go func() {
+		defer u.wg.Done()
 		files, bytes, roots, err := f.Usage()
 		u.mu.Lock()
 		defer u.mu.Unlock()
@@ -109,4 +113,13 @@ func (u *usageCache) report(f *fsm.FSM, ns *wire.NodeStatus) {
 			u.files, u.bytes, u.roots = files, bytes, roots
 		}
 	}()
+}
+
+// close stops new scans and waits for the one running: the node closes
+// its DB next, and a scan must not read a closed DB.
+func (u *usageCache) close() {
+	u.mu.Lock()
+	u.closed = true
+	u.mu.Unlock()
+	u.wg.Wait()
 }
