@@ -18,6 +18,7 @@ import (
 
 	"github.com/cleavefs/cleave/client"
 	"github.com/cleavefs/cleave/internal/eventually"
+	"github.com/cleavefs/cleave/internal/syncbuf"
 	"github.com/cleavefs/cleave/internal/testcluster"
 	"github.com/cleavefs/cleave/up"
 	"github.com/cleavefs/cleave/wire"
@@ -70,25 +71,8 @@ type deployment struct {
 	router  string   // the first router, the one --listen names
 	routers []string // every router, the first first
 	cmd     *exec.Cmd
-	stdout  *syncBuffer
+	stdout  *syncbuf.Buffer
 	done    chan error
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // startUp runs `cleave up` on dir (reusing router if set) and waits until it
@@ -104,7 +88,7 @@ func startUpEnv(t testing.TB, dir, router string, env []string, args ...string) 
 	if router == "" {
 		router = freeAddr(t)
 	}
-	d := &deployment{dir: dir, router: router, stdout: &syncBuffer{}, done: make(chan error, 1)}
+	d := &deployment{dir: dir, router: router, stdout: &syncbuf.Buffer{}, done: make(chan error, 1)}
 	logf, err := os.OpenFile(filepath.Join(dir+".up.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
