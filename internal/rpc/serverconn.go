@@ -78,7 +78,7 @@ func (c *serverConn) run() {
 		c.handlers.Wait()
 		<-writerDone
 	}
-	c.close(c.reason) // no-op if already closed
+	c.close("connection ended") // no-op if already closed
 	c.s.log.Debug("connection closed", "remote", c.raw.RemoteAddr().String(), "reason", c.reason)
 }
 
