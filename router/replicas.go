@@ -89,6 +89,20 @@ type hintGuard struct {
 	quiet   uint64    // refusals not logged since
 }
 
+// logNow counts one refusal and reports whether to log it now, with the
+// number of refusals not logged since the last log.
+func (g *hintGuard) logNow() (quiet uint64, ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if time.Since(g.logged) < hintLogEvery {
+		g.quiet++
+		return 0, false
+	}
+	quiet = g.quiet
+	g.logged, g.quiet = time.Now(), 0
+	return quiet, true
+}
+
 // listed reports whether c lists addr as a member.
 func listed(c wire.ClusterInfo, addr string) bool {
 	for _, m := range c.Members {
@@ -106,16 +120,10 @@ func (r *Router) acceptLeader(cluster, addr, source string) bool {
 	if c, ok := control.Cluster(r.table.Current(), cluster); ok && listed(c, addr) {
 		return true
 	}
-	r.hints.refused.Add(1)
-	g := &r.hints
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if time.Since(g.logged) < hintLogEvery {
-		g.quiet++
-		return false
+	total := r.hints.refused.Add(1)
+	if quiet, ok := r.hints.logNow(); ok {
+		r.log.Warn("leader hint for an address the routing table does not list for the cluster ignored",
+			"source", source, "cluster", cluster, "addr", addr, "refused_total", total, "not_logged", quiet)
 	}
-	r.log.Warn("leader hint for an address the routing table does not list for the cluster ignored",
-		"source", source, "cluster", cluster, "addr", addr, "refused_total", g.refused.Load(), "not_logged", g.quiet)
-	g.logged, g.quiet = time.Now(), 0
 	return false
 }
