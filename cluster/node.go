@@ -544,7 +544,7 @@ func (n *Node) Status() wire.NodeStatus {
 	n.check.report(&ns)
 	n.usage.report(n.fsm, &ns)
 	rs := n.rep.get().Stats()
-	ns.ForeignFrames, ns.BadCommitFrames = rs.Foreign, rs.BadCommit
+	ns.ForeignFrames, ns.BadCommitFrames, ns.InvalidFrames = rs.Foreign, rs.BadCommit, rs.Invalid
 	return ns
 }
 
