@@ -97,7 +97,7 @@ func New(cfg Config) (*Router, error) {
 	r.srv = rpc.NewServer(scfg, r)
 	if reg != nil {
 		var err error
-		r.ops, err = ops.Start(ops.Config{Addr: cfg.HTTP, Registry: reg, Ready: r.ready, Logger: r.log})
+		r.ops, err = ops.Start(ops.Config{Addr: cfg.HTTP, Registry: reg, Ready: r.ready, Logger: r.log, Pprof: cfg.Pprof})
 		if err != nil {
 			r.Close()
 			return nil, fmt.Errorf("router: %w", err)
