@@ -363,7 +363,7 @@ func (r *Router) listTop(ctx context.Context, req *wire.Request) *wire.Response 
 	after := ""
 	if req.After != "" {
 		b, err := base64.RawURLEncoding.DecodeString(req.After)
-		if err != nil || fspath.Validate("/"+string(b)) != nil || strings.Contains(string(b), "/") {
+		if err != nil || fspath.ValidateStored("/"+string(b)) != nil || strings.Contains(string(b), "/") {
 			return wire.Errorf(req.ID, wire.Invalid, "malformed list continuation token %q for /: pass Response.Next unchanged", req.After)
 		}
 		after = string(b)
