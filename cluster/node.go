@@ -105,10 +105,12 @@ type Config struct {
 	MemoryLimit int64
 
 	// HTTP is the HOST:PORT of the HTTP side port (/metrics, /healthz,
-	// /readyz, /debug/pprof; package internal/ops); port 0 picks a free
-	// one. It has no auth: bind it to loopback or a private network.
-	// Default "" (off).
+	// /readyz; package internal/ops); port 0 picks a free one. It has no
+	// auth: bind it to loopback or a private network. Default "" (off).
 	HTTP string
+	// Pprof adds the Go profiles (/debug/pprof/) to the side port.
+	// Default false.
+	Pprof bool
 
 	// Gossip is the HOST:PORT (UDP and TCP) this node joins the gossip pool
 	// on; "" leaves gossip off. GossipSeeds are members to join through
@@ -403,7 +405,7 @@ func (n *Node) serve() error {
 		registerNodeMetrics(reg, n.rep.get())
 		registerCheckMetrics(reg, n.check)
 		var err error
-		if n.ops, err = ops.Start(ops.Config{Addr: cfg.HTTP, Registry: reg, Ready: n.ready, Logger: n.log}); err != nil {
+		if n.ops, err = ops.Start(ops.Config{Addr: cfg.HTTP, Registry: reg, Ready: n.ready, Logger: n.log, Pprof: cfg.Pprof}); err != nil {
 			return fmt.Errorf("cluster: %w", err)
 		}
 	}
@@ -547,7 +549,7 @@ func (n *Node) Status() wire.NodeStatus {
 	n.check.report(&ns)
 	n.usage.report(n.fsm, &ns)
 	rs := n.rep.get().Stats()
-	ns.ForeignFrames, ns.BadCommitFrames = rs.Foreign, rs.BadCommit
+	ns.ForeignFrames, ns.BadCommitFrames, ns.InvalidFrames = rs.Foreign, rs.BadCommit, rs.Invalid
 	return ns
 }
 

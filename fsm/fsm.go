@@ -379,7 +379,7 @@ func apply(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
 	if !c.Op.Mutating() {
 		return failf(wire.Invalid, "op %v is not a state machine command", c.Op), nil
 	}
-	if err := fspath.Validate(c.Path); err != nil {
+	if err := fspath.ValidateStored(c.Path); err != nil {
 		return failf(wire.Invalid, "%v", err), nil
 	}
 	if c.Path != "/" {

@@ -416,7 +416,7 @@ func checkTreeSize(rd reader, c *Command) (*Result, error) {
 
 // twoPaths validates the destination of RENAME and COPY.
 func twoPaths(c *Command) *Result {
-	if err := fspath.Validate(c.To); err != nil {
+	if err := fspath.ValidateStored(c.To); err != nil {
 		return failf(wire.Invalid, "destination: %v", err)
 	}
 	if c.Path == "/" || c.To == "/" {

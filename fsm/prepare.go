@@ -24,7 +24,7 @@ func (f *FSM) PrepareWrite(c *Command) error {
 	n := int64(len(data))
 	c.Data, c.Length, c.Blocks = nil, n, nil
 	c.Base = &WriteBase{}
-	if c.Path == "/" || fspath.Validate(c.Path) != nil {
+	if c.Path == "/" || fspath.ValidateStored(c.Path) != nil {
 		return nil
 	}
 	snap := f.db.NewSnapshot()

@@ -27,7 +27,7 @@ func rootStat() *wire.Stat { return &wire.Stat{Name: "", Type: wire.TypeDir} }
 // snapshot validates p, opens a snapshot and, unless p is "/", checks that
 // p's root is owned in it. The caller closes the snapshot.
 func (f *FSM) snapshot(p string) (*pebble.Snapshot, error) {
-	if err := fspath.Validate(p); err != nil {
+	if err := fspath.ValidateStored(p); err != nil {
 		return nil, &wire.Error{Code: wire.Invalid, Message: err.Error()}
 	}
 	s := f.db.NewSnapshot()
@@ -233,7 +233,7 @@ func decodeToken(tok string, recursive bool) (string, error) {
 	if !recursive && strings.Contains(rel, "/") {
 		return bad("it is from a recursive listing")
 	}
-	if err := fspath.Validate("/" + rel); err != nil || rel == "" {
+	if err := fspath.ValidateStored("/" + rel); err != nil || rel == "" {
 		return bad("it does not name an entry")
 	}
 	return rel, nil

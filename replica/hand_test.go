@@ -626,6 +626,9 @@ func (c *handCluster) describeNode(id uint64) string {
 	if stats.Foreign > 0 || stats.BadCommit > 0 {
 		s += fmt.Sprintf(" foreign=%d badcommit=%d", stats.Foreign, stats.BadCommit)
 	}
+	if stats.Invalid > 0 {
+		s += fmt.Sprintf(" invalid=%d", stats.Invalid)
+	}
 	return s
 }
 

@@ -5,7 +5,6 @@ import (
 	"os"
 	"time"
 
-	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 )
 
@@ -141,38 +140,23 @@ func (r *Replica) campaign() {
 	}
 }
 
-// step hands a peer's message to raft after dropping what cannot be
-// valid: messages for another node, local message types, proposals (never
-// forwarded in this design), snapshots without their data, messages from
-// nodes outside the configuration, and heartbeats that declare a commit
-// index beyond this node's log. A leader's heartbeat commits at most what
-// the follower acknowledged having persisted, so a larger one comes from a
-// leader that confuses this node with another (a stale or foreign group);
-// raft would panic on it ("tocommit is out of range").
+// step hands a peer's message to raft unless validateMessage refuses it
+// (a forged or corrupt frame must never reach raft, which panics on some
+// and would act on others). Snapshots arrive through ReceiveSnapshot,
+// with their data, never here.
 func (r *Replica) step(m *pb.Message) {
-	t := m.GetType()
-	switch {
-	case m.GetTo() != r.cfg.ID, m.GetFrom() == 0, m.GetFrom() == r.cfg.ID:
-		r.log.Warn("dropping misaddressed message", "type", t, "from", m.GetFrom(), "to", m.GetTo())
-		return
-	case raft.IsLocalMsg(t), t == pb.MsgProp:
-		r.log.Warn("dropping message of a type peers must not send", "type", t, "from", m.GetFrom())
-		return
-	case t == pb.MsgSnap:
-		// Snapshots arrive through ReceiveSnapshot, with their data.
-		r.log.Warn("dropping snapshot message that came without its data", "from", m.GetFrom())
-		return
-	case len(r.members) > 0 && !r.members[m.GetFrom()]:
-		r.log.Debug("dropping message from unknown peer", "type", t, "from", m.GetFrom())
-		return
-	case t == pb.MsgHeartbeat && m.GetCommit() > r.store.lastIndex:
-		r.stats.badCommit.Add(1)
-		r.log.Warn("dropping heartbeat that commits beyond the local log", "from", m.GetFrom(), "commit", m.GetCommit(), "last", r.store.lastIndex)
+	if err := validateMessage(m, r.peerView(), false); err != nil {
+		r.dropped(m, err)
 		return
 	}
 	if err := r.rn.Step(m); err != nil {
-		r.log.Debug("raft rejected message", "type", t, "from", m.GetFrom(), "err", err)
+		r.log.Debug("raft rejected message", "type", m.GetType(), "from", m.GetFrom(), "err", err)
 	}
+}
+
+// peerView is what validateMessage checks a frame against. Loop goroutine.
+func (r *Replica) peerView() peerView {
+	return peerView{self: r.cfg.ID, lastIndex: r.store.lastIndex, members: r.members}
 }
 
 // maybeCompact drops applied log entries beyond Config.LogRetention, never

@@ -134,6 +134,8 @@ type Replica struct {
 	inflight       map[uint64]inflightSnap // stream id → snapshot being sent
 	snapSeq        uint64
 	pendingRestore *restoreReq
+
+	drops dropLog // rate limit of the log of dropped frames; loop goroutine
 }
 
 // Open starts a replica over db. If db holds no raft state under
@@ -398,7 +400,7 @@ func (r *Replica) Stats() Stats {
 	return Stats{
 		Readies: s.readies.Load(), Syncs: s.syncs.Load(), SyncTime: time.Duration(s.syncNanos.Load()),
 		Appended: s.appended.Load(), Applied: s.applied.Load(), ReadRounds: s.readRounds.Load(),
-		Foreign: s.foreign.Load(), BadCommit: s.badCommit.Load(),
+		Foreign: s.foreign.Load(), BadCommit: s.badCommit.Load(), Invalid: s.invalid.Load(),
 	}
 }
 

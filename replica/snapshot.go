@@ -492,6 +492,11 @@ func (r *Replica) newReceiver(c SnapshotChunk) (*snapReceiver, error) {
 	case md.GetIndex() == 0 || md.GetConfState() == nil:
 		return nil, errors.New("replica: snapshot without index or ConfState")
 	}
+	// The membership and the log are the loop's: stepRestore checks the
+	// sender against them. Here, before a file is made, only the frame.
+	if err := validateMessage(m, peerView{self: r.cfg.ID, lastIndex: MaxIndex}, true); err != nil {
+		return nil, fmt.Errorf("replica: snapshot stream: %w", err)
+	}
 	fs := r.cfg.FS
 	if err := fs.MkdirAll(r.cfg.SnapshotDir, 0o755); err != nil {
 		return nil, fmt.Errorf("replica: snapshot dir: %w", err)
@@ -550,6 +555,12 @@ type restoreReq struct {
 // the snapshot if raft accepts it. Loop goroutine.
 func (r *Replica) stepRestore(req *restoreReq) {
 	r.declineRestore()
+	if err := validateMessage(req.msg, r.peerView(), true); err != nil {
+		r.dropped(req.msg, err)
+		r.cfg.FS.Remove(req.path)
+		req.done <- err
+		return
+	}
 	r.pendingRestore = req
 	if err := r.rn.Step(req.msg); err != nil {
 		r.log.Warn("raft rejected snapshot message", "from", req.msg.GetFrom(), "err", err)

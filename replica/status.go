@@ -35,13 +35,18 @@ type Stats struct {
 	// BadCommit counts heartbeats dropped because they declared a commit
 	// index beyond this node's log (raft would panic on them).
 	BadCommit uint64
+	// Invalid counts raft frames dropped before raft saw them because
+	// they cannot come from an honest peer (validateMessage): a local or
+	// unused type, another addressee, a sender outside the group, a term
+	// or index beyond MaxTerm or MaxIndex, entries that do not follow.
+	Invalid uint64
 }
 
 // loopStats are the loop's counters; written only by the loop goroutine,
 // read by Stats from any goroutine.
 type loopStats struct {
 	readies, syncs, syncNanos, appended, applied, readRounds atomic.Uint64
-	foreign, badCommit                                       atomic.Uint64
+	foreign, badCommit, invalid                              atomic.Uint64
 }
 
 // publishStatus publishes the loop's state for Status, if it changed. The

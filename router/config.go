@@ -89,10 +89,12 @@ type Config struct {
 	Logger *slog.Logger
 
 	// HTTP is the HOST:PORT of the HTTP side port (/metrics, /healthz,
-	// /readyz, /debug/pprof; package internal/ops); port 0 picks a free
-	// one. It has no auth: bind it to loopback or a private network.
-	// Default "" (off).
+	// /readyz; package internal/ops); port 0 picks a free one. It has no
+	// auth: bind it to loopback or a private network. Default "" (off).
 	HTTP string
+	// Pprof adds the Go profiles (/debug/pprof/) to the side port.
+	// Default false.
+	Pprof bool
 }
 
 // DefaultConfig returns a Config with every default filled in (each

@@ -102,7 +102,7 @@ func New(cfg Config) (*Router, error) {
 	r.srv = rpc.NewServer(scfg, r)
 	if reg != nil {
 		var err error
-		r.ops, err = ops.Start(ops.Config{Addr: cfg.HTTP, Registry: reg, Ready: r.ready, Logger: r.log})
+		r.ops, err = ops.Start(ops.Config{Addr: cfg.HTTP, Registry: reg, Ready: r.ready, Logger: r.log, Pprof: cfg.Pprof})
 		if err != nil {
 			r.Close()
 			return nil, fmt.Errorf("router: %w", err)
@@ -368,7 +368,7 @@ func (r *Router) listTop(ctx context.Context, req *wire.Request) *wire.Response 
 	after := ""
 	if req.After != "" {
 		b, err := base64.RawURLEncoding.DecodeString(req.After)
-		if err != nil || fspath.Validate("/"+string(b)) != nil || strings.Contains(string(b), "/") {
+		if err != nil || fspath.ValidateStored("/"+string(b)) != nil || strings.Contains(string(b), "/") {
 			return wire.Errorf(req.ID, wire.Invalid, "malformed list continuation token %q for /: pass Response.Next unchanged", req.After)
 		}
 		after = string(b)

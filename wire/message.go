@@ -371,9 +371,12 @@ type NodeStatus struct {
 	RepairFailed   uint64 `msgpack:"repair_failed,omitempty" json:"repair_failed"`
 	// Raft frames this node's replica dropped since it opened (a split's
 	// fork opens a new one): frames naming another group or epoch, and
-	// heartbeats declaring a commit beyond the local log.
+	// heartbeats declaring a commit beyond the local log, and frames no
+	// honest peer sends (a local type, a sender outside the group, a term
+	// or index beyond the replica's bounds).
 	ForeignFrames   uint64 `msgpack:"foreign_frames,omitempty" json:"foreign_frames,omitempty"`
 	BadCommitFrames uint64 `msgpack:"bad_commit_frames,omitempty" json:"bad_commit_frames,omitempty"`
+	InvalidFrames   uint64 `msgpack:"invalid_frames,omitempty" json:"invalid_frames,omitempty"`
 
 	Members  []MemberStatus `msgpack:"members,omitempty" json:"members,omitempty"`     // the raft group's members as this node knows them
 	LogFirst uint64         `msgpack:"log_first,omitempty" json:"log_first,omitempty"` // first index still in the local log (older ones are compacted)

@@ -156,6 +156,14 @@ func FuzzDecodeRequest(f *testing.F) {
 	seed(&Request{ID: 1, Op: OpHello, Hello: &Hello{Version: 1, Client: "c"}})
 	seed(&Request{ID: 2, Op: OpPut, Path: "/a/b", Data: []byte("x"), Flags: FlagParents, Session: 1, Seq: 2})
 	seed(&Response{ID: 3, Code: NotFound, Message: "no", Entries: []Stat{{Name: "a"}}})
+	// Every nested message type, so the fuzzer starts from each shape.
+	seed(&Request{ID: 4, Op: OpSnapshot, Group: "c1", Epoch: 2, Data: []byte("kv"), Snap: &SnapChunk{ID: 1, From: 2, To: 3, Offset: 9, Raft: []byte{8, 7}, Done: true, CRC: 5}})
+	seed(&Request{ID: 5, Op: OpSplit, Cluster: "c1", Split: &SplitSpec{Cluster: "c1", NewCluster: "c2", Nodes: []Member{{ID: 4, Addr: "h:1"}}, At: 1 << 62}, Member: &Member{ID: 9, Addr: "h:9"}})
+	seed(&Response{ID: 6, Hello: &HelloReply{Server: "s", Versions: []uint32{1}}, Stat: &Stat{Name: "f", Size: 3}, Split: &SplitStatus{ID: 1, Phase: SplitCommitted, Range: Range{Start: 1, End: 2}}})
+	seed(&Response{ID: 7, Node: &NodeStatus{ID: 1, Roots: []RootUsage{{Name: "r"}}, Members: []MemberStatus{{ID: 1, Voter: true}}},
+		Status: &Status{Routers: []RouterStatus{{ID: "r"}}, Clusters: []ClusterStatus{{ID: "c1", Nodes: []NodeStatus{{ID: 2}}}}, Splits: []SplitStatus{{ID: 2}}},
+		Routes: &TableInfo{Version: 3, Ranges: []RangeOwner{{Cluster: "c1"}}, Clusters: []ClusterInfo{{ID: "c1", Members: []Member{{ID: 1}}}}},
+		Router: &RouterStatus{ID: "r", Leader: true}})
 	f.Add([]byte{0xdd, 0xff, 0xff, 0xff, 0xff}) // array claiming 4G elements
 	f.Add([]byte{0xc6, 0x7f, 0xff, 0xff, 0xff}) // bin claiming 2G bytes
 	f.Add([]byte{0x81, 0xa4, 'd', 'a', 't', 'a', 0xc6, 0x7f, 0xff, 0xff, 0xff})
@@ -184,4 +192,36 @@ func BenchmarkEncodeDecodeRequest(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// FuzzFrameStream feeds an arbitrary byte stream to the frame reader and
+// decodes every frame it yields, as a connection does: the reader never
+// returns a payload over its limit, its offsets only grow, and neither it
+// nor the decoders panic.
+func FuzzFrameStream(f *testing.F) {
+	one, err := AppendEncode(nil, &Request{ID: 1, Op: OpHello, Hello: &Hello{Version: 1}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(append(append([]byte{}, one...), one...))
+	f.Add([]byte{0x00, 0x80, 0x00, 0x00, 0x01})      // a header announcing 8 MiB
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})            // 4 GiB
+	f.Add(append([]byte{0, 0, 0, 2}, 0x81))          // cut inside a frame
+	f.Add(append(AppendFrame(nil, nil), one[:3]...)) // empty frame, then a cut header
+	const max = 1 << 10
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		fr := NewFrameReader(bytes.NewReader(stream), max)
+		for range 64 {
+			before := fr.Offset()
+			payload, err := fr.Next()
+			if err != nil {
+				return
+			}
+			if len(payload) > max || fr.Offset() != before+HeaderSize+int64(len(payload)) {
+				t.Fatalf("frame of %d bytes (limit %d), offset %d → %d", len(payload), max, before, fr.Offset())
+			}
+			DecodeRequest(payload)
+			DecodeResponse(payload)
+		}
+	})
 }

@@ -407,7 +407,7 @@ func writeLsRTable(w io.Writer, ents []client.Entry) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TYPE\tSIZE\tVERSION\tMTIME\tPATH")
 	for _, e := range ents {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", e.Stat.Type, e.Stat.Size, e.Stat.Version, e.Stat.Mtime.UTC().Format(time.RFC3339), e.Path)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", e.Stat.Type, e.Stat.Size, e.Stat.Version, e.Stat.Mtime.UTC().Format(time.RFC3339), quoteName(e.Path))
 	}
 	return tw.Flush()
 }
@@ -416,7 +416,7 @@ func writeLsTable(w io.Writer, ents []client.Stat) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TYPE\tSIZE\tVERSION\tMTIME\tNAME")
 	for _, e := range ents {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", e.Type, e.Size, e.Version, e.Mtime.UTC().Format(time.RFC3339), e.Name)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", e.Type, e.Size, e.Version, e.Mtime.UTC().Format(time.RFC3339), quoteName(e.Name))
 	}
 	return tw.Flush()
 }
@@ -446,7 +446,7 @@ func statCmd() *cobra.Command {
 
 func writeStatTable(w io.Writer, st *client.Stat) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "name\t%s\n", st.Name)
+	fmt.Fprintf(tw, "name\t%s\n", quoteName(st.Name))
 	fmt.Fprintf(tw, "type\t%s\n", st.Type)
 	fmt.Fprintf(tw, "size\t%d\n", st.Size)
 	fmt.Fprintf(tw, "mtime\t%s\n", st.Mtime.UTC().Format(time.RFC3339Nano))
@@ -602,7 +602,7 @@ func writeRootsTable(w io.Writer, st *wire.Status) error {
 					fmt.Fprintln(tw, "CLUSTER\tROOT\tFILES\tBYTES\tREQUESTS")
 					any = true
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", cl.ID, r.Name, r.Files, r.Bytes, r.Ops)
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", cl.ID, quoteName(r.Name), r.Files, r.Bytes, r.Ops)
 			}
 		}
 	}

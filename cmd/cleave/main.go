@@ -51,7 +51,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	var ue usageError
 	if errors.As(err, &ue) || !*started {
-		fmt.Fprintf(stderr, "cleave: %v\n", err)
+		fmt.Fprintf(stderr, "cleave: %s\n", escapeControl(err.Error()))
 		if cmd == nil {
 			cmd = root
 		}
@@ -196,8 +196,8 @@ func codeOf(err error) wire.Code {
 func message(err error) string {
 	var ce *client.Error
 	if errors.As(err, &ce) && ce.Message != "" {
-		return ce.Message
+		return escapeControl(strings.ReplaceAll(ce.Message, "\n", "; "))
 	}
 	code := client.CodeOf(err).String()
-	return strings.ReplaceAll(strings.TrimPrefix(err.Error(), code+": "), "\n", "; ")
+	return escapeControl(strings.ReplaceAll(strings.TrimPrefix(err.Error(), code+": "), "\n", "; "))
 }

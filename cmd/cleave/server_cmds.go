@@ -48,6 +48,7 @@ type nodeOpts struct {
 	logRetention uint64
 	logLevel     string
 	http         string
+	pprof        bool
 	memoryLimit  string
 	checkEvery   time.Duration
 }
@@ -81,7 +82,8 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.StringVar(&o.gossip, "gossip", "", "HOST:PORT (UDP and TCP) to join the gossip pool on; empty: no gossip")
 	f.StringVar(&o.gossipSeeds, "gossip-seeds", "", "gossip addresses to join through, comma separated (the routers')")
 	gossipKeyFlag(f, &o.gossipKeys)
-	f.StringVar(&o.http, "http", "", "HOST:PORT of the HTTP side port: /metrics, /healthz, /readyz, /debug/pprof (port 0: any free port, logged); empty: off")
+	f.StringVar(&o.http, "http", "", "HOST:PORT of the HTTP side port: /metrics, /healthz, /readyz (port 0: any free port, logged); empty: off")
+	f.BoolVar(&o.pprof, "pprof", false, "also serve the Go profiles under /debug/pprof/ on the --http side port (unauthenticated: loopback or a private network only)")
 	f.DurationVar(&o.checkEvery, "check-interval", cluster.DefaultCheckInterval, "how often the leader starts a cross-replica consistency check (every replica hashes its state at the same index and compares)")
 	f.StringVar(&o.memoryLimit, "memory-limit", "224MiB", "memory budget of this process (e.g. 224MiB, 1GiB; 0: none; 1GB is 10^9 bytes, 1GiB 2^30): sets the Go runtime's soft limit to what the Pebble cache and memtables leave, unless GOMEMLIMIT is set, and makes malloc return large blocks")
 	return cmd
@@ -127,7 +129,7 @@ func (o *nodeOpts) config(cmd *cobra.Command) (cluster.Config, error) {
 	cfg.Logger = logger
 	cfg.Join = o.join
 	cfg.LogRetention = o.logRetention
-	cfg.HTTP = o.http
+	cfg.HTTP, cfg.Pprof = o.http, o.pprof
 	if cfg.MemoryLimit, err = bytesize.Parse(o.memoryLimit); err != nil {
 		return cluster.Config{}, fmt.Errorf("--memory-limit: %w", err)
 	}
@@ -187,6 +189,7 @@ type routerOpts struct {
 	reportPID     bool
 	logLevel      string
 	http          string
+	pprof         bool
 	gossip        string
 	gossipSeeds   string
 	gossipKeys    string
@@ -224,7 +227,8 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.StringVar(&o.gossip, "gossip", "", "HOST:PORT (UDP and TCP) to join the gossip pool on; empty: no gossip")
 	f.StringVar(&o.gossipSeeds, "gossip-seeds", "", "gossip addresses to join through, comma separated (the routers')")
 	gossipKeyFlag(f, &o.gossipKeys)
-	f.StringVar(&o.http, "http", "", "HOST:PORT of the HTTP side port: /metrics, /healthz, /readyz, /debug/pprof (port 0: any free port, logged); empty: off")
+	f.StringVar(&o.http, "http", "", "HOST:PORT of the HTTP side port: /metrics, /healthz, /readyz (port 0: any free port, logged); empty: off")
+	f.BoolVar(&o.pprof, "pprof", false, "also serve the Go profiles under /debug/pprof/ on the --http side port (unauthenticated: loopback or a private network only)")
 	return cmd
 }
 
@@ -242,7 +246,7 @@ func (o *routerOpts) config(cmd *cobra.Command) (router.Config, error) {
 	cfg.DataDir = o.data
 	cfg.Token = token(cmd)
 	cfg.Logger = logger
-	cfg.HTTP = o.http
+	cfg.HTTP, cfg.Pprof = o.http, o.pprof
 	cfg.Gossip = o.gossip
 	cfg.GossipSeeds = splitList(o.gossipSeeds)
 	if cfg.GossipKeys, err = readGossipKeys(o.gossipKeys); err != nil {

@@ -96,6 +96,15 @@ func TestNodeFlags(t *testing.T) {
 				if c.MemoryLimit != 224<<20 {
 					t.Errorf("default memory limit %d, want 224 MiB", c.MemoryLimit)
 				}
+				if c.Pprof {
+					t.Errorf("pprof on by default")
+				}
+			}},
+		{name: "pprof", args: append(base, "--range", "0-1", "--http", "127.0.0.1:0", "--pprof"),
+			check: func(t *testing.T, c cluster.Config) {
+				if !c.Pprof || c.HTTP != "127.0.0.1:0" {
+					t.Errorf("http %q pprof %v", c.HTTP, c.Pprof)
+				}
 			}},
 		{name: "memory limit", args: append(base, "--range", "0-1", "--memory-limit", "1GiB"),
 			check: func(t *testing.T, c cluster.Config) {
@@ -181,8 +190,14 @@ func TestRouterFlags(t *testing.T) {
 			}},
 		{name: "table on disk", args: []string{"--data", "/tmp/r"},
 			check: func(t *testing.T, c router.Config) {
-				if c.Bootstrap != nil || c.Listen != up.DefaultListen {
+				if c.Bootstrap != nil || c.Listen != up.DefaultListen || c.Pprof {
 					t.Errorf("config %+v", c)
+				}
+			}},
+		{name: "pprof", args: []string{"--data", "/tmp/r", "--http", "127.0.0.1:0", "--pprof"},
+			check: func(t *testing.T, c router.Config) {
+				if !c.Pprof || c.HTTP != "127.0.0.1:0" {
+					t.Errorf("http %q pprof %v", c.HTTP, c.Pprof)
 				}
 			}},
 		{name: "bad member", args: []string{"--data", "/tmp/r", "--cluster", "c1=1@:7501,x@:7502"},

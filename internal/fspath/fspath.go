@@ -1,9 +1,13 @@
 // Package fspath validates and takes apart cleave paths.
 //
 // A path is absolute, '/'-separated UTF-8 with no empty, "." or ".."
-// component and no NUL byte; at most MaxPath bytes, each component at most
-// MaxComponent bytes. "/" itself is valid and names the virtual top directory.
-// Paths are names in the namespace only; they never become OS file names.
+// component and no control character (C0, DEL or C1, NUL included); at
+// most MaxPath bytes, each component at most MaxComponent bytes. "/"
+// itself is valid and names the virtual top directory. Paths are names in
+// the namespace only; they never become OS file names.
+//
+// Control characters were once allowed (NUL aside): ValidateStored is the
+// older rule, which every stored path satisfies, for the state machine.
 package fspath
 
 import (
@@ -31,8 +35,30 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("invalid path %q: %s", p, e.Rule)
 }
 
-// Validate returns nil for a valid path and an *Error naming the rule broken.
+// Validate returns nil for a valid path and an *Error naming the rule
+// broken; for a control character, its code point and byte offset.
 func Validate(p string) error {
+	if err := ValidateStored(p); err != nil {
+		return err
+	}
+	for i, r := range p {
+		if IsControl(r) {
+			return &Error{Path: p, Rule: fmt.Sprintf("control character %U at byte %d", r, i)}
+		}
+	}
+	return nil
+}
+
+// IsControl reports whether r is a control character: C0 (U+0000–U+001F),
+// DEL (U+007F) or C1 (U+0080–U+009F).
+func IsControl(r rune) bool { return r < 0x20 || r >= 0x7f && r <= 0x9f }
+
+// ValidateStored is Validate without the control-character rule, which
+// came later: every path ever stored satisfies it. The state machine
+// checks commands with it, so that replaying a log entry gives the answer
+// it gave when first applied; requests are checked with Validate before
+// any command is made from them.
+func ValidateStored(p string) error {
 	bad := func(rule string, args ...any) error { return &Error{Path: p, Rule: fmt.Sprintf(rule, args...)} }
 	switch {
 	case p == "":

@@ -27,6 +27,12 @@ func TestValidate(t *testing.T) {
 		{"/\xff", "UTF-8"},
 		{"/" + long, "component longer than 255"},
 		{"/" + strings.Repeat("a/", MaxPath/2), "longer than 4096"},
+		{"/a\x1b[2J", "control character U+001B at byte 2"},
+		{"/a/b\nc", "control character U+000A at byte 4"},
+		{"/\t", "control character U+0009 at byte 1"},
+		{"/x\x7f", "control character U+007F at byte 2"},
+		{"/é\u009b31m", "control character U+009B at byte 3"},
+		{"/\u00a0nbsp", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
@@ -41,6 +47,25 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("Validate(%q) = %v, want error containing %q", tt.path, err, tt.rule)
 			}
 		})
+	}
+}
+
+// Paths stored before control characters were refused still pass
+// ValidateStored; every other rule holds for both.
+func TestValidateStored(t *testing.T) {
+	for _, p := range []string{"/a\x1b[2J", "/a/b\nc", "/x\x7f"} {
+		if err := ValidateStored(p); err != nil {
+			t.Errorf("ValidateStored(%q) = %v", p, err)
+		}
+	}
+	for _, p := range []string{"", "a", "/a\x00", "/a/", "/..", "/\xff"} {
+		if ValidateStored(p) == nil {
+			t.Errorf("ValidateStored(%q) = nil", p)
+		}
+	}
+	err := Validate("/a\x1b[2J")
+	if err == nil || strings.ContainsRune(err.Error(), 0x1b) {
+		t.Fatalf("Validate error %q must name the character escaped", err)
 	}
 }
 
@@ -71,12 +96,22 @@ func TestRootSplitJoin(t *testing.T) {
 }
 
 func FuzzValidate(f *testing.F) {
-	for _, s := range []string{"/", "/a/b", "//", "/a/../b", "/\x00", "a", "/\xff\xfe"} {
+	for _, s := range []string{"/", "/a/b", "//", "/a/../b", "/\x00", "a", "/\xff\xfe", "/a\x1b[2J", "/\u009b", "/a\x7f"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, p string) {
-		if Validate(p) != nil || p == "/" {
+		err := Validate(p)
+		if err == nil && ValidateStored(p) != nil {
+			t.Fatalf("%q passes Validate but not ValidateStored", p)
+		}
+		if err != nil && strings.ContainsFunc(err.Error(), IsControl) {
+			t.Fatalf("error for %q prints a control character raw: %q", p, err)
+		}
+		if err != nil || p == "/" {
 			return
+		}
+		if strings.ContainsFunc(p, IsControl) {
+			t.Fatalf("valid %q has a control character", p)
 		}
 		// A valid path splits into a valid parent and a name that rejoin to it.
 		parent, name := Split(p)

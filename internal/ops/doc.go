@@ -1,8 +1,9 @@
 // Package ops is the HTTP side port of a node or a router:
 // /metrics (Prometheus text format, from the process's own registry, never
 // the global one), /healthz (the process is serving), /readyz (it can do
-// its job: a node knows a leader, a router has a routing table), and the Go
-// profiler under /debug/pprof/.
+// its job: a node knows a leader, a router has a routing table), and, only
+// when Config.Pprof is set, the Go profiler under /debug/pprof/ (never
+// /debug/pprof/cmdline: a flag may hold a secret).
 //
 // The port is off unless an address is configured; it carries no auth, so
 // bind it to loopback or a private network. Server methods are safe for

@@ -28,6 +28,10 @@ type Config struct {
 	Ready func() error
 	// Logger receives serve errors. Default slog.Default().
 	Logger *slog.Logger
+	// Pprof serves the Go profiles under /debug/pprof/. Default false:
+	// profiles show stacks and memory to anyone who reaches the port.
+	// /debug/pprof/cmdline is never served (a flag may hold a secret).
+	Pprof bool
 }
 
 // Server is a running side port.
@@ -65,11 +69,13 @@ func Start(cfg Config) (*Server, error) {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", http.NotFound)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("ops: listen %s: %w", cfg.Addr, err)

@@ -51,7 +51,9 @@ func TestSidePort(t *testing.T) {
 		{"readyz not ready", "/readyz", 503, "no leader known"},
 		{"metrics", "/metrics", 200, `cleave_node_requests_total{code="OK",op="PUT"} 1`},
 		{"runtime metrics", "/metrics", 200, "go_goroutines"},
-		{"pprof index", "/debug/pprof/", 200, "goroutine"},
+		{"pprof off by default", "/debug/pprof/", 404, ""},
+		{"cmdline off by default", "/debug/pprof/cmdline", 404, ""},
+		{"heap off by default", "/debug/pprof/heap", 404, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,6 +66,37 @@ func TestSidePort(t *testing.T) {
 	ready.Store(true)
 	if code, _ := get(t, base+"/readyz"); code != 200 {
 		t.Fatalf("readyz after ready = %d", code)
+	}
+}
+
+// With Pprof the profiles are served, but never the command line: it
+// holds the flags, and a flag may hold a secret.
+func TestSidePortPprof(t *testing.T) {
+	s, err := Start(Config{Addr: "127.0.0.1:0", Registry: prometheus.NewRegistry(), Pprof: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := "http://" + s.Addr()
+	tests := []struct {
+		path string
+		code int
+		want string
+	}{
+		{"/debug/pprof/", 200, "goroutine"},
+		{"/debug/pprof/heap?debug=1", 200, "heap profile"},
+		{"/debug/pprof/goroutine?debug=1", 200, "goroutine profile"},
+		{"/debug/pprof/symbol", 200, "num_symbols"},
+		{"/debug/pprof/cmdline", 404, ""},
+	}
+	for _, tc := range tests {
+		code, body := get(t, base+tc.path)
+		if code != tc.code || !strings.Contains(body, tc.want) {
+			t.Errorf("GET %s = %d %.80q, want %d containing %q", tc.path, code, body, tc.code, tc.want)
+		}
+		if tc.code == 404 && strings.Contains(body, "ops.test") {
+			t.Errorf("GET %s leaked the command line: %q", tc.path, body)
+		}
 	}
 }
 
