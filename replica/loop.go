@@ -156,7 +156,7 @@ func (r *Replica) step(m *pb.Message) {
 
 // peerView is what validateMessage checks a frame against. Loop goroutine.
 func (r *Replica) peerView() peerView {
-	return peerView{self: r.cfg.ID, lastIndex: r.store.lastIndex, members: r.members}
+	return peerView{self: r.cfg.ID, term: r.hsTerm, lastIndex: r.store.lastIndex, members: r.members}
 }
 
 // maybeCompact drops applied log entries beyond Config.LogRetention, never

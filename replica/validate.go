@@ -33,9 +33,23 @@ var (
 // peerView is what a replica knows when it checks a peer's frame.
 type peerView struct {
 	self      uint64          // this replica's raft id
+	term      uint64          // its term, as last persisted
 	lastIndex uint64          // the last index of its log
 	members   map[uint64]bool // voters and learners; empty until a joiner has a membership
 }
+
+// leaderTypes are what a leader sends its followers. A follower accepts
+// them from a sender outside its membership at its own term, and only
+// then: a member that was away while a node joined has not applied the
+// change that added it, and must still follow it if it now leads. Such a
+// member learns the current term from a member (a rejected pre-vote
+// answer carries it), after which the new leader's frames are accepted.
+// A frame from a non-member at a higher term is dropped, so a stranger can
+// never raise a term or depose a leader; votes and responses from
+// non-members are always dropped, since they could only elect or count a
+// stranger. (What a stranger could forge at the current term it could
+// forge under a member's id: the peer plane's mutual TLS stops both.)
+var leaderTypes = map[pb.MessageType]bool{pb.MsgApp: true, pb.MsgHeartbeat: true, pb.MsgSnap: true}
 
 // peerTypes are the message types a peer of this repository's raft
 // configuration sends. Proposals are never forwarded
@@ -56,7 +70,8 @@ var peerTypes = map[pb.MessageType]bool{
 // raft, or nil. snapshot says m came with its data from a snapshot stream;
 // a MsgSnap is valid only then. It is a pure function of its arguments: a
 // message it accepts has a type peers send, is addressed to v.self from
-// another member (once v.members is known), carries terms and indexes
+// another member (once v.members is known; leaderTypes from anyone at
+// the current term), carries terms and indexes
 // within MaxTerm and MaxIndex, and entries that continue the log position
 // the message names. Every error wraps errInvalidFrame or
 // errCommitBeyondLog.
@@ -74,7 +89,7 @@ func validateMessage(m *pb.Message, v peerView, snapshot bool) error {
 		return fmt.Errorf("%w: %v to %d arrived at %d", errInvalidFrame, t, m.GetTo(), v.self)
 	case m.GetFrom() == 0 || m.GetFrom() == v.self:
 		return fmt.Errorf("%w: %v from id %d", errInvalidFrame, t, m.GetFrom())
-	case len(v.members) > 0 && !v.members[m.GetFrom()]:
+	case len(v.members) > 0 && !v.members[m.GetFrom()] && !(leaderTypes[t] && m.GetTerm() == v.term):
 		return fmt.Errorf("%w: %v from %d, not a member of the group", errInvalidFrame, t, m.GetFrom())
 	case m.GetTerm() == 0 && t != pb.MsgReadIndex:
 		// raft takes a term of 0 for a local message and skips its term checks.

@@ -68,7 +68,7 @@ func TestForgedTermOverflowFramesChangeNothing(t *testing.T) {
 // validateMessage is a pure function: each row is a frame and the reason
 // it must be refused, or "" for a frame an honest peer sends.
 func TestValidateMessage(t *testing.T) {
-	v := peerView{self: 1, lastIndex: 10, members: map[uint64]bool{1: true, 2: true, 3: true}}
+	v := peerView{self: 1, term: 4, lastIndex: 10, members: map[uint64]bool{1: true, 2: true, 3: true}}
 	ent := func(index, term uint64) *pb.Entry { return &pb.Entry{Index: new(index), Term: new(term)} }
 	msg := func(typ pb.MessageType, term uint64, f func(m *pb.Message)) *pb.Message {
 		m := &pb.Message{Type: typ.Enum(), From: new(uint64(2)), To: new(uint64(1)), Term: new(term)}
@@ -112,7 +112,11 @@ func TestValidateMessage(t *testing.T) {
 		{"to another", msg(pb.MsgHeartbeat, 5, func(m *pb.Message) { m.To = new(uint64(3)) }), false, "arrived at 1"},
 		{"from self", msg(pb.MsgHeartbeat, 5, func(m *pb.Message) { m.From = new(uint64(1)) }), false, "from id 1"},
 		{"from nobody", msg(pb.MsgHeartbeat, 5, func(m *pb.Message) { m.From = nil }), false, "from id 0"},
-		{"not a member", msg(pb.MsgHeartbeat, 5, func(m *pb.Message) { m.From = new(uint64(9)) }), false, "not a member"},
+		{"vote from a non-member", msg(pb.MsgVote, 5, func(m *pb.Message) { m.From = new(uint64(9)) }), false, "not a member"},
+		{"response from a non-member", msg(pb.MsgHeartbeatResp, 5, func(m *pb.Message) { m.From = new(uint64(9)) }), false, "not a member"},
+		{"non-member at an older term", msg(pb.MsgHeartbeat, 3, func(m *pb.Message) { m.From = new(uint64(9)) }), false, "not a member"},
+		{"non-member raising the term", msg(pb.MsgApp, 5, func(m *pb.Message) { m.From = new(uint64(9)) }), false, "not a member"},
+		{"new leader this member has not applied yet, at its term", msg(pb.MsgHeartbeat, 4, func(m *pb.Message) { m.From = new(uint64(9)) }), false, ""},
 		{"commit beyond log", msg(pb.MsgHeartbeat, 5, func(m *pb.Message) { m.Commit = new(uint64(11)) }), false, "commits beyond"},
 		{"ack beyond log", msg(pb.MsgAppResp, 5, func(m *pb.Message) { m.Index = new(uint64(11)) }), false, "beyond the last index"},
 		{"index above bound", msg(pb.MsgApp, 5, func(m *pb.Message) { m.Index = new(uint64(math.MaxUint64)) }), false, "above"},
