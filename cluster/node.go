@@ -104,6 +104,12 @@ type Config struct {
 	// default 224 MiB), in-process test deployments do not.
 	MemoryLimit int64
 
+	// MinFreeBytes is the free-space watermark of the volume holding
+	// DataDir: below it the leader refuses writes that add data with
+	// NO_SPACE, while reads and removes keep working (space.go). 0: the
+	// default, max(256 MiB, 2% of the volume); negative: no watermark.
+	MinFreeBytes int64
+
 	// HTTP is the HOST:PORT of the HTTP side port (/metrics, /healthz,
 	// /readyz, /debug/pprof; package internal/ops); port 0 picks a free
 	// one. It has no auth: bind it to loopback or a private network.
@@ -249,6 +255,7 @@ type Node struct {
 	repairs  repairStats // chunks rewritten from another member (repair.go)
 	paths    pathLocks   // WRITE and APPEND of one path, one at a time
 	check    *checker    // the cross-replica consistency check (consistency.go)
+	space    *spaceGuard // the free-space watermark (space.go)
 }
 
 // Start opens the node's database (bootstrapping it if empty), starts its
@@ -303,6 +310,7 @@ func open(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: log, db: db, fsm: f, addrs: map[uint64]string{}, serveErr: make(chan error, 1), failc: make(chan struct{})}
 	n.clock = newEntryClock(f.Clock, cfg.SessionTTL)
+	n.space = newSpaceGuard(cfg.DataDir, cfg.MinFreeBytes, log)
 	if err := n.bootstrap(); err != nil {
 		n.closeParts()
 		return nil, err
@@ -543,6 +551,7 @@ func (n *Node) Status() wire.NodeStatus {
 	n.repairs.report(&ns)
 	n.check.report(&ns)
 	n.usage.report(n.fsm, &ns)
+	n.space.report(&ns)
 	rs := n.rep.get().Stats()
 	ns.ForeignFrames, ns.BadCommitFrames = rs.Foreign, rs.BadCommit
 	return ns
@@ -590,6 +599,9 @@ func (n *Node) write(ctx context.Context, req *wire.Request) *wire.Response {
 	}
 	if l := n.rep.Leader(); l != n.cfg.NodeID {
 		return n.notLeader(l)
+	}
+	if resp := n.space.refuse(req.Op, n.cfg.NodeID); resp != nil {
+		return resp
 	}
 	prepare := req.Op == wire.OpWrite || req.Op == wire.OpAppend
 	if prepare {

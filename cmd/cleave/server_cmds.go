@@ -47,6 +47,7 @@ type nodeOpts struct {
 	logLevel     string
 	http         string
 	memoryLimit  string
+	minFree      string
 	checkEvery   time.Duration
 }
 
@@ -81,6 +82,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.StringVar(&o.http, "http", "", "HOST:PORT of the HTTP side port: /metrics, /healthz, /readyz, /debug/pprof (port 0: any free port, logged); empty: off")
 	f.DurationVar(&o.checkEvery, "check-interval", cluster.DefaultCheckInterval, "how often the leader starts a cross-replica consistency check (every replica hashes its state at the same index and compares)")
 	f.StringVar(&o.memoryLimit, "memory-limit", "224MiB", "memory budget of this process (e.g. 224MiB, 1GiB; 0: none; 1GB is 10^9 bytes, 1GiB 2^30): sets the Go runtime's soft limit to what the Pebble cache and memtables leave, unless GOMEMLIMIT is set, and makes malloc return large blocks")
+	f.StringVar(&o.minFree, "min-free-space", "auto", "free-space watermark of the --data volume (e.g. 1GiB): below it the leader refuses writes that add data with NO_SPACE, reads and removes keep working; auto: max(256MiB, 2% of the volume); 0: none")
 	return cmd
 }
 
@@ -127,6 +129,9 @@ func (o *nodeOpts) config(cmd *cobra.Command) (cluster.Config, error) {
 	cfg.HTTP = o.http
 	if cfg.MemoryLimit, err = bytesize.Parse(o.memoryLimit); err != nil {
 		return cluster.Config{}, fmt.Errorf("--memory-limit: %w", err)
+	}
+	if cfg.MinFreeBytes, err = parseMinFree(o.minFree); err != nil {
+		return cluster.Config{}, fmt.Errorf("--min-free-space: %w", err)
 	}
 	cfg.Gossip = o.gossip
 	cfg.GossipSeeds = splitList(o.gossipSeeds)
@@ -469,4 +474,17 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+// parseMinFree reads --min-free-space as cluster.Config.MinFreeBytes:
+// "auto" is 0 (the default rule), "0" is -1 (no watermark).
+func parseMinFree(s string) (int64, error) {
+	if s == "auto" {
+		return 0, nil
+	}
+	n, err := bytesize.Parse(s)
+	if n == 0 && err == nil {
+		n = -1
+	}
+	return n, err
 }

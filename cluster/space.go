@@ -1,0 +1,116 @@
+package cluster
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cleavefs/cleave/wire"
+)
+
+const (
+	// defaultMinFreeFloor and defaultMinFreePercent make the default
+	// free-space watermark: max(256 MiB, 2% of the volume).
+	defaultMinFreeFloor   = 256 << 20
+	defaultMinFreePercent = 2
+	// spaceRefresh is how old the free space a write is checked against
+	// may be: one statfs per this period at most, not one per request.
+	spaceRefresh = 250 * time.Millisecond
+)
+
+// spaceGuard keeps the free space of the volume holding a node's data
+// directory and refuses writes that add data below the watermark
+// (Config.MinFreeBytes). Safe for concurrent use.
+type spaceGuard struct {
+	dir string
+	min int64 // Config.MinFreeBytes: 0 the default rule, negative off
+	log *slog.Logger
+
+	mu        sync.Mutex
+	at        time.Time // of the last statfs; zero before the first
+	free      uint64    // bytes available to the node
+	watermark uint64    // bytes below which writes are refused; 0 when off
+	low       bool      // free < watermark at the last statfs
+	err       error     // the last statfs failed: nothing is refused
+}
+
+func newSpaceGuard(dir string, min int64, log *slog.Logger) *spaceGuard {
+	return &spaceGuard{dir: dir, min: min, log: log}
+}
+
+// sample returns the free bytes, the watermark and whether free is below
+// it, at most spaceRefresh old. A failed statfs refuses nothing (it is
+// logged once per failure run and reported as 0 free bytes).
+func (g *spaceGuard) sample() (free, watermark uint64, low bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.at.IsZero() && time.Since(g.at) < spaceRefresh {
+		return g.free, g.watermark, g.low
+	}
+	g.at = time.Now()
+	var st unix.Statfs_t
+	if err := unix.Statfs(g.dir, &st); err != nil {
+		if g.err == nil {
+			g.log.Error("cannot read the free space of the data directory; the free-space watermark is not enforced", "dir", g.dir, "err", err)
+		}
+		g.err, g.free, g.low = err, 0, false
+		return 0, g.watermark, false
+	}
+	g.err = nil
+	bsize := uint64(st.Bsize)
+	g.free = uint64(st.Bavail) * bsize
+	g.watermark = watermarkFor(g.min, uint64(st.Blocks)*bsize)
+	low = g.watermark > 0 && g.free < g.watermark
+	switch {
+	case low && !g.low:
+		g.log.Warn("disk below the free-space watermark; refusing writes that add data with NO_SPACE", "dir", g.dir, "free_bytes", g.free, "min_free_bytes", g.watermark)
+	case !low && g.low:
+		g.log.Info("disk above the free-space watermark again; accepting writes", "dir", g.dir, "free_bytes", g.free, "min_free_bytes", g.watermark)
+	}
+	g.low = low
+	return g.free, g.watermark, g.low
+}
+
+// watermarkFor is the watermark of a volume of size bytes: min itself
+// when positive, none when negative, else max(256 MiB, 2% of size).
+func watermarkFor(min int64, size uint64) uint64 {
+	switch {
+	case min > 0:
+		return uint64(min)
+	case min < 0:
+		return 0
+	}
+	return max(defaultMinFreeFloor, size/100*defaultMinFreePercent)
+}
+
+// addsData reports whether op may take more disk space when applied:
+// every mutation but REMOVE.
+func addsData(op wire.Op) bool { return op.Mutating() && op != wire.OpRemove }
+
+// refuse returns the NO_SPACE answer to a request with op on node id when
+// op adds data and the disk is below the watermark, else nil.
+func (g *spaceGuard) refuse(op wire.Op, id uint64) *wire.Response {
+	if !addsData(op) {
+		return nil
+	}
+	free, watermark, low := g.sample()
+	if !low {
+		return nil
+	}
+	return &wire.Response{Code: wire.NoSpace, Message: fmt.Sprintf(
+		"node %d: %d bytes free on its data volume, below the %d-byte watermark; %v refused, nothing applied (reads and removes still work)",
+		id, free, watermark, op)}
+}
+
+// report fills ns's free space, watermark and, when below it, the
+// no_space condition.
+func (g *spaceGuard) report(ns *wire.NodeStatus) {
+	free, watermark, low := g.sample()
+	ns.FreeBytes, ns.MinFreeBytes = free, watermark
+	if low {
+		ns.Conditions = append(ns.Conditions, wire.ConditionNoSpace)
+	}
+}
