@@ -256,6 +256,7 @@ type Node struct {
 	paths    pathLocks   // WRITE and APPEND of one path, one at a time
 	check    *checker    // the cross-replica consistency check (consistency.go)
 	space    *spaceGuard // the free-space watermark (space.go)
+	health   *fsm.StorageHealth
 }
 
 // Start opens the node's database (bootstrapping it if empty), starts its
@@ -299,6 +300,8 @@ func open(cfg Config) (*Node, error) {
 		po.MemTableSize = cfg.MemTableSize
 	}
 	setMemoryLimit(cfg, po, log)
+	health := fsm.NewStorageHealth(log)
+	health.Listen(po)
 	db, err := pebble.Open(filepath.Join(cfg.DataDir, "db"), po)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open %s: %w", cfg.DataDir, err)
@@ -310,7 +313,7 @@ func open(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: log, db: db, fsm: f, addrs: map[uint64]string{}, serveErr: make(chan error, 1), failc: make(chan struct{})}
 	n.clock = newEntryClock(f.Clock, cfg.SessionTTL)
-	n.space = newSpaceGuard(cfg.DataDir, cfg.MinFreeBytes, log)
+	n.space, n.health = newSpaceGuard(cfg.DataDir, cfg.MinFreeBytes, log), health
 	if err := n.bootstrap(); err != nil {
 		n.closeParts()
 		return nil, err
@@ -407,6 +410,7 @@ func (n *Node) serve() error {
 		scfg.Observe = ops.NewRequestMetrics(reg, "node").Observe
 		registerNodeMetrics(reg, n.rep.get())
 		registerCheckMetrics(reg, n.check)
+		registerStorageMetrics(reg, n.space, n.health)
 		var err error
 		if n.ops, err = ops.Start(ops.Config{Addr: cfg.HTTP, Registry: reg, Ready: n.ready, Logger: n.log}); err != nil {
 			return fmt.Errorf("cluster: %w", err)
@@ -551,7 +555,7 @@ func (n *Node) Status() wire.NodeStatus {
 	n.repairs.report(&ns)
 	n.check.report(&ns)
 	n.usage.report(n.fsm, &ns)
-	n.space.report(&ns)
+	reportStorage(&ns, n.space, n.health)
 	rs := n.rep.get().Stats()
 	ns.ForeignFrames, ns.BadCommitFrames = rs.Foreign, rs.BadCommit
 	return ns

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cleavefs/cleave/fsm"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -105,12 +106,26 @@ func (g *spaceGuard) refuse(op wire.Op, id uint64) *wire.Response {
 		id, free, watermark, op)}
 }
 
-// report fills ns's free space, watermark and, when below it, the
-// no_space condition.
-func (g *spaceGuard) report(ns *wire.NodeStatus) {
+// storageErrorRecent is how long after the storage engine's latest
+// background error a node keeps the storage_error condition.
+const storageErrorRecent = time.Minute
+
+// reportStorage fills ns's storage fields: the free space and watermark
+// from g, the latest storage error from h, and the conditions of both.
+func reportStorage(ns *wire.NodeStatus, g *spaceGuard, h *fsm.StorageHealth) {
 	free, watermark, low := g.sample()
 	ns.FreeBytes, ns.MinFreeBytes = free, watermark
 	if low {
 		ns.Conditions = append(ns.Conditions, wire.ConditionNoSpace)
+	}
+	r := h.Report()
+	if r.LastError != "" {
+		ns.StorageError, ns.StorageErrorAt = r.LastError, r.LastErrorAt.UTC().Format(time.RFC3339)
+		if time.Since(r.LastErrorAt) < storageErrorRecent {
+			ns.Conditions = append(ns.Conditions, wire.ConditionStorageError)
+		}
+	}
+	if r.Stalled {
+		ns.Conditions = append(ns.Conditions, wire.ConditionWriteStall)
 	}
 }

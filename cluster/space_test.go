@@ -1,11 +1,18 @@
 package cluster
 
 import (
+	"errors"
+	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cleavefs/cleave/fsm"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -91,5 +98,57 @@ func TestWatermarkRefusesWritesThatAddData(t *testing.T) {
 	}
 	if st := mn.call(1, &wire.Request{Op: wire.OpStatus}).Node; len(st.Conditions) != 0 {
 		t.Errorf("conditions above the watermark: %v", st.Conditions)
+	}
+}
+
+// A background error of the storage engine shows in the status (the error,
+// its time and the storage_error condition) and in the metrics, as does
+// the free space.
+func TestStorageErrorInStatusAndMetrics(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	h := fsm.NewStorageHealth(log)
+	o := &pebble.Options{}
+	h.Listen(o)
+	g := newSpaceGuard(t.TempDir(), 1<<62, log)
+	var ns wire.NodeStatus
+	reportStorage(&ns, g, h)
+	if ns.StorageError != "" || slices.Contains(ns.Conditions, wire.ConditionStorageError) {
+		t.Fatalf("status before any error: %q %v", ns.StorageError, ns.Conditions)
+	}
+	o.EventListener.BackgroundError(errors.New("flush: no space left on device"))
+	o.EventListener.WriteStallBegin(pebble.WriteStallBeginInfo{Reason: "memtable count limit reached"})
+	ns = wire.NodeStatus{}
+	reportStorage(&ns, g, h)
+	if !strings.Contains(ns.StorageError, "no space left") || ns.StorageErrorAt == "" {
+		t.Errorf("status after a background error: %q at %q", ns.StorageError, ns.StorageErrorAt)
+	}
+	for _, c := range []string{wire.ConditionNoSpace, wire.ConditionStorageError, wire.ConditionWriteStall} {
+		if !slices.Contains(ns.Conditions, c) {
+			t.Errorf("conditions %v lack %s", ns.Conditions, c)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	registerStorageMetrics(reg, g, h)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		m := mf.GetMetric()[0]
+		got[mf.GetName()] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+	}
+	for name, want := range map[string]float64{
+		"cleave_node_storage_background_errors_total": 1,
+		"cleave_node_storage_write_stalls_total":      1,
+		"cleave_node_no_space":                        1,
+		"cleave_node_min_free_bytes":                  1 << 62,
+	} {
+		if got[name] != want {
+			t.Errorf("%s = %v, want %v (all: %v)", name, got[name], want, got)
+		}
+	}
+	if got["cleave_node_free_bytes"] == 0 {
+		t.Errorf("cleave_node_free_bytes is 0")
 	}
 }
