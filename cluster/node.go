@@ -250,6 +250,7 @@ type Node struct {
 	clock    *entryClock   // stamps the entries this node proposes (clock.go)
 	failc    chan struct{} // closed when the replica stops on a fatal error
 	failErr  error         // set before failc is closed
+	failOnce sync.Once
 	scrub    *scrubber
 	usage    usageCache  // Files, Bytes and Ops of the status (usage.go)
 	repairs  repairStats // chunks rewritten from another member (repair.go)
@@ -370,6 +371,7 @@ func (n *Node) replicate() error {
 	n.rep = newReplicaRef(rep)
 	n.split.start()
 	go n.watchReplica()
+	go n.watchStorage(n.split.stopc)
 	n.tr.SetReplica(rep)
 	return nil
 }
@@ -454,9 +456,7 @@ func (n *Node) watchReplica() {
 		rep := n.rep.get()
 		<-rep.Done()
 		if err := rep.Err(); err != nil {
-			n.log.Error("replica failed; the node stops serving", "err", err)
-			n.failErr = err
-			close(n.failc)
+			n.fail(fmt.Errorf("replica failed: %w", err))
 			return
 		}
 		select {
@@ -465,6 +465,15 @@ func (n *Node) watchReplica() {
 			return
 		}
 	}
+}
+
+// fail closes Failed with err, once: the first fatal error wins.
+func (n *Node) fail(err error) {
+	n.failOnce.Do(func() {
+		n.log.Error("the node stops serving", "err", err)
+		n.failErr = err
+		close(n.failc)
+	})
 }
 
 // Addr returns the address the node listens on.

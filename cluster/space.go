@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -127,5 +128,40 @@ func reportStorage(ns *wire.NodeStatus, g *spaceGuard, h *fsm.StorageHealth) {
 	}
 	if r.Stalled {
 		ns.Conditions = append(ns.Conditions, wire.ConditionWriteStall)
+	}
+}
+
+// storageStuckAfter is how long the storage engine may stall writes while
+// its background work keeps failing before the node gives up: a full disk
+// makes every flush fail, and the stalled writes would wait forever.
+const storageStuckAfter = 30 * time.Second
+
+// storageStuck returns why the storage engine is stuck at now, or "".
+func storageStuck(r fsm.StorageReport, now time.Time) string {
+	if !r.Stalled || now.Sub(r.StalledSince) < storageStuckAfter || r.LastErrorAt.Before(r.StalledSince) {
+		return ""
+	}
+	return fmt.Sprintf("storage stuck: writes stalled for %v while its flushes and compactions fail (latest: %s)",
+		now.Sub(r.StalledSince).Round(time.Second), r.LastError)
+}
+
+// watchStorage fails the node (Failed, FailErr) once its storage is stuck,
+// so that the process exits and its supervisor acts, instead of the node
+// hanging with its writes stalled. It returns when stop closes.
+func (n *Node) watchStorage(stop <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-n.failc:
+			return
+		case now := <-t.C:
+			if why := storageStuck(n.health.Report(), now); why != "" {
+				n.fail(errors.New(why))
+				return
+			}
+		}
 	}
 }

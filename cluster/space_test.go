@@ -152,3 +152,26 @@ func TestStorageErrorInStatusAndMetrics(t *testing.T) {
 		t.Errorf("cleave_node_free_bytes is 0")
 	}
 }
+
+// The storage is stuck once writes have stalled for storageStuckAfter while
+// background errors keep coming; a stall alone, or errors that stopped
+// before it, are not.
+func TestStorageStuck(t *testing.T) {
+	now := time.Now()
+	stalled := now.Add(-storageStuckAfter - time.Second)
+	for _, c := range []struct {
+		name  string
+		r     fsm.StorageReport
+		stuck bool
+	}{
+		{"healthy", fsm.StorageReport{}, false},
+		{"stalled briefly with errors", fsm.StorageReport{Stalled: true, StalledSince: now.Add(-time.Second), LastError: "e", LastErrorAt: now}, false},
+		{"stalled long, no error since", fsm.StorageReport{Stalled: true, StalledSince: stalled, LastError: "e", LastErrorAt: stalled.Add(-time.Second)}, false},
+		{"stalled long, errors since", fsm.StorageReport{Stalled: true, StalledSince: stalled, LastError: "no space left on device", LastErrorAt: now}, true},
+	} {
+		why := storageStuck(c.r, now)
+		if (why != "") != c.stuck || c.stuck && !strings.Contains(why, "no space left on device") {
+			t.Errorf("%s: %q, want stuck %v", c.name, why, c.stuck)
+		}
+	}
+}

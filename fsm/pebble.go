@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,6 +53,7 @@ type StorageReport struct {
 	DiskSlow         uint64    // disk operations slower than Pebble's threshold since open
 	WriteStalls      uint64    // write stalls begun since open
 	Stalled          bool      // a write stall is in progress
+	StalledSince     time.Time // when it began, zero when none is
 }
 
 // NewStorageHealth returns an empty record that logs to log.
@@ -72,13 +74,13 @@ func (h *StorageHealth) Listen(o *pebble.Options) {
 		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
 			h.mu.Lock()
 			h.report.WriteStalls++
-			h.report.Stalled = true
+			h.report.Stalled, h.report.StalledSince = true, time.Now()
 			h.mu.Unlock()
 			h.log.Warn("writes stalled until flushes and compactions catch up", "reason", info.Reason)
 		},
 		WriteStallEnd: func() {
 			h.mu.Lock()
-			h.report.Stalled = false
+			h.report.Stalled, h.report.StalledSince = false, time.Time{}
 			h.mu.Unlock()
 			h.log.Info("write stall ended")
 		},
@@ -95,7 +97,8 @@ func (h *StorageHealth) backgroundError(err error) {
 	now := time.Now()
 	r := &h.report
 	r.BackgroundErrors++
-	r.LastError, r.LastErrorAt = err.Error(), now
+	msg, _, _ := strings.Cut(err.Error(), "\n") // Pebble's errors add a stack trace on later lines
+	r.LastError, r.LastErrorAt = msg, now
 	logIt := h.loggedT.IsZero() || now.Sub(h.loggedT) >= storageLogEvery
 	since := r.BackgroundErrors - h.loggedN
 	if logIt {
@@ -103,7 +106,7 @@ func (h *StorageHealth) backgroundError(err error) {
 	}
 	h.mu.Unlock()
 	if logIt {
-		h.log.Error("storage background error (flush or compaction); Pebble retries it", "err", err, "errors_since_last_line", since)
+		h.log.Error("storage background error (flush or compaction); Pebble retries it", "err", msg, "errors_since_last_line", since)
 	}
 }
 

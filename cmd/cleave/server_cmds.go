@@ -156,6 +156,10 @@ func (o *nodeOpts) config(cmd *cobra.Command) (cluster.Config, error) {
 	return cfg, cfg.Validate()
 }
 
+// failCloseWait is how long a failed node may take to close before the
+// process exits anyway.
+const failCloseWait = 10 * time.Second
+
 // runNode runs a storage node until ctx is done.
 func runNode(ctx context.Context, cfg cluster.Config) error {
 	n, err := cluster.Start(cfg)
@@ -167,8 +171,15 @@ func runNode(ctx context.Context, cfg cluster.Config) error {
 	case <-ctx.Done():
 	case <-n.Failed():
 		// Fail-stop: exit non-zero so the supervisor restarts the node,
-		// which replays what was not applied.
-		n.Close()
+		// which replays what was not applied. Closing may hang on a
+		// stuck disk; the log makes exiting without it safe.
+		closed := make(chan struct{})
+		go func() { n.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(failCloseWait):
+			cfg.Logger.Error("node did not close after failing; exiting without it", "waited", failCloseWait)
+		}
 		return fmt.Errorf("node %d stopped: %w", cfg.NodeID, n.FailErr())
 	}
 	cfg.Logger.Info("node stopping", "id", cfg.NodeID)
