@@ -31,6 +31,7 @@ var (
 	ErrUnavailable  = errors.New("cleave: unavailable")
 	ErrTimeout      = errors.New("cleave: timeout")
 	ErrInternal     = errors.New("cleave: internal error")
+	ErrNoSpace      = errors.New("cleave: no space left on the node")
 )
 
 // ErrClosed is matched (besides ErrUnavailable) by errors from calls on a
@@ -54,6 +55,7 @@ var sentinels = map[wire.Code]error{
 	wire.Unavailable:  ErrUnavailable,
 	wire.Timeout:      ErrTimeout,
 	wire.Internal:     ErrInternal,
+	wire.NoSpace:      ErrNoSpace,
 }
 
 // Sentinel returns the sentinel error of code: nil for wire.OK, ErrInternal

@@ -3,6 +3,7 @@ package cluster
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cleavefs/cleave/fsm"
 	"github.com/cleavefs/cleave/replica"
 )
 
@@ -80,5 +81,37 @@ func registerCheckMetrics(reg prometheus.Registerer, c *checker) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cleave_node_consistency_quarantined",
 			Help: "1 while this replica's state differs from the majority's and it refuses reads, else 0."},
 			flag(func(c *checker) bool { return c.quarantined })),
+	)
+}
+
+// registerStorageMetrics registers the free space of the data volume, the
+// watermark and what the storage engine reported in reg.
+func registerStorageMetrics(reg prometheus.Registerer, g *spaceGuard, h *fsm.StorageHealth) {
+	space := func(name, help string, f func(free, watermark uint64, low bool) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
+			func() float64 { return f(g.sample()) })
+	}
+	counter := func(name, help string, f func(fsm.StorageReport) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(f(h.Report())) })
+	}
+	reg.MustRegister(
+		space("cleave_node_free_bytes", "Bytes free on the volume of the node's data directory.",
+			func(free, _ uint64, _ bool) float64 { return float64(free) }),
+		space("cleave_node_min_free_bytes", "Free-space watermark: below it the leader refuses writes that add data (NO_SPACE); 0 when off.",
+			func(_, watermark uint64, _ bool) float64 { return float64(watermark) }),
+		space("cleave_node_no_space", "1 while the data volume is below the free-space watermark, else 0.",
+			func(_, _ uint64, low bool) float64 {
+				if low {
+					return 1
+				}
+				return 0
+			}),
+		counter("cleave_node_storage_background_errors_total", "Failed storage engine flushes and compactions (each is retried).",
+			func(r fsm.StorageReport) uint64 { return r.BackgroundErrors }),
+		counter("cleave_node_storage_disk_slow_total", "Disk operations the storage engine found slow.",
+			func(r fsm.StorageReport) uint64 { return r.DiskSlow }),
+		counter("cleave_node_storage_write_stalls_total", "Write stalls of the storage engine (writes delayed until flushes and compactions catch up).",
+			func(r fsm.StorageReport) uint64 { return r.WriteStalls }),
 	)
 }

@@ -104,6 +104,12 @@ type Config struct {
 	// default 224 MiB), in-process test deployments do not.
 	MemoryLimit int64
 
+	// MinFreeBytes is the free-space watermark of the volume holding
+	// DataDir: below it the leader refuses writes that add data with
+	// NO_SPACE, while reads and removes keep working (space.go). 0: the
+	// default, max(256 MiB, 2% of the volume); negative: no watermark.
+	MinFreeBytes int64
+
 	// HTTP is the HOST:PORT of the HTTP side port (/metrics, /healthz,
 	// /readyz; package internal/ops); port 0 picks a free one. It has no
 	// auth: bind it to loopback or a private network. Default "" (off).
@@ -249,11 +255,14 @@ type Node struct {
 	clock    *entryClock   // stamps the entries this node proposes (clock.go)
 	failc    chan struct{} // closed when the replica stops on a fatal error
 	failErr  error         // set before failc is closed
+	failOnce sync.Once
 	scrub    *scrubber
 	usage    usageCache  // Files, Bytes and Ops of the status (usage.go)
 	repairs  repairStats // chunks rewritten from another member (repair.go)
 	paths    pathLocks   // WRITE and APPEND of one path, one at a time
 	check    *checker    // the cross-replica consistency check (consistency.go)
+	space    *spaceGuard // the free-space watermark (space.go)
+	health   *fsm.StorageHealth
 }
 
 // Start opens the node's database (bootstrapping it if empty), starts its
@@ -297,6 +306,8 @@ func open(cfg Config) (*Node, error) {
 		po.MemTableSize = cfg.MemTableSize
 	}
 	setMemoryLimit(cfg, po, log)
+	health := fsm.NewStorageHealth(log)
+	health.Listen(po)
 	db, err := pebble.Open(filepath.Join(cfg.DataDir, "db"), po)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open %s: %w", cfg.DataDir, err)
@@ -308,6 +319,7 @@ func open(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: log, db: db, fsm: f, addrs: map[uint64]string{}, serveErr: make(chan error, 1), failc: make(chan struct{})}
 	n.clock = newEntryClock(f.Clock, cfg.SessionTTL)
+	n.space, n.health = newSpaceGuard(cfg.DataDir, cfg.MinFreeBytes, log), health
 	if err := n.bootstrap(); err != nil {
 		n.closeParts()
 		return nil, err
@@ -364,6 +376,7 @@ func (n *Node) replicate() error {
 	n.rep = newReplicaRef(rep)
 	n.split.start()
 	go n.watchReplica()
+	go n.watchStorage(n.split.stopc)
 	n.tr.SetReplica(rep)
 	return nil
 }
@@ -404,6 +417,7 @@ func (n *Node) serve() error {
 		scfg.Observe = ops.NewRequestMetrics(reg, "node").Observe
 		registerNodeMetrics(reg, n.rep.get())
 		registerCheckMetrics(reg, n.check)
+		registerStorageMetrics(reg, n.space, n.health)
 		var err error
 		if n.ops, err = ops.Start(ops.Config{Addr: cfg.HTTP, Registry: reg, Ready: n.ready, Logger: n.log, Pprof: cfg.Pprof}); err != nil {
 			return fmt.Errorf("cluster: %w", err)
@@ -447,9 +461,7 @@ func (n *Node) watchReplica() {
 		rep := n.rep.get()
 		<-rep.Done()
 		if err := rep.Err(); err != nil {
-			n.log.Error("replica failed; the node stops serving", "err", err)
-			n.failErr = err
-			close(n.failc)
+			n.fail(fmt.Errorf("replica failed: %w", err))
 			return
 		}
 		select {
@@ -458,6 +470,15 @@ func (n *Node) watchReplica() {
 			return
 		}
 	}
+}
+
+// fail closes Failed with err, once: the first fatal error wins.
+func (n *Node) fail(err error) {
+	n.failOnce.Do(func() {
+		n.log.Error("the node stops serving", "err", err)
+		n.failErr = err
+		close(n.failc)
+	})
 }
 
 // Addr returns the address the node listens on.
@@ -548,6 +569,7 @@ func (n *Node) Status() wire.NodeStatus {
 	n.repairs.report(&ns)
 	n.check.report(&ns)
 	n.usage.report(n.fsm, &ns)
+	reportStorage(&ns, n.space, n.health)
 	rs := n.rep.get().Stats()
 	ns.ForeignFrames, ns.BadCommitFrames, ns.InvalidFrames = rs.Foreign, rs.BadCommit, rs.Invalid
 	return ns
@@ -595,6 +617,9 @@ func (n *Node) write(ctx context.Context, req *wire.Request) *wire.Response {
 	}
 	if l := n.rep.Leader(); l != n.cfg.NodeID {
 		return n.notLeader(l)
+	}
+	if resp := n.space.refuse(req.Op, n.cfg.NodeID); resp != nil {
+		return resp
 	}
 	prepare := req.Op == wire.OpWrite || req.Op == wire.OpAppend
 	if prepare {

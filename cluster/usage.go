@@ -1,18 +1,19 @@
 package cluster
 
 import (
-	"github.com/cleavefs/cleave/fsm"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/cleavefs/cleave/fsm"
 	"github.com/cleavefs/cleave/internal/fspath"
 	"github.com/cleavefs/cleave/wire"
 )
 
 // maxCountedRoots bounds the roots whose requests a node counts; requests
-// for roots beyond it are counted in Ops only.
+// for roots beyond it are counted in Ops only. With root names of at most
+// fspath.MaxComponent bytes the counts hold at most about 1 MiB.
 const maxCountedRoots = 4096
 
 // rootOps counts client requests per root directory. Safe for concurrent use.
@@ -21,7 +22,12 @@ type rootOps struct {
 	n  map[string]uint64
 }
 
+// add counts a request for path. A path that is not valid counts nothing:
+// its root could be any size, and the request is refused anyway.
 func (r *rootOps) add(path string) {
+	if fspath.Validate(path) != nil {
+		return
+	}
 	root := fspath.Root(path)
 	if root == "" {
 		return

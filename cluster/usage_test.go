@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"fmt"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/cleavefs/cleave/internal/ring"
@@ -61,4 +63,43 @@ func TestUsageByRoot(t *testing.T) {
 	if r := ns.Roots[1]; r.Name != "big" || r.Ops != 1 || r.Files != 2 || r.Bytes != 5005 {
 		t.Fatalf("second root %+v, want big: 1 request, 2 files, 5005 bytes", r)
 	}
+}
+
+// Requests with oversized invalid paths are refused before anything
+// counts them: 60 STATs of 4 MiB paths, each a new root, leave the heap
+// flat and the STATUS reply small (it once kept every such root name and
+// grew past the frame limit).
+func TestOversizedInvalidPathsAreNotCounted(t *testing.T) {
+	mn := newMemberNet(t, 1)
+	mn.start(1)
+	mn.leader()
+	before := heapInUse()
+	for i := range 60 {
+		p := fmt.Sprintf("/%02d", i) + strings.Repeat("a", 4<<20)
+		if resp := mn.call(1, &wire.Request{Op: wire.OpStat, Path: p}); resp.Code != wire.Invalid {
+			t.Fatalf("STAT of a %d-byte path: %v, want INVALID", len(p), resp.Err())
+		}
+	}
+	after := heapInUse()
+	t.Logf("heap in use: %d MiB before, %d MiB after 60 STATs of 4 MiB invalid paths", before>>20, after>>20)
+	if after > before+32<<20 {
+		t.Errorf("heap grew by %d MiB, want under 32 MiB", (after-before)>>20)
+	}
+	resp := mn.call(1, &wire.Request{Op: wire.OpStatus})
+	b, err := wire.Marshal(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("STATUS reply: %d bytes", len(b))
+	if len(b) > 64<<10 {
+		t.Errorf("STATUS reply is %d bytes, want under 64 KiB", len(b))
+	}
+}
+
+// heapInUse is the live heap after a collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }

@@ -1,6 +1,11 @@
 package fsm
 
 import (
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/sstable"
 )
@@ -21,4 +26,93 @@ func PebbleOptions(lg pebble.Logger) *pebble.Options {
 	o := &pebble.Options{Logger: lg, CacheSize: 64 << 20}
 	o.Levels[0].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
 	return o
+}
+
+// storageLogEvery is how often a run of storage errors is logged: the
+// first at once, then one line (with the count since) per period.
+const storageLogEvery = 10 * time.Second
+
+// StorageHealth records what Pebble reports about its own work: errors of
+// background flushes and compactions (Pebble retries them, so a full disk
+// repeats the same error), slow disk operations and write stalls. Safe for
+// concurrent use; Pebble calls it from its background goroutines.
+type StorageHealth struct {
+	log *slog.Logger
+
+	mu      sync.Mutex
+	report  StorageReport
+	loggedN uint64    // BackgroundErrors when the last line was logged
+	loggedT time.Time // when it was logged
+}
+
+// StorageReport is a StorageHealth's record.
+type StorageReport struct {
+	LastError        string    // the latest background error, "" before any
+	LastErrorAt      time.Time // when it happened
+	BackgroundErrors uint64    // background errors since open
+	DiskSlow         uint64    // disk operations slower than Pebble's threshold since open
+	WriteStalls      uint64    // write stalls begun since open
+	Stalled          bool      // a write stall is in progress
+	StalledSince     time.Time // when it began, zero when none is
+}
+
+// NewStorageHealth returns an empty record that logs to log.
+func NewStorageHealth(log *slog.Logger) *StorageHealth {
+	return &StorageHealth{log: log.With("component", "pebble")}
+}
+
+// Listen makes o's Pebble report to h, besides any listener o has.
+func (h *StorageHealth) Listen(o *pebble.Options) {
+	l := pebble.EventListener{
+		BackgroundError: h.backgroundError,
+		DiskSlow: func(info pebble.DiskSlowInfo) {
+			h.mu.Lock()
+			h.report.DiskSlow++
+			h.mu.Unlock()
+			h.log.Warn("slow disk", "op", info.OpType.String(), "path", info.Path, "duration", info.Duration)
+		},
+		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+			h.mu.Lock()
+			h.report.WriteStalls++
+			h.report.Stalled, h.report.StalledSince = true, time.Now()
+			h.mu.Unlock()
+			h.log.Warn("writes stalled until flushes and compactions catch up", "reason", info.Reason)
+		},
+		WriteStallEnd: func() {
+			h.mu.Lock()
+			h.report.Stalled, h.report.StalledSince = false, time.Time{}
+			h.mu.Unlock()
+			h.log.Info("write stall ended")
+		},
+	}
+	if o.EventListener != nil {
+		l = pebble.TeeEventListener(l, *o.EventListener)
+	}
+	o.EventListener = &l
+}
+
+// backgroundError records err and logs it, once per storageLogEvery at most.
+func (h *StorageHealth) backgroundError(err error) {
+	h.mu.Lock()
+	now := time.Now()
+	r := &h.report
+	r.BackgroundErrors++
+	msg, _, _ := strings.Cut(err.Error(), "\n") // Pebble's errors add a stack trace on later lines
+	r.LastError, r.LastErrorAt = msg, now
+	logIt := h.loggedT.IsZero() || now.Sub(h.loggedT) >= storageLogEvery
+	since := r.BackgroundErrors - h.loggedN
+	if logIt {
+		h.loggedN, h.loggedT = r.BackgroundErrors, now
+	}
+	h.mu.Unlock()
+	if logIt {
+		h.log.Error("storage background error (flush or compaction); Pebble retries it", "err", msg, "errors_since_last_line", since)
+	}
+}
+
+// Report returns what h has recorded.
+func (h *StorageHealth) Report() StorageReport {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.report
 }

@@ -111,6 +111,8 @@ type decision struct {
 //     table to catch up (once per newer version seen), back off and
 //     route again.
 //   - anything else is the answer; a mutation's answer names the leader.
+//     NO_SPACE is one: the leader refused the write before proposing it,
+//     and another member would only send it back to the same leader.
 //
 // After NOT_LEADER, UNAVAILABLE and TIMEOUT, a passed deadline gives up.
 func (s *retryState) next(a answer) decision {

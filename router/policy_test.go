@@ -121,6 +121,8 @@ func TestRetryPolicy(t *testing.T) {
 					t.Error("TIMEOUT left the outcome known")
 				}
 			}},
+		{"NO_SPACE, retriable write: the answer, not retried", retry, answer{addr: a1, resp: resp(wire.NoSpace)},
+			decision{act: actAnswer, lead: a1}, nil},
 		{"WRONG_RANGE, table cannot catch up: counted, back off", read, answer{addr: a1, version: 3, resp: wrong(4)},
 			decision{act: actAwaitTable, wait: minBackoff}, func(t *testing.T, st retryState) {
 				if st.wrong != 1 {

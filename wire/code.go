@@ -25,6 +25,7 @@ const (
 	Unavailable              // no quorum, no route, or the server is shutting down
 	Timeout                  // the deadline passed; the outcome is unknown
 	Internal                 // a bug or an integrity failure
+	NoSpace                  // the node's disk is below its free-space watermark; nothing was applied
 	numCodes
 )
 
@@ -33,7 +34,7 @@ var codeNames = [...]string{
 	NotEmpty: "NOT_EMPTY", CrossRoot: "CROSS_ROOT", Conflict: "CONFLICT", Invalid: "INVALID",
 	TooLarge: "TOO_LARGE", Unauthorized: "UNAUTHORIZED", Forbidden: "FORBIDDEN",
 	NotLeader: "NOT_LEADER", WrongRange: "WRONG_RANGE", Unavailable: "UNAVAILABLE",
-	Timeout: "TIMEOUT", Internal: "INTERNAL",
+	Timeout: "TIMEOUT", Internal: "INTERNAL", NoSpace: "NO_SPACE",
 }
 
 // String returns the protocol name of the code, e.g. "NOT_FOUND".

@@ -409,12 +409,38 @@ type NodeStatus struct {
 	Diverged    []uint64 `msgpack:"diverged,omitempty" json:"diverged,omitempty"`
 	Quarantined bool     `msgpack:"quarantined,omitempty" json:"quarantined,omitempty"`
 
+	// The node's storage: the bytes free on its data volume and the
+	// watermark below which its leader refuses writes that add data with
+	// NO_SPACE (both refreshed at most every quarter second); Conditions
+	// name what is wrong now (the Condition constants). StorageError is
+	// the latest error of the storage engine's background work (a flush or
+	// a compaction) and StorageErrorAt when it happened (RFC 3339); both
+	// stay after the error clears.
+	FreeBytes      uint64   `msgpack:"free_bytes,omitempty" json:"free_bytes"`
+	MinFreeBytes   uint64   `msgpack:"min_free_bytes,omitempty" json:"min_free_bytes"`
+	Conditions     []string `msgpack:"conditions,omitempty" json:"conditions,omitempty"`
+	StorageError   string   `msgpack:"storage_error,omitempty" json:"storage_error,omitempty"`
+	StorageErrorAt string   `msgpack:"storage_error_at,omitempty" json:"storage_error_at,omitempty"`
+
 	// Set by the router in its status: what gossip says of the node
 	// ("alive", "dead", "" if unknown) and how many entries it has applied
 	// fewer than the most caught-up member of its cluster.
 	Liveness string `msgpack:"liveness,omitempty" json:"liveness,omitempty"`
 	Lag      uint64 `msgpack:"lag,omitempty" json:"lag"`
 }
+
+// Conditions a node reports in NodeStatus.Conditions.
+const (
+	// ConditionNoSpace: the data volume is below the free-space watermark;
+	// the node's leader refuses writes that add data.
+	ConditionNoSpace = "no_space"
+	// ConditionStorageError: the storage engine's background work failed
+	// within the last minute (NodeStatus.StorageError says how).
+	ConditionStorageError = "storage_error"
+	// ConditionWriteStall: the storage engine is delaying writes until its
+	// flushes and compactions catch up.
+	ConditionWriteStall = "write_stall"
+)
 
 // TopRoots is how many root directories a node lists in NodeStatus.Roots.
 const TopRoots = 5

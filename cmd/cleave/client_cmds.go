@@ -9,12 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cleavefs/cleave/client"
+	"github.com/cleavefs/cleave/internal/bytesize"
 	"github.com/cleavefs/cleave/internal/fspath"
 	"github.com/cleavefs/cleave/wire"
 )
@@ -554,7 +556,7 @@ func writeStatusTable(w io.Writer, st *wire.Status) error {
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	hdr := "CLUSTER\tNODE\tADDR\tROLE\tGOSSIP\tAPPLIED\tLAG\tPID\tCHECK"
+	hdr := "CLUSTER\tNODE\tADDR\tROLE\tGOSSIP\tAPPLIED\tLAG\tPID\tCHECK\tDISK"
 	if anyErr {
 		hdr += "\tERROR"
 	}
@@ -565,7 +567,7 @@ func writeStatusTable(w io.Writer, st *wire.Status) error {
 			if n.PID != 0 {
 				pid = strconv.Itoa(n.PID)
 			}
-			line := fmt.Sprintf("%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s", cl.ID, n.ID, n.Addr, orDash(n.Role), orDash(n.Liveness), n.Applied, n.Lag, pid, checkState(n))
+			line := fmt.Sprintf("%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s", cl.ID, n.ID, n.Addr, orDash(n.Role), orDash(n.Liveness), n.Applied, n.Lag, pid, checkState(n), diskState(n))
 			if anyErr {
 				line += "\t" + orDash(n.Error)
 			}
@@ -575,7 +577,10 @@ func writeStatusTable(w io.Writer, st *wire.Status) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if err := writeAlarms(w, st); err != nil {
+	if err := writeNodeNotes(w, st, "ALARM", func(n wire.NodeStatus) string { return n.Alarm }); err != nil {
+		return err
+	}
+	if err := writeNodeNotes(w, st, "STORAGE ERROR", storageError); err != nil {
 		return err
 	}
 	if err := writeRootsTable(w, st); err != nil {
@@ -623,22 +628,46 @@ func checkState(n wire.NodeStatus) string {
 	return "-"
 }
 
-// writeAlarms lists the consistency alarms the nodes raise, one line per
-// node: which replicas differ from the majority, at which index.
-func writeAlarms(w io.Writer, st *wire.Status) error {
+// diskState is a node's DISK column: its free bytes, and its storage
+// conditions when it has any.
+func diskState(n wire.NodeStatus) string {
+	if n.FreeBytes == 0 && len(n.Conditions) == 0 {
+		return "-"
+	}
+	free := bytesize.Format(int64(n.FreeBytes)) + " free"
+	if len(n.Conditions) > 0 {
+		return strings.Join(n.Conditions, ",") + " (" + free + ")"
+	}
+	return free
+}
+
+// storageError is a node's latest storage engine error and its time.
+func storageError(n wire.NodeStatus) string {
+	if n.StorageError == "" {
+		return ""
+	}
+	return n.StorageErrorAt + " " + n.StorageError
+}
+
+// writeNodeNotes lists, one line per node, what note says of it (the
+// consistency alarm: which replicas differ from the majority, at which
+// index; the latest storage error), under the column title; nodes with
+// nothing to say are left out.
+func writeNodeNotes(w io.Writer, st *wire.Status, title string, note func(wire.NodeStatus) string) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	any := false
 	for _, cl := range st.Clusters {
 		for _, n := range cl.Nodes {
-			if n.Alarm == "" {
+			msg := note(n)
+			if msg == "" {
 				continue
 			}
 			if !any {
 				fmt.Fprintln(w)
-				fmt.Fprintln(tw, "CLUSTER\tSEEN BY\tALARM")
+				fmt.Fprintln(tw, "CLUSTER\tSEEN BY\t"+title)
 				any = true
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\n", cl.ID, n.ID, n.Alarm)
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", cl.ID, n.ID, msg)
 		}
 	}
 	return tw.Flush()

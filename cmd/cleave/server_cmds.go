@@ -50,6 +50,7 @@ type nodeOpts struct {
 	http         string
 	pprof        bool
 	memoryLimit  string
+	minFree      string
 	checkEvery   time.Duration
 }
 
@@ -86,6 +87,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.BoolVar(&o.pprof, "pprof", false, "also serve the Go profiles under /debug/pprof/ on the --http side port (unauthenticated: loopback or a private network only)")
 	f.DurationVar(&o.checkEvery, "check-interval", cluster.DefaultCheckInterval, "how often the leader starts a cross-replica consistency check (every replica hashes its state at the same index and compares)")
 	f.StringVar(&o.memoryLimit, "memory-limit", "224MiB", "memory budget of this process (e.g. 224MiB, 1GiB; 0: none; 1GB is 10^9 bytes, 1GiB 2^30): sets the Go runtime's soft limit to what the Pebble cache and memtables leave, unless GOMEMLIMIT is set, and makes malloc return large blocks")
+	f.StringVar(&o.minFree, "min-free-space", "auto", "free-space watermark of the --data volume (e.g. 1GiB): below it the leader refuses writes that add data with NO_SPACE, reads and removes keep working; auto: max(256MiB, 2% of the volume); 0: none")
 	return cmd
 }
 
@@ -133,6 +135,9 @@ func (o *nodeOpts) config(cmd *cobra.Command) (cluster.Config, error) {
 	if cfg.MemoryLimit, err = bytesize.Parse(o.memoryLimit); err != nil {
 		return cluster.Config{}, fmt.Errorf("--memory-limit: %w", err)
 	}
+	if cfg.MinFreeBytes, err = parseMinFree(o.minFree); err != nil {
+		return cluster.Config{}, fmt.Errorf("--min-free-space: %w", err)
+	}
 	cfg.Gossip = o.gossip
 	cfg.GossipSeeds = splitList(o.gossipSeeds)
 	if cfg.GossipKeys, err = readGossipKeys(o.gossipKeys); err != nil {
@@ -159,6 +164,10 @@ func (o *nodeOpts) config(cmd *cobra.Command) (cluster.Config, error) {
 	return cfg, cfg.Validate()
 }
 
+// failCloseWait is how long a failed node may take to close before the
+// process exits anyway.
+const failCloseWait = 10 * time.Second
+
 // runNode runs a storage node until ctx is done.
 func runNode(ctx context.Context, cfg cluster.Config) error {
 	n, err := cluster.Start(cfg)
@@ -170,8 +179,15 @@ func runNode(ctx context.Context, cfg cluster.Config) error {
 	case <-ctx.Done():
 	case <-n.Failed():
 		// Fail-stop: exit non-zero so the supervisor restarts the node,
-		// which replays what was not applied.
-		n.Close()
+		// which replays what was not applied. Closing may hang on a
+		// stuck disk; the log makes exiting without it safe.
+		closed := make(chan struct{})
+		go func() { n.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(failCloseWait):
+			cfg.Logger.Error("node did not close after failing; exiting without it", "waited", failCloseWait)
+		}
 		return fmt.Errorf("node %d stopped: %w", cfg.NodeID, n.FailErr())
 	}
 	cfg.Logger.Info("node stopping", "id", cfg.NodeID)
@@ -501,4 +517,17 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+// parseMinFree reads --min-free-space as cluster.Config.MinFreeBytes:
+// "auto" is 0 (the default rule), "0" is -1 (no watermark).
+func parseMinFree(s string) (int64, error) {
+	if s == "auto" {
+		return 0, nil
+	}
+	n, err := bytesize.Parse(s)
+	if n == 0 && err == nil {
+		n = -1
+	}
+	return n, err
 }

@@ -119,6 +119,25 @@ func TestNodeFlags(t *testing.T) {
 				}
 			}},
 		{name: "bad memory limit", args: append(base, "--range", "0-1", "--memory-limit", "lots"), wantErr: `--memory-limit: "lots" is not a size`},
+		{name: "min free space", args: append(base, "--range", "0-1", "--min-free-space", "64MiB"),
+			check: func(t *testing.T, c cluster.Config) {
+				if c.MinFreeBytes != 64<<20 {
+					t.Errorf("min free bytes %d", c.MinFreeBytes)
+				}
+			}},
+		{name: "default min free space", args: append(base, "--range", "0-1"),
+			check: func(t *testing.T, c cluster.Config) {
+				if c.MinFreeBytes != 0 {
+					t.Errorf("default min free bytes %d, want 0 (the default rule)", c.MinFreeBytes)
+				}
+			}},
+		{name: "no min free space", args: append(base, "--range", "0-1", "--min-free-space", "0"),
+			check: func(t *testing.T, c cluster.Config) {
+				if c.MinFreeBytes >= 0 {
+					t.Errorf("min free bytes %d, want negative (off)", c.MinFreeBytes)
+				}
+			}},
+		{name: "bad min free space", args: append(base, "--range", "0-1", "--min-free-space", "lots"), wantErr: `--min-free-space: "lots" is not a size`},
 		{name: "bad peer id", args: []string{"--id", "1", "--cluster", "c1", "--listen", ":7501", "--peers", "1=:7501,x=:7502", "--data", "d", "--range", "0-1"},
 			wantErr: `--peers: peer "x": id must be a number`},
 		{name: "self missing", args: []string{"--id", "4", "--cluster", "c1", "--listen", ":7501", "--peers", "1=:7501", "--data", "d", "--range", "0-1"},
