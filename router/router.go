@@ -263,6 +263,8 @@ func (r *Router) Handle(ctx context.Context, req *wire.Request) *wire.Response {
 		return r.handleSplit(ctx, req)
 	case wire.OpAddLearner, wire.OpPromote, wire.OpRemoveMember:
 		return r.handleMember(ctx, req) // admin.go
+	case wire.OpUser:
+		return r.handleUser(ctx, req) // auth.go
 	case wire.OpTable:
 		return &wire.Response{Routes: r.table.Current()}
 	case wire.OpHello:
