@@ -36,8 +36,10 @@ func (e *FrameError) Error() string {
 func (e *FrameError) Unwrap() error { return e.Err }
 
 // FrameReader reads frames from a stream, checking the length limit before
-// allocating. It survives partial reads (io.ReadFull) and tracks its offset.
-// Not safe for concurrent use.
+// allocating. It never allocates a frame's announced length up front: the
+// buffer starts at most growChunk bytes and doubles as the body arrives, so a
+// peer that announces a large frame and stalls costs what it sent. It
+// survives partial reads and tracks its offset. Not safe for concurrent use.
 type FrameReader struct {
 	r      io.Reader
 	max    int
@@ -73,11 +75,8 @@ func (fr *FrameReader) Next() ([]byte, error) {
 	if uint64(n) > uint64(fr.max) {
 		return nil, &FrameError{Offset: start, Length: n, Max: fr.max, Err: ErrFrameTooLarge}
 	}
-	if cap(fr.buf) < int(n) {
-		fr.buf = make([]byte, n)
-	}
-	buf := fr.buf[:n]
-	if _, err := io.ReadFull(fr.r, buf); err != nil {
+	buf, err := fr.readBody(int(n))
+	if err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
@@ -91,8 +90,47 @@ func (fr *FrameReader) Next() ([]byte, error) {
 	return buf, nil
 }
 
+// growChunk is the most a frame body's buffer starts with before any of the
+// body has arrived.
+const growChunk = 16 << 10
+
+// readBody reads n bytes into fr.buf, growing it only as bytes arrive.
+func (fr *FrameReader) readBody(n int) ([]byte, error) {
+	if cap(fr.buf) >= n {
+		buf := fr.buf[:n]
+		_, err := io.ReadFull(fr.r, buf)
+		return buf, err
+	}
+	buf := make([]byte, min(n, max(growChunk, cap(fr.buf))))
+	got := 0
+	for {
+		m, err := io.ReadFull(fr.r, buf[got:])
+		got += m
+		if err != nil {
+			return nil, err
+		}
+		if got == n {
+			fr.buf = buf
+			return buf, nil
+		}
+		// Everything asked for arrived: double, bounded by the frame.
+		grown := make([]byte, min(n, 2*len(buf)))
+		copy(grown, buf[:got])
+		buf = grown
+	}
+}
+
 // AppendFrame appends the frame header for a payload of n bytes to dst.
 func AppendFrame(dst []byte, payload []byte) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(payload)))
 	return append(dst, payload...)
+}
+
+// SetMax changes the payload limit for the frames read from now on
+// (DefaultMaxFrame if max <= 0).
+func (fr *FrameReader) SetMax(max int) {
+	if max <= 0 {
+		max = DefaultMaxFrame
+	}
+	fr.max = max
 }

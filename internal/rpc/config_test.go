@@ -17,7 +17,10 @@ func TestConfigDefaults(t *testing.T) {
 			t.Errorf("ServerConfig%+v.withDefaults() = %+v, want the defaults %+v", c, got, sd)
 		}
 	}
-	if sd.MaxInFlight != 4096 || sd.OutQueue != 8192 || sd.DefaultTimeout != 10*time.Second {
+	if sd.MaxInFlight != 4096 || sd.OutQueue != 8192 || sd.DefaultTimeout != 10*time.Second ||
+		sd.HelloTimeout != 10*time.Second || sd.PreAuthMaxFrame != 64<<10 || sd.ReadTimeout != 30*time.Second ||
+		sd.IdleTimeout != 15*time.Minute || sd.MaxConns != 4096 || sd.MaxConnsPerIP != 1024 ||
+		sd.MaxBytesInFlight != 64<<20 || sd.MaxProcessBytesInFlight != 512<<20 {
 		t.Errorf("DefaultServerConfig() = %+v", sd)
 	}
 	dd := DefaultDialConfig()
@@ -26,7 +29,7 @@ func TestConfigDefaults(t *testing.T) {
 			t.Errorf("DialConfig%+v.withDefaults() = %+v, want %+v", c, got, dd)
 		}
 	}
-	if dd.OutQueue != 8192 || dd.Timeout != 5*time.Second {
+	if dd.OutQueue != 8192 || dd.Timeout != 5*time.Second || dd.IdleTimeout != 5*time.Minute {
 		t.Errorf("DefaultDialConfig() = %+v", dd)
 	}
 	kept := ServerConfig{MaxFrame: 1 << 20, MaxInFlight: 2, OutQueue: 3, DefaultTimeout: time.Second}.withDefaults()
@@ -45,6 +48,20 @@ func TestConfigValidate(t *testing.T) {
 	err := ServerConfig{MaxFrame: -1, DefaultTimeout: -time.Second}.Validate()
 	if err == nil || !strings.Contains(err.Error(), "MaxFrame -1 is negative") || !strings.Contains(err.Error(), "DefaultTimeout -1s is negative") {
 		t.Errorf("ServerConfig.Validate() = %v, want both fields named", err)
+	}
+	for _, tt := range []struct {
+		cfg  ServerConfig
+		want string
+	}{
+		{ServerConfig{HelloTimeout: -1}, "HelloTimeout -1ns is negative"},
+		{ServerConfig{MaxConnsPerIP: -3}, "MaxConnsPerIP -3 is negative"},
+		{ServerConfig{PreAuthMaxFrame: 2 << 20, MaxFrame: 1 << 20}, "PreAuthMaxFrame 2097152 is over MaxFrame 1048576"},
+		{ServerConfig{MaxConnsPerIP: 5000}, "MaxConnsPerIP 5000 is over MaxConns 4096"},
+		{ServerConfig{MaxProcessBytesInFlight: 1 << 20}, "MaxBytesInFlight 67108864 is over MaxProcessBytesInFlight 1048576"},
+	} {
+		if err := tt.cfg.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%+v.Validate() = %v, want %q", tt.cfg, err, tt.want)
+		}
 	}
 	if err := DefaultDialConfig().Validate(); err != nil {
 		t.Errorf("DefaultDialConfig().Validate() = %v", err)

@@ -3,6 +3,7 @@ package rpc
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -26,7 +27,14 @@ type DialConfig struct {
 	Session  uint64        // session id sent in HELLO
 	MaxFrame int           // largest response frame accepted
 	OutQueue int           // requests queued for writing
-	Timeout  time.Duration // dial + HELLO timeout when ctx has no deadline
+	Timeout  time.Duration // dial + TLS + HELLO timeout when ctx has no deadline
+	// TLS, if set, makes Dial a TLS client with this config; an empty
+	// ServerName defaults to the host of the address dialled.
+	TLS *tls.Config
+	// IdleTimeout: a Pool closes and redials a connection on which no call
+	// was made for this long, well before the server's own idle close, so a
+	// pooled call never races it.
+	IdleTimeout time.Duration
 }
 
 // DefaultDialConfig returns a DialConfig with every default set; Client,
@@ -41,6 +49,8 @@ func DefaultDialConfig() DialConfig {
 		// Timeout: how long dialling and HELLO may take when the caller's
 		// ctx has no deadline.
 		Timeout: 5 * time.Second,
+		// IdleTimeout: 5 minutes, a third of the server's default 15.
+		IdleTimeout: 5 * time.Minute,
 	}
 }
 
@@ -51,6 +61,7 @@ func (c DialConfig) withDefaults() DialConfig {
 	positiveOr(&c.MaxFrame, d.MaxFrame)
 	positiveOr(&c.OutQueue, d.OutQueue)
 	positiveOr(&c.Timeout, d.Timeout)
+	positiveOr(&c.IdleTimeout, d.IdleTimeout)
 	return c
 }
 
@@ -62,6 +73,7 @@ func (c DialConfig) Validate() error {
 	notNegative(&errs, "MaxFrame", c.MaxFrame)
 	notNegative(&errs, "OutQueue", c.OutQueue)
 	notNegative(&errs, "Timeout", c.Timeout)
+	notNegative(&errs, "IdleTimeout", c.IdleTimeout)
 	return errors.Join(errs...)
 }
 
@@ -89,6 +101,7 @@ type Conn struct {
 	out      chan outFrame
 	nextID   atomic.Uint64
 	maxFrame int
+	lastUsed atomic.Int64 // unix nanoseconds of the last Call or Send
 
 	mu      sync.Mutex
 	pending map[uint64]chan *wire.Response
@@ -101,7 +114,8 @@ type outFrame struct {
 	req *wire.Request
 }
 
-// Dial connects to addr and performs the HELLO exchange.
+// Dial connects to addr (over TLS if cfg.TLS is set) and performs the HELLO
+// exchange.
 func Dial(ctx context.Context, addr string, cfg DialConfig) (*Conn, error) {
 	cfg = cfg.withDefaults()
 	if _, ok := ctx.Deadline(); !ok {
@@ -118,6 +132,11 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*Conn, error) {
 		tc.SetNoDelay(true)
 		tc.SetKeepAlive(true)
 		tc.SetKeepAlivePeriod(15 * time.Second)
+	}
+	if cfg.TLS != nil {
+		if nc, err = clientTLS(ctx, nc, addr, cfg.TLS); err != nil {
+			return nil, err
+		}
 	}
 	c := &Conn{
 		nc: nc, addr: addr, maxFrame: cfg.MaxFrame,
@@ -139,6 +158,24 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*Conn, error) {
 		return nil, fmt.Errorf("hello %s: %w", addr, err)
 	}
 	return c, nil
+}
+
+// clientTLS runs the TLS handshake on nc, closing it on failure.
+func clientTLS(ctx context.Context, nc net.Conn, addr string, cfg *tls.Config) (net.Conn, error) {
+	if cfg.ServerName == "" {
+		cfg = cfg.Clone()
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			cfg.ServerName = host
+		} else {
+			cfg.ServerName = addr
+		}
+	}
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("%w: tls handshake with %s: %w", ErrConnClosed, addr, err)
+	}
+	return tc, nil
 }
 
 // Addr returns the address dialled.
@@ -183,6 +220,7 @@ func (c *Conn) die(err error) {
 // (wrapping ErrConnClosed) and ctx ending.
 func (c *Conn) Call(ctx context.Context, req *wire.Request) (*wire.Response, error) {
 	req.ID = c.nextID.Add(1)
+	c.lastUsed.Store(time.Now().UnixNano())
 	if dl, ok := ctx.Deadline(); ok && req.TimeoutMs == 0 {
 		ms := time.Until(dl).Milliseconds()
 		if ms <= 0 {
@@ -223,6 +261,7 @@ func (c *Conn) Call(ctx context.Context, req *wire.Request) (*wire.Response, err
 // drops req) if the connection is dead or its queue is full.
 func (c *Conn) Send(req *wire.Request) bool {
 	req.ID = c.nextID.Add(1)
+	c.lastUsed.Store(time.Now().UnixNano())
 	select {
 	case <-c.done:
 		return false
@@ -234,6 +273,18 @@ func (c *Conn) Send(req *wire.Request) bool {
 	default:
 		return false
 	}
+}
+
+// idleFor returns how long no call was made on c, or 0 while one is
+// waiting for its response.
+func (c *Conn) idleFor() time.Duration {
+	c.mu.Lock()
+	pending := len(c.pending)
+	c.mu.Unlock()
+	if pending > 0 {
+		return 0
+	}
+	return time.Since(time.Unix(0, c.lastUsed.Load()))
 }
 
 func (c *Conn) forget(id uint64) {

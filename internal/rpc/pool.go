@@ -9,9 +9,13 @@ import (
 
 // Pool keeps one live Conn per address, redialling a dead one on demand.
 // After a failed dial it refuses to redial that address for a short backoff,
-// failing fast instead. Safe for concurrent use.
+// failing fast instead. A connection on which no call was made for the
+// config's IdleTimeout (default 5 minutes) is closed and redialled when next
+// asked for, so a pooled call never races the server's own idle close
+// (ServerConfig.IdleTimeout, default 15 minutes). Safe for concurrent use.
 type Pool struct {
-	cfg DialConfig
+	cfg  DialConfig
+	idle time.Duration
 
 	mu    sync.Mutex
 	conns map[string]*poolEntry
@@ -27,7 +31,7 @@ type poolEntry struct {
 
 // NewPool returns a pool that dials with cfg.
 func NewPool(cfg DialConfig) *Pool {
-	return &Pool{cfg: cfg, conns: map[string]*poolEntry{}}
+	return &Pool{cfg: cfg, idle: cfg.withDefaults().IdleTimeout, conns: map[string]*poolEntry{}}
 }
 
 // Get returns a live connection to addr, dialling if needed.
@@ -43,7 +47,11 @@ func (p *Pool) Get(ctx context.Context, addr string) (*Conn, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.conn != nil && e.conn.Err() == nil {
-		return e.conn, nil
+		if e.conn.idleFor() < p.idle {
+			return e.conn, nil
+		}
+		e.conn.Close()
+		e.conn = nil
 	}
 	if now := time.Now(); now.Before(e.retryAt) {
 		return nil, fmt.Errorf("%w: %s: not redialling for %v after: %v", ErrConnClosed, addr, e.retryAt.Sub(now).Round(time.Millisecond), e.lastErr)

@@ -17,7 +17,7 @@ import (
 // milliseconds as the request's Seq, so responses come back out of order.
 func startEcho(t *testing.T, cfg ServerConfig) (*Server, string) {
 	t.Helper()
-	srv := NewServer(cfg, HandlerFunc(func(ctx context.Context, req *wire.Request) *wire.Response {
+	return startServer(t, cfg, func(ctx context.Context, req *wire.Request) *wire.Response {
 		if req.Seq > 0 {
 			select {
 			case <-time.After(time.Duration(req.Seq) * time.Millisecond):
@@ -26,14 +26,7 @@ func startEcho(t *testing.T, cfg ServerConfig) (*Server, string) {
 			}
 		}
 		return &wire.Response{Data: []byte(req.Path)}
-	}))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return srv, ln.Addr().String()
+	})
 }
 
 func TestPipelinedOutOfOrder(t *testing.T) {

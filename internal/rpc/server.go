@@ -1,14 +1,15 @@
 package rpc
 
 import (
-	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,8 +37,8 @@ func (f HandlerFunc) Handle(ctx context.Context, req *wire.Request) *wire.Respon
 type ServerConfig struct {
 	Name           string        // "router" or "node", sent in HELLO replies
 	ID             string        // server id, sent in HELLO replies
-	Token          string        // if set, HELLO must carry this token
-	MaxFrame       int           // largest request frame
+	Token          string        // if set (and Authenticate is nil), HELLO must carry this token
+	MaxFrame       int           // largest request frame after HELLO
 	MaxInFlight    int           // concurrent requests per connection
 	OutQueue       int           // queued responses per connection before it is closed
 	DefaultTimeout time.Duration // deadline for requests that carry none
@@ -47,10 +48,35 @@ type ServerConfig struct {
 	// dispatch to the response being queued. Called concurrently; must not
 	// block.
 	Observe func(op wire.Op, code wire.Code, d time.Duration)
+
+	// TLS, if set, makes every accepted connection a TLS server connection
+	// with this config; it decides versions and client authentication. The
+	// handshake must finish within HelloTimeout.
+	TLS *tls.Config
+	// Authenticate, if set, is called on HELLO after the version check,
+	// instead of the Token check. A non-nil error answers UNAUTHORIZED with
+	// its message and closes the connection; otherwise the principal is kept
+	// in the connection's ConnInfo. Called concurrently; ci must not be kept.
+	Authenticate func(ctx context.Context, ci *ConnInfo) (principal any, err error)
+	// Allow, if set, is asked about every request after HELLO. A refused
+	// request is answered FORBIDDEN with the error's message (a one-way op is
+	// dropped and counted) and the connection stays open. Called
+	// concurrently; must not block.
+	Allow func(op wire.Op) error
+
+	HelloTimeout            time.Duration // TLS handshake + HELLO must finish within this
+	PreAuthMaxFrame         int           // largest frame accepted before HELLO succeeded
+	ReadTimeout             time.Duration // a frame's body must arrive within this of its first byte
+	IdleTimeout             time.Duration // a connection with nothing in flight and no request for this long is closed
+	WriteTimeout            time.Duration // a blocked response write fails (and closes the connection) after this
+	MaxConns                int           // open connections per server
+	MaxConnsPerIP           int           // open connections per client IP address
+	MaxBytesInFlight        int           // request bytes being handled per connection
+	MaxProcessBytesInFlight int           // request bytes being handled by the whole server
 }
 
 // DefaultServerConfig returns a ServerConfig with every default set; Name,
-// ID, Token and Observe are empty.
+// ID, Token, Observe, TLS, Authenticate and Allow are empty.
 func DefaultServerConfig() ServerConfig {
 	return ServerConfig{
 		// MaxFrame: the protocol's default frame limit (8 MiB).
@@ -65,6 +91,28 @@ func DefaultServerConfig() ServerConfig {
 		DefaultTimeout: 10 * time.Second,
 		// Logger: the process's default logger.
 		Logger: slog.Default(),
+		// HelloTimeout: a connection that has not finished its TLS
+		// handshake and HELLO after 10s is closed.
+		HelloTimeout: 10 * time.Second,
+		// PreAuthMaxFrame: 64 KiB; a HELLO is a few hundred bytes.
+		PreAuthMaxFrame: 64 << 10,
+		// ReadTimeout: 30s from a frame's first byte to its last (at least
+		// 280 KB/s for an 8 MiB frame).
+		ReadTimeout: 30 * time.Second,
+		// IdleTimeout: 15 minutes; a Pool drops its idle connections after 5.
+		IdleTimeout: 15 * time.Minute,
+		// WriteTimeout: a peer that reads nothing for 30s is cut off.
+		WriteTimeout: 30 * time.Second,
+		// MaxConns: 4096 connections per server.
+		MaxConns: 4096,
+		// MaxConnsPerIP: 1024 connections from one client IP address.
+		MaxConnsPerIP: 1024,
+		// MaxBytesInFlight: 64 MiB of requests handled at once per
+		// connection; the reader stops reading beyond it.
+		MaxBytesInFlight: 64 << 20,
+		// MaxProcessBytesInFlight: 512 MiB of requests handled at once by
+		// the server; every reader stops reading beyond it.
+		MaxProcessBytesInFlight: 512 << 20,
 	}
 }
 
@@ -76,6 +124,15 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	positiveOr(&c.MaxInFlight, d.MaxInFlight)
 	positiveOr(&c.OutQueue, d.OutQueue)
 	positiveOr(&c.DefaultTimeout, d.DefaultTimeout)
+	positiveOr(&c.HelloTimeout, d.HelloTimeout)
+	positiveOr(&c.PreAuthMaxFrame, d.PreAuthMaxFrame)
+	positiveOr(&c.ReadTimeout, d.ReadTimeout)
+	positiveOr(&c.IdleTimeout, d.IdleTimeout)
+	positiveOr(&c.WriteTimeout, d.WriteTimeout)
+	positiveOr(&c.MaxConns, d.MaxConns)
+	positiveOr(&c.MaxConnsPerIP, d.MaxConnsPerIP)
+	positiveOr(&c.MaxBytesInFlight, d.MaxBytesInFlight)
+	positiveOr(&c.MaxProcessBytesInFlight, d.MaxProcessBytesInFlight)
 	if c.Logger == nil {
 		c.Logger = d.Logger
 	}
@@ -91,7 +148,57 @@ func (c ServerConfig) Validate() error {
 	notNegative(&errs, "MaxInFlight", c.MaxInFlight)
 	notNegative(&errs, "OutQueue", c.OutQueue)
 	notNegative(&errs, "DefaultTimeout", c.DefaultTimeout)
+	notNegative(&errs, "HelloTimeout", c.HelloTimeout)
+	notNegative(&errs, "PreAuthMaxFrame", c.PreAuthMaxFrame)
+	notNegative(&errs, "ReadTimeout", c.ReadTimeout)
+	notNegative(&errs, "IdleTimeout", c.IdleTimeout)
+	notNegative(&errs, "WriteTimeout", c.WriteTimeout)
+	notNegative(&errs, "MaxConns", c.MaxConns)
+	notNegative(&errs, "MaxConnsPerIP", c.MaxConnsPerIP)
+	notNegative(&errs, "MaxBytesInFlight", c.MaxBytesInFlight)
+	notNegative(&errs, "MaxProcessBytesInFlight", c.MaxProcessBytesInFlight)
+	d := c.withDefaults()
+	if d.PreAuthMaxFrame > d.MaxFrame {
+		errs = append(errs, fmt.Errorf("PreAuthMaxFrame %d is over MaxFrame %d", d.PreAuthMaxFrame, d.MaxFrame))
+	}
+	if d.MaxConnsPerIP > d.MaxConns {
+		errs = append(errs, fmt.Errorf("MaxConnsPerIP %d is over MaxConns %d", d.MaxConnsPerIP, d.MaxConns))
+	}
+	if d.MaxBytesInFlight > d.MaxProcessBytesInFlight {
+		errs = append(errs, fmt.Errorf("MaxBytesInFlight %d is over MaxProcessBytesInFlight %d", d.MaxBytesInFlight, d.MaxProcessBytesInFlight))
+	}
 	return errors.Join(errs...)
+}
+
+// ConnInfo describes the connection a request arrived on. It is set once
+// HELLO succeeded and is not changed afterwards.
+type ConnInfo struct {
+	Remote    string               // the peer's address
+	TLS       *tls.ConnectionState // nil for plaintext
+	Hello     wire.Hello           // the HELLO the peer sent
+	Principal any                  // what Authenticate returned, or nil
+}
+
+type connInfoKey struct{}
+
+// ConnInfoFrom returns the ConnInfo of the connection whose request ctx
+// belongs to, or nil outside a server handler.
+func ConnInfoFrom(ctx context.Context) *ConnInfo {
+	ci, _ := ctx.Value(connInfoKey{}).(*ConnInfo)
+	return ci
+}
+
+// ServerStats counts what a Server refused or closed. Counters only grow.
+type ServerStats struct {
+	Conns         int    // open connections
+	HelloTimeouts uint64 // closed for not finishing TLS + HELLO in time
+	TLSFailures   uint64 // closed for a failed TLS handshake
+	ReadTimeouts  uint64 // closed for a frame body not arriving in time
+	IdleClosed    uint64 // closed after IdleTimeout with nothing in flight
+	WriteTimeouts uint64 // closed because a response could not be written
+	Refused       uint64 // refused for MaxConns or MaxConnsPerIP
+	Forbidden     uint64 // requests refused by Allow (one-way ones dropped)
+	BytesInFlight int64  // request bytes being handled now
 }
 
 // Server accepts wire-protocol connections. Safe for concurrent use.
@@ -99,12 +206,17 @@ type Server struct {
 	cfg     ServerConfig
 	handler Handler
 	log     *slog.Logger
+	budget  *byteBudget // request bytes being handled, all connections
 
 	mu     sync.Mutex
 	lns    map[net.Listener]struct{}
 	conns  map[*serverConn]struct{}
+	perIP  map[string]int // open connections per remote host
 	closed bool
 	wg     sync.WaitGroup
+
+	helloTimeouts, tlsFailures, readTimeouts, idleClosed atomic.Uint64
+	writeTimeouts, refused, forbidden                    atomic.Uint64
 }
 
 // NewServer returns a server that passes every request after HELLO to h.
@@ -112,9 +224,24 @@ func NewServer(cfg ServerConfig, h Handler) *Server {
 	cfg = cfg.withDefaults()
 	return &Server{
 		cfg: cfg, handler: h,
-		log:   cfg.Logger.With("component", "rpc", "server", cfg.Name),
-		lns:   map[net.Listener]struct{}{},
-		conns: map[*serverConn]struct{}{},
+		log:    cfg.Logger.With("component", "rpc", "server", cfg.Name),
+		budget: newByteBudget(cfg.MaxProcessBytesInFlight),
+		lns:    map[net.Listener]struct{}{},
+		conns:  map[*serverConn]struct{}{},
+		perIP:  map[string]int{},
+	}
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() ServerStats {
+	s.mu.Lock()
+	n := len(s.conns)
+	s.mu.Unlock()
+	return ServerStats{
+		Conns: n, HelloTimeouts: s.helloTimeouts.Load(), TLSFailures: s.tlsFailures.Load(),
+		ReadTimeouts: s.readTimeouts.Load(), IdleClosed: s.idleClosed.Load(),
+		WriteTimeouts: s.writeTimeouts.Load(), Refused: s.refused.Load(),
+		Forbidden: s.forbidden.Load(), BytesInFlight: s.budget.inUse(),
 	}
 }
 
@@ -151,29 +278,95 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		delay = 0
-		if tc, ok := nc.(*net.TCPConn); ok {
-			tc.SetNoDelay(true)
-			tc.SetKeepAlive(true)
-			tc.SetKeepAlivePeriod(15 * time.Second)
+		if err := s.accept(nc); err != nil {
+			return err
 		}
-		c := &serverConn{
-			s: s, nc: nc,
-			out:  make(chan *wire.Response, s.cfg.OutQueue),
-			sem:  make(chan struct{}, s.cfg.MaxInFlight),
-			done: make(chan struct{}),
-		}
-		c.ctx, c.cancel = context.WithCancel(context.Background())
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			nc.Close()
-			return ErrServerClosed
-		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go c.run()
 	}
+}
+
+// accept starts serving nc, or refuses it when a connection limit is
+// reached. It fails only once the server is closed.
+func (s *Server) accept(nc net.Conn) error {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+		tc.SetKeepAlive(true)
+		tc.SetKeepAlivePeriod(15 * time.Second)
+	}
+	host := remoteHost(nc)
+	c := &serverConn{s: s, raw: nc, host: host, done: make(chan struct{})}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		nc.Close()
+		return ErrServerClosed
+	}
+	var refusal string
+	switch {
+	case len(s.conns) >= s.cfg.MaxConns:
+		refusal = fmt.Sprintf("too many connections: %d", s.cfg.MaxConns)
+	case s.perIP[host] >= s.cfg.MaxConnsPerIP:
+		refusal = fmt.Sprintf("too many connections from %s: %d", host, s.cfg.MaxConnsPerIP)
+	default:
+		s.conns[c] = struct{}{}
+		s.perIP[host]++
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	if refusal != "" {
+		s.refused.Add(1)
+		s.log.Debug("connection refused", "remote", nc.RemoteAddr().String(), "reason", refusal)
+		go s.refuse(nc, refusal)
+		return nil
+	}
+	go c.run()
+	return nil
+}
+
+// refuse answers a connection over a limit with one UNAVAILABLE
+// connection-level error and closes it. A TLS port closes it unanswered: a
+// plaintext frame would only confuse a TLS client, and a handshake would
+// spend on the refused peer what the limit is there to save.
+func (s *Server) refuse(nc net.Conn, reason string) {
+	defer s.wg.Done()
+	if s.cfg.TLS == nil {
+		nc.SetWriteDeadline(time.Now().Add(time.Second))
+		buf, _ := wire.AppendEncode(nil, &wire.Response{Code: wire.Unavailable, Message: reason})
+		nc.Write(buf)
+	}
+	lingerClose(nc, time.Now().Add(time.Second))
+}
+
+// lingerClose half-closes nc and reads (and discards) what the peer still
+// sends until it closes or the deadline passes, then closes nc. Closing with
+// unread input would reset the connection and could destroy the error frame
+// just written before the peer reads it.
+func lingerClose(nc net.Conn, deadline time.Time) {
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	nc.SetReadDeadline(deadline)
+	io.Copy(io.Discard, io.LimitReader(nc, 1<<20))
+	nc.Close()
+}
+
+// remoteHost returns the IP address of nc's peer.
+func remoteHost(nc net.Conn) string {
+	addr := nc.RemoteAddr().String()
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}
+
+// forget removes c from the server's connections.
+func (s *Server) forget(c *serverConn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	if s.perIP[c.host]--; s.perIP[c.host] <= 0 {
+		delete(s.perIP, c.host)
+	}
+	s.mu.Unlock()
 }
 
 // Close stops accepting, closes every connection and waits for their
@@ -194,227 +387,4 @@ func (s *Server) Close() error {
 	}
 	s.wg.Wait()
 	return nil
-}
-
-type serverConn struct {
-	s      *Server
-	nc     net.Conn
-	ctx    context.Context
-	cancel context.CancelFunc
-	out    chan *wire.Response
-	sem    chan struct{}
-
-	closeOnce sync.Once
-	done      chan struct{}
-	reason    string
-	last      string // reason to close with once the writer reaches the nil sentinel
-	handlers  sync.WaitGroup
-}
-
-func (c *serverConn) close(reason string) {
-	c.closeOnce.Do(func() {
-		c.reason = reason
-		c.cancel()
-		close(c.done)
-		c.nc.Close()
-	})
-}
-
-func (c *serverConn) run() {
-	defer c.s.wg.Done()
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.writeLoop()
-	}()
-	c.readLoop()
-	c.handlers.Wait()
-	<-writerDone
-	c.s.mu.Lock()
-	delete(c.s.conns, c)
-	c.s.mu.Unlock()
-	c.s.log.Debug("connection closed", "remote", c.nc.RemoteAddr().String(), "reason", c.reason)
-}
-
-// send queues a response; if the queue is full the peer is not reading and
-// the connection is closed.
-func (c *serverConn) send(r *wire.Response) {
-	select {
-	case c.out <- r:
-	case <-c.done:
-	default:
-		c.close("outbound queue full: peer not reading")
-	}
-}
-
-func (c *serverConn) readLoop() {
-	fr := wire.NewFrameReader(bufio.NewReaderSize(c.nc, 64<<10), c.s.cfg.MaxFrame)
-	helloDone := false
-	for {
-		payload, err := fr.Next()
-		if err != nil {
-			var fe *wire.FrameError
-			switch {
-			case errors.Is(err, io.EOF):
-				c.flushAndClose("peer closed")
-			case errors.Is(err, wire.ErrFrameTooLarge):
-				c.failAndClose(wire.TooLarge, err.Error())
-			case errors.As(err, &fe) && errors.Is(err, io.ErrUnexpectedEOF):
-				c.flushAndClose("truncated frame: " + err.Error())
-			default:
-				c.flushAndClose("read: " + err.Error())
-			}
-			return
-		}
-		req, err := wire.DecodeRequest(payload)
-		if err != nil {
-			c.failAndClose(wire.Invalid, fmt.Sprintf("frame at offset %d: %v", fr.Offset()-int64(len(payload))-wire.HeaderSize, err))
-			return
-		}
-		if !helloDone {
-			if req.Op != wire.OpHello || req.Hello == nil {
-				c.failAndClose(wire.Invalid, fmt.Sprintf("first request must be HELLO, got %v", req.Op))
-				return
-			}
-			resp := c.hello(req)
-			c.send(resp)
-			if resp.Code != wire.OK {
-				c.flushAndClose("hello refused: " + resp.Message)
-				return
-			}
-			helloDone = true
-			continue
-		}
-		if !req.Op.Known() || req.Op == wire.OpHello {
-			c.send(wire.Errorf(req.ID, wire.Invalid, "unknown or repeated op %v", req.Op))
-			continue
-		}
-		if req.Op.OneWay() {
-			c.s.handler.Handle(c.ctx, req)
-			continue
-		}
-		select {
-		case c.sem <- struct{}{}:
-		case <-c.done:
-			return
-		}
-		c.handlers.Add(1)
-		go c.handle(req)
-	}
-}
-
-func (c *serverConn) hello(req *wire.Request) *wire.Response {
-	h := req.Hello
-	if h.Version != wire.ProtocolVersion {
-		return wire.Errorf(req.ID, wire.Invalid, "protocol version %d not supported; this %s speaks version %d", h.Version, c.s.cfg.Name, wire.ProtocolVersion)
-	}
-	if c.s.cfg.Token != "" && h.Token != c.s.cfg.Token {
-		return wire.Errorf(req.ID, wire.Unauthorized, "missing or wrong auth token")
-	}
-	return &wire.Response{ID: req.ID, Hello: &wire.HelloReply{
-		Version: wire.ProtocolVersion, Server: c.s.cfg.Name, ID: c.s.cfg.ID,
-		Versions: []uint32{wire.ProtocolVersion},
-	}}
-}
-
-func (c *serverConn) handle(req *wire.Request) {
-	defer func() {
-		<-c.sem
-		c.handlers.Done()
-	}()
-	timeout := c.s.cfg.DefaultTimeout
-	if req.TimeoutMs > 0 {
-		timeout = time.Duration(req.TimeoutMs) * time.Millisecond
-	}
-	var start time.Time
-	if c.s.cfg.Observe != nil {
-		start = time.Now()
-	}
-	ctx, cancel := context.WithTimeout(c.ctx, timeout)
-	op := req.Op
-	resp := c.s.handler.Handle(ctx, req)
-	cancel()
-	if resp == nil {
-		resp = wire.Errorf(req.ID, wire.Internal, "no response for %v", op)
-	}
-	resp.ID = req.ID
-	c.send(resp)
-	if c.s.cfg.Observe != nil {
-		c.s.cfg.Observe(op, resp.Code, time.Since(start))
-	}
-}
-
-// failAndClose queues a connection-level error (ID 0), then closes once the
-// writer has flushed everything queued before it.
-func (c *serverConn) failAndClose(code wire.Code, msg string) {
-	c.s.log.Info("closing connection", "remote", c.nc.RemoteAddr().String(), "code", code.String(), "reason", msg)
-	c.send(&wire.Response{Code: code, Message: msg})
-	c.flushAndClose(code.String() + ": " + msg)
-}
-
-// flushAndClose waits for in-flight handlers, lets the writer flush, then
-// closes. Called only from the reader goroutine.
-func (c *serverConn) flushAndClose(reason string) {
-	c.handlers.Wait()
-	c.last = reason
-	select {
-	case c.out <- nil: // sentinel: writer closes after writing what precedes it
-	case <-c.done:
-	case <-time.After(5 * time.Second):
-	}
-	select {
-	case <-c.done:
-	case <-time.After(5 * time.Second):
-	}
-	c.close(reason)
-}
-
-func (c *serverConn) writeLoop() {
-	w := bufio.NewWriterSize(c.nc, 64<<10)
-	var buf []byte
-	for {
-		var r *wire.Response
-		select {
-		case r = <-c.out:
-		case <-c.done:
-			return
-		}
-		// Write everything queued, then flush once: many responses per syscall.
-		for r != nil {
-			var err error
-			buf, err = wire.AppendEncode(buf[:0], r)
-			if err != nil {
-				c.s.log.Error("encode response", "err", err, "id", r.ID)
-				buf, _ = wire.AppendEncode(buf[:0], wire.Errorf(r.ID, wire.Internal, "encode response: %v", err))
-			}
-			c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-			if _, err := w.Write(buf); err != nil {
-				c.close("write: " + err.Error())
-				return
-			}
-			if cap(buf) > 1<<20 {
-				buf = nil
-			}
-			select {
-			case r = <-c.out:
-				if r == nil {
-					w.Flush()
-					c.close(c.last)
-					return
-				}
-				continue
-			default:
-			}
-			break
-		}
-		if r == nil {
-			w.Flush()
-			c.close(c.last)
-			return
-		}
-		if err := w.Flush(); err != nil {
-			c.close("write: " + err.Error())
-			return
-		}
-	}
 }

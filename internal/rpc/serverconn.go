@@ -1,0 +1,455 @@
+package rpc
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cleavefs/cleave/wire"
+)
+
+// preAuthBuffer is the read buffer of a connection until HELLO succeeded.
+const preAuthBuffer = 512
+
+// serverConn is one accepted connection. Until HELLO succeeded it is served
+// by run's goroutine alone, with small buffers and no writer goroutine; then
+// a reader (run) and a writer goroutine share it.
+type serverConn struct {
+	s      *Server
+	raw    net.Conn // the accepted connection; closed by close
+	host   string   // the peer's IP address, for MaxConnsPerIP
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// Set before the writer and handlers start; read-only after.
+	conn   net.Conn // raw, or the TLS connection over it
+	rd     connReader
+	out    chan *wire.Response
+	sem    chan struct{}
+	budget *byteBudget // this connection's request bytes being handled
+
+	inflight  atomic.Int32 // requests being handled
+	closeOnce sync.Once
+	done      chan struct{}
+	reason    string
+	last      string // reason to close with once the writer reaches the nil sentinel
+	handlers  sync.WaitGroup
+}
+
+// connReader reads through a bufio.Reader that is replaced by a larger one
+// once the peer has authenticated.
+type connReader struct{ br *bufio.Reader }
+
+func (r *connReader) Read(p []byte) (int, error) { return r.br.Read(p) }
+
+func (c *serverConn) close(reason string) {
+	c.closeOnce.Do(func() {
+		c.reason = reason
+		c.cancel()
+		close(c.done)
+		c.raw.Close()
+	})
+}
+
+func (c *serverConn) run() {
+	defer c.s.wg.Done()
+	defer c.s.forget(c)
+	fr, ok := c.handshake()
+	if ok {
+		c.out = make(chan *wire.Response, c.s.cfg.OutQueue)
+		c.sem = make(chan struct{}, c.s.cfg.MaxInFlight)
+		c.budget = newByteBudget(c.s.cfg.MaxBytesInFlight)
+		writerDone := make(chan struct{})
+		go func() {
+			defer close(writerDone)
+			c.writeLoop()
+		}()
+		c.readLoop(fr)
+		c.handlers.Wait()
+		<-writerDone
+	}
+	c.close("connection ended") // no-op if already closed
+	c.s.log.Debug("connection closed", "remote", c.raw.RemoteAddr().String(), "reason", c.reason)
+}
+
+// handshake runs the TLS handshake and HELLO within HelloTimeout, answering
+// on this goroutine. It returns the frame reader to go on with, or false
+// once the connection is closed.
+func (c *serverConn) handshake() (*wire.FrameReader, bool) {
+	cfg := &c.s.cfg
+	deadline := time.Now().Add(cfg.HelloTimeout)
+	c.raw.SetDeadline(deadline)
+	c.conn = c.raw
+	if cfg.TLS != nil {
+		tc := tls.Server(c.raw, cfg.TLS)
+		if err := tc.Handshake(); err != nil {
+			c.handshakeFailed(err, deadline)
+			return nil, false
+		}
+		c.conn = tc
+	}
+	c.rd.br = bufio.NewReaderSize(c.conn, preAuthBuffer)
+	fr := wire.NewFrameReader(&c.rd, cfg.PreAuthMaxFrame)
+	payload, err := fr.Next()
+	if err != nil {
+		if isTimeout(err) {
+			c.s.helloTimeouts.Add(1)
+			c.close("no HELLO within " + cfg.HelloTimeout.String())
+			return nil, false
+		}
+		if errors.Is(err, wire.ErrFrameTooLarge) {
+			c.refuseHello(&wire.Response{Code: wire.TooLarge, Message: err.Error() + " before HELLO"}, deadline)
+			return nil, false
+		}
+		c.close("before HELLO: " + err.Error())
+		return nil, false
+	}
+	req, err := wire.DecodeRequest(payload)
+	if err != nil {
+		c.refuseHello(wire.Errorf(0, wire.Invalid, "frame at offset 0: %v", err), deadline)
+		return nil, false
+	}
+	if req.Op != wire.OpHello || req.Hello == nil {
+		c.refuseHello(wire.Errorf(0, wire.Invalid, "first request must be HELLO, got %v", req.Op), deadline)
+		return nil, false
+	}
+	resp := c.hello(req, deadline)
+	if resp.Code != wire.OK {
+		c.refuseHello(resp, deadline)
+		return nil, false
+	}
+	if err := c.writeDirect(resp); err != nil {
+		c.close("write HELLO reply: " + err.Error())
+		return nil, false
+	}
+	c.conn.SetDeadline(time.Time{})
+	c.upgradeReader()
+	fr.SetMax(cfg.MaxFrame)
+	return fr, true
+}
+
+// handshakeFailed counts and closes a connection whose TLS handshake
+// failed; a plaintext client is told, in plaintext, that TLS is required.
+func (c *serverConn) handshakeFailed(err error, deadline time.Time) {
+	if isTimeout(err) {
+		c.s.helloTimeouts.Add(1)
+		c.close("no TLS handshake within " + c.s.cfg.HelloTimeout.String())
+		return
+	}
+	c.s.tlsFailures.Add(1)
+	c.s.log.Debug("TLS handshake failed", "remote", c.raw.RemoteAddr().String(), "err", err)
+	var rhe tls.RecordHeaderError
+	if errors.As(err, &rhe) && rhe.Conn != nil {
+		c.conn = rhe.Conn
+		c.refuseHello(&wire.Response{Code: wire.Unauthorized, Message: "this port requires TLS"}, deadline)
+		return
+	}
+	c.close("TLS handshake: " + err.Error())
+}
+
+// refuseHello answers before HELLO succeeded and closes.
+func (c *serverConn) refuseHello(resp *wire.Response, deadline time.Time) {
+	c.s.log.Debug("closing connection", "remote", c.raw.RemoteAddr().String(), "code", resp.Code.String(), "reason", resp.Message)
+	if err := c.writeDirect(resp); err == nil {
+		lingerClose(c.conn, deadline)
+	}
+	c.close(resp.Code.String() + ": " + resp.Message)
+}
+
+// writeDirect writes one response from the reader goroutine (only before
+// the writer goroutine exists).
+func (c *serverConn) writeDirect(resp *wire.Response) error {
+	buf, err := wire.AppendEncode(nil, resp)
+	if err != nil {
+		return err
+	}
+	_, err = c.conn.Write(buf)
+	return err
+}
+
+// upgradeReader replaces the small pre-HELLO read buffer by a large one,
+// keeping whatever the peer already sent after its HELLO.
+func (c *serverConn) upgradeReader() {
+	var r io.Reader = c.conn
+	if n := c.rd.br.Buffered(); n > 0 {
+		rest, _ := c.rd.br.Peek(n)
+		r = io.MultiReader(bytes.NewReader(bytes.Clone(rest)), c.conn)
+	}
+	c.rd.br = bufio.NewReaderSize(r, 64<<10)
+}
+
+func (c *serverConn) hello(req *wire.Request, deadline time.Time) *wire.Response {
+	h := req.Hello
+	cfg := &c.s.cfg
+	if h.Version != wire.ProtocolVersion {
+		return wire.Errorf(req.ID, wire.Invalid, "protocol version %d not supported; this %s speaks version %d", h.Version, cfg.Name, wire.ProtocolVersion)
+	}
+	ci := &ConnInfo{Remote: c.raw.RemoteAddr().String(), Hello: *h}
+	if tc, ok := c.conn.(*tls.Conn); ok {
+		st := tc.ConnectionState()
+		ci.TLS = &st
+	}
+	switch {
+	case cfg.Authenticate != nil:
+		actx, cancel := context.WithDeadline(c.ctx, deadline)
+		p, err := cfg.Authenticate(actx, ci)
+		cancel()
+		if err != nil {
+			return wire.Errorf(req.ID, wire.Unauthorized, "%s", err.Error())
+		}
+		ci.Principal = p
+	case cfg.Token != "" && !tokenEqual(h.Token, cfg.Token):
+		return wire.Errorf(req.ID, wire.Unauthorized, "missing or wrong auth token")
+	}
+	c.ctx = context.WithValue(c.ctx, connInfoKey{}, ci)
+	return &wire.Response{ID: req.ID, Hello: &wire.HelloReply{
+		Version: wire.ProtocolVersion, Server: cfg.Name, ID: cfg.ID,
+		Versions: []uint32{wire.ProtocolVersion},
+	}}
+}
+
+// tokenEqual compares in time independent of where, or whether, the tokens
+// differ (hashing first hides the length too).
+func tokenEqual(got, want string) bool {
+	g, w := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// send queues a response; if the queue is full the peer is not reading and
+// the connection is closed.
+func (c *serverConn) send(r *wire.Response) {
+	select {
+	case c.out <- r:
+	case <-c.done:
+	default:
+		c.close("outbound queue full: peer not reading")
+	}
+}
+
+// awaitFrame waits for the first byte of the next frame, closing the
+// connection after IdleTimeout with no request in flight, and then gives the
+// whole frame ReadTimeout to arrive.
+func (c *serverConn) awaitFrame() error {
+	cfg := &c.s.cfg
+	for c.rd.br.Buffered() == 0 {
+		c.conn.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
+		_, err := c.rd.br.Peek(1)
+		if err == nil {
+			break
+		}
+		if isTimeout(err) && c.inflight.Load() > 0 {
+			continue
+		}
+		return err
+	}
+	c.conn.SetReadDeadline(time.Now().Add(cfg.ReadTimeout))
+	return nil
+}
+
+// readLoop reads requests after HELLO until the connection ends.
+func (c *serverConn) readLoop(fr *wire.FrameReader) {
+	for {
+		if err := c.awaitFrame(); err != nil {
+			c.readFailed(err)
+			return
+		}
+		payload, err := fr.Next()
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		req, err := wire.DecodeRequest(payload)
+		if err != nil {
+			c.failAndClose(wire.Invalid, fmt.Sprintf("frame at offset %d: %v", fr.Offset()-int64(len(payload))-wire.HeaderSize, err))
+			return
+		}
+		if !req.Op.Known() || req.Op == wire.OpHello {
+			c.send(wire.Errorf(req.ID, wire.Invalid, "unknown or repeated op %v", req.Op))
+			continue
+		}
+		if c.s.cfg.Allow != nil {
+			if err := c.s.cfg.Allow(req.Op); err != nil {
+				c.s.forbidden.Add(1)
+				if !req.Op.OneWay() {
+					c.send(wire.Errorf(req.ID, wire.Forbidden, "%s", err.Error()))
+				}
+				continue
+			}
+		}
+		if req.Op.OneWay() {
+			c.s.handler.Handle(c.ctx, req)
+			continue
+		}
+		if !c.dispatch(req, len(payload)) {
+			return
+		}
+	}
+}
+
+// dispatch starts a handler for req once its size fits the connection's
+// and the server's bytes in flight and a slot is free; false if the
+// connection closed while waiting.
+func (c *serverConn) dispatch(req *wire.Request, size int) bool {
+	if !c.budget.acquire(size, c.done) {
+		return false
+	}
+	if !c.s.budget.acquire(size, c.done) {
+		c.budget.release(size)
+		return false
+	}
+	select {
+	case c.sem <- struct{}{}:
+	case <-c.done:
+		c.s.budget.release(size)
+		c.budget.release(size)
+		return false
+	}
+	c.inflight.Add(1)
+	c.handlers.Add(1)
+	go c.handle(req, size)
+	return true
+}
+
+// readFailed closes the connection after a failed read, with its reason.
+func (c *serverConn) readFailed(err error) {
+	var fe *wire.FrameError
+	switch {
+	case errors.Is(err, io.EOF):
+		c.flushAndClose("peer closed")
+	case errors.Is(err, wire.ErrFrameTooLarge):
+		c.failAndClose(wire.TooLarge, err.Error())
+	case isTimeout(err) && errors.As(err, &fe):
+		c.s.readTimeouts.Add(1)
+		c.flushAndClose("frame not received within " + c.s.cfg.ReadTimeout.String() + ": " + err.Error())
+	case isTimeout(err):
+		c.s.idleClosed.Add(1)
+		c.flushAndClose("idle for " + c.s.cfg.IdleTimeout.String())
+	case errors.As(err, &fe) && errors.Is(err, io.ErrUnexpectedEOF):
+		c.flushAndClose("truncated frame: " + err.Error())
+	default:
+		c.flushAndClose("read: " + err.Error())
+	}
+}
+
+func (c *serverConn) handle(req *wire.Request, size int) {
+	defer func() {
+		<-c.sem
+		c.s.budget.release(size)
+		c.budget.release(size)
+		c.inflight.Add(-1)
+		c.handlers.Done()
+	}()
+	timeout := c.s.cfg.DefaultTimeout
+	if req.TimeoutMs > 0 {
+		timeout = time.Duration(req.TimeoutMs) * time.Millisecond
+	}
+	var start time.Time
+	if c.s.cfg.Observe != nil {
+		start = time.Now()
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, timeout)
+	op := req.Op
+	resp := c.s.handler.Handle(ctx, req)
+	cancel()
+	if resp == nil {
+		resp = wire.Errorf(req.ID, wire.Internal, "no response for %v", op)
+	}
+	resp.ID = req.ID
+	c.send(resp)
+	if c.s.cfg.Observe != nil {
+		c.s.cfg.Observe(op, resp.Code, time.Since(start))
+	}
+}
+
+// failAndClose queues a connection-level error (ID 0), then closes once the
+// writer has flushed everything queued before it.
+func (c *serverConn) failAndClose(code wire.Code, msg string) {
+	c.s.log.Info("closing connection", "remote", c.raw.RemoteAddr().String(), "code", code.String(), "reason", msg)
+	c.send(&wire.Response{Code: code, Message: msg})
+	c.flushAndClose(code.String() + ": " + msg)
+}
+
+// flushAndClose waits for in-flight handlers, lets the writer flush, then
+// closes. Called only from the reader goroutine.
+func (c *serverConn) flushAndClose(reason string) {
+	c.handlers.Wait()
+	c.last = reason
+	select {
+	case c.out <- nil: // sentinel: writer closes after writing what precedes it
+	case <-c.done:
+	case <-time.After(5 * time.Second):
+	}
+	select {
+	case <-c.done:
+	case <-time.After(5 * time.Second):
+	}
+	c.close(reason)
+}
+
+// writeLoop writes queued responses, many per flush. A write that cannot
+// finish within WriteTimeout (the peer is not reading) closes the
+// connection, which frees everything it holds.
+func (c *serverConn) writeLoop() {
+	w := bufio.NewWriterSize(c.conn, 64<<10)
+	var buf []byte
+	for {
+		var r *wire.Response
+		select {
+		case r = <-c.out:
+		case <-c.done:
+			return
+		}
+		for r != nil {
+			var err error
+			buf, err = wire.AppendEncode(buf[:0], r)
+			if err != nil {
+				c.s.log.Error("encode response", "err", err, "id", r.ID)
+				buf, _ = wire.AppendEncode(buf[:0], wire.Errorf(r.ID, wire.Internal, "encode response: %v", err))
+			}
+			c.conn.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+			if _, err := w.Write(buf); err != nil {
+				c.writeFailed(err)
+				return
+			}
+			if cap(buf) > 1<<20 {
+				buf = nil
+			}
+			select {
+			case r = <-c.out:
+				continue
+			default:
+			}
+			break
+		}
+		if err := w.Flush(); err != nil {
+			c.writeFailed(err)
+			return
+		}
+		if r == nil {
+			c.close(c.last)
+			return
+		}
+	}
+}
+
+func (c *serverConn) writeFailed(err error) {
+	if isTimeout(err) {
+		c.s.writeTimeouts.Add(1)
+	}
+	c.close("write: " + err.Error())
+}
