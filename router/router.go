@@ -82,8 +82,11 @@ func New(cfg Config) (*Router, error) {
 		}
 	}
 	scfg := rpc.ServerConfig{
-		Name: "router", ID: cfg.ID, Token: cfg.Token, MaxFrame: cfg.MaxFrame,
+		Name: "router", ID: cfg.ID, MaxFrame: cfg.MaxFrame,
 		DefaultTimeout: cfg.DefaultTimeout, Logger: cfg.Logger,
+		Authenticate: func(_ context.Context, ci *rpc.ConnInfo) (any, error) {
+			return r.authenticate(ci.Hello.Token) // auth.go
+		},
 	}
 	var reg *prometheus.Registry
 	if cfg.HTTP != "" {
@@ -248,6 +251,12 @@ func (r *Router) Close() error {
 // else is validated and forwarded to the owning cluster. The response's ID
 // is left for the server to set.
 func (r *Router) Handle(ctx context.Context, req *wire.Request) *wire.Response {
+	if ci := rpc.ConnInfoFrom(ctx); ci != nil {
+		p, _ := ci.Principal.(principal)
+		if resp := r.authorize(p, req); resp != nil {
+			return resp
+		}
+	}
 	if r.meta != nil {
 		if resp, ok := r.meta.Replica().ServeWire(ctx, req); ok {
 			return resp // the meta group's raft traffic and snapshots
