@@ -16,6 +16,7 @@ func (n *Node) startGossip() error {
 	p, err := gossip.Start(gossip.Config{
 		Bind:   n.cfg.Gossip,
 		Seeds:  n.cfg.GossipSeeds,
+		Keys:   n.cfg.GossipKeys,
 		Logger: n.log,
 		Meta: func() gossip.Meta {
 			st := n.rep.Status()

@@ -115,6 +115,9 @@ type Config struct {
 	// (the routers' gossip addresses); none starts a new pool.
 	Gossip      string
 	GossipSeeds []string
+	// GossipKeys encrypt and authenticate gossip (internal/gossip
+	// Config.Keys; the first is primary). Default none: plaintext gossip.
+	GossipKeys [][]byte
 }
 
 // DefaultConfig returns a Config with every default filled in; the caller

@@ -42,6 +42,9 @@ type Config struct {
 	// through (the other routers' gossip addresses).
 	Gossip      string
 	GossipSeeds []string
+	// GossipKeys encrypt and authenticate gossip (internal/gossip
+	// Config.Keys; the first is primary). Default none: plaintext gossip.
+	GossipKeys [][]byte
 
 	// FollowerReads sends linearizable reads (GET, STAT, LIST, EXISTS) to
 	// the member bounded-load consistent hashing picks for the path instead

@@ -45,7 +45,8 @@
 // Router and every exported function are safe for concurrent use. Its own
 // locks are leaf locks, never held across I/O or another lock: Router.lmu
 // (the leader cache), Router.mu (the listen address), liveness.mu (gossip's
-// view) and replicaRings.mu (the read-replica rings). Locks held across I/O
+// view), replicaRings.mu (the read-replica rings) and hintGuard.mu (the
+// refused-hint log's rate limit). Locks held across I/O
 // belong to package control (its doc lists them); the router takes none of
 // them while holding its own.
 package router

@@ -32,6 +32,9 @@ type route func(t *wire.TableInfo) (cluster string, ok bool)
 // members in table order, those gossip says are dead last.
 func (r *Router) targets(c wire.ClusterInfo, version uint64, req *wire.Request) []string {
 	first := r.leader(c.ID)
+	if !listed(c, first) {
+		first = "" // cached before a membership change
+	}
 	if r.readAnywhere(req) {
 		if a := r.replicas.pick(version, c, req.Path); a != "" && r.live.of(a) != "dead" {
 			first = a
@@ -104,6 +107,9 @@ func (r *Router) forward(ctx context.Context, req *wire.Request, rt route) *wire
 			}
 		}
 		d := st.next(a)
+		if d.lead != "" && d.lead != addr && !r.acceptLeader(c.ID, d.lead, "not_leader") {
+			d.lead, d.hint = "", ""
+		}
 		if d.forget {
 			r.forgetLeader(c.ID, addr)
 		}

@@ -11,6 +11,9 @@ import (
 // cached leader at once, and a node memberlist declares dead is dropped
 // from the cache and shown dead in status. Gossip only chooses where to try
 // first: a stale hint costs one NOT_LEADER retry, never correctness.
+// News about an address the routing table does not list for the member's
+// cluster is ignored (replicas.go, acceptLeader): a stranger in the pool
+// cannot become a leader, nor be marked alive or dead.
 
 // liveness is what gossip says about node addresses.
 type liveness struct {
@@ -49,6 +52,7 @@ func (r *Router) startGossip() error {
 	p, err := gossip.Start(gossip.Config{
 		Bind:   r.cfg.Gossip,
 		Seeds:  r.cfg.GossipSeeds,
+		Keys:   r.cfg.GossipKeys,
 		Logger: r.log,
 		Meta: func() gossip.Meta {
 			m := gossip.Meta{Role: "router", ID: r.cfg.ID, Addr: r.cfg.Listen, PID: r.cfg.PID}
@@ -70,6 +74,9 @@ func (r *Router) startGossip() error {
 // gossiped updates the leader cache and liveness from one member's news.
 func (r *Router) gossiped(m gossip.Member) {
 	if m.Meta.Role != "node" || m.Meta.Addr == "" {
+		return
+	}
+	if !r.acceptLeader(m.Meta.Cluster, m.Meta.Addr, "gossip") {
 		return
 	}
 	r.live.set(m.Meta.Addr, !m.Alive)

@@ -2,10 +2,13 @@ package router
 
 import (
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/buraksezer/consistent"
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -65,6 +68,62 @@ func (r *Router) readAnywhere(req *wire.Request) bool {
 	switch req.Op {
 	case wire.OpGet, wire.OpStat, wire.OpList, wire.OpExists:
 		return req.Flags&wire.FlagStale != 0 || r.cfg.FollowerReads
+	}
+	return false
+}
+
+// Leader hints — a node's gossip, a NOT_LEADER answer's Leader, a cached
+// leader — are followed only to addresses the routing table lists as
+// members of that cluster; every address the router dials for a cluster
+// comes from the table, so it never sends a request, or the HELLO token,
+// to anyone else.
+
+// hintLogEvery is the least time between two logs of refused hints.
+const hintLogEvery = 10 * time.Second
+
+// hintGuard counts leader hints refused and rate-limits their log.
+type hintGuard struct {
+	refused atomic.Uint64
+	mu      sync.Mutex
+	logged  time.Time // last log
+	quiet   uint64    // refusals not logged since
+}
+
+// logNow counts one refusal and reports whether to log it now, with the
+// number of refusals not logged since the last log.
+func (g *hintGuard) logNow() (quiet uint64, ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if time.Since(g.logged) < hintLogEvery {
+		g.quiet++
+		return 0, false
+	}
+	quiet = g.quiet
+	g.logged, g.quiet = time.Now(), 0
+	return quiet, true
+}
+
+// listed reports whether c lists addr as a member.
+func listed(c wire.ClusterInfo, addr string) bool {
+	for _, m := range c.Members {
+		if m.Addr == addr {
+			return true
+		}
+	}
+	return false
+}
+
+// acceptLeader reports whether the current routing table lists addr as a
+// member of cluster; if not, the hint from source ("gossip",
+// "not_leader") is counted and logged at most every hintLogEvery.
+func (r *Router) acceptLeader(cluster, addr, source string) bool {
+	if c, ok := control.Cluster(r.table.Current(), cluster); ok && listed(c, addr) {
+		return true
+	}
+	total := r.hints.refused.Add(1)
+	if quiet, ok := r.hints.logNow(); ok {
+		r.log.Warn("leader hint for an address the routing table does not list for the cluster ignored",
+			"source", source, "cluster", cluster, "addr", addr, "refused_total", total, "not_logged", quiet)
 	}
 	return false
 }

@@ -42,6 +42,7 @@ type Router struct {
 	gossip   *gossip.Pool  // nil when Config.Gossip is ""
 	live     liveness      // what gossip says of node addresses
 	replicas replicaRings  // read-replica choice per cluster
+	hints    hintGuard     // leader hints refused (replicas.go)
 	done     chan struct{} // closed by Close; ends retry waits
 
 	splits *control.Driver // nil without a meta group
@@ -96,6 +97,10 @@ func New(cfg Config) (*Router, error) {
 			Name: "cleave_router_table_version",
 			Help: "Version of the routing table this router uses.",
 		}, func() float64 { return float64(r.table.Current().Version) }))
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "cleave_router_leader_hints_refused_total",
+			Help: "Leader hints (gossip, NOT_LEADER) ignored because the routing table does not list the address for the cluster.",
+		}, func() float64 { return float64(r.hints.refused.Load()) }))
 	}
 	r.srv = rpc.NewServer(scfg, r)
 	if reg != nil {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cleavefs/cleave/internal/gossip"
 	"github.com/cleavefs/cleave/internal/rpc"
 	"github.com/cleavefs/cleave/wire"
 )
@@ -51,6 +52,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	logDir := filepath.Join(cfg.DataDir, "logs")
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return fmt.Errorf("up: %w", err)
+	}
+	if err := gossip.EnsureKeyFile(filepath.Join(cfg.DataDir, GossipKeyFile)); err != nil {
 		return fmt.Errorf("up: %w", err)
 	}
 
@@ -171,6 +175,11 @@ func portFree(addr string) error {
 	return ln.Close()
 }
 
+// GossipKeyFile is the name of the file, inside the data directory, that
+// holds the deployment's gossip key, made on the first start and given to
+// every child with --gossip-key-file.
+const GossipKeyFile = "gossip.key"
+
 // child is one process under supervision.
 type child struct {
 	name string   // "router", "c1-n1"
@@ -233,6 +242,7 @@ func nodeChildren(cfg Config, t *Topology, c ClusterSpec) []child {
 			"--report-pid",
 			"--gossip", n.Gossip,
 			"--gossip-seeds", strings.Join(t.GossipSeeds(), ","),
+			"--gossip-key-file", filepath.Join(cfg.DataDir, GossipKeyFile),
 			"--log-level", cfg.LogLevel,
 		)
 		out = append(out, child{name: name, bin: cfg.Binary, env: childEnv(cfg), log: filepath.Join(logDir, name+".log"), args: args})
@@ -261,6 +271,7 @@ func routerChildren(cfg Config, t *Topology) []child {
 			"--report-pid",
 			"--gossip", r.Gossip,
 			"--gossip-seeds", strings.Join(t.GossipSeeds(), ","),
+			"--gossip-key-file", filepath.Join(cfg.DataDir, GossipKeyFile),
 			"--log-level", cfg.LogLevel,
 		}
 		if meta != nil {

@@ -142,6 +142,11 @@ func TestRunStartsStopsAndRestarts(t *testing.T) {
 		if !fileContains(filepath.Join(dir, "logs", "c2-n4.log"), `"--data" "`+filepath.Join(dir, "c2", "n4")+`"`) {
 			t.Error("node n4 of c2 was not given DIR/c2/n4")
 		}
+		for _, name := range []string{"c1-n1", "router-r2"} {
+			if !fileContains(filepath.Join(dir, "logs", name+".log"), `"--gossip-key-file" "`+filepath.Join(dir, GossipKeyFile)+`"`) {
+				t.Errorf("%s was not given the deployment's gossip key", name)
+			}
+		}
 		if !fileContains(filepath.Join(dir, "logs", "c1-n1.log"), `"--report-pid"`) {
 			t.Error("nodes were not given --report-pid")
 		}
@@ -170,6 +175,13 @@ func TestRunStartsStopsAndRestarts(t *testing.T) {
 	}
 
 	first, banner := run()
+	key, err := os.ReadFile(filepath.Join(dir, GossipKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, GossipKeyFile)); fi.Mode().Perm() != 0o600 {
+		t.Errorf("gossip key file mode %v, want 0600", fi.Mode().Perm())
+	}
 	if len(first.Clusters) != 2 || first.Replicas() != 2 {
 		t.Fatalf("topology %d x %d", len(first.Clusters), first.Replicas())
 	}
@@ -188,6 +200,9 @@ func TestRunStartsStopsAndRestarts(t *testing.T) {
 	// Started again with another shape, it finds the same deployment.
 	cfg.Clusters, cfg.Replicas = 3, 3
 	second, _ := run()
+	if again, _ := os.ReadFile(filepath.Join(dir, GossipKeyFile)); string(again) != string(key) {
+		t.Error("a restart replaced the gossip key")
+	}
 	if !reflect.DeepEqual(first, second) {
 		t.Fatalf("restart changed the topology:\n%+v\n%+v", first, second)
 	}

@@ -98,6 +98,7 @@ Flags beat CLEAVE_* environment variables beat defaults.`,
 
 	addClientCommands(root)
 	addServerCommands(root)
+	root.AddCommand(certsCmd())
 	started = new(bool)
 	markStarts(root, started)
 	return root, started

@@ -18,6 +18,7 @@ import (
 	"github.com/cleavefs/cleave/cluster"
 	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/internal/bytesize"
+	"github.com/cleavefs/cleave/internal/gossip"
 	"github.com/cleavefs/cleave/internal/rpc"
 	"github.com/cleavefs/cleave/router"
 	"github.com/cleavefs/cleave/up"
@@ -43,6 +44,7 @@ type nodeOpts struct {
 	join         bool
 	gossip       string
 	gossipSeeds  string
+	gossipKeys   string
 	logRetention uint64
 	logLevel     string
 	http         string
@@ -78,6 +80,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.gossip, "gossip", "", "HOST:PORT (UDP and TCP) to join the gossip pool on; empty: no gossip")
 	f.StringVar(&o.gossipSeeds, "gossip-seeds", "", "gossip addresses to join through, comma separated (the routers')")
+	gossipKeyFlag(f, &o.gossipKeys)
 	f.StringVar(&o.http, "http", "", "HOST:PORT of the HTTP side port: /metrics, /healthz, /readyz, /debug/pprof (port 0: any free port, logged); empty: off")
 	f.DurationVar(&o.checkEvery, "check-interval", cluster.DefaultCheckInterval, "how often the leader starts a cross-replica consistency check (every replica hashes its state at the same index and compares)")
 	f.StringVar(&o.memoryLimit, "memory-limit", "224MiB", "memory budget of this process (e.g. 224MiB, 1GiB; 0: none; 1GB is 10^9 bytes, 1GiB 2^30): sets the Go runtime's soft limit to what the Pebble cache and memtables leave, unless GOMEMLIMIT is set, and makes malloc return large blocks")
@@ -130,6 +133,9 @@ func (o *nodeOpts) config(cmd *cobra.Command) (cluster.Config, error) {
 	}
 	cfg.Gossip = o.gossip
 	cfg.GossipSeeds = splitList(o.gossipSeeds)
+	if cfg.GossipKeys, err = readGossipKeys(o.gossipKeys); err != nil {
+		return cluster.Config{}, err
+	}
 	cfg.CheckInterval = o.checkEvery
 	// A test-only fault switch, deliberately not a flag: see the field's doc.
 	cfg.UnsafeAckBeforeCommit = os.Getenv("CLEAVE_UNSAFE_ACK_BEFORE_COMMIT") == "1"
@@ -183,6 +189,7 @@ type routerOpts struct {
 	http          string
 	gossip        string
 	gossipSeeds   string
+	gossipKeys    string
 	followerReads bool
 }
 
@@ -216,6 +223,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.gossip, "gossip", "", "HOST:PORT (UDP and TCP) to join the gossip pool on; empty: no gossip")
 	f.StringVar(&o.gossipSeeds, "gossip-seeds", "", "gossip addresses to join through, comma separated (the routers')")
+	gossipKeyFlag(f, &o.gossipKeys)
 	f.StringVar(&o.http, "http", "", "HOST:PORT of the HTTP side port: /metrics, /healthz, /readyz, /debug/pprof (port 0: any free port, logged); empty: off")
 	return cmd
 }
@@ -237,6 +245,9 @@ func (o *routerOpts) config(cmd *cobra.Command) (router.Config, error) {
 	cfg.HTTP = o.http
 	cfg.Gossip = o.gossip
 	cfg.GossipSeeds = splitList(o.gossipSeeds)
+	if cfg.GossipKeys, err = readGossipKeys(o.gossipKeys); err != nil {
+		return router.Config{}, err
+	}
 	if len(o.clusters) > 0 {
 		infos, err := parseClusters(o.clusters)
 		if err != nil {
@@ -458,6 +469,23 @@ func serve[C any](config func(*cobra.Command) (C, error), run func(context.Conte
 		defer stop()
 		return run(ctx, cfg)
 	}
+}
+
+// gossipKeyFlag adds --gossip-key-file to a server command.
+func gossipKeyFlag(f *pflag.FlagSet, v *string) {
+	f.StringVar(v, "gossip-key-file", "", "file of base64 gossip encryption keys, one a line, the first used to send (cleave up writes DATA/gossip.key); empty: plaintext gossip")
+}
+
+// readGossipKeys reads the --gossip-key-file; none for "".
+func readGossipKeys(path string) ([][]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	keys, err := gossip.ReadKeyFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--gossip-key-file: %w", err)
+	}
+	return keys, nil
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.

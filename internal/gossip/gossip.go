@@ -6,6 +6,11 @@
 //
 // Gossip is advisory: it tells routers where to try first. Correctness never
 // depends on it; a stale hint costs a NOT_LEADER retry.
+//
+// With Config.Keys every message is AES-GCM encrypted and authenticated
+// with memberlist's keyring, and a member without a key is not heard.
+// Pool.InstallKey, UseKey and RemoveKey rotate keys live; ReadKeyFile and
+// EnsureKeyFile handle the key file format (docs/security.md).
 package gossip
 
 import (
@@ -54,6 +59,11 @@ type Config struct {
 	Meta    func() Meta   // called whenever memberlist needs this member's meta; must be cheap and safe concurrently
 	Refresh time.Duration // how often meta is re-read and pushed if it changed; default 250ms
 	Logger  *slog.Logger  // default slog.Default()
+	// Keys are AES keys (16, 24 or 32 bytes) that encrypt and authenticate
+	// every gossip message; the first is primary (used to send), all are
+	// accepted on receipt, so a new key can be rolled in. With keys set,
+	// unencrypted messages are dropped. Default none: plaintext gossip.
+	Keys [][]byte
 	// OnChange, if set, is called (not concurrently) after a member joins,
 	// changes its meta, leaves or dies. It must not block.
 	OnChange func(Member)
@@ -64,6 +74,7 @@ type Config struct {
 type Pool struct {
 	cfg  Config
 	ml   *memberlist.Memberlist
+	kr   *memberlist.Keyring // nil without Config.Keys
 	log  *slog.Logger
 	name string
 
@@ -97,8 +108,13 @@ func Start(cfg Config) (*Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gossip: bind port %q: %v", portStr, err)
 	}
+	kr, err := newKeyring(cfg.Keys)
+	if err != nil {
+		return nil, err
+	}
 	m := cfg.Meta()
 	p := &Pool{
+		kr:  kr,
 		cfg: cfg, log: cfg.Logger.With("component", "gossip"),
 		name:    m.Role + "/" + m.ID,
 		members: map[string]*Member{},
@@ -113,6 +129,10 @@ func Start(cfg Config) (*Pool, error) {
 	mc.Delegate = (*delegate)(p)
 	mc.Events = (*events)(p)
 	mc.Logger = log.New(&slogWriter{p.log}, "", 0)
+	if kr != nil {
+		mc.Keyring = kr
+		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
+	}
 	// Detect a dead member in about 2 s on loopback.
 	mc.ProbeInterval = 500 * time.Millisecond
 	mc.ProbeTimeout = 200 * time.Millisecond

@@ -43,6 +43,7 @@ var Rules = map[string][]string{
 
 	// Small shared pieces.
 	"internal/bytesize": {},
+	"internal/certs":    {},
 	"internal/fspath":   {},
 	"internal/gossip":   {},
 	"internal/ops":      {"wire"},
