@@ -20,6 +20,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"time"
 
 	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/wire"
@@ -41,8 +42,10 @@ func (p principal) String() string {
 	return "user " + p.user
 }
 
-// authenticate maps a HELLO token to its principal.
-func (r *Router) authenticate(token string) (principal, error) {
+// authenticate maps a HELLO token to its principal. A token this router
+// does not know yet is looked up again after it caught up with the meta
+// group, so a user works at once through every router.
+func (r *Router) authenticate(ctx context.Context, token string) (principal, error) {
 	if r.cfg.Token == "" {
 		return principal{root: true}, nil
 	}
@@ -58,6 +61,11 @@ func (r *Router) authenticate(token string) (principal, error) {
 	if r.meta != nil {
 		if name, _, ok := r.meta.Authenticate(token); ok {
 			return principal{user: name}, nil
+		}
+		if r.catchUp(ctx) {
+			if name, _, ok := r.meta.Authenticate(token); ok {
+				return principal{user: name}, nil
+			}
 		}
 	}
 	return principal{}, errors.New("unknown token")
@@ -78,9 +86,28 @@ func (r *Router) grants(p principal) (gs []wire.Grant, ok bool) {
 	return r.meta.Grants(p.user)
 }
 
+// catchUp waits (briefly) until this router has applied everything the
+// meta group committed, and reports whether it did.
+func (r *Router) catchUp(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return r.meta.Refresh(ctx, 0) == nil
+}
+
 // authorize answers UNAUTHORIZED or FORBIDDEN when p may not do req, nil
-// when it may.
-func (r *Router) authorize(p principal, req *wire.Request) *wire.Response {
+// when it may. A user refused by what this router has applied is checked
+// again after it caught up with the meta group, so a grant works at once
+// through every router.
+func (r *Router) authorize(ctx context.Context, p principal, req *wire.Request) *wire.Response {
+	resp := r.check(p, req)
+	if resp != nil && p.user != "" && r.meta != nil && r.catchUp(ctx) {
+		resp = r.check(p, req)
+	}
+	return resp
+}
+
+// check is authorize with the grants this router has applied.
+func (r *Router) check(p principal, req *wire.Request) *wire.Response {
 	if p.root {
 		return nil
 	}

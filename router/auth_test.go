@@ -1,6 +1,7 @@
 package router
 
 import (
+	"context"
 	"testing"
 
 	"github.com/cleavefs/cleave/control"
@@ -28,7 +29,7 @@ func TestAuthorizeRequirements(t *testing.T) {
 		{wire.Request{Op: wire.OpRaft}, wire.Forbidden},
 		{wire.Request{Op: wire.OpSplitFork}, wire.Forbidden},
 	} {
-		resp := anonRead.authorize(principal{}, &tc.req)
+		resp := anonRead.authorize(context.Background(), principal{}, &tc.req)
 		got := wire.OK
 		if resp != nil {
 			got = resp.Code
@@ -36,28 +37,28 @@ func TestAuthorizeRequirements(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("anonymous reader, %v %s: %v, want %v", tc.req.Op, tc.req.Path, resp, tc.want)
 		}
-		if resp := anonRead.authorize(principal{root: true}, &tc.req); resp != nil {
+		if resp := anonRead.authorize(context.Background(), principal{root: true}, &tc.req); resp != nil {
 			t.Errorf("root, %v: refused: %v", tc.req.Op, resp)
 		}
 	}
 	// Anonymous writers may write, never administer.
 	anonWrite := &Router{cfg: Config{Token: "root-token", Anonymous: control.PermWrite}}
-	if resp := anonWrite.authorize(principal{}, &wire.Request{Op: wire.OpRename, Path: "/a/x", To: "/a/y"}); resp != nil {
+	if resp := anonWrite.authorize(context.Background(), principal{}, &wire.Request{Op: wire.OpRename, Path: "/a/x", To: "/a/y"}); resp != nil {
 		t.Errorf("anonymous writer refused a rename: %v", resp)
 	}
-	if resp := anonWrite.authorize(principal{}, &wire.Request{Op: wire.OpRemoveMember}); resp == nil || resp.Code != wire.Forbidden {
+	if resp := anonWrite.authorize(context.Background(), principal{}, &wire.Request{Op: wire.OpRemoveMember}); resp == nil || resp.Code != wire.Forbidden {
 		t.Errorf("anonymous writer allowed REMOVE_MEMBER: %v", resp)
 	}
 	// A user the router cannot look up (no meta group, or removed) is
 	// unauthorised, not forbidden.
-	if resp := anonRead.authorize(principal{user: "alice"}, &wire.Request{Op: wire.OpGet, Path: "/a"}); resp == nil || resp.Code != wire.Unauthorized {
+	if resp := anonRead.authorize(context.Background(), principal{user: "alice"}, &wire.Request{Op: wire.OpGet, Path: "/a"}); resp == nil || resp.Code != wire.Unauthorized {
 		t.Errorf("removed user: %v, want UNAUTHORIZED", resp)
 	}
 }
 
 func TestAuthenticate(t *testing.T) {
 	open := &Router{cfg: Config{}}
-	if p, err := open.authenticate(""); err != nil || !p.root {
+	if p, err := open.authenticate(context.Background(), ""); err != nil || !p.root {
 		t.Errorf("open router: %v %v, want root", p, err)
 	}
 	closed := &Router{cfg: Config{Token: "s3cret"}}
@@ -71,13 +72,13 @@ func TestAuthenticate(t *testing.T) {
 		{"s3cre", false, true},
 		{"s3cret ", false, true},
 	} {
-		p, err := closed.authenticate(tc.token)
+		p, err := closed.authenticate(context.Background(), tc.token)
 		if (err != nil) != tc.fails || p.root != tc.root {
 			t.Errorf("token %q: %v %v", tc.token, p, err)
 		}
 	}
 	anon := &Router{cfg: Config{Token: "s3cret", Anonymous: control.PermRead}}
-	if p, err := anon.authenticate(""); err != nil || p.root || p.user != "" {
+	if p, err := anon.authenticate(context.Background(), ""); err != nil || p.root || p.user != "" {
 		t.Errorf("anonymous reader: %v %v", p, err)
 	}
 }

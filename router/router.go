@@ -85,8 +85,8 @@ func New(cfg Config) (*Router, error) {
 	scfg := rpc.ServerConfig{
 		Name: "router", ID: cfg.ID, MaxFrame: cfg.MaxFrame,
 		DefaultTimeout: cfg.DefaultTimeout, Logger: cfg.Logger,
-		Authenticate: func(_ context.Context, ci *rpc.ConnInfo) (any, error) {
-			return r.authenticate(ci.Hello.Token) // auth.go
+		Authenticate: func(ctx context.Context, ci *rpc.ConnInfo) (any, error) {
+			return r.authenticate(ctx, ci.Hello.Token) // auth.go
 		},
 	}
 	var reg *prometheus.Registry
@@ -258,7 +258,7 @@ func (r *Router) Close() error {
 func (r *Router) Handle(ctx context.Context, req *wire.Request) *wire.Response {
 	if ci := rpc.ConnInfoFrom(ctx); ci != nil {
 		p, _ := ci.Principal.(principal)
-		if resp := r.authorize(p, req); resp != nil {
+		if resp := r.authorize(ctx, p, req); resp != nil {
 			return resp
 		}
 	}
