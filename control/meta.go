@@ -31,12 +31,14 @@ var metaTableKey = []byte("m/table")
 //
 // Kind tells commands apart: "" (every entry written before splits
 // existed) is a table change; "split" records a split's phase and may carry
-// a table change applied in the same entry (split.go).
+// a table change applied in the same entry (split.go); "user" changes a
+// user (users.go).
 type metaCommand struct {
 	Expect uint64            `msgpack:"expect"`
 	Table  *wire.TableInfo   `msgpack:"table"`
 	Kind   string            `msgpack:"kind,omitempty"`
 	Split  *wire.SplitStatus `msgpack:"split,omitempty"`
+	User   *userCommand      `msgpack:"user,omitempty"` // Kind "user" (users.go)
 }
 
 // metaFSM is the meta group's state machine: one key, the table. Apply runs
@@ -45,6 +47,7 @@ type metaFSM struct {
 	db     *pebble.DB
 	cur    atomic.Pointer[wire.TableInfo]
 	splits atomic.Pointer[[]wire.SplitStatus] // split.go
+	users  atomic.Pointer[[]userRecord]       // users.go
 }
 
 // Apply implements replica.StateMachine. The table's commands read nothing
@@ -57,8 +60,13 @@ func (f *metaFSM) Apply(b *pebble.Batch, index uint64, cmd []byte) (any, error) 
 
 func (f *metaFSM) apply(b *pebble.Batch, index uint64, cmd []byte) any {
 	var c metaCommand
-	if err := msgpack.Unmarshal(cmd, &c); err == nil && c.Kind == metaKindSplit {
-		return f.applySplit(b, &c)
+	if err := msgpack.Unmarshal(cmd, &c); err == nil {
+		switch c.Kind {
+		case metaKindSplit:
+			return f.applySplit(b, &c)
+		case metaKindUser:
+			return f.applyUser(b, c.User)
+		}
 	}
 	if err := msgpack.Unmarshal(cmd, &c); err != nil || c.Table == nil {
 		return fmt.Errorf("%w: undecodable meta command at index %d", ErrInvalidTable, index)
@@ -102,6 +110,9 @@ func (f *metaFSM) Restored(index uint64) error {
 	}
 	if err == nil {
 		err = f.loadSplits()
+	}
+	if err == nil {
+		err = f.loadUsers()
 	}
 	if err != nil {
 		return fmt.Errorf("router: meta state after snapshot %d does not load: %w", index, err)
@@ -196,7 +207,7 @@ func OpenMetaTable(cfg MetaConfig, tr replica.Transport) (*MetaTable, error) {
 		}
 	}
 	fsm.cur.Store(t)
-	if err := fsm.loadSplits(); err != nil {
+	if err := errors.Join(fsm.loadSplits(), fsm.loadUsers()); err != nil {
 		db.Close()
 		return nil, err
 	}

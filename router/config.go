@@ -64,9 +64,17 @@ type Config struct {
 	// PID is reported in status: os.Getpid() under `cleave up`, else 0.
 	PID int
 
-	// Token is the shared secret: clients must present it in HELLO, and the
-	// router presents it to nodes. Default "" (no authentication).
+	// Token is the deployment's root credential: a client presenting it in
+	// HELLO may do everything, and the router presents it to nodes and
+	// other routers. Users the meta group issued tokens to may do what
+	// their grants allow (auth.go). Default "" (no authentication: every
+	// client may do everything).
 	Token string
+
+	// Anonymous is what a client without a token may do when Token is set:
+	// control.PermNone (refused in HELLO), PermRead or PermWrite; never
+	// admin. Default PermNone.
+	Anonymous control.Perm
 
 	// MaxFrame is the largest frame accepted from clients and from nodes.
 	// Default wire.DefaultMaxFrame (8 MiB).
@@ -169,6 +177,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Logger == nil {
 		bad("Logger is nil")
+	}
+	if c.Anonymous > control.PermWrite {
+		bad("Anonymous %s: anonymous clients may read or write, never more", c.Anonymous)
 	}
 	if c.Bootstrap != nil && c.Table == nil {
 		if err := control.ValidateBootstrap(c.Bootstrap); err != nil {

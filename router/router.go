@@ -83,8 +83,11 @@ func New(cfg Config) (*Router, error) {
 		}
 	}
 	scfg := rpc.ServerConfig{
-		Name: "router", ID: cfg.ID, Token: cfg.Token, MaxFrame: cfg.MaxFrame,
+		Name: "router", ID: cfg.ID, MaxFrame: cfg.MaxFrame,
 		DefaultTimeout: cfg.DefaultTimeout, Logger: cfg.Logger,
+		Authenticate: func(ctx context.Context, ci *rpc.ConnInfo) (any, error) {
+			return r.authenticate(ctx, ci.Hello.Token) // auth.go
+		},
 	}
 	var reg *prometheus.Registry
 	if cfg.HTTP != "" {
@@ -253,6 +256,12 @@ func (r *Router) Close() error {
 // else is validated and forwarded to the owning cluster. The response's ID
 // is left for the server to set.
 func (r *Router) Handle(ctx context.Context, req *wire.Request) *wire.Response {
+	if ci := rpc.ConnInfoFrom(ctx); ci != nil {
+		p, _ := ci.Principal.(principal)
+		if resp := r.authorize(ctx, p, req); resp != nil {
+			return resp
+		}
+	}
 	if r.meta != nil {
 		if resp, ok := r.meta.Replica().ServeWire(ctx, req); ok {
 			return resp // the meta group's raft traffic and snapshots
@@ -268,6 +277,8 @@ func (r *Router) Handle(ctx context.Context, req *wire.Request) *wire.Response {
 		return r.handleSplit(ctx, req)
 	case wire.OpAddLearner, wire.OpPromote, wire.OpRemoveMember:
 		return r.handleMember(ctx, req) // admin.go
+	case wire.OpUser:
+		return r.handleUser(ctx, req) // auth.go
 	case wire.OpTable:
 		return &wire.Response{Routes: r.table.Current()}
 	case wire.OpHello:

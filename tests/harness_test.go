@@ -160,12 +160,32 @@ func (d *deployment) dial(t testing.TB) *client.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, d.routerList())
+	c, err := client.Dial(ctx, d.routerList(), client.WithToken(d.token(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// anonymousCLI runs the cleave binary against this deployment without a
+// token.
+func (d *deployment) anonymousCLI(t testing.TB, args ...string) ([]byte, error) {
+	t.Helper()
+	cmd := exec.Command(cleaveBin, args...)
+	cmd.Env = append(os.Environ(), "CLEAVE_ROUTER="+strings.Join(d.routerList(), ","), "CLEAVE_TOKEN=")
+	return cmd.CombinedOutput()
+}
+
+// token returns the deployment's root token, which `cleave up` saved in
+// its data directory: the harness's clients may do everything.
+func (d *deployment) token(t testing.TB) string {
+	t.Helper()
+	tok, err := up.ReadToken(d.dir)
+	if err != nil {
+		t.Fatalf("root token of the deployment: %v", err)
+	}
+	return tok
 }
 
 // routerList returns every router's address (just the first until the
@@ -195,7 +215,7 @@ func (d *deployment) status(t testing.TB) *wire.Status {
 func (d *deployment) cli(t testing.TB, stdin io.Reader, args ...string) ([]byte, error) {
 	t.Helper()
 	cmd := exec.Command(cleaveBin, args...)
-	cmd.Env = append(os.Environ(), "CLEAVE_ROUTER="+strings.Join(d.routerList(), ","))
+	cmd.Env = append(os.Environ(), "CLEAVE_ROUTER="+strings.Join(d.routerList(), ","), "CLEAVE_TOKEN="+d.token(t))
 	cmd.Stdin = stdin
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -54,7 +54,7 @@ const termJump = 1000
 func TestRobustStaleEpochFrame(t *testing.T) {
 	skipInShortMode(t, "robustness schedules")
 	d := ownDeployment(t, "--clusters", "1")
-	pool := rpc.NewPool(rpc.DialConfig{Client: "robust-epoch"})
+	pool := rpc.NewPool(rpc.DialConfig{Client: "robust-epoch", Token: d.token(t)})
 	t.Cleanup(pool.Close)
 	seed := scheduleSeed(t)
 	before := map[string]*wire.NodeStatus{} // by address, just before the frames
@@ -99,7 +99,7 @@ func TestRobustStaleEpochFrame(t *testing.T) {
 						{"c2", 2, heartbeat(other, st.ID, st.Term+termJump, 0)},
 					}
 				}
-				n := sendFrames(t, a, frames)
+				n := sendFrames(t, a, d.token(t), frames)
 				want[a] = n
 				t.Logf("node %d (%s, %s, term %d, leader %d): sent %d frames of another group or epoch, %d committing beyond its log",
 					st.ID, cl, st.Role, st.Term, st.Leader, n[0], n[1])
@@ -149,11 +149,11 @@ func TestRobustStaleEpochFrame(t *testing.T) {
 // a connection of their own, and returns how many name another group or
 // epoch than the node's and how many are heartbeats of its group that
 // commit beyond its log (those with a commit of 1<<40).
-func sendFrames(t *testing.T, addr string, frames []staleFrame) [2]int {
+func sendFrames(t *testing.T, addr, token string, frames []staleFrame) [2]int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, err := rpc.Dial(ctx, addr, rpc.DialConfig{Client: "stale-frames"})
+	conn, err := rpc.Dial(ctx, addr, rpc.DialConfig{Client: "stale-frames", Token: token})
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}

@@ -51,10 +51,18 @@ type Config struct {
 	// Binary, else the path this process was started with.
 	Command string
 
-	// Token, if set, is the shared secret of the deployment: every child
-	// gets it as CLEAVE_TOKEN (in the environment, not on its command line)
-	// and the readiness check presents it. Default "" (no authentication).
+	// Token is the deployment's root credential: every child gets it as
+	// CLEAVE_TOKEN (in the environment, not on its command line), routers
+	// give it every right (admin commands need it, or a user granted
+	// admin), and the supervisor presents it. Default "": the token saved
+	// in DIR/token, made at random on the first start.
 	Token string
+
+	// Anonymous is what a client without a token may do: "none", "read" or
+	// "write" (never admin). Default "write": a local deployment on
+	// loopback is usable without credentials, and only admin commands
+	// need the token.
+	Anonymous string
 
 	// LogLevel is passed to every child as --log-level. Default "info".
 	LogLevel string
@@ -86,7 +94,8 @@ func DefaultConfig() Config {
 		Replicas:     0,  // saved shape, else DefaultReplicas
 		Binary:       "", // os.Executable(), resolved by Run
 		Command:      "", // guessed by Run
-		Token:        "",
+		Token:        "", // DIR/token, made on the first start
+		Anonymous:    "write",
 		LogLevel:     "info",
 		ReadyTimeout: 30 * time.Second,
 		StopTimeout:  10 * time.Second,
@@ -111,6 +120,11 @@ func (c Config) Validate() error {
 	}
 	if c.Replicas < 0 || c.Replicas > 9 {
 		return fmt.Errorf("up: --replicas %d: want 1 to 9", c.Replicas)
+	}
+	switch c.Anonymous {
+	case "", "none", "read", "write":
+	default:
+		return fmt.Errorf("up: --anonymous %q: want none, read or write", c.Anonymous)
 	}
 	switch c.LogLevel {
 	case "", "debug", "info", "warn", "error":
@@ -144,6 +158,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.StopTimeout == 0 {
 		c.StopTimeout = def.StopTimeout
+	}
+	if c.Anonymous == "" {
+		c.Anonymous = def.Anonymous
 	}
 	if c.AutoSplit.Window == 0 {
 		c.AutoSplit.Window = 30 * time.Second

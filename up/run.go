@@ -42,6 +42,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer unlock()
+	if cfg.Token, err = ensureToken(cfg); err != nil {
+		return err
+	}
 
 	topo, err := prepareTopology(cfg, log.Warn)
 	if err != nil {
@@ -272,6 +275,7 @@ func routerChildren(cfg Config, t *Topology) []child {
 			"--gossip", r.Gossip,
 			"--gossip-seeds", strings.Join(t.GossipSeeds(), ","),
 			"--gossip-key-file", filepath.Join(cfg.DataDir, GossipKeyFile),
+			"--anonymous", cfg.Anonymous,
 			"--log-level", cfg.LogLevel,
 		}
 		if meta != nil {
@@ -386,6 +390,8 @@ func printBanner(w io.Writer, cfg Config, t *Topology, logDir string) {
 			strings.Join(t.RouterAddrs(), ", "), strings.Join(t.RouterAddrs(), ","))
 	}
 	fmt.Fprintf(w, "logs in %s; stop with Ctrl-C\n", logDir)
+	fmt.Fprintf(w, "root token in %s (clients without one may %s; split, node and user commands need it):\n  export CLEAVE_TOKEN=$(cat %s)\n",
+		filepath.Join(cfg.DataDir, TokenFile), cfg.Anonymous, filepath.Join(cfg.DataDir, TokenFile))
 	fmt.Fprintf(w, "try:\n")
 	fmt.Fprintf(w, "  %s mkdir%s -p /photos/2024\n", cmd, router)
 	fmt.Fprintf(w, "  echo hello | %s put%s /photos/2024/hello.txt\n", cmd, router)

@@ -293,9 +293,11 @@ func TestBannerDefaultRouter(t *testing.T) {
 		t.Fatal(err)
 	}
 	var b bytes.Buffer
-	printBanner(&b, Config{DataDir: "./data", Command: "cleave"}, topo, "data/logs")
+	printBanner(&b, Config{DataDir: "./data", Command: "cleave", Anonymous: "write"}, topo, "data/logs")
 	want := `cleave is up: router 127.0.0.1:7400, 2 clusters x 3 nodes, data in ./data
 logs in data/logs; stop with Ctrl-C
+root token in data/token (clients without one may write; split, node and user commands need it):
+  export CLEAVE_TOKEN=$(cat data/token)
 try:
   cleave mkdir -p /photos/2024
   echo hello | cleave put /photos/2024/hello.txt

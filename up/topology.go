@@ -464,28 +464,8 @@ func SaveTopology(dir string, t *Topology) error {
 		return err
 	}
 	b = append(b, '\n')
-	path := filepath.Join(dir, TopologyFile)
-	tmp, err := os.CreateTemp(dir, TopologyFile+".tmp*")
-	if err != nil {
+	if err := writeFileAtomic(filepath.Join(dir, TopologyFile), b, 0o644); err != nil {
 		return fmt.Errorf("save topology: %w", err)
-	}
-	_, err = tmp.Write(b)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("save topology %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync() // best effort: not every file system syncs directories
-		d.Close()
 	}
 	return nil
 }

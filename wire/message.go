@@ -41,6 +41,10 @@ const (
 
 	OpRouterInfo Op = 32 // router to router: the answering router's own RouterStatus
 
+	// Router admin: manage users and their grants (Request.User; docs/security.md).
+	// Answered with Response.Users ("list") or Response.Token ("add").
+	OpUser Op = 33
+
 	// Split (docs/split.md). OpSplit is the admin verb sent to
 	// any router (it is passed on to the meta leader): start, or resume,
 	// the split of Request.Split.Cluster; answered with Response.Split, the
@@ -67,7 +71,7 @@ var opNames = map[Op]string{
 	OpCopy: "COPY", OpChunk: "CHUNK", OpCommit: "COMMIT", OpRaft: "RAFT",
 	OpRouterInfo: "ROUTER_INFO", OpSnapshot: "SNAPSHOT", OpAddLearner: "ADD_LEARNER", OpPromote: "PROMOTE",
 	OpRemoveMember: "REMOVE_MEMBER", OpSplit: "SPLIT", OpSplitFork: "SPLIT_FORK", OpSplitCleanup: "SPLIT_CLEANUP",
-	OpChunkFetch: "CHUNK_FETCH",
+	OpChunkFetch: "CHUNK_FETCH", OpUser: "USER",
 }
 
 func (o Op) String() string {
@@ -133,6 +137,7 @@ type Request struct {
 	// routing table (docs/robustness.md). Nodes ignore it.
 	Cluster string     `msgpack:"cluster,omitempty"`
 	Split   *SplitSpec `msgpack:"split,omitempty"` // SPLIT, SPLIT_FORK
+	User    *UserSpec  `msgpack:"user,omitempty"`  // USER
 
 	// Group and Epoch name the raft group a RAFT or SNAPSHOT frame belongs
 	// to (the sender's): the cluster id ("meta" for the routers' group) and
@@ -246,6 +251,8 @@ type Response struct {
 	Chunk   string        `msgpack:"chunk,omitempty"`       // CHUNK: the stored chunk's name, "sha256:<hex>"
 	Router  *RouterStatus `msgpack:"router_info,omitempty"` // ROUTER_INFO
 	Split   *SplitStatus  `msgpack:"split,omitempty"`       // SPLIT, SPLIT_FORK
+	Users   []UserInfo    `msgpack:"users,omitempty"`       // USER list
+	Token   string        `msgpack:"token,omitempty"`       // USER add: the new user's token, shown once
 }
 
 // Err returns nil for OK and a *Error otherwise.

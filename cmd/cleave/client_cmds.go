@@ -26,7 +26,7 @@ import (
 // write, mv, cp.
 func addClientCommands(root *cobra.Command) {
 	root.AddCommand(mkdirCmd(), putCmd(), getCmd(), lsCmd(), statCmd(), rmCmd(), existsCmd(), statusCmd(),
-		appendCmd(), writeCmd(), mvCmd(), cpCmd(), splitCmd())
+		appendCmd(), writeCmd(), mvCmd(), cpCmd(), splitCmd(), userCmd())
 }
 
 // args wraps a cobra argument check so that its failure is a usage error.

@@ -210,6 +210,7 @@ type routerOpts struct {
 	gossipSeeds   string
 	gossipKeys    string
 	followerReads bool
+	anonymous     string
 }
 
 // newRouterCmd returns `cleave router`, which hands its configuration to run.
@@ -245,6 +246,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	gossipKeyFlag(f, &o.gossipKeys)
 	f.StringVar(&o.http, "http", "", "HOST:PORT of the HTTP side port: /metrics, /healthz, /readyz (port 0: any free port, logged); empty: off")
 	f.BoolVar(&o.pprof, "pprof", false, "also serve the Go profiles under /debug/pprof/ on the --http side port (unauthenticated: loopback or a private network only)")
+	f.StringVar(&o.anonymous, "anonymous", "none", "what a client without a token may do when --token is set: none, read or write (never admin)")
 	return cmd
 }
 
@@ -261,6 +263,12 @@ func (o *routerOpts) config(cmd *cobra.Command) (router.Config, error) {
 	cfg.Listen = o.listen
 	cfg.DataDir = o.data
 	cfg.Token = token(cmd)
+	if cfg.Anonymous, err = control.ParsePerm(o.anonymous); err != nil || cfg.Anonymous > control.PermWrite {
+		return router.Config{}, usagef("--anonymous %q: want none, read or write", o.anonymous)
+	}
+	if cfg.Token == "" {
+		logger.Warn("no --token (or CLEAVE_TOKEN): every client may do everything, admin commands included; set a token on any network you do not fully trust")
+	}
 	cfg.Logger = logger
 	cfg.HTTP, cfg.Pprof = o.http, o.pprof
 	cfg.Gossip = o.gossip
@@ -337,6 +345,7 @@ type upOpts struct {
 	autoSplitBytes  string
 	autoSplitOps    float64
 	autoSplitWindow time.Duration
+	anonymous       string
 }
 
 // newUpCmd returns `cleave up`, which hands its configuration to run (up.Run).
@@ -370,6 +379,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.StringVar(&o.autoSplitBytes, "auto-split-bytes", "", "split a cluster holding more file bytes than this, e.g. 64MiB (64MB is 64*10^6 bytes, 64MiB 64*2^20; default: off)")
 	f.Float64Var(&o.autoSplitOps, "auto-split-ops", 0, "split a cluster serving more requests per second than this, averaged over --auto-split-window (default: off)")
 	f.DurationVar(&o.autoSplitWindow, "auto-split-window", 30*time.Second, "window of --auto-split-ops, and how long a cluster is left alone after a split")
+	f.StringVar(&o.anonymous, "anonymous", "write", "what a client without a token may do: none, read or write (admin commands always need the root token in DATA/token)")
 	return cmd
 }
 
@@ -407,6 +417,7 @@ func (o *upOpts) config(cmd *cobra.Command) (up.Config, error) {
 	cfg.AutoSplit.Ops = o.autoSplitOps
 	cfg.AutoSplit.Window = o.autoSplitWindow
 	cfg.Token = token(cmd)
+	cfg.Anonymous = o.anonymous
 	cfg.Stdout = cmd.OutOrStdout()
 	cfg.Logger = logger
 	return cfg, cfg.Validate()
