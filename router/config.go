@@ -150,7 +150,7 @@ func (c Config) withDefaults() Config {
 		c.Logger = d.Logger
 	}
 	if c.PeerListen == "" && c.Meta != nil {
-		c.PeerListen = c.Meta.Peers[c.Meta.RaftID]
+		_, c.PeerListen = wire.SplitAddrs(c.Meta.Peers[c.Meta.RaftID])
 	}
 	return c
 }
