@@ -285,6 +285,9 @@ func (o *routerOpts) config(cmd *cobra.Command) (router.Config, error) {
 			return router.Config{}, fmt.Errorf("--peers does not list this router's --raft-id %d", o.raftID)
 		}
 		cfg.Meta = &control.MetaConfig{RaftID: o.raftID, Peers: peers}
+		if cfg.PeerListen == "" {
+			_, cfg.PeerListen = wire.SplitAddrs(peers[o.raftID])
+		}
 	}
 	if o.reportPID {
 		cfg.PID = os.Getpid()

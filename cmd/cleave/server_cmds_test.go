@@ -199,6 +199,18 @@ func TestRouterFlags(t *testing.T) {
 			}},
 		{name: "bad member", args: []string{"--data", "/tmp/r", "--cluster", "c1=1@:7501,x@:7502"},
 			wantErr: `--cluster: cluster "c1": member "x@:7502": id must be a number`},
+		{name: "meta group", args: []string{"--data", "/tmp/r", "--listen", "127.0.0.1:7499", "--raft-id", "2", "--advertise", "10.0.0.2:7499",
+			"--peers", "1=127.0.0.1:7400/127.0.0.1:7410,2=127.0.0.1:7499/127.0.0.1:7509", "--cluster", "c1=1@127.0.0.1:7501/127.0.0.1:7601"},
+			check: func(t *testing.T, c router.Config) {
+				if c.PeerListen != "127.0.0.1:7509" || c.Advertise != "10.0.0.2:7499" || c.Meta == nil || c.Meta.Peers[1] != "127.0.0.1:7400/127.0.0.1:7410" {
+					t.Errorf("peer listen %q, advertise %q, meta %+v", c.PeerListen, c.Advertise, c.Meta)
+				}
+				if m := c.Bootstrap.Clusters[0].Members[0]; m != (wire.Member{ID: 1, Addr: "127.0.0.1:7501", PeerAddr: "127.0.0.1:7601"}) {
+					t.Errorf("member %+v", m)
+				}
+			}},
+		{name: "meta group on one port", args: []string{"--data", "/tmp/r", "--listen", "127.0.0.1:7499", "--raft-id", "1", "--peers", "1=127.0.0.1:7499"},
+			wantErr: "the two planes need separate ports"},
 		{name: "twice", args: []string{"--data", "/tmp/r", "--cluster", c1, "--cluster", c1}, wantErr: `cluster "c1": given twice`},
 		{name: "no data", args: []string{"--cluster", c1}, wantErr: "--data is required"},
 	}
