@@ -99,7 +99,7 @@ func TestRobustStaleEpochFrame(t *testing.T) {
 						{"c2", 2, heartbeat(other, st.ID, st.Term+termJump, 0)},
 					}
 				}
-				n := sendFrames(t, a, d.token, frames)
+				n := sendFrames(t, st.PeerAddr, d.token, frames)
 				want[a] = n
 				t.Logf("node %d (%s, %s, term %d, leader %d): sent %d frames of another group or epoch, %d committing beyond its log",
 					st.ID, cl, st.Role, st.Term, st.Leader, n[0], n[1])
