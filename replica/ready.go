@@ -45,6 +45,11 @@ func (r *Replica) handleReady() error {
 	if len(msgs) > 0 {
 		r.tr.Send(r.Group(), msgs)
 	}
+	if r.membersDirty && len(ds) > 0 {
+		// A conf change applied: whoever waits for it reads the member list
+		// from Status as soon as it is told, so publish first.
+		r.publishStatus()
+	}
 	for _, d := range ds {
 		d.p.done <- d.res
 	}
