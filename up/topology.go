@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/cleavefs/cleave/internal/ports"
 	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/wire"
 )
@@ -418,39 +418,9 @@ func NewTopology(clusters, replicas, routers int, routerListen string) (*Topolog
 }
 
 // FreePorts returns n distinct free addresses on 127.0.0.1, none equal to
-// any of avoid. Each is found by listening on 127.0.0.1:0 (all n are held
-// open at once so the kernel hands out distinct ports) and closed before
-// returning, so another process may take one before it is used.
-func FreePorts(n int, avoid ...string) ([]string, error) {
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	out := make([]string, 0, n)
-	for tries := 0; len(out) < n; tries++ {
-		if tries > n+100 {
-			return nil, fmt.Errorf("could not find %d free ports on 127.0.0.1", n)
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("find a free port: %w", err)
-		}
-		lns = append(lns, ln)
-		addr := ln.Addr().String()
-		avoided := false
-		for _, a := range avoid {
-			if a == addr {
-				avoided = true
-			}
-		}
-		if !avoided {
-			out = append(out, addr)
-		}
-	}
-	return out, nil
-}
+// any of avoid, chosen below the kernel's ephemeral range (internal/ports)
+// so that no outgoing connection takes one before its process binds it.
+func FreePorts(n int, avoid ...string) ([]string, error) { return ports.Free(n, avoid...) }
 
 // LoadTopology reads DIR/up.json. If there is none, the error satisfies
 // errors.Is(err, fs.ErrNotExist).

@@ -27,6 +27,7 @@ func TestPlanes(t *testing.T) {
 		{OpSplitFork, false, true, true, false},
 		{OpSplitCleanup, false, true, true, false},
 		{OpSplit, true, false, true, true},
+		{OpUser, true, false, true, true},
 		{OpRouterInfo, true, false, false, true},
 	}
 	for _, tt := range tests {

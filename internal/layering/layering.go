@@ -47,6 +47,7 @@ var Rules = map[string][]string{
 	"internal/fspath":   {},
 	"internal/gossip":   {},
 	"internal/ops":      {"wire"},
+	"internal/ports":    {},
 	"internal/ring":     {"wire", "internal/fspath"},
 	"internal/rpc":      {"wire"},
 	"internal/layering": {},

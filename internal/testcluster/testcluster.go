@@ -29,6 +29,7 @@ import (
 	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/internal/fspath"
+	"github.com/cleavefs/cleave/internal/ports"
 	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/router"
 	"github.com/cleavefs/cleave/wire"
@@ -215,12 +216,11 @@ func start(opts Options, base string) (*Deployment, error) {
 
 // FreeAddr returns a loopback address that was free a moment ago.
 func FreeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addrs, err := ports.Free(1)
 	if err != nil {
 		return "", err
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return addrs[0], nil
 }
 
 // ClosedAddr returns a loopback address that nobody listens on, or fails
