@@ -181,7 +181,6 @@ func (d *deployment) anonymousCLI(t testing.TB, args ...string) ([]byte, error) 
 	return cmd.CombinedOutput()
 }
 
-
 // routerList returns every router's address (just the first until the
 // deployment has been read).
 func (d *deployment) routerList() []string {
