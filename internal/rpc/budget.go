@@ -2,9 +2,10 @@ package rpc
 
 import "sync"
 
-// byteBudget bounds the bytes of requests being handled. acquire waits for
-// room instead of failing; a request larger than the whole budget waits for
-// the budget to be empty. Safe for concurrent use.
+// byteBudget bounds bytes held for a connection or a server: requests
+// being handled and, per connection, responses waiting to be written.
+// acquire waits for room instead of failing; a request larger than the
+// whole budget waits for the budget to be empty. Safe for concurrent use.
 type byteBudget struct {
 	max int64
 
@@ -38,7 +39,15 @@ func (b *byteBudget) acquire(n int, done <-chan struct{}) bool {
 	}
 }
 
-// release returns n bytes taken by acquire and wakes every waiter.
+// add takes n bytes without waiting, even beyond max: bytes that already
+// exist (a response to queue), which later acquires then wait behind.
+func (b *byteBudget) add(n int) {
+	b.mu.Lock()
+	b.used += int64(n)
+	b.mu.Unlock()
+}
+
+// release returns n bytes taken by acquire or add and wakes every waiter.
 func (b *byteBudget) release(n int) {
 	b.mu.Lock()
 	b.used -= int64(n)
@@ -54,4 +63,65 @@ func (b *byteBudget) inUse() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.used
+}
+
+// window bounds a connection's answers owed: requests admitted whose
+// answers have not been written yet. A peer earns room by reading: the
+// bound starts at initialWindow and grows by one for every answer
+// written, up to max. A peer that pipelines requests and reads nothing
+// gets initialWindow answers produced (plus what the socket buffers
+// took), not thousands. Safe for concurrent use.
+type window struct {
+	max int
+
+	mu      sync.Mutex
+	owed    int
+	written int
+	freed   chan struct{} // closed and replaced by done; nil while nobody waits
+}
+
+// initialWindow is the answers a connection may owe before it has read any.
+const initialWindow = 32
+
+// acquire takes room for one answer, waiting until there is some or done
+// is closed (then it returns false and takes nothing).
+func (w *window) acquire(done <-chan struct{}) bool {
+	for {
+		w.mu.Lock()
+		if w.owed < min(w.max, initialWindow+w.written) {
+			w.owed++
+			w.mu.Unlock()
+			return true
+		}
+		if w.freed == nil {
+			w.freed = make(chan struct{})
+		}
+		freed := w.freed
+		w.mu.Unlock()
+		select {
+		case <-freed:
+		case <-done:
+			return false
+		}
+	}
+}
+
+// force takes room for an answer without waiting (one the server owes
+// whatever the window says: an error about the request it just read).
+func (w *window) force() {
+	w.mu.Lock()
+	w.owed++
+	w.mu.Unlock()
+}
+
+// done records one answer written (or dropped) and wakes the waiters.
+func (w *window) done() {
+	w.mu.Lock()
+	w.owed--
+	w.written++
+	if w.freed != nil {
+		close(w.freed)
+		w.freed = nil
+	}
+	w.mu.Unlock()
 }

@@ -528,3 +528,41 @@ func TestPoolDropsIdle(t *testing.T) {
 		t.Fatal("the idle connection was not closed")
 	}
 }
+
+// TestPeerNotReadingStopsBeingServed: a peer that pipelines requests for
+// 1 MiB answers and never reads them gets the answers of its first window
+// (it earns more only by reading) and its queued answers count toward
+// MaxBytesInFlight, instead of having the server produce and hold answers
+// until the out queue overflows (thousands of MiB).
+func TestPeerNotReadingStopsBeingServed(t *testing.T) {
+	var handled atomic.Int64
+	big := make([]byte, 1<<20)
+	srv, addr := startServer(t, ServerConfig{Name: "test", MaxBytesInFlight: 16 << 20}, func(ctx context.Context, req *wire.Request) *wire.Response {
+		handled.Add(1)
+		return &wire.Response{Data: big}
+	})
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.(*net.TCPConn).SetReadBuffer(4096)
+	buf := helloFrame(t)
+	for id := uint64(2); id < 5000; id++ {
+		buf, err = wire.AppendEncode(buf, &wire.Request{ID: id, Op: wire.OpGet, Path: "/f"})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	nc.Write(buf) // blocks once the server stops reading; the deadline ends it
+	time.Sleep(500 * time.Millisecond)
+	n := handled.Load()
+	t.Logf("%d requests for 1 MiB answers served to a peer that reads nothing, under a 16 MiB budget", n)
+	// 16 MiB of queued answers, plus what the socket buffers took, plus the
+	// requests in flight when the budget filled.
+	if n > 64 {
+		t.Fatalf("%d answers of 1 MiB produced for a peer that reads nothing; the 16 MiB budget allows about 16", n)
+	}
+	_ = srv
+}

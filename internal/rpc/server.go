@@ -71,7 +71,7 @@ type ServerConfig struct {
 	WriteTimeout            time.Duration // a blocked response write fails (and closes the connection) after this
 	MaxConns                int           // open connections per server
 	MaxConnsPerIP           int           // open connections per client IP address
-	MaxBytesInFlight        int           // request bytes being handled per connection
+	MaxBytesInFlight        int           // request bytes being handled and answer bytes queued, per connection
 	MaxProcessBytesInFlight int           // request bytes being handled by the whole server
 }
 
@@ -107,8 +107,11 @@ func DefaultServerConfig() ServerConfig {
 		MaxConns: 4096,
 		// MaxConnsPerIP: 1024 connections from one client IP address.
 		MaxConnsPerIP: 1024,
-		// MaxBytesInFlight: 64 MiB of requests handled at once per
-		// connection; the reader stops reading beyond it.
+		// MaxBytesInFlight: 64 MiB per connection of requests being
+		// handled (each holds at least 64 KiB, so at most 1024 run at
+		// once) and answers waiting to be written; the reader stops
+		// reading beyond it, so a peer that does not read its answers
+		// stops being served.
 		MaxBytesInFlight: 64 << 20,
 		// MaxProcessBytesInFlight: 512 MiB of requests handled at once by
 		// the server; every reader stops reading beyond it.

@@ -32,11 +32,13 @@ type serverConn struct {
 	cancel context.CancelFunc
 
 	// Set before the writer and handlers start; read-only after.
-	conn   net.Conn // raw, or the TLS connection over it
-	rd     connReader
-	out    chan *wire.Response
-	sem    chan struct{}
-	budget *byteBudget // this connection's request bytes being handled
+	conn    net.Conn // raw, or the TLS connection over it
+	rd      connReader
+	out     chan *wire.Response
+	sem     chan struct{}
+	budget  *byteBudget // this connection's request bytes being handled and answer bytes queued
+	reserve int         // the least a request holds of budget (minReserve)
+	win     *window     // answers owed: a peer earns room by reading
 
 	inflight  atomic.Int32 // requests being handled
 	closeOnce sync.Once
@@ -69,6 +71,8 @@ func (c *serverConn) run() {
 		c.out = make(chan *wire.Response, c.s.cfg.OutQueue)
 		c.sem = make(chan struct{}, c.s.cfg.MaxInFlight)
 		c.budget = newByteBudget(c.s.cfg.MaxBytesInFlight)
+		c.reserve = min(minReserve, c.s.cfg.MaxBytesInFlight/64)
+		c.win = &window{max: c.s.cfg.MaxInFlight}
 		writerDone := make(chan struct{})
 		go func() {
 			defer close(writerDone)
@@ -232,14 +236,50 @@ func isTimeout(err error) bool {
 
 // send queues a response; if the queue is full the peer is not reading and
 // the connection is closed.
+//
+// A queued response's bytes count toward the connection's budget until the
+// writer has written it, so a peer that sends requests but does not read
+// the answers stops being read once they fill the budget (and is closed
+// when a write stalls for WriteTimeout), instead of making the server
+// hold, and keep producing, answers without bound.
 func (c *serverConn) send(r *wire.Response) {
+	c.win.force()
+	c.queue(r)
+}
+
+// queue is send for the answer to a request that acquired its room in the
+// window when it was dispatched.
+func (c *serverConn) queue(r *wire.Response) {
+	cost := responseCost(r)
+	c.budget.add(cost)
 	select {
 	case c.out <- r:
 	case <-c.done:
+		c.budget.release(cost)
+		c.win.done()
 	default:
+		c.budget.release(cost)
+		c.win.done()
 		c.close("outbound queue full: peer not reading")
 	}
 }
+
+// responseCost is what a queued response holds: its payloads and a fixed
+// allowance for the rest.
+func responseCost(r *wire.Response) int {
+	n := 256 + len(r.Data) + len(r.Message) + 128*len(r.Entries)
+	if r.Node != nil || r.Status != nil || r.Routes != nil {
+		n += 16 << 10
+	}
+	return n
+}
+
+// minReserve is what one request holds of its connection's budget while
+// it is handled, at least (or a 64th of a smaller budget): it bounds how
+// many requests a connection has in flight (MaxBytesInFlight/minReserve)
+// whatever their answers will weigh, so a peer that pipelines small
+// requests for large answers cannot start thousands of them at once.
+const minReserve = 64 << 10
 
 // awaitFrame waits for the first byte of the next frame, closing the
 // connection after IdleTimeout with no request in flight, and then gives the
@@ -301,22 +341,26 @@ func (c *serverConn) readLoop(fr *wire.FrameReader) {
 	}
 }
 
-// dispatch starts a handler for req once its size fits the connection's
-// and the server's bytes in flight and a slot is free; false if the
-// connection closed while waiting.
+// dispatch starts a handler for req once the connection may owe one more
+// answer (window), its size fits the connection's and the server's bytes
+// in flight and a slot is free; false if the connection closed while
+// waiting.
 func (c *serverConn) dispatch(req *wire.Request, size int) bool {
-	if !c.budget.acquire(size, c.done) {
+	if !c.win.acquire(c.done) {
+		return false
+	}
+	if !c.budget.acquire(max(size, c.reserve), c.done) {
 		return false
 	}
 	if !c.s.budget.acquire(size, c.done) {
-		c.budget.release(size)
+		c.budget.release(max(size, c.reserve))
 		return false
 	}
 	select {
 	case c.sem <- struct{}{}:
 	case <-c.done:
 		c.s.budget.release(size)
-		c.budget.release(size)
+		c.budget.release(max(size, c.reserve))
 		return false
 	}
 	c.inflight.Add(1)
@@ -350,7 +394,7 @@ func (c *serverConn) handle(req *wire.Request, size int) {
 	defer func() {
 		<-c.sem
 		c.s.budget.release(size)
-		c.budget.release(size)
+		c.budget.release(max(size, c.reserve))
 		c.inflight.Add(-1)
 		c.handlers.Done()
 	}()
@@ -370,7 +414,7 @@ func (c *serverConn) handle(req *wire.Request, size int) {
 		resp = wire.Errorf(req.ID, wire.Internal, "no response for %v", op)
 	}
 	resp.ID = req.ID
-	c.send(resp)
+	c.queue(resp)
 	if c.s.cfg.Observe != nil {
 		c.s.cfg.Observe(op, resp.Code, time.Since(start))
 	}
@@ -426,6 +470,8 @@ func (c *serverConn) writeLoop() {
 				c.writeFailed(err)
 				return
 			}
+			c.budget.release(responseCost(r))
+			c.win.done()
 			if cap(buf) > 1<<20 {
 				buf = nil
 			}
