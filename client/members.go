@@ -18,11 +18,14 @@ import (
 // list.
 
 // AddLearner adds node id, reachable at addr, to cluster as a non-voting
-// learner. The node must already run with an empty data directory and
-// --join (its --peers listing itself and the current members); the leader
-// sends it a snapshot and then the log.
+// learner. addr is the node's client address and peer address as
+// "ADDR/PEER_ADDR" (wire.JoinAddrs), or one address for both. The node
+// must already run with an empty data directory and --join (its --peers
+// listing itself and the current members); the leader sends it a snapshot
+// and then the log.
 func (c *Client) AddLearner(ctx context.Context, cluster string, id uint64, addr string) (*wire.NodeStatus, error) {
-	return c.member(ctx, wire.OpAddLearner, cluster, wire.Member{ID: id, Addr: addr})
+	a, peer := wire.SplitAddrs(addr)
+	return c.member(ctx, wire.OpAddLearner, cluster, wire.Member{ID: id, Addr: a, PeerAddr: peer})
 }
 
 // Promote makes learner id of cluster a voter once it has caught up with
@@ -37,7 +40,7 @@ func (c *Client) RemoveMember(ctx context.Context, cluster string, id uint64) (*
 }
 
 // ReplaceNode replaces member dead of cluster with a new node id at addr
-// (already running with an empty data directory and --join): it adds the
+// (as AddLearner takes it; already running with an empty data directory and --join): it adds the
 // new node as a learner, promotes it once it has caught up, then removes
 // dead. progress, if not nil, is called before each step. A failed
 // replace is resumed by calling it again with the same arguments.

@@ -256,7 +256,7 @@ func (c *checker) compare(ctx context.Context) {
 		if m.ID == self {
 			continue
 		}
-		addr := c.n.addrOf(m.ID)
+		addr := c.n.peerAddrOf(m.ID)
 		if addr == "" {
 			continue
 		}

@@ -25,7 +25,8 @@ import (
 type memberNet struct {
 	t     *testing.T
 	root  string
-	addrs map[uint64]string
+	addrs map[uint64]string // client addresses
+	peers map[uint64]string // peer addresses
 	cfgs  map[uint64]Config
 	nodes map[uint64]*Node
 }
@@ -41,12 +42,12 @@ func freeAddr(t *testing.T) string {
 }
 
 func newMemberNet(t *testing.T, voters int) *memberNet {
-	mn := &memberNet{t: t, root: t.TempDir(), addrs: map[uint64]string{}, cfgs: map[uint64]Config{}, nodes: map[uint64]*Node{}}
+	mn := &memberNet{t: t, root: t.TempDir(), addrs: map[uint64]string{}, peers: map[uint64]string{}, cfgs: map[uint64]Config{}, nodes: map[uint64]*Node{}}
 	peers := map[uint64]string{}
 	for i := 1; i <= voters; i++ {
 		id := uint64(i)
-		mn.addrs[id] = freeAddr(t)
-		peers[id] = mn.addrs[id]
+		mn.addrs[id], mn.peers[id] = freeAddr(t), freeAddr(t)
+		peers[id] = mn.peers[id]
 	}
 	for id := range peers {
 		mn.cfgs[id] = mn.config(id, peers, false)
@@ -63,6 +64,10 @@ func (mn *memberNet) config(id uint64, peers map[uint64]string, join bool) Confi
 	cfg := DefaultConfig()
 	cfg.NodeID, cfg.ClusterID, cfg.Listen = id, "c1", mn.addrs[id]
 	cfg.Peers = peers
+	cfg.Clients = map[uint64]string{}
+	for pid := range peers {
+		cfg.Clients[pid] = mn.addrs[pid]
+	}
 	cfg.DataDir = filepath.Join(mn.root, strconv.FormatUint(id, 10))
 	cfg.TickInterval = 10 * time.Millisecond
 	cfg.ElectionTicks = 30
@@ -87,10 +92,10 @@ func (w *testWriter) Write(p []byte) (int, error) {
 // its Peers are itself and the running nodes (how to reach the leader
 // before the snapshot brings the member list).
 func (mn *memberNet) addJoiner(id uint64) {
-	mn.addrs[id] = freeAddr(mn.t)
-	peers := map[uint64]string{id: mn.addrs[id]}
+	mn.addrs[id], mn.peers[id] = freeAddr(mn.t), freeAddr(mn.t)
+	peers := map[uint64]string{id: mn.peers[id]}
 	for nid := range mn.nodes {
-		peers[nid] = mn.addrs[nid]
+		peers[nid] = mn.peers[nid]
 	}
 	mn.cfgs[id] = mn.config(id, peers, true)
 }
@@ -131,19 +136,29 @@ func (mn *memberNet) leader() uint64 {
 	return lead
 }
 
-// call sends req to node id over TCP, as a router or the CLI would.
+// call sends req to node id over TCP, as a router or the CLI would: on
+// the listener that serves req's op.
 func (mn *memberNet) call(id uint64, req *wire.Request) *wire.Response {
+	mn.t.Helper()
+	if !wire.NodePlane(req.Op, wire.ClientPlane) {
+		return mn.dialCall(mn.peers[id], req)
+	}
+	return mn.dialCall(mn.addrs[id], req)
+}
+
+// dialCall sends req to addr on a connection of its own.
+func (mn *memberNet) dialCall(addr string, req *wire.Request) *wire.Response {
 	mn.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := rpc.Dial(ctx, mn.addrs[id], rpc.DialConfig{Client: "membership-test"})
+	c, err := rpc.Dial(ctx, addr, rpc.DialConfig{Client: "membership-test"})
 	if err != nil {
-		mn.t.Fatalf("dial %d: %v", id, err)
+		mn.t.Fatalf("dial %s: %v", addr, err)
 	}
 	defer c.Close()
 	resp, err := c.Call(ctx, req)
 	if err != nil {
-		mn.t.Fatalf("%v to %d: %v", req.Op, id, err)
+		mn.t.Fatalf("%v to %s: %v", req.Op, addr, err)
 	}
 	return resp
 }
@@ -213,7 +228,9 @@ func (mn *memberNet) waitSameState(ids ...uint64) {
 	mn.compareState(lead, ids, "the leader's")
 }
 
-func member(id uint64, addr string) *wire.Member { return &wire.Member{ID: id, Addr: addr} }
+func (mn *memberNet) member(id uint64) *wire.Member {
+	return &wire.Member{ID: id, Addr: mn.addrs[id], PeerAddr: mn.peers[id]}
+}
 
 // A node with an empty disk joins over TCP (ADD_LEARNER → snapshot →
 // PROMOTE), a dead node is replaced, and the membership with its addresses
@@ -232,17 +249,17 @@ func TestNodeJoinReplaceAndRestart(t *testing.T) {
 	// Join node 4 with an empty disk.
 	mn.addJoiner(4)
 	mn.start(4)
-	if resp := mn.call(others3(lead)[0], &wire.Request{Op: wire.OpAddLearner, Member: member(4, mn.addrs[4])}); resp.Code != wire.NotLeader || resp.Leader != mn.addrs[lead] {
+	if resp := mn.call(others3(lead)[0], &wire.Request{Op: wire.OpAddLearner, Member: mn.member(4)}); resp.Code != wire.NotLeader || resp.Leader != mn.addrs[lead] {
 		t.Fatalf("ADD_LEARNER on a follower: %v (leader %q), want NOT_LEADER naming %s", resp.Err(), resp.Leader, mn.addrs[lead])
 	}
-	if resp := mn.call(lead, &wire.Request{Op: wire.OpAddLearner, Member: member(4, mn.addrs[4])}); resp.Code != wire.OK {
+	if resp := mn.call(lead, &wire.Request{Op: wire.OpAddLearner, Member: mn.member(4)}); resp.Code != wire.OK {
 		t.Fatalf("ADD_LEARNER: %v", resp.Err())
 	}
-	resp := mn.call(lead, &wire.Request{Op: wire.OpPromote, Member: member(4, "")})
+	resp := mn.call(lead, &wire.Request{Op: wire.OpPromote, Member: &wire.Member{ID: 4}})
 	if resp.Code != wire.OK {
 		t.Fatalf("PROMOTE: %v", resp.Err())
 	}
-	if ms := resp.Node.Members; len(ms) != 4 || ms[3].ID != 4 || !ms[3].Voter || ms[3].Addr != mn.addrs[4] {
+	if ms := resp.Node.Members; len(ms) != 4 || ms[3].ID != 4 || !ms[3].Voter || ms[3].Addr != mn.addrs[4] || ms[3].PeerAddr != mn.peers[4] {
 		t.Fatalf("members after PROMOTE: %+v", ms)
 	}
 	mn.put(lead, 100)
@@ -254,14 +271,14 @@ func TestNodeJoinReplaceAndRestart(t *testing.T) {
 	// Replace a dead follower (its disk is lost) with node 5.
 	dead := others3(lead)[0]
 	mn.stop(dead)
-	if resp := mn.call(lead, &wire.Request{Op: wire.OpRemoveMember, Member: member(dead, "")}); resp.Code != wire.OK {
+	if resp := mn.call(lead, &wire.Request{Op: wire.OpRemoveMember, Member: &wire.Member{ID: dead}}); resp.Code != wire.OK {
 		t.Fatalf("REMOVE_MEMBER %d: %v", dead, resp.Err())
 	}
 	mn.addJoiner(5)
 	mn.start(5)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := mn.nodes[lead].AddLearner(ctx, 5, mn.addrs[5]); err != nil {
+	if err := mn.nodes[lead].AddLearner(ctx, 5, mn.addrs[5], mn.peers[5]); err != nil {
 		t.Fatalf("AddLearner(5): %v", err)
 	}
 	if err := mn.nodes[lead].Promote(ctx, 5); err != nil {
@@ -294,7 +311,7 @@ func TestNodeJoinReplaceAndRestart(t *testing.T) {
 			t.Errorf("node %d members after restart: %+v", id, ms)
 		}
 		for _, m := range ms {
-			if m.Addr != mn.addrs[m.ID] || !m.Voter || m.ID == dead {
+			if m.Addr != mn.addrs[m.ID] || m.PeerAddr != mn.peers[m.ID] || !m.Voter || m.ID == dead {
 				t.Errorf("node %d: member %+v after restart (want %s, voter)", id, m, mn.addrs[m.ID])
 			}
 		}

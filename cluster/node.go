@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -29,14 +30,30 @@ import (
 type Config struct {
 	NodeID    uint64            // raft id, unique across the deployment, nonzero
 	ClusterID string            // cluster this node was started in, e.g. "c1"
-	Listen    string            // host:port to listen on (and advertise)
-	Peers     map[uint64]string // raft id -> address of every initial member, including this node
+	Listen    string            // host:port of the client listener (data ops from routers and clients, STATUS)
+	Peers     map[uint64]string // raft id -> peer address of every initial member, including this node
 	DataDir   string            // Pebble directory of this node
 	Range     wire.Range        // owned range; used only to bootstrap an empty DataDir
 	PID       int               // reported in status: os.Getpid() under `cleave up`, else 0
 	Token     string            // if set, clients and peers must present it in HELLO
 	MaxFrame  int               // largest frame accepted; default wire.DefaultMaxFrame
 	Logger    *slog.Logger      // default slog.Default()
+
+	// Advertise is the client address this node tells others (status,
+	// gossip); default: the address the client listener is bound to.
+	Advertise string
+	// PeerListen is the host:port of the peer listener (raft, snapshots,
+	// chunk fetches, membership, split fork and cleanup, STATUS); default:
+	// this node's address in Peers. It must differ from Listen.
+	PeerListen string
+	// PeerAdvertise is the peer address this node tells others; default:
+	// the address the peer listener is bound to.
+	PeerAdvertise string
+	// Clients gives the client address of members in Peers, for the
+	// NOT_LEADER answers that name the leader to routers and clients
+	// before replicated state records it; a member missing here is named
+	// by its peer address. Default none.
+	Clients map[uint64]string
 
 	TickInterval  time.Duration // raft tick; default 50ms
 	ElectionTicks int           // election timeout in ticks; default 10 (0.5–1 s)
@@ -147,8 +164,8 @@ func DefaultConfig() Config {
 
 // withDefaults returns c with its zero optional fields set from
 // DefaultConfig — MaxFrame, TickInterval, ElectionTicks, ChunkSize,
-// SessionTTL and ChunkTTL (also when negative), and CheckInterval — and
-// Logger set to slog.Default(). ScrubRate
+// SessionTTL and ChunkTTL (also when negative), and CheckInterval — Logger
+// set to slog.Default() and PeerListen to this node's address in Peers. ScrubRate
 // keeps what the caller set: zero turns the scrubber off. This is Start's
 // first step.
 func (c Config) withDefaults() Config {
@@ -177,6 +194,9 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.PeerListen == "" {
+		c.PeerListen = c.Peers[c.NodeID]
+	}
 	return c
 }
 
@@ -189,6 +209,10 @@ func (c Config) Validate() error {
 		return errors.New("cluster: cluster id is empty")
 	case c.Listen == "":
 		return errors.New("cluster: listen address is empty")
+	case c.PeerListen == "":
+		return errors.New("cluster: peer listen address is empty (and Peers has none for this node)")
+	case c.PeerListen == wire.FixedPort(c.Listen):
+		return fmt.Errorf("cluster: peer listen address %s is the client listen address; the two planes need separate ports", c.Listen)
 	case c.DataDir == "":
 		return errors.New("cluster: data directory is empty")
 	case len(c.Peers) == 0:
@@ -225,6 +249,14 @@ func (c Config) Validate() error {
 			return fmt.Errorf("cluster: peer %d address %q: %v", id, addr, err)
 		}
 	}
+	for id, addr := range c.Clients {
+		if _, ok := c.Peers[id]; !ok {
+			return fmt.Errorf("cluster: client address %s of node %d, which is not in peers", addr, id)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("cluster: client address %q of node %d: %v", addr, id, err)
+		}
+	}
 	return nil
 }
 
@@ -245,11 +277,15 @@ type Node struct {
 	split     *splitState
 	tr        *replica.WireTransport
 	pool      *rpc.Pool
-	srv       *rpc.Server
+	srv       *rpc.Server  // the client plane
+	peerSrv   *rpc.Server  // the peer plane
 	ops       *ops.Server  // the HTTP side port, nil when Config.HTTP is ""
 	gossip    *gossip.Pool // nil when Config.Gossip is ""
-	ln        net.Listener
-	addrs     map[uint64]string // raft id -> address
+	ln        net.Listener // client listener
+	peerLn    net.Listener // peer listener
+	addr      string       // advertised client address
+	peerAddr  string       // advertised peer address
+	dropped   atomic.Uint64
 
 	serveErr chan error
 	clock    *entryClock   // stamps the entries this node proposes (clock.go)
@@ -286,7 +322,7 @@ func Start(cfg Config) (*Node, error) {
 		n.closeParts()
 		return nil, err
 	}
-	n.log.Info("node serving", "addr", n.Addr(), "peers", len(cfg.Peers))
+	n.log.Info("node serving", "addr", n.Addr(), "peer_addr", n.PeerAddr(), "peers", len(cfg.Peers))
 	return n, nil
 }
 
@@ -317,20 +353,22 @@ func open(cfg Config) (*Node, error) {
 		db.Close()
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	n := &Node{cfg: cfg, log: log, db: db, fsm: f, addrs: map[uint64]string{}, serveErr: make(chan error, 1), failc: make(chan struct{})}
+	n := &Node{cfg: cfg, log: log, db: db, fsm: f, serveErr: make(chan error, 2), failc: make(chan struct{})}
 	n.clock = newEntryClock(f.Clock, cfg.SessionTTL)
 	n.space, n.health = newSpaceGuard(cfg.DataDir, cfg.MinFreeBytes, log), health
 	if err := n.bootstrap(); err != nil {
 		n.closeParts()
 		return nil, err
 	}
-	for id, addr := range cfg.Peers {
-		n.addrs[id] = addr
-	}
 	if n.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		n.closeParts()
 		return nil, fmt.Errorf("cluster: listen %s: %w", cfg.Listen, err)
 	}
+	if n.peerLn, err = net.Listen("tcp", cfg.PeerListen); err != nil {
+		n.closeParts()
+		return nil, fmt.Errorf("cluster: peer listen %s: %w", cfg.PeerListen, err)
+	}
+	n.addr, n.peerAddr = rpc.Advertise(cfg.Advertise, n.ln), rpc.Advertise(cfg.PeerAdvertise, n.peerLn)
 	return n, nil
 }
 
@@ -358,7 +396,7 @@ func (n *Node) bootstrap() error {
 func (n *Node) replicate() error {
 	cfg := n.cfg
 	n.pool = rpc.NewPool(rpc.DialConfig{Client: "node-" + strconv.FormatUint(cfg.NodeID, 10), Token: cfg.Token, MaxFrame: cfg.MaxFrame})
-	n.tr = replica.NewWireTransport(cfg.NodeID, cfg.Peers, n.pool, n.log)
+	n.tr = replica.NewWireTransport(cfg.NodeID, n.memberRecords(), n.pool, n.log)
 	n.split = newSplitState(n)
 	n.split.rc = n.replicaConfig()
 	if fork, err := n.split.load(); err != nil {
@@ -396,7 +434,7 @@ func (n *Node) replicaConfig() replica.Config {
 	rc.TickInterval = cfg.TickInterval
 	rc.ElectionTicks = cfg.ElectionTicks
 	rc.Logger = n.log
-	rc.PeerAddrs = cfg.Peers
+	rc.PeerAddrs = n.memberRecords()
 	rc.Join = cfg.Join
 	rc.LogRetention = cfg.LogRetention
 	rc.SnapshotDir = filepath.Join(cfg.DataDir, "snap")
@@ -424,16 +462,25 @@ func (n *Node) serve() error {
 		}
 	}
 	n.check.start()
-	n.srv = rpc.NewServer(scfg, rpc.HandlerFunc(n.split.handle))
+	n.srv = rpc.NewServer(scfg, rpc.PlaneHandler(wire.ClientPlane, wire.NodePlane, &n.dropped, rpc.HandlerFunc(n.split.handle)))
 	go func() { n.serveErr <- n.srv.Serve(n.ln) }()
+	n.servePeers(scfg)
 	if cfg.ScrubRate > 0 {
 		n.scrub = startScrubber(n.fsm, cfg.ScrubRate, n.repairChunk, n.log)
 	}
 	if err := n.startGossip(); err != nil {
 		n.srv.Close()
+		n.peerSrv.Close()
 		return fmt.Errorf("cluster: %w", err)
 	}
 	return nil
+}
+
+// servePeers serves the peer plane on the peer listener, with the client
+// server's settings: the one place the peer server is built.
+func (n *Node) servePeers(scfg rpc.ServerConfig) {
+	n.peerSrv = rpc.NewServer(scfg, rpc.PlaneHandler(wire.PeerPlane, wire.NodePlane, nil, rpc.HandlerFunc(n.split.handle)))
+	go func() { n.serveErr <- n.peerSrv.Serve(n.peerLn) }()
 }
 
 // Failed is closed when the node can no longer serve correctly: its
@@ -481,8 +528,11 @@ func (n *Node) fail(err error) {
 	})
 }
 
-// Addr returns the address the node listens on.
-func (n *Node) Addr() string { return n.ln.Addr().String() }
+// Addr returns the node's advertised client address.
+func (n *Node) Addr() string { return n.addr }
+
+// PeerAddr returns the node's advertised peer address.
+func (n *Node) PeerAddr() string { return n.peerAddr }
 
 // Close stops serving, stops the replica and closes the database.
 // Later calls do nothing and return the first call's result.
@@ -490,6 +540,9 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		if n.srv != nil {
 			n.srv.Close()
+		}
+		if n.peerSrv != nil {
+			n.peerSrv.Close()
 		}
 		n.closeErr = n.closeParts()
 	})
@@ -523,6 +576,9 @@ func (n *Node) closeParts() error {
 	}
 	if n.ln != nil {
 		n.ln.Close()
+	}
+	if n.peerLn != nil {
+		n.peerLn.Close()
 	}
 	n.usage.close()
 	if n.db != nil {
@@ -558,7 +614,7 @@ func (n *Node) Status() wire.NodeStatus {
 	st := n.rep.Status()
 	rng, _ := n.fsm.Range()
 	ns := wire.NodeStatus{
-		ID: n.cfg.NodeID, Cluster: n.cfg.ClusterID, Addr: n.Addr(), Role: st.Role,
+		ID: n.cfg.NodeID, Cluster: n.cfg.ClusterID, Addr: n.Addr(), PeerAddr: n.PeerAddr(), Role: st.Role,
 		Term: st.Term, Leader: st.Leader, LeaderAddr: n.addrOf(st.Leader),
 		Commit: st.Commit, Applied: st.Applied, PID: n.cfg.PID, Range: rng,
 		Members: memberStatus(st.Members), LogFirst: st.FirstIndex,
@@ -572,6 +628,7 @@ func (n *Node) Status() wire.NodeStatus {
 	reportStorage(&ns, n.space, n.health)
 	rs := n.rep.get().Stats()
 	ns.ForeignFrames, ns.BadCommitFrames, ns.InvalidFrames = rs.Foreign, rs.BadCommit, rs.Invalid
+	ns.WrongPlaneFrames = n.dropped.Load()
 	return ns
 }
 

@@ -62,10 +62,7 @@ func (n *Node) repairChunk(ctx context.Context, h fsm.ChunkID) error {
 		if m.ID == n.cfg.NodeID {
 			continue
 		}
-		addr := m.Addr
-		if addr == "" {
-			addr = n.addrOf(m.ID)
-		}
+		addr := n.peerAddrOf(m.ID)
 		data, err := n.fetchChunk(ctx, addr, h)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("node %d: %w", m.ID, err))

@@ -312,7 +312,7 @@ func (s *splitState) rewrite() error {
 		return fmt.Errorf("split: fork: %w", err)
 	}
 	g := replica.Group{Name: rec.NewCluster, Epoch: src.Epoch + 1}
-	if err := replica.ForkGroup(b, s.rc.Prefix, g, rec.Index, rec.Peers(), tainted); err != nil {
+	if err := replica.ForkGroup(b, s.rc.Prefix, g, rec.Index, voterRecords(rec.Voters), tainted); err != nil {
 		return fmt.Errorf("split: fork: %w", err)
 	}
 	if err := fsm.ForkState(b, rec, tainted); err != nil {
@@ -498,4 +498,14 @@ func errResponse(err error) *wire.Response {
 		return &wire.Response{Code: we.Code, Message: we.Message}
 	}
 	return &wire.Response{Code: wire.Internal, Message: err.Error()}
+}
+
+// voterRecords returns a split's new members by id, their addresses in
+// wire.JoinAddrs's form: what the new group records as its members.
+func voterRecords(voters []wire.Member) map[uint64]string {
+	m := make(map[uint64]string, len(voters))
+	for _, v := range voters {
+		m[v.ID] = wire.JoinAddrs(v.Addr, v.PeerAddr)
+	}
+	return m
 }

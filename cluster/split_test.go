@@ -71,11 +71,11 @@ func (mn *memberNet) addSplitLearners(src, dst []uint64) []wire.Member {
 		c.ClusterID = "c2"
 		mn.cfgs[id] = c
 		mn.start(id)
-		nodes = append(nodes, wire.Member{ID: id, Addr: mn.addrs[id]})
+		nodes = append(nodes, *mn.member(id))
 	}
 	for _, m := range nodes {
 		mn.waitFor("learner added", func() bool {
-			return mn.call(mn.leaderOf(src...), &wire.Request{Op: wire.OpAddLearner, Member: &wire.Member{ID: m.ID, Addr: m.Addr}}).Code == wire.OK
+			return mn.call(mn.leaderOf(src...), &wire.Request{Op: wire.OpAddLearner, Member: &m}).Code == wire.OK
 		})
 	}
 	return nodes

@@ -28,7 +28,9 @@ const splitStepTimeout = 10 * time.Second
 type Clusters interface {
 	// CallCluster sends req to the leader of cluster id as the routing
 	// table names it, following NOT_LEADER and retrying within ctx; the
-	// answer is never nil (a failure is an error response).
+	// answer is never nil (a failure is an error response). An op of the
+	// nodes' peer plane (wire.NodePlane) goes to the members' peer
+	// addresses.
 	CallCluster(ctx context.Context, id string, req *wire.Request) *wire.Response
 	// CallNode sends req to the one node at addr, without retries.
 	CallNode(ctx context.Context, addr string, req *wire.Request) (*wire.Response, error)
@@ -251,7 +253,7 @@ func (d *Driver) splitStep(ctx context.Context, rec wire.SplitStatus) error {
 	switch rec.Phase {
 	case wire.SplitPlanned:
 		for _, m := range rec.Nodes {
-			resp := d.callCluster(ctx, rec.Cluster, &wire.Request{Op: wire.OpAddLearner, Member: &wire.Member{ID: m.ID, Addr: m.Addr}})
+			resp := d.callCluster(ctx, rec.Cluster, &wire.Request{Op: wire.OpAddLearner, Member: &wire.Member{ID: m.ID, Addr: m.Addr, PeerAddr: m.PeerAddr}})
 			if err := resp.Err(); err != nil {
 				return fmt.Errorf("add learner %d to %s: %w", m.ID, rec.Cluster, err)
 			}

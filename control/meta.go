@@ -161,7 +161,7 @@ var (
 // MetaConfig configures this router's member of the meta group.
 type MetaConfig struct {
 	RaftID    uint64            // this router's raft id, nonzero
-	Peers     map[uint64]string // raft id → router address, every initial member
+	Peers     map[uint64]string // raft id → router's peer address, or client and peer address as wire.JoinAddrs writes them; every initial member
 	Dir       string            // Pebble directory of the meta group
 	Bootstrap *wire.TableInfo   // the table of a new deployment; identical on every router
 	Logger    *slog.Logger

@@ -246,8 +246,13 @@ func ValidateTable(t *wire.TableInfo) error {
 				return bad("cluster %q member %d has no address", c.ID, m.ID)
 			case addrs[m.Addr]:
 				return bad("cluster %q lists address %s twice", c.ID, m.Addr)
+			case m.PeerAddr != "" && (m.PeerAddr == m.Addr || addrs[m.PeerAddr]):
+				return bad("cluster %q lists address %s twice (as member %d's peer address)", c.ID, m.PeerAddr, m.ID)
 			}
 			ids[m.ID], addrs[m.Addr] = true, true
+			if m.PeerAddr != "" {
+				addrs[m.PeerAddr] = true
+			}
 		}
 	}
 	rs := make([]wire.Range, len(t.Ranges))

@@ -31,6 +31,8 @@ const peerQueue = 4096
 // in the replica's member list (addresses recorded by bootstrap and by
 // membership changes, persisted, restored by snapshots), so members added
 // later, and members known only from state after a restart, are reachable.
+// A member's address record is wire.JoinAddrs's form of its client and
+// peer address; the transport dials the peer address.
 //
 // Snapshots (SendSnapshot) go as a sequence of OpSnapshot calls on the
 // peer's pooled connection, each waiting for its answer, so one stream
@@ -63,15 +65,16 @@ type outMsg struct {
 }
 
 // NewWireTransport returns a transport for member self that reaches the
-// members in addrs (and any learned later from replicated state) through
+// members in addrs, address records by raft id (wire.JoinAddrs's form), and
+// any learned later from replicated state, at their peer addresses through
 // pool. Call SetReplica once the replica is open, and Close after the
 // replica is closed.
 func NewWireTransport(self uint64, addrs map[uint64]string, pool *rpc.Pool, log *slog.Logger) *WireTransport {
 	t := &WireTransport{self: self, pool: pool, log: log, peers: map[uint64]*peer{}, done: make(chan struct{})}
 	t.mu.Lock()
-	for id, addr := range addrs {
+	for id, rec := range addrs {
 		if id != self {
-			t.addPeerLocked(id, addr)
+			t.addPeerLocked(id, peerAddr(rec))
 		}
 	}
 	t.mu.Unlock()
@@ -88,12 +91,12 @@ func (t *WireTransport) unreachable(id uint64) {
 	}
 }
 
-// addrOf returns the address of member id: from replicated state, else
-// from the flags.
+// addrOf returns the peer address of member id: from replicated state,
+// else from the flags.
 func (t *WireTransport) addrOf(id uint64) string {
 	if r := t.rep.Load(); r != nil {
 		if a := r.MemberAddr(id); a != "" {
-			return a
+			return peerAddr(a)
 		}
 	}
 	t.mu.Lock()
@@ -114,7 +117,7 @@ func (t *WireTransport) peerLocked(id uint64) *peer {
 	if r == nil || id == t.self {
 		return nil
 	}
-	addr := r.MemberAddr(id)
+	addr := peerAddr(r.MemberAddr(id))
 	if addr == "" {
 		return nil
 	}
@@ -268,4 +271,10 @@ func (t *WireTransport) Forget(id uint64) {
 func (t *WireTransport) Close() {
 	t.closeOnce.Do(func() { close(t.done) })
 	t.wg.Wait()
+}
+
+// peerAddr returns the peer address of a member's address record.
+func peerAddr(rec string) string {
+	_, p := wire.SplitAddrs(rec)
+	return p
 }

@@ -64,11 +64,11 @@ func (r *Router) handleSplit(ctx context.Context, req *wire.Request) *wire.Respo
 	return r.splits.Handle(ctx, req)
 }
 
-// toMetaLeader passes req on to the router that leads the meta group and
-// returns its answer.
+// toMetaLeader passes req on to the router that leads the meta group, on
+// its peer listener, and returns its answer.
 func (r *Router) toMetaLeader(ctx context.Context, req *wire.Request) *wire.Response {
 	rep := r.meta.Replica()
-	addr := rep.MemberAddr(rep.Leader())
+	_, addr := wire.SplitAddrs(rep.MemberAddr(rep.Leader()))
 	if addr == "" {
 		return wire.Errorf(req.ID, wire.Unavailable, "the meta group has no leader; retry")
 	}
@@ -143,7 +143,7 @@ func VoterMembers(ms []wire.MemberStatus) []wire.Member {
 	var out []wire.Member
 	for _, m := range ms {
 		if m.Voter {
-			out = append(out, wire.Member{ID: m.ID, Addr: m.Addr})
+			out = append(out, wire.Member{ID: m.ID, Addr: m.Addr, PeerAddr: m.PeerAddr})
 		}
 	}
 	slices.SortFunc(out, func(a, b wire.Member) int { return cmp.Compare(a.ID, b.ID) })
@@ -154,12 +154,15 @@ func VoterMembers(ms []wire.MemberStatus) []wire.Member {
 func mergeAddrs(want, old []wire.Member) []wire.Member {
 	out := slices.Clone(want)
 	for i := range out {
-		if out[i].Addr != "" {
-			continue
-		}
 		for _, o := range old {
-			if o.ID == out[i].ID {
+			if o.ID != out[i].ID {
+				continue
+			}
+			if out[i].Addr == "" {
 				out[i].Addr = o.Addr
+			}
+			if out[i].PeerAddr == "" {
+				out[i].PeerAddr = o.PeerAddr
 			}
 		}
 	}

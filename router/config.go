@@ -15,8 +15,22 @@ type Config struct {
 	// ID names the router in HELLO replies, status and logs. Default "router".
 	ID string
 
-	// Listen is the address ListenAndServe listens on. Default "127.0.0.1:7400".
+	// Listen is the address of the client listener ListenAndServe serves
+	// (data ops, STATUS, TABLE and the admin verbs). Default "127.0.0.1:7400".
 	Listen string
+
+	// Advertise is the client address this router tells others (status,
+	// gossip). Default: the address of the first client listener served.
+	Advertise string
+
+	// PeerListen is the address of the peer listener (the meta group's
+	// raft traffic and snapshots, ROUTER_INFO, admin verbs passed on to
+	// the meta leader), opened by New when Meta is set. Default: this
+	// router's address in Meta.Peers. It must differ from Listen.
+	PeerListen string
+	// PeerAdvertise is the peer address this router tells others. Default:
+	// the address the peer listener is bound to.
+	PeerAdvertise string
 
 	// DataDir holds the routing table file, DataDir/table.json. Required
 	// unless Table is set. Default "" (unset).
@@ -32,7 +46,8 @@ type Config struct {
 
 	// Meta, if set, makes this router a member of the routers' meta group:
 	// the routing table is replicated with Raft among the routers
-	// (control.MetaTable), stored under DataDir/meta, and bootstrapped from
+	// (control.MetaTable) over their peer listeners (Meta.Peers are peer
+	// addresses), stored under DataDir/meta, and bootstrapped from
 	// Bootstrap identically on every router. Default nil: a control.FileTable, for
 	// a deployment with a single router. Ignored when Table is set.
 	Meta *control.MetaConfig
@@ -121,8 +136,9 @@ func DefaultConfig() Config {
 
 // withDefaults returns c with every zero optional field set from
 // DefaultConfig: ID, Listen, MaxFrame, DefaultTimeout, AttemptTimeout,
-// StatusTimeout and Logger. New calls it before Validate, so a Config
-// built field by field gets the same defaults as one from DefaultConfig.
+// StatusTimeout and Logger; and PeerListen from Meta.Peers. New calls it
+// before Validate, so a Config built field by field gets the same
+// defaults as one from DefaultConfig.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	if c.ID == "" {
@@ -146,6 +162,9 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = d.Logger
 	}
+	if c.PeerListen == "" && c.Meta != nil {
+		_, c.PeerListen = wire.SplitAddrs(c.Meta.Peers[c.Meta.RaftID])
+	}
 	return c
 }
 
@@ -159,6 +178,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Listen == "" {
 		bad("Listen is empty")
+	}
+	if c.Meta != nil && c.Table == nil {
+		switch c.PeerListen {
+		case "":
+			bad("PeerListen is empty (and Meta.Peers has none for this router)")
+		case wire.FixedPort(c.Listen):
+			bad("PeerListen %s is the client listen address; the two planes need separate ports", c.Listen)
+		}
 	}
 	if c.Table == nil && c.DataDir == "" {
 		bad("DataDir is empty and no Table is given")

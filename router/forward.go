@@ -57,6 +57,22 @@ func (r *Router) targets(c wire.ClusterInfo, version uint64, req *wire.Request) 
 	return append(out, dead...)
 }
 
+// nodeAddr returns where a node of c known by its client address addr
+// serves op: addr itself, or for an op of the peer plane (membership, the
+// split's fork and cleanup) the member's peer address in the table; addr
+// when the table does not list it.
+func nodeAddr(c wire.ClusterInfo, addr string, op wire.Op) string {
+	if wire.NodePlane(op, wire.ClientPlane) {
+		return addr
+	}
+	for _, m := range c.Members {
+		if m.Addr == addr {
+			return m.Peer()
+		}
+	}
+	return addr
+}
+
 // attempt is the result of one try at one node.
 type attempt struct {
 	resp *wire.Response // nil on a transport failure
@@ -100,7 +116,7 @@ func (r *Router) forward(ctx context.Context, req *wire.Request, rt route) *wire
 		a := answer{roundDone: addr == "", addr: addr, version: t.Version}
 		if addr != "" {
 			tried[addr] = true
-			at := r.try(ctx, addr, req, t.Version)
+			at := r.try(ctx, nodeAddr(c, addr, req.Op), req, t.Version)
 			a.resp, a.err, a.sent, a.expired = at.resp, at.err, at.sent, ctx.Err() != nil
 			if a.resp != nil {
 				a.hintTried = tried[a.resp.Leader]

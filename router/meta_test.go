@@ -21,14 +21,15 @@ import (
 type metaRouters struct {
 	t     *testing.T
 	dirs  []string
-	addrs map[uint64]string
+	addrs map[uint64]string // client addresses
+	peers map[uint64]string // peer addresses: the meta group's members
 	lns   []net.Listener
 	rs    []*Router
 }
 
 func startMetaRouters(t *testing.T, n int) *metaRouters {
 	t.Helper()
-	m := &metaRouters{t: t, addrs: map[uint64]string{}}
+	m := &metaRouters{t: t, addrs: map[uint64]string{}, peers: map[uint64]string{}}
 	for i := 1; i <= n; i++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -36,6 +37,12 @@ func startMetaRouters(t *testing.T, n int) *metaRouters {
 		}
 		m.lns = append(m.lns, ln)
 		m.addrs[uint64(i)] = ln.Addr().String()
+		pl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.peers[uint64(i)] = pl.Addr().String()
+		pl.Close() // the router listens there itself
 		m.dirs = append(m.dirs, t.TempDir())
 	}
 	m.rs = make([]*Router, n)
@@ -58,7 +65,7 @@ func (m *metaRouters) start(i int, ln net.Listener) {
 	cfg.ID = "r" + strconv.Itoa(i+1)
 	cfg.DataDir = m.dirs[i]
 	cfg.Bootstrap = control.BootstrapTable(twoClusters())
-	cfg.Meta = &control.MetaConfig{RaftID: uint64(i + 1), Peers: m.addrs, TickInterval: 20 * time.Millisecond}
+	cfg.Meta = &control.MetaConfig{RaftID: uint64(i + 1), Peers: m.peers, TickInterval: 20 * time.Millisecond}
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	r, err := New(cfg)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -37,7 +38,11 @@ type Router struct {
 	meta     *control.MetaTable     // set when the table is the meta group's
 	metaTr   *replica.WireTransport // carries the meta group's raft traffic
 	pool     *rpc.Pool
-	srv      *rpc.Server
+	srv      *rpc.Server  // the client plane
+	peerSrv  *rpc.Server  // the peer plane; nil without a meta group
+	peerLn   net.Listener // the peer listener; nil without a meta group
+	peerAddr string       // advertised peer address
+	dropped  atomic.Uint64
 	ops      *ops.Server   // the HTTP side port, nil when Config.HTTP is ""
 	gossip   *gossip.Pool  // nil when Config.Gossip is ""
 	live     liveness      // what gossip says of node addresses
@@ -57,7 +62,8 @@ type Router struct {
 
 // New returns a router for cfg. Zero optional fields take their defaults
 // (DefaultConfig) before cfg is validated. It opens (or bootstraps) the
-// routing table but does not listen; call Serve or ListenAndServe.
+// routing table and, with a meta group, serves the peer listener; for
+// clients call Serve or ListenAndServe.
 func New(cfg Config) (*Router, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -102,7 +108,13 @@ func New(cfg Config) (*Router, error) {
 			Help: "Leader hints (gossip, NOT_LEADER) ignored because the routing table does not list the address for the cluster.",
 		}, func() float64 { return float64(r.hints.refused.Load()) }))
 	}
-	r.srv = rpc.NewServer(scfg, r)
+	r.srv = rpc.NewServer(scfg, rpc.PlaneHandler(wire.ClientPlane, wire.RouterPlane, &r.dropped, r))
+	if r.meta != nil {
+		if err := r.servePeers(scfg); err != nil {
+			r.Close()
+			return nil, err
+		}
+	}
 	if reg != nil {
 		var err error
 		r.ops, err = ops.Start(ops.Config{Addr: cfg.HTTP, Registry: reg, Ready: r.ready, Logger: r.log, Pprof: cfg.Pprof})
@@ -124,6 +136,24 @@ func New(cfg Config) (*Router, error) {
 	}
 	return r, nil
 }
+
+// servePeers serves the peer plane on cfg.PeerListen, with the client
+// server's settings: the one place the peer server is built.
+func (r *Router) servePeers(scfg rpc.ServerConfig) error {
+	ln, err := net.Listen("tcp", r.cfg.PeerListen)
+	if err != nil {
+		return fmt.Errorf("router: peer listen %s: %w", r.cfg.PeerListen, err)
+	}
+	r.peerLn, r.peerAddr = ln, rpc.Advertise(r.cfg.PeerAdvertise, ln)
+	r.peerSrv = rpc.NewServer(scfg, rpc.PlaneHandler(wire.PeerPlane, wire.RouterPlane, nil, r))
+	go r.peerSrv.Serve(ln)
+	r.log.Info("serving peers", "peer_addr", r.peerAddr)
+	return nil
+}
+
+// PeerAddr returns the router's advertised peer address, "" without a
+// meta group.
+func (r *Router) PeerAddr() string { return r.peerAddr }
 
 // ready is /readyz: the router can route once its table covers the ring.
 func (r *Router) ready() error {
@@ -204,7 +234,7 @@ func (r *Router) FailErr() error {
 func (r *Router) Serve(ln net.Listener) error {
 	r.mu.Lock()
 	if r.addr == "" {
-		r.addr = ln.Addr().String()
+		r.addr = rpc.Advertise(r.cfg.Advertise, ln)
 	}
 	r.mu.Unlock()
 	r.log.Info("serving", "addr", ln.Addr().String(), "table_version", r.table.Current().Version)
@@ -220,7 +250,8 @@ func (r *Router) ListenAndServe() error {
 	return r.Serve(ln)
 }
 
-// Addr returns the address of the first listener served, "" before Serve.
+// Addr returns the advertised client address: Config.Advertise, else the
+// address of the first listener served; "" before Serve.
 func (r *Router) Addr() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -239,6 +270,12 @@ func (r *Router) Close() error {
 			r.ops.Close()
 		}
 		r.srv.Close()
+		if r.peerSrv != nil {
+			r.peerSrv.Close()
+		}
+		if r.peerLn != nil {
+			r.peerLn.Close()
+		}
 		if r.splits != nil {
 			r.splits.Close()
 		}

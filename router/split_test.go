@@ -32,9 +32,13 @@ func startJoiners(t *testing.T, d *testcluster.Deployment, id string, firstID ui
 		if err != nil {
 			t.Fatal(err)
 		}
-		peers := map[uint64]string{nid: addr}
+		peer, err := testcluster.FreeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		peers := map[uint64]string{nid: peer}
 		for _, m := range src.Members {
-			peers[m.ID] = m.Addr
+			peers[m.ID] = m.Peer()
 		}
 		cfg := cluster.DefaultConfig()
 		cfg.NodeID, cfg.ClusterID, cfg.Listen, cfg.Peers, cfg.Join = nid, id, addr, peers, true
@@ -45,7 +49,7 @@ func startJoiners(t *testing.T, d *testcluster.Deployment, id string, firstID ui
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { node.Close() })
-		out = append(out, wire.Member{ID: nid, Addr: addr})
+		out = append(out, wire.Member{ID: nid, Addr: addr, PeerAddr: peer})
 	}
 	return out
 }
@@ -64,6 +68,7 @@ func startSplit(t *testing.T) (*testcluster.Deployment, []wire.Member, context.C
 
 func metaRouter(rc *router.Config) {
 	rc.Meta = &control.MetaConfig{RaftID: 1, Peers: map[uint64]string{1: "127.0.0.1:1"}, TickInterval: 10 * time.Millisecond}
+	rc.PeerListen = "127.0.0.1:0" // a group of one: nobody dials its peer address
 }
 
 // waitSplit polls until the split of c1 is done, checking that every table

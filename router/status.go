@@ -61,7 +61,7 @@ func (r *Router) status(ctx context.Context) *wire.Status {
 // nodeStatus asks one member for its status.
 func (r *Router) nodeStatus(ctx context.Context, cluster string, m wire.Member) wire.NodeStatus {
 	down := func(format string, args ...any) wire.NodeStatus {
-		return wire.NodeStatus{ID: m.ID, Cluster: cluster, Addr: m.Addr, Role: RoleDown, Error: fmt.Sprintf(format, args...)}
+		return wire.NodeStatus{ID: m.ID, Cluster: cluster, Addr: m.Addr, PeerAddr: m.PeerAddr, Role: RoleDown, Error: fmt.Sprintf(format, args...)}
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.StatusTimeout)
 	defer cancel()
@@ -114,7 +114,7 @@ func pickLeader(nodes []wire.NodeStatus) string {
 
 // self is this router's own line of the status.
 func (r *Router) self() wire.RouterStatus {
-	rs := wire.RouterStatus{ID: r.cfg.ID, Addr: r.Addr(), Version: r.table.Current().Version, PID: r.cfg.PID}
+	rs := wire.RouterStatus{ID: r.cfg.ID, Addr: r.Addr(), PeerAddr: r.peerAddr, Version: r.table.Current().Version, PID: r.cfg.PID, WrongPlaneFrames: r.dropped.Load()}
 	if r.meta != nil {
 		st := r.meta.Replica().Status()
 		rs.RaftID, rs.Leader, rs.Applied = st.ID, st.Role == "leader", st.Applied
@@ -122,8 +122,9 @@ func (r *Router) self() wire.RouterStatus {
 	return rs
 }
 
-// routers asks every member of the meta group for its own status, in
-// parallel; an unreachable router is listed with Error set.
+// routers asks every member of the meta group for its own status, on its
+// peer address, in parallel; an unreachable router is listed with Error
+// set.
 func (r *Router) routers(ctx context.Context) []wire.RouterStatus {
 	members := r.meta.Replica().Members()
 	out := make([]wire.RouterStatus, len(members))
@@ -135,10 +136,11 @@ func (r *Router) routers(ctx context.Context) []wire.RouterStatus {
 			continue
 		}
 		wg.Go(func() {
-			out[i] = wire.RouterStatus{RaftID: m.ID, Addr: m.Addr}
+			addr, peer := wire.SplitAddrs(m.Addr)
+			out[i] = wire.RouterStatus{RaftID: m.ID, Addr: addr, PeerAddr: peer}
 			ctx, cancel := context.WithTimeout(ctx, r.cfg.StatusTimeout)
 			defer cancel()
-			conn, err := r.pool.Get(ctx, m.Addr)
+			conn, err := r.pool.Get(ctx, peer)
 			if err != nil {
 				out[i].Error = err.Error()
 				return

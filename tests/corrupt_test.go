@@ -169,18 +169,20 @@ func startCorruptCluster(t *testing.T) *corruptCluster {
 	t.Helper()
 	c := &corruptCluster{pool: rpc.NewPool(rpc.DialConfig{Client: "corrupt-test"})}
 	t.Cleanup(c.pool.Close)
-	peers := map[uint64]string{}
+	addrs, peers := map[uint64]string{}, map[uint64]string{}
 	for id := uint64(1); id <= 3; id++ {
-		addr, err := testcluster.FreeAddr()
-		if err != nil {
-			t.Fatal(err)
+		for _, m := range []map[uint64]string{addrs, peers} {
+			addr, err := testcluster.FreeAddr()
+			if err != nil {
+				t.Fatal(err)
+			}
+			m[id] = addr
 		}
-		peers[id] = addr
 	}
 	dir := t.TempDir()
 	for id := uint64(1); id <= 3; id++ {
 		cfg := cluster.DefaultConfig()
-		cfg.NodeID, cfg.ClusterID, cfg.Listen, cfg.Peers = id, "c1", peers[id], peers
+		cfg.NodeID, cfg.ClusterID, cfg.Listen, cfg.Peers, cfg.Clients = id, "c1", addrs[id], peers, addrs
 		cfg.DataDir = filepath.Join(dir, "n"+strconv.FormatUint(id, 10))
 		cfg.ChunkSize = 64 << 10
 		cfg.ScrubRate = 0

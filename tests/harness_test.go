@@ -73,6 +73,7 @@ type deployment struct {
 	cmd     *exec.Cmd
 	stdout  *syncbuf.Buffer
 	done    chan error
+	token   string // root token; "" for a deployment without one
 }
 
 // startUp runs `cleave up` on dir (reusing router if set) and waits until it
@@ -106,6 +107,9 @@ func startUpEnv(t testing.TB, dir, router string, env []string, args ...string) 
 		if topo, err := up.LoadTopology(dir); err == nil {
 			d.routers = topo.RouterAddrs()
 		}
+		// `cleave up` keeps a root token: the harness's clients may do
+		// everything.
+		d.token, _ = up.ReadToken(dir)
 	}()
 	err = eventually.Within(90*time.Second, "cleave up", func() error {
 		select {
@@ -160,7 +164,7 @@ func (d *deployment) dial(t testing.TB) *client.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, d.routerList(), client.WithToken(d.token(t)))
+	c, err := client.Dial(ctx, d.routerList(), client.WithToken(d.token))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,16 +181,6 @@ func (d *deployment) anonymousCLI(t testing.TB, args ...string) ([]byte, error) 
 	return cmd.CombinedOutput()
 }
 
-// token returns the deployment's root token, which `cleave up` saved in
-// its data directory: the harness's clients may do everything.
-func (d *deployment) token(t testing.TB) string {
-	t.Helper()
-	tok, err := up.ReadToken(d.dir)
-	if err != nil {
-		t.Fatalf("root token of the deployment: %v", err)
-	}
-	return tok
-}
 
 // routerList returns every router's address (just the first until the
 // deployment has been read).
@@ -215,7 +209,7 @@ func (d *deployment) status(t testing.TB) *wire.Status {
 func (d *deployment) cli(t testing.TB, stdin io.Reader, args ...string) ([]byte, error) {
 	t.Helper()
 	cmd := exec.Command(cleaveBin, args...)
-	cmd.Env = append(os.Environ(), "CLEAVE_ROUTER="+strings.Join(d.routerList(), ","), "CLEAVE_TOKEN="+d.token(t))
+	cmd.Env = append(os.Environ(), "CLEAVE_ROUTER="+strings.Join(d.routerList(), ","), "CLEAVE_TOKEN="+d.token)
 	cmd.Stdin = stdin
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

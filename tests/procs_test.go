@@ -52,7 +52,8 @@ type proc struct {
 type procNode struct {
 	proc
 	id   uint64
-	addr string // HOST:PORT it listens on, as its peers know it
+	addr string // HOST:PORT of its client listener
+	peer string // HOST:PORT of its peer listener
 	data string
 	ns   string // its network namespace, "" on loopback
 	ip   string // its address in the lab, "" on loopback
@@ -71,23 +72,24 @@ func startProcCluster(t testing.TB, n int, lab *netLab, retention uint64) *procC
 	for id := uint64(1); id <= uint64(n); id++ {
 		nd := pc.newNode(id)
 		pc.nodes[id] = nd
-		peers = append(peers, fmt.Sprintf("%d=%s", id, nd.addr))
+		peers = append(peers, nd.peerFlag())
 	}
 	for id := uint64(1); id <= uint64(n); id++ {
 		nd := pc.nodes[id]
 		nd.argv = pc.nodeArgv(nd, strings.Join(peers, ","), false)
 		pc.start(&nd.proc)
 	}
-	raddr := freeAddr(t)
+	raddr, rpeer := freeAddr(t), freeAddr(t)
 	if lab != nil {
 		raddr = lab.hostIP + ":" + strconv.Itoa(freePort(t))
+		rpeer = lab.hostIP + ":" + strconv.Itoa(freePort(t))
 	}
 	var members []string
 	for id := uint64(1); id <= uint64(n); id++ {
-		members = append(members, fmt.Sprintf("%d@%s", id, pc.nodes[id].addr))
+		members = append(members, fmt.Sprintf("%d@%s/%s", id, pc.nodes[id].addr, pc.nodes[id].peer))
 	}
 	pc.router = &proc{name: "router", argv: []string{cleaveBin, "router", "--id", "r1", "--listen", raddr,
-		"--data", filepath.Join(pc.dir, "router"), "--raft-id", "1", "--peers", "1=" + raddr,
+		"--data", filepath.Join(pc.dir, "router"), "--raft-id", "1", "--peers", "1=" + raddr + "/" + rpeer,
 		"--cluster", clusterID + "=" + strings.Join(members, ","), "--report-pid"}}
 	pc.start(pc.router)
 	pc.d = &deployment{dir: pc.dir, router: raddr, routers: []string{raddr}}
@@ -114,16 +116,19 @@ func (pc *procCluster) newNode(id uint64) *procNode {
 	nd.name = fmt.Sprintf("node%d", id)
 	if pc.lab != nil {
 		nd.ns, nd.ip = pc.lab.addNode(pc.t, id)
-		nd.addr = nd.ip + ":7000"
+		nd.addr, nd.peer = nd.ip+":7000", nd.ip+":7001"
 	} else {
-		nd.addr = freeAddr(pc.t)
+		nd.addr, nd.peer = freeAddr(pc.t), freeAddr(pc.t)
 	}
 	return nd
 }
 
+// peerFlag is the node's entry in a --peers list: ID=CLIENT/PEER.
+func (nd *procNode) peerFlag() string { return fmt.Sprintf("%d=%s/%s", nd.id, nd.addr, nd.peer) }
+
 func (pc *procCluster) nodeArgv(nd *procNode, peers string, join bool) []string {
 	argv := []string{cleaveBin, "node", "--id", strconv.FormatUint(nd.id, 10), "--cluster", clusterID,
-		"--listen", nd.addr, "--peers", peers, "--data", nd.data, "--report-pid",
+		"--listen", nd.addr, "--peer-listen", nd.peer, "--peers", peers, "--data", nd.data, "--report-pid",
 		"--log-retention", strconv.FormatUint(pc.retention, 10)}
 	if join {
 		argv = append(argv, "--join")
@@ -217,11 +222,11 @@ func (pc *procCluster) ids() []uint64 {
 }
 
 // joinNode starts node id empty with --join; peers lists the current
-// members as ID=HOST:PORT.
+// members as ID=CLIENT/PEER.
 func (pc *procCluster) joinNode(id uint64, peers []string) *procNode {
 	pc.t.Helper()
 	nd := pc.newNode(id)
-	nd.argv = pc.nodeArgv(nd, strings.Join(append([]string{fmt.Sprintf("%d=%s", id, nd.addr)}, peers...), ","), true)
+	nd.argv = pc.nodeArgv(nd, strings.Join(append([]string{nd.peerFlag()}, peers...), ","), true)
 	pc.mu.Lock()
 	pc.nodes[id] = nd
 	pc.mu.Unlock()
@@ -298,13 +303,13 @@ func (pc *procCluster) wipe(t testing.TB, id uint64) *procNode {
 	return nd
 }
 
-// peersExcept lists every node but id as ID=HOST:PORT, the peers joinNode
+// peersExcept lists every node but id as ID=CLIENT/PEER, the peers joinNode
 // takes for a node that replaces id.
 func (pc *procCluster) peersExcept(id uint64) []string {
 	var peers []string
 	for _, other := range pc.ids() {
 		if other != id {
-			peers = append(peers, fmt.Sprintf("%d=%s", other, pc.node(other).addr))
+			peers = append(peers, pc.node(other).peerFlag())
 		}
 	}
 	return peers

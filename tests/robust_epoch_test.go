@@ -54,7 +54,7 @@ const termJump = 1000
 func TestRobustStaleEpochFrame(t *testing.T) {
 	skipInShortMode(t, "robustness schedules")
 	d := ownDeployment(t, "--clusters", "1")
-	pool := rpc.NewPool(rpc.DialConfig{Client: "robust-epoch", Token: d.token(t)})
+	pool := rpc.NewPool(rpc.DialConfig{Client: "robust-epoch", Token: d.token})
 	t.Cleanup(pool.Close)
 	seed := scheduleSeed(t)
 	before := map[string]*wire.NodeStatus{} // by address, just before the frames
@@ -99,7 +99,7 @@ func TestRobustStaleEpochFrame(t *testing.T) {
 						{"c2", 2, heartbeat(other, st.ID, st.Term+termJump, 0)},
 					}
 				}
-				n := sendFrames(t, a, d.token(t), frames)
+				n := sendFrames(t, st.PeerAddr, d.token, frames)
 				want[a] = n
 				t.Logf("node %d (%s, %s, term %d, leader %d): sent %d frames of another group or epoch, %d committing beyond its log",
 					st.ID, cl, st.Role, st.Term, st.Leader, n[0], n[1])

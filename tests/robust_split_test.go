@@ -42,7 +42,7 @@ import (
 func TestRobustSplitHeldLearner(t *testing.T) {
 	skipInShortMode(t, "robustness schedules")
 	d := ownDeploymentEnv(t, []string{"CLEAVE_TEST_SPLIT_HOLD=" + string(wire.SplitCaughtUp)}, "--clusters", "1")
-	pool := rpc.NewPool(rpc.DialConfig{Client: "robust-split", Token: d.token(t)})
+	pool := rpc.NewPool(rpc.DialConfig{Client: "robust-split", Token: d.token})
 	t.Cleanup(pool.Close)
 	c := d.dial(t)
 	seed := scheduleSeed(t)

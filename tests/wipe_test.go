@@ -92,7 +92,7 @@ func TestWipedFollowerRejoinsBySnapshot(t *testing.T) {
 	nn := pc.joinNode(newID, pc.peersExcept(dead))
 	start := time.Now()
 	out, err := pc.d.cli(t, nil, "--timeout", "60s", "node", "replace", "--cluster", clusterID,
-		"--dead", fmt.Sprint(dead), "--id", fmt.Sprint(newID), "--addr", nn.addr)
+		"--dead", fmt.Sprint(dead), "--id", fmt.Sprint(newID), "--addr", nn.addr, "--peer-addr", nn.peer)
 	if err != nil {
 		t.Fatalf("cleave node replace: %v\n%s", err, out)
 	}

@@ -13,9 +13,9 @@ import (
 // Package main (cmd/cleave) reads them, and its tests check that it reads
 // back what these write.
 
-// FormatPeers writes peers, raft id -> address, the way `cleave node
-// --peers` and `cleave router --peers` read them: "1=HOST:PORT,2=HOST:PORT",
-// sorted by id.
+// FormatPeers writes peers, raft id -> addresses (wire.JoinAddrs), the way
+// `cleave node --peers` and `cleave router --peers` read them:
+// "1=HOST:PORT/PEER_HOST:PORT,2=...", sorted by id.
 func FormatPeers(peers map[uint64]string) string {
 	ids := make([]uint64, 0, len(peers))
 	for id := range peers {
@@ -30,11 +30,11 @@ func FormatPeers(peers map[uint64]string) string {
 }
 
 // FormatCluster writes ci the way `cleave router --cluster` reads it:
-// "c1=1@HOST:PORT,2@HOST:PORT".
+// "c1=1@HOST:PORT/PEER_HOST:PORT,2@...".
 func FormatCluster(ci wire.ClusterInfo) string {
 	parts := make([]string, len(ci.Members))
 	for i, m := range ci.Members {
-		parts[i] = strconv.FormatUint(m.ID, 10) + "@" + m.Addr
+		parts[i] = strconv.FormatUint(m.ID, 10) + "@" + wire.JoinAddrs(m.Addr, m.PeerAddr)
 	}
 	return ci.ID + "=" + strings.Join(parts, ",")
 }

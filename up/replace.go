@@ -6,6 +6,8 @@ import (
 	"os"
 	"slices"
 	"time"
+
+	"github.com/cleavefs/cleave/wire"
 )
 
 // Replacing a node whose process keeps dying ("replace a dead node"). A node that exits flapExits times within flapWindow has
@@ -70,21 +72,12 @@ func (s *supervisor) replaceNode(ctx context.Context, cluster string, dead uint6
 		return fmt.Errorf("no node %d in %s", dead, cluster)
 	}
 	old := c.Nodes[i]
-	var used []string
-	for _, r := range s.topo.Routers {
-		used = append(used, r.Listen, r.Gossip)
-	}
-	for _, cc := range s.topo.Clusters {
-		for _, n := range cc.Nodes {
-			used = append(used, n.Addr, n.Gossip)
-		}
-	}
-	addrs, err := FreePorts(2, used...)
+	addrs, err := FreePorts(3, s.topo.addrs()...)
 	if err != nil {
 		s.mu.Unlock()
 		return err
 	}
-	fresh := NodeSpec{ID: s.topo.nextNodeID(), Addr: addrs[0], Gossip: addrs[1], Join: true}
+	fresh := NodeSpec{ID: s.topo.nextNodeID(), Addr: addrs[0], Gossip: addrs[1], Peer: addrs[2], Join: true}
 	c.Nodes[i] = fresh
 	spec := *c
 	if err := SaveTopology(s.cfg.DataDir, s.topo); err != nil {
@@ -131,7 +124,7 @@ func (s *supervisor) replaceNode(ctx context.Context, cluster string, dead uint6
 		return putBack(err)
 	}
 	defer cl.Close()
-	if _, err := cl.ReplaceNode(ctx, cluster, dead, fresh.ID, fresh.Addr, func(step string) {
+	if _, err := cl.ReplaceNode(ctx, cluster, dead, fresh.ID, wire.JoinAddrs(fresh.Addr, fresh.Peer), func(step string) {
 		s.log.Info("replace: " + step)
 	}); err != nil {
 		return putBack(err)

@@ -112,7 +112,7 @@ func prepareTopology(cfg Config, warn func(msg string, args ...any)) (*Topology,
 		if msg := topo.Mismatch(cfg.Clusters, cfg.Replicas); msg != "" {
 			warn(msg, "data", cfg.DataDir)
 		}
-		if changed, err := topo.assignGossip(); err != nil {
+		if changed, err := topo.assignPorts(); err != nil {
 			return nil, fmt.Errorf("up: %w", err)
 		} else if changed {
 			if err := SaveTopology(cfg.DataDir, topo); err != nil {
@@ -233,6 +233,7 @@ func nodeChildren(cfg Config, t *Topology, c ClusterSpec) []child {
 			"--id", strconv.FormatUint(n.ID, 10),
 			"--cluster", c.ID,
 			"--listen", n.Addr,
+			"--peer-listen", n.Peer,
 			"--peers", FormatPeers(peers),
 			"--data", nodeDir(cfg.DataDir, c, n),
 		}
@@ -279,7 +280,7 @@ func routerChildren(cfg Config, t *Topology) []child {
 			"--log-level", cfg.LogLevel,
 		}
 		if meta != nil {
-			args = append(args, "--raft-id", strconv.FormatUint(r.RaftID, 10), "--peers", FormatPeers(meta))
+			args = append(args, "--raft-id", strconv.FormatUint(r.RaftID, 10), "--peer-listen", r.Peer, "--peers", FormatPeers(meta))
 		}
 		for _, c := range t.Bootstrap() {
 			args = append(args, "--cluster", FormatCluster(c.Info()))

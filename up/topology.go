@@ -40,7 +40,8 @@ type Topology struct {
 type RouterSpec struct {
 	ID     string `json:"id"`                // router id, "r1"
 	RaftID uint64 `json:"raft_id,omitempty"` // member id in the meta group
-	Listen string `json:"listen"`            // client (and meta group) address, HOST:PORT
+	Listen string `json:"listen"`            // client address, HOST:PORT
+	Peer   string `json:"peer,omitempty"`    // peer address (meta group, router to router), HOST:PORT
 	Gossip string `json:"gossip,omitempty"`  // gossip pool address (UDP and TCP)
 }
 
@@ -54,15 +55,15 @@ func (t *Topology) Listen() string {
 }
 
 // addrs returns every address the topology's processes listen on: each
-// router's client and gossip address, each node's Raft and gossip address.
+// router's and node's client, peer and gossip address.
 func (t *Topology) addrs() []string {
 	var used []string
 	for _, r := range t.Routers {
-		used = append(used, r.Listen, r.Gossip)
+		used = append(used, r.Listen, r.Peer, r.Gossip)
 	}
 	for _, c := range t.Clusters {
 		for _, n := range c.Nodes {
-			used = append(used, n.Addr, n.Gossip)
+			used = append(used, n.Addr, n.Peer, n.Gossip)
 		}
 	}
 	return used
@@ -77,15 +78,16 @@ func (t *Topology) RouterAddrs() []string {
 	return out
 }
 
-// MetaPeers returns the meta group's members as raft id -> address; empty
-// for a single router, which keeps its table in a file.
+// MetaPeers returns the meta group's members as raft id -> addresses
+// (wire.JoinAddrs: client and peer); empty for a single router, which
+// keeps its table in a file.
 func (t *Topology) MetaPeers() map[uint64]string {
 	if len(t.Routers) < 2 {
 		return nil
 	}
 	p := make(map[uint64]string, len(t.Routers))
 	for _, r := range t.Routers {
-		p[r.RaftID] = r.Listen
+		p[r.RaftID] = wire.JoinAddrs(r.Listen, r.Peer)
 	}
 	return p
 }
@@ -102,20 +104,24 @@ func (t *Topology) GossipSeeds() []string {
 	return out
 }
 
-// assignGossip gives every process without a gossip address a free one and
-// reports whether it changed anything (older up.json files have none).
-func (t *Topology) assignGossip() (bool, error) {
+// assignPorts gives every process without a gossip or peer address a
+// free one and reports whether it changed anything (older up.json files
+// have none).
+func (t *Topology) assignPorts() (bool, error) {
 	var slots []*string
-	for i := range t.Routers {
-		if t.Routers[i].Gossip == "" {
-			slots = append(slots, &t.Routers[i].Gossip)
+	add := func(p *string) {
+		if *p == "" {
+			slots = append(slots, p)
 		}
+	}
+	for i := range t.Routers {
+		add(&t.Routers[i].Gossip)
+		add(&t.Routers[i].Peer)
 	}
 	for i := range t.Clusters {
 		for j := range t.Clusters[i].Nodes {
-			if t.Clusters[i].Nodes[j].Gossip == "" {
-				slots = append(slots, &t.Clusters[i].Nodes[j].Gossip)
-			}
+			add(&t.Clusters[i].Nodes[j].Gossip)
+			add(&t.Clusters[i].Nodes[j].Peer)
 		}
 	}
 	if len(slots) == 0 {
@@ -159,7 +165,8 @@ type ClusterSpec struct {
 // NodeSpec is one storage node of a cluster.
 type NodeSpec struct {
 	ID     uint64 `json:"id"`               // raft id, unique across the deployment
-	Addr   string `json:"addr"`             // HOST:PORT the node listens on
+	Addr   string `json:"addr"`             // client address, HOST:PORT
+	Peer   string `json:"peer,omitempty"`   // peer address (raft, membership, split), HOST:PORT
 	Gossip string `json:"gossip,omitempty"` // gossip pool address (UDP and TCP)
 	Join   bool   `json:"join,omitempty"`   // added to a running cluster (a replacement): starts with --join
 }
@@ -203,16 +210,17 @@ func (c *ClusterSpec) UnmarshalJSON(b []byte) error {
 func (c ClusterSpec) Info() wire.ClusterInfo {
 	ci := wire.ClusterInfo{ID: c.ID, Members: make([]wire.Member, len(c.Nodes))}
 	for i, n := range c.Nodes {
-		ci.Members[i] = wire.Member{ID: n.ID, Addr: n.Addr}
+		ci.Members[i] = wire.Member{ID: n.ID, Addr: n.Addr, PeerAddr: n.Peer}
 	}
 	return ci
 }
 
-// Peers returns the cluster's members as raft id -> address.
+// Peers returns the cluster's members as raft id -> addresses
+// (wire.JoinAddrs: client and peer), as `cleave node --peers` reads them.
 func (c ClusterSpec) Peers() map[uint64]string {
 	p := make(map[uint64]string, len(c.Nodes))
 	for _, n := range c.Nodes {
-		p[n.ID] = n.Addr
+		p[n.ID] = wire.JoinAddrs(n.Addr, n.Peer)
 	}
 	return p
 }
@@ -239,13 +247,9 @@ func (t *Topology) Validate() error {
 		if r.ID == "" {
 			return fmt.Errorf("a router has no id")
 		}
-		if err := CheckAddr(r.Listen); err != nil {
+		if err := claimAddrs(addrs, "router "+r.ID, r.Listen, r.Peer); err != nil {
 			return fmt.Errorf("router %s: %v", r.ID, err)
 		}
-		if other, dup := addrs[r.Listen]; dup {
-			return fmt.Errorf("router %s: address %s already used by %s", r.ID, r.Listen, other)
-		}
-		addrs[r.Listen] = "router " + r.ID
 		if len(t.Routers) > 1 && (r.RaftID == 0 || raftIDs[r.RaftID]) {
 			return fmt.Errorf("router %s: raft id %d is zero or repeated", r.ID, r.RaftID)
 		}
@@ -270,13 +274,9 @@ func (t *Topology) Validate() error {
 				return fmt.Errorf("cluster %q: node id %d is zero or repeated", c.ID, n.ID)
 			}
 			nodes[n.ID] = true
-			if err := CheckAddr(n.Addr); err != nil {
+			if err := claimAddrs(addrs, "node "+strconv.FormatUint(n.ID, 10), n.Addr, n.Peer); err != nil {
 				return fmt.Errorf("cluster %q: node %d: %v", c.ID, n.ID, err)
 			}
-			if other, dup := addrs[n.Addr]; dup {
-				return fmt.Errorf("cluster %q: node %d: address %s already used by %s", c.ID, n.ID, n.Addr, other)
-			}
-			addrs[n.Addr] = "node " + strconv.FormatUint(n.ID, 10)
 		}
 		if !c.Pending {
 			ranges = append(ranges, c.Range)
@@ -292,6 +292,24 @@ func (t *Topology) Validate() error {
 	}
 	if err := ring.CheckPartition(ranges); err != nil {
 		return fmt.Errorf("cluster ranges: %v", err)
+	}
+	return nil
+}
+
+// claimAddrs records a process's client address and its peer address (if
+// set) in used, by owner, and says which is malformed or taken.
+func claimAddrs(used map[string]string, owner, addr, peer string) error {
+	for i, a := range []string{addr, peer} {
+		if i == 1 && a == "" {
+			continue
+		}
+		if err := CheckAddr(a); err != nil {
+			return err
+		}
+		if other, dup := used[a]; dup {
+			return fmt.Errorf("address %s already used by %s", a, other)
+		}
+		used[a] = owner
 	}
 	return nil
 }
@@ -393,7 +411,7 @@ func NewTopology(clusters, replicas, routers int, routerListen string) (*Topolog
 		}
 		t.Clusters = append(t.Clusters, c)
 	}
-	if _, err := t.assignGossip(); err != nil {
+	if _, err := t.assignPorts(); err != nil {
 		return nil, err
 	}
 	return t, t.Validate()

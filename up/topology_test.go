@@ -47,7 +47,7 @@ func TestNewTopology(t *testing.T) {
 	if len(topo.Routers) != 3 || topo.Listen() != "127.0.0.1:7400" || topo.Routers[0].ID == "" {
 		t.Errorf("routers %+v", topo.Routers)
 	}
-	if p := topo.MetaPeers(); len(p) != 3 || p[1] != "127.0.0.1:7400" {
+	if p := topo.MetaPeers(); len(p) != 3 || p[1] != "127.0.0.1:7400/"+topo.Routers[0].Peer || topo.Routers[0].Peer == "" {
 		t.Errorf("meta peers %v", p)
 	}
 	if _, err := NewTopology(0, 3, 1, "127.0.0.1:7400"); err == nil {

@@ -3,6 +3,7 @@ package wire
 import (
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // ProtocolVersion is the version this build speaks in HELLO.
@@ -95,6 +96,64 @@ func (o Op) Mutating() bool {
 
 // OneWay reports whether o expects no response.
 func (o Op) OneWay() bool { return o == OpRaft }
+
+// Plane is one of the two listeners of a cleave process: the client plane
+// (SDK and CLI to router, router to node data ops) and the peer plane
+// (raft, snapshots, membership, split, router to router). A process serves
+// an op only on the planes it belongs to and refuses it on the other.
+type Plane uint8
+
+// The planes.
+const (
+	ClientPlane Plane = iota
+	PeerPlane
+)
+
+func (p Plane) String() string {
+	if p == PeerPlane {
+		return "peer"
+	}
+	return "client"
+}
+
+// NodePlane reports whether a storage node serves o on plane p. The peer
+// plane serves raft traffic, snapshots, chunk fetches between members,
+// membership changes, a split's fork and cleanup, and STATUS; the client
+// plane serves the data ops and STATUS.
+func NodePlane(o Op, p Plane) bool {
+	switch o {
+	case OpStatus, OpHello:
+		return true
+	case OpRaft, OpSnapshot, OpChunkFetch, OpAddLearner, OpPromote, OpRemoveMember, OpSplitFork, OpSplitCleanup:
+		return p == PeerPlane
+	}
+	return p == ClientPlane
+}
+
+// RouterPlane reports whether a router serves o on plane p. The peer plane
+// serves the meta group's raft traffic and snapshots, ROUTER_INFO, and the
+// admin verbs a router passes on to the meta leader (SPLIT and the
+// membership ops), and STATUS; the client plane serves everything else
+// and the admin verbs, not raft, snapshots or ROUTER_INFO.
+func RouterPlane(o Op, p Plane) bool {
+	switch o {
+	case OpStatus, OpHello, OpSplit, OpAddLearner, OpPromote, OpRemoveMember:
+		return true
+	case OpRaft, OpSnapshot, OpRouterInfo:
+		return p == PeerPlane
+	}
+	return p == ClientPlane
+}
+
+// WrongPlane is the answer to an op refused on plane p: FORBIDDEN, naming
+// the listener that serves it.
+func WrongPlane(o Op, p Plane) *Response {
+	other := ClientPlane
+	if p == ClientPlane {
+		other = PeerPlane
+	}
+	return &Response{Code: Forbidden, Message: fmt.Sprintf("%v is served only on the %s listener, not on the %s listener", o, other, p)}
+}
 
 // Flags modify an operation.
 type Flags uint32
@@ -209,10 +268,11 @@ type SnapChunk struct {
 
 // MemberStatus is one member of a node's raft group as that node sees it.
 type MemberStatus struct {
-	ID    uint64 `msgpack:"id" json:"id"`
-	Addr  string `msgpack:"addr" json:"addr"`
-	Voter bool   `msgpack:"voter" json:"voter"`                     // false: learner
-	Match uint64 `msgpack:"match,omitempty" json:"match,omitempty"` // leader only: highest log index known replicated there
+	ID       uint64 `msgpack:"id" json:"id"`
+	Addr     string `msgpack:"addr" json:"addr"`                               // client address
+	PeerAddr string `msgpack:"peer_addr,omitempty" json:"peer_addr,omitempty"` // peer address; "" means Addr
+	Voter    bool   `msgpack:"voter" json:"voter"`                             // false: learner
+	Match    uint64 `msgpack:"match,omitempty" json:"match,omitempty"`         // leader only: highest log index known replicated there
 }
 
 // Hello opens a connection.
@@ -344,8 +404,9 @@ func (r Range) String() string {
 type NodeStatus struct {
 	ID         uint64 `msgpack:"id" json:"id"`
 	Cluster    string `msgpack:"cluster" json:"cluster"`
-	Addr       string `msgpack:"addr" json:"addr"`
-	Role       string `msgpack:"role" json:"role"` // leader, follower, candidate, learner, down
+	Addr       string `msgpack:"addr" json:"addr"`                               // client address
+	PeerAddr   string `msgpack:"peer_addr,omitempty" json:"peer_addr,omitempty"` // peer address
+	Role       string `msgpack:"role" json:"role"`                               // leader, follower, candidate, learner, down
 	Term       uint64 `msgpack:"term" json:"term"`
 	Leader     uint64 `msgpack:"leader" json:"leader_id"` // raft id of the leader it knows, 0 if none
 	LeaderAddr string `msgpack:"leader_addr" json:"-"`
@@ -384,6 +445,9 @@ type NodeStatus struct {
 	ForeignFrames   uint64 `msgpack:"foreign_frames,omitempty" json:"foreign_frames,omitempty"`
 	BadCommitFrames uint64 `msgpack:"bad_commit_frames,omitempty" json:"bad_commit_frames,omitempty"`
 	InvalidFrames   uint64 `msgpack:"invalid_frames,omitempty" json:"invalid_frames,omitempty"`
+	// WrongPlaneFrames counts one-way frames (RAFT) that arrived on the
+	// client listener and were dropped, since start.
+	WrongPlaneFrames uint64 `msgpack:"wrong_plane_frames,omitempty" json:"wrong_plane_frames,omitempty"`
 
 	Members  []MemberStatus `msgpack:"members,omitempty" json:"members,omitempty"`     // the raft group's members as this node knows them
 	LogFirst uint64         `msgpack:"log_first,omitempty" json:"log_first,omitempty"` // first index still in the local log (older ones are compacted)
@@ -479,20 +543,69 @@ type Status struct {
 
 // RouterStatus is one router of the meta group.
 type RouterStatus struct {
-	ID      string `msgpack:"id" json:"id"`           // router id, e.g. "r1"
-	RaftID  uint64 `msgpack:"raft_id" json:"raft_id"` // its member id in the meta group
-	Addr    string `msgpack:"addr" json:"addr"`
-	Leader  bool   `msgpack:"leader" json:"leader"` // leads the meta group
-	Applied uint64 `msgpack:"applied" json:"applied"`
-	Version uint64 `msgpack:"version" json:"version"` // routing-table version it routes with
-	PID     int    `msgpack:"pid" json:"pid"`         // OS pid under `cleave up`, else 0
-	Error   string `msgpack:"error,omitempty" json:"error,omitempty"`
+	ID     string `msgpack:"id" json:"id"`           // router id, e.g. "r1"
+	RaftID uint64 `msgpack:"raft_id" json:"raft_id"` // its member id in the meta group
+	Addr   string `msgpack:"addr" json:"addr"`       // client address
+	// PeerAddr is its peer address (meta group, router to router).
+	PeerAddr string `msgpack:"peer_addr,omitempty" json:"peer_addr,omitempty"`
+	// WrongPlaneFrames counts one-way frames (RAFT) that arrived on its
+	// client listener and were dropped, since start.
+	WrongPlaneFrames uint64 `msgpack:"wrong_plane_frames,omitempty" json:"wrong_plane_frames,omitempty"`
+	Leader           bool   `msgpack:"leader" json:"leader"` // leads the meta group
+	Applied          uint64 `msgpack:"applied" json:"applied"`
+	Version          uint64 `msgpack:"version" json:"version"` // routing-table version it routes with
+	PID              int    `msgpack:"pid" json:"pid"`         // OS pid under `cleave up`, else 0
+	Error            string `msgpack:"error,omitempty" json:"error,omitempty"`
 }
 
-// Member is one node of a cluster in the routing table.
+// Member is one node of a cluster in the routing table: its client
+// address (data ops) and its peer address (raft, membership, split). A
+// record without a peer address, written by older builds, means one
+// address for both.
 type Member struct {
-	ID   uint64 `msgpack:"id" json:"id"`
-	Addr string `msgpack:"addr" json:"addr"`
+	ID       uint64 `msgpack:"id" json:"id"`
+	Addr     string `msgpack:"addr" json:"addr"`
+	PeerAddr string `msgpack:"peer_addr,omitempty" json:"peer_addr,omitempty"`
+}
+
+// Peer returns m's peer address: PeerAddr, else Addr.
+func (m Member) Peer() string {
+	if m.PeerAddr != "" {
+		return m.PeerAddr
+	}
+	return m.Addr
+}
+
+// JoinAddrs writes a member's client and peer addresses as the one string
+// raft membership records and flag values carry: "ADDR/PEER_ADDR", or
+// just ADDR when both are the same (or peer is empty).
+func JoinAddrs(addr, peer string) string {
+	if peer == "" || peer == addr {
+		return addr
+	}
+	if addr == "" {
+		return peer
+	}
+	return addr + "/" + peer
+}
+
+// FixedPort returns addr when its port is a fixed one, "" when it is 0
+// (or addr is not HOST:PORT): two listeners given the same fixed address
+// collide, two given port 0 do not.
+func FixedPort(addr string) string {
+	if strings.HasSuffix(addr, ":0") || !strings.Contains(addr, ":") {
+		return ""
+	}
+	return addr
+}
+
+// SplitAddrs reads JoinAddrs's form back: a string without "/" (also every
+// record written before the planes were split) is both addresses.
+func SplitAddrs(s string) (addr, peer string) {
+	if a, p, ok := strings.Cut(s, "/"); ok {
+		return a, p
+	}
+	return s, s
 }
 
 // RangeOwner assigns a range to a cluster.

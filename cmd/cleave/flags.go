@@ -14,8 +14,10 @@ import (
 // up.FormatCluster when it starts its children; flags_test.go checks that
 // what it writes is what these read.
 
-// parsePeers parses "1=HOST:PORT,2=HOST:PORT,..." into raft id -> address.
-// Ids must be distinct nonzero numbers and addresses distinct HOST:PORTs.
+// parsePeers parses "1=ADDRS,2=ADDRS,..." into raft id -> ADDRS, where
+// ADDRS is a member's client and peer address as HOST:PORT/HOST:PORT
+// (wire.JoinAddrs), or one HOST:PORT for both. Ids must be distinct
+// nonzero numbers and addresses distinct HOST:PORTs.
 func parsePeers(s string) (map[uint64]string, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, fmt.Errorf("no peers: want ID=HOST:PORT,...")
@@ -31,22 +33,51 @@ func parsePeers(s string) (map[uint64]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("peer %q: %v", idText, err)
 		}
-		if err := up.CheckAddr(addr); err != nil {
-			return nil, fmt.Errorf("peer %q: %v", idText, err)
-		}
 		if _, dup := peers[id]; dup {
 			return nil, fmt.Errorf("peer %q: listed twice", idText)
 		}
-		if other, dup := byAddr[addr]; dup {
-			return nil, fmt.Errorf("peer %q: address %s already belongs to peer %d", idText, addr, other)
+		for _, a := range memberAddrs(addr) {
+			if err := up.CheckAddr(a); err != nil {
+				return nil, fmt.Errorf("peer %q: %v", idText, err)
+			}
+			if other, dup := byAddr[a]; dup {
+				return nil, fmt.Errorf("peer %q: address %s already belongs to peer %d", idText, a, other)
+			}
+			byAddr[a] = id
 		}
 		peers[id] = addr
-		byAddr[addr] = id
 	}
 	return peers, nil
 }
 
-// parseCluster parses one router --cluster value, "c1=1@HOST:PORT,2@HOST:PORT".
+// memberAddrs returns the addresses of one member's ADDRS: the client and
+// the peer address, or the one address given for both.
+func memberAddrs(s string) []string {
+	client, peer := wire.SplitAddrs(s)
+	if client == peer {
+		return []string{client}
+	}
+	return []string{client, peer}
+}
+
+// splitPeers turns parsePeers's result into a node's Peers (raft id ->
+// peer address) and Clients (raft id -> client address, for the members
+// whose ADDRS named one).
+func splitPeers(recs map[uint64]string) (peers, clients map[uint64]string) {
+	peers, clients = map[uint64]string{}, map[uint64]string{}
+	for id, rec := range recs {
+		client, peer := wire.SplitAddrs(rec)
+		peers[id] = peer
+		if client != peer {
+			clients[id] = client
+		}
+	}
+	return peers, clients
+}
+
+// parseCluster parses one router --cluster value,
+// "c1=1@HOST:PORT/PEER_HOST:PORT,2@...", each member's addresses as
+// parsePeers reads them.
 func parseCluster(s string) (wire.ClusterInfo, error) {
 	id, members, ok := strings.Cut(s, "=")
 	id = strings.TrimSpace(id)
@@ -69,17 +100,25 @@ func parseCluster(s string) (wire.ClusterInfo, error) {
 		if err != nil {
 			return wire.ClusterInfo{}, fmt.Errorf("cluster %q: member %q: %v", id, part, err)
 		}
-		if err := up.CheckAddr(addr); err != nil {
-			return wire.ClusterInfo{}, fmt.Errorf("cluster %q: member %q: %v", id, part, err)
-		}
 		if seen[nid] {
 			return wire.ClusterInfo{}, fmt.Errorf("cluster %q: member %d listed twice", id, nid)
 		}
-		if addrs[addr] {
-			return wire.ClusterInfo{}, fmt.Errorf("cluster %q: address %s listed twice", id, addr)
+		for _, a := range memberAddrs(addr) {
+			if err := up.CheckAddr(a); err != nil {
+				return wire.ClusterInfo{}, fmt.Errorf("cluster %q: member %q: %v", id, part, err)
+			}
+			if addrs[a] {
+				return wire.ClusterInfo{}, fmt.Errorf("cluster %q: address %s listed twice", id, a)
+			}
+			addrs[a] = true
 		}
-		seen[nid], addrs[addr] = true, true
-		ci.Members = append(ci.Members, wire.Member{ID: nid, Addr: addr})
+		seen[nid] = true
+		client, peer := wire.SplitAddrs(addr)
+		m := wire.Member{ID: nid, Addr: client}
+		if peer != client {
+			m.PeerAddr = peer
+		}
+		ci.Members = append(ci.Members, m)
 	}
 	return ci, nil
 }

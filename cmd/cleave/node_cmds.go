@@ -25,6 +25,7 @@ type memberFlags struct {
 	cluster string
 	id      uint64
 	addr    string
+	peer    string
 	dead    uint64
 }
 
@@ -33,7 +34,8 @@ func (m *memberFlags) register(cmd *cobra.Command, addr, dead bool) {
 	f.StringVar(&m.cluster, "cluster", "", "the cluster, e.g. c1 (required)")
 	f.Uint64Var(&m.id, "id", 0, "the node's raft id (required)")
 	if addr {
-		f.StringVar(&m.addr, "addr", "", "the node's HOST:PORT (required)")
+		f.StringVar(&m.addr, "addr", "", "the node's client address, HOST:PORT: its --listen or --advertise (required)")
+		f.StringVar(&m.peer, "peer-addr", "", "the node's peer address, HOST:PORT: its --peer-listen or --peer-advertise (required)")
 	}
 	if dead {
 		f.Uint64Var(&m.dead, "dead", 0, "raft id of the member to replace (required)")
@@ -72,17 +74,18 @@ func memberRun(m *memberFlags, need []string, op func(ctx context.Context, c *cl
 func nodeAddCmd() *cobra.Command {
 	var m memberFlags
 	cmd := &cobra.Command{
-		Use:   "add --cluster C --id N --addr HOST:PORT",
+		Use:   "add --cluster C --id N --addr HOST:PORT --peer-addr HOST:PORT",
 		Short: "Add a node to a cluster as a learner",
-		Long: `Add node N, reachable at HOST:PORT, to cluster C as a non-voting learner.
+		Long: `Add node N, serving clients at --addr and peers at --peer-addr, to cluster C
+as a non-voting learner.
 Start the node first, with an empty --data and --join, its --peers listing
 itself and the cluster's current members; the leader sends it a snapshot
 and then the log. Promote it with "cleave node promote" once it is added.`,
 		Args: args(cobra.NoArgs),
 	}
 	m.register(cmd, true, false)
-	cmd.RunE = memberRun(&m, []string{"addr"}, func(ctx context.Context, c *client.Client, _ io.Writer, _ globals) (*wire.NodeStatus, error) {
-		return c.AddLearner(ctx, m.cluster, m.id, m.addr)
+	cmd.RunE = memberRun(&m, []string{"addr", "peer-addr"}, func(ctx context.Context, c *client.Client, _ io.Writer, _ globals) (*wire.NodeStatus, error) {
+		return c.AddLearner(ctx, m.cluster, m.id, wire.JoinAddrs(m.addr, m.peer))
 	})
 	return cmd
 }
@@ -123,22 +126,24 @@ Removing the last voter is refused; removing the leader makes it step down.`,
 func nodeReplaceCmd() *cobra.Command {
 	var m memberFlags
 	cmd := &cobra.Command{
-		Use:   "replace --cluster C --dead ID --id NEWID --addr HOST:PORT",
+		Use:   "replace --cluster C --dead ID --id NEWID --addr HOST:PORT --peer-addr HOST:PORT",
 		Short: "Replace a dead node with a fresh one",
-		Long: `Replace member ID of cluster C with a new node NEWID at HOST:PORT: add NEWID
+		Long: `Replace member ID of cluster C with a new node NEWID (clients at --addr,
+peers at --peer-addr): add NEWID
 as a learner, wait until it has caught up (by snapshot and log), promote it,
 then remove ID; the routing table follows each step.
 
 Start the new node first, with a new id, an empty --data and --join:
-  cleave node --join --id NEWID --cluster C --listen HOST:PORT --data DIR \
-    --peers NEWID=HOST:PORT,<current members as ID=HOST:PORT>
+  cleave node --join --id NEWID --cluster C --listen HOST:PORT \
+    --peer-listen PEER_HOST:PORT --data DIR \
+    --peers NEWID=HOST:PORT/PEER_HOST:PORT,<current members likewise>
 Each step is idempotent: if the command fails part way, run it again.
 Steps are reported on stderr.`,
 		Args: args(cobra.NoArgs),
 	}
 	m.register(cmd, true, true)
-	cmd.RunE = memberRun(&m, []string{"addr", "dead"}, func(ctx context.Context, c *client.Client, stderr io.Writer, g globals) (*wire.NodeStatus, error) {
-		return c.ReplaceNode(ctx, m.cluster, m.dead, m.id, m.addr, func(step string) {
+	cmd.RunE = memberRun(&m, []string{"addr", "peer-addr", "dead"}, func(ctx context.Context, c *client.Client, stderr io.Writer, g globals) (*wire.NodeStatus, error) {
+		return c.ReplaceNode(ctx, m.cluster, m.dead, m.id, wire.JoinAddrs(m.addr, m.peer), func(step string) {
 			if !g.json {
 				fmt.Fprintln(stderr, step)
 			}
@@ -151,13 +156,13 @@ Steps are reported on stderr.`,
 func writeMembersTable(w io.Writer, st *wire.NodeStatus) error {
 	fmt.Fprintf(w, "cluster %s, leader %d (%s), commit %d\n\n", st.Cluster, st.ID, st.Addr, st.Commit)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tADDR\tKIND\tMATCH")
+	fmt.Fprintln(tw, "NODE\tADDR\tPEER ADDR\tKIND\tMATCH")
 	for _, m := range st.Members {
 		kind := "learner"
 		if m.Voter {
 			kind = "voter"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\n", m.ID, orDash(m.Addr), kind, m.Match)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\n", m.ID, orDash(m.Addr), orDash(m.PeerAddr), kind, m.Match)
 	}
 	return tw.Flush()
 }

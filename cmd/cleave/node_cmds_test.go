@@ -33,8 +33,8 @@ func TestNodeAdminUsage(t *testing.T) {
 func TestNodeAddRemoveLearner(t *testing.T) {
 	clearEnv(t)
 	useDeployment(t)
-	addr := testcluster.ClosedAddr(t)
-	code, out, stderr := cli(t, "", "-o", "json", "node", "add", "--cluster", "c1", "--id", "99", "--addr", addr)
+	addr, peer := testcluster.ClosedAddr(t), testcluster.ClosedAddr(t)
+	code, out, stderr := cli(t, "", "-o", "json", "node", "add", "--cluster", "c1", "--id", "99", "--addr", addr, "--peer-addr", peer)
 	if code != 0 {
 		t.Fatalf("node add: exit %d: %s", code, stderr)
 	}
@@ -44,7 +44,7 @@ func TestNodeAddRemoveLearner(t *testing.T) {
 	}
 	found := false
 	for _, m := range st.Members {
-		found = found || (m.ID == 99 && !m.Voter && m.Addr == addr)
+		found = found || (m.ID == 99 && !m.Voter && m.Addr == addr && m.PeerAddr == peer)
 	}
 	if !found || st.Role != "leader" || st.Cluster != "c1" {
 		t.Fatalf("after add, the leader's view: %+v", st)

@@ -37,6 +37,9 @@ type nodeOpts struct {
 	id           uint64
 	cluster      string
 	listen       string
+	advertise    string
+	peerListen   string
+	peerAdvert   string
 	peers        string
 	data         string
 	rng          string
@@ -58,10 +61,16 @@ type nodeOpts struct {
 func newNodeCmd(run func(context.Context, cluster.Config) error) *cobra.Command {
 	var o nodeOpts
 	cmd := &cobra.Command{
-		Use:   "node --id N --cluster ID --listen HOST:PORT --peers 1=HOST:PORT,... --data DIR --range START-END",
+		Use:   "node --id N --cluster ID --listen HOST:PORT --peer-listen HOST:PORT --peers 1=HOST:PORT/PEER_HOST:PORT,... --data DIR --range START-END",
 		Short: "Run one storage node of a cluster",
 		Long: `Run one storage node: a member of one cluster's Raft group, with its log and
 state in a Pebble directory. It serves until SIGINT or SIGTERM.
+
+Clients (routers, the CLI) reach it on --listen; the other members of its
+cluster and the split driver on --peer-listen (raft, snapshots, membership,
+split). The two must be different ports. --peers lists every initial
+member's peer address, each as ID=CLIENT/PEER (or ID=PEER alone, but then
+a follower names the leader by its peer address, which clients cannot use).
 
 --range is two decimal numbers START-END; END 18446744073709551616 is the top
 of the ring. It is used only to bootstrap an empty --data directory.
@@ -72,8 +81,11 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f := cmd.Flags()
 	f.Uint64Var(&o.id, "id", 0, "raft id of this node, unique across the deployment (required)")
 	f.StringVar(&o.cluster, "cluster", "", "id of the cluster this node belongs to, e.g. c1 (required)")
-	f.StringVar(&o.listen, "listen", "", "HOST:PORT to listen on (required)")
-	f.StringVar(&o.peers, "peers", "", "every initial member as ID=HOST:PORT,..., this node included (required)")
+	f.StringVar(&o.listen, "listen", "", "HOST:PORT of the client listener: data ops and STATUS (required)")
+	f.StringVar(&o.advertise, "advertise", "", "client address told to others (status, gossip); default: the bound --listen address")
+	f.StringVar(&o.peerListen, "peer-listen", "", "HOST:PORT of the peer listener: raft, snapshots, membership, split, STATUS; default: this node's peer address in --peers")
+	f.StringVar(&o.peerAdvert, "peer-advertise", "", "peer address told to others; default: the bound --peer-listen address")
+	f.StringVar(&o.peers, "peers", "", "every initial member as ID=CLIENT_HOST:PORT/PEER_HOST:PORT,..., this node included; raft uses the peer addresses (required)")
 	f.StringVar(&o.data, "data", "", "data directory of this node (required)")
 	f.StringVar(&o.rng, "range", "", "owned range START-END, used to bootstrap an empty data directory (required)")
 	f.BoolVar(&o.reportPID, "report-pid", false, "report this process id in status (set by cleave up)")
@@ -120,8 +132,12 @@ func (o *nodeOpts) config(cmd *cobra.Command) (cluster.Config, error) {
 	cfg := cluster.DefaultConfig()
 	cfg.NodeID = o.id
 	cfg.ClusterID = o.cluster
-	cfg.Listen = o.listen
-	cfg.Peers = peers
+	cfg.Listen, cfg.Advertise = o.listen, o.advertise
+	cfg.PeerListen, cfg.PeerAdvertise = o.peerListen, o.peerAdvert
+	cfg.Peers, cfg.Clients = splitPeers(peers)
+	if cfg.PeerListen == "" {
+		cfg.PeerListen = cfg.Peers[o.id]
+	}
 	cfg.DataDir = o.data
 	cfg.Range = rng
 	if o.reportPID {
@@ -174,7 +190,7 @@ func runNode(ctx context.Context, cfg cluster.Config) error {
 	if err != nil {
 		return err
 	}
-	cfg.Logger.Info("node up", "id", cfg.NodeID, "cluster", cfg.ClusterID, "addr", n.Addr(), "data", cfg.DataDir, "pid", os.Getpid())
+	cfg.Logger.Info("node up", "id", cfg.NodeID, "cluster", cfg.ClusterID, "addr", n.Addr(), "peer_addr", n.PeerAddr(), "data", cfg.DataDir, "pid", os.Getpid())
 	select {
 	case <-ctx.Done():
 	case <-n.Failed():
@@ -198,6 +214,9 @@ func runNode(ctx context.Context, cfg cluster.Config) error {
 type routerOpts struct {
 	id            string
 	listen        string
+	advertise     string
+	peerListen    string
+	peerAdvert    string
 	data          string
 	clusters      []string
 	raftID        uint64
@@ -226,19 +245,25 @@ until SIGINT or SIGTERM.
 The routing table lives in --data. If there is none yet, one is made from the
 --cluster flags: the i-th cluster given owns the i-th of N even ranges.
 With --peers, the routers replicate the table among themselves in a Raft
-group (the meta group); every router must then get the same --cluster flags.
+group (the meta group) over their peer listeners (--peer-listen, a port
+other than --listen); every router must then get the same --cluster flags.
+--peers lists each router as RAFTID=CLIENT_HOST:PORT/PEER_HOST:PORT (or
+RAFTID=PEER_HOST:PORT); --cluster lists each node as ID@CLIENT/PEER too.
 Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 		Args: cobra.NoArgs,
 		RunE: serve(o.config, run),
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.id, "id", "router", "router id, shown in status and logs")
-	f.StringVar(&o.listen, "listen", up.DefaultListen, "HOST:PORT to serve clients on")
+	f.StringVar(&o.listen, "listen", up.DefaultListen, "HOST:PORT to serve clients on: data ops, STATUS, TABLE, admin verbs")
+	f.StringVar(&o.advertise, "advertise", "", "client address told to others (status, gossip); default: the bound --listen address")
+	f.StringVar(&o.peerListen, "peer-listen", "", "HOST:PORT of the peer listener (with --peers): the meta group's raft, ROUTER_INFO; default: this router's peer address in --peers")
+	f.StringVar(&o.peerAdvert, "peer-advertise", "", "peer address told to others; default: the bound --peer-listen address")
 	f.StringVar(&o.data, "data", "", "data directory holding the routing table (required)")
-	f.StringArrayVar(&o.clusters, "cluster", nil, "a cluster as ID=NODE@HOST:PORT,...; repeat for each, in ring order (used only if --data has no table)")
+	f.StringArrayVar(&o.clusters, "cluster", nil, "a cluster as ID=NODE@CLIENT_HOST:PORT/PEER_HOST:PORT,...; repeat for each, in ring order (used only if --data has no table)")
 	f.BoolVar(&o.followerReads, "follower-reads", false, "send linearizable reads to the member hashed from the path (it answers after a ReadIndex round) instead of the leader")
 	f.Uint64Var(&o.raftID, "raft-id", 0, "this router's member id in the meta group (with --peers)")
-	f.StringVar(&o.peers, "peers", "", "every router of the meta group as RAFTID=HOST:PORT,..., this one included; empty: a single router with a table file")
+	f.StringVar(&o.peers, "peers", "", "every router of the meta group as RAFTID=CLIENT_HOST:PORT/PEER_HOST:PORT,..., this one included; the meta group uses the peer addresses; empty: a single router with a table file")
 	f.BoolVar(&o.reportPID, "report-pid", false, "report this process id in status (set by cleave up)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.gossip, "gossip", "", "HOST:PORT (UDP and TCP) to join the gossip pool on; empty: no gossip")
@@ -260,7 +285,8 @@ func (o *routerOpts) config(cmd *cobra.Command) (router.Config, error) {
 	}
 	cfg := router.DefaultConfig()
 	cfg.ID = o.id
-	cfg.Listen = o.listen
+	cfg.Listen, cfg.Advertise = o.listen, o.advertise
+	cfg.PeerListen, cfg.PeerAdvertise = o.peerListen, o.peerAdvert
 	cfg.DataDir = o.data
 	cfg.Token = token(cmd)
 	if cfg.Anonymous, err = control.ParsePerm(o.anonymous); err != nil || cfg.Anonymous > control.PermWrite {
@@ -298,6 +324,9 @@ func (o *routerOpts) config(cmd *cobra.Command) (router.Config, error) {
 			return router.Config{}, fmt.Errorf("--peers does not list this router's --raft-id %d", o.raftID)
 		}
 		cfg.Meta = &control.MetaConfig{RaftID: o.raftID, Peers: peers}
+		if cfg.PeerListen == "" {
+			_, cfg.PeerListen = wire.SplitAddrs(peers[o.raftID])
+		}
 	}
 	if o.reportPID {
 		cfg.PID = os.Getpid()

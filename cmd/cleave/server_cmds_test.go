@@ -73,13 +73,17 @@ func TestServerCommandsRegistered(t *testing.T) {
 
 func TestNodeFlags(t *testing.T) {
 	base := []string{"--id", "2", "--cluster", "c1", "--listen", "127.0.0.1:7502",
-		"--peers", "1=127.0.0.1:7501,2=127.0.0.1:7502,3=127.0.0.1:7503", "--data", "/tmp/n2"}
+		"--peers", "1=127.0.0.1:7501/127.0.0.1:7601,2=127.0.0.1:7502/127.0.0.1:7602,3=127.0.0.1:7503/127.0.0.1:7603", "--data", "/tmp/n2"}
 	tests := []flagCase[cluster.Config]{
 		{name: "top range", args: append(base, "--range", "9223372036854775808-18446744073709551616", "--report-pid"),
 			check: func(t *testing.T, c cluster.Config) {
-				want := map[uint64]string{1: "127.0.0.1:7501", 2: "127.0.0.1:7502", 3: "127.0.0.1:7503"}
-				if c.NodeID != 2 || c.ClusterID != "c1" || c.Listen != "127.0.0.1:7502" || c.DataDir != "/tmp/n2" || !maps.Equal(c.Peers, want) {
+				want := map[uint64]string{1: "127.0.0.1:7601", 2: "127.0.0.1:7602", 3: "127.0.0.1:7603"}
+				clients := map[uint64]string{1: "127.0.0.1:7501", 2: "127.0.0.1:7502", 3: "127.0.0.1:7503"}
+				if c.NodeID != 2 || c.ClusterID != "c1" || c.Listen != "127.0.0.1:7502" || c.DataDir != "/tmp/n2" || !maps.Equal(c.Peers, want) || !maps.Equal(c.Clients, clients) {
 					t.Errorf("config %+v", c)
+				}
+				if c.PeerListen != "127.0.0.1:7602" || c.Advertise != "" || c.PeerAdvertise != "" {
+					t.Errorf("peer listen %q, advertise %q, peer advertise %q", c.PeerListen, c.Advertise, c.PeerAdvertise)
 				}
 				if c.Range != (wire.Range{Start: 1 << 63}) {
 					t.Errorf("range %v", c.Range)
@@ -118,6 +122,14 @@ func TestNodeFlags(t *testing.T) {
 					t.Errorf("memory limit %d", c.MemoryLimit)
 				}
 			}},
+		{name: "advertise", args: append(base, "--range", "0-1", "--peer-listen", "0.0.0.0:7702", "--advertise", "10.0.0.2:7502", "--peer-advertise", "10.0.0.2:7702"),
+			check: func(t *testing.T, c cluster.Config) {
+				if c.PeerListen != "0.0.0.0:7702" || c.Advertise != "10.0.0.2:7502" || c.PeerAdvertise != "10.0.0.2:7702" {
+					t.Errorf("peer listen %q, advertise %q, peer advertise %q", c.PeerListen, c.Advertise, c.PeerAdvertise)
+				}
+			}},
+		{name: "one port for both planes", args: []string{"--id", "1", "--cluster", "c1", "--listen", "127.0.0.1:7501", "--peers", "1=127.0.0.1:7501", "--data", "d", "--range", "0-1"},
+			wantErr: "the two planes need separate ports"},
 		{name: "bad memory limit", args: append(base, "--range", "0-1", "--memory-limit", "lots"), wantErr: `--memory-limit: "lots" is not a size`},
 		{name: "min free space", args: append(base, "--range", "0-1", "--min-free-space", "64MiB"),
 			check: func(t *testing.T, c cluster.Config) {
@@ -161,7 +173,7 @@ func TestNodeFlagsFromEnv(t *testing.T) {
 	t.Setenv("CLEAVE_ID", "1")
 	var got cluster.Config
 	err := execute(newNodeCmd(func(_ context.Context, c cluster.Config) error { got = c; return nil }),
-		"--id", "3", "--cluster", "c9", "--listen", ":7503", "--peers", "3=:7503")
+		"--id", "3", "--cluster", "c9", "--listen", ":7503", "--peers", "3=:7503/:7603")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +184,7 @@ func TestNodeFlagsFromEnv(t *testing.T) {
 
 func TestTokenFlagBeatsEnv(t *testing.T) {
 	t.Setenv("CLEAVE_TOKEN", "from-env")
-	args := []string{"node", "--id", "1", "--cluster", "c1", "--listen", ":7501", "--peers", "1=:7501", "--data", "d", "--range", "0-1"}
+	args := []string{"node", "--id", "1", "--cluster", "c1", "--listen", ":7501", "--peers", "1=:7501/:7601", "--data", "d", "--range", "0-1"}
 	for _, tt := range []struct {
 		extra []string
 		want  string
@@ -221,6 +233,18 @@ func TestRouterFlags(t *testing.T) {
 			}},
 		{name: "bad member", args: []string{"--data", "/tmp/r", "--cluster", "c1=1@:7501,x@:7502"},
 			wantErr: `--cluster: cluster "c1": member "x@:7502": id must be a number`},
+		{name: "meta group", args: []string{"--data", "/tmp/r", "--listen", "127.0.0.1:7499", "--raft-id", "2", "--advertise", "10.0.0.2:7499",
+			"--peers", "1=127.0.0.1:7400/127.0.0.1:7410,2=127.0.0.1:7499/127.0.0.1:7509", "--cluster", "c1=1@127.0.0.1:7501/127.0.0.1:7601"},
+			check: func(t *testing.T, c router.Config) {
+				if c.PeerListen != "127.0.0.1:7509" || c.Advertise != "10.0.0.2:7499" || c.Meta == nil || c.Meta.Peers[1] != "127.0.0.1:7400/127.0.0.1:7410" {
+					t.Errorf("peer listen %q, advertise %q, meta %+v", c.PeerListen, c.Advertise, c.Meta)
+				}
+				if m := c.Bootstrap.Clusters[0].Members[0]; m != (wire.Member{ID: 1, Addr: "127.0.0.1:7501", PeerAddr: "127.0.0.1:7601"}) {
+					t.Errorf("member %+v", m)
+				}
+			}},
+		{name: "meta group on one port", args: []string{"--data", "/tmp/r", "--listen", "127.0.0.1:7499", "--raft-id", "1", "--peers", "1=127.0.0.1:7499"},
+			wantErr: "the two planes need separate ports"},
 		{name: "twice", args: []string{"--data", "/tmp/r", "--cluster", c1, "--cluster", c1}, wantErr: `cluster "c1": given twice`},
 		{name: "no data", args: []string{"--cluster", c1}, wantErr: "--data is required"},
 	}

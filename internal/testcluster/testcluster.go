@@ -150,7 +150,11 @@ func start(opts Options, base string) (*Deployment, error) {
 			if err != nil {
 				return nil, err
 			}
-			ci.Members = append(ci.Members, wire.Member{ID: nextID, Addr: addr})
+			peer, err := FreeAddr()
+			if err != nil {
+				return nil, err
+			}
+			ci.Members = append(ci.Members, wire.Member{ID: nextID, Addr: addr, PeerAddr: peer})
 			nextID++
 		}
 		infos = append(infos, ci)
@@ -161,14 +165,14 @@ func start(opts Options, base string) (*Deployment, error) {
 		return nil, err
 	}
 	for _, ci := range infos {
-		peers := map[uint64]string{}
+		peers, clients := map[uint64]string{}, map[uint64]string{}
 		for _, m := range ci.Members {
-			peers[m.ID] = m.Addr
+			peers[m.ID], clients[m.ID] = m.PeerAddr, m.Addr
 		}
 		rg, _ := control.ClusterRange(d.Table, ci.ID)
 		for _, m := range ci.Members {
 			cfg := cluster.DefaultConfig()
-			cfg.NodeID, cfg.ClusterID, cfg.Listen, cfg.Peers = m.ID, ci.ID, m.Addr, peers
+			cfg.NodeID, cfg.ClusterID, cfg.Listen, cfg.Peers, cfg.Clients = m.ID, ci.ID, m.Addr, peers, clients
 			cfg.DataDir = filepath.Join(base, ci.ID, "n"+strconv.FormatUint(m.ID, 10))
 			cfg.Range = rg
 			cfg.Token = opts.Token
