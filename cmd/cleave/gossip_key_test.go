@@ -28,7 +28,7 @@ func TestGossipKeyFileFlag(t *testing.T) {
 			t.Fatalf("gossip keys %x, want [%x %x]", got, k1, k2)
 		}
 	}
-	node := []string{"--id", "1", "--cluster", "c1", "--listen", ":7501", "--peers", "1=:7501", "--data", "d", "--range", "0-1"}
+	node := []string{"--id", "1", "--cluster", "c1", "--listen", ":7501", "--peers", "1=:7501/:7601", "--data", "d", "--range", "0-1"}
 	runFlagCases(t, newNodeCmd, []flagCase[cluster.Config]{
 		{name: "node key file", args: append(node, "--gossip-key-file", good),
 			check: func(t *testing.T, c cluster.Config) { wantKeys(t, c.GossipKeys) }},
@@ -48,7 +48,7 @@ func TestGossipKeyFileFlag(t *testing.T) {
 
 	t.Setenv("CLEAVE_GOSSIP_KEY_FILE", good)
 	var got router.Config
-	if err := execute(newRouterCmd(func(_ context.Context, c router.Config) error { got = c; return nil }), "--data", "d"); err != nil {
+	if err := execute(newRouterCmd(func(_ context.Context, c router.Config) error { got = c; return nil }), "--data", "d", "--insecure-peer"); err != nil {
 		t.Fatal(err)
 	}
 	wantKeys(t, got.GossipKeys)
