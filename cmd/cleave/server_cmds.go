@@ -394,6 +394,7 @@ type upOpts struct {
 	autoSplitOps    float64
 	autoSplitWindow time.Duration
 	anonymous       string
+	tls             bool
 }
 
 // newUpCmd returns `cleave up`, which hands its configuration to run (up.Run).
@@ -428,6 +429,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.Float64Var(&o.autoSplitOps, "auto-split-ops", 0, "split a cluster serving more requests per second than this, averaged over --auto-split-window (default: off)")
 	f.DurationVar(&o.autoSplitWindow, "auto-split-window", 30*time.Second, "window of --auto-split-ops, and how long a cluster is left alone after a split")
 	f.StringVar(&o.anonymous, "anonymous", "write", "what a client without a token may do: none, read or write (admin commands always need the root token in DATA/token)")
+	f.BoolVar(&o.tls, "tls", false, "also put the client listeners of routers and nodes on TLS, with certificates of the development CA in DATA/certs (the peer plane always uses mutual TLS); the banner says how clients connect")
 	return cmd
 }
 
@@ -466,6 +468,7 @@ func (o *upOpts) config(cmd *cobra.Command) (up.Config, error) {
 	cfg.AutoSplit.Window = o.autoSplitWindow
 	cfg.Token = token(cmd)
 	cfg.Anonymous = o.anonymous
+	cfg.TLS = o.tls
 	cfg.Stdout = cmd.OutOrStdout()
 	cfg.Logger = logger
 	return cfg, cfg.Validate()
