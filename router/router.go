@@ -112,6 +112,10 @@ func New(cfg Config) (*Router, error) {
 			Name: "cleave_router_leader_hints_refused_total",
 			Help: "Leader hints (gossip, NOT_LEADER) ignored because the routing table does not list the address for the cluster.",
 		}, func() float64 { return float64(r.hints.refused.Load()) }))
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "cleave_router_peer_frames_refused_total",
+			Help: "RAFT frames dropped on the peer plane because the sender's certificate is not a router's (frames in another router's name count with the meta replica's invalid frames).",
+		}, func() float64 { return float64(r.refused.Load()) }))
 	}
 	ccfg := scfg
 	ccfg.TLS = cfg.clientServerTLS()

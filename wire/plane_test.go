@@ -28,6 +28,7 @@ func TestPlanes(t *testing.T) {
 		{OpSplitCleanup, false, true, true, false},
 		{OpSplit, true, false, true, true},
 		{OpRouterInfo, true, false, false, true},
+		{OpUser, true, false, true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.op.String(), func(t *testing.T) {
