@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"log/slog"
@@ -26,6 +27,7 @@ type config struct {
 	dialTimeout time.Duration // cap on one dial + HELLO to one router; default 3s
 	log         *slog.Logger  // default: discard
 	stale       bool          // reads served from any replica's local state; default off
+	tls         *tls.Config   // TLS to the routers; default plaintext
 }
 
 func defaultConfig() config {
@@ -39,6 +41,12 @@ func defaultConfig() config {
 
 // WithToken sets the auth token sent in HELLO.
 func WithToken(token string) Option { return func(c *config) { c.token = token } }
+
+// WithTLS makes the client speak TLS to the routers with cfg (its RootCAs
+// verify the routers' certificates; Certificates, if set, are presented
+// to a router that asks for a client certificate). The server name
+// defaults to each router address's host. The default is plaintext.
+func WithTLS(cfg *tls.Config) Option { return func(c *config) { c.tls = cfg } }
 
 // WithClientName sets the client name sent in HELLO (it shows in server logs).
 func WithClientName(name string) Option { return func(c *config) { c.name = name } }
@@ -156,7 +164,7 @@ func (c *Client) getConn(ctx context.Context) (*rpc.Conn, error) {
 	if conn, err := c.current(); conn != nil || err != nil {
 		return conn, err // another caller redialled meanwhile
 	}
-	dc := rpc.DialConfig{Client: c.cfg.name, Token: c.cfg.token, Session: c.session}
+	dc := rpc.DialConfig{Client: c.cfg.name, Token: c.cfg.token, Session: c.session, TLS: c.cfg.tls}
 	c.mu.Lock()
 	first := c.next
 	c.mu.Unlock()

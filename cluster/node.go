@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"github.com/cleavefs/cleave/fsm"
@@ -18,6 +19,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cleavefs/cleave/internal/certs"
 	"github.com/cleavefs/cleave/internal/fspath"
 	"github.com/cleavefs/cleave/internal/gossip"
 	"github.com/cleavefs/cleave/internal/ops"
@@ -143,6 +145,17 @@ type Config struct {
 	// GossipKeys encrypt and authenticate gossip (internal/gossip
 	// Config.Keys; the first is primary). Default none: plaintext gossip.
 	GossipKeys [][]byte
+
+	// PeerTLS, if set, puts the peer plane on mutual TLS 1.3: the peer
+	// listener requires a client certificate signed by its CA and lets
+	// each certificate's identity send only what peerRule allows, and
+	// every dial to a peer presents this node's certificate. Default nil:
+	// a plaintext peer plane, for in-process tests and trusted networks.
+	PeerTLS *certs.Reloader
+	// TLS, if set, serves the client listener over TLS 1.3 with its
+	// certificate; a client certificate, if presented, must be signed by
+	// its CA. Default nil: a plaintext client listener.
+	TLS *certs.Reloader
 }
 
 // DefaultConfig returns a Config with every default filled in; the caller
@@ -277,15 +290,17 @@ type Node struct {
 	split     *splitState
 	tr        *replica.WireTransport
 	pool      *rpc.Pool
-	srv       *rpc.Server  // the client plane
-	peerSrv   *rpc.Server  // the peer plane
-	ops       *ops.Server  // the HTTP side port, nil when Config.HTTP is ""
-	gossip    *gossip.Pool // nil when Config.Gossip is ""
-	ln        net.Listener // client listener
-	peerLn    net.Listener // peer listener
-	addr      string       // advertised client address
-	peerAddr  string       // advertised peer address
-	dropped   atomic.Uint64
+	srv       *rpc.Server   // the client plane
+	peerSrv   *rpc.Server   // the peer plane
+	ops       *ops.Server   // the HTTP side port, nil when Config.HTTP is ""
+	gossip    *gossip.Pool  // nil when Config.Gossip is ""
+	ln        net.Listener  // client listener
+	peerLn    net.Listener  // peer listener
+	addr      string        // advertised client address
+	peerAddr  string        // advertised peer address
+	dropped   atomic.Uint64 // one-way frames on the wrong plane
+	// peerRefused counts one-way frames a peer certificate may not send
+	peerRefused atomic.Uint64
 
 	serveErr chan error
 	clock    *entryClock   // stamps the entries this node proposes (clock.go)
@@ -395,7 +410,11 @@ func (n *Node) bootstrap() error {
 // restarted.
 func (n *Node) replicate() error {
 	cfg := n.cfg
-	n.pool = rpc.NewPool(rpc.DialConfig{Client: "node-" + strconv.FormatUint(cfg.NodeID, 10), Token: cfg.Token, MaxFrame: cfg.MaxFrame})
+	dc := rpc.DialConfig{Client: "node-" + strconv.FormatUint(cfg.NodeID, 10), Token: cfg.Token, MaxFrame: cfg.MaxFrame}
+	if cfg.PeerTLS != nil {
+		dc.TLS = cfg.PeerTLS.ClientConfig()
+	}
+	n.pool = rpc.NewPool(dc) // the peer plane only: raft, snapshots, chunk fetches, checks
 	n.tr = replica.NewWireTransport(cfg.NodeID, n.memberRecords(), n.pool, n.log)
 	n.split = newSplitState(n)
 	n.split.rc = n.replicaConfig()
@@ -462,7 +481,11 @@ func (n *Node) serve() error {
 		}
 	}
 	n.check.start()
-	n.srv = rpc.NewServer(scfg, rpc.PlaneHandler(wire.ClientPlane, wire.NodePlane, &n.dropped, rpc.HandlerFunc(n.split.handle)))
+	ccfg := scfg
+	if cfg.TLS != nil {
+		ccfg.TLS = cfg.TLS.ServerConfig(tls.VerifyClientCertIfGiven)
+	}
+	n.srv = rpc.NewServer(ccfg, rpc.PlaneHandler(wire.ClientPlane, wire.NodePlane, &n.dropped, rpc.HandlerFunc(n.split.handle)))
 	go func() { n.serveErr <- n.srv.Serve(n.ln) }()
 	n.servePeers(scfg)
 	if cfg.ScrubRate > 0 {
@@ -477,9 +500,16 @@ func (n *Node) serve() error {
 }
 
 // servePeers serves the peer plane on the peer listener, with the client
-// server's settings: the one place the peer server is built.
+// server's settings: the one place the peer server is built. With
+// PeerTLS, it requires a peer certificate and checks what its identity
+// sends (peerauth.go).
 func (n *Node) servePeers(scfg rpc.ServerConfig) {
-	n.peerSrv = rpc.NewServer(scfg, rpc.PlaneHandler(wire.PeerPlane, wire.NodePlane, nil, rpc.HandlerFunc(n.split.handle)))
+	var h rpc.Handler = rpc.HandlerFunc(n.split.handle)
+	if n.cfg.PeerTLS != nil {
+		scfg.TLS = n.cfg.PeerTLS.ServerConfig(tls.RequireAndVerifyClientCert)
+		h = checkPeers(&n.peerRefused, h)
+	}
+	n.peerSrv = rpc.NewServer(scfg, rpc.PlaneHandler(wire.PeerPlane, wire.NodePlane, nil, h))
 	go func() { n.serveErr <- n.peerSrv.Serve(n.peerLn) }()
 }
 
@@ -627,13 +657,13 @@ func (n *Node) Status() wire.NodeStatus {
 	n.usage.report(n.fsm, &ns)
 	reportStorage(&ns, n.space, n.health)
 	rs := n.rep.get().Stats()
-	ns.ForeignFrames, ns.BadCommitFrames, ns.InvalidFrames = rs.Foreign, rs.BadCommit, rs.Invalid
+	ns.ForeignFrames, ns.BadCommitFrames, ns.InvalidFrames = rs.Foreign, rs.BadCommit, rs.Invalid+n.peerRefused.Load()
 	ns.WrongPlaneFrames = n.dropped.Load()
 	return ns
 }
 
 func (n *Node) handle(ctx context.Context, req *wire.Request) *wire.Response {
-	if resp, ok := n.rep.ServeWire(ctx, req); ok {
+	if resp, ok := n.rep.ServeWireFrom(ctx, req, senderFrom(ctx)); ok {
 		return resp
 	}
 	if req.Op != wire.OpStatus {

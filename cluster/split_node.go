@@ -62,6 +62,10 @@ func (r *replicaRef) Propose(ctx context.Context, cmd []byte) (any, uint64, erro
 func (r *replicaRef) ServeWire(ctx context.Context, req *wire.Request) (*wire.Response, bool) {
 	return r.get().ServeWire(ctx, req)
 }
+
+func (r *replicaRef) ServeWireFrom(ctx context.Context, req *wire.Request, sender uint64) (*wire.Response, bool) {
+	return r.get().ServeWireFrom(ctx, req, sender)
+}
 func (r *replicaRef) AddLearner(ctx context.Context, id uint64, addr string) error {
 	return r.get().AddLearner(ctx, id, addr)
 }

@@ -13,6 +13,7 @@ package replica
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -25,6 +26,14 @@ import (
 // reports false for any other op. Malformed input is dropped or answered
 // INVALID, never a panic.
 func (r *Replica) ServeWire(ctx context.Context, req *wire.Request) (*wire.Response, bool) {
+	return r.ServeWireFrom(ctx, req, 0)
+}
+
+// ServeWireFrom is ServeWire for a frame whose sender the transport has
+// authenticated (a peer certificate) as member sender: a RAFT frame whose
+// From is another member is dropped (Stats.Invalid), a SNAPSHOT frame
+// answered FORBIDDEN. sender 0 checks nothing, as ServeWire.
+func (r *Replica) ServeWireFrom(ctx context.Context, req *wire.Request, sender uint64) (*wire.Response, bool) {
 	switch req.Op {
 	case wire.OpRaft:
 		m := new(raftpb.Message)
@@ -36,17 +45,25 @@ func (r *Replica) ServeWire(ctx context.Context, req *wire.Request) (*wire.Respo
 			r.log.Warn("raft message for another member dropped", "to", m.GetTo())
 			return nil, true
 		}
+		if sender != 0 && m.GetFrom() != sender {
+			r.stats.invalid.Add(1)
+			r.log.Warn("raft message from another member than its sender dropped", "from", m.GetFrom(), "sender", sender)
+			return nil, true
+		}
 		r.Step(frameGroup(req), m)
 		return nil, true
 	case wire.OpSnapshot:
-		return r.receiveSnapshotFrame(ctx, req), true
+		if sc := req.Snap; sender != 0 && sc != nil && sc.From != sender {
+			return &wire.Response{Code: wire.Forbidden, Message: fmt.Sprintf("SNAPSHOT frame from node %d sent by node %d", sc.From, sender)}, true
+		}
+		return r.receiveSnapshotFrame(ctx, req, sender), true
 	}
 	return nil, false
 }
 
 func frameGroup(req *wire.Request) Group { return Group{Name: req.Group, Epoch: req.Epoch} }
 
-func (r *Replica) receiveSnapshotFrame(ctx context.Context, req *wire.Request) *wire.Response {
+func (r *Replica) receiveSnapshotFrame(ctx context.Context, req *wire.Request, sender uint64) *wire.Response {
 	sc := req.Snap
 	if sc == nil || sc.From == 0 || sc.To != r.cfg.ID {
 		return &wire.Response{Code: wire.Invalid, Message: "SNAPSHOT frame without a stream for this node"}
@@ -56,6 +73,9 @@ func (r *Replica) receiveSnapshotFrame(ctx context.Context, req *wire.Request) *
 		m := new(raftpb.Message)
 		if err := proto.Unmarshal(sc.Raft, m); err != nil {
 			return &wire.Response{Code: wire.Invalid, Message: "SNAPSHOT frame: malformed raft message: " + err.Error()}
+		}
+		if sender != 0 && m.GetFrom() != sender {
+			return &wire.Response{Code: wire.Forbidden, Message: fmt.Sprintf("SNAPSHOT frame: raft message from node %d sent by node %d", m.GetFrom(), sender)}
 		}
 		c.Msg = m
 	}

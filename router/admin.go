@@ -20,6 +20,7 @@ import (
 	"slices"
 
 	"github.com/cleavefs/cleave/control"
+	"github.com/cleavefs/cleave/internal/rpc"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -74,7 +75,7 @@ func (r *Router) toMetaLeader(ctx context.Context, req *wire.Request) *wire.Resp
 	}
 	out := *req
 	out.ID = 0
-	resp, err := r.callNode(ctx, addr, &out)
+	resp, err := callPool(ctx, r.peers, addr, &out)
 	if err != nil {
 		return wire.Errorf(req.ID, wire.Unavailable, "meta leader %s: %v", addr, err)
 	}
@@ -90,9 +91,14 @@ func (r *Router) callCluster(ctx context.Context, id string, req *wire.Request) 
 	})
 }
 
-// callNode sends req to one address.
+// callNode sends req to one node's client listener.
 func (r *Router) callNode(ctx context.Context, addr string, req *wire.Request) (*wire.Response, error) {
-	conn, err := r.pool.Get(ctx, addr)
+	return callPool(ctx, r.pool, addr, req)
+}
+
+// callPool sends req to addr over a connection of pool p.
+func callPool(ctx context.Context, p *rpc.Pool, addr string, req *wire.Request) (*wire.Response, error) {
+	conn, err := p.Get(ctx, addr)
 	if err != nil {
 		return nil, err
 	}

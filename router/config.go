@@ -1,12 +1,14 @@
 package router
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/cleavefs/cleave/control"
+	"github.com/cleavefs/cleave/internal/certs"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -118,6 +120,21 @@ type Config struct {
 	// Pprof adds the Go profiles (/debug/pprof/) to the side port.
 	// Default false.
 	Pprof bool
+
+	// PeerTLS, if set, puts the peer plane on mutual TLS 1.3: the peer
+	// listener requires a client certificate signed by its CA and lets
+	// only routers' certificates in (peerauth.go), and every dial to a
+	// node's or router's peer listener presents this router's
+	// certificate. Default nil: a plaintext peer plane.
+	PeerTLS *certs.Reloader
+	// TLS, if set, serves the client listener over TLS 1.3 with its
+	// certificate; a client certificate, if presented, must be signed by
+	// its CA. Default nil: a plaintext client listener.
+	TLS *certs.Reloader
+	// NodeTLS, if set, is the TLS configuration the router dials the
+	// nodes' client listeners with (data ops, STATUS). Default nil:
+	// plaintext.
+	NodeTLS *tls.Config
 }
 
 // DefaultConfig returns a Config with every default filled in (each

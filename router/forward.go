@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cleavefs/cleave/control"
+	"github.com/cleavefs/cleave/internal/rpc"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -244,7 +245,7 @@ func notRetried(req *wire.Request, cluster, addr string, err error) *wire.Respon
 func (r *Router) try(ctx context.Context, addr string, req *wire.Request, version uint64) attempt {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.AttemptTimeout)
 	defer cancel()
-	conn, err := r.pool.Get(ctx, addr)
+	conn, err := r.poolFor(req.Op).Get(ctx, addr)
 	if err != nil {
 		return attempt{err: err}
 	}
@@ -272,4 +273,14 @@ func (r *Router) wait(ctx context.Context, d time.Duration) bool {
 	case <-r.done:
 		return false
 	}
+}
+
+// poolFor returns the pool for a request of op to a node: the peer pool
+// for the ops a node serves only on its peer listener (nodeAddr sends
+// them there), the client pool for the rest.
+func (r *Router) poolFor(op wire.Op) *rpc.Pool {
+	if !wire.NodePlane(op, wire.ClientPlane) {
+		return r.peers
+	}
+	return r.pool
 }

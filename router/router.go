@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -37,11 +38,13 @@ type Router struct {
 	table    control.Table
 	meta     *control.MetaTable     // set when the table is the meta group's
 	metaTr   *replica.WireTransport // carries the meta group's raft traffic
-	pool     *rpc.Pool
-	srv      *rpc.Server  // the client plane
-	peerSrv  *rpc.Server  // the peer plane; nil without a meta group
-	peerLn   net.Listener // the peer listener; nil without a meta group
-	peerAddr string       // advertised peer address
+	pool     *rpc.Pool              // to the nodes' client listeners
+	peers    *rpc.Pool              // to the peer listeners of nodes and routers
+	refused  atomic.Uint64          // one-way peer frames a certificate may not send
+	srv      *rpc.Server            // the client plane
+	peerSrv  *rpc.Server            // the peer plane; nil without a meta group
+	peerLn   net.Listener           // the peer listener; nil without a meta group
+	peerAddr string                 // advertised peer address
 	dropped  atomic.Uint64
 	ops      *ops.Server   // the HTTP side port, nil when Config.HTTP is ""
 	gossip   *gossip.Pool  // nil when Config.Gossip is ""
@@ -75,8 +78,9 @@ func New(cfg Config) (*Router, error) {
 		done:    make(chan struct{}),
 		leaders: map[string]string{},
 		pool: rpc.NewPool(rpc.DialConfig{
-			Client: "router " + cfg.ID, Token: cfg.Token, MaxFrame: cfg.MaxFrame,
+			Client: "router " + cfg.ID, Token: cfg.Token, MaxFrame: cfg.MaxFrame, TLS: cfg.NodeTLS,
 		}),
+		peers: rpc.NewPool(cfg.peerDial()),
 	}
 	r.table = cfg.Table
 	if r.table == nil {
@@ -85,6 +89,7 @@ func New(cfg Config) (*Router, error) {
 		}
 		if err := r.openTable(); err != nil {
 			r.pool.Close()
+			r.peers.Close()
 			return nil, err
 		}
 	}
@@ -107,8 +112,14 @@ func New(cfg Config) (*Router, error) {
 			Name: "cleave_router_leader_hints_refused_total",
 			Help: "Leader hints (gossip, NOT_LEADER) ignored because the routing table does not list the address for the cluster.",
 		}, func() float64 { return float64(r.hints.refused.Load()) }))
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "cleave_router_peer_frames_refused_total",
+			Help: "RAFT frames dropped on the peer plane because the sender's certificate is not a router's (frames in another router's name count with the meta replica's invalid frames).",
+		}, func() float64 { return float64(r.refused.Load()) }))
 	}
-	r.srv = rpc.NewServer(scfg, rpc.PlaneHandler(wire.ClientPlane, wire.RouterPlane, &r.dropped, r))
+	ccfg := scfg
+	ccfg.TLS = cfg.clientServerTLS()
+	r.srv = rpc.NewServer(ccfg, rpc.PlaneHandler(wire.ClientPlane, wire.RouterPlane, &r.dropped, r))
 	if r.meta != nil {
 		if err := r.servePeers(scfg); err != nil {
 			r.Close()
@@ -138,14 +149,21 @@ func New(cfg Config) (*Router, error) {
 }
 
 // servePeers serves the peer plane on cfg.PeerListen, with the client
-// server's settings: the one place the peer server is built.
+// server's settings: the one place the peer server is built. With
+// PeerTLS, it requires a peer certificate and lets only routers in
+// (peerauth.go).
 func (r *Router) servePeers(scfg rpc.ServerConfig) error {
+	var h rpc.Handler = r
+	if r.cfg.PeerTLS != nil {
+		scfg.TLS = r.cfg.PeerTLS.ServerConfig(tls.RequireAndVerifyClientCert)
+		h = checkPeers(&r.refused, h)
+	}
 	ln, err := net.Listen("tcp", r.cfg.PeerListen)
 	if err != nil {
 		return fmt.Errorf("router: peer listen %s: %w", r.cfg.PeerListen, err)
 	}
 	r.peerLn, r.peerAddr = ln, rpc.Advertise(r.cfg.PeerAdvertise, ln)
-	r.peerSrv = rpc.NewServer(scfg, rpc.PlaneHandler(wire.PeerPlane, wire.RouterPlane, nil, r))
+	r.peerSrv = rpc.NewServer(scfg, rpc.PlaneHandler(wire.PeerPlane, wire.RouterPlane, nil, h))
 	go r.peerSrv.Serve(ln)
 	r.log.Info("serving peers", "peer_addr", r.peerAddr)
 	return nil
@@ -192,7 +210,7 @@ func (r *Router) openTable() error {
 	if mc.Logger == nil {
 		mc.Logger = r.log
 	}
-	r.metaTr = replica.NewWireTransport(mc.RaftID, mc.Peers, r.pool, r.log.With("group", "meta"))
+	r.metaTr = replica.NewWireTransport(mc.RaftID, mc.Peers, r.peers, r.log.With("group", "meta"))
 	mt, err := control.OpenMetaTable(mc, r.metaTr)
 	if err != nil {
 		r.metaTr.Close()
@@ -284,6 +302,7 @@ func (r *Router) Close() error {
 			r.metaTr.Close()
 		}
 		r.pool.Close()
+		r.peers.Close()
 	})
 	return nil
 }
@@ -300,7 +319,7 @@ func (r *Router) Handle(ctx context.Context, req *wire.Request) *wire.Response {
 		}
 	}
 	if r.meta != nil {
-		if resp, ok := r.meta.Replica().ServeWire(ctx, req); ok {
+		if resp, ok := r.meta.Replica().ServeWireFrom(ctx, req, senderFrom(ctx)); ok {
 			return resp // the meta group's raft traffic and snapshots
 		}
 	}

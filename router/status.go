@@ -140,7 +140,7 @@ func (r *Router) routers(ctx context.Context) []wire.RouterStatus {
 			out[i] = wire.RouterStatus{RaftID: m.ID, Addr: addr, PeerAddr: peer}
 			ctx, cancel := context.WithTimeout(ctx, r.cfg.StatusTimeout)
 			defer cancel()
-			conn, err := r.pool.Get(ctx, peer)
+			conn, err := r.peers.Get(ctx, peer)
 			if err != nil {
 				out[i].Error = err.Error()
 				return

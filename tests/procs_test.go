@@ -90,7 +90,7 @@ func startProcCluster(t testing.TB, n int, lab *netLab, retention uint64) *procC
 	}
 	pc.router = &proc{name: "router", argv: []string{cleaveBin, "router", "--id", "r1", "--listen", raddr,
 		"--data", filepath.Join(pc.dir, "router"), "--raft-id", "1", "--peers", "1=" + raddr + "/" + rpeer,
-		"--cluster", clusterID + "=" + strings.Join(members, ","), "--report-pid"}}
+		"--cluster", clusterID + "=" + strings.Join(members, ","), "--report-pid", "--insecure-peer"}}
 	pc.start(pc.router)
 	pc.d = &deployment{dir: pc.dir, router: raddr, routers: []string{raddr}}
 	pc.waitRouter(60 * time.Second)
@@ -129,7 +129,7 @@ func (nd *procNode) peerFlag() string { return fmt.Sprintf("%d=%s/%s", nd.id, nd
 func (pc *procCluster) nodeArgv(nd *procNode, peers string, join bool) []string {
 	argv := []string{cleaveBin, "node", "--id", strconv.FormatUint(nd.id, 10), "--cluster", clusterID,
 		"--listen", nd.addr, "--peer-listen", nd.peer, "--peers", peers, "--data", nd.data, "--report-pid",
-		"--log-retention", strconv.FormatUint(pc.retention, 10)}
+		"--log-retention", strconv.FormatUint(pc.retention, 10), "--insecure-peer"}
 	if join {
 		argv = append(argv, "--join")
 	} else {

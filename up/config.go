@@ -1,6 +1,7 @@
 package up
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -63,6 +64,16 @@ type Config struct {
 	// loopback is usable without credentials, and only admin commands
 	// need the token.
 	Anonymous string
+
+	// TLS puts the client listeners of routers and nodes on TLS 1.3 with
+	// certificates of the development CA in DIR/certs, and writes the
+	// operator's client certificate there (AdminCert). The peer plane is
+	// on mutual TLS with that CA whether or not TLS is set. Default false.
+	TLS bool
+
+	// clientTLS is how the supervisor dials client listeners: nil, or a
+	// configuration trusting the CA when TLS is set (Run fills it in).
+	clientTLS *tls.Config
 
 	// LogLevel is passed to every child as --log-level. Default "info".
 	LogLevel string

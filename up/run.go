@@ -2,6 +2,7 @@ package up
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -60,6 +61,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := gossip.EnsureKeyFile(filepath.Join(cfg.DataDir, GossipKeyFile)); err != nil {
 		return fmt.Errorf("up: %w", err)
 	}
+	if err := ensureCA(cfg); err != nil {
+		return err
+	}
+	if cfg.clientTLS, err = clientTLS(cfg); err != nil {
+		return fmt.Errorf("up: %w", err)
+	}
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -75,7 +82,7 @@ func Run(ctx context.Context, cfg Config) error {
 	log.Info("starting", "routers", strings.Join(topo.RouterAddrs(), ","), "clusters", len(topo.Clusters), "replicas", topo.Replicas(),
 		"data", cfg.DataDir, "logs", logDir)
 
-	if err := waitReady(ctx, topo, cfg.Token, cfg.ReadyTimeout); err != nil {
+	if err := waitReady(ctx, topo, cfg.Token, cfg.clientTLS, cfg.ReadyTimeout); err != nil {
 		stopAll()
 		if ctx.Err() != nil {
 			return nil // interrupted while starting
@@ -190,6 +197,9 @@ type child struct {
 	env  []string // environment; nil means this process's
 	bin  string
 	log  string // log file, appended to
+	// prepare, if set, runs before each start: it issues the child's
+	// certificate if it has none yet.
+	prepare func() error
 }
 
 func planChildren(cfg Config, t *Topology) []child {
@@ -249,7 +259,10 @@ func nodeChildren(cfg Config, t *Topology, c ClusterSpec) []child {
 			"--gossip-key-file", filepath.Join(cfg.DataDir, GossipKeyFile),
 			"--log-level", cfg.LogLevel,
 		)
-		out = append(out, child{name: name, bin: cfg.Binary, env: childEnv(cfg), log: filepath.Join(logDir, name+".log"), args: args})
+		cn := nodeCertName(n)
+		args = append(args, tlsArgs(cfg, cn, false)...)
+		out = append(out, child{name: name, bin: cfg.Binary, env: childEnv(cfg), log: filepath.Join(logDir, name+".log"), args: args,
+			prepare: func() error { return ensureCert(cfg.DataDir, cn, []string{n.Addr, n.Peer}) }})
 	}
 	return out
 }
@@ -285,8 +298,11 @@ func routerChildren(cfg Config, t *Topology) []child {
 		for _, c := range t.Bootstrap() {
 			args = append(args, "--cluster", FormatCluster(c.Info()))
 		}
+		cn := routerCertName(r)
+		args = append(args, tlsArgs(cfg, cn, true)...)
 		name := "router-" + r.ID
-		out = append(out, child{name: name, bin: cfg.Binary, env: childEnv(cfg), log: filepath.Join(logDir, name+".log"), args: args})
+		out = append(out, child{name: name, bin: cfg.Binary, env: childEnv(cfg), log: filepath.Join(logDir, name+".log"), args: args,
+			prepare: func() error { return ensureCert(cfg.DataDir, cn, []string{r.Listen, r.Peer}) }})
 	}
 	return out
 }
@@ -302,7 +318,7 @@ func routerDir(dataDir string, t *Topology, r RouterSpec) string {
 
 // waitReady polls the router's STATUS until it answers and every cluster of
 // t has a leader, or timeout passes. The error says what was still missing.
-func waitReady(ctx context.Context, t *Topology, token string, timeout time.Duration) error {
+func waitReady(ctx context.Context, t *Topology, token string, tc *tls.Config, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(200 * time.Millisecond)
@@ -318,7 +334,7 @@ func waitReady(ctx context.Context, t *Topology, token string, timeout time.Dura
 	for {
 		if conn == nil || conn.Err() != nil {
 			dctx, dcancel := context.WithTimeout(ctx, time.Second)
-			c, err := rpc.Dial(dctx, addr, rpc.DialConfig{Client: "cleave-up", Token: token})
+			c, err := rpc.Dial(dctx, addr, rpc.DialConfig{Client: "cleave-up", Token: token, TLS: tc})
 			dcancel()
 			if err == nil {
 				conn = c
@@ -393,6 +409,12 @@ func printBanner(w io.Writer, cfg Config, t *Topology, logDir string) {
 	fmt.Fprintf(w, "logs in %s; stop with Ctrl-C\n", logDir)
 	fmt.Fprintf(w, "root token in %s (clients without one may %s; split, node and user commands need it):\n  export CLEAVE_TOKEN=$(cat %s)\n",
 		filepath.Join(cfg.DataDir, TokenFile), cfg.Anonymous, filepath.Join(cfg.DataDir, TokenFile))
+	if cfg.TLS {
+		dir := filepath.Join(cfg.DataDir, CertsDir)
+		fmt.Fprintf(w, "clients must speak TLS, trusting the CA in %s:\n  export CLEAVE_CACERT=%s\n", dir, filepath.Join(dir, "ca.crt"))
+		fmt.Fprintf(w, "  (or --cacert %s; a client certificate: --cert %s --key %s)\n",
+			filepath.Join(dir, "ca.crt"), filepath.Join(dir, AdminCert+".crt"), filepath.Join(dir, AdminCert+".key"))
+	}
 	fmt.Fprintf(w, "try:\n")
 	fmt.Fprintf(w, "  %s mkdir%s -p /photos/2024\n", cmd, router)
 	fmt.Fprintf(w, "  echo hello | %s put%s /photos/2024/hello.txt\n", cmd, router)

@@ -62,8 +62,11 @@ func (s *supervisor) dial(ctx context.Context) (*client.Client, error) {
 	s.mu.Lock()
 	routers := s.topo.RouterAddrs()
 	s.mu.Unlock()
-	return client.Dial(ctx, routers, client.WithToken(s.cfg.Token), client.WithClientName("cleave-up"),
-		client.WithLogger(slog.New(slog.DiscardHandler)))
+	opts := []client.Option{client.WithToken(s.cfg.Token), client.WithClientName("cleave-up")}
+	if s.cfg.clientTLS != nil {
+		opts = append(opts, client.WithTLS(s.cfg.clientTLS))
+	}
+	return client.Dial(ctx, routers, append(opts, client.WithLogger(slog.New(slog.DiscardHandler)))...)
 }
 
 // split starts the split of req.Cluster: new nodes first, then the
@@ -165,7 +168,7 @@ func (s *supervisor) waitNodes(ctx context.Context, members []wire.Member) error
 	for _, m := range members {
 		for {
 			dctx, dcancel := context.WithTimeout(ctx, time.Second)
-			conn, err := rpc.Dial(dctx, m.Addr, rpc.DialConfig{Client: "cleave-up", Token: s.cfg.Token})
+			conn, err := rpc.Dial(dctx, m.Addr, rpc.DialConfig{Client: "cleave-up", Token: s.cfg.Token, TLS: s.cfg.clientTLS})
 			if err == nil {
 				_, err = conn.Call(dctx, &wire.Request{Op: wire.OpStatus})
 				conn.Close()

@@ -84,6 +84,11 @@ func supervise(ctx context.Context, ch child, stopTimeout time.Duration, log *sl
 // startChild starts ch with its output appended to its log file and returns
 // a channel receiving the result of Wait.
 func startChild(ch child, attempt int) (<-chan error, *os.Process, error) {
+	if ch.prepare != nil {
+		if err := ch.prepare(); err != nil {
+			return nil, nil, err
+		}
+	}
 	f, err := os.OpenFile(ch.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, nil, err

@@ -132,12 +132,12 @@ func NodePlane(o Op, p Plane) bool {
 
 // RouterPlane reports whether a router serves o on plane p. The peer plane
 // serves the meta group's raft traffic and snapshots, ROUTER_INFO, and the
-// admin verbs a router passes on to the meta leader (SPLIT, the
-// membership ops and USER), and STATUS; the client plane serves everything else
+// admin verbs a router passes on to the meta leader (SPLIT, USER and the
+// membership ops), and STATUS; the client plane serves everything else
 // and the admin verbs, not raft, snapshots or ROUTER_INFO.
 func RouterPlane(o Op, p Plane) bool {
 	switch o {
-	case OpStatus, OpHello, OpSplit, OpAddLearner, OpPromote, OpRemoveMember, OpUser:
+	case OpStatus, OpHello, OpSplit, OpUser, OpAddLearner, OpPromote, OpRemoveMember:
 		return true
 	case OpRaft, OpSnapshot, OpRouterInfo:
 		return p == PeerPlane

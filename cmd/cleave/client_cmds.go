@@ -52,6 +52,9 @@ func withClient(cmd *cobra.Command, fn func(ctx context.Context, c *client.Clien
 	if g.stale {
 		opts = append(opts, client.WithStaleReads())
 	}
+	if g.tls != nil {
+		opts = append(opts, client.WithTLS(g.tls))
+	}
 	c, err := client.Dial(ctx, g.routers, opts...)
 	if err != nil {
 		return err

@@ -48,7 +48,7 @@ func TestGossipKeyFileFlag(t *testing.T) {
 
 	t.Setenv("CLEAVE_GOSSIP_KEY_FILE", good)
 	var got router.Config
-	if err := execute(newRouterCmd(func(_ context.Context, c router.Config) error { got = c; return nil }), "--data", "d"); err != nil {
+	if err := execute(newRouterCmd(func(_ context.Context, c router.Config) error { got = c; return nil }), "--data", "d", "--insecure-peer"); err != nil {
 		t.Fatal(err)
 	}
 	wantKeys(t, got.GossipKeys)

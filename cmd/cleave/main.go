@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cleavefs/cleave/client"
+	"github.com/cleavefs/cleave/internal/certs"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -92,6 +94,9 @@ Flags beat CLEAVE_* environment variables beat defaults.`,
 	pf := root.PersistentFlags()
 	pf.String("router", defaultRouter, "router addresses, HOST:PORT[,HOST:PORT...] (env CLEAVE_ROUTER)")
 	pf.String("token", "", "auth token (env CLEAVE_TOKEN)")
+	pf.String("cacert", "", "speak TLS to the routers, trusting this CA certificate file (env CLEAVE_CACERT)")
+	pf.String("cert", "", "client certificate file, with --key, for routers that ask for one (env CLEAVE_CERT)")
+	pf.String("key", "", "private key file of --cert (env CLEAVE_KEY)")
 	pf.Duration("timeout", defaultTimeout, "deadline for the whole command (env CLEAVE_TIMEOUT)")
 	pf.StringP("output", "o", "table", "output format: table or json")
 	pf.Bool("stale", false, "reads (get, ls, stat, exists) may be served by any replica from its local state: faster, no quorum needed, possibly behind")
@@ -120,6 +125,7 @@ func markStarts(c *cobra.Command, started *bool) {
 type globals struct {
 	routers []string
 	token   string
+	tls     *tls.Config // nil: plaintext
 	timeout time.Duration
 	json    bool
 	stale   bool
@@ -144,6 +150,23 @@ func resolveGlobals(cmd *cobra.Command) (globals, error) {
 		if v := os.Getenv("CLEAVE_TOKEN"); v != "" {
 			g.token = v
 		}
+	}
+	tlsFiles := map[string]string{}
+	for _, name := range []string{"cacert", "cert", "key"} {
+		v, _ := f.GetString(name)
+		if !f.Changed(name) {
+			if e := os.Getenv(envName(name)); e != "" {
+				v = e
+			}
+		}
+		tlsFiles[name] = v
+	}
+	if tlsFiles["cacert"] != "" || tlsFiles["cert"] != "" || tlsFiles["key"] != "" {
+		cfg, err := certs.ClientTLS(tlsFiles["cacert"], tlsFiles["cert"], tlsFiles["key"])
+		if err != nil {
+			return g, usagef("--cacert/--cert/--key: %v", err)
+		}
+		g.tls = cfg
 	}
 	if !f.Changed("timeout") {
 		if v := os.Getenv("CLEAVE_TIMEOUT"); v != "" {

@@ -18,6 +18,7 @@ import (
 	"github.com/cleavefs/cleave/cluster"
 	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/internal/bytesize"
+	"github.com/cleavefs/cleave/internal/certs"
 	"github.com/cleavefs/cleave/internal/gossip"
 	"github.com/cleavefs/cleave/internal/rpc"
 	"github.com/cleavefs/cleave/router"
@@ -55,6 +56,7 @@ type nodeOpts struct {
 	memoryLimit  string
 	minFree      string
 	checkEvery   time.Duration
+	tls          tlsOpts
 }
 
 // newNodeCmd returns `cleave node`, which hands its configuration to run.
@@ -100,6 +102,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.DurationVar(&o.checkEvery, "check-interval", cluster.DefaultCheckInterval, "how often the leader starts a cross-replica consistency check (every replica hashes its state at the same index and compares)")
 	f.StringVar(&o.memoryLimit, "memory-limit", "224MiB", "memory budget of this process (e.g. 224MiB, 1GiB; 0: none; 1GB is 10^9 bytes, 1GiB 2^30): sets the Go runtime's soft limit to what the Pebble cache and memtables leave, unless GOMEMLIMIT is set, and makes malloc return large blocks")
 	f.StringVar(&o.minFree, "min-free-space", "auto", "free-space watermark of the --data volume (e.g. 1GiB): below it the leader refuses writes that add data with NO_SPACE, reads and removes keep working; auto: max(256MiB, 2% of the volume); 0: none")
+	o.tls.addFlags(f, false)
 	return cmd
 }
 
@@ -177,7 +180,10 @@ func (o *nodeOpts) config(cmd *cobra.Command) (cluster.Config, error) {
 			logger.Warn("CLEAVE_UNSAFE_DIVERGE: this node will rewrite an entry outside the log; it is broken on purpose", "path", p)
 		}
 	}
-	return cfg, cfg.Validate()
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, o.tls.apply(&cfg.PeerTLS, &cfg.TLS)
 }
 
 // failCloseWait is how long a failed node may take to close before the
@@ -230,6 +236,7 @@ type routerOpts struct {
 	gossipKeys    string
 	followerReads bool
 	anonymous     string
+	tls           tlsOpts
 }
 
 // newRouterCmd returns `cleave router`, which hands its configuration to run.
@@ -272,6 +279,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.StringVar(&o.http, "http", "", "HOST:PORT of the HTTP side port: /metrics, /healthz, /readyz (port 0: any free port, logged); empty: off")
 	f.BoolVar(&o.pprof, "pprof", false, "also serve the Go profiles under /debug/pprof/ on the --http side port (unauthenticated: loopback or a private network only)")
 	f.StringVar(&o.anonymous, "anonymous", "none", "what a client without a token may do when --token is set: none, read or write (never admin)")
+	o.tls.addFlags(f, true)
 	return cmd
 }
 
@@ -331,7 +339,18 @@ func (o *routerOpts) config(cmd *cobra.Command) (router.Config, error) {
 	if o.reportPID {
 		cfg.PID = os.Getpid()
 	}
-	return cfg, cfg.Validate()
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	if err := o.tls.apply(&cfg.PeerTLS, &cfg.TLS); err != nil {
+		return router.Config{}, err
+	}
+	if o.tls.nodeTLS {
+		if cfg.NodeTLS, err = certs.ClientTLS(o.tls.ca, "", ""); err != nil {
+			return router.Config{}, fmt.Errorf("--node-tls: %w", err)
+		}
+	}
+	return cfg, nil
 }
 
 // runRouter runs a router until ctx is done.
@@ -375,6 +394,7 @@ type upOpts struct {
 	autoSplitOps    float64
 	autoSplitWindow time.Duration
 	anonymous       string
+	tls             bool
 }
 
 // newUpCmd returns `cleave up`, which hands its configuration to run (up.Run).
@@ -409,6 +429,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.Float64Var(&o.autoSplitOps, "auto-split-ops", 0, "split a cluster serving more requests per second than this, averaged over --auto-split-window (default: off)")
 	f.DurationVar(&o.autoSplitWindow, "auto-split-window", 30*time.Second, "window of --auto-split-ops, and how long a cluster is left alone after a split")
 	f.StringVar(&o.anonymous, "anonymous", "write", "what a client without a token may do: none, read or write (admin commands always need the root token in DATA/token)")
+	f.BoolVar(&o.tls, "tls", false, "also put the client listeners of routers and nodes on TLS, with certificates of the development CA in DATA/certs (the peer plane always uses mutual TLS); the banner says how clients connect")
 	return cmd
 }
 
@@ -447,6 +468,7 @@ func (o *upOpts) config(cmd *cobra.Command) (up.Config, error) {
 	cfg.AutoSplit.Window = o.autoSplitWindow
 	cfg.Token = token(cmd)
 	cfg.Anonymous = o.anonymous
+	cfg.TLS = o.tls
 	cfg.Stdout = cmd.OutOrStdout()
 	cfg.Logger = logger
 	return cfg, cfg.Validate()

@@ -43,7 +43,7 @@ func runFlagCases[C any](t *testing.T, newCmd func(func(context.Context, C) erro
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got C
-			err := execute(newCmd(func(_ context.Context, c C) error { got = c; return nil }), tt.args...)
+			err := execute(newCmd(func(_ context.Context, c C) error { got = c; return nil }), withPeerFlag(tt.args)...)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
@@ -59,6 +59,17 @@ func runFlagCases[C any](t *testing.T, newCmd func(func(context.Context, C) erro
 			tt.check(t, got)
 		})
 	}
+}
+
+// withPeerFlag adds --insecure-peer to args that choose nothing for the
+// peer plane, so a case tests what it is about.
+func withPeerFlag(args []string) []string {
+	for _, a := range args {
+		if strings.HasPrefix(a, "--peer-cert") || strings.HasPrefix(a, "--peer-key") || strings.HasPrefix(a, "--peer-cacert") || strings.HasPrefix(a, "--insecure-peer") {
+			return args
+		}
+	}
+	return append(args[:len(args):len(args)], "--insecure-peer")
 }
 
 func TestServerCommandsRegistered(t *testing.T) {
@@ -171,6 +182,7 @@ func TestNodeFlagsFromEnv(t *testing.T) {
 	t.Setenv("CLEAVE_DATA", "/from/env")
 	t.Setenv("CLEAVE_RANGE", "0-18446744073709551616")
 	t.Setenv("CLEAVE_ID", "1")
+	t.Setenv("CLEAVE_INSECURE_PEER", "true")
 	var got cluster.Config
 	err := execute(newNodeCmd(func(_ context.Context, c cluster.Config) error { got = c; return nil }),
 		"--id", "3", "--cluster", "c9", "--listen", ":7503", "--peers", "3=:7503/:7603")
@@ -184,7 +196,7 @@ func TestNodeFlagsFromEnv(t *testing.T) {
 
 func TestTokenFlagBeatsEnv(t *testing.T) {
 	t.Setenv("CLEAVE_TOKEN", "from-env")
-	args := []string{"node", "--id", "1", "--cluster", "c1", "--listen", ":7501", "--peers", "1=:7501/:7601", "--data", "d", "--range", "0-1"}
+	args := []string{"node", "--id", "1", "--cluster", "c1", "--listen", ":7501", "--peers", "1=:7501/:7601", "--data", "d", "--range", "0-1", "--insecure-peer"}
 	for _, tt := range []struct {
 		extra []string
 		want  string

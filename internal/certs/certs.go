@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -260,4 +261,13 @@ func readKey(path string) (crypto.Signer, error) {
 		return nil, fmt.Errorf("certs: key %s: %T cannot sign", path, k)
 	}
 	return s, nil
+}
+
+// Verified returns the role and id named by the verified peer
+// certificate of a TLS connection, or an error if it has none.
+func Verified(cs *tls.ConnectionState) (role, id string, err error) {
+	if cs == nil || len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
+		return "", "", errors.New("certs: no verified certificate on the connection")
+	}
+	return Identity(cs.VerifiedChains[0][0])
 }

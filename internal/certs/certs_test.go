@@ -249,3 +249,39 @@ func TestLoadErrorsNameTheFile(t *testing.T) {
 		})
 	}
 }
+
+// ClientTLS trusts the CA file, presents a certificate only when both
+// files are given, and names what is missing or wrong.
+func TestClientTLS(t *testing.T) {
+	ca, out := t.TempDir(), t.TempDir()
+	must(t, NewCA(ca, "test CA", time.Hour))
+	must(t, Issue(ca, out, "router-r1", []string{"127.0.0.1"}, Server, time.Hour))
+	must(t, Issue(ca, out, "alice", nil, Client, time.Hour))
+	srv, err := Load(filepath.Join(out, "router-r1.crt"), filepath.Join(out, "router-r1.key"), filepath.Join(ca, CACert))
+	must(t, err)
+	addr := serve(t, srv.ServerConfig(tls.VerifyClientCertIfGiven))
+
+	cfg, err := ClientTLS(filepath.Join(ca, CACert), "", "")
+	must(t, err)
+	if _, err := handshake(addr, cfg); err != nil {
+		t.Fatalf("CA only: %v", err)
+	}
+	cfg, err = ClientTLS(filepath.Join(ca, CACert), filepath.Join(out, "alice.crt"), filepath.Join(out, "alice.key"))
+	must(t, err)
+	if len(cfg.Certificates) != 1 {
+		t.Fatal("client certificate not loaded")
+	}
+	if _, err := handshake(addr, cfg); err != nil {
+		t.Fatalf("with a client certificate: %v", err)
+	}
+	for _, tc := range []struct{ ca, cert, key, want string }{
+		{"", "", "", "CA file is needed"},
+		{filepath.Join(ca, CACert), filepath.Join(out, "alice.crt"), "", "both its certificate and key"},
+		{filepath.Join(ca, "missing.crt"), "", "", "missing.crt"},
+		{filepath.Join(out, "alice.key"), "", "", "alice.key"},
+	} {
+		if _, err := ClientTLS(tc.ca, tc.cert, tc.key); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ClientTLS(%q, %q, %q) = %v, want an error naming %q", tc.ca, tc.cert, tc.key, err, tc.want)
+		}
+	}
+}

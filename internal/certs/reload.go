@@ -177,3 +177,36 @@ func loadPair(certFile, keyFile string) (*tls.Certificate, error) {
 	cert.Leaf = leaf
 	return &cert, nil
 }
+
+// ClientTLS returns a TLS 1.3 client configuration for a command-line
+// client: it trusts the CA in caFile and, when certFile and keyFile are
+// both given, presents that certificate (for a server that asks for
+// one). The error names the file at fault, or the flag missing its pair.
+func ClientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
+	if caFile == "" {
+		return nil, fmt.Errorf("certs: a CA file is needed to verify the server")
+	}
+	if (certFile == "") != (keyFile == "") {
+		return nil, fmt.Errorf("certs: a client certificate needs both its certificate and key files (got %q and %q)", certFile, keyFile)
+	}
+	if _, err := pemBlock(caFile, "CA"); err != nil {
+		return nil, err
+	}
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("certs: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("certs: %s: no certificate in the CA file", caFile)
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool}
+	if certFile != "" {
+		cert, err := loadPair(certFile, keyFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	return cfg, nil
+}
