@@ -81,7 +81,7 @@ type window struct {
 }
 
 // initialWindow is the answers a connection may owe before it has read any.
-const initialWindow = 32
+const initialWindow = 8
 
 // acquire takes room for one answer, waiting until there is some or done
 // is closed (then it returns false and takes nothing).

@@ -561,8 +561,8 @@ func TestPeerNotReadingStopsBeingServed(t *testing.T) {
 	t.Logf("%d requests for 1 MiB answers served to a peer that reads nothing, under a 16 MiB budget", n)
 	// 16 MiB of queued answers, plus what the socket buffers took, plus the
 	// requests in flight when the budget filled.
-	if n > 64 {
-		t.Fatalf("%d answers of 1 MiB produced for a peer that reads nothing; the 16 MiB budget allows about 16", n)
+	if n > 24 {
+		t.Fatalf("%d answers of 1 MiB produced for a peer that reads nothing; its first window is 8 answers", n)
 	}
 	_ = srv
 }
