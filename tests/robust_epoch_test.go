@@ -4,14 +4,17 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cleavefs/cleave/internal/certs"
 	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/internal/rpc"
+	"github.com/cleavefs/cleave/up"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -99,7 +102,7 @@ func TestRobustStaleEpochFrame(t *testing.T) {
 						{"c2", 2, heartbeat(other, st.ID, st.Term+termJump, 0)},
 					}
 				}
-				n := sendFrames(t, st.PeerAddr, d.token, frames)
+				n := sendFramesAs(t, st.PeerAddr, peerDial(t, d), frames)
 				want[a] = n
 				t.Logf("node %d (%s, %s, term %d, leader %d): sent %d frames of another group or epoch, %d committing beyond its log",
 					st.ID, cl, st.Role, st.Term, st.Leader, n[0], n[1])
@@ -151,15 +154,47 @@ func TestRobustStaleEpochFrame(t *testing.T) {
 // commit beyond its log (those with a commit of 1<<40).
 func sendFrames(t *testing.T, addr, token string, frames []staleFrame) [2]int {
 	t.Helper()
+	return sendFramesAs(t, addr, func(uint64) rpc.DialConfig { return rpc.DialConfig{Client: "stale-frames", Token: token} }, frames)
+}
+
+// peerDial returns how to dial a peer listener of deployment d as node
+// from: with that node's certificate, which `cleave up` made in DATA/certs
+// (a raft frame is accepted only in its sender's own name).
+func peerDial(t *testing.T, d *deployment) func(from uint64) rpc.DialConfig {
+	return func(from uint64) rpc.DialConfig {
+		dir := filepath.Join(d.dir, up.CertsDir)
+		name := fmt.Sprintf("node-%d", from)
+		r, err := certs.Load(filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key"), filepath.Join(dir, certs.CACert))
+		if err != nil {
+			t.Fatalf("certificate of %s: %v", name, err)
+		}
+		return rpc.DialConfig{Client: "stale-frames", Token: d.token, TLS: r.ClientConfig()}
+	}
+}
+
+// sendFramesAs is sendFrames over one connection per sender, dialled with
+// dial(from).
+func sendFramesAs(t *testing.T, addr string, dial func(from uint64) rpc.DialConfig, frames []staleFrame) [2]int {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, err := rpc.Dial(ctx, addr, rpc.DialConfig{Client: "stale-frames", Token: token})
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	defer conn.Close()
+	conns := map[uint64]*rpc.Conn{}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
 	var n [2]int
 	for _, f := range frames {
+		from := f.msg.GetFrom()
+		conn := conns[from]
+		if conn == nil {
+			var err error
+			if conn, err = rpc.Dial(ctx, addr, dial(from)); err != nil {
+				t.Fatalf("dial %s as %d: %v", addr, from, err)
+			}
+			conns[from] = conn
+		}
 		data, err := proto.Marshal(f.msg)
 		if err != nil {
 			t.Fatal(err)
@@ -173,11 +208,13 @@ func sendFrames(t *testing.T, addr, token string, frames []staleFrame) [2]int {
 			n[0]++
 		}
 	}
-	// The connection writes requests in order: once a call made after the
+	// A connection writes requests in order: once a call made after the
 	// frames is answered, the frames are on the wire (closing first could
 	// drop them from the send queue).
-	if _, err := conn.Call(ctx, &wire.Request{Op: wire.OpStatus}); err != nil {
-		t.Fatalf("status after the frames at %s: %v", addr, err)
+	for _, conn := range conns {
+		if _, err := conn.Call(ctx, &wire.Request{Op: wire.OpStatus}); err != nil {
+			t.Fatalf("status after the frames at %s: %v", addr, err)
+		}
 	}
 	return n
 }
