@@ -507,7 +507,7 @@ func (n *Node) servePeers(scfg rpc.ServerConfig) {
 	var h rpc.Handler = rpc.HandlerFunc(n.split.handle)
 	if n.cfg.PeerTLS != nil {
 		scfg.TLS = n.cfg.PeerTLS.ServerConfig(tls.RequireAndVerifyClientCert)
-		h = checkPeers(&n.peerRefused, h)
+		h = rpc.CheckPeers(certs.Verified, peerRule, &n.peerRefused, h)
 	}
 	n.peerSrv = rpc.NewServer(scfg, rpc.PlaneHandler(wire.PeerPlane, wire.NodePlane, nil, h))
 	go func() { n.serveErr <- n.peerSrv.Serve(n.peerLn) }()
@@ -663,7 +663,7 @@ func (n *Node) Status() wire.NodeStatus {
 }
 
 func (n *Node) handle(ctx context.Context, req *wire.Request) *wire.Response {
-	if resp, ok := n.rep.ServeWireFrom(ctx, req, senderFrom(ctx)); ok {
+	if resp, ok := n.rep.ServeWireFrom(ctx, req, rpc.VerifiedSender(ctx)); ok {
 		return resp
 	}
 	if req.Op != wire.OpStatus {

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cleavefs/cleave/control"
+	"github.com/cleavefs/cleave/internal/certs"
 	"github.com/cleavefs/cleave/internal/fspath"
 	"github.com/cleavefs/cleave/internal/gossip"
 	"github.com/cleavefs/cleave/internal/ops"
@@ -156,7 +157,7 @@ func (r *Router) servePeers(scfg rpc.ServerConfig) error {
 	var h rpc.Handler = r
 	if r.cfg.PeerTLS != nil {
 		scfg.TLS = r.cfg.PeerTLS.ServerConfig(tls.RequireAndVerifyClientCert)
-		h = checkPeers(&r.refused, h)
+		h = rpc.CheckPeers(certs.Verified, peerRule, &r.refused, h)
 	}
 	ln, err := net.Listen("tcp", r.cfg.PeerListen)
 	if err != nil {
@@ -319,7 +320,7 @@ func (r *Router) Handle(ctx context.Context, req *wire.Request) *wire.Response {
 		}
 	}
 	if r.meta != nil {
-		if resp, ok := r.meta.Replica().ServeWireFrom(ctx, req, senderFrom(ctx)); ok {
+		if resp, ok := r.meta.Replica().ServeWireFrom(ctx, req, rpc.VerifiedSender(ctx)); ok {
 			return resp // the meta group's raft traffic and snapshots
 		}
 	}
