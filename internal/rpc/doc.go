@@ -14,6 +14,6 @@
 // lists every limit.
 //
 // Policy is the caller's: ServerConfig.TLS decides versions and client
-// certificates, Authenticate who the peer is, Allow which ops a listener
-// serves. Handlers read the peer's identity with ConnInfoFrom.
+// certificates, Authenticate who the peer is, PlaneHandler which ops a
+// listener serves. Handlers read the peer's identity with ConnInfoFrom.
 package rpc

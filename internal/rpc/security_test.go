@@ -414,47 +414,6 @@ func TestTLS(t *testing.T) {
 	}
 }
 
-// TestAllow: an op refused by Allow is answered FORBIDDEN (a one-way op is
-// dropped) and the connection keeps working.
-func TestAllow(t *testing.T) {
-	var rafts atomic.Int32
-	srv, addr := startServer(t, ServerConfig{Name: "test", Allow: func(op wire.Op) error {
-		if op == wire.OpPut || op == wire.OpRaft {
-			return fmt.Errorf("%v is not served on this port", op)
-		}
-		return nil
-	}}, func(ctx context.Context, req *wire.Request) *wire.Response {
-		if req.Op == wire.OpRaft {
-			rafts.Add(1)
-			return nil
-		}
-		return &wire.Response{Data: []byte(req.Path)}
-	})
-	ctx := context.Background()
-	c, err := Dial(ctx, addr, DialConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	resp, err := c.Call(ctx, &wire.Request{Op: wire.OpPut, Path: "/a", Data: []byte("x")})
-	if err != nil || resp.Code != wire.Forbidden || resp.Message != "PUT is not served on this port" {
-		t.Fatalf("refused op: %+v, %v; want FORBIDDEN with Allow's message", resp, err)
-	}
-	if !c.Send(&wire.Request{Op: wire.OpRaft, Data: []byte{1}}) {
-		t.Fatal("Send RAFT failed")
-	}
-	resp, err = c.Call(ctx, &wire.Request{Op: wire.OpGet, Path: "/b"})
-	if err != nil || resp.Code != wire.OK || string(resp.Data) != "/b" {
-		t.Fatalf("allowed op after refusals: %+v, %v", resp, err)
-	}
-	if rafts.Load() != 0 {
-		t.Fatal("a refused one-way op reached the handler")
-	}
-	if got := srv.Stats().Forbidden; got != 2 {
-		t.Fatalf("Forbidden = %d, want 2", got)
-	}
-}
-
 // TestAuthenticate: Authenticate's error refuses HELLO with UNAUTHORIZED
 // and its message; its principal reaches every handler call, one-way ops
 // included.

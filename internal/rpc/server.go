@@ -58,11 +58,6 @@ type ServerConfig struct {
 	// its message and closes the connection; otherwise the principal is kept
 	// in the connection's ConnInfo. Called concurrently; ci must not be kept.
 	Authenticate func(ctx context.Context, ci *ConnInfo) (principal any, err error)
-	// Allow, if set, is asked about every request after HELLO. A refused
-	// request is answered FORBIDDEN with the error's message (a one-way op is
-	// dropped and counted) and the connection stays open. Called
-	// concurrently; must not block.
-	Allow func(op wire.Op) error
 
 	HelloTimeout            time.Duration // TLS handshake + HELLO must finish within this
 	PreAuthMaxFrame         int           // largest frame accepted before HELLO succeeded
@@ -76,7 +71,7 @@ type ServerConfig struct {
 }
 
 // DefaultServerConfig returns a ServerConfig with every default set; Name,
-// ID, Token, Observe, TLS, Authenticate and Allow are empty.
+// ID, Token, Observe, TLS and Authenticate are empty.
 func DefaultServerConfig() ServerConfig {
 	return ServerConfig{
 		// MaxFrame: the protocol's default frame limit (8 MiB).
@@ -200,7 +195,6 @@ type ServerStats struct {
 	IdleClosed    uint64 // closed after IdleTimeout with nothing in flight
 	WriteTimeouts uint64 // closed because a response could not be written
 	Refused       uint64 // refused for MaxConns or MaxConnsPerIP
-	Forbidden     uint64 // requests refused by Allow (one-way ones dropped)
 	BytesInFlight int64  // request bytes being handled now
 }
 
@@ -219,7 +213,7 @@ type Server struct {
 	wg     sync.WaitGroup
 
 	helloTimeouts, tlsFailures, readTimeouts, idleClosed atomic.Uint64
-	writeTimeouts, refused, forbidden                    atomic.Uint64
+	writeTimeouts, refused                               atomic.Uint64
 }
 
 // NewServer returns a server that passes every request after HELLO to h.
@@ -244,7 +238,7 @@ func (s *Server) Stats() ServerStats {
 		Conns: n, HelloTimeouts: s.helloTimeouts.Load(), TLSFailures: s.tlsFailures.Load(),
 		ReadTimeouts: s.readTimeouts.Load(), IdleClosed: s.idleClosed.Load(),
 		WriteTimeouts: s.writeTimeouts.Load(), Refused: s.refused.Load(),
-		Forbidden: s.forbidden.Load(), BytesInFlight: s.budget.inUse(),
+		BytesInFlight: s.budget.inUse(),
 	}
 }
 

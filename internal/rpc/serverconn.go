@@ -322,15 +322,6 @@ func (c *serverConn) readLoop(fr *wire.FrameReader) {
 			c.send(wire.Errorf(req.ID, wire.Invalid, "unknown or repeated op %v", req.Op))
 			continue
 		}
-		if c.s.cfg.Allow != nil {
-			if err := c.s.cfg.Allow(req.Op); err != nil {
-				c.s.forbidden.Add(1)
-				if !req.Op.OneWay() {
-					c.send(wire.Errorf(req.ID, wire.Forbidden, "%s", err.Error()))
-				}
-				continue
-			}
-		}
 		if req.Op.OneWay() {
 			c.s.handler.Handle(c.ctx, req)
 			continue
