@@ -17,9 +17,11 @@ build:
 run: build
 	./$(BIN)/cleave up --data $(DATA)
 
-# test builds everything, vets it and runs every test with the race detector,
-# including the multi-process tests under tests/.
+# test builds everything, checks that go.mod and go.sum are tidy, vets it
+# and runs every test with the race detector, including the multi-process
+# tests under tests/.
 test: build
+	$(GO) mod tidy -diff
 	$(GO) vet $(PKGS)
 	$(GO) test -race -shuffle=on -timeout 15m $(PKGS)
 
@@ -41,6 +43,7 @@ bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem ./wire ./fsm ./replica
 
 lint:
+	$(GO) mod tidy -diff
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
