@@ -230,9 +230,9 @@ func (d *fastDec) strs() ([]string, error) {
 }
 
 // fields reads the header of a map at nesting level level and calls one
-// for each key; a key index is the field's bit in a mask (-1: unknown,
-// skipped), and a field that comes twice is left to the reflection decoder.
-func (d *fastDec) fields(level int, index func(k []byte) int, one func(f int) error) error {
+// with the index in keys of each key it knows, skipping the others; a
+// field that comes twice is left to the reflection decoder.
+func (d *fastDec) fields(level int, keys []string, one func(f int) error) error {
 	n, err := d.length(false)
 	if err != nil || n < 0 {
 		return errSlow
@@ -243,7 +243,7 @@ func (d *fastDec) fields(level int, index func(k []byte) int, one func(f int) er
 		if err != nil {
 			return err
 		}
-		f := index(k)
+		f := keyIndex(keys, k)
 		if f < 0 {
 			if err := d.skip(level + 1); err != nil {
 				return err
@@ -289,21 +289,24 @@ func keyIndex(keys []string, k []byte) int {
 	return -1
 }
 
-func requestKey(k []byte) int  { return keyIndex(requestKeys[:], k) }
-func responseKey(k []byte) int { return keyIndex(responseKeys[:], k) }
-func statKey(k []byte) int     { return keyIndex(statKeys[:], k) }
-
-// decodeRequestFast decodes p into r, which must be zero; errSlow when p
-// is left to the reflection decoder.
-func decodeRequestFast(p []byte, r *Request) error {
+// decodeFast decodes the message map p whose fields keys names, calling
+// field to decode the value of each; errSlow when p is left to the
+// reflection decoder.
+func decodeFast(p []byte, keys []string, field func(d *fastDec, f int) error) error {
 	d := &fastDec{p: p}
-	if err := d.fields(1, requestKey, func(f int) error { return d.requestField(r, f) }); err != nil {
+	if err := d.fields(1, keys, func(f int) error { return field(d, f) }); err != nil {
 		return err
 	}
 	if d.off != len(p) {
 		return errSlow
 	}
 	return nil
+}
+
+// decodeRequestFast decodes p into r, which must be zero; errSlow when p
+// is left to the reflection decoder.
+func decodeRequestFast(p []byte, r *Request) error {
+	return decodeFast(p, requestKeys[:], func(d *fastDec, f int) error { return d.requestField(r, f) })
 }
 
 // requestField decodes the value of field f (an index of requestKeys).
@@ -380,14 +383,7 @@ func (d *fastDec) requestRare(r *Request, f int) (err error) {
 // decodeResponseFast decodes p into r, which must be zero; errSlow when p
 // is left to the reflection decoder.
 func decodeResponseFast(p []byte, r *Response) error {
-	d := &fastDec{p: p}
-	if err := d.fields(1, responseKey, func(f int) error { return d.responseField(r, f) }); err != nil {
-		return err
-	}
-	if d.off != len(p) {
-		return errSlow
-	}
-	return nil
+	return decodeFast(p, responseKeys[:], func(d *fastDec, f int) error { return d.responseField(r, f) })
 }
 
 // responseField decodes the value of field f (an index of responseKeys).
@@ -443,7 +439,7 @@ func (d *fastDec) responseField(r *Response, f int) (err error) {
 // stat decodes one Stat map at nesting level level into s, which must be
 // zero.
 func (d *fastDec) stat(s *Stat, level int) error {
-	return d.fields(level, statKey, func(f int) (err error) {
+	return d.fields(level, statKeys[:], func(f int) (err error) {
 		var u uint64
 		switch f {
 		case 0:

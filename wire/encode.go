@@ -45,24 +45,19 @@ func appendReflect(dst []byte, v any) ([]byte, error) {
 	return dst, err
 }
 
-func appendMapLen(dst []byte, n int) []byte {
-	switch {
-	case n < 16:
-		return append(dst, 0x80|byte(n))
-	case n <= math.MaxUint16:
-		return append(dst, 0xde, byte(n>>8), byte(n))
-	}
-	return append(dst, 0xdf, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-}
+func appendMapLen(dst []byte, n int) []byte   { return appendLen(dst, n, 0x80, 0xde) }
+func appendArrayLen(dst []byte, n int) []byte { return appendLen(dst, n, 0x90, 0xdc) }
 
-func appendArrayLen(dst []byte, n int) []byte {
+// appendLen appends a map or array header: the fix form fix|n, or the
+// 16-bit form c16 or the 32-bit form after it with the length.
+func appendLen(dst []byte, n int, fix, c16 byte) []byte {
 	switch {
 	case n < 16:
-		return append(dst, 0x90|byte(n))
+		return append(dst, fix|byte(n))
 	case n <= math.MaxUint16:
-		return append(dst, 0xdc, byte(n>>8), byte(n))
+		return append(dst, c16, byte(n>>8), byte(n))
 	}
-	return append(dst, 0xdd, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	return append(dst, c16+1, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 }
 
 func appendUint(dst []byte, n uint64) []byte {
@@ -136,16 +131,52 @@ func fieldCount(set ...bool) int {
 	return n
 }
 
-// Small helpers that append one map entry: the key, then the value.
+// Helpers that append one map entry, the key and then the value; the o…
+// forms append nothing for a zero value (an omitempty field).
 
 func kUint(dst []byte, k string, v uint64) []byte { return appendUint(appendStr(dst, k), v) }
 func kInt(dst []byte, k string, v int64) []byte   { return appendInt(appendStr(dst, k), v) }
 func kStr(dst []byte, k, v string) []byte         { return appendStr(appendStr(dst, k), v) }
-func kBin(dst []byte, k string, v []byte) []byte  { return appendBin(appendStr(dst, k), v) }
 
-// kReflect appends key k and v encoded by reflection.
-func kReflect(dst []byte, k string, v any) ([]byte, error) {
-	return appendReflect(appendStr(dst, k), v)
+func oUint(dst []byte, k string, v uint64) []byte {
+	if v == 0 {
+		return dst
+	}
+	return kUint(dst, k, v)
+}
+
+func oInt(dst []byte, k string, v int64) []byte {
+	if v == 0 {
+		return dst
+	}
+	return kInt(dst, k, v)
+}
+
+func oStr(dst []byte, k, v string) []byte {
+	if v == "" {
+		return dst
+	}
+	return kStr(dst, k, v)
+}
+
+func oBin(dst []byte, k string, v []byte) []byte {
+	if len(v) == 0 {
+		return dst
+	}
+	return appendBin(appendStr(dst, k), v)
+}
+
+// reflectFields appends fields encoded by reflection and keeps the first
+// error; after one it appends nothing more.
+type reflectFields struct{ err error }
+
+// add appends key k and v when set.
+func (rf *reflectFields) add(dst []byte, set bool, k string, v any) []byte {
+	if !set || rf.err != nil {
+		return dst
+	}
+	dst, rf.err = appendReflect(appendStr(dst, k), v)
+	return dst
 }
 
 // appendRequest appends r's msgpack map to dst.
@@ -157,97 +188,36 @@ func appendRequest(dst []byte, r *Request) ([]byte, error) {
 		r.Group != "", r.Epoch != 0))
 	dst = kUint(dst, "id", r.ID)
 	dst = kUint(dst, "op", uint64(r.Op))
-	if r.Path != "" {
-		dst = kStr(dst, "path", r.Path)
-	}
-	if len(r.Data) > 0 {
-		dst = kBin(dst, "data", r.Data)
-	}
-	if r.Flags != 0 {
-		dst = kUint(dst, "flags", uint64(r.Flags))
-	}
-	if r.Session != 0 {
-		dst = kUint(dst, "session", r.Session)
-	}
-	if r.Seq != 0 {
-		dst = kUint(dst, "seq", r.Seq)
-	}
-	if r.Table != 0 {
-		dst = kUint(dst, "table", r.Table)
-	}
-	if r.TimeoutMs != 0 {
-		dst = kUint(dst, "timeout_ms", uint64(r.TimeoutMs))
-	}
-	var err error
-	if r.Hello != nil {
-		if dst, err = kReflect(dst, "hello", r.Hello); err != nil {
-			return dst, err
-		}
-	}
-	return appendRequestRest(dst, r)
-}
-
-// appendRequestRest appends the fields of r after hello, in struct order.
-func appendRequestRest(dst []byte, r *Request) ([]byte, error) {
-	if r.To != "" {
-		dst = kStr(dst, "to", r.To)
-	}
-	if r.Offset != 0 {
-		dst = kInt(dst, "offset", r.Offset)
-	}
-	if r.Length != 0 {
-		dst = kInt(dst, "length", r.Length)
-	}
-	if r.IfVersion != 0 {
-		dst = kUint(dst, "if_version", r.IfVersion)
-	}
-	if r.Limit != 0 {
-		dst = kUint(dst, "limit", uint64(r.Limit))
-	}
-	if r.After != "" {
-		dst = kStr(dst, "after", r.After)
-	}
+	dst = oStr(dst, "path", r.Path)
+	dst = oBin(dst, "data", r.Data)
+	dst = oUint(dst, "flags", uint64(r.Flags))
+	dst = oUint(dst, "session", r.Session)
+	dst = oUint(dst, "seq", r.Seq)
+	dst = oUint(dst, "table", r.Table)
+	dst = oUint(dst, "timeout_ms", uint64(r.TimeoutMs))
+	var rf reflectFields
+	dst = rf.add(dst, r.Hello != nil, "hello", r.Hello)
+	dst = oStr(dst, "to", r.To)
+	dst = oInt(dst, "offset", r.Offset)
+	dst = oInt(dst, "length", r.Length)
+	dst = oUint(dst, "if_version", r.IfVersion)
+	dst = oUint(dst, "limit", uint64(r.Limit))
+	dst = oStr(dst, "after", r.After)
 	if len(r.Chunks) > 0 {
 		dst = appendArrayLen(appendStr(dst, "chunks"), len(r.Chunks))
 		for _, c := range r.Chunks {
 			dst = appendStr(dst, c)
 		}
 	}
-	if r.Size != 0 {
-		dst = kInt(dst, "size", r.Size)
-	}
-	var err error
-	for _, f := range [...]struct {
-		set bool
-		k   string
-		v   any
-	}{{r.Snap != nil, "snap", r.Snap}, {r.Member != nil, "member", r.Member}} {
-		if f.set {
-			if dst, err = kReflect(dst, f.k, f.v); err != nil {
-				return dst, err
-			}
-		}
-	}
-	if r.Cluster != "" {
-		dst = kStr(dst, "cluster", r.Cluster)
-	}
-	if r.Split != nil {
-		if dst, err = kReflect(dst, "split", r.Split); err != nil {
-			return dst, err
-		}
-	}
-	if r.User != nil {
-		if dst, err = kReflect(dst, "user", r.User); err != nil {
-			return dst, err
-		}
-	}
-	if r.Group != "" {
-		dst = kStr(dst, "group", r.Group)
-	}
-	if r.Epoch != 0 {
-		dst = kUint(dst, "epoch", r.Epoch)
-	}
-	return dst, nil
+	dst = oInt(dst, "size", r.Size)
+	dst = rf.add(dst, r.Snap != nil, "snap", r.Snap)
+	dst = rf.add(dst, r.Member != nil, "member", r.Member)
+	dst = oStr(dst, "cluster", r.Cluster)
+	dst = rf.add(dst, r.Split != nil, "split", r.Split)
+	dst = rf.add(dst, r.User != nil, "user", r.User)
+	dst = oStr(dst, "group", r.Group)
+	dst = oUint(dst, "epoch", r.Epoch)
+	return dst, rf.err
 }
 
 // appendStat appends s's msgpack map to dst.
@@ -262,10 +232,7 @@ func appendStat(dst []byte, s *Stat) []byte {
 	dst = kInt(dst, "size", s.Size)
 	dst = kInt(dst, "mtime", s.Mtime)
 	dst = kUint(dst, "version", s.Version)
-	if s.Checksum != "" {
-		dst = kStr(dst, "checksum", s.Checksum)
-	}
-	return dst
+	return oStr(dst, "checksum", s.Checksum)
 }
 
 // appendResponse appends r's msgpack map to dst.
@@ -276,18 +243,10 @@ func appendResponse(dst []byte, r *Response) ([]byte, error) {
 		len(r.Users) > 0, r.Token != ""))
 	dst = kUint(dst, "id", r.ID)
 	dst = kUint(dst, "code", uint64(r.Code))
-	if r.Message != "" {
-		dst = kStr(dst, "msg", r.Message)
-	}
-	if r.Leader != "" {
-		dst = kStr(dst, "leader", r.Leader)
-	}
-	if r.Table != 0 {
-		dst = kUint(dst, "table", r.Table)
-	}
-	if len(r.Data) > 0 {
-		dst = kBin(dst, "data", r.Data)
-	}
+	dst = oStr(dst, "msg", r.Message)
+	dst = oStr(dst, "leader", r.Leader)
+	dst = oUint(dst, "table", r.Table)
+	dst = oBin(dst, "data", r.Data)
 	if r.Stat != nil {
 		dst = appendStat(appendStr(dst, "stat"), r.Stat)
 	}
@@ -300,48 +259,18 @@ func appendResponse(dst []byte, r *Response) ([]byte, error) {
 	if r.Exists {
 		dst = append(appendStr(dst, "exists"), 0xc3)
 	}
-	return appendResponseRest(dst, r)
-}
-
-// appendResponseRest appends the fields of r after exists, in struct order.
-func appendResponseRest(dst []byte, r *Response) ([]byte, error) {
-	var err error
-	for _, f := range [...]struct {
-		set bool
-		k   string
-		v   any
-	}{{r.Hello != nil, "hello", r.Hello}, {r.Node != nil, "node", r.Node},
-		{r.Status != nil, "status", r.Status}, {r.Routes != nil, "routes", r.Routes}} {
-		if f.set {
-			if dst, err = kReflect(dst, f.k, f.v); err != nil {
-				return dst, err
-			}
-		}
-	}
-	if r.Next != "" {
-		dst = kStr(dst, "next", r.Next)
-	}
-	if r.Chunk != "" {
-		dst = kStr(dst, "chunk", r.Chunk)
-	}
-	for _, f := range [...]struct {
-		set bool
-		k   string
-		v   any
-	}{{r.Router != nil, "router_info", r.Router}, {r.Split != nil, "split", r.Split}} {
-		if f.set {
-			if dst, err = kReflect(dst, f.k, f.v); err != nil {
-				return dst, err
-			}
-		}
-	}
+	var rf reflectFields
+	dst = rf.add(dst, r.Hello != nil, "hello", r.Hello)
+	dst = rf.add(dst, r.Node != nil, "node", r.Node)
+	dst = rf.add(dst, r.Status != nil, "status", r.Status)
+	dst = rf.add(dst, r.Routes != nil, "routes", r.Routes)
+	dst = oStr(dst, "next", r.Next)
+	dst = oStr(dst, "chunk", r.Chunk)
+	dst = rf.add(dst, r.Router != nil, "router_info", r.Router)
+	dst = rf.add(dst, r.Split != nil, "split", r.Split)
 	if len(r.Users) > 0 {
-		if dst, err = kReflect(dst, "users", r.Users); err != nil {
-			return dst, err
-		}
+		dst = rf.add(dst, true, "users", r.Users) // boxing a slice allocates: only when there is one
 	}
-	if r.Token != "" {
-		dst = kStr(dst, "token", r.Token)
-	}
-	return dst, nil
+	dst = oStr(dst, "token", r.Token)
+	return dst, rf.err
 }
