@@ -202,7 +202,7 @@ func TestCodecMatchesReflection(t *testing.T) {
 			}
 		}
 	}
-	for range 1000 {
+	for range 3000 {
 		req, resp := new(Request), new(Response)
 		f.fill(reflect.ValueOf(req).Elem(), 0)
 		f.fill(reflect.ValueOf(resp).Elem(), 0)
