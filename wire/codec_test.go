@@ -402,3 +402,34 @@ func TestDecodeForgedLengths(t *testing.T) {
 		})
 	}
 }
+
+// TestDecodeAllocatesOnlyTheMessage checks that decoding a hot message
+// allocates the message and its strings, byte slices and stat, nothing
+// else (the payload is reused by the caller, so they are copies).
+func TestDecodeAllocatesOnlyTheMessage(t *testing.T) {
+	want := map[string]float64{
+		"put-request":  3, // request, path, data
+		"put-response": 4, // response, stat, name, checksum
+		"get-request":  2, // request, path
+		"get-response": 5, // response, data, stat, name, checksum
+	}
+	for _, m := range benchMessages() {
+		frame, err := AppendEncode(nil, m.msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		allocs := testing.AllocsPerRun(50, func() {
+			if _, ok := m.msg.(*Request); ok {
+				_, err = DecodeRequest(frame[HeaderSize:])
+			} else {
+				_, err = DecodeResponse(frame[HeaderSize:])
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != want[m.name] {
+			t.Errorf("%s: %.0f allocations per decode, want %.0f", m.name, allocs, want[m.name])
+		}
+	}
+}

@@ -289,15 +289,14 @@ func keyIndex(keys []string, k []byte) int {
 	return -1
 }
 
-// decodeFast decodes the message map p whose fields keys names, calling
-// field to decode the value of each; errSlow when p is left to the
-// reflection decoder.
-func decodeFast(p []byte, keys []string, field func(d *fastDec, f int) error) error {
-	d := &fastDec{p: p}
-	if err := d.fields(1, keys, func(f int) error { return field(d, f) }); err != nil {
+// message decodes the whole payload as one message map whose fields keys
+// names, calling one to decode the value of each; errSlow when the payload
+// is left to the reflection decoder.
+func (d *fastDec) message(keys []string, one func(f int) error) error {
+	if err := d.fields(1, keys, one); err != nil {
 		return err
 	}
-	if d.off != len(p) {
+	if d.off != len(d.p) {
 		return errSlow
 	}
 	return nil
@@ -306,7 +305,8 @@ func decodeFast(p []byte, keys []string, field func(d *fastDec, f int) error) er
 // decodeRequestFast decodes p into r, which must be zero; errSlow when p
 // is left to the reflection decoder.
 func decodeRequestFast(p []byte, r *Request) error {
-	return decodeFast(p, requestKeys[:], func(d *fastDec, f int) error { return d.requestField(r, f) })
+	d := fastDec{p: p}
+	return d.message(requestKeys[:], func(f int) error { return d.requestField(r, f) })
 }
 
 // requestField decodes the value of field f (an index of requestKeys).
@@ -383,7 +383,8 @@ func (d *fastDec) requestRare(r *Request, f int) (err error) {
 // decodeResponseFast decodes p into r, which must be zero; errSlow when p
 // is left to the reflection decoder.
 func decodeResponseFast(p []byte, r *Response) error {
-	return decodeFast(p, responseKeys[:], func(d *fastDec, f int) error { return d.responseField(r, f) })
+	d := fastDec{p: p}
+	return d.message(responseKeys[:], func(f int) error { return d.responseField(r, f) })
 }
 
 // responseField decodes the value of field f (an index of responseKeys).
