@@ -101,7 +101,7 @@ func checkCompat(t *testing.T, msg any) {
 		got, gotErr := DecodeResponse(p)
 		want, wantErr := refDecodeResponse(p)
 		sameOutcome(t, "response", p, got, want, gotErr, wantErr)
-		if decodeResponseFast(p, new(Response)) != nil {
+		if msg.(*Response) != nil && decodeResponseFast(p, new(Response)) != nil {
 			t.Fatalf("the fast decoder left its own encoding %x to reflection", p)
 		}
 	}
@@ -180,6 +180,8 @@ func TestCodecMatchesReflection(t *testing.T) {
 	for _, m := range benchMessages() {
 		checkCompat(t, m.msg)
 	}
+	checkCompat(t, (*Request)(nil))
+	checkCompat(t, (*Response)(nil))
 	for op := range Op(70) {
 		full := &Request{ID: uint64(op) + 1, Op: op}
 		f.fill(reflect.ValueOf(full).Elem(), 0)
