@@ -272,6 +272,13 @@ func oddPayloads() [][]byte {
 		"\xde\x00\x02" + id + op,
 		"\xdf\x00\x00\x00\x01" + op,
 	}
+	// Every integer form, with its sign bit set, into unsigned and signed
+	// fields of each width.
+	for _, c := range []string{"\xcc\xff", "\xcd\xff\xfe", "\xce\xff\xff\xff\xfd", "\xcf\xff\xff\xff\xff\xff\xff\xff\xfc",
+		"\xd0\xfb", "\xd1\xff\xfa", "\xd2\xff\xff\xff\xf9", "\xd3\xff\xff\xff\xff\xff\xff\xff\xf8", "\xd1\x7f\xf7", "\xe3"} {
+		strs = append(strs, m(e("id", c), op, e("offset", c), e("limit", c)), m(id, e("op", c), e("timeout_ms", c)),
+			m(e("id", c), e("code", c), e("table", c), e("stat", m(e("type", c), e("size", c), e("version", c)))))
+	}
 	// Nesting around the limit, in an unknown field of the message and of
 	// a stat: levels count from the message (1).
 	for _, n := range []int{28, 29, 30, 31, 40} {
@@ -432,6 +439,26 @@ func TestDecodeAllocatesOnlyTheMessage(t *testing.T) {
 		})
 		if allocs != want[m.name] {
 			t.Errorf("%s: %.0f allocations per decode, want %.0f", m.name, allocs, want[m.name])
+		}
+	}
+}
+
+// TestKeysFollowStructTags checks that the hand-written decoder knows the
+// fields of each hot message by their msgpack names in struct order, and
+// that each has fewer than 64 (one bit of a mask each). A field added to
+// a struct but not to the codec fails this and TestCodecMatchesReflection.
+func TestKeysFollowStructTags(t *testing.T) {
+	for _, c := range []struct {
+		typ  reflect.Type
+		keys []string
+	}{{reflect.TypeFor[Request](), requestKeys[:]}, {reflect.TypeFor[Response](), responseKeys[:]}, {reflect.TypeFor[Stat](), statKeys[:]}} {
+		var tags []string
+		for i := range c.typ.NumField() {
+			name, _, _ := strings.Cut(c.typ.Field(i).Tag.Get("msgpack"), ",")
+			tags = append(tags, name)
+		}
+		if !reflect.DeepEqual(tags, c.keys) || len(tags) >= 64 {
+			t.Errorf("%v: msgpack names %q, the decoder knows %q", c.typ, tags, c.keys)
 		}
 	}
 }

@@ -237,7 +237,7 @@ func (d *fastDec) fields(level int, keys []string, one func(f int) error) error 
 	if err != nil || n < 0 {
 		return errSlow
 	}
-	var seen uint32
+	var seen uint64 // TestKeysFollowStructTags keeps every message under 64 fields
 	for range n {
 		k, _, err := d.raw()
 		if err != nil {
