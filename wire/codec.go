@@ -2,9 +2,11 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"sync"
 
@@ -25,19 +27,9 @@ var decoders = sync.Pool{New: func() any {
 	return dc
 }}
 
-var encoders = sync.Pool{New: func() any {
-	e := &encoder{}
-	e.e = msgpack.NewEncoder(&e.buf)
-	e.e.UseCompactInts(true)
-	return e
-}}
-
-type encoder struct {
-	buf bytes.Buffer
-	e   *msgpack.Encoder
-}
-
-func decode(payload []byte, v any, what string) error {
+// decodeReflect checks payload's shape and decodes it into v by reflection:
+// the reference the fast decoder matches, and its fallback.
+func decodeReflect(payload []byte, v any, what string) error {
 	if err := checkShape(payload); err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrDecode, what, err)
 	}
@@ -57,30 +49,55 @@ func decode(payload []byte, v any, what string) error {
 	return nil
 }
 
-// AppendEncode appends one frame (header and msgpack payload of v) to dst.
+// AppendEncode appends one frame, the length prefix and the msgpack payload
+// of v, to dst and returns the extended buffer; on error dst is returned
+// unchanged. A *Request or *Response is encoded without reflection and,
+// when dst has room, without allocating, so a connection can append many
+// frames to one reused buffer and write them with one call. Other values
+// are encoded by reflection into the same buffer.
 func AppendEncode(dst []byte, v any) ([]byte, error) {
-	e := encoders.Get().(*encoder)
-	defer encoders.Put(e)
-	e.buf.Reset()
-	if err := e.e.Encode(v); err != nil {
-		return dst, fmt.Errorf("wire: encode %T: %w", v, err)
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	var err error
+	switch m := v.(type) {
+	case *Request:
+		if m == nil {
+			dst = append(dst, 0xc0)
+		} else {
+			dst, err = appendRequest(dst, m)
+		}
+	case *Response:
+		if m == nil {
+			dst = append(dst, 0xc0)
+		} else {
+			dst, err = appendResponse(dst, m)
+		}
+	default:
+		dst, err = appendReflect(dst, v)
 	}
-	out := AppendFrame(dst, e.buf.Bytes())
-	if e.buf.Cap() > 1<<20 {
-		e.buf = bytes.Buffer{}
-		e.e.Reset(&e.buf)
+	if err != nil {
+		return dst[:start], fmt.Errorf("wire: encode %T: %w", v, err)
 	}
-	return out, nil
+	n := len(dst) - start - HeaderSize
+	if uint64(n) > math.MaxUint32 {
+		return dst[:start], fmt.Errorf("wire: encode %T: payload of %d bytes does not fit a frame", v, n)
+	}
+	binary.BigEndian.PutUint32(dst[start:], uint32(n))
+	return dst, nil
 }
 
 // Marshal returns the msgpack payload of v without a frame header.
 func Marshal(v any) ([]byte, error) { return msgpack.Marshal(v) }
 
 // DecodeRequest decodes one request payload. It never panics on bad input.
+// The request does not alias payload.
 func DecodeRequest(payload []byte) (*Request, error) {
 	req := new(Request)
-	if err := decode(payload, req, "request"); err != nil {
-		return nil, err
+	if decodeRequestFast(payload, req) != nil {
+		*req = Request{}
+		if err := decodeReflect(payload, req, "request"); err != nil {
+			return nil, err
+		}
 	}
 	if req.Op == 0 {
 		return nil, fmt.Errorf("%w: request %d has no op", ErrDecode, req.ID)
@@ -88,11 +105,15 @@ func DecodeRequest(payload []byte) (*Request, error) {
 	return req, nil
 }
 
-// DecodeResponse decodes one response payload. It never panics on bad input.
+// DecodeResponse decodes one response payload. It never panics on bad
+// input. The response does not alias payload.
 func DecodeResponse(payload []byte) (*Response, error) {
 	resp := new(Response)
-	if err := decode(payload, resp, "response"); err != nil {
-		return nil, err
+	if decodeResponseFast(payload, resp) != nil {
+		*resp = Response{}
+		if err := decodeReflect(payload, resp, "response"); err != nil {
+			return nil, err
+		}
 	}
 	return resp, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // DefaultMaxFrame is the largest payload accepted unless configured otherwise.
@@ -120,7 +121,8 @@ func (fr *FrameReader) readBody(n int) ([]byte, error) {
 	}
 }
 
-// AppendFrame appends the frame header for a payload of n bytes to dst.
+// AppendFrame appends one frame carrying payload, its length prefix and the
+// payload itself, to dst. (AppendEncode encodes a message into a frame.)
 func AppendFrame(dst []byte, payload []byte) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(payload)))
 	return append(dst, payload...)
@@ -133,4 +135,31 @@ func (fr *FrameReader) SetMax(max int) {
 		max = DefaultMaxFrame
 	}
 	fr.max = max
+}
+
+// maxPooledFrameBuffer is the largest buffer PutFrameBuffer keeps: one
+// large frame must not pin its memory in the pool.
+const maxPooledFrameBuffer = 1 << 20
+
+var frameBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, 4<<10)
+	return &b
+}}
+
+// GetFrameBuffer returns an empty buffer from a process-wide pool, for
+// AppendEncode to append frames to. Give it back with PutFrameBuffer once
+// its bytes are written, and do not use it after.
+func GetFrameBuffer() *[]byte {
+	b := frameBuffers.Get().(*[]byte)
+	*b = (*b)[:0]
+	return b
+}
+
+// PutFrameBuffer returns b to the pool; a buffer grown past 1 MiB is
+// dropped instead.
+func PutFrameBuffer(b *[]byte) {
+	if b == nil || cap(*b) > maxPooledFrameBuffer {
+		return
+	}
+	frameBuffers.Put(b)
 }

@@ -75,3 +75,26 @@ func TestFrameReaderSetMax(t *testing.T) {
 		t.Fatalf("second frame over the lowered limit: %v, want TOO_LARGE at offset 104 with max 50", err)
 	}
 }
+
+// TestFrameBufferPool checks that pooled buffers come back empty, hold
+// appended frames, and that a buffer grown past the pool's bound is never
+// handed out again.
+func TestFrameBufferPool(t *testing.T) {
+	big := GetFrameBuffer()
+	*big = append(*big, make([]byte, maxPooledFrameBuffer+1)...)
+	PutFrameBuffer(big)
+	for range 100 {
+		b := GetFrameBuffer()
+		if len(*b) != 0 || cap(*b) > maxPooledFrameBuffer {
+			t.Fatalf("pooled buffer of length %d, capacity %d", len(*b), cap(*b))
+		}
+		var err error
+		if *b, err = AppendEncode(*b, &Request{ID: 1, Op: OpGet, Path: "/a"}); err != nil {
+			t.Fatal(err)
+		}
+		if req, err := DecodeRequest((*b)[HeaderSize:]); err != nil || req.Path != "/a" {
+			t.Fatalf("frame from a pooled buffer: %+v, %v", req, err)
+		}
+		PutFrameBuffer(b)
+	}
+}

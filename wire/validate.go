@@ -11,14 +11,28 @@ const maxDepth = 32
 // checkShape walks one msgpack value in p without building it and checks
 // that every declared length fits in the bytes that remain and that nesting
 // stays under maxDepth. The msgpack library preallocates slices from declared
-// lengths, so this runs first: a 20-byte frame cannot make it allocate
-// gigabytes. It returns the offset of the first problem.
+// lengths, so this runs before any payload is decoded by reflection: a
+// 20-byte frame cannot make it allocate gigabytes. (The hand-written decoder
+// checks each length as it reads it, and steps over values it does not
+// decode with shapeScan.scan.) It returns the offset of the first problem.
 func checkShape(p []byte) error {
 	s := shapeScan{p: p}
+	if err := s.scan(1); err != nil {
+		return err
+	}
+	if s.off != len(p) {
+		return fmt.Errorf("at byte %d: %d trailing bytes after the message", s.off, len(p)-s.off)
+	}
+	return nil
+}
+
+// scan steps over one value at nesting level level (1 for the message
+// itself), checking it as checkShape does: no container that holds
+// anything may open at level maxDepth or deeper.
+func (s *shapeScan) scan(level int) error {
 	// stack holds, per open array or map, how many values remain in it.
 	var stackBuf [maxDepth]int
-	stack := stackBuf[:0]
-	stack = append(stack, 1)
+	stack := append(stackBuf[:0], 1)
 	for len(stack) > 0 {
 		top := len(stack) - 1
 		if stack[top] == 0 {
@@ -32,14 +46,11 @@ func checkShape(p []byte) error {
 			return err
 		}
 		if items > 0 {
-			if len(stack) == maxDepth {
+			if len(stack)+level-1 >= maxDepth {
 				return fmt.Errorf("at byte %d: nested deeper than %d levels", start, maxDepth)
 			}
 			stack = append(stack, int(items))
 		}
-	}
-	if s.off != len(p) {
-		return fmt.Errorf("at byte %d: %d trailing bytes after the message", s.off, len(p)-s.off)
 	}
 	return nil
 }
