@@ -24,6 +24,10 @@ package fsm
 // accessor.
 
 import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
 	"sync"
 
 	"github.com/cleavefs/cleave/wire"
@@ -139,12 +143,32 @@ func (f *FSM) noteWrite(w lowBound, t int64) {
 	}
 }
 
-// learnBound sets bound w to t after a scan from the first key of the
-// kind (through the batch, before any of its deletes): the time of the
-// first key it found, or, when it found none below its exclusive upper
-// limit, the time of that limit.
+// learnBound sets bound w to t, the time of the first key of the kind
+// (found through the batch, before any deletes of the scan).
 func (f *FSM) learnBound(w lowBound, t uint64) {
 	f.cache.mu.Lock()
 	defer f.cache.mu.Unlock()
 	*f.cache.bound(w) = t
+}
+
+// firstTimeFrom returns the time (the be64 after prefix p) in the first
+// key under p at or after from, or math.MaxUint64 when there is none. A
+// scan that found no key below from calls it to learn a bound beyond its
+// own limit; it may step over tombstones once, where the bounded scans,
+// which it spares, would step over none on every entry.
+func firstTimeFrom(b *pebble.Batch, p string, from []byte) (uint64, error) {
+	it, err := b.NewIter(&pebble.IterOptions{LowerBound: from, UpperBound: upperBound([]byte(p))})
+	if err != nil {
+		return 0, err
+	}
+	t := uint64(math.MaxUint64)
+	if it.First() {
+		k := it.Key()
+		if len(k) < len(p)+8 {
+			_ = it.Close()
+			return 0, fmt.Errorf("corrupt key %q", k)
+		}
+		t = binary.BigEndian.Uint64(k[len(p):])
+	}
+	return t, errors.Join(it.Error(), it.Close())
 }

@@ -256,8 +256,7 @@ func (f *FSM) collectChunks(b *pebble.Batch, c *Command) error {
 		h   ChunkID
 	}
 	var dues []due
-	low := uint64(c.expiryTime()-ttl) + 1 // no key below the iterator's upper bound
-	first := true
+	low, found := uint64(0), false
 	for valid := it.First(); valid && len(dues) < chunkGCPerEntry; valid = it.Next() {
 		k := it.Key()
 		if len(k) != pendingKeyLen {
@@ -265,8 +264,8 @@ func (f *FSM) collectChunks(b *pebble.Batch, c *Command) error {
 			return &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt pending chunk key %q", k)}
 		}
 		tm := int64(binary.BigEndian.Uint64(k[len(pendingPrefix):]))
-		if first {
-			low, first = uint64(tm), false
+		if !found {
+			low, found = uint64(tm), true // the first key
 		}
 		if c.expiryTime() < tm+ttl {
 			break
@@ -278,6 +277,11 @@ func (f *FSM) collectChunks(b *pebble.Batch, c *Command) error {
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return storageErr("scan pending chunks", err)
+	}
+	if !found {
+		if low, err = firstTimeFrom(b, pendingPrefix, pendingKey(c.expiryTime()-ttl+1, h0)); err != nil {
+			return storageErr("scan pending chunks", err)
+		}
 	}
 	f.learnBound(pendingLow, low)
 	for _, d := range dues {

@@ -232,15 +232,15 @@ func (f *FSM) expireSessions(b *pebble.Batch, c *Command) error {
 		return storageErr("scan sessions", err)
 	}
 	var due [][]byte
-	low := uint64(c.expiryTime()-ttl) + 1 // no key below the iterator's upper bound
+	low, found := uint64(0), false
 	for valid := it.First(); valid && len(due) < sessionsExpiredPerEntry; valid = it.Next() {
 		k := it.Key()
 		if len(k) != len(sessionTimePrefix)+16 {
 			_ = it.Close()
 			return &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt session time key %q", k)}
 		}
-		if len(due) == 0 {
-			low = binary.BigEndian.Uint64(k[len(sessionTimePrefix):]) // the first key
+		if !found {
+			low, found = binary.BigEndian.Uint64(k[len(sessionTimePrefix):]), true // the first key
 		}
 		if idx := int64(binary.BigEndian.Uint64(k[len(sessionTimePrefix):])); c.expiryTime() < idx+ttl {
 			break
@@ -249,6 +249,11 @@ func (f *FSM) expireSessions(b *pebble.Batch, c *Command) error {
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return storageErr("scan sessions", err)
+	}
+	if !found {
+		if low, err = firstTimeFrom(b, sessionTimePrefix, sessionTimeKey(c.expiryTime()-ttl+1, 0)); err != nil {
+			return storageErr("scan sessions", err)
+		}
 	}
 	f.learnBound(sessionLow, low)
 	for _, k := range due {
