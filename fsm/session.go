@@ -191,10 +191,21 @@ func (f *FSM) touchSession(b *pebble.Batch, c *Command, m *sessionMeta, isNew bo
 
 // oldestResult returns the lowest seq stored for session s, whose
 // low-water mark is low. No result at or below low is stored (they were
-// dropped, or refused as stale), so the scan starts above it: below lie
-// only the tombstones of the dropped results, one per command of a busy
-// session, which an iterator would otherwise step over one by one.
+// dropped, or refused as stale), so low+1, when stored, is the answer: a
+// session whose seqs rise one by one finds it with a point read. Otherwise
+// the scan starts above low: below lie only the tombstones of the dropped
+// results, one per command of a busy session, which an iterator would
+// otherwise step over one by one.
 func oldestResult(rd reader, s, low uint64) (uint64, error) {
+	switch _, c, err := rd.Get(sessionResultKey(s, low+1)); {
+	case err == nil:
+		if err := c.Close(); err != nil {
+			return 0, storageErr("read session", err)
+		}
+		return low + 1, nil
+	case !errors.Is(err, pebble.ErrNotFound):
+		return 0, storageErr("read session", err)
+	}
 	pfx := sessionKey(s)
 	it, err := rd.NewIter(&pebble.IterOptions{LowerBound: sessionResultKey(s, low+1), UpperBound: upperBound(pfx)})
 	if err != nil {
