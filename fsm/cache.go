@@ -65,7 +65,7 @@ func (f *FSM) ownedRange(b *pebble.Batch) (wire.Range, bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.rangeKnown {
-		r, ok, err := readRange(b)
+		r, ok, err := f.readRange(b)
 		if err != nil {
 			return wire.Range{}, false, err
 		}

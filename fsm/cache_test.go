@@ -13,19 +13,27 @@ import (
 )
 
 // checkRangeCache fails unless the FSM's cached owned range, when known,
-// is the one stored in Pebble.
+// and what the reads see (Range) are the range stored in Pebble.
 func (n *node) checkRangeCache(when string) {
 	n.t.Helper()
 	c := &n.fsm.cache
 	c.mu.Lock()
 	known, owned, owns := c.rangeKnown, c.owned, c.owns
 	c.mu.Unlock()
-	r, ok, err := readRange(n.db)
+	stored, err := getRecord[wire.Range](n.db, []byte(rangeKey), func() (string, string) { return "range", "range" })
 	if err != nil {
 		n.t.Fatal(err)
 	}
+	var r wire.Range
+	if stored != nil {
+		r = *stored
+	}
+	ok := stored != nil
 	if known && (owns != ok || owned != r) {
 		n.t.Fatalf("%s: cached range %v (owns %v), Pebble holds %v (owns %v)", when, owned, owns, r, ok)
+	}
+	if got, err := n.fsm.Range(); ok && (err != nil || got != r) { // through the decoded-record memo
+		n.t.Fatalf("%s: Range() = %v, %v; Pebble holds %v", when, got, err, r)
 	}
 }
 

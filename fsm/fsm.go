@@ -106,6 +106,13 @@ type FSM struct {
 	db    *pebble.DB
 	clock atomic.Int64 // largest entry time applied (clock.go)
 	cache applyCache
+	memo  atomic.Pointer[rangeMemo] // the range record decoded last (readRange)
+}
+
+// rangeMemo is a stored range record's bytes and their decoded value.
+type rangeMemo struct {
+	raw []byte
+	r   wire.Range
 }
 
 // NewFSM returns the state machine over db, with the entry clock loaded
@@ -146,7 +153,7 @@ func (f *FSM) Bootstrap(b *pebble.Batch, r wire.Range) error {
 
 // Range returns the owned range from the committed state.
 func (f *FSM) Range() (wire.Range, error) {
-	r, ok, err := readRange(f.db)
+	r, ok, err := f.readRange(f.db)
 	if err != nil {
 		return wire.Range{}, err
 	}
@@ -156,14 +163,30 @@ func (f *FSM) Range() (wire.Range, error) {
 	return r, nil
 }
 
-func readRange(rd reader) (wire.Range, bool, error) {
-	r, err := getRecord[wire.Range](rd, []byte(rangeKey), func() (string, string) {
-		return "range", "range record"
-	})
-	if r == nil || err != nil {
-		return wire.Range{}, false, err
+// readRange returns the owned range stored in rd (ok false: none). Every
+// read checks it, so it decodes the record only when its bytes differ
+// from the last ones decoded: the answer is a function of the bytes alone.
+func (f *FSM) readRange(rd reader) (r wire.Range, ok bool, err error) {
+	v, c, err := rd.Get([]byte(rangeKey))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return wire.Range{}, false, nil
 	}
-	return *r, true, nil
+	if err != nil {
+		return wire.Range{}, false, storageErr("read range", err)
+	}
+	defer func() {
+		if cerr := c.Close(); cerr != nil && err == nil {
+			r, ok, err = wire.Range{}, false, storageErr("read range", cerr)
+		}
+	}()
+	if m := f.memo.Load(); m != nil && bytes.Equal(m.raw, v) {
+		return m.r, true, nil
+	}
+	if err := msgpack.Unmarshal(v, &r); err != nil {
+		return wire.Range{}, false, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt range record: %v", err)}
+	}
+	f.memo.Store(&rangeMemo{raw: bytes.Clone(v), r: r})
+	return r, true, nil
 }
 
 // getRecord reads the msgpack record at key into a new T, or returns nil
@@ -188,8 +211,8 @@ func getRecord[T any](rd reader, key []byte, names func() (read, corrupt string)
 
 // checkOwned returns a WRONG_RANGE error unless the root of p (not "/") lies
 // in the range stored in rd.
-func checkOwned(rd reader, p string) error {
-	r, ok, err := readRange(rd)
+func (f *FSM) checkOwned(rd reader, p string) error {
+	r, ok, err := f.readRange(rd)
 	if err != nil {
 		return err
 	}
