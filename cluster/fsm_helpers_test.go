@@ -77,6 +77,9 @@ func (n *testFSM) setRange(r wire.Range) {
 	if err := n.db.Set([]byte("s/m/range"), v, pebble.NoSync); err != nil {
 		n.t.Fatal(err)
 	}
+	if err := n.fsm.Restored(0); err != nil { // the state changed under the FSM
+		n.t.Fatal(err)
+	}
 }
 
 func put(p, data string, f wire.Flags) fsm.Command {

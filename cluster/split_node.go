@@ -319,7 +319,7 @@ func (s *splitState) rewrite() error {
 	if err := replica.ForkGroup(b, s.rc.Prefix, g, rec.Index, voterRecords(rec.Voters), tainted); err != nil {
 		return fmt.Errorf("split: fork: %w", err)
 	}
-	if err := fsm.ForkState(b, rec, tainted); err != nil {
+	if err := n.fsm.ForkState(b, rec, tainted); err != nil {
 		return fmt.Errorf("split: fork: %w", err)
 	}
 	if err := b.Commit(pebble.Sync); err != nil {

@@ -207,6 +207,7 @@ func (t *tx) flush() error {
 			}
 		case old > 0 && m.Refs == 0:
 			if m.Touched != 0 && t.c.expiryTime() < m.Touched+ttl {
+				t.f.noteWrite(pendingLow, m.Touched)
 				if err := t.b.Set(pendingKey(m.Touched, h), nil, nil); err != nil {
 					return storageErr("write chunk "+h.String(), err)
 				}
@@ -234,10 +235,13 @@ func deleteChunk(b *pebble.Batch, h ChunkID) error {
 
 // collectChunks deletes up to chunkGCPerEntry pending chunks whose TTL has
 // passed at the entry's time.
-func collectChunks(b *pebble.Batch, c *Command) error {
+func (f *FSM) collectChunks(b *pebble.Batch, c *Command) error {
 	ttl := orDefault(c.ChunkTTL, DefaultChunkTTL)
 	if c.expiryTime()-ttl < 0 {
 		return nil // nothing can be that old
+	}
+	if !f.mayHaveBelow(pendingLow, c.expiryTime()-ttl) {
+		return nil // the cached bound proves there is no candidate
 	}
 	// The upper bound keeps the scan away from the tombstones of chunks
 	// uploaded recently and already committed.
@@ -252,6 +256,7 @@ func collectChunks(b *pebble.Batch, c *Command) error {
 		h   ChunkID
 	}
 	var dues []due
+	low, found := uint64(0), false
 	for valid := it.First(); valid && len(dues) < chunkGCPerEntry; valid = it.Next() {
 		k := it.Key()
 		if len(k) != pendingKeyLen {
@@ -259,6 +264,9 @@ func collectChunks(b *pebble.Batch, c *Command) error {
 			return &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt pending chunk key %q", k)}
 		}
 		tm := int64(binary.BigEndian.Uint64(k[len(pendingPrefix):]))
+		if !found {
+			low, found = uint64(tm), true // the first key
+		}
 		if c.expiryTime() < tm+ttl {
 			break
 		}
@@ -270,6 +278,12 @@ func collectChunks(b *pebble.Batch, c *Command) error {
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return storageErr("scan pending chunks", err)
 	}
+	if !found {
+		if low, err = firstTimeFrom(b, pendingPrefix, pendingKey(c.expiryTime()-ttl+1, h0)); err != nil {
+			return storageErr("scan pending chunks", err)
+		}
+	}
+	f.learnBound(pendingLow, low)
 	for _, d := range dues {
 		if err := b.Delete(d.key, nil); err != nil {
 			return storageErr("collect chunk", err)
@@ -314,6 +328,7 @@ func applyChunk(t *tx) (*Result, error) {
 	}
 	m.Touched = c.expiryTime()
 	if m.Refs == 0 {
+		t.f.noteWrite(pendingLow, m.Touched)
 		if err := t.b.Set(pendingKey(m.Touched, h), nil, nil); err != nil {
 			return nil, storageErr("write chunk "+h.String(), err)
 		}

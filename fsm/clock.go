@@ -72,4 +72,8 @@ func (f *FSM) loadClock() error {
 }
 
 // Restored implements replica.Restorer: the snapshot brought its own clock.
-func (f *FSM) Restored(uint64) error { return f.loadClock() }
+// The in-memory copies of other state are forgotten, to be read again.
+func (f *FSM) Restored(uint64) error {
+	f.cache.reset()
+	return f.loadClock()
+}

@@ -15,7 +15,14 @@
 // ChunkData, RepairChunk). A Result with Code INTERNAL from Apply means a
 // local read or decode fault: the caller must not commit the batch.
 //
-// Concurrency. Apply (and Bootstrap, Restored, MarkSplitTainted) must be
+// Caches. Apply keeps copies of replicated state in memory (the owned
+// range, lower bounds on the session-expiry and chunk-GC indexes; cache.go)
+// and relies on the replica's rule: a batch Apply wrote into is committed
+// before the next Apply, or the replica stops and this FSM applies nothing
+// more. A caller that changes the state under the FSM in any other way (a
+// snapshot's ingest) calls Restored before the next Apply.
+//
+// Concurrency. Apply (and Bootstrap, ForkState, Restored, MarkSplitTainted) must be
 // called from one goroutine at a time, the replica's apply loop. The reads
 // (Range, Stat, Exists, Read, ListPage, Split, SplitTainted, Usage, Clock),
 // PrepareWrite and the chunk checks (VerifyChunks, ChunkData, RepairChunk)
@@ -29,5 +36,5 @@
 // exactly-once rule in session.go (per session, a window of the results of
 // the last 1024 sequence numbers, expired after the session TTL of entry
 // clock); the entry clock in clock.go; the split commands in split.go; the
-// state checksum in checksum.go.
+// state checksum in checksum.go; what Apply caches in cache.go.
 package fsm

@@ -100,11 +100,19 @@ func (e *entry) stat(name string) *wire.Stat {
 // FSM is the file state machine. Apply must be called from one goroutine at
 // a time; the read methods (Range, Stat, Exists, Read, ListPage) read the
 // committed state of the DB and are safe for concurrent use with each other
-// and with Apply. Besides the DB handle FSM holds one cached value, the
-// entry clock (clock.go), a copy of replicated state.
+// and with Apply. Besides the DB handle FSM holds copies of replicated
+// state: the entry clock (clock.go) and what Apply caches (cache.go).
 type FSM struct {
 	db    *pebble.DB
 	clock atomic.Int64 // largest entry time applied (clock.go)
+	cache applyCache
+	memo  atomic.Pointer[rangeMemo] // the range record decoded last (readRange)
+}
+
+// rangeMemo is a stored range record's bytes and their decoded value.
+type rangeMemo struct {
+	raw []byte
+	r   wire.Range
 }
 
 // NewFSM returns the state machine over db, with the entry clock loaded
@@ -137,16 +145,15 @@ func (f *FSM) Bootstrap(b *pebble.Batch, r wire.Range) error {
 	case !errors.Is(err, pebble.ErrNotFound):
 		return fmt.Errorf("fsm: bootstrap: %w", err)
 	}
-	v, err := msgpack.Marshal(&r)
-	if err != nil {
+	if err := f.setRange(b, &r); err != nil {
 		return fmt.Errorf("fsm: bootstrap: %w", err)
 	}
-	return b.Set([]byte(rangeKey), v, nil)
+	return nil
 }
 
 // Range returns the owned range from the committed state.
 func (f *FSM) Range() (wire.Range, error) {
-	r, ok, err := readRange(f.db)
+	r, ok, err := f.readRange(f.db)
 	if err != nil {
 		return wire.Range{}, err
 	}
@@ -156,14 +163,30 @@ func (f *FSM) Range() (wire.Range, error) {
 	return r, nil
 }
 
-func readRange(rd reader) (wire.Range, bool, error) {
-	r, err := getRecord[wire.Range](rd, []byte(rangeKey), func() (string, string) {
-		return "range", "range record"
-	})
-	if r == nil || err != nil {
-		return wire.Range{}, false, err
+// readRange returns the owned range stored in rd (ok false: none). Every
+// read checks it, so it decodes the record only when its bytes differ
+// from the last ones decoded: the answer is a function of the bytes alone.
+func (f *FSM) readRange(rd reader) (r wire.Range, ok bool, err error) {
+	v, c, err := rd.Get([]byte(rangeKey))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return wire.Range{}, false, nil
 	}
-	return *r, true, nil
+	if err != nil {
+		return wire.Range{}, false, storageErr("read range", err)
+	}
+	defer func() {
+		if cerr := c.Close(); cerr != nil && err == nil {
+			r, ok, err = wire.Range{}, false, storageErr("read range", cerr)
+		}
+	}()
+	if m := f.memo.Load(); m != nil && bytes.Equal(m.raw, v) {
+		return m.r, true, nil
+	}
+	if err := msgpack.Unmarshal(v, &r); err != nil {
+		return wire.Range{}, false, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt range record: %v", err)}
+	}
+	f.memo.Store(&rangeMemo{raw: bytes.Clone(v), r: r})
+	return r, true, nil
 }
 
 // getRecord reads the msgpack record at key into a new T, or returns nil
@@ -188,11 +211,16 @@ func getRecord[T any](rd reader, key []byte, names func() (read, corrupt string)
 
 // checkOwned returns a WRONG_RANGE error unless the root of p (not "/") lies
 // in the range stored in rd.
-func checkOwned(rd reader, p string) error {
-	r, ok, err := readRange(rd)
+func (f *FSM) checkOwned(rd reader, p string) error {
+	r, ok, err := f.readRange(rd)
 	if err != nil {
 		return err
 	}
+	return ownedErr(r, ok, p)
+}
+
+// ownedErr is checkOwned's verdict for the range r (ok: a range is stored).
+func ownedErr(r wire.Range, ok bool, p string) error {
 	if !ok {
 		return &wire.Error{Code: wire.WrongRange, Message: fmt.Sprintf("path %q: this node owns no range (not bootstrapped)", p)}
 	}
@@ -364,7 +392,7 @@ func (f *FSM) Apply(b *pebble.Batch, index uint64, cmd []byte) *Result {
 	if err := f.noteTime(b, c.expiryTime()); err != nil {
 		return errResult(err)
 	}
-	res, err := applySession(b, index, c)
+	res, err := f.applySession(b, index, c)
 	if err != nil {
 		return errResult(err)
 	}
@@ -372,9 +400,9 @@ func (f *FSM) Apply(b *pebble.Batch, index uint64, cmd []byte) *Result {
 }
 
 // apply runs one command, without exactly-once bookkeeping.
-func apply(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
+func (f *FSM) apply(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
 	if c.Op == wire.OpSplitFork || c.Op == wire.OpSplitCleanup {
-		return applySplitOp(b, index, c) // split.go
+		return f.applySplitOp(b, index, c) // split.go
 	}
 	if !c.Op.Mutating() {
 		return failf(wire.Invalid, "op %v is not a state machine command", c.Op), nil
@@ -383,11 +411,11 @@ func apply(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
 		return failf(wire.Invalid, "%v", err), nil
 	}
 	if c.Path != "/" {
-		if err := checkOwned(b, c.Path); err != nil {
+		if err := f.checkOwnedApply(b, c.Path); err != nil {
 			return nil, err
 		}
 	}
-	t := &tx{b: b, index: index, c: c}
+	t := &tx{f: f, b: b, index: index, c: c}
 	res, err := applyOp(t)
 	if res != nil {
 		res.cost = t.cost
@@ -423,6 +451,7 @@ func applyOp(t *tx) (*Result, error) {
 // tx is one command being applied: the batch, the entry, and the chunk
 // reference changes gathered until flush (chunk.go).
 type tx struct {
+	f     *FSM
 	b     *pebble.Batch
 	index uint64
 	c     *Command

@@ -32,7 +32,7 @@ func (f *FSM) snapshot(p string) (*pebble.Snapshot, error) {
 	}
 	s := f.db.NewSnapshot()
 	if p != "/" {
-		if err := checkOwned(s, p); err != nil {
+		if err := f.checkOwned(s, p); err != nil {
 			_ = s.Close()
 			return nil, err
 		}
@@ -207,7 +207,7 @@ func (f *FSM) ListPage(dir, after string, limit int, recursive bool) ([]wire.Sta
 	if st.Type != wire.TypeDir {
 		return nil, "", &wire.Error{Code: wire.NotDir, Message: fmt.Sprintf("%q is a file", dir)}
 	}
-	w := &walker{s: s, limit: limit, recursive: recursive, out: []wire.Stat{}}
+	w := &walker{f: f, s: s, limit: limit, recursive: recursive, out: []wire.Stat{}}
 	if _, err := w.walk(dir, "", from); err != nil {
 		return nil, "", err
 	}
@@ -241,6 +241,7 @@ func decodeToken(tok string, recursive bool) (string, error) {
 
 // walker gathers a listing, up to limit+1 entries (negative: all).
 type walker struct {
+	f         *FSM
 	s         *pebble.Snapshot
 	limit     int
 	recursive bool
@@ -289,7 +290,7 @@ func (w *walker) walk(dir, rel string, from []string) (bool, error) {
 // through nested calls).
 func (w *walker) children(dir string, from []string) ([]wire.Stat, error) {
 	if dir == "/" {
-		roots, err := listRoots(w.s)
+		roots, err := w.f.listRoots(w.s)
 		if err != nil {
 			return nil, err
 		}
@@ -338,8 +339,8 @@ func (w *walker) children(dir string, from []string) ([]wire.Stat, error) {
 	return out, nil
 }
 
-func listRoots(s *pebble.Snapshot) ([]wire.Stat, error) {
-	r, ok, err := readRange(s)
+func (f *FSM) listRoots(s *pebble.Snapshot) ([]wire.Stat, error) {
+	r, ok, err := f.readRange(s)
 	if err != nil {
 		return nil, err
 	}

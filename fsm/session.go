@@ -81,15 +81,15 @@ func sessionTimeKey(t int64, s uint64) []byte {
 
 // applySession runs c with exactly-once bookkeeping, after the bounded
 // expiry of sessions and collection of chunks.
-func applySession(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
-	if err := expireSessions(b, c); err != nil {
+func (f *FSM) applySession(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
+	if err := f.expireSessions(b, c); err != nil {
 		return nil, err
 	}
-	if err := collectChunks(b, c); err != nil {
+	if err := f.collectChunks(b, c); err != nil {
 		return nil, err
 	}
 	if c.Session == 0 {
-		return apply(b, index, c)
+		return f.apply(b, index, c)
 	}
 	if c.Seq == 0 {
 		return failf(wire.Invalid, "session %d: sequence numbers start at 1 (got seq 0)", c.Session), nil
@@ -106,7 +106,7 @@ func applySession(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
 			if err := msgpack.Unmarshal(v, &r); err != nil {
 				return nil, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt result of session %d seq %d: %v", c.Session, c.Seq, err)}
 			}
-			return &r, touchSession(b, c, m, false)
+			return &r, f.touchSession(b, c, m, false)
 		case !errors.Is(err, pebble.ErrNotFound):
 			return nil, storageErr("read session", err)
 		}
@@ -118,7 +118,7 @@ func applySession(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
 	if isNew {
 		m = &sessionMeta{}
 	}
-	res, err := apply(b, index, c)
+	res, err := f.apply(b, index, c)
 	if err != nil {
 		var we *wire.Error
 		if !errors.As(err, &we) || we.Code == wire.Internal || we.Code == wire.WrongRange {
@@ -144,7 +144,7 @@ func applySession(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
 		m.Count--
 		m.Low = max(m.Low, low)
 	}
-	return res, touchSession(b, c, m, isNew)
+	return res, f.touchSession(b, c, m, isNew)
 }
 
 func encodeResult(r *Result) []byte {
@@ -163,7 +163,7 @@ func getSession(rd reader, s uint64) (*sessionMeta, error) {
 
 // touchSession records m as the session's state, used at the entry's time.
 // isNew tells a session that has no "s/t/" key yet.
-func touchSession(b *pebble.Batch, c *Command, m *sessionMeta, isNew bool) error {
+func (f *FSM) touchSession(b *pebble.Batch, c *Command, m *sessionMeta, isNew bool) error {
 	m.Last = c.expiryTime()
 	g := granule(orDefault(c.SessionTTL, DefaultSessionTTL))
 	idx := m.Last - ((m.Last%g)+g)%g // round down, also for negative times
@@ -174,6 +174,7 @@ func touchSession(b *pebble.Batch, c *Command, m *sessionMeta, isNew bool) error
 			}
 		}
 		m.Index = idx
+		f.noteWrite(sessionLow, m.Index)
 		if err := b.Set(sessionTimeKey(m.Index, c.Session), nil, nil); err != nil {
 			return storageErr("write session", err)
 		}
@@ -190,10 +191,21 @@ func touchSession(b *pebble.Batch, c *Command, m *sessionMeta, isNew bool) error
 
 // oldestResult returns the lowest seq stored for session s, whose
 // low-water mark is low. No result at or below low is stored (they were
-// dropped, or refused as stale), so the scan starts above it: below lie
-// only the tombstones of the dropped results, one per command of a busy
-// session, which an iterator would otherwise step over one by one.
+// dropped, or refused as stale), so low+1, when stored, is the answer: a
+// session whose seqs rise one by one finds it with a point read. Otherwise
+// the scan starts above low: below lie only the tombstones of the dropped
+// results, one per command of a busy session, which an iterator would
+// otherwise step over one by one.
 func oldestResult(rd reader, s, low uint64) (uint64, error) {
+	switch _, c, err := rd.Get(sessionResultKey(s, low+1)); {
+	case err == nil:
+		if err := c.Close(); err != nil {
+			return 0, storageErr("read session", err)
+		}
+		return low + 1, nil
+	case !errors.Is(err, pebble.ErrNotFound):
+		return 0, storageErr("read session", err)
+	}
 	pfx := sessionKey(s)
 	it, err := rd.NewIter(&pebble.IterOptions{LowerBound: sessionResultKey(s, low+1), UpperBound: upperBound(pfx)})
 	if err != nil {
@@ -214,11 +226,15 @@ func oldestResult(rd reader, s, low uint64) (uint64, error) {
 }
 
 // expireSessions deletes sessions unused for the session TTL at the
-// entry's time, looking at up to sessionsExpiredPerEntry candidates.
-func expireSessions(b *pebble.Batch, c *Command) error {
+// entry's time, looking at up to sessionsExpiredPerEntry candidates. It
+// does not scan when the cached bound proves no candidate exists.
+func (f *FSM) expireSessions(b *pebble.Batch, c *Command) error {
 	ttl := orDefault(c.SessionTTL, DefaultSessionTTL)
 	if c.expiryTime()-ttl < 0 {
 		return nil // nothing can be that old
+	}
+	if !f.mayHaveBelow(sessionLow, c.expiryTime()-ttl) {
+		return nil
 	}
 	// The upper bound keeps the scan away from the tombstones that recent
 	// index moves leave behind.
@@ -227,11 +243,15 @@ func expireSessions(b *pebble.Batch, c *Command) error {
 		return storageErr("scan sessions", err)
 	}
 	var due [][]byte
+	low, found := uint64(0), false
 	for valid := it.First(); valid && len(due) < sessionsExpiredPerEntry; valid = it.Next() {
 		k := it.Key()
 		if len(k) != len(sessionTimePrefix)+16 {
 			_ = it.Close()
 			return &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt session time key %q", k)}
+		}
+		if !found {
+			low, found = binary.BigEndian.Uint64(k[len(sessionTimePrefix):]), true // the first key
 		}
 		if idx := int64(binary.BigEndian.Uint64(k[len(sessionTimePrefix):])); c.expiryTime() < idx+ttl {
 			break
@@ -241,6 +261,12 @@ func expireSessions(b *pebble.Batch, c *Command) error {
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return storageErr("scan sessions", err)
 	}
+	if !found {
+		if low, err = firstTimeFrom(b, sessionTimePrefix, sessionTimeKey(c.expiryTime()-ttl+1, 0)); err != nil {
+			return storageErr("scan sessions", err)
+		}
+	}
+	f.learnBound(sessionLow, low)
 	for _, k := range due {
 		s := binary.BigEndian.Uint64(k[len(sessionTimePrefix)+8:])
 		// The key holds the granule of the last use; the exact time decides.

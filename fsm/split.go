@@ -122,19 +122,13 @@ func (f *FSM) SplitTainted() (bool, error) {
 // the node joins the new group empty and is sent a snapshot), and the split
 // record and the taint are removed. The caller commits b with the new
 // group's raft state, atomically.
-func ForkState(b *pebble.Batch, rec *SplitRecord, tainted bool) error {
-	var err error
-	if tainted {
-		err = b.Delete([]byte(rangeKey), nil)
-	} else {
-		up := rec.Upper()
-		v, merr := msgpack.Marshal(&up)
-		if merr != nil {
-			return merr
-		}
-		err = b.Set([]byte(rangeKey), v, nil)
+func (f *FSM) ForkState(b *pebble.Batch, rec *SplitRecord, tainted bool) error {
+	var up *wire.Range
+	if !tainted {
+		r := rec.Upper()
+		up = &r
 	}
-	if err != nil {
+	if err := f.setRange(b, up); err != nil {
 		return err
 	}
 	return errors.Join(b.Delete([]byte(splitKey), nil), b.Delete([]byte(splitTaintKey), nil))
@@ -151,22 +145,22 @@ func EncodeSplitCommand(r *SplitRecord, now, clock int64) ([]byte, error) {
 }
 
 // applySplitOp applies SPLIT and SPLIT_CLEANUP.
-func applySplitOp(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
+func (f *FSM) applySplitOp(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
 	switch c.Op {
 	case wire.OpSplitFork:
-		return applySplit(b, index, c)
+		return f.applySplit(b, index, c)
 	case wire.OpSplitCleanup:
-		return applySplitCleanup(b, index, c)
+		return f.applySplitCleanup(b, index, c)
 	}
 	return failf(wire.Invalid, "op %v is not a split command", c.Op), nil
 }
 
-func applySplit(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
+func (f *FSM) applySplit(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
 	var rec SplitRecord
 	if err := msgpack.Unmarshal(c.Data, &rec); err != nil {
 		return failf(wire.Invalid, "malformed split record: %v", err), nil
 	}
-	cur, ok, err := readRange(b)
+	cur, ok, err := f.ownedRange(b)
 	if err != nil {
 		return nil, err
 	}
@@ -211,12 +205,8 @@ func applySplit(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
 	rec.End = cur.End
 	rec.Index = index
 	rec.Cleaned = false
-	v, err := msgpack.Marshal(&wire.Range{Start: cur.Start, End: rec.At})
-	if err != nil {
+	if err := f.setRange(b, &wire.Range{Start: cur.Start, End: rec.At}); err != nil {
 		return nil, err
-	}
-	if err := b.Set([]byte(rangeKey), v, nil); err != nil {
-		return nil, storageErr("write range", err)
 	}
 	if err := writeSplit(b, &rec); err != nil {
 		return nil, err
@@ -227,7 +217,7 @@ func applySplit(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
 // applySplitCleanup deletes up to c.Size entries (files and directories,
 // with their blocks) whose root lies in the half the last split moved, and
 // releases their chunk references. Message "more" says entries remain.
-func applySplitCleanup(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
+func (f *FSM) applySplitCleanup(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
 	rec, err := readSplit(b)
 	if err != nil {
 		return nil, err
@@ -235,7 +225,7 @@ func applySplitCleanup(b *pebble.Batch, index uint64, c *Command) (*Result, erro
 	if rec == nil || rec.Cleaned || rec.Abandoned {
 		return &Result{Message: "cleaned"}, nil
 	}
-	cur, _, err := readRange(b)
+	cur, _, err := f.ownedRange(b)
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +235,7 @@ func applySplitCleanup(b *pebble.Batch, index uint64, c *Command) (*Result, erro
 		return &Result{}, nil
 	}
 	limit := max(1, c.Size)
-	t := &tx{b: b, index: index, c: c}
+	t := &tx{f: f, b: b, index: index, c: c}
 	lo := binary.BigEndian.AppendUint64([]byte(entryPrefix), up.Start)
 	var hi []byte
 	if up.End != 0 {

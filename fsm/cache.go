@@ -1,0 +1,174 @@
+package fsm
+
+// Replicated state that Apply keeps in memory instead of reading Pebble:
+// the owned range, and lower bounds on the times of the session expiry
+// index ("s/t/") and of the pending chunks ("s/p/"), by which Apply skips
+// the expiry and chunk-GC scans when they could find nothing.
+//
+// Each value equals what a read through the batch of the entry being
+// applied would give (the bounds are at or below every key's time), so a
+// replica decides exactly as if it had read Pebble: apply stays a
+// function of the entries and the replicated state. That holds because
+//
+//   - every write of the owned range goes through setRange, and every
+//     write of an "s/t/" or "s/p/" key through noteSessionTime or
+//     notePending, which update the cache with what they write;
+//   - a batch Apply wrote into is committed before the next Apply, or the
+//     replica stops and this FSM applies nothing more
+//     (replica.StateMachine): a restarted node opens a new FSM;
+//   - a value not known (at NewFSM, and after Restored replaced the
+//     state) is read through the batch on first use, and a bound is
+//     learned from the scan it guards.
+//
+// Deleting a key never invalidates a lower bound, so deletes need no
+// accessor.
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/cleavefs/cleave/wire"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// applyCache is the FSM's in-memory copy of replicated state; see above.
+// mu orders Apply (the replica's loop) against Bootstrap, ForkState and
+// Restored, which other goroutines call while no entry is applied.
+type applyCache struct {
+	mu sync.Mutex
+
+	rangeKnown bool       // owned and owns hold the stored range
+	owned      wire.Range // the owned range, if owns
+	owns       bool       // whether a range is stored
+
+	// Lower bounds on the time in every "s/t/" and "s/p/" key, compared
+	// as the keys order them (big-endian uint64); 0 when not known.
+	sessLow uint64
+	pendLow uint64
+}
+
+// reset forgets every value: the state under the FSM was replaced.
+func (c *applyCache) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rangeKnown, c.owned, c.owns = false, wire.Range{}, false
+	c.sessLow, c.pendLow = 0, 0
+}
+
+// ownedRange returns the owned range as stored in b, from memory once known.
+func (f *FSM) ownedRange(b *pebble.Batch) (wire.Range, bool, error) {
+	c := &f.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.rangeKnown {
+		r, ok, err := f.readRange(b)
+		if err != nil {
+			return wire.Range{}, false, err
+		}
+		c.rangeKnown, c.owned, c.owns = true, r, ok
+	}
+	return c.owned, c.owns, nil
+}
+
+// setRange writes the owned range r into b, or deletes it when r is nil.
+// It is the only writer of rangeKey.
+func (f *FSM) setRange(b *pebble.Batch, r *wire.Range) error {
+	var err error
+	if r == nil {
+		err = b.Delete([]byte(rangeKey), nil)
+	} else {
+		var v []byte
+		if v, err = msgpack.Marshal(r); err == nil {
+			err = b.Set([]byte(rangeKey), v, nil)
+		}
+	}
+	c := &f.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		c.rangeKnown = false // b may or may not hold the write: read it again
+		return storageErr("write range", err)
+	}
+	c.rangeKnown, c.owns = true, r != nil
+	c.owned = wire.Range{}
+	if r != nil {
+		c.owned = *r
+	}
+	return nil
+}
+
+// checkOwnedApply is checkOwned against the cached range.
+func (f *FSM) checkOwnedApply(b *pebble.Batch, p string) error {
+	r, ok, err := f.ownedRange(b)
+	if err != nil {
+		return err
+	}
+	return ownedErr(r, ok, p)
+}
+
+// lowBound is one of the cache's lower bounds.
+type lowBound int
+
+const (
+	sessionLow lowBound = iota // times of "s/t/" keys
+	pendingLow                 // times of "s/p/" keys
+)
+
+func (c *applyCache) bound(w lowBound) *uint64 {
+	if w == sessionLow {
+		return &c.sessLow
+	}
+	return &c.pendLow
+}
+
+// mayHaveBelow reports whether a key of kind w with a time ≤ t (in key
+// order) may exist: false only when the bound proves there is none.
+func (f *FSM) mayHaveBelow(w lowBound, t int64) bool {
+	f.cache.mu.Lock()
+	defer f.cache.mu.Unlock()
+	return uint64(t) >= *f.cache.bound(w)
+}
+
+// noteWrite lowers bound w to t: a key of that kind with time t is being
+// written. Every writer of such a key calls it.
+func (f *FSM) noteWrite(w lowBound, t int64) {
+	f.cache.mu.Lock()
+	defer f.cache.mu.Unlock()
+	if p := f.cache.bound(w); uint64(t) < *p {
+		*p = uint64(t)
+	}
+}
+
+// learnBound sets bound w to t, the time of the first key of the kind
+// (found through the batch, before any deletes of the scan).
+func (f *FSM) learnBound(w lowBound, t uint64) {
+	f.cache.mu.Lock()
+	defer f.cache.mu.Unlock()
+	*f.cache.bound(w) = t
+}
+
+// firstTimeFrom returns the time (the be64 after prefix p) in the first
+// key under p at or after from, or math.MaxUint64 when there is none. A
+// scan that found no key below from calls it to learn a bound beyond its
+// own limit; it may step over tombstones once, where the bounded scans,
+// which it spares, would step over none on every entry.
+func firstTimeFrom(b *pebble.Batch, p string, from []byte) (uint64, error) {
+	it, err := b.NewIter(&pebble.IterOptions{LowerBound: from, UpperBound: upperBound([]byte(p))})
+	if err != nil {
+		return 0, err
+	}
+	t := uint64(math.MaxUint64)
+	if it.First() {
+		k := it.Key()
+		if len(k) < len(p)+8 {
+			_ = it.Close()
+			return 0, fmt.Errorf("corrupt key %q", k)
+		}
+		t = binary.BigEndian.Uint64(k[len(p):])
+	}
+	return t, errors.Join(it.Error(), it.Close())
+}

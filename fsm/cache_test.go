@@ -1,0 +1,198 @@
+package fsm
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/cleavefs/cleave/internal/ring"
+	"github.com/cleavefs/cleave/wire"
+)
+
+// checkRangeCache fails unless the FSM's cached owned range, when known,
+// and what the reads see (Range) are the range stored in Pebble.
+func (n *node) checkRangeCache(when string) {
+	n.t.Helper()
+	c := &n.fsm.cache
+	c.mu.Lock()
+	known, owned, owns := c.rangeKnown, c.owned, c.owns
+	c.mu.Unlock()
+	stored, err := getRecord[wire.Range](n.db, []byte(rangeKey), func() (string, string) { return "range", "range" })
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	var r wire.Range
+	if stored != nil {
+		r = *stored
+	}
+	ok := stored != nil
+	if known && (owns != ok || owned != r) {
+		n.t.Fatalf("%s: cached range %v (owns %v), Pebble holds %v (owns %v)", when, owned, owns, r, ok)
+	}
+	if got, err := n.fsm.Range(); ok && (err != nil || got != r) { // through the decoded-record memo
+		n.t.Fatalf("%s: Range() = %v, %v; Pebble holds %v", when, got, err, r)
+	}
+}
+
+// TestRangeCacheFollowsEveryWriter: the owned range Apply keeps in memory
+// is the stored one after bootstrap, a SPLIT entry (also for a command
+// later in the same batch), a split's cleanup, the fork and a restore
+// that replaced the state underneath.
+func TestRangeCacheFollowsEveryWriter(t *testing.T) {
+	n := newNode(t, wholeRing)
+	n.checkRangeCache("bootstrap")
+	paths := make([]string, 40)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("/r%02d/f", i)
+		n.must(put(paths[i], "x", parents))
+	}
+	n.checkRangeCache("puts")
+
+	// SPLIT at the middle, and a put into the moved half in the same batch.
+	const at = uint64(1) << 63
+	rec := &SplitRecord{NewCluster: "c2", At: at, Voters: []wire.Member{{ID: 4, Addr: "127.0.0.1:1"}}}
+	split, err := EncodeSplitCommand(rec, 2_000_000_000_000_000_000, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var moved, kept string
+	for _, p := range paths {
+		if (wire.Range{Start: at}).Contains(ring.PathPoint(p)) {
+			moved = p
+		} else {
+			kept = p
+		}
+	}
+	b := n.db.NewIndexedBatch()
+	if res := n.fsm.Apply(b, 100, split); res.Code != wire.OK {
+		t.Fatalf("split: %v %s", res.Code, res.Message)
+	}
+	cmd, _ := EncodeCommand(&Command{Op: wire.OpPut, Path: moved, Data: []byte("y"), Time: 2_000_000_000_000_000_001})
+	if res := n.fsm.Apply(b, 101, cmd); res.Code != wire.WrongRange {
+		t.Fatalf("put %s after SPLIT in the same batch: %v %s, want WRONG_RANGE", moved, res.Code, res.Message)
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	n.index = 101
+	n.checkRangeCache("split")
+	if r, _ := n.fsm.Range(); r != (wire.Range{End: at}) {
+		t.Fatalf("range after split %v", r)
+	}
+	for res := n.must(Command{Op: wire.OpSplitCleanup, Size: 5}); res.Message == "more"; res = n.must(Command{Op: wire.OpSplitCleanup, Size: 5}) {
+	}
+	n.checkRangeCache("cleanup")
+	n.must(put(kept, "z", 0))
+
+	// The fork hands this node the upper half.
+	rec.Index = 100
+	fb := n.db.NewBatch()
+	if err := n.fsm.ForkState(fb, rec, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := fb.Commit(pebble.NoSync); err != nil {
+		t.Fatal(err)
+	}
+	n.checkRangeCache("fork")
+	if res := n.do(put(kept, "w", 0)); res.Code != wire.WrongRange {
+		t.Fatalf("put %s after the fork: %v %s, want WRONG_RANGE", kept, res.Code, res.Message)
+	}
+	n.must(put(moved, "w", parents))
+
+	// A snapshot replaces the state underneath: the whole ring again.
+	n.setRangeRaw(wholeRing)
+	if err := n.fsm.Restored(n.index); err != nil {
+		t.Fatal(err)
+	}
+	n.checkRangeCache("restore")
+	n.must(put(kept, "v", parents))
+	n.checkRangeCache("after restore")
+}
+
+// setRangeRaw writes the range below the FSM, as a snapshot's ingest does.
+func (n *node) setRangeRaw(r wire.Range) {
+	n.t.Helper()
+	f := &FSM{db: n.db} // a throwaway FSM: only its writer of the key is used
+	b := n.db.NewBatch()
+	defer b.Close()
+	if err := f.setRange(b, &r); err != nil {
+		n.t.Fatal(err)
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+// TestCachedBoundsDecideAsScans applies one random script on three FSMs:
+// one that forgets its cache before every entry (so it always reads and
+// scans Pebble, as apply did without the cache), one restarted (a new FSM
+// over its DB) and one Restored at random points. The script mixes TTLs
+// and lets entry time step back, so keys are written below what earlier
+// scans saw: session commands, chunk uploads, and commits of uploaded
+// chunks over files whose old chunks then wait in "s/p/" at their older
+// upload time. Every result and the final states must be equal, and
+// expiry and collection must have happened.
+func TestCachedBoundsDecideAsScans(t *testing.T) {
+	ref, restarted, restored := newNode(t, wholeRing), newNode(t, wholeRing), newNode(t, wholeRing)
+	r := rand.New(rand.NewPCG(7, 11))
+	ttls := []int64{2e9, 5e9, 30e9}
+	now := int64(1e18)
+	seq := map[uint64]uint64{}
+	expired, collected, chunks := 0, 0, 0
+	var last string
+	for i := range 800 {
+		now += r.Int64N(4e8)
+		if r.IntN(20) == 0 {
+			now -= r.Int64N(10e9) // a leader's wall clock behind the last one
+		}
+		var c Command
+		s := uint64(r.IntN(12) + 1)
+		switch r.IntN(6) {
+		case 0, 1:
+			chunks++
+			data := fmt.Sprintf("%04d", r.IntN(60))
+			last = ChunkOf([]byte(data)).String()
+			c = Command{Op: wire.OpChunk, Path: "/up/x", Data: []byte(data), ChunkSize: tiny}
+		case 2:
+			c = Command{Op: wire.OpCommit, Path: fmt.Sprintf("/up/f%d", r.IntN(4)), Chunks: []string{last}, Size: tiny, ChunkSize: tiny, Flags: parents}
+		default:
+			seq[s]++
+			c = withSession(put(fmt.Sprintf("/s%02d/f%d", s, r.IntN(5)), fmt.Sprint(i), parents), s, seq[s])
+		}
+		c.ChunkTTL = ttls[r.IntN(len(ttls))]
+		c.Time, c.SessionTTL = now, ttls[int(s)%len(ttls)]
+		ref.fsm.cache.reset()
+		want := ref.do(c)
+		for _, n := range []*node{restarted, restored} {
+			if got := n.do(c); got.Code != want.Code || got.Message != want.Message || got.Chunk != want.Chunk {
+				t.Fatalf("entry %d: %+v, without cache %+v", i+1, got, want)
+			}
+		}
+		if r.IntN(50) == 0 {
+			restarted.fsm = mustFSM(restarted.db)
+		}
+		if r.IntN(50) == 0 {
+			if err := restored.fsm.Restored(restored.index); err != nil {
+				t.Fatal(err)
+			}
+		}
+		expired = max(expired, len(seq)-ref.countPrefix(sessionTimePrefix))
+		collected = max(collected, chunks-ref.countPrefix(pendingPrefix))
+	}
+	if expired == 0 || collected == 0 {
+		t.Fatalf("the script expired %d sessions and collected %d chunks: it tests nothing", expired, collected)
+	}
+	want := ref.stateSum()
+	for name, n := range map[string]*node{"restarted": restarted, "restored": restored} {
+		if got := n.stateSum(); got != want {
+			t.Errorf("%s: state %s, without cache %s", name, got, want)
+		}
+	}
+	if !slices.EqualFunc(ref.dump(), restored.dump(), func(x, y [2][]byte) bool { return string(x[0]) == string(y[0]) && string(x[1]) == string(y[1]) }) {
+		t.Error("dumps differ")
+	}
+}
