@@ -76,8 +76,8 @@ func (r *Replica) run() {
 // counts as committed before the leader's copy is durable. Stepping into
 // raft between Ready and Advance is what raft's own node.go does. What
 // needs the DB to match the loop's view waits for the write: restoring a
-// snapshot, compaction and declining an unneeded snapshot run only with
-// no write in flight, and a hand-driven loop finishes each write within
+// snapshot, compaction, declining an unneeded snapshot and dropping an
+// unsent one run only with no write in flight, and a hand-driven loop finishes each write within
 // its step so that scenarios replay exactly.
 func (r *Replica) loop(tickc <-chan time.Time) error {
 	for {
@@ -152,12 +152,16 @@ func (r *Replica) iterate() error {
 		}
 	}
 	if r.writing == nil {
+		// Every Ready raft had is taken: a received snapshot it did not
+		// ask to install, or a stream it prepared but did not send, is
+		// not needed. (With a write in flight, the next Ready may carry
+		// them.)
 		r.declineRestore()
+		r.dropUnsentSnapshots()
 		if err := r.maybeCompact(); err != nil {
 			return err
 		}
 	}
-	r.dropUnsentSnapshots()
 	r.publishStatus()
 	return nil
 }
