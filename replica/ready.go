@@ -55,7 +55,8 @@ func (r *Replica) startReady() (*readyWrite, error) {
 			return nil, err
 		}
 	}
-	w := &readyWrite{rd: rd, sync: rd.MustSync, applied: r.applied}
+	w := &r.ready // at most one Ready is in flight: reuse its record
+	*w = readyWrite{rd: rd, sync: rd.MustSync, applied: r.applied}
 	w.msgs, w.snaps = splitSnapshots(rd.Messages)
 	if r.sendsBeforePersisting(leading, rd.HardState) && len(w.msgs) > 0 {
 		r.tr.Send(r.Group(), w.msgs)
@@ -103,6 +104,7 @@ func (r *Replica) finishReady(w *readyWrite) error {
 		answerUnknown(nil, w.ds)
 		return w.err
 	}
+	defer func() { *w = readyWrite{} }() // keep nothing of it alive
 	rd := w.rd
 	if w.sync {
 		r.stats.syncs.Add(1)

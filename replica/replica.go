@@ -115,6 +115,7 @@ type Replica struct {
 	// Owned by the loop goroutine.
 	writec         chan *readyWrite // to the writer goroutine; closed when the loop ends
 	writing        *readyWrite      // the Ready whose batch the writer is committing, or nil
+	ready          readyWrite       // the record behind writing (one Ready at a time)
 	rn             *raft.RawNode
 	store          *logStore
 	applied        uint64
