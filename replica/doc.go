@@ -7,13 +7,18 @@
 //
 //   - One loop goroutine owns the RawNode, the log store and the state
 //     machine. It wakes on a tick, a proposal, a peer message, a read
-//     request or Close, drains up to Config.MaxBatch more queued inputs, then
-//     handles Ready: log entries (a conflicting suffix is deleted), HardState,
-//     committed entries applied through StateMachine.Apply, ConfState changes
-//     and the applied index all go into one Pebble indexed batch, committed
-//     with fsync when raft requires it. Only then are messages sent, results
-//     delivered, read states served and Advance called. Concurrent proposals
-//     therefore share one Ready and one fsync (group commit).
+//     request, a finished write or Close, drains up to Config.MaxBatch more
+//     queued inputs, then takes a Ready: log entries (a conflicting suffix
+//     is deleted), HardState, committed entries applied through
+//     StateMachine.Apply, ConfState changes and the applied index all go
+//     into one Pebble indexed batch, which a writer goroutine commits, with
+//     fsync when raft requires it. While it does, the loop keeps stepping
+//     inputs into raft (proposals are buffered and stepped together) but
+//     takes no other Ready. Only once the batch is durable are a
+//     follower's messages sent, results delivered, the applied index moved,
+//     read states served and Advance called. Concurrent proposals
+//     therefore share one Ready and one fsync (group commit), and what
+//     arrives during a sync fills the next one.
 //   - Because the applied index is written in the same batch as the state it
 //     produced, a restart re-applies every committed entry after it exactly
 //     once.
@@ -69,7 +74,8 @@
 //
 // Goroutines: the loop (one per Replica) owns the RawNode, the log store,
 // the state machine and every field the Replica struct lists as
-// loop-owned; the snapshot senders (at most Config.MaxSnapshotSends) each
+// loop-owned; the writer (one per Replica) commits the batches the loop
+// hands it, one at a time, and touches nothing else; the snapshot senders (at most Config.MaxSnapshotSends) each
 // stream one Pebble snapshot through SnapshotTransport and report back
 // over a channel.
 //

@@ -9,7 +9,7 @@ import (
 )
 
 // run is the loop goroutine: it owns the RawNode, the log store and all
-// loop-owned fields of r.
+// loop-owned fields of r. It starts the writer goroutine and ends it.
 func (r *Replica) run() {
 	var tickc <-chan time.Time
 	if r.hand != nil {
@@ -19,10 +19,16 @@ func (r *Replica) run() {
 		defer ticker.Stop()
 		tickc = ticker.C
 	}
+	go r.writer()
 	err := r.loop(tickc)
 	if err != nil {
 		r.log.Error("replica stopped on fatal error", "err", err)
 		r.fatalErr = err
+	}
+	close(r.writec)
+	for range r.writtenc {
+		// The loop returned with no write in flight; this only waits for
+		// the writer goroutine to end.
 	}
 	close(r.loopDone)
 	r.sendCancel()
@@ -52,10 +58,40 @@ func (r *Replica) run() {
 	close(r.donec)
 }
 
+// loop is the Ready loop. At most one Ready is in flight: startReady
+// builds its batch and hands it to the writer goroutine, and until the
+// writer hands it back (writtenc) the loop keeps folding inputs into raft
+// — peer messages, proposals, reads, ticks — without taking the next
+// Ready. So while one fsync runs, the next Ready fills with everything
+// that arrives meanwhile, and the entries per fsync grow with the load.
+//
+// Why this keeps every promise (docs/robustness.md has the argument in
+// full): each Ready is still one atomic batch — its log entries,
+// HardState, the state its committed entries produce and the applied
+// index — so a restart replays exactly; messages that acknowledge entries
+// or grant votes are sent, and results delivered, only in finishReady,
+// after the batch is durable; r.applied, which releases reads and is
+// published, moves only then too; and raft is advanced (which steps the
+// leader's own acknowledgement of its entries) only then, so no entry
+// counts as committed before the leader's copy is durable. Stepping into
+// raft between Ready and Advance is what raft's own node.go does. What
+// needs the DB to match the loop's view waits for the write: restoring a
+// snapshot, compaction, declining an unneeded snapshot and dropping an
+// unsent one run only with no write in flight, and a hand-driven loop finishes each write within
+// its step so that scenarios replay exactly.
 func (r *Replica) loop(tickc <-chan time.Time) error {
 	for {
 		var handDone chan struct{}
+		var written <-chan *readyWrite
+		restorec := r.restorec
+		if r.writing != nil {
+			written, restorec = r.writtenc, nil
+		}
 		select {
+		case w := <-written:
+			if err := r.finish(w); err != nil {
+				return err
+			}
 		case <-tickc:
 			r.tick()
 		case p := <-r.propc:
@@ -70,7 +106,7 @@ func (r *Replica) loop(tickc <-chan time.Time) error {
 			r.campaign()
 		case req := <-r.confc:
 			r.proposeConf(req)
-		case req := <-r.restorec:
+		case req := <-restorec:
 			r.stepRestore(req)
 		case d := <-r.snapDonec:
 			r.snapshotDone(d)
@@ -80,26 +116,68 @@ func (r *Replica) loop(tickc <-chan time.Time) error {
 			}
 			handDone = s.done
 		case <-r.stopc:
-			return nil
+			return r.finishInFlight()
 		}
-		r.drain()
+		if err := r.iterate(); err != nil {
+			return err
+		}
+		if handDone != nil {
+			close(handDone)
+		}
+	}
+}
+
+// iterate folds queued inputs into raft and, unless a write is in flight,
+// starts the next Ready (handling them to the end while the loop is
+// driven by hand) and does what needs no write in flight.
+func (r *Replica) iterate() error {
+	r.drain()
+	if r.writing == nil || len(r.props.buf) >= r.cfg.MaxBatch {
+		// While a write is in flight, proposals wait for it in the
+		// buffer: stepped one by one, each would become its own append
+		// message to every follower; stepped together, they are one.
 		r.flushProposals()
-		r.maybeStartRead()
-		for r.rn.HasReady() {
-			if err := r.handleReady(); err != nil {
+	}
+	r.maybeStartRead()
+	for r.writing == nil && r.rn.HasReady() {
+		w, err := r.startReady()
+		if err != nil {
+			return err
+		}
+		r.writing = w
+		if r.hand != nil {
+			if err := r.finishInFlight(); err != nil {
 				return err
 			}
 		}
+	}
+	if r.writing == nil {
+		// Every Ready raft had is taken: a received snapshot it did not
+		// ask to install, or a stream it prepared but did not send, is
+		// not needed. (With a write in flight, the next Ready may carry
+		// them.)
 		r.declineRestore()
 		r.dropUnsentSnapshots()
 		if err := r.maybeCompact(); err != nil {
 			return err
 		}
-		r.publishStatus()
-		if handDone != nil {
-			close(handDone)
-		}
 	}
+	r.publishStatus()
+	return nil
+}
+
+// finish completes the write in flight w, which the writer handed back.
+func (r *Replica) finish(w *readyWrite) error {
+	r.writing = nil
+	return r.finishReady(w)
+}
+
+// finishInFlight waits for the write in flight, if any, and completes it.
+func (r *Replica) finishInFlight() error {
+	if r.writing == nil {
+		return nil
+	}
+	return r.finish(<-r.writtenc)
 }
 
 // drain folds up to MaxBatch already queued inputs into this iteration.
@@ -156,7 +234,19 @@ func (r *Replica) step(m *pb.Message) {
 
 // peerView is what validateMessage checks a frame against. Loop goroutine.
 func (r *Replica) peerView() peerView {
-	return peerView{self: r.cfg.ID, term: r.hsTerm, lastIndex: r.store.lastIndex, members: r.members}
+	return peerView{self: r.cfg.ID, term: r.hsTerm, lastIndex: r.logLast(), members: r.members}
+}
+
+// logLast is the last index of the log as raft has handed it out: the
+// last entry of the Ready being written, if it has entries, else the
+// durable log's. A leader sends a Ready's appends before its own write
+// ends, so a follower may acknowledge them while it is in flight; entries
+// raft holds that no Ready has carried yet were sent to no one.
+func (r *Replica) logLast() uint64 {
+	if w := r.writing; w != nil && len(w.rd.Entries) > 0 {
+		return w.rd.Entries[len(w.rd.Entries)-1].GetIndex()
+	}
+	return r.store.lastIndex
 }
 
 // maybeCompact drops applied log entries beyond Config.LogRetention, never

@@ -11,8 +11,30 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// handleReady persists, applies, sends and advances one Ready. Everything it
-// writes goes into one indexed batch, synced when raft requires it.
+// readyWrite is one Ready between startReady and finishReady: its batch
+// (log entries, HardState, the applied state and the applied index) is
+// being committed by the writer goroutine, and what it leaves to do once
+// that batch is durable.
+type readyWrite struct {
+	rd      raft.Ready
+	b       *pebble.Batch
+	sync    bool          // commit with fsync (raft's MustSync)
+	msgs    []*pb.Message // to send once b is durable (a follower's, a candidate's)
+	snaps   []*pb.Message // snapshot messages, sent after Advance
+	ds      []delivery    // own proposals' answers, delivered once b is durable
+	applied uint64        // the applied index b records (r.applied until then)
+	took    time.Duration // the commit's duration, set by the writer
+	err     error         // the commit's error, set by the writer
+}
+
+// startReady takes the next Ready, installs its snapshot if it has one,
+// builds its batch — entries (a conflicting suffix deleted), HardState,
+// committed entries applied through the state machine and the applied
+// index, all in one indexed batch — and hands the batch to the writer
+// goroutine. It returns the write in flight, or nil when there was
+// nothing to write and the Ready is already finished. The caller must not
+// take another Ready before finishReady: the next batch's reads fall
+// through to the DB, which must hold this one first.
 //
 // A leader sends its messages (appends, heartbeats) before it persists:
 // its followers then write the new entries while it writes them, instead
@@ -20,46 +42,112 @@ import (
 // a leader's messages do not depend on its own durable state: its
 // HardState's term and vote do not change while it leads, and an entry
 // counts as committed only once the followers' acknowledgements are
-// stepped, in a later iteration of the loop, after this Ready's write has
-// been synced; so no entry is applied or acknowledged to a client before
-// the leader's copy is durable too. Followers and candidates send after
-// persisting, as raft requires (their messages acknowledge entries and
-// grant votes).
-func (r *Replica) handleReady() error {
+// stepped — and the leader's own, which raft steps in Advance, after this
+// Ready's write has been synced; so no entry is applied or acknowledged to
+// a client before the leader's copy is durable too. Followers and
+// candidates send after persisting, as raft requires (their messages
+// acknowledge entries and grant votes): finishReady sends them.
+func (r *Replica) startReady() (*readyWrite, error) {
 	leading := r.rn.BasicStatus().RaftState == raft.StateLeader
 	rd := r.rn.Ready()
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		if err := r.restore(rd.Snapshot); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	msgs, snaps := splitSnapshots(rd.Messages)
-	if r.sendsBeforePersisting(leading, rd.HardState) && len(msgs) > 0 {
-		r.tr.Send(r.Group(), msgs)
-		msgs = nil
+	w := &r.ready // at most one Ready is in flight: reuse its record
+	*w = readyWrite{rd: rd, sync: rd.MustSync, applied: r.applied}
+	w.msgs, w.snaps = splitSnapshots(rd.Messages)
+	if r.sendsBeforePersisting(leading, rd.HardState) && len(w.msgs) > 0 {
+		r.tr.Send(r.Group(), w.msgs)
+		w.msgs = nil
 	}
-	ds, err := r.persistAndApply(rd)
-	if err != nil {
-		return err
+	w.b = r.db.NewIndexedBatch()
+	if err := r.buildReady(w); err != nil {
+		w.b.Close()
+		return nil, err
 	}
-	if len(msgs) > 0 {
-		r.tr.Send(r.Group(), msgs)
+	if w.b.Empty() {
+		return nil, r.finishReady(w)
 	}
-	if r.membersDirty && len(ds) > 0 {
+	r.writec <- w
+	return w, nil
+}
+
+// buildReady writes w's entries and HardState into w.b and applies its
+// committed entries through it, collecting the own proposals they settle.
+func (r *Replica) buildReady(w *readyWrite) error {
+	rd := w.rd
+	if err := r.store.writeEntries(w.b, rd.Entries); err != nil {
+		return fmt.Errorf("write log: %w", err)
+	}
+	w.ds = lost(nil, r.props.appended(rd.Entries, r.store.lastIndex)...)
+	r.trackConf(rd.Entries)
+	if rd.HardState != nil {
+		if err := r.store.setHardState(w.b, rd.HardState); err != nil {
+			return fmt.Errorf("write hard state: %w", err)
+		}
+		r.hsTerm, r.hsVote = rd.HardState.GetTerm(), rd.HardState.GetVote()
+	}
+	var err error
+	w.ds, w.applied, err = r.applyCommitted(w.b, rd.CommittedEntries, w.ds)
+	return err
+}
+
+// finishReady completes a Ready whose batch the writer committed (or that
+// had nothing to write): the log view and the applied index move, the
+// remaining messages are sent, results delivered, reads released, and
+// raft is told (Advance). A failed commit stops the replica.
+func (r *Replica) finishReady(w *readyWrite) error {
+	w.b.Close()
+	if w.err != nil {
+		answerUnknown(nil, w.ds)
+		return w.err
+	}
+	defer func() { *w = readyWrite{} }() // keep nothing of it alive
+	rd := w.rd
+	if w.sync {
+		r.stats.syncs.Add(1)
+		r.stats.syncNanos.Add(uint64(w.took))
+	}
+	r.stats.readies.Add(1)
+	r.stats.appended.Add(uint64(len(rd.Entries)))
+	r.stats.applied.Add(uint64(len(rd.CommittedEntries)))
+	r.store.commitEntries(rd.Entries)
+	r.applied = w.applied
+	if r.hand != nil && r.hand.afterReady != nil {
+		r.hand.afterReady()
+	}
+	if len(w.msgs) > 0 {
+		r.tr.Send(r.Group(), w.msgs)
+	}
+	if r.membersDirty && len(w.ds) > 0 {
 		// A conf change applied: whoever waits for it reads the member list
 		// from Status as soon as it is told, so publish first.
 		r.publishStatus()
 	}
-	for _, d := range ds {
+	for _, d := range w.ds {
 		d.p.done <- d.res
 	}
 	r.readStatesArrived(rd.ReadStates)
 	r.releaseReads()
 	r.rn.Advance(rd)
-	for _, m := range snaps {
+	for _, m := range w.snaps {
 		r.sendSnapshot(m)
 	}
 	return nil
+}
+
+// writer is the writer goroutine: it commits each batch the loop hands it,
+// in order, with fsync when required, and hands it back. While it waits
+// for the disk the loop keeps stepping messages, proposals and reads into
+// raft, so the next Ready carries everything that arrived meanwhile.
+func (r *Replica) writer() {
+	defer close(r.writtenc)
+	for w := range r.writec {
+		w.took, w.err = commitBatch(w.b, w.sync)
+		r.writtenc <- w
+	}
 }
 
 // splitSnapshots separates snapshot messages, which go their own way
@@ -81,7 +169,7 @@ func splitSnapshots(all []*pb.Message) (msgs, snaps []*pb.Message) {
 func isSnap(m *pb.Message) bool { return m.GetType() == pb.MsgSnap }
 
 // sendsBeforePersisting reports whether this Ready's messages may go out
-// before its write (see handleReady): only a leader's, and only while its
+// before its write (see startReady): only a leader's, and only while its
 // term and vote stay as last written — a change cannot happen while it
 // leads, but if one shows, be conservative and send after.
 func (r *Replica) sendsBeforePersisting(leading bool, hs *pb.HardState) bool {
@@ -91,44 +179,12 @@ func (r *Replica) sendsBeforePersisting(leading bool, hs *pb.HardState) bool {
 	return leading
 }
 
-// persistAndApply writes rd's entries and HardState, applies its committed
-// entries and commits it all as one batch. It returns what the own
-// proposals it settled get, to be delivered once the caller has sent the
-// Ready's remaining messages.
-func (r *Replica) persistAndApply(rd raft.Ready) ([]delivery, error) {
-	b := r.db.NewIndexedBatch()
-	defer b.Close()
-	if err := r.store.writeEntries(b, rd.Entries); err != nil {
-		return nil, fmt.Errorf("write log: %w", err)
-	}
-	ds := lost(nil, r.props.appended(rd.Entries, r.store.lastIndex)...)
-	r.trackConf(rd.Entries)
-	if rd.HardState != nil {
-		if err := r.store.setHardState(b, rd.HardState); err != nil {
-			return nil, fmt.Errorf("write hard state: %w", err)
-		}
-		r.hsTerm, r.hsVote = rd.HardState.GetTerm(), rd.HardState.GetVote()
-	}
-	ds, err := r.applyCommitted(b, rd.CommittedEntries, ds)
-	if err != nil {
-		return nil, err
-	}
-	if err := r.commitReady(b, rd.MustSync); err != nil {
-		return nil, err
-	}
-	r.stats.readies.Add(1)
-	r.stats.appended.Add(uint64(len(rd.Entries)))
-	r.stats.applied.Add(uint64(len(rd.CommittedEntries)))
-	r.store.commitEntries(rd.Entries)
-	if r.hand != nil && r.hand.afterReady != nil {
-		r.hand.afterReady()
-	}
-	return ds, nil
-}
-
 // applyCommitted applies ents through b, appends to ds what the own
-// proposals they settle get, and records the applied index in b.
-func (r *Replica) applyCommitted(b *pebble.Batch, ents []*pb.Entry, ds []delivery) ([]delivery, error) {
+// proposals they settle get, and records the applied index in b. It
+// returns the applied index b records; r.applied moves only once b is
+// committed (finishReady), so reads are released against durable state.
+func (r *Replica) applyCommitted(b *pebble.Batch, ents []*pb.Entry, ds []delivery) ([]delivery, uint64, error) {
+	applied := r.applied
 	for _, e := range ents {
 		idx := e.GetIndex()
 		landed := r.props.takeLanded(idx)
@@ -138,17 +194,17 @@ func (r *Replica) applyCommitted(b *pebble.Batch, ents []*pb.Entry, ds []deliver
 			// committed in the group (and replayed here after a restart):
 			// whoever proposed them cannot learn the outcome from this node.
 			answerUnknown(landed, ds)
-			return nil, err
+			return nil, 0, err
 		}
 		ds = r.props.settle(ds, e, landed, res)
-		r.applied = idx
+		applied = idx
 	}
 	if len(ents) > 0 {
-		if err := r.store.setApplied(b, r.applied); err != nil {
-			return nil, fmt.Errorf("write applied index: %w", err)
+		if err := r.store.setApplied(b, applied); err != nil {
+			return nil, 0, fmt.Errorf("write applied index: %w", err)
 		}
 	}
-	return ds, nil
+	return ds, applied, nil
 }
 
 // answerUnknown answers ErrOutcomeUnknown to p (if any) and to the
@@ -191,25 +247,18 @@ func (r *Replica) applyEntry(b *pebble.Batch, e *pb.Entry) (any, error) {
 	return nil, nil
 }
 
-// commitReady commits b, with fsync if raft requires it, unless it is empty.
-func (r *Replica) commitReady(b *pebble.Batch, mustSync bool) error {
-	if b.Empty() {
-		return nil
-	}
+// commitBatch commits b, with fsync if sync, and returns how long the
+// commit took. The writer goroutine calls it; it touches nothing else.
+func commitBatch(b *pebble.Batch, sync bool) (time.Duration, error) {
 	opts := pebble.NoSync
-	var start time.Time
-	if mustSync {
+	if sync {
 		opts = pebble.Sync
-		start = time.Now()
 	}
+	start := time.Now()
 	if err := b.Commit(opts); err != nil {
-		return fmt.Errorf("commit ready: %w", err)
+		return 0, fmt.Errorf("commit ready: %w", err)
 	}
-	if mustSync {
-		r.stats.syncs.Add(1)
-		r.stats.syncNanos.Add(uint64(time.Since(start)))
-	}
-	return nil
+	return time.Since(start), nil
 }
 
 func (r *Replica) applyConfChange(b *pebble.Batch, e *pb.Entry) error {

@@ -90,7 +90,8 @@ type Replica struct {
 	campaignc chan struct{}
 	confc     chan *confReq
 	restorec  chan *restoreReq
-	snapDonec chan snapDone // from the snapshot sender goroutines
+	snapDonec chan snapDone    // from the snapshot sender goroutines
+	writtenc  chan *readyWrite // from the writer goroutine: a batch committed
 	stopc     chan struct{}
 	closeOnce sync.Once // closes stopc
 
@@ -112,6 +113,9 @@ type Replica struct {
 	recv   *snapReceiver // the incoming snapshot stream (ReceiveSnapshot)
 
 	// Owned by the loop goroutine.
+	writec         chan *readyWrite // to the writer goroutine; closed when the loop ends
+	writing        *readyWrite      // the Ready whose batch the writer is committing, or nil
+	ready          readyWrite       // the record behind writing (one Ready at a time)
 	rn             *raft.RawNode
 	store          *logStore
 	applied        uint64
@@ -193,6 +197,8 @@ func open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport, hand *handDr
 		confc:         make(chan *confReq),
 		restorec:      make(chan *restoreReq),
 		snapDonec:     make(chan snapDone, 16),
+		writec:        make(chan *readyWrite, 1),
+		writtenc:      make(chan *readyWrite, 1),
 		stopc:         make(chan struct{}),
 		loopDone:      make(chan struct{}),
 		donec:         make(chan struct{}),

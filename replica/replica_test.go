@@ -369,3 +369,36 @@ func BenchmarkPropose(b *testing.B) {
 		}
 	})
 }
+
+// Honest peers' frames are never dropped as invalid, however the writes
+// of the leader and followers overlap with their messages: a follower may
+// acknowledge entries the leader sent before its own fsync ended, and the
+// leader must count that acknowledgement, not drop it as forged.
+func TestNoHonestFrameDroppedUnderLoad(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.startAll()
+	lead := c.waitLeader()
+	r := c.rep(lead)
+	var wg sync.WaitGroup
+	for w := range 32 {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			for i := range 20 {
+				if _, _, err := r.Propose(ctx, fmt.Appendf(nil, "w%d-%d", w, i)); err != nil {
+					t.Errorf("propose: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	idx := c.propose(lead, "last")
+	c.waitApplied(c.ids, idx)
+	for _, id := range c.ids {
+		if st := c.rep(id).Stats(); st.Invalid != 0 || st.BadCommit != 0 {
+			t.Errorf("node %d dropped honest frames: %d invalid, %d commit beyond log", id, st.Invalid, st.BadCommit)
+		}
+	}
+	c.checkSameData(t, c.data(lead), "after the load", 32*20+1)
+}

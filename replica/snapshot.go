@@ -5,8 +5,9 @@ package replica
 // Sending (leader). When raft needs to send a snapshot it calls
 // logStore.Snapshot on the loop goroutine. makeSnapshot opens a Pebble
 // snapshot (a consistent, read-only view of the DB at that instant; the loop
-// is the DB's only writer and commits whole Readies, so the view is exactly
-// the state at its applied index) and returns raft only metadata: the
+// and its writer goroutine are the DB's only writers and commit whole
+// Readies, one at a time, so the view is exactly the state at the applied
+// index it holds — whether or not the loop has seen the last commit end) and returns raft only metadata: the
 // applied index and its term, the ConfState, both read from that view, and
 // an 8-byte stream id in Data. When the MsgSnap appears in a Ready the loop
 // hands it and the stream to SnapshotTransport.SendSnapshot on a goroutine
@@ -586,7 +587,8 @@ func (r *Replica) restore(snap *pb.Snapshot) error {
 		return fmt.Errorf("raft asked to install snapshot %d that was not received", md.GetIndex())
 	}
 	r.pendingRestore = nil
-	// The loop is the DB's only writer, so nothing at or above maxKey can
+	// The loop is the DB's only writer (no Ready is being written while a
+	// snapshot is installed), so nothing at or above maxKey can
 	// appear between this check and the ingest.
 	if err := r.checkKeysBelowMax(); err != nil {
 		req.done <- err

@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -406,3 +408,77 @@ func TestFailedTransferLeavesOldState(t *testing.T) {
 		}
 	}
 }
+
+// A follower behind the leader's log catches up by snapshot while the
+// leader is under constant write load, so that almost every message it
+// steps arrives while one of its Readies is being written: a snapshot
+// raft prepares then must still be sent when the next Ready carries it.
+func TestLaggingFollowerCatchesUpBySnapshotUnderLoad(t *testing.T) {
+	c := newTestCluster(t, 3)
+	withRetention(c, 16, 4096)
+	errs := &errorCounter{}
+	base := c.cfg
+	c.cfg = func(id uint64) Config {
+		cfg := base(id)
+		cfg.Logger = slog.New(errs)
+		return cfg
+	}
+	c.startAll()
+	lead := c.waitLeader()
+	f := others(c.ids, lead)[0]
+	proposeRetry(c, "before")
+	c.stop(f)
+	proposeN(c, lead, "while-down", 300)
+	waitFor(t, 5*time.Second, "leader compaction past the follower", func() bool {
+		return c.rep(lead).Status().FirstIndex > 50
+	})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	r := c.rep(lead)
+	for w := range 8 {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			for i := 0; i < 20000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, _, err := r.Propose(ctx, fmt.Appendf(nil, "load-%d-%d", w, i)); err != nil {
+					return
+				}
+			}
+		})
+	}
+	c.start(f)
+	target := c.rep(lead).Status().Commit
+	waitFor(t, 10*time.Second, "the follower caught up by snapshot under load", func() bool {
+		return c.rep(f).Applied() >= target && c.net.snaps.Load() > 0
+	})
+	close(stop)
+	wg.Wait()
+	c.waitApplied(c.ids, proposeRetry(c, "after"))
+	assertSameState(t, c, c.ids...)
+	if n := errs.n.Load(); n != 0 {
+		t.Errorf("%d errors logged, the first: %s", n, *errs.first.Load())
+	}
+}
+
+// errorCounter is a slog.Handler that counts error records and keeps the
+// first one's message.
+type errorCounter struct {
+	n     atomic.Int64
+	first atomic.Pointer[string]
+}
+
+func (h *errorCounter) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
+func (h *errorCounter) Handle(_ context.Context, r slog.Record) error {
+	if h.n.Add(1) == 1 {
+		msg := r.Message
+		h.first.Store(&msg)
+	}
+	return nil
+}
+func (h *errorCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *errorCounter) WithGroup(string) slog.Handler      { return h }

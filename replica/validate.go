@@ -34,7 +34,7 @@ var (
 type peerView struct {
 	self      uint64          // this replica's raft id
 	term      uint64          // its term, as last persisted
-	lastIndex uint64          // the last index of its log
+	lastIndex uint64          // the last index of its log, counting the entries being written
 	members   map[uint64]bool // voters and learners; empty until a joiner has a membership
 }
 
