@@ -70,26 +70,48 @@ func (b *byteBudget) inUse() int64 {
 // bound starts at initialWindow and grows by one for every answer
 // written, up to max. A peer that pipelines requests and reads nothing
 // gets initialWindow answers produced (plus what the socket buffers
-// took), not thousands. Safe for concurrent use.
+// took), not thousands.
+//
+// An answer owed while the connection owes at least as many as it has had
+// written is unearned: it also takes one from shared, the allowance of
+// every connection from the peer's address, and gives it back when an
+// answer is written or dropped, or the connection ends (releaseHeld). So
+// connections that reconnect and never read share one allowance, however
+// many they are, while a connection that reads is not held by it. Safe
+// for concurrent use.
 type window struct {
-	max int
+	max    int
+	shared *byteBudget // unearned answers of the peer's address; nil: no such bound
 
 	mu      sync.Mutex
 	owed    int
 	written int
+	held    int           // of shared; never more than owed
 	freed   chan struct{} // closed and replaced by done; nil while nobody waits
 }
 
 // initialWindow is the answers a connection may owe before it has read any.
 const initialWindow = 8
 
-// acquire takes room for one answer, waiting until there is some or done
-// is closed (then it returns false and takes nothing).
+// acquire takes room for one answer, waiting until there is some (and,
+// for an unearned answer, room in shared) or done is closed (then it
+// returns false and takes nothing).
 func (w *window) acquire(done <-chan struct{}) bool {
 	for {
 		w.mu.Lock()
 		if w.owed < min(w.max, initialWindow+w.written) {
+			if w.shared == nil || w.owed < w.written {
+				w.owed++
+				w.mu.Unlock()
+				return true
+			}
+			w.mu.Unlock()
+			if !w.shared.acquire(1, done) {
+				return false
+			}
+			w.mu.Lock()
 			w.owed++
+			w.held++
 			w.mu.Unlock()
 			return true
 		}
@@ -119,9 +141,28 @@ func (w *window) done() {
 	w.mu.Lock()
 	w.owed--
 	w.written++
+	give := w.held > 0
+	if give {
+		w.held--
+	}
 	if w.freed != nil {
 		close(w.freed)
 		w.freed = nil
 	}
 	w.mu.Unlock()
+	if give {
+		w.shared.release(1)
+	}
+}
+
+// releaseHeld gives back what the connection still holds of shared; called
+// once it has ended.
+func (w *window) releaseHeld() {
+	w.mu.Lock()
+	n := w.held
+	w.held = 0
+	w.mu.Unlock()
+	if n > 0 {
+		w.shared.release(n)
+	}
 }
