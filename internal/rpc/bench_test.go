@@ -53,8 +53,12 @@ func BenchmarkRoundTrip(b *testing.B) {
 					defer wg.Done()
 					for range n {
 						resp, err := c.Call(ctx, &wire.Request{Op: wire.OpGet, Path: "/bench/f"})
-						if err != nil || len(resp.Data) != len(value) {
-							b.Errorf("call: %v, %d bytes", err, len(resp.Data))
+						if err != nil {
+							b.Errorf("call: %v", err)
+							return
+						}
+						if len(resp.Data) != len(value) {
+							b.Errorf("answer of %d bytes, want %d", len(resp.Data), len(value))
 							return
 						}
 					}

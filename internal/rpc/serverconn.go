@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -452,7 +453,7 @@ func (c *serverConn) flushAndClose(reason string) {
 // finish within WriteTimeout (the peer is not reading) closes the
 // connection, which frees everything it holds.
 func (c *serverConn) writeLoop() {
-	w := bufio.NewWriterSize(c.conn, 64<<10)
+	w := bufio.NewWriterSize(deadlineWriter{c.conn, c.s.cfg.WriteTimeout}, 64<<10)
 	var buf []byte
 	for {
 		var r *wire.Response
@@ -468,7 +469,6 @@ func (c *serverConn) writeLoop() {
 				c.s.log.Error("encode response", "err", err, "id", r.ID)
 				buf, _ = wire.AppendEncode(buf[:0], wire.Errorf(r.ID, wire.Internal, "encode response: %v", err))
 			}
-			c.conn.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
 			if _, err := w.Write(buf); err != nil {
 				c.writeFailed(err)
 				return
@@ -478,22 +478,52 @@ func (c *serverConn) writeLoop() {
 			if cap(buf) > 1<<20 {
 				buf = nil
 			}
-			select {
-			case r = <-c.out:
-				continue
-			default:
+			more, ok := next(c.out)
+			if !ok {
+				break
 			}
-			break
+			r = more
 		}
 		if err := w.Flush(); err != nil {
 			c.writeFailed(err)
 			return
 		}
-		if r == nil {
+		if r == nil { // the sentinel: everything before it is written
 			c.close(c.last)
 			return
 		}
 	}
+}
+
+// next returns the next queued item without waiting; when the queue is
+// empty it first lets the goroutines that are about to queue one run, so
+// that one flush (one write syscall) carries their frames too.
+func next[T any](q chan T) (T, bool) {
+	select {
+	case v := <-q:
+		return v, true
+	default:
+	}
+	runtime.Gosched()
+	select {
+	case v := <-q:
+		return v, true
+	default:
+		var zero T
+		return zero, false
+	}
+}
+
+// deadlineWriter gives every write to conn its own deadline: a write that
+// cannot finish within timeout fails.
+type deadlineWriter struct {
+	conn    net.Conn
+	timeout time.Duration
+}
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	d.conn.SetWriteDeadline(time.Now().Add(d.timeout))
+	return d.conn.Write(p)
 }
 
 func (c *serverConn) writeFailed(err error) {
