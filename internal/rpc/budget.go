@@ -1,6 +1,10 @@
 package rpc
 
-import "sync"
+import (
+	"slices"
+	"sync"
+	"time"
+)
 
 // byteBudget bounds bytes held for a connection or a server: requests
 // being handled and, per connection, responses waiting to be written.
@@ -81,7 +85,10 @@ func (b *byteBudget) inUse() int64 {
 // for concurrent use.
 type window struct {
 	max    int
-	shared *byteBudget // unearned answers of the peer's address; nil: no such bound
+	shared *allowance // unearned answers of the peer's address; nil: no such bound
+	// alive, if set, reports whether the peer may still read what it asked
+	// for; asked every second while waiting for shared.
+	alive func() bool
 
 	mu      sync.Mutex
 	owed    int
@@ -106,7 +113,7 @@ func (w *window) acquire(done <-chan struct{}) bool {
 				return true
 			}
 			w.mu.Unlock()
-			if !w.shared.acquire(1, done) {
+			if !w.awaitShared(done) {
 				return false
 			}
 			w.mu.Lock()
@@ -126,6 +133,25 @@ func (w *window) acquire(done <-chan struct{}) bool {
 			return false
 		}
 	}
+}
+
+// awaitShared takes one of shared, waiting its turn; false if done closed
+// or alive reported the peer gone meanwhile.
+func (w *window) awaitShared(done <-chan struct{}) bool {
+	var tick <-chan time.Time
+	if w.alive != nil {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		tick = t.C
+	}
+	if !w.shared.acquire(done, tick, w.alive) {
+		return false
+	}
+	if w.alive != nil && !w.alive() { // gone while others were served
+		w.shared.release(1)
+		return false
+	}
+	return true
 }
 
 // force takes room for an answer without waiting (one the server owes
@@ -164,5 +190,65 @@ func (w *window) releaseHeld() {
 	w.mu.Unlock()
 	if n > 0 {
 		w.shared.release(n)
+	}
+}
+
+// allowance is a count shared by many connections, handed out one at a
+// time in the order asked for: a release wakes only the waiter it serves,
+// however many wait. Safe for concurrent use.
+type allowance struct {
+	mu      sync.Mutex
+	free    int
+	waiters []chan struct{} // closed when served, oldest first
+}
+
+func newAllowance(n int) *allowance { return &allowance{free: n} }
+
+// acquire takes one, waiting its turn until one is free or done is closed
+// (then it returns false and takes nothing). While it waits, every tick it
+// asks alive, if set, and gives up (false) when that reports false.
+func (a *allowance) acquire(done <-chan struct{}, tick <-chan time.Time, alive func() bool) bool {
+	a.mu.Lock()
+	if a.free > 0 && len(a.waiters) == 0 {
+		a.free--
+		a.mu.Unlock()
+		return true
+	}
+	ch := make(chan struct{})
+	a.waiters = append(a.waiters, ch)
+	a.mu.Unlock()
+	for {
+		select {
+		case <-ch:
+			return true
+		case <-tick:
+			if alive == nil || alive() {
+				continue
+			}
+		case <-done:
+		}
+		a.mu.Lock()
+		if i := slices.Index(a.waiters, ch); i >= 0 {
+			a.waiters = slices.Delete(a.waiters, i, i+1)
+			a.mu.Unlock()
+			return false
+		}
+		a.mu.Unlock()
+		a.release(1) // served meanwhile: pass it on
+		return false
+	}
+}
+
+// release gives back n, each to the oldest waiter or to the free count.
+func (a *allowance) release(n int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for ; n > 0; n-- {
+		if len(a.waiters) == 0 {
+			a.free++
+			continue
+		}
+		close(a.waiters[0])
+		a.waiters = a.waiters[1:]
 	}
 }

@@ -319,7 +319,7 @@ func (s *Server) accept(nc net.Conn) error {
 		s.conns[c] = struct{}{}
 		ph := s.perIP[host]
 		if ph == nil {
-			ph = &peerHost{unearned: newByteBudget(s.cfg.MaxUnearnedPerIP)}
+			ph = &peerHost{unearned: newAllowance(s.cfg.MaxUnearnedPerIP)}
 			s.perIP[host] = ph
 		}
 		ph.conns++
@@ -366,8 +366,8 @@ func lingerClose(nc net.Conn, deadline time.Time) {
 
 // peerHost is what the connections from one IP address share.
 type peerHost struct {
-	conns    int         // open connections
-	unearned *byteBudget // answers owed beyond what was written, counted 1 each (MaxUnearnedPerIP)
+	conns    int        // open connections
+	unearned *allowance // answers owed beyond what was written (MaxUnearnedPerIP)
 }
 
 // remoteHost returns the IP address of nc's peer.

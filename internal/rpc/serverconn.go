@@ -50,7 +50,7 @@ type serverConn struct {
 	win     *window     // answers owed: a peer earns room by reading
 	// unearned is the allowance shared by the connections from host
 	// (ServerConfig.MaxUnearnedPerIP); set by accept.
-	unearned *byteBudget
+	unearned *allowance
 
 	inflight  atomic.Int32 // requests being handled
 	closeOnce sync.Once
@@ -84,7 +84,7 @@ func (c *serverConn) run() {
 		c.sem = make(chan struct{}, c.s.cfg.MaxInFlight)
 		c.budget = newByteBudget(c.s.cfg.MaxBytesInFlight)
 		c.reserve = min(minReserve, c.s.cfg.MaxBytesInFlight/64)
-		c.win = &window{max: c.s.cfg.MaxInFlight, shared: c.unearned}
+		c.win = &window{max: c.s.cfg.MaxInFlight, shared: c.unearned, alive: func() bool { return !peerGone(c.raw) }}
 		writerDone := make(chan struct{})
 		go func() {
 			defer close(writerDone)
@@ -351,6 +351,7 @@ func (c *serverConn) readLoop(fr *wire.FrameReader) {
 // waiting.
 func (c *serverConn) dispatch(req *wire.Request, size int) bool {
 	if !c.win.acquire(c.done) {
+		c.close("peer closed while waiting for its address's allowance of unread answers")
 		return false
 	}
 	if !c.budget.acquire(max(size, c.reserve), c.done) {

@@ -15,11 +15,12 @@ import (
 // allowance of answers not yet earned by reading (MaxUnearnedPerIP), instead
 // of each getting its own first window produced (20 × 8 MiB); a client from
 // the same address whose connection has read its answers is still served
-// at once.
+// at once; and once the sinks hang up, the server closes the ones waiting
+// their turn without producing anything more for them.
 func TestNonReadersShareOneAllowance(t *testing.T) {
 	var produced atomic.Int64
 	big := make([]byte, 1<<20)
-	_, addr := startServer(t, ServerConfig{Name: "test", MaxUnearnedPerIP: 16}, func(ctx context.Context, req *wire.Request) *wire.Response {
+	srv, addr := startServer(t, ServerConfig{Name: "test", MaxUnearnedPerIP: 16}, func(ctx context.Context, req *wire.Request) *wire.Response {
 		if req.Path == "/big" {
 			produced.Add(1)
 			return &wire.Response{Data: big}
@@ -44,12 +45,14 @@ func TestNonReadersShareOneAllowance(t *testing.T) {
 		req = append(req, mustFrame(t, &wire.Request{ID: id, Op: wire.OpGet, Path: "/big"})...)
 	}
 	const sinks = 20
+	var conns []net.Conn
 	for range sinks {
 		nc, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer nc.Close()
+		conns = append(conns, nc)
 		nc.(*net.TCPConn).SetReadBuffer(4096)
 		nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
 		go nc.Write(req) // never reads
@@ -65,4 +68,18 @@ func TestNonReadersShareOneAllowance(t *testing.T) {
 		t.Fatalf("a reading client from the same address: %v", err)
 	}
 	t.Logf("a reading client's call took %v meanwhile", time.Since(start))
+
+	for _, nc := range conns {
+		nc.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.Stats().Conns > 1 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if c := srv.Stats().Conns; c > 1 {
+		t.Errorf("%d connections still open 10s after the sinks hung up; want only the reading client's", c)
+	}
+	if more := produced.Load() - n; more > 0 {
+		t.Errorf("%d more answers of 1 MiB produced after the sinks hung up", more)
+	}
 }
