@@ -326,7 +326,7 @@ func (c *Conn) readLoop() {
 }
 
 func (c *Conn) writeLoop() {
-	w := bufio.NewWriterSize(c.nc, 64<<10)
+	w := bufio.NewWriterSize(deadlineWriter{c.nc, 30 * time.Second}, 64<<10)
 	var buf []byte
 	for {
 		var f outFrame
@@ -345,7 +345,6 @@ func (c *Conn) writeLoop() {
 			case len(buf)-wire.HeaderSize > c.maxFrame:
 				c.failCall(f.req.ID, wire.TooLarge, fmt.Sprintf("request of %d bytes is over the %d-byte frame limit", len(buf)-wire.HeaderSize, c.maxFrame))
 			default:
-				c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 				if _, err := w.Write(buf); err != nil {
 					c.die(fmt.Errorf("%w: %s: write: %v", ErrConnClosed, c.addr, err))
 					return
@@ -354,12 +353,11 @@ func (c *Conn) writeLoop() {
 			if cap(buf) > 1<<20 {
 				buf = nil
 			}
-			select {
-			case f = <-c.out:
-				continue
-			default:
+			more, ok := next(c.out)
+			if !ok {
+				break
 			}
-			break
+			f = more
 		}
 		if err := w.Flush(); err != nil {
 			c.die(fmt.Errorf("%w: %s: write: %v", ErrConnClosed, c.addr, err))

@@ -68,6 +68,7 @@ type ServerConfig struct {
 	MaxConnsPerIP           int           // open connections per client IP address
 	MaxBytesInFlight        int           // request bytes being handled and answer bytes queued, per connection
 	MaxProcessBytesInFlight int           // request bytes being handled by the whole server
+	MaxUnearnedPerIP        int           // answers owed, per client IP address, by connections beyond what they have read
 }
 
 // DefaultServerConfig returns a ServerConfig with every default set; Name,
@@ -111,6 +112,13 @@ func DefaultServerConfig() ServerConfig {
 		// MaxProcessBytesInFlight: 512 MiB of requests handled at once by
 		// the server; every reader stops reading beyond it.
 		MaxProcessBytesInFlight: 512 << 20,
+		// MaxUnearnedPerIP: 32 answers owed at once, per client IP
+		// address, by connections that owe more than they have had
+		// written (a new connection's first window, a peer that stopped
+		// reading). Connections that reconnect and never read share these
+		// 32 instead of each costing a window of answers; a connection
+		// that reads is never held by them.
+		MaxUnearnedPerIP: 32,
 	}
 }
 
@@ -131,6 +139,7 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	positiveOr(&c.MaxConnsPerIP, d.MaxConnsPerIP)
 	positiveOr(&c.MaxBytesInFlight, d.MaxBytesInFlight)
 	positiveOr(&c.MaxProcessBytesInFlight, d.MaxProcessBytesInFlight)
+	positiveOr(&c.MaxUnearnedPerIP, d.MaxUnearnedPerIP)
 	if c.Logger == nil {
 		c.Logger = d.Logger
 	}
@@ -155,6 +164,7 @@ func (c ServerConfig) Validate() error {
 	notNegative(&errs, "MaxConnsPerIP", c.MaxConnsPerIP)
 	notNegative(&errs, "MaxBytesInFlight", c.MaxBytesInFlight)
 	notNegative(&errs, "MaxProcessBytesInFlight", c.MaxProcessBytesInFlight)
+	notNegative(&errs, "MaxUnearnedPerIP", c.MaxUnearnedPerIP)
 	d := c.withDefaults()
 	if d.PreAuthMaxFrame > d.MaxFrame {
 		errs = append(errs, fmt.Errorf("PreAuthMaxFrame %d is over MaxFrame %d", d.PreAuthMaxFrame, d.MaxFrame))
@@ -208,7 +218,7 @@ type Server struct {
 	mu     sync.Mutex
 	lns    map[net.Listener]struct{}
 	conns  map[*serverConn]struct{}
-	perIP  map[string]int // open connections per remote host
+	perIP  map[string]*peerHost // open connections per remote host
 	closed bool
 	wg     sync.WaitGroup
 
@@ -225,7 +235,7 @@ func NewServer(cfg ServerConfig, h Handler) *Server {
 		budget: newByteBudget(cfg.MaxProcessBytesInFlight),
 		lns:    map[net.Listener]struct{}{},
 		conns:  map[*serverConn]struct{}{},
-		perIP:  map[string]int{},
+		perIP:  map[string]*peerHost{},
 	}
 }
 
@@ -288,6 +298,7 @@ func (s *Server) accept(nc net.Conn) error {
 		tc.SetNoDelay(true)
 		tc.SetKeepAlive(true)
 		tc.SetKeepAlivePeriod(15 * time.Second)
+		tc.SetWriteBuffer(sendBuffer)
 	}
 	host := remoteHost(nc)
 	c := &serverConn{s: s, raw: nc, host: host, done: make(chan struct{})}
@@ -302,11 +313,17 @@ func (s *Server) accept(nc net.Conn) error {
 	switch {
 	case len(s.conns) >= s.cfg.MaxConns:
 		refusal = fmt.Sprintf("too many connections: %d", s.cfg.MaxConns)
-	case s.perIP[host] >= s.cfg.MaxConnsPerIP:
+	case s.perIP[host] != nil && s.perIP[host].conns >= s.cfg.MaxConnsPerIP:
 		refusal = fmt.Sprintf("too many connections from %s: %d", host, s.cfg.MaxConnsPerIP)
 	default:
 		s.conns[c] = struct{}{}
-		s.perIP[host]++
+		ph := s.perIP[host]
+		if ph == nil {
+			ph = &peerHost{unearned: newAllowance(s.cfg.MaxUnearnedPerIP)}
+			s.perIP[host] = ph
+		}
+		ph.conns++
+		c.unearned = ph.unearned
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -347,6 +364,12 @@ func lingerClose(nc net.Conn, deadline time.Time) {
 	nc.Close()
 }
 
+// peerHost is what the connections from one IP address share.
+type peerHost struct {
+	conns    int        // open connections
+	unearned *allowance // answers owed beyond what was written (MaxUnearnedPerIP)
+}
+
 // remoteHost returns the IP address of nc's peer.
 func remoteHost(nc net.Conn) string {
 	addr := nc.RemoteAddr().String()
@@ -360,8 +383,10 @@ func remoteHost(nc net.Conn) string {
 func (s *Server) forget(c *serverConn) {
 	s.mu.Lock()
 	delete(s.conns, c)
-	if s.perIP[c.host]--; s.perIP[c.host] <= 0 {
-		delete(s.perIP, c.host)
+	if ph := s.perIP[c.host]; ph != nil {
+		if ph.conns--; ph.conns <= 0 {
+			delete(s.perIP, c.host)
+		}
 	}
 	s.mu.Unlock()
 }
