@@ -221,7 +221,7 @@ const dialTimeout = 10 * time.Second
 // dial connects to the target and returns its Store and how to close it.
 func dial(ctx context.Context, o *opts, cfg loadgen.Config) (loadgen.Store, func() error, error) {
 	if cfg.Target == "etcd" {
-		s, err := loadgen.NewEtcdStore(ctx, strings.Split(o.endpoints, ","), dialTimeout, cfg.Stale)
+		s, err := loadgen.NewEtcdStore(ctx, strings.Split(o.endpoints, ","), min(dialTimeout, cfg.Timeout), cfg.Stale)
 		if err != nil {
 			return nil, nil, err
 		}
