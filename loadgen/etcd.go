@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -22,7 +23,9 @@ import (
 // directories, appends or streams: MkdirAll does nothing, and the append
 // and stream workloads are not supported.
 type EtcdStore struct {
-	C     *clientv3.Client
+	C     *clientv3.Client   // the first connection
+	conns []*clientv3.Client // every connection; operations take turns
+	next  atomic.Uint64
 	stale bool
 }
 
@@ -35,12 +38,28 @@ var (
 var ErrNotFound = errors.New("not found")
 
 // NewEtcdStore dials the etcd cluster at endpoints (HOST:PORT each, plain
-// HTTP) and checks that it answers within dialTimeout. stale makes gets
-// serializable (served by any member, possibly stale).
-func NewEtcdStore(ctx context.Context, endpoints []string, dialTimeout time.Duration, stale bool) (*EtcdStore, error) {
+// HTTP) with conns client connections (at least 1) and checks that it
+// answers within dialTimeout. Operations take turns over the connections.
+// stale makes gets serializable (served by any member, possibly stale).
+func NewEtcdStore(ctx context.Context, endpoints []string, conns int, dialTimeout time.Duration, stale bool) (*EtcdStore, error) {
 	if len(endpoints) == 0 || endpoints[0] == "" {
 		return nil, fmt.Errorf("etcd: no endpoints")
 	}
+	s := &EtcdStore{stale: stale}
+	for range max(conns, 1) {
+		c, err := dialEtcd(ctx, endpoints, dialTimeout)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.conns = append(s.conns, c)
+	}
+	s.C = s.conns[0]
+	return s, nil
+}
+
+// dialEtcd opens one client connection and checks that the cluster answers.
+func dialEtcd(ctx context.Context, endpoints []string, dialTimeout time.Duration) (*clientv3.Client, error) {
 	c, err := clientv3.New(clientv3.Config{
 		Endpoints:   endpoints,
 		DialTimeout: dialTimeout,
@@ -58,11 +77,22 @@ func NewEtcdStore(ctx context.Context, endpoints []string, dialTimeout time.Dura
 		c.Close()
 		return nil, fmt.Errorf("etcd %s: not answering: %w", strings.Join(endpoints, ","), err)
 	}
-	return &EtcdStore{C: c, stale: stale}, nil
+	return c, nil
 }
 
-// Close closes the client.
-func (s *EtcdStore) Close() error { return s.C.Close() }
+// Close closes every connection.
+func (s *EtcdStore) Close() error {
+	var errs []error
+	for _, c := range s.conns {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// conn returns the connection whose turn it is.
+func (s *EtcdStore) conn() *clientv3.Client {
+	return s.conns[(s.next.Add(1)-1)%uint64(len(s.conns))]
+}
 
 func (s *EtcdStore) readOpts(opts ...clientv3.OpOption) []clientv3.OpOption {
 	if s.stale {
@@ -73,13 +103,13 @@ func (s *EtcdStore) readOpts(opts ...clientv3.OpOption) []clientv3.OpOption {
 
 // Put writes data under key path.
 func (s *EtcdStore) Put(ctx context.Context, path string, data []byte) error {
-	_, err := s.C.Put(ctx, path, string(data))
+	_, err := s.conn().Put(ctx, path, string(data))
 	return err
 }
 
 // Get reads key path; ErrNotFound if it does not exist.
 func (s *EtcdStore) Get(ctx context.Context, path string) ([]byte, error) {
-	r, err := s.C.Get(ctx, path, s.readOpts()...)
+	r, err := s.conn().Get(ctx, path, s.readOpts()...)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +122,7 @@ func (s *EtcdStore) Get(ctx context.Context, path string) ([]byte, error) {
 // List counts the keys under path + "/" (at any depth: etcd has no
 // directories).
 func (s *EtcdStore) List(ctx context.Context, path string) (int, error) {
-	r, err := s.C.Get(ctx, path+"/", s.readOpts(clientv3.WithPrefix(), clientv3.WithCountOnly())...)
+	r, err := s.conn().Get(ctx, path+"/", s.readOpts(clientv3.WithPrefix(), clientv3.WithCountOnly())...)
 	if err != nil {
 		return 0, err
 	}
@@ -101,7 +131,7 @@ func (s *EtcdStore) List(ctx context.Context, path string) (int, error) {
 
 // Stat checks that key path exists, without reading its value.
 func (s *EtcdStore) Stat(ctx context.Context, path string) error {
-	r, err := s.C.Get(ctx, path, s.readOpts(clientv3.WithCountOnly())...)
+	r, err := s.conn().Get(ctx, path, s.readOpts(clientv3.WithCountOnly())...)
 	if err != nil {
 		return err
 	}

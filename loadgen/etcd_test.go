@@ -66,12 +66,12 @@ func startEtcd(t *testing.T) (string, *exec.Cmd) {
 }
 
 // dialEtcd connects to the etcd at endpoint, retrying while it starts.
-func dialEtcd(t *testing.T, endpoint string, stale bool) *EtcdStore {
+func openEtcd(t *testing.T, endpoint string, conns int, stale bool) *EtcdStore {
 	t.Helper()
 	var s *EtcdStore
 	eventually.Holds(t, 30*time.Second, "etcd answers", func() error {
 		var err error
-		s, err = NewEtcdStore(context.Background(), []string{endpoint}, 2*time.Second, stale)
+		s, err = NewEtcdStore(context.Background(), []string{endpoint}, conns, 2*time.Second, stale)
 		return err
 	})
 	t.Cleanup(func() { s.Close() })
@@ -82,7 +82,10 @@ func dialEtcd(t *testing.T, endpoint string, stale bool) *EtcdStore {
 // checks what it holds afterwards and what its CPU was.
 func TestEtcdStoreRuns(t *testing.T) {
 	ep, cmd := startEtcd(t)
-	s := dialEtcd(t, ep, false)
+	s := openEtcd(t, ep, 3, false)
+	if len(s.conns) != 3 {
+		t.Fatalf("%d connections, want 3", len(s.conns))
+	}
 	ctx := context.Background()
 
 	cfg := testConfig()
@@ -152,8 +155,8 @@ func TestEtcdStoreRuns(t *testing.T) {
 // gone fails the dial with a message naming it.
 func TestEtcdStoreReadsAndErrors(t *testing.T) {
 	ep, cmd := startEtcd(t)
-	s := dialEtcd(t, ep, false)
-	stale := dialEtcd(t, ep, true)
+	s := openEtcd(t, ep, 1, false)
+	stale := openEtcd(t, ep, 0, true)
 	ctx := context.Background()
 
 	if err := s.Put(ctx, "/r/a", []byte("hello")); err != nil {
@@ -180,11 +183,11 @@ func TestEtcdStoreReadsAndErrors(t *testing.T) {
 
 	cmd.Process.Kill()
 	cmd.Wait()
-	_, err = NewEtcdStore(ctx, []string{ep}, time.Second, false)
+	_, err = NewEtcdStore(ctx, []string{ep}, 1, time.Second, false)
 	if err == nil || !strings.Contains(err.Error(), ep) {
 		t.Fatalf("dial of a stopped etcd: %v, want an error naming %s", err, ep)
 	}
-	if _, err := NewEtcdStore(ctx, nil, time.Second, false); err == nil {
+	if _, err := NewEtcdStore(ctx, nil, 1, time.Second, false); err == nil {
 		t.Fatal("dial with no endpoints: no error")
 	}
 }

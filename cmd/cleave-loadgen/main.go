@@ -70,7 +70,7 @@ type opts struct {
 	router, workload, size, dist, rate, output, report, token, prefix string
 	target, endpoints, label                                          string
 	roots, files, ops, preload                                        int64
-	clients, clkTck                                                   int
+	clients, clkTck, conns                                            int
 	duration, timeout                                                 time.Duration
 	readRatio                                                         float64
 	stale, quiet, baseline                                            bool
@@ -154,6 +154,7 @@ process, in the table, the JSON (server_cpu) and the HTML report.`,
 	f.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the load generator itself to this file")
 	f.StringVar(&o.target, "target", "cleave", "what to drive: cleave (through --router) or etcd (through --endpoints)")
 	f.StringVar(&o.endpoints, "endpoints", "127.0.0.1:2379", "etcd: client endpoints, HOST:PORT[,HOST:PORT...]")
+	f.IntVar(&o.conns, "conns", 1, "etcd: client connections the workers take turns over")
 	f.StringVar(&o.label, "label", "", "what summaries call the system measured (default: the target)")
 	f.BoolVar(&o.baseline, "baseline", false, "mark the run as a baseline build's, compared to in summaries as current / baseline")
 	f.IntSliceVar(&o.cpuPIDs, "cpu-pids", nil, "server processes whose CPU (user+system, /proc) is measured over the run, PID[,PID...]")
@@ -203,6 +204,9 @@ func (o *opts) config(cmd *cobra.Command) (loadgen.Config, error) {
 	default:
 		return cfg, fmt.Errorf("--target %q: want cleave or etcd", o.target)
 	}
+	if o.conns < 1 {
+		return cfg, fmt.Errorf("--conns %d: want at least 1", o.conns)
+	}
 	cfg.Target, cfg.Label, cfg.Baseline, cfg.ClockTicks = o.target, o.label, o.baseline, o.clkTck
 	cfg.CPUPIDs = append(cfg.CPUPIDs, o.cpuPIDs...)
 	for _, p := range o.cpuTree {
@@ -221,7 +225,7 @@ const dialTimeout = 10 * time.Second
 // dial connects to the target and returns its Store and how to close it.
 func dial(ctx context.Context, o *opts, cfg loadgen.Config) (loadgen.Store, func() error, error) {
 	if cfg.Target == "etcd" {
-		s, err := loadgen.NewEtcdStore(ctx, strings.Split(o.endpoints, ","), min(dialTimeout, cfg.Timeout), cfg.Stale)
+		s, err := loadgen.NewEtcdStore(ctx, strings.Split(o.endpoints, ","), o.conns, min(dialTimeout, cfg.Timeout), cfg.Stale)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -34,6 +34,7 @@ func TestUsageErrors(t *testing.T) {
 		{"--cpu-pids", "-3"},
 		{"--cpu-tree", "1073741824"},
 		{"--clk-tck", "-1"},
+		{"--target", "etcd", "--conns", "0"},
 	}
 	for _, args := range tests {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
