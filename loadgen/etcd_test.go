@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,18 +14,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/cleavefs/cleave/internal/eventually"
+	"github.com/cleavefs/cleave/internal/testcluster"
 )
-
-// freeAddr returns a loopback address no one listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // startEtcd starts a real one-member etcd on loopback with its data in a
 // temporary directory (fsync on, etcd's default) and returns its client
@@ -39,7 +28,7 @@ func startEtcd(t *testing.T) (string, *exec.Cmd) {
 		t.Skip("no etcd binary on PATH (scripts/install-etcd.sh installs Debian's etcd-server):", err)
 	}
 	dir := t.TempDir()
-	client, peer := freeAddr(t), freeAddr(t)
+	client, peer := testcluster.ClosedAddr(t), testcluster.ClosedAddr(t)
 	log, err := os.Create(filepath.Join(dir, "etcd.log"))
 	if err != nil {
 		t.Fatal(err)
