@@ -84,7 +84,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # start_cleave BINARY DIR: starts `BINARY up` with data under DIR; sets
-# UP_PID and ROUTER.
+# UP_PID and ROUTER. Returns non-zero, having said why, if it did not come up.
 start_cleave() {
 	local bin=$1 dir=$2
 	ROUTER=127.0.0.1:$(free_ports 1)
@@ -95,14 +95,16 @@ start_cleave() {
 	for _ in $(seq 1 900); do
 		grep -q "cleave is up" "$dir/up.out" 2>/dev/null && return 0
 		if ! kill -0 "$UP_PID" 2>/dev/null; then
-			echo "bench: cleave up exited before it was up:" >&2
+			echo "bench: $bin up exited before it was up:" >&2
 			cat "$dir/up.out" "$dir/up.log" >&2
-			exit 1
+			UP_PID=
+			return 1
 		fi
 		sleep 0.1
 	done
-	echo "bench: cleave up not up within 90s" >&2
-	exit 1
+	echo "bench: $bin up not up within 90s" >&2
+	stop_cleave
+	return 1
 }
 
 stop_cleave() {
@@ -204,8 +206,10 @@ build_baseline() {
 	fi
 }
 
-# wanted NAME: whether BENCH_RUNS selects run NAME.
+# wanted NAME: whether BENCH_RUNS selects run NAME (a baseline runs only
+# the headline runs).
 wanted() {
+	if [ "$SYSTEM" = baseline ] && [[ " $HEADLINE " != *" $1 "* ]]; then return 1; fi
 	case $RUNS in
 	all) return 0 ;;
 	headline) [[ " $HEADLINE " == *" $1 "* ]] ;;
@@ -272,7 +276,7 @@ kv_runs() {
 if [ -n "${BENCH_BASELINE:-}" ]; then build_baseline "$BENCH_BASELINE"; fi
 
 SYSTEM=cleave
-start_cleave "$CLEAVE" "$DATA/cleave"
+start_cleave "$CLEAVE" "$DATA/cleave" || exit 1
 kv_runs
 run list-1000-c16 --workload list --roots 1 --files 1000 --size 1KiB --clients 16
 run append-1k-c16 --workload append --size 1KiB --clients 16 --files 1000
@@ -295,17 +299,13 @@ fi
 BASE_NOTE=
 if [ -n "${BENCH_BASELINE:-}" ]; then
 	SYSTEM=baseline
-	start_cleave "$BASE_CLEAVE" "$DATA/base"
-	for name in $HEADLINE; do
-		if ! wanted "$name"; then continue; fi
-		case $name in
-		put-1k-c64) run put-1k-c64 --workload put --size 1KiB --clients 64 ;;
-		put-1k-c1) run put-1k-c1 --workload put --size 1KiB --clients 1 ;;
-		get-1k-c64) run get-1k-c64 --workload get --size 1KiB --clients 64 --files 1000 ;;
-		esac
-	done
-	stop_cleave
-	BASE_NOTE="; baseline $BASE_NAME ($BENCH_BASELINE)"
+	if start_cleave "$BASE_CLEAVE" "$DATA/base"; then
+		kv_runs # the headline runs only: see wanted
+		stop_cleave
+		BASE_NOTE="; baseline $BASE_NAME ($BENCH_BASELINE)"
+	else
+		BASE_NOTE="; baseline $BASE_NAME ($BENCH_BASELINE): not run: its cleave up did not come up"
+	fi
 fi
 
 {
