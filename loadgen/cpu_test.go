@@ -76,7 +76,7 @@ func TestReadProcStatOfThisProcess(t *testing.T) {
 }
 
 // startTree starts a shell with two sleeping children, a process tree of
-// three, and returns the shell and its children's pids once they exist.
+// three, and returns the shell and its children's pids once they run sleep.
 func startTree(t *testing.T) (*exec.Cmd, []int) {
 	t.Helper()
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
@@ -103,7 +103,15 @@ func startTree(t *testing.T) (*exec.Cmd, []int) {
 		if err != nil {
 			return err
 		}
-		return eventually.True(len(tree) == 3, "tree %v", tree)
+		if len(tree) != 3 {
+			return fmt.Errorf("tree %v: want the shell and 2 children", tree)
+		}
+		for _, p := range tree[1:] { // a forked child is "sh" until it execs sleep
+			if st, err := ReadProcStat(p); err != nil || st.Comm != "sleep" {
+				return fmt.Errorf("child %d: %+v, %v: not sleep yet", p, st, err)
+			}
+		}
+		return nil
 	})
 	return sh, tree
 }

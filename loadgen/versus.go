@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"text/tabwriter"
 )
 
@@ -66,9 +67,46 @@ type Versus struct {
 	Ratios []Figures // Name "cleave / etcd" or "current / baseline"
 }
 
-func figuresOf(r *Result) Figures {
-	return Figures{Name: r.System(), OpsPerSec: r.OpsPerSec, P50: r.Latency.P50, P99: r.Latency.P99,
-		CPUPerOp: r.CPUPerOp(), Errors: float64(r.Errors)}
+// figuresOf returns the figures of one or more runs of a system: with
+// several (rounds of the same workload), the median of each figure and
+// the sum of the errors, named "SYSTEM (median of N)".
+func figuresOf(rs []*Result) Figures {
+	name := rs[0].System()
+	if len(rs) > 1 {
+		name = fmt.Sprintf("%s (median of %d)", name, len(rs))
+	}
+	med := func(f func(*Result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		return median(v)
+	}
+	f := Figures{Name: name,
+		OpsPerSec: med(func(r *Result) float64 { return r.OpsPerSec }),
+		P50:       med(func(r *Result) float64 { return r.Latency.P50 }),
+		P99:       med(func(r *Result) float64 { return r.Latency.P99 }),
+		CPUPerOp:  med((*Result).CPUPerOp),
+	}
+	for _, r := range rs {
+		f.Errors += float64(r.Errors)
+	}
+	return f
+}
+
+// median returns the median of v (the mean of the middle two when even);
+// NaN if any value is NaN or v is empty.
+func median(v []float64) float64 {
+	if len(v) == 0 || slices.ContainsFunc(v, math.IsNaN) {
+		return math.NaN()
+	}
+	v = slices.Clone(v)
+	slices.Sort(v)
+	n := len(v)
+	if n%2 == 1 {
+		return v[n/2]
+	}
+	return (v[n/2-1] + v[n/2]) / 2
 }
 
 // ratioOf returns b's figures over a's.
@@ -84,42 +122,42 @@ func versusKey(r *Result) string {
 
 // SideBySide groups results that ran the same workload (workload, size,
 // clients, mode, read ratio, staleness) against more than one system, in
-// the order the workloads first appear. Within a group the first result of
-// each role counts.
+// the order the workloads first appear. A system that ran a workload more
+// than once (rounds) is shown by the medians of its runs' figures.
 func SideBySide(rs []*Result) []Versus {
 	var order []string
-	groups := map[string]*[3]*Result{}
+	groups := map[string]*[3][]*Result{}
 	for _, r := range rs {
 		k := versusKey(r)
 		g := groups[k]
 		if g == nil {
-			g = new([3]*Result)
+			g = new([3][]*Result)
 			groups[k] = g
 			order = append(order, k)
 		}
-		if g[roleOf(r)] == nil {
-			g[roleOf(r)] = r
-		}
+		g[roleOf(r)] = append(g[roleOf(r)], r)
 	}
 	var out []Versus
 	for _, k := range order {
 		g := groups[k]
 		v := Versus{}
-		for _, r := range g {
-			if r != nil {
-				v.Title = r.Title()
-				v.Runs = append(v.Runs, figuresOf(r))
+		var figs [3]Figures
+		for i, rs := range g {
+			if len(rs) > 0 {
+				v.Title = rs[0].Title()
+				figs[i] = figuresOf(rs)
+				v.Runs = append(v.Runs, figs[i])
 			}
 		}
 		if len(v.Runs) < 2 {
 			continue
 		}
-		if cur := g[roleCurrent]; cur != nil {
-			if e := g[roleEtcd]; e != nil {
-				v.Ratios = append(v.Ratios, ratioOf(cur.System()+" / etcd", figuresOf(e), figuresOf(cur)))
+		if cur := g[roleCurrent]; len(cur) > 0 {
+			if len(g[roleEtcd]) > 0 {
+				v.Ratios = append(v.Ratios, ratioOf(cur[0].System()+" / etcd", figs[roleEtcd], figs[roleCurrent]))
 			}
-			if b := g[roleBaseline]; b != nil {
-				v.Ratios = append(v.Ratios, ratioOf("current / baseline", figuresOf(b), figuresOf(cur)))
+			if len(g[roleBaseline]) > 0 {
+				v.Ratios = append(v.Ratios, ratioOf("current / baseline", figs[roleBaseline], figs[roleCurrent]))
 			}
 		}
 		out = append(out, v)

@@ -22,10 +22,9 @@ func TestSideBySideRatios(t *testing.T) {
 		headline("cleave", "", false, 64, 12000, 2, 8, 150),
 		headline("cleave", "cleave@abc1234", true, 64, 1800, 30, 90, 1400),
 		headline("etcd", "", false, 64, 2000, 25, 60, 300),
-		headline("cleave", "", false, 16, 5000, 3, 9, 0),  // only cleave ran it: no group
-		headline("etcd", "", false, 1, 300, 3, 6, 900),    // etcd alone: no group
-		headline("cleave", "", false, 1, 600, 1.5, 2, 0),  // CPU not measured
-		headline("etcd", "etcd-2", false, 64, 1, 1, 1, 1), // a second etcd run of put c64: ignored
+		headline("cleave", "", false, 16, 5000, 3, 9, 0), // only cleave ran it: no group
+		headline("etcd", "", false, 1, 300, 3, 6, 900),   // etcd alone: no group
+		headline("cleave", "", false, 1, 600, 1.5, 2, 0), // CPU not measured
 		{Workload: "mixed", Size: "1KiB", Mode: "closed", Clients: 64, ReadRatio: 0.9, Target: "etcd", OpsPerSec: 1},
 		{Workload: "mixed", Size: "1KiB", Mode: "closed", Clients: 64, ReadRatio: 0.5, OpsPerSec: 1}, // another read ratio: not the same workload
 	}
@@ -66,6 +65,38 @@ func TestSideBySideRatios(t *testing.T) {
 		t.Errorf("put c1 %+v: want a ratio whose CPU is unknown", c1)
 	}
 	near("ops c1", c1.Ratios[0].OpsPerSec, 2)
+}
+
+// TestSideBySideMedians: rounds of the same workload are shown by the
+// median of each figure, and their errors summed; the ratios use the
+// medians.
+func TestSideBySideMedians(t *testing.T) {
+	rs := []*Result{
+		headline("cleave", "", false, 64, 1000, 5, 50, 100),
+		headline("etcd", "", false, 64, 100, 10, 20, 200),
+		headline("cleave", "", false, 64, 3000, 1, 10, 300),
+		headline("etcd", "", false, 64, 300, 30, 40, 100),
+		headline("cleave", "", false, 64, 2000, 3, 30, 200),
+	}
+	rs[4].Errors = 2
+	rs[0].Errors = 1
+	vs := SideBySide(rs)
+	if len(vs) != 1 {
+		t.Fatalf("%d groups, want 1", len(vs))
+	}
+	c, e, r := vs[0].Runs[0], vs[0].Runs[1], vs[0].Ratios[0]
+	if c != (Figures{Name: "cleave (median of 3)", OpsPerSec: 2000, P50: 3, P99: 30, CPUPerOp: 200, Errors: 3}) {
+		t.Errorf("cleave %+v: want the medians 2000, 3, 30, 200 and 3 errors", c)
+	}
+	if e != (Figures{Name: "etcd (median of 2)", OpsPerSec: 200, P50: 20, P99: 30, CPUPerOp: 150}) {
+		t.Errorf("etcd %+v: want the means of the middle two", e)
+	}
+	if r.OpsPerSec != 10 || r.P99 != 1 || math.Abs(r.CPUPerOp-4.0/3) > 1e-9 {
+		t.Errorf("ratio %+v: want 10x ops, 1x p99, 1.33x CPU", r)
+	}
+	if !math.IsNaN(median([]float64{1, math.NaN()})) || !math.IsNaN(median(nil)) {
+		t.Error("a median over an unknown figure or none must be unknown")
+	}
 }
 
 func TestWriteSummarySideBySide(t *testing.T) {
