@@ -34,15 +34,16 @@ test-long: build
 # and, with BENCH_BASELINE=<git rev>, the headline runs against that
 # revision's cleave; it prints cleave beside etcd and the baseline with
 # ratios and server CPU per operation, and writes JSON and HTML results
-# under bench/results/ (BENCH_DURATION per run, default 10s; about 6
-# minutes in all, 8 with a baseline).
+# under bench/results/ (BENCH_DURATION per run, default 10s; about 4
+# minutes in all, 5 with a baseline; BENCH_ROUNDS repeats it all).
 bench: build
 	CLEAVE_PREBUILT=1 ./bench/run.sh
 
 # bench-quick runs only the headline runs (put 1 KiB at 64 clients and at 1,
-# linearizable get at 64) against cleave, etcd and any BENCH_BASELINE.
+# linearizable get at 64) against cleave, etcd and any BENCH_BASELINE, in 3
+# rounds (BENCH_ROUNDS) whose medians it compares; about 6 minutes.
 bench-quick: build
-	CLEAVE_PREBUILT=1 BENCH_RUNS=headline ./bench/run.sh
+	CLEAVE_PREBUILT=1 BENCH_RUNS=headline BENCH_ROUNDS=$${BENCH_ROUNDS:-3} ./bench/run.sh
 
 # bench-micro runs the micro-benchmarks of the codec, the state machine and
 # the replication write path.

@@ -27,11 +27,15 @@
 # cleave / etcd and current / baseline.
 #
 # Environment:
-#   BENCH_DURATION  measured time of each run (default 10s; about 6 minutes
-#                   in all with etcd, 8 with a baseline)
+#   BENCH_DURATION  measured time of each run (default 10s; about 4 minutes
+#                   in all with etcd, 5 with a baseline)
 #   BENCH_RUNS      which runs: "all" (default), "headline" (put-1k-c64,
 #                   put-1k-c1, get-1k-c64: make bench-quick) or run names,
 #                   e.g. "put-1k-c64 mixed-90-c64"
+#   BENCH_ROUNDS    run everything this many times, one system after the
+#                   other in each round, each round on fresh deployments
+#                   (default 1; make bench-quick: 3); the side-by-side table
+#                   shows the median of each figure over the rounds
 #   BENCH_ETCD=0    skip the etcd half
 #   BENCH_BASELINE  a git revision: also run the headline runs against it
 #   BENCH_OUT       results directory (default bench/results/<UTC time>)
@@ -43,6 +47,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${BENCH_DURATION:-10s}
 RUNS=${BENCH_RUNS:-all}
+ROUNDS=${BENCH_ROUNDS:-1}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=${BENCH_OUT:-bench/results/$STAMP}
 CLEAVE=${CLEAVE:-bin/cleave}
@@ -50,6 +55,12 @@ LOADGEN=${LOADGEN:-bin/cleave-loadgen}
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 HEADLINE="put-1k-c64 put-1k-c1 get-1k-c64"
 mkdir -p "$OUT"
+case $ROUNDS in
+'' | *[!0-9]* | 0)
+	echo "bench: BENCH_ROUNDS=$ROUNDS: want a whole number of rounds, at least 1" >&2
+	exit 2
+	;;
+esac
 
 if [ -z "${CLEAVE_PREBUILT:-}" ]; then
 	go build -o bin/cleave ./cmd/cleave
@@ -115,11 +126,11 @@ stop_cleave() {
 	UP_PID=
 }
 
-# start_etcd: starts three etcd members on loopback, each with its own data
-# directory under $DATA/etcd; sets ETCD_PIDS and ETCD_EPS. Returns non-zero
+# start_etcd DIR: starts three etcd members on loopback, each with its own
+# data directory under DIR; sets ETCD_PIDS and ETCD_EPS. Returns non-zero
 # with the reason in ETCD_SKIP when etcd cannot be had or did not start.
 start_etcd() {
-	local bin=${ETCD:-}
+	local dir=$1 bin=${ETCD:-}
 	if [ -z "$bin" ]; then
 		if ! command -v etcd >/dev/null 2>&1; then
 			if ! ./scripts/install-etcd.sh >"$DATA/install-etcd.log" 2>&1; then
@@ -136,34 +147,34 @@ start_etcd() {
 		eps+="${eps:+,}127.0.0.1:${ports[2 * i - 2]}"
 	done
 	ETCD_VERSION=$("$bin" --version 2>/dev/null | sed -n 's/^etcd Version: //p')
-	echo "bench: starting etcd ${ETCD_VERSION:-?} x3 on $eps (data in $DATA/etcd)"
-	mkdir -p "$DATA/etcd"
+	echo "bench: starting etcd ${ETCD_VERSION:-?} x3 on $eps (data in $dir)"
+	mkdir -p "$dir"
 	for i in 1 2 3; do
 		local c=http://127.0.0.1:${ports[2 * i - 2]} p=http://127.0.0.1:${ports[2 * i - 1]}
-		"$bin" --name "e$i" --data-dir "$DATA/etcd/e$i" \
+		"$bin" --name "e$i" --data-dir "$dir/e$i" \
 			--listen-client-urls "$c" --advertise-client-urls "$c" \
 			--listen-peer-urls "$p" --initial-advertise-peer-urls "$p" \
 			--initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token cleave-bench \
-			--logger zap --log-outputs stderr --log-level warn >"$DATA/etcd/e$i.log" 2>&1 &
+			--logger zap --log-outputs stderr --log-level warn >"$dir/e$i.log" 2>&1 &
 		ETCD_PIDS+=($!)
 	done
 	ETCD_EPS=$eps
 	# Ready when a put (which needs an elected leader) succeeds.
 	for _ in $(seq 1 60); do
 		if "$LOADGEN" --target etcd --endpoints "$ETCD_EPS" --workload put --ops 1 --clients 1 \
-			--prefix b-probe --timeout 2s -q >/dev/null 2>"$DATA/etcd/probe.err"; then
+			--prefix b-probe --timeout 2s -q >/dev/null 2>"$dir/probe.err"; then
 			return 0
 		fi
 		for i in "${ETCD_PIDS[@]}"; do
 			if ! kill -0 "$i" 2>/dev/null; then
-				ETCD_SKIP="an etcd member exited at start: $(tail -n 2 "$DATA"/etcd/e*.log | tr '\n' ' ')"
+				ETCD_SKIP="an etcd member exited at start: $(tail -n 2 "$dir"/e*.log | tr '\n' ' ')"
 				stop_etcd
 				return 1
 			fi
 		done
 		sleep 1
 	done
-	ETCD_SKIP="etcd did not accept a put within 60s: $(tr '\n' ' ' <"$DATA/etcd/probe.err")"
+	ETCD_SKIP="etcd did not accept a put within 60s: $(tr '\n' ' ' <"$dir/probe.err")"
 	stop_etcd
 	return 1
 }
@@ -225,6 +236,7 @@ esac
 RAN=()
 SKIPPED=()
 SYSTEM=cleave
+SUFFIX= # .rN in rounds after the first
 # run NAME ARGS...: one loadgen run against $SYSTEM (cleave, etcd or
 # baseline) if BENCH_RUNS selects it; JSON to $OUT/[etcd-|base-]NAME.json,
 # HTML beside it.
@@ -248,6 +260,7 @@ run() {
 		;;
 	*) file=$name ;;
 	esac
+	file+=$SUFFIX
 	printf 'bench: %-22s %s\n' "$file" "$*"
 	# The loadgen stops waiting for a hung call itself; timeout is the last resort.
 	if timeout -k 5 "$LIMIT" "$lg" "${target[@]}" --clk-tck "$CLK_TCK" --prefix "b-$name" --duration "$DURATION" \
@@ -275,41 +288,52 @@ kv_runs() {
 # Any baseline is built before anything is measured.
 if [ -n "${BENCH_BASELINE:-}" ]; then build_baseline "$BENCH_BASELINE"; fi
 
-SYSTEM=cleave
-start_cleave "$CLEAVE" "$DATA/cleave" || exit 1
-kv_runs
-run list-1000-c16 --workload list --roots 1 --files 1000 --size 1KiB --clients 16
-run append-1k-c16 --workload append --size 1KiB --clients 16 --files 1000
-run stream-64m-c1 --workload stream --size 64MiB --clients 1 --files 4
-stop_cleave
-
 ETCD_NOTE="etcd: not run (BENCH_ETCD=0)"
-if [ "${BENCH_ETCD:-1}" != 0 ]; then
-	if start_etcd; then
-		SYSTEM=etcd
-		kv_runs
-		stop_etcd
-		ETCD_NOTE="etcd ${ETCD_VERSION:-?} (3 members on loopback, fsync on)"
-	else
-		echo "bench: skipping etcd: $ETCD_SKIP" >&2
-		ETCD_NOTE="etcd: not run: $ETCD_SKIP"
-	fi
-fi
-
 BASE_NOTE=
-if [ -n "${BENCH_BASELINE:-}" ]; then
-	SYSTEM=baseline
-	if start_cleave "$BASE_CLEAVE" "$DATA/base"; then
-		kv_runs # the headline runs only: see wanted
-		stop_cleave
-		BASE_NOTE="; baseline $BASE_NAME ($BENCH_BASELINE)"
-	else
-		BASE_NOTE="; baseline $BASE_NAME ($BENCH_BASELINE): not run: its cleave up did not come up"
+for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+	if [ "$ROUNDS" -gt 1 ]; then
+		SUFFIX=.r$ROUND
+		echo "bench: round $ROUND of $ROUNDS"
 	fi
-fi
+
+	SYSTEM=cleave
+	if ! start_cleave "$CLEAVE" "$DATA/cleave$SUFFIX"; then
+		[ "$ROUND" -gt 1 ] || exit 1
+		SKIPPED+=("round $ROUND and later: cleave up did not come up")
+		break
+	fi
+	kv_runs
+	run list-1000-c16 --workload list --roots 1 --files 1000 --size 1KiB --clients 16
+	run append-1k-c16 --workload append --size 1KiB --clients 16 --files 1000
+	run stream-64m-c1 --workload stream --size 64MiB --clients 1 --files 4
+	stop_cleave
+
+	if [ "${BENCH_ETCD:-1}" != 0 ] && [ -z "${ETCD_SKIP:-}" ]; then
+		if start_etcd "$DATA/etcd$SUFFIX"; then
+			SYSTEM=etcd
+			kv_runs
+			stop_etcd
+			ETCD_NOTE="etcd ${ETCD_VERSION:-?} (3 members on loopback, fsync on)"
+		else
+			echo "bench: skipping etcd: $ETCD_SKIP" >&2
+			ETCD_NOTE="etcd: not run: $ETCD_SKIP"
+		fi
+	fi
+
+	if [ -n "${BENCH_BASELINE:-}" ]; then
+		SYSTEM=baseline
+		if start_cleave "$BASE_CLEAVE" "$DATA/base$SUFFIX"; then
+			kv_runs # the headline runs only: see wanted
+			stop_cleave
+			BASE_NOTE="; baseline $BASE_NAME ($BENCH_BASELINE)"
+		else
+			BASE_NOTE="; baseline $BASE_NAME ($BENCH_BASELINE): not run: its cleave up did not come up"
+		fi
+	fi
+done
 
 {
-	echo "cleave bench $STAMP: $(nproc) cores, cleave up (3 routers, 2 clusters x 3 nodes), ${DURATION} per run; $ETCD_NOTE$BASE_NOTE"
+	echo "cleave bench $STAMP: $(nproc) cores, cleave up (3 routers, 2 clusters x 3 nodes), ${DURATION} per run, $ROUNDS round(s); $ETCD_NOTE$BASE_NOTE"
 	echo "CPU µs/op: user + system time of every server process over the measured window (/proc, CLK_TCK $CLK_TCK) per operation"
 	echo
 	if [ ${#RAN[@]} -gt 0 ]; then "$LOADGEN" summary "${RAN[@]}"; fi
