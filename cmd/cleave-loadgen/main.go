@@ -113,7 +113,7 @@ process, in the table, the JSON (server_cpu) and the HTML report.`,
 		Example: `  cleave-loadgen --workload put --size 1KiB --clients 64 --duration 10s
   cleave-loadgen --workload get --clients 64 --files 10000 --dist zipf -o json > get.json
   cleave-loadgen --workload mixed --read-ratio 0.9 --rate 5000/s --report mixed.html
-  cleave-loadgen --workload put --clients 64 --cpu-tree $(pgrep -f 'cleave up')
+  cleave-loadgen --workload put --clients 64 --cpu-tree $(pgrep -o -f 'cleave up')
   cleave-loadgen --target etcd --endpoints 127.0.0.1:2379 --workload get --clients 64 --cpu-pids 101,102,103
   cleave-loadgen compare before.json after.json
   cleave-loadgen summary bench/results/latest/*.json`,
