@@ -4,7 +4,7 @@ BIN     := bin
 DATA    ?= data
 PKGS    := ./...
 
-.PHONY: all build run test test-long bench bench-micro lint fuzz clean
+.PHONY: all build run test test-long bench bench-quick bench-micro lint fuzz clean
 
 all: build
 
@@ -30,12 +30,22 @@ test-long: build
 	$(GO) test -race -shuffle=on -tags long -timeout 60m $(PKGS)
 
 # bench runs the standard load suite (docs/benchmarks.md): it starts
-# `cleave up` in a temporary directory, drives it with cleave-loadgen and
-# writes JSON and HTML results under bench/results/ (BENCH_DURATION per run,
-# default 10s; about 3 minutes in all).
+# `cleave up` in a temporary directory and drives it with cleave-loadgen,
+# then runs the key-value workloads against a 3-member etcd cluster
+# (installed by scripts/install-etcd.sh if missing; BENCH_ETCD=0 skips it)
+# and, with BENCH_BASELINE=<git rev>, the headline runs against that
+# revision's cleave; it prints cleave beside etcd and the baseline with
+# ratios and server CPU per operation, and writes JSON and HTML results
+# under bench/results/ (BENCH_DURATION per run, default 10s; about 4
+# minutes in all, 5 with a baseline; BENCH_ROUNDS repeats it all).
 bench: build
-	$(GO) build -o $(BIN)/cleave-loadgen ./cmd/cleave-loadgen
 	CLEAVE_PREBUILT=1 ./bench/run.sh
+
+# bench-quick runs only the headline runs (put 1 KiB at 64 clients and at 1,
+# linearizable get at 64) against cleave, etcd and any BENCH_BASELINE, in 3
+# rounds (BENCH_ROUNDS) whose medians it compares; about 6 minutes.
+bench-quick: build
+	CLEAVE_PREBUILT=1 BENCH_RUNS=headline BENCH_ROUNDS=$${BENCH_ROUNDS:-3} ./bench/run.sh
 
 # bench-micro runs the micro-benchmarks of the codec, the state machine and
 # the replication write path.

@@ -30,23 +30,28 @@ var ErrNotSupported = errors.New("loadgen: not supported by this SDK yet")
 
 // Config describes one run. Start from DefaultConfig.
 type Config struct {
-	Workload  Workload      // what to do; default put
-	Size      SizeDist      // file size for writes; default 1KiB
-	Roots     int64         // root directories the files spread over; default 16
-	Files     int64         // distinct files, over all roots; default 1000
-	Dist      Dist          // how files are chosen; default uniform
-	Clients   int           // concurrent workers; default 16
-	Duration  time.Duration // how long to measure; default 10s unless Ops is set
-	Ops       int64         // stop after this many operations (0: by Duration)
-	Rate      float64       // open loop: target ops/s over all clients; 0 = closed loop
-	ReadRatio float64       // mixed: fraction of gets; default 0.9
-	Stale     bool          // reads may be served stale by any replica
-	Seed      uint64        // randomness of sizes, keys and data; default 1
-	Preload   int64         // files created before measuring; -1 (default): Files for read workloads, 0 for put/append
-	Prefix    string        // root directories are named Prefix-NNN; default "loadgen"
-	Timeout   time.Duration // deadline of one operation; default 10s
-	Router    string        // recorded in the Result only
-	Logger    *slog.Logger  // default: discard
+	Workload   Workload      // what to do; default put
+	Size       SizeDist      // file size for writes; default 1KiB
+	Roots      int64         // root directories the files spread over; default 16
+	Files      int64         // distinct files, over all roots; default 1000
+	Dist       Dist          // how files are chosen; default uniform
+	Clients    int           // concurrent workers; default 16
+	Duration   time.Duration // how long to measure; default 10s unless Ops is set
+	Ops        int64         // stop after this many operations (0: by Duration)
+	Rate       float64       // open loop: target ops/s over all clients; 0 = closed loop
+	ReadRatio  float64       // mixed: fraction of gets; default 0.9
+	Stale      bool          // reads may be served stale by any replica
+	Seed       uint64        // randomness of sizes, keys and data; default 1
+	Preload    int64         // files created before measuring; -1 (default): Files for read workloads, 0 for put/append
+	Prefix     string        // root directories are named Prefix-NNN; default "loadgen"
+	Timeout    time.Duration // deadline of one operation; default 10s
+	Router     string        // recorded in the Result only: the addresses driven
+	Target     string        // recorded in the Result only: "cleave" or "etcd"
+	Label      string        // recorded in the Result only: what the system is called in summaries (default Target)
+	Baseline   bool          // recorded in the Result only: the run measured a baseline build
+	CPUPIDs    []int         // server processes whose CPU time is measured over the window
+	ClockTicks int           // CLK_TCK of /proc/PID/stat; 0: 100
+	Logger     *slog.Logger  // default: discard
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -99,6 +104,13 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("prefix: empty")
 	case c.Timeout <= 0:
 		return fmt.Errorf("timeout %v: want > 0", c.Timeout)
+	case c.ClockTicks < 0:
+		return fmt.Errorf("clock ticks %d: negative", c.ClockTicks)
+	}
+	for _, p := range c.CPUPIDs {
+		if p <= 0 {
+			return fmt.Errorf("cpu pid %d: want a process id > 0", p)
+		}
 	}
 	if c.Preload > c.Files {
 		return fmt.Errorf("preload %d: more than --files %d", c.Preload, c.Files)

@@ -1,5 +1,20 @@
 // Package loadgen is the engine of cleave-loadgen: it drives a cleave
-// deployment with file workloads and reports honest latency distributions.
+// deployment — or, for comparison, an etcd cluster — with file workloads and
+// reports honest latency distributions and the servers' CPU per operation.
+//
+// # Targets
+//
+// The engine drives a Store and knows nothing else of the system under
+// test: CleaveStore (cleave.go) goes through the SDK, EtcdStore (etcd.go)
+// through etcd's v3 client with a file's path as its key. Workloads a Store
+// lacks (appends, streams) fail up front with ErrNotSupported.
+//
+// # Server CPU
+//
+// With Config.CPUPIDs, Run reads each process's user and system time from
+// /proc/PID/stat just before the measured window and just after it, and
+// reports the difference per completed operation, in total and per process
+// (cpu.go).
 //
 // # Model
 //
@@ -20,13 +35,15 @@
 // # Layout
 //
 // Parsing of sizes, distributions and rates (parse.go), key choice (keys.go),
-// workloads (workload.go), the run loop (run.go), recording (record.go), the
-// Result and its table/JSON forms (result.go), the HTML report (report.go),
-// compare (compare.go) and the TTY progress bar (progress.go).
+// workloads and the Store interface (workload.go), the targets (cleave.go,
+// etcd.go), the run loop (run.go), recording (record.go), server CPU
+// (cpu.go), the Result and its table/JSON forms (result.go), the HTML report
+// (report.go), compare (compare.go), side-by-side tables of several systems
+// (versus.go) and the TTY progress bar (progress.go).
 //
 // # Concurrency
 //
-// Run is called once per Config; Store must be safe for concurrent use (a
-// *client.Client is). The recorder is guarded by one mutex held only for the
+// Run is called once per Config; Store must be safe for concurrent use (both
+// targets are). The recorder is guarded by one mutex held only for the
 // few hundred nanoseconds of recording a sample.
 package loadgen

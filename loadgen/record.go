@@ -39,6 +39,7 @@ type secRec struct {
 // mu is held only while recording one sample or taking a snapshot.
 type recorder struct {
 	start time.Time
+	code  func(error) string // names a failure's code; set before recording starts
 
 	mu      sync.Mutex
 	ops     map[string]*opRec
@@ -54,6 +55,7 @@ type recorder struct {
 func newRecorder(start time.Time) *recorder {
 	return &recorder{
 		start:   start,
+		code:    func(err error) string { return client.CodeOf(err).String() },
 		ops:     map[string]*opRec{},
 		all:     newHist(histFigures),
 		errs:    map[string]int64{},
@@ -74,7 +76,7 @@ func (r *recorder) record(op string, began, ended time.Time, n int64, err error)
 	}
 	var code, msg string
 	if err != nil {
-		code, msg = client.CodeOf(err).String(), err.Error()
+		code, msg = r.code(err), err.Error()
 	}
 
 	r.mu.Lock()

@@ -30,6 +30,10 @@ var reportTmpl = template.Must(template.New("report").Parse(reportTemplate))
 //	chart-latency-time-i svg: p50 and p99 per second, paths latency-time-i-p50 and -p99
 //	chart-latency-i      svg: latency by percentile, a path latency-line-i-OP per operation
 //	summary-i            table: the figures of the run
+//	cpu-i                table: server CPU per process (runs that measured it)
+//	versus               table: the side-by-side figures of SideBySide (when
+//	                     some workload ran against more than one system; no
+//	                     script needed)
 //
 // and the body gets data-rendered="true" when every chart is drawn.
 func WriteReport(w io.Writer, title string, results ...*Result) error {
@@ -47,10 +51,34 @@ func WriteReport(w io.Writer, title string, results ...*Result) error {
 		}
 	}
 	return reportTmpl.Execute(w, map[string]any{
+		"Versus":    versusRows(results),
 		"Title":     title,
 		"Generated": time.Now().UTC().Format(time.RFC3339),
 		"Data":      string(data),
 		// The script is inlined verbatim; it contains no "</script".
 		"Script": strings.ReplaceAll(reportScript, "</", "<\\/"),
 	})
+}
+
+// versusRow is one row of the side-by-side table: a workload's title row
+// (Head), a system's figures, or a ratio of two systems' (Ratio).
+type versusRow struct {
+	Head  bool
+	Ratio bool
+	Cells []string
+}
+
+// versusRows renders SideBySide(rs) as table rows.
+func versusRows(rs []*Result) []versusRow {
+	var out []versusRow
+	for _, v := range SideBySide(rs) {
+		out = append(out, versusRow{Head: true, Cells: []string{v.Title, "ops/s", "p50 ms", "p99 ms", "CPU µs/op", "errors"}})
+		for _, f := range v.Runs {
+			out = append(out, versusRow{Cells: []string{f.Name, fmtFig(f.OpsPerSec, 0), fmtFig(f.P50, 3), fmtFig(f.P99, 3), fmtFig(f.CPUPerOp, 0), fmtFig(f.Errors, 0)}})
+		}
+		for _, f := range v.Ratios {
+			out = append(out, versusRow{Ratio: true, Cells: []string{f.Name, fmtRatio(f.OpsPerSec), fmtRatio(f.P50), fmtRatio(f.P99), fmtRatio(f.CPUPerOp), ""}})
+		}
+	}
+	return out
 }

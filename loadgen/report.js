@@ -89,12 +89,13 @@
     var sec = h("section", { "class": "run", id: "run-" + i }, null, root);
     h("h2", {}, r.workload + " " + r.size + ", " + r.clients + " clients, " +
       (r.mode === "open" ? "open loop at " + fmt(r.rate, 0) + "/s" : "closed loop") +
-      " (" + fmt(r.duration_s, 1) + " s" + (r.router ? ", router " + r.router : "") + ")", sec);
+      " (" + (r.label || r.target || "cleave") + (r.baseline ? ", baseline" : "") + ", " + fmt(r.duration_s, 1) + " s" +
+      (r.router ? ", " + r.router : "") + ")", sec);
 
     var tiles = h("div", { "class": "tiles" }, null, sec);
     [["ops/s", fmt(r.ops_per_sec, 0)], ["p50 ms", fmt(r.latency_ms.p50, 3)], ["p99 ms", fmt(r.latency_ms.p99, 3)],
      ["p99.9 ms", fmt(r.latency_ms.p999, 3)], ["max ms", fmt(r.latency_ms.max, 3)], ["ops", fmt(r.ops, 0)],
-     ["errors", fmt(r.errors, 0)]].forEach(function (t) {
+     ["errors", fmt(r.errors, 0)]].concat(r.server_cpu ? [["server CPU µs/op", fmt(r.server_cpu.us_per_op, 0)]] : []).forEach(function (t) {
       var d = h("div", { "class": "tile" + (t[0] === "errors" && r.errors > 0 ? " bad" : "") }, null, tiles);
       h("div", { "class": "v" }, t[1], d);
       h("div", { "class": "k" }, t[0], d);
@@ -138,6 +139,19 @@
     }
     ops.forEach(function (op) { row(op, r.per_op[op]); });
     if (ops.length !== 1) row("all", r);
+    if (r.server_cpu) {
+      var c = r.server_cpu;
+      h("p", { "class": "meta" }, "Server CPU (user + system, /proc) over the measured window: " + fmt(c.cpu_s, 2) + " s, " +
+        fmt(c.us_per_op, 0) + " µs per operation; the load generator itself " + fmt(c.loadgen_us_per_op, 0) + " µs per operation.", sec);
+      var ct = h("table", { id: "cpu-" + i }, null, sec);
+      var ch = h("tr", {}, null, ct);
+      ["process", "pid", "user s", "sys s", "µs/op", "share"].forEach(function (x) { h("th", {}, x, ch); });
+      (c.procs || []).forEach(function (p) {
+        var tr = h("tr", {}, null, ct);
+        [p.label + (p.error ? " (" + p.error + ")" : ""), String(p.pid), fmt(p.user_s, 2), fmt(p.sys_s, 2), fmt(p.us_per_op, 0),
+         fmt(100 * p.share, 0) + "%"].forEach(function (x) { h("td", {}, x, tr); });
+      });
+    }
     var codes = Object.keys(r.errors_by_code || {}).sort();
     if (codes.length) {
       h("p", { "class": "meta" }, "errors by code: " + codes.map(function (c) { return c + " " + r.errors_by_code[c]; }).join(", "), sec);

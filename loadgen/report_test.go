@@ -75,6 +75,10 @@ func TestReportRendersInChromium(t *testing.T) {
 	}
 	bin := findChromium(t)
 	rs := sampleResults(t)
+	rs[1].ServerCPU = &ServerCPU{ClockTicks: 100, Seconds: 3, UsPerOp: 150, Procs: []ProcCPU{
+		{PID: 10, Label: "cleave node cluster=c1 id=1", UserS: 1.5, SysS: 0.5, UsPerOp: 100, Share: 2.0 / 3},
+		{PID: 11, Label: "cleave router id=r1", UserS: 0.7, SysS: 0.3, UsPerOp: 50, Share: 1.0 / 3},
+	}}
 	dir := t.TempDir()
 	html := filepath.Join(dir, "report.html")
 	f, err := os.Create(html)
@@ -107,11 +111,15 @@ func TestReportRendersInChromium(t *testing.T) {
 		`<svg id="chart-latency-0"`, `<path id="latency-line-0-get"`, `<path id="latency-line-0-put"`,
 		`<table id="summary-0"`,
 		`<svg id="chart-throughput-1"`, `<path id="throughput-line-1"`, `<path id="latency-line-1-put"`,
+		`<table id="cpu-1"`, `<td>cleave node cluster=c1 id=1</td>`, `<td>67%</td>`, `server CPU µs/op`,
 	}
 	for _, w := range want {
 		if !strings.Contains(dom, w) {
 			t.Errorf("rendered DOM lacks %s", w)
 		}
+	}
+	if strings.Contains(dom, `id="cpu-0"`) {
+		t.Error("a CPU table for a run that did not measure CPU")
 	}
 	// Lines have real geometry: a path's d starts with a move and has points.
 	if m := regexp.MustCompile(`<path id="throughput-line-0" d="M[0-9.]+ [0-9.]+`).FindString(dom); m == "" {

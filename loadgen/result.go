@@ -32,7 +32,10 @@ type Result struct {
 	ReadRatio    float64              `json:"read_ratio,omitempty"`
 	Stale        bool                 `json:"stale,omitempty"`
 	Seed         uint64               `json:"seed"`
-	Router       string               `json:"router,omitempty"`
+	Router       string               `json:"router,omitempty"` // the addresses driven (etcd: its endpoints)
+	Target       string               `json:"target,omitempty"` // "cleave" or "etcd"; empty in results of older loadgens: cleave
+	Label        string               `json:"label,omitempty"`  // what summaries call the system; default Target
+	Baseline     bool                 `json:"baseline,omitempty"`
 	Started      time.Time            `json:"started"`
 	DurationS    float64              `json:"duration_s"`
 	Ops          int64                `json:"ops"`
@@ -45,6 +48,7 @@ type Result struct {
 	Percentiles  []Point              `json:"percentiles"` // latency distribution of all ops
 	PerOp        map[string]*OpResult `json:"per_op"`
 	PerSecond    []Second             `json:"per_second"`
+	ServerCPU    *ServerCPU           `json:"server_cpu,omitempty"` // with --cpu-pids or --cpu-tree
 }
 
 // Latency is a latency summary in milliseconds.
@@ -129,6 +133,7 @@ func (r *recorder) result(cfg *Config, elapsed time.Duration) *Result {
 		Workload: string(cfg.Workload), Mode: "closed", Clients: cfg.Clients,
 		Size: cfg.Size.String(), Dist: string(cfg.Dist), Roots: cfg.Roots, Files: cfg.Files,
 		Preload: cfg.preloadCount(), Stale: cfg.Stale, Seed: cfg.Seed, Router: cfg.Router,
+		Target: cfg.Target, Label: cfg.Label, Baseline: cfg.Baseline,
 		Started: r.start.UTC(), DurationS: elapsed.Seconds(),
 		ErrorsByCode: maps.Clone(r.errs), PerOp: map[string]*OpResult{},
 		Latency: summarize(r.all), Percentiles: distribution(r.all),
@@ -207,7 +212,7 @@ func (res *Result) Title() string {
 
 // WriteTable writes res as the human-readable table.
 func (res *Result) WriteTable(w io.Writer) error {
-	fmt.Fprintf(w, "%s, %.1fs\n", res.Title(), res.DurationS)
+	fmt.Fprintf(w, "%s: %s, %.1fs\n", res.System(), res.Title(), res.DurationS)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "op\tops\terrors\tops/s\tMiB/s\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\t")
 	row := func(name string, ops, errs int64, opsPerSec, bytesPerSec float64, l Latency) {
@@ -225,6 +230,11 @@ func (res *Result) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if res.ServerCPU != nil {
+		if err := res.ServerCPU.write(w); err != nil {
+			return err
+		}
+	}
 	if len(res.ErrorsByCode) > 0 {
 		var parts []string
 		for _, c := range slices.Sorted(maps.Keys(res.ErrorsByCode)) {
@@ -238,14 +248,39 @@ func (res *Result) WriteTable(w io.Writer) error {
 	return nil
 }
 
-// WriteSummary writes one line per result: the suite table of make bench.
+// WriteSummary writes one line per result — the suite table of make bench —
+// then, if some workload ran against more than one system (etcd, a
+// baseline build), the side-by-side table of WriteSideBySide.
 func WriteSummary(w io.Writer, names []string, rs []*Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "run\tworkload\tsize\tclients\tops/s\tMiB/s\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\terrors\t")
+	fmt.Fprintln(tw, "run\tsystem\tworkload\tsize\tclients\tops/s\tMiB/s\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\tCPU µs/op\terrors\t")
 	for i, r := range rs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.0f\t%.2f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%d\t\n",
-			names[i], r.Workload, r.Size, r.Clients, r.OpsPerSec, r.BytesPerSec/(1<<20),
-			r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.P999, r.Latency.Max, r.Errors)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%.0f\t%.2f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%s\t%d\t\n",
+			names[i], r.System(), r.Workload, r.Size, r.Clients, r.OpsPerSec, r.BytesPerSec/(1<<20),
+			r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.P999, r.Latency.Max, fmtFig(r.CPUPerOp(), 0), r.Errors)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(SideBySide(rs)) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	return WriteSideBySide(w, rs)
+}
+
+// write writes the server CPU lines of the table form.
+func (c *ServerCPU) write(w io.Writer) error {
+	fmt.Fprintf(w, "server CPU: %.0f µs/op (%.2f s user+system over %d processes); loadgen itself %.0f µs/op\n",
+		c.UsPerOp, c.Seconds, len(c.Procs), c.LoadgenUsPerOp)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "  process\tpid\tuser s\tsys s\tµs/op\tshare\t")
+	for _, p := range c.Procs {
+		note := ""
+		if p.Error != "" {
+			note = "  (" + p.Error + ")"
+		}
+		fmt.Fprintf(tw, "  %s\t%d\t%.2f\t%.2f\t%.0f\t%.0f%%\t%s\n", p.Label, p.PID, p.UserS, p.SysS, p.UsPerOp, 100*p.Share, note)
 	}
 	return tw.Flush()
 }

@@ -33,8 +33,13 @@ func Run(ctx context.Context, cfg Config, store Store, progress func(Snapshot)) 
 	for i := range workers {
 		workers[i] = newWorker(&cfg, store, i)
 	}
+	cpu, err := startCPU(cfg.CPUPIDs, cfg.ClockTicks)
+	if err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	rec := newRecorder(start)
+	rec.code = func(err error) string { return errorCode(store, err) }
 	var end time.Time // zero: no time limit
 	if cfg.Duration > 0 {
 		end = start.Add(cfg.Duration)
@@ -82,7 +87,9 @@ func Run(ctx context.Context, cfg Config, store Store, progress func(Snapshot)) 
 	}
 	elapsed := time.Since(start)
 	stopProgress()
-	return rec.result(&cfg, elapsed), nil
+	res := rec.result(&cfg, elapsed)
+	res.ServerCPU = cpu.stop(res.Ops + res.Errors)
+	return res, nil
 }
 
 // hangGrace is how long past its deadline an operation may take before the
@@ -153,8 +160,7 @@ func setup(ctx context.Context, cfg *Config, store Store) error {
 	}
 	cfg.Logger.Info("preloading", "files", n, "size", cfg.Size.String())
 	if err := parallel(ctx, cfg.Clients, n, func(ctx context.Context, w *worker, i int64) error {
-		_, err := store.Put(ctx, names.File(i), w.data())
-		return err
+		return store.Put(ctx, names.File(i), w.data())
 	}, cfg, store); err != nil {
 		return fmt.Errorf("preload: %w", err)
 	}

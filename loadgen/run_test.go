@@ -43,14 +43,14 @@ func (m *memStore) enter(op, path string) error {
 	return nil
 }
 
-func (m *memStore) Put(ctx context.Context, path string, data []byte, _ ...client.PutOption) (*client.Stat, error) {
+func (m *memStore) Put(ctx context.Context, path string, data []byte) error {
 	if err := m.enter("put", path); err != nil {
-		return nil, err
+		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.files[path] = bytes.Clone(data)
-	return &client.Stat{Size: int64(len(data))}, nil
+	return nil
 }
 
 func (m *memStore) Get(ctx context.Context, path string) ([]byte, error) {
@@ -66,27 +66,24 @@ func (m *memStore) Get(ctx context.Context, path string) ([]byte, error) {
 	return d, nil
 }
 
-func (m *memStore) List(ctx context.Context, path string) ([]client.Stat, error) {
+func (m *memStore) List(ctx context.Context, path string) (int, error) {
 	if err := m.enter("ls", path); err != nil {
-		return nil, err
+		return 0, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var out []client.Stat
+	n := 0
 	for p := range m.files {
 		if strings.HasPrefix(p, path+"/") {
-			out = append(out, client.Stat{Name: p[len(path)+1:]})
+			n++
 		}
 	}
-	return out, nil
+	return n, nil
 }
 
-func (m *memStore) Stat(ctx context.Context, path string) (*client.Stat, error) {
-	d, err := m.Get(ctx, path)
-	if err != nil {
-		return nil, err
-	}
-	return &client.Stat{Size: int64(len(d))}, nil
+func (m *memStore) Stat(ctx context.Context, path string) error {
+	_, err := m.Get(ctx, path)
+	return err
 }
 
 func (m *memStore) MkdirAll(ctx context.Context, path string) error {
@@ -351,31 +348,31 @@ const (
 // fullStore adds Append, Upload and Download to memStore.
 type fullStore struct{ *memStore }
 
-func (f fullStore) Append(ctx context.Context, path string, data []byte, _ ...client.PutOption) (*client.Stat, error) {
+func (f fullStore) Append(ctx context.Context, path string, data []byte) error {
 	if err := f.enter("append", path); err != nil {
-		return nil, err
+		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.files[path] = append(f.files[path], data...)
-	return &client.Stat{Size: int64(len(f.files[path]))}, nil
+	return nil
 }
 
-func (f fullStore) Upload(ctx context.Context, path string, r io.Reader, _ ...client.PutOption) (*client.Stat, error) {
+func (f fullStore) Upload(ctx context.Context, path string, r io.Reader) error {
 	d, err := io.ReadAll(r)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	return f.Put(ctx, path, d)
 }
 
-func (f fullStore) Download(ctx context.Context, path string, w io.Writer) (*client.Stat, error) {
+func (f fullStore) Download(ctx context.Context, path string, w io.Writer) error {
 	d, err := f.Get(ctx, path)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	n, err := w.Write(d)
-	return &client.Stat{Size: int64(n)}, err
+	_, err = w.Write(d)
+	return err
 }
 
 func TestRunAppendAndStream(t *testing.T) {

@@ -10,30 +10,52 @@ import (
 	"github.com/cleavefs/cleave/client"
 )
 
-// Store is the part of the SDK the workloads use. *client.Client
-// implements it; it must be safe for concurrent use. Data passed to Put is
-// not retained after Put returns.
+// Store is what the workloads drive: one key-value or file system under
+// test. Cleave (NewCleaveStore) and etcd (NewEtcdStore) implement it, each
+// in its own file; the engine knows nothing else of either. It must be safe
+// for concurrent use. Data passed to Put is not retained after Put returns.
 type Store interface {
-	Put(ctx context.Context, path string, data []byte, opts ...client.PutOption) (*client.Stat, error)
+	// Put writes data as the whole content of path (durably: it returns
+	// once the system acknowledged the write).
+	Put(ctx context.Context, path string, data []byte) error
+	// Get returns the content of path, linearizably unless the run asked
+	// for stale reads.
 	Get(ctx context.Context, path string) ([]byte, error)
-	List(ctx context.Context, path string) ([]client.Stat, error)
-	Stat(ctx context.Context, path string) (*client.Stat, error)
+	// List returns the number of entries directly under path.
+	List(ctx context.Context, path string) (int, error)
+	// Stat checks that path exists.
+	Stat(ctx context.Context, path string) error
+	// MkdirAll creates directory path and its parents, if the system has
+	// directories.
 	MkdirAll(ctx context.Context, path string) error
 }
 
-var _ Store = (*client.Client)(nil)
-
-// Appender is the SDK call the append workload needs. It is checked at run
-// time so that this package builds against SDKs with and without it.
+// Appender is what the append workload needs. It is checked at run time:
+// not every Store has it.
 type Appender interface {
-	Append(ctx context.Context, path string, data []byte, opts ...client.PutOption) (*client.Stat, error)
+	Append(ctx context.Context, path string, data []byte) error
 }
 
 // Streamer is what the stream workload needs: uploads from an io.Reader
 // and downloads to an io.Writer with bounded memory. Checked at run time.
 type Streamer interface {
-	Upload(ctx context.Context, path string, r io.Reader, opts ...client.PutOption) (*client.Stat, error)
-	Download(ctx context.Context, path string, w io.Writer) (*client.Stat, error)
+	Upload(ctx context.Context, path string, r io.Reader) error
+	Download(ctx context.Context, path string, w io.Writer) error
+}
+
+// ErrorCoder is implemented by a Store whose errors are classified by its
+// own codes; the code names a failure in the Result's errors_by_code. A
+// Store without it has its errors classified by cleave's wire codes.
+type ErrorCoder interface {
+	ErrorCode(err error) string
+}
+
+// errorCode returns the name a failure is counted under.
+func errorCode(store Store, err error) string {
+	if ec, ok := store.(ErrorCoder); ok {
+		return ec.ErrorCode(err)
+	}
+	return client.CodeOf(err).String()
 }
 
 // supports returns nil if store offers what workload w needs, else an
@@ -42,11 +64,11 @@ func supports(store Store, w Workload) error {
 	switch w {
 	case Append:
 		if _, ok := store.(Appender); !ok {
-			return fmt.Errorf("workload append: %w (the client has no Append call)", ErrNotSupported)
+			return fmt.Errorf("workload append: %w (this target has no appends)", ErrNotSupported)
 		}
 	case Stream:
 		if _, ok := store.(Streamer); !ok {
-			return fmt.Errorf("workload stream: %w (the client has no streaming Upload/Download)", ErrNotSupported)
+			return fmt.Errorf("workload stream: %w (this target has no streaming uploads and downloads)", ErrNotSupported)
 		}
 	}
 	return nil
@@ -117,16 +139,16 @@ func (w *worker) do(ctx context.Context) (op string, n int64, err error) {
 		}
 		return w.put(ctx)
 	case List:
-		ents, err := w.store.List(ctx, w.names.Root(w.roots.Next()))
-		return "list", int64(len(ents)), err
+		n, err := w.store.List(ctx, w.names.Root(w.roots.Next()))
+		return "list", int64(n), err
 	case Stat:
-		_, err := w.store.Stat(ctx, w.names.File(w.read.Next()))
+		err := w.store.Stat(ctx, w.names.File(w.read.Next()))
 		return "stat", 0, err
 	case Stream:
 		return w.stream(ctx)
 	case Append:
 		d := w.data()
-		_, err := w.store.(Appender).Append(ctx, w.names.File(w.write.Next()), d)
+		err := w.store.(Appender).Append(ctx, w.names.File(w.write.Next()), d)
 		return "append", int64(len(d)), err
 	}
 	return string(w.cfg.Workload), 0, ErrNotSupported
@@ -134,7 +156,7 @@ func (w *worker) do(ctx context.Context) (op string, n int64, err error) {
 
 func (w *worker) put(ctx context.Context) (string, int64, error) {
 	d := w.data()
-	_, err := w.store.Put(ctx, w.names.File(w.write.Next()), d)
+	err := w.store.Put(ctx, w.names.File(w.write.Next()), d)
 	return "put", int64(len(d)), err
 }
 
@@ -155,14 +177,14 @@ func (w *worker) stream(ctx context.Context) (string, int64, error) {
 		i := w.write.Next()
 		n := w.cfg.Size.Sample(w.r)
 		r := &cycleReader{buf: w.buf, off: w.r.IntN(len(w.buf)), left: n}
-		_, err := s.Upload(ctx, w.names.File(i), r)
+		err := s.Upload(ctx, w.names.File(i), r)
 		if err == nil {
 			w.uploaded = i
 		}
 		return "upload", n - r.left, err
 	}
 	var cw countWriter
-	_, err := s.Download(ctx, w.names.File(w.uploaded), &cw)
+	err := s.Download(ctx, w.names.File(w.uploaded), &cw)
 	w.uploaded = -1
 	return "download", cw.n, err
 }

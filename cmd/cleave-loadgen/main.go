@@ -1,5 +1,5 @@
-// Command cleave-loadgen drives a cleave deployment with file workloads and
-// reports latency distributions (HDR histograms), throughput over time and
+// Command cleave-loadgen drives a cleave deployment (or, with --target etcd,
+// an etcd cluster, for comparison) with file workloads and reports latency distributions (HDR histograms), throughput over time and
 // errors by code, as a table, as JSON (-o json) and as a self-contained HTML
 // report (--report). `cleave-loadgen compare A.json B.json` prints the
 // ratios of two runs; `cleave-loadgen summary FILE.json...` tabulates many;
@@ -68,12 +68,14 @@ func run(args []string, stdout, stderr io.Writer, tty bool) int {
 // opts are the flags of the load run.
 type opts struct {
 	router, workload, size, dist, rate, output, report, token, prefix string
+	target, endpoints, label                                          string
 	roots, files, ops, preload                                        int64
-	clients                                                           int
+	clients, clkTck, conns                                            int
 	duration, timeout                                                 time.Duration
 	readRatio                                                         float64
-	stale, quiet                                                      bool
+	stale, quiet, baseline                                            bool
 	cpuprofile                                                        string
+	cpuPIDs, cpuTree                                                  []int
 	seed                                                              uint64
 }
 
@@ -95,11 +97,26 @@ Workloads: put, get, mixed (--read-ratio gets, the rest puts), append, list
 (lists the --roots directories, --files/--roots entries each), stat, stream.
 Read workloads first create --preload files (default: --files), unmeasured.
 
---router and --token can also be set as CLEAVE_ROUTER and CLEAVE_TOKEN.`,
+--router and --token can also be set as CLEAVE_ROUTER and CLEAVE_TOKEN.
+
+--target etcd drives an etcd cluster at --endpoints instead, with the same
+keys (a file's path is its key), values, histograms and JSON: put is etcd's
+durable put, get its linearizable get (serializable with --stale), stat a
+count-only get, list a count of the keys under the root; append and stream
+are cleave's only.
+
+Server CPU: --cpu-pids and --cpu-tree name the server processes (a tree is
+a process and all its descendants, e.g. the pid of 'cleave up'); their user
++ system time from /proc/PID/stat before and after the measured window is
+reported as server CPU µs per operation (ops + errors), in total and per
+process, in the table, the JSON (server_cpu) and the HTML report.`,
 		Example: `  cleave-loadgen --workload put --size 1KiB --clients 64 --duration 10s
   cleave-loadgen --workload get --clients 64 --files 10000 --dist zipf -o json > get.json
   cleave-loadgen --workload mixed --read-ratio 0.9 --rate 5000/s --report mixed.html
-  cleave-loadgen compare before.json after.json`,
+  cleave-loadgen --workload put --clients 64 --cpu-tree $(pgrep -o -f 'cleave up')
+  cleave-loadgen --target etcd --endpoints 127.0.0.1:2379 --workload get --clients 64 --cpu-pids 101,102,103
+  cleave-loadgen compare before.json after.json
+  cleave-loadgen summary bench/results/latest/*.json`,
 		Args:          usageArgs(cobra.NoArgs),
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -135,6 +152,14 @@ Read workloads first create --preload files (default: --files), unmeasured.
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress bar")
 	f.StringVar(&o.report, "report", "", "also write a self-contained HTML report to this file")
 	f.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the load generator itself to this file")
+	f.StringVar(&o.target, "target", "cleave", "what to drive: cleave (through --router) or etcd (through --endpoints)")
+	f.StringVar(&o.endpoints, "endpoints", "127.0.0.1:2379", "etcd: client endpoints, HOST:PORT[,HOST:PORT...]")
+	f.IntVar(&o.conns, "conns", 1, "etcd: client connections the workers take turns over")
+	f.StringVar(&o.label, "label", "", "what summaries call the system measured (default: the target)")
+	f.BoolVar(&o.baseline, "baseline", false, "mark the run as a baseline build's, compared to in summaries as current / baseline")
+	f.IntSliceVar(&o.cpuPIDs, "cpu-pids", nil, "server processes whose CPU (user+system, /proc) is measured over the run, PID[,PID...]")
+	f.IntSliceVar(&o.cpuTree, "cpu-tree", nil, "like --cpu-pids, each with all its descendants")
+	f.IntVar(&o.clkTck, "clk-tck", 100, "clock ticks per second of /proc/PID/stat (getconf CLK_TCK)")
 	root.AddCommand(newCompareCmd(), newSummaryCmd(), newReportCmd())
 	return root
 }
@@ -172,13 +197,41 @@ func (o *opts) config(cmd *cobra.Command) (loadgen.Config, error) {
 	}
 	cfg.ReadRatio, cfg.Stale, cfg.Seed, cfg.Preload = o.readRatio, o.stale, o.seed, o.preload
 	cfg.Prefix, cfg.Timeout, cfg.Router = o.prefix, o.timeout, o.router
+	switch o.target {
+	case "cleave":
+	case "etcd":
+		cfg.Router = o.endpoints
+	default:
+		return cfg, fmt.Errorf("--target %q: want cleave or etcd", o.target)
+	}
+	if o.conns < 1 {
+		return cfg, fmt.Errorf("--conns %d: want at least 1", o.conns)
+	}
+	cfg.Target, cfg.Label, cfg.Baseline, cfg.ClockTicks = o.target, o.label, o.baseline, o.clkTck
+	cfg.CPUPIDs = append(cfg.CPUPIDs, o.cpuPIDs...)
+	for _, p := range o.cpuTree {
+		tree, err := loadgen.ProcTree(p)
+		if err != nil {
+			return cfg, fmt.Errorf("--cpu-tree: %w", err)
+		}
+		cfg.CPUPIDs = append(cfg.CPUPIDs, tree...)
+	}
 	return cfg, cfg.Validate()
 }
 
-// runLoad dials the routers, runs the workload and writes the outputs.
-func runLoad(cmd *cobra.Command, o *opts, cfg loadgen.Config, tty bool) error {
-	ctx := cmd.Context()
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+// dialTimeout bounds connecting to the system under test.
+const dialTimeout = 10 * time.Second
+
+// dial connects to the target and returns its Store and how to close it.
+func dial(ctx context.Context, o *opts, cfg loadgen.Config) (loadgen.Store, func() error, error) {
+	if cfg.Target == "etcd" {
+		s, err := loadgen.NewEtcdStore(ctx, strings.Split(o.endpoints, ","), o.conns, min(dialTimeout, cfg.Timeout), cfg.Stale)
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, s.Close, nil
+	}
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	copts := []client.Option{client.WithClientName("cleave-loadgen"), client.WithTimeout(cfg.Timeout)}
 	if o.token != "" {
@@ -189,9 +242,19 @@ func runLoad(cmd *cobra.Command, o *opts, cfg loadgen.Config, tty bool) error {
 	}
 	c, err := client.Dial(dctx, strings.Split(o.router, ","), copts...)
 	if err != nil {
+		return nil, nil, err
+	}
+	return loadgen.NewCleaveStore(c), c.Close, nil
+}
+
+// runLoad dials the target, runs the workload and writes the outputs.
+func runLoad(cmd *cobra.Command, o *opts, cfg loadgen.Config, tty bool) error {
+	ctx := cmd.Context()
+	store, closeStore, err := dial(ctx, o, cfg)
+	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer closeStore()
 
 	var progress func(loadgen.Snapshot)
 	var bar *loadgen.Progress
@@ -210,7 +273,7 @@ func runLoad(cmd *cobra.Command, o *opts, cfg loadgen.Config, tty bool) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	res, err := loadgen.Run(ctx, cfg, c, progress)
+	res, err := loadgen.Run(ctx, cfg, store, progress)
 	if bar != nil {
 		bar.Done()
 	}

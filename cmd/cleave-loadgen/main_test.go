@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,6 +29,12 @@ func TestUsageErrors(t *testing.T) {
 		{"--clients", "0"},
 		{"--bogus"},
 		{"compare", "only-one.json"},
+		{"--target", "redis"},
+		{"--cpu-pids", "x"},
+		{"--cpu-pids", "-3"},
+		{"--cpu-tree", "1073741824"},
+		{"--clk-tck", "-1"},
+		{"--target", "etcd", "--conns", "0"},
 	}
 	for _, args := range tests {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
@@ -39,6 +46,17 @@ func TestUsageErrors(t *testing.T) {
 				t.Errorf("stderr does not say what is wrong:\n%s", errb.String())
 			}
 		})
+	}
+}
+
+// TestEtcdUnreachable: --target etcd with no etcd at --endpoints fails
+// (exit 1) with a message naming the endpoint, not a hang.
+func TestEtcdUnreachable(t *testing.T) {
+	ep := testcluster.ClosedAddr(t)
+	var out, errb bytes.Buffer
+	code := run([]string{"--target", "etcd", "--endpoints", ep, "--ops", "1", "-q", "--timeout", "2s"}, &out, &errb, false)
+	if code != 1 || !strings.Contains(errb.String(), ep) {
+		t.Fatalf("exit %d, want 1 with a message naming %s:\n%s", code, ep, errb.String())
 	}
 }
 
@@ -153,7 +171,8 @@ func TestEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
 	lg := exec.CommandContext(ctx, filepath.Join(bin, "cleave-loadgen"), "--router", router,
-		"--workload", "put", "--size", "1KiB", "--clients", "64", "--duration", "3s", "-o", "json", "--report", report)
+		"--workload", "put", "--size", "1KiB", "--clients", "64", "--duration", "3s", "-o", "json", "--report", report,
+		"--cpu-tree", strconv.Itoa(up.Process.Pid))
 	var lgErr bytes.Buffer
 	lg.Stderr = &lgErr
 	out, err := lg.Output()
@@ -191,5 +210,30 @@ func TestEndToEnd(t *testing.T) {
 	if st, err := os.Stat(report); err != nil || st.Size() == 0 {
 		t.Errorf("--report: %v", err)
 	}
-	t.Logf("64 clients, 1 KiB puts, 3s: %.0f ops/s, p50 %.2f ms, p99 %.2f ms", res.OpsPerSec, res.Latency.P50, res.Latency.P99)
+	checkServerCPU(t, res.ServerCPU)
+	t.Logf("64 clients, 1 KiB puts, 3s: %.0f ops/s, p50 %.2f ms, p99 %.2f ms, server CPU %.0f µs/op",
+		res.OpsPerSec, res.Latency.P50, res.Latency.P99, res.ServerCPU.UsPerOp)
+}
+
+// checkServerCPU checks the CPU measured over `cleave up`'s process tree:
+// the supervisor, its 3 routers and 6 nodes, each labelled, all measured,
+// with time spent.
+func checkServerCPU(t *testing.T, c *loadgen.ServerCPU) {
+	t.Helper()
+	if c == nil {
+		t.Fatal("no server_cpu in the JSON, with --cpu-tree")
+	}
+	kinds := map[string]int{}
+	for _, p := range c.Procs {
+		if p.Error != "" {
+			t.Errorf("process %d %s: %s", p.PID, p.Label, p.Error)
+		}
+		kinds[strings.Join(strings.Fields(p.Label)[:2], " ")]++
+	}
+	if kinds["cleave up"] != 1 || kinds["cleave router"] != 3 || kinds["cleave node"] != 6 {
+		t.Errorf("processes %v: want cleave up, 3 routers and 6 nodes", kinds)
+	}
+	if c.Seconds <= 0 || c.UsPerOp <= 0 {
+		t.Errorf("server CPU %.3f s, %.0f µs/op: want time spent", c.Seconds, c.UsPerOp)
+	}
 }
