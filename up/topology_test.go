@@ -44,6 +44,26 @@ func TestNewTopology(t *testing.T) {
 			seen[n.Addr] = true
 		}
 	}
+	// Every process has its own side port, distinct from every other
+	// address of the topology.
+	side := map[string]bool{}
+	for _, a := range topo.addrs() {
+		side[a] = false
+	}
+	claim := func(who, a string) {
+		if a == "" || side[a] {
+			t.Errorf("%s side port %q: empty or shared", who, a)
+		}
+		side[a] = true
+	}
+	for _, r := range topo.Routers {
+		claim("router "+r.ID, r.HTTP)
+	}
+	for _, c := range topo.Clusters {
+		for _, n := range c.Nodes {
+			claim(nodeName(c, n), n.HTTP)
+		}
+	}
 	if len(topo.Routers) != 3 || topo.Listen() != "127.0.0.1:7400" || topo.Routers[0].ID == "" {
 		t.Errorf("routers %+v", topo.Routers)
 	}
