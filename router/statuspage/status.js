@@ -1,5 +1,6 @@
 // The cleave status page: polls status.json (the document `cleave status
-// -o json` prints) every second and redraws the ring, the splits, the
+// -o json` prints) every second, four times a second while a split is in
+// progress, and redraws the ring, the splits, the
 // clusters and nodes, the hottest roots and the routers. No library, no
 // network access beyond this router's side port.
 "use strict";
@@ -8,6 +9,7 @@ const PHASES = ["planned", "learners-added", "caught-up", "split-committed", "ta
 const PALETTE = ["#1570ef", "#e04f16", "#079455", "#9e77ed", "#dd2590", "#ca8504", "#0e9384", "#475467"];
 const RING = 2 ** 64;
 const colours = new Map(); // cluster id -> colour, stable while the page is open
+let splitting = false; // a split is in progress: poll faster to show each phase
 let last = null; // {at, ops: Map(node key -> ops), roots: Map(root -> ops)}
 
 function colour(id) {
@@ -30,7 +32,7 @@ function bytes(n) {
   return (i ? n.toFixed(1) : String(n)) + " " + u[i];
 }
 
-function hex(n) { return "0x" + Math.floor(n / 2 ** 32).toString(16).padStart(8, "0") + "…"; }
+function hex(n) { return n >= RING ? "2^64" : "0x" + Math.floor(n / 2 ** 32).toString(16).padStart(8, "0") + "…"; }
 
 // arc returns the SVG path of the ring segment [a, b) (fractions of the ring).
 function arc(a, b) {
@@ -158,11 +160,12 @@ async function poll() {
     document.body.dataset.version = String(st.version);
     document.body.dataset.updated = String(Date.now());
     err.hidden = true;
+    splitting = (st.splits || []).some((s) => s.phase !== "cleaned" && s.phase !== "abandoned");
   } catch (e) {
     err.textContent = "cannot reach the router: " + e.message;
     err.hidden = false;
   }
-  setTimeout(poll, 1000);
+  setTimeout(poll, splitting ? 250 : 1000);
 }
 
 poll();
