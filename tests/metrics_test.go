@@ -7,6 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -172,6 +176,27 @@ func TestMetricsByDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	lintMetrics(t, "node", nb)
+	checkDashboard(t, rb, nb)
 	t.Logf("router PUTs %v -> %v; leader of %s: PUTs %v -> %v, applied %v -> %v, ops %v -> %v",
 		before.routerPuts, after.routerPuts, cluster, before.nodePuts, after.nodePuts, before.applied, after.applied, before.ops, after.ops)
+}
+
+// checkDashboard fails t for every metric docs/grafana-dashboard.json
+// queries that neither scrape exports (a histogram by its base name).
+func checkDashboard(t *testing.T, scrapes ...[]byte) {
+	t.Helper()
+	dash, err := os.ReadFile(filepath.Join("..", "docs", "grafana-dashboard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := regexp.MustCompile(`cleave_[a-z_]+`).FindAll(dash, -1)
+	if len(names) == 0 {
+		t.Fatal("the dashboard queries no cleave metric")
+	}
+	for _, n := range names {
+		name := strings.TrimSuffix(string(n), "_bucket")
+		if !slices.ContainsFunc(scrapes, func(b []byte) bool { return bytes.Contains(b, []byte("\n# TYPE "+name+" ")) }) {
+			t.Errorf("docs/grafana-dashboard.json queries %s, which no router or node exports", n)
+		}
+	}
 }
