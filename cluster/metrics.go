@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"path/filepath"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cleavefs/cleave/fsm"
@@ -122,8 +123,8 @@ func registerStorageMetrics(reg prometheus.Registerer, g *spaceGuard, h *fsm.Sto
 
 // statusCollector exports what the node reports in its STATUS answer
 // (Node.Status), read once per scrape: scrub and repair counts, files,
-// bytes and requests, dropped frames, and the bytes its data directory
-// holds on disk. Every metric carries the node's cluster as a label, so
+// bytes and requests, dropped frames, the bytes its data directory holds
+// on disk, and the storage engine's disk use, flushes and compactions. Every metric carries the node's cluster as a label, so
 // files and bytes sum per cluster across scrape targets.
 type statusCollector struct {
 	n     *Node
@@ -164,6 +165,9 @@ func registerStatusMetrics(reg prometheus.Registerer, n *Node) {
 	}
 	c.descs[dataBytesMetric] = prometheus.NewDesc(dataBytesMetric,
 		"Bytes the node's data directory (log, state, chunks) takes on disk.", []string{"cluster"}, nil)
+	for _, pm := range pebbleMetrics {
+		c.descs[pm.name] = prometheus.NewDesc(pm.name, pm.help, []string{"cluster"}, nil)
+	}
 	reg.MustRegister(c)
 }
 
@@ -181,6 +185,26 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.descs[m.name], m.kind, float64(m.value(&st)), st.Cluster)
 	}
 	ch <- prometheus.MustNewConstMetric(c.descs[dataBytesMetric], prometheus.GaugeValue, float64(dirBytes(c.n.cfg.DataDir)), st.Cluster)
+	if c.n.db != nil {
+		m := c.n.db.Metrics()
+		for _, pm := range pebbleMetrics {
+			ch <- prometheus.MustNewConstMetric(c.descs[pm.name], pm.kind, float64(pm.value(m)), st.Cluster)
+		}
+	}
+}
+
+// pebbleMetrics are the storage engine's figures the node exports, read
+// from pebble.DB.Metrics once per scrape.
+var pebbleMetrics = []struct {
+	name, help string
+	kind       prometheus.ValueType
+	value      func(*pebble.Metrics) uint64
+}{
+	{"cleave_node_pebble_disk_bytes", "Bytes the storage engine's files (tables, WAL, manifests) take on disk.", prometheus.GaugeValue, func(m *pebble.Metrics) uint64 { return m.DiskSpaceUsage() }},
+	{"cleave_node_pebble_compactions_total", "Compactions the storage engine ran since open.", prometheus.CounterValue, func(m *pebble.Metrics) uint64 { return uint64(m.Compact.Count) }},
+	{"cleave_node_pebble_flushes_total", "Memtable flushes the storage engine ran since open.", prometheus.CounterValue, func(m *pebble.Metrics) uint64 { return uint64(m.Flush.Count) }},
+	{"cleave_node_pebble_compaction_debt_bytes", "Bytes the storage engine estimates it must compact to reach a stable shape.", prometheus.GaugeValue, func(m *pebble.Metrics) uint64 { return m.Compact.EstimatedDebt }},
+	{"cleave_node_pebble_read_amplification", "Sublevels and levels a read may have to consult (L0 sublevels plus non-empty levels).", prometheus.GaugeValue, func(m *pebble.Metrics) uint64 { return uint64(m.ReadAmp()) }},
 }
 
 // dirBytes sums the sizes of the regular files under dir; files that

@@ -65,10 +65,13 @@ func TestNodeStatusMetrics(t *testing.T) {
 	eventually.Holds(t, 20*time.Second, "the node's metrics count its files and requests", func() error {
 		body := scrape(t, n.HTTPAddr())
 		for series, least := range map[string]float64{
-			"cleave_node_files" + cl:            6,
-			"cleave_node_file_bytes" + cl:       6 * 300,
-			"cleave_node_client_ops_total" + cl: 6,
-			"cleave_node_data_bytes" + cl:       1,
+			"cleave_node_files" + cl:                    6,
+			"cleave_node_file_bytes" + cl:               6 * 300,
+			"cleave_node_client_ops_total" + cl:         6,
+			"cleave_node_data_bytes" + cl:               1,
+			"cleave_node_pebble_disk_bytes" + cl:        1,
+			"cleave_node_pebble_flushes_total" + cl:     0,
+			"cleave_node_pebble_compactions_total" + cl: 0,
 		} {
 			v, err := sample(body, series)
 			if err != nil {
