@@ -119,9 +119,15 @@ func prepareTopology(cfg Config, warn func(msg string, args ...any)) (*Topology,
 		if msg := topo.Mismatch(cfg.Clusters, cfg.Replicas); msg != "" {
 			warn(msg, "data", cfg.DataDir)
 		}
-		if changed, err := topo.assignPorts(); err != nil {
+		assigned, err := topo.assignPorts()
+		if err != nil {
 			return nil, fmt.Errorf("up: %w", err)
-		} else if changed {
+		}
+		moved, err := topo.moveBusySidePorts()
+		if err != nil {
+			return nil, fmt.Errorf("up: %w", err)
+		}
+		if assigned || moved {
 			if err := SaveTopology(cfg.DataDir, topo); err != nil {
 				return nil, fmt.Errorf("up: %w", err)
 			}

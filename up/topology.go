@@ -141,6 +141,38 @@ func (t *Topology) assignPorts() (bool, error) {
 	return true, nil
 }
 
+// moveBusySidePorts gives every process whose saved side port another
+// process has taken a free one, and reports whether it changed anything.
+// Unlike client and peer addresses, a side port is nobody's identity:
+// moving it loses nothing, and keeps that child from failing to start.
+func (t *Topology) moveBusySidePorts() (bool, error) {
+	var busy []*string
+	check := func(p *string) {
+		if *p != "" && portFree(*p) != nil {
+			busy = append(busy, p)
+		}
+	}
+	for i := range t.Routers {
+		check(&t.Routers[i].HTTP)
+	}
+	for i := range t.Clusters {
+		for j := range t.Clusters[i].Nodes {
+			check(&t.Clusters[i].Nodes[j].HTTP)
+		}
+	}
+	if len(busy) == 0 {
+		return false, nil
+	}
+	addrs, err := FreePorts(len(busy), t.addrs()...)
+	if err != nil {
+		return false, err
+	}
+	for i, p := range busy {
+		*p = addrs[i]
+	}
+	return true, nil
+}
+
 // upgrade turns a format-1 topology into format 2 in memory.
 func (t *Topology) upgrade() {
 	if t.Format == 1 && t.Router != nil {
