@@ -1,7 +1,7 @@
 #!/bin/sh
 # install-chromium.sh installs Debian's chromium package if no chromium is on
-# this machine yet, for the headless rendering test of the loadgen's HTML
-# report. It is idempotent: with chromium present it prints where and exits 0.
+# this machine yet, for the headless browser tests: the loadgen's HTML
+# report and the routers' status page (tests/statuspage_test.go). It is idempotent: with chromium present it prints where and exits 0.
 # If chromium truly cannot be installed it prints why and exits non-zero
 # (2: not root and no sudo; 3: not a Debian-like system; 4: apt failed).
 set -u
