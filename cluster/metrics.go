@@ -1,10 +1,15 @@
 package cluster
 
 import (
+	"io/fs"
+	"path/filepath"
+
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cleavefs/cleave/fsm"
 	"github.com/cleavefs/cleave/replica"
+	"github.com/cleavefs/cleave/wire"
 )
 
 // registerNodeMetrics registers the replica's state and counters in reg,
@@ -114,4 +119,108 @@ func registerStorageMetrics(reg prometheus.Registerer, g *spaceGuard, h *fsm.Sto
 		counter("cleave_node_storage_write_stalls_total", "Write stalls of the storage engine (writes delayed until flushes and compactions catch up).",
 			func(r fsm.StorageReport) uint64 { return r.WriteStalls }),
 	)
+}
+
+// statusCollector exports what the node reports in its STATUS answer
+// (Node.Status), read once per scrape: scrub and repair counts, files,
+// bytes and requests, dropped frames, the bytes its data directory holds
+// on disk, and the storage engine's disk use, flushes and compactions. Every metric carries the node's cluster as a label, so
+// files and bytes sum per cluster across scrape targets.
+type statusCollector struct {
+	n     *Node
+	descs map[string]*prometheus.Desc
+}
+
+// statusMetrics lists the metrics of statusCollector: name, help, type,
+// and the value read from a NodeStatus.
+var statusMetrics = []struct {
+	name, help string
+	kind       prometheus.ValueType
+	value      func(*wire.NodeStatus) uint64
+}{
+	{"cleave_node_scrub_checked_chunks_total", "Chunks the scrubber verified since start.", prometheus.CounterValue, func(s *wire.NodeStatus) uint64 { return s.ScrubChecked }},
+	{"cleave_node_scrub_checked_bytes_total", "Bytes the scrubber verified since start.", prometheus.CounterValue, func(s *wire.NodeStatus) uint64 { return s.ScrubBytes }},
+	{"cleave_node_scrub_corrupt_chunks_total", "Chunks the scrubber found corrupt since start.", prometheus.CounterValue, func(s *wire.NodeStatus) uint64 { return s.ScrubCorrupt }},
+	{"cleave_node_scrub_passes_total", "Complete scrub passes over every chunk since start.", prometheus.CounterValue, func(s *wire.NodeStatus) uint64 { return s.ScrubPasses }},
+	{"cleave_node_repaired_chunks_total", "Corrupt or missing chunks rewritten from another member's verified copy since start.", prometheus.CounterValue, func(s *wire.NodeStatus) uint64 { return s.ChunksRepaired }},
+	{"cleave_node_repair_failures_total", "Chunk repairs that found no healthy copy since start.", prometheus.CounterValue, func(s *wire.NodeStatus) uint64 { return s.RepairFailed }},
+	{"cleave_node_files", "Files whose root is in the node's range (a few seconds old).", prometheus.GaugeValue, func(s *wire.NodeStatus) uint64 { return s.Files }},
+	{"cleave_node_file_bytes", "Sum of the sizes of the node's files (a few seconds old).", prometheus.GaugeValue, func(s *wire.NodeStatus) uint64 { return s.Bytes }},
+	{"cleave_node_client_ops_total", "Client requests handled since start (STATUS excluded).", prometheus.CounterValue, func(s *wire.NodeStatus) uint64 { return s.Ops }},
+	{"cleave_node_foreign_frames_total", "Raft frames dropped because they named another group or epoch.", prometheus.CounterValue, func(s *wire.NodeStatus) uint64 { return s.ForeignFrames }},
+	{"cleave_node_bad_commit_frames_total", "Heartbeats dropped because they declared a commit beyond the local log.", prometheus.CounterValue, func(s *wire.NodeStatus) uint64 { return s.BadCommitFrames }},
+	{"cleave_node_invalid_frames_total", "Raft frames dropped because no honest peer sends them.", prometheus.CounterValue, func(s *wire.NodeStatus) uint64 { return s.InvalidFrames }},
+	{"cleave_node_wrong_plane_frames_total", "One-way frames that arrived on the client listener and were dropped.", prometheus.CounterValue, func(s *wire.NodeStatus) uint64 { return s.WrongPlaneFrames }},
+	{"cleave_node_log_first_index", "First index still in the local raft log (older ones are compacted).", prometheus.GaugeValue, func(s *wire.NodeStatus) uint64 { return s.LogFirst }},
+}
+
+// dataBytesMetric is the name of the disk use of the data directory.
+const dataBytesMetric = "cleave_node_data_bytes"
+
+// registerStatusMetrics registers n's status metrics in reg.
+func registerStatusMetrics(reg prometheus.Registerer, n *Node) {
+	c := &statusCollector{n: n, descs: make(map[string]*prometheus.Desc)}
+	for _, m := range statusMetrics {
+		c.descs[m.name] = prometheus.NewDesc(m.name, m.help, []string{"cluster"}, nil)
+	}
+	c.descs[dataBytesMetric] = prometheus.NewDesc(dataBytesMetric,
+		"Bytes the node's data directory (log, state, chunks) takes on disk.", []string{"cluster"}, nil)
+	for _, pm := range pebbleMetrics {
+		c.descs[pm.name] = prometheus.NewDesc(pm.name, pm.help, []string{"cluster"}, nil)
+	}
+	reg.MustRegister(c)
+}
+
+// Describe implements prometheus.Collector.
+func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector: one Node.Status per scrape.
+func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.n.Status()
+	for _, m := range statusMetrics {
+		ch <- prometheus.MustNewConstMetric(c.descs[m.name], m.kind, float64(m.value(&st)), st.Cluster)
+	}
+	ch <- prometheus.MustNewConstMetric(c.descs[dataBytesMetric], prometheus.GaugeValue, float64(dirBytes(c.n.cfg.DataDir)), st.Cluster)
+	if c.n.db != nil {
+		m := c.n.db.Metrics()
+		for _, pm := range pebbleMetrics {
+			ch <- prometheus.MustNewConstMetric(c.descs[pm.name], pm.kind, float64(pm.value(m)), st.Cluster)
+		}
+	}
+}
+
+// pebbleMetrics are the storage engine's figures the node exports, read
+// from pebble.DB.Metrics once per scrape.
+var pebbleMetrics = []struct {
+	name, help string
+	kind       prometheus.ValueType
+	value      func(*pebble.Metrics) uint64
+}{
+	{"cleave_node_pebble_disk_bytes", "Bytes the storage engine's files (tables, WAL, manifests) take on disk.", prometheus.GaugeValue, func(m *pebble.Metrics) uint64 { return m.DiskSpaceUsage() }},
+	{"cleave_node_pebble_compactions_total", "Compactions the storage engine ran since open.", prometheus.CounterValue, func(m *pebble.Metrics) uint64 { return uint64(m.Compact.Count) }},
+	{"cleave_node_pebble_flushes_total", "Memtable flushes the storage engine ran since open.", prometheus.CounterValue, func(m *pebble.Metrics) uint64 { return uint64(m.Flush.Count) }},
+	{"cleave_node_pebble_compaction_debt_bytes", "Bytes the storage engine estimates it must compact to reach a stable shape.", prometheus.GaugeValue, func(m *pebble.Metrics) uint64 { return m.Compact.EstimatedDebt }},
+	{"cleave_node_pebble_read_amplification", "Sublevels and levels a read may have to consult (L0 sublevels plus non-empty levels).", prometheus.GaugeValue, func(m *pebble.Metrics) uint64 { return uint64(m.ReadAmp()) }},
+}
+
+// dirBytes sums the sizes of the regular files under dir; files that
+// vanish while it walks (a compaction removing a table) are skipped.
+func dirBytes(dir string) uint64 {
+	var total uint64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				total += uint64(fi.Size())
+			}
+		}
+		return nil
+	})
+	return total
 }

@@ -475,6 +475,7 @@ func (n *Node) serve() error {
 		registerNodeMetrics(reg, n.rep.get())
 		registerCheckMetrics(reg, n.check)
 		registerStorageMetrics(reg, n.space, n.health)
+		registerStatusMetrics(reg, n)
 		var err error
 		if n.ops, err = ops.Start(ops.Config{Addr: cfg.HTTP, Registry: reg, Ready: n.ready, Logger: n.log, Pprof: cfg.Pprof}); err != nil {
 			return fmt.Errorf("cluster: %w", err)

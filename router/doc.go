@@ -30,7 +30,8 @@
 // forwarding with the retry policy (forward.go, policy.go), the gossip view
 // (gossip.go), read-replica choice (replicas.go), the admin passthrough to
 // the meta leader (admin.go), status aggregation (status.go) and the HTTP
-// side port. The routing table, the meta group and the split driver are
+// side port with its metrics (metrics.go) and status page (statuspage.go,
+// the embedded statuspage/ directory, polling the status answer). The routing table, the meta group and the split driver are
 // package control's; the router reads the table through control.Table and
 // serves the split driver's calls to clusters (control.Clusters).
 //

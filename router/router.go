@@ -117,6 +117,7 @@ func New(cfg Config) (*Router, error) {
 			Name: "cleave_router_peer_frames_refused_total",
 			Help: "RAFT frames dropped on the peer plane because the sender's certificate is not a router's (frames in another router's name count with the meta replica's invalid frames).",
 		}, func() float64 { return float64(r.refused.Load()) }))
+		registerStatusMetrics(reg, r)
 	}
 	ccfg := scfg
 	ccfg.TLS = cfg.clientServerTLS()
@@ -129,7 +130,7 @@ func New(cfg Config) (*Router, error) {
 	}
 	if reg != nil {
 		var err error
-		r.ops, err = ops.Start(ops.Config{Addr: cfg.HTTP, Registry: reg, Ready: r.ready, Logger: r.log, Pprof: cfg.Pprof})
+		r.ops, err = ops.Start(ops.Config{Addr: cfg.HTTP, Registry: reg, Ready: r.ready, Logger: r.log, Pprof: cfg.Pprof, Handlers: r.pageHandlers()})
 		if err != nil {
 			r.Close()
 			return nil, fmt.Errorf("router: %w", err)

@@ -78,6 +78,10 @@ type Config struct {
 	// LogLevel is passed to every child as --log-level. Default "info".
 	LogLevel string
 
+	// LogFormat is passed to every child as --log-format: "text" or
+	// "json". Default "text".
+	LogFormat string
+
 	// ReadyTimeout bounds the wait for the router to answer and every cluster
 	// to have a leader. Default 30s.
 	ReadyTimeout time.Duration
@@ -108,6 +112,7 @@ func DefaultConfig() Config {
 		Token:        "", // DIR/token, made on the first start
 		Anonymous:    "write",
 		LogLevel:     "info",
+		LogFormat:    "text",
 		ReadyTimeout: 30 * time.Second,
 		StopTimeout:  10 * time.Second,
 		Stdout:       os.Stdout,
@@ -142,6 +147,11 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("up: log level %q: want debug, info, warn or error", c.LogLevel)
 	}
+	switch c.LogFormat {
+	case "", "text", "json":
+	default:
+		return fmt.Errorf("up: log format %q: want text or json", c.LogFormat)
+	}
 	if c.ReadyTimeout < 0 || c.StopTimeout < 0 {
 		return fmt.Errorf("up: negative timeout")
 	}
@@ -163,6 +173,9 @@ func (c Config) withDefaults() (Config, error) {
 	def := DefaultConfig()
 	if c.LogLevel == "" {
 		c.LogLevel = def.LogLevel
+	}
+	if c.LogFormat == "" {
+		c.LogFormat = def.LogFormat
 	}
 	if c.ReadyTimeout == 0 {
 		c.ReadyTimeout = def.ReadyTimeout

@@ -72,12 +72,12 @@ func (s *supervisor) replaceNode(ctx context.Context, cluster string, dead uint6
 		return fmt.Errorf("no node %d in %s", dead, cluster)
 	}
 	old := c.Nodes[i]
-	addrs, err := FreePorts(3, s.topo.addrs()...)
+	addrs, err := FreePorts(4, s.topo.addrs()...)
 	if err != nil {
 		s.mu.Unlock()
 		return err
 	}
-	fresh := NodeSpec{ID: s.topo.nextNodeID(), Addr: addrs[0], Gossip: addrs[1], Peer: addrs[2], Join: true}
+	fresh := NodeSpec{ID: s.topo.nextNodeID(), Addr: addrs[0], Gossip: addrs[1], Peer: addrs[2], HTTP: addrs[3], Join: true}
 	c.Nodes[i] = fresh
 	spec := *c
 	if err := SaveTopology(s.cfg.DataDir, s.topo); err != nil {

@@ -119,9 +119,15 @@ func prepareTopology(cfg Config, warn func(msg string, args ...any)) (*Topology,
 		if msg := topo.Mismatch(cfg.Clusters, cfg.Replicas); msg != "" {
 			warn(msg, "data", cfg.DataDir)
 		}
-		if changed, err := topo.assignPorts(); err != nil {
+		assigned, err := topo.assignPorts()
+		if err != nil {
 			return nil, fmt.Errorf("up: %w", err)
-		} else if changed {
+		}
+		moved, err := topo.moveBusySidePorts()
+		if err != nil {
+			return nil, fmt.Errorf("up: %w", err)
+		}
+		if assigned || moved {
 			if err := SaveTopology(cfg.DataDir, topo); err != nil {
 				return nil, fmt.Errorf("up: %w", err)
 			}
@@ -258,6 +264,8 @@ func nodeChildren(cfg Config, t *Topology, c ClusterSpec) []child {
 			"--gossip-seeds", strings.Join(t.GossipSeeds(), ","),
 			"--gossip-key-file", filepath.Join(cfg.DataDir, GossipKeyFile),
 			"--log-level", cfg.LogLevel,
+			"--log-format", cfg.LogFormat,
+			"--http", n.HTTP,
 		)
 		cn := nodeCertName(n)
 		args = append(args, tlsArgs(cfg, cn, false)...)
@@ -291,6 +299,8 @@ func routerChildren(cfg Config, t *Topology) []child {
 			"--gossip-key-file", filepath.Join(cfg.DataDir, GossipKeyFile),
 			"--anonymous", cfg.Anonymous,
 			"--log-level", cfg.LogLevel,
+			"--log-format", cfg.LogFormat,
+			"--http", r.HTTP,
 		}
 		if meta != nil {
 			args = append(args, "--raft-id", strconv.FormatUint(r.RaftID, 10), "--peer-listen", r.Peer, "--peers", FormatPeers(meta))
@@ -407,6 +417,7 @@ func printBanner(w io.Writer, cfg Config, t *Topology, logDir string) {
 			strings.Join(t.RouterAddrs(), ", "), strings.Join(t.RouterAddrs(), ","))
 	}
 	fmt.Fprintf(w, "logs in %s; stop with Ctrl-C\n", logDir)
+	printSidePorts(w, cfg, t)
 	fmt.Fprintf(w, "root token in %s (clients without one may %s; split, node and user commands need it):\n  export CLEAVE_TOKEN=$(cat %s)\n",
 		filepath.Join(cfg.DataDir, TokenFile), cfg.Anonymous, filepath.Join(cfg.DataDir, TokenFile))
 	if cfg.TLS {
@@ -421,6 +432,28 @@ func printBanner(w io.Writer, cfg Config, t *Topology, logDir string) {
 	fmt.Fprintf(w, "  %s get%s /photos/2024/hello.txt\n", cmd, router)
 	fmt.Fprintf(w, "  %s ls%s /photos\n", cmd, router)
 	fmt.Fprintf(w, "  %s status%s\n", cmd, router)
+}
+
+// printSidePorts prints the status page's address and every process's
+// HTTP side port (also in DIR/up.json, as "http").
+func printSidePorts(w io.Writer, cfg Config, t *Topology) {
+	if len(t.Routers) == 0 || t.Routers[0].HTTP == "" {
+		return
+	}
+	fmt.Fprintf(w, "status page: http://%s/\n", t.Routers[0].HTTP)
+	fmt.Fprintf(w, "side ports (/metrics, /healthz, /readyz; \"http\" in %s):\n", filepath.Join(cfg.DataDir, TopologyFile))
+	var line []string
+	for _, r := range t.Routers {
+		line = append(line, r.ID+" "+r.HTTP)
+	}
+	fmt.Fprintf(w, "  %s\n", strings.Join(line, ", "))
+	for _, c := range t.Clusters {
+		line = line[:0]
+		for _, n := range c.Nodes {
+			line = append(line, nodeName(c, n)+" "+n.HTTP)
+		}
+		fmt.Fprintf(w, "  %s\n", strings.Join(line, ", "))
+	}
 }
 
 // guessCommand returns how a user in another terminal should spell the

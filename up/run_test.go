@@ -292,10 +292,21 @@ func TestBannerDefaultRouter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	topo.Routers[0].HTTP = "127.0.0.1:7500"
+	for i := range topo.Clusters {
+		for j := range topo.Clusters[i].Nodes {
+			topo.Clusters[i].Nodes[j].HTTP = fmt.Sprintf("127.0.0.1:75%d%d", i+1, j+1)
+		}
+	}
 	var b bytes.Buffer
 	printBanner(&b, Config{DataDir: "./data", Command: "cleave", Anonymous: "write"}, topo, "data/logs")
 	want := `cleave is up: router 127.0.0.1:7400, 2 clusters x 3 nodes, data in ./data
 logs in data/logs; stop with Ctrl-C
+status page: http://127.0.0.1:7500/
+side ports (/metrics, /healthz, /readyz; "http" in data/up.json):
+  r1 127.0.0.1:7500
+  c1-n1 127.0.0.1:7511, c1-n2 127.0.0.1:7512, c1-n3 127.0.0.1:7513
+  c2-n4 127.0.0.1:7521, c2-n5 127.0.0.1:7522, c2-n6 127.0.0.1:7523
 root token in data/token (clients without one may write; split, node and user commands need it):
   export CLEAVE_TOKEN=$(cat data/token)
 try:
@@ -338,6 +349,7 @@ func TestConfigValidate(t *testing.T) {
 		{"clusters", func(c *Config) { c.Clusters = -1 }, "--clusters -1"},
 		{"replicas", func(c *Config) { c.Replicas = 10 }, "--replicas 10"},
 		{"level", func(c *Config) { c.LogLevel = "loud" }, `log level "loud"`},
+		{"format", func(c *Config) { c.LogFormat = "xml" }, `log format "xml"`},
 		{"binary", func(c *Config) { c.Binary = "/nonexistent/cleave" }, "binary"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

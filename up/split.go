@@ -149,14 +149,14 @@ func (s *supervisor) planCluster(req SplitRequest, taken []string) (ClusterSpec,
 		return ClusterSpec{}, &wire.Error{Code: wire.Exists, Message: fmt.Sprintf("cluster id %s is taken", id)}
 	}
 	used := t.addrs()
-	addrs, err := FreePorts(3*len(src.Nodes), used...)
+	addrs, err := FreePorts(4*len(src.Nodes), used...)
 	if err != nil {
 		return ClusterSpec{}, err
 	}
 	spec := ClusterSpec{ID: id, Parent: src.ID, Pending: true}
 	next := t.nextNodeID()
 	for i := range src.Nodes {
-		spec.Nodes = append(spec.Nodes, NodeSpec{ID: next + uint64(i), Addr: addrs[3*i], Gossip: addrs[3*i+1], Peer: addrs[3*i+2]})
+		spec.Nodes = append(spec.Nodes, NodeSpec{ID: next + uint64(i), Addr: addrs[4*i], Gossip: addrs[4*i+1], Peer: addrs[4*i+2], HTTP: addrs[4*i+3]})
 	}
 	return spec, nil
 }

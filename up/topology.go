@@ -43,6 +43,7 @@ type RouterSpec struct {
 	Listen string `json:"listen"`            // client address, HOST:PORT
 	Peer   string `json:"peer,omitempty"`    // peer address (meta group, router to router), HOST:PORT
 	Gossip string `json:"gossip,omitempty"`  // gossip pool address (UDP and TCP)
+	HTTP   string `json:"http,omitempty"`    // HTTP side port: status page, /metrics, /healthz
 }
 
 // Listen returns the client address of the first router, the one
@@ -55,15 +56,15 @@ func (t *Topology) Listen() string {
 }
 
 // addrs returns every address the topology's processes listen on: each
-// router's and node's client, peer and gossip address.
+// router's and node's client, peer, gossip and side-port address.
 func (t *Topology) addrs() []string {
 	var used []string
 	for _, r := range t.Routers {
-		used = append(used, r.Listen, r.Peer, r.Gossip)
+		used = append(used, r.Listen, r.Peer, r.Gossip, r.HTTP)
 	}
 	for _, c := range t.Clusters {
 		for _, n := range c.Nodes {
-			used = append(used, n.Addr, n.Peer, n.Gossip)
+			used = append(used, n.Addr, n.Peer, n.Gossip, n.HTTP)
 		}
 	}
 	return used
@@ -104,9 +105,9 @@ func (t *Topology) GossipSeeds() []string {
 	return out
 }
 
-// assignPorts gives every process without a gossip or peer address a
-// free one and reports whether it changed anything (older up.json files
-// have none).
+// assignPorts gives every process without a gossip, peer or side-port
+// address a free one and reports whether it changed anything (older
+// up.json files have none).
 func (t *Topology) assignPorts() (bool, error) {
 	var slots []*string
 	add := func(p *string) {
@@ -117,11 +118,13 @@ func (t *Topology) assignPorts() (bool, error) {
 	for i := range t.Routers {
 		add(&t.Routers[i].Gossip)
 		add(&t.Routers[i].Peer)
+		add(&t.Routers[i].HTTP)
 	}
 	for i := range t.Clusters {
 		for j := range t.Clusters[i].Nodes {
 			add(&t.Clusters[i].Nodes[j].Gossip)
 			add(&t.Clusters[i].Nodes[j].Peer)
+			add(&t.Clusters[i].Nodes[j].HTTP)
 		}
 	}
 	if len(slots) == 0 {
@@ -133,6 +136,38 @@ func (t *Topology) assignPorts() (bool, error) {
 		return false, err
 	}
 	for i, p := range slots {
+		*p = addrs[i]
+	}
+	return true, nil
+}
+
+// moveBusySidePorts gives every process whose saved side port another
+// process has taken a free one, and reports whether it changed anything.
+// Unlike client and peer addresses, a side port is nobody's identity:
+// moving it loses nothing, and keeps that child from failing to start.
+func (t *Topology) moveBusySidePorts() (bool, error) {
+	var busy []*string
+	check := func(p *string) {
+		if *p != "" && portFree(*p) != nil {
+			busy = append(busy, p)
+		}
+	}
+	for i := range t.Routers {
+		check(&t.Routers[i].HTTP)
+	}
+	for i := range t.Clusters {
+		for j := range t.Clusters[i].Nodes {
+			check(&t.Clusters[i].Nodes[j].HTTP)
+		}
+	}
+	if len(busy) == 0 {
+		return false, nil
+	}
+	addrs, err := FreePorts(len(busy), t.addrs()...)
+	if err != nil {
+		return false, err
+	}
+	for i, p := range busy {
 		*p = addrs[i]
 	}
 	return true, nil
@@ -168,6 +203,7 @@ type NodeSpec struct {
 	Addr   string `json:"addr"`             // client address, HOST:PORT
 	Peer   string `json:"peer,omitempty"`   // peer address (raft, membership, split), HOST:PORT
 	Gossip string `json:"gossip,omitempty"` // gossip pool address (UDP and TCP)
+	HTTP   string `json:"http,omitempty"`   // HTTP side port: /metrics, /healthz, /readyz
 	Join   bool   `json:"join,omitempty"`   // added to a running cluster (a replacement): starts with --join
 }
 
@@ -247,7 +283,7 @@ func (t *Topology) Validate() error {
 		if r.ID == "" {
 			return fmt.Errorf("a router has no id")
 		}
-		if err := claimAddrs(addrs, "router "+r.ID, r.Listen, r.Peer); err != nil {
+		if err := claimAddrs(addrs, "router "+r.ID, r.Listen, r.Peer, r.HTTP); err != nil {
 			return fmt.Errorf("router %s: %v", r.ID, err)
 		}
 		if len(t.Routers) > 1 && (r.RaftID == 0 || raftIDs[r.RaftID]) {
@@ -274,7 +310,7 @@ func (t *Topology) Validate() error {
 				return fmt.Errorf("cluster %q: node id %d is zero or repeated", c.ID, n.ID)
 			}
 			nodes[n.ID] = true
-			if err := claimAddrs(addrs, "node "+strconv.FormatUint(n.ID, 10), n.Addr, n.Peer); err != nil {
+			if err := claimAddrs(addrs, "node "+strconv.FormatUint(n.ID, 10), n.Addr, n.Peer, n.HTTP); err != nil {
 				return fmt.Errorf("cluster %q: node %d: %v", c.ID, n.ID, err)
 			}
 		}
@@ -296,11 +332,12 @@ func (t *Topology) Validate() error {
 	return nil
 }
 
-// claimAddrs records a process's client address and its peer address (if
-// set) in used, by owner, and says which is malformed or taken.
-func claimAddrs(used map[string]string, owner, addr, peer string) error {
-	for i, a := range []string{addr, peer} {
-		if i == 1 && a == "" {
+// claimAddrs records a process's client address and its other addresses
+// (peer, side port; those set) in used, by owner, and says which is
+// malformed or taken.
+func claimAddrs(used map[string]string, owner, addr string, more ...string) error {
+	for i, a := range append([]string{addr}, more...) {
+		if i > 0 && a == "" {
 			continue
 		}
 		if err := CheckAddr(a); err != nil {

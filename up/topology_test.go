@@ -44,6 +44,26 @@ func TestNewTopology(t *testing.T) {
 			seen[n.Addr] = true
 		}
 	}
+	// Every process has its own side port, distinct from every other
+	// address of the topology.
+	side := map[string]bool{}
+	for _, a := range topo.addrs() {
+		side[a] = false
+	}
+	claim := func(who, a string) {
+		if a == "" || side[a] {
+			t.Errorf("%s side port %q: empty or shared", who, a)
+		}
+		side[a] = true
+	}
+	for _, r := range topo.Routers {
+		claim("router "+r.ID, r.HTTP)
+	}
+	for _, c := range topo.Clusters {
+		for _, n := range c.Nodes {
+			claim(nodeName(c, n), n.HTTP)
+		}
+	}
 	if len(topo.Routers) != 3 || topo.Listen() != "127.0.0.1:7400" || topo.Routers[0].ID == "" {
 		t.Errorf("routers %+v", topo.Routers)
 	}
@@ -317,5 +337,56 @@ func TestTopologySplitCluster(t *testing.T) {
 	ch := nodeChildren(Config{DataDir: dir, LogLevel: "info"}, got, *c2)
 	if args := strings.Join(ch[0].args, " "); !strings.Contains(args, "--join") || strings.Contains(args, "--range") || !strings.Contains(args, "1=") {
 		t.Fatalf("new node args %s", args)
+	}
+}
+
+// TestBusySidePortMoves checks that a saved side port another process has
+// taken since is replaced by a free one (a side port is nobody's identity),
+// and that free ones stay.
+func TestBusySidePortMoves(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	busy := ln.Addr().String()
+	topo, err := NewTopology(1, 2, 1, "127.0.0.1:7400")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := topo.Clusters[0].Nodes[1].HTTP
+	topo.Clusters[0].Nodes[0].HTTP = busy
+	changed, err := topo.moveBusySidePorts()
+	if err != nil || !changed {
+		t.Fatalf("moveBusySidePorts = %v, %v; want a change", changed, err)
+	}
+	if got := topo.Clusters[0].Nodes[0].HTTP; got == busy || got == "" {
+		t.Errorf("busy side port %s replaced by %q", busy, got)
+	}
+	if topo.Clusters[0].Nodes[1].HTTP != kept {
+		t.Errorf("a free side port moved: %s -> %s", kept, topo.Clusters[0].Nodes[1].HTTP)
+	}
+	if err := topo.Validate(); err != nil {
+		t.Errorf("topology after the move: %v", err)
+	}
+	if changed, err := topo.moveBusySidePorts(); err != nil || changed {
+		t.Errorf("second moveBusySidePorts = %v, %v; want no change", changed, err)
+	}
+
+	// A start finds its router's saved side port taken: it moves and is saved.
+	dir := t.TempDir()
+	topo.Routers[0].HTTP = busy
+	if err := SaveTopology(dir, topo); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := prepareTopology(Config{DataDir: dir}, func(string, ...any) {}); err != nil {
+		t.Fatal(err)
+	}
+	saved, err := LoadTopology(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := saved.Routers[0].HTTP; got == busy || got == "" {
+		t.Errorf("saved router side port %q, want a free one instead of %s", got, busy)
 	}
 }

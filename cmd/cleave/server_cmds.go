@@ -20,6 +20,7 @@ import (
 	"github.com/cleavefs/cleave/internal/bytesize"
 	"github.com/cleavefs/cleave/internal/certs"
 	"github.com/cleavefs/cleave/internal/gossip"
+	"github.com/cleavefs/cleave/internal/ops"
 	"github.com/cleavefs/cleave/internal/rpc"
 	"github.com/cleavefs/cleave/router"
 	"github.com/cleavefs/cleave/up"
@@ -51,6 +52,7 @@ type nodeOpts struct {
 	gossipKeys   string
 	logRetention uint64
 	logLevel     string
+	logFormat    string
 	http         string
 	pprof        bool
 	memoryLimit  string
@@ -94,6 +96,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.BoolVar(&o.join, "join", false, "join an existing cluster with an empty --data (the leader adds this node and sends a snapshot); --peers then lists this node and the current members")
 	f.Uint64Var(&o.logRetention, "log-retention", 0, "applied raft entries kept in the log (0: the default, 10000)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.logFormat, "log-format", "text", "text (key=value) or json (one object per line)")
 	f.StringVar(&o.gossip, "gossip", "", "HOST:PORT (UDP and TCP) to join the gossip pool on; empty: no gossip")
 	f.StringVar(&o.gossipSeeds, "gossip-seeds", "", "gossip addresses to join through, comma separated (the routers')")
 	gossipKeyFlag(f, &o.gossipKeys)
@@ -128,7 +131,7 @@ func (o *nodeOpts) config(cmd *cobra.Command) (cluster.Config, error) {
 			return cluster.Config{}, fmt.Errorf("--range: %w", err)
 		}
 	}
-	logger, err := newLogger(o.logLevel)
+	logger, err := newLogger(o.logLevel, o.logFormat)
 	if err != nil {
 		return cluster.Config{}, err
 	}
@@ -229,6 +232,7 @@ type routerOpts struct {
 	peers         string
 	reportPID     bool
 	logLevel      string
+	logFormat     string
 	http          string
 	pprof         bool
 	gossip        string
@@ -273,6 +277,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.StringVar(&o.peers, "peers", "", "every router of the meta group as RAFTID=CLIENT_HOST:PORT/PEER_HOST:PORT,..., this one included; the meta group uses the peer addresses; empty: a single router with a table file")
 	f.BoolVar(&o.reportPID, "report-pid", false, "report this process id in status (set by cleave up)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.logFormat, "log-format", "text", "text (key=value) or json (one object per line)")
 	f.StringVar(&o.gossip, "gossip", "", "HOST:PORT (UDP and TCP) to join the gossip pool on; empty: no gossip")
 	f.StringVar(&o.gossipSeeds, "gossip-seeds", "", "gossip addresses to join through, comma separated (the routers')")
 	gossipKeyFlag(f, &o.gossipKeys)
@@ -287,7 +292,7 @@ func (o *routerOpts) config(cmd *cobra.Command) (router.Config, error) {
 	if err := requireFlags(cmd.Flags(), "data"); err != nil {
 		return router.Config{}, err
 	}
-	logger, err := newLogger(o.logLevel)
+	logger, err := newLogger(o.logLevel, o.logFormat)
 	if err != nil {
 		return router.Config{}, err
 	}
@@ -383,12 +388,13 @@ func runRouter(ctx context.Context, cfg router.Config) error {
 
 // upOpts are the flags of `cleave up`.
 type upOpts struct {
-	data     string
-	listen   string
-	clusters int
-	replicas int
-	routers  int
-	logLevel string
+	data      string
+	listen    string
+	clusters  int
+	replicas  int
+	routers   int
+	logLevel  string
+	logFormat string
 
 	autoSplitBytes  string
 	autoSplitOps    float64
@@ -425,6 +431,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.IntVar(&o.replicas, "replicas", 0, fmt.Sprintf("nodes per cluster of a new deployment (default %d)", up.DefaultReplicas))
 	f.IntVar(&o.routers, "routers", 0, fmt.Sprintf("routers of a new deployment; more than one replicate the routing table (default %d)", up.DefaultRouters))
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error (also passed to every process)")
+	f.StringVar(&o.logFormat, "log-format", "text", "text (key=value) or json (one object per line); also passed to every process")
 	f.StringVar(&o.autoSplitBytes, "auto-split-bytes", "", "split a cluster holding more file bytes than this, e.g. 64MiB (64MB is 64*10^6 bytes, 64MiB 64*2^20; default: off)")
 	f.Float64Var(&o.autoSplitOps, "auto-split-ops", 0, "split a cluster serving more requests per second than this, averaged over --auto-split-window (default: off)")
 	f.DurationVar(&o.autoSplitWindow, "auto-split-window", 30*time.Second, "window of --auto-split-ops, and how long a cluster is left alone after a split")
@@ -434,7 +441,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 }
 
 func (o *upOpts) config(cmd *cobra.Command) (up.Config, error) {
-	logger, err := newLogger(o.logLevel)
+	logger, err := newLogger(o.logLevel, o.logFormat)
 	if err != nil {
 		return up.Config{}, err
 	}
@@ -453,7 +460,7 @@ func (o *upOpts) config(cmd *cobra.Command) (up.Config, error) {
 	cfg.Clusters = o.clusters
 	cfg.Replicas = o.replicas
 	cfg.Routers = o.routers
-	cfg.LogLevel = o.logLevel
+	cfg.LogLevel, cfg.LogFormat = o.logLevel, o.logFormat
 	if o.autoSplitBytes != "" {
 		n, err := bytesize.Parse(o.autoSplitBytes)
 		if err != nil {
@@ -474,13 +481,18 @@ func (o *upOpts) config(cmd *cobra.Command) (up.Config, error) {
 	return cfg, cfg.Validate()
 }
 
-// newLogger returns a text logger on stderr at the named level.
-func newLogger(level string) (*slog.Logger, error) {
+// newLogger returns a logger on stderr at the named level, in the named
+// format (text or json).
+func newLogger(level, format string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+	lg, err := ops.NewLogger(os.Stderr, format, l)
+	if err != nil {
+		return nil, fmt.Errorf("--log-format %q: want text or json", format)
+	}
+	return lg, nil
 }
 
 // envName is the environment variable of a flag: --report-pid is

@@ -168,6 +168,7 @@ func TestNodeFlags(t *testing.T) {
 		{name: "bad range", args: append(base, "--range", "10-5"), wantErr: `--range: range "10-5": end must be greater than start`},
 		{name: "missing range", args: base, wantErr: "--range is required (or set CLEAVE_RANGE)"},
 		{name: "bad level", args: append(base, "--range", "0-1", "--log-level", "loud"), wantErr: `--log-level "loud"`},
+		{name: "bad log format", args: append(base, "--range", "0-1", "--log-format", "xml"), wantErr: `--log-format "xml": want text or json`},
 		{name: "args", args: append(base, "--range", "0-1", "extra"), wantErr: "unknown command"},
 	}
 	runFlagCases(t, newNodeCmd, tests, func(t *testing.T, name string, err error) {
@@ -277,6 +278,8 @@ func TestUpFlags(t *testing.T) {
 			want: up.Config{DataDir: "d", Listen: "127.0.0.1:7499", Clusters: 1, Replicas: 5}},
 		{name: "zero clusters", args: []string{"--clusters", "0"}, wantErr: "--clusters 0: want at least 1"},
 		{name: "bad listen", args: []string{"--listen", "nowhere"}, wantErr: `--listen: address "nowhere"`},
+		{name: "json logs", args: []string{"--data", "d", "--log-format", "json"}, want: up.Config{DataDir: "d", Clusters: 4, LogFormat: "json"}},
+		{name: "bad log format", args: []string{"--log-format", "xml"}, wantErr: `--log-format "xml": want text or json`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -291,7 +294,10 @@ func TestUpFlags(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.DataDir != tt.want.DataDir || got.Listen != tt.want.Listen || got.Clusters != tt.want.Clusters || got.Replicas != tt.want.Replicas {
+			if tt.want.LogFormat == "" {
+				tt.want.LogFormat = "text"
+			}
+			if got.DataDir != tt.want.DataDir || got.Listen != tt.want.Listen || got.Clusters != tt.want.Clusters || got.Replicas != tt.want.Replicas || got.LogFormat != tt.want.LogFormat {
 				t.Errorf("config %+v, want %+v", got, tt.want)
 			}
 			if got.Stdout == nil || got.Logger == nil {

@@ -32,6 +32,10 @@ type Config struct {
 	// profiles show stacks and memory to anyone who reaches the port.
 	// /debug/pprof/cmdline is never served (a flag may hold a secret).
 	Pprof bool
+	// Handlers are more pages served next to the built-in ones, by
+	// http.ServeMux pattern (a router's status page at "/"); they must
+	// not use the built-in paths. Default none.
+	Handlers map[string]http.Handler
 }
 
 // Server is a running side port.
@@ -75,6 +79,9 @@ func Start(cfg Config) (*Server, error) {
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	for pattern, h := range cfg.Handlers {
+		mux.Handle(pattern, h)
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
