@@ -310,17 +310,19 @@ func lsCmd() *cobra.Command {
 		Use:   "ls [-R] [--limit N] [--after TOKEN] [PATH]",
 		Short: "List a directory (default /)",
 		Long: `List the directory PATH (default /, which merges every root directory),
-sorted by name. The table shows type, size, version, mtime (UTC) and name;
--o json prints a JSON array of stats as "cleave stat -o json" does.
+sorted by name. The table shows type, size, version, mtime (UTC) and name.
+
+-o json always prints one object, {"entries": [...], "next": "TOKEN"}:
+"entries" are stats as "cleave stat -o json" prints them, "next" is the
+token of the next page, "" when there is none (always "" without --limit).
 
 --limit N prints one page of at most N entries, --after TOKEN the page after
 TOKEN. When more entries follow, the token of the next page is printed: on
-stderr as "next: TOKEN" in table mode; with -o json the output is then
-{"entries": [...], "next": "TOKEN"} ("next" is "" on the last page).
+stderr as "next: TOKEN" in table mode, as "next" with -o json.
 
 -R lists the whole tree below PATH, depth first in name order (the order of
-fs.WalkDir), naming each entry by its full path; with -o json each stat has
-a "path" field.`,
+fs.WalkDir), naming each entry by its full path; with -o json each entry
+has a "path" field.`,
 		Args: args(cobra.RangeArgs(0, 1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			p := "/"
@@ -347,22 +349,16 @@ a "path" field.`,
 						for i, e := range ents {
 							js[i] = pathStat{Path: e.Path, Stat: e.Stat}
 						}
-						return writeJSON(out, js)
+						return writeLsJSON(out, js, "")
 					}
 					return writeLsRTable(out, ents)
 				case paged:
 					ents, next, err := c.ListPage(ctx, p, limit, after)
 					if err != nil {
-						return err
-					}
-					if ents == nil {
-						ents = []client.Stat{}
+						return badAfter(err, after)
 					}
 					if g.json {
-						return writeJSON(out, struct {
-							Entries []client.Stat `json:"entries"`
-							Next    string        `json:"next"`
-						}{ents, next})
+						return writeLsJSON(out, ents, next)
 					}
 					if err := writeLsTable(out, ents); err != nil {
 						return err
@@ -377,10 +373,7 @@ a "path" field.`,
 					return err
 				}
 				if g.json {
-					if ents == nil {
-						ents = []client.Stat{}
-					}
-					return writeJSON(out, ents)
+					return writeLsJSON(out, ents, "")
 				}
 				return writeLsTable(out, ents)
 			})
@@ -390,6 +383,28 @@ a "path" field.`,
 	cmd.Flags().StringVar(&after, "after", "", "continuation token from a previous page")
 	cmd.Flags().BoolVarP(&recursive, "recursive", "R", false, "list the whole tree")
 	return cmd
+}
+
+// writeLsJSON prints the one JSON shape of ls, {"entries": [...], "next":
+// next}; entries is a slice of client.Stat or pathStat.
+func writeLsJSON[E any](w io.Writer, entries []E, next string) error {
+	if entries == nil {
+		entries = []E{}
+	}
+	return writeJSON(w, struct {
+		Entries []E    `json:"entries"`
+		Next    string `json:"next"`
+	}{entries, next})
+}
+
+// badAfter turns the router's refusal of a malformed continuation token
+// into a usage error about --after; other errors pass unchanged.
+func badAfter(err error, after string) error {
+	var ce *client.Error
+	if after != "" && errors.As(err, &ce) && ce.Code == wire.Invalid && strings.Contains(ce.Message, "token") {
+		return usagef("--after %q: not a token printed by 'cleave ls --limit' (\"next: TOKEN\" or the JSON \"next\"); copy it unchanged", after)
+	}
+	return err
 }
 
 // pathStat is a stat with its full path, for ls -R -o json.

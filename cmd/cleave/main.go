@@ -85,11 +85,16 @@ func newRoot() (root *cobra.Command, started *bool) {
 Client commands talk to a deployment through its routers (--router, or
 CLEAVE_ROUTER); server commands run one.
 
-Flags beat CLEAVE_* environment variables beat defaults.`,
-		SilenceErrors: true,
-		SilenceUsage:  true,
+Every flag of every command can also be set by the environment variable
+CLEAVE_<FLAG> (--output: CLEAVE_OUTPUT, --if-absent: CLEAVE_IF_ABSENT; a
+repeatable flag takes space-separated values). Flags beat CLEAVE_*
+environment variables beat defaults.`,
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		Version:           versionString(),
+		PersistentPreRunE: envHook,
 	}
-	root.CompletionOptions.DisableDefaultCmd = true
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
 	pf.String("router", defaultRouter, "router addresses, HOST:PORT[,HOST:PORT...] (env CLEAVE_ROUTER)")
@@ -103,10 +108,19 @@ Flags beat CLEAVE_* environment variables beat defaults.`,
 
 	addClientCommands(root)
 	addServerCommands(root)
-	root.AddCommand(certsCmd())
+	root.AddCommand(certsCmd(), versionCmd())
 	started = new(bool)
 	markStarts(root, started)
 	return root, started
+}
+
+// envHook is the root's PersistentPreRunE, so one rule holds for every
+// command: the flags not given take their CLEAVE_<FLAG> variable.
+func envHook(cmd *cobra.Command, _ []string) error {
+	if err := applyEnv(cmd); err != nil {
+		return usageError{err}
+	}
+	return nil
 }
 
 // markStarts wraps the Run of every command in the tree to set *started.
@@ -131,8 +145,8 @@ type globals struct {
 	stale   bool
 }
 
-// resolveGlobals applies cmd's flags over CLEAVE_* environment variables
-// over defaults.
+// resolveGlobals reads and checks the persistent flags of cmd, after the
+// root's PersistentPreRunE has applied CLEAVE_* variables to them.
 func resolveGlobals(cmd *cobra.Command) (globals, error) {
 	f := cmd.Flags()
 	router, _ := f.GetString("router")
@@ -141,25 +155,9 @@ func resolveGlobals(cmd *cobra.Command) (globals, error) {
 	output, _ := f.GetString("output")
 	stale, _ := f.GetBool("stale")
 	g := globals{token: token, timeout: timeout, stale: stale}
-	if !f.Changed("router") {
-		if v := os.Getenv("CLEAVE_ROUTER"); v != "" {
-			router = v
-		}
-	}
-	if !f.Changed("token") {
-		if v := os.Getenv("CLEAVE_TOKEN"); v != "" {
-			g.token = v
-		}
-	}
 	tlsFiles := map[string]string{}
 	for _, name := range []string{"cacert", "cert", "key"} {
-		v, _ := f.GetString(name)
-		if !f.Changed(name) {
-			if e := os.Getenv(envName(name)); e != "" {
-				v = e
-			}
-		}
-		tlsFiles[name] = v
+		tlsFiles[name], _ = f.GetString(name)
 	}
 	if tlsFiles["cacert"] != "" || tlsFiles["cert"] != "" || tlsFiles["key"] != "" {
 		cfg, err := certs.ClientTLS(tlsFiles["cacert"], tlsFiles["cert"], tlsFiles["key"])
@@ -168,17 +166,8 @@ func resolveGlobals(cmd *cobra.Command) (globals, error) {
 		}
 		g.tls = cfg
 	}
-	if !f.Changed("timeout") {
-		if v := os.Getenv("CLEAVE_TIMEOUT"); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil || d <= 0 {
-				return g, usagef("CLEAVE_TIMEOUT=%q: want a positive duration such as 10s", v)
-			}
-			g.timeout = d
-		}
-	}
 	if g.timeout <= 0 {
-		return g, usagef("--timeout must be positive, got %v", g.timeout)
+		return g, usagef("--timeout (or CLEAVE_TIMEOUT) must be positive, got %v", g.timeout)
 	}
 	for _, r := range strings.Split(router, ",") {
 		if r = strings.TrimSpace(r); r != "" {

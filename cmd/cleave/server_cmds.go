@@ -497,19 +497,21 @@ func token(cmd *cobra.Command) string {
 	return os.Getenv("CLEAVE_TOKEN")
 }
 
-// applyEnv sets every flag of cmd's own (not the root's global flags, which
-// main resolves) not given on the command line from its CLEAVE_* variable,
-// if that is set, so that flags beat the environment beats defaults. A
-// repeatable flag takes space-separated values.
+// applyEnv sets every flag cmd takes (its own and those it inherits) not
+// given on the command line from its CLEAVE_* variable, if that is set, so
+// that flags beat the environment beats defaults; an empty variable counts
+// as unset. A repeatable flag takes
+// space-separated values. The root's PersistentPreRunE calls it for every
+// command; --help and --version are not read from the environment.
 func applyEnv(cmd *cobra.Command) error {
 	fs := cmd.Flags()
 	var errs []error
-	cmd.LocalNonPersistentFlags().VisitAll(func(f *pflag.Flag) {
-		if f.Changed {
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed || f.Name == "help" || f.Name == "version" {
 			return
 		}
-		v, ok := os.LookupEnv(envName(f.Name))
-		if !ok {
+		v := os.Getenv(envName(f.Name))
+		if v == "" { // unset and empty alike leave the default
 			return
 		}
 		values := []string{v}
@@ -536,13 +538,10 @@ func requireFlags(fs *pflag.FlagSet, names ...string) error {
 	return nil
 }
 
-// serve returns the RunE of a server command: apply CLEAVE_* variables, build
-// the configuration (errors are usage errors), then run until SIGINT/SIGTERM.
+// serve returns the RunE of a server command: build the configuration
+// (errors are usage errors), then run until SIGINT/SIGTERM.
 func serve[C any](config func(*cobra.Command) (C, error), run func(context.Context, C) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, _ []string) error {
-		if err := applyEnv(cmd); err != nil {
-			return usageError{err}
-		}
 		cfg, err := config(cmd)
 		if err != nil {
 			return usageError{err}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// `cleave version` and `cleave --version` print the version, commit and
+// build date, stamped or from the build info.
+func TestVersion(t *testing.T) {
+	clearEnv(t)
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		code, out, stderr := cli(t, "", args...)
+		if code != 0 || !strings.HasPrefix(out, "cleave ") || !strings.Contains(out, "commit ") || !strings.Contains(out, "built ") {
+			t.Errorf("cleave %v: exit %d, stdout %q, stderr %q; want 'cleave VERSION (commit C, built D)'", args, code, out, stderr)
+		}
+	}
+}
+
+// Shell completion scripts are generated for bash, zsh and fish.
+func TestCompletion(t *testing.T) {
+	clearEnv(t)
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		code, out, stderr := cli(t, "", "completion", sh)
+		if code != 0 || !strings.Contains(out, "cleave") || len(out) < 200 {
+			t.Errorf("cleave completion %s: exit %d, %d bytes, stderr %q", sh, code, len(out), stderr)
+		}
+	}
+}
+
+// Every flag, global or a command's own, is settable by CLEAVE_<FLAG>, and
+// a flag on the command line beats it.
+func TestEnvSetsEveryFlag(t *testing.T) {
+	clearEnv(t)
+	useDeployment(t)
+	dir := testRoot(t, "c1")
+	ok := func(args ...string) string {
+		t.Helper()
+		code, out, stderr := cli(t, "", args...)
+		if code != 0 {
+			t.Fatalf("cleave %v: exit %d, stderr %q", args, code, stderr)
+		}
+		return out
+	}
+	ok("mkdir", "-p", dir)
+	ok("put", dir+"/a", "-")
+	ok("put", dir+"/b", "-")
+
+	t.Setenv("CLEAVE_OUTPUT", "json")
+	var st map[string]any
+	if out := ok("stat", dir+"/a"); json.Unmarshal([]byte(out), &st) != nil {
+		t.Fatalf("CLEAVE_OUTPUT=json stat printed %q, want JSON", out)
+	}
+	if out := ok("stat", "-o", "table", dir+"/a"); strings.HasPrefix(out, "{") {
+		t.Errorf("-o table under CLEAVE_OUTPUT=json printed JSON: %q", out)
+	}
+	t.Setenv("CLEAVE_LIMIT", "1")
+	var page struct {
+		Entries []map[string]any `json:"entries"`
+	}
+	if out := ok("ls", dir); json.Unmarshal([]byte(out), &page) != nil || len(page.Entries) != 1 {
+		t.Errorf("CLEAVE_LIMIT=1 ls: %q, want one entry", out)
+	}
+	t.Setenv("CLEAVE_LIMIT", "many")
+	if code, _, stderr := cli(t, "", "ls", dir); code != 2 || !strings.Contains(stderr, "CLEAVE_LIMIT") {
+		t.Errorf("CLEAVE_LIMIT=many: exit %d, stderr %q; want a usage error naming CLEAVE_LIMIT", code, stderr)
+	}
+}
+
+// split's help shows the default --timeout the command really uses.
+func TestSplitHelpTimeoutDefault(t *testing.T) {
+	clearEnv(t)
+	_, out, _ := cli(t, "", "split", "--help")
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "--timeout") {
+			if !strings.Contains(line, "(default 30m0s)") {
+				t.Errorf("split --help: %q, want default 30m0s", line)
+			}
+			return
+		}
+	}
+	t.Errorf("split --help lists no --timeout:\n%s", out)
+}
+
+// ls -o json prints one shape, {"entries": [...], "next": TOKEN}, paged or
+// not, and a bad --after token is answered in the CLI's words.
+func TestLsJSONShapeAndAfter(t *testing.T) {
+	clearEnv(t)
+	useDeployment(t)
+	dir := testRoot(t, "c1")
+	for _, args := range [][]string{{"mkdir", "-p", dir + "/s"}, {"put", dir + "/a", "-"}} {
+		if code, _, stderr := cli(t, "", args...); code != 0 {
+			t.Fatalf("cleave %v: %s", args, stderr)
+		}
+	}
+	type page struct {
+		Entries []map[string]any `json:"entries"`
+		Next    *string          `json:"next"`
+	}
+	for _, args := range [][]string{
+		{"ls", "-o", "json", dir},
+		{"ls", "-o", "json", "--limit", "5", dir},
+		{"ls", "-o", "json", "--limit", "1", dir},
+		{"ls", "-o", "json", "-R", dir},
+	} {
+		code, out, stderr := cli(t, "", args...)
+		var p page
+		if err := json.Unmarshal([]byte(out), &p); code != 0 || err != nil || p.Next == nil || len(p.Entries) == 0 {
+			t.Errorf("cleave %v: exit %d, stdout %q (%v), stderr %q; want {\"entries\": [...], \"next\": ...}", args, code, out, err, stderr)
+		}
+	}
+	code, _, stderr := cli(t, "", "ls", "--after", "not-a-token", dir)
+	if code != 2 || !strings.Contains(stderr, "--after") || strings.Contains(stderr, "INVALID") {
+		t.Errorf("ls --after not-a-token: exit %d, stderr %q; want a usage error naming --after", code, stderr)
+	}
+}
