@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/cleavefs/cleave/client"
 	"github.com/cleavefs/cleave/internal/certs"
@@ -109,14 +110,58 @@ environment variables beat defaults.`,
 	addClientCommands(root)
 	addServerCommands(root)
 	root.AddCommand(certsCmd(), versionCmd())
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "node", "router", "up", "version":
+			markOwnFlagsOnly(c)
+		case "certs":
+			markOwnFlagsOnly(c)
+			for _, sub := range c.Commands() {
+				markOwnFlagsOnly(sub)
+			}
+		}
+	}
 	started = new(bool)
 	markStarts(root, started)
 	return root, started
 }
 
+// ownFlagsOnly annotates a command (server commands, certs, version) that
+// takes none of the root's client flags: its help does not list them and
+// it refuses them.
+const ownFlagsOnly = "cleave/own-flags-only"
+
+// markOwnFlagsOnly annotates c with ownFlagsOnly and gives it a usage text
+// without the inherited flags; its subcommands keep the root's.
+func markOwnFlagsOnly(c *cobra.Command) {
+	if c.Annotations == nil {
+		c.Annotations = map[string]string{}
+	}
+	for _, sub := range c.Commands() {
+		sub.SetUsageTemplate(c.UsageTemplate())
+	}
+	c.Annotations[ownFlagsOnly] = "true"
+	c.SetUsageTemplate(strings.Replace(c.UsageTemplate(), `{{if .HasAvailableInheritedFlags}}
+
+Global Flags:
+{{.InheritedFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}`, "", 1))
+}
+
 // envHook is the root's PersistentPreRunE, so one rule holds for every
-// command: the flags not given take their CLEAVE_<FLAG> variable.
+// command: the flags it takes that were not given take their CLEAVE_<FLAG>
+// variable. A command marked ownFlagsOnly refuses the root's flags.
 func envHook(cmd *cobra.Command, _ []string) error {
+	if cmd.Annotations[ownFlagsOnly] != "" {
+		var bad string
+		cmd.InheritedFlags().VisitAll(func(f *pflag.Flag) {
+			if f.Changed && bad == "" {
+				bad = f.Name
+			}
+		})
+		if bad != "" {
+			return usagef("%s does not take --%s (a flag of the client commands)", cmd.CommandPath(), bad)
+		}
+	}
 	if err := applyEnv(cmd); err != nil {
 		return usageError{err}
 	}

@@ -115,3 +115,30 @@ func TestLsJSONShapeAndAfter(t *testing.T) {
 		t.Errorf("ls --after not-a-token: exit %d, stderr %q; want a usage error naming --after", code, stderr)
 	}
 }
+
+// Server commands list (and take) only their own flags, not the client
+// commands' --router, --output, ...; client commands still list them.
+func TestHelpListsOnlyTakenFlags(t *testing.T) {
+	clearEnv(t)
+	clientOnly := []string{"--router", "--output", "--stale", "--timeout", "--cacert"}
+	for _, c := range [][]string{{"node"}, {"router"}, {"up"}, {"certs", "init"}, {"version"}} {
+		_, out, _ := cli(t, "", append(c, "--help")...)
+		for _, f := range clientOnly {
+			if strings.Contains(out, f+" ") {
+				t.Errorf("cleave %v --help lists the client flag %s", c, f)
+			}
+		}
+	}
+	if code, _, stderr := cli(t, "", "up", "--data", t.TempDir(), "--router", "x:1"); code != 2 || !strings.Contains(stderr, "--router") {
+		t.Errorf("cleave up --router: exit %d, stderr %q; want a usage error naming --router", code, stderr)
+	}
+	_, out, _ := cli(t, "", "node", "add", "--help")
+	for _, f := range clientOnly {
+		if !strings.Contains(out, f+" ") {
+			t.Errorf("cleave node add --help does not list %s", f)
+		}
+	}
+	if _, out, _ := cli(t, "", "up", "--help"); !strings.Contains(out, "--token ") {
+		t.Errorf("cleave up --help does not list --token")
+	}
+}
