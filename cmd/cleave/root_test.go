@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
+
+	"github.com/cleavefs/cleave/client"
 )
 
 // `cleave version` and `cleave --version` print the version, commit and
@@ -140,5 +144,44 @@ func TestHelpListsOnlyTakenFlags(t *testing.T) {
 	}
 	if _, out, _ := cli(t, "", "up", "--help"); !strings.Contains(out, "--token ") {
 		t.Errorf("cleave up --help does not list --token")
+	}
+}
+
+// countingReader yields n zero bytes and counts what was read.
+type countingReader struct{ n, read int64 }
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	if r.read >= r.n {
+		return 0, io.EOF
+	}
+	k := int(min(int64(len(p)), r.n-r.read))
+	clear(p[:k])
+	r.read += int64(k)
+	return k, nil
+}
+
+// A streamed put checks the parent directory and --if-absent before it
+// sends the data: it fails at once, having read at most one chunk.
+func TestPutChecksBeforeStreaming(t *testing.T) {
+	clearEnv(t)
+	useDeployment(t)
+	dir := testRoot(t, "c1")
+	if code, _, stderr := cli(t, "", "put", "-p", dir+"/there", "-"); code != 0 {
+		t.Fatal(stderr)
+	}
+	for _, tt := range []struct {
+		args []string
+		code string
+	}{
+		{[]string{"put", dir + "/missing/f", "-"}, "NOT_FOUND"},
+		{[]string{"put", "--if-absent", dir + "/there", "-"}, "CONFLICT"},
+		{[]string{"put", "--if-version", "999", dir + "/there", "-"}, "CONFLICT"},
+	} {
+		in := &countingReader{n: 8 * client.ChunkSize}
+		var out, errb bytes.Buffer
+		code := run(tt.args, in, &out, &errb)
+		if code != 1 || !strings.HasPrefix(errb.String(), "cleave: "+tt.code+": ") || in.read > client.ChunkSize {
+			t.Errorf("cleave %v: exit %d, stderr %q, read %d bytes of stdin; want %s after at most %d bytes", tt.args, code, errb.String(), in.read, tt.code, client.ChunkSize)
+		}
 	}
 }
