@@ -42,11 +42,28 @@ func args(check cobra.PositionalArgs) cobra.PositionalArgs {
 // withClient resolves the global options, dials the routers and calls fn
 // with a context bounded by --timeout for the whole command.
 func withClient(cmd *cobra.Command, fn func(ctx context.Context, c *client.Client, g globals) error) error {
+	return dialAndRun(cmd, true, fn)
+}
+
+// withTransfer is withClient for the commands that move file contents
+// (put, get, append, write): --timeout bounds each request (one chunk of at
+// most client.ChunkSize), not the whole transfer, so a file of any size
+// succeeds as long as it keeps moving.
+func withTransfer(cmd *cobra.Command, fn func(ctx context.Context, c *client.Client, g globals) error) error {
+	return dialAndRun(cmd, false, fn)
+}
+
+// dialAndRun dials the routers and calls fn; whole bounds fn's context by
+// --timeout, else the client applies --timeout to each request.
+func dialAndRun(cmd *cobra.Command, whole bool, fn func(ctx context.Context, c *client.Client, g globals) error) error {
 	g, err := resolveGlobals(cmd)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
+	ctx, cancel := context.WithCancel(cmd.Context())
+	if whole {
+		ctx, cancel = context.WithTimeout(cmd.Context(), g.timeout)
+	}
 	defer cancel()
 	opts := []client.Option{client.WithToken(g.token), client.WithClientName("cleave-cli"), client.WithTimeout(g.timeout)}
 	if g.stale {
@@ -102,8 +119,10 @@ func putCmd() *cobra.Command {
 FILE is - or omitted. The contents stream in 1 MiB chunks and the file
 appears atomically when all of them are stored, so files of any size work.
 --if-absent fails with CONFLICT if PATH exists; --if-version N fails with
-CONFLICT unless PATH's version is N (from "cleave stat"). With -o json the new
-file's metadata is printed.
+CONFLICT unless PATH's version is N (from "cleave stat"). Both, and the
+parent directory (unless -p), are checked before the contents are sent.
+--timeout bounds each 1 MiB request, not the whole upload. With -o json the
+new file's metadata is printed.
 
 put -r LOCALDIR REMOTEDIR copies the local tree LOCALDIR to REMOTEDIR
 (created with parents), file by file.
@@ -132,7 +151,7 @@ A progress bar is drawn on stderr when it is a terminal (not with -o json or
 				if len(a) != 2 {
 					return usagef("put -r needs LOCALDIR and REMOTEDIR")
 				}
-				return withClient(cmd, func(ctx context.Context, c *client.Client, g globals) error {
+				return withTransfer(cmd, func(ctx context.Context, c *client.Client, g globals) error {
 					pr := newProgress(cmd.ErrOrStderr(), quiet || g.json)
 					defer pr.wait()
 					return putTree(ctx, c, pr, a[0], a[1], opts)
@@ -155,7 +174,7 @@ A progress bar is drawn on stderr when it is a terminal (not with -o json or
 				}
 				in, name = f, a[1]
 			}
-			return withClient(cmd, func(ctx context.Context, c *client.Client, g globals) error {
+			return withTransfer(cmd, func(ctx context.Context, c *client.Client, g globals) error {
 				pr := newProgress(cmd.ErrOrStderr(), quiet || g.json || size >= 0 && size < client.ChunkSize)
 				b := pr.add(name, size)
 				st, err := c.Upload(ctx, a[0], b.reader(in), opts...)
@@ -207,14 +226,14 @@ A progress bar is drawn on stderr when it is a terminal (not with -o json or
 				if len(a) != 2 {
 					return usagef("get -r needs REMOTEDIR and LOCALDIR")
 				}
-				return withClient(cmd, func(ctx context.Context, c *client.Client, g globals) error {
+				return withTransfer(cmd, func(ctx context.Context, c *client.Client, g globals) error {
 					pr := newProgress(cmd.ErrOrStderr(), quiet || g.json)
 					defer pr.wait()
 					return getTree(ctx, c, pr, a[0], a[1])
 				})
 			}
 			ranged := cmd.Flags().Changed("offset") || cmd.Flags().Changed("length")
-			return withClient(cmd, func(ctx context.Context, c *client.Client, g globals) error {
+			return withTransfer(cmd, func(ctx context.Context, c *client.Client, g globals) error {
 				fetch := func(w io.Writer) error {
 					if ranged {
 						return getRange(ctx, c, a[0], offset, length, w)

@@ -71,7 +71,7 @@ func sendInput(cmd *cobra.Command, a []string, send func(ctx context.Context, c 
 		return err
 	}
 	defer done()
-	return withClient(cmd, func(ctx context.Context, c *client.Client, g globals) error {
+	return withTransfer(cmd, func(ctx context.Context, c *client.Client, g globals) error {
 		st, err := sendPieces(in, func(off int64, p []byte) (*client.Stat, error) { return send(ctx, c, off, p) })
 		if err != nil || !g.json {
 			return err

@@ -61,7 +61,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 		return 2
 	}
-	fmt.Fprintf(stderr, "cleave: %s: %s\n", codeOf(err), message(err))
+	code, msg := codeOf(err), message(err)
+	if f := cmd.Flags().Lookup("timeout"); f != nil && (code == wire.Timeout || errors.Is(err, context.DeadlineExceeded)) {
+		msg += fmt.Sprintf(" (raise --timeout or CLEAVE_TIMEOUT, now %s)", f.Value)
+	}
+	fmt.Fprintf(stderr, "cleave: %s: %s\n", code, msg)
 	return 1
 }
 
@@ -103,7 +107,7 @@ environment variables beat defaults.`,
 	pf.String("cacert", "", "speak TLS to the routers, trusting this CA certificate file (env CLEAVE_CACERT)")
 	pf.String("cert", "", "client certificate file, with --key, for routers that ask for one (env CLEAVE_CERT)")
 	pf.String("key", "", "private key file of --cert (env CLEAVE_KEY)")
-	pf.Duration("timeout", defaultTimeout, "deadline for the whole command (env CLEAVE_TIMEOUT)")
+	pf.Duration("timeout", defaultTimeout, "deadline for the whole command; for put, get, append and write, for each request of the transfer (env CLEAVE_TIMEOUT)")
 	pf.StringP("output", "o", "table", "output format: table or json")
 	pf.Bool("stale", false, "reads (get, ls, stat, exists) may be served by any replica from its local state: faster, no quorum needed, possibly behind")
 

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cleavefs/cleave/client"
 )
@@ -183,5 +185,54 @@ func TestPutChecksBeforeStreaming(t *testing.T) {
 		if code != 1 || !strings.HasPrefix(errb.String(), "cleave: "+tt.code+": ") || in.read > client.ChunkSize {
 			t.Errorf("cleave %v: exit %d, stderr %q, read %d bytes of stdin; want %s after at most %d bytes", tt.args, code, errb.String(), in.read, tt.code, client.ChunkSize)
 		}
+	}
+}
+
+// slowReader yields n zero bytes in pieces, pausing before each.
+type slowReader struct {
+	n, read int64
+	pause   time.Duration
+}
+
+func (r *slowReader) Read(p []byte) (int, error) {
+	if r.read >= r.n {
+		return 0, io.EOF
+	}
+	time.Sleep(r.pause)
+	k := int(min(int64(len(p)), r.n-r.read, client.ChunkSize))
+	clear(p[:k])
+	r.read += int64(k)
+	return k, nil
+}
+
+// --timeout bounds each request of a transfer, not the whole transfer: a
+// put that takes longer than --timeout but keeps moving succeeds, and a
+// TIMEOUT names the flag to raise.
+func TestTransferOutlivesTimeout(t *testing.T) {
+	clearEnv(t)
+	useDeployment(t)
+	dir := testRoot(t, "c1")
+	in := &slowReader{n: 6 * client.ChunkSize, pause: 700 * time.Millisecond}
+	var out, errb bytes.Buffer
+	if code := run([]string{"put", "--timeout", "2s", "-p", dir + "/slow", "-"}, in, &out, &errb); code != 0 {
+		t.Fatalf("put of a 6 MiB stream over ~4s with --timeout 2s: exit %d, stderr %q", code, errb.String())
+	}
+	// A router that accepts and never answers.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	if code, _, stderr := cli(t, "", "--router", ln.Addr().String(), "--timeout", "300ms", "stat", "/x"); code != 1 || !strings.Contains(stderr, "TIMEOUT") || !strings.Contains(stderr, "--timeout") {
+		t.Errorf("a TIMEOUT: exit %d, stderr %q; want it to name --timeout", code, stderr)
 	}
 }
