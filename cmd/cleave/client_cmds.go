@@ -262,8 +262,8 @@ A progress bar is drawn on stderr when it is a terminal (not with -o json or
 			})
 		},
 	}
-	cmd.Flags().Int64Var(&offset, "offset", 0, "first byte to read")
-	cmd.Flags().Int64Var(&length, "length", 0, "bytes to read (0: to the end)")
+	sizeFlag(cmd.Flags(), &offset, "offset", "first byte to read, e.g. 4096 or 1MiB")
+	sizeFlag(cmd.Flags(), &length, "length", "bytes to read, e.g. 4096 or 1MiB (0: to the end)")
 	cmd.Flags().BoolVarP(&recursive, "recursive", "r", false, "copy a remote directory tree")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	return cmd

@@ -120,7 +120,7 @@ atomic, together not). With -o json the new metadata is printed.`,
 			})
 		},
 	}
-	cmd.Flags().Int64Var(&offset, "offset", 0, "byte position to write at (required)")
+	sizeFlag(cmd.Flags(), &offset, "offset", "byte position to write at, e.g. 4096 or 1MiB (required)")
 	return cmd
 }
 

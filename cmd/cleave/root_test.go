@@ -236,3 +236,19 @@ func TestTransferOutlivesTimeout(t *testing.T) {
 		t.Errorf("a TIMEOUT: exit %d, stderr %q; want it to name --timeout", code, stderr)
 	}
 }
+
+// Byte offsets and lengths take the one byte-size syntax of every size flag.
+func TestSizeFlagsTakeUnits(t *testing.T) {
+	clearEnv(t)
+	useDeployment(t)
+	dir := testRoot(t, "c1")
+	if code, _, stderr := cli(t, strings.Repeat("x", 4096), "put", "-p", dir+"/f", "-"); code != 0 {
+		t.Fatal(stderr)
+	}
+	if code, out, stderr := cli(t, "", "get", "--offset", "1KiB", "--length", "2KiB", dir+"/f", "-"); code != 0 || len(out) != 2048 {
+		t.Errorf("get --offset 1KiB --length 2KiB: exit %d, %d bytes, stderr %q; want 2048 bytes", code, len(out), stderr)
+	}
+	if code, _, stderr := cli(t, "y", "write", "--offset", "1KiB", dir+"/f", "-"); code != 0 {
+		t.Errorf("write --offset 1KiB: exit %d, stderr %q", code, stderr)
+	}
+}
