@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -347,8 +348,13 @@ type PutOption func(*wire.Request)
 func Parents() PutOption { return func(r *wire.Request) { r.Flags |= wire.FlagParents } }
 
 // Put creates or replaces the file path with data and returns its new
-// metadata. data is not retained after Put returns.
+// metadata. data is not retained after Put returns. Up to ChunkSize bytes
+// travel in one request; more stream as Upload does (chunks, then one
+// atomic COMMIT), so data of any size fits under the frame limit.
 func (c *Client) Put(ctx context.Context, path string, data []byte, opts ...PutOption) (*Stat, error) {
+	if len(data) > ChunkSize {
+		return c.Upload(ctx, path, bytes.NewReader(data), opts...)
+	}
 	req := &wire.Request{Op: wire.OpPut, Path: path, Data: data}
 	return c.statCall(ctx, "put", path, req, opts)
 }
