@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"iter"
 	"sort"
 
 	"github.com/cleavefs/cleave/internal/fspath"
@@ -146,6 +147,33 @@ func (c *Client) ListPage(ctx context.Context, path string, limit int, after str
 		out[i] = statFromWire(&resp.Entries[i])
 	}
 	return out, resp.Next, nil
+}
+
+// ListAll yields every entry of the directory path, fetching one page
+// (ListPage) at a time as the loop asks for more; an error is yielded
+// once, last. Within one directory entries come sorted by name; listing
+// "/" yields each root directory's pages in turn (List sorts them all).
+// Breaking out of the loop stops the listing.
+func (c *Client) ListAll(ctx context.Context, path string) iter.Seq2[Stat, error] {
+	return func(yield func(Stat, error) bool) {
+		after := ""
+		for {
+			page, next, err := c.ListPage(ctx, path, defaultPage, after)
+			if err != nil {
+				yield(Stat{}, err)
+				return
+			}
+			for _, st := range page {
+				if !yield(st, nil) {
+					return
+				}
+			}
+			if next == "" || next == after && len(page) == 0 {
+				return
+			}
+			after = next
+		}
+	}
 }
 
 // List returns every entry of the directory path, sorted by name, following

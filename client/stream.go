@@ -349,3 +349,44 @@ func relabel(err error, op string) error {
 	}
 	return err
 }
+
+// Create returns a writer for the file path: what is written streams to
+// the servers as Upload sends it, and Close makes the whole file visible
+// atomically and returns the upload's error (nothing is visible before, or
+// after a failure). opts are Upload's. Writes fail once the upload has
+// failed (for example when the parent directory does not exist). The
+// writer is for one goroutine; Close must be called to release it.
+func (c *Client) Create(ctx context.Context, path string, opts ...PutOption) (io.WriteCloser, error) {
+	pr, pw := io.Pipe()
+	w := &fileWriter{pw: pw, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		_, w.err = c.Upload(ctx, path, pr, opts...)
+		pr.CloseWithError(uploadEnded(w.err))
+	}()
+	return w, nil
+}
+
+// uploadEnded is what a Write after the upload ended answers.
+func uploadEnded(err error) error {
+	if err != nil {
+		return err
+	}
+	return errors.New("cleave: write after the upload ended")
+}
+
+// fileWriter is Create's writer.
+type fileWriter struct {
+	pw   *io.PipeWriter
+	done chan struct{}
+	err  error // Upload's result, set before done closes
+}
+
+func (w *fileWriter) Write(p []byte) (int, error) { return w.pw.Write(p) }
+
+// Close ends the contents and waits for the upload's result.
+func (w *fileWriter) Close() error {
+	w.pw.Close()
+	<-w.done
+	return w.err
+}

@@ -1,0 +1,77 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+
+	"github.com/cleavefs/cleave/client"
+)
+
+// Create returns a writer whose Close makes the whole file visible; a
+// doomed file fails without streaming.
+func TestCreate(t *testing.T) {
+	c := sharedClient(t)
+	ctx := context.Background()
+	dir := root(t, "c1", "create")
+	w, err := c.Create(ctx, dir+"/f", client.Parents())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := bytes.Repeat([]byte("0123456789abcdef"), 3<<16) // 3 MiB: streamed
+	if _, err := io.Copy(w, bytes.NewReader(want)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	if _, err := c.Download(ctx, dir+"/f", &got); err != nil || !bytes.Equal(got.Bytes(), want) {
+		t.Fatalf("Download after Create: %v, equal=%v", err, bytes.Equal(got.Bytes(), want))
+	}
+	w, err = c.Create(ctx, dir+"/missing/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, werr := io.Copy(w, bytes.NewReader(want))
+	if err := errors.Join(werr, w.Close()); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("Create under a missing parent: %v, want ErrNotFound", err)
+	}
+}
+
+// ListAll yields every entry of a directory across pages, and stops when
+// the loop breaks.
+func TestListAll(t *testing.T) {
+	c := sharedClient(t)
+	ctx := context.Background()
+	dir := root(t, "c2", "listall")
+	for i := range 5 {
+		if _, err := c.Put(ctx, fmt.Sprintf("%s/f%d", dir, i), nil, client.Parents()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var names []string
+	for st, err := range c.ListAll(ctx, dir) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, st.Name)
+	}
+	if fmt.Sprint(names) != "[f0 f1 f2 f3 f4]" {
+		t.Fatalf("ListAll = %v", names)
+	}
+	n := 0
+	for range c.ListAll(ctx, dir) {
+		if n++; n == 2 {
+			break
+		}
+	}
+	for _, err := range c.ListAll(ctx, dir+"/nope") {
+		if !errors.Is(err, client.ErrNotFound) {
+			t.Fatalf("ListAll of a missing dir: %v, want ErrNotFound", err)
+		}
+	}
+}
