@@ -182,17 +182,11 @@ func (c *Client) ListAll(ctx context.Context, path string) iter.Seq2[Stat, error
 // is returned exactly once.
 func (c *Client) List(ctx context.Context, path string) ([]Stat, error) {
 	var all []Stat
-	after := ""
-	for {
-		page, next, err := c.ListPage(ctx, path, defaultPage, after)
+	for st, err := range c.ListAll(ctx, path) {
 		if err != nil {
 			return nil, err
 		}
-		all = append(all, page...)
-		if next == "" || next == after && len(page) == 0 {
-			break
-		}
-		after = next
+		all = append(all, st)
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })
 	return all, nil

@@ -149,19 +149,6 @@ func TestHelpListsOnlyTakenFlags(t *testing.T) {
 	}
 }
 
-// countingReader yields n zero bytes and counts what was read.
-type countingReader struct{ n, read int64 }
-
-func (r *countingReader) Read(p []byte) (int, error) {
-	if r.read >= r.n {
-		return 0, io.EOF
-	}
-	k := int(min(int64(len(p)), r.n-r.read))
-	clear(p[:k])
-	r.read += int64(k)
-	return k, nil
-}
-
 // A streamed put checks the parent directory and --if-absent before it
 // sends the data: it fails at once, having read at most one chunk.
 func TestPutChecksBeforeStreaming(t *testing.T) {
@@ -179,7 +166,7 @@ func TestPutChecksBeforeStreaming(t *testing.T) {
 		{[]string{"put", "--if-absent", dir + "/there", "-"}, "CONFLICT"},
 		{[]string{"put", "--if-version", "999", dir + "/there", "-"}, "CONFLICT"},
 	} {
-		in := &countingReader{n: 8 * client.ChunkSize}
+		in := &zeroReader{n: 8 * client.ChunkSize}
 		var out, errb bytes.Buffer
 		code := run(tt.args, in, &out, &errb)
 		if code != 1 || !strings.HasPrefix(errb.String(), "cleave: "+tt.code+": ") || in.read > client.ChunkSize {
@@ -188,13 +175,14 @@ func TestPutChecksBeforeStreaming(t *testing.T) {
 	}
 }
 
-// slowReader yields n zero bytes in pieces, pausing before each.
-type slowReader struct {
+// zeroReader yields n zero bytes in pieces of at most a chunk, pausing
+// before each, and counts what was read.
+type zeroReader struct {
 	n, read int64
 	pause   time.Duration
 }
 
-func (r *slowReader) Read(p []byte) (int, error) {
+func (r *zeroReader) Read(p []byte) (int, error) {
 	if r.read >= r.n {
 		return 0, io.EOF
 	}
@@ -212,7 +200,7 @@ func TestTransferOutlivesTimeout(t *testing.T) {
 	clearEnv(t)
 	useDeployment(t)
 	dir := testRoot(t, "c1")
-	in := &slowReader{n: 6 * client.ChunkSize, pause: 700 * time.Millisecond}
+	in := &zeroReader{n: 6 * client.ChunkSize, pause: 700 * time.Millisecond}
 	var out, errb bytes.Buffer
 	if code := run([]string{"put", "--timeout", "2s", "-p", dir + "/slow", "-"}, in, &out, &errb); code != 0 {
 		t.Fatalf("put of a 6 MiB stream over ~4s with --timeout 2s: exit %d, stderr %q", code, errb.String())
