@@ -52,6 +52,17 @@ func WithTLS(cfg *tls.Config) Option { return func(c *config) { c.tls = cfg } }
 // WithClientName sets the client name sent in HELLO (it shows in server logs).
 func WithClientName(name string) Option { return func(c *config) { c.name = name } }
 
+// WithDialTimeout caps dialling one router (connect, TLS and HELLO), at
+// Dial and at every redial; the next router is tried after it. The default
+// is 3s; d <= 0 keeps the default.
+func WithDialTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.dialTimeout = d
+		}
+	}
+}
+
 // WithTimeout sets the deadline applied to a call (and to Dial) whose ctx
 // has none. The default is 10s; d <= 0 keeps the default.
 func WithTimeout(d time.Duration) Option {

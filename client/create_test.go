@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/cleavefs/cleave/client"
 )
@@ -99,5 +101,32 @@ func TestPutAboveFrameLimit(t *testing.T) {
 	}
 	if _, err := c.Put(ctx, p, data, client.IfVersion(st.Version+100)); !errors.Is(err, client.ErrConflict) {
 		t.Fatalf("Put with a wrong IfVersion: %v, want CONFLICT", err)
+	}
+}
+
+// WithDialTimeout caps dialling one router (connect + HELLO): a router that
+// accepts and never answers is given up on after it, not after the default.
+func TestWithDialTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	_, err = client.Dial(ctx, []string{ln.Addr().String()}, client.WithDialTimeout(100*time.Millisecond))
+	// The default cap is 3s; 2.5s leaves a shared machine 25 times the cap.
+	if err == nil || time.Since(start) > 2500*time.Millisecond {
+		t.Fatalf("Dial of a silent router with WithDialTimeout(100ms): %v after %v", err, time.Since(start))
 	}
 }
