@@ -3,13 +3,18 @@ GO      ?= go
 BIN     := bin
 DATA    ?= data
 PKGS    := ./...
+# Stamped into `cleave version`; without them the binary reads its build info.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(DATE)
 
 .PHONY: all build run test test-long bench bench-quick bench-micro lint fuzz clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN)/cleave ./cmd/cleave
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/cleave ./cmd/cleave
 	$(GO) build -o $(BIN)/cleave-loadgen ./cmd/cleave-loadgen
 
 # run starts a whole local deployment (a router and 2 clusters of 3 nodes,

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -50,6 +51,17 @@ func WithTLS(cfg *tls.Config) Option { return func(c *config) { c.tls = cfg } }
 
 // WithClientName sets the client name sent in HELLO (it shows in server logs).
 func WithClientName(name string) Option { return func(c *config) { c.name = name } }
+
+// WithDialTimeout caps dialling one router (connect, TLS and HELLO), at
+// Dial and at every redial; the next router is tried after it. The default
+// is 3s; d <= 0 keeps the default.
+func WithDialTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.dialTimeout = d
+		}
+	}
+}
 
 // WithTimeout sets the deadline applied to a call (and to Dial) whose ctx
 // has none. The default is 10s; d <= 0 keeps the default.
@@ -347,8 +359,13 @@ type PutOption func(*wire.Request)
 func Parents() PutOption { return func(r *wire.Request) { r.Flags |= wire.FlagParents } }
 
 // Put creates or replaces the file path with data and returns its new
-// metadata. data is not retained after Put returns.
+// metadata. data is not retained after Put returns. Up to ChunkSize bytes
+// travel in one request; more stream as Upload does (chunks, then one
+// atomic COMMIT), so data of any size fits under the frame limit.
 func (c *Client) Put(ctx context.Context, path string, data []byte, opts ...PutOption) (*Stat, error) {
+	if len(data) > ChunkSize {
+		return c.Upload(ctx, path, bytes.NewReader(data), opts...)
+	}
 	req := &wire.Request{Op: wire.OpPut, Path: path, Data: data}
 	return c.statCall(ctx, "put", path, req, opts)
 }

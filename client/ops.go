@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"iter"
 	"sort"
 
 	"github.com/cleavefs/cleave/internal/fspath"
@@ -148,23 +149,44 @@ func (c *Client) ListPage(ctx context.Context, path string, limit int, after str
 	return out, resp.Next, nil
 }
 
+// ListAll yields every entry of the directory path, fetching one page
+// (ListPage) at a time as the loop asks for more; an error is yielded
+// once, last. Within one directory entries come sorted by name; listing
+// "/" yields each root directory's pages in turn (List sorts them all).
+// Breaking out of the loop stops the listing.
+func (c *Client) ListAll(ctx context.Context, path string) iter.Seq2[Stat, error] {
+	return func(yield func(Stat, error) bool) {
+		after := ""
+		for {
+			page, next, err := c.ListPage(ctx, path, defaultPage, after)
+			if err != nil {
+				yield(Stat{}, err)
+				return
+			}
+			for _, st := range page {
+				if !yield(st, nil) {
+					return
+				}
+			}
+			if next == "" || next == after && len(page) == 0 {
+				return
+			}
+			after = next
+		}
+	}
+}
+
 // List returns every entry of the directory path, sorted by name, following
 // pages. Listing "/" merges the root directories of every cluster. Between
 // pages the directory may change: each entry present for the whole listing
 // is returned exactly once.
 func (c *Client) List(ctx context.Context, path string) ([]Stat, error) {
 	var all []Stat
-	after := ""
-	for {
-		page, next, err := c.ListPage(ctx, path, defaultPage, after)
+	for st, err := range c.ListAll(ctx, path) {
 		if err != nil {
 			return nil, err
 		}
-		all = append(all, page...)
-		if next == "" || next == after && len(page) == 0 {
-			break
-		}
-		after = next
+		all = append(all, st)
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })
 	return all, nil

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	pathpkg "path"
 	"sync"
 
 	"github.com/cleavefs/cleave/wire"
@@ -33,8 +34,10 @@ func chunkName(b []byte) string {
 // that makes the whole file visible atomically: a reader sees the old file
 // or the new one, never a mix, and an upload that fails or is cancelled
 // leaves nothing visible (its chunks are collected by the cluster). Memory
-// is bounded by a few chunks. Options: Parents, IfAbsent, IfVersion
-// (checked at commit).
+// is bounded by a few chunks. Before streaming, it checks that the parent
+// exists (unless Parents) and IfAbsent/IfVersion, so a doomed upload fails
+// without sending its data. Options: Parents, IfAbsent, IfVersion (checked
+// again at commit).
 func (c *Client) Upload(ctx context.Context, path string, r io.Reader, opts ...PutOption) (*Stat, error) {
 	first := make([]byte, ChunkSize)
 	n, err := io.ReadFull(r, first)
@@ -44,12 +47,57 @@ func (c *Client) Upload(ctx context.Context, path string, r io.Reader, opts ...P
 	case err != nil:
 		return nil, readErr(path, err)
 	}
+	if err := c.checkBeforeStream(ctx, path, opts); err != nil {
+		return nil, err
+	}
 	names, size, err := c.uploadChunks(ctx, path, r, first)
 	if err != nil {
 		return nil, err
 	}
 	req := &wire.Request{Op: wire.OpCommit, Path: path, Chunks: names, Size: size}
 	return c.statCall(ctx, "put", path, req, opts)
+}
+
+// checkBeforeStream fails an upload that the final COMMIT would refuse
+// before any chunk is sent: a missing parent directory (without Parents),
+// an existing path with IfAbsent, another version with IfVersion. It costs
+// one or two stats; the COMMIT still decides (the tree may change in
+// between), so this only saves streaming a doomed file. With stale reads a
+// stat may be behind, so it checks nothing.
+func (c *Client) checkBeforeStream(ctx context.Context, p string, opts []PutOption) error {
+	if c.cfg.stale {
+		return nil
+	}
+	var req wire.Request
+	for _, o := range opts {
+		o(&req)
+	}
+	if dir := pathpkg.Dir(p); req.Flags&wire.FlagParents == 0 && dir != "/" && dir != "." {
+		st, err := c.Stat(ctx, dir)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return &Error{Code: wire.NotFound, Op: "put", Path: p, Message: fmt.Sprintf("%q: parent directory %q does not exist (nothing was sent)", p, dir)}
+		case err != nil:
+			return err
+		case !st.IsDir():
+			return &Error{Code: wire.NotDir, Op: "put", Path: p, Message: fmt.Sprintf("%q: parent %q is not a directory (nothing was sent)", p, dir)}
+		}
+	}
+	if req.Flags&wire.FlagIfAbsent == 0 && req.IfVersion == 0 {
+		return nil
+	}
+	st, err := c.Stat(ctx, p)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil // IfAbsent holds; IfVersion is the COMMIT's to refuse
+	case err != nil:
+		return err
+	case req.Flags&wire.FlagIfAbsent != 0:
+		return &Error{Code: wire.Conflict, Op: "put", Path: p, Message: fmt.Sprintf("%q already exists (if-absent; nothing was sent)", p)}
+	case req.IfVersion != 0 && st.Version != req.IfVersion:
+		return &Error{Code: wire.Conflict, Op: "put", Path: p, Message: fmt.Sprintf("%q is at version %d, not %d (if-version; nothing was sent)", p, st.Version, req.IfVersion)}
+	}
+	return nil
 }
 
 // uploadChunks sends first (one full chunk) and then the rest of r as
@@ -300,4 +348,45 @@ func relabel(err error, op string) error {
 		return &cp
 	}
 	return err
+}
+
+// Create returns a writer for the file path: what is written streams to
+// the servers as Upload sends it, and Close makes the whole file visible
+// atomically and returns the upload's error (nothing is visible before, or
+// after a failure). opts are Upload's. Writes fail once the upload has
+// failed (for example when the parent directory does not exist). The
+// writer is for one goroutine; Close must be called to release it.
+func (c *Client) Create(ctx context.Context, path string, opts ...PutOption) (io.WriteCloser, error) {
+	pr, pw := io.Pipe()
+	w := &fileWriter{pw: pw, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		_, w.err = c.Upload(ctx, path, pr, opts...)
+		pr.CloseWithError(uploadEnded(w.err))
+	}()
+	return w, nil
+}
+
+// uploadEnded is what a Write after the upload ended answers.
+func uploadEnded(err error) error {
+	if err != nil {
+		return err
+	}
+	return errors.New("cleave: write after the upload ended")
+}
+
+// fileWriter is Create's writer.
+type fileWriter struct {
+	pw   *io.PipeWriter
+	done chan struct{}
+	err  error // Upload's result, set before done closes
+}
+
+func (w *fileWriter) Write(p []byte) (int, error) { return w.pw.Write(p) }
+
+// Close ends the contents and waits for the upload's result.
+func (w *fileWriter) Close() error {
+	w.pw.Close()
+	<-w.done
+	return w.err
 }

@@ -42,11 +42,28 @@ func args(check cobra.PositionalArgs) cobra.PositionalArgs {
 // withClient resolves the global options, dials the routers and calls fn
 // with a context bounded by --timeout for the whole command.
 func withClient(cmd *cobra.Command, fn func(ctx context.Context, c *client.Client, g globals) error) error {
+	return dialAndRun(cmd, true, fn)
+}
+
+// withTransfer is withClient for the commands that move file contents
+// (put, get, append, write): --timeout bounds each request (one chunk of at
+// most client.ChunkSize), not the whole transfer, so a file of any size
+// succeeds as long as it keeps moving.
+func withTransfer(cmd *cobra.Command, fn func(ctx context.Context, c *client.Client, g globals) error) error {
+	return dialAndRun(cmd, false, fn)
+}
+
+// dialAndRun dials the routers and calls fn; whole bounds fn's context by
+// --timeout, else the client applies --timeout to each request.
+func dialAndRun(cmd *cobra.Command, whole bool, fn func(ctx context.Context, c *client.Client, g globals) error) error {
 	g, err := resolveGlobals(cmd)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
+	ctx, cancel := context.WithCancel(cmd.Context())
+	if whole {
+		ctx, cancel = context.WithTimeout(cmd.Context(), g.timeout)
+	}
 	defer cancel()
 	opts := []client.Option{client.WithToken(g.token), client.WithClientName("cleave-cli"), client.WithTimeout(g.timeout)}
 	if g.stale {
@@ -102,8 +119,10 @@ func putCmd() *cobra.Command {
 FILE is - or omitted. The contents stream in 1 MiB chunks and the file
 appears atomically when all of them are stored, so files of any size work.
 --if-absent fails with CONFLICT if PATH exists; --if-version N fails with
-CONFLICT unless PATH's version is N (from "cleave stat"). With -o json the new
-file's metadata is printed.
+CONFLICT unless PATH's version is N (from "cleave stat"). Both, and the
+parent directory (unless -p), are checked before the contents are sent.
+--timeout bounds each 1 MiB request, not the whole upload. With -o json the
+new file's metadata is printed.
 
 put -r LOCALDIR REMOTEDIR copies the local tree LOCALDIR to REMOTEDIR
 (created with parents), file by file.
@@ -132,7 +151,7 @@ A progress bar is drawn on stderr when it is a terminal (not with -o json or
 				if len(a) != 2 {
 					return usagef("put -r needs LOCALDIR and REMOTEDIR")
 				}
-				return withClient(cmd, func(ctx context.Context, c *client.Client, g globals) error {
+				return withTransfer(cmd, func(ctx context.Context, c *client.Client, g globals) error {
 					pr := newProgress(cmd.ErrOrStderr(), quiet || g.json)
 					defer pr.wait()
 					return putTree(ctx, c, pr, a[0], a[1], opts)
@@ -155,7 +174,7 @@ A progress bar is drawn on stderr when it is a terminal (not with -o json or
 				}
 				in, name = f, a[1]
 			}
-			return withClient(cmd, func(ctx context.Context, c *client.Client, g globals) error {
+			return withTransfer(cmd, func(ctx context.Context, c *client.Client, g globals) error {
 				pr := newProgress(cmd.ErrOrStderr(), quiet || g.json || size >= 0 && size < client.ChunkSize)
 				b := pr.add(name, size)
 				st, err := c.Upload(ctx, a[0], b.reader(in), opts...)
@@ -207,14 +226,14 @@ A progress bar is drawn on stderr when it is a terminal (not with -o json or
 				if len(a) != 2 {
 					return usagef("get -r needs REMOTEDIR and LOCALDIR")
 				}
-				return withClient(cmd, func(ctx context.Context, c *client.Client, g globals) error {
+				return withTransfer(cmd, func(ctx context.Context, c *client.Client, g globals) error {
 					pr := newProgress(cmd.ErrOrStderr(), quiet || g.json)
 					defer pr.wait()
 					return getTree(ctx, c, pr, a[0], a[1])
 				})
 			}
 			ranged := cmd.Flags().Changed("offset") || cmd.Flags().Changed("length")
-			return withClient(cmd, func(ctx context.Context, c *client.Client, g globals) error {
+			return withTransfer(cmd, func(ctx context.Context, c *client.Client, g globals) error {
 				fetch := func(w io.Writer) error {
 					if ranged {
 						return getRange(ctx, c, a[0], offset, length, w)
@@ -243,8 +262,8 @@ A progress bar is drawn on stderr when it is a terminal (not with -o json or
 			})
 		},
 	}
-	cmd.Flags().Int64Var(&offset, "offset", 0, "first byte to read")
-	cmd.Flags().Int64Var(&length, "length", 0, "bytes to read (0: to the end)")
+	sizeFlag(cmd.Flags(), &offset, "offset", "first byte to read, e.g. 4096 or 1MiB")
+	sizeFlag(cmd.Flags(), &length, "length", "bytes to read, e.g. 4096 or 1MiB (0: to the end)")
 	cmd.Flags().BoolVarP(&recursive, "recursive", "r", false, "copy a remote directory tree")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	return cmd
@@ -310,17 +329,19 @@ func lsCmd() *cobra.Command {
 		Use:   "ls [-R] [--limit N] [--after TOKEN] [PATH]",
 		Short: "List a directory (default /)",
 		Long: `List the directory PATH (default /, which merges every root directory),
-sorted by name. The table shows type, size, version, mtime (UTC) and name;
--o json prints a JSON array of stats as "cleave stat -o json" does.
+sorted by name. The table shows type, size, version, mtime (UTC) and name.
+
+-o json always prints one object, {"entries": [...], "next": "TOKEN"}:
+"entries" are stats as "cleave stat -o json" prints them, "next" is the
+token of the next page, "" when there is none (always "" without --limit).
 
 --limit N prints one page of at most N entries, --after TOKEN the page after
 TOKEN. When more entries follow, the token of the next page is printed: on
-stderr as "next: TOKEN" in table mode; with -o json the output is then
-{"entries": [...], "next": "TOKEN"} ("next" is "" on the last page).
+stderr as "next: TOKEN" in table mode, as "next" with -o json.
 
 -R lists the whole tree below PATH, depth first in name order (the order of
-fs.WalkDir), naming each entry by its full path; with -o json each stat has
-a "path" field.`,
+fs.WalkDir), naming each entry by its full path; with -o json each entry
+has a "path" field.`,
 		Args: args(cobra.RangeArgs(0, 1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			p := "/"
@@ -347,22 +368,16 @@ a "path" field.`,
 						for i, e := range ents {
 							js[i] = pathStat{Path: e.Path, Stat: e.Stat}
 						}
-						return writeJSON(out, js)
+						return writeLsJSON(out, js, "")
 					}
 					return writeLsRTable(out, ents)
 				case paged:
 					ents, next, err := c.ListPage(ctx, p, limit, after)
 					if err != nil {
-						return err
-					}
-					if ents == nil {
-						ents = []client.Stat{}
+						return badAfter(err, after)
 					}
 					if g.json {
-						return writeJSON(out, struct {
-							Entries []client.Stat `json:"entries"`
-							Next    string        `json:"next"`
-						}{ents, next})
+						return writeLsJSON(out, ents, next)
 					}
 					if err := writeLsTable(out, ents); err != nil {
 						return err
@@ -377,10 +392,7 @@ a "path" field.`,
 					return err
 				}
 				if g.json {
-					if ents == nil {
-						ents = []client.Stat{}
-					}
-					return writeJSON(out, ents)
+					return writeLsJSON(out, ents, "")
 				}
 				return writeLsTable(out, ents)
 			})
@@ -390,6 +402,28 @@ a "path" field.`,
 	cmd.Flags().StringVar(&after, "after", "", "continuation token from a previous page")
 	cmd.Flags().BoolVarP(&recursive, "recursive", "R", false, "list the whole tree")
 	return cmd
+}
+
+// writeLsJSON prints the one JSON shape of ls, {"entries": [...], "next":
+// next}; entries is a slice of client.Stat or pathStat.
+func writeLsJSON[E any](w io.Writer, entries []E, next string) error {
+	if entries == nil {
+		entries = []E{}
+	}
+	return writeJSON(w, struct {
+		Entries []E    `json:"entries"`
+		Next    string `json:"next"`
+	}{entries, next})
+}
+
+// badAfter turns the router's refusal of a malformed continuation token
+// into a usage error about --after; other errors pass unchanged.
+func badAfter(err error, after string) error {
+	var ce *client.Error
+	if after != "" && errors.As(err, &ce) && ce.Code == wire.Invalid && strings.Contains(ce.Message, "token") {
+		return usagef("--after %q: not a token printed by 'cleave ls --limit' (\"next: TOKEN\" or the JSON \"next\"); copy it unchanged", after)
+	}
+	return err
 }
 
 // pathStat is a stat with its full path, for ls -R -o json.

@@ -267,15 +267,17 @@ func TestFileCommands(t *testing.T) {
 	if !re.MatchString(out) {
 		t.Errorf("ls table:\n%s\nwant to match %s", out, re)
 	}
-	var ents []map[string]any
-	if err := json.Unmarshal([]byte(ok("", "ls", "-o", "json", docs)), &ents); err != nil || len(ents) != 2 || ents[1]["type"] != "dir" {
-		t.Errorf("ls json = %v, %v", ents, err)
+	var page struct {
+		Entries []map[string]any `json:"entries"`
 	}
-	if out := ok("", "ls", "-o", "json", docs+"/sub"); !strings.HasPrefix(out, "[\n  {\n    \"name\": \"b.txt\"") {
+	if err := json.Unmarshal([]byte(ok("", "ls", "-o", "json", docs)), &page); err != nil || len(page.Entries) != 2 || page.Entries[1]["type"] != "dir" {
+		t.Errorf("ls json = %v, %v", page.Entries, err)
+	}
+	if out := ok("", "ls", "-o", "json", docs+"/sub"); !strings.HasPrefix(out, "{\n  \"entries\": [\n    {\n      \"name\": \"b.txt\"") {
 		t.Errorf("ls json of sub = %q", out)
 	}
 	ok("", "mkdir", docs+"/empty")
-	if out := ok("", "ls", "-o", "json", docs+"/empty"); out != "[]\n" {
+	if out := ok("", "ls", "-o", "json", docs+"/empty"); out != "{\n  \"entries\": [],\n  \"next\": \"\"\n}\n" {
 		t.Errorf("ls json of an empty dir = %q", out)
 	}
 }

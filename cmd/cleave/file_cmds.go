@@ -71,7 +71,7 @@ func sendInput(cmd *cobra.Command, a []string, send func(ctx context.Context, c 
 		return err
 	}
 	defer done()
-	return withClient(cmd, func(ctx context.Context, c *client.Client, g globals) error {
+	return withTransfer(cmd, func(ctx context.Context, c *client.Client, g globals) error {
 		st, err := sendPieces(in, func(off int64, p []byte) (*client.Stat, error) { return send(ctx, c, off, p) })
 		if err != nil || !g.json {
 			return err
@@ -120,7 +120,7 @@ atomic, together not). With -o json the new metadata is printed.`,
 			})
 		},
 	}
-	cmd.Flags().Int64Var(&offset, "offset", 0, "byte position to write at (required)")
+	sizeFlag(cmd.Flags(), &offset, "offset", "byte position to write at, e.g. 4096 or 1MiB (required)")
 	return cmd
 }
 

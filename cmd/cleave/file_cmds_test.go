@@ -157,15 +157,17 @@ func TestLsPagesAndRecursive(t *testing.T) {
 	if code != 0 {
 		t.Fatal(stderr)
 	}
-	var rec []struct {
-		Path string `json:"path"`
-		Type string `json:"type"`
+	var rec struct {
+		Entries []struct {
+			Path string `json:"path"`
+			Type string `json:"type"`
+		} `json:"entries"`
 	}
 	if err := json.Unmarshal([]byte(out), &rec); err != nil {
 		t.Fatal(err)
 	}
 	var fromLs []string
-	for _, e := range rec {
+	for _, e := range rec.Entries {
 		fromLs = append(fromLs, e.Path+" "+e.Type)
 	}
 	c, err := client.Dial(context.Background(), []string{deployment(t).Addr})

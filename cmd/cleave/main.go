@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/cleavefs/cleave/client"
 	"github.com/cleavefs/cleave/internal/certs"
@@ -60,7 +61,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 		return 2
 	}
-	fmt.Fprintf(stderr, "cleave: %s: %s\n", codeOf(err), message(err))
+	code, msg := codeOf(err), message(err)
+	if f := cmd.Flags().Lookup("timeout"); f != nil && (code == wire.Timeout || errors.Is(err, context.DeadlineExceeded)) {
+		msg += fmt.Sprintf(" (raise --timeout or CLEAVE_TIMEOUT, now %s)", f.Value)
+	}
+	fmt.Fprintf(stderr, "cleave: %s: %s\n", code, msg)
 	return 1
 }
 
@@ -85,11 +90,16 @@ func newRoot() (root *cobra.Command, started *bool) {
 Client commands talk to a deployment through its routers (--router, or
 CLEAVE_ROUTER); server commands run one.
 
-Flags beat CLEAVE_* environment variables beat defaults.`,
-		SilenceErrors: true,
-		SilenceUsage:  true,
+Every flag of every command can also be set by the environment variable
+CLEAVE_<FLAG> (--output: CLEAVE_OUTPUT, --if-absent: CLEAVE_IF_ABSENT; a
+repeatable flag takes space-separated values). Flags beat CLEAVE_*
+environment variables beat defaults.`,
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		Version:           versionString(),
+		PersistentPreRunE: envHook,
 	}
-	root.CompletionOptions.DisableDefaultCmd = true
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
 	pf.String("router", defaultRouter, "router addresses, HOST:PORT[,HOST:PORT...] (env CLEAVE_ROUTER)")
@@ -97,16 +107,69 @@ Flags beat CLEAVE_* environment variables beat defaults.`,
 	pf.String("cacert", "", "speak TLS to the routers, trusting this CA certificate file (env CLEAVE_CACERT)")
 	pf.String("cert", "", "client certificate file, with --key, for routers that ask for one (env CLEAVE_CERT)")
 	pf.String("key", "", "private key file of --cert (env CLEAVE_KEY)")
-	pf.Duration("timeout", defaultTimeout, "deadline for the whole command (env CLEAVE_TIMEOUT)")
+	pf.Duration("timeout", defaultTimeout, "deadline for the whole command; for put, get, append and write, for each request of the transfer (env CLEAVE_TIMEOUT)")
 	pf.StringP("output", "o", "table", "output format: table or json")
 	pf.Bool("stale", false, "reads (get, ls, stat, exists) may be served by any replica from its local state: faster, no quorum needed, possibly behind")
 
 	addClientCommands(root)
 	addServerCommands(root)
-	root.AddCommand(certsCmd())
+	root.AddCommand(certsCmd(), versionCmd())
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "node", "router", "up", "version":
+			markOwnFlagsOnly(c)
+		case "certs":
+			markOwnFlagsOnly(c)
+			for _, sub := range c.Commands() {
+				markOwnFlagsOnly(sub)
+			}
+		}
+	}
 	started = new(bool)
 	markStarts(root, started)
 	return root, started
+}
+
+// ownFlagsOnly annotates a command (server commands, certs, version) that
+// takes none of the root's client flags: its help does not list them and
+// it refuses them.
+const ownFlagsOnly = "cleave/own-flags-only"
+
+// markOwnFlagsOnly annotates c with ownFlagsOnly and gives it a usage text
+// without the inherited flags; its subcommands keep the root's.
+func markOwnFlagsOnly(c *cobra.Command) {
+	if c.Annotations == nil {
+		c.Annotations = map[string]string{}
+	}
+	for _, sub := range c.Commands() {
+		sub.SetUsageTemplate(c.UsageTemplate())
+	}
+	c.Annotations[ownFlagsOnly] = "true"
+	c.SetUsageTemplate(strings.Replace(c.UsageTemplate(), `{{if .HasAvailableInheritedFlags}}
+
+Global Flags:
+{{.InheritedFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}`, "", 1))
+}
+
+// envHook is the root's PersistentPreRunE, so one rule holds for every
+// command: the flags it takes that were not given take their CLEAVE_<FLAG>
+// variable. A command marked ownFlagsOnly refuses the root's flags.
+func envHook(cmd *cobra.Command, _ []string) error {
+	if cmd.Annotations[ownFlagsOnly] != "" {
+		var bad string
+		cmd.InheritedFlags().VisitAll(func(f *pflag.Flag) {
+			if f.Changed && bad == "" {
+				bad = f.Name
+			}
+		})
+		if bad != "" {
+			return usagef("%s does not take --%s (a flag of the client commands)", cmd.CommandPath(), bad)
+		}
+	}
+	if err := applyEnv(cmd); err != nil {
+		return usageError{err}
+	}
+	return nil
 }
 
 // markStarts wraps the Run of every command in the tree to set *started.
@@ -131,8 +194,8 @@ type globals struct {
 	stale   bool
 }
 
-// resolveGlobals applies cmd's flags over CLEAVE_* environment variables
-// over defaults.
+// resolveGlobals reads and checks the persistent flags of cmd, after the
+// root's PersistentPreRunE has applied CLEAVE_* variables to them.
 func resolveGlobals(cmd *cobra.Command) (globals, error) {
 	f := cmd.Flags()
 	router, _ := f.GetString("router")
@@ -141,25 +204,9 @@ func resolveGlobals(cmd *cobra.Command) (globals, error) {
 	output, _ := f.GetString("output")
 	stale, _ := f.GetBool("stale")
 	g := globals{token: token, timeout: timeout, stale: stale}
-	if !f.Changed("router") {
-		if v := os.Getenv("CLEAVE_ROUTER"); v != "" {
-			router = v
-		}
-	}
-	if !f.Changed("token") {
-		if v := os.Getenv("CLEAVE_TOKEN"); v != "" {
-			g.token = v
-		}
-	}
 	tlsFiles := map[string]string{}
 	for _, name := range []string{"cacert", "cert", "key"} {
-		v, _ := f.GetString(name)
-		if !f.Changed(name) {
-			if e := os.Getenv(envName(name)); e != "" {
-				v = e
-			}
-		}
-		tlsFiles[name] = v
+		tlsFiles[name], _ = f.GetString(name)
 	}
 	if tlsFiles["cacert"] != "" || tlsFiles["cert"] != "" || tlsFiles["key"] != "" {
 		cfg, err := certs.ClientTLS(tlsFiles["cacert"], tlsFiles["cert"], tlsFiles["key"])
@@ -168,17 +215,8 @@ func resolveGlobals(cmd *cobra.Command) (globals, error) {
 		}
 		g.tls = cfg
 	}
-	if !f.Changed("timeout") {
-		if v := os.Getenv("CLEAVE_TIMEOUT"); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil || d <= 0 {
-				return g, usagef("CLEAVE_TIMEOUT=%q: want a positive duration such as 10s", v)
-			}
-			g.timeout = d
-		}
-	}
 	if g.timeout <= 0 {
-		return g, usagef("--timeout must be positive, got %v", g.timeout)
+		return g, usagef("--timeout (or CLEAVE_TIMEOUT) must be positive, got %v", g.timeout)
 	}
 	for _, r := range strings.Split(router, ",") {
 		if r = strings.TrimSpace(r); r != "" {

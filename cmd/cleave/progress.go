@@ -9,8 +9,8 @@ import (
 )
 
 // progress draws transfer bars on stderr. It is active only when stderr is
-// a terminal, -o json is off and --quiet is not given (STYLE: progress on
-// stderr, only on a TTY); otherwise every method is a no-op pass-through.
+// a terminal, -o json is off and --quiet is not given, so pipes and scripts
+// see none of it; otherwise every method is a no-op pass-through.
 type progress struct {
 	p *mpb.Progress
 }

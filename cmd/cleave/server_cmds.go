@@ -100,6 +100,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.StringVar(&o.gossip, "gossip", "", "HOST:PORT (UDP and TCP) to join the gossip pool on; empty: no gossip")
 	f.StringVar(&o.gossipSeeds, "gossip-seeds", "", "gossip addresses to join through, comma separated (the routers')")
 	gossipKeyFlag(f, &o.gossipKeys)
+	tokenFlag(f)
 	f.StringVar(&o.http, "http", "", "HOST:PORT of the HTTP side port: /metrics, /healthz, /readyz (port 0: any free port, logged); empty: off")
 	f.BoolVar(&o.pprof, "pprof", false, "also serve the Go profiles under /debug/pprof/ on the --http side port (unauthenticated: loopback or a private network only)")
 	f.DurationVar(&o.checkEvery, "check-interval", cluster.DefaultCheckInterval, "how often the leader starts a cross-replica consistency check (every replica hashes its state at the same index and compares)")
@@ -281,6 +282,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.StringVar(&o.gossip, "gossip", "", "HOST:PORT (UDP and TCP) to join the gossip pool on; empty: no gossip")
 	f.StringVar(&o.gossipSeeds, "gossip-seeds", "", "gossip addresses to join through, comma separated (the routers')")
 	gossipKeyFlag(f, &o.gossipKeys)
+	tokenFlag(f)
 	f.StringVar(&o.http, "http", "", "HOST:PORT of the HTTP side port: /metrics, /healthz, /readyz (port 0: any free port, logged); empty: off")
 	f.BoolVar(&o.pprof, "pprof", false, "also serve the Go profiles under /debug/pprof/ on the --http side port (unauthenticated: loopback or a private network only)")
 	f.StringVar(&o.anonymous, "anonymous", "none", "what a client without a token may do when --token is set: none, read or write (never admin)")
@@ -426,6 +428,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.data, "data", "./data", "data directory of the whole deployment")
+	tokenFlag(f)
 	f.StringVar(&o.listen, "listen", "", "router HOST:PORT (default: the saved address, else "+up.DefaultListen+")")
 	f.IntVar(&o.clusters, "clusters", 0, fmt.Sprintf("number of clusters of a new deployment (default %d)", up.DefaultClusters))
 	f.IntVar(&o.replicas, "replicas", 0, fmt.Sprintf("nodes per cluster of a new deployment (default %d)", up.DefaultReplicas))
@@ -501,7 +504,13 @@ func envName(flag string) string {
 	return "CLEAVE_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
-// token is the root's --token flag if given, else CLEAVE_TOKEN.
+// tokenFlag adds --token to a server command, which takes none of the
+// client commands' flags.
+func tokenFlag(f *pflag.FlagSet) {
+	f.String("token", "", "auth token of the deployment: clients must present it, and the servers present it to each other (env CLEAVE_TOKEN)")
+}
+
+// token is the command's --token flag if given, else CLEAVE_TOKEN.
 func token(cmd *cobra.Command) string {
 	if f := cmd.Flags().Lookup("token"); f != nil && f.Changed {
 		return f.Value.String()
@@ -509,19 +518,25 @@ func token(cmd *cobra.Command) string {
 	return os.Getenv("CLEAVE_TOKEN")
 }
 
-// applyEnv sets every flag of cmd's own (not the root's global flags, which
-// main resolves) not given on the command line from its CLEAVE_* variable,
-// if that is set, so that flags beat the environment beats defaults. A
-// repeatable flag takes space-separated values.
+// applyEnv sets every flag cmd takes (its own and those it inherits, or only
+// its own if it is marked ownFlagsOnly) not
+// given on the command line from its CLEAVE_* variable, if that is set, so
+// that flags beat the environment beats defaults; an empty variable counts
+// as unset. A repeatable flag takes
+// space-separated values. The root's PersistentPreRunE calls it for every
+// command; --help and --version are not read from the environment.
 func applyEnv(cmd *cobra.Command) error {
-	fs := cmd.Flags()
+	fs, taken := cmd.Flags(), cmd.Flags()
+	if cmd.Annotations[ownFlagsOnly] != "" {
+		taken = cmd.LocalFlags()
+	}
 	var errs []error
-	cmd.LocalNonPersistentFlags().VisitAll(func(f *pflag.Flag) {
-		if f.Changed {
+	taken.VisitAll(func(f *pflag.Flag) {
+		if f.Changed || f.Name == "help" || f.Name == "version" {
 			return
 		}
-		v, ok := os.LookupEnv(envName(f.Name))
-		if !ok {
+		v := os.Getenv(envName(f.Name))
+		if v == "" { // unset and empty alike leave the default
 			return
 		}
 		values := []string{v}
@@ -548,13 +563,10 @@ func requireFlags(fs *pflag.FlagSet, names ...string) error {
 	return nil
 }
 
-// serve returns the RunE of a server command: apply CLEAVE_* variables, build
-// the configuration (errors are usage errors), then run until SIGINT/SIGTERM.
+// serve returns the RunE of a server command: build the configuration
+// (errors are usage errors), then run until SIGINT/SIGTERM.
 func serve[C any](config func(*cobra.Command) (C, error), run func(context.Context, C) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, _ []string) error {
-		if err := applyEnv(cmd); err != nil {
-			return usageError{err}
-		}
 		cfg, err := config(cmd)
 		if err != nil {
 			return usageError{err}

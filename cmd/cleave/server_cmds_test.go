@@ -17,13 +17,16 @@ import (
 	"github.com/cleavefs/cleave/wire"
 )
 
-// execute runs cmd with args and returns its error.
+// execute runs cmd with args under a root that applies CLEAVE_* variables
+// as cleave's does, and returns its error.
 func execute(cmd *cobra.Command, args ...string) error {
-	cmd.SetArgs(args)
-	cmd.SetOut(io.Discard)
-	cmd.SetErr(io.Discard)
-	cmd.SilenceUsage, cmd.SilenceErrors = true, true
-	return cmd.ExecuteContext(context.Background())
+	root := &cobra.Command{Use: "cleave", PersistentPreRunE: envHook}
+	root.AddCommand(cmd)
+	root.SetArgs(append([]string{cmd.Name()}, args...))
+	root.SetOut(io.Discard)
+	root.SetErr(io.Discard)
+	root.SilenceUsage, root.SilenceErrors = true, true
+	return root.ExecuteContext(context.Background())
 }
 
 // flagCase is one row of a server command's flag table: its arguments and

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,12 +56,9 @@ The new cluster's nodes must run before the split starts:
     them with --nodes ID=HOST:PORT,... and --new-cluster.
 
 With --no-wait it returns once the split is planned. -o json prints the
-final split record. The default --timeout of this command is 30m.`,
+final split record.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			if err := applyEnv(cmd); err != nil {
-				return usageError{err}
-			}
 			spec := wire.SplitSpec{Cluster: a[0], NewCluster: o.newCluster}
 			if o.at != "" {
 				at, err := strconv.ParseUint(o.at, 0, 64)
@@ -84,7 +80,7 @@ final split record. The default --timeout of this command is 30m.`,
 				}
 				slices.SortFunc(spec.Nodes, func(x, y wire.Member) int { return cmp.Compare(x.ID, y.ID) })
 			}
-			return withSplitClient(cmd, func(ctx context.Context, c *client.Client, g globals) error {
+			return withClient(cmd, func(ctx context.Context, c *client.Client, g globals) error {
 				return runSplit(ctx, cmd.OutOrStdout(), c, g, spec, o)
 			})
 		},
@@ -95,15 +91,10 @@ final split record. The default --timeout of this command is 30m.`,
 	f.StringVar(&o.nodes, "nodes", "", "the new cluster's nodes, already started with --join, as ID=HOST:PORT,... (default: ask cleave up to start them)")
 	f.StringVar(&o.data, "data", "./data", "data directory of the cleave up to ask for new nodes")
 	f.BoolVar(&o.noWait, "no-wait", false, "return once the split is planned")
+	// A split moves a range's data: its own --timeout, with a longer default,
+	// shadows the global one.
+	f.Duration("timeout", splitTimeout, "deadline for the whole split (env CLEAVE_TIMEOUT)")
 	return cmd
-}
-
-// withSplitClient is withClient with the split's longer default deadline.
-func withSplitClient(cmd *cobra.Command, fn func(ctx context.Context, c *client.Client, g globals) error) error {
-	if !cmd.Flags().Changed("timeout") && os.Getenv("CLEAVE_TIMEOUT") == "" {
-		cmd.Flags().Set("timeout", splitTimeout.String())
-	}
-	return withClient(cmd, fn)
 }
 
 func runSplit(ctx context.Context, w io.Writer, c *client.Client, g globals, spec wire.SplitSpec, o splitOpts) error {
