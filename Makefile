@@ -52,10 +52,10 @@ bench: build
 bench-quick: build
 	CLEAVE_PREBUILT=1 BENCH_RUNS=headline BENCH_ROUNDS=$${BENCH_ROUNDS:-3} ./bench/run.sh
 
-# bench-micro runs the micro-benchmarks of the codec, the state machine and
-# the replication write path.
+# bench-micro runs the micro-benchmarks of the codec, the state machine,
+# the replication write path and the connection round trip.
 bench-micro:
-	$(GO) test -run '^$$' -bench . -benchmem ./wire ./fsm ./replica
+	$(GO) test -run '^$$' -bench . -benchmem ./wire ./fsm ./replica ./internal/rpc
 
 lint:
 	$(GO) mod tidy -diff
