@@ -79,7 +79,11 @@ func TestNonReadersShareOneAllowance(t *testing.T) {
 	if c := srv.Stats().Conns; c > 1 {
 		t.Errorf("%d connections still open 10s after the sinks hung up; want only the reading client's", c)
 	}
-	if more := produced.Load() - n; more > 0 {
-		t.Errorf("%d more answers of 1 MiB produced after the sinks hung up", more)
+	// The sinks close one after another, so a slot freed by a closed sink
+	// may still go, legitimately, to one not closed yet: at most one each.
+	// A server that does not notice hang-ups keeps producing for the
+	// closed ones in turn (50 more in one run).
+	if more := produced.Load() - n; more > sinks {
+		t.Errorf("%d more answers of 1 MiB produced after the sinks hung up; want at most one per sink (%d)", more, sinks)
 	}
 }
