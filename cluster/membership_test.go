@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/cleavefs/cleave/internal/eventually"
+	"github.com/cleavefs/cleave/internal/ports"
 	"github.com/cleavefs/cleave/internal/rpc"
 	"github.com/cleavefs/cleave/wire"
 )
@@ -31,14 +31,16 @@ type memberNet struct {
 	nodes map[uint64]*Node
 }
 
+// freeAddr returns a loopback address that was free a moment ago, below
+// the kernel's ephemeral range so no outgoing connection takes it before
+// the node binds it.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addrs, err := ports.Free(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addrs[0]
 }
 
 func newMemberNet(t *testing.T, voters int) *memberNet {
