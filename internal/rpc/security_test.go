@@ -343,6 +343,9 @@ func TestPeerNotReading(t *testing.T) {
 		reqs = append(reqs, mustFrame(t, &wire.Request{ID: uint64(i + 2), Op: wire.OpGet, Path: "/x"})...)
 	}
 	nc.Write(reqs)
+	// Count the connection first: Dial returns before the server has
+	// accepted it, and an uncounted connection would pass the wait below.
+	waitFor(t, 10*time.Second, "connection accepted", func() bool { return srv.Stats().Conns == 1 || srv.Stats().WriteTimeouts > 0 })
 	waitFor(t, 30*time.Second, "connection of a peer that never reads closed", func() bool { return srv.Stats().Conns == 0 })
 	if got := srv.Stats().WriteTimeouts; got != 1 {
 		t.Fatalf("WriteTimeouts = %d, want 1", got)
