@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
+	"os/signal"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,8 +22,11 @@ import (
 // (a HELLO trickled one byte a second) and 100 clients that pipeline GETs
 // of a 1 MiB file and never read the answers cost a normal client: its
 // p50 and p99 for 1 KiB puts and gets, unloaded and then under attack,
-// against a `cleave up` of its own. A benchmark, not a test: the figures
-// are reported (docs/security.md), nothing is asserted about time.
+// against a `cleave up` of its own. The attackers run in a process of
+// their own, as they would on another host: they share the machine's
+// CPUs, not the measuring client's Go runtime. A benchmark, not a test:
+// the figures are reported (docs/security.md), nothing is asserted about
+// time.
 //
 //	go test ./tests -run '^$' -bench NormalClientUnderAttack -benchtime 1x
 //
@@ -35,26 +41,13 @@ func BenchmarkNormalClientUnderAttack(b *testing.B) {
 	if _, err := c.Put(ctx, "/attack/big", bytes.Repeat([]byte("x"), 1<<20), client.Parents()); err != nil {
 		b.Fatal(err)
 	}
-	const ops = 600
+	const ops = 1500
 	base := measureClient(ctx, b, c, "/calm", ops)
 
-	attackCtx, stopAttack := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	addr := d.routerList()[0]
-	for i := range 100 {
-		if os.Getenv("ATTACK") != "sink" {
-			wg.Add(1)
-			go func() { defer wg.Done(); slowLoris(attackCtx, addr) }()
-		}
-		if os.Getenv("ATTACK") != "loris" {
-			wg.Add(1)
-			go func() { defer wg.Done(); neverReads(attackCtx, addr, i) }()
-		}
-	}
+	attacker := startAttacker(b, d.routerList()[0], os.Getenv("ATTACK"))
 	time.Sleep(2 * time.Second) // let every attacker connect and fill its window
 	under := measureClient(ctx, b, c, "/stormy", ops)
-	stopAttack()
-	wg.Wait()
+	attacker.stop(b)
 
 	for _, m := range []struct {
 		name       string
@@ -107,6 +100,79 @@ func pct(ds []time.Duration, p int) time.Duration {
 	return s[min(len(s)-1, len(s)*p/100)]
 }
 
+// attackerEnv, when set, makes the test binary an attacker process
+// (TestMain): its value is the router address to attack; attackerKind
+// says which attacks ("loris", "sink", or both when empty).
+const (
+	attackerEnv  = "CLEAVE_TEST_ATTACK_ADDR"
+	attackerKind = "CLEAVE_TEST_ATTACK_KIND"
+	// attackerLimit bounds an attacker process's life should its parent
+	// never stop it.
+	attackerLimit = 2 * time.Minute
+)
+
+// attackerProcess is a running attacker process.
+type attackerProcess struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// startAttacker re-runs the test binary as an attacker process against
+// addr (see runAttacker).
+func startAttacker(b *testing.B, addr, kind string) *attackerProcess {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), attackerEnv+"="+addr, attackerKind+"="+kind)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("starting the attacker process: %v", err)
+	}
+	a := &attackerProcess{cmd: cmd, done: make(chan error, 1)}
+	go func() { a.done <- cmd.Wait() }()
+	return a
+}
+
+// stop ends the attack: SIGTERM, then SIGKILL if it lingers.
+func (a *attackerProcess) stop(b *testing.B) {
+	b.Helper()
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-a.done:
+	case <-time.After(10 * time.Second):
+		a.cmd.Process.Kill()
+		<-a.done
+		b.Log("the attacker process ignored SIGTERM for 10s and was killed")
+	}
+}
+
+// runAttacker is the attacker process's body, run from TestMain when
+// attackerEnv is set: 100 slow-loris connections and 100 clients that
+// never read, against the address it names, until SIGTERM or
+// attackerLimit. It reports whether this process is an attacker.
+func runAttacker() bool {
+	addr := os.Getenv(attackerEnv)
+	if addr == "" {
+		return false
+	}
+	kind := os.Getenv(attackerKind)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, attackerLimit)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range 100 {
+		if kind != "sink" {
+			wg.Go(func() { slowLoris(ctx, addr) })
+		}
+		if kind != "loris" {
+			wg.Go(func() { neverReads(ctx, addr, i) })
+		}
+	}
+	wg.Wait()
+	return true
+}
+
 // slowLoris trickles a HELLO frame one byte a second until ctx ends or the
 // server closes the connection, then starts again.
 func slowLoris(ctx context.Context, addr string) {
@@ -131,8 +197,8 @@ func slowLoris(ctx context.Context, addr string) {
 // to a write, without ever reading an answer, until its writes block (the
 // server stopped reading it) or fail (it closed the connection); then
 // holds it a while and starts again, until ctx ends. Writing in batches
-// keeps the attacker's own CPU (it shares the machine and this process
-// with the normal client) from being what the normal client measures.
+// keeps the attacker's own CPU (it shares the machine with the normal
+// client) from being what the normal client measures.
 func neverReads(ctx context.Context, addr string, i int) {
 	hello, _ := wire.AppendEncode(nil, &wire.Request{ID: 1, Op: wire.OpHello, Hello: &wire.Hello{Version: wire.ProtocolVersion, Client: fmt.Sprintf("sink-%d", i)}})
 	var batch []byte
