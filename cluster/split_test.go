@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/cleavefs/cleave/fsm"
 	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/wire"
 )
@@ -104,6 +105,10 @@ func TestSplitForkAndCleanup(t *testing.T) {
 	for _, p := range append(slices.Clone(low), high...) {
 		mn.putPath(src, p, data)
 	}
+	// A chunk only the lower half references: the new cluster must let
+	// it go.
+	lowOnly := bytes.Repeat([]byte("y"), 5000)
+	mn.putPath(src, low[0]+"-only", lowOnly)
 
 	dst := []uint64{7, 8, 9}
 	nodes := mn.addSplitLearners(src, dst)
@@ -224,6 +229,52 @@ func TestSplitForkAndCleanup(t *testing.T) {
 	// lower half, and readable on both sides.
 	if r := mn.get(mn.leaderOf(src...), low[1]); r.Code != wire.OK || !bytes.Equal(r.Data, data) {
 		t.Fatalf("lower half after cleanup: %v", r.Err())
+	}
+
+	// The new cluster drops the lower half it forked with, chunk
+	// references and all, and keeps serving its own.
+	for more := true; more; {
+		r := mn.call(mn.leaderOf(dst...), &wire.Request{Op: wire.OpSplitCleanup, Limit: 4})
+		if r.Code != wire.OK {
+			t.Fatalf("cleanup on the new cluster: %v", r.Err())
+		}
+		more = r.Exists
+	}
+	bl = mn.leaderOf(dst...)
+	mn.waitFor("new cluster's replicas applied the cleanup", func() bool {
+		for _, id := range dst {
+			if mn.nodes[id].Status().Applied < mn.nodes[bl].Status().Applied {
+				return false
+			}
+		}
+		return true
+	})
+	for _, id := range dst {
+		n := mn.nodes[id]
+		if a, b := stateSum(t, mn.nodes[bl].db), stateSum(t, n.db); a != b {
+			t.Fatalf("new cluster: node %d state differs from its leader's after cleanup", id)
+		}
+		var left []string
+		for _, p := range entryPaths(t, n.db) {
+			if ring.PathPoint(p) < mid {
+				left = append(left, p)
+			}
+		}
+		if len(left) > 0 {
+			t.Fatalf("new cluster: node %d still holds the lower half's %v after cleanup", id, left)
+		}
+		if _, closer, err := n.db.Get(chunkKey(fsm.ChunkOf(lowOnly))); err == nil {
+			closer.Close()
+			t.Fatalf("new cluster: node %d still holds the chunk only the lower half referenced", id)
+		}
+	}
+	for _, p := range high {
+		if r := mn.get(bl, p); r.Code != wire.OK || !bytes.Equal(r.Data, data) {
+			t.Fatalf("get %s at the new cluster after its cleanup: %v", p, r.Err())
+		}
+	}
+	if r := mn.get(mn.leaderOf(src...), low[0]+"-only"); r.Code != wire.OK || !bytes.Equal(r.Data, lowOnly) {
+		t.Fatalf("lower-half-only file at the source after both cleanups: %v", r.Err())
 	}
 
 	// Every node restarts from its disk into the right group.

@@ -292,12 +292,12 @@ func (d *Driver) splitStep(ctx context.Context, rec wire.SplitStatus) error {
 		if err := d.removeLearners(ctx, rec); err != nil {
 			return err
 		}
-		for more := true; more; {
-			resp := d.callCluster(ctx, rec.Cluster, &wire.Request{Op: wire.OpSplitCleanup, Limit: 512})
-			if err := resp.Err(); err != nil {
-				return fmt.Errorf("clean the moved half from %s: %w", rec.Cluster, err)
+		// Each side drops what it does not own: the source the half it
+		// gave away, the new cluster the half it forked with.
+		for _, c := range []string{rec.Cluster, rec.NewCluster} {
+			if err := d.cleanup(ctx, c); err != nil {
+				return err
 			}
-			more = resp.Exists
 		}
 		next.Phase = wire.SplitCleaned
 	default:
@@ -309,6 +309,19 @@ func (d *Driver) splitStep(ctx context.Context, rec wire.SplitStatus) error {
 		return err
 	}
 	d.log.Info("split: phase recorded", "split", got.ID, "cluster", got.Cluster, "new_cluster", got.NewCluster, "phase", got.Phase, "index", got.Index, "version", got.Version)
+	return nil
+}
+
+// cleanup has cluster c drop, in bounded steps, every entry outside its
+// range, until none remain.
+func (d *Driver) cleanup(ctx context.Context, c string) error {
+	for more := true; more; {
+		resp := d.callCluster(ctx, c, &wire.Request{Op: wire.OpSplitCleanup, Limit: 512})
+		if err := resp.Err(); err != nil {
+			return fmt.Errorf("clean what %s does not own: %w", c, err)
+		}
+		more = resp.Exists
+	}
 	return nil
 }
 

@@ -215,80 +215,103 @@ func (f *FSM) applySplit(b *pebble.Batch, index uint64, c *Command) (*Result, er
 }
 
 // applySplitCleanup deletes up to c.Size entries (files and directories,
-// with their blocks) whose root lies in the half the last split moved, and
-// releases their chunk references. Message "more" says entries remain.
+// with their blocks) whose root lies outside the owned range, and releases
+// their chunk references. On a split's source that is the half the split
+// moved; on the new cluster, the half it forked with and does not own.
+// Message "more" says entries remain. When none remain on a source whose
+// record is not cleaned yet, the record is marked cleaned (the next split
+// waits for that).
 func (f *FSM) applySplitCleanup(b *pebble.Batch, index uint64, c *Command) (*Result, error) {
 	rec, err := readSplit(b)
 	if err != nil {
 		return nil, err
 	}
-	if rec == nil || rec.Cleaned || rec.Abandoned {
-		return &Result{Message: "cleaned"}, nil
-	}
-	cur, _, err := f.ownedRange(b)
+	cur, ok, err := f.ownedRange(b)
 	if err != nil {
 		return nil, err
 	}
-	up := rec.Upper()
-	if cur.Contains(up.Start) {
-		// This replica owns the half (it is the new cluster): nothing to drop.
-		return &Result{}, nil
+	if !ok {
+		return &Result{Message: "cleaned"}, nil // owns nothing yet: nothing is foreign
 	}
-	limit := max(1, c.Size)
 	t := &tx{f: f, b: b, index: index, c: c}
-	lo := binary.BigEndian.AppendUint64([]byte(entryPrefix), up.Start)
-	var hi []byte
-	if up.End != 0 {
-		hi = binary.BigEndian.AppendUint64([]byte(entryPrefix), up.End)
-	} else {
-		hi = upperBound([]byte(entryPrefix))
-	}
-	it, err := b.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	dropped, more, err := t.dropOutside(cur, max(1, c.Size))
 	if err != nil {
-		return nil, storageErr("scan", err)
-	}
-	var paths []string
-	var keys [][]byte
-	more := false
-	for valid := it.First(); valid; valid = it.Next() {
-		if int64(len(keys)) >= limit {
-			more = true
-			break
-		}
-		k := bytes.Clone(it.Key())
-		p, ok := pathOfEntryKey(k)
-		if !ok {
-			_ = it.Close()
-			return nil, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt entry key %q", k)}
-		}
-		keys = append(keys, k)
-		paths = append(paths, p)
-	}
-	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return nil, storageErr("scan", err)
-	}
-	for i, p := range paths {
-		if err := t.dropBlocks(blocksPrefix(p)); err != nil {
-			return nil, err
-		}
-		if err := b.Delete(keys[i], nil); err != nil {
-			return nil, storageErr("delete "+p, err)
-		}
-		if parent, name := fspath.Split(p); parent == "/" {
-			if err := b.Delete(rootKey(name), nil); err != nil {
-				return nil, storageErr("delete "+p, err)
-			}
-		}
+		return nil, err
 	}
 	if err := t.flush(); err != nil {
 		return nil, err
 	}
-	if !more {
+	if more {
+		return &Result{Message: "more"}, nil
+	}
+	if rec != nil && !rec.Cleaned && !rec.Abandoned {
 		rec.Cleaned = true
 		if err := writeSplit(b, rec); err != nil {
 			return nil, err
 		}
-		return &Result{Message: fmt.Sprintf("cleaned: dropped %d entries", len(paths))}, nil
 	}
-	return &Result{Message: "more"}, nil
+	return &Result{Message: fmt.Sprintf("cleaned: dropped %d entries", dropped)}, nil
+}
+
+// dropOutside deletes up to limit entries whose root's point lies outside
+// cur, with their blocks (references released in t) and, for a root
+// directory, its root record; it reports how many it deleted and whether
+// more remain.
+func (t *tx) dropOutside(cur wire.Range, limit int64) (int, bool, error) {
+	var paths []string
+	var keys [][]byte
+	more := false
+	for _, span := range outsideSpans(cur) {
+		if more {
+			break
+		}
+		it, err := t.b.NewIter(&pebble.IterOptions{LowerBound: span[0], UpperBound: span[1]})
+		if err != nil {
+			return 0, false, storageErr("scan", err)
+		}
+		for valid := it.First(); valid; valid = it.Next() {
+			if int64(len(keys)) >= limit {
+				more = true
+				break
+			}
+			k := bytes.Clone(it.Key())
+			p, ok := pathOfEntryKey(k)
+			if !ok {
+				_ = it.Close()
+				return 0, false, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt entry key %q", k)}
+			}
+			keys = append(keys, k)
+			paths = append(paths, p)
+		}
+		if err := errors.Join(it.Error(), it.Close()); err != nil {
+			return 0, false, storageErr("scan", err)
+		}
+	}
+	for i, p := range paths {
+		if err := t.dropBlocks(blocksPrefix(p)); err != nil {
+			return 0, false, err
+		}
+		if err := t.b.Delete(keys[i], nil); err != nil {
+			return 0, false, storageErr("delete "+p, err)
+		}
+		if parent, name := fspath.Split(p); parent == "/" {
+			if err := t.b.Delete(rootKey(name), nil); err != nil {
+				return 0, false, storageErr("delete "+p, err)
+			}
+		}
+	}
+	return len(paths), more, nil
+}
+
+// outsideSpans returns the entry-key spans [lower, upper) of the points
+// outside r: below its start and at or above its end.
+func outsideSpans(r wire.Range) [][2][]byte {
+	var spans [][2][]byte
+	if r.Start > 0 {
+		spans = append(spans, [2][]byte{[]byte(entryPrefix), binary.BigEndian.AppendUint64([]byte(entryPrefix), r.Start)})
+	}
+	if r.End != 0 {
+		spans = append(spans, [2][]byte{binary.BigEndian.AppendUint64([]byte(entryPrefix), r.End), upperBound([]byte(entryPrefix))})
+	}
+	return spans
 }
