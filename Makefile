@@ -9,7 +9,7 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(DATE)
 
-.PHONY: all build run test test-long bench bench-quick bench-micro lint fuzz clean
+.PHONY: all build run test test-long bench bench-quick bench-idle bench-micro lint fuzz clean
 
 all: build
 
@@ -51,6 +51,11 @@ bench: build
 # rounds (BENCH_ROUNDS) whose medians it compares; about 6 minutes.
 bench-quick: build
 	CLEAVE_PREBUILT=1 BENCH_RUNS=headline BENCH_ROUNDS=$${BENCH_ROUNDS:-3} ./bench/run.sh
+
+# bench-idle prints the CPU each process of an idle `cleave up` spends
+# per second (IDLE_BASELINE=<git rev> measures that revision beside it).
+bench-idle: build
+	./bench/idle.sh
 
 # bench-micro runs the micro-benchmarks of the codec, the state machine,
 # the replication write path and the connection round trip.

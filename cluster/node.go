@@ -57,8 +57,8 @@ type Config struct {
 	// by its peer address. Default none.
 	Clients map[uint64]string
 
-	TickInterval  time.Duration // raft tick; default 50ms
-	ElectionTicks int           // election timeout in ticks; default 10 (0.5–1 s)
+	TickInterval  time.Duration // raft tick; default 100ms
+	ElectionTicks int           // election timeout in ticks; default 5 (0.5–1 s)
 
 	// ChunkSize is the block size of files this node creates as leader and
 	// the largest CHUNK it accepts; default 1 MiB, between 4 KiB and 4 MiB,
@@ -165,7 +165,7 @@ func DefaultConfig() Config {
 	rc := replica.DefaultConfig()
 	return Config{
 		MaxFrame:      wire.DefaultMaxFrame,                 // 8 MiB frames
-		TickInterval:  rc.TickInterval,                      // 50 ms raft ticks
+		TickInterval:  rc.TickInterval,                      // 100 ms raft ticks
 		ElectionTicks: rc.ElectionTicks,                     // elections after 0.5–1 s
 		ChunkSize:     fsm.DefaultChunkSize,                 // 1 MiB blocks
 		SessionTTL:    time.Duration(fsm.DefaultSessionTTL), // sessions idle for 10 minutes expire

@@ -26,11 +26,13 @@ type Config struct {
 	// bootstrap an empty DB; every member of a new cluster must pass the same
 	// set. Ignored when the DB already holds raft state.
 	Peers []uint64
-	// TickInterval is the duration of one raft tick. Default 50ms.
+	// TickInterval is the duration of one raft tick. Default 100ms: every
+	// tick and heartbeat wakes an idle process, so the default is as long
+	// as the election timeout below allows.
 	TickInterval time.Duration
 	// ElectionTicks is the election timeout in ticks; raft randomizes the
-	// actual timeout in [ElectionTicks, 2*ElectionTicks). Default 10
-	// (500ms–1s with the default TickInterval).
+	// actual timeout in [ElectionTicks, 2*ElectionTicks). Default 5
+	// (500ms–1s with the default TickInterval, five heartbeats).
 	ElectionTicks int
 	// HeartbeatTicks is the leader's heartbeat interval in ticks. Default 1.
 	HeartbeatTicks int
@@ -102,21 +104,21 @@ type Config struct {
 // withDefaults), so starting from a zero Config is equally valid.
 func DefaultConfig() Config {
 	return Config{
-		TickInterval:        50 * time.Millisecond, // one raft tick
-		ElectionTicks:       10,                    // 500ms–1s election timeout
-		HeartbeatTicks:      1,                     // a heartbeat every tick
-		MaxSizePerMsg:       1 << 20,               // 1 MiB of entries per append
-		MaxInflight:         256,                   // append messages in flight per follower
-		MaxInflightBytes:    8 << 20,               // 8 MiB of entries in flight per follower
-		MaxUncommittedBytes: 64 << 20,              // 64 MiB appended but not committed
-		MaxBatch:            1024,                  // inputs folded into one Ready
-		Prefix:              []byte("r/"),          // the replica's keys in the DB
-		Logger:              slog.Default(),        // the process's logger
-		LogRetention:        10000,                 // applied entries kept behind the applied index
-		SnapshotChunk:       1 << 20,               // 1 MiB snapshot frames
-		FS:                  vfs.Default,           // the OS's file system
-		MaxSnapshotSends:    2,                     // outgoing snapshot streams at once
-		PromoteMaxLag:       100,                   // entries a learner may trail to be promoted
+		TickInterval:        100 * time.Millisecond, // one raft tick
+		ElectionTicks:       5,                      // 500ms–1s election timeout
+		HeartbeatTicks:      1,                      // a heartbeat every tick
+		MaxSizePerMsg:       1 << 20,                // 1 MiB of entries per append
+		MaxInflight:         256,                    // append messages in flight per follower
+		MaxInflightBytes:    8 << 20,                // 8 MiB of entries in flight per follower
+		MaxUncommittedBytes: 64 << 20,               // 64 MiB appended but not committed
+		MaxBatch:            1024,                   // inputs folded into one Ready
+		Prefix:              []byte("r/"),           // the replica's keys in the DB
+		Logger:              slog.Default(),         // the process's logger
+		LogRetention:        10000,                  // applied entries kept behind the applied index
+		SnapshotChunk:       1 << 20,                // 1 MiB snapshot frames
+		FS:                  vfs.Default,            // the OS's file system
+		MaxSnapshotSends:    2,                      // outgoing snapshot streams at once
+		PromoteMaxLag:       100,                    // entries a learner may trail to be promoted
 	}
 }
 
