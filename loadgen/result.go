@@ -298,6 +298,12 @@ func (res *Result) WriteTable(w io.Writer) error {
 			parts = append(parts, fmt.Sprintf("%s %d", c, res.ErrorsByCode[c]))
 		}
 		fmt.Fprintf(w, "errors: %s\n", strings.Join(parts, ", "))
+		for _, n := range names {
+			if o := res.PerOp[n]; o.Errors > 0 {
+				l := o.ErrorLatency
+				fmt.Fprintf(w, "  failed %s: %d, latency p50 %.3f ms, p99 %.3f ms, max %.3f ms\n", n, o.Errors, l.P50, l.P99, l.Max)
+			}
+		}
 		for _, c := range slices.Sorted(maps.Keys(res.ErrorSamples)) {
 			fmt.Fprintf(w, "  e.g. %s\n", res.ErrorSamples[c])
 		}

@@ -73,10 +73,13 @@ func Run(ctx context.Context, cfg Config, store Store, progress func(Snapshot)) 
 	allDone := make(chan struct{})
 	go func() { wg.Wait(); close(allDone) }()
 	if cfg.Warmup > 0 {
-		if cpu, err = restartCPU(ctx, cpu, &cfg, p.measure, allDone); err != nil {
-			cancel()
-			<-allDone
-			return nil, err
+		waitWarmup(ctx, p.measure, allDone)
+		if cpu != nil { // measure the servers' CPU from the end of the warm-up
+			if cpu, err = startCPU(cfg.CPUPIDs, cfg.ClockTicks); err != nil {
+				cancel()
+				<-allDone
+				return nil, err
+			}
 		}
 	}
 	stopProgress := startProgress(rec, progress)
@@ -102,12 +105,8 @@ type phases struct {
 	warmOps int64     // open loop: operations due before measure
 }
 
-// restartCPU waits until measuring begins (or the run ends first) and
-// starts the server CPU measurement then, so the warm-up is not counted.
-func restartCPU(ctx context.Context, cpu *cpuMeter, cfg *Config, at time.Time, done <-chan struct{}) (*cpuMeter, error) {
-	if cpu == nil {
-		return nil, nil
-	}
+// waitWarmup waits until measuring begins at at, or the run ends first.
+func waitWarmup(ctx context.Context, at time.Time, done <-chan struct{}) {
 	t := time.NewTimer(time.Until(at))
 	defer t.Stop()
 	select {
@@ -115,7 +114,6 @@ func restartCPU(ctx context.Context, cpu *cpuMeter, cfg *Config, at time.Time, d
 	case <-done:
 	case <-ctx.Done():
 	}
-	return startCPU(cfg.CPUPIDs, cfg.ClockTicks)
 }
 
 // waitWorkers waits until every worker returned, or until an operation
