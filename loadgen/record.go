@@ -136,6 +136,13 @@ func (r *recorder) record(op string, began, ended time.Time, n int64, err error)
 	r.total++
 }
 
+// completed returns the operations recorded so far, failed ones included.
+func (r *recorder) completed() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.total + r.failed
+}
+
 // Snapshot is a live view of a run for progress display.
 type Snapshot struct {
 	Elapsed   time.Duration
