@@ -76,7 +76,10 @@ func run(args []string, stdout, stderr io.Writer, tty bool) int {
 type regressionError struct{ n int }
 
 func (e regressionError) Error() string {
-	return fmt.Sprintf("%d regressions past the thresholds", e.n)
+	if e.n == 1 {
+		return "1 regression past its threshold"
+	}
+	return fmt.Sprintf("%d regressions past their thresholds", e.n)
 }
 
 // opts are the flags of the load run.
