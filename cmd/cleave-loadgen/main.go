@@ -447,13 +447,9 @@ HDR histograms (exactly as one run recording every sample would), throughput
 as all operations over the longest run's duration.`,
 		Args: usageArgs(cobra.MinimumNArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var rs []*loadgen.Result
-			for _, a := range args {
-				r, err := readResult(a)
-				if err != nil {
-					return err
-				}
-				rs = append(rs, r)
+			rs, err := readResults(args)
+			if err != nil {
+				return err
 			}
 			m, err := loadgen.Merge(rs...)
 			if err != nil {
@@ -495,13 +491,9 @@ func newReportCmd() *cobra.Command {
 			if out == "" {
 				return usageError{fmt.Errorf("-o OUT.html is required")}
 			}
-			var rs []*loadgen.Result
-			for _, a := range args {
-				r, err := readResult(a)
-				if err != nil {
-					return err
-				}
-				rs = append(rs, r)
+			rs, err := readResults(args)
+			if err != nil {
+				return err
 			}
 			return writeFile(out, func(w io.Writer) error { return loadgen.WriteReport(w, title, rs...) })
 		},
@@ -509,6 +501,19 @@ func newReportCmd() *cobra.Command {
 	cmd.Flags().StringVarP(&out, "output", "o", "", "HTML file to write")
 	cmd.Flags().StringVar(&title, "title", "", "page title")
 	return cmd
+}
+
+// readResults reads the results at paths, in order.
+func readResults(paths []string) ([]*loadgen.Result, error) {
+	var rs []*loadgen.Result
+	for _, p := range paths {
+		r, err := readResult(p)
+		if err != nil {
+			return nil, err
+		}
+		rs = append(rs, r)
+	}
+	return rs, nil
 }
 
 func readResult(path string) (*loadgen.Result, error) {
