@@ -15,7 +15,7 @@ all: build
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/cleave ./cmd/cleave
-	$(GO) build -o $(BIN)/cleave-loadgen ./cmd/cleave-loadgen
+	$(GO) build -ldflags "-X github.com/cleavefs/cleave/loadgen.version=$(VERSION) -X github.com/cleavefs/cleave/loadgen.commit=$(COMMIT)" -o $(BIN)/cleave-loadgen ./cmd/cleave-loadgen
 
 # run starts a whole local deployment (a router and 2 clusters of 3 nodes,
 # each its own process) with data under ./data; Ctrl-C stops it.

@@ -20,6 +20,7 @@ var (
 	_ Store    = (*CleaveStore)(nil)
 	_ Appender = (*CleaveStore)(nil)
 	_ Streamer = (*CleaveStore)(nil)
+	_ Scanner  = (*CleaveStore)(nil)
 )
 
 // Put writes the whole file.
@@ -66,4 +67,10 @@ func (s *CleaveStore) Upload(ctx context.Context, path string, r io.Reader) erro
 func (s *CleaveStore) Download(ctx context.Context, path string, w io.Writer) error {
 	_, err := s.C.Download(ctx, path, w)
 	return err
+}
+
+// Scan lists the first limit entries of directory dir: one page.
+func (s *CleaveStore) Scan(ctx context.Context, dir string, limit int) (int, error) {
+	ents, _, err := s.C.ListPage(ctx, dir, limit, "")
+	return len(ents), err
 }

@@ -5,6 +5,9 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/cleavefs/cleave/wire"
 )
 
 func TestRatio(t *testing.T) {
@@ -53,6 +56,74 @@ func TestVerdict(t *testing.T) {
 	for _, tt := range tests {
 		if got := verdict(tt.r, tt.better); got != tt.want {
 			t.Errorf("verdict(%v, %s) = %s, want %s", tt.r, tt.better, got, tt.want)
+		}
+	}
+}
+
+// TestCheckRegressions: an injected regression — read latencies 30%
+// longer, updates failing more — is caught per operation and named; the
+// same run against itself, or within the thresholds, passes.
+func TestCheckRegressions(t *testing.T) {
+	start := time.Now()
+	base := samples(1)
+	a := recordAll(t, start, 4, base)
+	var worse []sample
+	for _, s := range base {
+		switch {
+		case s.op == "read":
+			s.lat = s.lat * 13 / 10
+		case s.op == "update" && s.code == wire.OK && s.lat%7 == 0:
+			s.code = wire.Unavailable
+		}
+		worse = append(worse, s)
+	}
+	b := recordAll(t, start, 4, worse)
+	th := Thresholds{Throughput: 0.1, P50: 0.1, P99: 0.1, ErrorRate: 0.1}
+
+	if r := CheckRegressions(a, a, th); len(r) != 0 {
+		t.Fatalf("a run against itself: %v", r)
+	}
+	got := map[string]bool{}
+	for _, r := range CheckRegressions(a, b, th) {
+		got[r.Op+" "+r.Metric] = true
+		if !strings.HasPrefix(r.String(), r.Op+" "+r.Metric+": ") {
+			t.Errorf("message %q does not name the figure", r)
+		}
+	}
+	for _, want := range []string{"read p50 ms", "read p99 ms", "update error rate", "update ops/s"} {
+		if !got[want] {
+			t.Errorf("regression %q not reported (got %v)", want, got)
+		}
+	}
+	if got["insert p50 ms"] || got["insert ops/s"] || got["read ops/s"] {
+		t.Errorf("unchanged figures reported: %v", got)
+	}
+	if r := CheckRegressions(a, b, Thresholds{Throughput: 0.5, P50: 0.5, P99: 0.5, ErrorRate: -1}); len(r) != 0 {
+		t.Errorf("within 50%%: %v", r)
+	}
+	if r := CheckRegressions(a, b, NoThresholds); len(r) != 0 {
+		t.Errorf("no thresholds: %v", r)
+	}
+	gone := *b
+	gone.PerOp = map[string]*OpResult{"read": b.PerOp["read"], "update": b.PerOp["update"]}
+	if r := CheckRegressions(a, &gone, Thresholds{Throughput: 0.1, P50: -1, P99: -1, ErrorRate: -1}); len(r) != 2 || r[0].Op != "insert" {
+		t.Errorf("an operation kind B lacks: %v, want insert ops/s dropped to 0 (and update's)", r)
+	}
+	var out bytes.Buffer
+	if err := WriteCompare(&out, a, b, "a", "b"); err != nil || !strings.Contains(out.String(), "error rate %") {
+		t.Errorf("per-operation table: %v\n%s", err, out.String())
+	}
+}
+
+func TestParsePercent(t *testing.T) {
+	for in, want := range map[string]float64{"10%": 0.1, " 2.5 %": 0.025, "0%": 0} {
+		if got, err := ParsePercent(in); err != nil || math.Abs(got-want) > 1e-12 {
+			t.Errorf("ParsePercent(%q) = %v, %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"10", "x%", "-5%", "", "NaN%", "Inf%"} {
+		if _, err := ParsePercent(in); err == nil || !strings.Contains(err.Error(), "10%") {
+			t.Errorf("ParsePercent(%q): %v, want an error with an example", in, err)
 		}
 	}
 }

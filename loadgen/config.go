@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -22,7 +23,7 @@ const (
 )
 
 // Workloads lists every workload, in the order usage text shows them.
-var Workloads = []Workload{Put, Get, Mixed, Append, List, Stat, Stream}
+var Workloads = []Workload{Put, Get, Mixed, Append, List, Stat, Stream, YCSBA, YCSBB, YCSBC, YCSBD, YCSBE, YCSBF}
 
 // ErrNotSupported is returned for a workload or option that the SDK this
 // build links against does not offer yet.
@@ -33,10 +34,12 @@ type Config struct {
 	Workload   Workload      // what to do; default put
 	Size       SizeDist      // file size for writes; default 1KiB
 	Roots      int64         // root directories the files spread over; default 16
-	Files      int64         // distinct files, over all roots; default 1000
-	Dist       Dist          // how files are chosen; default uniform
+	Files      int64         // distinct files, over all roots (YCSB: the record count); default 1000
+	Dist       Dist          // how files are chosen; default "": uniform, or the YCSB workload's own (zipf; latest for ycsb-d)
+	Theta      float64       // skew of zipf and latest, in (0, 1); default 0.99 (YCSB's)
 	Clients    int           // concurrent workers; default 16
 	Duration   time.Duration // how long to measure; default 10s unless Ops is set
+	Warmup     time.Duration // run this long first without recording; default 0
 	Ops        int64         // stop after this many operations (0: by Duration)
 	Rate       float64       // open loop: target ops/s over all clients; 0 = closed loop
 	ReadRatio  float64       // mixed: fraction of gets; default 0.9
@@ -61,7 +64,7 @@ func DefaultConfig() Config {
 		Size:      SizeDist{Min: 1 << 10, Max: 1 << 10},
 		Roots:     16,
 		Files:     1000,
-		Dist:      Uniform,
+		Theta:     DefaultTheta,
 		Clients:   16,
 		Duration:  10 * time.Second,
 		ReadRatio: 0.9,
@@ -81,7 +84,7 @@ func (c *Config) Validate() error {
 	}
 	switch {
 	case !known:
-		return fmt.Errorf("workload %q: want one of put, get, mixed, append, list, stat, stream", c.Workload)
+		return fmt.Errorf("workload %q: want one of %s", c.Workload, workloadNames())
 	case c.Clients < 1:
 		return fmt.Errorf("clients %d: want at least 1", c.Clients)
 	case c.Roots < 1:
@@ -98,8 +101,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("read ratio %g: want a fraction in [0, 1]", c.ReadRatio)
 	case c.Size.Min < 0 || c.Size.Max < c.Size.Min:
 		return fmt.Errorf("size %s: bad range", c.Size)
-	case c.Dist != Uniform && c.Dist != Zipf:
-		return fmt.Errorf("distribution %q: want uniform or zipf", c.Dist)
+	case c.Dist != "" && c.Dist != Uniform && c.Dist != Zipf && c.Dist != Latest:
+		return fmt.Errorf("distribution %q: want uniform, zipf or latest", c.Dist)
+	case !(c.Theta > 0 && c.Theta < 1):
+		return fmt.Errorf("zipf theta %g: want a skew in (0, 1), e.g. YCSB's 0.99", c.Theta)
+	case c.Warmup < 0:
+		return fmt.Errorf("warmup %v: negative", c.Warmup)
 	case c.Prefix == "":
 		return fmt.Errorf("prefix: empty")
 	case c.Timeout <= 0:
@@ -115,6 +122,9 @@ func (c *Config) Validate() error {
 	if c.Preload > c.Files {
 		return fmt.Errorf("preload %d: more than --files %d", c.Preload, c.Files)
 	}
+	if isYCSB(c.Workload) && c.Preload >= 0 && c.Preload != c.Files {
+		return fmt.Errorf("preload %d: workload %s loads all --records (%d) first; leave --preload unset", c.Preload, c.Workload, c.Files)
+	}
 	if c.needsPreload() && c.preloadCount() == 0 {
 		return fmt.Errorf("workload %s reads files: want --preload > 0 (or leave it unset)", c.Workload)
 	}
@@ -127,7 +137,7 @@ func (c *Config) needsPreload() bool {
 	case Get, Mixed, Stat:
 		return true
 	}
-	return false
+	return isYCSB(c.Workload)
 }
 
 // preloadCount is the number of files created before measuring.
@@ -139,5 +149,28 @@ func (c *Config) preloadCount() int64 {
 	case Get, Mixed, Stat, List:
 		return c.Files
 	}
+	if isYCSB(c.Workload) {
+		return c.Files
+	}
 	return 0
+}
+
+// dist returns the key distribution in effect: Dist, else the workload's.
+func (c *Config) dist() Dist {
+	if c.Dist != "" {
+		return c.Dist
+	}
+	if m, ok := ycsbMixes[c.Workload]; ok {
+		return m.dist
+	}
+	return Uniform
+}
+
+// workloadNames lists the workloads for messages: "put, get, ...".
+func workloadNames() string {
+	s := make([]string, len(Workloads))
+	for i, w := range Workloads {
+		s[i] = string(w)
+	}
+	return strings.Join(s, ", ")
 }

@@ -31,6 +31,7 @@ type EtcdStore struct {
 
 var (
 	_ Store      = (*EtcdStore)(nil)
+	_ Scanner    = (*EtcdStore)(nil)
 	_ ErrorCoder = (*EtcdStore)(nil)
 )
 
@@ -127,6 +128,16 @@ func (s *EtcdStore) List(ctx context.Context, path string) (int, error) {
 		return 0, err
 	}
 	return int(r.Count), nil
+}
+
+// Scan reads up to limit keys under path/ from the first, values included
+// (as a YCSB scan returns its records).
+func (s *EtcdStore) Scan(ctx context.Context, path string, limit int) (int, error) {
+	r, err := s.conn().Get(ctx, path+"/", s.readOpts(clientv3.WithPrefix(), clientv3.WithLimit(int64(limit)))...)
+	if err != nil {
+		return 0, err
+	}
+	return len(r.Kvs), nil
 }
 
 // Stat checks that key path exists, without reading its value.

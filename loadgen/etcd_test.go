@@ -180,3 +180,28 @@ func TestEtcdStoreReadsAndErrors(t *testing.T) {
 		t.Fatal("dial with no endpoints: no error")
 	}
 }
+
+// TestEtcdStoreYCSBScan: ycsb-e runs against etcd, its scans reading up to
+// the limit of keys under a root and never more than the root holds.
+func TestEtcdStoreYCSBScan(t *testing.T) {
+	ep, _ := startEtcd(t)
+	s := openEtcd(t, ep, 1, false)
+	ctx := context.Background()
+	cfg := testConfig()
+	cfg.Workload, cfg.Ops, cfg.Clients, cfg.Files, cfg.Roots = YCSBE, 300, 4, 400, 2
+	cfg.Prefix, cfg.Target = "y", "etcd"
+	res, err := Run(ctx, cfg, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ops != 300 || res.Errors != 0 || res.PerOp["scan"] == nil {
+		t.Fatalf("ycsb-e: %d ops, %d errors (%v), ops %v", res.Ops, res.Errors, res.ErrorSamples, res.PerOp)
+	}
+	n, err := s.Scan(ctx, "/y-000", 7)
+	if err != nil || n != 7 {
+		t.Fatalf("scan of 7: %d, %v", n, err)
+	}
+	if n, err := s.Scan(ctx, "/y-999", 7); err != nil || n != 0 {
+		t.Fatalf("scan of an empty root: %d, %v", n, err)
+	}
+}

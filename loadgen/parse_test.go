@@ -3,7 +3,12 @@ package loadgen
 import (
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/cleavefs/cleave/internal/bytesize"
 	"time"
 )
 
@@ -47,10 +52,104 @@ func TestParseSize(t *testing.T) {
 			}
 			// String round-trips.
 			back, err := ParseSize(d.String())
-			if err != nil || back != d {
+			if err != nil || back.String() != d.String() || back.Min != d.Min || back.Max != d.Max {
 				t.Fatalf("ParseSize(%q.String() = %q) = %+v, %v", tt.in, d.String(), back, err)
 			}
 		})
+	}
+}
+
+// TestSizeLognormal: median and sigma are what the samples show (half
+// below the median, 84% below median·e^sigma), the cap holds, and bad
+// arguments are named.
+func TestSizeLognormal(t *testing.T) {
+	d, err := ParseSize("lognormal:4KiB,1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(4096 * math.Exp(3)); d.Max != want || d.String() != "lognormal:4KiB,1,"+bytesize.Format(want) {
+		t.Errorf("default cap %d (%s), want %d", d.Max, d, want)
+	}
+	r := rand.New(rand.NewPCG(9, 9))
+	const draws = 100_000
+	below, belowSigma := 0, 0
+	for range draws {
+		n := d.Sample(r)
+		if n < 0 || n > d.Max {
+			t.Fatalf("sample %d outside [0, %d]", n, d.Max)
+		}
+		if n <= 4096 {
+			below++
+		}
+		if float64(n) <= 4096*math.E {
+			belowSigma++
+		}
+	}
+	within(t, "below the median", below, draws, 0.5, 0.001)
+	within(t, "below median·e^sigma", belowSigma, draws, 0.8413, 0.001)
+	c, err := ParseSize("lognormal:1KiB,2,2KiB")
+	if err != nil || c.Max != 2048 {
+		t.Fatalf("capped: %+v %v", c, err)
+	}
+	for _, bad := range []string{"lognormal:", "lognormal:4KiB", "lognormal:4KiB,x", "lognormal:4KiB,-1", "lognormal:0,1", "lognormal:4KiB,1,1KiB", "lognormal:4KiB,1,2,3"} {
+		_, err := ParseSize(bad)
+		if err == nil || !strings.Contains(err.Error(), "lognormal:MEDIAN,SIGMA") {
+			t.Errorf("ParseSize(%q): %v, want an error showing the form", bad, err)
+		}
+	}
+}
+
+// TestSizeHistogramFile: sizes come in the file's proportions, ranges are
+// drawn uniformly within, and parse errors name the file and line.
+func TestSizeHistogramFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "sizes.txt")
+	os.WriteFile(p, []byte("# size weight\n1KiB 70\n\n64KiB-128KiB 20  # a range\n1MiB 10\n0 0\n"), 0o644)
+	d, err := ParseSize("hist:" + p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Min != 0 || d.Max != 1<<20 || d.String() != "hist:"+p {
+		t.Errorf("hist: min %d max %d %q", d.Min, d.Max, d)
+	}
+	r := rand.New(rand.NewPCG(4, 4))
+	const draws = 100_000
+	var small, mid, big int
+	for range draws {
+		switch n := d.Sample(r); {
+		case n == 1024:
+			small++
+		case n >= 64<<10 && n <= 128<<10:
+			mid++
+		case n == 1<<20:
+			big++
+		default:
+			t.Fatalf("sample %d is in no bucket", n)
+		}
+	}
+	within(t, "1KiB", small, draws, 0.7, 0)
+	within(t, "64KiB-128KiB", mid, draws, 0.2, 0)
+	within(t, "1MiB", big, draws, 0.1, 0)
+
+	for _, tc := range []struct{ body, want string }{
+		{"1KiB 70\n2KiB\n", "line 2: 1 fields"},
+		{"1KiB 70\nlots 3\n", "line 2:"},
+		{"1KiB x\n", "line 1: weight \"x\""},
+		{"1KiB -2\n", "line 1: weight \"-2\""},
+		{"# nothing\n", "no bucket with a weight above 0"},
+		{"4KiB-1KiB 1\n", "line 1: size \"4KiB-1KiB\""},
+	} {
+		os.WriteFile(p, []byte(tc.body), 0o644)
+		_, err := ParseSize("hist:" + p)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), p) {
+			t.Errorf("%q: %v, want an error naming %s and %q", tc.body, err, p, tc.want)
+		}
+	}
+	if _, err := ParseSize("hist:" + filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("missing file: %v", err)
+	}
+	if _, err := ParseSize("hist:"); err == nil || !strings.Contains(err.Error(), "hist:FILE") {
+		t.Errorf("no file: %v", err)
 	}
 }
 
@@ -145,37 +244,6 @@ func TestSchedule(t *testing.T) {
 	}
 	if iv := NewSchedule(start, 1e12).Interval; iv != 1 {
 		t.Errorf("rate 1e12/s: interval %v, want 1ns", iv)
-	}
-}
-
-func TestKeys(t *testing.T) {
-	r := rand.New(rand.NewPCG(3, 4))
-	const n = 1000
-	counts := func(d Dist) []int {
-		k := NewKeys(d, n, r)
-		c := make([]int, n)
-		for range 100000 {
-			i := k.Next()
-			if i < 0 || i >= n {
-				t.Fatalf("%s: index %d outside [0, %d)", d, i, n)
-			}
-			c[i]++
-		}
-		return c
-	}
-	u := counts(Uniform)
-	z := counts(Zipf)
-	// Uniform: no index gets more than 3x its share; zipf: index 0 gets far more.
-	for i, c := range u {
-		if c > 300 {
-			t.Fatalf("uniform: index %d drawn %d times of 100000 (share 100)", i, c)
-		}
-	}
-	if z[0] < 10000 {
-		t.Fatalf("zipf: hottest index drawn %d times of 100000, want a strong skew", z[0])
-	}
-	if k := NewKeys(Zipf, 1, r); k.Next() != 0 {
-		t.Fatal("a single key must always be 0")
 	}
 }
 

@@ -17,8 +17,12 @@ import (
 // machine interface; fields are only ever added.
 //
 // Ops counts successful operations and Errors failed ones; OpsPerSec is
-// Ops over the measured time. Latencies are of successful operations, in
-// milliseconds, measured from the intended send time in open-loop mode.
+// Ops over the measured time (after the warm-up). Latencies are of
+// successful operations, in milliseconds, measured from the intended send
+// time in open-loop mode; failed operations' are per operation kind, in
+// error_latency_ms. The hist fields are the raw HDR histograms behind the
+// figures (HdrHistogram's V2 compressed encoding, base64, values in
+// microseconds): Merge combines results from several hosts exactly.
 type Result struct {
 	Workload     string               `json:"workload"`
 	Mode         string               `json:"mode"` // "closed" or "open"
@@ -26,6 +30,7 @@ type Result struct {
 	Rate         float64              `json:"rate,omitempty"` // target ops/s of open loop
 	Size         string               `json:"size"`
 	Dist         string               `json:"dist"`
+	Theta        float64              `json:"zipf_theta,omitempty"` // skew of zipf and latest
 	Roots        int64                `json:"roots"`
 	Files        int64                `json:"files"`
 	Preload      int64                `json:"preload"`
@@ -36,8 +41,9 @@ type Result struct {
 	Target       string               `json:"target,omitempty"` // "cleave" or "etcd"; empty in results of older loadgens: cleave
 	Label        string               `json:"label,omitempty"`  // what summaries call the system; default Target
 	Baseline     bool                 `json:"baseline,omitempty"`
-	Started      time.Time            `json:"started"`
+	Started      time.Time            `json:"started"` // when measuring began (after the warm-up)
 	DurationS    float64              `json:"duration_s"`
+	WarmupS      float64              `json:"warmup_s,omitempty"` // run before Started, not recorded
 	Ops          int64                `json:"ops"`
 	Errors       int64                `json:"errors"`
 	ErrorsByCode map[string]int64     `json:"errors_by_code"`
@@ -49,6 +55,18 @@ type Result struct {
 	PerOp        map[string]*OpResult `json:"per_op"`
 	PerSecond    []Second             `json:"per_second"`
 	ServerCPU    *ServerCPU           `json:"server_cpu,omitempty"` // with --cpu-pids or --cpu-tree
+	HistUnit     string               `json:"hist_unit,omitempty"`  // unit of the raw histograms' values: "us"
+	Hist         string               `json:"hist,omitempty"`       // raw histogram of Latency
+	Merged       int                  `json:"merged,omitempty"`     // how many results Merge combined into this one
+
+	// Where and with what the run was made.
+	Version    string            `json:"version,omitempty"`    // of cleave-loadgen
+	Commit     string            `json:"commit,omitempty"`     // VCS revision of cleave-loadgen
+	GoVersion  string            `json:"go_version,omitempty"` // toolchain that built it
+	Host       string            `json:"host,omitempty"`       // hostname of the load generator; Merge lists every host, comma-separated
+	GOMAXPROCS int               `json:"gomaxprocs,omitempty"` // of the load generator
+	NumCPU     int               `json:"num_cpu,omitempty"`
+	Flags      map[string]string `json:"flags,omitempty"` // every flag of the command line and its value (secrets redacted)
 }
 
 // Latency is a latency summary in milliseconds.
@@ -70,12 +88,16 @@ type Point struct {
 
 // OpResult is the outcome of one operation kind (put, get, ...).
 type OpResult struct {
-	Ops         int64   `json:"ops"`
-	Errors      int64   `json:"errors"`
-	Bytes       int64   `json:"bytes"`
-	OpsPerSec   float64 `json:"ops_per_sec"`
-	Latency     Latency `json:"latency_ms"`
-	Percentiles []Point `json:"percentiles"`
+	Ops          int64            `json:"ops"`
+	Errors       int64            `json:"errors"`
+	ErrorsByCode map[string]int64 `json:"errors_by_code,omitempty"`
+	Bytes        int64            `json:"bytes"`
+	OpsPerSec    float64          `json:"ops_per_sec"`
+	Latency      Latency          `json:"latency_ms"`           // successful operations
+	Percentiles  []Point          `json:"percentiles"`          // successful operations
+	ErrorLatency Latency          `json:"error_latency_ms"`     // failed operations
+	Hist         string           `json:"hist,omitempty"`       // raw histogram of Latency
+	ErrorHist    string           `json:"error_hist,omitempty"` // raw histogram of ErrorLatency
 }
 
 // Second is one second of the run (T = 1 is the first).
@@ -87,6 +109,7 @@ type Second struct {
 	P50    float64 `json:"p50_ms"`
 	P99    float64 `json:"p99_ms"`
 	Max    float64 `json:"max_ms"`
+	Hist   string  `json:"hist,omitempty"` // raw histogram (2 significant figures)
 }
 
 // percentilePoints are the quantiles the distribution charts show.
@@ -122,21 +145,18 @@ func distribution(h *hdr.Histogram) []Point {
 }
 
 // result builds the Result of a run that measured for elapsed.
-func (r *recorder) result(cfg *Config, elapsed time.Duration) *Result {
+func (r *recorder) result(cfg *Config, elapsed time.Duration) (*Result, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	secs := elapsed.Seconds()
-	if secs <= 0 {
-		secs = 1e-9
-	}
 	res := &Result{
 		Workload: string(cfg.Workload), Mode: "closed", Clients: cfg.Clients,
-		Size: cfg.Size.String(), Dist: string(cfg.Dist), Roots: cfg.Roots, Files: cfg.Files,
+		Size: cfg.Size.String(), Dist: string(cfg.dist()), Roots: cfg.Roots, Files: cfg.Files,
 		Preload: cfg.preloadCount(), Stale: cfg.Stale, Seed: cfg.Seed, Router: cfg.Router,
 		Target: cfg.Target, Label: cfg.Label, Baseline: cfg.Baseline,
-		Started: r.start.UTC(), DurationS: elapsed.Seconds(),
-		ErrorsByCode: maps.Clone(r.errs), PerOp: map[string]*OpResult{},
-		Latency: summarize(r.all), Percentiles: distribution(r.all),
+		Started: r.start.UTC(), DurationS: max(elapsed.Seconds(), 0), WarmupS: cfg.Warmup.Seconds(),
+	}
+	if d := cfg.dist(); d == Zipf || d == Latest {
+		res.Theta = cfg.Theta
 	}
 	if cfg.Rate > 0 {
 		res.Mode, res.Rate = "open", cfg.Rate
@@ -144,41 +164,78 @@ func (r *recorder) result(cfg *Config, elapsed time.Duration) *Result {
 	if cfg.Workload == Mixed {
 		res.ReadRatio = cfg.ReadRatio
 	}
-	if len(r.samples) > 0 {
-		res.ErrorSamples = maps.Clone(r.samples)
-	}
-	var bytes int64
-	for name, o := range r.ops {
-		res.Ops += o.ops
-		res.Errors += o.errors
-		bytes += o.bytes
-		res.PerOp[name] = &OpResult{
-			Ops: o.ops, Errors: o.errors, Bytes: o.bytes, OpsPerSec: float64(o.ops) / secs,
-			Latency: summarize(o.hist), Percentiles: distribution(o.hist),
-		}
-	}
-	res.OpsPerSec = float64(res.Ops) / secs
-	res.BytesPerSec = float64(bytes) / secs
-	secsRec := r.secs
-	if full := int(cfg.Duration / time.Second); cfg.Ops == 0 && full > 0 && len(secsRec) > full {
+	t := r.t
+	if full := int(cfg.Duration / time.Second); cfg.Ops == 0 && full > 0 && len(t.secs) > full {
 		// Operations in flight when the duration ended finish a moment
 		// later; count them in the last full second rather than showing
 		// a nearly empty extra second.
 		last := &secRec{hist: newHist(secFigures)}
-		for _, s := range secsRec[full-1:] {
+		for _, s := range t.secs[full-1:] {
 			last.ops += s.ops
 			last.errors += s.errors
 			last.bytes += s.bytes
 			last.hist.Merge(s.hist)
 		}
-		secsRec = append(secsRec[:full-1:full-1], last)
+		t.secs = append(t.secs[:full-1:full-1], last)
 	}
-	res.PerSecond = make([]Second, len(secsRec))
-	for i, s := range secsRec {
+	if err := t.fill(res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// fill sets res's counts, rates, latency figures, per-second series and
+// raw histograms from t, over res.DurationS.
+func (t *tally) fill(res *Result) error {
+	secs := res.DurationS
+	if secs <= 0 {
+		secs = 1e-9
+	}
+	var err error
+	res.Ops, res.Errors = 0, 0
+	res.ErrorsByCode = maps.Clone(t.errs)
+	res.ErrorSamples = nil
+	if len(t.samples) > 0 {
+		res.ErrorSamples = maps.Clone(t.samples)
+	}
+	res.Latency, res.Percentiles = summarize(t.all), distribution(t.all)
+	res.HistUnit = histUnit
+	if res.Hist, err = encodeHist(t.all); err != nil {
+		return err
+	}
+	res.PerOp = map[string]*OpResult{}
+	var bytes int64
+	for name, o := range t.ops {
+		res.Ops += o.ops
+		res.Errors += o.errors
+		bytes += o.bytes
+		or := &OpResult{
+			Ops: o.ops, Errors: o.errors, Bytes: o.bytes, OpsPerSec: float64(o.ops) / secs,
+			Latency: summarize(o.hist), Percentiles: distribution(o.hist),
+			ErrorLatency: summarize(o.errHist),
+		}
+		if len(o.errs) > 0 {
+			or.ErrorsByCode = maps.Clone(o.errs)
+		}
+		if or.Hist, err = encodeHist(o.hist); err != nil {
+			return err
+		}
+		if or.ErrorHist, err = encodeHist(o.errHist); err != nil {
+			return err
+		}
+		res.PerOp[name] = or
+	}
+	res.OpsPerSec = float64(res.Ops) / secs
+	res.BytesPerSec = float64(bytes) / secs
+	res.PerSecond = make([]Second, len(t.secs))
+	for i, s := range t.secs {
 		l := summarize(s.hist)
 		res.PerSecond[i] = Second{T: i + 1, Ops: s.ops, Errors: s.errors, Bytes: s.bytes, P50: l.P50, P99: l.P99, Max: l.Max}
+		if res.PerSecond[i].Hist, err = encodeHist(s.hist); err != nil {
+			return err
+		}
 	}
-	return res
+	return nil
 }
 
 // WriteJSON writes res as indented JSON.
@@ -241,6 +298,12 @@ func (res *Result) WriteTable(w io.Writer) error {
 			parts = append(parts, fmt.Sprintf("%s %d", c, res.ErrorsByCode[c]))
 		}
 		fmt.Fprintf(w, "errors: %s\n", strings.Join(parts, ", "))
+		for _, n := range names {
+			if o := res.PerOp[n]; o.Errors > 0 {
+				l := o.ErrorLatency
+				fmt.Fprintf(w, "  failed %s: %d, latency p50 %.3f ms, p99 %.3f ms, max %.3f ms\n", n, o.Errors, l.P50, l.P99, l.Max)
+			}
+		}
 		for _, c := range slices.Sorted(maps.Keys(res.ErrorSamples)) {
 			fmt.Fprintf(w, "  e.g. %s\n", res.ErrorSamples[c])
 		}

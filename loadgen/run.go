@@ -3,6 +3,8 @@ package loadgen
 import (
 	"context"
 	"fmt"
+	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,7 +13,8 @@ import (
 	"github.com/cleavefs/cleave/wire"
 )
 
-// Run sets up the namespace, preloads files, then measures cfg's workload
+// Run sets up the namespace, preloads files (the YCSB load phase), runs
+// cfg's workload for the warm-up without recording, then measures it
 // against store and returns the Result. The setup is not measured. If ctx
 // ends during the measurement, Run returns what was measured so far.
 // progress, if not nil, is called about once a second with a live view.
@@ -29,42 +32,98 @@ func Run(ctx context.Context, cfg Config, store Store, progress func(Snapshot)) 
 		return nil, err
 	}
 
+	var seq *insertSeq
+	if isYCSB(cfg.Workload) {
+		seq = newInsertSeq(cfg.Files)
+	}
 	workers := make([]*worker, cfg.Clients)
 	for i := range workers {
-		workers[i] = newWorker(&cfg, store, i)
+		workers[i] = newWorker(&cfg, store, i, seq)
 	}
-	cpu, err := startCPU(cfg.CPUPIDs, cfg.ClockTicks)
+	cpu, err := startCPU(cfg.CPUPIDs, cfg.ClockTicks) // checks the pids before the run
 	if err != nil {
 		return nil, err
 	}
 	start := time.Now()
-	rec := newRecorder(start)
+	p := phases{measure: start.Add(cfg.Warmup)}
+	rec := newRecorder(p.measure)
 	rec.code = func(err error) string { return errorCode(store, err) }
-	var end time.Time // zero: no time limit
 	if cfg.Duration > 0 {
-		end = start.Add(cfg.Duration)
+		p.end = p.measure.Add(cfg.Duration)
 	}
-	var sched *Schedule
 	if cfg.Rate > 0 {
 		s := NewSchedule(start, cfg.Rate)
-		sched = &s
+		p.sched = &s
+		if cfg.Warmup > 0 {
+			p.warmOps = s.DueBy(p.measure.Add(-1))
+		}
 	}
 	var tickets atomic.Int64
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	stopProgress := startProgress(rec, progress)
 	var wg sync.WaitGroup
 	for _, w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w.loop(runCtx, rec, &tickets, sched, end)
+			w.loop(runCtx, rec, &tickets, &p)
 		}()
 	}
 	allDone := make(chan struct{})
 	go func() { wg.Wait(); close(allDone) }()
-	var watchdog <-chan time.Time // fires if an operation outlives its deadline by far
+	if cfg.Warmup > 0 {
+		waitWarmup(ctx, p.measure, allDone)
+		if cpu != nil { // measure the servers' CPU from the end of the warm-up
+			if cpu, err = startCPU(cfg.CPUPIDs, cfg.ClockTicks); err != nil {
+				cancel()
+				<-allDone
+				return nil, err
+			}
+		}
+	}
+	stopProgress := startProgress(rec, progress)
+	waitWorkers(&cfg, workers, rec, allDone, p.end, cancel)
+	elapsed := time.Since(p.measure)
+	stopProgress()
+	// The CPU window ends before the result is built: encoding its
+	// histograms is not the load generator's cost per operation.
+	serverCPU := cpu.stop(rec.completed())
+	res, err := rec.result(&cfg, elapsed)
+	if err != nil {
+		return nil, err
+	}
+	res.ServerCPU = serverCPU
+	res.Host, _ = os.Hostname()
+	res.GOMAXPROCS, res.NumCPU = runtime.GOMAXPROCS(0), runtime.NumCPU()
+	res.Version, res.Commit, res.GoVersion = BuildInfo()
+	return res, nil
+}
+
+// phases are the times a run's workers go by.
+type phases struct {
+	measure time.Time // the end of the warm-up: operations begun before are not recorded
+	end     time.Time // no operation begins at or after it; zero: no time limit
+	sched   *Schedule // open loop: when operation i is due; nil: closed loop
+	warmOps int64     // open loop: operations due before measure
+}
+
+// waitWarmup waits until measuring begins at at, or the run ends first.
+func waitWarmup(ctx context.Context, at time.Time, done <-chan struct{}) {
+	t := time.NewTimer(time.Until(at))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// waitWorkers waits until every worker returned, or until an operation
+// outlived its deadline by far past end: then it counts each worker still
+// inside a call as a failed operation and stops waiting.
+func waitWorkers(cfg *Config, workers []*worker, rec *recorder, allDone <-chan struct{}, end time.Time, cancel func()) {
+	var watchdog <-chan time.Time
 	if !end.IsZero() {
 		t := time.NewTimer(time.Until(end) + cfg.Timeout + hangGrace)
 		defer t.Stop()
@@ -85,11 +144,6 @@ func Run(ctx context.Context, cfg Config, store Store, progress func(Snapshot)) 
 		}
 		cfg.Logger.Warn("operations outlived their deadline; not waiting for them", "workers", hung)
 	}
-	elapsed := time.Since(start)
-	stopProgress()
-	res := rec.result(&cfg, elapsed)
-	res.ServerCPU = cpu.stop(res.Ops + res.Errors)
-	return res, nil
 }
 
 // hangGrace is how long past its deadline an operation may take before the
@@ -102,35 +156,15 @@ var errHung = &client.Error{Code: wire.Timeout, Op: "loadgen",
 	Message: "operation did not return within its deadline + 5s (the SDK call ignored its context); the run stopped waiting for it"}
 
 // loop runs operations until the run is over: the duration passed, the
-// operation count was reached, or ctx ended.
-func (w *worker) loop(ctx context.Context, rec *recorder, tickets *atomic.Int64, sched *Schedule, end time.Time) {
+// operation count was reached, or ctx ended. Operations begun during the
+// warm-up are not recorded and do not count towards cfg.Ops.
+func (w *worker) loop(ctx context.Context, rec *recorder, tickets *atomic.Int64, p *phases) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for ctx.Err() == nil {
-		i := tickets.Add(1) - 1
-		if w.cfg.Ops > 0 && i >= w.cfg.Ops {
+		began, warm, ok := w.next(ctx, tickets, p, timer)
+		if !ok {
 			return
-		}
-		var began time.Time
-		if sched != nil {
-			began = sched.Due(i)
-			if !end.IsZero() && !began.Before(end) {
-				return
-			}
-			if d := time.Until(began); d > 0 {
-				timer.Reset(d)
-				select {
-				case <-timer.C:
-				case <-ctx.Done():
-					timer.Stop()
-					return
-				}
-			}
-		} else {
-			began = time.Now()
-			if !end.IsZero() && !began.Before(end) {
-				return
-			}
 		}
 		octx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 		w.began.Store(began.UnixNano())
@@ -141,8 +175,45 @@ func (w *worker) loop(ctx context.Context, rec *recorder, tickets *atomic.Int64,
 		if ctx.Err() != nil && err != nil {
 			return // interrupted, not failed
 		}
-		rec.record(op, began, time.Now(), n, err)
+		if !warm {
+			rec.record(op, began, time.Now(), n, err)
+		}
 	}
+}
+
+// next waits for the worker's next operation and returns when it begins
+// (its due time in open loop) and whether it is a warm-up one; ok is false
+// when the run is over.
+func (w *worker) next(ctx context.Context, tickets *atomic.Int64, p *phases, timer *time.Timer) (began time.Time, warm, ok bool) {
+	if p.sched == nil {
+		began = time.Now()
+		if began.Before(p.measure) {
+			return began, true, true
+		}
+		if !p.end.IsZero() && !began.Before(p.end) {
+			return began, false, false
+		}
+		i := tickets.Add(1) - 1
+		return began, false, w.cfg.Ops == 0 || i < w.cfg.Ops
+	}
+	i := tickets.Add(1) - 1
+	if w.cfg.Ops > 0 && i-p.warmOps >= w.cfg.Ops {
+		return began, false, false
+	}
+	began = p.sched.Due(i)
+	if !p.end.IsZero() && !began.Before(p.end) {
+		return began, false, false
+	}
+	if d := time.Until(began); d > 0 {
+		timer.Reset(d)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return began, false, false
+		}
+	}
+	return began, i < p.warmOps, true
 }
 
 // setup creates the root directories and preloads files with cfg.Clients
@@ -182,7 +253,7 @@ func parallel(ctx context.Context, conc int, n int64, f func(context.Context, *w
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := newWorker(cfg, store, 1_000_000+int(g))
+			w := newWorker(cfg, store, 1_000_000+int(g), nil)
 			for ctx.Err() == nil {
 				i := next.Add(1) - 1
 				if i >= n {

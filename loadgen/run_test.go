@@ -81,6 +81,11 @@ func (m *memStore) List(ctx context.Context, path string) (int, error) {
 	return n, nil
 }
 
+func (m *memStore) Scan(ctx context.Context, dir string, limit int) (int, error) {
+	n, err := m.List(ctx, dir)
+	return min(n, limit), err
+}
+
 func (m *memStore) Stat(ctx context.Context, path string) error {
 	_, err := m.Get(ctx, path)
 	return err
@@ -305,7 +310,10 @@ func TestRecorderPercentiles(t *testing.T) {
 		r.record("put", start, start.Add(time.Duration(i)*time.Millisecond), 1, nil)
 	}
 	cfg := testConfig()
-	res := r.result(&cfg, time.Second)
+	res, err := r.result(&cfg, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
 	l := res.Latency
 	near := func(got, want float64) bool { return math.Abs(got-want) <= want*0.002+0.001 }
 	if !near(l.P50, 500) || !near(l.P90, 900) || !near(l.P99, 990) || !near(l.P999, 999) || !near(l.Max, 1000) {

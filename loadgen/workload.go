@@ -71,7 +71,7 @@ func supports(store Store, w Workload) error {
 			return fmt.Errorf("workload stream: %w (this target has no streaming uploads and downloads)", ErrNotSupported)
 		}
 	}
-	return nil
+	return ycsbSupports(store, w)
 }
 
 // worker is one client's state: its randomness and data buffer. Owned by
@@ -81,10 +81,11 @@ type worker struct {
 	store Store
 	names Namer
 	r     *rand.Rand
-	write *Keys  // files to write: all of them
-	read  *Keys  // files to read: the preloaded ones
-	roots *Keys  // root directories to list
-	buf   []byte // random data: the largest size plus slack, so slices at random offsets differ
+	write *Keys      // files to write: all of them
+	read  *Keys      // files to read: the preloaded ones
+	roots *Keys      // root directories to list
+	seq   *insertSeq // YCSB inserts; nil for other workloads
+	buf   []byte     // random data: the largest size plus slack, so slices at random offsets differ
 
 	uploaded int64 // stream: the file this worker uploaded last and reads next, or -1
 
@@ -96,14 +97,22 @@ type worker struct {
 // is: writes take Size bytes at a random offset within it.
 const bufSlack = 64 << 10
 
-func newWorker(cfg *Config, store Store, id int) *worker {
+// newWorker returns worker id of a run. seq numbers YCSB inserts (nil for
+// other workloads and for setup); reads with the latest distribution
+// follow it.
+func newWorker(cfg *Config, store Store, id int, seq *insertSeq) *worker {
 	r := rand.New(rand.NewPCG(cfg.Seed, uint64(id)+1))
+	dist := cfg.dist()
+	var readable func() int64
+	if seq != nil {
+		readable = seq.Readable
+	}
 	w := &worker{
-		cfg: cfg, store: store, r: r,
+		cfg: cfg, store: store, r: r, seq: seq,
 		names: Namer{Prefix: cfg.Prefix, Roots: cfg.Roots},
-		write: NewKeys(cfg.Dist, cfg.Files, r),
-		read:  NewKeys(cfg.Dist, max(cfg.preloadCount(), 1), r),
-		roots: NewKeys(cfg.Dist, cfg.Roots, r),
+		write: NewKeys(dist, cfg.Theta, cfg.Files, r, nil),
+		read:  NewKeys(dist, cfg.Theta, max(cfg.preloadCount(), 1), r, readable),
+		roots: NewKeys(dist, cfg.Theta, cfg.Roots, r, nil),
 	}
 	w.uploaded = -1
 	n := cfg.Size.Max + bufSlack
@@ -150,6 +159,9 @@ func (w *worker) do(ctx context.Context) (op string, n int64, err error) {
 		d := w.data()
 		err := w.store.(Appender).Append(ctx, w.names.File(w.write.Next()), d)
 		return "append", int64(len(d)), err
+	}
+	if isYCSB(w.cfg.Workload) {
+		return w.ycsb(ctx)
 	}
 	return string(w.cfg.Workload), 0, ErrNotSupported
 }

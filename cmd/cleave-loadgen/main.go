@@ -2,13 +2,15 @@
 // an etcd cluster, for comparison) with file workloads and reports latency distributions (HDR histograms), throughput over time and
 // errors by code, as a table, as JSON (-o json) and as a self-contained HTML
 // report (--report). `cleave-loadgen compare A.json B.json` prints the
-// ratios of two runs; `cleave-loadgen summary FILE.json...` tabulates many;
+// ratios of two runs, per operation too, and with thresholds fails on a
+// regression; `cleave-loadgen merge A.json B.json` combines runs made from
+// several hosts; `cleave-loadgen summary FILE.json...` tabulates many;
 // `cleave-loadgen report -o OUT.html FILE.json...` draws them on one page.
 // It is a thin shell: the engine is package loadgen.
 //
 // Exit status: 0 when the run completed (operation errors are reported, not
 // fatal), 1 when it could not run (unreachable router, failed preload), 2
-// for a usage error.
+// for a usage error, 3 when compare found a regression past a threshold.
 package main
 
 import (
@@ -25,6 +27,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/cleavefs/cleave/client"
 	"github.com/cleavefs/cleave/loadgen"
@@ -54,6 +57,10 @@ func run(args []string, stdout, stderr io.Writer, tty bool) int {
 		return 0
 	}
 	fmt.Fprintf(stderr, "cleave-loadgen: %v\n", err)
+	var re regressionError
+	if errors.As(err, &re) {
+		return 3
+	}
 	var ue usageError
 	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
 		if cmd == nil {
@@ -65,14 +72,24 @@ func run(args []string, stdout, stderr io.Writer, tty bool) int {
 	return 1
 }
 
+// regressionError is compare's verdict that B regressed (exit 3).
+type regressionError struct{ n int }
+
+func (e regressionError) Error() string {
+	if e.n == 1 {
+		return "1 regression past its threshold"
+	}
+	return fmt.Sprintf("%d regressions past their thresholds", e.n)
+}
+
 // opts are the flags of the load run.
 type opts struct {
 	router, workload, size, dist, rate, output, report, token, prefix string
 	target, endpoints, label                                          string
 	roots, files, ops, preload                                        int64
 	clients, clkTck, conns                                            int
-	duration, timeout                                                 time.Duration
-	readRatio                                                         float64
+	duration, timeout, warmup                                         time.Duration
+	readRatio, theta                                                  float64
 	stale, quiet, baseline                                            bool
 	cpuprofile                                                        string
 	cpuPIDs, cpuTree                                                  []int
@@ -97,6 +114,26 @@ Workloads: put, get, mixed (--read-ratio gets, the rest puts), append, list
 (lists the --roots directories, --files/--roots entries each), stat, stream.
 Read workloads first create --preload files (default: --files), unmeasured.
 
+YCSB core workloads, over files (a record is a file of --size):
+  ycsb-a  50% read, 50% update                 zipfian
+  ycsb-b  95% read, 5% update                  zipfian
+  ycsb-c  100% read                            zipfian
+  ycsb-d  95% read, 5% insert                  latest (newest files hottest)
+  ycsb-e  95% scan, 5% insert                  zipfian; a scan lists the first
+          1-100 entries (uniform) of the record's root directory
+  ycsb-f  50% read, 50% read-modify-write      zipfian
+Their load phase first creates --records files (YCSB's recordcount; the
+same as --files) over --roots root directories, so over the clusters.
+zipfian is YCSB's scrambled zipfian with skew --zipf-theta (default 0.99);
+--dist overrides the workload's distribution.
+
+--warmup D runs the workload for D before measuring; nothing in it is
+recorded. Failed operations are counted by error code and their latency is
+kept apart, per operation (error_latency_ms). The JSON result carries the raw
+HDR histograms, so 'cleave-loadgen merge' combines the results of runs made
+at the same time from several hosts exactly, and the version, commit, host,
+GOMAXPROCS and every flag of the run.
+
 --router and --token can also be set as CLEAVE_ROUTER and CLEAVE_TOKEN.
 
 --target etcd drives an etcd cluster at --endpoints instead, with the same
@@ -115,7 +152,11 @@ process, in the table, the JSON (server_cpu) and the HTML report.`,
   cleave-loadgen --workload mixed --read-ratio 0.9 --rate 5000/s --report mixed.html
   cleave-loadgen --workload put --clients 64 --cpu-tree $(pgrep -o -f 'cleave up')
   cleave-loadgen --target etcd --endpoints 127.0.0.1:2379 --workload get --clients 64 --cpu-pids 101,102,103
+  cleave-loadgen --workload ycsb-a --records 100000 --warmup 10s --duration 60s -o json > a.json
+  cleave-loadgen --workload ycsb-e --size lognormal:4KiB,1.5 --zipf-theta 0.8
   cleave-loadgen compare before.json after.json
+  cleave-loadgen compare --max-regression 10% before.json after.json
+  cleave-loadgen merge host1.json host2.json > all.json
   cleave-loadgen summary bench/results/latest/*.json`,
 		Args:          usageArgs(cobra.NoArgs),
 		SilenceUsage:  true,
@@ -125,7 +166,7 @@ process, in the table, the JSON (server_cpu) and the HTML report.`,
 			if err != nil {
 				return usageError{err}
 			}
-			return runLoad(cmd, &o, cfg, tty)
+			return runLoad(cmd, &o, cfg, tty, flagValues(cmd))
 		},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
@@ -133,11 +174,13 @@ process, in the table, the JSON (server_cpu) and the HTML report.`,
 	d := loadgen.DefaultConfig()
 	f.StringVar(&o.router, "router", "127.0.0.1:7400", "router addresses, HOST:PORT[,HOST:PORT...] (env CLEAVE_ROUTER)")
 	f.StringVar(&o.token, "token", "", "auth token (env CLEAVE_TOKEN)")
-	f.StringVar(&o.workload, "workload", string(d.Workload), "put, get, mixed, append, list, stat or stream")
-	f.StringVar(&o.size, "size", d.Size.String(), "file size for writes: fixed (1KiB) or uniform range (1KiB-64KiB); KB, MB, GB are powers of 1000, KiB, MiB, GiB (or K, M, G) powers of 1024")
+	f.StringVar(&o.workload, "workload", string(d.Workload), "put, get, mixed, append, list, stat, stream, or YCSB's ycsb-a ... ycsb-f")
+	f.StringVar(&o.size, "size", d.Size.String(), "file size for writes: fixed (1KiB), uniform range (1KiB-64KiB), lognormal:MEDIAN,SIGMA[,MAX] (lognormal:4KiB,1.5) or hist:FILE (lines of SIZE WEIGHT or MIN-MAX WEIGHT); KB, MB, GB are powers of 1000, KiB, MiB, GiB (or K, M, G) powers of 1024")
 	f.Int64Var(&o.roots, "roots", d.Roots, "root directories the files spread over (roots decide the cluster)")
-	f.Int64Var(&o.files, "files", d.Files, "distinct files over all roots")
-	f.StringVar(&o.dist, "dist", string(d.Dist), "how files are chosen: uniform or zipf")
+	f.Int64Var(&o.files, "files", d.Files, "distinct files over all roots; YCSB's record count, also spelled --records")
+	f.StringVar(&o.dist, "dist", string(d.Dist), "how files are chosen: uniform, zipf or latest (default: uniform; the YCSB workload's own)")
+	f.Float64Var(&o.theta, "zipf-theta", d.Theta, "skew of zipf and latest, in (0, 1): YCSB's zipfian constant")
+	f.DurationVar(&o.warmup, "warmup", 0, "run the workload this long before measuring, recording nothing")
 	f.IntVar(&o.clients, "clients", d.Clients, "concurrent workers")
 	f.DurationVar(&o.duration, "duration", d.Duration, "how long to measure (ignored if only --ops is given)")
 	f.Int64Var(&o.ops, "ops", 0, "stop after this many operations instead of after --duration")
@@ -160,8 +203,32 @@ process, in the table, the JSON (server_cpu) and the HTML report.`,
 	f.IntSliceVar(&o.cpuPIDs, "cpu-pids", nil, "server processes whose CPU (user+system, /proc) is measured over the run, PID[,PID...]")
 	f.IntSliceVar(&o.cpuTree, "cpu-tree", nil, "like --cpu-pids, each with all its descendants")
 	f.IntVar(&o.clkTck, "clk-tck", 100, "clock ticks per second of /proc/PID/stat (getconf CLK_TCK)")
-	root.AddCommand(newCompareCmd(), newSummaryCmd(), newReportCmd())
+	f.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		if name == "records" {
+			name = "files"
+		}
+		return pflag.NormalizedName(name)
+	})
+	ver, rev, _ := loadgen.BuildInfo()
+	root.Version = ver + " (commit " + rev + ")"
+	root.AddCommand(newCompareCmd(), newMergeCmd(), newSummaryCmd(), newReportCmd())
 	return root
+}
+
+// flagValues returns every flag of cmd with its value as the run used it,
+// defaults included; the token is redacted.
+func flagValues(cmd *cobra.Command) map[string]string {
+	out := map[string]string{}
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Name == "help" || f.Name == "version" {
+			return
+		}
+		out[f.Name] = f.Value.String()
+	})
+	if out["token"] != "" || os.Getenv("CLEAVE_TOKEN") != "" {
+		out["token"] = "(set)"
+	}
+	return out
 }
 
 // config turns the flags into a validated loadgen.Config.
@@ -196,6 +263,7 @@ func (o *opts) config(cmd *cobra.Command) (loadgen.Config, error) {
 		cfg.Duration = 0
 	}
 	cfg.ReadRatio, cfg.Stale, cfg.Seed, cfg.Preload = o.readRatio, o.stale, o.seed, o.preload
+	cfg.Theta, cfg.Warmup = o.theta, o.warmup
 	cfg.Prefix, cfg.Timeout, cfg.Router = o.prefix, o.timeout, o.router
 	switch o.target {
 	case "cleave":
@@ -248,7 +316,7 @@ func dial(ctx context.Context, o *opts, cfg loadgen.Config) (loadgen.Store, func
 }
 
 // runLoad dials the target, runs the workload and writes the outputs.
-func runLoad(cmd *cobra.Command, o *opts, cfg loadgen.Config, tty bool) error {
+func runLoad(cmd *cobra.Command, o *opts, cfg loadgen.Config, tty bool, flags map[string]string) error {
 	ctx := cmd.Context()
 	store, closeStore, err := dial(ctx, o, cfg)
 	if err != nil {
@@ -280,6 +348,7 @@ func runLoad(cmd *cobra.Command, o *opts, cfg loadgen.Config, tty bool) error {
 	if err != nil {
 		return err
 	}
+	res.Flags = flags
 	if o.report != "" {
 		if err := writeFile(o.report, func(w io.Writer) error { return loadgen.WriteReport(w, "", res) }); err != nil {
 			return err
@@ -298,11 +367,22 @@ func runLoad(cmd *cobra.Command, o *opts, cfg loadgen.Config, tty bool) error {
 }
 
 func newCompareCmd() *cobra.Command {
-	return &cobra.Command{
+	var all, thr, p50, p99, errRate string
+	cmd := &cobra.Command{
 		Use:   "compare A.json B.json",
-		Short: "Print the figures of run B relative to run A (B/A)",
-		Args:  usageArgs(cobra.ExactArgs(2)),
+		Short: "Print the figures of run B relative to run A (B/A); with thresholds, exit 3 on a regression",
+		Long: `compare prints the totals of run B relative to run A, then each operation's
+throughput, p50, p99 and error rate. With --max-regression (or the
+per-figure flags, which override it) every operation of A is checked: a
+throughput drop, a p50 or p99 rise or an error-rate rise (errors / all
+operations; from 0, any error) larger than the threshold is printed to
+stderr, naming the operation and figure, and compare exits with status 3.`,
+		Args: usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			th, err := thresholds(cmd, all, thr, p50, p99, errRate)
+			if err != nil {
+				return usageError{err}
+			}
 			a, err := readResult(args[0])
 			if err != nil {
 				return err
@@ -311,7 +391,71 @@ func newCompareCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return loadgen.WriteCompare(cmd.OutOrStdout(), a, b, args[0], args[1])
+			if err := loadgen.WriteCompare(cmd.OutOrStdout(), a, b, args[0], args[1]); err != nil {
+				return err
+			}
+			regs := loadgen.CheckRegressions(a, b, th)
+			for _, r := range regs {
+				fmt.Fprintf(cmd.ErrOrStderr(), "regression: %s\n", r)
+			}
+			if len(regs) > 0 {
+				return regressionError{len(regs)}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&all, "max-regression", "", "largest tolerated regression of every figure below, e.g. 10%")
+	f.StringVar(&thr, "max-throughput-drop", "", "largest tolerated drop of an operation's ops/s, e.g. 5%")
+	f.StringVar(&p50, "max-p50-rise", "", "largest tolerated rise of an operation's p50 latency")
+	f.StringVar(&p99, "max-p99-rise", "", "largest tolerated rise of an operation's p99 latency")
+	f.StringVar(&errRate, "max-error-rate-rise", "", "largest tolerated rise of an operation's error rate")
+	return cmd
+}
+
+// thresholds turns compare's flags into loadgen.Thresholds: each
+// per-figure flag, else --max-regression, else not checked.
+func thresholds(cmd *cobra.Command, all string, per ...string) (loadgen.Thresholds, error) {
+	names := []string{"max-throughput-drop", "max-p50-rise", "max-p99-rise", "max-error-rate-rise"}
+	vals := make([]float64, len(per))
+	for i, v := range per {
+		name := names[i]
+		if v == "" {
+			v, name = all, "max-regression"
+		}
+		vals[i] = -1
+		if v == "" {
+			continue
+		}
+		p, err := loadgen.ParsePercent(v)
+		if err != nil {
+			return loadgen.Thresholds{}, fmt.Errorf("--%s: %w", name, err)
+		}
+		vals[i] = p
+	}
+	return loadgen.Thresholds{Throughput: vals[0], P50: vals[1], P99: vals[2], ErrorRate: vals[3]}, nil
+}
+
+func newMergeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "merge A.json B.json...",
+		Short: "Combine the JSON results of runs made at the same time from several hosts into one (JSON on stdout)",
+		Long: `merge combines results of one workload run at the same time from several
+hosts against one deployment into the result of one run over all their
+operations: counts summed, latency percentiles computed from the merged raw
+HDR histograms (exactly as one run recording every sample would), throughput
+as all operations over the longest run's duration.`,
+		Args: usageArgs(cobra.MinimumNArgs(2)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rs, err := readResults(args)
+			if err != nil {
+				return err
+			}
+			m, err := loadgen.Merge(rs...)
+			if err != nil {
+				return err
+			}
+			return m.WriteJSON(cmd.OutOrStdout())
 		},
 	}
 }
@@ -347,13 +491,9 @@ func newReportCmd() *cobra.Command {
 			if out == "" {
 				return usageError{fmt.Errorf("-o OUT.html is required")}
 			}
-			var rs []*loadgen.Result
-			for _, a := range args {
-				r, err := readResult(a)
-				if err != nil {
-					return err
-				}
-				rs = append(rs, r)
+			rs, err := readResults(args)
+			if err != nil {
+				return err
 			}
 			return writeFile(out, func(w io.Writer) error { return loadgen.WriteReport(w, title, rs...) })
 		},
@@ -361,6 +501,19 @@ func newReportCmd() *cobra.Command {
 	cmd.Flags().StringVarP(&out, "output", "o", "", "HTML file to write")
 	cmd.Flags().StringVar(&title, "title", "", "page title")
 	return cmd
+}
+
+// readResults reads the results at paths, in order.
+func readResults(paths []string) ([]*loadgen.Result, error) {
+	var rs []*loadgen.Result
+	for _, p := range paths {
+		r, err := readResult(p)
+		if err != nil {
+			return nil, err
+		}
+		rs = append(rs, r)
+	}
+	return rs, nil
 }
 
 func readResult(path string) (*loadgen.Result, error) {
