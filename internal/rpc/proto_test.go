@@ -207,3 +207,23 @@ func TestSeqWithoutSession(t *testing.T) {
 		<-handled
 	}
 }
+
+// TestConnKeepsToServerLimit: a Conn refuses, alone and before sending, a
+// request over the limit the server announced (smaller than its own), and
+// the connection stays up for the next call.
+func TestConnKeepsToServerLimit(t *testing.T) {
+	_, addr := startEcho(t, ServerConfig{Name: "test", MaxFrame: 1 << 20})
+	c, err := Dial(context.Background(), addr, DialConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	resp, err := c.Call(context.Background(), &wire.Request{Op: wire.OpPut, Path: "/big", Data: make([]byte, 2<<20)})
+	if err != nil || resp.Code != wire.TooLarge || !strings.Contains(resp.Message, fmt.Sprint(1<<20)) {
+		t.Fatalf("2 MiB PUT to a 1 MiB server: %+v, %v; want TOO_LARGE naming 1048576", resp, err)
+	}
+	resp, err = c.Call(context.Background(), &wire.Request{Op: wire.OpGet, Path: "/after"})
+	if err != nil || string(resp.Data) != "/after" {
+		t.Fatalf("the next call: %+v, %v; want the connection still up", resp, err)
+	}
+}
