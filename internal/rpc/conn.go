@@ -24,7 +24,7 @@ var ErrConnClosed = errors.New("rpc: connection closed")
 type DialConfig struct {
 	Client   string        // name sent in HELLO
 	Token    string        // auth token sent in HELLO
-	Session  uint64        // session id sent in HELLO
+	Session  uint64        // session id sent in HELLO; servers ignore it (each mutating request carries its own)
 	MaxFrame int           // largest response frame accepted
 	OutQueue int           // requests queued for writing
 	Timeout  time.Duration // dial + TLS + HELLO timeout when ctx has no deadline
