@@ -444,10 +444,11 @@ func (c *serverConn) handle(req *wire.Request, size int) {
 }
 
 // failAndClose queues a connection-level error (ID 0) after the answers
-// to every request read before, then closes once the writer has flushed. drain > 0 is what the
-// peer may still be sending of a frame the server did not read (its
-// declared length): the server half-closes and reads that much away first,
-// so that the peer, still writing it, reads the error instead of a reset.
+// to every request read before, then closes once the writer has flushed.
+// drain > 0 is what the peer may still be sending of a frame the server
+// did not read (its declared length): the server half-closes and reads
+// that much away first, so that the peer, still writing it, reads the
+// error instead of a reset.
 func (c *serverConn) failAndClose(code wire.Code, msg string, drain int64) {
 	c.s.log.Info("closing connection", "remote", c.raw.RemoteAddr().String(), "code", code.String(), "reason", msg)
 	c.handlers.Wait() // the answers to earlier requests come first: the error is the last frame
