@@ -234,6 +234,17 @@ class Checks:
         expect_code("NOT_FOUND", rm)  # the first result, not applied again
         expect(self.c.call("EXISTS", path=self.p("later")).get("exists"), "retried REMOVE applied")
 
+    def stale_sequence(self):
+        c = Client(self.addr, self.token)  # a session of its own
+        ids = [c.conn.send({"op": OPS["PUT"], "path": self.p("window"), "data": b"w", "session": c.session,
+                            "seq": c.next_seq()}) for _ in range(1030)]
+        for i in ids:
+            expect(c.conn.wait(i, timeout=120)["code"] == 0, "PUT %d failed" % i)
+        expect_code("INVALID", lambda: c.call("PUT", path=self.p("window"), data=b"w", session=c.session, seq=1),
+                    "stale sequence")
+        c.conn.close()
+        return "seq 1 forgotten after 1030 later ones"
+
     def seq_needs_session(self):
         conn = Conn(self.addr, self.token)  # HELLO's session is never applied to requests
         expect_code("INVALID", lambda: conn.call("APPEND", path=self.p("log"), data=b"zz", seq=1), "session")
@@ -291,7 +302,7 @@ def main():
     first = ("hello hello_version not_hello_first wrong_token id_zero unknown_op oversized_frame "
              "mkdir put_get get_range exists_stat write_sparse chunked_upload chunk_name commit_rules "
              "pipelining paging list_recursive bad_after rename_copy_remove append_once "
-             "retry_new_connection failure_remembered seq_needs_session").split()
+             "retry_new_connection failure_remembered stale_sequence seq_needs_session").split()
     for name in first:
         ch.check(name, getattr(ch, name))
     for name, (fn, *words) in ch.error_cases().items():

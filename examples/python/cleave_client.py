@@ -68,6 +68,7 @@ class Conn:
         self.arrivals = []  # ids in the order their answers arrived
         self.closed = None
         self.hello = self._hello(token, client)
+        self.sock.settimeout(None)  # an idle connection is fine; wait() bounds each call
         threading.Thread(target=self._reader, daemon=True).start()
 
     def _hello(self, token, client):
@@ -127,7 +128,7 @@ class Conn:
         with self.lock:
             if req_id in self.answers:
                 return self.answers.pop(req_id)
-            raise self.closed
+            raise self.closed or KeyError("request %d was not sent on this connection" % req_id)
 
     def call(self, op, **fields):
         resp = self.wait(self.send(dict(fields, op=OPS[op])))
