@@ -280,6 +280,9 @@ type Hello struct {
 	Version uint32 `msgpack:"version"`         // ProtocolVersion of the sender
 	Client  string `msgpack:"client"`          // free-form name, for logs
 	Token   string `msgpack:"token,omitempty"` // auth token, if the server requires one
+	// Session is accepted for compatibility and ignored: it is never
+	// applied to requests. Every mutating request carries its own Session
+	// and Seq (Request.SessionError).
 	Session uint64 `msgpack:"session,omitempty"`
 }
 
@@ -289,6 +292,27 @@ type HelloReply struct {
 	Server   string   `msgpack:"server"`   // "router" or "node"
 	ID       string   `msgpack:"id"`       // router or node id
 	Versions []uint32 `msgpack:"versions"` // every version the server speaks
+	// MaxFrame is the largest request payload, in bytes, the server reads
+	// on this connection from now on; a larger frame is answered TOO_LARGE
+	// and the connection closed. 0 from servers that do not announce it
+	// (DefaultMaxFrame is their default).
+	MaxFrame uint32 `msgpack:"max_frame,omitempty"`
+}
+
+// SessionError reports a mutating request (Op.Mutating) that carries only
+// one of Session and Seq: exactly-once needs both, and a request that
+// carried a seq without its session would be applied without
+// deduplication. It returns nil for a request with both or neither, and
+// for every other op (which ignores them). HELLO's session is never
+// applied in place of the request's.
+func (r *Request) SessionError() error {
+	if !r.Op.Mutating() || (r.Session == 0) == (r.Seq == 0) {
+		return nil
+	}
+	if r.Session == 0 {
+		return fmt.Errorf("%v with seq %d but no session: a mutating request carries its session id in its own session field together with seq (HELLO's session is not applied to requests); send both for exactly-once, or neither", r.Op, r.Seq)
+	}
+	return fmt.Errorf("%v with session %d but no seq: sequence numbers start at 1; send both for exactly-once, or neither", r.Op, r.Session)
 }
 
 // Response is one server-to-client message.

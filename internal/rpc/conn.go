@@ -24,7 +24,7 @@ var ErrConnClosed = errors.New("rpc: connection closed")
 type DialConfig struct {
 	Client   string        // name sent in HELLO
 	Token    string        // auth token sent in HELLO
-	Session  uint64        // session id sent in HELLO
+	Session  uint64        // session id sent in HELLO; servers ignore it (each mutating request carries its own)
 	MaxFrame int           // largest response frame accepted
 	OutQueue int           // requests queued for writing
 	Timeout  time.Duration // dial + TLS + HELLO timeout when ctx has no deadline
@@ -101,7 +101,10 @@ type Conn struct {
 	out      chan outFrame
 	nextID   atomic.Uint64
 	maxFrame int
-	lastUsed atomic.Int64 // unix nanoseconds of the last Call or Send
+	// serverMax is the largest request payload the server announced in its
+	// HELLO reply; 0 until then, or from a server that does not announce it.
+	serverMax atomic.Int64
+	lastUsed  atomic.Int64 // unix nanoseconds of the last Call or Send
 
 	mu      sync.Mutex
 	pending map[uint64]chan *wire.Response
@@ -157,7 +160,21 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*Conn, error) {
 		c.Close()
 		return nil, fmt.Errorf("hello %s: %w", addr, err)
 	}
+	if resp.Hello != nil {
+		c.serverMax.Store(int64(resp.Hello.MaxFrame))
+	}
 	return c, nil
+}
+
+// ServerMaxFrame returns the largest request payload the server reads, as
+// its HELLO reply announced it, or DefaultMaxFrame from a server that did
+// not announce one. A request over it fails alone with TOO_LARGE, before it
+// is sent, and the connection stays up.
+func (c *Conn) ServerMaxFrame() int {
+	if n := c.serverMax.Load(); n > 0 {
+		return int(n)
+	}
+	return wire.DefaultMaxFrame
 }
 
 // clientTLS runs the TLS handshake on nc, closing it on failure.
@@ -342,8 +359,8 @@ func (c *Conn) writeLoop() {
 			case err != nil:
 				// Not the connection's fault: fail just this call.
 				c.failCall(f.req.ID, wire.Invalid, err.Error())
-			case len(buf)-wire.HeaderSize > c.maxFrame:
-				c.failCall(f.req.ID, wire.TooLarge, fmt.Sprintf("request of %d bytes is over the %d-byte frame limit", len(buf)-wire.HeaderSize, c.maxFrame))
+			case len(buf)-wire.HeaderSize > c.sendLimit():
+				c.failCall(f.req.ID, wire.TooLarge, fmt.Sprintf("request of %d bytes is over the %d-byte frame limit", len(buf)-wire.HeaderSize, c.sendLimit()))
 			default:
 				if _, err := w.Write(buf); err != nil {
 					c.die(fmt.Errorf("%w: %s: write: %v", ErrConnClosed, c.addr, err))
@@ -364,6 +381,16 @@ func (c *Conn) writeLoop() {
 			return
 		}
 	}
+}
+
+// sendLimit is the largest request payload written: the server's
+// announced limit, else (before HELLO's reply, or from a server that does
+// not announce it) the connection's own MaxFrame.
+func (c *Conn) sendLimit() int {
+	if n := c.serverMax.Load(); n > 0 {
+		return int(n)
+	}
+	return c.maxFrame
 }
 
 func (c *Conn) failCall(id uint64, code wire.Code, msg string) {

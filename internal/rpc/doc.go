@@ -13,6 +13,16 @@
 // connection is closed; it never brings the process down. docs/security.md
 // lists every limit.
 //
+// Protocol rules the server enforces for every handler: request ids start
+// at 1 (id 0 is a connection-level INVALID); a mutating request carries
+// both session and seq or neither (INVALID otherwise, not handled;
+// HELLO's session is never applied); an error answering a request the
+// server read carries that request's id, one answering none carries ID 0
+// and is the last frame before the close. A frame over MaxFrame (announced
+// in the HELLO reply) is answered TOO_LARGE, then the server half-closes
+// and reads the rest of that frame away before closing, so the peer reads
+// the answer rather than a reset.
+//
 // Policy is the caller's: ServerConfig.TLS decides versions and client
 // certificates, Authenticate who the peer is, PlaneHandler which ops a
 // listener serves. Handlers read the peer's identity with ConnInfoFrom.

@@ -348,19 +348,19 @@ func (s *Server) refuse(nc net.Conn, reason string) {
 		buf, _ := wire.AppendEncode(nil, &wire.Response{Code: wire.Unavailable, Message: reason})
 		nc.Write(buf)
 	}
-	lingerClose(nc, time.Now().Add(time.Second))
+	lingerClose(nc, time.Now().Add(time.Second), 1<<20)
 }
 
-// lingerClose half-closes nc and reads (and discards) what the peer still
-// sends until it closes or the deadline passes, then closes nc. Closing with
-// unread input would reset the connection and could destroy the error frame
-// just written before the peer reads it.
-func lingerClose(nc net.Conn, deadline time.Time) {
+// lingerClose half-closes nc and reads (and discards) up to limit bytes
+// the peer still sends until it closes or the deadline passes, then closes
+// nc. Closing with unread input would reset the connection and could
+// destroy the error frame just written before the peer reads it.
+func lingerClose(nc net.Conn, deadline time.Time, limit int64) {
 	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
 	nc.SetReadDeadline(deadline)
-	io.Copy(io.Discard, io.LimitReader(nc, 1<<20))
+	io.Copy(io.Discard, io.LimitReader(nc, limit))
 	nc.Close()
 }
 

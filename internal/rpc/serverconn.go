@@ -57,6 +57,11 @@ type serverConn struct {
 	done      chan struct{}
 	reason    string
 	last      string // reason to close with once the writer reaches the nil sentinel
+	// halfClose makes the writer, at the nil sentinel, close only the
+	// sending side and close flushed (flushAndLinger); set with flushed
+	// by the reader before it queues the sentinel.
+	halfClose bool
+	flushed   chan struct{}
 	handlers  sync.WaitGroup
 }
 
@@ -125,7 +130,7 @@ func (c *serverConn) handshake() (*wire.FrameReader, bool) {
 			return nil, false
 		}
 		if errors.Is(err, wire.ErrFrameTooLarge) {
-			c.refuseHello(&wire.Response{Code: wire.TooLarge, Message: err.Error() + " before HELLO"}, deadline)
+			c.refuseHello(&wire.Response{Code: wire.TooLarge, Message: err.Error() + " before HELLO"}, deadline, drainLimit(err))
 			return nil, false
 		}
 		c.close("before HELLO: " + err.Error())
@@ -133,16 +138,20 @@ func (c *serverConn) handshake() (*wire.FrameReader, bool) {
 	}
 	req, err := wire.DecodeRequest(payload)
 	if err != nil {
-		c.refuseHello(wire.Errorf(0, wire.Invalid, "frame at offset 0: %v", err), deadline)
+		c.refuseHello(wire.Errorf(0, wire.Invalid, "frame at offset 0: %v", err), deadline, 0)
+		return nil, false
+	}
+	if req.ID == 0 {
+		c.refuseHello(idZero(req), deadline, 0)
 		return nil, false
 	}
 	if req.Op != wire.OpHello || req.Hello == nil {
-		c.refuseHello(wire.Errorf(0, wire.Invalid, "first request must be HELLO, got %v", req.Op), deadline)
+		c.refuseHello(wire.Errorf(req.ID, wire.Invalid, "first request must be HELLO, got %v", req.Op), deadline, 0)
 		return nil, false
 	}
 	resp := c.hello(req, deadline)
 	if resp.Code != wire.OK {
-		c.refuseHello(resp, deadline)
+		c.refuseHello(resp, deadline, 0)
 		return nil, false
 	}
 	if err := c.writeDirect(resp); err != nil {
@@ -168,17 +177,18 @@ func (c *serverConn) handshakeFailed(err error, deadline time.Time) {
 	var rhe tls.RecordHeaderError
 	if errors.As(err, &rhe) && rhe.Conn != nil {
 		c.conn = rhe.Conn
-		c.refuseHello(&wire.Response{Code: wire.Unauthorized, Message: "this port requires TLS"}, deadline)
+		c.refuseHello(&wire.Response{Code: wire.Unauthorized, Message: "this port requires TLS"}, deadline, 0)
 		return
 	}
 	c.close("TLS handshake: " + err.Error())
 }
 
-// refuseHello answers before HELLO succeeded and closes.
-func (c *serverConn) refuseHello(resp *wire.Response, deadline time.Time) {
+// refuseHello answers before HELLO succeeded and closes, reading away up
+// to max(drain, 1 MiB) bytes the peer may still be sending (lingerClose).
+func (c *serverConn) refuseHello(resp *wire.Response, deadline time.Time, drain int64) {
 	c.s.log.Debug("closing connection", "remote", c.raw.RemoteAddr().String(), "code", resp.Code.String(), "reason", resp.Message)
 	if err := c.writeDirect(resp); err == nil {
-		lingerClose(c.conn, deadline)
+		lingerClose(c.conn, deadline, max(drain, 1<<20))
 	}
 	c.close(resp.Code.String() + ": " + resp.Message)
 }
@@ -231,7 +241,7 @@ func (c *serverConn) hello(req *wire.Request, deadline time.Time) *wire.Response
 	c.ctx = context.WithValue(c.ctx, connInfoKey{}, ci)
 	return &wire.Response{ID: req.ID, Hello: &wire.HelloReply{
 		Version: wire.ProtocolVersion, Server: cfg.Name, ID: cfg.ID,
-		Versions: []uint32{wire.ProtocolVersion},
+		Versions: []uint32{wire.ProtocolVersion}, MaxFrame: uint32(cfg.MaxFrame),
 	}}
 }
 
@@ -328,11 +338,19 @@ func (c *serverConn) readLoop(fr *wire.FrameReader) {
 		}
 		req, err := wire.DecodeRequest(payload)
 		if err != nil {
-			c.failAndClose(wire.Invalid, fmt.Sprintf("frame at offset %d: %v", fr.Offset()-int64(len(payload))-wire.HeaderSize, err))
+			c.failAndClose(wire.Invalid, fmt.Sprintf("frame at offset %d: %v", fr.Offset()-int64(len(payload))-wire.HeaderSize, err), 0)
+			return
+		}
+		if req.ID == 0 {
+			c.failAndClose(wire.Invalid, idZero(req).Message, 0)
 			return
 		}
 		if !req.Op.Known() || req.Op == wire.OpHello {
 			c.send(wire.Errorf(req.ID, wire.Invalid, "unknown or repeated op %v", req.Op))
+			continue
+		}
+		if err := req.SessionError(); err != nil {
+			c.send(wire.Errorf(req.ID, wire.Invalid, "%v", err))
 			continue
 		}
 		if req.Op.OneWay() {
@@ -381,7 +399,7 @@ func (c *serverConn) readFailed(err error) {
 	case errors.Is(err, io.EOF):
 		c.flushAndClose("peer closed")
 	case errors.Is(err, wire.ErrFrameTooLarge):
-		c.failAndClose(wire.TooLarge, err.Error())
+		c.failAndClose(wire.TooLarge, err.Error(), drainLimit(err))
 	case isTimeout(err) && errors.As(err, &fe):
 		c.s.readTimeouts.Add(1)
 		c.flushAndClose("frame not received within " + c.s.cfg.ReadTimeout.String() + ": " + err.Error())
@@ -425,29 +443,87 @@ func (c *serverConn) handle(req *wire.Request, size int) {
 	}
 }
 
-// failAndClose queues a connection-level error (ID 0), then closes once the
-// writer has flushed everything queued before it.
-func (c *serverConn) failAndClose(code wire.Code, msg string) {
+// failAndClose queues a connection-level error (ID 0) after the answers
+// to every request read before, then closes once the writer has flushed.
+// drain > 0 is what the peer may still be sending of a frame the server
+// did not read (its declared length): the server half-closes and reads
+// that much away first, so that the peer, still writing it, reads the
+// error instead of a reset.
+func (c *serverConn) failAndClose(code wire.Code, msg string, drain int64) {
 	c.s.log.Info("closing connection", "remote", c.raw.RemoteAddr().String(), "code", code.String(), "reason", msg)
+	c.handlers.Wait() // the answers to earlier requests come first: the error is the last frame
 	c.send(&wire.Response{Code: code, Message: msg})
+	if drain > 0 {
+		c.flushAndLinger(code.String()+": "+msg, drain)
+		return
+	}
 	c.flushAndClose(code.String() + ": " + msg)
 }
 
 // flushAndClose waits for in-flight handlers, lets the writer flush, then
 // closes. Called only from the reader goroutine.
 func (c *serverConn) flushAndClose(reason string) {
-	c.handlers.Wait()
-	c.last = reason
-	select {
-	case c.out <- nil: // sentinel: writer closes after writing what precedes it
-	case <-c.done:
-	case <-time.After(5 * time.Second):
-	}
+	c.flush(reason)
 	select {
 	case <-c.done:
 	case <-time.After(5 * time.Second):
 	}
 	c.close(reason)
+}
+
+// flush waits for in-flight handlers and queues the sentinel after which
+// the writer, once it has written everything before it, closes the
+// connection (or, with c.halfClose, only its sending side, closing
+// c.flushed). Called only from the reader goroutine.
+func (c *serverConn) flush(reason string) {
+	c.handlers.Wait()
+	c.last = reason
+	select {
+	case c.out <- nil:
+	case <-c.done:
+	case <-time.After(5 * time.Second):
+	}
+}
+
+// flushAndLinger is flushAndClose for a peer that may still be sending:
+// once the writer has flushed and half-closed, it reads and discards up to
+// drain bytes, for at most drainTime or until the peer closes, then closes.
+func (c *serverConn) flushAndLinger(reason string, drain int64) {
+	c.halfClose = true // read by the writer after it receives the sentinel
+	c.flushed = make(chan struct{})
+	c.flush(reason)
+	select {
+	case <-c.flushed:
+		c.conn.SetReadDeadline(time.Now().Add(drainTime))
+		io.CopyN(io.Discard, &c.rd, drain)
+	case <-c.done:
+	case <-time.After(5 * time.Second):
+	}
+	c.close(reason)
+}
+
+// drainTime bounds how long a server reads away the rest of a frame it
+// refused before closing.
+const drainTime = 10 * time.Second
+
+// maxDrain bounds how many bytes of a refused frame a server reads away.
+const maxDrain = 64 << 20
+
+// drainLimit is how much of the frame refused with err the server reads
+// away before closing: its declared length (plus a little for frames the
+// peer pipelined behind it), at most maxDrain.
+func drainLimit(err error) int64 {
+	var fe *wire.FrameError
+	if !errors.As(err, &fe) {
+		return 0
+	}
+	return min(int64(fe.Length)+64<<10, maxDrain)
+}
+
+// idZero is the answer to a request with id 0, which the protocol keeps
+// for connection-level errors: INVALID, and the connection is closed.
+func idZero(req *wire.Request) *wire.Response {
+	return wire.Errorf(0, wire.Invalid, "request id 0 (%v): request ids start at 1; id 0 marks connection-level errors", req.Op)
 }
 
 // writeLoop writes queued responses, many per flush. A write that cannot
@@ -490,6 +566,13 @@ func (c *serverConn) writeLoop() {
 			return
 		}
 		if r == nil { // the sentinel: everything before it is written
+			if c.halfClose {
+				if cw, ok := c.conn.(interface{ CloseWrite() error }); ok {
+					cw.CloseWrite()
+				}
+				close(c.flushed)
+				return
+			}
 			c.close(c.last)
 			return
 		}
