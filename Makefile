@@ -9,7 +9,7 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(DATE)
 
-.PHONY: all build run test test-long bench bench-quick bench-idle bench-micro lint fuzz clean
+.PHONY: all build run test test-long bench bench-quick bench-idle bench-scale bench-micro lint fuzz clean
 
 all: build
 
@@ -56,6 +56,14 @@ bench-quick: build
 # per second (IDLE_BASELINE=<git rev> measures that revision beside it).
 bench-idle: build
 	./bench/idle.sh
+
+# bench-scale measures scale-out (needs root for the cgroups): node
+# processes capped at 0.05 core each, 1 KiB puts at 64 clients per cluster
+# and at 64 in all, grown from 1 cluster to 2, 4 and 8 by splitting;
+# SCALE_FLAGS passes more (e.g. -fresh, -steps 1,2,4, -duration 20s).
+# About 8 minutes; results under bench/results/scale-<time>/.
+bench-scale: build
+	$(GO) run ./bench/scale $(SCALE_FLAGS)
 
 # bench-micro runs the micro-benchmarks of the codec, the state machine,
 # the replication write path and the connection round trip.

@@ -62,6 +62,8 @@ var Rules = map[string][]string{
 	// Binaries: thin mains on top of everything else.
 	"cmd/cleave":         {"client", "cluster", "fsm", "router", "control", "replica", "up", "wire", "internal/*"},
 	"cmd/cleave-loadgen": {"client", "loadgen", "wire", "internal/*"},
+	// The scale-out benchmark's driver (make bench-scale).
+	"bench/scale": {"loadgen", "up", "internal/*"},
 }
 
 // TestOnly lists the packages only tests may use: no other package imports
