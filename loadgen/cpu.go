@@ -124,6 +124,9 @@ func procLabel(pid int, comm string) string {
 		if !strings.HasPrefix(a, "-") || (name != "cluster" && name != "id" && name != "name") {
 			continue
 		}
+		if name == "cluster" && len(parts) > 1 && parts[1] == "router" {
+			continue // a router's --cluster flags describe the routing table
+		}
 		if !hasVal && i+1 < len(args) {
 			val = args[i+1]
 		}

@@ -150,7 +150,9 @@ func TestProcLabel(t *testing.T) {
 	write(1, "/usr/bin/cleave", "node", "--id", "2", "--cluster", "c1", "--listen", "127.0.0.1:1")
 	write(2, "/usr/bin/etcd", "--name=e3", "--data-dir", "/tmp/x")
 	write(3, "bin/cleave", "up", "--data", "d")
+	write(5, "/usr/bin/cleave", "router", "--id", "r1", "--cluster", "c1=1@127.0.0.1:1/127.0.0.1:2,2@127.0.0.1:3/127.0.0.1:4", "--cluster=c2=4@127.0.0.1:5/127.0.0.1:6")
 	tests := map[int]string{
+		5: "cleave router id=r1", // its --cluster flags describe the routing table, not the router
 		1: "cleave node id=2 cluster=c1",
 		2: "etcd name=e3",
 		3: "cleave up",
