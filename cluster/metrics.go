@@ -45,7 +45,30 @@ func registerNodeMetrics(reg prometheus.Registerer, rep *replica.Replica) {
 		counter("cleave_replica_appended_entries_total", "Log entries written to the local log.", func(s replica.Stats) float64 { return float64(s.Appended) }),
 		counter("cleave_replica_applied_entries_total", "Committed entries applied.", func(s replica.Stats) float64 { return float64(s.Applied) }),
 		counter("cleave_replica_read_rounds_total", "ReadIndex rounds issued (each serves every read that joined it).", func(s replica.Stats) float64 { return float64(s.ReadRounds) }),
+		syncHistogram{rep},
 	)
+}
+
+// syncHistogram exposes the replica's fsync latency histogram
+// (replica.Stats.SyncBuckets) as cleave_replica_sync_duration_seconds.
+type syncHistogram struct{ rep *replica.Replica }
+
+var syncDesc = prometheus.NewDesc("cleave_replica_sync_duration_seconds",
+	"Duration of each synced commit of a Ready batch (log entries, hard state and applied index, with fdatasync).", nil, nil)
+
+func (h syncHistogram) Describe(ch chan<- *prometheus.Desc) { ch <- syncDesc }
+
+func (h syncHistogram) Collect(ch chan<- prometheus.Metric) {
+	s := h.rep.Stats()
+	cum := make(map[float64]uint64, len(replica.SyncBounds))
+	var n uint64
+	for i, c := range s.SyncBuckets {
+		n += c
+		if i < len(replica.SyncBounds) {
+			cum[replica.SyncBounds[i]] = n
+		}
+	}
+	ch <- prometheus.MustNewConstHistogram(syncDesc, n, s.SyncTime.Seconds(), cum)
 }
 
 // registerCheckMetrics registers the consistency check's state in reg.

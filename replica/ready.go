@@ -109,6 +109,7 @@ func (r *Replica) finishReady(w *readyWrite) error {
 	if w.sync {
 		r.stats.syncs.Add(1)
 		r.stats.syncNanos.Add(uint64(w.took))
+		r.stats.syncHist.observe(w.took)
 	}
 	r.stats.readies.Add(1)
 	r.stats.appended.Add(uint64(len(rd.Entries)))

@@ -23,12 +23,16 @@ type Status struct {
 
 // Stats are cumulative counters of a replica's loop, for metrics.
 type Stats struct {
-	Readies    uint64        // Ready batches handled
-	Syncs      uint64        // Ready batches committed with fsync
-	SyncTime   time.Duration // total time of the synced commits
-	Appended   uint64        // log entries written
-	Applied    uint64        // committed entries applied (all types)
-	ReadRounds uint64        // ReadIndex rounds issued
+	Readies  uint64        // Ready batches handled
+	Syncs    uint64        // Ready batches committed with fsync
+	SyncTime time.Duration // total time of the synced commits
+	// SyncBuckets counts the synced commits by duration: entry i those
+	// that took at most SyncBounds[i] (and more than the bound before),
+	// the last entry those that took longer than every bound.
+	SyncBuckets []uint64
+	Appended    uint64 // log entries written
+	Applied     uint64 // committed entries applied (all types)
+	ReadRounds  uint64 // ReadIndex rounds issued
 	// Foreign counts raft frames and snapshot streams dropped because they
 	// named another group (or an earlier epoch of this one).
 	Foreign uint64
@@ -47,6 +51,7 @@ type Stats struct {
 type loopStats struct {
 	readies, syncs, syncNanos, appended, applied, readRounds atomic.Uint64
 	foreign, badCommit, invalid                              atomic.Uint64
+	syncHist                                                 syncHist
 }
 
 // publishStatus publishes the loop's state for Status, if it changed. The
