@@ -164,6 +164,11 @@ type MetaConfig struct {
 	Peers     map[uint64]string // raft id → router's peer address, or client and peer address as wire.JoinAddrs writes them; every initial member
 	Dir       string            // Pebble directory of the meta group
 	Bootstrap *wire.TableInfo   // the table of a new deployment; identical on every router
+	// Join starts a router added to a running meta group (its leader adds
+	// it as a learner): an empty store is not bootstrapped, and the table,
+	// splits and users arrive with the leader's snapshot. Until then the
+	// table is empty (version 0). Ignored when the store holds state.
+	Join bool
 	Logger    *slog.Logger
 	// Replica tuning; zero values take replica.DefaultConfig's.
 	TickInterval  time.Duration
@@ -189,7 +194,11 @@ func OpenMetaTable(cfg MetaConfig, tr replica.Transport) (*MetaTable, error) {
 		db.Close()
 		return nil, fmt.Errorf("router: meta store %s: %w", cfg.Dir, err)
 	}
-	if t == nil {
+	joining := t == nil && cfg.Join
+	switch {
+	case joining:
+		t = &wire.TableInfo{} // until the leader's snapshot brings the table
+	case t == nil:
 		// A new router: every member bootstraps the same table at index 0.
 		if cfg.Bootstrap == nil {
 			db.Close()
@@ -218,6 +227,7 @@ func OpenMetaTable(cfg MetaConfig, tr replica.Transport) (*MetaTable, error) {
 		rc.Peers = append(rc.Peers, id)
 	}
 	rc.PeerAddrs = cfg.Peers
+	rc.Join = joining
 	if cfg.TickInterval > 0 {
 		rc.TickInterval = cfg.TickInterval
 	}

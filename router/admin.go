@@ -21,12 +21,16 @@ import (
 
 	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/internal/rpc"
+	"github.com/cleavefs/cleave/replica"
 	"github.com/cleavefs/cleave/wire"
 )
 
 // handleMember serves ADD_LEARNER, PROMOTE and REMOVE_MEMBER sent to a
 // router.
 func (r *Router) handleMember(ctx context.Context, req *wire.Request) *wire.Response {
+	if req.Flags&wire.FlagMetaGroup != 0 {
+		return r.handleMetaMember(ctx, req)
+	}
 	if req.Cluster == "" || req.Member == nil || req.Member.ID == 0 {
 		return wire.Errorf(req.ID, wire.Invalid, "%s through a router needs cluster and member.id", req.Op)
 	}
@@ -173,4 +177,46 @@ func mergeAddrs(want, old []wire.Member) []wire.Member {
 		}
 	}
 	return out
+}
+
+// handleMetaMember serves ADD_LEARNER, PROMOTE and REMOVE_MEMBER of a router
+// in the meta group (wire.FlagMetaGroup), on the meta leader: a new router
+// started with --join is added as a learner at its client and peer
+// addresses, promoted once it has caught up, and a router removed. Like
+// the clusters' membership ops each is idempotent. The answer lists the
+// meta group's members as routers in Status.Routers.
+func (r *Router) handleMetaMember(ctx context.Context, req *wire.Request) *wire.Response {
+	if r.meta == nil {
+		return wire.Errorf(req.ID, wire.Invalid, "this router has no meta group (it uses a table file): there is no group of routers to change")
+	}
+	m := req.Member
+	if m == nil || m.ID == 0 {
+		return wire.Errorf(req.ID, wire.Invalid, "%s of a router needs member.id (its --raft-id)", req.Op)
+	}
+	if !r.meta.IsLeader() {
+		return r.toMetaLeader(ctx, req)
+	}
+	rep := r.meta.Replica()
+	var err error
+	switch req.Op {
+	case wire.OpAddLearner:
+		if m.Addr == "" || m.PeerAddr == "" {
+			return wire.Errorf(req.ID, wire.Invalid, "ADD_LEARNER of router %d needs its client address and its peer address", m.ID)
+		}
+		err = rep.AddLearner(ctx, m.ID, wire.JoinAddrs(m.Addr, m.PeerAddr))
+	case wire.OpPromote:
+		err = rep.Promote(ctx, m.ID)
+	case wire.OpRemoveMember:
+		err = rep.RemoveMember(ctx, m.ID)
+	}
+	if err != nil {
+		return wire.Errorf(req.ID, replica.ErrorCode(err), "%s of router %d in the meta group: %v", req.Op, m.ID, err)
+	}
+	r.log.Info("meta group membership changed", "op", req.Op.String(), "router", m.ID, "addr", m.Addr, "peer_addr", m.PeerAddr)
+	var members []wire.RouterStatus
+	for _, mm := range rep.Members() {
+		addr, peer := wire.SplitAddrs(mm.Addr)
+		members = append(members, wire.RouterStatus{RaftID: mm.ID, Addr: addr, PeerAddr: peer})
+	}
+	return &wire.Response{Status: &wire.Status{Router: r.cfg.ID, Version: r.table.Current().Version, Routers: members}}
 }

@@ -164,6 +164,7 @@ const (
 	FlagStale                       // read from local state without ReadIndex
 	FlagIfAbsent                    // PUT/COMMIT/COPY/RENAME: CONFLICT if the target exists
 	FlagChecksum                    // STATUS sent to a node: include NodeStatus.Checksum (scans the whole state)
+	FlagMetaGroup                   // ADD_LEARNER, PROMOTE, REMOVE_MEMBER sent to a router: change the routers' meta group, not a cluster
 )
 
 // Request is one client-to-server message.

@@ -231,6 +231,7 @@ type routerOpts struct {
 	clusters      []string
 	raftID        uint64
 	peers         string
+	join          bool
 	reportPID     bool
 	logLevel      string
 	logFormat     string
@@ -276,6 +277,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.BoolVar(&o.followerReads, "follower-reads", false, "send linearizable reads to the member hashed from the path (it answers after a ReadIndex round) instead of the leader")
 	f.Uint64Var(&o.raftID, "raft-id", 0, "this router's member id in the meta group (with --peers)")
 	f.StringVar(&o.peers, "peers", "", "every router of the meta group as RAFTID=CLIENT_HOST:PORT/PEER_HOST:PORT,..., this one included; the meta group uses the peer addresses; empty: a single router with a table file")
+	f.BoolVar(&o.join, "join", false, "join a running meta group with an empty --data: 'cleave router add' on a member adds this router, whose table then arrives from the meta leader; --peers lists this router and the current members")
 	f.BoolVar(&o.reportPID, "report-pid", false, "report this process id in status (set by cleave up)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "text", "text (key=value) or json (one object per line)")
@@ -338,10 +340,13 @@ func (o *routerOpts) config(cmd *cobra.Command) (router.Config, error) {
 		if _, ok := peers[o.raftID]; !ok {
 			return router.Config{}, fmt.Errorf("--peers does not list this router's --raft-id %d", o.raftID)
 		}
-		cfg.Meta = &control.MetaConfig{RaftID: o.raftID, Peers: peers}
+		cfg.Meta = &control.MetaConfig{RaftID: o.raftID, Peers: peers, Join: o.join}
 		if cfg.PeerListen == "" {
 			_, cfg.PeerListen = wire.SplitAddrs(peers[o.raftID])
 		}
+	}
+	if o.join && o.peers == "" {
+		return router.Config{}, usagef("--join needs --peers: the meta group to join (this router and its current members)")
 	}
 	if o.reportPID {
 		cfg.PID = os.Getpid()
