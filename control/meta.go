@@ -168,8 +168,8 @@ type MetaConfig struct {
 	// it as a learner): an empty store is not bootstrapped, and the table,
 	// splits and users arrive with the leader's snapshot. Until then the
 	// table is empty (version 0). Ignored when the store holds state.
-	Join bool
-	Logger    *slog.Logger
+	Join   bool
+	Logger *slog.Logger
 	// Replica tuning; zero values take replica.DefaultConfig's.
 	TickInterval  time.Duration
 	ElectionTicks int
