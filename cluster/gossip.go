@@ -14,10 +14,11 @@ func (n *Node) startGossip() error {
 		return nil
 	}
 	p, err := gossip.Start(gossip.Config{
-		Bind:   n.cfg.Gossip,
-		Seeds:  n.cfg.GossipSeeds,
-		Keys:   n.cfg.GossipKeys,
-		Logger: n.log,
+		Bind:      n.cfg.Gossip,
+		Advertise: n.cfg.GossipAdvertise,
+		Seeds:     n.cfg.GossipSeeds,
+		Keys:      n.cfg.GossipKeys,
+		Logger:    n.log,
 		Meta: func() gossip.Meta {
 			st := n.rep.Status()
 			return gossip.Meta{

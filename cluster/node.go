@@ -142,6 +142,9 @@ type Config struct {
 	// (the routers' gossip addresses); none starts a new pool.
 	Gossip      string
 	GossipSeeds []string
+	// GossipAdvertise is the HOST:PORT other members reach this node's
+	// gossip at; default Gossip (which must then not be a wildcard).
+	GossipAdvertise string
 	// GossipKeys encrypt and authenticate gossip (internal/gossip
 	// Config.Keys; the first is primary). Default none: plaintext gossip.
 	GossipKeys [][]byte

@@ -59,6 +59,9 @@ type Config struct {
 	// through (the other routers' gossip addresses).
 	Gossip      string
 	GossipSeeds []string
+	// GossipAdvertise is the HOST:PORT other members reach this router's
+	// gossip at; default Gossip (which must then not be a wildcard).
+	GossipAdvertise string
 	// GossipKeys encrypt and authenticate gossip (internal/gossip
 	// Config.Keys; the first is primary). Default none: plaintext gossip.
 	GossipKeys [][]byte

@@ -50,12 +50,13 @@ func (r *Router) startGossip() error {
 		return nil
 	}
 	p, err := gossip.Start(gossip.Config{
-		Bind:   r.cfg.Gossip,
-		Seeds:  r.cfg.GossipSeeds,
-		Keys:   r.cfg.GossipKeys,
-		Logger: r.log,
+		Bind:      r.cfg.Gossip,
+		Advertise: r.cfg.GossipAdvertise,
+		Seeds:     r.cfg.GossipSeeds,
+		Keys:      r.cfg.GossipKeys,
+		Logger:    r.log,
 		Meta: func() gossip.Meta {
-			m := gossip.Meta{Role: "router", ID: r.cfg.ID, Addr: r.cfg.Listen, PID: r.cfg.PID}
+			m := gossip.Meta{Role: "router", ID: r.cfg.ID, Addr: r.Addr(), PID: r.cfg.PID}
 			if r.meta != nil {
 				st := r.meta.Replica().Status()
 				m.Leader, m.Applied = st.Role == "leader", st.Applied

@@ -49,6 +49,7 @@ type nodeOpts struct {
 	join         bool
 	gossip       string
 	gossipSeeds  string
+	gossipAdvert string
 	gossipKeys   string
 	logRetention uint64
 	logLevel     string
@@ -99,6 +100,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.StringVar(&o.logFormat, "log-format", "text", "text (key=value) or json (one object per line)")
 	f.StringVar(&o.gossip, "gossip", "", "HOST:PORT (UDP and TCP) to join the gossip pool on; empty: no gossip")
 	f.StringVar(&o.gossipSeeds, "gossip-seeds", "", "gossip addresses to join through, comma separated (the routers')")
+	f.StringVar(&o.gossipAdvert, "gossip-advertise", "", "gossip address told to others (HOST:PORT); default: --gossip, which must then not be 0.0.0.0")
 	gossipKeyFlag(f, &o.gossipKeys)
 	tokenFlag(f)
 	f.StringVar(&o.http, "http", "", "HOST:PORT of the HTTP side port: /metrics, /healthz, /readyz (port 0: any free port, logged); empty: off")
@@ -163,6 +165,7 @@ func (o *nodeOpts) config(cmd *cobra.Command) (cluster.Config, error) {
 	}
 	cfg.Gossip = o.gossip
 	cfg.GossipSeeds = splitList(o.gossipSeeds)
+	cfg.GossipAdvertise = o.gossipAdvert
 	if cfg.GossipKeys, err = readGossipKeys(o.gossipKeys); err != nil {
 		return cluster.Config{}, err
 	}
@@ -239,6 +242,7 @@ type routerOpts struct {
 	pprof         bool
 	gossip        string
 	gossipSeeds   string
+	gossipAdvert  string
 	gossipKeys    string
 	followerReads bool
 	anonymous     string
@@ -283,6 +287,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.StringVar(&o.logFormat, "log-format", "text", "text (key=value) or json (one object per line)")
 	f.StringVar(&o.gossip, "gossip", "", "HOST:PORT (UDP and TCP) to join the gossip pool on; empty: no gossip")
 	f.StringVar(&o.gossipSeeds, "gossip-seeds", "", "gossip addresses to join through, comma separated (the routers')")
+	f.StringVar(&o.gossipAdvert, "gossip-advertise", "", "gossip address told to others (HOST:PORT); default: --gossip, which must then not be 0.0.0.0")
 	gossipKeyFlag(f, &o.gossipKeys)
 	tokenFlag(f)
 	f.StringVar(&o.http, "http", "", "HOST:PORT of the HTTP side port: /metrics, /healthz, /readyz (port 0: any free port, logged); empty: off")
@@ -316,6 +321,7 @@ func (o *routerOpts) config(cmd *cobra.Command) (router.Config, error) {
 	cfg.HTTP, cfg.Pprof = o.http, o.pprof
 	cfg.Gossip = o.gossip
 	cfg.GossipSeeds = splitList(o.gossipSeeds)
+	cfg.GossipAdvertise = o.gossipAdvert
 	if cfg.GossipKeys, err = readGossipKeys(o.gossipKeys); err != nil {
 		return router.Config{}, err
 	}

@@ -106,6 +106,12 @@ func TestNodeFlags(t *testing.T) {
 					t.Errorf("pid %d logger %v", c.PID, c.Logger)
 				}
 			}},
+		{name: "gossip advertised", args: append(base, "--range", "0-1", "--gossip", "0.0.0.0:7946", "--gossip-advertise", "node-2.cleave:7946"),
+			check: func(t *testing.T, c cluster.Config) {
+				if c.Gossip != "0.0.0.0:7946" || c.GossipAdvertise != "node-2.cleave:7946" {
+					t.Errorf("gossip %q advertised as %q", c.Gossip, c.GossipAdvertise)
+				}
+			}},
 		{name: "no pid", args: append(base, "--range", "0-9223372036854775808"),
 			check: func(t *testing.T, c cluster.Config) {
 				if c.PID != 0 || c.Range != (wire.Range{End: 1 << 63}) {
@@ -259,6 +265,17 @@ func TestRouterFlags(t *testing.T) {
 					t.Errorf("member %+v", m)
 				}
 			}},
+		{name: "joining the meta group", args: []string{"--data", "/tmp/r", "--listen", "127.0.0.1:7499", "--raft-id", "4", "--join",
+			"--peers", "1=127.0.0.1:7400/127.0.0.1:7410,4=127.0.0.1:7499/127.0.0.1:7509", "--gossip", "0.0.0.0:7946", "--gossip-advertise", "10.0.0.4:7946"},
+			check: func(t *testing.T, c router.Config) {
+				if c.Meta == nil || !c.Meta.Join || c.Bootstrap != nil {
+					t.Errorf("meta %+v bootstrap %v: want a joining member and no bootstrap table", c.Meta, c.Bootstrap)
+				}
+				if c.Gossip != "0.0.0.0:7946" || c.GossipAdvertise != "10.0.0.4:7946" {
+					t.Errorf("gossip %q advertised as %q", c.Gossip, c.GossipAdvertise)
+				}
+			}},
+		{name: "join without peers", args: []string{"--data", "/tmp/r", "--join"}, wantErr: "--join needs --peers"},
 		{name: "meta group on one port", args: []string{"--data", "/tmp/r", "--listen", "127.0.0.1:7499", "--raft-id", "1", "--peers", "1=127.0.0.1:7499"},
 			wantErr: "the two planes need separate ports"},
 		{name: "twice", args: []string{"--data", "/tmp/r", "--cluster", c1, "--cluster", c1}, wantErr: `cluster "c1": given twice`},

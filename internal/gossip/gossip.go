@@ -54,11 +54,14 @@ type Member struct {
 
 // Config configures a pool member.
 type Config struct {
-	Bind    string        // host:port for gossip (UDP and TCP); port 0 picks one
-	Seeds   []string      // gossip addresses of members to join; none starts a new pool
-	Meta    func() Meta   // called whenever memberlist needs this member's meta; must be cheap and safe concurrently
-	Refresh time.Duration // how often meta is re-read and pushed if it changed; default 250ms
-	Logger  *slog.Logger  // default slog.Default()
+	Bind string // host:port for gossip (UDP and TCP); port 0 picks one
+	// Advertise is the host:port other members reach this one at; default
+	// Bind, which must then name a host they can reach (not 0.0.0.0).
+	Advertise string
+	Seeds     []string      // gossip addresses of members to join; none starts a new pool
+	Meta      func() Meta   // called whenever memberlist needs this member's meta; must be cheap and safe concurrently
+	Refresh   time.Duration // how often meta is re-read and pushed if it changed; default 250ms
+	Logger    *slog.Logger  // default slog.Default()
 	// Keys are AES keys (16, 24 or 32 bytes) that encrypt and authenticate
 	// every gossip message; the first is primary (used to send), all are
 	// accepted on receipt, so a new key can be rolled in. With keys set,
@@ -120,12 +123,16 @@ func Start(cfg Config) (*Pool, error) {
 		members: map[string]*Member{},
 		done:    make(chan struct{}),
 	}
-	mc := memberlist.DefaultLocalConfig()
+	advHost, advPort, err := advertised(cfg.Advertise, host, port)
+	if err != nil {
+		return nil, err
+	}
+	mc := timings(host)
 	mc.Name = p.name
 	mc.BindAddr = host
 	mc.BindPort = port
-	mc.AdvertiseAddr = host
-	mc.AdvertisePort = port
+	mc.AdvertiseAddr = advHost
+	mc.AdvertisePort = advPort
 	mc.Delegate = (*delegate)(p)
 	mc.Events = (*events)(p)
 	mc.Logger = log.New(&slogWriter{p.log}, "", 0)
@@ -133,18 +140,6 @@ func Start(cfg Config) (*Pool, error) {
 		mc.Keyring = kr
 		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
 	}
-	// Detect a dead member in about 2 s on loopback.
-	mc.ProbeInterval = 500 * time.Millisecond
-	mc.ProbeTimeout = 200 * time.Millisecond
-	mc.SuspicionMult = 2
-	mc.PushPullInterval = 5 * time.Second
-	// Gossip five times a second, as memberlist's LAN profile does (its
-	// local profile's ten is twice the wakeups of an idle process for no
-	// faster detection: probes, above, detect).
-	mc.GossipInterval = 200 * time.Millisecond
-	// Messages are a few hundred bytes: compressing them costs an idle
-	// process allocations and a GC cycle now and then, and saves nothing.
-	mc.EnableCompression = false
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("gossip: %w", err)
@@ -172,6 +167,53 @@ func (p *Pool) Members() []Member {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// advertised returns the host and port other members reach this one at:
+// advertise's, else the bound ones; an error if that host is a wildcard.
+func advertised(advertise, host string, port int) (string, int, error) {
+	if advertise == "" {
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			return "", 0, fmt.Errorf("gossip: bind address %q listens on every interface; set an advertise address other members can reach", net.JoinHostPort(host, strconv.Itoa(port)))
+		}
+		return host, port, nil
+	}
+	h, ps, err := net.SplitHostPort(advertise)
+	if err != nil {
+		return "", 0, fmt.Errorf("gossip: advertise address %q: %v", advertise, err)
+	}
+	p, err := strconv.Atoi(ps)
+	if err != nil || p <= 0 || p > 65535 {
+		return "", 0, fmt.Errorf("gossip: advertise address %q: port %q is not 1-65535", advertise, ps)
+	}
+	if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
+		return "", 0, fmt.Errorf("gossip: advertise address %q is a wildcard; name the host other members reach", advertise)
+	}
+	return h, p, nil
+}
+
+// timings returns memberlist's configuration for a member bound to host:
+// on loopback (a local deployment) failures are found in about 2 s; on
+// any other address, memberlist's LAN profile (a probe a second, 500 ms to
+// answer), which tolerates a real network's delays. Both gossip five
+// times a second (the local profile's ten doubles an idle process's
+// wakeups for no faster detection: the probes detect) and do not compress
+// (messages are a few hundred bytes; compressing them costs allocations
+// and saves nothing).
+func timings(host string) *memberlist.Config {
+	var mc *memberlist.Config
+	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		mc = memberlist.DefaultLocalConfig()
+		mc.ProbeInterval = 500 * time.Millisecond
+		mc.ProbeTimeout = 200 * time.Millisecond
+		mc.SuspicionMult = 2
+		mc.PushPullInterval = 5 * time.Second
+	} else {
+		mc = memberlist.DefaultLANConfig()
+	}
+	mc.GossipInterval = 200 * time.Millisecond
+	mc.EnableCompression = false
+	return mc
 }
 
 // Close leaves the pool (so others learn at once) and stops.

@@ -2,10 +2,14 @@ package gossip
 
 import (
 	"context"
+	"net"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 )
 
 type node struct {
@@ -105,5 +109,47 @@ func TestStartBeforeSeedExists(t *testing.T) {
 	defer cancel()
 	if err := a.WaitFor(ctx, func(ms []Member) bool { _, ok := find(ms, "node/2"); return ok }); err != nil {
 		t.Fatalf("late seed never joined: %+v", a.Members())
+	}
+}
+
+// advertised names where other members reach this one, and refuses a
+// wildcard they could not dial.
+func TestAdvertised(t *testing.T) {
+	for _, c := range []struct {
+		adv, host string
+		port      int
+		want      string // host:port, or the start of the error
+	}{
+		{"", "127.0.0.1", 7946, "127.0.0.1:7946"},
+		{"10.0.0.5:7946", "0.0.0.0", 7946, "10.0.0.5:7946"},
+		{"node-1.cleave.svc:7000", "0.0.0.0", 7946, "node-1.cleave.svc:7000"},
+		{"", "0.0.0.0", 7946, `gossip: bind address "0.0.0.0:7946" listens on every interface`},
+		{"", "::", 7946, `gossip: bind address "[::]:7946" listens on every interface`},
+		{"0.0.0.0:7946", "0.0.0.0", 7946, `gossip: advertise address "0.0.0.0:7946" is a wildcard`},
+		{"10.0.0.5", "0.0.0.0", 7946, `gossip: advertise address "10.0.0.5":`},
+		{"10.0.0.5:0", "0.0.0.0", 7946, `gossip: advertise address "10.0.0.5:0": port "0" is not 1-65535`},
+	} {
+		h, p, err := advertised(c.adv, c.host, c.port)
+		got := net.JoinHostPort(h, strconv.Itoa(p))
+		if err != nil {
+			got = err.Error()
+		}
+		if !strings.HasPrefix(got, c.want) {
+			t.Errorf("advertised(%q, %q, %d) = %s, want %s", c.adv, c.host, c.port, got, c.want)
+		}
+	}
+}
+
+// A member on loopback detects failures fast; one on any other address
+// uses memberlist's LAN timings.
+func TestTimings(t *testing.T) {
+	local, lan := timings("127.0.0.1"), timings("10.0.0.5")
+	if local.ProbeTimeout != 200*time.Millisecond || lan.ProbeTimeout != memberlist.DefaultLANConfig().ProbeTimeout {
+		t.Errorf("probe timeouts: loopback %v, LAN %v", local.ProbeTimeout, lan.ProbeTimeout)
+	}
+	for _, mc := range []*memberlist.Config{local, lan, timings("localhost")} {
+		if mc.GossipInterval != 200*time.Millisecond || mc.EnableCompression {
+			t.Errorf("gossip every %v, compression %v: want 200ms and off", mc.GossipInterval, mc.EnableCompression)
+		}
 	}
 }
