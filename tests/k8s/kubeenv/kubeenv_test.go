@@ -60,6 +60,7 @@ func TestStatefulSetOnFakeKubelet(t *testing.T) {
 	}
 	createStatefulSet(ctx, t, e)
 	pods := waitReadyPods(t, e, 2)
+	t.Logf("pods ready: %v", pods)
 	if pods["web-0"] == pods["web-1"] {
 		t.Fatalf("web-0 and web-1 share IP %s", pods["web-0"])
 	}
@@ -77,11 +78,42 @@ func TestStatefulSetOnFakeKubelet(t *testing.T) {
 		t.Fatalf("web-client at %s: /healthz = %q", addrs[0], got)
 	}
 
+	checkRestart(ctx, t, e)
 	checkVolumeSurvives(ctx, t, e, pods["web-0"])
 	checkDeleteStops(ctx, t, e)
 
 	e.Stop()
 	checkNoLeftovers(t, e)
+}
+
+// checkRestart kills a container's process and checks that the kubelet
+// reports the exit and restarts it (restartPolicy Always) until it is ready
+// again.
+func checkRestart(ctx context.Context, t *testing.T, e *Env) {
+	pid := e.Pids()[ns+"/web-1/tcp"]
+	if pid == 0 {
+		t.Fatalf("no process for web-1/tcp in %v", e.Pids())
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually.Holds(t, time.Minute, "web-1/tcp restarted and ready", func() error {
+		p, err := e.Client.CoreV1().Pods(ns).Get(ctx, "web-1", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.Name != "tcp" {
+				continue
+			}
+			last := cs.LastTerminationState.Terminated
+			if cs.RestartCount != 1 || !cs.Ready || last == nil || last.ExitCode != 128+int32(syscall.SIGKILL) {
+				return fmt.Errorf("restarts %d, ready %v, last exit %+v", cs.RestartCount, cs.Ready, last)
+			}
+			return nil
+		}
+		return fmt.Errorf("no status for container tcp")
+	})
 }
 
 // checkVolumeSurvives writes through web-0, deletes the pod and reads the

@@ -108,8 +108,9 @@ type podNet struct {
 }
 
 // attach creates a network namespace for a pod with a veth pair onto the
-// bridge and the next free address of the subnet, and an empty
-// /etc/netns/<ns>/hosts for `ip netns exec` to mount over /etc/hosts.
+// bridge and the next free address of the subnet, and the
+// /etc/netns/<ns>/hosts and resolv.conf that `ip netns exec` mounts over
+// the ones in /etc.
 func (b *bridge) attach() (*podNet, error) {
 	b.mu.Lock()
 	var last byte
@@ -146,6 +147,13 @@ func (b *bridge) attach() (*podNet, error) {
 		return nil, err
 	}
 	if err := os.WriteFile(p.hostsPath(), []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		b.detach(p)
+		return nil, err
+	}
+	// No DNS server is reachable from a pod: a name not in its hosts file
+	// fails at once (nothing listens on the pod's own loopback) instead of
+	// waiting for the host's resolver.
+	if err := os.WriteFile(filepath.Join(p.etcDir(), "resolv.conf"), []byte("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"), 0o644); err != nil {
 		b.detach(p)
 		return nil, err
 	}
