@@ -39,16 +39,18 @@ type container struct {
 func (c *container) run(mounts []mount) {
 	backoff := time.Second
 	for {
-		argv, env, dir, err := c.command(mounts)
+		p, reason, err := c.start(mounts)
 		if err != nil {
-			c.set(func() { c.waiting, c.message, c.finished = "CreateContainerError", err.Error(), true })
-			return
-		}
-		log := filepath.Join(c.r.k.e.Dir, "logs", fmt.Sprintf("pod-%s-%s-%s.log", c.r.pod.Namespace, c.r.pod.Name, c.spec.Name))
-		p, err := startProc(c.spec.Name, log, env, dir, append([]string{"ip", "netns", "exec", c.r.net.ns}, argv...)...)
-		if err != nil {
-			c.set(func() { c.waiting, c.message, c.finished = "RunContainerError", err.Error(), true })
-			return
+			// As a kubelet does: the pod stays Pending, the container
+			// waiting with the reason, and the start is tried again.
+			c.set(func() { c.waiting, c.message = reason, err.Error() })
+			select {
+			case <-c.r.ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 10*time.Second)
+			continue
 		}
 		start := time.Now()
 		c.set(func() { c.pid, c.running, c.startedAt, c.waiting, c.message = p.cmd.Process.Pid, true, start, "", "" })
@@ -87,6 +89,21 @@ func (c *container) run(mounts []mount) {
 		backoff = min(2*backoff, 10*time.Second)
 		c.set(func() { c.restarts++ })
 	}
+}
+
+// start starts the container's process; on an error it also returns the
+// waiting reason to report.
+func (c *container) start(mounts []mount) (*proc, string, error) {
+	argv, env, dir, err := c.command(mounts)
+	if err != nil {
+		return nil, "CreateContainerError", err
+	}
+	log := filepath.Join(c.r.k.e.Dir, "logs", fmt.Sprintf("pod-%s-%s-%s.log", c.r.pod.Namespace, c.r.pod.Name, c.spec.Name))
+	p, err := startProc(c.spec.Name, log, env, dir, append([]string{"ip", "netns", "exec", c.r.net.ns}, argv...)...)
+	if err != nil {
+		return nil, "RunContainerError", err
+	}
+	return p, "", nil
 }
 
 func exitReason(code int32) string {

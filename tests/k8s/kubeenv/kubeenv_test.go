@@ -79,6 +79,7 @@ func TestStatefulSetOnFakeKubelet(t *testing.T) {
 	}
 
 	checkRestart(ctx, t, e)
+	checkUnknownImage(ctx, t, e)
 	checkVolumeSurvives(ctx, t, e, pods["web-0"])
 	checkDeleteStops(ctx, t, e)
 
@@ -113,6 +114,41 @@ func checkRestart(ctx context.Context, t *testing.T, e *Env) {
 			return nil
 		}
 		return fmt.Errorf("no status for container tcp")
+	})
+}
+
+// checkUnknownImage runs a pod whose image is not in the image table: it
+// must stay Pending with a waiting reason that names the image, and go
+// when deleted.
+func checkUnknownImage(ctx context.Context, t *testing.T, e *Env) {
+	pods := e.Client.CoreV1().Pods(ns)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "stray"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "main", Image: "nope:1"}}},
+	}
+	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually.Holds(t, time.Minute, "pod stray reported as not startable", func() error {
+		p, err := pods.Get(ctx, "stray", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if len(p.Status.ContainerStatuses) != 1 || p.Status.ContainerStatuses[0].State.Waiting == nil {
+			return fmt.Errorf("phase %s, container statuses %+v", p.Status.Phase, p.Status.ContainerStatuses)
+		}
+		w := p.Status.ContainerStatuses[0].State.Waiting
+		if p.Status.Phase != corev1.PodPending || w.Reason != "CreateContainerError" || !strings.Contains(w.Message, `"nope:1"`) {
+			return fmt.Errorf("phase %s, waiting %s: %s", p.Status.Phase, w.Reason, w.Message)
+		}
+		return nil
+	})
+	if err := pods.Delete(ctx, "stray", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually.Holds(t, time.Minute, "pod stray gone", func() error {
+		_, err := pods.Get(ctx, "stray", metav1.GetOptions{})
+		return eventually.True(apierrors.IsNotFound(err), "get: %v", err)
 	})
 }
 

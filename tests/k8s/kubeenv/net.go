@@ -105,6 +105,10 @@ type podNet struct {
 	ns, veth string
 	ip       net.IP
 	last     byte
+
+	mu       sync.Mutex
+	hosts    string // last content written to the hosts file
+	hostsLen int    // the file's length
 }
 
 // attach creates a network namespace for a pod with a veth pair onto the
@@ -146,7 +150,9 @@ func (b *bridge) attach() (*podNet, error) {
 		b.detach(p)
 		return nil, err
 	}
-	if err := os.WriteFile(p.hostsPath(), []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+	p.hosts = "127.0.0.1 localhost\n"
+	p.hostsLen = len(p.hosts)
+	if err := os.WriteFile(p.hostsPath(), []byte(p.hosts), 0o644); err != nil {
 		b.detach(p)
 		return nil, err
 	}
@@ -180,17 +186,29 @@ func (b *bridge) detach(p *podNet) {
 func (p *podNet) etcDir() string    { return filepath.Join("/etc/netns", p.ns) }
 func (p *podNet) hostsPath() string { return filepath.Join(p.etcDir(), "hosts") }
 
-// writeHosts replaces the content of the pod's hosts file in place: `ip
-// netns exec` bind-mounts the file itself, so a new file (a rename) would
-// not be seen by processes already running.
+// writeHosts gives the pod's hosts file the content, if it changed. `ip
+// netns exec` bind-mounts the file itself, so it must change in place (a
+// renamed new file would not be seen by processes already running), and a
+// reader must never find it empty, as it would between a truncation and
+// the write: so it is overwritten in one write from the start and never
+// truncated, the new content padded with blank lines to the old length.
 func (p *podNet) writeHosts(content string) error {
-	f, err := os.OpenFile(p.hostsPath(), os.O_WRONLY|os.O_TRUNC, 0o644)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if content == p.hosts {
+		return nil
+	}
+	f, err := os.OpenFile(p.hostsPath(), os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
 	}
-	_, err = f.WriteString(content)
+	buf := content + strings.Repeat("\n", max(0, p.hostsLen-len(content)))
+	_, err = f.WriteAt([]byte(buf), 0)
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		p.hosts, p.hostsLen = content, len(buf)
 	}
 	return err
 }
