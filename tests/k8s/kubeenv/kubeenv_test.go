@@ -188,8 +188,8 @@ func checkVolumeSurvives(ctx context.Context, t *testing.T, e *Env, ip string) {
 // end, then deletes a claim and checks that its directory goes.
 func checkDeleteStops(ctx context.Context, t *testing.T, e *Env) {
 	pids := e.Pids()
-	if len(pids) != 4 {
-		t.Fatalf("running containers %v; want 2 pods x 2", pids)
+	if len(pids) != 6 {
+		t.Fatalf("running containers %v; want 2 pods x 3", pids)
 	}
 	if _, err := e.Kubectl(ctx, "delete", "statefulset", "web", "-n", ns, "--wait=false"); err != nil {
 		t.Fatal(err)
@@ -294,8 +294,9 @@ func httpGet(t *testing.T, addr, path string) string {
 
 // createStatefulSet creates the namespace, a headless Service "web", a
 // client Service "web-client" and a StatefulSet "web" of 2 pods, each
-// with an HTTP container (HTTP readiness probe, a claim at /data) and a
-// TCP container (TCP readiness probe).
+// with an HTTP container (HTTP readiness probe, a claim at /data), a TCP
+// container (TCP readiness probe) and one whose readiness probe is a
+// command run in the pod's network namespace.
 func createStatefulSet(ctx context.Context, t *testing.T, e *Env) {
 	t.Helper()
 	cs := e.Client
@@ -333,6 +334,9 @@ func createStatefulSet(ctx context.Context, t *testing.T, e *Env) {
 				}, {
 					Name: "tcp", Image: "podserver:dev", Command: []string{"/usr/bin/podserver", "--tcp", ":8081"},
 					ReadinessProbe: probe(corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8081)}}),
+				}, {
+					Name: "exec", Image: "podserver:dev", Args: []string{"--tcp", ":8082"},
+					ReadinessProbe: probe(corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"podserver", "--probe", "127.0.0.1:8082"}}}),
 				}}},
 			},
 			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{

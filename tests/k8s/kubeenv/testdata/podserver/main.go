@@ -1,7 +1,9 @@
 // Command podserver is the small server the kubeenv tests run as pods: an
 // HTTP server (--http) that says its name, calls another pod by name and
 // keeps a value in a file of its data directory (--data), and a TCP
-// server (--tcp) that greets and hangs up, for TCP readiness probes.
+// server (--tcp) that greets and hangs up, for TCP readiness probes; with
+// --probe ADDR it only checks that ADDR (in its own network namespace)
+// greets, and exits 0 if so, for exec readiness probes.
 package main
 
 import (
@@ -20,7 +22,19 @@ func main() {
 	httpAddr := flag.String("http", "", "HTTP listen address")
 	tcpAddr := flag.String("tcp", "", "TCP listen address")
 	data := flag.String("data", "", "data directory")
+	probe := flag.String("probe", "", "check that this TCP address greets, and exit")
 	flag.Parse()
+	if *probe != "" {
+		c, err := net.DialTimeout("tcp", *probe, time.Second)
+		if err != nil {
+			log.Fatal(err)
+		}
+		b := make([]byte, 3)
+		if _, err := io.ReadFull(c, b); err != nil || string(b) != "hi\n" {
+			log.Fatalf("podserver: %s greeted %q, %v", *probe, b, err)
+		}
+		return
+	}
 	if *httpAddr == "" && *tcpAddr == "" {
 		log.Fatal("podserver: give --http or --tcp")
 	}
