@@ -7,6 +7,16 @@
 // network namespace of its own (see kubelet.go), so a test can run
 // StatefulSets, Services and PersistentVolumeClaims of real binaries.
 //
+// What the fake kubelet does not do: init containers, liveness and
+// startup probes, envFrom, resource limits, a pod's own host name (UTS
+// namespace; HOSTNAME is set) and the service-account token at its fixed
+// path, so a process that needs in-cluster credentials runs on the host
+// with the Env's Kubeconfig instead. Processes share the host's file
+// system: a volume is a host directory, and arguments, environment values
+// and working directories naming a mount path are rewritten to it.
+// ClusterIPs are not routed; names resolve to pod IPs (hosts.go), and
+// ServiceAddrs gives the test the addresses behind a Service.
+//
 // It needs root (network namespaces, a bridge) and the ip command; Start
 // skips the test with the reason when either is missing or when no
 // binaries were built (KUBEENV_BIN unset).
