@@ -377,3 +377,40 @@ func TestRewritePath(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepStale leaves a bridge and a pod namespace behind as a killed
+// test process would, and checks that the next Env's sweep removes them.
+func TestSweepStale(t *testing.T) {
+	if reason := Unavailable(""); reason != "" {
+		t.Skip("kubeenv: " + reason)
+	}
+	id := randomID()
+	b, err := newBridge(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := b.attach()
+	if err != nil {
+		b.remove()
+		t.Fatal(err)
+	}
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	owner := filepath.Join(ownersDir, id)
+	if err := os.WriteFile(owner, []byte(fmt.Sprint(dead.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sweepStale()
+	out, _ := exec.Command("ip", "netns", "list").Output()
+	links, _ := exec.Command("ip", "-o", "link").Output()
+	if strings.Contains(string(out), p.ns) || strings.Contains(string(links), b.name) || strings.Contains(string(links), p.veth) {
+		t.Errorf("left after the sweep:\n%s\n%s", out, links)
+	}
+	for _, path := range []string{p.etcDir(), owner} {
+		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left after the sweep (%v)", path, err)
+		}
+	}
+}

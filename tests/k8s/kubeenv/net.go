@@ -8,8 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // randomID returns 4 hex digits that tell this Env's links, namespaces
@@ -41,9 +43,23 @@ type bridge struct {
 	used map[byte]bool // last octets taken by pods
 }
 
+// ownersDir holds one file per Env on this machine, named by its id and
+// holding the pid of the test process that owns it, so that the links and
+// namespaces of a test process that died without Stop can be found and
+// removed (sweepStale).
+const ownersDir = "/run/kubeenv"
+
 // newBridge creates the bridge for Env id on a /24 of 10.0.0.0/8 that no
-// interface of this machine is on.
+// interface of this machine is on, after sweeping the leftovers of dead
+// test processes.
 func newBridge(id string) (*bridge, error) {
+	sweepStale()
+	if err := os.MkdirAll(ownersDir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(ownersDir, id), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return nil, err
+	}
 	subnet, err := freeSubnet()
 	if err != nil {
 		return nil, err
@@ -97,8 +113,53 @@ func ipAt(subnet *net.IPNet, last byte) net.IP {
 	return ip
 }
 
-// remove deletes the bridge (after the pods' namespaces are gone).
-func (b *bridge) remove() error { return ipCmd("link", "del", b.name) }
+// remove deletes the bridge (after the pods' namespaces are gone) and its
+// owner file.
+func (b *bridge) remove() error {
+	err := ipCmd("link", "del", b.name)
+	_ = os.Remove(filepath.Join(ownersDir, b.id))
+	return err
+}
+
+// sweepStale removes the namespaces, links and /etc/netns directories of
+// every Env whose owning test process no longer runs.
+func sweepStale() {
+	owners, _ := os.ReadDir(ownersDir)
+	for _, o := range owners {
+		b, err := os.ReadFile(filepath.Join(ownersDir, o.Name()))
+		pid, perr := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || perr != nil || syscall.Kill(pid, 0) == nil {
+			continue
+		}
+		removeEnvNet(o.Name())
+		_ = os.Remove(filepath.Join(ownersDir, o.Name()))
+	}
+}
+
+// removeEnvNet removes what the Env with that id made in the network.
+func removeEnvNet(id string) {
+	out, _ := exec.Command("ip", "netns", "list").Output()
+	for _, line := range strings.Split(string(out), "\n") {
+		if name, _, _ := strings.Cut(line, " "); strings.HasPrefix(name, "kubeenv-"+id+"-") {
+			_ = ipCmd("netns", "del", name)
+		}
+	}
+	out, _ = exec.Command("ip", "-o", "link", "show").Output()
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+		if name == "kbr"+id || strings.HasPrefix(name, "kv"+id) {
+			_ = ipCmd("link", "del", name)
+		}
+	}
+	dirs, _ := filepath.Glob(filepath.Join("/etc/netns", "kubeenv-"+id+"-*"))
+	for _, d := range dirs {
+		_ = os.RemoveAll(d)
+	}
+}
 
 // podNet is one pod's network namespace, its address and its hosts file.
 type podNet struct {
