@@ -9,7 +9,7 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(DATE)
 
-.PHONY: all build run test test-long bench bench-quick bench-idle bench-scale bench-micro lint fuzz clean
+.PHONY: all build run test test-k8s test-long bench bench-quick bench-idle bench-scale bench-micro lint fuzz clean
 
 all: build
 
@@ -29,6 +29,16 @@ test: build
 	$(GO) mod tidy -diff
 	$(GO) vet $(PKGS)
 	$(GO) test -race -shuffle=on -timeout 15m $(PKGS)
+
+# test-k8s runs the tests of the Kubernetes test environment (tests/k8s):
+# a real kube-apiserver, controller manager and scheduler with a fake
+# kubelet that runs pods as local processes. It installs iproute2 if
+# missing, builds the Kubernetes binaries from Go modules once
+# (scripts/build-kube.sh: tens of minutes on 2 cores the first time,
+# seconds after, cached in .cache/kube) and needs root.
+test-k8s:
+	sh scripts/apt-install.sh test-k8s iproute2 ip
+	bin=$$(./scripts/build-kube.sh) && KUBEENV_BIN=$$bin $(GO) test -race -count=1 -timeout 20m -v ./tests/k8s/...
 
 # test-long adds the longer fault schedules and soaks (build tag "long").
 test-long: build

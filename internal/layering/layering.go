@@ -58,6 +58,7 @@ var Rules = map[string][]string{
 	"internal/fsmodel":     {"wire", "internal/fspath"},
 	"internal/testcluster": {"client", "cluster", "fsm", "router", "control", "replica", "wire", "internal/*"},
 	"tests":                {"*"},
+	"tests/k8s/kubeenv":    {"internal/*"},
 
 	// Binaries: thin mains on top of everything else.
 	"cmd/cleave":         {"client", "cluster", "fsm", "router", "control", "replica", "up", "wire", "internal/*"},
@@ -68,7 +69,7 @@ var Rules = map[string][]string{
 
 // TestOnly lists the packages only tests may use: no other package imports
 // them, though they may import each other.
-var TestOnly = []string{"internal/eventually", "internal/syncbuf", "internal/fsmodel", "internal/testcluster", "tests"}
+var TestOnly = []string{"internal/eventually", "internal/syncbuf", "internal/fsmodel", "internal/testcluster", "tests", "tests/k8s/kubeenv"}
 
 // Check holds graph — each package's path inside module mapped to the full
 // import paths of its non-test imports — to Rules. It returns one line per
