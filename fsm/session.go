@@ -59,7 +59,16 @@ type sessionMeta struct {
 	Count int    `msgpack:"n,omitempty"` // results in the window
 	Last  int64  `msgpack:"t,omitempty"` // entry time of the last command of the session
 	Index int64  `msgpack:"i,omitempty"` // the time in the session's "s/t/" key: Last rounded down to the granule
+	// High is the largest seq whose result the session stores, so a
+	// command above it needs no read to learn it is not a retry; 0 when
+	// not known (records written before the field, and their sessions
+	// until they expire), and then the stored results are read.
+	High uint64 `msgpack:"h,omitempty"`
 }
+
+// mayHold reports whether the session may store a result for seq: false
+// only when High proves it does not.
+func (m *sessionMeta) mayHold(seq uint64) bool { return m.High == 0 || seq <= m.High }
 
 // granule is the resolution of the expiry index: a session's "s/t/" key is
 // rewritten only when its last use moves to a new granule, not on every
@@ -98,7 +107,7 @@ func (f *FSM) applySession(b *pebble.Batch, index uint64, c *Command) (*Result, 
 	if err != nil {
 		return nil, err
 	}
-	if m != nil {
+	if m != nil && m.mayHold(c.Seq) {
 		v, err := getValue(b, sessionResultKey(c.Session, c.Seq))
 		switch {
 		case err == nil:
@@ -110,9 +119,9 @@ func (f *FSM) applySession(b *pebble.Batch, index uint64, c *Command) (*Result, 
 		case !errors.Is(err, pebble.ErrNotFound):
 			return nil, storageErr("read session", err)
 		}
-		if c.Seq <= m.Low {
-			return failf(wire.Invalid, "stale sequence: session %d seq %d is at or below %d, the oldest the cluster remembers; it may have been applied (window of %d)", c.Session, c.Seq, m.Low, sessionWindow), nil
-		}
+	}
+	if m != nil && c.Seq <= m.Low {
+		return failf(wire.Invalid, "stale sequence: session %d seq %d is at or below %d, the oldest the cluster remembers; it may have been applied (window of %d)", c.Session, c.Seq, m.Low, sessionWindow), nil
 	}
 	isNew := m == nil
 	if isNew {
@@ -131,6 +140,9 @@ func (f *FSM) applySession(b *pebble.Batch, index uint64, c *Command) (*Result, 
 	}
 	if err := b.Set(sessionResultKey(c.Session, c.Seq), encodeResult(res), nil); err != nil {
 		return nil, storageErr("write session", err)
+	}
+	if isNew || m.High != 0 {
+		m.High = max(m.High, c.Seq)
 	}
 	m.Count++
 	if m.Count > sessionWindow {

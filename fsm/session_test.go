@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/cleavefs/cleave/wire"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 func withSession(c Command, s, seq uint64) Command {
@@ -275,5 +277,68 @@ func TestDeterminismChunks(t *testing.T) {
 	da, db := a.dump(), b.dump()
 	if !slices.EqualFunc(da, db, func(x, y [2][]byte) bool { return string(x[0]) == string(y[0]) && string(x[1]) == string(y[1]) }) {
 		t.Fatal("the two replicas differ")
+	}
+}
+
+// TestSessionHigh checks the session record's High, the largest seq whose
+// result the session stores: it follows out-of-order and repeated seqs,
+// and a record without it (written before it existed) keeps deduplicating
+// through the stored results and never learns a High it cannot prove.
+func TestSessionHigh(t *testing.T) {
+	n := newNode(t, wholeRing)
+	const s = 5
+	high := func() uint64 {
+		t.Helper()
+		m, err := getSession(n.db, s)
+		if err != nil || m == nil {
+			t.Fatalf("session %d: %v, %v", s, m, err)
+		}
+		return m.High
+	}
+	for i, q := range []uint64{3, 1, 7, 2, 7, 5} {
+		n.must(withSession(appendTo("/log", fmt.Sprintf("%d,", q)), s, q))
+		if want := []uint64{3, 3, 7, 7, 7, 7}[i]; high() != want {
+			t.Fatalf("after seq %d: High %d, want %d", q, high(), want)
+		}
+	}
+	// A refused command's result is stored too, so it counts.
+	if res := n.do(withSession(mkdir("/log", 0), s, 9)); res.Code != wire.Exists {
+		t.Fatalf("mkdir over a file: %v %q", res.Code, res.Message)
+	}
+	if high() != 9 {
+		t.Fatalf("after a stored failure at seq 9: High %d", high())
+	}
+
+	// A record as written before High existed: same fields, no "h".
+	m, err := getSession(n.db, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := msgpack.Marshal(&struct {
+		Low   uint64 `msgpack:"l,omitempty"`
+		Count int    `msgpack:"n,omitempty"`
+		Last  int64  `msgpack:"t,omitempty"`
+		Index int64  `msgpack:"i,omitempty"`
+	}{m.Low, m.Count, m.Last, m.Index})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.db.Set(sessionKey(s), old, pebble.NoSync); err != nil {
+		t.Fatal(err)
+	}
+	before := n.content("/log")
+	n.must(withSession(appendTo("/log", "7,"), s, 7)) // a retry: not applied again
+	if got := n.content("/log"); got != before {
+		t.Fatalf("a retry of an old-format session applied again: %q, was %q", got, before)
+	}
+	n.must(withSession(appendTo("/log", "8,"), s, 8))
+	if high() != 0 {
+		t.Fatalf("an old-format session learned High %d, but results above it may be stored", high())
+	}
+	if res := n.do(withSession(appendTo("/log", "9,"), s, 9)); res.Code != wire.Exists { // the stored failure
+		t.Fatalf("retry of seq 9: %v %q, want the stored EXISTS", res.Code, res.Message)
+	}
+	if got := n.content("/log"); got != before+"8," {
+		t.Fatalf("/log = %q, want %q", got, before+"8,")
 	}
 }
