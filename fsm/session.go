@@ -146,7 +146,7 @@ func (f *FSM) applySession(b *pebble.Batch, index uint64, c *Command) (*Result, 
 	}
 	m.Count++
 	if m.Count > sessionWindow {
-		low, err := oldestResult(b, c.Session, m.Low)
+		low, err := m.oldest(b, c.Session)
 		if err != nil {
 			return nil, err
 		}
@@ -199,6 +199,17 @@ func (f *FSM) touchSession(b *pebble.Batch, c *Command, m *sessionMeta, isNew bo
 		return storageErr("write session", err)
 	}
 	return nil
+}
+
+// oldest returns the lowest seq that session s, whose record m is,
+// stores. Every stored seq lies in (Low, High] and Count of them are
+// stored, so when Count is High-Low all of them are, and Low+1 is the
+// answer without a read; otherwise oldestResult looks.
+func (m *sessionMeta) oldest(rd reader, s uint64) (uint64, error) {
+	if m.High != 0 && uint64(m.Count) == m.High-m.Low {
+		return m.Low + 1, nil
+	}
+	return oldestResult(rd, s, m.Low)
 }
 
 // oldestResult returns the lowest seq stored for session s, whose

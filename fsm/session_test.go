@@ -1,12 +1,14 @@
 package fsm
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/wire"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/vmihailenco/msgpack/v5"
@@ -340,5 +342,84 @@ func TestSessionHigh(t *testing.T) {
 	}
 	if got := n.content("/log"); got != before+"8," {
 		t.Fatalf("/log = %q, want %q", got, before+"8,")
+	}
+}
+
+// TestSessionShortcutsMatchReads runs one session workload on two nodes:
+// one as is, one whose session record loses High before every command,
+// so that it finds retries and the oldest result by reading them. Rising
+// seqs, seqs overtaken and applied late, seqs never applied, retries,
+// stale seqs and results not stored (WRONG_RANGE) make gaps in the window
+// and trim it many times over. Every result, and at the end every stored
+// key, must be the same on both: the shortcuts decide as the reads do.
+func TestSessionShortcutsMatchReads(t *testing.T) {
+	mine := wire.Range{Start: 0, End: 1 << 63}
+	fast, slow := newNode(t, mine), newNode(t, mine)
+	other := rootOutside(mine)
+	var root string
+	for i := 0; root == ""; i++ {
+		if name := fmt.Sprintf("r%d", i); mine.Contains(ring.Point(name)) {
+			root = name
+		}
+	}
+	const s = 11
+	strip := func(n *node) { // rewrite the record as written before High
+		m, err := getSession(n.db, s)
+		if err != nil || m == nil {
+			return
+		}
+		m.High = 0
+		v, err := msgpack.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.db.Set(sessionKey(s), v, pebble.NoSync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	var next uint64
+	var late []uint64
+	for i := range 4 * sessionWindow {
+		var q uint64
+		path := fmt.Sprintf("/%s/f%d", root, rng.IntN(50))
+		switch x := rng.IntN(100); {
+		case x < 5: // overtaken: applied later, or never
+			late = append(late, next+1)
+			next += 2
+			q = next
+		case x < 10 && len(late) > 0:
+			j := rng.IntN(len(late))
+			q = late[j]
+			late = slices.Delete(late, j, j+1)
+		case x < 15 && next > 0: // a retry, possibly of a stale seq
+			q = next - min(next-1, uint64(rng.IntN(sessionWindow+64)))
+		case x < 20: // not stored: a gap in the window
+			next++
+			q, path = next, fmt.Sprintf("/%s/f", other)
+		default:
+			next++
+			q = next
+		}
+		c := withSession(put(path, fmt.Sprint(i), parents), s, q)
+		strip(slow)
+		a, b := fast.do(c), slow.do(c)
+		if a.Code != b.Code || a.Message != b.Message || (a.Stat == nil) != (b.Stat == nil) || (a.Stat != nil && *a.Stat != *b.Stat) {
+			t.Fatalf("step %d, seq %d: with shortcuts %v %q %+v, reading %v %q %+v", i, q, a.Code, a.Message, a.Stat, b.Code, b.Message, b.Stat)
+		}
+	}
+	strip(fast)
+	strip(slow)
+	fd, sd := fast.dump(), slow.dump()
+	if len(fd) != len(sd) {
+		t.Fatalf("%d keys with shortcuts, %d reading", len(fd), len(sd))
+	}
+	for i := range fd {
+		if !bytes.Equal(fd[i][0], sd[i][0]) || !bytes.Equal(fd[i][1], sd[i][1]) {
+			t.Fatalf("key %d: with shortcuts %q=%x, reading %q=%x", i, fd[i][0], fd[i][1], sd[i][0], sd[i][1])
+		}
+	}
+	if m, _ := getSession(fast.db, s); m == nil || m.Count != sessionWindow {
+		t.Fatalf("the window did not fill: %+v", m)
 	}
 }
