@@ -103,7 +103,7 @@ func (f *FSM) applySession(b *pebble.Batch, index uint64, c *Command) (*Result, 
 	if c.Seq == 0 {
 		return failf(wire.Invalid, "session %d: sequence numbers start at 1 (got seq 0)", c.Session), nil
 	}
-	m, err := getSession(b, c.Session)
+	m, err := f.session(b, c.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -191,14 +191,7 @@ func (f *FSM) touchSession(b *pebble.Batch, c *Command, m *sessionMeta, isNew bo
 			return storageErr("write session", err)
 		}
 	}
-	v, err := msgpack.Marshal(m)
-	if err != nil {
-		panic(fmt.Sprintf("fsm: encode session: %v", err))
-	}
-	if err := b.Set(sessionKey(c.Session), v, nil); err != nil {
-		return storageErr("write session", err)
-	}
-	return nil
+	return f.putSession(b, c.Session, m)
 }
 
 // oldest returns the lowest seq that session s, whose record m is,
@@ -293,13 +286,14 @@ func (f *FSM) expireSessions(b *pebble.Batch, c *Command) error {
 	for _, k := range due {
 		s := binary.BigEndian.Uint64(k[len(sessionTimePrefix)+8:])
 		// The key holds the granule of the last use; the exact time decides.
-		m, err := getSession(b, s)
+		m, err := f.session(b, s)
 		if err != nil {
 			return err
 		}
 		if m != nil && c.expiryTime() < m.Last+ttl {
 			continue
 		}
+		f.forgetSession(s)
 		dels := [][]byte{k}
 		err = scanPrefix(b, sessionKey(s), func(k, _ []byte) error {
 			dels = append(dels, bytes.Clone(k))
