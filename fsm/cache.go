@@ -91,11 +91,7 @@ func (f *FSM) session(b *pebble.Batch, s uint64) (*sessionMeta, error) {
 // putSession writes m as the record of session s into b. It is the only
 // writer of session records.
 func (f *FSM) putSession(b *pebble.Batch, s uint64, m *sessionMeta) error {
-	v, err := msgpack.Marshal(m)
-	if err != nil {
-		panic(fmt.Sprintf("fsm: encode session: %v", err)) // plain fields only
-	}
-	err = b.Set(sessionKey(s), v, nil)
+	err := b.Set(sessionKey(s), encodeSessionMeta(m), nil)
 	c := &f.cache
 	c.mu.Lock()
 	defer c.mu.Unlock()

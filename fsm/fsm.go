@@ -351,15 +351,6 @@ func decodeEntry(p string, v []byte) (*entry, error) {
 	return &e, nil
 }
 
-func encodeEntry(e *entry) []byte {
-	v, err := msgpack.Marshal(e)
-	if err != nil {
-		// entry holds only integers and a string: this cannot fail.
-		panic(fmt.Sprintf("fsm: encode entry: %v", err))
-	}
-	return v
-}
-
 // --- Apply ------------------------------------------------------------------
 
 // Apply applies one committed log entry at index to the state in b, an
