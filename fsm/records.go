@@ -113,27 +113,25 @@ func appendCompactInt(b []byte, v int64) []byte {
 }
 
 func appendStr(b []byte, s string) []byte {
-	switch n := len(s); {
-	case n < 32:
-		b = append(b, 0xa0|byte(n))
-	case n <= math.MaxUint8:
-		b = append(b, 0xd9, byte(n))
-	case n <= math.MaxUint16:
-		b = binary.BigEndian.AppendUint16(append(b, 0xda), uint16(n))
-	default:
-		b = binary.BigEndian.AppendUint32(append(b, 0xdb), uint32(n))
+	if len(s) < 32 {
+		return append(append(b, 0xa0|byte(len(s))), s...)
 	}
-	return append(b, s...)
+	return append(appendLen(b, len(s), 0xd9), s...)
 }
 
 func appendBin(b []byte, p []byte) []byte {
-	switch n := len(p); {
+	return append(appendLen(b, len(p), 0xc4), p...)
+}
+
+// appendLen appends the header of a string or byte slice of length n:
+// code8 (str 8 or bin 8) and its 16- and 32-bit successors, as short as n
+// allows.
+func appendLen(b []byte, n int, code8 byte) []byte {
+	switch {
 	case n <= math.MaxUint8:
-		b = append(b, 0xc4, byte(n))
+		return append(b, code8, byte(n))
 	case n <= math.MaxUint16:
-		b = binary.BigEndian.AppendUint16(append(b, 0xc5), uint16(n))
-	default:
-		b = binary.BigEndian.AppendUint32(append(b, 0xc6), uint32(n))
+		return binary.BigEndian.AppendUint16(append(b, code8+1), uint16(n))
 	}
-	return append(b, p...)
+	return binary.BigEndian.AppendUint32(append(b, code8+2), uint32(n))
 }

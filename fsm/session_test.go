@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -399,22 +398,13 @@ func TestSessionShortcutsMatchReads(t *testing.T) {
 		}
 		c := withSession(put(path, fmt.Sprint(i), parents), s, q)
 		strip(slow)
-		a, b := fast.do(c), slow.do(c)
-		if a.Code != b.Code || a.Message != b.Message || (a.Stat == nil) != (b.Stat == nil) || (a.Stat != nil && *a.Stat != *b.Stat) {
+		if a, b := fast.do(c), slow.do(c); !sameResult(a, b) {
 			t.Fatalf("step %d, seq %d: with shortcuts %v %q %+v, reading %v %q %+v", i, q, a.Code, a.Message, a.Stat, b.Code, b.Message, b.Stat)
 		}
 	}
 	strip(fast)
 	strip(slow)
-	fd, sd := fast.dump(), slow.dump()
-	if len(fd) != len(sd) {
-		t.Fatalf("%d keys with shortcuts, %d reading", len(fd), len(sd))
-	}
-	for i := range fd {
-		if !bytes.Equal(fd[i][0], sd[i][0]) || !bytes.Equal(fd[i][1], sd[i][1]) {
-			t.Fatalf("key %d: with shortcuts %q=%x, reading %q=%x", i, fd[i][0], fd[i][1], sd[i][0], sd[i][1])
-		}
-	}
+	sameKeys(t, fast, slow)
 	if m, _ := getSession(fast.db, s); m == nil || m.Count != sessionWindow {
 		t.Fatalf("the window did not fill: %+v", m)
 	}
