@@ -1,18 +1,20 @@
 package fsm
 
 // Replicated state that Apply keeps in memory instead of reading Pebble:
-// the owned range, and lower bounds on the times of the session expiry
-// index ("s/t/") and of the pending chunks ("s/p/"), by which Apply skips
-// the expiry and chunk-GC scans when they could find nothing.
+// the owned range, the records of recently used sessions ("s/s/" be64),
+// and lower bounds on the times of the session expiry index ("s/t/") and
+// of the pending chunks ("s/p/"), by which Apply skips the expiry and
+// chunk-GC scans when they could find nothing.
 //
 // Each value equals what a read through the batch of the entry being
 // applied would give (the bounds are at or below every key's time), so a
 // replica decides exactly as if it had read Pebble: apply stays a
 // function of the entries and the replicated state. That holds because
 //
-//   - every write of the owned range goes through setRange, and every
-//     write of an "s/t/" or "s/p/" key through noteSessionTime or
-//     notePending, which update the cache with what they write;
+//   - every write of the owned range goes through setRange, every write
+//     of a session record through putSession and every delete of one
+//     through forgetSession, and every write of an "s/t/" or "s/p/" key
+//     through noteWrite, which update the cache with what they write;
 //   - a batch Apply wrote into is committed before the next Apply, or the
 //     replica stops and this FSM applies nothing more
 //     (replica.StateMachine): a restarted node opens a new FSM;
@@ -20,8 +22,9 @@ package fsm
 //     state) is read through the batch on first use, and a bound is
 //     learned from the scan it guards.
 //
-// Deleting a key never invalidates a lower bound, so deletes need no
-// accessor.
+// Deleting a key never invalidates a lower bound, so those deletes need
+// no accessor. A session record not cached is read (and then cached); at
+// most maxCachedSessions are kept, beyond which the others are read.
 
 import (
 	"encoding/binary"
@@ -49,7 +52,12 @@ type applyCache struct {
 	// as the keys order them (big-endian uint64); 0 when not known.
 	sessLow uint64
 	pendLow uint64
+
+	sessions map[uint64]sessionMeta // stored session records, by session
 }
+
+// maxCachedSessions bounds applyCache.sessions (about 100 bytes each).
+const maxCachedSessions = 1 << 16
 
 // reset forgets every value: the state under the FSM was replaced.
 func (c *applyCache) reset() {
@@ -57,6 +65,62 @@ func (c *applyCache) reset() {
 	defer c.mu.Unlock()
 	c.rangeKnown, c.owned, c.owns = false, wire.Range{}, false
 	c.sessLow, c.pendLow = 0, 0
+	c.sessions = nil
+}
+
+// session returns the record of session s as stored in b (nil if there
+// is none), from memory once known. The caller owns the returned copy.
+func (f *FSM) session(b *pebble.Batch, s uint64) (*sessionMeta, error) {
+	c := &f.cache
+	c.mu.Lock()
+	m, ok := c.sessions[s]
+	c.mu.Unlock()
+	if ok {
+		return &m, nil
+	}
+	p, err := getSession(b, s)
+	if err != nil || p == nil {
+		return p, err
+	}
+	c.mu.Lock()
+	c.cacheSession(s, *p)
+	c.mu.Unlock()
+	return p, nil
+}
+
+// putSession writes m as the record of session s into b. It is the only
+// writer of session records.
+func (f *FSM) putSession(b *pebble.Batch, s uint64, m *sessionMeta) error {
+	err := b.Set(sessionKey(s), encodeSessionMeta(m), nil)
+	c := &f.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		delete(c.sessions, s) // b may or may not hold the write: read it again
+		return storageErr("write session", err)
+	}
+	c.cacheSession(s, *m)
+	return nil
+}
+
+// forgetSession drops session s from memory; whoever deletes its record
+// from a batch calls it.
+func (f *FSM) forgetSession(s uint64) {
+	f.cache.mu.Lock()
+	defer f.cache.mu.Unlock()
+	delete(f.cache.sessions, s)
+}
+
+// cacheSession records m as session s's stored record, unless the cache
+// is full and s not in it. c.mu is held.
+func (c *applyCache) cacheSession(s uint64, m sessionMeta) {
+	if _, ok := c.sessions[s]; !ok && len(c.sessions) >= maxCachedSessions {
+		return
+	}
+	if c.sessions == nil {
+		c.sessions = map[uint64]sessionMeta{}
+	}
+	c.sessions[s] = m
 }
 
 // ownedRange returns the owned range as stored in b, from memory once known.

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -34,6 +35,25 @@ func (n *node) checkRangeCache(when string) {
 	}
 	if got, err := n.fsm.Range(); ok && (err != nil || got != r) { // through the decoded-record memo
 		n.t.Fatalf("%s: Range() = %v, %v; Pebble holds %v", when, got, err, r)
+	}
+}
+
+// checkSessionCache fails unless every session record the FSM holds in
+// memory is the one stored in Pebble.
+func (n *node) checkSessionCache(when string) {
+	n.t.Helper()
+	c := &n.fsm.cache
+	c.mu.Lock()
+	cached := maps.Clone(c.sessions)
+	c.mu.Unlock()
+	for s, m := range cached {
+		stored, err := getSession(n.db, s)
+		if err != nil {
+			n.t.Fatal(err)
+		}
+		if stored == nil || *stored != m {
+			n.t.Fatalf("%s: session %d cached as %+v, Pebble holds %+v", when, s, m, stored)
+		}
 	}
 }
 
@@ -171,6 +191,7 @@ func TestCachedBoundsDecideAsScans(t *testing.T) {
 			if got := n.do(c); got.Code != want.Code || got.Message != want.Message || got.Chunk != want.Chunk {
 				t.Fatalf("entry %d: %+v, without cache %+v", i+1, got, want)
 			}
+			n.checkSessionCache(fmt.Sprintf("entry %d", i+1))
 		}
 		if r.IntN(50) == 0 {
 			restarted.fsm = mustFSM(restarted.db)

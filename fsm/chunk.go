@@ -44,7 +44,6 @@ import (
 
 	"github.com/cleavefs/cleave/wire"
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Chunk defaults, used when a command carries zero.
@@ -110,11 +109,7 @@ func getMeta(rd reader, h ChunkID) (*chunkMeta, error) {
 }
 
 func putMeta(b *pebble.Batch, h ChunkID, m *chunkMeta) error {
-	v, err := msgpack.Marshal(m)
-	if err != nil {
-		panic(fmt.Sprintf("fsm: encode chunk meta: %v", err)) // integers only
-	}
-	if err := b.Set(metaKey(h), v, nil); err != nil {
+	if err := b.Set(metaKey(h), encodeChunkMeta(m), nil); err != nil {
 		return storageErr("write chunk "+h.String(), err)
 	}
 	return nil

@@ -16,7 +16,8 @@
 // local read or decode fault: the caller must not commit the batch.
 //
 // Caches. Apply keeps copies of replicated state in memory (the owned
-// range, lower bounds on the session-expiry and chunk-GC indexes; cache.go)
+// range, recently used session records, lower bounds on the
+// session-expiry and chunk-GC indexes; cache.go)
 // and relies on the replica's rule: a batch Apply wrote into is committed
 // before the next Apply, or the replica stops and this FSM applies nothing
 // more. A caller that changes the state under the FSM in any other way (a

@@ -17,7 +17,7 @@ package fsm
 //	s/c/ H                           → the chunk's bytes (chunk.go)
 //	s/k/ H                           → msgpack chunkMeta{refs,touched,size}
 //	s/p/ be64(time) H                → "" : unreferenced chunk, collectable after time+ChunkTTL
-//	s/s/ be64(session)               → msgpack sessionMeta{low,count,last use} (session.go)
+//	s/s/ be64(session)               → msgpack sessionMeta{low,count,last use,high} (session.go)
 //	s/s/ be64(session) be64(seq)     → msgpack Result of that request
 //	s/t/ be64(last use) be64(session) → "" : sessions in expiry order
 //
@@ -349,15 +349,6 @@ func decodeEntry(p string, v []byte) (*entry, error) {
 		return nil, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt entry for %q: %v", p, err)}
 	}
 	return &e, nil
-}
-
-func encodeEntry(e *entry) []byte {
-	v, err := msgpack.Marshal(e)
-	if err != nil {
-		// entry holds only integers and a string: this cannot fail.
-		panic(fmt.Sprintf("fsm: encode entry: %v", err))
-	}
-	return v
 }
 
 // --- Apply ------------------------------------------------------------------

@@ -59,7 +59,16 @@ type sessionMeta struct {
 	Count int    `msgpack:"n,omitempty"` // results in the window
 	Last  int64  `msgpack:"t,omitempty"` // entry time of the last command of the session
 	Index int64  `msgpack:"i,omitempty"` // the time in the session's "s/t/" key: Last rounded down to the granule
+	// High is the largest seq whose result the session stores, so a
+	// command above it needs no read to learn it is not a retry; 0 when
+	// not known (records written before the field, and their sessions
+	// until they expire), and then the stored results are read.
+	High uint64 `msgpack:"h,omitempty"`
 }
+
+// mayHold reports whether the session may store a result for seq: false
+// only when High proves it does not.
+func (m *sessionMeta) mayHold(seq uint64) bool { return m.High == 0 || seq <= m.High }
 
 // granule is the resolution of the expiry index: a session's "s/t/" key is
 // rewritten only when its last use moves to a new granule, not on every
@@ -94,11 +103,11 @@ func (f *FSM) applySession(b *pebble.Batch, index uint64, c *Command) (*Result, 
 	if c.Seq == 0 {
 		return failf(wire.Invalid, "session %d: sequence numbers start at 1 (got seq 0)", c.Session), nil
 	}
-	m, err := getSession(b, c.Session)
+	m, err := f.session(b, c.Session)
 	if err != nil {
 		return nil, err
 	}
-	if m != nil {
+	if m != nil && m.mayHold(c.Seq) {
 		v, err := getValue(b, sessionResultKey(c.Session, c.Seq))
 		switch {
 		case err == nil:
@@ -110,9 +119,9 @@ func (f *FSM) applySession(b *pebble.Batch, index uint64, c *Command) (*Result, 
 		case !errors.Is(err, pebble.ErrNotFound):
 			return nil, storageErr("read session", err)
 		}
-		if c.Seq <= m.Low {
-			return failf(wire.Invalid, "stale sequence: session %d seq %d is at or below %d, the oldest the cluster remembers; it may have been applied (window of %d)", c.Session, c.Seq, m.Low, sessionWindow), nil
-		}
+	}
+	if m != nil && c.Seq <= m.Low {
+		return failf(wire.Invalid, "stale sequence: session %d seq %d is at or below %d, the oldest the cluster remembers; it may have been applied (window of %d)", c.Session, c.Seq, m.Low, sessionWindow), nil
 	}
 	isNew := m == nil
 	if isNew {
@@ -132,9 +141,12 @@ func (f *FSM) applySession(b *pebble.Batch, index uint64, c *Command) (*Result, 
 	if err := b.Set(sessionResultKey(c.Session, c.Seq), encodeResult(res), nil); err != nil {
 		return nil, storageErr("write session", err)
 	}
+	if isNew || m.High != 0 {
+		m.High = max(m.High, c.Seq)
+	}
 	m.Count++
 	if m.Count > sessionWindow {
-		low, err := oldestResult(b, c.Session, m.Low)
+		low, err := m.oldest(b, c.Session)
 		if err != nil {
 			return nil, err
 		}
@@ -179,14 +191,18 @@ func (f *FSM) touchSession(b *pebble.Batch, c *Command, m *sessionMeta, isNew bo
 			return storageErr("write session", err)
 		}
 	}
-	v, err := msgpack.Marshal(m)
-	if err != nil {
-		panic(fmt.Sprintf("fsm: encode session: %v", err))
+	return f.putSession(b, c.Session, m)
+}
+
+// oldest returns the lowest seq that session s, whose record m is,
+// stores. Every stored seq lies in (Low, High] and Count of them are
+// stored, so when Count is High-Low all of them are, and Low+1 is the
+// answer without a read; otherwise oldestResult looks.
+func (m *sessionMeta) oldest(rd reader, s uint64) (uint64, error) {
+	if m.High != 0 && uint64(m.Count) == m.High-m.Low {
+		return m.Low + 1, nil
 	}
-	if err := b.Set(sessionKey(c.Session), v, nil); err != nil {
-		return storageErr("write session", err)
-	}
-	return nil
+	return oldestResult(rd, s, m.Low)
 }
 
 // oldestResult returns the lowest seq stored for session s, whose
@@ -270,13 +286,14 @@ func (f *FSM) expireSessions(b *pebble.Batch, c *Command) error {
 	for _, k := range due {
 		s := binary.BigEndian.Uint64(k[len(sessionTimePrefix)+8:])
 		// The key holds the granule of the last use; the exact time decides.
-		m, err := getSession(b, s)
+		m, err := f.session(b, s)
 		if err != nil {
 			return err
 		}
 		if m != nil && c.expiryTime() < m.Last+ttl {
 			continue
 		}
+		f.forgetSession(s)
 		dels := [][]byte{k}
 		err = scanPrefix(b, sessionKey(s), func(k, _ []byte) error {
 			dels = append(dels, bytes.Clone(k))

@@ -7,7 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/wire"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 func withSession(c Command, s, seq uint64) Command {
@@ -276,4 +279,144 @@ func TestDeterminismChunks(t *testing.T) {
 	if !slices.EqualFunc(da, db, func(x, y [2][]byte) bool { return string(x[0]) == string(y[0]) && string(x[1]) == string(y[1]) }) {
 		t.Fatal("the two replicas differ")
 	}
+}
+
+// TestSessionHigh checks the session record's High, the largest seq whose
+// result the session stores: it follows out-of-order and repeated seqs,
+// and a record without it (written before it existed) keeps deduplicating
+// through the stored results and never learns a High it cannot prove.
+func TestSessionHigh(t *testing.T) {
+	n := newNode(t, wholeRing)
+	const s = 5
+	high := func() uint64 {
+		t.Helper()
+		m, err := getSession(n.db, s)
+		if err != nil || m == nil {
+			t.Fatalf("session %d: %v, %v", s, m, err)
+		}
+		return m.High
+	}
+	for i, q := range []uint64{3, 1, 7, 2, 7, 5} {
+		n.must(withSession(appendTo("/log", fmt.Sprintf("%d,", q)), s, q))
+		if want := []uint64{3, 3, 7, 7, 7, 7}[i]; high() != want {
+			t.Fatalf("after seq %d: High %d, want %d", q, high(), want)
+		}
+	}
+	// A refused command's result is stored too, so it counts.
+	if res := n.do(withSession(mkdir("/log", 0), s, 9)); res.Code != wire.Exists {
+		t.Fatalf("mkdir over a file: %v %q", res.Code, res.Message)
+	}
+	if high() != 9 {
+		t.Fatalf("after a stored failure at seq 9: High %d", high())
+	}
+
+	// A record as written before High existed: same fields, no "h".
+	m, err := getSession(n.db, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := msgpack.Marshal(&struct {
+		Low   uint64 `msgpack:"l,omitempty"`
+		Count int    `msgpack:"n,omitempty"`
+		Last  int64  `msgpack:"t,omitempty"`
+		Index int64  `msgpack:"i,omitempty"`
+	}{m.Low, m.Count, m.Last, m.Index})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.setBehind(sessionKey(s), old)
+	before := n.content("/log")
+	n.must(withSession(appendTo("/log", "7,"), s, 7)) // a retry: not applied again
+	if got := n.content("/log"); got != before {
+		t.Fatalf("a retry of an old-format session applied again: %q, was %q", got, before)
+	}
+	n.must(withSession(appendTo("/log", "8,"), s, 8))
+	if high() != 0 {
+		t.Fatalf("an old-format session learned High %d, but results above it may be stored", high())
+	}
+	if res := n.do(withSession(appendTo("/log", "9,"), s, 9)); res.Code != wire.Exists { // the stored failure
+		t.Fatalf("retry of seq 9: %v %q, want the stored EXISTS", res.Code, res.Message)
+	}
+	if got := n.content("/log"); got != before+"8," {
+		t.Fatalf("/log = %q, want %q", got, before+"8,")
+	}
+}
+
+// TestSessionShortcutsMatchReads runs one session workload on two nodes:
+// one as is, one whose session record loses High before every command,
+// so that it finds retries and the oldest result by reading them. Rising
+// seqs, seqs overtaken and applied late, seqs never applied, retries,
+// stale seqs and results not stored (WRONG_RANGE) make gaps in the window
+// and trim it many times over. Every result, and at the end every stored
+// key, must be the same on both: the shortcuts decide as the reads do.
+func TestSessionShortcutsMatchReads(t *testing.T) {
+	mine := wire.Range{Start: 0, End: 1 << 63}
+	fast, slow := newNode(t, mine), newNode(t, mine)
+	other := rootOutside(mine)
+	var root string
+	for i := 0; root == ""; i++ {
+		if name := fmt.Sprintf("r%d", i); mine.Contains(ring.Point(name)) {
+			root = name
+		}
+	}
+	const s = 11
+	strip := func(n *node) { // rewrite the record as written before High
+		m, err := getSession(n.db, s)
+		if err != nil || m == nil {
+			return
+		}
+		m.High = 0
+		v, err := msgpack.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.setBehind(sessionKey(s), v)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	var next uint64
+	var late []uint64
+	for i := range 4 * sessionWindow {
+		var q uint64
+		path := fmt.Sprintf("/%s/f%d", root, rng.IntN(50))
+		switch x := rng.IntN(100); {
+		case x < 5: // overtaken: applied later, or never
+			late = append(late, next+1)
+			next += 2
+			q = next
+		case x < 10 && len(late) > 0:
+			j := rng.IntN(len(late))
+			q = late[j]
+			late = slices.Delete(late, j, j+1)
+		case x < 15 && next > 0: // a retry, possibly of a stale seq
+			q = next - min(next-1, uint64(rng.IntN(sessionWindow+64)))
+		case x < 20: // not stored: a gap in the window
+			next++
+			q, path = next, fmt.Sprintf("/%s/f", other)
+		default:
+			next++
+			q = next
+		}
+		c := withSession(put(path, fmt.Sprint(i), parents), s, q)
+		strip(slow)
+		if a, b := fast.do(c), slow.do(c); !sameResult(a, b) {
+			t.Fatalf("step %d, seq %d: with shortcuts %v %q %+v, reading %v %q %+v", i, q, a.Code, a.Message, a.Stat, b.Code, b.Message, b.Stat)
+		}
+	}
+	strip(fast)
+	strip(slow)
+	sameKeys(t, fast, slow)
+	if m, _ := getSession(fast.db, s); m == nil || m.Count != sessionWindow {
+		t.Fatalf("the window did not fill: %+v", m)
+	}
+}
+
+// setBehind writes k=v behind the state machine's back, as a snapshot
+// install does, and then, as Restored does, makes it forget what it
+// holds in memory.
+func (n *node) setBehind(k, v []byte) {
+	n.t.Helper()
+	if err := n.db.Set(k, v, pebble.NoSync); err != nil {
+		n.t.Fatal(err)
+	}
+	n.fsm.cache.reset()
 }
