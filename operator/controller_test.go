@@ -383,7 +383,9 @@ func TestUpdate(t *testing.T) {
 			t.Errorf("%s replicas %d, want 3 (fixed at creation)", name, *st.Spec.Replicas)
 		}
 	}
-	if !slices.ContainsFunc(f.events, func(e string) bool { return strings.Contains(e, ReasonSpecNotApplied) && strings.Contains(e, "spec.routers 5") }) {
+	if !slices.ContainsFunc(f.events, func(e string) bool {
+		return strings.Contains(e, ReasonSpecNotApplied) && strings.Contains(e, "spec.routers 5")
+	}) {
 		t.Fatalf("no SpecNotApplied event for spec.routers: %q", f.events)
 	}
 	if s := f.store("demo"); s.Status.ObservedGeneration != 2 {
