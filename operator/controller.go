@@ -13,6 +13,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	klabels "k8s.io/apimachinery/pkg/labels"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -45,6 +46,7 @@ const (
 	ReasonSplitFailed    = "SplitFailed"    // asking for the split failed (retried)
 	ReasonSplitAbandoned = "SplitAbandoned" // the routers abandoned a split; its cluster is dropped
 	ReasonNoMerge        = "NoMerge"        // spec.clusters is below the clusters there are
+	ReasonInvalidSpec    = "InvalidSpec"    // the spec is refused; nothing is done until it changes
 )
 
 // Controller keeps every CleaveStore's objects and splits in line with its
@@ -194,6 +196,9 @@ func (c *Controller) syncHandler(ctx context.Context, key cache.ObjectName) (tim
 		return 0, err
 	}
 	s := withDefaults(store)
+	if err := validateSpec(s); err != nil {
+		return c.refuse(ctx, store, err)
+	}
 	sh, err := c.observe(s)
 	if err != nil {
 		return 0, err
@@ -225,6 +230,25 @@ func (c *Controller) syncHandler(ctx context.Context, key cache.ObjectName) (tim
 		return c.cfg.SplitInterval, nil
 	}
 	return c.cfg.StatusInterval, nil
+}
+
+// refuse records why store's spec is not acted on, in an event and the
+// Ready condition, and changes nothing else. A spec change syncs again.
+func (c *Controller) refuse(ctx context.Context, store *cleavev1.CleaveStore, why error) (time.Duration, error) {
+	c.recorder.Event(store, corev1.EventTypeWarning, ReasonInvalidSpec, why.Error())
+	next := *store.Status.DeepCopy()
+	meta.SetStatusCondition(&next.Conditions, metav1.Condition{Type: cleavev1.ConditionReady, Status: metav1.ConditionFalse,
+		Reason: ReasonInvalidSpec, Message: why.Error(), ObservedGeneration: store.Generation})
+	next.ObservedGeneration = store.Generation
+	if equality.Semantic.DeepEqual(store.Status, next) {
+		return 0, nil
+	}
+	up := store.DeepCopy()
+	up.Status = next
+	if _, err := c.cleave.CleaveV1alpha1().CleaveStores(store.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{}); err != nil {
+		return 0, fmt.Errorf("update status of %s/%s: %w", store.Namespace, store.Name, err)
+	}
+	return 0, nil
 }
 
 // observe reads the store's StatefulSets and decides its shape, warning

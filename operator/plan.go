@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/cleavefs/cleave/internal/ring"
 	cleavev1 "github.com/cleavefs/cleave/operator/apis/cleave/v1alpha1"
@@ -30,6 +31,32 @@ func withDefaults(s *cleavev1.CleaveStore) *cleavev1.CleaveStore {
 		s.Spec.Clusters = cleavev1.DefaultClusters
 	}
 	return s
+}
+
+// validateSpec reports what is wrong with s's (defaulted) spec, naming the
+// field: what the CRD's validation refuses, checked again because a store
+// may predate it and because the pods' Raft ids depend on it (an ordinal
+// must be one digit).
+func validateSpec(s *cleavev1.CleaveStore) error {
+	sp := s.Spec
+	switch {
+	case sp.Routers < 1 || sp.Routers > 9:
+		return fmt.Errorf("spec.routers %d: must be 1 to 9", sp.Routers)
+	case sp.ReplicasPerCluster < 1 || sp.ReplicasPerCluster > 9:
+		return fmt.Errorf("spec.replicasPerCluster %d: must be 1 to 9", sp.ReplicasPerCluster)
+	case sp.Clusters < 1:
+		return fmt.Errorf("spec.clusters %d: must be at least 1", sp.Clusters)
+	case sp.Storage.Size != nil && sp.Storage.Size.Sign() <= 0:
+		return fmt.Errorf("spec.storage.size %s: must be positive", sp.Storage.Size)
+	case sp.AutoSplit != nil && sp.AutoSplit.OpsPerSecond < 0:
+		return fmt.Errorf("spec.autoSplit.opsPerSecond %d: must not be negative", sp.AutoSplit.OpsPerSecond)
+	}
+	switch sp.ImagePullPolicy {
+	case "", corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
+	default:
+		return fmt.Errorf("spec.imagePullPolicy %q: want Always, IfNotPresent or Never", sp.ImagePullPolicy)
+	}
+	return nil
 }
 
 // observeShape decides what the store consists of from its StatefulSets:

@@ -59,6 +59,19 @@ func newStatus(sh *shape, old cleavev1.CleaveStoreStatus, ob observation) cleave
 		}
 		out.Replicas = int32(len(st.Clusters))
 	}
+	if ob.status == nil {
+		// The routers did not answer: keep what they said last rather than
+		// report no clusters (the scale subresource reads Replicas).
+		out.Replicas, out.RoutingVersion = old.Replicas, old.RoutingVersion
+		for _, cs := range old.Clusters {
+			if cs.Range != "" {
+				cs.ReadyReplicas = ob.ready[cs.ID]
+				out.Clusters = append(out.Clusters, cs)
+				inTable[cs.ID] = true
+			}
+		}
+		out.SplitsInProgress = old.SplitsInProgress
+	}
 	var pending []string
 	for _, c := range sh.clusters {
 		if !inTable[c.ID] && ob.status != nil {
