@@ -200,6 +200,18 @@ func (f *fixture) store(name string) *cleavev1.CleaveStore {
 	return s
 }
 
+// edit changes store name's spec with change and raises its generation,
+// as the API server does for a spec change.
+func (f *fixture) edit(name string, change func(*cleavev1.CleaveStore)) {
+	f.t.Helper()
+	s := f.store(name)
+	change(s)
+	s.Generation++
+	if _, err := f.cleave.CleaveV1alpha1().CleaveStores(ns).Update(context.Background(), s, metav1.UpdateOptions{}); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
 func (f *fixture) statefulSet(name string) *appsv1.StatefulSet {
 	f.t.Helper()
 	st, err := f.kube.AppsV1().StatefulSets(ns).Get(context.Background(), name, metav1.GetOptions{})
@@ -366,11 +378,7 @@ func TestNoOp(t *testing.T) {
 func TestUpdate(t *testing.T) {
 	f := newFixture(t, newStore("demo"))
 	converge(t, f)
-	s := f.store("demo")
-	s.Spec.Image, s.Spec.Routers, s.Generation = "cleave:v2", 5, 2
-	if _, err := f.cleave.CleaveV1alpha1().CleaveStores(ns).Update(context.Background(), s, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	f.edit("demo", func(s *cleavev1.CleaveStore) { s.Spec.Image, s.Spec.Routers = "cleave:v2", 5 })
 	kw, cw := f.sync("demo")
 	wantActions(t, "kube writes", kw, "update statefulsets demo-router", "update statefulsets demo-c1", "update statefulsets demo-c2")
 	wantActions(t, "cleave writes", cw, "update/status cleavestores demo") // observedGeneration 2
@@ -401,11 +409,7 @@ func TestUpdate(t *testing.T) {
 func TestScale(t *testing.T) {
 	f := newFixture(t, newStore("demo"))
 	converge(t, f)
-	s := f.store("demo")
-	s.Spec.Clusters, s.Generation = 3, 2
-	if _, err := f.cleave.CleaveV1alpha1().CleaveStores(ns).Update(context.Background(), s, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	f.edit("demo", func(s *cleavev1.CleaveStore) { s.Spec.Clusters = 3 })
 
 	kw, _ := f.sync("demo")
 	wantActions(t, "kube writes", kw, "create services demo-c3", "create poddisruptionbudgets demo-c3", "create statefulsets demo-c3")
@@ -488,11 +492,7 @@ func TestScale(t *testing.T) {
 func TestSplitAbandoned(t *testing.T) {
 	f := newFixture(t, newStore("demo"))
 	converge(t, f)
-	s := f.store("demo")
-	s.Spec.Clusters = 3
-	if _, err := f.cleave.CleaveV1alpha1().CleaveStores(ns).Update(context.Background(), s, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	f.edit("demo", func(s *cleavev1.CleaveStore) { s.Spec.Clusters = 3 })
 	f.sync("demo")
 	gone := healthy(1, map[string]wire.Range{"c1": lower, "c2": upper})
 	gone.Splits = []wire.SplitStatus{{ID: 1, Cluster: "c1", NewCluster: "c3", Phase: wire.SplitAbandoned}}
