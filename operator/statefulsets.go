@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	cleavev1 "github.com/cleavefs/cleave/operator/apis/cleave/v1alpha1"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -200,4 +201,25 @@ func clusterStatefulSet(sh *shape, c clusterPlan) *appsv1.StatefulSet {
 	st := statefulSet(sh, set, "node", c.ID, sh.replicas, pod, storageSize(sh.store))
 	st.Annotations = ann
 	return st
+}
+
+// StatefulSets returns the StatefulSets the first sync of a new store
+// creates — the routers' first, then each cluster's — with pods of image
+// (unless the spec names one) named under domain. It shows what the
+// operator runs without an API server: `cleave`'s tests parse the pods'
+// flags with the real commands.
+func StatefulSets(store *cleavev1.CleaveStore, image, domain string) ([]*appsv1.StatefulSet, error) {
+	s := withDefaults(store)
+	if err := validateSpec(s); err != nil {
+		return nil, err
+	}
+	sh, _, err := observeShape(s, image, domain, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := []*appsv1.StatefulSet{routerStatefulSet(sh)}
+	for _, c := range sh.clusters {
+		out = append(out, clusterStatefulSet(sh, c))
+	}
+	return out, nil
 }
