@@ -24,7 +24,8 @@
 // idempotent: a sync that finds nothing to change writes nothing. So an
 // operator restarted in the middle of a scale picks it up where the
 // cluster is: a new cluster's StatefulSet that exists is not created
-// again, a split the routers have recorded is not requested again.
+// again, a split the routers have recorded is not requested again, and a
+// cluster of the routing table whose StatefulSet was deleted gets it back.
 //
 // Scaling: while fewer clusters own a range than spec.clusters asks (or
 // one crosses an auto-split threshold) and no split runs, the controller

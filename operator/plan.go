@@ -186,6 +186,33 @@ func decideSplit(sh *shape, st *wire.Status, ready map[string]int32, autoSplit s
 	return splitChoice{Plan: &clusterPlan{ID: fmt.Sprintf("c%d", num+1), Num: num + 1, Parent: src}}
 }
 
+// missing returns the clusters the routing table has and sh does not: a
+// StatefulSet deleted by hand (its volumes kept). Each is planned as it
+// was: split-born with its parent from the split records, else a
+// bootstrap cluster with the range the table gives it (which --range only
+// uses on an empty volume).
+func missing(sh *shape, st *wire.Status) []clusterPlan {
+	have := map[string]bool{}
+	for _, c := range sh.clusters {
+		have[c.ID] = true
+	}
+	var out []clusterPlan
+	for _, c := range st.Clusters {
+		num := clusterNum(c.ID)
+		if have[c.ID] || num == 0 {
+			continue
+		}
+		p := clusterPlan{ID: c.ID, Num: num, Range: c.Range}
+		for _, sp := range st.Splits {
+			if sp.NewCluster == c.ID && sp.Phase != wire.SplitAbandoned {
+				p.Parent, p.Range = sp.Cluster, wire.Range{}
+			}
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
 // widest returns the id of the cluster with the widest range, the first
 // in ring order among equals: splitting it keeps the ranges even.
 func widest(cs []wire.ClusterStatus) string {

@@ -133,3 +133,31 @@ func TestObserveShapeRefusesForeignLabels(t *testing.T) {
 		t.Fatalf("parseBootstrap error %v", err)
 	}
 }
+
+// TestRecreateDeletedCluster: a cluster the routing table has but whose
+// StatefulSet is gone (deleted by hand, the volumes kept) gets it back as
+// it was: split-born with its parent from the split records.
+func TestRecreateDeletedCluster(t *testing.T) {
+	f := newFixture(t, newStore("demo"))
+	converge(t, f)
+	f.edit("demo", func(s *cleavev1.CleaveStore) { s.Spec.Clusters = 3 })
+	f.sync("demo")
+	quarter := half / 2
+	done := healthy(2, map[string]wire.Range{"c1": {Start: 0, End: quarter}, "c2": upper, "c3": {Start: quarter, End: half}})
+	done.Splits = []wire.SplitStatus{{ID: 1, Cluster: "c1", NewCluster: "c3", Phase: wire.SplitCleaned}}
+	f.admin.set(done)
+	f.sync("demo")
+	for _, name := range []string{"demo-c3", "demo-c2"} {
+		if err := f.kube.AppsV1().StatefulSets(ns).Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kw, _ := f.sync("demo")
+	wantActions(t, "kube writes", kw, "create statefulsets demo-c2", "create statefulsets demo-c3")
+	if c3 := f.statefulSet("demo-c3"); c3.Annotations[AnnotationSplitFrom] != "c1" {
+		t.Fatalf("c3 recreated with annotations %v", c3.Annotations)
+	}
+	if c2 := f.statefulSet("demo-c2"); c2.Annotations[AnnotationRange] != wire.FormatRange(upper) {
+		t.Fatalf("c2 recreated with annotations %v", c2.Annotations)
+	}
+}

@@ -43,6 +43,12 @@ func (c *Controller) scale(ctx context.Context, sh *shape, ob *observation, key 
 		ob.status, ob.statusErr = nil, err
 		return nil
 	}
+	for _, p := range missing(sh, ob.status) {
+		sh.clusters = append(sh.clusters, p)
+		if err := c.ensureCluster(ctx, sh, p); err != nil {
+			return err
+		}
+	}
 	c.mu.Lock()
 	prev := c.samples[key]
 	if prev == nil {
