@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -140,7 +141,9 @@ func Run(parent context.Context, rc RunConfig) error {
 // done.
 func runController(ctx context.Context, rc RunConfig, kube kubernetes.Interface, cleave versioned.Interface) error {
 	utilruntime.Must(cleavescheme.AddToScheme(scheme.Scheme))
-	kubeInf := kubeinformers.NewSharedInformerFactoryWithOptions(kube, rc.Resync, kubeinformers.WithNamespace(rc.Namespace))
+	// Only the objects of stores are cached: every one carries LabelStore.
+	ours := kubeinformers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = LabelStore })
+	kubeInf := kubeinformers.NewSharedInformerFactoryWithOptions(kube, rc.Resync, kubeinformers.WithNamespace(rc.Namespace), ours)
 	cleaveInf := cleaveinformers.NewSharedInformerFactoryWithOptions(cleave, rc.Resync, cleaveinformers.WithNamespace(rc.Namespace))
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
