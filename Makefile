@@ -9,7 +9,7 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(DATE)
 
-.PHONY: all build run test test-k8s test-long bench bench-quick bench-idle bench-scale bench-micro lint fuzz clean
+.PHONY: all build run test test-k8s test-long bench bench-quick bench-idle bench-scale bench-micro lint fuzz clean codegen verify-codegen
 
 all: build
 
@@ -105,6 +105,17 @@ fuzz:
 		echo "== $$fn ($$pkg, $(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; \
 	done
+
+# codegen regenerates, from the CleaveStore types in operator/apis, their
+# deepcopy functions, the typed clientset, listers and informers under
+# operator/generated and the CRD under manifests/crd (hack/update-codegen.sh).
+codegen:
+	./hack/update-codegen.sh
+
+# verify-codegen regenerates into a temporary copy and fails, showing the
+# difference, if anything committed is stale.
+verify-codegen:
+	./hack/verify-codegen.sh
 
 clean:
 	rm -rf $(BIN)

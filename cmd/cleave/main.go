@@ -116,7 +116,7 @@ environment variables beat defaults.`,
 	root.AddCommand(certsCmd(), versionCmd())
 	for _, c := range root.Commands() {
 		switch c.Name() {
-		case "node", "router", "up", "version":
+		case "node", "router", "up", "operator", "version":
 			markOwnFlagsOnly(c)
 		case "certs":
 			markOwnFlagsOnly(c)

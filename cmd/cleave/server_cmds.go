@@ -22,16 +22,18 @@ import (
 	"github.com/cleavefs/cleave/internal/gossip"
 	"github.com/cleavefs/cleave/internal/ops"
 	"github.com/cleavefs/cleave/internal/rpc"
+	"github.com/cleavefs/cleave/operator"
 	"github.com/cleavefs/cleave/router"
 	"github.com/cleavefs/cleave/up"
 	"github.com/cleavefs/cleave/wire"
 )
 
-// addServerCommands adds the process commands: node, router and up.
+// addServerCommands adds the process commands: node, router, up and
+// operator.
 func addServerCommands(root *cobra.Command) {
 	node := newNodeCmd(runNode)
 	addNodeAdminCommands(node) // node_cmds.go: add, promote, remove, replace
-	root.AddCommand(node, newRouterCmd(runRouter), newUpCmd(up.Run))
+	root.AddCommand(node, newRouterCmd(runRouter), newUpCmd(up.Run), newOperatorCmd(operator.Run))
 }
 
 // nodeOpts are the flags of `cleave node`.

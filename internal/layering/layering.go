@@ -41,6 +41,22 @@ var Rules = map[string][]string{
 	// The load generator.
 	"loadgen": {"client", "wire", "internal/*"},
 
+	// The Kubernetes operator, and its API types with what is generated
+	// from them (make codegen): each generated package imports only the
+	// API and the generated packages beneath it.
+	"operator":                          {"client", "wire", "internal/*", opAPI, opClientset, opScheme, opInformers, opStoreInformers, opListers},
+	opAPI:                               {},
+	opClientset:                         {opTyped},
+	opClientset + "/fake":               {opAPI, opClientset, opTyped, opTyped + "/fake"},
+	opScheme:                            {opAPI},
+	opTyped:                             {opAPI, opScheme},
+	opTyped + "/fake":                   {opAPI, opTyped},
+	opInformers:                         {opAPI, opClientset, opInformers + "/cleave", opInformers + "/internalinterfaces"},
+	opInformers + "/cleave":             {opStoreInformers, opInformers + "/internalinterfaces"},
+	opStoreInformers:                    {opAPI, opClientset, opInformers + "/internalinterfaces", opListers},
+	opInformers + "/internalinterfaces": {opClientset},
+	opListers:                           {opAPI},
+
 	// Small shared pieces.
 	"internal/bytesize": {},
 	"internal/certs":    {},
@@ -61,11 +77,22 @@ var Rules = map[string][]string{
 	"tests/k8s/kubeenv":    {"internal/*"},
 
 	// Binaries: thin mains on top of everything else.
-	"cmd/cleave":         {"client", "cluster", "fsm", "router", "control", "replica", "up", "wire", "internal/*"},
+	"cmd/cleave":         {"client", "cluster", "fsm", "router", "control", "replica", "up", "operator", "wire", "internal/*"},
 	"cmd/cleave-loadgen": {"client", "loadgen", "wire", "internal/*"},
 	// The scale-out benchmark's driver (make bench-scale).
 	"bench/scale": {"loadgen", "up", "internal/*"},
 }
+
+// The operator's API package and the generated packages the rules name.
+const (
+	opAPI            = "operator/apis/cleave/v1alpha1"
+	opClientset      = "operator/generated/clientset/versioned"
+	opScheme         = opClientset + "/scheme"
+	opTyped          = opClientset + "/typed/cleave/v1alpha1"
+	opInformers      = "operator/generated/informers/externalversions"
+	opStoreInformers = opInformers + "/cleave/v1alpha1"
+	opListers        = "operator/generated/listers/cleave/v1alpha1"
+)
 
 // TestOnly lists the packages only tests may use: no other package imports
 // them, though they may import each other.
