@@ -22,9 +22,9 @@ import (
 )
 
 // startJoiners starts n empty nodes of cluster id that join c1 (Join).
-func startJoiners(t *testing.T, d *testcluster.Deployment, id string, firstID uint64, n int) []wire.Member {
+func startJoiners(t *testing.T, d *testcluster.Deployment, id string, firstID uint64, n int) []client.Member {
 	t.Helper()
-	var out []wire.Member
+	var out []client.Member
 	src, _ := control.Cluster(d.Table, "c1")
 	for i := range n {
 		nid := firstID + uint64(i)
@@ -49,7 +49,7 @@ func startJoiners(t *testing.T, d *testcluster.Deployment, id string, firstID ui
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { node.Close() })
-		out = append(out, wire.Member{ID: nid, Addr: addr, PeerAddr: peer})
+		out = append(out, client.Member{ID: nid, Addr: addr, PeerAddr: peer})
 	}
 	return out
 }
@@ -57,7 +57,7 @@ func startJoiners(t *testing.T, d *testcluster.Deployment, id string, firstID ui
 // startSplit starts the deployment a split test runs on: cluster c1 with a
 // meta group, three joiners ready to become c2 (ids 100 to 102), and a
 // context that ends after a minute or with the test.
-func startSplit(t *testing.T) (*testcluster.Deployment, []wire.Member, context.Context) {
+func startSplit(t *testing.T) (*testcluster.Deployment, []client.Member, context.Context) {
 	t.Helper()
 	d := testcluster.Start(t, testcluster.Options{Router: metaRouter})
 	nodes := startJoiners(t, d, "c2", 100, 3)
@@ -73,11 +73,11 @@ func metaRouter(rc *router.Config) {
 
 // waitSplit polls until the split of c1 is done, checking that every table
 // version seen is a partition of the ring, and returns the final record.
-func waitSplit(t *testing.T, d *testcluster.Deployment, ctx context.Context) wire.SplitStatus {
+func waitSplit(t *testing.T, d *testcluster.Deployment, ctx context.Context) client.SplitStatus {
 	t.Helper()
 	c := d.Client(t)
-	var phases []wire.SplitPhase
-	var s wire.SplitStatus
+	var phases []client.SplitPhase
+	var s client.SplitStatus
 	timeout := time.Minute
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
@@ -87,7 +87,7 @@ func waitSplit(t *testing.T, d *testcluster.Deployment, ctx context.Context) wir
 		if err != nil {
 			t.Fatalf("table: %v", err)
 		}
-		if err := control.ValidateTable(tab); err != nil {
+		if err := control.ValidateTable(wireTable(tab)); err != nil {
 			t.Fatalf("table version %d: %v", tab.Version, err)
 		}
 		splits, err := c.Splits(ctx)
@@ -112,19 +112,19 @@ func waitSplit(t *testing.T, d *testcluster.Deployment, ctx context.Context) wir
 func TestSplitEmptyCluster(t *testing.T) {
 	d, nodes, ctx := startSplit(t)
 	c := d.Client(t)
-	rec, err := c.Split(ctx, wire.SplitSpec{Cluster: "c1", NewCluster: "c2", Nodes: nodes})
+	rec, err := c.Split(ctx, client.SplitSpec{Cluster: "c1", NewCluster: "c2", Nodes: nodes})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.Phase != wire.SplitPlanned || rec.At != ring.Mid(wire.Range{}) {
+	if rec.Phase != client.SplitPlanned || rec.At != ring.Mid(wire.Range{}) {
 		t.Fatalf("planned %+v", rec)
 	}
 	s := waitSplit(t, d, ctx)
-	if s.Phase != wire.SplitCleaned {
+	if s.Phase != client.SplitCleaned {
 		t.Fatalf("split ended %s", s.Phase)
 	}
 	tab, _ := c.Table(ctx)
-	if r, ok := control.ClusterRange(tab, "c2"); !ok || r != (wire.Range{Start: s.At}) {
+	if r, ok := control.ClusterRange(wireTable(tab), "c2"); !ok || r != (wire.Range{Start: s.At}) {
 		t.Fatalf("c2 range %v in table %+v", r, tab)
 	}
 	for i := range 20 {
@@ -180,7 +180,7 @@ func TestSplitUnderWrites(t *testing.T) {
 		})
 	}
 	time.Sleep(200 * time.Millisecond) // let writes run before the split starts (load, not synchronisation)
-	if _, err := c.Split(ctx, wire.SplitSpec{Cluster: "c1", NewCluster: "c2", Nodes: nodes}); err != nil {
+	if _, err := c.Split(ctx, client.SplitSpec{Cluster: "c1", NewCluster: "c2", Nodes: nodes}); err != nil {
 		t.Fatal(err)
 	}
 	s := waitSplit(t, d, ctx)
@@ -188,7 +188,7 @@ func TestSplitUnderWrites(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 	t.Logf("max write latency during the split: %v; %d files acknowledged", maxLat, len(acked))
-	if s.Phase != wire.SplitCleaned {
+	if s.Phase != client.SplitCleaned {
 		t.Fatalf("split ended %s", s.Phase)
 	}
 	for _, err := range errs {
@@ -206,4 +206,20 @@ func TestSplitUnderWrites(t *testing.T) {
 			t.Errorf("get %s: %q %v", p, got, err)
 		}
 	}
+}
+
+// wireTable is tab in the protocol's form, for control's checks.
+func wireTable(tab *client.RoutingTable) *wire.TableInfo {
+	w := &wire.TableInfo{Version: tab.Version}
+	for _, o := range tab.Ranges {
+		w.Ranges = append(w.Ranges, wire.RangeOwner{Range: wire.Range(o.Range), Cluster: o.Cluster})
+	}
+	for _, c := range tab.Clusters {
+		ci := wire.ClusterInfo{ID: c.ID}
+		for _, m := range c.Members {
+			ci.Members = append(ci.Members, wire.Member(m))
+		}
+		w.Clusters = append(w.Clusters, ci)
+	}
+	return w
 }
