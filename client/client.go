@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,13 +23,14 @@ import (
 type Option func(*config)
 
 type config struct {
-	token       string        // HELLO auth token; default none
-	name        string        // HELLO client name; default "cleave-go"
-	timeout     time.Duration // per-call deadline when ctx has none; default 10s
-	dialTimeout time.Duration // cap on one dial + HELLO to one router; default 3s
-	log         *slog.Logger  // default: discard
-	stale       bool          // reads served from any replica's local state; default off
-	tls         *tls.Config   // TLS to the routers; default plaintext
+	token       string                                                            // HELLO auth token; default none
+	name        string                                                            // HELLO client name; default "cleave-go"
+	timeout     time.Duration                                                     // per-call deadline when ctx has none; default 10s
+	dialTimeout time.Duration                                                     // cap on one dial + HELLO to one router; default 3s
+	log         *slog.Logger                                                      // default: discard
+	stale       bool                                                              // reads served from any replica's local state; default off
+	tls         *tls.Config                                                       // TLS to the routers; default plaintext
+	dialer      func(ctx context.Context, network, addr string) (net.Conn, error) // opens each connection; default net.Dialer
 }
 
 func defaultConfig() config {
@@ -61,6 +63,24 @@ func WithDialTimeout(d time.Duration) Option {
 			c.dialTimeout = d
 		}
 	}
+}
+
+// WithDialer makes every connection the client opens (at Dial and at each
+// redial) go through dial, as net.Dialer.DialContext would open it, called with "tcp" and a router's address and a
+// context bounded by WithDialTimeout; TLS (WithTLS) and HELLO then run
+// over the connection it returns. An error from it counts as that router
+// being unreachable. The default is a net.Dialer; nil keeps the default.
+func WithDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) Option {
+	return func(c *config) { c.dialer = dial }
+}
+
+// funcDialer adapts WithDialer's function to rpc's dialer.
+type funcDialer struct {
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+func (d *funcDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return d.dial(ctx, network, addr)
 }
 
 // WithTimeout sets the deadline applied to a call (and to Dial) whose ctx
@@ -177,6 +197,9 @@ func (c *Client) getConn(ctx context.Context) (*rpc.Conn, error) {
 		return conn, err // another caller redialled meanwhile
 	}
 	dc := rpc.DialConfig{Client: c.cfg.name, Token: c.cfg.token, Session: c.session, TLS: c.cfg.tls}
+	if c.cfg.dialer != nil {
+		dc.Dialer = &funcDialer{c.cfg.dialer}
+	}
 	c.mu.Lock()
 	first := c.next
 	c.mu.Unlock()

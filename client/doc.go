@@ -10,6 +10,8 @@
 // the routers in order starting after the one that failed, and a call whose
 // connection broke under it is sent again (at most 4 times) while its
 // deadline lasts: routers are stateless forwarders, so any router will do.
+// WithDialer opens every one of these connections (through a proxy, a
+// tunnel or a test's fault injector); WithDialTimeout caps each dial.
 // Mutating calls (Mkdir, MkdirAll, Put, Write, Append, Rename, Copy,
 // Remove, RemoveAll, and an upload's COMMIT) carry the
 // client's session id and a sequence number that stays the same across
