@@ -16,6 +16,7 @@ import (
 
 	"github.com/cleavefs/cleave/client"
 	"github.com/cleavefs/cleave/up"
+	"github.com/cleavefs/cleave/wire"
 )
 
 // splitTimeout is the default deadline of `cleave split`: a split copies
@@ -52,7 +53,7 @@ The new cluster's nodes must run before the split starts:
     the new nodes and records them in DIR/up.json;
   - elsewhere, start them yourself with 'cleave node --join --cluster NEWID
     --peers ...' (each node, the new ones and the source's members) and name
-    them with --nodes ID=HOST:PORT,... and --new-cluster.
+    them with --nodes ID=CLIENT_HOST:PORT/PEER_HOST:PORT,... and --new-cluster.
 
 With --no-wait it returns once the split is planned. -o json prints the
 final split record.`,
@@ -74,8 +75,15 @@ final split record.`,
 				if err != nil {
 					return usagef("--nodes: %v", err)
 				}
-				for id, addr := range peers {
-					spec.Nodes = append(spec.Nodes, client.Member{ID: id, Addr: addr})
+				for id, addrs := range peers {
+					// CLIENT/PEER: the driver reaches the node on its
+					// peer listener, clients on the other.
+					addr, peer := wire.SplitAddrs(addrs)
+					m := client.Member{ID: id, Addr: addr}
+					if peer != addr {
+						m.PeerAddr = peer
+					}
+					spec.Nodes = append(spec.Nodes, m)
 				}
 				slices.SortFunc(spec.Nodes, func(x, y client.Member) int { return cmp.Compare(x.ID, y.ID) })
 			}
@@ -87,7 +95,7 @@ final split record.`,
 	f := cmd.Flags()
 	f.StringVar(&o.newCluster, "new-cluster", "", "id of the new cluster (default: the next cN, chosen by cleave up)")
 	f.StringVar(&o.at, "at", "", "cut point of the ring, decimal or 0x hex (default: the middle of the cluster's range)")
-	f.StringVar(&o.nodes, "nodes", "", "the new cluster's nodes, already started with --join, as ID=HOST:PORT,... (default: ask cleave up to start them)")
+	f.StringVar(&o.nodes, "nodes", "", "the new cluster's nodes, already started with --join, as ID=CLIENT_HOST:PORT/PEER_HOST:PORT,... (default: ask cleave up to start them)")
 	f.StringVar(&o.data, "data", "./data", "data directory of the cleave up to ask for new nodes")
 	f.BoolVar(&o.noWait, "no-wait", false, "return once the split is planned")
 	// A split moves a range's data: its own --timeout, with a longer default,
