@@ -25,7 +25,7 @@ import (
 // write, mv, cp.
 func addClientCommands(root *cobra.Command) {
 	root.AddCommand(mkdirCmd(), putCmd(), getCmd(), lsCmd(), statCmd(), rmCmd(), existsCmd(), statusCmd(),
-		appendCmd(), writeCmd(), mvCmd(), cpCmd(), splitCmd(), userCmd())
+		appendCmd(), writeCmd(), mvCmd(), cpCmd(), splitCmd(), userCmd(), routesCmd())
 }
 
 // args wraps a cobra argument check so that its failure is a usage error.
@@ -516,12 +516,20 @@ func existsCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "exists PATH",
 		Short: "Print true if PATH exists, else false",
-		Args:  args(cobra.ExactArgs(1)),
+		Long: `Print true if PATH exists, else false. -o json prints
+{"path": PATH, "exists": true|false}.`,
+		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return withClient(cmd, func(ctx context.Context, c *client.Client, _ globals) error {
+			return withClient(cmd, func(ctx context.Context, c *client.Client, g globals) error {
 				ok, err := c.Exists(ctx, a[0])
 				if err != nil {
 					return err
+				}
+				if g.json {
+					return writeJSON(cmd.OutOrStdout(), struct {
+						Path   string `json:"path"`
+						Exists bool   `json:"exists"`
+					}{a[0], ok})
 				}
 				_, err = fmt.Fprintln(cmd.OutOrStdout(), strconv.FormatBool(ok))
 				return err
