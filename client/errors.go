@@ -110,7 +110,7 @@ func (e *Error) Is(target error) bool {
 func (e *Error) Unwrap() error { return e.err }
 
 // CodeOf returns the code that best describes err: CodeOK for nil,
-// the code of a *Error or *wire.Error, the code of a wrapped sentinel,
+// the code of a *Error or of a protocol error, the code of a wrapped sentinel,
 // INVALID for a bad path, TIMEOUT for an ended context, UNAVAILABLE for
 // transport failures, and INTERNAL for anything else.
 func CodeOf(err error) Code {
