@@ -1,10 +1,5 @@
 package client
 
-import (
-	"fmt"
-	"strconv"
-)
-
 // The answers of the admin calls (Status, Table, Splits, the membership
 // and user calls), in the SDK's own types. Their JSON forms are the ones
 // the CLI prints with -o json (docs/cli.md).
@@ -234,29 +229,6 @@ type User struct {
 type Grant struct {
 	Prefix string `json:"prefix"`
 	Perm   string `json:"perm"`
-}
-
-// Contains reports whether point p lies in r.
-func (r Range) Contains(p uint64) bool {
-	return p >= r.Start && (r.End == 0 || p < r.End)
-}
-
-// MarshalJSON writes End == 0 as 18446744073709551616 so readers see 2^64.
-func (r Range) MarshalJSON() ([]byte, error) {
-	end := strconv.FormatUint(r.End, 10)
-	if r.End == 0 {
-		end = "18446744073709551616"
-	}
-	return []byte(`{"start":` + strconv.FormatUint(r.Start, 10) + `,"end":` + end + `}`), nil
-}
-
-// String returns r as "[0x…, 0x…)", the top of the ring as 2^64.
-func (r Range) String() string {
-	end := fmt.Sprintf("%#016x", r.End)
-	if r.End == 0 {
-		end = "2^64"
-	}
-	return fmt.Sprintf("[%#016x, %s)", r.Start, end)
 }
 
 // Peer returns m's peer address: PeerAddr, else Addr.

@@ -152,3 +152,12 @@ func (r *Range) UnmarshalJSON(b []byte) error {
 	*r = Range(w)
 	return nil
 }
+
+// Contains reports whether point p lies in r.
+func (r Range) Contains(p uint64) bool { return wire.Range(r).Contains(p) }
+
+// MarshalJSON writes End == 0 as 18446744073709551616 so readers see 2^64.
+func (r Range) MarshalJSON() ([]byte, error) { return wire.Range(r).MarshalJSON() }
+
+// String returns r as "[0x…, 0x…)", the top of the ring as 2^64.
+func (r Range) String() string { return wire.Range(r).String() }

@@ -145,3 +145,29 @@ func equalScalar(a, b reflect.Value) bool {
 	}
 	return true
 }
+
+// The SDK's codes and file types have the protocol's values.
+func TestCodesAreTheProtocols(t *testing.T) {
+	pairs := []struct {
+		c Code
+		w wire.Code
+	}{
+		{CodeOK, wire.OK}, {CodeNotFound, wire.NotFound}, {CodeExists, wire.Exists},
+		{CodeNotDir, wire.NotDir}, {CodeIsDir, wire.IsDir}, {CodeNotEmpty, wire.NotEmpty},
+		{CodeCrossRoot, wire.CrossRoot}, {CodeConflict, wire.Conflict}, {CodeInvalid, wire.Invalid},
+		{CodeTooLarge, wire.TooLarge}, {CodeUnauthorized, wire.Unauthorized}, {CodeForbidden, wire.Forbidden},
+		{CodeNotLeader, wire.NotLeader}, {CodeWrongRange, wire.WrongRange}, {CodeUnavailable, wire.Unavailable},
+		{CodeTimeout, wire.Timeout}, {CodeInternal, wire.Internal}, {CodeNoSpace, wire.NoSpace},
+	}
+	if len(pairs) != len(wire.Codes()) {
+		t.Fatalf("%d codes here, the protocol has %d", len(pairs), len(wire.Codes()))
+	}
+	for _, p := range pairs {
+		if uint8(p.c) != uint8(p.w) {
+			t.Errorf("%v is %d here, %d in the protocol", p.w, p.c, p.w)
+		}
+	}
+	if uint8(TypeFile) != uint8(wire.TypeFile) || uint8(TypeDir) != uint8(wire.TypeDir) {
+		t.Errorf("file types %d/%d, protocol's %d/%d", TypeFile, TypeDir, wire.TypeFile, wire.TypeDir)
+	}
+}

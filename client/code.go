@@ -1,9 +1,10 @@
 package client
 
-import "fmt"
+import "github.com/cleavefs/cleave/wire"
 
 // Code is the status of a failed call, the same code the server answers
-// with on the wire (docs/protocol.md). The zero value is CodeOK.
+// with on the wire (docs/protocol.md), with the same numeric value. The
+// zero value is CodeOK.
 type Code uint8
 
 // The codes, with the protocol's numeric values and names.
@@ -26,35 +27,16 @@ const (
 	CodeTimeout                  // TIMEOUT: the deadline passed; the outcome is unknown
 	CodeInternal                 // INTERNAL: a bug or an integrity failure
 	CodeNoSpace                  // NO_SPACE: a node's disk is below its watermark; nothing applied
-	numCodes
 )
-
-var codeNames = [...]string{
-	CodeOK: "OK", CodeNotFound: "NOT_FOUND", CodeExists: "EXISTS", CodeNotDir: "NOT_DIR",
-	CodeIsDir: "IS_DIR", CodeNotEmpty: "NOT_EMPTY", CodeCrossRoot: "CROSS_ROOT",
-	CodeConflict: "CONFLICT", CodeInvalid: "INVALID", CodeTooLarge: "TOO_LARGE",
-	CodeUnauthorized: "UNAUTHORIZED", CodeForbidden: "FORBIDDEN", CodeNotLeader: "NOT_LEADER",
-	CodeWrongRange: "WRONG_RANGE", CodeUnavailable: "UNAVAILABLE", CodeTimeout: "TIMEOUT",
-	CodeInternal: "INTERNAL", CodeNoSpace: "NO_SPACE",
-}
 
 // String returns the protocol name of the code, e.g. "NOT_FOUND", or
 // "CODE_<n>" for a code this build does not know.
-func (c Code) String() string {
-	if c < numCodes {
-		return codeNames[c]
-	}
-	return fmt.Sprintf("CODE_%d", uint8(c))
-}
+func (c Code) String() string { return wire.Code(c).String() }
 
 // ParseCode returns the code with the given protocol name, e.g. "NOT_FOUND".
 func ParseCode(s string) (Code, bool) {
-	for i, n := range codeNames {
-		if n == s {
-			return Code(i), true
-		}
-	}
-	return 0, false
+	c, ok := wire.ParseCode(s)
+	return Code(c), ok
 }
 
 // FileType tells files from directories.
@@ -67,12 +49,4 @@ const (
 )
 
 // String returns "file", "dir", or "unknown".
-func (t FileType) String() string {
-	switch t {
-	case TypeFile:
-		return "file"
-	case TypeDir:
-		return "dir"
-	}
-	return "unknown"
-}
+func (t FileType) String() string { return wire.FileType(t).String() }
