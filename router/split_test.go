@@ -3,16 +3,12 @@ package router_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cleavefs/cleave/client"
-	"github.com/cleavefs/cleave/cluster"
 	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/internal/ring"
@@ -21,35 +17,13 @@ import (
 	"github.com/cleavefs/cleave/wire"
 )
 
-// startJoiners starts n empty nodes of cluster id that join c1 (Join).
+// startJoiners starts n empty nodes of cluster id that join c1, as the
+// SDK's members.
 func startJoiners(t *testing.T, d *testcluster.Deployment, id string, firstID uint64, n int) []client.Member {
 	t.Helper()
 	var out []client.Member
-	src, _ := control.Cluster(d.Table, "c1")
-	for i := range n {
-		nid := firstID + uint64(i)
-		addr, err := testcluster.FreeAddr()
-		if err != nil {
-			t.Fatal(err)
-		}
-		peer, err := testcluster.FreeAddr()
-		if err != nil {
-			t.Fatal(err)
-		}
-		peers := map[uint64]string{nid: peer}
-		for _, m := range src.Members {
-			peers[m.ID] = m.Peer()
-		}
-		cfg := cluster.DefaultConfig()
-		cfg.NodeID, cfg.ClusterID, cfg.Listen, cfg.Peers, cfg.Join = nid, id, addr, peers, true
-		cfg.DataDir = filepath.Join(t.TempDir(), "n"+strconv.FormatUint(nid, 10))
-		cfg.Logger = slog.New(slog.DiscardHandler)
-		node, err := cluster.Start(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { node.Close() })
-		out = append(out, client.Member{ID: nid, Addr: addr, PeerAddr: peer})
+	for _, m := range d.StartJoiners(t, id, firstID, n) {
+		out = append(out, client.Member(m))
 	}
 	return out
 }

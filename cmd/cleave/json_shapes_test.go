@@ -3,16 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/cleavefs/cleave/cluster"
 	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/internal/testcluster"
 	"github.com/cleavefs/cleave/router"
@@ -111,7 +107,7 @@ func TestJSONShapes(t *testing.T) {
 	}})
 	t.Setenv("CLEAVE_ROUTER", d.Addr)
 	dir := "/" + d.RootIn(t, "c1", "shapes-")
-	joiners := startJoiners(t, d, "c2", 100, 3)
+	joiners := joinersFlag(t, d, "c2", 100, 3)
 	learner, learnerPeer := testcluster.ClosedAddr(t), testcluster.ClosedAddr(t)
 	local := filepath.Join(t.TempDir(), "in")
 	if err := os.WriteFile(local, []byte("hello"), 0o644); err != nil {
@@ -183,37 +179,13 @@ var (
 	nodeKeys = []string{"id", "cluster", "addr", "role", "term", "leader_id", "commit", "applied", "range", "members"}
 )
 
-// startJoiners starts n empty nodes of cluster id that join c1, and
-// returns them as split's --nodes value (ID=CLIENT/PEER,...).
-func startJoiners(t *testing.T, d *testcluster.Deployment, id string, firstID uint64, n int) string {
+// joinersFlag starts n empty nodes of cluster id that join c1 and returns
+// them as split's --nodes value, ID=CLIENT/PEER,...
+func joinersFlag(t *testing.T, d *testcluster.Deployment, id string, firstID uint64, n int) string {
 	t.Helper()
 	var out []string
-	src, _ := control.Cluster(d.Table, "c1")
-	for i := range n {
-		nid := firstID + uint64(i)
-		addr, err := testcluster.FreeAddr()
-		if err != nil {
-			t.Fatal(err)
-		}
-		peer, err := testcluster.FreeAddr()
-		if err != nil {
-			t.Fatal(err)
-		}
-		peers := map[uint64]string{nid: peer}
-		for _, m := range src.Members {
-			peers[m.ID] = m.Peer()
-		}
-		cfg := cluster.DefaultConfig()
-		cfg.NodeID, cfg.ClusterID, cfg.Listen, cfg.PeerListen, cfg.Peers, cfg.Join = nid, id, addr, peer, peers, true
-		cfg.DataDir = filepath.Join(t.TempDir(), "n"+strconv.FormatUint(nid, 10))
-		cfg.Logger = slog.New(slog.DiscardHandler)
-		node, err := cluster.Start(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { node.Close() })
-		out = append(out, fmt.Sprintf("%d=%s/%s", nid, addr, peer))
+	for _, m := range d.StartJoiners(t, id, firstID, n) {
+		out = append(out, fmt.Sprintf("%d=%s/%s", m.ID, m.Addr, m.PeerAddr))
 	}
-	slices.Sort(out)
 	return strings.Join(out, ",")
 }
