@@ -1,5 +1,7 @@
 package client
 
+import "github.com/cleavefs/cleave/wire"
+
 // The answers of the admin calls (Status, Table, Splits, the membership
 // and user calls), in the SDK's own types. Their JSON forms are the ones
 // the CLI prints with -o json (docs/cli.md).
@@ -244,15 +246,15 @@ func (m Member) Peer() string {
 // below; SplitAbandoned ends one before SPLIT commits.
 type SplitPhase string
 
-// The split phases, in order.
+// The split phases, in order, with the protocol's values.
 const (
-	SplitPlanned       SplitPhase = "planned"         // recorded; nothing done yet
-	SplitLearnersAdded SplitPhase = "learners-added"  // the new nodes are learners of the source
-	SplitCaughtUp      SplitPhase = "caught-up"       // the learners are within a small lag of the source's log
-	SplitCommitted     SplitPhase = "split-committed" // the source applied SPLIT (Index)
-	SplitTableUpdated  SplitPhase = "table-updated"   // the routing table gives [At, End) to the new cluster (Version)
-	SplitCleaned       SplitPhase = "cleaned"         // learners removed from the source, moved half deleted there
-	SplitAbandoned     SplitPhase = "abandoned"       // stopped before SPLIT committed; the source is unchanged
+	SplitPlanned       = SplitPhase(wire.SplitPlanned)       // recorded; nothing done yet
+	SplitLearnersAdded = SplitPhase(wire.SplitLearnersAdded) // the new nodes are learners of the source
+	SplitCaughtUp      = SplitPhase(wire.SplitCaughtUp)      // the learners are within a small lag of the source's log
+	SplitCommitted     = SplitPhase(wire.SplitCommitted)     // the source applied SPLIT (Index)
+	SplitTableUpdated  = SplitPhase(wire.SplitTableUpdated)  // the routing table gives [At, End) to the new cluster (Version)
+	SplitCleaned       = SplitPhase(wire.SplitCleaned)       // learners removed from the source, moved half deleted there
+	SplitAbandoned     = SplitPhase(wire.SplitAbandoned)     // stopped before SPLIT committed; the source is unchanged
 )
 
 // Final reports whether p ends a split: cleaned or abandoned.
