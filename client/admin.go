@@ -13,17 +13,20 @@ import (
 // phase. Calling it again with the same spec returns the same split.
 // With spec.Abandon set it abandons the split in progress of spec.Cluster,
 // which succeeds only before the SPLIT entry commits.
-func (c *Client) Split(ctx context.Context, spec wire.SplitSpec) (*wire.SplitStatus, error) {
-	resp, err := c.call(ctx, "split", &wire.Request{Op: wire.OpSplit, Path: "/", Split: &spec})
+func (c *Client) Split(ctx context.Context, spec SplitSpec) (*SplitStatus, error) {
+	resp, err := c.call(ctx, "split", &wire.Request{Op: wire.OpSplit, Path: "/", Split: spec.toWire()})
 	if err != nil {
 		return nil, err
 	}
-	return resp.Split, nil
+	if resp.Split == nil {
+		return nil, &Error{Code: CodeInternal, Op: "split", Message: "split: the answer carries no split record"}
+	}
+	return splitFromWire(resp.Split), nil
 }
 
 // Splits returns the splits recorded in the meta group, oldest first, with
 // their phases.
-func (c *Client) Splits(ctx context.Context) ([]wire.SplitStatus, error) {
+func (c *Client) Splits(ctx context.Context) ([]SplitStatus, error) {
 	resp, err := c.call(ctx, "split", &wire.Request{Op: wire.OpSplit, Path: "/"})
 	if err != nil {
 		return nil, err
@@ -31,5 +34,5 @@ func (c *Client) Splits(ctx context.Context) ([]wire.SplitStatus, error) {
 	if resp.Status == nil {
 		return nil, nil
 	}
-	return resp.Status.Splits, nil
+	return splitsFromWire(resp.Status.Splits), nil
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,13 +23,14 @@ import (
 type Option func(*config)
 
 type config struct {
-	token       string        // HELLO auth token; default none
-	name        string        // HELLO client name; default "cleave-go"
-	timeout     time.Duration // per-call deadline when ctx has none; default 10s
-	dialTimeout time.Duration // cap on one dial + HELLO to one router; default 3s
-	log         *slog.Logger  // default: discard
-	stale       bool          // reads served from any replica's local state; default off
-	tls         *tls.Config   // TLS to the routers; default plaintext
+	token       string                                                            // HELLO auth token; default none
+	name        string                                                            // HELLO client name; default "cleave-go"
+	timeout     time.Duration                                                     // per-call deadline when ctx has none; default 10s
+	dialTimeout time.Duration                                                     // cap on one dial + HELLO to one router; default 3s
+	log         *slog.Logger                                                      // default: discard
+	stale       bool                                                              // reads served from any replica's local state; default off
+	tls         *tls.Config                                                       // TLS to the routers; default plaintext
+	dialer      func(ctx context.Context, network, addr string) (net.Conn, error) // opens each connection; default net.Dialer
 }
 
 func defaultConfig() config {
@@ -61,6 +63,24 @@ func WithDialTimeout(d time.Duration) Option {
 			c.dialTimeout = d
 		}
 	}
+}
+
+// WithDialer makes every connection the client opens (at Dial and at each
+// redial) go through dial, as net.Dialer.DialContext would open it, called with "tcp" and a router's address and a
+// context bounded by WithDialTimeout; TLS (WithTLS) and HELLO then run
+// over the connection it returns. An error from it counts as that router
+// being unreachable. The default is a net.Dialer; nil keeps the default.
+func WithDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) Option {
+	return func(c *config) { c.dialer = dial }
+}
+
+// funcDialer adapts WithDialer's function to rpc's dialer.
+type funcDialer struct {
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+func (d *funcDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return d.dial(ctx, network, addr)
 }
 
 // WithTimeout sets the deadline applied to a call (and to Dial) whose ctx
@@ -128,7 +148,7 @@ func Dial(ctx context.Context, routers []string, opts ...Option) (*Client, error
 		}
 	}
 	if len(rs) == 0 {
-		return nil, &Error{Code: wire.Invalid, Op: "dial", Message: "no router address given"}
+		return nil, &Error{Code: CodeInvalid, Op: "dial", Message: "no router address given"}
 	}
 	var sid [8]byte
 	rand.Read(sid[:])
@@ -177,12 +197,15 @@ func (c *Client) getConn(ctx context.Context) (*rpc.Conn, error) {
 		return conn, err // another caller redialled meanwhile
 	}
 	dc := rpc.DialConfig{Client: c.cfg.name, Token: c.cfg.token, Session: c.session, TLS: c.cfg.tls}
+	if c.cfg.dialer != nil {
+		dc.Dialer = &funcDialer{c.cfg.dialer}
+	}
 	c.mu.Lock()
 	first := c.next
 	c.mu.Unlock()
 	var errs []string
 	unreachable := func(cause error) error {
-		return &Error{Code: wire.Unavailable, Op: "dial",
+		return &Error{Code: CodeUnavailable, Op: "dial",
 			Message: "no router reachable: " + strings.Join(errs, "; "), err: cause}
 	}
 	for i := range c.routers {
@@ -199,7 +222,7 @@ func (c *Client) getConn(ctx context.Context) (*rpc.Conn, error) {
 			var we *wire.Error
 			if errors.As(err, &we) {
 				// The router answered and refused: another router will too.
-				return nil, &Error{Code: we.Code, Message: we.Message, Op: "dial", err: err}
+				return nil, &Error{Code: Code(we.Code), Message: we.Message, Op: "dial", err: err}
 			}
 			if ctx.Err() != nil {
 				errs = append(errs, addr+": "+oneLine(ctx.Err()))
@@ -266,7 +289,7 @@ func (c *Client) call(ctx context.Context, op string, req *wire.Request) (*wire.
 func (c *Client) callWith(ctx context.Context, op string, req *wire.Request, session bool) (*wire.Response, error) {
 	if req.Op != wire.OpStatus && req.Op != wire.OpTable {
 		if err := fspath.Validate(req.Path); err != nil {
-			return nil, &Error{Code: wire.Invalid, Message: err.Error(), Op: op, Path: req.Path, err: err}
+			return nil, &Error{Code: CodeInvalid, Message: err.Error(), Op: op, Path: req.Path, err: err}
 		}
 	}
 	ctx, cancel := c.withTimeout(ctx)
@@ -318,7 +341,7 @@ func (c *Client) callWith(ctx context.Context, op string, req *wire.Request, ses
 			break
 		}
 		var ce *Error
-		if errors.As(err, &ce) && ce.Code != wire.Unavailable || errors.Is(err, ErrClosed) {
+		if errors.As(err, &ce) && ce.Code != CodeUnavailable || errors.Is(err, ErrClosed) {
 			return nil, wrapError(op, req.Path, err)
 		}
 		backoff = min(max(2*backoff, 20*time.Millisecond), 500*time.Millisecond)
@@ -352,11 +375,31 @@ func (c *Client) MkdirAll(ctx context.Context, path string) error {
 	return err
 }
 
-// PutOption modifies Put.
-type PutOption func(*wire.Request)
+// PutOption modifies a write (Put, Upload, Create, Write, Append, Rename,
+// Copy); Parents, IfAbsent and IfVersion build them. The zero PutOption
+// changes nothing.
+type PutOption struct {
+	flags     wire.Flags // or-ed into the request's flags
+	ifVersion uint64     // if nonzero, the request's IfVersion
+}
+
+// apply sets o on req.
+func (o PutOption) apply(req *wire.Request) {
+	req.Flags |= o.flags
+	if o.ifVersion != 0 {
+		req.IfVersion = o.ifVersion
+	}
+}
+
+// applyAll sets every option of opts on req, in order.
+func applyAll(req *wire.Request, opts []PutOption) {
+	for _, o := range opts {
+		o.apply(req)
+	}
+}
 
 // Parents makes Put create missing parent directories.
-func Parents() PutOption { return func(r *wire.Request) { r.Flags |= wire.FlagParents } }
+func Parents() PutOption { return PutOption{flags: wire.FlagParents} }
 
 // Put creates or replaces the file path with data and returns its new
 // metadata. data is not retained after Put returns. Up to ChunkSize bytes
@@ -373,9 +416,7 @@ func (c *Client) Put(ctx context.Context, path string, data []byte, opts ...PutO
 // statCall applies opts to req, sends it as op and returns the file's
 // metadata from the answer.
 func (c *Client) statCall(ctx context.Context, op, path string, req *wire.Request, opts []PutOption) (*Stat, error) {
-	for _, o := range opts {
-		o(req)
-	}
+	applyAll(req, opts)
 	resp, err := c.call(ctx, op, req)
 	if err != nil {
 		return nil, err
@@ -406,7 +447,7 @@ func (c *Client) Stat(ctx context.Context, path string) (*Stat, error) {
 
 func statOf(op, path string, resp *wire.Response) (*Stat, error) {
 	if resp.Stat == nil {
-		return nil, &Error{Code: wire.Internal, Op: op, Path: path, Message: op + " " + path + ": response carries no stat"}
+		return nil, &Error{Code: CodeInternal, Op: op, Path: path, Message: op + " " + path + ": response carries no stat"}
 	}
 	s := statFromWire(resp.Stat)
 	return &s, nil
@@ -435,25 +476,25 @@ func (c *Client) Exists(ctx context.Context, path string) (bool, error) {
 }
 
 // Status returns the deployment's status as the connected router sees it.
-func (c *Client) Status(ctx context.Context) (*wire.Status, error) {
+func (c *Client) Status(ctx context.Context) (*Status, error) {
 	resp, err := c.call(ctx, "status", &wire.Request{Op: wire.OpStatus})
 	if err != nil {
 		return nil, err
 	}
 	if resp.Status == nil {
-		return nil, &Error{Code: wire.Internal, Op: "status", Message: "status: response carries no status (is the address a router?)"}
+		return nil, &Error{Code: CodeInternal, Op: "status", Message: "status: response carries no status (is the address a router?)"}
 	}
-	return resp.Status, nil
+	return statusFromWire(resp.Status), nil
 }
 
 // Table returns the routing table.
-func (c *Client) Table(ctx context.Context) (*wire.TableInfo, error) {
+func (c *Client) Table(ctx context.Context) (*RoutingTable, error) {
 	resp, err := c.call(ctx, "table", &wire.Request{Op: wire.OpTable})
 	if err != nil {
 		return nil, err
 	}
 	if resp.Routes == nil {
-		return nil, &Error{Code: wire.Internal, Op: "table", Message: "table: response carries no routing table"}
+		return nil, &Error{Code: CodeInternal, Op: "table", Message: "table: response carries no routing table"}
 	}
-	return resp.Routes, nil
+	return tableFromWire(resp.Routes), nil
 }

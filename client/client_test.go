@@ -30,9 +30,16 @@ func dial(t *testing.T, addrs []string, opts ...client.Option) *client.Client {
 
 func TestSentinels(t *testing.T) {
 	seen := map[error]bool{}
-	for _, code := range wire.Codes() {
+	for _, wc := range wire.Codes() {
+		code := client.Code(wc)
+		if code.String() != wc.String() {
+			t.Fatalf("client code %d is %s, the protocol's is %s", wc, code, wc)
+		}
+		if back, ok := client.ParseCode(wc.String()); !ok || back != code {
+			t.Fatalf("ParseCode(%q) = %v, %v", wc.String(), back, ok)
+		}
 		s := client.Sentinel(code)
-		if code == wire.OK {
+		if code == client.CodeOK {
 			if s != nil {
 				t.Errorf("Sentinel(OK) = %v", s)
 			}
@@ -50,7 +57,7 @@ func TestSentinels(t *testing.T) {
 			if !errors.Is(err, s) {
 				t.Errorf("errors.Is(*Error{%v}, its sentinel) = false", code)
 			}
-			if errors.Is(err, client.ErrInternal) != (code == wire.Internal) {
+			if errors.Is(err, client.ErrInternal) != (code == client.CodeInternal) {
 				t.Errorf("*Error{%v} matches ErrInternal", code)
 			}
 			if got := client.CodeOf(err); got != code {
@@ -64,7 +71,7 @@ func TestSentinels(t *testing.T) {
 }
 
 func TestErrorString(t *testing.T) {
-	e := &client.Error{Code: wire.NotFound, Message: "/a/b: no such file or directory", Op: "get", Path: "/a/b"}
+	e := &client.Error{Code: client.CodeNotFound, Message: "/a/b: no such file or directory", Op: "get", Path: "/a/b"}
 	if got, want := e.Error(), "NOT_FOUND: /a/b: no such file or directory"; got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
@@ -73,15 +80,15 @@ func TestErrorString(t *testing.T) {
 func TestCodeOf(t *testing.T) {
 	for _, tc := range []struct {
 		err  error
-		want wire.Code
+		want client.Code
 	}{
-		{nil, wire.OK},
-		{context.DeadlineExceeded, wire.Timeout},
-		{fmt.Errorf("x: %w", context.Canceled), wire.Timeout},
-		{fmt.Errorf("x: %w", rpc.ErrConnClosed), wire.Unavailable},
-		{&net.OpError{Op: "dial", Err: errors.New("refused")}, wire.Unavailable},
-		{&wire.Error{Code: wire.Conflict}, wire.Conflict},
-		{errors.New("boom"), wire.Internal},
+		{nil, client.CodeOK},
+		{context.DeadlineExceeded, client.CodeTimeout},
+		{fmt.Errorf("x: %w", context.Canceled), client.CodeTimeout},
+		{fmt.Errorf("x: %w", rpc.ErrConnClosed), client.CodeUnavailable},
+		{&net.OpError{Op: "dial", Err: errors.New("refused")}, client.CodeUnavailable},
+		{&wire.Error{Code: wire.Conflict}, client.CodeConflict},
+		{errors.New("boom"), client.CodeInternal},
 	} {
 		if got := client.CodeOf(tc.err); got != tc.want {
 			t.Errorf("CodeOf(%v) = %v, want %v", tc.err, got, tc.want)
@@ -126,7 +133,7 @@ func TestOperations(t *testing.T) {
 	}
 	_, err = c.Get(ctx, a+"/nope")
 	var ce *client.Error
-	if !errors.As(err, &ce) || ce.Code != wire.NotFound || ce.Op != "get" || ce.Path != a+"/nope" ||
+	if !errors.As(err, &ce) || ce.Code != client.CodeNotFound || ce.Op != "get" || ce.Path != a+"/nope" ||
 		!strings.HasPrefix(err.Error(), "NOT_FOUND: ") || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("Get missing: %#v", err)
 	}
@@ -195,7 +202,7 @@ func TestInvalidPathNotSent(t *testing.T) {
 	c := dial(t, []string{p.Addr})
 	for _, path := range []string{"", "a", "/a/", "/a//b", "/a/../b", "/a\x00"} {
 		_, err := c.Stat(context.Background(), path)
-		if !errors.Is(err, client.ErrInvalid) || client.CodeOf(err) != wire.Invalid {
+		if !errors.Is(err, client.ErrInvalid) || client.CodeOf(err) != client.CodeInvalid {
 			t.Errorf("Stat(%q) = %v, want INVALID", path, err)
 		}
 	}
@@ -208,7 +215,7 @@ func TestDialUnavailable(t *testing.T) {
 	a, b := testcluster.ClosedAddr(t), testcluster.ClosedAddr(t)
 	start := time.Now()
 	_, err := client.Dial(context.Background(), []string{a, b})
-	if !errors.Is(err, client.ErrUnavailable) || client.CodeOf(err) != wire.Unavailable {
+	if !errors.Is(err, client.ErrUnavailable) || client.CodeOf(err) != client.CodeUnavailable {
 		t.Fatalf("Dial closed ports: %v, want UNAVAILABLE", err)
 	}
 	if msg := err.Error(); !strings.Contains(msg, a) || !strings.Contains(msg, b) || strings.Contains(msg, "\n") {
@@ -265,7 +272,7 @@ func TestAllRoutersDownRetriesUntilDeadline(t *testing.T) {
 	_, err := c.Stat(ctx, "/a")
 	// Either the break was noticed before sending (UNAVAILABLE) or the
 	// request was lost in flight (TIMEOUT); both are honest.
-	if code := client.CodeOf(err); code != wire.Unavailable && code != wire.Timeout {
+	if code := client.CodeOf(err); code != client.CodeUnavailable && code != client.CodeTimeout {
 		t.Fatalf("Stat with every router down: %v", err)
 	}
 }
@@ -340,7 +347,7 @@ func TestClose(t *testing.T) {
 }
 
 func TestStatJSON(t *testing.T) {
-	s := client.Stat{Name: "a.txt", Type: wire.TypeFile, Size: 5,
+	s := client.Stat{Name: "a.txt", Type: client.TypeFile, Size: 5,
 		Mtime: time.Date(2025, 1, 2, 3, 4, 5, 123456789, time.UTC), Version: 42, Checksum: "sha256:ab"}
 	b, err := json.Marshal(s)
 	if err != nil {
@@ -367,13 +374,13 @@ func TestUnreachableCallIsUnavailable(t *testing.T) {
 		_, err := c.Stat(ctx, "/a")
 		cancel()
 		var ce *client.Error
-		if errors.As(err, &ce) && ce.Code == wire.Unavailable {
+		if errors.As(err, &ce) && ce.Code == client.CodeUnavailable {
 			if ce.Op != "stat" || ce.Path != "/a" || !strings.Contains(ce.Message, "no router reachable") {
 				t.Errorf("error %#v", ce)
 			}
 			return nil
 		}
-		if client.CodeOf(err) != wire.Timeout {
+		if client.CodeOf(err) != client.CodeTimeout {
 			t.Fatalf("Stat with the only router gone: %v", err)
 		}
 		return err

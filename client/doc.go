@@ -10,6 +10,8 @@
 // the routers in order starting after the one that failed, and a call whose
 // connection broke under it is sent again (at most 4 times) while its
 // deadline lasts: routers are stateless forwarders, so any router will do.
+// WithDialer opens every one of these connections (through a proxy, a
+// tunnel or a test's fault injector); WithDialTimeout caps each dial.
 // Mutating calls (Mkdir, MkdirAll, Put, Write, Append, Rename, Copy,
 // Remove, RemoveAll, and an upload's COMMIT) carry the
 // client's session id and a sequence number that stays the same across
@@ -25,7 +27,7 @@
 //
 // # Errors
 //
-// Every failure is a *Error carrying the wire code, the server's message,
+// Every failure is a *Error carrying its Code, the server's message,
 // the operation and the path. Each code has a sentinel (ErrNotFound for
 // NOT_FOUND and so on), and a *Error matches its sentinel with errors.Is:
 //
@@ -37,8 +39,8 @@
 //
 // # Metadata
 //
-// Stat is the SDK's own view of wire.Stat: Mtime is a time.Time (UTC) and
-// IsDir tells directories from files. Its JSON form is the CLI's -o json
+// Stat is a path's metadata: Mtime is a time.Time (UTC) and IsDir tells
+// directories from files. Its JSON form is the CLI's -o json
 // shape: {"name","type":"file"|"dir","size","mtime" (RFC 3339 with
 // nanoseconds),"version","checksum"}.
 //
@@ -55,6 +57,14 @@
 // operation on the cluster; across roots it streams through the SDK.
 // ListPage returns one page and an opaque continuation token; List and Walk
 // follow pages. Rename across roots fails with ErrCrossRoot.
+//
+// # Types
+//
+// The SDK's API uses only its own types: Code and FileType, PutOption
+// (built by Parents, IfAbsent and IfVersion), and the admin answers
+// (Status, RoutingTable, NodeStatus, SplitStatus, User), whose JSON forms
+// are what the CLI prints with -o json. A program never imports the
+// protocol package to use the SDK.
 //
 // Lock order inside Client: dialMu before mu.
 package client

@@ -11,7 +11,7 @@ import (
 	"github.com/cleavefs/cleave/wire"
 )
 
-// Sentinel errors, one per wire code. Errors returned by the
+// Sentinel errors, one per Code. Errors returned by the
 // Client are *Error values whose Is method matches the sentinel of their
 // code, so errors.Is(err, ErrNotFound) works across the network.
 var (
@@ -38,30 +38,30 @@ var (
 // Client after Close.
 var ErrClosed = errors.New("cleave: client closed")
 
-var sentinels = map[wire.Code]error{
-	wire.NotFound:     ErrNotFound,
-	wire.Exists:       ErrExists,
-	wire.NotDir:       ErrNotDir,
-	wire.IsDir:        ErrIsDir,
-	wire.NotEmpty:     ErrNotEmpty,
-	wire.CrossRoot:    ErrCrossRoot,
-	wire.Conflict:     ErrConflict,
-	wire.Invalid:      ErrInvalid,
-	wire.TooLarge:     ErrTooLarge,
-	wire.Unauthorized: ErrUnauthorized,
-	wire.Forbidden:    ErrForbidden,
-	wire.NotLeader:    ErrNotLeader,
-	wire.WrongRange:   ErrWrongRange,
-	wire.Unavailable:  ErrUnavailable,
-	wire.Timeout:      ErrTimeout,
-	wire.Internal:     ErrInternal,
-	wire.NoSpace:      ErrNoSpace,
+var sentinels = map[Code]error{
+	CodeNotFound:     ErrNotFound,
+	CodeExists:       ErrExists,
+	CodeNotDir:       ErrNotDir,
+	CodeIsDir:        ErrIsDir,
+	CodeNotEmpty:     ErrNotEmpty,
+	CodeCrossRoot:    ErrCrossRoot,
+	CodeConflict:     ErrConflict,
+	CodeInvalid:      ErrInvalid,
+	CodeTooLarge:     ErrTooLarge,
+	CodeUnauthorized: ErrUnauthorized,
+	CodeForbidden:    ErrForbidden,
+	CodeNotLeader:    ErrNotLeader,
+	CodeWrongRange:   ErrWrongRange,
+	CodeUnavailable:  ErrUnavailable,
+	CodeTimeout:      ErrTimeout,
+	CodeInternal:     ErrInternal,
+	CodeNoSpace:      ErrNoSpace,
 }
 
-// Sentinel returns the sentinel error of code: nil for wire.OK, ErrInternal
+// Sentinel returns the sentinel error of code: nil for CodeOK, ErrInternal
 // for a code this build does not know.
-func Sentinel(code wire.Code) error {
-	if code == wire.OK {
+func Sentinel(code Code) error {
+	if code == CodeOK {
 		return nil
 	}
 	if s, ok := sentinels[code]; ok {
@@ -70,15 +70,15 @@ func Sentinel(code wire.Code) error {
 	return ErrInternal
 }
 
-// Error is a failed operation. Code is the wire code (from the server, or
+// Error is a failed operation. Code is the server's code (from its answer, or
 // chosen by the client for failures it detects itself: INVALID for a bad
 // path, UNAVAILABLE when no router could be reached, TIMEOUT when the
 // context ended after the request may have been applied).
 type Error struct {
-	Code    wire.Code // never wire.OK
-	Message string    // human-readable detail; from the server when it answered
-	Op      string    // operation, e.g. "put"; "dial" for Dial
-	Path    string    // path operated on, "" if none
+	Code    Code   // never CodeOK
+	Message string // human-readable detail; from the server when it answered
+	Op      string // operation, e.g. "put"; "dial" for Dial
+	Path    string // path operated on, "" if none
 
 	err error // underlying cause (context error, transport error), if any
 }
@@ -109,13 +109,13 @@ func (e *Error) Is(target error) bool {
 // ErrClosed, or nil.
 func (e *Error) Unwrap() error { return e.err }
 
-// CodeOf returns the wire code that best describes err: wire.OK for nil,
-// the code of a *Error or *wire.Error, the code of a wrapped sentinel,
+// CodeOf returns the code that best describes err: CodeOK for nil,
+// the code of a *Error or of a protocol error, the code of a wrapped sentinel,
 // INVALID for a bad path, TIMEOUT for an ended context, UNAVAILABLE for
 // transport failures, and INTERNAL for anything else.
-func CodeOf(err error) wire.Code {
+func CodeOf(err error) Code {
 	if err == nil {
-		return wire.OK
+		return CodeOK
 	}
 	var ce *Error
 	if errors.As(err, &ce) {
@@ -123,7 +123,7 @@ func CodeOf(err error) wire.Code {
 	}
 	var we *wire.Error
 	if errors.As(err, &we) {
-		return we.Code
+		return Code(we.Code)
 	}
 	for code, s := range sentinels {
 		if errors.Is(err, s) {
@@ -133,13 +133,13 @@ func CodeOf(err error) wire.Code {
 	var pe *fspath.Error
 	switch {
 	case errors.As(err, &pe):
-		return wire.Invalid
+		return CodeInvalid
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return wire.Timeout
+		return CodeTimeout
 	case isTransport(err):
-		return wire.Unavailable
+		return CodeUnavailable
 	}
-	return wire.Internal
+	return CodeInternal
 }
 
 func isTransport(err error) bool {
@@ -152,7 +152,7 @@ func respError(op string, path string, r *wire.Response) error {
 	if r.Code == wire.OK {
 		return nil
 	}
-	return &Error{Code: r.Code, Message: r.Message, Op: op, Path: path}
+	return &Error{Code: Code(r.Code), Message: r.Message, Op: op, Path: path}
 }
 
 // wrapError converts an error from below (rpc, context, fspath) to a *Error.
@@ -172,7 +172,7 @@ func wrapError(op, path string, err error) error {
 	if errors.As(err, &we) {
 		msg = we.Message
 	}
-	if code == wire.Timeout {
+	if code == CodeTimeout {
 		msg = op + " " + path
 		if path == "" {
 			msg = op

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"log"
+	"net"
 	"strings"
 	"time"
 
@@ -145,4 +146,27 @@ func ExampleClient_FS() {
 	// example-fs/a true
 	// example-fs/a/1.txt false
 	// example-fs/b.txt false
+}
+
+// Open every connection through your own dialer: a proxy, a tunnel, or
+// (here) one that counts what it opens.
+func ExampleWithDialer() {
+	ctx := context.Background()
+	var opened int
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		opened++ // Dial and redials are serialised: no lock needed here
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	c, err := client.Dial(ctx, routers(), client.WithDialer(dial), client.WithDialTimeout(time.Second))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Stat(ctx, "/"); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("connections opened:", opened)
+	// Output:
+	// connections opened: 1
 }

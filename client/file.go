@@ -6,8 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"time"
-
-	"github.com/cleavefs/cleave/wire"
 )
 
 // File is an open file for reading: an io.Reader, io.Seeker, io.ReaderAt
@@ -36,7 +34,7 @@ func (c *Client) Open(ctx context.Context, path string) (*File, error) {
 		return nil, relabel(err, "open")
 	}
 	if st.IsDir() {
-		return nil, &Error{Code: wire.IsDir, Op: "open", Path: path, Message: path + ": is a directory"}
+		return nil, &Error{Code: CodeIsDir, Op: "open", Path: path, Message: path + ": is a directory"}
 	}
 	return &File{c: c, ctx: ctx, path: path, st: *st, buf: data}, nil
 }
@@ -87,7 +85,7 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 			return n, versionChanged("read", f.path, f.st.Version, st.Version)
 		}
 		if len(data) == 0 {
-			return n, &Error{Code: wire.Internal, Op: "read", Path: f.path, Message: fmt.Sprintf("read %s: empty range at %d of a %d-byte file", f.path, at, f.st.Size)}
+			return n, &Error{Code: CodeInternal, Op: "read", Path: f.path, Message: fmt.Sprintf("read %s: empty range at %d of a %d-byte file", f.path, at, f.st.Size)}
 		}
 		f.buf, f.bufOff = data, at
 	}

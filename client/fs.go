@@ -4,8 +4,6 @@ import (
 	"context"
 	"io"
 	"io/fs"
-
-	"github.com/cleavefs/cleave/wire"
 )
 
 // FS returns the deployment's namespace as a read-only fs.FS that also
@@ -113,7 +111,7 @@ type dirFile struct {
 
 func (d *dirFile) Stat() (fs.FileInfo, error) { return d.info, nil }
 func (d *dirFile) Read([]byte) (int, error) {
-	return 0, pathErr("read", d.info.Name(), &Error{Code: wire.IsDir, Op: "read", Path: d.path, Message: d.path + ": is a directory"})
+	return 0, pathErr("read", d.info.Name(), &Error{Code: CodeIsDir, Op: "read", Path: d.path, Message: d.path + ": is a directory"})
 }
 func (d *dirFile) Close() error { return nil }
 
@@ -149,15 +147,15 @@ func (d *dirFile) ReadDir(n int) ([]fs.DirEntry, error) {
 }
 
 // fsErr maps a code to the io/fs error it stands for, or nil.
-func fsErr(code wire.Code) error {
+func fsErr(code Code) error {
 	switch code {
-	case wire.NotFound:
+	case CodeNotFound:
 		return fs.ErrNotExist
-	case wire.Exists:
+	case CodeExists:
 		return fs.ErrExist
-	case wire.Invalid:
+	case CodeInvalid:
 		return fs.ErrInvalid
-	case wire.Unauthorized, wire.Forbidden:
+	case CodeUnauthorized, CodeForbidden:
 		return fs.ErrPermission
 	}
 	return nil

@@ -19,23 +19,23 @@ import (
 
 // AddLearner adds node id, reachable at addr, to cluster as a non-voting
 // learner. addr is the node's client address and peer address as
-// "ADDR/PEER_ADDR" (wire.JoinAddrs), or one address for both. The node
+// "ADDR/PEER_ADDR", or one address for both. The node
 // must already run with an empty data directory and --join (its --peers
 // listing itself and the current members); the leader sends it a snapshot
 // and then the log.
-func (c *Client) AddLearner(ctx context.Context, cluster string, id uint64, addr string) (*wire.NodeStatus, error) {
+func (c *Client) AddLearner(ctx context.Context, cluster string, id uint64, addr string) (*NodeStatus, error) {
 	a, peer := wire.SplitAddrs(addr)
 	return c.member(ctx, wire.OpAddLearner, cluster, wire.Member{ID: id, Addr: a, PeerAddr: peer})
 }
 
 // Promote makes learner id of cluster a voter once it has caught up with
 // the leader's log, waiting for that until ctx ends.
-func (c *Client) Promote(ctx context.Context, cluster string, id uint64) (*wire.NodeStatus, error) {
+func (c *Client) Promote(ctx context.Context, cluster string, id uint64) (*NodeStatus, error) {
 	return c.member(ctx, wire.OpPromote, cluster, wire.Member{ID: id})
 }
 
 // RemoveMember removes node id, voter or learner, from cluster.
-func (c *Client) RemoveMember(ctx context.Context, cluster string, id uint64) (*wire.NodeStatus, error) {
+func (c *Client) RemoveMember(ctx context.Context, cluster string, id uint64) (*NodeStatus, error) {
 	return c.member(ctx, wire.OpRemoveMember, cluster, wire.Member{ID: id})
 }
 
@@ -44,9 +44,9 @@ func (c *Client) RemoveMember(ctx context.Context, cluster string, id uint64) (*
 // new node as a learner, promotes it once it has caught up, then removes
 // dead. progress, if not nil, is called before each step. A failed
 // replace is resumed by calling it again with the same arguments.
-func (c *Client) ReplaceNode(ctx context.Context, cluster string, dead, id uint64, addr string, progress func(step string)) (*wire.NodeStatus, error) {
+func (c *Client) ReplaceNode(ctx context.Context, cluster string, dead, id uint64, addr string, progress func(step string)) (*NodeStatus, error) {
 	if dead == id {
-		return nil, &Error{Code: wire.Invalid, Op: "replace", Message: fmt.Sprintf("the new node needs a new id, not the dead node's %d", dead)}
+		return nil, &Error{Code: CodeInvalid, Op: "replace", Message: fmt.Sprintf("the new node needs a new id, not the dead node's %d", dead)}
 	}
 	say := func(s string) {
 		if progress != nil {
@@ -67,10 +67,10 @@ func (c *Client) ReplaceNode(ctx context.Context, cluster string, dead, id uint6
 
 // member sends one membership op, retrying the answers that mean "not
 // yet" until ctx ends.
-func (c *Client) member(ctx context.Context, op wire.Op, cluster string, m wire.Member) (*wire.NodeStatus, error) {
+func (c *Client) member(ctx context.Context, op wire.Op, cluster string, m wire.Member) (*NodeStatus, error) {
 	name := op.String()
 	if cluster == "" || m.ID == 0 {
-		return nil, &Error{Code: wire.Invalid, Op: name, Message: name + " needs a cluster and a nonzero node id"}
+		return nil, &Error{Code: CodeInvalid, Op: name, Message: name + " needs a cluster and a nonzero node id"}
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
@@ -79,12 +79,12 @@ func (c *Client) member(ctx context.Context, op wire.Op, cluster string, m wire.
 		resp, err := c.call(ctx, name, &wire.Request{Op: op, Path: "/", Cluster: cluster, Member: &m})
 		if err == nil {
 			if resp.Node == nil {
-				return nil, &Error{Code: wire.Internal, Op: name, Message: name + ": the answer carries no node status"}
+				return nil, &Error{Code: CodeInternal, Op: name, Message: name + ": the answer carries no node status"}
 			}
-			return resp.Node, nil
+			return nodeFromWire(resp.Node), nil
 		}
 		var ce *Error
-		if !errors.As(err, &ce) || (ce.Code != wire.Unavailable && ce.Code != wire.Timeout) || ctx.Err() != nil {
+		if !errors.As(err, &ce) || (ce.Code != CodeUnavailable && ce.Code != CodeTimeout) || ctx.Err() != nil {
 			return nil, err
 		}
 		t := time.NewTimer(backoff)

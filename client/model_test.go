@@ -41,10 +41,10 @@ func TestModelThroughDeployment(t *testing.T) {
 		want := m.Step(o)
 		got := client.CodeOf(apply(ctx, c, o, real))
 		run.Note(fmt.Sprintf("%d: %v %s → %s offset=%d data=%q flags=%d: %v (model %v)", i, o.Op, o.Path, o.To, o.Offset, o.Data, o.Flags, got, want))
-		if got != want {
+		if wire.Code(got) != want {
 			t.Fatalf("step %d: %v %s %s: got %v, model says %v", i, o.Op, o.Path, o.To, got, want)
 		}
-		if got == wire.OK {
+		if got == client.CodeOK {
 			oks++
 		}
 		if i%20 == 19 || i == steps-1 {

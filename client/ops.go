@@ -13,11 +13,11 @@ import (
 
 // IfAbsent makes Put, Upload, Rename and Copy fail with ErrConflict when the
 // target already exists.
-func IfAbsent() PutOption { return func(r *wire.Request) { r.Flags |= wire.FlagIfAbsent } }
+func IfAbsent() PutOption { return PutOption{flags: wire.FlagIfAbsent} }
 
 // IfVersion makes Put, Upload, Write and Append fail with ErrConflict unless
 // the file's current version is v (from Stat.Version): a compare-and-swap.
-func IfVersion(v uint64) PutOption { return func(r *wire.Request) { r.IfVersion = v } }
+func IfVersion(v uint64) PutOption { return PutOption{ifVersion: v} }
 
 // Write writes data into the file path at offset, extending it if needed; a
 // gap between the old end and offset reads as zeros. The file must exist
@@ -26,7 +26,7 @@ func IfVersion(v uint64) PutOption { return func(r *wire.Request) { r.IfVersion 
 // (8 MiB by default); the write is atomic and applied exactly once.
 func (c *Client) Write(ctx context.Context, path string, offset int64, data []byte, opts ...PutOption) (*Stat, error) {
 	if offset < 0 {
-		return nil, &Error{Code: wire.Invalid, Op: "write", Path: path, Message: "write " + path + ": negative offset"}
+		return nil, &Error{Code: CodeInvalid, Op: "write", Path: path, Message: "write " + path + ": negative offset"}
 	}
 	req := &wire.Request{Op: wire.OpWrite, Path: path, Offset: offset, Data: data}
 	return c.statCall(ctx, "write", path, req, opts)
@@ -49,9 +49,7 @@ func (c *Client) Rename(ctx context.Context, src, dst string, opts ...PutOption)
 		return err
 	}
 	req := &wire.Request{Op: wire.OpRename, Path: src, To: dst}
-	for _, o := range opts {
-		o(req)
-	}
+	applyAll(req, opts)
 	_, err := c.call(ctx, "mv", req)
 	return err
 }
@@ -69,9 +67,7 @@ func (c *Client) Copy(ctx context.Context, src, dst string, opts ...PutOption) (
 		return c.copyAcross(ctx, src, dst, opts)
 	}
 	req := &wire.Request{Op: wire.OpCopy, Path: src, To: dst}
-	for _, o := range opts {
-		o(req)
-	}
+	applyAll(req, opts)
 	resp, err := c.call(ctx, "cp", req)
 	if err != nil {
 		return nil, err
@@ -84,13 +80,13 @@ func (c *Client) Copy(ctx context.Context, src, dst string, opts ...PutOption) (
 
 func checkDst(op, src, dst string) error {
 	if err := fspath.Validate(src); err != nil {
-		return &Error{Code: wire.Invalid, Message: err.Error(), Op: op, Path: src, err: err}
+		return &Error{Code: CodeInvalid, Message: err.Error(), Op: op, Path: src, err: err}
 	}
 	if err := fspath.Validate(dst); err != nil {
-		return &Error{Code: wire.Invalid, Message: err.Error(), Op: op, Path: dst, err: err}
+		return &Error{Code: CodeInvalid, Message: err.Error(), Op: op, Path: dst, err: err}
 	}
 	if src == "/" || dst == "/" {
-		return &Error{Code: wire.Invalid, Op: op, Path: src, Message: op + " " + src + " " + dst + ": / cannot be moved, copied or replaced"}
+		return &Error{Code: CodeInvalid, Op: op, Path: src, Message: op + " " + src + " " + dst + ": / cannot be moved, copied or replaced"}
 	}
 	return nil
 }
@@ -101,7 +97,7 @@ func checkDst(op, src, dst string) error {
 // Download or Open for more.
 func (c *Client) GetRange(ctx context.Context, path string, off, n int64) ([]byte, *Stat, error) {
 	if off < 0 {
-		return nil, nil, &Error{Code: wire.Invalid, Op: "get", Path: path, Message: "get " + path + ": negative offset"}
+		return nil, nil, &Error{Code: CodeInvalid, Op: "get", Path: path, Message: "get " + path + ": negative offset"}
 	}
 	resp, err := c.call(ctx, "get", &wire.Request{Op: wire.OpGet, Path: path, Offset: off, Length: max(n, 0)})
 	if err != nil {
@@ -259,7 +255,7 @@ func (c *Client) ListRecursive(ctx context.Context, dir string) ([]Entry, error)
 		}
 		if p == dir {
 			if !st.IsDir() {
-				return &Error{Code: wire.NotDir, Op: "ls", Path: dir, Message: dir + ": not a directory"}
+				return &Error{Code: CodeNotDir, Op: "ls", Path: dir, Message: dir + ": not a directory"}
 			}
 			return nil
 		}

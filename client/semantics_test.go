@@ -51,18 +51,18 @@ func TestSemantics(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		do    func(e env) error
-		want  wire.Code
+		want  client.Code
 		check func(t *testing.T, e env)
 	}{
 		{name: "mkdir", do: func(e env) error { return c.Mkdir(ctx, e.r+"/new") }},
-		{name: "mkdir exists", do: func(e env) error { return c.Mkdir(ctx, e.r+"/dir") }, want: wire.Exists},
-		{name: "mkdir no parent", do: func(e env) error { return c.Mkdir(ctx, e.r+"/a/b") }, want: wire.NotFound},
-		{name: "mkdir under file", do: func(e env) error { return c.Mkdir(ctx, e.r+"/file/d") }, want: wire.NotDir},
-		{name: "put over dir", do: func(e env) error { _, err := c.Put(ctx, e.r+"/dir", []byte("x")); return err }, want: wire.IsDir},
+		{name: "mkdir exists", do: func(e env) error { return c.Mkdir(ctx, e.r+"/dir") }, want: client.CodeExists},
+		{name: "mkdir no parent", do: func(e env) error { return c.Mkdir(ctx, e.r+"/a/b") }, want: client.CodeNotFound},
+		{name: "mkdir under file", do: func(e env) error { return c.Mkdir(ctx, e.r+"/file/d") }, want: client.CodeNotDir},
+		{name: "put over dir", do: func(e env) error { _, err := c.Put(ctx, e.r+"/dir", []byte("x")); return err }, want: client.CodeIsDir},
 		{name: "put if-absent existing", do: func(e env) error {
 			_, err := c.Put(ctx, e.r+"/file", []byte("y"), client.IfAbsent())
 			return err
-		}, want: wire.Conflict, check: func(t *testing.T, e env) {
+		}, want: client.CodeConflict, check: func(t *testing.T, e env) {
 			if got := mustGet(t, c, e.r+"/file"); got != "x" {
 				t.Errorf("file = %q after a refused put, want x", got)
 			}
@@ -81,14 +81,14 @@ func TestSemantics(t *testing.T) {
 			}
 			_, err = c.Put(ctx, e.r+"/file", []byte("v3"), client.IfVersion(st.Version)) // stale now
 			return err
-		}, want: wire.Conflict, check: func(t *testing.T, e env) {
+		}, want: client.CodeConflict, check: func(t *testing.T, e env) {
 			if got := mustGet(t, c, e.r+"/file"); got != "v2" {
 				t.Errorf("file = %q, want v2", got)
 			}
 		}},
-		{name: "get missing", do: func(e env) error { _, err := c.Get(ctx, e.r+"/nope"); return err }, want: wire.NotFound},
-		{name: "get dir", do: func(e env) error { _, err := c.Get(ctx, e.r+"/dir"); return err }, want: wire.IsDir},
-		{name: "get below file", do: func(e env) error { _, err := c.Get(ctx, e.r+"/file/x"); return err }, want: wire.NotDir},
+		{name: "get missing", do: func(e env) error { _, err := c.Get(ctx, e.r+"/nope"); return err }, want: client.CodeNotFound},
+		{name: "get dir", do: func(e env) error { _, err := c.Get(ctx, e.r+"/dir"); return err }, want: client.CodeIsDir},
+		{name: "get below file", do: func(e env) error { _, err := c.Get(ctx, e.r+"/file/x"); return err }, want: client.CodeNotDir},
 		{name: "get range", do: func(e env) error {
 			b, _, err := c.GetRange(ctx, e.r+"/dir/f", 1, 3)
 			if err == nil && string(b) != "ell" {
@@ -110,7 +110,7 @@ func TestSemantics(t *testing.T) {
 					t.Errorf("after write: %q", got)
 				}
 			}},
-		{name: "write dir", do: func(e env) error { _, err := c.Write(ctx, e.r+"/dir", 0, []byte("x")); return err }, want: wire.IsDir},
+		{name: "write dir", do: func(e env) error { _, err := c.Write(ctx, e.r+"/dir", 0, []byte("x")); return err }, want: client.CodeIsDir},
 		{name: "append", do: func(e env) error {
 			if _, err := c.Append(ctx, e.r+"/dir/f", []byte(" world")); err != nil {
 				return err
@@ -125,7 +125,7 @@ func TestSemantics(t *testing.T) {
 				t.Errorf("append to a new file: %q", got)
 			}
 		}},
-		{name: "append dir", do: func(e env) error { _, err := c.Append(ctx, e.r+"/dir", []byte("x")); return err }, want: wire.IsDir},
+		{name: "append dir", do: func(e env) error { _, err := c.Append(ctx, e.r+"/dir", []byte("x")); return err }, want: client.CodeIsDir},
 		{name: "rename file", do: func(e env) error { return c.Rename(ctx, e.r+"/file", e.r+"/dir/moved") },
 			check: func(t *testing.T, e env) {
 				if got := mustGet(t, c, e.r+"/dir/moved"); got != "x" {
@@ -141,8 +141,8 @@ func TestSemantics(t *testing.T) {
 					t.Errorf("child after directory rename = %q", got)
 				}
 			}},
-		{name: "rename missing", do: func(e env) error { return c.Rename(ctx, e.r+"/nope", e.r+"/x") }, want: wire.NotFound},
-		{name: "rename across roots", do: func(e env) error { return c.Rename(ctx, e.r+"/file", e.other+"/file") }, want: wire.CrossRoot,
+		{name: "rename missing", do: func(e env) error { return c.Rename(ctx, e.r+"/nope", e.r+"/x") }, want: client.CodeNotFound},
+		{name: "rename across roots", do: func(e env) error { return c.Rename(ctx, e.r+"/file", e.other+"/file") }, want: client.CodeCrossRoot,
 			check: func(t *testing.T, e env) {
 				if got := mustGet(t, c, e.r+"/file"); got != "x" {
 					t.Errorf("source after refused rename = %q", got)
@@ -150,8 +150,8 @@ func TestSemantics(t *testing.T) {
 			}},
 		{name: "rename if-absent existing", do: func(e env) error {
 			return c.Rename(ctx, e.r+"/file", e.r+"/dir/f", client.IfAbsent())
-		}, want: wire.Conflict},
-		{name: "rename to /", do: func(e env) error { return c.Rename(ctx, e.r+"/file", "/") }, want: wire.Invalid},
+		}, want: client.CodeConflict},
+		{name: "rename to /", do: func(e env) error { return c.Rename(ctx, e.r+"/file", "/") }, want: client.CodeInvalid},
 		{name: "copy", do: func(e env) error { _, err := c.Copy(ctx, e.r+"/dir/f", e.r+"/copy"); return err },
 			check: func(t *testing.T, e env) {
 				if got := mustGet(t, c, e.r+"/copy"); got != "hello" {
@@ -169,16 +169,16 @@ func TestSemantics(t *testing.T) {
 				t.Errorf("copy across roots = %q", got)
 			}
 		}},
-		{name: "copy missing", do: func(e env) error { _, err := c.Copy(ctx, e.r+"/nope", e.r+"/x"); return err }, want: wire.NotFound},
-		{name: "copy across roots missing", do: func(e env) error { _, err := c.Copy(ctx, e.r+"/nope", e.other+"/x"); return err }, want: wire.NotFound},
-		{name: "rm non-empty", do: func(e env) error { return c.Remove(ctx, e.r+"/full") }, want: wire.NotEmpty},
-		{name: "rm missing", do: func(e env) error { return c.Remove(ctx, e.r+"/nope") }, want: wire.NotFound},
+		{name: "copy missing", do: func(e env) error { _, err := c.Copy(ctx, e.r+"/nope", e.r+"/x"); return err }, want: client.CodeNotFound},
+		{name: "copy across roots missing", do: func(e env) error { _, err := c.Copy(ctx, e.r+"/nope", e.other+"/x"); return err }, want: client.CodeNotFound},
+		{name: "rm non-empty", do: func(e env) error { return c.Remove(ctx, e.r+"/full") }, want: client.CodeNotEmpty},
+		{name: "rm missing", do: func(e env) error { return c.Remove(ctx, e.r+"/nope") }, want: client.CodeNotFound},
 		{name: "rm -r", do: func(e env) error { return c.RemoveAll(ctx, e.r+"/full") }},
-		{name: "ls file", do: func(e env) error { _, err := c.List(ctx, e.r+"/file"); return err }, want: wire.NotDir},
-		{name: "ls missing", do: func(e env) error { _, err := c.List(ctx, e.r+"/nope"); return err }, want: wire.NotFound},
-		{name: "stat missing", do: func(e env) error { _, err := c.Stat(ctx, e.r+"/nope"); return err }, want: wire.NotFound},
-		{name: "stat below file", do: func(e env) error { _, err := c.Stat(ctx, e.r+"/file/x/y"); return err }, want: wire.NotDir},
-		{name: "ls below file", do: func(e env) error { _, err := c.List(ctx, e.r+"/file/x"); return err }, want: wire.NotDir},
+		{name: "ls file", do: func(e env) error { _, err := c.List(ctx, e.r+"/file"); return err }, want: client.CodeNotDir},
+		{name: "ls missing", do: func(e env) error { _, err := c.List(ctx, e.r+"/nope"); return err }, want: client.CodeNotFound},
+		{name: "stat missing", do: func(e env) error { _, err := c.Stat(ctx, e.r+"/nope"); return err }, want: client.CodeNotFound},
+		{name: "stat below file", do: func(e env) error { _, err := c.Stat(ctx, e.r+"/file/x/y"); return err }, want: client.CodeNotDir},
+		{name: "ls below file", do: func(e env) error { _, err := c.List(ctx, e.r+"/file/x"); return err }, want: client.CodeNotDir},
 		{name: "exists below file", do: func(e env) error {
 			ok, err := c.Exists(ctx, e.r+"/file/x")
 			if err == nil && ok {
@@ -186,9 +186,9 @@ func TestSemantics(t *testing.T) {
 			}
 			return err
 		}},
-		{name: "stat below missing dir", do: func(e env) error { _, err := c.Stat(ctx, e.r+"/nope/x"); return err }, want: wire.NotFound},
-		{name: "invalid path", do: func(e env) error { _, err := c.Stat(ctx, e.r+"/a/../b"); return err }, want: wire.Invalid},
-		{name: "invalid destination", do: func(e env) error { return c.Rename(ctx, e.r+"/file", e.r+"//x") }, want: wire.Invalid},
+		{name: "stat below missing dir", do: func(e env) error { _, err := c.Stat(ctx, e.r+"/nope/x"); return err }, want: client.CodeNotFound},
+		{name: "invalid path", do: func(e env) error { _, err := c.Stat(ctx, e.r+"/a/../b"); return err }, want: client.CodeInvalid},
+		{name: "invalid destination", do: func(e env) error { return c.Rename(ctx, e.r+"/file", e.r+"//x") }, want: client.CodeInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := env{r: root(t, "c1", ""), other: root(t, "c2", "o")}

@@ -15,20 +15,20 @@ import (
 //	{"name": "a.txt", "type": "file", "size": 5, "mtime": "2025-01-02T03:04:05.123456789Z",
 //	 "version": 42, "checksum": "sha256:…"}
 type Stat struct {
-	Name     string        // base name; "" for "/"
-	Type     wire.FileType // wire.TypeFile or wire.TypeDir
-	Size     int64         // bytes; 0 for directories
-	Mtime    time.Time     // time of the last change (the leader's clock), UTC
-	Version  uint64        // log index of the last change; a compare-and-swap token
-	Checksum string        // "sha256:<hex>" of the contents; "" for directories
+	Name     string    // base name; "" for "/"
+	Type     FileType  // TypeFile or TypeDir
+	Size     int64     // bytes; 0 for directories
+	Mtime    time.Time // time of the last change (the leader's clock), UTC
+	Version  uint64    // log index of the last change; a compare-and-swap token
+	Checksum string    // "sha256:<hex>" of the contents; "" for directories
 }
 
 // IsDir reports whether s describes a directory.
-func (s *Stat) IsDir() bool { return s.Type == wire.TypeDir }
+func (s *Stat) IsDir() bool { return s.Type == TypeDir }
 
 func statFromWire(w *wire.Stat) Stat {
 	return Stat{
-		Name: w.Name, Type: w.Type, Size: w.Size,
+		Name: w.Name, Type: FileType(w.Type), Size: w.Size,
 		Mtime:   time.Unix(0, w.Mtime).UTC(),
 		Version: w.Version, Checksum: w.Checksum,
 	}
@@ -59,12 +59,12 @@ func (s *Stat) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	var t wire.FileType
+	var t FileType
 	switch j.Type {
 	case "file":
-		t = wire.TypeFile
+		t = TypeFile
 	case "dir":
-		t = wire.TypeDir
+		t = TypeDir
 	default:
 		return fmt.Errorf("stat: unknown type %q", j.Type)
 	}

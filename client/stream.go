@@ -69,18 +69,16 @@ func (c *Client) checkBeforeStream(ctx context.Context, p string, opts []PutOpti
 		return nil
 	}
 	var req wire.Request
-	for _, o := range opts {
-		o(&req)
-	}
+	applyAll(&req, opts)
 	if dir := pathpkg.Dir(p); req.Flags&wire.FlagParents == 0 && dir != "/" && dir != "." {
 		st, err := c.Stat(ctx, dir)
 		switch {
 		case errors.Is(err, ErrNotFound):
-			return &Error{Code: wire.NotFound, Op: "put", Path: p, Message: fmt.Sprintf("%q: parent directory %q does not exist (nothing was sent)", p, dir)}
+			return &Error{Code: CodeNotFound, Op: "put", Path: p, Message: fmt.Sprintf("%q: parent directory %q does not exist (nothing was sent)", p, dir)}
 		case err != nil:
 			return err
 		case !st.IsDir():
-			return &Error{Code: wire.NotDir, Op: "put", Path: p, Message: fmt.Sprintf("%q: parent %q is not a directory (nothing was sent)", p, dir)}
+			return &Error{Code: CodeNotDir, Op: "put", Path: p, Message: fmt.Sprintf("%q: parent %q is not a directory (nothing was sent)", p, dir)}
 		}
 	}
 	if req.Flags&wire.FlagIfAbsent == 0 && req.IfVersion == 0 {
@@ -93,9 +91,9 @@ func (c *Client) checkBeforeStream(ctx context.Context, p string, opts []PutOpti
 	case err != nil:
 		return err
 	case req.Flags&wire.FlagIfAbsent != 0:
-		return &Error{Code: wire.Conflict, Op: "put", Path: p, Message: fmt.Sprintf("%q already exists (if-absent; nothing was sent)", p)}
+		return &Error{Code: CodeConflict, Op: "put", Path: p, Message: fmt.Sprintf("%q already exists (if-absent; nothing was sent)", p)}
 	case req.IfVersion != 0 && st.Version != req.IfVersion:
-		return &Error{Code: wire.Conflict, Op: "put", Path: p, Message: fmt.Sprintf("%q is at version %d, not %d (if-version; nothing was sent)", p, st.Version, req.IfVersion)}
+		return &Error{Code: CodeConflict, Op: "put", Path: p, Message: fmt.Sprintf("%q is at version %d, not %d (if-version; nothing was sent)", p, st.Version, req.IfVersion)}
 	}
 	return nil
 }
@@ -200,7 +198,7 @@ func (u *chunkUpload) send(i int, buf []byte, name string) {
 	case err != nil:
 		u.fail(err)
 	case resp.Chunk != "" && resp.Chunk != name:
-		u.fail(&Error{Code: wire.Internal, Op: "put", Path: u.path,
+		u.fail(&Error{Code: CodeInternal, Op: "put", Path: u.path,
 			Message: fmt.Sprintf("put %s: chunk %d stored as %s, but its SHA-256 is %s", u.path, i, resp.Chunk, name)})
 	}
 	u.free <- buf[:cap(buf)]
@@ -213,7 +211,7 @@ func readErr(path string, err error) error {
 	if errors.As(err, &ce) {
 		return ce
 	}
-	return &Error{Code: wire.Internal, Op: "put", Path: path, Message: fmt.Sprintf("put %s: read: %v", path, err), err: err}
+	return &Error{Code: CodeInternal, Op: "put", Path: path, Message: fmt.Sprintf("put %s: read: %v", path, err), err: err}
 }
 
 // callNoSession is call for an idempotent mutation that needs no
@@ -225,7 +223,7 @@ func (c *Client) callNoSession(ctx context.Context, op string, req *wire.Request
 
 // versionChanged is the error of a read that saw two versions of a file.
 func versionChanged(op, path string, want, got uint64) error {
-	return &Error{Code: wire.Conflict, Op: op, Path: path,
+	return &Error{Code: CodeConflict, Op: op, Path: path,
 		Message: fmt.Sprintf("%s %s: the file changed while it was read (version %d, then %d)", op, path, want, got)}
 }
 
@@ -248,7 +246,7 @@ func (c *Client) Download(ctx context.Context, path string, w io.Writer) (*Stat,
 		return nil, err
 	}
 	if st.IsDir() {
-		return nil, &Error{Code: wire.IsDir, Op: "get", Path: path, Message: path + ": is a directory"}
+		return nil, &Error{Code: CodeIsDir, Op: "get", Path: path, Message: path + ": is a directory"}
 	}
 	if _, err := w.Write(data); err != nil {
 		return nil, writeErr(path, err)
@@ -258,7 +256,7 @@ func (c *Client) Download(ctx context.Context, path string, w io.Writer) (*Stat,
 		return st, nil
 	}
 	if len(data) == 0 {
-		return nil, &Error{Code: wire.Internal, Op: "get", Path: path, Message: fmt.Sprintf("get %s: empty range at 0 of a %d-byte file", path, st.Size)}
+		return nil, &Error{Code: CodeInternal, Op: "get", Path: path, Message: fmt.Sprintf("get %s: empty range at 0 of a %d-byte file", path, st.Size)}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -288,7 +286,7 @@ func (c *Client) Download(ctx context.Context, path string, w io.Writer) (*Stat,
 			return nil, versionChanged("get", path, st.Version, res.st.Version)
 		}
 		if want := min(step, st.Size-off); int64(len(res.data)) != want {
-			return nil, &Error{Code: wire.Internal, Op: "get", Path: path,
+			return nil, &Error{Code: CodeInternal, Op: "get", Path: path,
 				Message: fmt.Sprintf("get %s: range at %d returned %d bytes, want %d", path, off, len(res.data), want)}
 		}
 		if _, err := w.Write(res.data); err != nil {
@@ -303,7 +301,7 @@ func (c *Client) Download(ctx context.Context, path string, w io.Writer) (*Stat,
 }
 
 func writeErr(path string, err error) error {
-	return &Error{Code: wire.Internal, Op: "get", Path: path, Message: fmt.Sprintf("get %s: write: %v", path, err), err: err}
+	return &Error{Code: CodeInternal, Op: "get", Path: path, Message: fmt.Sprintf("get %s: write: %v", path, err), err: err}
 }
 
 // copyAcross copies src to dst in another root by streaming.
@@ -313,7 +311,7 @@ func (c *Client) copyAcross(ctx context.Context, src, dst string, opts []PutOpti
 		return nil, relabel(err, "cp")
 	}
 	if st.IsDir() {
-		return nil, &Error{Code: wire.IsDir, Op: "cp", Path: src, Message: "cp " + src + ": is a directory (copy files one by one)"}
+		return nil, &Error{Code: CodeIsDir, Op: "cp", Path: src, Message: "cp " + src + ": is a directory (copy files one by one)"}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

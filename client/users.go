@@ -40,12 +40,12 @@ func (c *Client) Revoke(ctx context.Context, name, prefix string) error {
 }
 
 // Users lists every user and its grants, sorted by name.
-func (c *Client) Users(ctx context.Context) ([]wire.UserInfo, error) {
+func (c *Client) Users(ctx context.Context) ([]User, error) {
 	resp, err := c.user(ctx, wire.UserSpec{Verb: "list"})
 	if err != nil {
 		return nil, err
 	}
-	return resp.Users, nil
+	return usersFromWire(resp.Users), nil
 }
 
 func (c *Client) user(ctx context.Context, spec wire.UserSpec) (*wire.Response, error) {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/cleavefs/cleave/client"
-	"github.com/cleavefs/cleave/wire"
 )
 
 // Run sets up the namespace, preloads files (the YCSB load phase), runs
@@ -152,7 +151,7 @@ var hangGrace = 5 * time.Second // a variable so tests can shorten it
 
 // errHung is recorded for an operation that did not return within its
 // deadline plus hangGrace: the SDK call ignored its context.
-var errHung = &client.Error{Code: wire.Timeout, Op: "loadgen",
+var errHung = &client.Error{Code: client.CodeTimeout, Op: "loadgen",
 	Message: "operation did not return within its deadline + 5s (the SDK call ignored its context); the run stopped waiting for it"}
 
 // loop runs operations until the run is over: the duration passed, the

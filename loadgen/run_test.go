@@ -37,7 +37,7 @@ func (m *memStore) enter(op, path string) error {
 	}
 	if m.fail != nil {
 		if code := m.fail(n); code != wire.OK {
-			return &client.Error{Code: code, Op: op, Path: path, Message: op + " " + path + ": injected"}
+			return &client.Error{Code: client.Code(code), Op: op, Path: path, Message: op + " " + path + ": injected"}
 		}
 	}
 	return nil
@@ -61,7 +61,7 @@ func (m *memStore) Get(ctx context.Context, path string) ([]byte, error) {
 	defer m.mu.Unlock()
 	d, ok := m.files[path]
 	if !ok {
-		return nil, &client.Error{Code: wire.NotFound, Op: "get", Path: path}
+		return nil, &client.Error{Code: client.CodeNotFound, Op: "get", Path: path}
 	}
 	return d, nil
 }

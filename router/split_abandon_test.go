@@ -103,7 +103,7 @@ func TestSplitAbandonRacingDriver(t *testing.T) {
 	})
 
 	c := d.Client(t)
-	if _, err := c.Split(ctx, wire.SplitSpec{Cluster: "c1", NewCluster: "c2", Nodes: nodes}); err != nil {
+	if _, err := c.Split(ctx, client.SplitSpec{Cluster: "c1", NewCluster: "c2", Nodes: nodes}); err != nil {
 		t.Fatal(err)
 	}
 	if !held.wait(ctx) {
@@ -111,7 +111,7 @@ func TestSplitAbandonRacingDriver(t *testing.T) {
 	}
 	var abandonErr error
 	go func() {
-		_, abandonErr = c.Split(ctx, wire.SplitSpec{Cluster: "c1", NewCluster: "c2", Abandon: true})
+		_, abandonErr = c.Split(ctx, client.SplitSpec{Cluster: "c1", NewCluster: "c2", Abandon: true})
 		abandonDone.fire()
 	}()
 	if !abandonSent.wait(ctx) {
@@ -128,14 +128,14 @@ func TestSplitAbandonRacingDriver(t *testing.T) {
 	// The abandon was recorded; the driver must have stopped and the
 	// source must still own everything the table gives it.
 	s := waitSplit(t, d, ctx)
-	if s.Phase != wire.SplitAbandoned {
+	if s.Phase != client.SplitAbandoned {
 		t.Fatalf("split ended %s after an accepted abandon", s.Phase)
 	}
 	tab, err := c.Table(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := control.ClusterRange(tab, "c1")
+	want, _ := control.ClusterRange(wireTable(tab), "c1")
 	if want != (wire.Range{}) {
 		t.Fatalf("table gives c1 %v after an abandoned split of the whole ring", want)
 	}
@@ -196,26 +196,26 @@ func TestSplitAbandonAfterSplitCommitted(t *testing.T) {
 	})
 
 	c := d.Client(t)
-	if _, err := c.Split(ctx, wire.SplitSpec{Cluster: "c1", NewCluster: "c2", Nodes: nodes}); err != nil {
+	if _, err := c.Split(ctx, client.SplitSpec{Cluster: "c1", NewCluster: "c2", Nodes: nodes}); err != nil {
 		t.Fatal(err)
 	}
 	if !lost.wait(ctx) {
 		t.Fatal("SPLIT never applied on the source")
 	}
-	_, err := c.Split(ctx, wire.SplitSpec{Cluster: "c1", NewCluster: "c2", Abandon: true})
+	_, err := c.Split(ctx, client.SplitSpec{Cluster: "c1", NewCluster: "c2", Abandon: true})
 	abandonDone.fire()
 	if !errors.Is(err, client.ErrConflict) || !strings.Contains(err.Error(), "already committed SPLIT") {
 		t.Fatalf("abandon after SPLIT applied: %v, want CONFLICT saying SPLIT has committed", err)
 	}
 	s := waitSplit(t, d, ctx)
-	if s.Phase != wire.SplitCleaned {
+	if s.Phase != client.SplitCleaned {
 		t.Fatalf("split ended %s after a refused abandon", s.Phase)
 	}
 	tab, err := c.Table(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, ok := control.ClusterRange(tab, "c2"); !ok || r != (wire.Range{Start: s.At}) {
+	if r, ok := control.ClusterRange(wireTable(tab), "c2"); !ok || r != (wire.Range{Start: s.At}) {
 		t.Fatalf("c2 range %v in table %+v", r, tab)
 	}
 	for i := range 10 {

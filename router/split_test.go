@@ -3,16 +3,12 @@ package router_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cleavefs/cleave/client"
-	"github.com/cleavefs/cleave/cluster"
 	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/internal/ring"
@@ -21,35 +17,13 @@ import (
 	"github.com/cleavefs/cleave/wire"
 )
 
-// startJoiners starts n empty nodes of cluster id that join c1 (Join).
-func startJoiners(t *testing.T, d *testcluster.Deployment, id string, firstID uint64, n int) []wire.Member {
+// startJoiners starts n empty nodes of cluster id that join c1, as the
+// SDK's members.
+func startJoiners(t *testing.T, d *testcluster.Deployment, id string, firstID uint64, n int) []client.Member {
 	t.Helper()
-	var out []wire.Member
-	src, _ := control.Cluster(d.Table, "c1")
-	for i := range n {
-		nid := firstID + uint64(i)
-		addr, err := testcluster.FreeAddr()
-		if err != nil {
-			t.Fatal(err)
-		}
-		peer, err := testcluster.FreeAddr()
-		if err != nil {
-			t.Fatal(err)
-		}
-		peers := map[uint64]string{nid: peer}
-		for _, m := range src.Members {
-			peers[m.ID] = m.Peer()
-		}
-		cfg := cluster.DefaultConfig()
-		cfg.NodeID, cfg.ClusterID, cfg.Listen, cfg.Peers, cfg.Join = nid, id, addr, peers, true
-		cfg.DataDir = filepath.Join(t.TempDir(), "n"+strconv.FormatUint(nid, 10))
-		cfg.Logger = slog.New(slog.DiscardHandler)
-		node, err := cluster.Start(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { node.Close() })
-		out = append(out, wire.Member{ID: nid, Addr: addr, PeerAddr: peer})
+	var out []client.Member
+	for _, m := range d.StartJoiners(t, id, firstID, n) {
+		out = append(out, client.Member(m))
 	}
 	return out
 }
@@ -57,7 +31,7 @@ func startJoiners(t *testing.T, d *testcluster.Deployment, id string, firstID ui
 // startSplit starts the deployment a split test runs on: cluster c1 with a
 // meta group, three joiners ready to become c2 (ids 100 to 102), and a
 // context that ends after a minute or with the test.
-func startSplit(t *testing.T) (*testcluster.Deployment, []wire.Member, context.Context) {
+func startSplit(t *testing.T) (*testcluster.Deployment, []client.Member, context.Context) {
 	t.Helper()
 	d := testcluster.Start(t, testcluster.Options{Router: metaRouter})
 	nodes := startJoiners(t, d, "c2", 100, 3)
@@ -73,11 +47,11 @@ func metaRouter(rc *router.Config) {
 
 // waitSplit polls until the split of c1 is done, checking that every table
 // version seen is a partition of the ring, and returns the final record.
-func waitSplit(t *testing.T, d *testcluster.Deployment, ctx context.Context) wire.SplitStatus {
+func waitSplit(t *testing.T, d *testcluster.Deployment, ctx context.Context) client.SplitStatus {
 	t.Helper()
 	c := d.Client(t)
-	var phases []wire.SplitPhase
-	var s wire.SplitStatus
+	var phases []client.SplitPhase
+	var s client.SplitStatus
 	timeout := time.Minute
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
@@ -87,7 +61,7 @@ func waitSplit(t *testing.T, d *testcluster.Deployment, ctx context.Context) wir
 		if err != nil {
 			t.Fatalf("table: %v", err)
 		}
-		if err := control.ValidateTable(tab); err != nil {
+		if err := control.ValidateTable(wireTable(tab)); err != nil {
 			t.Fatalf("table version %d: %v", tab.Version, err)
 		}
 		splits, err := c.Splits(ctx)
@@ -112,19 +86,19 @@ func waitSplit(t *testing.T, d *testcluster.Deployment, ctx context.Context) wir
 func TestSplitEmptyCluster(t *testing.T) {
 	d, nodes, ctx := startSplit(t)
 	c := d.Client(t)
-	rec, err := c.Split(ctx, wire.SplitSpec{Cluster: "c1", NewCluster: "c2", Nodes: nodes})
+	rec, err := c.Split(ctx, client.SplitSpec{Cluster: "c1", NewCluster: "c2", Nodes: nodes})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.Phase != wire.SplitPlanned || rec.At != ring.Mid(wire.Range{}) {
+	if rec.Phase != client.SplitPlanned || rec.At != ring.Mid(wire.Range{}) {
 		t.Fatalf("planned %+v", rec)
 	}
 	s := waitSplit(t, d, ctx)
-	if s.Phase != wire.SplitCleaned {
+	if s.Phase != client.SplitCleaned {
 		t.Fatalf("split ended %s", s.Phase)
 	}
 	tab, _ := c.Table(ctx)
-	if r, ok := control.ClusterRange(tab, "c2"); !ok || r != (wire.Range{Start: s.At}) {
+	if r, ok := control.ClusterRange(wireTable(tab), "c2"); !ok || r != (wire.Range{Start: s.At}) {
 		t.Fatalf("c2 range %v in table %+v", r, tab)
 	}
 	for i := range 20 {
@@ -180,7 +154,7 @@ func TestSplitUnderWrites(t *testing.T) {
 		})
 	}
 	time.Sleep(200 * time.Millisecond) // let writes run before the split starts (load, not synchronisation)
-	if _, err := c.Split(ctx, wire.SplitSpec{Cluster: "c1", NewCluster: "c2", Nodes: nodes}); err != nil {
+	if _, err := c.Split(ctx, client.SplitSpec{Cluster: "c1", NewCluster: "c2", Nodes: nodes}); err != nil {
 		t.Fatal(err)
 	}
 	s := waitSplit(t, d, ctx)
@@ -188,7 +162,7 @@ func TestSplitUnderWrites(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 	t.Logf("max write latency during the split: %v; %d files acknowledged", maxLat, len(acked))
-	if s.Phase != wire.SplitCleaned {
+	if s.Phase != client.SplitCleaned {
 		t.Fatalf("split ended %s", s.Phase)
 	}
 	for _, err := range errs {
@@ -206,4 +180,20 @@ func TestSplitUnderWrites(t *testing.T) {
 			t.Errorf("get %s: %q %v", p, got, err)
 		}
 	}
+}
+
+// wireTable is tab in the protocol's form, for control's checks.
+func wireTable(tab *client.RoutingTable) *wire.TableInfo {
+	w := &wire.TableInfo{Version: tab.Version}
+	for _, o := range tab.Ranges {
+		w.Ranges = append(w.Ranges, wire.RangeOwner{Range: wire.Range(o.Range), Cluster: o.Cluster})
+	}
+	for _, c := range tab.Clusters {
+		ci := wire.ClusterInfo{ID: c.ID}
+		for _, m := range c.Members {
+			ci.Members = append(ci.Members, wire.Member(m))
+		}
+		w.Clusters = append(w.Clusters, ci)
+	}
+	return w
 }

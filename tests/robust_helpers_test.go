@@ -171,9 +171,9 @@ func scheduleDuration(def time.Duration) time.Duration {
 
 // waitSplit polls the deployment's splits until split number n (1 is the
 // first) exists and ok holds for it, and returns it.
-func waitSplit(t *testing.T, c *client.Client, n int, timeout time.Duration, what string, ok func(wire.SplitStatus) bool) wire.SplitStatus {
+func waitSplit(t *testing.T, c *client.Client, n int, timeout time.Duration, what string, ok func(client.SplitStatus) bool) client.SplitStatus {
 	t.Helper()
-	var last wire.SplitStatus
+	var last client.SplitStatus
 	eventually.Holds(t, timeout, what, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		splits, err := c.Splits(ctx)

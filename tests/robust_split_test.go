@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cleavefs/cleave/client"
 	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/internal/rpc"
 	"github.com/cleavefs/cleave/wire"
@@ -50,24 +51,24 @@ func TestRobustSplitHeldLearner(t *testing.T) {
 
 	cases := []struct {
 		name   string
-		stopAt func(wire.SplitStatus) bool // when the learner is stopped
+		stopAt func(client.SplitStatus) bool // when the learner is stopped
 	}{
-		{"held-before-split", func(s wire.SplitStatus) bool { return s.Phase == wire.SplitCaughtUp }},
-		{"held-at-split-commit", func(s wire.SplitStatus) bool {
-			return slices.Contains([]wire.SplitPhase{wire.SplitCommitted, wire.SplitTableUpdated, wire.SplitCleaned}, s.Phase)
+		{"held-before-split", func(s client.SplitStatus) bool { return s.Phase == client.SplitCaughtUp }},
+		{"held-at-split-commit", func(s client.SplitStatus) bool {
+			return slices.Contains([]client.SplitPhase{client.SplitCommitted, client.SplitTableUpdated, client.SplitCleaned}, s.Phase)
 		}},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			n := i + 1 // this case's split: the deployment's n-th
-			var rec wire.SplitStatus
+			var rec client.SplitStatus
 			var held wire.Member
 			f := fault{name: tc.name, inject: func(t *testing.T, d *deployment, rng *rand.Rand) func() {
 				if out, err := d.cli(t, nil, "split", "--data", d.dir, "c1", "--no-wait"); err != nil {
 					t.Fatalf("cleave split: %v\n%s", err, out)
 				}
 				rec = waitSplit(t, c, n, 60*time.Second, "the split at the phase to stop a learner", tc.stopAt)
-				held = rec.Nodes[rng.IntN(len(rec.Nodes))]
+				held = wire.Member(rec.Nodes[rng.IntN(len(rec.Nodes))])
 				st, err := statusOf(pool, held.Addr, false)
 				if err != nil || st.PID <= 0 {
 					t.Fatalf("status of new node %d at %s: %+v, %v", held.ID, held.Addr, st, err)
@@ -78,10 +79,10 @@ func TestRobustSplitHeldLearner(t *testing.T) {
 				t.Logf("split %d of %s into %s at phase %s: SIGSTOP to new node %d (pid %d; just before: range %v, applied %d, role %s)",
 					rec.ID, rec.Cluster, rec.NewCluster, rec.Phase, held.ID, st.PID, st.Range, st.Applied, st.Role)
 				return func() {
-					now := waitSplit(t, c, n, 10*time.Second, "the split's phase", func(wire.SplitStatus) bool { return true })
+					now := waitSplit(t, c, n, 10*time.Second, "the split's phase", func(client.SplitStatus) bool { return true })
 					syscall.Kill(st.PID, syscall.SIGCONT)
 					t.Logf("SIGCONT to node %d; the split was at %s", held.ID, now.Phase)
-					end := waitSplit(t, c, n, 60*time.Second, "the split cleaned after the release", func(s wire.SplitStatus) bool { return s.Phase == wire.SplitCleaned })
+					end := waitSplit(t, c, n, 60*time.Second, "the split cleaned after the release", func(s client.SplitStatus) bool { return s.Phase == client.SplitCleaned })
 					t.Logf("split %d cleaned: SPLIT at source index %d, routing version %d", end.ID, end.Index, end.Version)
 				}
 			}}

@@ -41,7 +41,7 @@ func watchTable(t *testing.T, d *deployment) *tableWatch {
 			if err == nil {
 				var rs []wire.Range
 				for _, o := range tab.Ranges {
-					rs = append(rs, o.Range)
+					rs = append(rs, wire.Range(o.Range))
 				}
 				w.mu.Lock()
 				if !w.versions[tab.Version] {

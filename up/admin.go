@@ -38,9 +38,9 @@ const AdminSocket = "up.sock"
 const splitRequestTimeout = 60 * time.Second
 
 type adminReply struct {
-	Split *wire.SplitStatus `json:"split,omitempty"`
-	Code  string            `json:"code,omitempty"`
-	Error string            `json:"error,omitempty"`
+	Split *client.SplitStatus `json:"split,omitempty"`
+	Code  string              `json:"code,omitempty"`
+	Error string              `json:"error,omitempty"`
 }
 
 // serveAdmin listens on DIR/up.sock and returns a function that closes it.
@@ -70,8 +70,8 @@ func (s *supervisor) serveAdmin() (func(), error) {
 			var we *wire.Error
 			if errors.As(err, &we) {
 				code, msg = we.Code, we.Message
-			} else if c := client.CodeOf(err); c != wire.Internal {
-				code = c
+			} else if c := client.CodeOf(err); c != client.CodeInternal {
+				code = wire.Code(c) // the SDK's codes are the protocol's
 			}
 			status := http.StatusServiceUnavailable
 			switch code {
@@ -107,7 +107,7 @@ func writeAdmin(w http.ResponseWriter, status int, r adminReply) {
 // req.Cluster: it starts the new cluster's nodes and plans the split, and
 // returns the planned record. The error is ErrNoSupervisor if none runs
 // there, a *wire.Error with the supervisor's code if it refused.
-func RequestSplit(ctx context.Context, dataDir string, req SplitRequest) (*wire.SplitStatus, error) {
+func RequestSplit(ctx context.Context, dataDir string, req SplitRequest) (*client.SplitStatus, error) {
 	path := filepath.Join(dataDir, AdminSocket)
 	hc := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {

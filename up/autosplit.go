@@ -6,10 +6,9 @@ import (
 	"time"
 
 	"github.com/cleavefs/cleave/client"
-	"github.com/cleavefs/cleave/wire"
 )
 
-// opsSample is a cluster's request counter (wire.NodeStatus.Ops summed
+// opsSample is a cluster's request counter (client.NodeStatus.Ops summed
 // over its nodes) at a time.
 type opsSample struct {
 	at  time.Time
@@ -109,7 +108,7 @@ func (s *supervisor) autoSplitLoop(ctx context.Context) {
 // clusterUsage returns the bytes a cluster holds (the largest figure a
 // reachable node reports: a lagging follower reports less) and the
 // requests its nodes have served.
-func clusterUsage(cl wire.ClusterStatus) (bytes, ops uint64) {
+func clusterUsage(cl client.ClusterStatus) (bytes, ops uint64) {
 	for _, n := range cl.Nodes {
 		if n.Error != "" {
 			continue

@@ -72,17 +72,17 @@ func (s *supervisor) dial(ctx context.Context) (*client.Client, error) {
 // split starts the split of req.Cluster: new nodes first, then the
 // routers' split. It returns the planned record; the meta leader drives the
 // rest. A request for a split already in progress returns its record.
-func (s *supervisor) split(ctx context.Context, req SplitRequest) (wire.SplitStatus, error) {
+func (s *supervisor) split(ctx context.Context, req SplitRequest) (client.SplitStatus, error) {
 	s.splitMu.Lock()
 	defer s.splitMu.Unlock()
 	c, err := s.dial(ctx)
 	if err != nil {
-		return wire.SplitStatus{}, err
+		return client.SplitStatus{}, err
 	}
 	defer c.Close()
 	splits, err := c.Splits(ctx)
 	if err != nil {
-		return wire.SplitStatus{}, fmt.Errorf("read splits: %w", err)
+		return client.SplitStatus{}, fmt.Errorf("read splits: %w", err)
 	}
 	var taken []string
 	for _, sp := range splits {
@@ -93,7 +93,7 @@ func (s *supervisor) split(ctx context.Context, req SplitRequest) (wire.SplitSta
 		if sp.Cluster == req.Cluster && (req.NewCluster == "" || req.NewCluster == sp.NewCluster) {
 			return sp, nil // a retry of the request that started it
 		}
-		return wire.SplitStatus{}, &wire.Error{Code: wire.Conflict, Message: fmt.Sprintf("split %d of %s into %s is in progress (%s); one split at a time", sp.ID, sp.Cluster, sp.NewCluster, sp.Phase)}
+		return client.SplitStatus{}, &wire.Error{Code: wire.Conflict, Message: fmt.Sprintf("split %d of %s into %s is in progress (%s); one split at a time", sp.ID, sp.Cluster, sp.NewCluster, sp.Phase)}
 	}
 
 	s.mu.Lock()
@@ -109,22 +109,26 @@ func (s *supervisor) split(ctx context.Context, req SplitRequest) (wire.SplitSta
 	}
 	s.mu.Unlock()
 	if err != nil {
-		return wire.SplitStatus{}, err
+		return client.SplitStatus{}, err
 	}
 	s.log.Info("split: starting the new cluster's nodes", "cluster", req.Cluster, "new_cluster", spec.ID, "nodes", len(spec.Nodes))
 	for _, ch := range chs {
 		s.procs.start(ch)
 	}
 	members := spec.Info().Members
-	rec, err := func() (*wire.SplitStatus, error) {
+	rec, err := func() (*client.SplitStatus, error) {
 		if err := s.waitNodes(ctx, members); err != nil {
 			return nil, err
 		}
-		return c.Split(ctx, wire.SplitSpec{Cluster: req.Cluster, NewCluster: spec.ID, Nodes: members, At: req.At})
+		nodes := make([]client.Member, len(members))
+		for i, m := range members {
+			nodes[i] = client.Member(m)
+		}
+		return c.Split(ctx, client.SplitSpec{Cluster: req.Cluster, NewCluster: spec.ID, Nodes: nodes, At: req.At})
 	}()
 	if err != nil {
 		s.drop(spec.ID, "the split was not started: "+err.Error())
-		return wire.SplitStatus{}, err
+		return client.SplitStatus{}, err
 	}
 	s.log.Info("split: planned", "split", rec.ID, "cluster", rec.Cluster, "new_cluster", rec.NewCluster, "at", fmt.Sprintf("%#016x", rec.At))
 	return *rec, nil
@@ -264,17 +268,17 @@ func (s *supervisor) reconcile(ctx context.Context, orphans bool) error {
 		return err
 	}
 	for _, pc := range pending {
-		i := slices.IndexFunc(splits, func(sp wire.SplitStatus) bool {
-			return sp.NewCluster == pc.ID && sp.Cluster == pc.Parent && sp.Phase != wire.SplitAbandoned
+		i := slices.IndexFunc(splits, func(sp client.SplitStatus) bool {
+			return sp.NewCluster == pc.ID && sp.Cluster == pc.Parent && sp.Phase != client.SplitAbandoned
 		})
 		if i < 0 {
-			abandoned := slices.ContainsFunc(splits, func(sp wire.SplitStatus) bool { return sp.NewCluster == pc.ID && sp.Phase == wire.SplitAbandoned })
+			abandoned := slices.ContainsFunc(splits, func(sp client.SplitStatus) bool { return sp.NewCluster == pc.ID && sp.Phase == client.SplitAbandoned })
 			if abandoned || orphans {
 				s.drop(pc.ID, "its split was abandoned or never recorded")
 			}
 			continue
 		}
-		if splits[i].Phase != wire.SplitCleaned {
+		if splits[i].Phase != client.SplitCleaned {
 			continue
 		}
 		tab, err := c.Table(ctx)
@@ -291,7 +295,7 @@ func (s *supervisor) reconcile(ctx context.Context, orphans bool) error {
 
 // settle marks cluster id as no longer pending and takes every cluster's
 // range from the routing table tab.
-func (s *supervisor) settle(id string, tab *wire.TableInfo) error {
+func (s *supervisor) settle(id string, tab *client.RoutingTable) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	next := *s.topo
@@ -300,7 +304,7 @@ func (s *supervisor) settle(id string, tab *wire.TableInfo) error {
 		c := &next.Clusters[i]
 		for _, o := range tab.Ranges {
 			if o.Cluster == c.ID {
-				c.Range = o.Range
+				c.Range = wire.Range(o.Range)
 				if c.ID == id {
 					c.Pending = false
 				}

@@ -18,7 +18,6 @@ import (
 	"github.com/cleavefs/cleave/client"
 	"github.com/cleavefs/cleave/internal/bytesize"
 	"github.com/cleavefs/cleave/internal/fspath"
-	"github.com/cleavefs/cleave/wire"
 )
 
 // addClientCommands adds the client verbs, which talk to routers through
@@ -26,7 +25,7 @@ import (
 // write, mv, cp.
 func addClientCommands(root *cobra.Command) {
 	root.AddCommand(mkdirCmd(), putCmd(), getCmd(), lsCmd(), statCmd(), rmCmd(), existsCmd(), statusCmd(),
-		appendCmd(), writeCmd(), mvCmd(), cpCmd(), splitCmd(), userCmd())
+		appendCmd(), writeCmd(), mvCmd(), cpCmd(), splitCmd(), userCmd(), routesCmd())
 }
 
 // args wraps a cobra argument check so that its failure is a usage error.
@@ -168,7 +167,7 @@ A progress bar is drawn on stderr when it is a terminal (not with -o json or
 				defer f.Close()
 				if fi, err := f.Stat(); err == nil {
 					if fi.IsDir() {
-						return &client.Error{Code: wire.IsDir, Op: "put", Message: a[1] + ": is a directory (use put -r)"}
+						return &client.Error{Code: client.CodeIsDir, Op: "put", Message: a[1] + ": is a directory (use put -r)"}
 					}
 					size = fi.Size()
 				}
@@ -286,7 +285,7 @@ func writeFileAtomicFunc(path string, fill func(io.Writer) error) (err error) {
 	mode := os.FileMode(0o644)
 	if fi, err := os.Stat(path); err == nil {
 		if fi.IsDir() {
-			return &client.Error{Code: wire.IsDir, Op: "get", Message: path + ": is a directory"}
+			return &client.Error{Code: client.CodeIsDir, Op: "get", Message: path + ": is a directory"}
 		}
 		mode = fi.Mode().Perm()
 	}
@@ -420,7 +419,7 @@ func writeLsJSON[E any](w io.Writer, entries []E, next string) error {
 // into a usage error about --after; other errors pass unchanged.
 func badAfter(err error, after string) error {
 	var ce *client.Error
-	if after != "" && errors.As(err, &ce) && ce.Code == wire.Invalid && strings.Contains(ce.Message, "token") {
+	if after != "" && errors.As(err, &ce) && ce.Code == client.CodeInvalid && strings.Contains(ce.Message, "token") {
 		return usagef("--after %q: not a token printed by 'cleave ls --limit' (\"next: TOKEN\" or the JSON \"next\"); copy it unchanged", after)
 	}
 	return err
@@ -517,12 +516,20 @@ func existsCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "exists PATH",
 		Short: "Print true if PATH exists, else false",
-		Args:  args(cobra.ExactArgs(1)),
+		Long: `Print true if PATH exists, else false. -o json prints
+{"path": PATH, "exists": true|false}.`,
+		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return withClient(cmd, func(ctx context.Context, c *client.Client, _ globals) error {
+			return withClient(cmd, func(ctx context.Context, c *client.Client, g globals) error {
 				ok, err := c.Exists(ctx, a[0])
 				if err != nil {
 					return err
+				}
+				if g.json {
+					return writeJSON(cmd.OutOrStdout(), struct {
+						Path   string `json:"path"`
+						Exists bool   `json:"exists"`
+					}{a[0], ok})
 				}
 				_, err = fmt.Fprintln(cmd.OutOrStdout(), strconv.FormatBool(ok))
 				return err
@@ -555,7 +562,7 @@ leader, and each node with its role, applied index and pid. -o json prints
 	}
 }
 
-func writeStatusTable(w io.Writer, st *wire.Status) error {
+func writeStatusTable(w io.Writer, st *client.Status) error {
 	fmt.Fprintf(w, "router %s, routing table version %d\n\n", st.Router, st.Version)
 	if len(st.Routers) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -614,7 +621,7 @@ func writeStatusTable(w io.Writer, st *wire.Status) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if err := writeNodeNotes(w, st, "ALARM", func(n wire.NodeStatus) string { return n.Alarm }); err != nil {
+	if err := writeNodeNotes(w, st, "ALARM", func(n client.NodeStatus) string { return n.Alarm }); err != nil {
 		return err
 	}
 	if err := writeNodeNotes(w, st, "STORAGE ERROR", storageError); err != nil {
@@ -630,7 +637,7 @@ func writeStatusTable(w io.Writer, st *wire.Status) error {
 // writeRootsTable lists each cluster's busiest and biggest root
 // directories, as its leader reports them: a root never splits, so one hot
 // root keeps its cluster hot whatever the ranges.
-func writeRootsTable(w io.Writer, st *wire.Status) error {
+func writeRootsTable(w io.Writer, st *client.Status) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	any := false
 	for _, cl := range st.Clusters {
@@ -653,7 +660,7 @@ func writeRootsTable(w io.Writer, st *wire.Status) error {
 
 // checkState is a node's CHECK column: the consistency check's verdict as
 // the node sees it.
-func checkState(n wire.NodeStatus) string {
+func checkState(n client.NodeStatus) string {
 	switch {
 	case n.Quarantined:
 		return "quarantined"
@@ -667,7 +674,7 @@ func checkState(n wire.NodeStatus) string {
 
 // diskState is a node's DISK column: its free bytes, and its storage
 // conditions when it has any.
-func diskState(n wire.NodeStatus) string {
+func diskState(n client.NodeStatus) string {
 	if n.FreeBytes == 0 && len(n.Conditions) == 0 {
 		return "-"
 	}
@@ -679,7 +686,7 @@ func diskState(n wire.NodeStatus) string {
 }
 
 // storageError is a node's latest storage engine error and its time.
-func storageError(n wire.NodeStatus) string {
+func storageError(n client.NodeStatus) string {
 	if n.StorageError == "" {
 		return ""
 	}
@@ -690,7 +697,7 @@ func storageError(n wire.NodeStatus) string {
 // consistency alarm: which replicas differ from the majority, at which
 // index; the latest storage error), under the column title; nodes with
 // nothing to say are left out.
-func writeNodeNotes(w io.Writer, st *wire.Status, title string, note func(wire.NodeStatus) string) error {
+func writeNodeNotes(w io.Writer, st *client.Status, title string, note func(client.NodeStatus) string) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	any := false
 	for _, cl := range st.Clusters {

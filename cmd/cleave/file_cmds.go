@@ -12,7 +12,6 @@ import (
 
 	"github.com/cleavefs/cleave/client"
 	"github.com/cleavefs/cleave/internal/fspath"
-	"github.com/cleavefs/cleave/wire"
 )
 
 // piece is how many bytes append and write send per request: well under the
@@ -192,12 +191,12 @@ func getRange(ctx context.Context, c *client.Client, path string, offset, length
 			return err
 		}
 		if st.IsDir() {
-			return &client.Error{Code: wire.IsDir, Op: "get", Path: path, Message: path + ": is a directory"}
+			return &client.Error{Code: client.CodeIsDir, Op: "get", Path: path, Message: path + ": is a directory"}
 		}
 		if first {
 			version = st.Version
 		} else if st.Version != version {
-			return &client.Error{Code: wire.Conflict, Op: "get", Path: path,
+			return &client.Error{Code: client.CodeConflict, Op: "get", Path: path,
 				Message: fmt.Sprintf("get %s: the file changed while it was read (version %d, then %d)", path, version, st.Version)}
 		}
 		if _, err := w.Write(data); err != nil {
@@ -218,14 +217,14 @@ func getRange(ctx context.Context, c *client.Client, path string, offset, length
 // putTree copies the local directory tree src to the remote directory dst.
 func putTree(ctx context.Context, c *client.Client, pr *progress, src, dst string, opts []client.PutOption) error {
 	if err := fspath.Validate(dst); err != nil {
-		return &client.Error{Code: wire.Invalid, Op: "put", Path: dst, Message: err.Error()}
+		return &client.Error{Code: client.CodeInvalid, Op: "put", Path: dst, Message: err.Error()}
 	}
 	fi, err := os.Stat(src)
 	if err != nil {
 		return err
 	}
 	if !fi.IsDir() {
-		return &client.Error{Code: wire.NotDir, Op: "put", Message: src + ": not a directory"}
+		return &client.Error{Code: client.CodeNotDir, Op: "put", Message: src + ": not a directory"}
 	}
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -274,7 +273,7 @@ func getTree(ctx context.Context, c *client.Client, pr *progress, src, dst strin
 		return err
 	}
 	if !st.IsDir() {
-		return &client.Error{Code: wire.NotDir, Op: "get", Path: src, Message: src + ": not a directory"}
+		return &client.Error{Code: client.CodeNotDir, Op: "get", Path: src, Message: src + ": not a directory"}
 	}
 	return c.Walk(ctx, src, func(p string, st *client.Stat, err error) error {
 		if err != nil {

@@ -24,7 +24,6 @@ import (
 
 	"github.com/cleavefs/cleave/client"
 	"github.com/cleavefs/cleave/internal/certs"
-	"github.com/cleavefs/cleave/wire"
 )
 
 // Defaults of the global flags.
@@ -62,7 +61,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	code, msg := codeOf(err), message(err)
-	if f := cmd.Flags().Lookup("timeout"); f != nil && (code == wire.Timeout || errors.Is(err, context.DeadlineExceeded)) {
+	if f := cmd.Flags().Lookup("timeout"); f != nil && (code == client.CodeTimeout || errors.Is(err, context.DeadlineExceeded)) {
 		msg += fmt.Sprintf(" (raise --timeout or CLEAVE_TIMEOUT, now %s)", f.Value)
 	}
 	fmt.Fprintf(stderr, "cleave: %s: %s\n", code, msg)
@@ -237,18 +236,18 @@ func resolveGlobals(cmd *cobra.Command) (globals, error) {
 }
 
 // codeOf is client.CodeOf, plus codes for local file errors.
-func codeOf(err error) wire.Code {
+func codeOf(err error) client.Code {
 	var ce *client.Error
 	if errors.As(err, &ce) {
 		return ce.Code
 	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return wire.NotFound
+		return client.CodeNotFound
 	case errors.Is(err, fs.ErrExist):
-		return wire.Exists
+		return client.CodeExists
 	case errors.Is(err, fs.ErrPermission):
-		return wire.Forbidden
+		return client.CodeForbidden
 	}
 	return client.CodeOf(err)
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/cleavefs/cleave/client"
 	"github.com/cleavefs/cleave/internal/fspath"
-	"github.com/cleavefs/cleave/wire"
 )
 
 // hostile are names stored before control characters were refused: a
@@ -39,12 +38,12 @@ func noControl(t *testing.T, what, out string) {
 func TestNamesEscapedOnOutput(t *testing.T) {
 	var stats []client.Stat
 	var ents []client.Entry
-	var st wire.Status
-	st.Clusters = []wire.ClusterStatus{{ID: "c1", Leader: "n1", Nodes: []wire.NodeStatus{{Addr: "n1"}}}}
+	var st client.Status
+	st.Clusters = []client.ClusterStatus{{ID: "c1", Leader: "n1", Nodes: []client.NodeStatus{{Addr: "n1"}}}}
 	for _, h := range hostile {
-		stats = append(stats, client.Stat{Name: h.name, Type: wire.TypeFile, Mtime: time.Unix(0, 0)})
-		ents = append(ents, client.Entry{Path: "/r/" + h.name, Stat: client.Stat{Name: h.name, Type: wire.TypeFile}})
-		st.Clusters[0].Nodes[0].Roots = append(st.Clusters[0].Nodes[0].Roots, wire.RootUsage{Name: h.name})
+		stats = append(stats, client.Stat{Name: h.name, Type: client.TypeFile, Mtime: time.Unix(0, 0)})
+		ents = append(ents, client.Entry{Path: "/r/" + h.name, Stat: client.Stat{Name: h.name, Type: client.TypeFile}})
+		st.Clusters[0].Nodes[0].Roots = append(st.Clusters[0].Nodes[0].Roots, client.RootUsage{Name: h.name})
 	}
 	var ls, lsr, roots bytes.Buffer
 	if err := writeLsTable(&ls, stats); err != nil {
@@ -87,7 +86,7 @@ func TestNamesEscapedOnOutput(t *testing.T) {
 // its control characters escaped.
 func TestErrorLineEscapesControlCharacters(t *testing.T) {
 	for _, err := range []error{
-		&client.Error{Code: wire.NotFound, Message: "no such file: /r/x\x1b[2J\nforged"},
+		&client.Error{Code: client.CodeNotFound, Message: "no such file: /r/x\x1b[2J\nforged"},
 		errors.New("open /r/x\x1b[2J: broken"),
 	} {
 		m := message(err)

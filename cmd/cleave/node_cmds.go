@@ -53,7 +53,7 @@ func (m *memberFlags) check(cmd *cobra.Command, names ...string) error {
 
 // memberRun returns the RunE of a membership verb: check flags, run op,
 // print the leader's member list.
-func memberRun(m *memberFlags, need []string, op func(ctx context.Context, c *client.Client, out io.Writer, g globals) (*wire.NodeStatus, error)) func(*cobra.Command, []string) error {
+func memberRun(m *memberFlags, need []string, op func(ctx context.Context, c *client.Client, out io.Writer, g globals) (*client.NodeStatus, error)) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, _ []string) error {
 		if err := m.check(cmd, need...); err != nil {
 			return err
@@ -84,7 +84,7 @@ and then the log. Promote it with "cleave node promote" once it is added.`,
 		Args: args(cobra.NoArgs),
 	}
 	m.register(cmd, true, false)
-	cmd.RunE = memberRun(&m, []string{"addr", "peer-addr"}, func(ctx context.Context, c *client.Client, _ io.Writer, _ globals) (*wire.NodeStatus, error) {
+	cmd.RunE = memberRun(&m, []string{"addr", "peer-addr"}, func(ctx context.Context, c *client.Client, _ io.Writer, _ globals) (*client.NodeStatus, error) {
 		return c.AddLearner(ctx, m.cluster, m.id, wire.JoinAddrs(m.addr, m.peer))
 	})
 	return cmd
@@ -101,7 +101,7 @@ routing table then lists N among C's members.`,
 		Args: args(cobra.NoArgs),
 	}
 	m.register(cmd, false, false)
-	cmd.RunE = memberRun(&m, nil, func(ctx context.Context, c *client.Client, _ io.Writer, _ globals) (*wire.NodeStatus, error) {
+	cmd.RunE = memberRun(&m, nil, func(ctx context.Context, c *client.Client, _ io.Writer, _ globals) (*client.NodeStatus, error) {
 		return c.Promote(ctx, m.cluster, m.id)
 	})
 	return cmd
@@ -117,7 +117,7 @@ Removing the last voter is refused; removing the leader makes it step down.`,
 		Args: args(cobra.NoArgs),
 	}
 	m.register(cmd, false, false)
-	cmd.RunE = memberRun(&m, nil, func(ctx context.Context, c *client.Client, _ io.Writer, _ globals) (*wire.NodeStatus, error) {
+	cmd.RunE = memberRun(&m, nil, func(ctx context.Context, c *client.Client, _ io.Writer, _ globals) (*client.NodeStatus, error) {
 		return c.RemoveMember(ctx, m.cluster, m.id)
 	})
 	return cmd
@@ -142,7 +142,7 @@ Steps are reported on stderr.`,
 		Args: args(cobra.NoArgs),
 	}
 	m.register(cmd, true, true)
-	cmd.RunE = memberRun(&m, []string{"addr", "peer-addr", "dead"}, func(ctx context.Context, c *client.Client, stderr io.Writer, g globals) (*wire.NodeStatus, error) {
+	cmd.RunE = memberRun(&m, []string{"addr", "peer-addr", "dead"}, func(ctx context.Context, c *client.Client, stderr io.Writer, g globals) (*client.NodeStatus, error) {
 		return c.ReplaceNode(ctx, m.cluster, m.dead, m.id, wire.JoinAddrs(m.addr, m.peer), func(step string) {
 			if !g.json {
 				fmt.Fprintln(stderr, step)
@@ -153,7 +153,7 @@ Steps are reported on stderr.`,
 }
 
 // writeMembersTable prints a cluster leader's view of its members.
-func writeMembersTable(w io.Writer, st *wire.NodeStatus) error {
+func writeMembersTable(w io.Writer, st *client.NodeStatus) error {
 	fmt.Fprintf(w, "cluster %s, leader %d (%s), commit %d\n\n", st.Cluster, st.ID, st.Addr, st.Commit)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tADDR\tPEER ADDR\tKIND\tMATCH")

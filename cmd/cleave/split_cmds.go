@@ -25,7 +25,7 @@ import (
 const splitTimeout = 30 * time.Minute
 
 // splitPhases are the phases of a split that completes, in order.
-var splitPhases = []wire.SplitPhase{wire.SplitPlanned, wire.SplitLearnersAdded, wire.SplitCaughtUp, wire.SplitCommitted, wire.SplitTableUpdated, wire.SplitCleaned}
+var splitPhases = []client.SplitPhase{client.SplitPlanned, client.SplitLearnersAdded, client.SplitCaughtUp, client.SplitCommitted, client.SplitTableUpdated, client.SplitCleaned}
 
 type splitOpts struct {
 	newCluster string
@@ -53,13 +53,13 @@ The new cluster's nodes must run before the split starts:
     the new nodes and records them in DIR/up.json;
   - elsewhere, start them yourself with 'cleave node --join --cluster NEWID
     --peers ...' (each node, the new ones and the source's members) and name
-    them with --nodes ID=HOST:PORT,... and --new-cluster.
+    them with --nodes ID=CLIENT_HOST:PORT/PEER_HOST:PORT,... and --new-cluster.
 
 With --no-wait it returns once the split is planned. -o json prints the
 final split record.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			spec := wire.SplitSpec{Cluster: a[0], NewCluster: o.newCluster}
+			spec := client.SplitSpec{Cluster: a[0], NewCluster: o.newCluster}
 			if o.at != "" {
 				at, err := strconv.ParseUint(o.at, 0, 64)
 				if err != nil || at == 0 {
@@ -75,10 +75,17 @@ final split record.`,
 				if err != nil {
 					return usagef("--nodes: %v", err)
 				}
-				for id, addr := range peers {
-					spec.Nodes = append(spec.Nodes, wire.Member{ID: id, Addr: addr})
+				for id, addrs := range peers {
+					// CLIENT/PEER: the driver reaches the node on its
+					// peer listener, clients on the other.
+					addr, peer := wire.SplitAddrs(addrs)
+					m := client.Member{ID: id, Addr: addr}
+					if peer != addr {
+						m.PeerAddr = peer
+					}
+					spec.Nodes = append(spec.Nodes, m)
 				}
-				slices.SortFunc(spec.Nodes, func(x, y wire.Member) int { return cmp.Compare(x.ID, y.ID) })
+				slices.SortFunc(spec.Nodes, func(x, y client.Member) int { return cmp.Compare(x.ID, y.ID) })
 			}
 			return withClient(cmd, func(ctx context.Context, c *client.Client, g globals) error {
 				return runSplit(ctx, cmd.OutOrStdout(), c, g, spec, o)
@@ -88,7 +95,7 @@ final split record.`,
 	f := cmd.Flags()
 	f.StringVar(&o.newCluster, "new-cluster", "", "id of the new cluster (default: the next cN, chosen by cleave up)")
 	f.StringVar(&o.at, "at", "", "cut point of the ring, decimal or 0x hex (default: the middle of the cluster's range)")
-	f.StringVar(&o.nodes, "nodes", "", "the new cluster's nodes, already started with --join, as ID=HOST:PORT,... (default: ask cleave up to start them)")
+	f.StringVar(&o.nodes, "nodes", "", "the new cluster's nodes, already started with --join, as ID=CLIENT_HOST:PORT/PEER_HOST:PORT,... (default: ask cleave up to start them)")
 	f.StringVar(&o.data, "data", "./data", "data directory of the cleave up to ask for new nodes")
 	f.BoolVar(&o.noWait, "no-wait", false, "return once the split is planned")
 	// A split moves a range's data: its own --timeout, with a longer default,
@@ -97,9 +104,9 @@ final split record.`,
 	return cmd
 }
 
-func runSplit(ctx context.Context, w io.Writer, c *client.Client, g globals, spec wire.SplitSpec, o splitOpts) error {
+func runSplit(ctx context.Context, w io.Writer, c *client.Client, g globals, spec client.SplitSpec, o splitOpts) error {
 	start := time.Now()
-	var rec *wire.SplitStatus
+	var rec *client.SplitStatus
 	var err error
 	if len(spec.Nodes) > 0 {
 		rec, err = c.Split(ctx, spec)
@@ -122,7 +129,7 @@ func runSplit(ctx context.Context, w io.Writer, c *client.Client, g globals, spe
 		fmt.Fprintf(w, "  %-16s %6.1fs\n", rec.Phase, time.Since(start).Seconds())
 		return nil
 	}
-	final, err := followSplit(ctx, c, rec.ID, func(phase wire.SplitPhase, s wire.SplitStatus) {
+	final, err := followSplit(ctx, c, rec.ID, func(phase client.SplitPhase, s client.SplitStatus) {
 		if !g.json {
 			fmt.Fprintf(w, "  %-16s %6.1fs\n", phase, time.Since(start).Seconds())
 		}
@@ -130,8 +137,8 @@ func runSplit(ctx context.Context, w io.Writer, c *client.Client, g globals, spe
 	if err != nil {
 		return err
 	}
-	if final.Phase == wire.SplitAbandoned {
-		return &client.Error{Code: wire.Conflict, Op: "split", Message: fmt.Sprintf("split %d of %s was abandoned: %s", final.ID, final.Cluster, orDash(final.Error))}
+	if final.Phase == client.SplitAbandoned {
+		return &client.Error{Code: client.CodeConflict, Op: "split", Message: fmt.Sprintf("split %d of %s was abandoned: %s", final.ID, final.Cluster, orDash(final.Error))}
 	}
 	if g.json {
 		return writeJSON(w, final)
@@ -144,18 +151,18 @@ func runSplit(ctx context.Context, w io.Writer, c *client.Client, g globals, spe
 // followSplit polls the routers until split id is done, calling phase for
 // every phase it reaches, in order: a phase passed between two polls is
 // reported when the next one is seen.
-func followSplit(ctx context.Context, c *client.Client, id uint64, phase func(wire.SplitPhase, wire.SplitStatus)) (wire.SplitStatus, error) {
+func followSplit(ctx context.Context, c *client.Client, id uint64, phase func(client.SplitPhase, client.SplitStatus)) (client.SplitStatus, error) {
 	reported := -1
 	var lastErr error
 	for {
 		splits, err := c.Splits(ctx)
 		if err == nil {
-			i := slices.IndexFunc(splits, func(s wire.SplitStatus) bool { return s.ID == id })
+			i := slices.IndexFunc(splits, func(s client.SplitStatus) bool { return s.ID == id })
 			if i < 0 {
 				lastErr = fmt.Errorf("split %d is not recorded on the router asked", id)
 			} else {
 				s := splits[i]
-				if s.Phase == wire.SplitAbandoned {
+				if s.Phase == client.SplitAbandoned {
 					phase(s.Phase, s)
 					return s, nil
 				}
@@ -165,7 +172,7 @@ func followSplit(ctx context.Context, c *client.Client, id uint64, phase func(wi
 					}
 					reported = j
 				}
-				if s.Phase == wire.SplitCleaned {
+				if s.Phase == client.SplitCleaned {
 					return s, nil
 				}
 			}
@@ -174,7 +181,7 @@ func followSplit(ctx context.Context, c *client.Client, id uint64, phase func(wi
 		}
 		select {
 		case <-ctx.Done():
-			return wire.SplitStatus{}, fmt.Errorf("split %d not done (last phase %s, last error %v): %w", id, phaseName(reported), lastErr, ctx.Err())
+			return client.SplitStatus{}, fmt.Errorf("split %d not done (last phase %s, last error %v): %w", id, phaseName(reported), lastErr, ctx.Err())
 		case <-time.After(100 * time.Millisecond): // poll interval
 		}
 	}
@@ -196,7 +203,7 @@ func hexEnd(p uint64) string {
 	return hexPoint(p)
 }
 
-func members(ms []wire.Member) string {
+func members(ms []client.Member) string {
 	parts := make([]string, len(ms))
 	for i, m := range ms {
 		parts[i] = strconv.FormatUint(m.ID, 10) + "=" + m.Addr
@@ -205,9 +212,9 @@ func members(ms []wire.Member) string {
 }
 
 // writeSplitsTable prints the splits in progress and the last few done.
-func writeSplitsTable(w io.Writer, splits []wire.SplitStatus) {
+func writeSplitsTable(w io.Writer, splits []client.SplitStatus) {
 	const keepDone = 4
-	var show []wire.SplitStatus
+	var show []client.SplitStatus
 	done := 0
 	for i := len(splits) - 1; i >= 0; i-- {
 		s := splits[i]

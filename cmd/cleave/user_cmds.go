@@ -28,7 +28,9 @@ verb here needs admin on "/".`,
 		&cobra.Command{
 			Use:   "add NAME",
 			Short: "Create a user and print its token (shown only once)",
-			Args:  args(cobra.ExactArgs(1)),
+			Long: `Create user NAME with no grants and print its token, which is shown only
+once. -o json prints {"name": NAME, "token": TOKEN}.`,
+			Args: args(cobra.ExactArgs(1)),
 			RunE: func(cmd *cobra.Command, a []string) error {
 				return withClient(cmd, func(ctx context.Context, c *client.Client, g globals) error {
 					tok, err := c.AddUser(ctx, a[0])
@@ -77,7 +79,9 @@ verb here needs admin on "/".`,
 		&cobra.Command{
 			Use:   "list",
 			Short: "List users and their grants",
-			Args:  args(cobra.NoArgs),
+			Long: `List users and their grants, sorted by name. -o json prints
+{"users": [{"name": NAME, "grants": [{"prefix": PREFIX, "perm": PERM}]}]}.`,
+			Args: args(cobra.NoArgs),
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				return withClient(cmd, func(ctx context.Context, c *client.Client, g globals) error {
 					us, err := c.Users(ctx)
@@ -85,7 +89,14 @@ verb here needs admin on "/".`,
 						return err
 					}
 					if g.json {
-						return writeJSON(cmd.OutOrStdout(), us)
+						for i := range us {
+							if us[i].Grants == nil {
+								us[i].Grants = []client.Grant{} // "grants": [], never null
+							}
+						}
+						return writeJSON(cmd.OutOrStdout(), struct {
+							Users []client.User `json:"users"`
+						}{append([]client.User{}, us...)})
 					}
 					tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 					fmt.Fprintln(tw, "USER\tGRANTS")

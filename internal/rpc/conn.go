@@ -35,6 +35,14 @@ type DialConfig struct {
 	// was made for this long, well before the server's own idle close, so a
 	// pooled call never races it.
 	IdleTimeout time.Duration
+	// Dialer, if set, opens the connection ("tcp", addr) instead of a
+	// net.Dialer; TLS and HELLO run over what it returns.
+	Dialer ContextDialer
+}
+
+// ContextDialer opens network connections; *net.Dialer is one.
+type ContextDialer interface {
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // DefaultDialConfig returns a DialConfig with every default set; Client,
@@ -126,7 +134,10 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*Conn, error) {
 		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
 		defer cancel()
 	}
-	var d net.Dialer
+	var d ContextDialer = &net.Dialer{}
+	if cfg.Dialer != nil {
+		d = cfg.Dialer
+	}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, errors.Join(ErrConnClosed, err))

@@ -317,3 +317,39 @@ func (d *Deployment) AddRouter(t testing.TB) (string, *router.Router) {
 	t.Cleanup(func() { r.Close() })
 	return ln.Addr().String(), r
 }
+
+// StartJoiners starts n empty nodes of the new cluster id (raft ids
+// firstID, firstID+1, ...) that join cluster c1 as a split's targets
+// (cluster.Config.Join), and returns them as members with their client
+// and peer addresses. They are closed when the test ends.
+func (d *Deployment) StartJoiners(t testing.TB, id string, firstID uint64, n int) []wire.Member {
+	t.Helper()
+	var out []wire.Member
+	src, _ := control.Cluster(d.Table, "c1")
+	for i := range n {
+		nid := firstID + uint64(i)
+		addr, err := FreeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		peer, err := FreeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		peers := map[uint64]string{nid: peer}
+		for _, m := range src.Members {
+			peers[m.ID] = m.Peer()
+		}
+		cfg := cluster.DefaultConfig()
+		cfg.NodeID, cfg.ClusterID, cfg.Listen, cfg.Peers, cfg.Join = nid, id, addr, peers, true
+		cfg.DataDir = filepath.Join(t.TempDir(), "n"+strconv.FormatUint(nid, 10))
+		cfg.Logger = slog.New(slog.DiscardHandler)
+		node, err := cluster.Start(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { node.Close() })
+		out = append(out, wire.Member{ID: nid, Addr: addr, PeerAddr: peer})
+	}
+	return out
+}
