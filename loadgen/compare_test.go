@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cleavefs/cleave/wire"
+	"github.com/cleavefs/cleave/client"
 )
 
 func TestRatio(t *testing.T) {
@@ -72,8 +72,8 @@ func TestCheckRegressions(t *testing.T) {
 		switch {
 		case s.op == "read":
 			s.lat = s.lat * 13 / 10
-		case s.op == "update" && s.code == wire.OK && s.lat%7 == 0:
-			s.code = wire.Unavailable
+		case s.op == "update" && s.code == client.CodeOK && s.lat%7 == 0:
+			s.code = client.CodeUnavailable
 		}
 		worse = append(worse, s)
 	}

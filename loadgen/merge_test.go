@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/cleavefs/cleave/client"
-	"github.com/cleavefs/cleave/wire"
 )
 
 // sample is one recorded operation for the merge tests.
@@ -17,7 +16,7 @@ type sample struct {
 	op   string
 	sec  int           // second of the run it ends in
 	lat  time.Duration // latency
-	code wire.Code     // OK: success
+	code client.Code   // CodeOK: success
 }
 
 // samples returns a deterministic varied set: several kinds, seconds,
@@ -30,9 +29,9 @@ func samples(seed int) []sample {
 		s := sample{op: ops[x%3], sec: x % 4, lat: time.Duration(50+x%97_000) * time.Microsecond}
 		switch x % 53 {
 		case 0:
-			s.code = wire.Timeout
+			s.code = client.CodeTimeout
 		case 1:
-			s.code = wire.NotFound
+			s.code = client.CodeNotFound
 		}
 		out = append(out, s)
 	}
@@ -48,7 +47,7 @@ func recordAll(t *testing.T, start time.Time, clients int, ss ...[]sample) *Resu
 		for _, s := range set {
 			ended := start.Add(time.Duration(s.sec)*time.Second + s.lat)
 			var err error
-			if s.code != wire.OK {
+			if s.code != client.CodeOK {
 				err = &client.Error{Code: s.code, Op: s.op, Message: s.op + ": " + s.code.String()}
 			}
 			r.record(s.op, ended.Add(-s.lat), ended, 100, err)
@@ -164,7 +163,7 @@ func TestFailedOpsLatencyRecorded(t *testing.T) {
 	r := newRecorder(start)
 	r.record("get", start, start.Add(2*time.Millisecond), 10, nil)
 	for range 3 {
-		r.record("get", start, start.Add(900*time.Millisecond), 0, &client.Error{Code: wire.Timeout, Op: "get"})
+		r.record("get", start, start.Add(900*time.Millisecond), 0, &client.Error{Code: client.CodeTimeout, Op: "get"})
 	}
 	cfg := testConfig()
 	res, err := r.result(&cfg, time.Second)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/cleavefs/cleave/client"
-	"github.com/cleavefs/cleave/wire"
 )
 
 // Admin is what the controller asks a store's routers, over the wire
@@ -17,8 +16,8 @@ import (
 // records) and a split. *client.Client implements it. Used by one sync at
 // a time; Close releases it.
 type Admin interface {
-	Status(ctx context.Context) (*wire.Status, error)
-	Split(ctx context.Context, spec wire.SplitSpec) (*wire.SplitStatus, error)
+	Status(ctx context.Context) (*client.Status, error)
+	Split(ctx context.Context, spec client.SplitSpec) (*client.SplitStatus, error)
 	Close() error
 }
 

@@ -21,10 +21,10 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/cleavefs/cleave/client"
 	cleavev1 "github.com/cleavefs/cleave/operator/apis/cleave/v1alpha1"
 	"github.com/cleavefs/cleave/operator/generated/clientset/versioned/fake"
 	cleaveinformers "github.com/cleavefs/cleave/operator/generated/informers/externalversions"
-	"github.com/cleavefs/cleave/wire"
 )
 
 // The fixture follows sample-controller's: fake clientsets hold the
@@ -38,8 +38,8 @@ const ns = "ns"
 // the splits asked for.
 type fakeAdmin struct {
 	mu     sync.Mutex
-	status *wire.Status // nil: the routers cannot be reached
-	splits []wire.SplitSpec
+	status *client.Status // nil: the routers cannot be reached
+	splits []client.SplitSpec
 	addrs  []string
 }
 
@@ -53,7 +53,7 @@ func (a *fakeAdmin) dial(_ context.Context, addrs []string, _ Credentials) (Admi
 	return a, nil
 }
 
-func (a *fakeAdmin) Status(context.Context) (*wire.Status, error) {
+func (a *fakeAdmin) Status(context.Context) (*client.Status, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	st := *a.status
@@ -61,16 +61,16 @@ func (a *fakeAdmin) Status(context.Context) (*wire.Status, error) {
 	return &st, nil
 }
 
-func (a *fakeAdmin) Split(_ context.Context, spec wire.SplitSpec) (*wire.SplitStatus, error) {
+func (a *fakeAdmin) Split(_ context.Context, spec client.SplitSpec) (*client.SplitStatus, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.splits = append(a.splits, spec)
-	return &wire.SplitStatus{ID: uint64(len(a.splits)), Cluster: spec.Cluster, NewCluster: spec.NewCluster, Phase: wire.SplitPlanned}, nil
+	return &client.SplitStatus{ID: uint64(len(a.splits)), Cluster: spec.Cluster, NewCluster: spec.NewCluster, Phase: client.SplitPlanned}, nil
 }
 
 func (a *fakeAdmin) Close() error { return nil }
 
-func (a *fakeAdmin) set(st *wire.Status) {
+func (a *fakeAdmin) set(st *client.Status) {
 	a.mu.Lock()
 	a.status = st
 	a.mu.Unlock()
@@ -235,24 +235,24 @@ func (f *fixture) ready(names ...string) {
 }
 
 // healthy is the routers' answer for a store whose clusters own ranges.
-func healthy(version uint64, clusters map[string]wire.Range) *wire.Status {
-	st := &wire.Status{Version: version}
+func healthy(version uint64, clusters map[string]client.Range) *client.Status {
+	st := &client.Status{Version: version}
 	for id, r := range clusters {
 		num := clusterNum(id)
-		c := wire.ClusterStatus{ID: id, Range: r, Leader: fmt.Sprintf("leader-of-%s:7400", id)}
+		c := client.ClusterStatus{ID: id, Range: r, Leader: fmt.Sprintf("leader-of-%s:7400", id)}
 		for i := range 3 {
-			c.Nodes = append(c.Nodes, wire.NodeStatus{ID: nodeID(num, i), Cluster: id, Role: "follower", Bytes: 1000})
+			c.Nodes = append(c.Nodes, client.NodeStatus{ID: nodeID(num, i), Cluster: id, Role: "follower", Bytes: 1000})
 		}
 		st.Clusters = append(st.Clusters, c)
 	}
-	slices.SortFunc(st.Clusters, func(a, b wire.ClusterStatus) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(st.Clusters, func(a, b client.ClusterStatus) int { return strings.Compare(a.ID, b.ID) })
 	return st
 }
 
 var (
 	half  = uint64(1) << 63
-	lower = wire.Range{Start: 0, End: half}
-	upper = wire.Range{Start: half, End: 0}
+	lower = client.Range{Start: 0, End: half}
+	upper = client.Range{Start: half, End: 0}
 )
 
 func condition(t *testing.T, s *cleavev1.CleaveStore, typ string) metav1.Condition {
@@ -343,7 +343,7 @@ func converge(t *testing.T, f *fixture) {
 	t.Helper()
 	f.sync("demo")
 	f.ready("demo-router", "demo-c1", "demo-c2")
-	f.admin.set(healthy(1, map[string]wire.Range{"c1": lower, "c2": upper}))
+	f.admin.set(healthy(1, map[string]client.Range{"c1": lower, "c2": upper}))
 	for range 3 {
 		kw, cw := f.sync("demo")
 		if len(kw)+len(cw) == 0 {
@@ -451,8 +451,8 @@ func TestScale(t *testing.T) {
 	}
 
 	// The meta group has recorded it: not asked again while it runs.
-	running := healthy(1, map[string]wire.Range{"c1": lower, "c2": upper})
-	running.Splits = []wire.SplitStatus{{ID: 1, Cluster: "c1", NewCluster: "c3", Phase: wire.SplitCaughtUp}}
+	running := healthy(1, map[string]client.Range{"c1": lower, "c2": upper})
+	running.Splits = []client.SplitStatus{{ID: 1, Cluster: "c1", NewCluster: "c3", Phase: client.SplitCaughtUp}}
 	f.admin.set(running)
 	kw, _ = f.sync("demo")
 	wantActions(t, "kube writes while splitting", kw)
@@ -469,8 +469,8 @@ func TestScale(t *testing.T) {
 
 	// Done: c3 owns the upper half of c1's range.
 	quarter := half / 2
-	done := healthy(2, map[string]wire.Range{"c1": {Start: 0, End: quarter}, "c2": upper, "c3": {Start: quarter, End: half}})
-	done.Splits = []wire.SplitStatus{{ID: 1, Cluster: "c1", NewCluster: "c3", Phase: wire.SplitCleaned}}
+	done := healthy(2, map[string]client.Range{"c1": {Start: 0, End: quarter}, "c2": upper, "c3": {Start: quarter, End: half}})
+	done.Splits = []client.SplitStatus{{ID: 1, Cluster: "c1", NewCluster: "c3", Phase: client.SplitCleaned}}
 	f.admin.set(done)
 	f.sync("demo")
 	kw, cw := f.sync("demo")
@@ -494,8 +494,8 @@ func TestSplitAbandoned(t *testing.T) {
 	converge(t, f)
 	f.edit("demo", func(s *cleavev1.CleaveStore) { s.Spec.Clusters = 3 })
 	f.sync("demo")
-	gone := healthy(1, map[string]wire.Range{"c1": lower, "c2": upper})
-	gone.Splits = []wire.SplitStatus{{ID: 1, Cluster: "c1", NewCluster: "c3", Phase: wire.SplitAbandoned}}
+	gone := healthy(1, map[string]client.Range{"c1": lower, "c2": upper})
+	gone.Splits = []client.SplitStatus{{ID: 1, Cluster: "c1", NewCluster: "c3", Phase: client.SplitAbandoned}}
 	f.admin.set(gone)
 	kw, _ := f.sync("demo")
 	wantActions(t, "kube writes", kw, "delete statefulsets demo-c3", "delete services demo-c3", "delete poddisruptionbudgets demo-c3",

@@ -8,6 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/cleavefs/cleave/client"
 	"github.com/cleavefs/cleave/internal/ring"
 	cleavev1 "github.com/cleavefs/cleave/operator/apis/cleave/v1alpha1"
 	"github.com/cleavefs/cleave/wire"
@@ -127,7 +128,7 @@ type splitChoice struct {
 	Plan *clusterPlan
 	// Request, if not nil, is a split to ask the routers for: its new
 	// cluster's pods are all ready and the routers have no record of it.
-	Request *wire.SplitSpec
+	Request *client.SplitSpec
 	// Drop names a pending cluster whose split the routers abandoned: its
 	// StatefulSet and volumes are deleted, and a later sync plans anew.
 	Drop string
@@ -140,8 +141,8 @@ type splitChoice struct {
 // cluster is pending while it has a StatefulSet but owns no range in the
 // routing table; at most one is, as at most one split runs at a time.
 // autoSplit names a cluster over an auto-split threshold, or "".
-func decideSplit(sh *shape, st *wire.Status, ready map[string]int32, autoSplit string) splitChoice {
-	owning := map[string]wire.Range{}
+func decideSplit(sh *shape, st *client.Status, ready map[string]int32, autoSplit string) splitChoice {
+	owning := map[string]client.Range{}
 	for _, c := range st.Clusters {
 		owning[c.ID] = c.Range
 	}
@@ -155,16 +156,16 @@ func decideSplit(sh *shape, st *wire.Status, ready map[string]int32, autoSplit s
 		if _, ok := owning[c.ID]; ok || c.Parent == "" {
 			continue
 		}
-		i := slices.IndexFunc(st.Splits, func(sp wire.SplitStatus) bool { return sp.NewCluster == c.ID })
+		i := slices.IndexFunc(st.Splits, func(sp client.SplitStatus) bool { return sp.NewCluster == c.ID })
 		switch {
-		case i >= 0 && st.Splits[i].Phase == wire.SplitAbandoned:
+		case i >= 0 && st.Splits[i].Phase == client.SplitAbandoned:
 			return splitChoice{Drop: c.ID}
 		case i >= 0:
 			return splitChoice{} // recorded: the meta group drives it
 		case ready[c.ID] < int32(sh.replicas):
 			return splitChoice{Waiting: fmt.Sprintf("cluster %s has %d of %d pods ready", c.ID, ready[c.ID], sh.replicas)}
 		}
-		return splitChoice{Request: &wire.SplitSpec{Cluster: c.Parent, NewCluster: c.ID, Nodes: sh.members(c)}}
+		return splitChoice{Request: &client.SplitSpec{Cluster: c.Parent, NewCluster: c.ID, Nodes: clientMembers(sh.members(c))}}
 	}
 	if running || len(st.Clusters) == 0 {
 		return splitChoice{}
@@ -191,7 +192,7 @@ func decideSplit(sh *shape, st *wire.Status, ready map[string]int32, autoSplit s
 // was: split-born with its parent from the split records, else a
 // bootstrap cluster with the range the table gives it (which --range only
 // uses on an empty volume).
-func missing(sh *shape, st *wire.Status) []clusterPlan {
+func missing(sh *shape, st *client.Status) []clusterPlan {
 	have := map[string]bool{}
 	for _, c := range sh.clusters {
 		have[c.ID] = true
@@ -202,9 +203,9 @@ func missing(sh *shape, st *wire.Status) []clusterPlan {
 		if have[c.ID] || num == 0 {
 			continue
 		}
-		p := clusterPlan{ID: c.ID, Num: num, Range: c.Range}
+		p := clusterPlan{ID: c.ID, Num: num, Range: wire.Range(c.Range)}
 		for _, sp := range st.Splits {
-			if sp.NewCluster == c.ID && sp.Phase != wire.SplitAbandoned {
+			if sp.NewCluster == c.ID && sp.Phase != client.SplitAbandoned {
 				p.Parent, p.Range = sp.Cluster, wire.Range{}
 			}
 		}
@@ -215,7 +216,7 @@ func missing(sh *shape, st *wire.Status) []clusterPlan {
 
 // widest returns the id of the cluster with the widest range, the first
 // in ring order among equals: splitting it keeps the ranges even.
-func widest(cs []wire.ClusterStatus) string {
+func widest(cs []client.ClusterStatus) string {
 	best, width := "", uint64(0)
 	for _, c := range cs {
 		w := c.Range.End - c.Range.Start // End 0 is the top of the ring: wraps to the right width
@@ -224,4 +225,13 @@ func widest(cs []wire.ClusterStatus) string {
 		}
 	}
 	return best
+}
+
+// clientMembers converts members as the flags name them to the SDK's type.
+func clientMembers(ms []wire.Member) []client.Member {
+	out := make([]client.Member, len(ms))
+	for i, m := range ms {
+		out[i] = client.Member(m)
+	}
+	return out
 }

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/cleavefs/cleave/client"
 	cleavev1 "github.com/cleavefs/cleave/operator/apis/cleave/v1alpha1"
 	"github.com/cleavefs/cleave/wire"
 )
@@ -70,12 +71,12 @@ func TestStatusKeptWhileRoutersUnreachable(t *testing.T) {
 func TestWidest(t *testing.T) {
 	q := uint64(1) << 62
 	for _, tc := range []struct {
-		cs   []wire.ClusterStatus
+		cs   []client.ClusterStatus
 		want string
 	}{
-		{[]wire.ClusterStatus{{ID: "c1", Range: wire.Range{End: 0}}}, "c1"},
-		{[]wire.ClusterStatus{{ID: "c1", Range: lower}, {ID: "c2", Range: upper}}, "c1"},
-		{[]wire.ClusterStatus{{ID: "c1", Range: wire.Range{End: q}}, {ID: "c3", Range: wire.Range{Start: q, End: half}}, {ID: "c2", Range: upper}}, "c2"},
+		{[]client.ClusterStatus{{ID: "c1", Range: client.Range{End: 0}}}, "c1"},
+		{[]client.ClusterStatus{{ID: "c1", Range: lower}, {ID: "c2", Range: upper}}, "c1"},
+		{[]client.ClusterStatus{{ID: "c1", Range: client.Range{End: q}}, {ID: "c3", Range: client.Range{Start: q, End: half}}, {ID: "c2", Range: upper}}, "c2"},
 	} {
 		if got := widest(tc.cs); got != tc.want {
 			t.Errorf("widest(%v) = %s, want %s", tc.cs, got, tc.want)
@@ -87,10 +88,10 @@ func TestWidest(t *testing.T) {
 // the request rate since the last sample, the busiest first; nothing on
 // the first sample or without thresholds.
 func TestOverThreshold(t *testing.T) {
-	st := func(ops1, ops2, bytes2 uint64) *wire.Status {
-		return &wire.Status{Clusters: []wire.ClusterStatus{
-			{ID: "c1", Nodes: []wire.NodeStatus{{Ops: ops1, Bytes: 10}}},
-			{ID: "c2", Nodes: []wire.NodeStatus{{Ops: ops2, Bytes: bytes2}}},
+	st := func(ops1, ops2, bytes2 uint64) *client.Status {
+		return &client.Status{Clusters: []client.ClusterStatus{
+			{ID: "c1", Nodes: []client.NodeStatus{{Ops: ops1, Bytes: 10}}},
+			{ID: "c2", Nodes: []client.NodeStatus{{Ops: ops2, Bytes: bytes2}}},
 		}}
 	}
 	gi := resource.MustParse("1Gi")
@@ -143,8 +144,8 @@ func TestRecreateDeletedCluster(t *testing.T) {
 	f.edit("demo", func(s *cleavev1.CleaveStore) { s.Spec.Clusters = 3 })
 	f.sync("demo")
 	quarter := half / 2
-	done := healthy(2, map[string]wire.Range{"c1": {Start: 0, End: quarter}, "c2": upper, "c3": {Start: quarter, End: half}})
-	done.Splits = []wire.SplitStatus{{ID: 1, Cluster: "c1", NewCluster: "c3", Phase: wire.SplitCleaned}}
+	done := healthy(2, map[string]client.Range{"c1": {Start: 0, End: quarter}, "c2": upper, "c3": {Start: quarter, End: half}})
+	done.Splits = []client.SplitStatus{{ID: 1, Cluster: "c1", NewCluster: "c3", Phase: client.SplitCleaned}}
 	f.admin.set(done)
 	f.sync("demo")
 	for _, name := range []string{"demo-c3", "demo-c2"} {
@@ -157,7 +158,7 @@ func TestRecreateDeletedCluster(t *testing.T) {
 	if c3 := f.statefulSet("demo-c3"); c3.Annotations[AnnotationSplitFrom] != "c1" {
 		t.Fatalf("c3 recreated with annotations %v", c3.Annotations)
 	}
-	if c2 := f.statefulSet("demo-c2"); c2.Annotations[AnnotationRange] != wire.FormatRange(upper) {
+	if c2 := f.statefulSet("demo-c2"); c2.Annotations[AnnotationRange] != wire.FormatRange(wire.Range(upper)) {
 		t.Fatalf("c2 recreated with annotations %v", c2.Annotations)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/cleavefs/cleave/client"
 	cleavev1 "github.com/cleavefs/cleave/operator/apis/cleave/v1alpha1"
 	"github.com/cleavefs/cleave/wire"
 )
@@ -18,7 +19,7 @@ import (
 type observation struct {
 	routersReady int32            // the routers' StatefulSet's ready pods
 	ready        map[string]int32 // each cluster's StatefulSet's ready pods, by id
-	status       *wire.Status     // the routers' status answer; nil if not reached
+	status       *client.Status   // the routers' status answer; nil if not reached
 	statusErr    error            // why not
 	choice       splitChoice      // what scaling decided
 }
@@ -39,7 +40,7 @@ func newStatus(sh *shape, old cleavev1.CleaveStoreStatus, ob observation) cleave
 		out.RoutingVersion = int64(min(st.Version, math.MaxInt64))
 		for _, c := range st.Clusters {
 			inTable[c.ID] = true
-			cs := cleavev1.ClusterStatus{ID: c.ID, Range: wire.FormatRange(c.Range), Leader: c.Leader, ReadyReplicas: ob.ready[c.ID]}
+			cs := cleavev1.ClusterStatus{ID: c.ID, Range: wire.FormatRange(wire.Range(c.Range)), Leader: c.Leader, ReadyReplicas: ob.ready[c.ID]}
 			for _, n := range c.Nodes {
 				cs.Bytes = max(cs.Bytes, int64(min(n.Bytes, math.MaxInt64)))
 				if n.Role == "down" || n.Error != "" {
@@ -155,7 +156,7 @@ type opsSample struct {
 // overThreshold returns the cluster most over an auto-split threshold
 // (bytes first, then ops/s since its sample in prev), or "". It records
 // this status's counters in prev.
-func overThreshold(a *cleavev1.AutoSplitSpec, st *wire.Status, prev map[string]opsSample, now time.Time) string {
+func overThreshold(a *cleavev1.AutoSplitSpec, st *client.Status, prev map[string]opsSample, now time.Time) string {
 	if a == nil {
 		return ""
 	}
