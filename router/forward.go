@@ -79,6 +79,22 @@ type attempt struct {
 	resp *wire.Response // nil on a transport failure
 	err  error
 	sent bool // the request may have reached the node (outcome unknown on err)
+	// inFlight: the try ran out of time with the call still pending on a
+	// live connection to a node gossip does not call dead; trying the node
+	// again waits for that call instead of sending the request again.
+	inFlight bool
+}
+
+// calls are one forwarded request's calls still awaiting their answers,
+// by node address: the node is slow, not gone, and sending it the request
+// again would only add work.
+type calls map[string]*rpc.Pending
+
+// abandon gives up every call still pending.
+func (cs calls) abandon() {
+	for _, p := range cs {
+		p.Abandon()
+	}
 }
 
 // forward sends req to the cluster chosen by rt and retries until a node
@@ -101,7 +117,9 @@ func (r *Router) forward(ctx context.Context, req *wire.Request, rt route) *wire
 		cluster string
 		tried   = map[string]bool{} // addresses tried this round
 		hint    string              // a hinted leader to try before the rest
+		pending = calls{}
 	)
+	defer pending.abandon()
 	for {
 		t := r.table.Current()
 		c, resp := r.routeTo(t, req, rt)
@@ -117,8 +135,8 @@ func (r *Router) forward(ctx context.Context, req *wire.Request, rt route) *wire
 		a := answer{roundDone: addr == "", addr: addr, version: t.Version}
 		if addr != "" {
 			tried[addr] = true
-			at := r.try(ctx, nodeAddr(c, addr, req.Op), req, t.Version)
-			a.resp, a.err, a.sent, a.expired = at.resp, at.err, at.sent, ctx.Err() != nil
+			at := r.try(ctx, nodeAddr(c, addr, req.Op), req, t.Version, pending)
+			a.resp, a.err, a.sent, a.inFlight, a.expired = at.resp, at.err, at.sent, at.inFlight, ctx.Err() != nil
 			if a.resp != nil {
 				a.hintTried = tried[a.resp.Leader]
 			}
@@ -240,25 +258,57 @@ func notRetried(req *wire.Request, cluster, addr string, err error) *wire.Respon
 		cluster, req.Op, req.Path, addr, err)
 }
 
-// try sends one copy of req to addr, bounded by AttemptTimeout and ctx. The
-// copy carries the routing-table version and, in TimeoutMs, the time left.
-func (r *Router) try(ctx context.Context, addr string, req *wire.Request, version uint64) attempt {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.AttemptTimeout)
+// try sends one copy of req to addr, or waits again for the copy already
+// pending there (pending holds the request's calls by address), for at
+// most AttemptTimeout within ctx. The copy carries the routing-table
+// version and, in TimeoutMs, the time left of ctx: a node is given the
+// caller's whole deadline, not one attempt's, so a slow node finishes the
+// one copy it has.
+func (r *Router) try(ctx context.Context, addr string, req *wire.Request, version uint64, pending calls) attempt {
+	actx, cancel := context.WithTimeout(ctx, r.cfg.AttemptTimeout)
 	defer cancel()
-	conn, err := r.poolFor(req.Op).Get(ctx, addr)
-	if err != nil {
-		return attempt{err: err}
+	p := pending[addr]
+	if p != nil && !p.Alive() {
+		p.Abandon()
+		delete(pending, addr)
+		p = nil
 	}
-	out := *req // Data is shared, read-only
-	out.ID = 0
-	out.TimeoutMs = 0 // Call fills it from ctx's deadline
-	out.Table = version
-	out.Hello = nil
-	resp, err := conn.Call(ctx, &out)
-	if err != nil {
-		return attempt{err: err, sent: true}
+	if p == nil {
+		conn, err := r.poolFor(req.Op).Get(actx, addr)
+		if err != nil {
+			return attempt{err: err}
+		}
+		out := *req // Data is shared, read-only
+		out.ID = 0
+		out.TimeoutMs = remainingMs(ctx)
+		out.Table = version
+		out.Hello = nil
+		if p, err = conn.Start(actx, &out); err != nil {
+			return attempt{err: err, sent: true}
+		}
+		pending[addr] = p
 	}
-	return attempt{resp: resp}
+	resp, err := p.Wait(actx)
+	if err == nil {
+		delete(pending, addr)
+		return attempt{resp: resp}
+	}
+	if ctx.Err() == nil && p.Alive() && r.live.of(addr) != "dead" {
+		return attempt{err: err, sent: true, inFlight: true}
+	}
+	p.Abandon()
+	delete(pending, addr)
+	return attempt{err: err, sent: true}
+}
+
+// remainingMs is ctx's time left in milliseconds (at least 1), or 0
+// (the server's default) without a deadline.
+func remainingMs(ctx context.Context) uint32 {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return 0
+	}
+	return uint32(min(max(time.Until(dl).Milliseconds(), 1), 1<<31))
 }
 
 // wait sleeps for d; false if ctx ended or the router closed first.

@@ -349,3 +349,37 @@ func TestForwardNoBlindRetryOfUnknownOutcome(t *testing.T) {
 		})
 	}
 }
+
+// A leader slower than AttemptTimeout (a slow disk) is waited for, not sent
+// the request again: each copy would be applied work, and a slow leader
+// sent copies of every slow write only gets slower. The one copy it gets
+// carries the caller's whole deadline, not the attempt's. A request that
+// is not retried after an unknown outcome is waited for the same way.
+func TestForwardWaitsForSlowLeader(t *testing.T) {
+	for _, req := range []wire.Request{
+		{Op: wire.OpChunk, Path: "/a/b", Data: []byte("chunk")},
+		{Op: wire.OpAppend, Path: "/a/b", Data: []byte("x")}, // no session: never sent twice
+	} {
+		t.Run(req.Op.String(), func(t *testing.T) {
+			nodes := startStandins(t, "c1", 3, 0)
+			nodes[0].slowBy(900 * time.Millisecond)
+			_, c := startRouter(t, []wire.ClusterInfo{{ID: "c1", Members: members(addrs(nodes)...)}}, func(cfg *Config) {
+				cfg.AttemptTimeout = 200 * time.Millisecond
+			})
+			req.TimeoutMs = 4000
+			if resp := call(t, c, &req); resp.Code == wire.Timeout || resp.Code == wire.Unavailable {
+				t.Fatalf("%v through a slow leader: %v, want its answer", req.Op, resp.Err())
+			}
+			rs := nodes[0].requests()
+			if len(rs) != 1 {
+				t.Fatalf("the slow leader got %d copies of the %v, want 1", len(rs), req.Op)
+			}
+			if rs[0].TimeoutMs <= 1000 {
+				t.Errorf("the leader was given %d ms, want the caller's deadline, not the attempt's 200 ms", rs[0].TimeoutMs)
+			}
+			if n := nodes[1].calls.Load() + nodes[2].calls.Load(); n != 0 {
+				t.Errorf("the followers got %d requests while the leader worked, want 0", n)
+			}
+		})
+	}
+}

@@ -75,6 +75,7 @@ type answer struct {
 	resp      *wire.Response // nil on a transport failure
 	err       error          // the transport failure
 	sent      bool           // on err: the request may have reached the node
+	inFlight  bool           // on err: the call is still pending on a live connection (attempt.inFlight)
 	expired   bool           // the deadline (less the margin) had passed when the try ended
 	hintTried bool           // resp.Leader was already tried this round
 }
@@ -93,6 +94,10 @@ type decision struct {
 //
 //   - every member tried this round: back off (minBackoff doubling to
 //     maxBackoff) and start a new round.
+//   - a try that ran out of time with its call still pending on a live
+//     connection to a node gossip does not call dead, before the deadline:
+//     try the same node again, which waits for that call (a slow node is
+//     not sent a second copy of the request).
 //   - a transport failure after the request was sent, for a request that
 //     is not retriable: not retried (its outcome is unknown).
 //   - a transport failure once the deadline has passed: give up (the last
@@ -157,6 +162,12 @@ func (s *retryState) next(a answer) decision {
 // failed is next for a transport failure.
 func (s *retryState) failed(a answer) decision {
 	s.unknown = s.unknown || a.sent
+	if a.inFlight && !a.expired {
+		// A slow node, not a gone one: wait for the call it is working on
+		// (no second copy is sent, so this holds for every request).
+		s.lastErr = fmt.Sprintf("%s: no answer yet after %v", a.addr, s.attemptTimeout)
+		return decision{act: actTry, hint: a.addr}
+	}
 	if a.sent && !s.retriable {
 		return decision{act: actNotRetried}
 	}

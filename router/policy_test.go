@@ -55,6 +55,14 @@ func TestRetryPolicy(t *testing.T) {
 					t.Errorf("backoff %v, want %v", st.backoff, maxBackoff)
 				}
 			}},
+		{"slow node, call still pending: wait for it, even unretriable", write, answer{addr: a1, err: context.DeadlineExceeded, sent: true, inFlight: true},
+			decision{act: actTry, hint: a1}, func(t *testing.T, st retryState) {
+				if !st.unknown || !strings.Contains(st.lastErr, "no answer yet") {
+					t.Errorf("unknown %v lastErr %q, want an unknown outcome and the wait named", st.unknown, st.lastErr)
+				}
+			}},
+		{"slow node past the deadline: give up", retry, answer{addr: a1, err: context.DeadlineExceeded, sent: true, inFlight: true, expired: true},
+			decision{act: actGiveUp}, nil},
 		{"dial failed: next member", write, answer{addr: a1, err: io.ErrUnexpectedEOF},
 			decision{act: actTry, forget: true}, func(t *testing.T, st retryState) {
 				if st.unknown || !strings.Contains(st.lastErr, a1) || st.tries != 1 {

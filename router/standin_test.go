@@ -45,6 +45,7 @@ type standin struct {
 	role   string // "leader", "follower" or "silent" (never answers)
 	leader string // leader address a follower reports ("" = unknown)
 	code   wire.Code
+	delay  time.Duration // before answering a mutation: a slow disk
 	reqs   []wire.Request
 
 	calls atomic.Int64
@@ -69,9 +70,16 @@ func (n *standin) requests() []wire.Request {
 	return append([]wire.Request(nil), n.reqs...)
 }
 
+// slowBy makes the node take d before it answers a mutation.
+func (n *standin) slowBy(d time.Duration) {
+	n.mu.Lock()
+	n.delay = d
+	n.mu.Unlock()
+}
+
 func (n *standin) Handle(ctx context.Context, req *wire.Request) *wire.Response {
 	n.mu.Lock()
-	role, leader, code := n.role, n.leader, n.code
+	role, leader, code, delay := n.role, n.leader, n.code, n.delay
 	if req.Op != wire.OpStatus {
 		n.reqs = append(n.reqs, *req)
 		n.calls.Add(1)
@@ -96,6 +104,12 @@ func (n *standin) Handle(ctx context.Context, req *wire.Request) *wire.Response 
 		return resp
 	case req.Op.Mutating() && role != "leader":
 		return &wire.Response{Code: wire.NotLeader, Message: "not the leader", Leader: leader}
+	case req.Op.Mutating() && delay > 0:
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return wire.Errorf(0, wire.Timeout, "deadline passed")
+		}
 	}
 	s := n.store
 	s.mu.Lock()

@@ -247,6 +247,30 @@ func (c *Conn) die(err error) {
 // returned as a response, not an error; errors are for transport failures
 // (wrapping ErrConnClosed) and ctx ending.
 func (c *Conn) Call(ctx context.Context, req *wire.Request) (*wire.Response, error) {
+	p, err := c.Start(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := p.Wait(ctx)
+	if err != nil {
+		p.Abandon()
+	}
+	return resp, err
+}
+
+// Pending is a call sent on a Conn whose answer has not been taken yet:
+// Wait takes it, Abandon gives it up. A Pending is used by one goroutine.
+type Pending struct {
+	c  *Conn
+	id uint64
+	ch chan *wire.Response
+}
+
+// Start sends req as Call does and returns without waiting for the answer.
+// ctx bounds the queueing of the request and, if TimeoutMs is unset, sets
+// it. The call stays pending, keeping its connection from being dropped as
+// idle, until Wait returns its answer or Abandon is called.
+func (c *Conn) Start(ctx context.Context, req *wire.Request) (*Pending, error) {
 	req.ID = c.nextID.Add(1)
 	c.lastUsed.Store(time.Now().UnixNano())
 	if dl, ok := ctx.Deadline(); ok && req.TimeoutMs == 0 {
@@ -267,23 +291,36 @@ func (c *Conn) Call(ctx context.Context, req *wire.Request) (*wire.Response, err
 	c.mu.Unlock()
 	select {
 	case c.out <- outFrame{req: req}:
+		return &Pending{c: c, id: req.ID, ch: ch}, nil
 	case <-ctx.Done():
 		c.forget(req.ID)
 		return nil, ctx.Err()
 	case <-c.done:
 		return nil, c.Err()
 	}
+}
+
+// Wait waits for the call's answer until ctx ends. If ctx ends first the
+// call stays pending: Wait may be called again, or Abandon. Once the
+// connection has died every Wait returns its error.
+func (p *Pending) Wait(ctx context.Context) (*wire.Response, error) {
 	select {
-	case resp, ok := <-ch:
+	case resp, ok := <-p.ch:
 		if !ok {
-			return nil, c.Err()
+			return nil, p.c.Err()
 		}
 		return resp, nil
 	case <-ctx.Done():
-		c.forget(req.ID)
 		return nil, ctx.Err()
 	}
 }
+
+// Abandon gives the call up: an answer that comes later is dropped.
+func (p *Pending) Abandon() { p.c.forget(p.id) }
+
+// Alive reports whether the call's connection is still up, so that its
+// answer may still come.
+func (p *Pending) Alive() bool { return p.c.Err() == nil }
 
 // Send queues a one-way request without waiting. It returns false (and
 // drops req) if the connection is dead or its queue is full.
