@@ -65,23 +65,76 @@ func (c *Client) ReplaceNode(ctx context.Context, cluster string, dead, id uint6
 	return c.RemoveMember(ctx, cluster, dead)
 }
 
-// member sends one membership op, retrying the answers that mean "not
-// yet" until ctx ends.
+// member sends one membership op of a cluster, retrying the answers that
+// mean "not yet" until ctx ends.
 func (c *Client) member(ctx context.Context, op wire.Op, cluster string, m wire.Member) (*NodeStatus, error) {
 	name := op.String()
 	if cluster == "" || m.ID == 0 {
 		return nil, &Error{Code: CodeInvalid, Op: name, Message: name + " needs a cluster and a nonzero node id"}
 	}
+	resp, err := c.retryMember(ctx, name, &wire.Request{Op: op, Path: "/", Cluster: cluster, Member: &m})
+	if err != nil {
+		return nil, err
+	}
+	if resp.Node == nil {
+		return nil, &Error{Code: CodeInternal, Op: name, Message: name + ": the answer carries no node status"}
+	}
+	return nodeFromWire(resp.Node), nil
+}
+
+// Membership of the routers' own Raft group, which keeps the routing
+// table. Like a cluster's, each call is idempotent and retried while the
+// answer is UNAVAILABLE or TIMEOUT; each returns the group's routers after
+// the change (raft id and addresses).
+
+// AddRouter adds router id (its --raft-id) to the routers' group as a
+// learner: addr is its client address, peer its peer address. The router
+// must already run with an empty --data and --join, its --peers listing
+// itself and the current routers; the table reaches it from the group's
+// leader.
+func (c *Client) AddRouter(ctx context.Context, id uint64, addr, peer string) ([]RouterStatus, error) {
+	return c.routerMember(ctx, wire.OpAddLearner, wire.Member{ID: id, Addr: addr, PeerAddr: peer})
+}
+
+// PromoteRouter makes learner router id a voter of the routers' group once
+// it has caught up, waiting for that until ctx ends.
+func (c *Client) PromoteRouter(ctx context.Context, id uint64) ([]RouterStatus, error) {
+	return c.routerMember(ctx, wire.OpPromote, wire.Member{ID: id})
+}
+
+// RemoveRouter removes router id, voter or learner, from the routers'
+// group. Removing the last voter is refused.
+func (c *Client) RemoveRouter(ctx context.Context, id uint64) ([]RouterStatus, error) {
+	return c.routerMember(ctx, wire.OpRemoveMember, wire.Member{ID: id})
+}
+
+func (c *Client) routerMember(ctx context.Context, op wire.Op, m wire.Member) ([]RouterStatus, error) {
+	name := op.String()
+	if m.ID == 0 {
+		return nil, &Error{Code: CodeInvalid, Op: name, Message: name + " of a router needs its nonzero raft id"}
+	}
+	resp, err := c.retryMember(ctx, name, &wire.Request{Op: op, Path: "/", Flags: wire.FlagMetaGroup, Member: &m})
+	if err != nil {
+		return nil, err
+	}
+	if resp.Status == nil {
+		return nil, &Error{Code: CodeInternal, Op: name, Message: name + ": the answer lists no routers"}
+	}
+	return statusFromWire(resp.Status).Routers, nil
+}
+
+// retryMember sends a membership request, retrying the answers that mean
+// "not yet" (UNAVAILABLE, TIMEOUT: no leader, a change in progress, a
+// learner still catching up) until ctx ends.
+func (c *Client) retryMember(ctx context.Context, name string, req *wire.Request) (*wire.Response, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	backoff := 50 * time.Millisecond
 	for {
-		resp, err := c.call(ctx, name, &wire.Request{Op: op, Path: "/", Cluster: cluster, Member: &m})
+		r := *req
+		resp, err := c.call(ctx, name, &r)
 		if err == nil {
-			if resp.Node == nil {
-				return nil, &Error{Code: CodeInternal, Op: name, Message: name + ": the answer carries no node status"}
-			}
-			return nodeFromWire(resp.Node), nil
+			return resp, nil
 		}
 		var ce *Error
 		if !errors.As(err, &ce) || (ce.Code != CodeUnavailable && ce.Code != CodeTimeout) || ctx.Err() != nil {

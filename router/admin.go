@@ -184,7 +184,8 @@ func mergeAddrs(want, old []wire.Member) []wire.Member {
 // started with --join is added as a learner at its client and peer
 // addresses, promoted once it has caught up, and a router removed. Like
 // the clusters' membership ops each is idempotent. The answer lists the
-// meta group's members as routers in Status.Routers.
+// meta group's routers in Status.Routers as status does (each asked for
+// its own line; one that does not answer has Error set).
 func (r *Router) handleMetaMember(ctx context.Context, req *wire.Request) *wire.Response {
 	if r.meta == nil {
 		return wire.Errorf(req.ID, wire.Invalid, "this router has no meta group (it uses a table file): there is no group of routers to change")
@@ -213,10 +214,5 @@ func (r *Router) handleMetaMember(ctx context.Context, req *wire.Request) *wire.
 		return wire.Errorf(req.ID, replica.ErrorCode(err), "%s of router %d in the meta group: %v", req.Op, m.ID, err)
 	}
 	r.log.Info("meta group membership changed", "op", req.Op.String(), "router", m.ID, "addr", m.Addr, "peer_addr", m.PeerAddr)
-	var members []wire.RouterStatus
-	for _, mm := range rep.Members() {
-		addr, peer := wire.SplitAddrs(mm.Addr)
-		members = append(members, wire.RouterStatus{RaftID: mm.ID, Addr: addr, PeerAddr: peer})
-	}
-	return &wire.Response{Status: &wire.Status{Router: r.cfg.ID, Version: r.table.Current().Version, Routers: members}}
+	return &wire.Response{Status: &wire.Status{Router: r.cfg.ID, Version: r.table.Current().Version, Routers: r.routers(ctx)}}
 }

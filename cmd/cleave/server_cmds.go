@@ -33,7 +33,9 @@ import (
 func addServerCommands(root *cobra.Command) {
 	node := newNodeCmd(runNode)
 	addNodeAdminCommands(node) // node_cmds.go: add, promote, remove, replace
-	root.AddCommand(node, newRouterCmd(runRouter), newUpCmd(up.Run), newOperatorCmd(operator.Run))
+	rt := newRouterCmd(runRouter)
+	addRouterAdminCommands(rt) // router_admin_cmds.go: add, promote, remove
+	root.AddCommand(node, rt, newUpCmd(up.Run), newOperatorCmd(operator.Run))
 }
 
 // nodeOpts are the flags of `cleave node`.
