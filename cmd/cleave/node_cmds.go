@@ -43,7 +43,13 @@ func (m *memberFlags) register(cmd *cobra.Command, addr, dead bool) {
 }
 
 func (m *memberFlags) check(cmd *cobra.Command, names ...string) error {
-	for _, n := range append([]string{"cluster", "id"}, names...) {
+	return requireUsage(cmd, append([]string{"cluster", "id"}, names...)...)
+}
+
+// requireUsage is the usage error of an admin verb run without one of
+// names (the first missing one), or nil.
+func requireUsage(cmd *cobra.Command, names ...string) error {
+	for _, n := range names {
 		if !cmd.Flags().Changed(n) {
 			return usagef("--%s is required", n)
 		}

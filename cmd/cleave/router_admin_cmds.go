@@ -30,10 +30,8 @@ type routerMemberFlags struct {
 // flags named in need, run op, print the group's routers.
 func routerMemberRun(m *routerMemberFlags, need []string, op func(ctx context.Context, c *client.Client) ([]client.RouterStatus, error)) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, _ []string) error {
-		for _, n := range append([]string{"raft-id"}, need...) {
-			if !cmd.Flags().Changed(n) {
-				return usagef("--%s is required", n)
-			}
+		if err := requireUsage(cmd, append([]string{"raft-id"}, need...)...); err != nil {
+			return err
 		}
 		return withClient(cmd, func(ctx context.Context, c *client.Client, g globals) error {
 			rs, err := op(ctx, c)
