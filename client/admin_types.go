@@ -68,6 +68,14 @@ type NodeStatus struct {
 	Files uint64 `json:"files"`
 	Bytes uint64 `json:"bytes"`
 	Ops   uint64 `json:"ops"`
+	// The chunks the node stores, with the same age as Files: Chunks and
+	// ChunkBytes count every stored chunk; PendingChunks and PendingBytes
+	// the part of them no file references any more, kept until the chunk
+	// TTL passes (an upload racing with the delete may still commit them).
+	Chunks        uint64 `json:"chunks"`
+	ChunkBytes    uint64 `json:"chunk_bytes"`
+	PendingChunks uint64 `json:"pending_chunks"`
+	PendingBytes  uint64 `json:"pending_bytes"`
 	// Roots are the busiest and biggest root directories of the node's
 	// range (at most 5), so a user can see why halving a range would
 	// not help: all of one root lives in one cluster.

@@ -41,6 +41,8 @@ func nodeFromWire(w *wire.NodeStatus) *NodeStatus {
 		ScrubCorrupt: w.ScrubCorrupt, ScrubPasses: w.ScrubPasses,
 
 		Files: w.Files, Bytes: w.Bytes, Ops: w.Ops,
+		Chunks: w.Chunks, ChunkBytes: w.ChunkBytes,
+		PendingChunks: w.PendingChunks, PendingBytes: w.PendingBytes,
 
 		ChunksRepaired: w.ChunksRepaired, RepairFailed: w.RepairFailed,
 		ForeignFrames: w.ForeignFrames, BadCommitFrames: w.BadCommitFrames,

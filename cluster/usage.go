@@ -87,6 +87,7 @@ type usageCache struct {
 	files   uint64
 	bytes   uint64
 	roots   map[string]*wire.RootUsage // files and bytes per root, from the last scan
+	chunks  fsm.ChunkUsage             // stored chunks, from the last scan
 	served  atomic.Uint64              // client requests handled (not STATUS, not raft)
 	perRoot rootOps                    // the same, per root directory
 }
@@ -98,11 +99,11 @@ func (u *usageCache) report(f *fsm.FSM, ns *wire.NodeStatus) {
 	defer u.mu.Unlock()
 	if u.at.IsZero() && !u.closed {
 		u.at = time.Now()
-		if files, bytes, roots, err := f.Usage(); err == nil {
-			u.files, u.bytes, u.roots = files, bytes, roots
-		}
+		u.store(scanUsage(f))
 	}
 	ns.Files, ns.Bytes, ns.Ops = u.files, u.bytes, u.served.Load()
+	ns.Chunks, ns.ChunkBytes = u.chunks.Chunks, u.chunks.Bytes
+	ns.PendingChunks, ns.PendingBytes = u.chunks.PendingChunks, u.chunks.PendingBytes
 	ns.Roots = u.perRoot.top(u.roots)
 	if u.running || u.closed || time.Since(u.at) < usageRefresh {
 		return
@@ -111,14 +112,39 @@ func (u *usageCache) report(f *fsm.FSM, ns *wire.NodeStatus) {
 	u.wg.Add(1)
 	go func() {
 		defer u.wg.Done()
-		files, bytes, roots, err := f.Usage()
+		sc := scanUsage(f)
 		u.mu.Lock()
 		defer u.mu.Unlock()
 		u.running, u.at = false, time.Now()
-		if err == nil {
-			u.files, u.bytes, u.roots = files, bytes, roots
-		}
+		u.store(sc)
 	}()
+}
+
+// usageScan is one scan of a node's state for its status.
+type usageScan struct {
+	files, bytes uint64
+	roots        map[string]*wire.RootUsage
+	chunks       fsm.ChunkUsage
+	err          error
+}
+
+// scanUsage reads the files and the chunks of f. The two reads are not of
+// one snapshot: a write between them shows in one and not the other.
+func scanUsage(f *fsm.FSM) usageScan {
+	var sc usageScan
+	sc.files, sc.bytes, sc.roots, sc.err = f.Usage()
+	if sc.err == nil {
+		sc.chunks, sc.err = f.ChunkUsage()
+	}
+	return sc
+}
+
+// store keeps a scan's figures; a failed scan keeps the previous ones.
+// The caller holds u.mu.
+func (u *usageCache) store(sc usageScan) {
+	if sc.err == nil {
+		u.files, u.bytes, u.roots, u.chunks = sc.files, sc.bytes, sc.roots, sc.chunks
+	}
 }
 
 // close stops new scans and waits for the one running: the node closes

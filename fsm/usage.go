@@ -3,9 +3,11 @@ package fsm
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/cleavefs/cleave/internal/fspath"
 	"github.com/cleavefs/cleave/wire"
@@ -50,6 +52,37 @@ func (f *FSM) Usage() (files, bytes uint64, roots map[string]*wire.RootUsage, er
 		}
 	}
 	return files, bytes, roots, errors.Join(it.Error(), it.Close())
+}
+
+// ChunkUsage is what a node stores of chunks: all of them, and the part
+// no file references (pending until the chunk TTL passes).
+type ChunkUsage struct {
+	Chunks, Bytes               uint64
+	PendingChunks, PendingBytes uint64
+}
+
+// ChunkUsage counts the stored chunks and their bytes from their metadata
+// records (the chunks' bytes are not read), in all and those without a
+// reference. O(chunks).
+func (f *FSM) ChunkUsage() (ChunkUsage, error) {
+	var u ChunkUsage
+	it, err := f.db.NewIter(&pebble.IterOptions{LowerBound: []byte(metaPrefix), UpperBound: upperBound([]byte(metaPrefix))})
+	if err != nil {
+		return u, err
+	}
+	for valid := it.First(); valid; valid = it.Next() {
+		var m chunkMeta
+		if err := msgpack.Unmarshal(it.Value(), &m); err != nil {
+			return u, errors.Join(fmt.Errorf("corrupt metadata of chunk %x: %w", it.Key()[len(metaPrefix):], err), it.Close())
+		}
+		u.Chunks++
+		u.Bytes += uint64(max(m.Size, 0))
+		if m.Refs == 0 {
+			u.PendingChunks++
+			u.PendingBytes += uint64(max(m.Size, 0))
+		}
+	}
+	return u, errors.Join(it.Error(), it.Close())
 }
 
 // entryRoot returns the root directory of an entry key (entryPrefix, the

@@ -453,6 +453,14 @@ type NodeStatus struct {
 	Files uint64 `msgpack:"files,omitempty" json:"files"`
 	Bytes uint64 `msgpack:"bytes,omitempty" json:"bytes"`
 	Ops   uint64 `msgpack:"ops,omitempty" json:"ops"`
+	// The chunks the node stores, with the same age as Files: Chunks and
+	// ChunkBytes count every stored chunk; PendingChunks and PendingBytes
+	// the part of them no file references any more, kept until the chunk
+	// TTL passes (an upload racing with the delete may still commit them).
+	Chunks        uint64 `msgpack:"chunks,omitempty" json:"chunks"`
+	ChunkBytes    uint64 `msgpack:"chunk_bytes,omitempty" json:"chunk_bytes"`
+	PendingChunks uint64 `msgpack:"pending_chunks,omitempty" json:"pending_chunks"`
+	PendingBytes  uint64 `msgpack:"pending_bytes,omitempty" json:"pending_bytes"`
 	// Roots are the busiest and biggest root directories of the node's
 	// range (at most TopRoots), so a user can see why halving a range would
 	// not help: all of one root lives in one cluster.

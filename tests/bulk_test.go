@@ -1,5 +1,3 @@
-//go:build long
-
 package tests
 
 import (
@@ -14,7 +12,7 @@ import (
 	"github.com/cleavefs/cleave/client"
 )
 
-// bulkFiles is a set of random 1 MiB files written by writeBulk.
+// bulkFiles is a set of random files written by writeBulk.
 type bulkFiles struct {
 	path func(i int) string
 	sums [][32]byte
