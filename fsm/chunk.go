@@ -11,7 +11,10 @@ package fsm
 // drops to zero is deleted at once, unless a CHUNK request touched it within
 // the chunk TTL, in which case it stays "pending" (indexed under "s/p/")
 // until the TTL passes, so that an upload racing with a delete of the last
-// file using the same bytes can still commit. Every chunk read is verified
+// file using the same bytes can still commit. A split's cleanup deletes at
+// once the chunks it unreferences that only uploads for paths outside the
+// cluster's range touched (chunkMeta's hull): none of their COMMITs can
+// reach this cluster. Every chunk read is verified
 // against its name; a mismatch is INTERNAL and never returned as data. A
 // node that finds a chunk corrupt or missing (a read or the scrubber)
 // rewrites it from another member's verified copy (FSM.RepairChunk).
@@ -42,6 +45,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/wire"
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -100,6 +104,34 @@ type chunkMeta struct {
 	Refs    int64 `msgpack:"r,omitempty"` // block references from files
 	Touched int64 `msgpack:"t,omitempty"` // entry time of the last CHUNK request that stored it
 	Size    int64 `msgpack:"s"`
+	// [Lo, Hi] holds the ring points of the paths of the CHUNK requests
+	// that touched it within the TTL of Touched, when Hull is set; unset
+	// (a record written before the hull was kept) means any path may
+	// still commit it. A split's cleanup deletes at once a chunk it leaves
+	// unreferenced whose hull lies outside the cluster's range: no COMMIT
+	// this cluster accepts can be waiting for it.
+	Lo   uint64 `msgpack:"l,omitempty"`
+	Hi   uint64 `msgpack:"h,omitempty"`
+	Hull bool   `msgpack:"u,omitempty"`
+}
+
+// touch records a CHUNK request for path at time now (entry time) with
+// the chunk TTL ttl: the time and the path's ring point in the hull.
+func (m *chunkMeta) touch(path string, now, ttl int64) {
+	pt := ring.PathPoint(path)
+	switch live := m.Touched != 0 && now < m.Touched+ttl; {
+	case !live:
+		m.Lo, m.Hi, m.Hull = pt, pt, true
+	case m.Hull:
+		m.Lo, m.Hi = min(m.Lo, pt), max(m.Hi, pt)
+	}
+	m.Touched = now
+}
+
+// awaitedOutside reports whether only uploads for paths outside r can be
+// waiting for the chunk: its hull is known and lies outside r.
+func (m *chunkMeta) awaitedOutside(r wire.Range) bool {
+	return m.Hull && (m.Hi < r.Start || (r.End != 0 && m.Lo >= r.End))
 }
 
 func getMeta(rd reader, h ChunkID) (*chunkMeta, error) {
@@ -201,7 +233,7 @@ func (t *tx) flush() error {
 				return storageErr("write chunk "+h.String(), err)
 			}
 		case old > 0 && m.Refs == 0:
-			if m.Touched != 0 && t.c.expiryTime() < m.Touched+ttl {
+			if m.Touched != 0 && t.c.expiryTime() < m.Touched+ttl && !(t.outside != nil && m.awaitedOutside(*t.outside)) {
 				t.f.noteWrite(pendingLow, m.Touched)
 				if err := t.b.Set(pendingKey(m.Touched, h), nil, nil); err != nil {
 					return storageErr("write chunk "+h.String(), err)
@@ -321,7 +353,7 @@ func applyChunk(t *tx) (*Result, error) {
 			return nil, storageErr("write chunk "+h.String(), err)
 		}
 	}
-	m.Touched = c.expiryTime()
+	m.touch(c.Path, c.expiryTime(), orDefault(c.ChunkTTL, DefaultChunkTTL))
 	if m.Refs == 0 {
 		t.f.noteWrite(pendingLow, m.Touched)
 		if err := t.b.Set(pendingKey(m.Touched, h), nil, nil); err != nil {

@@ -15,7 +15,7 @@ package fsm
 //	s/d/ P(root) path \x00 be64(i)    → H: block i of file path is chunk H (absent: a hole, zeros)
 //	s/n/ root                        → "" : index of the roots held, in name order
 //	s/c/ H                           → the chunk's bytes (chunk.go)
-//	s/k/ H                           → msgpack chunkMeta{refs,touched,size}
+//	s/k/ H                           → msgpack chunkMeta{refs,touched,size,hull}
 //	s/p/ be64(time) H                → "" : unreferenced chunk, collectable after time+ChunkTTL
 //	s/s/ be64(session)               → msgpack sessionMeta{low,count,last use,high} (session.go)
 //	s/s/ be64(session) be64(seq)     → msgpack Result of that request
@@ -450,6 +450,10 @@ type tx struct {
 	fresh map[ChunkID][]byte // contents of chunks this command may create
 	zeros map[int64]ChunkID  // SHA-256 of n zero bytes, by n
 	cost  int64              // block records and checksum terms touched (Result.cost)
+	// outside is set by a split's cleanup to the owned range: chunks it
+	// unreferences that only uploads outside it may wait for are deleted
+	// at once instead of left pending.
+	outside *wire.Range
 }
 
 // missingParents checks the ancestors of p (not "/") and returns the

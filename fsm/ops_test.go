@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/wire"
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -478,5 +479,65 @@ func TestScrub(t *testing.T) {
 	}
 	if _, _, err := n.fsm.get("/s/3"); codeOf(err) != wire.Internal || !strings.Contains(err.Error(), "failed verification") {
 		t.Fatalf("Get over the corrupt chunk: %v", err)
+	}
+}
+
+// TestSplitCleanupFreesMovedChunks: a split's cleanup deletes at once the
+// chunks it leaves without references when no upload for a path the
+// cluster still owns touched them, and keeps pending (until the TTL) a
+// chunk an upload for an owned path touched, so that upload's COMMIT
+// still finds it.
+func TestSplitCleanupFreesMovedChunks(t *testing.T) {
+	const at, ttl = uint64(1) << 63, int64(1e12)
+	pathIn := func(upper bool) string {
+		for i := 0; ; i++ {
+			if p := fmt.Sprintf("/r%d/f", i); (ring.PathPoint(p) >= at) == upper {
+				return p
+			}
+		}
+	}
+	moved, kept := pathIn(true), pathIn(false)
+	n := newNode(t, wholeRing)
+	cmd := func(c Command) *Result { c.ChunkTTL = ttl; return n.must(c) }
+	a := cmd(Command{Op: wire.OpChunk, Path: moved, Data: []byte("only the moved file")}).Chunk
+	b := cmd(Command{Op: wire.OpChunk, Path: moved, Data: []byte("shared bytes")}).Chunk
+	cmd(Command{Op: wire.OpCommit, Path: moved, Chunks: []string{a, b}, Size: 31, Flags: wire.FlagParents})
+	// An upload for an owned path sends the same bytes and has not committed yet.
+	cmd(Command{Op: wire.OpChunk, Path: kept, Data: []byte("shared bytes")})
+
+	n.setRange(wire.Range{End: at})
+	for res := cmd(Command{Op: wire.OpSplitCleanup, Size: 1}); res.Message == "more"; res = cmd(Command{Op: wire.OpSplitCleanup, Size: 1}) {
+	}
+	if c, p := n.countPrefix(chunkPrefix), n.countPrefix(pendingPrefix); c != 1 || p != 1 {
+		t.Fatalf("after the cleanup: %d chunks stored, %d pending; want 1 and 1 (the shared one)", c, p)
+	}
+	cmd(Command{Op: wire.OpCommit, Path: kept, Chunks: []string{b}, Size: 12, Flags: wire.FlagParents})
+	if got := n.content(kept); got != "shared bytes" {
+		t.Fatalf("%s: %q", kept, got)
+	}
+	n.leaks()
+}
+
+// TestAwaitedOutside: a chunk's hull of touching paths is outside a range
+// only when known and disjoint from it (the range may end at 2^64).
+func TestAwaitedOutside(t *testing.T) {
+	const half = uint64(1) << 63
+	for _, tc := range []struct {
+		m    chunkMeta
+		r    wire.Range
+		want bool
+	}{
+		{chunkMeta{Lo: half, Hi: half + 5, Hull: true}, wire.Range{End: half}, true},
+		{chunkMeta{Lo: half - 1, Hi: half + 5, Hull: true}, wire.Range{End: half}, false},
+		{chunkMeta{Lo: half, Hi: half + 5}, wire.Range{End: half}, false}, // hull unknown
+		{chunkMeta{Lo: 3, Hi: half - 1, Hull: true}, wire.Range{Start: half}, true},
+		{chunkMeta{Lo: 3, Hi: half, Hull: true}, wire.Range{Start: half}, false},
+		{chunkMeta{Lo: 3, Hi: 9, Hull: true}, wire.Range{Start: 5, End: 7}, false},
+		{chunkMeta{Lo: 7, Hi: 9, Hull: true}, wire.Range{Start: 5, End: 7}, true},
+		{chunkMeta{Lo: 0, Hi: 0, Hull: true}, wire.Range{}, false},
+	} {
+		if got := tc.m.awaitedOutside(tc.r); got != tc.want {
+			t.Errorf("hull [%d, %d] (known %v) outside %v: %v, want %v", tc.m.Lo, tc.m.Hi, tc.m.Hull, tc.r, got, tc.want)
+		}
 	}
 }

@@ -41,13 +41,25 @@ func encodeChunkMeta(m *chunkMeta) []byte {
 	if m.Refs != 0 {
 		n++
 	}
-	if m.Touched != 0 {
-		n++
+	for _, set := range []bool{m.Touched != 0, m.Lo != 0, m.Hi != 0, m.Hull} {
+		if set {
+			n++
+		}
 	}
-	b := append(make([]byte, 0, 1+3*11), 0x80|byte(n))
+	b := append(make([]byte, 0, 1+5*11+3), 0x80|byte(n))
 	b = appendInt64Field(b, 'r', m.Refs)
 	b = appendInt64Field(b, 't', m.Touched)
-	return appendInt64(append(b, 0xa1, 's'), m.Size)
+	b = appendInt64(append(b, 0xa1, 's'), m.Size)
+	if m.Lo != 0 {
+		b = appendUint64(append(b, 0xa1, 'l'), m.Lo)
+	}
+	if m.Hi != 0 {
+		b = appendUint64(append(b, 0xa1, 'h'), m.Hi)
+	}
+	if m.Hull {
+		b = append(b, 0xa1, 'u', 0xc3)
+	}
+	return b
 }
 
 func encodeSessionMeta(m *sessionMeta) []byte {

@@ -60,7 +60,8 @@ func TestRecordEncodersMatchReflection(t *testing.T) {
 			}
 			return v
 		}
-		c := chunkMeta{Refs: zero(randInt(r)), Touched: zero(randInt(r)), Size: zero(randInt(r))}
+		c := chunkMeta{Refs: zero(randInt(r)), Touched: zero(randInt(r)), Size: zero(randInt(r)),
+			Lo: uint64(zero(randInt(r))), Hi: uint64(zero(randInt(r))), Hull: r.IntN(2) == 0}
 		sameAsReflection(t, "chunk meta", &c, encodeChunkMeta(&c))
 
 		s := sessionMeta{Low: uint64(zero(randInt(r))), Count: int(zero(randInt(r))), Last: zero(randInt(r)),

@@ -233,7 +233,7 @@ func (f *FSM) applySplitCleanup(b *pebble.Batch, index uint64, c *Command) (*Res
 	if !ok {
 		return &Result{Message: "cleaned"}, nil // owns nothing yet: nothing is foreign
 	}
-	t := &tx{f: f, b: b, index: index, c: c}
+	t := &tx{f: f, b: b, index: index, c: c, outside: &cur}
 	dropped, more, err := t.dropOutside(cur, max(1, c.Size))
 	if err != nil {
 		return nil, err
