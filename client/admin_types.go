@@ -1,6 +1,10 @@
 package client
 
-import "github.com/cleavefs/cleave/wire"
+import (
+	"fmt"
+
+	"github.com/cleavefs/cleave/wire"
+)
 
 // The answers of the admin calls (Status, Table, Splits, the membership
 // and user calls), in the SDK's own types. Their JSON forms are the ones
@@ -38,6 +42,30 @@ type ClusterStatus struct {
 	Range  Range        `json:"range"`
 	Leader string       `json:"leader"` // leader's address, "" if none
 	Nodes  []NodeStatus `json:"nodes"`
+	// HotRoot, when set, is a root directory that carried at least half of
+	// the cluster's requests lately: all of a root lives in one cluster, so
+	// a split cannot spread its load, and an automatic split by request
+	// rate leaves the cluster alone.
+	HotRoot *HotRoot `json:"hot_root,omitempty"`
+}
+
+// HotRoot is a root directory that carries most of its cluster's requests.
+type HotRoot struct {
+	Name  string `json:"name"`
+	Ops   uint64 `json:"ops"`   // its requests over Seconds (at least)
+	Total uint64 `json:"total"` // the cluster's requests over Seconds
+	// Seconds is the span the counters were compared over; 0: since the
+	// nodes started (the router had no earlier sample).
+	Seconds float64 `json:"seconds"`
+}
+
+// String says what the hot root did and why a split does not help.
+func (h HotRoot) String() string {
+	span := "since the nodes started"
+	if h.Seconds > 0 {
+		span = fmt.Sprintf("in the last %.0fs", h.Seconds)
+	}
+	return fmt.Sprintf("root %q carried %d of the cluster's %d requests %s; a root lives whole in one cluster, so a split cannot spread its load", h.Name, h.Ops, h.Total, span)
 }
 
 // NodeStatus is what a storage node reports about itself.

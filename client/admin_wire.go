@@ -20,6 +20,10 @@ func statusFromWire(w *wire.Status) *Status {
 	}
 	for i, c := range w.Clusters {
 		s.Clusters[i] = ClusterStatus{ID: c.ID, Range: Range(c.Range), Leader: c.Leader}
+		if c.HotRoot != nil {
+			h := HotRoot(*c.HotRoot)
+			s.Clusters[i].HotRoot = &h
+		}
 		if c.Nodes != nil {
 			s.Clusters[i].Nodes = make([]NodeStatus, len(c.Nodes))
 		}

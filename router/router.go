@@ -52,6 +52,7 @@ type Router struct {
 	live     liveness      // what gossip says of node addresses
 	replicas replicaRings  // read-replica choice per cluster
 	hints    hintGuard     // leader hints refused (replicas.go)
+	load     loadWindow    // request counters per cluster, for HotRoot (hotroot.go)
 	done     chan struct{} // closed by Close; ends retry waits
 
 	splits *control.Driver // nil without a meta group

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/cleavefs/cleave/control"
 	"github.com/cleavefs/cleave/wire"
@@ -51,6 +52,7 @@ func (r *Router) status(ctx context.Context) *wire.Status {
 			}
 		}
 		cs.Leader = pickLeader(cs.Nodes)
+		cs.HotRoot = r.load.hotRoot(cs.ID, cs.Nodes, time.Now())
 		if cs.Leader != "" {
 			r.setLeader(cs.ID, cs.Leader)
 		}

@@ -563,6 +563,21 @@ type ClusterStatus struct {
 	Range  Range        `msgpack:"range" json:"range"`
 	Leader string       `msgpack:"leader" json:"leader"` // leader's address, "" if none
 	Nodes  []NodeStatus `msgpack:"nodes" json:"nodes"`
+	// HotRoot, when set, is a root directory that carried at least half of
+	// the cluster's requests lately: all of a root lives in one cluster, so
+	// a split cannot spread its load, and an automatic split by request
+	// rate leaves the cluster alone.
+	HotRoot *HotRoot `msgpack:"hot_root,omitempty" json:"hot_root,omitempty"`
+}
+
+// HotRoot is a root directory that carries most of its cluster's requests.
+type HotRoot struct {
+	Name  string `msgpack:"name" json:"name"`
+	Ops   uint64 `msgpack:"ops" json:"ops"`     // its requests over Seconds (at least)
+	Total uint64 `msgpack:"total" json:"total"` // the cluster's requests over Seconds
+	// Seconds is the span the counters were compared over; 0: since the
+	// nodes started (the router had no earlier sample).
+	Seconds float64 `msgpack:"seconds" json:"seconds"`
 }
 
 // Status is the deployment as a router sees it.

@@ -630,6 +630,7 @@ func writeStatusTable(w io.Writer, st *client.Status) error {
 	if err := writeRootsTable(w, st); err != nil {
 		return err
 	}
+	writeHotRoots(w, st)
 	writeSplitsTable(w, st.Splits)
 	return nil
 }
@@ -656,6 +657,16 @@ func writeRootsTable(w io.Writer, st *client.Status) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// writeHotRoots notes each cluster whose load one root carries: splitting
+// it would not spread that load.
+func writeHotRoots(w io.Writer, st *client.Status) {
+	for _, cl := range st.Clusters {
+		if cl.HotRoot != nil {
+			fmt.Fprintf(w, "\nhot root in %s: %s\n", cl.ID, cl.HotRoot)
+		}
+	}
 }
 
 // checkState is a node's CHECK column: the consistency check's verdict as
