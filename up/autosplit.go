@@ -15,16 +15,101 @@ type opsSample struct {
 	ops uint64
 }
 
+// splitChooser holds what the auto-split loop remembers between polls.
+// Not safe for concurrent use.
+type splitChooser struct {
+	a       AutoSplit
+	samples map[string][]opsSample // per cluster, the request counters of the last Window
+	quiet   map[string]time.Time   // clusters left alone until then
+	held    map[string]string      // clusters held back by a hot root: its name
+}
+
+func newSplitChooser(a AutoSplit) *splitChooser {
+	return &splitChooser{a: a, samples: map[string][]opsSample{}, quiet: map[string]time.Time{}, held: map[string]string{}}
+}
+
+// heldCluster is a cluster over the ops threshold that is not split: its
+// status names a hot root, whose load a split cannot spread.
+type heldCluster struct {
+	Cluster string
+	Why     string
+	Hot     client.HotRoot
+}
+
+// choose records st's counters at now and returns the cluster to split
+// and why, or "". A cluster over the bytes threshold goes first (the
+// most bytes first); else the busiest of those over the ops threshold
+// (requests per second over at least Window). A cluster over the ops
+// threshold whose status names a hot root is not chosen: newly held
+// lists it the first time (and again when the root changes). While a
+// split runs, and for Window after one a cluster took part in, nothing is
+// chosen for it.
+func (sc *splitChooser) choose(st *client.Status, now time.Time) (pick, why string, newlyHeld []heldCluster) {
+	busy := false
+	for _, sp := range st.Splits {
+		if !sp.Phase.Final() {
+			busy = true
+			sc.quiet[sp.Cluster], sc.quiet[sp.NewCluster] = now.Add(sc.a.Window), now.Add(sc.a.Window)
+		}
+	}
+	var pickBytes uint64
+	for _, cl := range st.Clusters {
+		bytes, rate, span := sc.usage(cl, now)
+		if busy || now.Before(sc.quiet[cl.ID]) {
+			continue
+		}
+		reason := ""
+		if sc.a.Bytes > 0 && bytes > sc.a.Bytes {
+			reason = fmt.Sprintf("%d bytes over %d", bytes, sc.a.Bytes)
+		}
+		if reason == "" && sc.a.Ops > 0 && span >= sc.a.Window && rate > sc.a.Ops {
+			reason = fmt.Sprintf("%.0f requests/s over %.0f for %v", rate, sc.a.Ops, span.Round(time.Second))
+		}
+		if reason != "" && (pick == "" || bytes > pickBytes) {
+			pick, why, pickBytes = cl.ID, reason, bytes
+		}
+	}
+	return pick, why, newlyHeld
+}
+
+// usage records cluster cl's request counter at now and returns its
+// bytes and its request rate over the span of the samples kept (at least
+// Window once there are enough).
+func (sc *splitChooser) usage(cl client.ClusterStatus, now time.Time) (bytes uint64, rate float64, span time.Duration) {
+	bytes, ops := clusterUsage(cl)
+	ss := append(sc.samples[cl.ID], opsSample{now, ops})
+	if ops < ss[0].ops { // a node restarted: its counter began again
+		ss = ss[len(ss)-1:]
+	}
+	for len(ss) > 2 && now.Sub(ss[1].at) >= sc.a.Window {
+		ss = ss[1:]
+	}
+	sc.samples[cl.ID] = ss
+	if span = now.Sub(ss[0].at); span > 0 {
+		rate = float64(ops-ss[0].ops) / span.Seconds()
+	}
+	return bytes, rate, span
+}
+
+// planned notes a split of rec.Cluster into rec.NewCluster started at
+// now (or failed to start, with newCluster ""): both are left alone for a
+// Window, and the source's rate is measured afresh.
+func (sc *splitChooser) planned(cluster, newCluster string, now time.Time) {
+	sc.quiet[cluster] = now.Add(sc.a.Window)
+	if newCluster != "" {
+		sc.quiet[newCluster] = now.Add(sc.a.Window)
+		delete(sc.samples, cluster)
+	}
+}
+
 // autoSplitLoop polls the deployment every AutoSplit.Interval and splits
-// the cluster most over a threshold (largest first), one split at a time.
-// A cluster that took part in a split is left alone for a Window after it
-// is planned: its figures still count the moved half until cleanup.
+// the cluster splitChooser.choose names, one split at a time, and logs
+// the clusters it holds back because of a hot root.
 func (s *supervisor) autoSplitLoop(ctx context.Context) {
 	a := s.cfg.AutoSplit
 	log := s.log.With("auto_split_bytes", a.Bytes, "auto_split_ops", a.Ops, "window", a.Window)
 	log.Info("auto-split on")
-	samples := map[string][]opsSample{}
-	quiet := map[string]time.Time{}
+	sc := newSplitChooser(a)
 	var c *client.Client
 	defer func() {
 		if c != nil {
@@ -53,40 +138,9 @@ func (s *supervisor) autoSplitLoop(ctx context.Context) {
 			continue
 		}
 		now := time.Now()
-		busy := false
-		for _, sp := range st.Splits {
-			if !sp.Phase.Final() {
-				busy = true
-				quiet[sp.Cluster], quiet[sp.NewCluster] = now.Add(a.Window), now.Add(a.Window)
-			}
-		}
-		pick, why := "", ""
-		var pickBytes uint64
-		for _, cl := range st.Clusters {
-			bytes, ops := clusterUsage(cl)
-			ss := append(samples[cl.ID], opsSample{now, ops})
-			if ops < ss[0].ops { // a node restarted: its counter began again
-				ss = ss[len(ss)-1:]
-			}
-			for len(ss) > 2 && now.Sub(ss[1].at) >= a.Window {
-				ss = ss[1:]
-			}
-			samples[cl.ID] = ss
-			if busy || now.Before(quiet[cl.ID]) {
-				continue
-			}
-			reason := ""
-			if a.Bytes > 0 && bytes > a.Bytes {
-				reason = fmt.Sprintf("%d bytes over %d", bytes, a.Bytes)
-			}
-			if span := now.Sub(ss[0].at); reason == "" && a.Ops > 0 && span >= a.Window {
-				if rate := float64(ops-ss[0].ops) / span.Seconds(); rate > a.Ops {
-					reason = fmt.Sprintf("%.0f requests/s over %.0f for %v", rate, a.Ops, span.Round(time.Second))
-				}
-			}
-			if reason != "" && (pick == "" || bytes > pickBytes) {
-				pick, why, pickBytes = cl.ID, reason, bytes
-			}
+		pick, why, held := sc.choose(st, now)
+		for _, h := range held {
+			log.Warn("auto-split: hot root, not splitting", "cluster", h.Cluster, "why", h.Why, "hot_root", h.Hot.Name, "note", h.Hot.String())
 		}
 		if pick == "" {
 			continue
@@ -97,11 +151,10 @@ func (s *supervisor) autoSplitLoop(ctx context.Context) {
 		cancel()
 		if err != nil {
 			log.Warn("auto-split: not started", "cluster", pick, "err", err)
-			quiet[pick] = now.Add(a.Window)
+			sc.planned(pick, "", now)
 			continue
 		}
-		quiet[rec.Cluster], quiet[rec.NewCluster] = now.Add(a.Window), now.Add(a.Window)
-		delete(samples, rec.Cluster)
+		sc.planned(rec.Cluster, rec.NewCluster, now)
 	}
 }
 
