@@ -53,20 +53,32 @@ func (sc *splitChooser) choose(st *client.Status, now time.Time) (pick, why stri
 		}
 	}
 	var pickBytes uint64
+	var pickRate float64
 	for _, cl := range st.Clusters {
 		bytes, rate, span := sc.usage(cl, now)
 		if busy || now.Before(sc.quiet[cl.ID]) {
 			continue
 		}
-		reason := ""
-		if sc.a.Bytes > 0 && bytes > sc.a.Bytes {
-			reason = fmt.Sprintf("%d bytes over %d", bytes, sc.a.Bytes)
-		}
-		if reason == "" && sc.a.Ops > 0 && span >= sc.a.Window && rate > sc.a.Ops {
-			reason = fmt.Sprintf("%.0f requests/s over %.0f for %v", rate, sc.a.Ops, span.Round(time.Second))
-		}
-		if reason != "" && (pick == "" || bytes > pickBytes) {
-			pick, why, pickBytes = cl.ID, reason, bytes
+		switch {
+		case sc.a.Bytes > 0 && bytes > sc.a.Bytes:
+			if pickBytes == 0 || bytes > pickBytes {
+				pick, why, pickBytes = cl.ID, fmt.Sprintf("%d bytes over %d", bytes, sc.a.Bytes), bytes
+			}
+		case sc.a.Ops > 0 && span >= sc.a.Window && rate > sc.a.Ops:
+			reason := fmt.Sprintf("%.0f requests/s over %.0f for %v", rate, sc.a.Ops, span.Round(time.Second))
+			if cl.HotRoot != nil {
+				if sc.held[cl.ID] != cl.HotRoot.Name {
+					newlyHeld = append(newlyHeld, heldCluster{Cluster: cl.ID, Why: reason, Hot: *cl.HotRoot})
+				}
+				sc.held[cl.ID] = cl.HotRoot.Name
+				continue
+			}
+			delete(sc.held, cl.ID)
+			if pickBytes == 0 && rate > pickRate {
+				pick, why, pickRate = cl.ID, reason, rate
+			}
+		default:
+			delete(sc.held, cl.ID)
 		}
 	}
 	return pick, why, newlyHeld

@@ -220,7 +220,10 @@ type AutoSplit struct {
 	Bytes uint64
 	// Ops splits a cluster that served more than this many requests per
 	// second (wire.NodeStatus.Ops, summed over its nodes), averaged over
-	// Window. 0: off.
+	// Window, the busiest first (a cluster over Bytes goes before any). A
+	// cluster whose status names a hot root (wire.ClusterStatus.HotRoot)
+	// is not split for its rate: the supervisor logs it once instead. 0:
+	// off.
 	Ops float64
 	// Window is the span Ops is averaged over, and how long a cluster is
 	// left alone after a split it took part in. Default 30s.

@@ -451,7 +451,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error (also passed to every process)")
 	f.StringVar(&o.logFormat, "log-format", "text", "text (key=value) or json (one object per line); also passed to every process")
 	f.StringVar(&o.autoSplitBytes, "auto-split-bytes", "", "split a cluster holding more file bytes than this, e.g. 64MiB (64MB is 64*10^6 bytes, 64MiB 64*2^20; default: off)")
-	f.Float64Var(&o.autoSplitOps, "auto-split-ops", 0, "split a cluster serving more requests per second than this, averaged over --auto-split-window (default: off)")
+	f.Float64Var(&o.autoSplitOps, "auto-split-ops", 0, "split a cluster serving more requests per second than this, averaged over --auto-split-window, the busiest first; one whose load a single root carries is reported, not split (default: off)")
 	f.DurationVar(&o.autoSplitWindow, "auto-split-window", 30*time.Second, "window of --auto-split-ops, and how long a cluster is left alone after a split")
 	f.StringVar(&o.anonymous, "anonymous", "write", "what a client without a token may do: none, read or write (admin commands always need the root token in DATA/token)")
 	f.BoolVar(&o.tls, "tls", false, "also put the client listeners of routers and nodes on TLS, with certificates of the development CA in DATA/certs (the peer plane always uses mutual TLS); the banner says how clients connect")
