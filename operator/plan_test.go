@@ -114,6 +114,13 @@ func TestOverThreshold(t *testing.T) {
 	if got := overThreshold(nil, st(0, 0, 2<<30), prev, now); got != "" {
 		t.Fatalf("no thresholds: %q", got)
 	}
+	// A cluster whose load one root carries is not split for its rate.
+	a.Bytes = nil
+	hot := st(700, 5000, 0)
+	hot.Clusters[1].HotRoot = &client.HotRoot{Name: "r", Ops: 2900, Total: 2900}
+	if got := overThreshold(a, hot, prev, now.Add(40*time.Second)); got != "" {
+		t.Fatalf("c2's load is one root: %q", got)
+	}
 }
 
 // TestObserveShapeRefusesForeignLabels: a cluster StatefulSet whose labels

@@ -154,8 +154,9 @@ type opsSample struct {
 }
 
 // overThreshold returns the cluster most over an auto-split threshold
-// (bytes first, then ops/s since its sample in prev), or "". It records
-// this status's counters in prev.
+// (bytes first, then ops/s since its sample in prev), or "". A cluster
+// whose status names a hot root is not chosen for its rate: a split cannot
+// spread one root. It records this status's counters in prev.
 func overThreshold(a *cleavev1.AutoSplitSpec, st *client.Status, prev map[string]opsSample, now time.Time) string {
 	if a == nil {
 		return ""
@@ -178,7 +179,7 @@ func overThreshold(a *cleavev1.AutoSplitSpec, st *client.Status, prev map[string
 		switch {
 		case limit > 0 && bytes > limit && bytes > bestBytes:
 			best, bestBytes = c.ID, bytes
-		case bestBytes == 0 && a.OpsPerSecond > 0 && rate > float64(a.OpsPerSecond) && rate > bestRate:
+		case bestBytes == 0 && a.OpsPerSecond > 0 && rate > float64(a.OpsPerSecond) && rate > bestRate && c.HotRoot == nil:
 			best, bestRate = c.ID, rate
 		}
 	}
