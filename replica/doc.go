@@ -11,10 +11,11 @@
 //     queued inputs, then takes a Ready: log entries (a conflicting suffix
 //     is deleted), HardState, committed entries applied through
 //     StateMachine.Apply, ConfState changes and the applied index all go
-//     into one Pebble indexed batch, which a writer goroutine commits, with
-//     fsync when raft requires it. While it does, the loop keeps stepping
-//     inputs into raft (proposals are buffered and stepped together) but
-//     takes no other Ready. Only once the batch is durable are a
+//     into one Pebble indexed batch, which a writer goroutine commits with
+//     fsync when raft requires it (a batch that needs no fsync the loop
+//     commits itself, since there is no disk wait to overlap). While the
+//     writer commits, the loop keeps stepping inputs into raft (proposals
+//     are buffered and stepped together) but takes no other Ready. Only once the batch is durable are a
 //     follower's messages sent, results delivered, the applied index moved,
 //     read states served and Advance called. Concurrent proposals
 //     therefore share one Ready and one fsync (group commit), and what
@@ -74,8 +75,8 @@
 //
 // Goroutines: the loop (one per Replica) owns the RawNode, the log store,
 // the state machine and every field the Replica struct lists as
-// loop-owned; the writer (one per Replica) commits the batches the loop
-// hands it, one at a time, and touches nothing else; the snapshot senders (at most Config.MaxSnapshotSends) each
+// loop-owned; the writer (one per Replica) commits the synced batches the
+// loop hands it, one at a time, and touches nothing else; the snapshot senders (at most Config.MaxSnapshotSends) each
 // stream one Pebble snapshot through SnapshotTransport and report back
 // over a channel.
 //

@@ -59,7 +59,8 @@ func (r *Replica) run() {
 }
 
 // loop is the Ready loop. At most one Ready is in flight: startReady
-// builds its batch and hands it to the writer goroutine, and until the
+// builds its batch and hands it to the writer goroutine when it must be
+// fsynced (committing it at once otherwise), and until the
 // writer hands it back (writtenc) the loop keeps folding inputs into raft
 // — peer messages, proposals, reads, ticks — without taking the next
 // Ready. So while one fsync runs, the next Ready fills with everything

@@ -404,7 +404,7 @@ func (r *Replica) Status() Status { return *r.status.Load() }
 func (r *Replica) Stats() Stats {
 	s := &r.stats
 	return Stats{
-		Readies: s.readies.Load(), Syncs: s.syncs.Load(), SyncTime: time.Duration(s.syncNanos.Load()), SyncBuckets: s.syncHist.buckets(),
+		Readies: s.readies.Load(), Syncs: s.syncs.Load(), Handoffs: s.handoffs.Load(), SyncTime: time.Duration(s.syncNanos.Load()), SyncBuckets: s.syncHist.buckets(),
 		Appended: s.appended.Load(), Applied: s.applied.Load(), ReadRounds: s.readRounds.Load(),
 		Foreign: s.foreign.Load(), BadCommit: s.badCommit.Load(), Invalid: s.invalid.Load(),
 	}

@@ -26,6 +26,9 @@ type Stats struct {
 	Readies  uint64        // Ready batches handled
 	Syncs    uint64        // Ready batches committed with fsync
 	SyncTime time.Duration // total time of the synced commits
+	// Handoffs counts the Ready batches the loop handed to the writer
+	// goroutine; the others were committed by the loop itself.
+	Handoffs uint64
 	// SyncBuckets counts the synced commits by duration: entry i those
 	// that took at most SyncBounds[i] (and more than the bound before),
 	// the last entry those that took longer than every bound.
@@ -50,6 +53,7 @@ type Stats struct {
 // read by Stats from any goroutine.
 type loopStats struct {
 	readies, syncs, syncNanos, appended, applied, readRounds atomic.Uint64
+	handoffs                                                 atomic.Uint64
 	foreign, badCommit, invalid                              atomic.Uint64
 	syncHist                                                 syncHist
 }
