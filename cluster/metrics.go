@@ -226,6 +226,8 @@ var pebbleMetrics = []struct {
 	{"cleave_node_pebble_disk_bytes", "Bytes the storage engine's files (tables, WAL, manifests) take on disk.", prometheus.GaugeValue, func(m *pebble.Metrics) uint64 { return m.DiskSpaceUsage() }},
 	{"cleave_node_pebble_compactions_total", "Compactions the storage engine ran since open.", prometheus.CounterValue, func(m *pebble.Metrics) uint64 { return uint64(m.Compact.Count) }},
 	{"cleave_node_pebble_flushes_total", "Memtable flushes the storage engine ran since open.", prometheus.CounterValue, func(m *pebble.Metrics) uint64 { return uint64(m.Flush.Count) }},
+	{"cleave_node_pebble_flushed_bytes_total", "Bytes of tables the storage engine wrote by flushing memtables since open.", prometheus.CounterValue, func(m *pebble.Metrics) uint64 { return m.Total().TableBytesFlushed }},
+	{"cleave_node_pebble_compacted_bytes_total", "Bytes of tables the storage engine wrote by compactions since open.", prometheus.CounterValue, func(m *pebble.Metrics) uint64 { return m.Total().TableBytesCompacted }},
 	{"cleave_node_pebble_compaction_debt_bytes", "Bytes the storage engine estimates it must compact to reach a stable shape.", prometheus.GaugeValue, func(m *pebble.Metrics) uint64 { return m.Compact.EstimatedDebt }},
 	{"cleave_node_pebble_read_amplification", "Sublevels and levels a read may have to consult (L0 sublevels plus non-empty levels).", prometheus.GaugeValue, func(m *pebble.Metrics) uint64 { return uint64(m.ReadAmp()) }},
 }
