@@ -44,6 +44,7 @@ import (
 
 	"github.com/cleavefs/cleave/wire"
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Chunk defaults, used when a command carries zero.
@@ -103,9 +104,32 @@ type chunkMeta struct {
 }
 
 func getMeta(rd reader, h ChunkID) (*chunkMeta, error) {
-	return getRecord[chunkMeta](rd, metaKey(h), func() (string, string) {
-		return "chunk " + h.String(), fmt.Sprintf("metadata of chunk %v", h)
-	})
+	v, c, err := rd.Get(metaKey(h))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, storageErr("read chunk "+h.String(), err)
+	}
+	var m chunkMeta
+	err = decodeChunkMeta(v, &m)
+	if cerr := c.Close(); cerr != nil {
+		return nil, storageErr("read chunk "+h.String(), cerr)
+	}
+	if err != nil {
+		return nil, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt metadata of chunk %v: %v", h, err)}
+	}
+	return &m, nil
+}
+
+// decodeChunkMeta decodes the stored chunk metadata v into m, which must
+// be zero.
+func decodeChunkMeta(v []byte, m *chunkMeta) error {
+	if decodeChunkMetaFast(v, m) == nil {
+		return nil
+	}
+	*m = chunkMeta{}
+	return msgpack.Unmarshal(bytes.Clone(v), m)
 }
 
 func putMeta(b *pebble.Batch, h ChunkID, m *chunkMeta) error {

@@ -333,19 +333,28 @@ func getValue(rd reader, k []byte) ([]byte, error) {
 
 // getEntry returns the entry of p (not "/"), or nil if there is none.
 func getEntry(rd reader, p string) (*entry, error) {
-	v, err := getValue(rd, entryKey(p))
+	v, c, err := rd.Get(entryKey(p))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, storageErr("read "+p, err)
 	}
-	return decodeEntry(p, v)
+	e, err := decodeEntry(p, v)
+	if cerr := c.Close(); cerr != nil {
+		return nil, storageErr("read "+p, cerr)
+	}
+	return e, err
 }
 
+// decodeEntry decodes the stored entry v of p; the result does not alias v.
 func decodeEntry(p string, v []byte) (*entry, error) {
 	var e entry
-	if err := msgpack.Unmarshal(v, &e); err != nil {
+	if decodeEntryFast(v, &e) == nil {
+		return &e, nil
+	}
+	e = entry{}
+	if err := msgpack.Unmarshal(bytes.Clone(v), &e); err != nil {
 		return nil, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt entry for %q: %v", p, err)}
 	}
 	return &e, nil

@@ -159,14 +159,6 @@ func (f *FSM) applySession(b *pebble.Batch, index uint64, c *Command) (*Result, 
 	return res, f.touchSession(b, c, m, isNew)
 }
 
-func encodeResult(r *Result) []byte {
-	v, err := msgpack.Marshal(r)
-	if err != nil {
-		panic(fmt.Sprintf("fsm: encode result: %v", err)) // plain fields only
-	}
-	return v
-}
-
 func getSession(rd reader, s uint64) (*sessionMeta, error) {
 	return getRecord[sessionMeta](rd, sessionKey(s), func() (string, string) {
 		return "session", fmt.Sprintf("session %d", s)
