@@ -88,8 +88,12 @@ func ParseChunkName(s string) (ChunkID, error) {
 	return h, nil
 }
 
-func chunkKey(h ChunkID) []byte { return append([]byte(chunkPrefix), h[:]...) }
-func metaKey(h ChunkID) []byte  { return append([]byte(metaPrefix), h[:]...) }
+func chunkKey(h ChunkID) []byte {
+	return append(append(make([]byte, 0, chunkKeyLen), chunkPrefix...), h[:]...)
+}
+func metaKey(h ChunkID) []byte {
+	return append(append(make([]byte, 0, chunkKeyLen), metaPrefix...), h[:]...)
+}
 func pendingKey(t int64, h ChunkID) []byte {
 	k := binary.BigEndian.AppendUint64([]byte(pendingPrefix), uint64(t))
 	return append(k, h[:]...)
@@ -499,11 +503,13 @@ func (t *tx) dropBlocks(pfx []byte) error {
 }
 
 // dropFileBlocks releases and deletes the block records of file p, whose
-// entry is e. A file of a few blocks has them looked up one by one (block
-// i exists only for i < numBlocks, see the top of fsm.go): point reads are
-// much cheaper than an iterator over the indexed batch and the DB; a
-// larger one is scanned.
-func (t *tx) dropFileBlocks(p string, e *entry) error {
+// entry is e, except that the records of blocks [0, rewrite), which the
+// caller sets again in the same batch, are released but not deleted (a
+// delete that the next write of the key overrides). A file of a few
+// blocks has them looked up one by one (block i exists only for i <
+// numBlocks, see the top of fsm.go): point reads are much cheaper than an
+// iterator over the indexed batch and the DB; a larger one is scanned.
+func (t *tx) dropFileBlocks(p string, e *entry, rewrite int64) error {
 	const pointReads = 4 // as in blockRefs
 	if e.Block <= 0 || numBlocks(e.Size, e.Block) > pointReads {
 		return t.dropBlocks(blocksPrefix(p))
@@ -522,7 +528,13 @@ func (t *tx) dropFileBlocks(p string, e *entry) error {
 			return &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt block record %q", k)}
 		}
 		t.ref(ChunkID(v), -1)
-		if err := errors.Join(c.Close(), t.b.Delete(k, nil)); err != nil {
+		if err := c.Close(); err != nil {
+			return storageErr("read blocks of "+p, err)
+		}
+		if i < rewrite {
+			continue
+		}
+		if err := t.b.Delete(k, nil); err != nil {
 			return storageErr("delete blocks", err)
 		}
 	}
@@ -536,6 +548,9 @@ func (t *tx) writeBlocks(p string, data []byte, bs int64) (blockSum, error) {
 	for i := int64(0); i*bs < int64(len(data)); i++ {
 		chunk := data[i*bs : min(int64(len(data)), (i+1)*bs)]
 		h := t.store(chunk)
+		if i == 0 {
+			t.head = &h
+		}
 		if err := t.b.Set(blockKey(p, i), h[:], nil); err != nil {
 			return sum, storageErr("write "+p, err)
 		}
@@ -676,6 +691,9 @@ func (t *tx) checksum(p string, e *entry) (string, error) {
 		h.Write(l[:])
 		h.Write(e.Sum)
 		return sumPrefix + strconv.FormatInt(e.Block, 10) + ":" + hex.EncodeToString(h.Sum(nil)), nil
+	}
+	if t.head != nil {
+		return t.head.String(), nil
 	}
 	refs, err := blockRefs(t.b, p, 0, 1)
 	if err != nil {

@@ -79,7 +79,11 @@ func appendCommand(b []byte, c *Command) []byte {
 
 // encodeResult returns r's stored form (session.go).
 func encodeResult(r *Result) []byte {
-	b := make([]byte, 0, 16+len(r.Message)+len(r.Chunk))
+	n := 16 + len(r.Message) + len(r.Chunk)
+	if r.Stat != nil {
+		n += 64 + len(r.Stat.Name) + len(r.Stat.Checksum)
+	}
+	b := make([]byte, 0, n)
 	b = append(b, 0x80|byte(count(r.Code != 0, r.Message != "", r.Stat != nil, r.Chunk != "")))
 	if r.Code != 0 {
 		b = append(b, 0xa1, 'c', 0xcc, byte(r.Code))

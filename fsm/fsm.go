@@ -458,6 +458,7 @@ type tx struct {
 	refs  map[ChunkID]int64  // reference count changes
 	fresh map[ChunkID][]byte // contents of chunks this command may create
 	zeros map[int64]ChunkID  // SHA-256 of n zero bytes, by n
+	head  *ChunkID           // the chunk this command set as block 0 of the file it finishes; nil: not known, read it
 	cost  int64              // block records and checksum terms touched (Result.cost)
 }
 

@@ -76,7 +76,7 @@ func (m *sessionMeta) mayHold(seq uint64) bool { return m.High == 0 || seq <= m.
 func granule(ttl int64) int64 { return max(ttl/16, 1) }
 
 func sessionKey(s uint64) []byte {
-	return binary.BigEndian.AppendUint64([]byte(sessionPrefix), s)
+	return binary.BigEndian.AppendUint64(append(make([]byte, 0, len(sessionPrefix)+16), sessionPrefix...), s)
 }
 
 func sessionResultKey(s, seq uint64) []byte {
