@@ -514,6 +514,10 @@ func (t *tx) dropFileBlocks(p string, e *entry, rewrite int64) error {
 	if e.Block <= 0 || numBlocks(e.Size, e.Block) > pointReads {
 		return t.dropBlocks(blocksPrefix(p))
 	}
+	if h, ok := storedHead(e); ok && rewrite > 0 {
+		t.ref(h, -1) // its only block, which the caller sets again
+		return nil
+	}
 	for i := range numBlocks(e.Size, e.Block) {
 		k := blockKey(p, i)
 		v, c, err := t.b.Get(k)
@@ -539,6 +543,20 @@ func (t *tx) dropFileBlocks(p string, e *entry, rewrite int64) error {
 		}
 	}
 	return nil
+}
+
+// storedHead returns the chunk of block 0 of a one-block file (entry e)
+// when the entry proves it is stored: the file's block checksum sum is
+// not zero, so a block that is not all zeros is stored, and the only
+// block is block 0, whose chunk's name is then the file's checksum (of
+// its contents, chunk.go). Otherwise (holes or zeros, an entry from
+// before Sum) ok is false and the caller reads the block record.
+func storedHead(e *entry) (h ChunkID, ok bool) {
+	if e.Size <= 0 || e.Size > e.Block || len(e.Sum) != sha256.Size || isZeros(e.Sum) {
+		return h, false
+	}
+	h, err := ParseChunkName(e.Checksum)
+	return h, err == nil
 }
 
 // writeBlocks stores data as the blocks of a new file p from block 0 and

@@ -106,9 +106,9 @@ var commandKeys = [...]string{"op", "path", "data", "flags", "time", "clock", "s
 
 // decodeCommandFast decodes the msgpack map p (after the version byte)
 // into c, which must be zero; errSlow when p is left to the reflection
-// decoder.
-func decodeCommandFast(p []byte, c *Command) error {
-	d := fastDec{p: p}
+// decoder. With alias, c's byte slices point into p.
+func decodeCommandFast(p []byte, c *Command, alias bool) error {
+	d := fastDec{p: p, alias: alias}
 	return d.message(commandKeys[:], func(f int) error { return d.commandField(c, f) })
 }
 
@@ -267,8 +267,9 @@ func decodeChunkMetaFast(p []byte, m *chunkMeta) error {
 
 // fastDec is a cursor over one msgpack value.
 type fastDec struct {
-	p   []byte
-	off int
+	p     []byte
+	off   int
+	alias bool // byte strings point into p instead of being copied
 }
 
 // fixed reads the integer form code followed by n big-endian bytes.
@@ -368,12 +369,12 @@ func (d *fastDec) str() (string, error) {
 	return string(b), err
 }
 
-// bin reads a byte string and returns a copy, empty but not nil for an
-// empty one (as the reflection decoder does).
+// bin reads a byte string and returns a copy (unless d.alias), empty but
+// not nil for an empty one (as the reflection decoder does).
 func (d *fastDec) bin() ([]byte, error) {
 	b, err := d.raw(false)
-	if err != nil {
-		return nil, err
+	if err != nil || d.alias {
+		return b, err
 	}
 	return append([]byte{}, b...), nil
 }

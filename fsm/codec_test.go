@@ -118,7 +118,7 @@ func TestCommandDecoderMatchesReflection(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got Command
-		if err := decodeCommandFast(p[1:], &got); err != nil {
+		if err := decodeCommandFast(p[1:], &got, false); err != nil {
 			t.Fatalf("command %+v (%x): fast decoder: %v", c, p, err)
 		}
 		if !reflect.DeepEqual(&got, want) {

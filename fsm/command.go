@@ -100,10 +100,15 @@ func EncodeCommand(c *Command) ([]byte, error) {
 // panics, for empty input, an unknown version, malformed msgpack or trailing
 // bytes. It checks the format only; Apply judges the content (op, path).
 // The returned Command does not alias p.
-func DecodeCommand(p []byte) (*Command, error) {
+func DecodeCommand(p []byte) (*Command, error) { return decodeCommand(p, false) }
+
+// decodeCommand is DecodeCommand; with alias the byte slices of the
+// result (Data, the blocks' Data) may point into p, for a caller that is
+// done with the Command before p changes (Apply).
+func decodeCommand(p []byte, alias bool) (*Command, error) {
 	if len(p) > 0 && p[0] == commandVersion {
 		var c Command
-		if decodeCommandFast(p[1:], &c) == nil {
+		if decodeCommandFast(p[1:], &c, alias) == nil {
 			return &c, nil
 		}
 	}

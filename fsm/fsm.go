@@ -385,7 +385,7 @@ func decodeEntry(p string, v []byte) (*entry, error) {
 // then diverge from the others, so the caller must not commit b and must
 // stop the replica (the storage node does).
 func (f *FSM) Apply(b *pebble.Batch, index uint64, cmd []byte) *Result {
-	c, err := DecodeCommand(cmd)
+	c, err := decodeCommand(cmd, true) // c is done with before Apply returns
 	if err != nil {
 		return failf(wire.Invalid, "malformed command: %v", err)
 	}
