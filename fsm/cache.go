@@ -2,7 +2,7 @@ package fsm
 
 // Replicated state that Apply keeps in memory instead of reading Pebble:
 // the owned range, the records of recently used sessions ("s/s/" be64),
-// and lower bounds on the times of the session expiry index ("s/t/") and
+// the metadata of recently written chunks ("s/k/" H), and lower bounds on the times of the session expiry index ("s/t/") and
 // of the pending chunks ("s/p/"), by which Apply skips the expiry and
 // chunk-GC scans when they could find nothing.
 //
@@ -13,7 +13,8 @@ package fsm
 //
 //   - every write of the owned range goes through setRange, every write
 //     of a session record through putSession and every delete of one
-//     through forgetSession, and every write of an "s/t/" or "s/p/" key
+//     through forgetSession, every write of a chunk's metadata through
+//     putMeta and every delete of one through deleteChunk, and every write of an "s/t/" or "s/p/" key
 //     through noteWrite, which update the cache with what they write;
 //   - a batch Apply wrote into is committed before the next Apply, or the
 //     replica stops and this FSM applies nothing more
@@ -23,8 +24,10 @@ package fsm
 //     learned from the scan it guards.
 //
 // Deleting a key never invalidates a lower bound, so those deletes need
-// no accessor. A session record not cached is read (and then cached); at
-// most maxCachedSessions are kept, beyond which the others are read.
+// no accessor. A session record or chunk metadata not cached is read (and
+// then cached); at most maxCachedSessions and maxCachedChunks are kept,
+// beyond which the others are read. That a chunk is absent is not cached
+// (the tables' bloom filters make that read cheap).
 
 import (
 	"encoding/binary"
@@ -54,10 +57,16 @@ type applyCache struct {
 	pendLow uint64
 
 	sessions map[uint64]sessionMeta // stored session records, by session
+	chunks   map[ChunkID]chunkMeta  // stored chunk metadata, by chunk
 }
 
-// maxCachedSessions bounds applyCache.sessions (about 100 bytes each).
-const maxCachedSessions = 1 << 16
+// maxCachedSessions bounds applyCache.sessions (about 100 bytes each),
+// maxCachedChunks applyCache.chunks (about 100 bytes each: a loadgen-like
+// put overwrites one of a few thousand files and releases its chunk).
+const (
+	maxCachedSessions = 1 << 16
+	maxCachedChunks   = 1 << 15
+)
 
 // reset forgets every value: the state under the FSM was replaced.
 func (c *applyCache) reset() {
@@ -66,6 +75,7 @@ func (c *applyCache) reset() {
 	c.rangeKnown, c.owned, c.owns = false, wire.Range{}, false
 	c.sessLow, c.pendLow = 0, 0
 	c.sessions = nil
+	c.chunks = nil
 }
 
 // session returns the record of session s as stored in b (nil if there
@@ -121,6 +131,66 @@ func (c *applyCache) cacheSession(s uint64, m sessionMeta) {
 		c.sessions = map[uint64]sessionMeta{}
 	}
 	c.sessions[s] = m
+}
+
+// chunkMeta returns the metadata of chunk h as stored in b (nil if there
+// is none), from memory once known. The caller owns the returned copy.
+func (f *FSM) chunkMeta(b *pebble.Batch, h ChunkID) (*chunkMeta, error) {
+	c := &f.cache
+	c.mu.Lock()
+	m, ok := c.chunks[h]
+	c.mu.Unlock()
+	if ok {
+		return &m, nil
+	}
+	p, err := getMeta(b, h)
+	if err != nil || p == nil {
+		return p, err
+	}
+	c.mu.Lock()
+	c.cacheChunk(h, *p)
+	c.mu.Unlock()
+	return p, nil
+}
+
+// putMeta writes m as the metadata of chunk h into b. It is the only
+// writer of chunk metadata.
+func (f *FSM) putMeta(b *pebble.Batch, h ChunkID, m *chunkMeta) error {
+	err := b.Set(metaKey(h), encodeChunkMeta(m), nil)
+	c := &f.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		delete(c.chunks, h) // b may or may not hold the write: read it again
+		return storageErr("write chunk "+h.String(), err)
+	}
+	c.cacheChunk(h, *m)
+	return nil
+}
+
+// deleteChunk deletes chunk h, its bytes and its metadata, from b. It is
+// the only deleter of chunk metadata.
+func (f *FSM) deleteChunk(b *pebble.Batch, h ChunkID) error {
+	err := errors.Join(b.Delete(chunkKey(h), nil), b.Delete(metaKey(h), nil))
+	f.cache.mu.Lock()
+	delete(f.cache.chunks, h) // also when the delete failed: read it again
+	f.cache.mu.Unlock()
+	if err != nil {
+		return storageErr("delete chunk "+h.String(), err)
+	}
+	return nil
+}
+
+// cacheChunk records m as chunk h's stored metadata, unless the cache is
+// full and h not in it. c.mu is held.
+func (c *applyCache) cacheChunk(h ChunkID, m chunkMeta) {
+	if _, ok := c.chunks[h]; !ok && len(c.chunks) >= maxCachedChunks {
+		return
+	}
+	if c.chunks == nil {
+		c.chunks = map[ChunkID]chunkMeta{}
+	}
+	c.chunks[h] = m
 }
 
 // ownedRange returns the owned range as stored in b, from memory once known.

@@ -136,13 +136,6 @@ func decodeChunkMeta(v []byte, m *chunkMeta) error {
 	return msgpack.Unmarshal(bytes.Clone(v), m)
 }
 
-func putMeta(b *pebble.Batch, h ChunkID, m *chunkMeta) error {
-	if err := b.Set(metaKey(h), encodeChunkMeta(m), nil); err != nil {
-		return storageErr("write chunk "+h.String(), err)
-	}
-	return nil
-}
-
 // readChunk returns the verified bytes of chunk h, which must have n bytes.
 // path names the file, for the error.
 func readChunk(rd reader, h ChunkID, n int64, path string) ([]byte, error) {
@@ -202,7 +195,7 @@ func (t *tx) flush() error {
 		if d == 0 {
 			continue
 		}
-		m, err := getMeta(t.b, h)
+		m, err := t.f.chunkMeta(t.b, h)
 		if err != nil {
 			return err
 		}
@@ -214,7 +207,7 @@ func (t *tx) flush() error {
 			if err := t.b.Set(chunkKey(h), data, nil); err != nil {
 				return storageErr("write chunk "+h.String(), err)
 			}
-			if err := putMeta(t.b, h, &chunkMeta{Refs: d, Size: int64(len(data))}); err != nil {
+			if err := t.f.putMeta(t.b, h, &chunkMeta{Refs: d, Size: int64(len(data))}); err != nil {
 				return err
 			}
 			continue
@@ -236,23 +229,16 @@ func (t *tx) flush() error {
 				}
 				break
 			}
-			if err := deleteChunk(t.b, h); err != nil {
+			if err := t.f.deleteChunk(t.b, h); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := putMeta(t.b, h, m); err != nil {
+		if err := t.f.putMeta(t.b, h, m); err != nil {
 			return err
 		}
 	}
 	t.refs, t.fresh = nil, nil
-	return nil
-}
-
-func deleteChunk(b *pebble.Batch, h ChunkID) error {
-	if err := errors.Join(b.Delete(chunkKey(h), nil), b.Delete(metaKey(h), nil)); err != nil {
-		return storageErr("delete chunk "+h.String(), err)
-	}
 	return nil
 }
 
@@ -311,12 +297,12 @@ func (f *FSM) collectChunks(b *pebble.Batch, c *Command) error {
 		if err := b.Delete(d.key, nil); err != nil {
 			return storageErr("collect chunk", err)
 		}
-		m, err := getMeta(b, d.h)
+		m, err := f.chunkMeta(b, d.h)
 		if err != nil {
 			return err
 		}
 		if m != nil && m.Refs == 0 && m.Touched == d.t {
-			if err := deleteChunk(b, d.h); err != nil {
+			if err := f.deleteChunk(b, d.h); err != nil {
 				return err
 			}
 		}
@@ -335,7 +321,7 @@ func applyChunk(t *tx) (*Result, error) {
 		return failf(wire.TooLarge, "CHUNK for %q has %d bytes; this cluster's chunk size is %d", c.Path, len(c.Data), max), nil
 	}
 	h := ChunkOf(c.Data)
-	m, err := getMeta(t.b, h)
+	m, err := t.f.chunkMeta(t.b, h)
 	if err != nil {
 		return nil, err
 	}
@@ -356,7 +342,7 @@ func applyChunk(t *tx) (*Result, error) {
 			return nil, storageErr("write chunk "+h.String(), err)
 		}
 	}
-	if err := putMeta(t.b, h, m); err != nil {
+	if err := t.f.putMeta(t.b, h, m); err != nil {
 		return nil, err
 	}
 	return &Result{Chunk: h.String(), Stat: &wire.Stat{Name: h.String(), Type: wire.TypeFile, Size: m.Size, Mtime: c.Time, Version: t.index}}, nil

@@ -668,7 +668,7 @@ func applyCommit(t *tx) (*Result, error) {
 		if err != nil {
 			return failf(wire.Invalid, "COMMIT of %q: chunk %d: %v", c.Path, i, err), nil
 		}
-		m, err := getMeta(t.b, h)
+		m, err := t.f.chunkMeta(t.b, h)
 		if err != nil {
 			return nil, err
 		}
