@@ -56,8 +56,8 @@ type applyCache struct {
 	sessLow uint64
 	pendLow uint64
 
-	sessions map[uint64]sessionMeta // stored session records, by session
-	chunks   map[ChunkID]chunkMeta  // stored chunk metadata, by chunk
+	sessions records[uint64, sessionMeta] // stored session records, by session
+	chunks   records[ChunkID, chunkMeta]  // stored chunk metadata, by chunk
 }
 
 // maxCachedSessions bounds applyCache.sessions (about 100 bytes each),
@@ -74,97 +74,88 @@ func (c *applyCache) reset() {
 	defer c.mu.Unlock()
 	c.rangeKnown, c.owned, c.owns = false, wire.Range{}, false
 	c.sessLow, c.pendLow = 0, 0
-	c.sessions = nil
-	c.chunks = nil
+	c.sessions.m, c.chunks.m = nil, nil
+}
+
+// records holds stored records by key, each equal to what the batch
+// holds for the key; never an absence. applyCache.mu guards it.
+type records[K comparable, V any] struct {
+	m map[K]V
+}
+
+// cachedRead returns the record of k from memory, or else reads it with
+// read (nil: there is none) and keeps it, unless max records are held.
+// The caller owns the returned copy.
+func cachedRead[K comparable, V any](c *applyCache, r *records[K, V], k K, max int, read func() (*V, error)) (*V, error) {
+	c.mu.Lock()
+	v, ok := r.m[k]
+	c.mu.Unlock()
+	if ok {
+		return &v, nil
+	}
+	p, err := read()
+	if err != nil || p == nil {
+		return p, err
+	}
+	cachedWrite(c, r, k, max, p, nil)
+	return p, nil
+}
+
+// cachedWrite records that the batch now holds v for k (nil: it deleted
+// k). A write that failed (err) may or may not be in the batch: k is
+// forgotten, to be read again.
+func cachedWrite[K comparable, V any](c *applyCache, r *records[K, V], k K, max int, v *V, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, held := r.m[k]
+	switch {
+	case err != nil || v == nil:
+		delete(r.m, k)
+	case held || len(r.m) < max:
+		if r.m == nil {
+			r.m = map[K]V{}
+		}
+		r.m[k] = *v
+	}
 }
 
 // session returns the record of session s as stored in b (nil if there
 // is none), from memory once known. The caller owns the returned copy.
 func (f *FSM) session(b *pebble.Batch, s uint64) (*sessionMeta, error) {
-	c := &f.cache
-	c.mu.Lock()
-	m, ok := c.sessions[s]
-	c.mu.Unlock()
-	if ok {
-		return &m, nil
-	}
-	p, err := getSession(b, s)
-	if err != nil || p == nil {
-		return p, err
-	}
-	c.mu.Lock()
-	c.cacheSession(s, *p)
-	c.mu.Unlock()
-	return p, nil
+	return cachedRead(&f.cache, &f.cache.sessions, s, maxCachedSessions, func() (*sessionMeta, error) { return getSession(b, s) })
 }
 
 // putSession writes m as the record of session s into b. It is the only
 // writer of session records.
 func (f *FSM) putSession(b *pebble.Batch, s uint64, m *sessionMeta) error {
 	err := b.Set(sessionKey(s), encodeSessionMeta(m), nil)
-	c := &f.cache
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	cachedWrite(&f.cache, &f.cache.sessions, s, maxCachedSessions, m, err)
 	if err != nil {
-		delete(c.sessions, s) // b may or may not hold the write: read it again
 		return storageErr("write session", err)
 	}
-	c.cacheSession(s, *m)
 	return nil
 }
 
 // forgetSession drops session s from memory; whoever deletes its record
 // from a batch calls it.
 func (f *FSM) forgetSession(s uint64) {
-	f.cache.mu.Lock()
-	defer f.cache.mu.Unlock()
-	delete(f.cache.sessions, s)
-}
-
-// cacheSession records m as session s's stored record, unless the cache
-// is full and s not in it. c.mu is held.
-func (c *applyCache) cacheSession(s uint64, m sessionMeta) {
-	if _, ok := c.sessions[s]; !ok && len(c.sessions) >= maxCachedSessions {
-		return
-	}
-	if c.sessions == nil {
-		c.sessions = map[uint64]sessionMeta{}
-	}
-	c.sessions[s] = m
+	cachedWrite[uint64, sessionMeta](&f.cache, &f.cache.sessions, s, maxCachedSessions, nil, nil)
 }
 
 // chunkMeta returns the metadata of chunk h as stored in b (nil if there
 // is none), from memory once known. The caller owns the returned copy.
 func (f *FSM) chunkMeta(b *pebble.Batch, h ChunkID) (*chunkMeta, error) {
-	c := &f.cache
-	c.mu.Lock()
-	m, ok := c.chunks[h]
-	c.mu.Unlock()
-	if ok {
-		return &m, nil
-	}
-	p, err := getMeta(b, h)
-	if err != nil || p == nil {
-		return p, err
-	}
-	c.mu.Lock()
-	c.cacheChunk(h, *p)
-	c.mu.Unlock()
-	return p, nil
+	return cachedRead(&f.cache, &f.cache.chunks, h, maxCachedChunks, func() (*chunkMeta, error) { return getMeta(b, h) })
 }
 
 // putMeta writes m as the metadata of chunk h into b. It is the only
 // writer of chunk metadata.
 func (f *FSM) putMeta(b *pebble.Batch, h ChunkID, m *chunkMeta) error {
 	err := b.Set(metaKey(h), encodeChunkMeta(m), nil)
-	c := &f.cache
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	cachedWrite(&f.cache, &f.cache.chunks, h, maxCachedChunks, m, err)
 	if err != nil {
-		delete(c.chunks, h) // b may or may not hold the write: read it again
 		return storageErr("write chunk "+h.String(), err)
 	}
-	c.cacheChunk(h, *m)
 	return nil
 }
 
@@ -172,25 +163,11 @@ func (f *FSM) putMeta(b *pebble.Batch, h ChunkID, m *chunkMeta) error {
 // the only deleter of chunk metadata.
 func (f *FSM) deleteChunk(b *pebble.Batch, h ChunkID) error {
 	err := errors.Join(b.Delete(chunkKey(h), nil), b.Delete(metaKey(h), nil))
-	f.cache.mu.Lock()
-	delete(f.cache.chunks, h) // also when the delete failed: read it again
-	f.cache.mu.Unlock()
+	cachedWrite[ChunkID, chunkMeta](&f.cache, &f.cache.chunks, h, maxCachedChunks, nil, err)
 	if err != nil {
 		return storageErr("delete chunk "+h.String(), err)
 	}
 	return nil
-}
-
-// cacheChunk records m as chunk h's stored metadata, unless the cache is
-// full and h not in it. c.mu is held.
-func (c *applyCache) cacheChunk(h ChunkID, m chunkMeta) {
-	if _, ok := c.chunks[h]; !ok && len(c.chunks) >= maxCachedChunks {
-		return
-	}
-	if c.chunks == nil {
-		c.chunks = map[ChunkID]chunkMeta{}
-	}
-	c.chunks[h] = m
 }
 
 // ownedRange returns the owned range as stored in b, from memory once known.

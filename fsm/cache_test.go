@@ -44,7 +44,7 @@ func (n *node) checkSessionCache(when string) {
 	n.t.Helper()
 	c := &n.fsm.cache
 	c.mu.Lock()
-	cached := maps.Clone(c.sessions)
+	cached := maps.Clone(c.sessions.m)
 	c.mu.Unlock()
 	for s, m := range cached {
 		stored, err := getSession(n.db, s)
@@ -64,7 +64,7 @@ func (n *node) checkChunkCache(when string) int {
 	n.t.Helper()
 	c := &n.fsm.cache
 	c.mu.Lock()
-	cached := maps.Clone(c.chunks)
+	cached := maps.Clone(c.chunks.m)
 	c.mu.Unlock()
 	for h, m := range cached {
 		stored, err := getMeta(n.db, h)
