@@ -42,37 +42,31 @@ func (n *node) checkRangeCache(when string) {
 // memory is the one stored in Pebble.
 func (n *node) checkSessionCache(when string) {
 	n.t.Helper()
-	c := &n.fsm.cache
-	c.mu.Lock()
-	cached := maps.Clone(c.sessions.m)
-	c.mu.Unlock()
-	for s, m := range cached {
-		stored, err := getSession(n.db, s)
-		if err != nil {
-			n.t.Fatal(err)
-		}
-		if stored == nil || *stored != m {
-			n.t.Fatalf("%s: session %d cached as %+v, Pebble holds %+v", when, s, m, stored)
-		}
-	}
+	checkCached(n, when, &n.fsm.cache.sessions, getSession)
 }
 
 // checkChunkCache fails unless every chunk metadata record the FSM holds
 // in memory is the one stored in Pebble (a chunk no longer stored is not
-// held).
+// held). It returns how many are held.
 func (n *node) checkChunkCache(when string) int {
 	n.t.Helper()
-	c := &n.fsm.cache
-	c.mu.Lock()
-	cached := maps.Clone(c.chunks.m)
-	c.mu.Unlock()
-	for h, m := range cached {
-		stored, err := getMeta(n.db, h)
+	return checkCached(n, when, &n.fsm.cache.chunks, getMeta)
+}
+
+// checkCached fails unless every record in r is the one read from the
+// committed state; it returns how many r holds.
+func checkCached[K comparable, V comparable](n *node, when string, r *records[K, V], read func(reader, K) (*V, error)) int {
+	n.t.Helper()
+	n.fsm.cache.mu.Lock()
+	cached := maps.Clone(r.m)
+	n.fsm.cache.mu.Unlock()
+	for k, v := range cached {
+		stored, err := read(n.db, k)
 		if err != nil {
 			n.t.Fatal(err)
 		}
-		if stored == nil || *stored != m {
-			n.t.Fatalf("%s: chunk %v cached as %+v, Pebble holds %+v", when, h, m, stored)
+		if stored == nil || *stored != v {
+			n.t.Fatalf("%s: %v cached as %+v, Pebble holds %+v", when, k, v, stored)
 		}
 	}
 	return len(cached)

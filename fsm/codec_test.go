@@ -97,10 +97,16 @@ func TestCommandEncoderMatchesReflection(t *testing.T) {
 			t.Fatalf("command %+v:\nhand       %x\nreflection %x", c, got, want)
 		}
 	}
+	forCommands(8, check)
+}
+
+// forCommands calls check with every command kind and 3,000 random
+// commands drawn with seed.
+func forCommands(seed uint64, check func(c *Command)) {
 	for _, c := range commandKinds() {
 		check(&c)
 	}
-	r := rand.New(rand.NewPCG(8, 9))
+	r := rand.New(rand.NewPCG(seed, seed+1))
 	for range 3000 {
 		c := randCommand(r)
 		check(&c)
@@ -128,14 +134,7 @@ func TestCommandDecoderMatchesReflection(t *testing.T) {
 			t.Fatal("decoded Data aliases the input")
 		}
 	}
-	for _, c := range commandKinds() {
-		check(&c)
-	}
-	r := rand.New(rand.NewPCG(10, 11))
-	for range 3000 {
-		c := randCommand(r)
-		check(&c)
-	}
+	forCommands(10, check)
 }
 
 // sameDecoding fails unless DecodeCommand and the reflection decoder
