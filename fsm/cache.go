@@ -2,7 +2,7 @@ package fsm
 
 // Replicated state that Apply keeps in memory instead of reading Pebble:
 // the owned range, the records of recently used sessions ("s/s/" be64),
-// and lower bounds on the times of the session expiry index ("s/t/") and
+// the metadata of recently written chunks ("s/k/" H), and lower bounds on the times of the session expiry index ("s/t/") and
 // of the pending chunks ("s/p/"), by which Apply skips the expiry and
 // chunk-GC scans when they could find nothing.
 //
@@ -13,7 +13,8 @@ package fsm
 //
 //   - every write of the owned range goes through setRange, every write
 //     of a session record through putSession and every delete of one
-//     through forgetSession, and every write of an "s/t/" or "s/p/" key
+//     through forgetSession, every write of a chunk's metadata through
+//     putMeta and every delete of one through deleteChunk, and every write of an "s/t/" or "s/p/" key
 //     through noteWrite, which update the cache with what they write;
 //   - a batch Apply wrote into is committed before the next Apply, or the
 //     replica stops and this FSM applies nothing more
@@ -23,8 +24,10 @@ package fsm
 //     learned from the scan it guards.
 //
 // Deleting a key never invalidates a lower bound, so those deletes need
-// no accessor. A session record not cached is read (and then cached); at
-// most maxCachedSessions are kept, beyond which the others are read.
+// no accessor. A session record or chunk metadata not cached is read (and
+// then cached); at most maxCachedSessions and maxCachedChunks are kept,
+// beyond which the others are read. That a chunk is absent is not cached
+// (the tables' bloom filters make that read cheap).
 
 import (
 	"encoding/binary"
@@ -53,11 +56,17 @@ type applyCache struct {
 	sessLow uint64
 	pendLow uint64
 
-	sessions map[uint64]sessionMeta // stored session records, by session
+	sessions records[uint64, sessionMeta] // stored session records, by session
+	chunks   records[ChunkID, chunkMeta]  // stored chunk metadata, by chunk
 }
 
-// maxCachedSessions bounds applyCache.sessions (about 100 bytes each).
-const maxCachedSessions = 1 << 16
+// maxCachedSessions bounds applyCache.sessions (about 100 bytes each),
+// maxCachedChunks applyCache.chunks (about 100 bytes each: a loadgen-like
+// put overwrites one of a few thousand files and releases its chunk).
+const (
+	maxCachedSessions = 1 << 16
+	maxCachedChunks   = 1 << 15
+)
 
 // reset forgets every value: the state under the FSM was replaced.
 func (c *applyCache) reset() {
@@ -65,62 +74,100 @@ func (c *applyCache) reset() {
 	defer c.mu.Unlock()
 	c.rangeKnown, c.owned, c.owns = false, wire.Range{}, false
 	c.sessLow, c.pendLow = 0, 0
-	c.sessions = nil
+	c.sessions.m, c.chunks.m = nil, nil
+}
+
+// records holds stored records by key, each equal to what the batch
+// holds for the key; never an absence. applyCache.mu guards it.
+type records[K comparable, V any] struct {
+	m map[K]V
+}
+
+// cachedRead returns the record of k from memory, or else reads it with
+// read (nil: there is none) and keeps it, unless max records are held.
+// The caller owns the returned copy.
+func cachedRead[K comparable, V any](c *applyCache, r *records[K, V], k K, max int, read func() (*V, error)) (*V, error) {
+	c.mu.Lock()
+	v, ok := r.m[k]
+	c.mu.Unlock()
+	if ok {
+		return &v, nil
+	}
+	p, err := read()
+	if err != nil || p == nil {
+		return p, err
+	}
+	cachedWrite(c, r, k, max, p, nil)
+	return p, nil
+}
+
+// cachedWrite records that the batch now holds v for k (nil: it deleted
+// k). A write that failed (err) may or may not be in the batch: k is
+// forgotten, to be read again.
+func cachedWrite[K comparable, V any](c *applyCache, r *records[K, V], k K, max int, v *V, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, held := r.m[k]
+	switch {
+	case err != nil || v == nil:
+		delete(r.m, k)
+	case held || len(r.m) < max:
+		if r.m == nil {
+			r.m = map[K]V{}
+		}
+		r.m[k] = *v
+	}
 }
 
 // session returns the record of session s as stored in b (nil if there
 // is none), from memory once known. The caller owns the returned copy.
 func (f *FSM) session(b *pebble.Batch, s uint64) (*sessionMeta, error) {
-	c := &f.cache
-	c.mu.Lock()
-	m, ok := c.sessions[s]
-	c.mu.Unlock()
-	if ok {
-		return &m, nil
-	}
-	p, err := getSession(b, s)
-	if err != nil || p == nil {
-		return p, err
-	}
-	c.mu.Lock()
-	c.cacheSession(s, *p)
-	c.mu.Unlock()
-	return p, nil
+	return cachedRead(&f.cache, &f.cache.sessions, s, maxCachedSessions, func() (*sessionMeta, error) { return getSession(b, s) })
 }
 
 // putSession writes m as the record of session s into b. It is the only
 // writer of session records.
 func (f *FSM) putSession(b *pebble.Batch, s uint64, m *sessionMeta) error {
 	err := b.Set(sessionKey(s), encodeSessionMeta(m), nil)
-	c := &f.cache
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	cachedWrite(&f.cache, &f.cache.sessions, s, maxCachedSessions, m, err)
 	if err != nil {
-		delete(c.sessions, s) // b may or may not hold the write: read it again
 		return storageErr("write session", err)
 	}
-	c.cacheSession(s, *m)
 	return nil
 }
 
 // forgetSession drops session s from memory; whoever deletes its record
 // from a batch calls it.
 func (f *FSM) forgetSession(s uint64) {
-	f.cache.mu.Lock()
-	defer f.cache.mu.Unlock()
-	delete(f.cache.sessions, s)
+	cachedWrite[uint64, sessionMeta](&f.cache, &f.cache.sessions, s, maxCachedSessions, nil, nil)
 }
 
-// cacheSession records m as session s's stored record, unless the cache
-// is full and s not in it. c.mu is held.
-func (c *applyCache) cacheSession(s uint64, m sessionMeta) {
-	if _, ok := c.sessions[s]; !ok && len(c.sessions) >= maxCachedSessions {
-		return
+// chunkMeta returns the metadata of chunk h as stored in b (nil if there
+// is none), from memory once known. The caller owns the returned copy.
+func (f *FSM) chunkMeta(b *pebble.Batch, h ChunkID) (*chunkMeta, error) {
+	return cachedRead(&f.cache, &f.cache.chunks, h, maxCachedChunks, func() (*chunkMeta, error) { return getMeta(b, h) })
+}
+
+// putMeta writes m as the metadata of chunk h into b. It is the only
+// writer of chunk metadata.
+func (f *FSM) putMeta(b *pebble.Batch, h ChunkID, m *chunkMeta) error {
+	err := b.Set(metaKey(h), encodeChunkMeta(m), nil)
+	cachedWrite(&f.cache, &f.cache.chunks, h, maxCachedChunks, m, err)
+	if err != nil {
+		return storageErr("write chunk "+h.String(), err)
 	}
-	if c.sessions == nil {
-		c.sessions = map[uint64]sessionMeta{}
+	return nil
+}
+
+// deleteChunk deletes chunk h, its bytes and its metadata, from b. It is
+// the only deleter of chunk metadata.
+func (f *FSM) deleteChunk(b *pebble.Batch, h ChunkID) error {
+	err := errors.Join(b.Delete(chunkKey(h), nil), b.Delete(metaKey(h), nil))
+	cachedWrite[ChunkID, chunkMeta](&f.cache, &f.cache.chunks, h, maxCachedChunks, nil, err)
+	if err != nil {
+		return storageErr("delete chunk "+h.String(), err)
 	}
-	c.sessions[s] = m
+	return nil
 }
 
 // ownedRange returns the owned range as stored in b, from memory once known.

@@ -42,19 +42,34 @@ func (n *node) checkRangeCache(when string) {
 // memory is the one stored in Pebble.
 func (n *node) checkSessionCache(when string) {
 	n.t.Helper()
-	c := &n.fsm.cache
-	c.mu.Lock()
-	cached := maps.Clone(c.sessions)
-	c.mu.Unlock()
-	for s, m := range cached {
-		stored, err := getSession(n.db, s)
+	checkCached(n, when, &n.fsm.cache.sessions, getSession)
+}
+
+// checkChunkCache fails unless every chunk metadata record the FSM holds
+// in memory is the one stored in Pebble (a chunk no longer stored is not
+// held). It returns how many are held.
+func (n *node) checkChunkCache(when string) int {
+	n.t.Helper()
+	return checkCached(n, when, &n.fsm.cache.chunks, getMeta)
+}
+
+// checkCached fails unless every record in r is the one read from the
+// committed state; it returns how many r holds.
+func checkCached[K comparable, V comparable](n *node, when string, r *records[K, V], read func(reader, K) (*V, error)) int {
+	n.t.Helper()
+	n.fsm.cache.mu.Lock()
+	cached := maps.Clone(r.m)
+	n.fsm.cache.mu.Unlock()
+	for k, v := range cached {
+		stored, err := read(n.db, k)
 		if err != nil {
 			n.t.Fatal(err)
 		}
-		if stored == nil || *stored != m {
-			n.t.Fatalf("%s: session %d cached as %+v, Pebble holds %+v", when, s, m, stored)
+		if stored == nil || *stored != v {
+			n.t.Fatalf("%s: %v cached as %+v, Pebble holds %+v", when, k, v, stored)
 		}
 	}
+	return len(cached)
 }
 
 // TestRangeCacheFollowsEveryWriter: the owned range Apply keeps in memory
@@ -106,6 +121,7 @@ func TestRangeCacheFollowsEveryWriter(t *testing.T) {
 	for res := n.must(Command{Op: wire.OpSplitCleanup, Size: 5}); res.Message == "more"; res = n.must(Command{Op: wire.OpSplitCleanup, Size: 5}) {
 	}
 	n.checkRangeCache("cleanup")
+	n.checkChunkCache("cleanup")
 	n.must(put(kept, "z", 0))
 
 	// The fork hands this node the upper half.
@@ -129,8 +145,10 @@ func TestRangeCacheFollowsEveryWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.checkRangeCache("restore")
+	n.checkChunkCache("restore")
 	n.must(put(kept, "v", parents))
 	n.checkRangeCache("after restore")
+	n.checkChunkCache("after restore")
 }
 
 // setRangeRaw writes the range below the FSM, as a snapshot's ingest does.
@@ -162,7 +180,7 @@ func TestCachedBoundsDecideAsScans(t *testing.T) {
 	ttls := []int64{2e9, 5e9, 30e9}
 	now := int64(1e18)
 	seq := map[uint64]uint64{}
-	expired, collected, chunks := 0, 0, 0
+	expired, collected, chunks, cachedChunks := 0, 0, 0, 0
 	var last string
 	for i := range 800 {
 		now += r.Int64N(4e8)
@@ -192,6 +210,7 @@ func TestCachedBoundsDecideAsScans(t *testing.T) {
 				t.Fatalf("entry %d: %+v, without cache %+v", i+1, got, want)
 			}
 			n.checkSessionCache(fmt.Sprintf("entry %d", i+1))
+			cachedChunks = max(cachedChunks, n.checkChunkCache(fmt.Sprintf("entry %d", i+1)))
 		}
 		if r.IntN(50) == 0 {
 			restarted.fsm = mustFSM(restarted.db)
@@ -204,8 +223,8 @@ func TestCachedBoundsDecideAsScans(t *testing.T) {
 		expired = max(expired, len(seq)-ref.countPrefix(sessionTimePrefix))
 		collected = max(collected, chunks-ref.countPrefix(pendingPrefix))
 	}
-	if expired == 0 || collected == 0 {
-		t.Fatalf("the script expired %d sessions and collected %d chunks: it tests nothing", expired, collected)
+	if expired == 0 || collected == 0 || cachedChunks == 0 {
+		t.Fatalf("the script expired %d sessions, collected %d chunks and cached at most %d: it tests nothing", expired, collected, cachedChunks)
 	}
 	want := ref.stateSum()
 	for name, n := range map[string]*node{"restarted": restarted, "restored": restored} {

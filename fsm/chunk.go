@@ -48,6 +48,7 @@ import (
 	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/wire"
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Chunk defaults, used when a command carries zero.
@@ -91,8 +92,12 @@ func ParseChunkName(s string) (ChunkID, error) {
 	return h, nil
 }
 
-func chunkKey(h ChunkID) []byte { return append([]byte(chunkPrefix), h[:]...) }
-func metaKey(h ChunkID) []byte  { return append([]byte(metaPrefix), h[:]...) }
+func chunkKey(h ChunkID) []byte {
+	return append(append(make([]byte, 0, chunkKeyLen), chunkPrefix...), h[:]...)
+}
+func metaKey(h ChunkID) []byte {
+	return append(append(make([]byte, 0, chunkKeyLen), metaPrefix...), h[:]...)
+}
 func pendingKey(t int64, h ChunkID) []byte {
 	k := binary.BigEndian.AppendUint64([]byte(pendingPrefix), uint64(t))
 	return append(k, h[:]...)
@@ -135,16 +140,32 @@ func (m *chunkMeta) awaitedOutside(r wire.Range) bool {
 }
 
 func getMeta(rd reader, h ChunkID) (*chunkMeta, error) {
-	return getRecord[chunkMeta](rd, metaKey(h), func() (string, string) {
-		return "chunk " + h.String(), fmt.Sprintf("metadata of chunk %v", h)
-	})
+	v, c, err := rd.Get(metaKey(h))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, storageErr("read chunk "+h.String(), err)
+	}
+	var m chunkMeta
+	err = decodeChunkMeta(v, &m)
+	if cerr := c.Close(); cerr != nil {
+		return nil, storageErr("read chunk "+h.String(), cerr)
+	}
+	if err != nil {
+		return nil, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt metadata of chunk %v: %v", h, err)}
+	}
+	return &m, nil
 }
 
-func putMeta(b *pebble.Batch, h ChunkID, m *chunkMeta) error {
-	if err := b.Set(metaKey(h), encodeChunkMeta(m), nil); err != nil {
-		return storageErr("write chunk "+h.String(), err)
+// decodeChunkMeta decodes the stored chunk metadata v into m, which must
+// be zero.
+func decodeChunkMeta(v []byte, m *chunkMeta) error {
+	if decodeChunkMetaFast(v, m) == nil {
+		return nil
 	}
-	return nil
+	*m = chunkMeta{}
+	return msgpack.Unmarshal(bytes.Clone(v), m)
 }
 
 // readChunk returns the verified bytes of chunk h, which must have n bytes.
@@ -206,7 +227,7 @@ func (t *tx) flush() error {
 		if d == 0 {
 			continue
 		}
-		m, err := getMeta(t.b, h)
+		m, err := t.f.chunkMeta(t.b, h)
 		if err != nil {
 			return err
 		}
@@ -218,7 +239,7 @@ func (t *tx) flush() error {
 			if err := t.b.Set(chunkKey(h), data, nil); err != nil {
 				return storageErr("write chunk "+h.String(), err)
 			}
-			if err := putMeta(t.b, h, &chunkMeta{Refs: d, Size: int64(len(data))}); err != nil {
+			if err := t.f.putMeta(t.b, h, &chunkMeta{Refs: d, Size: int64(len(data))}); err != nil {
 				return err
 			}
 			continue
@@ -240,23 +261,16 @@ func (t *tx) flush() error {
 				}
 				break
 			}
-			if err := deleteChunk(t.b, h); err != nil {
+			if err := t.f.deleteChunk(t.b, h); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := putMeta(t.b, h, m); err != nil {
+		if err := t.f.putMeta(t.b, h, m); err != nil {
 			return err
 		}
 	}
 	t.refs, t.fresh = nil, nil
-	return nil
-}
-
-func deleteChunk(b *pebble.Batch, h ChunkID) error {
-	if err := errors.Join(b.Delete(chunkKey(h), nil), b.Delete(metaKey(h), nil)); err != nil {
-		return storageErr("delete chunk "+h.String(), err)
-	}
 	return nil
 }
 
@@ -315,12 +329,12 @@ func (f *FSM) collectChunks(b *pebble.Batch, c *Command) error {
 		if err := b.Delete(d.key, nil); err != nil {
 			return storageErr("collect chunk", err)
 		}
-		m, err := getMeta(b, d.h)
+		m, err := f.chunkMeta(b, d.h)
 		if err != nil {
 			return err
 		}
 		if m != nil && m.Refs == 0 && m.Touched == d.t {
-			if err := deleteChunk(b, d.h); err != nil {
+			if err := f.deleteChunk(b, d.h); err != nil {
 				return err
 			}
 		}
@@ -339,7 +353,7 @@ func applyChunk(t *tx) (*Result, error) {
 		return failf(wire.TooLarge, "CHUNK for %q has %d bytes; this cluster's chunk size is %d", c.Path, len(c.Data), max), nil
 	}
 	h := ChunkOf(c.Data)
-	m, err := getMeta(t.b, h)
+	m, err := t.f.chunkMeta(t.b, h)
 	if err != nil {
 		return nil, err
 	}
@@ -360,7 +374,7 @@ func applyChunk(t *tx) (*Result, error) {
 			return nil, storageErr("write chunk "+h.String(), err)
 		}
 	}
-	if err := putMeta(t.b, h, m); err != nil {
+	if err := t.f.putMeta(t.b, h, m); err != nil {
 		return nil, err
 	}
 	return &Result{Chunk: h.String(), Stat: &wire.Stat{Name: h.String(), Type: wire.TypeFile, Size: m.Size, Mtime: c.Time, Version: t.index}}, nil
@@ -507,14 +521,20 @@ func (t *tx) dropBlocks(pfx []byte) error {
 }
 
 // dropFileBlocks releases and deletes the block records of file p, whose
-// entry is e. A file of a few blocks has them looked up one by one (block
-// i exists only for i < numBlocks, see the top of fsm.go): point reads are
-// much cheaper than an iterator over the indexed batch and the DB; a
-// larger one is scanned.
-func (t *tx) dropFileBlocks(p string, e *entry) error {
+// entry is e, except that the records of blocks [0, rewrite), which the
+// caller sets again in the same batch, are released but not deleted (a
+// delete that the next write of the key overrides). A file of a few
+// blocks has them looked up one by one (block i exists only for i <
+// numBlocks, see the top of fsm.go): point reads are much cheaper than an
+// iterator over the indexed batch and the DB; a larger one is scanned.
+func (t *tx) dropFileBlocks(p string, e *entry, rewrite int64) error {
 	const pointReads = 4 // as in blockRefs
 	if e.Block <= 0 || numBlocks(e.Size, e.Block) > pointReads {
 		return t.dropBlocks(blocksPrefix(p))
+	}
+	if h, ok := storedHead(e); ok && rewrite > 0 {
+		t.ref(h, -1) // its only block, which the caller sets again
+		return nil
 	}
 	for i := range numBlocks(e.Size, e.Block) {
 		k := blockKey(p, i)
@@ -530,11 +550,31 @@ func (t *tx) dropFileBlocks(p string, e *entry) error {
 			return &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt block record %q", k)}
 		}
 		t.ref(ChunkID(v), -1)
-		if err := errors.Join(c.Close(), t.b.Delete(k, nil)); err != nil {
+		if err := c.Close(); err != nil {
+			return storageErr("read blocks of "+p, err)
+		}
+		if i < rewrite {
+			continue
+		}
+		if err := t.b.Delete(k, nil); err != nil {
 			return storageErr("delete blocks", err)
 		}
 	}
 	return nil
+}
+
+// storedHead returns the chunk of block 0 of a one-block file (entry e)
+// when the entry proves it is stored: the file's block checksum sum is
+// not zero, so a block that is not all zeros is stored, and the only
+// block is block 0, whose chunk's name is then the file's checksum (of
+// its contents, chunk.go). Otherwise (holes or zeros, an entry from
+// before Sum) ok is false and the caller reads the block record.
+func storedHead(e *entry) (h ChunkID, ok bool) {
+	if e.Size <= 0 || e.Size > e.Block || len(e.Sum) != sha256.Size || isZeros(e.Sum) {
+		return h, false
+	}
+	h, err := ParseChunkName(e.Checksum)
+	return h, err == nil
 }
 
 // writeBlocks stores data as the blocks of a new file p from block 0 and
@@ -544,6 +584,9 @@ func (t *tx) writeBlocks(p string, data []byte, bs int64) (blockSum, error) {
 	for i := int64(0); i*bs < int64(len(data)); i++ {
 		chunk := data[i*bs : min(int64(len(data)), (i+1)*bs)]
 		h := t.store(chunk)
+		if i == 0 {
+			t.head = &h
+		}
 		if err := t.b.Set(blockKey(p, i), h[:], nil); err != nil {
 			return sum, storageErr("write "+p, err)
 		}
@@ -684,6 +727,9 @@ func (t *tx) checksum(p string, e *entry) (string, error) {
 		h.Write(l[:])
 		h.Write(e.Sum)
 		return sumPrefix + strconv.FormatInt(e.Block, 10) + ":" + hex.EncodeToString(h.Sum(nil)), nil
+	}
+	if t.head != nil {
+		return t.head.String(), nil
 	}
 	refs, err := blockRefs(t.b, p, 0, 1)
 	if err != nil {

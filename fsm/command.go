@@ -80,31 +80,52 @@ type Block struct {
 }
 
 // EncodeCommand returns the log-entry form of c: the version byte, then c as
-// msgpack. The encoding of a given Command is always the same bytes.
+// msgpack (the bytes the reflection encoder writes, codec.go). The
+// encoding of a given Command is always the same bytes.
 func EncodeCommand(c *Command) ([]byte, error) {
 	if c == nil {
 		return nil, fmt.Errorf("fsm: encode command: nil command")
 	}
-	var buf bytes.Buffer
-	buf.Grow(1 + 32 + len(c.Path) + len(c.Data))
-	buf.WriteByte(commandVersion)
-	enc := msgpack.NewEncoder(&buf)
-	if err := enc.Encode(c); err != nil {
-		return nil, fmt.Errorf("fsm: encode command: %w", err)
+	n := 200 + len(c.Path) + len(c.To) + len(c.Data)
+	for _, s := range c.Chunks {
+		n += 5 + len(s)
 	}
-	return buf.Bytes(), nil
+	for _, k := range c.Blocks {
+		n += 20 + len(k.Data)
+	}
+	return appendCommand(append(make([]byte, 0, n), commandVersion), c), nil
 }
 
 // DecodeCommand parses the output of EncodeCommand. It returns an error, never
 // panics, for empty input, an unknown version, malformed msgpack or trailing
 // bytes. It checks the format only; Apply judges the content (op, path).
 // The returned Command does not alias p.
-func DecodeCommand(p []byte) (*Command, error) {
+func DecodeCommand(p []byte) (*Command, error) { return decodeCommand(p, false) }
+
+// decodeCommand is DecodeCommand; with alias the byte slices of the
+// result (Data, the blocks' Data) may point into p, for a caller that is
+// done with the Command before p changes (Apply).
+func decodeCommand(p []byte, alias bool) (*Command, error) {
+	if len(p) > 0 && p[0] == commandVersion {
+		var c Command
+		if decodeCommandFast(p[1:], &c, alias) == nil {
+			return &c, nil
+		}
+	}
+	return decodeCommandReflect(p)
+}
+
+// decodeCommandReflect is DecodeCommand by reflection: the reference the
+// fast decoder matches, and its fallback.
+func decodeCommandReflect(p []byte) (*Command, error) {
 	if len(p) == 0 {
 		return nil, fmt.Errorf("fsm: decode command: empty")
 	}
 	if p[0] != commandVersion {
 		return nil, fmt.Errorf("fsm: decode command: unknown version %d at offset 0 (this build reads %d)", p[0], commandVersion)
+	}
+	if err := checkShape(p[1:], 1); err != nil {
+		return nil, fmt.Errorf("fsm: decode command: %w", err)
 	}
 	r := bytes.NewReader(p[1:])
 	dec := msgpack.NewDecoder(r)

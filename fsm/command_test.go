@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -139,5 +140,22 @@ func TestDecodeCommandDoesNotAlias(t *testing.T) {
 	}
 	if string(c.Data) != "abcdef" || c.Path != "/a" {
 		t.Fatalf("decoded command changed with its input: %+v", c)
+	}
+}
+
+// TestDecodeCommandHugeArray: an array claiming 2^32-1 elements in 14
+// bytes is a clear error naming its offset, not an allocation of the
+// claimed length (the reflection decoder makes the slice first).
+func TestDecodeCommandHugeArray(t *testing.T) {
+	for _, field := range []string{"blocks", "chunks"} {
+		p := append([]byte{commandVersion, 0x81, 0xa0 | byte(len(field))}, field...)
+		p = append(p, 0xdd, 0xff, 0xff, 0xff, 0xff)
+		c, err := DecodeCommand(p)
+		if err == nil {
+			t.Fatalf("%s: decoded %+v", field, c)
+		}
+		if want := fmt.Sprintf("offset %d", 3+len(field)); !strings.Contains(err.Error(), want) {
+			t.Fatalf("%s: error %q does not name %q", field, err, want)
+		}
 	}
 }

@@ -16,8 +16,9 @@
 // local read or decode fault: the caller must not commit the batch.
 //
 // Caches. Apply keeps copies of replicated state in memory (the owned
-// range, recently used session records, lower bounds on the
-// session-expiry and chunk-GC indexes; cache.go)
+// range, recently used session records, the metadata of recently written
+// chunks, lower bounds on the session-expiry and chunk-GC indexes;
+// cache.go)
 // and relies on the replica's rule: a batch Apply wrote into is committed
 // before the next Apply, or the replica stops and this FSM applies nothing
 // more. A caller that changes the state under the FSM in any other way (a
@@ -32,7 +33,8 @@
 // DB and the batches.
 //
 // Where things are: the key layout at the top of fsm.go; commands and
-// results in command.go; files as grids of content-addressed,
+// results in command.go, their hand-written msgpack codec (the bytes the
+// reflection codec writes) in codec.go and records.go; files as grids of content-addressed,
 // reference-counted chunks and the checksum forms in chunk.go; the
 // exactly-once rule in session.go (per session, a window of the results of
 // the last 1024 sequence numbers, expired after the session TTL of entry

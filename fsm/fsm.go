@@ -333,19 +333,28 @@ func getValue(rd reader, k []byte) ([]byte, error) {
 
 // getEntry returns the entry of p (not "/"), or nil if there is none.
 func getEntry(rd reader, p string) (*entry, error) {
-	v, err := getValue(rd, entryKey(p))
+	v, c, err := rd.Get(entryKey(p))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, storageErr("read "+p, err)
 	}
-	return decodeEntry(p, v)
+	e, err := decodeEntry(p, v)
+	if cerr := c.Close(); cerr != nil {
+		return nil, storageErr("read "+p, cerr)
+	}
+	return e, err
 }
 
+// decodeEntry decodes the stored entry v of p; the result does not alias v.
 func decodeEntry(p string, v []byte) (*entry, error) {
 	var e entry
-	if err := msgpack.Unmarshal(v, &e); err != nil {
+	if decodeEntryFast(v, &e) == nil {
+		return &e, nil
+	}
+	e = entry{}
+	if err := msgpack.Unmarshal(bytes.Clone(v), &e); err != nil {
 		return nil, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt entry for %q: %v", p, err)}
 	}
 	return &e, nil
@@ -376,7 +385,7 @@ func decodeEntry(p string, v []byte) (*entry, error) {
 // then diverge from the others, so the caller must not commit b and must
 // stop the replica (the storage node does).
 func (f *FSM) Apply(b *pebble.Batch, index uint64, cmd []byte) *Result {
-	c, err := DecodeCommand(cmd)
+	c, err := decodeCommand(cmd, true) // c is done with before Apply returns
 	if err != nil {
 		return failf(wire.Invalid, "malformed command: %v", err)
 	}
@@ -449,6 +458,7 @@ type tx struct {
 	refs  map[ChunkID]int64  // reference count changes
 	fresh map[ChunkID][]byte // contents of chunks this command may create
 	zeros map[int64]ChunkID  // SHA-256 of n zero bytes, by n
+	head  *ChunkID           // the chunk this command set as block 0 of the file it finishes; nil: not known, read it
 	cost  int64              // block records and checksum terms touched (Result.cost)
 	// outside is set by a split's cleanup to the owned range: chunks it
 	// unreferences that only uploads outside it may wait for are deleted

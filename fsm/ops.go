@@ -113,12 +113,12 @@ func applyPut(t *tx) (*Result, error) {
 	if err := makeDirs(t.b, missing, t.index, c.Time); err != nil {
 		return nil, err
 	}
+	bs := orDefault(c.ChunkSize, DefaultChunkSize)
 	if old != nil {
-		if err := t.dropFileBlocks(c.Path, old); err != nil {
+		if err := t.dropFileBlocks(c.Path, old, numBlocks(int64(len(c.Data)), bs)); err != nil {
 			return nil, err
 		}
 	}
-	bs := orDefault(c.ChunkSize, DefaultChunkSize)
 	sum, err := t.writeBlocks(c.Path, c.Data, bs)
 	if err != nil {
 		return nil, err
@@ -668,7 +668,7 @@ func applyCommit(t *tx) (*Result, error) {
 		if err != nil {
 			return failf(wire.Invalid, "COMMIT of %q: chunk %d: %v", c.Path, i, err), nil
 		}
-		m, err := getMeta(t.b, h)
+		m, err := t.f.chunkMeta(t.b, h)
 		if err != nil {
 			return nil, err
 		}
@@ -695,12 +695,15 @@ func applyCommit(t *tx) (*Result, error) {
 		return nil, err
 	}
 	if old != nil {
-		if err := t.dropFileBlocks(c.Path, old); err != nil {
+		if err := t.dropFileBlocks(c.Path, old, int64(len(ids))); err != nil {
 			return nil, err
 		}
 	}
 	var sum blockSum
 	for i, h := range ids {
+		if i == 0 {
+			t.head = &h
+		}
 		t.ref(h, 1)
 		if err := t.b.Set(blockKey(c.Path, int64(i)), h[:], nil); err != nil {
 			return nil, storageErr("commit "+c.Path, err)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math/big"
 	"slices"
@@ -538,6 +539,72 @@ func TestAwaitedOutside(t *testing.T) {
 	} {
 		if got := tc.m.awaitedOutside(tc.r); got != tc.want {
 			t.Errorf("hull [%d, %d] (known %v) outside %v: %v, want %v", tc.m.Lo, tc.m.Hi, tc.m.Hull, tc.r, got, tc.want)
+		}
+	}
+}
+
+// TestOverwriteOneBlockFile: a PUT or COMMIT over a small file releases
+// the old blocks' chunks, however the file was made (one block, zeros, a
+// hole before a block, writes, appends, a copy, an entry without the
+// block sum), and leaves no block record behind.
+func TestOverwriteOneBlockFile(t *testing.T) {
+	zeros := string(make([]byte, tiny))
+	makers := map[string][]Command{
+		"put":           {putTiny("/o/f", "abcd")},
+		"put zeros":     {putTiny("/o/f", zeros)},
+		"put short":     {putTiny("/o/f", "a")},
+		"first a hole":  {mkdir("/o", parents), write("/o/f", tiny+1, "z")},
+		"write":         {mkdir("/o", parents), write("/o/f", 1, "xy")},
+		"write zeros":   {mkdir("/o", parents), write("/o/f", 0, "\x00\x00")},
+		"append":        {mkdir("/o", parents), appendTo("/o/f", "ab"), appendTo("/o/f", "c")},
+		"copy":          {putTiny("/o/g", "wxyz"), cp("/o/g", "/o/f", 0)},
+		"empty":         {putTiny("/o/f", "")},
+		"old entry sum": {putTiny("/o/f", "abcd")}, // Sum dropped below
+	}
+	overs := map[string]Command{
+		"put":        putTiny("/o/f", "pqrs"),
+		"put longer": putTiny("/o/f", "pqrstuvwxy"),
+		"put empty":  putTiny("/o/f", ""),
+		"same bytes": putTiny("/o/f", "abcd"),
+		"default bs": {Op: wire.OpPut, Path: "/o/f", Data: []byte("new")},
+		"commit":     {Op: wire.OpCommit, Path: "/o/f", Chunks: []string{ChunkOf([]byte("kl")).String()}, Size: 2, ChunkSize: tiny},
+	}
+	for mname, steps := range makers {
+		for oname, over := range overs {
+			t.Run(mname+"/"+oname, func(t *testing.T) {
+				n := newNode(t, wholeRing)
+				for _, c := range steps {
+					n.must(c)
+				}
+				if mname == "old entry sum" {
+					b := n.db.NewIndexedBatch()
+					e, err := getEntry(b, "/o/f")
+					if err != nil {
+						t.Fatal(err)
+					}
+					e.Sum = nil
+					if err := errors.Join(putEntry(b, "/o/f", e), b.Commit(pebble.Sync)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if over.Op == wire.OpCommit {
+					n.must(Command{Op: wire.OpChunk, Path: "/o/f", Data: []byte("kl"), ChunkSize: tiny})
+				}
+				n.must(over)
+				want := string(over.Data)
+				if over.Op == wire.OpCommit {
+					want = "kl"
+				}
+				if got := n.content("/o/f"); got != want {
+					t.Fatalf("content %q, want %q", got, want)
+				}
+				n.leaks()
+				n.must(remove("/o", recursive))
+				n.leaks()
+				if c := n.countPrefix(dataPrefix); c != 0 {
+					t.Fatalf("%d block records left", c)
+				}
+			})
 		}
 	}
 }

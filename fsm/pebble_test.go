@@ -62,3 +62,34 @@ func TestStorageHealthRecordsBackgroundErrors(t *testing.T) {
 		t.Errorf("%d log lines for %d background errors; want one, then at most one per %v\n%s", lines, r.BackgroundErrors, storageLogEvery, logs.String())
 	}
 }
+
+// TestPointMissSkipsTables: apply looks up keys that are usually absent
+// (the metadata of a chunk not stored yet, a new file's entry). With the
+// node's options such a lookup is answered by each table's filter
+// without reading its data blocks.
+func TestPointMissSkipsTables(t *testing.T) {
+	db, err := pebble.Open(t.TempDir(), PebbleOptions(quietLogger{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for i := range 1000 {
+		if err := db.Set(metaKey(ChunkOf([]byte{byte(i), byte(i >> 8)})), []byte{0x81, 0xa1, 's', 0x01}, pebble.NoSync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	before := db.Metrics().Filter
+	const misses = 100
+	for i := range misses {
+		if _, _, err := db.Get(metaKey(ChunkOf([]byte{byte(i), 'x'}))); err != pebble.ErrNotFound {
+			t.Fatalf("get of an absent key: %v", err)
+		}
+	}
+	after := db.Metrics().Filter
+	if hits := after.Hits - before.Hits; hits < misses*9/10 {
+		t.Fatalf("%d of %d lookups of absent keys were answered by a table filter (misses %d)", hits, misses, after.Misses-before.Misses)
+	}
+}

@@ -1,12 +1,13 @@
 package fsm
 
 // Hand-written encoders of the records Apply writes on every put: the
-// file entry, a chunk's metadata and a session's record. Each writes
+// file entry, a chunk's metadata and a session's record (codec.go has
+// the Command's and the session result's, and the decoders). Each writes
 // exactly the bytes msgpack.Marshal writes for the struct (a map of the
 // fields not omitted, in declaration order; int64 and uint64 fields in 9
-// bytes, int fields compact, strings and byte slices with the shortest
-// length header), without reflection; records_test.go compares them.
-// Decoding still goes through msgpack.Unmarshal.
+// bytes, uint8 in 2, uint32 in 5, int fields compact, strings, byte
+// slices, maps and arrays with the shortest length header), without
+// reflection; records_test.go and codec_test.go compare them.
 
 import (
 	"encoding/binary"
@@ -14,22 +15,15 @@ import (
 )
 
 func encodeEntry(e *entry) []byte {
-	n := 2 // Type and Version are never omitted
-	for _, set := range []bool{e.Size != 0, e.Mtime != 0, e.Checksum != "", e.Block != 0, len(e.Sum) > 0} {
-		if set {
-			n++
-		}
-	}
 	b := make([]byte, 0, 64+len(e.Checksum)+len(e.Sum))
-	b = append(b, 0x80|byte(n))
-	b = append(append(b, 0xa1, 't'), 0xcc, byte(e.Type))
-	b = appendInt64Field(b, 's', e.Size)
-	b = appendInt64Field(b, 'm', e.Mtime)
+	// Type and Version are never omitted.
+	b = append(b, 0x80|byte(count(true, e.Size != 0, e.Mtime != 0, true, e.Checksum != "", e.Block != 0, len(e.Sum) > 0)))
+	b = append(b, 0xa1, 't', 0xcc, byte(e.Type))
+	b = int64Field(b, "s", e.Size)
+	b = int64Field(b, "m", e.Mtime)
 	b = appendUint64(append(b, 0xa1, 'v'), e.Version)
-	if e.Checksum != "" {
-		b = appendStr(append(b, 0xa1, 'c'), e.Checksum)
-	}
-	b = appendInt64Field(b, 'b', e.Block)
+	b = strField(b, "c", e.Checksum)
+	b = int64Field(b, "b", e.Block)
 	if len(e.Sum) > 0 {
 		b = appendBin(append(b, 0xa1, 'a'), e.Sum)
 	}
@@ -37,25 +31,13 @@ func encodeEntry(e *entry) []byte {
 }
 
 func encodeChunkMeta(m *chunkMeta) []byte {
-	n := 1 // Size is never omitted
-	if m.Refs != 0 {
-		n++
-	}
-	for _, set := range []bool{m.Touched != 0, m.Lo != 0, m.Hi != 0, m.Hull} {
-		if set {
-			n++
-		}
-	}
+	n := count(m.Refs != 0, m.Touched != 0, true, m.Lo != 0, m.Hi != 0, m.Hull) // Size is never omitted
 	b := append(make([]byte, 0, 1+5*11+3), 0x80|byte(n))
-	b = appendInt64Field(b, 'r', m.Refs)
-	b = appendInt64Field(b, 't', m.Touched)
+	b = int64Field(b, "r", m.Refs)
+	b = int64Field(b, "t", m.Touched)
 	b = appendInt64(append(b, 0xa1, 's'), m.Size)
-	if m.Lo != 0 {
-		b = appendUint64(append(b, 0xa1, 'l'), m.Lo)
-	}
-	if m.Hi != 0 {
-		b = appendUint64(append(b, 0xa1, 'h'), m.Hi)
-	}
+	b = uint64Field(b, "l", m.Lo)
+	b = uint64Field(b, "h", m.Hi)
 	if m.Hull {
 		b = append(b, 0xa1, 'u', 0xc3)
 	}
@@ -63,34 +45,63 @@ func encodeChunkMeta(m *chunkMeta) []byte {
 }
 
 func encodeSessionMeta(m *sessionMeta) []byte {
-	n := 0
-	for _, set := range []bool{m.Low != 0, m.Count != 0, m.Last != 0, m.Index != 0, m.High != 0} {
-		if set {
-			n++
-		}
-	}
-	b := append(make([]byte, 0, 1+5*11), 0x80|byte(n))
-	if m.Low != 0 {
-		b = appendUint64(append(b, 0xa1, 'l'), m.Low)
-	}
+	b := append(make([]byte, 0, 1+5*11), 0x80|byte(count(m.Low != 0, m.Count != 0, m.Last != 0, m.Index != 0, m.High != 0)))
+	b = uint64Field(b, "l", m.Low)
 	if m.Count != 0 {
 		b = appendCompactInt(append(b, 0xa1, 'n'), int64(m.Count))
 	}
-	b = appendInt64Field(b, 't', m.Last)
-	b = appendInt64Field(b, 'i', m.Index)
-	if m.High != 0 {
-		b = appendUint64(append(b, 0xa1, 'h'), m.High)
-	}
-	return b
+	b = int64Field(b, "t", m.Last)
+	b = int64Field(b, "i", m.Index)
+	return uint64Field(b, "h", m.High)
 }
 
-// appendInt64Field appends the one-letter key k and v, unless v is 0
-// (omitempty).
-func appendInt64Field(b []byte, k byte, v int64) []byte {
+// count is the number of fields an encoding writes: one per true value.
+func count(set ...bool) int {
+	n := 0
+	for _, s := range set {
+		if s {
+			n++
+		}
+	}
+	return n
+}
+
+// int64Field, uint64Field and strField append the key k (under 32 bytes)
+// and v, unless v is zero (omitempty).
+func int64Field(b []byte, k string, v int64) []byte {
 	if v == 0 {
 		return b
 	}
-	return appendInt64(append(b, 0xa1, k), v)
+	return appendInt64(appendStr(b, k), v)
+}
+
+func uint64Field(b []byte, k string, v uint64) []byte {
+	if v == 0 {
+		return b
+	}
+	return appendUint64(appendStr(b, k), v)
+}
+
+func strField(b []byte, k, v string) []byte {
+	if v == "" {
+		return b
+	}
+	return appendStr(appendStr(b, k), v)
+}
+
+func appendMapLen(b []byte, n int) []byte   { return appendHeader(b, n, 0x80, 0xde) }
+func appendArrayLen(b []byte, n int) []byte { return appendHeader(b, n, 0x90, 0xdc) }
+
+// appendHeader appends a map or array header: the fix form fix|n, or the
+// 16-bit form c16 or the 32-bit form after it.
+func appendHeader(b []byte, n int, fix, c16 byte) []byte {
+	switch {
+	case n < 16:
+		return append(b, fix|byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(b, c16), uint16(n))
+	}
+	return binary.BigEndian.AppendUint32(append(b, c16+1), uint32(n))
 }
 
 func appendInt64(b []byte, v int64) []byte {

@@ -76,7 +76,7 @@ func (m *sessionMeta) mayHold(seq uint64) bool { return m.High == 0 || seq <= m.
 func granule(ttl int64) int64 { return max(ttl/16, 1) }
 
 func sessionKey(s uint64) []byte {
-	return binary.BigEndian.AppendUint64([]byte(sessionPrefix), s)
+	return binary.BigEndian.AppendUint64(append(make([]byte, 0, len(sessionPrefix)+16), sessionPrefix...), s)
 }
 
 func sessionResultKey(s, seq uint64) []byte {
@@ -157,14 +157,6 @@ func (f *FSM) applySession(b *pebble.Batch, index uint64, c *Command) (*Result, 
 		m.Low = max(m.Low, low)
 	}
 	return res, f.touchSession(b, c, m, isNew)
-}
-
-func encodeResult(r *Result) []byte {
-	v, err := msgpack.Marshal(r)
-	if err != nil {
-		panic(fmt.Sprintf("fsm: encode result: %v", err)) // plain fields only
-	}
-	return v
 }
 
 func getSession(rd reader, s uint64) (*sessionMeta, error) {
