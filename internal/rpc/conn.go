@@ -271,14 +271,25 @@ type Pending struct {
 // it. The call stays pending, keeping its connection from being dropped as
 // idle, until Wait returns its answer or Abandon is called.
 func (c *Conn) Start(ctx context.Context, req *wire.Request) (*Pending, error) {
+	return c.StartUntil(ctx, req, nil)
+}
+
+// StartUntil is Start with one more bound on the queueing: a value from
+// expire ends it as ctx's deadline would (context.DeadlineExceeded). A nil
+// expire is no bound. It lets a caller bound many steps with one timer
+// instead of a context per step; expire is only read when the queue is
+// full.
+func (c *Conn) StartUntil(ctx context.Context, req *wire.Request, expire <-chan time.Time) (*Pending, error) {
 	req.ID = c.nextID.Add(1)
 	c.lastUsed.Store(time.Now().UnixNano())
-	if dl, ok := ctx.Deadline(); ok && req.TimeoutMs == 0 {
-		ms := time.Until(dl).Milliseconds()
-		if ms <= 0 {
-			return nil, context.DeadlineExceeded
+	if req.TimeoutMs == 0 {
+		if dl, ok := ctx.Deadline(); ok {
+			ms := time.Until(dl).Milliseconds()
+			if ms <= 0 {
+				return nil, context.DeadlineExceeded
+			}
+			req.TimeoutMs = uint32(min(ms, 1<<31))
 		}
-		req.TimeoutMs = uint32(min(ms, 1<<31))
 	}
 	ch := make(chan *wire.Response, 1)
 	c.mu.Lock()
@@ -289,12 +300,21 @@ func (c *Conn) Start(ctx context.Context, req *wire.Request) (*Pending, error) {
 	}
 	c.pending[req.ID] = ch
 	c.mu.Unlock()
+	p := &Pending{c: c, id: req.ID, ch: ch}
 	select {
 	case c.out <- outFrame{req: req}:
-		return &Pending{c: c, id: req.ID, ch: ch}, nil
+		return p, nil
+	default: // the queue is full: wait for room
+	}
+	select {
+	case c.out <- outFrame{req: req}:
+		return p, nil
 	case <-ctx.Done():
 		c.forget(req.ID)
 		return nil, ctx.Err()
+	case <-expire:
+		c.forget(req.ID)
+		return nil, context.DeadlineExceeded
 	case <-c.done:
 		return nil, c.Err()
 	}
@@ -304,6 +324,13 @@ func (c *Conn) Start(ctx context.Context, req *wire.Request) (*Pending, error) {
 // call stays pending: Wait may be called again, or Abandon. Once the
 // connection has died every Wait returns its error.
 func (p *Pending) Wait(ctx context.Context) (*wire.Response, error) {
+	return p.WaitUntil(ctx, nil)
+}
+
+// WaitUntil is Wait with one more bound: a value from expire ends the
+// wait as ctx's deadline would (context.DeadlineExceeded), and the call
+// stays pending. A nil expire is no bound.
+func (p *Pending) WaitUntil(ctx context.Context, expire <-chan time.Time) (*wire.Response, error) {
 	select {
 	case resp, ok := <-p.ch:
 		if !ok {
@@ -312,6 +339,8 @@ func (p *Pending) Wait(ctx context.Context) (*wire.Response, error) {
 		return resp, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-expire:
+		return nil, context.DeadlineExceeded
 	}
 }
 
