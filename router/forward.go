@@ -28,11 +28,12 @@ const (
 // no such route.
 type route func(t *wire.TableInfo) (cluster string, ok bool)
 
-// targets returns the addresses to try for req in cluster c, best first.
-// A read any member may serve goes first to the member its path hashes to
-// (replicas.go); everything else to the cached leader; then the other
-// members in table order, those gossip says are dead last.
-func (r *Router) targets(c wire.ClusterInfo, version uint64, req *wire.Request) []string {
+// targets appends to out the addresses to try for req in cluster c, best
+// first, and returns it. A read any member may serve goes first to the
+// member its path hashes to (replicas.go); everything else to the cached
+// leader; then the other members in table order, those gossip says are
+// dead last.
+func (r *Router) targets(out []string, c wire.ClusterInfo, version uint64, req *wire.Request) []string {
 	first := r.leader(c.ID)
 	if !listed(c, first) {
 		first = "" // cached before a membership change
@@ -42,7 +43,6 @@ func (r *Router) targets(c wire.ClusterInfo, version uint64, req *wire.Request) 
 			first = a
 		}
 	}
-	out := make([]string, 0, len(c.Members)+1)
 	if first != "" {
 		out = append(out, first)
 	}
@@ -277,7 +277,8 @@ func (r *Router) pick(c wire.ClusterInfo, version uint64, req *wire.Request, tri
 	if hint != "" {
 		return hint
 	}
-	for _, a := range r.targets(c, version, req) {
+	var buf [8]string // a cluster's members fit: no allocation per request
+	for _, a := range r.targets(buf[:0], c, version, req) {
 		if !tried[a] {
 			return a
 		}
