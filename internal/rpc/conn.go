@@ -291,11 +291,12 @@ func (c *Conn) StartUntil(ctx context.Context, req *wire.Request, expire <-chan 
 			req.TimeoutMs = uint32(min(ms, 1<<31))
 		}
 	}
-	ch := make(chan *wire.Response, 1)
+	ch := newAnswerChan()
 	c.mu.Lock()
 	if c.err != nil {
 		err := c.err
 		c.mu.Unlock()
+		answerChans.Put(ch)
 		return nil, err
 	}
 	c.pending[req.ID] = ch
@@ -322,7 +323,9 @@ func (c *Conn) StartUntil(ctx context.Context, req *wire.Request, expire <-chan 
 
 // Wait waits for the call's answer until ctx ends. If ctx ends first the
 // call stays pending: Wait may be called again, or Abandon. Once the
-// connection has died every Wait returns its error.
+// connection has died every Wait returns its error. Once Wait has
+// returned the answer the Pending is spent: Abandon is a no-op and
+// another Wait only waits for ctx.
 func (p *Pending) Wait(ctx context.Context) (*wire.Response, error) {
 	return p.WaitUntil(ctx, nil)
 }
@@ -336,12 +339,30 @@ func (p *Pending) WaitUntil(ctx context.Context, expire <-chan time.Time) (*wire
 		if !ok {
 			return nil, p.c.Err()
 		}
+		// The reader or failCall removed the channel from the pending
+		// calls before sending the one answer it carries: nothing else
+		// holds it now.
+		answerChans.Put(p.ch)
+		p.ch = nil
 		return resp, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-expire:
 		return nil, context.DeadlineExceeded
 	}
+}
+
+// answerChans holds empty answer channels (capacity 1) of calls whose
+// answer was taken, for the next call's Start: one allocation less per
+// call.
+var answerChans sync.Pool
+
+// newAnswerChan returns an empty answer channel of capacity 1.
+func newAnswerChan() chan *wire.Response {
+	if ch, ok := answerChans.Get().(chan *wire.Response); ok {
+		return ch
+	}
+	return make(chan *wire.Response, 1)
 }
 
 // Abandon gives the call up: an answer that comes later is dropped.
