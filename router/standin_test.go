@@ -190,7 +190,7 @@ func members(addrs ...string) []wire.Member {
 
 // startRouter starts a router over a bootstrap table of clusters and
 // returns it with a client connection to it.
-func startRouter(t *testing.T, clusters []wire.ClusterInfo, tweak func(*Config)) (*Router, *rpc.Conn) {
+func startRouter(t testing.TB, clusters []wire.ClusterInfo, tweak func(*Config)) (*Router, *rpc.Conn) {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.ID = "r1"

@@ -63,7 +63,24 @@ type serverConn struct {
 	halfClose bool
 	flushed   chan struct{}
 	handlers  sync.WaitGroup
+
+	// Handler goroutines are kept for the next request (worker): work
+	// hands a request to one waiting for it, idle counts those waiting,
+	// workers counts them all, for run to wait for.
+	work    chan job
+	idle    atomic.Int32
+	workers sync.WaitGroup
 }
+
+// job is a request for a handler goroutine, with the bytes it holds.
+type job struct {
+	req  *wire.Request
+	size int
+}
+
+// maxIdleHandlers is how many handler goroutines a connection keeps
+// waiting for its next request; one finding that many waiting exits.
+const maxIdleHandlers = 64
 
 // connReader reads through a bufio.Reader that is replaced by a larger one
 // once the peer has authenticated.
@@ -90,6 +107,7 @@ func (c *serverConn) run() {
 		c.budget = newByteBudget(c.s.cfg.MaxBytesInFlight)
 		c.reserve = min(minReserve, c.s.cfg.MaxBytesInFlight/64)
 		c.win = &window{max: c.s.cfg.MaxInFlight, shared: c.unearned, alive: func() bool { return !peerGone(c.raw) }}
+		c.work = make(chan job)
 		writerDone := make(chan struct{})
 		go func() {
 			defer close(writerDone)
@@ -101,6 +119,7 @@ func (c *serverConn) run() {
 		c.win.releaseHeld()
 	}
 	c.close("connection ended") // no-op if already closed
+	c.workers.Wait()
 	c.s.log.Debug("connection closed", "remote", c.raw.RemoteAddr().String(), "reason", c.reason)
 }
 
@@ -388,8 +407,35 @@ func (c *serverConn) dispatch(req *wire.Request, size int) bool {
 	}
 	c.inflight.Add(1)
 	c.handlers.Add(1)
-	go c.handle(req, size)
+	select {
+	case c.work <- job{req, size}: // a handler goroutine was waiting
+	default:
+		c.workers.Add(1)
+		go c.worker(job{req, size})
+	}
 	return true
+}
+
+// worker handles j, then waits for the connection's next request instead
+// of exiting, unless maxIdleHandlers already wait; it exits when the
+// connection closes. Reusing the goroutine saves starting one per request
+// and growing its stack again.
+func (c *serverConn) worker(j job) {
+	defer c.workers.Done()
+	for {
+		c.handle(j.req, j.size)
+		if c.idle.Add(1) > maxIdleHandlers {
+			c.idle.Add(-1)
+			return
+		}
+		select {
+		case j = <-c.work:
+			c.idle.Add(-1)
+		case <-c.done:
+			c.idle.Add(-1)
+			return
+		}
+	}
 }
 
 // readFailed closes the connection after a failed read, with its reason.
