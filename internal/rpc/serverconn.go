@@ -79,8 +79,14 @@ type job struct {
 }
 
 // maxIdleHandlers is how many handler goroutines a connection keeps
-// waiting for its next request; one finding that many waiting exits.
-const maxIdleHandlers = 64
+// waiting for its next request, and maxServerIdleHandlers how many all
+// connections of a server keep together (so many connections that were
+// once busy do not hold a goroutine stack each per request they had in
+// flight); a handler finding either many waiting exits.
+const (
+	maxIdleHandlers       = 64
+	maxServerIdleHandlers = 512
+)
 
 // connReader reads through a bufio.Reader that is replaced by a larger one
 // once the peer has authenticated.
@@ -424,18 +430,38 @@ func (c *serverConn) worker(j job) {
 	defer c.workers.Done()
 	for {
 		c.handle(j.req, j.size)
-		if c.idle.Add(1) > maxIdleHandlers {
-			c.idle.Add(-1)
+		if !c.park() {
 			return
 		}
 		select {
 		case j = <-c.work:
-			c.idle.Add(-1)
+			c.unpark()
 		case <-c.done:
-			c.idle.Add(-1)
+			c.unpark()
 			return
 		}
 	}
+}
+
+// park counts the calling handler as waiting, unless its connection or
+// its server already has as many waiting as it keeps.
+func (c *serverConn) park() bool {
+	if c.idle.Add(1) > maxIdleHandlers {
+		c.idle.Add(-1)
+		return false
+	}
+	if c.s.idleHandlers.Add(1) > maxServerIdleHandlers {
+		c.s.idleHandlers.Add(-1)
+		c.idle.Add(-1)
+		return false
+	}
+	return true
+}
+
+// unpark undoes park once the handler has work or the connection ended.
+func (c *serverConn) unpark() {
+	c.idle.Add(-1)
+	c.s.idleHandlers.Add(-1)
 }
 
 // readFailed closes the connection after a failed read, with its reason.
