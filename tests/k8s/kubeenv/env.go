@@ -260,9 +260,15 @@ func (e *Env) startControllers(p pkiFiles) error {
 		"--v=1"); err != nil {
 		return err
 	}
+	// A pod found unschedulable is tried again within seconds, not the
+	// default 5 minutes: a StatefulSet's pod can reach the scheduler
+	// before its claim is bound (volumes.go binds it a moment later), and
+	// the scheduler does not always requeue it on the binding (seen in 1
+	// of 2 runs of the operator e2e, a node pod Pending for minutes).
 	_, err := e.run("kube-scheduler", e.binary("kube-scheduler"),
 		"--kubeconfig", e.Kubeconfig,
 		"--secure-port=0",
+		"--pod-max-in-unschedulable-pods-duration=5s",
 		"--leader-elect=false",
 		"--profiling=false",
 		"--v=1")
