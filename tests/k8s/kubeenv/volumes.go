@@ -302,30 +302,43 @@ func (r *podRun) projectToken(ctx context.Context, src *corev1.ServiceAccountTok
 	return nil
 }
 
+// projectConfigMap adds a ConfigMap's keys (its items, or all) to files.
 func (r *podRun) projectConfigMap(ctx context.Context, src *corev1.ConfigMapProjection, files map[string][]byte) error {
-	cm, err := r.k.e.Client.CoreV1().ConfigMaps(r.pod.Namespace).Get(ctx, src.Name, metav1.GetOptions{})
-	if err != nil {
-		if apierrors.IsNotFound(err) && src.Optional != nil && *src.Optional {
-			return nil
+	return projectObject("configmap", src.Name, src.Optional, src.Items, files, func() (map[string][]byte, error) {
+		cm, err := r.k.e.Client.CoreV1().ConfigMaps(r.pod.Namespace).Get(ctx, src.Name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
 		}
-		return fmt.Errorf("configmap %s: %w", src.Name, err)
-	}
-	data := map[string][]byte{}
-	for k, v := range cm.Data {
-		data[k] = []byte(v)
-	}
-	return projectKeys(data, src.Items, files)
+		data := map[string][]byte{}
+		for k, v := range cm.Data {
+			data[k] = []byte(v)
+		}
+		return data, nil
+	})
 }
 
+// projectSecret adds a Secret's keys (its items, or all) to files.
 func (r *podRun) projectSecret(ctx context.Context, src *corev1.SecretProjection, files map[string][]byte) error {
-	sec, err := r.k.e.Client.CoreV1().Secrets(r.pod.Namespace).Get(ctx, src.Name, metav1.GetOptions{})
-	if err != nil {
-		if apierrors.IsNotFound(err) && src.Optional != nil && *src.Optional {
-			return nil
+	return projectObject("secret", src.Name, src.Optional, src.Items, files, func() (map[string][]byte, error) {
+		sec, err := r.k.e.Client.CoreV1().Secrets(r.pod.Namespace).Get(ctx, src.Name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
 		}
-		return fmt.Errorf("secret %s: %w", src.Name, err)
+		return sec.Data, nil
+	})
+}
+
+// projectObject adds the keys get returns to files (projectKeys); a
+// missing object is nothing to add when optional, else an error naming it.
+func projectObject(kind, name string, optional *bool, items []corev1.KeyToPath, files map[string][]byte, get func() (map[string][]byte, error)) error {
+	data, err := get()
+	if apierrors.IsNotFound(err) && optional != nil && *optional {
+		return nil
 	}
-	return projectKeys(sec.Data, src.Items, files)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", kind, name, err)
+	}
+	return projectKeys(data, items, files)
 }
 
 // projectKeys adds data's keys to files: the items' keys at their paths,
