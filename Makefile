@@ -35,11 +35,11 @@ test: build
 # plane (kube-apiserver, controller manager, scheduler, etcd) with a fake
 # kubelet that runs pods as local processes: the operator installed with
 # `kubectl apply -k manifests/default`, a CleaveStore made Ready, scaled by
-# splitting while its operator restarts, and nodes deleted with and
-# without their volumes. It needs root (a network namespace per pod) and
-# skips, saying why, where it cannot have one; it installs iproute2 if
-# missing and builds the Kubernetes binaries from Go modules once
-# (scripts/build-kube.sh, cached in .cache/kube: see README for how long).
+# splitting while its operator restarts, and a node pod deleted. It
+# needs root (a network namespace per pod) and skips, saying why, where it
+# cannot have one; it installs iproute2 if missing and builds the
+# Kubernetes binaries from Go modules once (scripts/build-kube.sh, cached
+# in .cache/kube: see README for how long).
 test-k8s:
 	@if [ "$$(id -u)" -ne 0 ]; then \
 		echo "test-k8s: SKIPPED: needs root for network namespaces and a bridge (run make test-k8s as root)"; exit 0; \
