@@ -21,12 +21,13 @@ import (
 // the CA in spec.tlsSecretName instead of by the supervisor.
 
 // podEnv returns the environment every cleave container starts with: its
-// pod's name and ordinal, its DNS name under set, its id (prefix followed
+// pod's name, ordinal and IP, its DNS name under set, its id (prefix followed
 // by the ordinal digit) as idVar, and the token if the store has one.
 func podEnv(sh *shape, set, idVar, prefix string) []corev1.EnvVar {
 	env := []corev1.EnvVar{
 		{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
 		{Name: "POD_INDEX", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels['" + podIndexLabel + "']"}}},
+		{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
 		{Name: "POD_HOST", Value: "$(POD_NAME)." + set + "." + sh.store.Namespace + ".svc." + sh.domain},
 		{Name: idVar, Value: prefix + "$(POD_INDEX)"},
 	}
@@ -37,7 +38,8 @@ func podEnv(sh *shape, set, idVar, prefix string) []corev1.EnvVar {
 	return env
 }
 
-// listenArgs are the listener flags of a node or router.
+// listenArgs are the listener flags of a node or router. Gossip advertises
+// the pod's IP, not its DNS name: memberlist wants an IP to tell others.
 func listenArgs() []string {
 	return []string{
 		"--listen", "0.0.0.0:" + strconv.Itoa(ClientPort),
@@ -46,6 +48,7 @@ func listenArgs() []string {
 		"--peer-advertise", "$(POD_HOST):" + strconv.Itoa(PeerPort),
 		"--data", dataDir,
 		"--gossip", "0.0.0.0:" + strconv.Itoa(GossipPort),
+		"--gossip-advertise", "$(POD_IP):" + strconv.Itoa(GossipPort),
 		"--http", "0.0.0.0:" + strconv.Itoa(HTTPPort),
 		"--log-format", "json",
 	}

@@ -82,6 +82,8 @@ func podArgs(t *testing.T, st *appsv1.StatefulSet, i int) []string {
 			env[e.Name] = fmt.Sprintf("%s-%d", st.Name, i)
 		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.labels['apps.kubernetes.io/pod-index']":
 			env[e.Name] = strconv.Itoa(i)
+		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "status.podIP":
+			env[e.Name] = fmt.Sprintf("10.1.0.%d", i+2)
 		default:
 			t.Fatalf("%s: env %s from %+v", st.Name, e.Name, e.ValueFrom)
 		}
@@ -132,7 +134,7 @@ func TestOperatorPodFlags(t *testing.T) {
 	if nc.NodeID != 11 || nc.ClusterID != "c1" || nc.Listen != "0.0.0.0:7400" || nc.Advertise != host("demo-c1", 1)+":7400" ||
 		nc.PeerListen != "0.0.0.0:7401" || nc.PeerAdvertise != host("demo-c1", 1)+":7401" || nc.Range != ring.Even(2)[0] ||
 		len(nc.Peers) != 3 || nc.Peers[12] != host("demo-c1", 2)+":7401" || nc.Clients[10] != host("demo-c1", 0)+":7400" ||
-		len(nc.GossipSeeds) != 3 || nc.GossipSeeds[0] != host("demo-router", 0)+":7946" {
+		len(nc.GossipSeeds) != 3 || nc.GossipSeeds[0] != host("demo-router", 0)+":7946" || nc.GossipAdvertise != "10.1.0.3:7946" {
 		t.Fatalf("node config %+v", nc)
 	}
 }

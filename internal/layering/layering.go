@@ -75,6 +75,7 @@ var Rules = map[string][]string{
 	"internal/testcluster": {"client", "cluster", "fsm", "router", "control", "replica", "wire", "internal/*"},
 	"tests":                {"*"},
 	"tests/k8s/kubeenv":    {"internal/*"},
+	"tests/k8s":            {"*"},
 
 	// Binaries: thin mains on top of everything else.
 	"cmd/cleave":         {"client", "cluster", "fsm", "router", "control", "replica", "up", "operator", "wire", "internal/*"},
@@ -96,7 +97,7 @@ const (
 
 // TestOnly lists the packages only tests may use: no other package imports
 // them, though they may import each other.
-var TestOnly = []string{"internal/eventually", "internal/syncbuf", "internal/fsmodel", "internal/testcluster", "tests", "tests/k8s/kubeenv"}
+var TestOnly = []string{"internal/eventually", "internal/syncbuf", "internal/fsmodel", "internal/testcluster", "tests", "tests/k8s/kubeenv", "tests/k8s"}
 
 // Check holds graph — each package's path inside module mapped to the full
 // import paths of its non-test imports — to Rules. It returns one line per

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -99,7 +100,7 @@ func (c *container) start(mounts []mount) (*proc, string, error) {
 		return nil, "CreateContainerError", err
 	}
 	log := filepath.Join(c.r.k.e.Dir, "logs", fmt.Sprintf("pod-%s-%s-%s.log", c.r.pod.Namespace, c.r.pod.Name, c.spec.Name))
-	p, err := startProc(c.spec.Name, log, env, dir, append([]string{"ip", "netns", "exec", c.r.net.ns}, argv...)...)
+	p, err := startProcFlags(c.spec.Name, log, env, dir, syscall.CLONE_NEWUTS, c.r.wrap(mounts, argv)...)
 	if err != nil {
 		return nil, "RunContainerError", err
 	}
@@ -199,7 +200,9 @@ func (c *container) command(mounts []mount) (argv, env []string, dir string, err
 			argv = append([]string{argv0}, words[1:]...)
 		}
 	}
-	env = []string{"PATH=" + os.Getenv("PATH"), "HOSTNAME=" + c.r.hostname()}
+	host, port := c.r.k.e.api.addr()
+	env = []string{"PATH=" + os.Getenv("PATH"), "HOSTNAME=" + c.r.hostname(),
+		"KUBERNETES_SERVICE_HOST=" + host, "KUBERNETES_SERVICE_PORT=" + port}
 	for _, v := range vars {
 		env = append(env, v.name+"="+rewritePath(v.value, mounts))
 	}
@@ -207,6 +210,42 @@ func (c *container) command(mounts []mount) (argv, env []string, dir string, err
 		dir = rewritePath(c.spec.WorkingDir, mounts)
 	}
 	return argv, env, dir, nil
+}
+
+// boundPrefix is where volumes are bind-mounted at their mount path
+// rather than rewritten: what programs read at fixed paths, such as the
+// service account's token and CA for rest.InClusterConfig.
+const boundPrefix = "/var/run/secrets/"
+
+// wrapScript runs in the pod's network namespace and in mount and UTS
+// namespaces of the container's own ($1 the host name, then pairs of
+// SOURCE TARGET to bind-mount, then --, then the container's argv). `ip
+// netns exec` makes the mount namespace and keeps its mounts from
+// propagating to the host; the UTS namespace comes from the clone flags
+// startProc is given. A target is created on the host if missing (an
+// empty directory), as a bind mount needs one.
+const wrapScript = `set -e
+printf %s "$1" >/proc/sys/kernel/hostname
+shift
+while [ "$1" != -- ]; do
+	mkdir -p "$2"
+	mount --bind "$1" "$2"
+	shift 2
+done
+shift
+exec "$@"`
+
+// wrap returns the argv that runs argv as the container: in the pod's
+// network namespace, with the pod's host name and the volumes under
+// boundPrefix mounted at their paths.
+func (r *podRun) wrap(mounts []mount, argv []string) []string {
+	out := []string{"ip", "netns", "exec", r.net.ns, "sh", "-c", wrapScript, "kubeenv-container", r.hostname()}
+	for _, m := range mounts {
+		if strings.HasPrefix(m.path, boundPrefix) {
+			out = append(out, m.dir, m.path)
+		}
+	}
+	return append(append(out, "--"), argv...)
 }
 
 // resolveCommand maps a container's first word to a host binary: the

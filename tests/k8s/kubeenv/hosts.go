@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -160,4 +162,12 @@ func (e *Env) Pids() map[string]int {
 		}
 	}
 	return out
+}
+
+// PodLog returns what container of pod ns/name has written so far, over
+// all the pods of that name (the file is per name, appended across
+// restarts and re-creations), or "" if nothing yet.
+func (e *Env) PodLog(ns, name, container string) string {
+	b, _ := os.ReadFile(filepath.Join(e.Dir, "logs", fmt.Sprintf("pod-%s-%s-%s.log", ns, name, container)))
+	return string(b)
 }

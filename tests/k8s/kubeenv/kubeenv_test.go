@@ -41,7 +41,8 @@ func buildPodServer(t *testing.T) string {
 // TestStatefulSetOnFakeKubelet brings the control plane up, runs a
 // StatefulSet of two pods on the fake kubelet and checks what a cleave
 // deployment relies on: readiness, distinct pod IPs, stable DNS names
-// between pods, a Service reachable from the test, a volume that survives
+// between pods, each pod's own host name, in-cluster credentials that the
+// API server accepts, a Service reachable from the test, a volume that survives
 // its pod, and no process, namespace or link left behind.
 func TestStatefulSetOnFakeKubelet(t *testing.T) {
 	if testing.Short() {
@@ -69,6 +70,14 @@ func TestStatefulSetOnFakeKubelet(t *testing.T) {
 		if got != to {
 			t.Fatalf("%s calling %s by name got %q", from, to, got)
 		}
+	}
+	for name, ip := range pods {
+		if got := httpGet(t, ip+":8080", "/hostname"); got != name {
+			t.Fatalf("%s: os.Hostname() in the pod = %q; want the pod's name", name, got)
+		}
+	}
+	if got, want := httpGet(t, pods["web-0"]+":8080", "/whoami"), "system:serviceaccount:"+ns+":default "+ns; got != want {
+		t.Fatalf("web-0 asking the API server who it is with its in-cluster credentials: %q; want %q", got, want)
 	}
 	addrs, err := e.ServiceAddrs(ctx, ns, "web-client", "http")
 	if err != nil || len(addrs) != 2 {

@@ -31,9 +31,9 @@ type pkiFiles struct {
 }
 
 // writePKI makes, in dir, a CA, a serving certificate for the API server
-// on loopback signed by it, the service-account signing key pair and a
+// on loopback and at gateway (where pods reach it) signed by it, the service-account signing key pair and a
 // static token file with one admin token (group system:masters).
-func writePKI(dir string) (pkiFiles, error) {
+func writePKI(dir string, gateway net.IP) (pkiFiles, error) {
 	p := pkiFiles{
 		caCert: filepath.Join(dir, "ca.crt"), serverCert: filepath.Join(dir, "apiserver.crt"),
 		serverKey: filepath.Join(dir, "apiserver.key"), saKey: filepath.Join(dir, "sa.key"),
@@ -69,7 +69,7 @@ func writePKI(dir string) (pkiFiles, error) {
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
 			"kubernetes.default.svc.cluster.local"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.0.1")},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.0.1"), gateway},
 	}
 	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
 	if err != nil {

@@ -3,12 +3,14 @@ package kubeenv
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -40,9 +42,9 @@ func rewritePath(s string, mounts []mount) string {
 
 // volumes makes the pod's volumes: a PersistentVolumeClaim is the
 // directory of its bound volume (waiting for the binding), a Secret or a
-// ConfigMap is a directory of its keys, anything else (emptyDir,
-// projected service-account tokens) an empty directory of the pod's that
-// goes with it. It returns the mounts of every container's volumeMounts.
+// ConfigMap is a directory of its keys, a projected volume (the service
+// account's token, CA and namespace) a directory of its files, anything
+// else (emptyDir) an empty directory of the pod's that goes with it. It returns the mounts of every container's volumeMounts.
 func (r *podRun) volumes() ([]mount, error) {
 	dirs := map[string]string{}
 	for _, v := range r.pod.Spec.Volumes {
@@ -53,6 +55,8 @@ func (r *podRun) volumes() ([]mount, error) {
 			dir, err = r.claimDir(v.PersistentVolumeClaim.ClaimName)
 		case v.Secret != nil || v.ConfigMap != nil:
 			err = r.writeKeys(dir, v)
+		case v.Projected != nil:
+			err = r.writeProjected(dir, v.Projected)
 		default:
 			err = os.MkdirAll(dir, 0o755)
 		}
@@ -227,4 +231,129 @@ func (k *kubelet) claimGone(o any) {
 	if err := os.RemoveAll(k.e.claimDirFor(pvc)); err != nil {
 		k.e.t.Logf("kubeenv: deleting the directory of claim %s/%s: %v", pvc.Namespace, pvc.Name, err)
 	}
+}
+
+// writeProjected writes a projected volume's sources into dir: a service
+// account token requested for the pod (bound to it, as the kubelet's),
+// ConfigMap and Secret keys, and downward API fields.
+func (r *podRun) writeProjected(dir string, v *corev1.ProjectedVolumeSource) error {
+	ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
+	defer cancel()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	files := map[string][]byte{}
+	for _, src := range v.Sources {
+		var err error
+		switch {
+		case src.ServiceAccountToken != nil:
+			err = r.projectToken(ctx, src.ServiceAccountToken, files)
+		case src.ConfigMap != nil:
+			err = r.projectConfigMap(ctx, src.ConfigMap, files)
+		case src.Secret != nil:
+			err = r.projectSecret(ctx, src.Secret, files)
+		case src.DownwardAPI != nil:
+			for _, it := range src.DownwardAPI.Items {
+				if it.FieldRef == nil {
+					return fmt.Errorf("projected downward API item %s: kubeenv resolves only fieldRef", it.Path)
+				}
+				v, ferr := r.field(it.FieldRef.FieldPath)
+				if ferr != nil {
+					return ferr
+				}
+				files[it.Path] = []byte(v)
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for name, b := range files {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// projectToken asks the API server for a token of the pod's service
+// account, bound to the pod.
+func (r *podRun) projectToken(ctx context.Context, src *corev1.ServiceAccountTokenProjection, files map[string][]byte) error {
+	sa := r.pod.Spec.ServiceAccountName
+	if sa == "" {
+		sa = "default"
+	}
+	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+		ExpirationSeconds: src.ExpirationSeconds,
+		BoundObjectRef:    &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: r.pod.Name, UID: r.pod.UID},
+	}}
+	if src.Audience != "" {
+		req.Spec.Audiences = []string{src.Audience}
+	}
+	tok, err := r.k.e.Client.CoreV1().ServiceAccounts(r.pod.Namespace).CreateToken(ctx, sa, req, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("token of service account %s: %w", sa, err)
+	}
+	files[src.Path] = []byte(tok.Status.Token)
+	return nil
+}
+
+// projectConfigMap adds a ConfigMap's keys (its items, or all) to files.
+func (r *podRun) projectConfigMap(ctx context.Context, src *corev1.ConfigMapProjection, files map[string][]byte) error {
+	return projectObject("configmap", src.Name, src.Optional, src.Items, files, func() (map[string][]byte, error) {
+		cm, err := r.k.e.Client.CoreV1().ConfigMaps(r.pod.Namespace).Get(ctx, src.Name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		data := map[string][]byte{}
+		for k, v := range cm.Data {
+			data[k] = []byte(v)
+		}
+		return data, nil
+	})
+}
+
+// projectSecret adds a Secret's keys (its items, or all) to files.
+func (r *podRun) projectSecret(ctx context.Context, src *corev1.SecretProjection, files map[string][]byte) error {
+	return projectObject("secret", src.Name, src.Optional, src.Items, files, func() (map[string][]byte, error) {
+		sec, err := r.k.e.Client.CoreV1().Secrets(r.pod.Namespace).Get(ctx, src.Name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return sec.Data, nil
+	})
+}
+
+// projectObject adds the keys get returns to files (projectKeys); a
+// missing object is nothing to add when optional, else an error naming it.
+func projectObject(kind, name string, optional *bool, items []corev1.KeyToPath, files map[string][]byte, get func() (map[string][]byte, error)) error {
+	data, err := get()
+	if apierrors.IsNotFound(err) && optional != nil && *optional {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", kind, name, err)
+	}
+	return projectKeys(data, items, files)
+}
+
+// projectKeys adds data's keys to files: the items' keys at their paths,
+// or every key under its own name without items.
+func projectKeys(data map[string][]byte, items []corev1.KeyToPath, files map[string][]byte) error {
+	if len(items) == 0 {
+		maps.Copy(files, data)
+		return nil
+	}
+	for _, it := range items {
+		b, ok := data[it.Key]
+		if !ok {
+			return fmt.Errorf("no key %q", it.Key)
+		}
+		files[it.Path] = b
+	}
+	return nil
 }
