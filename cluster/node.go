@@ -108,9 +108,9 @@ type Config struct {
 	UnsafeDivergePath string
 
 	// CacheSize is the Pebble block cache, in bytes; 0: the 64 MiB of
-	// fsm.PebbleOptions. MemTableSize is one Pebble memtable; 0: 16 MiB
-	// (two may be full at once; see pebbleopts.go). Both live outside the
-	// Go heap (Pebble allocates them with C malloc in cgo builds).
+	// fsm.PebbleOptions. MemTableSize is one Pebble memtable; 0: 4 MiB (Pebble's
+	// default; two may be full at once). Both live outside the Go heap
+	// (Pebble allocates them with C malloc in cgo builds).
 	CacheSize    int64
 	MemTableSize uint64
 	// MemoryLimit is the memory budget of the whole process, in bytes; 0
@@ -356,7 +356,9 @@ func open(cfg Config) (*Node, error) {
 	if cfg.CacheSize > 0 {
 		po.CacheSize = cfg.CacheSize
 	}
-	tuneStorage(po, cfg.MemTableSize)
+	if cfg.MemTableSize > 0 {
+		po.MemTableSize = cfg.MemTableSize
+	}
 	setMemoryLimit(cfg, po, log)
 	health := fsm.NewStorageHealth(log)
 	health.Listen(po)
