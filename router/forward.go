@@ -3,7 +3,6 @@ package router
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/cleavefs/cleave/control"
@@ -28,12 +27,11 @@ const (
 // no such route.
 type route func(t *wire.TableInfo) (cluster string, ok bool)
 
-// targets appends to out the addresses to try for req in cluster c, best
-// first, and returns it. A read any member may serve goes first to the
-// member its path hashes to (replicas.go); everything else to the cached
-// leader; then the other members in table order, those gossip says are
-// dead last.
-func (r *Router) targets(out []string, c wire.ClusterInfo, version uint64, req *wire.Request) []string {
+// targets returns the addresses to try for req in cluster c, best first.
+// A read any member may serve goes first to the member its path hashes to
+// (replicas.go); everything else to the cached leader; then the other
+// members in table order, those gossip says are dead last.
+func (r *Router) targets(c wire.ClusterInfo, version uint64, req *wire.Request) []string {
 	first := r.leader(c.ID)
 	if !listed(c, first) {
 		first = "" // cached before a membership change
@@ -43,6 +41,7 @@ func (r *Router) targets(out []string, c wire.ClusterInfo, version uint64, req *
 			first = a
 		}
 	}
+	out := make([]string, 0, len(c.Members)+1)
 	if first != "" {
 		out = append(out, first)
 	}
@@ -109,8 +108,8 @@ func (cs calls) abandon() {
 func (r *Router) forward(ctx context.Context, req *wire.Request, rt route) *wire.Response {
 	start := time.Now()
 	dl, ok := ctx.Deadline()
-	f := newForwarding(ctx, deadline(start, dl, ok, r.cfg.DefaultTimeout))
-	defer f.release()
+	ctx, cancel := context.WithDeadline(ctx, deadline(start, dl, ok, r.cfg.DefaultTimeout))
+	defer cancel()
 
 	_, refreshes := r.table.(control.Refresher)
 	st := newRetryState(retriable(req), req.Op.Mutating(), refreshes, r.cfg.AttemptTimeout)
@@ -136,8 +135,8 @@ func (r *Router) forward(ctx context.Context, req *wire.Request, rt route) *wire
 		a := answer{roundDone: addr == "", addr: addr, version: t.Version}
 		if addr != "" {
 			tried[addr] = true
-			at := r.try(f, nodeAddr(c, addr, req.Op), req, t.Version, pending)
-			a.resp, a.err, a.sent, a.inFlight, a.expired = at.resp, at.err, at.sent, at.inFlight, f.expired()
+			at := r.try(ctx, nodeAddr(c, addr, req.Op), req, t.Version, pending)
+			a.resp, a.err, a.sent, a.inFlight, a.expired = at.resp, at.err, at.sent, at.inFlight, ctx.Err() != nil
 			if a.resp != nil {
 				a.hintTried = tried[a.resp.Leader]
 			}
@@ -159,7 +158,7 @@ func (r *Router) forward(ctx context.Context, req *wire.Request, rt route) *wire
 				r.log.Debug("forward: try failed", "cluster", c.ID, "addr", addr, "op", req.Op.String(), "err", a.err)
 			}
 		case actRound, actAwaitTable:
-			if !r.backOff(f.context(), d) {
+			if !r.backOff(ctx, d) {
 				return r.gaveUp(req, cluster, start, &st)
 			}
 			clear(tried)
@@ -177,83 +176,6 @@ func (r *Router) forward(ctx context.Context, req *wire.Request, rt route) *wire
 		case actGiveUp:
 			return r.gaveUp(req, cluster, start, &st)
 		}
-	}
-}
-
-// forwarding is the time of one forwarded request: the caller's ctx, the
-// request's own deadline (the caller's less a margin) and one timer that
-// bounds each try. It stands for context.WithDeadline(ctx, end) without
-// building one on the common path, where a request is answered at the
-// first try: a context per request and per try was a tenth of a busy
-// router's CPU (registering each child with its parent).
-type forwarding struct {
-	parent context.Context
-	end    time.Time
-	timer  *time.Timer // nil until the first try needs it; from timers
-
-	ctx    context.Context // WithDeadline(parent, end), built on first use
-	cancel context.CancelFunc
-}
-
-// timers holds stopped timers between forwarded requests.
-var timers sync.Pool
-
-func newForwarding(parent context.Context, end time.Time) *forwarding {
-	return &forwarding{parent: parent, end: end}
-}
-
-// expired reports what ctx.Err() != nil reports of the deadline context:
-// the caller's ctx ended or the request's deadline passed.
-func (f *forwarding) expired() bool {
-	return f.parent.Err() != nil || !time.Now().Before(f.end)
-}
-
-// context returns the request's deadline context, for the steps off the
-// common path (dialling, refreshing the table, backing off).
-func (f *forwarding) context() context.Context {
-	if f.ctx == nil {
-		f.ctx, f.cancel = context.WithDeadline(f.parent, f.end)
-	}
-	return f.ctx
-}
-
-// attempt arms the timer for one try of at most d and returns its channel
-// and the try's deadline; the channel delivers when the try's time is up
-// (d, or the request's deadline if sooner).
-func (f *forwarding) attempt(d time.Duration) (<-chan time.Time, time.Time) {
-	now := time.Now()
-	end := now.Add(d)
-	if f.end.Before(end) {
-		end = f.end
-	}
-	wait := max(end.Sub(now), 0)
-	if f.timer == nil {
-		if t, ok := timers.Get().(*time.Timer); ok {
-			f.timer = t
-			f.timer.Reset(wait)
-		} else {
-			f.timer = time.NewTimer(wait)
-		}
-	} else {
-		f.timer.Reset(wait) // since Go 1.23 no stale value is delivered after Reset
-	}
-	return f.timer.C, end
-}
-
-// remainingMs is the request's time left in milliseconds, at least 1.
-func (f *forwarding) remainingMs() uint32 {
-	return uint32(min(max(time.Until(f.end).Milliseconds(), 1), 1<<31))
-}
-
-// release stops the timer for reuse and cancels the deadline context.
-func (f *forwarding) release() {
-	if f.timer != nil {
-		f.timer.Stop()
-		timers.Put(f.timer)
-		f.timer = nil
-	}
-	if f.cancel != nil {
-		f.cancel()
 	}
 }
 
@@ -277,8 +199,7 @@ func (r *Router) pick(c wire.ClusterInfo, version uint64, req *wire.Request, tri
 	if hint != "" {
 		return hint
 	}
-	var buf [8]string // a cluster's members fit: no allocation per request
-	for _, a := range r.targets(buf[:0], c, version, req) {
+	for _, a := range r.targets(c, version, req) {
 		if !tried[a] {
 			return a
 		}
@@ -339,12 +260,13 @@ func notRetried(req *wire.Request, cluster, addr string, err error) *wire.Respon
 
 // try sends one copy of req to addr, or waits again for the copy already
 // pending there (pending holds the request's calls by address), for at
-// most AttemptTimeout within the request's deadline. The copy carries the
-// routing-table version and, in TimeoutMs, the time left of the request:
-// a node is given the caller's whole deadline, not one attempt's, so a
-// slow node finishes the one copy it has.
-func (r *Router) try(f *forwarding, addr string, req *wire.Request, version uint64, pending calls) attempt {
-	expire, end := f.attempt(r.cfg.AttemptTimeout)
+// most AttemptTimeout within ctx. The copy carries the routing-table
+// version and, in TimeoutMs, the time left of ctx: a node is given the
+// caller's whole deadline, not one attempt's, so a slow node finishes the
+// one copy it has.
+func (r *Router) try(ctx context.Context, addr string, req *wire.Request, version uint64, pending calls) attempt {
+	actx, cancel := context.WithTimeout(ctx, r.cfg.AttemptTimeout)
+	defer cancel()
 	p := pending[addr]
 	if p != nil && !p.Alive() {
 		p.Abandon()
@@ -352,26 +274,26 @@ func (r *Router) try(f *forwarding, addr string, req *wire.Request, version uint
 		p = nil
 	}
 	if p == nil {
-		conn, err := r.conn(f, addr, req.Op, end)
+		conn, err := r.poolFor(req.Op).Get(actx, addr)
 		if err != nil {
 			return attempt{err: err}
 		}
 		out := *req // Data is shared, read-only
 		out.ID = 0
-		out.TimeoutMs = f.remainingMs()
+		out.TimeoutMs = remainingMs(ctx)
 		out.Table = version
 		out.Hello = nil
-		if p, err = conn.StartUntil(f.parent, &out, expire); err != nil {
+		if p, err = conn.Start(actx, &out); err != nil {
 			return attempt{err: err, sent: true}
 		}
 		pending[addr] = p
 	}
-	resp, err := p.WaitUntil(f.parent, expire)
+	resp, err := p.Wait(actx)
 	if err == nil {
 		delete(pending, addr)
 		return attempt{resp: resp}
 	}
-	if !f.expired() && p.Alive() && r.live.of(addr) != "dead" {
+	if ctx.Err() == nil && p.Alive() && r.live.of(addr) != "dead" {
 		return attempt{err: err, sent: true, inFlight: true}
 	}
 	p.Abandon()
@@ -379,16 +301,14 @@ func (r *Router) try(f *forwarding, addr string, req *wire.Request, version uint
 	return attempt{err: err, sent: true}
 }
 
-// conn returns the pooled connection to addr for op, dialling it within
-// the try's deadline end when there is none.
-func (r *Router) conn(f *forwarding, addr string, op wire.Op, end time.Time) (*rpc.Conn, error) {
-	pool := r.poolFor(op)
-	if c := pool.Open(addr); c != nil {
-		return c, nil
+// remainingMs is ctx's time left in milliseconds (at least 1), or 0
+// (the server's default) without a deadline.
+func remainingMs(ctx context.Context) uint32 {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return 0
 	}
-	ctx, cancel := context.WithDeadline(f.context(), end)
-	defer cancel()
-	return pool.Get(ctx, addr)
+	return uint32(min(max(time.Until(dl).Milliseconds(), 1), 1<<31))
 }
 
 // wait sleeps for d; false if ctx ended or the router closed first.

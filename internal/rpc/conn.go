@@ -271,51 +271,30 @@ type Pending struct {
 // it. The call stays pending, keeping its connection from being dropped as
 // idle, until Wait returns its answer or Abandon is called.
 func (c *Conn) Start(ctx context.Context, req *wire.Request) (*Pending, error) {
-	return c.StartUntil(ctx, req, nil)
-}
-
-// StartUntil is Start with one more bound on the queueing: a value from
-// expire ends it as ctx's deadline would (context.DeadlineExceeded). A nil
-// expire is no bound. It lets a caller bound many steps with one timer
-// instead of a context per step; expire is only read when the queue is
-// full.
-func (c *Conn) StartUntil(ctx context.Context, req *wire.Request, expire <-chan time.Time) (*Pending, error) {
 	req.ID = c.nextID.Add(1)
 	c.lastUsed.Store(time.Now().UnixNano())
-	if req.TimeoutMs == 0 {
-		if dl, ok := ctx.Deadline(); ok {
-			ms := time.Until(dl).Milliseconds()
-			if ms <= 0 {
-				return nil, context.DeadlineExceeded
-			}
-			req.TimeoutMs = uint32(min(ms, 1<<31))
+	if dl, ok := ctx.Deadline(); ok && req.TimeoutMs == 0 {
+		ms := time.Until(dl).Milliseconds()
+		if ms <= 0 {
+			return nil, context.DeadlineExceeded
 		}
+		req.TimeoutMs = uint32(min(ms, 1<<31))
 	}
-	ch := newAnswerChan()
+	ch := make(chan *wire.Response, 1)
 	c.mu.Lock()
 	if c.err != nil {
 		err := c.err
 		c.mu.Unlock()
-		answerChans.Put(ch)
 		return nil, err
 	}
 	c.pending[req.ID] = ch
 	c.mu.Unlock()
-	p := &Pending{c: c, id: req.ID, ch: ch}
 	select {
 	case c.out <- outFrame{req: req}:
-		return p, nil
-	default: // the queue is full: wait for room
-	}
-	select {
-	case c.out <- outFrame{req: req}:
-		return p, nil
+		return &Pending{c: c, id: req.ID, ch: ch}, nil
 	case <-ctx.Done():
 		c.forget(req.ID)
 		return nil, ctx.Err()
-	case <-expire:
-		c.forget(req.ID)
-		return nil, context.DeadlineExceeded
 	case <-c.done:
 		return nil, c.Err()
 	}
@@ -323,46 +302,17 @@ func (c *Conn) StartUntil(ctx context.Context, req *wire.Request, expire <-chan 
 
 // Wait waits for the call's answer until ctx ends. If ctx ends first the
 // call stays pending: Wait may be called again, or Abandon. Once the
-// connection has died every Wait returns its error. Once Wait has
-// returned the answer the Pending is spent: Abandon is a no-op and
-// another Wait only waits for ctx.
+// connection has died every Wait returns its error.
 func (p *Pending) Wait(ctx context.Context) (*wire.Response, error) {
-	return p.WaitUntil(ctx, nil)
-}
-
-// WaitUntil is Wait with one more bound: a value from expire ends the
-// wait as ctx's deadline would (context.DeadlineExceeded), and the call
-// stays pending. A nil expire is no bound.
-func (p *Pending) WaitUntil(ctx context.Context, expire <-chan time.Time) (*wire.Response, error) {
 	select {
 	case resp, ok := <-p.ch:
 		if !ok {
 			return nil, p.c.Err()
 		}
-		// The reader or failCall removed the channel from the pending
-		// calls before sending the one answer it carries: nothing else
-		// holds it now.
-		answerChans.Put(p.ch)
-		p.ch = nil
 		return resp, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
-	case <-expire:
-		return nil, context.DeadlineExceeded
 	}
-}
-
-// answerChans holds empty answer channels (capacity 1) of calls whose
-// answer was taken, for the next call's Start: one allocation less per
-// call.
-var answerChans sync.Pool
-
-// newAnswerChan returns an empty answer channel of capacity 1.
-func newAnswerChan() chan *wire.Response {
-	if ch, ok := answerChans.Get().(chan *wire.Response); ok {
-		return ch
-	}
-	return make(chan *wire.Response, 1)
 }
 
 // Abandon gives the call up: an answer that comes later is dropped.

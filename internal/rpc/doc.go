@@ -4,9 +4,8 @@
 //
 // A server connection costs little until its HELLO succeeded: one goroutine,
 // a small read buffer, no writer, and a small frame limit, all within
-// HelloTimeout. After HELLO it has one reader and one writer goroutine,
-// handler goroutines (up to 64 of them kept, waiting, for the next request
-// until the connection closes) and a bounded outbound queue; a connection whose queue stays full, or whose
+// HelloTimeout. After HELLO it has one reader and one writer goroutine and a
+// bounded outbound queue; a connection whose queue stays full, or whose
 // write blocks past WriteTimeout, is closed with a named reason rather than
 // allowed to grow without limit. Request bytes being handled are bounded
 // per connection and per server by making the reader wait. Malformed input

@@ -69,24 +69,6 @@ func (p *Pool) Get(ctx context.Context, addr string) (*Conn, error) {
 	return c, nil
 }
 
-// Open returns the live pooled connection to addr that Get would return
-// without dialling, or nil when Get would have to dial (none yet, dead,
-// or idle for the config's IdleTimeout).
-func (p *Pool) Open(addr string) *Conn {
-	p.mu.Lock()
-	e := p.conns[addr]
-	p.mu.Unlock()
-	if e == nil {
-		return nil
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.conn != nil && e.conn.Err() == nil && e.conn.idleFor() < p.idle {
-		return e.conn
-	}
-	return nil
-}
-
 // Drop closes the connection to addr if it is c (so a newer one is kept).
 func (p *Pool) Drop(addr string, c *Conn) {
 	p.mu.Lock()

@@ -222,8 +222,6 @@ type Server struct {
 	closed bool
 	wg     sync.WaitGroup
 
-	idleHandlers atomic.Int32 // handler goroutines waiting, all connections
-
 	helloTimeouts, tlsFailures, readTimeouts, idleClosed atomic.Uint64
 	writeTimeouts, refused                               atomic.Uint64
 }

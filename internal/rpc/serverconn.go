@@ -63,30 +63,7 @@ type serverConn struct {
 	halfClose bool
 	flushed   chan struct{}
 	handlers  sync.WaitGroup
-
-	// Handler goroutines are kept for the next request (worker): work
-	// hands a request to one waiting for it, idle counts those waiting,
-	// workers counts them all, for run to wait for.
-	work    chan job
-	idle    atomic.Int32
-	workers sync.WaitGroup
 }
-
-// job is a request for a handler goroutine, with the bytes it holds.
-type job struct {
-	req  *wire.Request
-	size int
-}
-
-// maxIdleHandlers is how many handler goroutines a connection keeps
-// waiting for its next request, and maxServerIdleHandlers how many all
-// connections of a server keep together (so many connections that were
-// once busy do not hold a goroutine stack each per request they had in
-// flight); a handler finding either many waiting exits.
-const (
-	maxIdleHandlers       = 64
-	maxServerIdleHandlers = 512
-)
 
 // connReader reads through a bufio.Reader that is replaced by a larger one
 // once the peer has authenticated.
@@ -113,7 +90,6 @@ func (c *serverConn) run() {
 		c.budget = newByteBudget(c.s.cfg.MaxBytesInFlight)
 		c.reserve = min(minReserve, c.s.cfg.MaxBytesInFlight/64)
 		c.win = &window{max: c.s.cfg.MaxInFlight, shared: c.unearned, alive: func() bool { return !peerGone(c.raw) }}
-		c.work = make(chan job)
 		writerDone := make(chan struct{})
 		go func() {
 			defer close(writerDone)
@@ -125,7 +101,6 @@ func (c *serverConn) run() {
 		c.win.releaseHeld()
 	}
 	c.close("connection ended") // no-op if already closed
-	c.workers.Wait()
 	c.s.log.Debug("connection closed", "remote", c.raw.RemoteAddr().String(), "reason", c.reason)
 }
 
@@ -413,55 +388,8 @@ func (c *serverConn) dispatch(req *wire.Request, size int) bool {
 	}
 	c.inflight.Add(1)
 	c.handlers.Add(1)
-	select {
-	case c.work <- job{req, size}: // a handler goroutine was waiting
-	default:
-		c.workers.Add(1)
-		go c.worker(job{req, size})
-	}
+	go c.handle(req, size)
 	return true
-}
-
-// worker handles j, then waits for the connection's next request instead
-// of exiting, unless maxIdleHandlers already wait; it exits when the
-// connection closes. Reusing the goroutine saves starting one per request
-// and growing its stack again.
-func (c *serverConn) worker(j job) {
-	defer c.workers.Done()
-	for {
-		c.handle(j.req, j.size)
-		if !c.park() {
-			return
-		}
-		select {
-		case j = <-c.work:
-			c.unpark()
-		case <-c.done:
-			c.unpark()
-			return
-		}
-	}
-}
-
-// park counts the calling handler as waiting, unless its connection or
-// its server already has as many waiting as it keeps.
-func (c *serverConn) park() bool {
-	if c.idle.Add(1) > maxIdleHandlers {
-		c.idle.Add(-1)
-		return false
-	}
-	if c.s.idleHandlers.Add(1) > maxServerIdleHandlers {
-		c.s.idleHandlers.Add(-1)
-		c.idle.Add(-1)
-		return false
-	}
-	return true
-}
-
-// unpark undoes park once the handler has work or the connection ended.
-func (c *serverConn) unpark() {
-	c.idle.Add(-1)
-	c.s.idleHandlers.Add(-1)
 }
 
 // readFailed closes the connection after a failed read, with its reason.
