@@ -392,10 +392,15 @@ func open(cfg Config) (*Node, error) {
 
 // bootstrap writes the initial owned range of a new node: every member of
 // a new cluster writes the same initial state. A node that owns a range
-// already, or joins an existing cluster, writes nothing.
+// already, or joins an existing cluster, writes nothing. A node whose
+// leader has replicated entries to its id lost its disk: bootstrap
+// refuses it before writing anything (wiped.go).
 func (n *Node) bootstrap() error {
 	if _, err := n.fsm.Range(); err == nil || n.cfg.Join {
 		return nil
+	}
+	if err := n.checkNotWiped(); err != nil {
+		return err
 	}
 	b := n.db.NewIndexedBatch()
 	if err := n.fsm.Bootstrap(b, n.cfg.Range); err != nil {
@@ -413,11 +418,7 @@ func (n *Node) bootstrap() error {
 // restarted.
 func (n *Node) replicate() error {
 	cfg := n.cfg
-	dc := rpc.DialConfig{Client: "node-" + strconv.FormatUint(cfg.NodeID, 10), Token: cfg.Token, MaxFrame: cfg.MaxFrame}
-	if cfg.PeerTLS != nil {
-		dc.TLS = cfg.PeerTLS.ClientConfig()
-	}
-	n.pool = rpc.NewPool(dc) // the peer plane only: raft, snapshots, chunk fetches, checks
+	n.pool = rpc.NewPool(n.peerDialConfig()) // the peer plane only: raft, snapshots, chunk fetches, checks
 	n.tr = replica.NewWireTransport(cfg.NodeID, n.memberRecords(), n.pool, n.log)
 	n.split = newSplitState(n)
 	n.split.rc = n.replicaConfig()

@@ -1,0 +1,81 @@
+package cluster
+
+import (
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cleavefs/cleave/internal/eventually"
+)
+
+// A follower whose data directory was deleted, started again with its
+// bootstrap flags, must not bootstrap a fresh copy of the group under its
+// old raft id (it would have forgotten its vote and the entries it
+// acknowledged): Start refuses, naming what happened and what to do, and
+// leaves the directory without raft state, so a restart refuses again.
+func TestWipedMemberRefusesToBootstrap(t *testing.T) {
+	mn := newMemberNet(t, 3)
+	for id := uint64(1); id <= 3; id++ {
+		mn.start(id)
+	}
+	lead := mn.leader()
+	for i := range 5 {
+		mn.put(lead, i)
+	}
+	wiped := others3(lead)[0]
+	mn.waitFor("the leader sees the follower's acknowledgements", func() bool {
+		for _, m := range mn.nodes[lead].Members() {
+			if m.ID == wiped && m.Match > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	mn.stop(wiped)
+	if err := os.RemoveAll(mn.cfgs[wiped].DataDir); err != nil {
+		t.Fatal(err)
+	}
+	for attempt := 1; attempt <= 2; attempt++ {
+		n, err := Start(mn.cfgs[wiped])
+		if err == nil {
+			mn.nodes[wiped] = n
+			mn.put(lead, 100)
+			want := mn.nodes[lead].Status().Applied
+			caught := eventually.Within(10*time.Second, "caught up", func() error {
+				return eventually.True(n.Status().Applied >= want, "applied %d < %d", n.Status().Applied, want)
+			})
+			t.Fatalf("start %d of wiped node %d succeeded under its old raft id (catching up to the leader's applied index: %v; bad-commit frames dropped: %d)",
+				attempt, wiped, caught, n.Status().BadCommitFrames)
+		}
+		if !errors.Is(err, ErrWipedMember) {
+			t.Fatalf("start %d of wiped node %d: %v, want ErrWipedMember", attempt, wiped, err)
+		}
+		t.Logf("start %d: %v", attempt, err)
+		for _, want := range []string{"node " + strconv.FormatUint(wiped, 10), "cluster c1", "empty data directory", "cleave node replace"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("start %d: error %q does not name %q", attempt, err, want)
+			}
+		}
+	}
+	// The group goes on without it.
+	mn.put(mn.leader(), 101)
+}
+
+// A member of a new cluster that starts after the others have elected a
+// leader and taken writes has never acknowledged anything: it bootstraps
+// and catches up as before.
+func TestLateFirstStartBootstraps(t *testing.T) {
+	mn := newMemberNet(t, 3)
+	mn.start(1)
+	mn.start(2)
+	lead := mn.leader()
+	for i := range 5 {
+		mn.put(lead, i)
+	}
+	mn.start(3)
+	mn.put(mn.leader(), 100)
+	mn.waitSameState(1, 2, 3)
+}
