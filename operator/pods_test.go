@@ -62,3 +62,25 @@ func TestPodsAdvertiseGossip(t *testing.T) {
 		}
 	}
 }
+
+// TestPodsReportWhyTheyExited: a node that refuses to start (its volume
+// was replaced and its leader knows its old id, or any other start error)
+// exits with the reason as its last output line; every container keeps
+// the tail of its output as its termination message, so `kubectl describe
+// pod` and the pod's status say why it is restarting.
+func TestPodsReportWhyTheyExited(t *testing.T) {
+	store := newStore("demo")
+	store.Spec.TLSSecretName = "demo-ca"
+	sets, err := StatefulSets(store, "cleave:test", "cluster.local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range sets {
+		spec := st.Spec.Template.Spec
+		for _, c := range append(spec.InitContainers, spec.Containers...) {
+			if c.TerminationMessagePolicy != corev1.TerminationMessageFallbackToLogsOnError {
+				t.Errorf("%s: container %s: termination message policy %q, want %q", st.Name, c.Name, c.TerminationMessagePolicy, corev1.TerminationMessageFallbackToLogsOnError)
+			}
+		}
+	}
+}

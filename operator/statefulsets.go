@@ -79,8 +79,13 @@ func podSpec(sh *shape, env []corev1.EnvVar, args []string, certName string, res
 	uid := int64(65532)
 	nonRoot := true
 	sec := &corev1.PodSecurityContext{RunAsUser: &uid, RunAsGroup: &uid, FSGroup: &uid, RunAsNonRoot: &nonRoot}
+	// A container that fails to start (a node refusing an empty volume
+	// under an id its leader knows) prints why as its last line: keep the
+	// output's tail as the termination message, which the pod's status
+	// and `kubectl describe pod` show.
+	why := corev1.TerminationMessageFallbackToLogsOnError
 	c := corev1.Container{
-		Name: "cleave", Image: sh.image, ImagePullPolicy: policy,
+		Name: "cleave", Image: sh.image, ImagePullPolicy: policy, TerminationMessagePolicy: why,
 		Command: []string{"cleave"}, Args: args, Env: env, Resources: res,
 		Ports: []corev1.ContainerPort{
 			{Name: "client", ContainerPort: ClientPort},
@@ -104,7 +109,7 @@ func podSpec(sh *shape, env []corev1.EnvVar, args []string, certName string, res
 			{Name: "certs", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 		}
 		spec.InitContainers = []corev1.Container{{
-			Name: "certs", Image: sh.image, ImagePullPolicy: policy, Env: env, VolumeMounts: mounts,
+			Name: "certs", Image: sh.image, ImagePullPolicy: policy, Env: env, VolumeMounts: mounts, TerminationMessagePolicy: why,
 			Command: []string{"cleave"},
 			Args:    []string{"certs", "issue", "--dir", caDir, "--out", certDir, "--name", certName, "--host", "$(POD_HOST)"},
 		}}
