@@ -392,15 +392,18 @@ func open(cfg Config) (*Node, error) {
 
 // bootstrap writes the initial owned range of a new node: every member of
 // a new cluster writes the same initial state. A node that owns a range
-// already, or joins an existing cluster, writes nothing. A node whose
-// leader has replicated entries to its id lost its disk: bootstrap
-// refuses it before writing anything (wiped.go).
+// already, or joins an existing cluster, writes nothing. An empty node
+// (bootstrapping or joining) whose id a leader has replicated entries to
+// lost its disk: bootstrap refuses it before writing anything (wiped.go).
 func (n *Node) bootstrap() error {
-	if _, err := n.fsm.Range(); err == nil || n.cfg.Join {
+	if _, err := n.fsm.Range(); err == nil {
 		return nil
 	}
 	if err := n.checkNotWiped(); err != nil {
 		return err
+	}
+	if n.cfg.Join {
+		return nil
 	}
 	b := n.db.NewIndexedBatch()
 	if err := n.fsm.Bootstrap(b, n.cfg.Range); err != nil {

@@ -1,16 +1,18 @@
 package cluster
 
-// A node started with its bootstrap flags on an empty data directory is
-// either a member of a new cluster starting for the first time (or late)
-// or a member whose disk was lost. Raft cannot tell: the second would
-// bootstrap a fresh log under its old raft id, having forgotten its vote
-// and every entry it acknowledged (a quorum counted on them), and the
-// leader, whose progress still records the old match index, would never
-// repair it. So before bootstrapping, the node asks its configured peers
-// (STATUS on the peer plane) and refuses to start if a leader reports
-// having replicated its log to this node's id: the node must come back
-// under a new id with --join (`cleave node replace`). docs/robustness.md
-// says what this check sees and what it cannot.
+// A node started on an empty data directory, with its bootstrap flags or
+// with --join, is either new (a member of a new cluster starting for the
+// first time or late, a joiner) or a member whose disk was lost. Raft
+// cannot tell: the second would run under its old raft id, having
+// forgotten its vote and every entry it acknowledged (a quorum counted on
+// them), and the leader, whose progress still records the old match
+// index, would never repair it. So before writing anything, the node asks
+// its configured peers (STATUS on the peer plane) and refuses to start if
+// a leader reports having replicated its log to this node's id: the node
+// must come back under a new id with --join (`cleave node replace`).
+// Raft ids are unique across the deployment, so any group's leader may
+// report it. docs/robustness.md says what this check sees and what it
+// cannot.
 
 import (
 	"context"
@@ -32,10 +34,10 @@ var ErrWipedMember = errors.New("cluster: member lost its data")
 const wipeCheckTimeout = 3 * time.Second
 
 // WipedMemberError is Start's error for a node whose data directory is
-// empty although its cluster's leader has replicated entries to it.
+// empty although a leader has replicated entries to its raft id.
 type WipedMemberError struct {
 	Node       uint64 // this node's raft id
-	Cluster    string // its cluster
+	Cluster    string // the cluster of the leader that reported it
 	Leader     uint64 // the leader that reported it
 	LeaderAddr string // the leader's peer address
 	Match      uint64 // the log index the leader knows this node held
@@ -61,9 +63,9 @@ func (n *Node) peerDialConfig() rpc.DialConfig {
 	return dc
 }
 
-// checkNotWiped returns a *WipedMemberError if a leader of this node's
-// cluster, found among the configured peers or named by them, reports a
-// nonzero match index for this node's id. Peers that do not answer within
+// checkNotWiped returns a *WipedMemberError if a leader found among the
+// configured peers, or named by them, reports a nonzero match index for
+// this node's id. Peers that do not answer within
 // wipeCheckTimeout are taken as not up yet (a new cluster).
 func (n *Node) checkNotWiped() error {
 	ctx, cancel := context.WithTimeout(context.Background(), wipeCheckTimeout)
@@ -99,12 +101,12 @@ func (n *Node) checkNotWiped() error {
 // wipedBy is checkNotWiped's rule over the statuses peers answered.
 func (n *Node) wipedBy(sts []*wire.NodeStatus) error {
 	for _, st := range sts {
-		if st.Cluster != n.cfg.ClusterID || st.Role != "leader" {
+		if st.Role != "leader" {
 			continue
 		}
 		for _, m := range st.Members {
 			if m.ID == n.cfg.NodeID && m.Match > 0 {
-				return &WipedMemberError{Node: n.cfg.NodeID, Cluster: n.cfg.ClusterID, Leader: st.ID, LeaderAddr: st.PeerAddr, Match: m.Match}
+				return &WipedMemberError{Node: n.cfg.NodeID, Cluster: st.Cluster, Leader: st.ID, LeaderAddr: st.PeerAddr, Match: m.Match}
 			}
 		}
 	}

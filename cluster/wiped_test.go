@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"os"
 	"strconv"
@@ -78,4 +79,49 @@ func TestLateFirstStartBootstraps(t *testing.T) {
 	mn.start(3)
 	mn.put(mn.leader(), 100)
 	mn.waitSameState(1, 2, 3)
+}
+
+// A node that joined with --join (as every node of a split-born cluster
+// and every replacement does, on every start) and lost its disk is
+// refused too: waiting for a snapshot under its old id, it would never get
+// one, since the leader's progress still records what it held.
+func TestWipedJoinerRefusesToStart(t *testing.T) {
+	mn := newMemberNet(t, 3)
+	for id := uint64(1); id <= 3; id++ {
+		mn.start(id)
+	}
+	lead := mn.leader()
+	mn.addJoiner(4)
+	mn.start(4)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := mn.nodes[lead].AddLearner(ctx, 4, mn.addrs[4], mn.peers[4]); err != nil {
+		t.Fatalf("AddLearner(4): %v", err)
+	}
+	if err := mn.nodes[lead].Promote(ctx, 4); err != nil {
+		t.Fatalf("Promote(4): %v", err)
+	}
+	for i := range 5 {
+		mn.put(lead, i)
+	}
+	mn.waitSameState(1, 2, 3, 4)
+	mn.stop(4)
+	if err := os.RemoveAll(mn.cfgs[4].DataDir); err != nil {
+		t.Fatal(err)
+	}
+	n, err := Start(mn.cfgs[4])
+	if err == nil {
+		mn.nodes[4] = n
+		mn.put(lead, 100)
+		want := mn.nodes[lead].Status().Applied
+		caught := eventually.Within(10*time.Second, "caught up", func() error {
+			return eventually.True(n.Status().Applied >= want, "applied %d < %d", n.Status().Applied, want)
+		})
+		t.Fatalf("start of wiped joiner 4 succeeded under its old raft id (catching up to the leader's applied index: %v; bad-commit frames dropped: %d)",
+			caught, n.Status().BadCommitFrames)
+	}
+	if !errors.Is(err, ErrWipedMember) {
+		t.Fatalf("start of wiped joiner 4: %v, want ErrWipedMember", err)
+	}
+	t.Logf("start: %v", err)
 }
