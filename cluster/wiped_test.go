@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cleavefs/cleave/internal/certs"
 	"github.com/cleavefs/cleave/internal/eventually"
 )
 
@@ -17,8 +18,22 @@ import (
 // old raft id (it would have forgotten its vote and the entries it
 // acknowledged): Start refuses, naming what happened and what to do, and
 // leaves the directory without raft state, so a restart refuses again.
+// The peers are asked on the peer plane, plaintext or on mutual TLS.
 func TestWipedMemberRefusesToBootstrap(t *testing.T) {
+	for _, tls := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plaintext", true: "mutual-tls"}[tls], func(t *testing.T) { testWipedMember(t, tls) })
+	}
+}
+
+func testWipedMember(t *testing.T, tls bool) {
 	mn := newMemberNet(t, 3)
+	if tls {
+		tl := peerCerts(t, t.TempDir(), "node-1", "node-2", "node-3")
+		for id, cfg := range mn.cfgs {
+			cfg.PeerTLS = tl[certs.Name(certs.RoleNode, strconv.FormatUint(id, 10))]
+			mn.cfgs[id] = cfg
+		}
+	}
 	for id := uint64(1); id <= 3; id++ {
 		mn.start(id)
 	}
