@@ -102,6 +102,22 @@ func (mn *memberNet) addJoiner(id uint64) {
 	mn.cfgs[id] = mn.config(id, peers, true)
 }
 
+// joinVoter starts node id empty with Join and makes it a voter through
+// leader lead's AddLearner and Promote.
+func (mn *memberNet) joinVoter(lead, id uint64) {
+	mn.t.Helper()
+	mn.addJoiner(id)
+	mn.start(id)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := mn.nodes[lead].AddLearner(ctx, id, mn.addrs[id], mn.peers[id]); err != nil {
+		mn.t.Fatalf("AddLearner(%d): %v", id, err)
+	}
+	if err := mn.nodes[lead].Promote(ctx, id); err != nil {
+		mn.t.Fatalf("Promote(%d): %v", id, err)
+	}
+}
+
 func (mn *memberNet) start(id uint64) {
 	mn.t.Helper()
 	n, err := Start(mn.cfgs[id])
@@ -276,16 +292,7 @@ func TestNodeJoinReplaceAndRestart(t *testing.T) {
 	if resp := mn.call(lead, &wire.Request{Op: wire.OpRemoveMember, Member: &wire.Member{ID: dead}}); resp.Code != wire.OK {
 		t.Fatalf("REMOVE_MEMBER %d: %v", dead, resp.Err())
 	}
-	mn.addJoiner(5)
-	mn.start(5)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := mn.nodes[lead].AddLearner(ctx, 5, mn.addrs[5], mn.peers[5]); err != nil {
-		t.Fatalf("AddLearner(5): %v", err)
-	}
-	if err := mn.nodes[lead].Promote(ctx, 5); err != nil {
-		t.Fatalf("Promote(5): %v", err)
-	}
+	mn.joinVoter(lead, 5)
 	for i := 101; i < 140; i++ {
 		mn.put(lead, i)
 	}

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"errors"
 	"os"
 	"strconv"
@@ -55,20 +54,7 @@ func testWipedMember(t *testing.T, tls bool) {
 		t.Fatal(err)
 	}
 	for attempt := 1; attempt <= 2; attempt++ {
-		n, err := Start(mn.cfgs[wiped])
-		if err == nil {
-			mn.nodes[wiped] = n
-			mn.put(lead, 100)
-			want := mn.nodes[lead].Status().Applied
-			caught := eventually.Within(10*time.Second, "caught up", func() error {
-				return eventually.True(n.Status().Applied >= want, "applied %d < %d", n.Status().Applied, want)
-			})
-			t.Fatalf("start %d of wiped node %d succeeded under its old raft id (catching up to the leader's applied index: %v; bad-commit frames dropped: %d)",
-				attempt, wiped, caught, n.Status().BadCommitFrames)
-		}
-		if !errors.Is(err, ErrWipedMember) {
-			t.Fatalf("start %d of wiped node %d: %v, want ErrWipedMember", attempt, wiped, err)
-		}
+		err := mn.startWiped(lead, wiped)
 		t.Logf("start %d: %v", attempt, err)
 		for _, want := range []string{"node " + strconv.FormatUint(wiped, 10), "cluster c1", "empty data directory", "cleave node replace"} {
 			if !strings.Contains(err.Error(), want) {
@@ -106,16 +92,7 @@ func TestWipedJoinerRefusesToStart(t *testing.T) {
 		mn.start(id)
 	}
 	lead := mn.leader()
-	mn.addJoiner(4)
-	mn.start(4)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := mn.nodes[lead].AddLearner(ctx, 4, mn.addrs[4], mn.peers[4]); err != nil {
-		t.Fatalf("AddLearner(4): %v", err)
-	}
-	if err := mn.nodes[lead].Promote(ctx, 4); err != nil {
-		t.Fatalf("Promote(4): %v", err)
-	}
+	mn.joinVoter(lead, 4)
 	for i := range 5 {
 		mn.put(lead, i)
 	}
@@ -124,19 +101,28 @@ func TestWipedJoinerRefusesToStart(t *testing.T) {
 	if err := os.RemoveAll(mn.cfgs[4].DataDir); err != nil {
 		t.Fatal(err)
 	}
-	n, err := Start(mn.cfgs[4])
+	t.Logf("start: %v", mn.startWiped(lead, 4))
+}
+
+// startWiped starts node id, whose data directory was deleted, and
+// returns Start's error, which must be ErrWipedMember. A start that
+// succeeds fails the test, saying whether the node caught up with leader
+// lead within 10 s after one more write.
+func (mn *memberNet) startWiped(lead, id uint64) error {
+	mn.t.Helper()
+	n, err := Start(mn.cfgs[id])
 	if err == nil {
-		mn.nodes[4] = n
+		mn.nodes[id] = n
 		mn.put(lead, 100)
 		want := mn.nodes[lead].Status().Applied
 		caught := eventually.Within(10*time.Second, "caught up", func() error {
 			return eventually.True(n.Status().Applied >= want, "applied %d < %d", n.Status().Applied, want)
 		})
-		t.Fatalf("start of wiped joiner 4 succeeded under its old raft id (catching up to the leader's applied index: %v; bad-commit frames dropped: %d)",
-			caught, n.Status().BadCommitFrames)
+		mn.t.Fatalf("start of wiped node %d succeeded under its old raft id (catching up to the leader's applied index: %v; bad-commit frames dropped: %d)",
+			id, caught, n.Status().BadCommitFrames)
 	}
 	if !errors.Is(err, ErrWipedMember) {
-		t.Fatalf("start of wiped joiner 4: %v, want ErrWipedMember", err)
+		mn.t.Fatalf("start of wiped node %d: %v, want ErrWipedMember", id, err)
 	}
-	t.Logf("start: %v", err)
+	return err
 }
