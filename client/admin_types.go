@@ -127,6 +127,9 @@ type NodeStatus struct {
 
 	Members  []MemberStatus `json:"members,omitempty"`   // the raft group's members as this node knows them
 	LogFirst uint64         `json:"log_first,omitempty"` // first index still in the local log (older ones are compacted)
+	// Replaces is the node id this node took over from after that id's
+	// data was lost, until the replacement (ReplaceNode) has reached it.
+	Replaces uint64 `json:"replaces,omitempty"`
 
 	// Checksum is "sha256:<hex>" over every state machine key and value at
 	// applied index ChecksumIndex; set only when STATUS asked for it with

@@ -52,7 +52,7 @@ func nodeFromWire(w *wire.NodeStatus) *NodeStatus {
 		ForeignFrames: w.ForeignFrames, BadCommitFrames: w.BadCommitFrames,
 		InvalidFrames: w.InvalidFrames, WrongPlaneFrames: w.WrongPlaneFrames,
 
-		LogFirst: w.LogFirst, Checksum: w.Checksum, ChecksumIndex: w.ChecksumIndex,
+		LogFirst: w.LogFirst, Replaces: w.Replaces, Checksum: w.Checksum, ChecksumIndex: w.ChecksumIndex,
 
 		CheckIndex: w.CheckIndex, CheckHash: w.CheckHash,
 		CheckCompared: w.CheckCompared, CheckMismatches: w.CheckMismatches,

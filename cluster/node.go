@@ -84,6 +84,13 @@ type Config struct {
 	// the leader before the snapshot brings the replicated member list.
 	// Ignored once the DataDir holds raft state. See membership.go.
 	Join bool
+	// RejoinWiped makes a node that finds its data directory empty under a
+	// raft id its cluster still counts on (a lost volume) take a new id and
+	// join as a replacement instead of refusing to start (identity.go).
+	// For deployments whose manager runs the replacement (the operator).
+	RejoinWiped bool
+	// replaces is the id this node took over from (identity.go); 0 if none.
+	replaces uint64
 	// LogRetention is how many applied raft entries the log keeps; a
 	// follower further behind is brought back by snapshot. 0 means the
 	// replica default (10000).
@@ -325,6 +332,10 @@ type Node struct {
 // Validate. Start runs in named steps: defaults, open, replicate, serve.
 func Start(cfg Config) (*Node, error) {
 	cfg = cfg.withDefaults()
+	cfg, err := cfg.withIdentity()
+	if err != nil {
+		return nil, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -400,7 +411,17 @@ func (n *Node) bootstrap() error {
 		return nil
 	}
 	if err := n.checkNotWiped(); err != nil {
-		return err
+		var wiped *WipedMemberError
+		if !n.cfg.RejoinWiped || !errors.As(err, &wiped) {
+			return err
+		}
+		if n.cfg.PeerTLS != nil {
+			// Peers take RAFT frames only from the id its certificate names.
+			return fmt.Errorf("%w; it does not rejoin under a new id by itself, because its peer certificate names raft id %d", err, n.cfg.NodeID)
+		}
+		if err := n.takeNewIdentity(wiped); err != nil {
+			return err
+		}
 	}
 	if n.cfg.Join {
 		return nil
@@ -657,6 +678,7 @@ func (n *Node) Status() wire.NodeStatus {
 		Commit: st.Commit, Applied: st.Applied, PID: n.cfg.PID, Range: rng,
 		Members: memberStatus(st.Members), LogFirst: st.FirstIndex,
 	}
+	ns.Replaces = n.replacing(ns.Members)
 	if n.scrub != nil {
 		n.scrub.report(&ns)
 	}

@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,7 +19,8 @@ import (
 // old raft id (it would have forgotten its vote and the entries it
 // acknowledged): Start refuses, naming what happened and what to do, and
 // leaves the directory without raft state, so a restart refuses again.
-// The peers are asked on the peer plane, plaintext or on mutual TLS.
+// The peers are asked on the peer plane, plaintext or on mutual TLS; on
+// mutual TLS the node refuses even when asked to rejoin under a new id.
 func TestWipedMemberRefusesToBootstrap(t *testing.T) {
 	for _, tls := range []bool{false, true} {
 		t.Run(map[bool]string{false: "plaintext", true: "mutual-tls"}[tls], func(t *testing.T) { testWipedMember(t, tls) })
@@ -53,10 +56,18 @@ func testWipedMember(t *testing.T, tls bool) {
 	if err := os.RemoveAll(mn.cfgs[wiped].DataDir); err != nil {
 		t.Fatal(err)
 	}
+	want := []string{"node " + strconv.FormatUint(wiped, 10), "cluster c1", "empty data directory", "cleave node replace"}
+	if tls {
+		// Even when asked to rejoin under a new id: its certificate names the old one.
+		cfg := mn.cfgs[wiped]
+		cfg.RejoinWiped = true
+		mn.cfgs[wiped] = cfg
+		want = append(want, "peer certificate names raft id")
+	}
 	for attempt := 1; attempt <= 2; attempt++ {
 		err := mn.startWiped(lead, wiped)
 		t.Logf("start %d: %v", attempt, err)
-		for _, want := range []string{"node " + strconv.FormatUint(wiped, 10), "cluster c1", "empty data directory", "cleave node replace"} {
+		for _, want := range want {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("start %d: error %q does not name %q", attempt, err, want)
 			}
@@ -125,4 +136,85 @@ func (mn *memberNet) startWiped(lead, id uint64) error {
 		mn.t.Fatalf("start of wiped node %d: %v, want ErrWipedMember", id, err)
 	}
 	return err
+}
+
+// With RejoinWiped (the operator's pods), a follower whose data directory
+// was deleted starts under a new raft id, recorded in the directory, and
+// names the id it replaces in its status until the replacement (learner,
+// promotion, removal of the old id) has reached it; it then holds the
+// group's state, and a restart from the same flags keeps the new id.
+func TestWipedMemberRejoinsUnderNewID(t *testing.T) {
+	mn := newMemberNet(t, 3)
+	for id := uint64(1); id <= 3; id++ {
+		mn.start(id)
+	}
+	lead := mn.leader()
+	for i := range 5 {
+		mn.put(lead, i)
+	}
+	wiped := others3(lead)[0]
+	mn.waitSameState(1, 2, 3)
+	mn.stop(wiped)
+	if err := os.RemoveAll(mn.cfgs[wiped].DataDir); err != nil {
+		t.Fatal(err)
+	}
+	cfg := mn.cfgs[wiped]
+	cfg.RejoinWiped = true
+	mn.cfgs[wiped] = cfg
+	mn.start(wiped)
+	st := mn.nodes[wiped].Status()
+	fresh := st.ID
+	if fresh == wiped || st.Replaces != wiped {
+		t.Fatalf("wiped node %d restarted as node %d replacing %d; want a new id replacing %d", wiped, fresh, st.Replaces, wiped)
+	}
+	mn.put(lead, 5)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	leader := mn.nodes[lead]
+	if err := leader.AddLearner(ctx, fresh, mn.addrs[wiped], mn.peers[wiped]); err != nil {
+		t.Fatalf("AddLearner(%d): %v", fresh, err)
+	}
+	if err := leader.Promote(ctx, fresh); err != nil {
+		t.Fatalf("Promote(%d): %v", fresh, err)
+	}
+	if got := mn.nodes[wiped].Status().Replaces; got != wiped {
+		t.Errorf("status before the old id is removed: replaces %d, want %d", got, wiped)
+	}
+	if err := leader.RemoveMember(ctx, wiped); err != nil {
+		t.Fatalf("RemoveMember(%d): %v", wiped, err)
+	}
+	mn.waitFor("the new node sees the replacement done", func() bool { return mn.nodes[wiped].Status().Replaces == 0 })
+	mn.put(lead, 6)
+	mn.waitSameState(1, 2, 3)
+
+	mn.stop(wiped)
+	mn.start(wiped)
+	if st := mn.nodes[wiped].Status(); st.ID != fresh || st.Replaces != 0 {
+		t.Fatalf("restarted from the same flags as node %d replacing %d; want node %d replacing none", st.ID, st.Replaces, fresh)
+	}
+	mn.put(mn.leader(), 7)
+	mn.waitSameState(1, 2, 3)
+}
+
+// A malformed identity record is refused by name, not taken as no record.
+func TestIdentityRecordChecked(t *testing.T) {
+	mn := newMemberNet(t, 3)
+	cfg := mn.cfgs[1]
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ body, want string }{
+		{`{"id":`, "not a node identity record"},
+		{`{"id":7,"replaces":0}`, "must be nonzero and differ"},
+		{`{"id":7,"replaces":9}`, "configured as node 1"},
+	} {
+		if err := os.WriteFile(filepath.Join(cfg.DataDir, identityFile), []byte(tc.body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Start(cfg)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), identityFile) {
+			t.Errorf("identity %s: Start error %v, want one naming %s and %q", tc.body, err, identityFile, tc.want)
+		}
+	}
 }

@@ -484,6 +484,10 @@ type NodeStatus struct {
 
 	Members  []MemberStatus `msgpack:"members,omitempty" json:"members,omitempty"`     // the raft group's members as this node knows them
 	LogFirst uint64         `msgpack:"log_first,omitempty" json:"log_first,omitempty"` // first index still in the local log (older ones are compacted)
+	// Replaces is the raft id this node took over from after that id's
+	// data was lost, while the membership change swapping them is not
+	// done (the old id still a member, or this one not yet a voter).
+	Replaces uint64 `msgpack:"replaces,omitempty" json:"replaces,omitempty"`
 
 	// Checksum is "sha256:<hex>" over every state machine key and value at
 	// applied index ChecksumIndex; set only when STATUS asked for it with

@@ -51,6 +51,7 @@ type nodeOpts struct {
 	rng          string
 	reportPID    bool
 	join         bool
+	rejoinWiped  bool
 	gossip       string
 	gossipSeeds  string
 	gossipAdvert string
@@ -99,6 +100,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.StringVar(&o.rng, "range", "", "owned range START-END, used to bootstrap an empty data directory (required)")
 	f.BoolVar(&o.reportPID, "report-pid", false, "report this process id in status (set by cleave up)")
 	f.BoolVar(&o.join, "join", false, "join an existing cluster with an empty --data (the leader adds this node and sends a snapshot); --peers then lists this node and the current members")
+	f.BoolVar(&o.rejoinWiped, "rejoin-wiped", false, "if --data is empty but the cluster's leader has replicated its log to this --id (the disk was lost), take a new id and wait to be added as its replacement instead of refusing to start; for deployments whose manager (the operator) then runs `cleave node replace`")
 	f.Uint64Var(&o.logRetention, "log-retention", 0, "applied raft entries kept in the log (0: the default, 10000)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "text", "text (key=value) or json (one object per line)")
@@ -159,6 +161,7 @@ func (o *nodeOpts) config(cmd *cobra.Command) (cluster.Config, error) {
 	cfg.Token = token(cmd)
 	cfg.Logger = logger
 	cfg.Join = o.join
+	cfg.RejoinWiped = o.rejoinWiped
 	cfg.LogRetention = o.logRetention
 	cfg.HTTP, cfg.Pprof = o.http, o.pprof
 	if cfg.MemoryLimit, err = bytesize.Parse(o.memoryLimit); err != nil {
