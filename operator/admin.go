@@ -13,11 +13,13 @@ import (
 
 // Admin is what the controller asks a store's routers, over the wire
 // protocol: their status answer (clusters, leaders, ranges, usage, split
-// records) and a split. *client.Client implements it. Used by one sync at
-// a time; Close releases it.
+// records), a split, and the replacement of a node that lost its data.
+// *client.Client implements it. Used by one sync at a time; Close
+// releases it.
 type Admin interface {
 	Status(ctx context.Context) (*client.Status, error)
 	Split(ctx context.Context, spec client.SplitSpec) (*client.SplitStatus, error)
+	ReplaceNode(ctx context.Context, cluster string, dead, id uint64, addr string, progress func(step string)) (*client.NodeStatus, error)
 	Close() error
 }
 

@@ -47,6 +47,8 @@ const (
 	ReasonSplitAbandoned = "SplitAbandoned" // the routers abandoned a split; its cluster is dropped
 	ReasonNoMerge        = "NoMerge"        // spec.clusters is below the clusters there are
 	ReasonInvalidSpec    = "InvalidSpec"    // the spec is refused; nothing is done until it changes
+	ReasonNodeReplacing  = "NodeReplacing"  // a node that lost its volume is being replaced under a new id
+	ReasonNodeReplaced   = "NodeReplaced"   // that replacement is done
 )
 
 // Controller keeps every CleaveStore's objects and splits in line with its
@@ -226,7 +228,7 @@ func (c *Controller) syncHandler(ctx context.Context, key cache.ObjectName) (tim
 			return 0, fmt.Errorf("update status of %s: %w", key, err)
 		}
 	}
-	if len(next.SplitsInProgress) > 0 || ob.choice != (splitChoice{}) {
+	if len(next.SplitsInProgress) > 0 || ob.choice != (splitChoice{}) || len(ob.replacing) > 0 {
 		return c.cfg.SplitInterval, nil
 	}
 	return c.cfg.StatusInterval, nil

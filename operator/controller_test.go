@@ -37,10 +37,14 @@ const ns = "ns"
 // fakeAdmin stands in for a store's routers: a canned status answer, and
 // the splits asked for.
 type fakeAdmin struct {
-	mu     sync.Mutex
-	status *client.Status // nil: the routers cannot be reached
-	splits []client.SplitSpec
-	addrs  []string
+	mu       sync.Mutex
+	status   *client.Status // nil: the routers cannot be reached
+	splits   []client.SplitSpec
+	addrs    []string
+	replaced []string // "cluster dead->id addr" of each ReplaceNode
+	// replaceErr, if set, is ReplaceNode's answer; nil: the replacement
+	// is done, and the node no longer reports it replaces another.
+	replaceErr error
 }
 
 func (a *fakeAdmin) dial(_ context.Context, addrs []string, _ Credentials) (Admin, error) {
@@ -66,6 +70,24 @@ func (a *fakeAdmin) Split(_ context.Context, spec client.SplitSpec) (*client.Spl
 	defer a.mu.Unlock()
 	a.splits = append(a.splits, spec)
 	return &client.SplitStatus{ID: uint64(len(a.splits)), Cluster: spec.Cluster, NewCluster: spec.NewCluster, Phase: client.SplitPlanned}, nil
+}
+
+func (a *fakeAdmin) ReplaceNode(_ context.Context, cluster string, dead, id uint64, addr string, _ func(string)) (*client.NodeStatus, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.replaced = append(a.replaced, fmt.Sprintf("%s %d->%d %s", cluster, dead, id, addr))
+	if a.replaceErr != nil {
+		return nil, a.replaceErr
+	}
+	for i := range a.status.Clusters {
+		nodes := a.status.Clusters[i].Nodes
+		for j := range nodes {
+			if nodes[j].ID == id {
+				nodes[j].Replaces = 0
+			}
+		}
+	}
+	return &client.NodeStatus{ID: id, Cluster: cluster}, nil
 }
 
 func (a *fakeAdmin) Close() error { return nil }
@@ -371,6 +393,53 @@ func TestNoOp(t *testing.T) {
 	if len(f.admin.splits) != 0 {
 		t.Fatalf("splits requested: %+v", f.admin.splits)
 	}
+}
+
+// TestReplaceWipedNode: a node that lost its volume and restarted under a
+// new id (it names the id it replaces) is replaced through the routers,
+// with the store Degraded and events saying so until that is done; a
+// replacement that fails is tried again at the next sync.
+func TestReplaceWipedNode(t *testing.T) {
+	f := newFixture(t, newStore("demo"))
+	converge(t, f)
+	if args := strings.Join(f.statefulSet("demo-c1").Spec.Template.Spec.Containers[0].Args, " "); !strings.Contains(args, "--rejoin-wiped") {
+		t.Fatalf("node pods do not rejoin when wiped: %s", args)
+	}
+	st := healthy(1, map[string]client.Range{"c1": lower, "c2": upper})
+	wiped := &st.Clusters[0].Nodes[1] // node 11 of c1, its pod back on an empty volume
+	wiped.ID, wiped.Replaces, wiped.Role = 70123, 11, "follower"
+	wiped.Addr, wiped.PeerAddr = "demo-c1-1.demo-c1.ns.svc.cluster.local:7400", "demo-c1-1.demo-c1.ns.svc.cluster.local:7401"
+	f.admin.set(st)
+	f.admin.replaceErr = fmt.Errorf("promote: node 70123 has not caught up yet")
+
+	kw, _ := f.sync("demo")
+	wantActions(t, "kube writes", kw)
+	want := "c1 11->70123 demo-c1-1.demo-c1.ns.svc.cluster.local:7400/demo-c1-1.demo-c1.ns.svc.cluster.local:7401"
+	if !slices.Equal(f.admin.replaced, []string{want}) {
+		t.Fatalf("replacements asked %q, want %q", f.admin.replaced, want)
+	}
+	s := f.store("demo")
+	wantCondition(t, s, cleavev1.ConditionDegraded, metav1.ConditionTrue, "ReplicasUnavailable")
+	if c := condition(t, s, cleavev1.ConditionDegraded); !strings.Contains(c.Message, "node 11 of c1 lost its volume; node 70123 is replacing it (promote: node 70123 has not caught up yet)") {
+		t.Fatalf("Degraded message %q", c.Message)
+	}
+	if !slices.ContainsFunc(f.events, func(e string) bool { return strings.Contains(e, ReasonNodeReplacing) }) {
+		t.Fatalf("no %s event: %q", ReasonNodeReplacing, f.events)
+	}
+
+	f.admin.replaceErr = nil
+	f.sync("demo")
+	if len(f.admin.replaced) != 2 || f.admin.replaced[1] != want {
+		t.Fatalf("replacements asked %q, want %q twice", f.admin.replaced, want)
+	}
+	if !slices.ContainsFunc(f.events, func(e string) bool { return strings.Contains(e, ReasonNodeReplaced) }) {
+		t.Fatalf("no %s event: %q", ReasonNodeReplaced, f.events)
+	}
+	f.sync("demo")
+	if len(f.admin.replaced) != 2 {
+		t.Fatalf("replacement asked again once done: %q", f.admin.replaced)
+	}
+	wantCondition(t, f.store("demo"), cleavev1.ConditionDegraded, metav1.ConditionFalse, "AllReplicasReady")
 }
 
 // TestUpdate: a changed image rolls every StatefulSet to it and touches

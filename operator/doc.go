@@ -37,6 +37,12 @@
 // cluster's StatefulSet and volumes deleted, and the next sync plans a new
 // one.
 //
+// Lost volumes: a node pod that comes back on an empty volume takes a new
+// raft id (its pods run with --rejoin-wiped) and names the id it replaces
+// in its status; the controller then replaces the old id with the new one
+// through the routers (Admin.ReplaceNode: learner, snapshot, promotion,
+// removal), with the store Degraded until that is done (replace.go).
+//
 // Run wraps the controller in Lease leader election (the Lease does not
 // fence: Raft protects the data) and bridges klog to the slog logger.
 package operator

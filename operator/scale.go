@@ -26,6 +26,7 @@ func (c *Controller) scale(ctx context.Context, sh *shape, ob *observation, key 
 	if ob.routersReady == 0 {
 		return nil
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
 	defer cancel()
 	cred, err := c.credentials(ctx, s)
@@ -43,6 +44,7 @@ func (c *Controller) scale(ctx context.Context, sh *shape, ob *observation, key 
 		ob.status, ob.statusErr = nil, err
 		return nil
 	}
+	ob.replacing = c.replaceWiped(parent, s, admin, ob.status)
 	for _, p := range missing(sh, ob.status) {
 		sh.clusters = append(sh.clusters, p)
 		if err := c.ensureCluster(ctx, sh, p); err != nil {

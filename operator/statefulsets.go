@@ -187,7 +187,7 @@ func clusterStatefulSet(sh *shape, c clusterPlan) *appsv1.StatefulSet {
 	if c.Parent != "" {
 		peers = append(peers, sh.members(clusterPlan{ID: c.Parent, Num: clusterNum(c.Parent)})...)
 	}
-	args := append([]string{"node", "--id", "$(NODE_ID)", "--cluster", c.ID}, listenArgs()...)
+	args := append([]string{"node", "--id", "$(NODE_ID)", "--cluster", c.ID, "--rejoin-wiped"}, listenArgs()...)
 	args = append(args, "--peers", formatPeers(peers), "--gossip-seeds", sh.gossipSeeds())
 	ann := map[string]string{}
 	if c.Parent == "" {

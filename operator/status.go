@@ -22,6 +22,7 @@ type observation struct {
 	status       *client.Status   // the routers' status answer; nil if not reached
 	statusErr    error            // why not
 	choice       splitChoice      // what scaling decided
+	replacing    []replacement    // nodes replacing a member that lost its volume, not done yet
 }
 
 // newStatus computes the store's status from what the sync saw, keeping
@@ -84,6 +85,9 @@ func newStatus(sh *shape, old cleavev1.CleaveStoreStatus, ob observation) cleave
 		if ob.ready[c.ID] < int32(sh.replicas) {
 			degraded = append(degraded, fmt.Sprintf("cluster %s has %d of %d pods ready", c.ID, ob.ready[c.ID], sh.replicas))
 		}
+	}
+	for _, r := range ob.replacing {
+		degraded = append(degraded, r.String())
 	}
 	if ob.routersReady < int32(sh.routers) {
 		degraded = append(degraded, fmt.Sprintf("%d of %d routers ready", ob.routersReady, sh.routers))
