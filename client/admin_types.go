@@ -187,6 +187,10 @@ type MemberStatus struct {
 	PeerAddr string `json:"peer_addr,omitempty"` // peer address; "" means Addr
 	Voter    bool   `json:"voter"`               // false: learner
 	Match    uint64 `json:"match,omitempty"`     // leader only: highest log index known replicated there
+	// Acked is true if the node answering saw this member act on its
+	// durable raft state (lead, vote, answer a leader): a member whose
+	// disk is lost must come back under a new id.
+	Acked bool `json:"acked,omitempty"`
 }
 
 // RootUsage is one root directory's share of a node's data and requests.

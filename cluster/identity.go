@@ -159,7 +159,7 @@ func (n *Node) takeNewIdentity(wiped *WipedMemberError) error {
 		return err
 	}
 	n.log.Warn("empty data directory under a raft id the cluster knows: rejoining under a new id, to be added as a learner and to replace the old one",
-		"old", rec.Replaces, "new", rec.ID, "reported_by", wiped.Leader, "cluster", wiped.Cluster, "match", wiped.Match)
+		"old", rec.Replaces, "new", rec.ID, "reported_by", wiped.Peer, "cluster", wiped.Cluster, "match", wiped.Match)
 	n.cfg = n.cfg.renamed(rec)
 	n.log = n.cfg.Logger.With("component", "node", "node", n.cfg.NodeID, "cluster", n.cfg.ClusterID)
 	return nil

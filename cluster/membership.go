@@ -58,7 +58,7 @@ func memberStatus(ms []replica.Member) []wire.MemberStatus {
 	out := make([]wire.MemberStatus, len(ms))
 	for i, m := range ms {
 		addr, peer := wire.SplitAddrs(m.Addr)
-		out[i] = wire.MemberStatus{ID: m.ID, Addr: addr, PeerAddr: peer, Voter: m.Voter, Match: m.Match}
+		out[i] = wire.MemberStatus{ID: m.ID, Addr: addr, PeerAddr: peer, Voter: m.Voter, Match: m.Match, Acked: m.Acked}
 	}
 	return out
 }

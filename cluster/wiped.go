@@ -8,8 +8,11 @@ package cluster
 // them), and the leader, whose progress still records the old match
 // index, would never repair it. So before writing anything, the node asks
 // its configured peers (STATUS on the peer plane) and refuses to start if
-// a leader reports having replicated its log to this node's id: the node
-// must come back under a new id with --join (`cleave node replace`).
+// one of them saw its id act on durable raft state (lead, vote, answer a
+// leader: replica.Member.Acked, kept by every peer across restarts and
+// leader changes) or a leader reports having replicated its log to it:
+// the node must come back under a new id with --join (`cleave node
+// replace`), or take one itself with --rejoin-wiped (identity.go).
 // Raft ids are unique across the deployment, so any group's leader may
 // report it. docs/robustness.md says what this check sees and what it
 // cannot.
@@ -34,21 +37,25 @@ var ErrWipedMember = errors.New("cluster: member lost its data")
 const wipeCheckTimeout = 3 * time.Second
 
 // WipedMemberError is Start's error for a node whose data directory is
-// empty although a leader has replicated entries to its raft id.
+// empty although a peer saw its raft id act on durable raft state.
 type WipedMemberError struct {
-	Node       uint64 // this node's raft id
-	Cluster    string // the cluster of the leader that reported it
-	Leader     uint64 // the leader that reported it
-	LeaderAddr string // the leader's peer address
-	Match      uint64 // the log index the leader knows this node held
+	Node     uint64 // this node's raft id
+	Cluster  string // the cluster of the peer that reported it
+	Peer     uint64 // the peer that reported it
+	PeerAddr string // the peer's peer address
+	Match    uint64 // the log index the peer, if leader, knows this node held; 0 if not known
 }
 
 func (e *WipedMemberError) Error() string {
-	return fmt.Sprintf("cluster: node %d of cluster %s has an empty data directory, but its leader (node %d at %s) "+
-		"replicated the log to it up to index %d: its disk was lost or wiped. Starting it again under raft id %d would "+
+	seen := "saw it lead, vote or answer a leader"
+	if e.Match > 0 {
+		seen = fmt.Sprintf("as leader replicated the log to it up to index %d", e.Match)
+	}
+	return fmt.Sprintf("cluster: node %d of cluster %s has an empty data directory, but its peer (node %d at %s) "+
+		"%s: its disk was lost or wiped. Starting it again under raft id %d would "+
 		"forget its vote and the entries it acknowledged, so it does not start. Replace it under a new id: start the "+
 		"new node with --join on an empty directory, then run `cleave node replace --cluster %s --dead %d --id NEW --addr ADDR`",
-		e.Node, e.Cluster, e.Leader, e.LeaderAddr, e.Match, e.Node, e.Cluster, e.Node)
+		e.Node, e.Cluster, e.Peer, e.PeerAddr, seen, e.Node, e.Cluster, e.Node)
 }
 
 // Is makes errors.Is(err, ErrWipedMember) true.
@@ -63,10 +70,10 @@ func (n *Node) peerDialConfig() rpc.DialConfig {
 	return dc
 }
 
-// checkNotWiped returns a *WipedMemberError if a leader found among the
-// configured peers, or named by them, reports a nonzero match index for
-// this node's id. Peers that do not answer within
-// wipeCheckTimeout are taken as not up yet (a new cluster).
+// checkNotWiped returns a *WipedMemberError if a configured peer, or a
+// leader one of them names, saw this node's id act on durable raft state.
+// Peers that do not answer within wipeCheckTimeout are taken as not up
+// yet (a new cluster).
 func (n *Node) checkNotWiped() error {
 	ctx, cancel := context.WithTimeout(context.Background(), wipeCheckTimeout)
 	defer cancel()
@@ -101,12 +108,9 @@ func (n *Node) checkNotWiped() error {
 // wipedBy is checkNotWiped's rule over the statuses peers answered.
 func (n *Node) wipedBy(sts []*wire.NodeStatus) error {
 	for _, st := range sts {
-		if st.Role != "leader" {
-			continue
-		}
 		for _, m := range st.Members {
-			if m.ID == n.cfg.NodeID && m.Match > 0 {
-				return &WipedMemberError{Node: n.cfg.NodeID, Cluster: st.Cluster, Leader: st.ID, LeaderAddr: st.PeerAddr, Match: m.Match}
+			if m.ID == n.cfg.NodeID && (m.Acked || m.Match > 0) {
+				return &WipedMemberError{Node: n.cfg.NodeID, Cluster: st.Cluster, Peer: st.ID, PeerAddr: st.PeerAddr, Match: m.Match}
 			}
 		}
 	}

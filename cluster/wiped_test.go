@@ -218,3 +218,23 @@ func TestIdentityRecordChecked(t *testing.T) {
 		}
 	}
 }
+
+// The leader itself, wiped and restarted before its followers elect
+// another, is refused too: no leader answers the check, but both
+// followers saw it lead (replica.Member.Acked), and say so.
+func TestWipedLeaderRefusesToBootstrap(t *testing.T) {
+	mn := newMemberNet(t, 3)
+	for id := uint64(1); id <= 3; id++ {
+		mn.start(id)
+	}
+	lead := mn.leader()
+	for i := range 5 {
+		mn.put(lead, i)
+	}
+	mn.waitSameState(1, 2, 3)
+	mn.stop(lead)
+	if err := os.RemoveAll(mn.cfgs[lead].DataDir); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("start: %v", mn.startWiped(others3(lead)[0], lead))
+}

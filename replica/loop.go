@@ -230,7 +230,9 @@ func (r *Replica) step(m *pb.Message) {
 	}
 	if err := r.rn.Step(m); err != nil {
 		r.log.Debug("raft rejected message", "type", m.GetType(), "from", m.GetFrom(), "err", err)
+		return
 	}
+	r.noteAcked(m)
 }
 
 // peerView is what validateMessage checks a frame against. Loop goroutine.

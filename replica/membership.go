@@ -29,6 +29,10 @@ type Member struct {
 	// Match is the highest log index known to be replicated on the member;
 	// set only in the leader's Status.
 	Match uint64
+	// Acked is true if this replica ever saw the member act on durable
+	// raft state (lead, vote, answer a leader): its lost disk would lose
+	// something a quorum counted on (acked.go).
+	Acked bool
 }
 
 type confReq struct {
@@ -270,7 +274,7 @@ func (r *Replica) memberList(leader bool) []Member {
 			if slices.ContainsFunc(out, func(m Member) bool { return m.ID == id }) {
 				continue
 			}
-			out = append(out, Member{ID: id, Addr: r.addrs[id], Voter: voter, Match: prs[id]})
+			out = append(out, Member{ID: id, Addr: r.addrs[id], Voter: voter, Match: prs[id], Acked: id != r.cfg.ID && (r.acked[id] || prs[id] > 0)})
 		}
 	}
 	add(cs.GetVoters(), true)

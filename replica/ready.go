@@ -98,6 +98,9 @@ func (r *Replica) buildReady(w *readyWrite) error {
 		}
 		r.hsTerm, r.hsVote = rd.HardState.GetTerm(), rd.HardState.GetVote()
 	}
+	if err := r.writeAcked(w.b); err != nil {
+		return fmt.Errorf("write member marks: %w", err)
+	}
 	var err error
 	w.ds, w.applied, err = r.applyCommitted(w.b, rd.CommittedEntries, w.ds)
 	return err

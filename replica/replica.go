@@ -131,6 +131,8 @@ type Replica struct {
 	confStepped   *proposal         // conf change stepped, not yet seen in a Ready
 	lastConfIndex uint64            // highest index of a conf-change entry in the log
 	membersDirty  bool              // the member list changed since it was last published
+	acked         map[uint64]bool   // members seen acting on durable state (acked.go)
+	ackedNew      []uint64          // of those, the marks not written yet
 	membersTick   int               // r.ticks when the member list was last computed
 
 	// Snapshots, owned by the loop goroutine.
@@ -166,6 +168,10 @@ func open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport, hand *handDr
 	st, addrs, group, err := openState(cfg, db, lg)
 	if err != nil {
 		return nil, err
+	}
+	acked, err := st.loadAcked(db)
+	if err != nil {
+		return nil, fmt.Errorf("replica: open: load member marks: %w", err)
 	}
 	tmpSnapDir := ""
 	if cfg.SnapshotDir == "" {
@@ -209,6 +215,7 @@ func open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport, hand *handDr
 		applied:       st.applied,
 		props:         newProposalTracker(),
 		addrs:         addrs,
+		acked:         acked,
 		outgoing:      make(map[uint64]*SnapshotStream),
 		inflight:      make(map[uint64]inflightSnap),
 		snapSeq:       rand.Uint64() >> 1,

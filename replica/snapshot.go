@@ -627,6 +627,7 @@ func (r *Replica) restore(snap *pb.Snapshot) error {
 		return err
 	}
 	r.addrs = addrs
+	r.rewriteAcked()
 	// Own entries the snapshot covers may or may not be the entries it
 	// committed at their indexes: their outcome is unknown here.
 	for _, p := range r.props.snapshotted(r.applied) {

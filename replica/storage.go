@@ -59,6 +59,7 @@ type logStore struct {
 	keyTrunc   []byte
 	keyGroup   []byte
 	memberPfx  []byte
+	ackedPfx   []byte // this replica's marks of members that acted on durable state (acked.go)
 
 	// makeSnapshot, set by the replica, implements Snapshot.
 	makeSnapshot func() (*pb.Snapshot, error)
@@ -92,6 +93,7 @@ func newLogStore(db *pebble.DB, prefix []byte) *logStore {
 		keyTrunc:   key("trunc"),
 		keyGroup:   key("group"),
 		memberPfx:  key("member/"),
+		ackedPfx:   key("acked/"),
 	}
 }
 
@@ -100,9 +102,10 @@ func (s *logStore) memberKey(id uint64) []byte {
 }
 
 // owned reports whether k is one of the replica's own keys that a snapshot
-// does not carry: the log, HardState, ConfState, applied, trunc and group.
+// does not carry: the log, HardState, ConfState, applied, trunc, group
+// and the marks of members seen acting on durable state.
 func (s *logStore) owned(k []byte) bool {
-	if bytes.HasPrefix(k, s.logPrefix) {
+	if bytes.HasPrefix(k, s.logPrefix) || bytes.HasPrefix(k, s.ackedPfx) {
 		return true
 	}
 	return bytes.Equal(k, s.keyHS) || bytes.Equal(k, s.keyCS) || bytes.Equal(k, s.keyApplied) ||

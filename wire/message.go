@@ -274,6 +274,10 @@ type MemberStatus struct {
 	PeerAddr string `msgpack:"peer_addr,omitempty" json:"peer_addr,omitempty"` // peer address; "" means Addr
 	Voter    bool   `msgpack:"voter" json:"voter"`                             // false: learner
 	Match    uint64 `msgpack:"match,omitempty" json:"match,omitempty"`         // leader only: highest log index known replicated there
+	// Acked is true if this node saw the member act on its durable raft
+	// state (lead, vote, answer a leader), so a lost disk there loses
+	// something a quorum counted on.
+	Acked bool `msgpack:"acked,omitempty" json:"acked,omitempty"`
 }
 
 // Hello opens a connection.

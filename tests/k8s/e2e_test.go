@@ -55,8 +55,10 @@ type e2e struct {
 // with Splitting true during and false after, even though the leading
 // operator pod is deleted in the middle, and the data written before is
 // still there; a deleted node pod comes back with its volume and catches
-// up, with Degraded true meanwhile. The steps share one deployment and run
-// in order.
+// up, with Degraded true meanwhile; a node pod deleted with its volume
+// comes back empty under a new raft id, which the operator puts in place
+// of the old one (learner, snapshot, promotion), Degraded true meanwhile.
+// The steps share one deployment and run in order.
 func TestOperatorEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("k8s e2e: starts a Kubernetes control plane and a whole cleave deployment")
@@ -87,6 +89,7 @@ func TestOperatorEndToEnd(t *testing.T) {
 	data := x.writeFiles(ctx)
 	x.scaleWithOperatorRestart(ctx, data)
 	x.restartNode(ctx, data)
+	x.wipeNode(ctx, data)
 }
 
 // buildCleave builds cmd/cleave as "cleave", the binary behind the image.
@@ -270,6 +273,56 @@ func (x *e2e) restartNode(ctx context.Context, data map[string][]byte) {
 	x.waitNodeBack(ctx, data, pod, old)
 }
 
+// wipeNode deletes a node pod and its volume claim: the StatefulSet makes
+// both again, the node starts on an empty volume under a new raft id, the
+// operator replaces the old id with it, the status says Degraded
+// meanwhile, and the new node holds what its leader applied, a write made
+// while it was away included.
+func (x *e2e) wipeNode(ctx context.Context, data map[string][]byte) {
+	const pod, claim, dead = store + "-c1-2", "data-" + store + "-c1-2", 12
+	x.seen.reset()
+	old := x.podUID(ctx, pod)
+	oldDir, err := x.env.VolumeDir(ctx, ns, claim)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	x.t.Logf("deleting node pod %s and its volume claim %s", pod, claim)
+	x.kubectl(ctx, "delete", "pvc", "-n", ns, claim, "--wait=false")
+	x.kubectl(ctx, "delete", "pod", "-n", ns, pod, "--wait=false")
+	x.writeC1(ctx, data, "missed-by-wipe")
+	eventually.Holds(x.t, wait, "pod "+pod+" made again on a new volume", func() error {
+		uid := x.podUID(ctx, pod)
+		dir, err := x.env.VolumeDir(ctx, ns, claim)
+		return eventually.True(uid != "" && uid != old && err == nil && dir != oldDir, "pod uid %q, volume %q (%v)", uid, dir, err)
+	})
+	var fresh uint64
+	eventually.Holds(x.t, wait, "node 12 replaced by the node of the new volume", func() error {
+		st, err := x.client.Status(ctx)
+		if err != nil {
+			return err
+		}
+		var ids []uint64
+		for _, c := range st.Clusters {
+			for _, n := range c.Nodes {
+				if c.ID == "c1" {
+					ids = append(ids, n.ID)
+				}
+				if strings.HasPrefix(n.Addr, pod+".") {
+					fresh = n.ID
+				}
+			}
+		}
+		return eventually.True(fresh != 0 && fresh != dead && len(ids) == 3 && !slices.Contains(ids, dead), "c1's nodes %v, the pod's node %d", ids, fresh)
+	})
+	x.t.Logf("node %d replaced node %d", fresh, dead)
+	x.waitTable(ctx, "4")
+	if !x.seen.get().degraded {
+		x.t.Fatalf("the status never said Degraded while %s was replaced", pod)
+	}
+	x.waitCaughtUp(ctx, fresh)
+	x.readAll(ctx, data)
+}
+
 // writeC1 writes a file into cluster c1: in the first root named
 // prefix-N that c1's range holds.
 func (x *e2e) writeC1(ctx context.Context, data map[string][]byte, prefix string) {
@@ -308,18 +361,25 @@ func (x *e2e) waitNodeBack(ctx context.Context, data map[string][]byte, pod, old
 	if !x.seen.get().degraded {
 		x.t.Fatalf("the status never said Degraded while %s was away", pod)
 	}
+	x.waitCaughtUp(ctx, 11)
+	x.readAll(ctx, data)
+}
+
+// waitCaughtUp waits until node id of c1 has applied what c1's leader had
+// applied when first asked.
+func (x *e2e) waitCaughtUp(ctx context.Context, id uint64) {
+	x.t.Helper()
 	var target uint64
-	eventually.Holds(x.t, wait, "node 11 caught up with its leader", func() error {
-		me, lead, err := x.c1Nodes(ctx, 11)
+	eventually.Holds(x.t, wait, fmt.Sprintf("node %d caught up with its leader", id), func() error {
+		me, lead, err := x.c1Nodes(ctx, id)
 		if err != nil {
 			return err
 		}
 		if target == 0 {
 			target = lead.Applied
 		}
-		return eventually.True(me.Error == "" && me.Applied >= target, "node 11 %s applied %d, leader applied %d (%s)", me.Role, me.Applied, target, me.Error)
+		return eventually.True(me.Error == "" && me.Applied >= target, "node %d %s applied %d, leader applied %d (%s)", id, me.Role, me.Applied, target, me.Error)
 	})
-	x.readAll(ctx, data)
 }
 
 // c1Nodes returns node id's status and c1's leader's, as the routers
