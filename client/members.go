@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cleavefs/cleave/wire"
@@ -40,10 +41,15 @@ func (c *Client) RemoveMember(ctx context.Context, cluster string, id uint64) (*
 }
 
 // ReplaceNode replaces member dead of cluster with a new node id at addr
-// (as AddLearner takes it; already running with an empty data directory and --join): it adds the
-// new node as a learner, promotes it once it has caught up, then removes
-// dead. progress, if not nil, is called before each step. A failed
-// replace is resumed by calling it again with the same arguments.
+// (as AddLearner takes it; already running with an empty data directory
+// and --join): it adds the new node as a learner, promotes it once it has
+// caught up, then removes dead. If the new node took dead's client
+// address (a machine or pod restarted on a new disk), dead is removed
+// first, as etcd replaces a member: two members of a cluster may not share
+// an address, and the cluster runs on the others until the new node is
+// promoted. progress, if not nil, is called before each step. Steps
+// already done, as the cluster leader's member list shows, are skipped, so
+// a failed replace is resumed by calling it again with the same arguments.
 func (c *Client) ReplaceNode(ctx context.Context, cluster string, dead, id uint64, addr string, progress func(step string)) (*NodeStatus, error) {
 	if dead == id {
 		return nil, &Error{Code: CodeInvalid, Op: "replace", Message: fmt.Sprintf("the new node needs a new id, not the dead node's %d", dead)}
@@ -53,16 +59,70 @@ func (c *Client) ReplaceNode(ctx context.Context, cluster string, dead, id uint6
 			progress(s)
 		}
 	}
-	say(fmt.Sprintf("adding node %d at %s to %s as a learner", id, addr, cluster))
-	if _, err := c.AddLearner(ctx, cluster, id, addr); err != nil {
+	lead, err := c.clusterLeader(ctx, cluster)
+	if err != nil {
 		return nil, err
 	}
-	say(fmt.Sprintf("waiting for node %d to catch up, then promoting it", id))
-	if _, err := c.Promote(ctx, cluster, id); err != nil {
-		return nil, err
+	deadM, deadIn := findMember(lead.Members, dead)
+	newM, newIn := findMember(lead.Members, id)
+	if a, _ := wire.SplitAddrs(addr); deadIn && deadM.Addr == a {
+		say(fmt.Sprintf("removing node %d from %s first: node %d takes its address %s", dead, cluster, id, a))
+		if lead, err = c.RemoveMember(ctx, cluster, dead); err != nil {
+			return nil, err
+		}
+		deadIn = false
 	}
-	say(fmt.Sprintf("removing node %d from %s", dead, cluster))
-	return c.RemoveMember(ctx, cluster, dead)
+	if !newIn {
+		say(fmt.Sprintf("adding node %d at %s to %s as a learner", id, addr, cluster))
+		if lead, err = c.AddLearner(ctx, cluster, id, addr); err != nil {
+			return nil, err
+		}
+	}
+	if !newM.Voter {
+		say(fmt.Sprintf("waiting for node %d to catch up, then promoting it", id))
+		if lead, err = c.Promote(ctx, cluster, id); err != nil {
+			return nil, err
+		}
+	}
+	if deadIn {
+		say(fmt.Sprintf("removing node %d from %s", dead, cluster))
+		return c.RemoveMember(ctx, cluster, dead)
+	}
+	return lead, nil
+}
+
+// clusterLeader returns the status of cluster's leader, with its member
+// list, waiting for one while ctx lasts.
+func (c *Client) clusterLeader(ctx context.Context, cluster string) (*NodeStatus, error) {
+	for {
+		st, err := c.Status(ctx)
+		if err != nil {
+			return nil, err
+		}
+		i := slices.IndexFunc(st.Clusters, func(cs ClusterStatus) bool { return cs.ID == cluster })
+		if i < 0 {
+			return nil, &Error{Code: CodeInvalid, Op: "replace", Message: fmt.Sprintf("no cluster %q in the routing table", cluster)}
+		}
+		for _, n := range st.Clusters[i].Nodes {
+			if n.Role == "leader" {
+				return &n, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, &Error{Code: CodeTimeout, Op: "replace", Message: fmt.Sprintf("cluster %s has no leader", cluster)}
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// findMember returns member id of ms.
+func findMember(ms []MemberStatus, id uint64) (MemberStatus, bool) {
+	i := slices.IndexFunc(ms, func(m MemberStatus) bool { return m.ID == id })
+	if i < 0 {
+		return MemberStatus{}, false
+	}
+	return ms[i], true
 }
 
 // member sends one membership op of a cluster, retrying the answers that

@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cleavefs/cleave/client"
 	"github.com/cleavefs/cleave/internal/eventually"
 	"github.com/cleavefs/cleave/wire"
 )
@@ -176,4 +178,79 @@ func TestWipedFollowerRejoinsBySnapshot(t *testing.T) {
 		}
 	}
 	t.Logf("%d acknowledged files read back; %d writes had unknown outcomes", len(acked), fails.Load())
+}
+
+// A node whose disk was replaced comes back at its old addresses under a
+// new id, as a Kubernetes pod does on a new volume. `cleave node replace`
+// puts it in place of the old id: the old one is removed first, since two
+// members of a cluster may not share an address (the routing table
+// refuses it), and every acknowledged file reads back.
+func TestWipedNodeReplacedAtItsAddress(t *testing.T) {
+	skipInShortMode(t, "multi-process test")
+	pc := startProcCluster(t, 3, nil, 0)
+	c := pc.d.dial(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	files := map[string]string{}
+	put := func(prefix string) {
+		for i := range 10 {
+			p, v := fmt.Sprintf("/same/%s-%d", prefix, i), fmt.Sprintf("%s %d", prefix, i)
+			if _, err := c.Put(ctx, p, []byte(v), client.Parents()); err != nil {
+				t.Fatalf("put %s: %v", p, err)
+			}
+			files[p] = v
+		}
+	}
+	put("before")
+	lead := pc.leader(30 * time.Second)
+	dead := pc.ids()[0]
+	if dead == lead {
+		dead = pc.ids()[1]
+	}
+	dn := pc.wipe(t, dead)
+	pc.forget(dead)
+	put("while-down")
+
+	const newID = 4
+	nn := &procNode{id: newID, addr: dn.addr, peer: dn.peer, data: filepath.Join(pc.dir, "n4")}
+	nn.name = "node4"
+	nn.argv = pc.nodeArgv(nn, strings.Join(append([]string{nn.peerFlag()}, pc.peersExcept(dead)...), ","), true)
+	pc.mu.Lock()
+	pc.nodes[newID] = nn
+	pc.mu.Unlock()
+	pc.start(&nn.proc)
+	out, err := pc.d.cli(t, nil, "--timeout", "60s", "node", "replace", "--cluster", clusterID,
+		"--dead", fmt.Sprint(dead), "--id", fmt.Sprint(newID), "--addr", nn.addr, "--peer-addr", nn.peer)
+	if err != nil {
+		t.Fatalf("cleave node replace at the dead node's address: %v\n%s", err, out)
+	}
+	t.Logf("cleave node replace:\n%s", out)
+
+	tbl, err := c.Table(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []uint64
+	for _, m := range tbl.Clusters[0].Members {
+		ids = append(ids, m.ID)
+	}
+	slices.Sort(ids)
+	if want := pc.ids(); !slices.Equal(ids, want) {
+		t.Fatalf("routing table version %d lists members %v, want %v", tbl.Version, ids, want)
+	}
+	put("after")
+	eventually.Holds(t, 30*time.Second, "the new node applied what the leader did", func() error {
+		ls, err1 := pc.nodeStatus(ctx, pc.node(pc.leader(10*time.Second)).addr, false)
+		ns, err2 := pc.nodeStatus(ctx, nn.addr, false)
+		if err1 != nil || err2 != nil {
+			return fmt.Errorf("%v / %v", err1, err2)
+		}
+		return eventually.True(ns.ID == newID && ns.Applied >= ls.Applied, "node %d applied %d, leader %d", ns.ID, ns.Applied, ls.Applied)
+	})
+	for p, v := range files {
+		b, err := c.Get(ctx, p)
+		if err != nil || string(b) != v {
+			t.Fatalf("%s = %q, read %q, %v", p, v, b, err)
+		}
+	}
 }
