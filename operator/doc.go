@@ -40,8 +40,9 @@
 // Lost volumes: a node pod that comes back on an empty volume takes a new
 // raft id (its pods run with --rejoin-wiped) and names the id it replaces
 // in its status; the controller then replaces the old id with the new one
-// through the routers (Admin.ReplaceNode: learner, snapshot, promotion,
-// removal), with the store Degraded until that is done (replace.go).
+// through the routers (Admin.ReplaceNode: removal of the old id, whose
+// address the new node has, then learner, snapshot, promotion), with the
+// store Degraded until that is done (replace.go).
 //
 // Run wraps the controller in Lease leader election (the Lease does not
 // fence: Raft protects the data) and bridges klog to the slog logger.

@@ -16,10 +16,12 @@ import (
 // A node pod whose volume was lost starts under a new raft id (its pods
 // run with --rejoin-wiped) and says which id it replaces in its status
 // (NodeStatus.Replaces). The operator then runs the replacement through
-// the routers, as `cleave node replace` does by hand: the new id is added
-// as a learner, promoted once it has caught up by snapshot, and the old
-// id removed. Every step is idempotent, so a replacement cut short by
-// replaceTimeout or an operator restart continues at the next sync.
+// the routers, as `cleave node replace` does by hand (client.ReplaceNode):
+// the new node has the old one's address, so the old id is removed first,
+// then the new one is added as a learner and promoted once it has caught
+// up by snapshot. Steps already done are skipped, so a replacement cut
+// short by replaceTimeout or an operator restart continues at the next
+// sync.
 
 // replaceTimeout bounds the replacements of one sync.
 const replaceTimeout = 30 * time.Second
@@ -59,7 +61,7 @@ func (c *Controller) replaceWiped(ctx context.Context, s *cleavev1.CleaveStore, 
 	var left []replacement
 	for _, r := range todo {
 		c.recorder.Eventf(s, corev1.EventTypeWarning, ReasonNodeReplacing,
-			"node %d of %s lost its volume and restarted as node %d; replacing %d with %d (learner, snapshot, promotion, removal of %d)",
+			"node %d of %s lost its volume and restarted as node %d; replacing %d with %d (removal of %d, learner, snapshot, promotion)",
 			r.dead, r.cluster, r.id, r.dead, r.id, r.dead)
 		if _, err := admin.ReplaceNode(ctx, r.cluster, r.dead, r.id, r.addr, nil); err != nil {
 			r.remaining = err.Error()

@@ -57,7 +57,8 @@ type e2e struct {
 // still there; a deleted node pod comes back with its volume and catches
 // up, with Degraded true meanwhile; a node pod deleted with its volume
 // comes back empty under a new raft id, which the operator puts in place
-// of the old one (learner, snapshot, promotion), Degraded true meanwhile.
+// of the old one (removal, learner, snapshot, promotion), Degraded true
+// meanwhile.
 // The steps share one deployment and run in order.
 func TestOperatorEndToEnd(t *testing.T) {
 	if testing.Short() {
