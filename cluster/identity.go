@@ -20,7 +20,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 
+	"github.com/cleavefs/cleave/internal/certs"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -162,6 +164,27 @@ func (n *Node) takeNewIdentity(wiped *WipedMemberError) error {
 		"old", rec.Replaces, "new", rec.ID, "reported_by", wiped.Peer, "cluster", wiped.Cluster, "match", wiped.Match)
 	n.cfg = n.cfg.renamed(rec)
 	n.log = n.cfg.Logger.With("component", "node", "node", n.cfg.NodeID, "cluster", n.cfg.ClusterID)
+	return n.cfg.peerCertForID()
+}
+
+// peerCertForID makes the peer certificate of a node running under a
+// recorded identity name that identity, issuing one from RejoinCA if it
+// names another id; peers would drop its RAFT frames otherwise.
+func (c Config) peerCertForID() error {
+	if c.replaces == 0 || c.PeerTLS == nil {
+		return nil
+	}
+	want := certs.Name(certs.RoleNode, strconv.FormatUint(c.NodeID, 10))
+	if c.PeerTLS.CommonName() == want {
+		return nil
+	}
+	if c.RejoinCA == "" {
+		return fmt.Errorf("cluster: this node runs as node %d (%s in %s) but its peer certificate is %s, and no CA to issue %s was given (--rejoin-ca)",
+			c.NodeID, identityFile, c.DataDir, c.PeerTLS.CommonName(), want)
+	}
+	if err := c.PeerTLS.Reissue(c.RejoinCA, want); err != nil {
+		return fmt.Errorf("cluster: issue the peer certificate %s of this node's new id: %w", want, err)
+	}
 	return nil
 }
 

@@ -89,6 +89,12 @@ type Config struct {
 	// join as a replacement instead of refusing to start (identity.go).
 	// For deployments whose manager runs the replacement (the operator).
 	RejoinWiped bool
+	// RejoinCA is a CA directory (ca.crt, ca.key) from which a node with
+	// PeerTLS that runs under a new id (RejoinWiped) issues itself a peer
+	// certificate naming that id, into PeerTLS's files: peers take RAFT
+	// frames only from the id a certificate names. Without it such a node
+	// refuses to start.
+	RejoinCA string
 	// replaces is the id this node took over from (identity.go); 0 if none.
 	replaces uint64
 	// LogRetention is how many applied raft entries the log keeps; a
@@ -336,6 +342,9 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := cfg.peerCertForID(); err != nil {
+		return nil, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -415,9 +424,9 @@ func (n *Node) bootstrap() error {
 		if !n.cfg.RejoinWiped || !errors.As(err, &wiped) {
 			return err
 		}
-		if n.cfg.PeerTLS != nil {
+		if n.cfg.PeerTLS != nil && n.cfg.RejoinCA == "" {
 			// Peers take RAFT frames only from the id its certificate names.
-			return fmt.Errorf("%w; it does not rejoin under a new id by itself, because its peer certificate names raft id %d", err, n.cfg.NodeID)
+			return fmt.Errorf("%w; it does not rejoin under a new id by itself, because its peer certificate names raft id %d and no CA to issue another was given", err, n.cfg.NodeID)
 		}
 		if err := n.takeNewIdentity(wiped); err != nil {
 			return err

@@ -144,7 +144,26 @@ func (mn *memberNet) startWiped(lead, id uint64) error {
 // promotion, removal of the old id) has reached it; it then holds the
 // group's state, and a restart from the same flags keeps the new id.
 func TestWipedMemberRejoinsUnderNewID(t *testing.T) {
+	for _, tls := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plaintext", true: "mutual-tls"}[tls], func(t *testing.T) { testRejoin(t, tls) })
+	}
+}
+
+// testRejoin is TestWipedMemberRejoinsUnderNewID; on mutual TLS the node
+// issues itself a certificate for its new id from RejoinCA, or its peers
+// would drop its frames and it would never catch up.
+func testRejoin(t *testing.T, tls bool) {
 	mn := newMemberNet(t, 3)
+	var caDir string
+	if tls {
+		dir := t.TempDir()
+		tl := peerCerts(t, dir, "node-1", "node-2", "node-3")
+		caDir = filepath.Join(dir, "ca")
+		for id, cfg := range mn.cfgs {
+			cfg.PeerTLS = tl[certs.Name(certs.RoleNode, strconv.FormatUint(id, 10))]
+			mn.cfgs[id] = cfg
+		}
+	}
 	for id := uint64(1); id <= 3; id++ {
 		mn.start(id)
 	}
@@ -159,13 +178,16 @@ func TestWipedMemberRejoinsUnderNewID(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := mn.cfgs[wiped]
-	cfg.RejoinWiped = true
+	cfg.RejoinWiped, cfg.RejoinCA = true, caDir
 	mn.cfgs[wiped] = cfg
 	mn.start(wiped)
 	st := mn.nodes[wiped].Status()
 	fresh := st.ID
 	if fresh == wiped || st.Replaces != wiped {
 		t.Fatalf("wiped node %d restarted as node %d replacing %d; want a new id replacing %d", wiped, fresh, st.Replaces, wiped)
+	}
+	if want := certs.Name(certs.RoleNode, strconv.FormatUint(fresh, 10)); tls && cfg.PeerTLS.CommonName() != want {
+		t.Fatalf("peer certificate of the new node is %s, want %s", cfg.PeerTLS.CommonName(), want)
 	}
 	mn.put(lead, 5)
 
@@ -189,7 +211,17 @@ func TestWipedMemberRejoinsUnderNewID(t *testing.T) {
 	mn.waitSameState(1, 2, 3)
 
 	mn.stop(wiped)
+	if tls {
+		// A new pod's init container issues the certificate of the pod's
+		// configured id again; the node, under its recorded one, reissues.
+		if err := cfg.PeerTLS.Reissue(caDir, certs.Name(certs.RoleNode, strconv.FormatUint(wiped, 10))); err != nil {
+			t.Fatal(err)
+		}
+	}
 	mn.start(wiped)
+	if want := certs.Name(certs.RoleNode, strconv.FormatUint(fresh, 10)); tls && cfg.PeerTLS.CommonName() != want {
+		t.Fatalf("peer certificate after the restart is %s, want %s", cfg.PeerTLS.CommonName(), want)
+	}
 	if st := mn.nodes[wiped].Status(); st.ID != fresh || st.Replaces != 0 {
 		t.Fatalf("restarted from the same flags as node %d replacing %d; want node %d replacing none", st.ID, st.Replaces, fresh)
 	}

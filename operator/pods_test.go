@@ -84,3 +84,22 @@ func TestPodsReportWhyTheyExited(t *testing.T) {
 		}
 	}
 }
+
+// TestNodePodsRejoinWithTheirCA: node pods take a new raft id when their
+// volume was lost (--rejoin-wiped), and with a TLS secret they may issue
+// the peer certificate of that id from the mounted CA; routers do neither.
+func TestNodePodsRejoinWithTheirCA(t *testing.T) {
+	store := newStore("demo")
+	store.Spec.TLSSecretName = "demo-ca"
+	sets, err := StatefulSets(store, "cleave:test", "cluster.local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range sets {
+		args := strings.Join(st.Spec.Template.Spec.Containers[0].Args, " ")
+		node := st.Name != routerName(store)
+		if node != strings.Contains(args, "--rejoin-wiped") || node != strings.Contains(args, "--rejoin-ca "+caDir) {
+			t.Errorf("%s: args %s", st.Name, args)
+		}
+	}
+}

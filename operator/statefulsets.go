@@ -203,6 +203,9 @@ func clusterStatefulSet(sh *shape, c clusterPlan) *appsv1.StatefulSet {
 	}
 	cert := "node-$(NODE_ID)"
 	args = append(args, tlsArgs(sh, cert, false)...)
+	if sh.store.Spec.TLSSecretName != "" {
+		args = append(args, "--rejoin-ca", caDir) // a node on a lost volume issues the certificate of its new id
+	}
 	// /healthz, not /readyz: a node waiting to join knows no leader until
 	// its split starts, and the split waits for it to be ready.
 	pod := podSpec(sh, env, args, cert, res, "/healthz")

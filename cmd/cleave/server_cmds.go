@@ -52,6 +52,7 @@ type nodeOpts struct {
 	reportPID    bool
 	join         bool
 	rejoinWiped  bool
+	rejoinCA     string
 	gossip       string
 	gossipSeeds  string
 	gossipAdvert string
@@ -100,6 +101,7 @@ Every flag can also be set as CLEAVE_<FLAG> (e.g. CLEAVE_DATA); flags win.`,
 	f.StringVar(&o.rng, "range", "", "owned range START-END, used to bootstrap an empty data directory (required)")
 	f.BoolVar(&o.reportPID, "report-pid", false, "report this process id in status (set by cleave up)")
 	f.BoolVar(&o.join, "join", false, "join an existing cluster with an empty --data (the leader adds this node and sends a snapshot); --peers then lists this node and the current members")
+	f.StringVar(&o.rejoinCA, "rejoin-ca", "", "CA directory (ca.crt, ca.key) from which a node that took a new id under --rejoin-wiped issues its peer certificate for that id, over --peer-cert and --peer-key; without it such a node with a peer certificate refuses to start")
 	f.BoolVar(&o.rejoinWiped, "rejoin-wiped", false, "if --data is empty but the cluster's leader has replicated its log to this --id (the disk was lost), take a new id and wait to be added as its replacement instead of refusing to start; for deployments whose manager (the operator) then runs `cleave node replace`")
 	f.Uint64Var(&o.logRetention, "log-retention", 0, "applied raft entries kept in the log (0: the default, 10000)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -161,7 +163,7 @@ func (o *nodeOpts) config(cmd *cobra.Command) (cluster.Config, error) {
 	cfg.Token = token(cmd)
 	cfg.Logger = logger
 	cfg.Join = o.join
-	cfg.RejoinWiped = o.rejoinWiped
+	cfg.RejoinWiped, cfg.RejoinCA = o.rejoinWiped, o.rejoinCA
 	cfg.LogRetention = o.logRetention
 	cfg.HTTP, cfg.Pprof = o.http, o.pprof
 	if cfg.MemoryLimit, err = bytesize.Parse(o.memoryLimit); err != nil {

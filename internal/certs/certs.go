@@ -75,7 +75,7 @@ func NewCA(dir, name string, validity time.Duration) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("certs: %w", err)
 	}
-	return writePair(dir, "ca", der, key)
+	return writePair(filepath.Join(dir, CACert), filepath.Join(dir, CAKey), der, key)
 }
 
 // Issue signs a certificate for name with the CA in caDir and writes it to
@@ -84,38 +84,13 @@ func NewCA(dir, name string, validity time.Duration) error {
 // also the common name, so ROLE-ID names (Name) carry an identity. The
 // certificate ends at the CA's expiry if that is sooner than validity.
 func Issue(caDir, outDir, name string, hosts []string, usage Usage, validity time.Duration) error {
-	if err := checkName(name); err != nil {
-		return err
-	}
 	if validity <= 0 {
 		return fmt.Errorf("certs: validity %v is not positive", validity)
 	}
 	if usage&Both == 0 {
 		return errors.New("certs: usage is neither server nor client")
 	}
-	ca, err := ReadCert(filepath.Join(caDir, CACert))
-	if err != nil {
-		return err
-	}
-	caKey, err := readKey(filepath.Join(caDir, CAKey))
-	if err != nil {
-		return err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return fmt.Errorf("certs: %w", err)
-	}
-	notAfter := time.Now().Add(validity)
-	if ca.NotAfter.Before(notAfter) {
-		notAfter = ca.NotAfter
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Minute),
-		NotAfter:     notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-	}
+	tmpl := &x509.Certificate{NotAfter: time.Now().Add(validity)}
 	if usage&Server != 0 {
 		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
 	}
@@ -129,14 +104,62 @@ func Issue(caDir, outDir, name string, hosts []string, usage Usage, validity tim
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	der, key, err := sign(caDir, name, tmpl)
 	if err != nil {
-		return fmt.Errorf("certs: sign %s: %w", name, err)
+		return err
 	}
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return fmt.Errorf("certs: %w", err)
 	}
-	return writePair(outDir, name, der, key)
+	return writePair(filepath.Join(outDir, name+".crt"), filepath.Join(outDir, name+".key"), der, key)
+}
+
+// Reissue replaces the certificate in certFile and its key in keyFile with
+// a new pair for name, signed by the CA in caDir, with the old
+// certificate's subject alternative names, usages and expiry (capped at
+// the CA's): the same holder under a new identity, as a node that took a
+// new raft id needs.
+func Reissue(caDir, certFile, keyFile, name string) error {
+	old, err := ReadCert(certFile)
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{NotAfter: old.NotAfter, ExtKeyUsage: old.ExtKeyUsage, DNSNames: old.DNSNames, IPAddresses: old.IPAddresses}
+	der, key, err := sign(caDir, name, tmpl)
+	if err != nil {
+		return err
+	}
+	return writePair(certFile, keyFile, der, key)
+}
+
+// sign signs tmpl's usages, names and expiry (capped at the CA's) for
+// common name name with the CA in caDir, under a new key.
+func sign(caDir, name string, tmpl *x509.Certificate) ([]byte, *ecdsa.PrivateKey, error) {
+	if err := checkName(name); err != nil {
+		return nil, nil, err
+	}
+	ca, err := ReadCert(filepath.Join(caDir, CACert))
+	if err != nil {
+		return nil, nil, err
+	}
+	caKey, err := readKey(filepath.Join(caDir, CAKey))
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("certs: %w", err)
+	}
+	tmpl.SerialNumber, tmpl.Subject = serial(), pkix.Name{CommonName: name}
+	tmpl.NotBefore, tmpl.KeyUsage = time.Now().Add(-time.Minute), x509.KeyUsageDigitalSignature
+	if ca.NotAfter.Before(tmpl.NotAfter) {
+		tmpl.NotAfter = ca.NotAfter
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("certs: sign %s: %w", name, err)
+	}
+	return der, key, nil
 }
 
 // Name is the common name of a certificate for role and id: "node-7".
@@ -178,15 +201,15 @@ func serial() *big.Int {
 }
 
 // writePair writes dir/stem.key (0600) and dir/stem.crt, each atomically.
-func writePair(dir, stem string, der []byte, key *ecdsa.PrivateKey) error {
+func writePair(certFile, keyFile string, der []byte, key *ecdsa.PrivateKey) error {
 	kb, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		return fmt.Errorf("certs: %w", err)
 	}
-	if err := writeFile(filepath.Join(dir, stem+".key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+	if err := writeFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(dir, stem+".crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return writeFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }
 
 // writeFile replaces path with b through a temporary file and a rename.

@@ -95,6 +95,32 @@ func (r *Reloader) ClientConfig() *tls.Config {
 	}
 }
 
+// Reissue replaces the certificate and key files r reads with a new pair
+// for name, signed by the CA in caDir (certs.Reissue), and loads it at
+// once: the next handshake presents it.
+func (r *Reloader) Reissue(caDir, name string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := Reissue(caDir, r.certFile, r.keyFile, name); err != nil {
+		return err
+	}
+	st, err := r.stat()
+	if err == nil {
+		err = r.load(st)
+	}
+	r.checked, r.err = time.Now(), err
+	return err
+}
+
+// CommonName returns the common name of the certificate in use.
+func (r *Reloader) CommonName() string {
+	cert, _ := r.current()
+	if cert == nil || cert.Leaf == nil {
+		return ""
+	}
+	return cert.Leaf.Subject.CommonName
+}
+
 // current returns the material in use, reloading first if a file changed
 // and the last look is checkEvery old.
 func (r *Reloader) current() (*tls.Certificate, *x509.CertPool) {
