@@ -27,10 +27,14 @@ func TestWipedMemberRefusesToBootstrap(t *testing.T) {
 	}
 }
 
-func testWipedMember(t *testing.T, tls bool) {
-	mn := newMemberNet(t, 3)
+// startThree starts newMemberNet's three nodes, on mutual TLS if tls
+// (returning the CA directory), writes five files and returns a follower.
+func startThree(t *testing.T, tls bool) (mn *memberNet, lead, follower uint64, caDir string) {
+	mn = newMemberNet(t, 3)
 	if tls {
-		tl := peerCerts(t, t.TempDir(), "node-1", "node-2", "node-3")
+		dir := t.TempDir()
+		tl := peerCerts(t, dir, "node-1", "node-2", "node-3")
+		caDir = filepath.Join(dir, "ca")
 		for id, cfg := range mn.cfgs {
 			cfg.PeerTLS = tl[certs.Name(certs.RoleNode, strconv.FormatUint(id, 10))]
 			mn.cfgs[id] = cfg
@@ -39,11 +43,15 @@ func testWipedMember(t *testing.T, tls bool) {
 	for id := uint64(1); id <= 3; id++ {
 		mn.start(id)
 	}
-	lead := mn.leader()
+	lead = mn.leader()
 	for i := range 5 {
 		mn.put(lead, i)
 	}
-	wiped := others3(lead)[0]
+	return mn, lead, others3(lead)[0], caDir
+}
+
+func testWipedMember(t *testing.T, tls bool) {
+	mn, lead, wiped, _ := startThree(t, tls)
 	mn.waitFor("the leader sees the follower's acknowledgements", func() bool {
 		for _, m := range mn.nodes[lead].Members() {
 			if m.ID == wiped && m.Match > 0 {
@@ -153,25 +161,7 @@ func TestWipedMemberRejoinsUnderNewID(t *testing.T) {
 // issues itself a certificate for its new id from RejoinCA, or its peers
 // would drop its frames and it would never catch up.
 func testRejoin(t *testing.T, tls bool) {
-	mn := newMemberNet(t, 3)
-	var caDir string
-	if tls {
-		dir := t.TempDir()
-		tl := peerCerts(t, dir, "node-1", "node-2", "node-3")
-		caDir = filepath.Join(dir, "ca")
-		for id, cfg := range mn.cfgs {
-			cfg.PeerTLS = tl[certs.Name(certs.RoleNode, strconv.FormatUint(id, 10))]
-			mn.cfgs[id] = cfg
-		}
-	}
-	for id := uint64(1); id <= 3; id++ {
-		mn.start(id)
-	}
-	lead := mn.leader()
-	for i := range 5 {
-		mn.put(lead, i)
-	}
-	wiped := others3(lead)[0]
+	mn, lead, wiped, caDir := startThree(t, tls)
 	mn.waitSameState(1, 2, 3)
 	mn.stop(wiped)
 	if err := os.RemoveAll(mn.cfgs[wiped].DataDir); err != nil {
@@ -255,14 +245,7 @@ func TestIdentityRecordChecked(t *testing.T) {
 // another, is refused too: no leader answers the check, but both
 // followers saw it lead (replica.Member.Acked), and say so.
 func TestWipedLeaderRefusesToBootstrap(t *testing.T) {
-	mn := newMemberNet(t, 3)
-	for id := uint64(1); id <= 3; id++ {
-		mn.start(id)
-	}
-	lead := mn.leader()
-	for i := range 5 {
-		mn.put(lead, i)
-	}
+	mn, lead, _, _ := startThree(t, false)
 	mn.waitSameState(1, 2, 3)
 	mn.stop(lead)
 	if err := os.RemoveAll(mn.cfgs[lead].DataDir); err != nil {

@@ -101,21 +101,10 @@ func TestWipedFollowerRejoinsBySnapshot(t *testing.T) {
 	t.Logf("cleave node replace took %v:\n%s", time.Since(start).Round(time.Millisecond), out)
 
 	// The routing table lists the new voters.
-	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	tbl, err := c.Table(tctx)
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []uint64
-	for _, m := range tbl.Clusters[0].Members {
-		ids = append(ids, m.ID)
-	}
-	slices.Sort(ids)
 	want := slices.DeleteFunc(append([]uint64{newID}, pc.ids()...), func(id uint64) bool { return id == dead })
 	slices.Sort(want)
-	if !slices.Equal(ids, slices.Compact(want)) {
-		t.Fatalf("routing table version %d lists members %v, want %v", tbl.Version, ids, want)
+	if ids := tableMembers(t, c); !slices.Equal(ids, slices.Compact(want)) {
+		t.Fatalf("routing table lists members %v, want %v", ids, want)
 	}
 
 	// The new node was filled by a snapshot: its own log starts after
@@ -226,17 +215,8 @@ func TestWipedNodeReplacedAtItsAddress(t *testing.T) {
 	}
 	t.Logf("cleave node replace:\n%s", out)
 
-	tbl, err := c.Table(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []uint64
-	for _, m := range tbl.Clusters[0].Members {
-		ids = append(ids, m.ID)
-	}
-	slices.Sort(ids)
-	if want := pc.ids(); !slices.Equal(ids, want) {
-		t.Fatalf("routing table version %d lists members %v, want %v", tbl.Version, ids, want)
+	if ids, want := tableMembers(t, c), pc.ids(); !slices.Equal(ids, want) {
+		t.Fatalf("routing table lists members %v, want %v", ids, want)
 	}
 	put("after")
 	eventually.Holds(t, 30*time.Second, "the new node applied what the leader did", func() error {
@@ -253,4 +233,22 @@ func TestWipedNodeReplacedAtItsAddress(t *testing.T) {
 			t.Fatalf("%s = %q, read %q, %v", p, v, b, err)
 		}
 	}
+}
+
+// tableMembers returns the ids of the first cluster's members in the
+// routing table, sorted.
+func tableMembers(t *testing.T, c *client.Client) []uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tbl, err := c.Table(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []uint64
+	for _, m := range tbl.Clusters[0].Members {
+		ids = append(ids, m.ID)
+	}
+	slices.Sort(ids)
+	return ids
 }
