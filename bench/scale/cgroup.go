@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // cgroup caps node processes' CPU: one child group per node process under
@@ -17,17 +18,34 @@ type cgroup struct {
 	kind   string // "v1" or "v2"
 	parent string // the benchmark's group
 	quota  float64
+	period int // CFS period in microseconds
 	capped map[int]bool
 }
 
-// cfsPeriod is the CFS period, in microseconds, of every group made.
-const cfsPeriod = 100000
+// minQuotaUs is the smallest CFS quota the kernel accepts, in microseconds.
+const minQuotaUs = 1000
+
+// checkQuota says whether quota cores per period can be set: the kernel
+// takes periods of 1 ms to 1 s and quotas of at least 1 ms.
+func checkQuota(quota float64, period time.Duration) error {
+	if quota <= 0 || quota > 64 {
+		return fmt.Errorf("-quota %v: want a CPU share in cores, above 0", quota)
+	}
+	if period < time.Millisecond || period > time.Second {
+		return fmt.Errorf("-cfs-period %v: the kernel takes 1ms to 1s", period)
+	}
+	if us := quota * float64(period.Microseconds()); us < minQuotaUs {
+		return fmt.Errorf("-cfs-period %v with -quota %v is a quota of %.0f µs a period, below the kernel's 1 ms minimum: use a period of at least %v",
+			period, quota, us, time.Duration(float64(minQuotaUs)/quota)*time.Microsecond)
+	}
+	return nil
+}
 
 // newCgroup makes the benchmark's parent group; the error says why no
 // controller could be used.
-func newCgroup(quota float64) (*cgroup, error) {
-	if quota <= 0 || quota > 64 {
-		return nil, fmt.Errorf("-quota %v: want a CPU share in cores, above 0", quota)
+func newCgroup(quota float64, period time.Duration) (*cgroup, error) {
+	if err := checkQuota(quota, period); err != nil {
+		return nil, err
 	}
 	name := fmt.Sprintf("cleave-scale-%d", os.Getpid())
 	var why []string
@@ -62,7 +80,7 @@ func newCgroup(quota float64) (*cgroup, error) {
 				continue
 			}
 		}
-		return &cgroup{kind: c.kind, parent: p, quota: quota, capped: map[int]bool{}}, nil
+		return &cgroup{kind: c.kind, parent: p, quota: quota, period: int(period.Microseconds()), capped: map[int]bool{}}, nil
 	}
 	return nil, fmt.Errorf("%w (run as root on a machine with cgroup v1's cpu controller or v2's cpu.max): %s", errNoCgroup, strings.Join(why, "; "))
 }
@@ -90,24 +108,27 @@ func (g *cgroup) capNodes(pid int) error {
 		g.capped[k] = true
 		n++
 	}
-	fmt.Printf("capped %d new node process(es) at %.2f core each (cgroup %s)\n", n, g.quota, g.kind)
+	fmt.Printf("capped %d new node process(es) at %.2f core each, period %v (cgroup %s)\n", n, g.quota, time.Duration(g.period)*time.Microsecond, g.kind)
 	return nil
 }
 
+// group is the directory of pid's group.
+func (g *cgroup) group(pid int) string { return filepath.Join(g.parent, fmt.Sprintf("n%d", pid)) }
+
 // limit makes pid's group and moves pid into it.
 func (g *cgroup) limit(pid int) error {
-	p := filepath.Join(g.parent, fmt.Sprintf("n%d", pid))
+	p := g.group(pid)
 	if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return err
 	}
-	quota := int(g.quota * cfsPeriod)
+	quota := int(g.quota * float64(g.period))
 	var err error
 	if g.kind == "v1" {
 		err = errors.Join(
-			os.WriteFile(filepath.Join(p, "cpu.cfs_period_us"), []byte(strconv.Itoa(cfsPeriod)), 0o644),
+			os.WriteFile(filepath.Join(p, "cpu.cfs_period_us"), []byte(strconv.Itoa(g.period)), 0o644),
 			os.WriteFile(filepath.Join(p, "cpu.cfs_quota_us"), []byte(strconv.Itoa(quota)), 0o644))
 	} else {
-		err = os.WriteFile(filepath.Join(p, "cpu.max"), []byte(fmt.Sprintf("%d %d", quota, cfsPeriod)), 0o644)
+		err = os.WriteFile(filepath.Join(p, "cpu.max"), []byte(fmt.Sprintf("%d %d", quota, g.period)), 0o644)
 	}
 	if err == nil {
 		err = os.WriteFile(filepath.Join(p, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644)
@@ -116,6 +137,50 @@ func (g *cgroup) limit(pid int) error {
 		return fmt.Errorf("cap node process %d: %w", pid, err)
 	}
 	return nil
+}
+
+// throttle is a group's CFS counters (cpu.stat): periods with runnable
+// work, those of them in which the quota ran out, and the time spent
+// waiting for the next period.
+type throttle struct {
+	Periods   uint64 `json:"nr_periods"`
+	Throttled uint64 `json:"nr_throttled"`
+	WaitNs    uint64 `json:"throttled_ns"`
+}
+
+// parseCPUStat reads the throttling counters of a cpu.stat file: v1
+// counts nanoseconds (throttled_time), v2 microseconds (throttled_usec).
+func parseCPUStat(b []byte) throttle {
+	var t throttle
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, " ")
+		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "nr_periods":
+			t.Periods = n
+		case "nr_throttled":
+			t.Throttled = n
+		case "throttled_time":
+			t.WaitNs = n
+		case "throttled_usec":
+			t.WaitNs = n * 1000
+		}
+	}
+	return t
+}
+
+// throttles reads every capped process's counters, by pid.
+func (g *cgroup) throttles() map[int]throttle {
+	out := map[int]throttle{}
+	for pid := range g.capped {
+		if b, err := os.ReadFile(filepath.Join(g.group(pid), "cpu.stat")); err == nil {
+			out[pid] = parseCPUStat(b)
+		}
+	}
+	return out
 }
 
 // remove moves what is left in the groups back to the root and removes

@@ -7,6 +7,17 @@
 // writes scale.json and scale.html (throughput and p99 against clusters,
 // with the linear line) into its output directory and prints a table.
 //
+// After each start and each split it waits until the deployment has
+// settled (every split cleaned, every node reachable, no node busy on its
+// own, so cleanup compactions are over) and runs an unrecorded load, then
+// measures -rounds runs of each kind, alternated, and reports the median
+// round with the lowest and highest. Each round records where the CPU
+// went: the whole machine (/proc/stat), the nodes, routers, supervisor and
+// load generator (/proc/PID/stat), the nodes' CPU per put as leader and
+// as follower, and the nodes' CFS throttling (the cgroup's cpu.stat), so
+// a reader sees whether the machine or the nodes' caps were the limit.
+// -cfs-period sets the caps' period: the quota is -quota times it.
+//
 // With -fresh it starts a new deployment of N clusters for each step
 // instead of splitting, which separates what splitting costs from what
 // more clusters cost.
@@ -16,23 +27,20 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/cleavefs/cleave/internal/ports"
 	"github.com/cleavefs/cleave/loadgen"
-	"github.com/cleavefs/cleave/up"
 )
 
 // config is the benchmark's flags.
@@ -46,20 +54,35 @@ type config struct {
 	duration        time.Duration
 	warmup          time.Duration
 	fresh           bool
+	period          time.Duration // CFS period of the node caps
+	rounds          int           // measured runs of each kind per step
+	settleMax       time.Duration // longest wait for a deployment to settle
+	settleLoad      time.Duration // unrecorded load run after each start and split
 }
 
-// step is one measured size of the deployment.
+// step is one measured size of the deployment. Weak and Strong are the
+// rounds of median throughput; the spread is the lowest and highest.
 type step struct {
-	Clusters int             `json:"clusters"`
-	Weak     *loadgen.Result `json:"weak"`
-	Strong   *loadgen.Result `json:"strong"`
-	SplitS   float64         `json:"split_s,omitempty"` // time the splits to this size took
+	Clusters     int             `json:"clusters"`
+	Weak         *loadgen.Result `json:"weak"`
+	Strong       *loadgen.Result `json:"strong"`
+	WeakSpread   [2]float64      `json:"weak_spread"` // lowest and highest puts/s of the rounds
+	StrongSpread [2]float64      `json:"strong_spread"`
+	WeakRounds   []*round        `json:"weak_rounds"`
+	StrongRounds []*round        `json:"strong_rounds"`
+	SplitS       float64         `json:"split_s,omitempty"` // time the splits to this size took
+	SettleS      float64         `json:"settle_s"`          // wait until settled, after the start or the splits
+	Unsettled    string          `json:"unsettled,omitempty"`
+	Uptime       [2]string       `json:"uptime"` // /proc/loadavg before and after the step's rounds
 }
 
 // report is scale.json.
 type report struct {
 	Started  time.Time `json:"started"`
 	Quota    float64   `json:"node_cpu_quota"`
+	PeriodMs float64   `json:"cfs_period_ms"`
+	Rounds   int       `json:"rounds"`
+	Cores    int       `json:"machine_cores"`
 	Cgroup   string    `json:"cgroup"`
 	PerClust int       `json:"clients_per_cluster"`
 	Strong   int       `json:"strong_clients"`
@@ -80,9 +103,16 @@ func main() {
 	flag.DurationVar(&cfg.duration, "duration", 15*time.Second, "measured time of each run")
 	flag.DurationVar(&cfg.warmup, "warmup", 3*time.Second, "unrecorded warm-up before each run")
 	flag.BoolVar(&cfg.fresh, "fresh", false, "start a new deployment for each size instead of splitting")
+	flag.DurationVar(&cfg.period, "cfs-period", 100*time.Millisecond, "CFS period of the node caps (the quota is -quota times it; the kernel's least quota is 1ms)")
+	flag.IntVar(&cfg.rounds, "rounds", 3, "measured runs of each kind (weak, strong) per step, alternated; the median is reported")
+	flag.DurationVar(&cfg.settleMax, "settle-max", 2*time.Minute, "longest wait after a start or a split for splits to be cleaned and nodes idle")
+	flag.DurationVar(&cfg.settleLoad, "settle-load", 5*time.Second, "unrecorded load run after each start and split (0: none)")
 	flag.Parse()
 	var err error
-	if cfg.steps, err = parseSteps(steps, cfg.fresh); err == nil {
+	if cfg.steps, err = parseSteps(steps, cfg.fresh); err == nil && cfg.rounds < 1 {
+		err = fmt.Errorf("-rounds %d: want at least 1", cfg.rounds)
+	}
+	if err == nil {
 		err = run(cfg)
 	}
 	if err != nil {
@@ -115,7 +145,7 @@ func parseSteps(s string, fresh bool) ([]int, error) {
 }
 
 func run(cfg config) error {
-	cg, err := newCgroup(cfg.quota)
+	cg, err := newCgroup(cfg.quota, cfg.period)
 	if err != nil {
 		return err
 	}
@@ -128,7 +158,8 @@ func run(cfg config) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rep := report{Started: time.Now().UTC(), Quota: cfg.quota, Cgroup: cg.kind, PerClust: cfg.perCluster, Strong: cfg.strong, Fresh: cfg.fresh}
+	rep := report{Started: time.Now().UTC(), Quota: cfg.quota, PeriodMs: float64(cfg.period) / 1e6, Rounds: cfg.rounds,
+		Cores: runtime.NumCPU(), Cgroup: cg.kind, PerClust: cfg.perCluster, Strong: cfg.strong, Fresh: cfg.fresh}
 	var d *deployment
 	defer func() {
 		if d != nil {
@@ -155,11 +186,7 @@ func run(cfg config) error {
 		if err := cg.capNodes(d.cmd.Process.Pid); err != nil {
 			return err
 		}
-		fmt.Printf("%d cluster(s): measuring\n", n)
-		if st.Weak, err = d.measure(ctx, cfg, cfg.perCluster*n, fmt.Sprintf("weak-%d", n)); err != nil {
-			return err
-		}
-		if st.Strong, err = d.measure(ctx, cfg, cfg.strong, fmt.Sprintf("strong-%d", n)); err != nil {
+		if err := measureStep(ctx, cfg, cg, d, &st); err != nil {
 			return err
 		}
 		rep.Steps = append(rep.Steps, st)
@@ -172,133 +199,49 @@ func run(cfg config) error {
 	return nil
 }
 
-// deployment is one `cleave up` under test.
-type deployment struct {
-	cleave string
-	dir    string
-	router string
-	cmd    *exec.Cmd
-	done   chan error
-}
-
-// startDeployment runs `cleave up` with n clusters in a fresh directory
-// under the output directory and waits until it says it is up.
-func startDeployment(ctx context.Context, cfg config, n int) (*deployment, error) {
-	addr, err := ports.Free(1)
-	if err != nil {
-		return nil, err
+// measureStep waits for the deployment to settle, warms it up with an
+// unrecorded run, then measures cfg.rounds weak and strong rounds,
+// alternated so that a change in the machine's load touches both alike.
+func measureStep(ctx context.Context, cfg config, cg *cgroup, d *deployment, st *step) error {
+	n := st.Clusters
+	wait, why := d.settle(ctx, cfg.quota, cfg.settleMax)
+	st.SettleS, st.Unsettled = wait.Seconds(), why
+	if why != "" {
+		fmt.Printf("%d cluster(s): not settled after %v: %s; measuring anyway\n", n, wait.Round(time.Second), why)
 	}
-	dir, err := os.MkdirTemp("", "cleave-scale-")
-	if err != nil {
-		return nil, err
-	}
-	d := &deployment{cleave: cfg.cleave, dir: filepath.Join(dir, "data"), router: addr[0], done: make(chan error, 1)}
-	d.cmd = exec.Command(cfg.cleave, "up", "--data", d.dir, "--listen", d.router, "--clusters", fmt.Sprint(n))
-	log, err := os.Create(filepath.Join(cfg.out, fmt.Sprintf("up-%d.log", n)))
-	if err != nil {
-		return nil, err
-	}
-	d.cmd.Stderr = log
-	out, err := d.cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := d.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s up: %w", cfg.cleave, err)
-	}
-	upc := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		said := false
-		for sc.Scan() {
-			if !said && strings.Contains(sc.Text(), "cleave is up") {
-				said = true
-				upc <- true
-			}
-		}
-	}()
-	go func() { d.done <- d.cmd.Wait(); log.Close() }()
-	select {
-	case <-upc:
-		return d, nil
-	case err := <-d.done:
-		return nil, fmt.Errorf("cleave up exited before it was up: %v (log: %s)", err, log.Name())
-	case <-time.After(2 * time.Minute):
-		d.stop()
-		return nil, fmt.Errorf("cleave up was not up after 2 minutes (log: %s)", log.Name())
-	case <-ctx.Done():
-		d.stop()
-		return nil, ctx.Err()
-	}
-}
-
-// stop ends the deployment (SIGTERM, then SIGKILL) and removes its data.
-func (d *deployment) stop() {
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(30 * time.Second):
-		d.cmd.Process.Kill()
-		<-d.done
-	}
-	os.RemoveAll(filepath.Dir(d.dir))
-}
-
-// routers returns every router's client address, from up.json.
-func (d *deployment) routers() (string, error) {
-	t, err := up.LoadTopology(d.dir)
-	if err != nil {
-		return "", err
-	}
-	return strings.Join(t.RouterAddrs(), ","), nil
-}
-
-// splitAll splits every cluster of the deployment once, one after the
-// other, each with `cleave split` (which waits until the split is cleaned).
-func (d *deployment) splitAll(ctx context.Context) error {
-	t, err := up.LoadTopology(d.dir)
-	if err != nil {
-		return err
-	}
-	var ids []string
-	for _, c := range t.Clusters {
-		ids = append(ids, c.ID)
-	}
-	for _, id := range ids {
-		fmt.Printf("splitting %s\n", id)
-		cmd := exec.CommandContext(ctx, d.cleave, "split", id, "--data", d.dir, "--router", d.router, "--timeout", "10m")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("cleave split %s: %v\n%s", id, err, out)
+	if cfg.settleLoad > 0 {
+		warm := cfg
+		warm.duration, warm.warmup = cfg.settleLoad, 0
+		if _, err := d.measure(ctx, warm, cg, "settle", cfg.perCluster*n, fmt.Sprintf("settle-%d", n)); err != nil {
+			return err
 		}
 	}
+	fmt.Printf("%d cluster(s): measuring, settled after %v\n", n, wait.Round(time.Second))
+	st.Uptime[0] = uptime()
+	for r := 1; r <= cfg.rounds; r++ {
+		w, err := d.measure(ctx, cfg, cg, "weak", cfg.perCluster*n, fmt.Sprintf("weak-%d-r%d", n, r))
+		if err != nil {
+			return err
+		}
+		s, err := d.measure(ctx, cfg, cg, "strong", cfg.strong, fmt.Sprintf("strong-%d-r%d", n, r))
+		if err != nil {
+			return err
+		}
+		st.WeakRounds, st.StrongRounds = append(st.WeakRounds, w), append(st.StrongRounds, s)
+	}
+	st.Uptime[1] = uptime()
+	w, lo, hi := median(st.WeakRounds)
+	st.Weak, st.WeakSpread = w.result, [2]float64{lo, hi}
+	s, lo, hi := median(st.StrongRounds)
+	st.Strong, st.StrongSpread = s.result, [2]float64{lo, hi}
 	return nil
 }
 
-// measure runs the put workload with clients clients and returns its
-// result, also written to name.json in the output directory.
-func (d *deployment) measure(ctx context.Context, cfg config, clients int, name string) (*loadgen.Result, error) {
-	routers, err := d.routers()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.CommandContext(ctx, cfg.loadgen, "--router", routers, "--workload", "put", "--size", "1KiB",
-		"--clients", fmt.Sprint(clients), "--duration", cfg.duration.String(), "--warmup", cfg.warmup.String(),
-		"--roots", "4096", "--files", "65536", "--cpu-tree", fmt.Sprint(d.cmd.Process.Pid), "-o", "json")
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("%s: cleave-loadgen: %w", name, err)
-	}
-	var r loadgen.Result
-	if err := json.Unmarshal(out, &r); err != nil {
-		return nil, fmt.Errorf("%s: cleave-loadgen's JSON: %w", name, err)
-	}
-	if err := os.WriteFile(filepath.Join(cfg.out, name+".json"), out, 0o644); err != nil {
-		return nil, err
-	}
-	fmt.Printf("  %-10s %4d clients  %8.0f puts/s  p50 %6.2f ms  p99 %7.2f ms  errors %d\n", name, clients, r.OpsPerSec, r.Latency.P50, r.Latency.P99, r.Errors)
-	return &r, nil
+// uptime is /proc/loadavg's load averages (1, 5, 15 minutes).
+func uptime() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
 }
 
 // writeReport writes scale.json and scale.html.

@@ -5,6 +5,8 @@ import (
 	"html"
 	"io"
 	"strings"
+
+	"github.com/cleavefs/cleave/loadgen"
 )
 
 // efficiency is throughput at a size over the first size's scaled
@@ -21,17 +23,36 @@ func efficiency(rep *report, i int, pick func(step) float64) float64 {
 func weakOps(s step) float64   { return s.Weak.OpsPerSec }
 func strongOps(s step) float64 { return s.Strong.OpsPerSec }
 
-// printTable prints one line per size: weak and strong throughput, their
-// share of linear (weak) or of one cluster (strong), p99s and split time.
+// printTable prints one line per size: weak and strong throughput (the
+// median round), their share of linear (weak) or of one cluster (strong),
+// p99s, split time, the rounds' spread, and where the CPU went in the
+// median weak round: the whole machine, the nodes against their quotas.
 func printTable(w io.Writer, rep *report) {
-	fmt.Fprintf(w, "\nscale-out: 1 KiB durable puts, node processes capped at %.2f core, %d clients per cluster (weak), %d in all (strong)%s\n",
-		rep.Quota, rep.PerClust, rep.Strong, map[bool]string{true: ", fresh deployments", false: ", grown by splitting"}[rep.Fresh])
-	fmt.Fprintf(w, "%8s  %10s %9s %9s  %10s %9s %9s  %8s\n", "clusters", "weak op/s", "of linear", "p99 ms", "strong op/s", "vs 1st", "p99 ms", "split s")
+	fmt.Fprintf(w, "\nscale-out: 1 KiB durable puts, node processes capped at %.2f core (CFS period %g ms), %d clients per cluster (weak), %d in all (strong)%s, median of %d round(s)\n",
+		rep.Quota, rep.PeriodMs, rep.PerClust, rep.Strong, map[bool]string{true: ", fresh deployments", false: ", grown by splitting"}[rep.Fresh], max(rep.Rounds, 1))
+	fmt.Fprintf(w, "%8s  %10s %9s %9s  %10s %9s %9s  %8s  %11s  %11s  %7s %7s %7s %6s\n", "clusters", "weak op/s", "of linear", "p99 ms",
+		"strong op/s", "vs 1st", "p99 ms", "split s", "weak range", "strong rng", "machine", "nodes", "others", "thrtl")
 	for i, s := range rep.Steps {
-		fmt.Fprintf(w, "%8d  %10.0f %8.0f%% %9.1f  %10.0f %8.2fx %9.1f  %8.0f\n", s.Clusters,
-			s.Weak.OpsPerSec, 100*efficiency(rep, i, weakOps), s.Weak.Latency.P99,
-			s.Strong.OpsPerSec, strongOps(s)/strongOps(rep.Steps[0]), s.Strong.Latency.P99, s.SplitS)
+		fmt.Fprintf(w, "%8d  %10.0f %8.0f%% %9.1f  %10.0f %8.2fx %9.1f  %8.0f  %5.0f-%-5.0f  %5.0f-%-5.0f",
+			s.Clusters, s.Weak.OpsPerSec, 100*efficiency(rep, i, weakOps), s.Weak.Latency.P99,
+			s.Strong.OpsPerSec, strongOps(s)/strongOps(rep.Steps[0]), s.Strong.Latency.P99, s.SplitS,
+			s.WeakSpread[0], s.WeakSpread[1], s.StrongSpread[0], s.StrongSpread[1])
+		if r := medianRound(s.WeakRounds, s.Weak); r != nil {
+			fmt.Fprintf(w, "  %7.2f %7.2f %7.2f %5.0f%%", r.CPU.Machine, r.CPU.Nodes, r.CPU.Other, 100*r.Throttle.Share)
+		}
+		fmt.Fprintln(w)
 	}
+	fmt.Fprintln(w, "(ranges: lowest-highest round; machine, nodes, others: cores busy in the median weak round; thrtl: share of the nodes' CFS periods that ran out of quota)")
+}
+
+// medianRound finds the round whose result is res; nil if none is.
+func medianRound(rs []*round, res *loadgen.Result) *round {
+	for _, r := range rs {
+		if r.result == res {
+			return r
+		}
+	}
+	return nil
 }
 
 // renderHTML draws throughput and p99 against clusters, with the linear
@@ -41,8 +62,8 @@ func renderHTML(rep *report) string {
 	b.WriteString(`<!doctype html><meta charset="utf-8"><title>cleave scale-out</title>
 <style>body{font:14px system-ui,sans-serif;margin:2em;max-width:60em}svg{background:#fafafa;border:1px solid #ddd}td,th{padding:.2em .8em;text-align:right}</style>
 <h1>cleave scale-out</h1>`)
-	fmt.Fprintf(&b, "<p>1 KiB durable puts; every node process capped at %.2f core; %d clients per cluster for weak scaling, %d in all for strong; %s. Started %s.</p>",
-		rep.Quota, rep.PerClust, rep.Strong, map[bool]string{true: "a fresh deployment per size", false: "grown by splitting every cluster"}[rep.Fresh], rep.Started.Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(&b, "<p>1 KiB durable puts; every node process capped at %.2f core (CFS period %g ms); %d clients per cluster for weak scaling, %d in all for strong; %s. Started %s.</p>",
+		rep.Quota, rep.PeriodMs, rep.PerClust, rep.Strong, map[bool]string{true: "a fresh deployment per size", false: "grown by splitting every cluster"}[rep.Fresh], rep.Started.Format("2006-01-02 15:04 MST"))
 	var pre strings.Builder
 	printTable(&pre, rep)
 	b.WriteString("<pre>" + html.EscapeString(pre.String()) + "</pre>")

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cleavefs/cleave/loadgen"
 )
@@ -59,5 +62,100 @@ func TestReport(t *testing.T) {
 		if err := os.WriteFile(out, []byte(html), 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A quota below the kernel's 1 ms a period is refused with the period
+// that would work.
+func TestCheckQuota(t *testing.T) {
+	for _, c := range []struct {
+		quota  float64
+		period time.Duration
+		want   string
+	}{
+		{0.05, 100 * time.Millisecond, ""},
+		{0.05, 20 * time.Millisecond, ""},
+		{0.05, 10 * time.Millisecond, "-cfs-period 10ms with -quota 0.05 is a quota of 500 µs a period, below the kernel's 1 ms minimum: use a period of at least 20ms"},
+		{0, 100 * time.Millisecond, "-quota 0: want a CPU share"},
+		{0.5, 2 * time.Second, "-cfs-period 2s: the kernel takes 1ms to 1s"},
+	} {
+		err := checkQuota(c.quota, c.period)
+		if got := fmt.Sprint(err); (c.want == "" && err != nil) || (c.want != "" && !strings.HasPrefix(got, c.want)) {
+			t.Errorf("checkQuota(%v, %v) = %v, want %q", c.quota, c.period, err, c.want)
+		}
+	}
+}
+
+// cpu.stat of v1 counts nanoseconds, of v2 microseconds.
+func TestParseCPUStat(t *testing.T) {
+	v1 := parseCPUStat([]byte("nr_periods 120\nnr_throttled 30\nthrottled_time 4500000000\nnr_bursts 0\n"))
+	v2 := parseCPUStat([]byte("usage_usec 9\nnr_periods 120\nnr_throttled 30\nthrottled_usec 4500000\n"))
+	want := throttle{Periods: 120, Throttled: 30, WaitNs: 4500000000}
+	if v1 != want || v2 != want {
+		t.Errorf("v1 %+v, v2 %+v, want %+v", v1, v2, want)
+	}
+	u := throttleSince(map[int]throttle{7: {10, 5, 100}}, map[int]throttle{7: {30, 10, 300}, 8: {20, 0, 0}})
+	if u.Periods != 40 || u.Throttled != 5 || u.WaitNs != 200 || u.Share != 5.0/40 {
+		t.Errorf("throttleSince = %+v, want 40 periods, 5 throttled, 200 ns, share 1/8", u)
+	}
+}
+
+// The median round is the middle one by throughput, the spread its ends;
+// the per-process CPU is summed by kind and put per put on leaders and
+// followers.
+func TestMedianAndAttribute(t *testing.T) {
+	rs := []*round{{OpsPerSec: 300}, {OpsPerSec: 100}, {OpsPerSec: 200}}
+	if m, lo, hi := median(rs); m != rs[2] || lo != 100 || hi != 300 {
+		t.Errorf("median = %v %v %v, want the 200 round, 100, 300", m.OpsPerSec, lo, hi)
+	}
+	r := &loadgen.Result{DurationS: 10, Ops: 1000, ServerCPU: &loadgen.ServerCPU{LoadgenUsPerOp: 500, Procs: []loadgen.ProcCPU{
+		{PID: 1, Label: "cleave up"},
+		{PID: 2, Label: "cleave router name=r1", UserS: 1},
+		{PID: 3, Label: "cleave node cluster=c1 id=1", UserS: 0.4, SysS: 0.1},
+		{PID: 4, Label: "cleave node cluster=c1 id=2", UserS: 0.3},
+		{PID: 5, Label: "cleave node cluster=c1 id=3", UserS: 0.1},
+	}}}
+	c := cpuUse{Machine: 1}
+	c.attribute(r, map[int]string{3: "leader", 4: "follower", 5: "follower"}, 0.05)
+	want := cpuUse{Machine: 1, Nodes: 0.09, Routers: 0.1, Loadgen: 0.05, Other: 0.76, NodeMaxOfQuota: 1,
+		LeaderUsPerPut: 500, FollowerUsPerPut: 200}
+	if !near(c, want) {
+		t.Errorf("attribute = %+v, want %+v", c, want)
+	}
+}
+
+func near(a, b cpuUse) bool {
+	x := []float64{a.Machine, a.Nodes, a.Routers, a.Up, a.Loadgen, a.Other, a.NodeMaxOfQuota, a.LeaderUsPerPut, a.FollowerUsPerPut}
+	y := []float64{b.Machine, b.Nodes, b.Routers, b.Up, b.Loadgen, b.Other, b.NodeMaxOfQuota, b.LeaderUsPerPut, b.FollowerUsPerPut}
+	for i := range x {
+		if math.Abs(x[i]-y[i]) > 1e-9 {
+			return false
+		}
+	}
+	return true
+}
+
+// A deployment is not settled while a split is being cleaned or a node
+// is unreachable.
+func TestUnsettled(t *testing.T) {
+	var st status
+	err := json.Unmarshal([]byte(`{"clusters":[{"id":"c1","leader":"a","nodes":[{"pid":3,"role":"leader"},{"pid":4,"role":"follower"}]}],
+		"splits":[{"id":1,"phase":"cleaning"}]}`), &st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.unsettled(); got != "split 1 is cleaning" {
+		t.Errorf("unsettled = %q, want the split named", got)
+	}
+	st.Splits[0].Phase = "cleaned"
+	if got := st.unsettled(); got != "" {
+		t.Errorf("unsettled = %q, want settled", got)
+	}
+	st.Clusters[0].Nodes[1].Error = "dial: refused"
+	if got := st.unsettled(); got != "c1 node pid 4: dial: refused" {
+		t.Errorf("unsettled = %q, want the node named", got)
+	}
+	if r := st.roles(); r[3] != "leader" || r[4] != "follower" {
+		t.Errorf("roles = %v", r)
 	}
 }
