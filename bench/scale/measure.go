@@ -61,10 +61,6 @@ type throttleUse struct {
 // measure runs the put workload with clients clients and returns the
 // round, its loadgen result written to name.json in the output directory.
 func (d *deployment) measure(ctx context.Context, cfg config, cg *cgroup, kind string, clients int, name string) (*round, error) {
-	st, err := d.status(ctx)
-	if err != nil {
-		return nil, err
-	}
 	routers, err := d.routers()
 	if err != nil {
 		return nil, err
@@ -75,7 +71,7 @@ func (d *deployment) measure(ctx context.Context, cfg config, cg *cgroup, kind s
 	t0 := time.Now()
 	cmd := exec.CommandContext(ctx, cfg.loadgen, "--router", routers, "--workload", "put", "--size", "1KiB",
 		"--clients", fmt.Sprint(clients), "--duration", cfg.duration.String(), "--warmup", cfg.warmup.String(),
-		"--roots", "4096", "--files", "65536", "--cpu-tree", fmt.Sprint(d.cmd.Process.Pid), "-o", "json")
+		"--roots", "4096", "--files", "65536", "--timeout", "30s", "--cpu-tree", fmt.Sprint(d.cmd.Process.Pid), "-o", "json")
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
@@ -93,7 +89,7 @@ func (d *deployment) measure(ctx context.Context, cfg config, cg *cgroup, kind s
 		return nil, err
 	}
 	rd.result, rd.OpsPerSec, rd.P50, rd.P99, rd.Errors = &r, r.OpsPerSec, r.Latency.P50, r.Latency.P99, r.Errors
-	rd.CPU.attribute(&r, st.roles(), cfg.quota)
+	rd.CPU.attribute(&r, d.roles, cfg.quota)
 	fmt.Printf("  %-12s %4d clients  %6.0f puts/s  p50 %6.1f ms  p99 %7.1f ms  errors %d  machine %.2f cores (nodes %.2f, routers %.2f, loadgen %.2f, other %.2f)  throttled %.0f%%  load %.1f\n",
 		name, clients, r.OpsPerSec, r.Latency.P50, r.Latency.P99, r.Errors, rd.CPU.Machine, rd.CPU.Nodes, rd.CPU.Routers, rd.CPU.Loadgen, rd.CPU.Other, 100*rd.Throttle.Share, rd.Load[1])
 	return rd, nil
