@@ -1,0 +1,72 @@
+package cluster
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cleavefs/cleave/internal/eventually"
+	"github.com/cleavefs/cleave/internal/gossip"
+	"github.com/cleavefs/cleave/wire"
+)
+
+// TestGossipQuietUnderWrites: a node's gossip meta says who it is and
+// whether it leads, nothing that every write changes. Writes must not make
+// the nodes broadcast meta updates: each one reaches and is re-sent by
+// every member of the pool, a cost that grows with the deployment's size.
+func TestGossipQuietUnderWrites(t *testing.T) {
+	var mu sync.Mutex
+	last := map[string]gossip.Meta{}
+	updates := 0 // meta changes that are not a change of leadership
+	obs, err := gossip.Start(gossip.Config{
+		Bind: "127.0.0.1:0",
+		Meta: func() gossip.Meta { return gossip.Meta{Role: "router", ID: "observer", Addr: "127.0.0.1:1"} },
+		OnChange: func(m gossip.Member) {
+			if m.Meta.Role != "node" {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if prev, ok := last[m.Name]; ok && m.Alive && prev.Leader == m.Meta.Leader && prev != m.Meta {
+				updates++
+			}
+			last[m.Name] = m.Meta
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obs.Close()
+	mn := newMemberNet(t, 3)
+	for id := uint64(1); id <= 3; id++ {
+		cfg := mn.cfgs[id]
+		cfg.Gossip, cfg.GossipSeeds = "127.0.0.1:0", []string{obs.Addr()}
+		mn.cfgs[id] = cfg
+		mn.start(id)
+	}
+	lead := mn.leader()
+	eventually.Holds(t, 20*time.Second, "the observer to see the leader", func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		m := last[fmt.Sprintf("node/%d", lead)]
+		return eventually.True(m.Leader, "meta %+v", m)
+	})
+	mu.Lock()
+	updates = 0
+	mu.Unlock()
+	for i := range 40 {
+		p := fmt.Sprintf("/g/f%d", i)
+		if resp := mn.call(lead, &wire.Request{Op: wire.OpPut, Path: p, Data: []byte(p), Flags: wire.FlagParents}); resp.Code != wire.OK {
+			t.Fatalf("PUT %s: %v", p, resp.Err())
+		}
+		time.Sleep(25 * time.Millisecond) // spread over several of the nodes' 250 ms meta refreshes
+	}
+	mn.waitSameState(1, 2, 3)
+	time.Sleep(time.Second) // the last refresh and its gossip
+	mu.Lock()
+	defer mu.Unlock()
+	if updates != 0 {
+		t.Errorf("40 puts made the nodes gossip %d meta updates (last seen: %+v), want none", updates, last)
+	}
+}
