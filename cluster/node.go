@@ -72,7 +72,8 @@ type Config struct {
 	// references it before it is collected; default 1 hour.
 	ChunkTTL time.Duration
 	// ScrubRate is the speed, in bytes per second, at which the background
-	// scrubber re-reads and verifies stored chunks; 0 disables it.
+	// scrubber re-reads and verifies stored chunks, each counted as its
+	// bytes plus 64 KiB (a chunk's fixed cost); 0 disables it.
 	// DefaultConfig sets 8 MiB/s.
 	ScrubRate int64
 
