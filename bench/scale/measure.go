@@ -31,10 +31,10 @@ type round struct {
 	result    *loadgen.Result
 }
 
-// cpuUse says where the machine's CPU went during a round, in cores (CPU
-// seconds per second): the whole machine over the loadgen run, and each
-// kind of process of the deployment and the load generator over its
-// measured window. Other is what the rest of the machine used.
+// cpuUse says where the machine's CPU went during a round's measured
+// window, in cores (CPU seconds per second): the whole machine (sampled
+// from /proc/stat every 250 ms), each kind of process of the deployment
+// and the load generator. Other is what the rest of the machine used.
 type cpuUse struct {
 	Machine float64 `json:"machine_cores"` // every core busy = the machine's core count
 	Nodes   float64 `json:"node_cores"`
@@ -67,18 +67,17 @@ func (d *deployment) measure(ctx context.Context, cfg config, cg *cgroup, kind s
 	}
 	rd := &round{Kind: kind, Clients: clients, File: name + ".json"}
 	rd.Load[0] = loadAvg()
-	thr0, busy0 := cg.throttles(), machineBusy()
-	t0 := time.Now()
+	thr0 := cg.throttles()
+	stopSampling := sampleMachine()
 	cmd := exec.CommandContext(ctx, cfg.loadgen, "--router", routers, "--workload", "put", "--size", "1KiB",
 		"--clients", fmt.Sprint(clients), "--duration", cfg.duration.String(), "--warmup", cfg.warmup.String(),
 		"--roots", "4096", "--files", "65536", "--timeout", "30s", "--cpu-tree", fmt.Sprint(d.cmd.Process.Pid), "-o", "json")
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
+	samples := stopSampling()
 	if err != nil {
 		return nil, fmt.Errorf("%s: cleave-loadgen: %w", name, err)
 	}
-	wall := time.Since(t0).Seconds()
-	rd.CPU.Machine = (machineBusy() - busy0) / clkTck / wall
 	rd.Throttle = throttleSince(thr0, cg.throttles())
 	rd.Load[1] = loadAvg()
 	var r loadgen.Result
@@ -88,6 +87,7 @@ func (d *deployment) measure(ctx context.Context, cfg config, cg *cgroup, kind s
 	if err := os.WriteFile(filepath.Join(cfg.out, rd.File), out, 0o644); err != nil {
 		return nil, err
 	}
+	rd.CPU.Machine = samples.cores(r.Started, r.Started.Add(time.Duration(r.DurationS*float64(time.Second))))
 	rd.result, rd.OpsPerSec, rd.P50, rd.P99, rd.Errors = &r, r.OpsPerSec, r.Latency.P50, r.Latency.P99, r.Errors
 	rd.CPU.attribute(&r, d.roles, cfg.quota)
 	fmt.Printf("  %-12s %4d clients  %6.0f puts/s  p50 %6.1f ms  p99 %7.1f ms  errors %d  machine %.2f cores (nodes %.2f, routers %.2f, loadgen %.2f, other %.2f)  throttled %.0f%%  load %.1f\n",
@@ -147,6 +147,63 @@ func median(rs []*round) (med *round, lo, hi float64) {
 	s := slices.Clone(rs)
 	slices.SortFunc(s, func(a, b *round) int { return cmp.Compare(a.OpsPerSec, b.OpsPerSec) })
 	return s[len(s)/2], s[0].OpsPerSec, s[len(s)-1].OpsPerSec
+}
+
+// busySample is the machine's busy ticks at a time.
+type busySample struct {
+	at   time.Time
+	busy float64
+}
+
+// busySamples are samples in time order.
+type busySamples []busySample
+
+// sampleInterval is how often sampleMachine reads /proc/stat.
+const sampleInterval = 250 * time.Millisecond
+
+// sampleMachine reads the machine's busy time every sampleInterval until
+// the returned function is called, which returns the samples.
+func sampleMachine() func() busySamples {
+	var out busySamples
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(sampleInterval)
+		defer t.Stop()
+		for {
+			out = append(out, busySample{time.Now(), machineBusy()})
+			select {
+			case <-stop:
+				out = append(out, busySample{time.Now(), machineBusy()})
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() busySamples { close(stop); <-done; return out }
+}
+
+// cores is the machine's busy cores between the last sample at or before
+// from and the first at or after to (the whole span if none bracket it).
+func (s busySamples) cores(from, to time.Time) float64 {
+	if len(s) < 2 {
+		return 0
+	}
+	a, b := 0, len(s)-1
+	for i, x := range s {
+		if !x.at.After(from) {
+			a = i
+		}
+	}
+	for i := len(s) - 1; i >= 0; i-- {
+		if !s[i].at.Before(to) {
+			b = i
+		}
+	}
+	if b <= a {
+		a, b = 0, len(s)-1
+	}
+	return (s[b].busy - s[a].busy) / clkTck / s[b].at.Sub(s[a].at).Seconds()
 }
 
 // machineBusy is the whole machine's busy CPU time in clock ticks, from

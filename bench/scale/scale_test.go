@@ -159,3 +159,18 @@ func TestUnsettled(t *testing.T) {
 		t.Errorf("roles = %v", r)
 	}
 }
+
+// The machine's cores are taken over the samples that bracket the window.
+func TestBusySamples(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	s := busySamples{{t0, 0}, {t0.Add(time.Second), 100}, {t0.Add(2 * time.Second), 150}, {t0.Add(3 * time.Second), 350}}
+	if got := s.cores(t0.Add(time.Second), t0.Add(2*time.Second)); got != 0.5 {
+		t.Errorf("cores over the second second = %v, want 0.5", got)
+	}
+	if got := s.cores(t0.Add(1500*time.Millisecond), t0.Add(2500*time.Millisecond)); got != 1.25 {
+		t.Errorf("cores from 1.5 s to 2.5 s = %v, want 1.25 (over 1 s to 3 s)", got)
+	}
+	if got := (busySamples{{t0, 0}}).cores(t0, t0); got != 0 {
+		t.Errorf("one sample: %v, want 0", got)
+	}
+}
