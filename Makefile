@@ -81,13 +81,13 @@ bench-idle: build
 	./bench/idle.sh
 
 # bench-scale measures scale-out (needs root for the cgroups): node
-# processes capped at 0.05 core each (a 1 ms quota every 20 ms), 1 KiB puts
-# at 64 clients per cluster
-# and at 64 in all, grown from 1 cluster to 2, 4 and 8 by splitting;
+# processes capped at 0.05 core each (a 1 ms quota every 20 ms), 1 KiB
+# puts at 64 clients per cluster and at 64 in all, grown from 1 cluster
+# to 2, 4 and 8 by splitting;
 # each step settles (splits cleaned, nodes idle) and warms up, then runs 3
 # rounds of each kind, median reported with the spread and where the CPU
 # went (machine, nodes, routers, loadgen, cgroup throttling); SCALE_FLAGS
-# passes more (e.g. -fresh, -steps 1,2,4, -duration 20s, -cfs-period 20ms).
+# passes more (e.g. -fresh, -steps 1,2,4, -duration 20s, -cfs-period 100ms).
 # About 10 minutes; results under bench/results/scale-<time>/.
 bench-scale: build
 	$(GO) run ./bench/scale $(SCALE_FLAGS)
