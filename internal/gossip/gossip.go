@@ -1,7 +1,8 @@
 // Package gossip is cleave's liveness and discovery pool: every
 // router and storage node joins one hashicorp/memberlist pool and carries a
-// small Meta record (role, cluster, leader flag, service address), so routers learn who leads each cluster and who died within
-// seconds, without polling.
+// small Meta record (role, cluster, leader flag, service address), so
+// routers learn who leads each cluster and who died within seconds,
+// without polling.
 //
 // Gossip is advisory: it tells routers where to try first. Correctness never
 // depends on it; a stale hint costs a NOT_LEADER retry.
