@@ -2,21 +2,32 @@ package cluster
 
 import (
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/cleavefs/cleave/internal/gossip"
 )
 
+// gossipAppliedEvery is how often a node's gossip meta may carry a newer
+// applied index: each change of a member's meta is broadcast to, and
+// re-sent by, every member of the pool, so an index that moved with every
+// write made every node broadcast under load, a cost per node that grows
+// with the deployment. Leadership changes go out at once.
+const gossipAppliedEvery = 10 * time.Second
+
 // startGossip joins the deployment's gossip pool (Config.Gossip), telling
-// it this node's cluster and leadership, so routers find leaders and
-// notice deaths without polling. The meta leaves out the applied index:
-// it changes with every write, and each change of a member's meta is
-// broadcast to, and re-sent by, every member of the pool, a cost per node
-// that grows with the number of nodes. Nothing reads it from gossip
-// (status asks the nodes).
+// it this node's cluster, leadership and applied index (at most
+// gossipAppliedEvery old), so routers find leaders and notice deaths
+// without polling.
 func (n *Node) startGossip() error {
 	if n.cfg.Gossip == "" {
 		return nil
 	}
+	var (
+		mu      sync.Mutex // Meta is called from the pool's goroutines
+		applied uint64     // the applied index the meta carries
+		at      time.Time  // when it was taken
+	)
 	p, err := gossip.Start(gossip.Config{
 		Bind:      n.cfg.Gossip,
 		Advertise: n.cfg.GossipAdvertise,
@@ -24,9 +35,16 @@ func (n *Node) startGossip() error {
 		Keys:      n.cfg.GossipKeys,
 		Logger:    n.log,
 		Meta: func() gossip.Meta {
+			st := n.rep.Status()
+			mu.Lock()
+			if now := time.Now(); now.Sub(at) >= gossipAppliedEvery {
+				applied, at = st.Applied, now
+			}
+			a := applied
+			mu.Unlock()
 			return gossip.Meta{
 				Role: "node", ID: strconv.FormatUint(n.cfg.NodeID, 10), Cluster: n.cfg.ClusterID,
-				Leader: n.rep.Status().Role == "leader", Addr: n.Addr(), PID: n.cfg.PID,
+				Leader: st.Role == "leader", Applied: a, Addr: n.Addr(), PID: n.cfg.PID,
 			}
 		},
 	})

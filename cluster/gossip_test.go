@@ -11,10 +11,11 @@ import (
 	"github.com/cleavefs/cleave/wire"
 )
 
-// TestGossipQuietUnderWrites: a node's gossip meta says who it is and
-// whether it leads, nothing that every write changes. Writes must not make
-// the nodes broadcast meta updates: each one reaches and is re-sent by
-// every member of the pool, a cost that grows with the deployment's size.
+// TestGossipQuietUnderWrites: a node's gossip meta says who it is, whether
+// it leads, and an applied index at most gossipAppliedEvery old. Writes
+// must not make the nodes broadcast a meta update each: each one reaches
+// and is re-sent by every member of the pool, a cost that grows with the
+// deployment's size. At most one per node may fall in the puts' seconds.
 func TestGossipQuietUnderWrites(t *testing.T) {
 	var mu sync.Mutex
 	last := map[string]gossip.Meta{}
@@ -66,7 +67,7 @@ func TestGossipQuietUnderWrites(t *testing.T) {
 	time.Sleep(time.Second) // the last refresh and its gossip
 	mu.Lock()
 	defer mu.Unlock()
-	if updates != 0 {
-		t.Errorf("40 puts made the nodes gossip %d meta updates (last seen: %+v), want none", updates, last)
+	if updates > 3 {
+		t.Errorf("40 puts made the nodes gossip %d meta updates (last seen: %+v), want at most one per node", updates, last)
 	}
 }

@@ -1,8 +1,8 @@
 // Package gossip is cleave's liveness and discovery pool: every
 // router and storage node joins one hashicorp/memberlist pool and carries a
-// small Meta record (role, cluster, leader flag, service address), so
-// routers learn who leads each cluster and who died within seconds,
-// without polling.
+// small Meta record (role, cluster, leader flag, applied index, service
+// address), so routers learn who leads each cluster and who died within
+// seconds, without polling.
 //
 // Gossip is advisory: it tells routers where to try first. Correctness never
 // depends on it; a stale hint costs a NOT_LEADER retry.
@@ -39,9 +39,9 @@ type Meta struct {
 	ID      string `msgpack:"i"`           // router id, or the node's raft id in decimal
 	Cluster string `msgpack:"c,omitempty"` // cluster of a node
 	Leader  bool   `msgpack:"l,omitempty"` // a node that leads its cluster, a router that leads the meta group
-	// Applied is a router's last applied meta-group index. Nodes leave it
-	// out: theirs changes with every write, and every meta change is
-	// broadcast to the whole pool.
+	// Applied is the last applied index: a router's of the meta group, a
+	// node's of its cluster at most ten seconds old (every meta change is
+	// broadcast to the whole pool, and a node's index moves with each write).
 	Applied uint64 `msgpack:"a,omitempty"`
 	Addr    string `msgpack:"s"`           // service (wire protocol) address
 	PID     int    `msgpack:"p,omitempty"` // OS process id, for `cleave up`
