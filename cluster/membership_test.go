@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -200,8 +201,9 @@ func (mn *memberNet) put(lead uint64, i int) {
 }
 
 // stateSum is a checksum over every key outside the replica's own ("r/",
-// except the replicated member addresses).
-func stateSum(t *testing.T, db *pebble.DB) string {
+// except the replicated member addresses), with the applied index read
+// from the same Pebble snapshot: two sums taken at one index must match.
+func stateSum(t *testing.T, db *pebble.DB) (sum string, applied uint64) {
 	t.Helper()
 	it, err := db.NewIter(nil)
 	if err != nil {
@@ -211,39 +213,50 @@ func stateSum(t *testing.T, db *pebble.DB) string {
 	h := sha256.New()
 	for ok := it.First(); ok; ok = it.Next() {
 		k := it.Key()
+		if bytes.Equal(k, []byte("r/applied")) {
+			applied = binary.BigEndian.Uint64(it.Value())
+		}
 		if bytes.HasPrefix(k, []byte("r/")) && !bytes.HasPrefix(k, []byte("r/member/")) {
 			continue
 		}
 		fmt.Fprintf(h, "%q=%q\n", k, it.Value())
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return hex.EncodeToString(h.Sum(nil)), applied
 }
 
-// compareState fails the test for each node of ids whose state differs
-// from lead's; whose names lead in the message.
+// compareState waits until lead and every node of ids hold state taken at
+// one applied index, and fails the test for each node whose state then
+// differs from lead's; whose names lead in the message. Comparing at one
+// index keeps an entry the leader applies between two reads (a member
+// address, a session expiry) from passing for a divergence.
 func (mn *memberNet) compareState(lead *Node, ids []uint64, whose string) {
 	mn.t.Helper()
-	want := stateSum(mn.t, lead.db)
+	var want string
+	var sums map[uint64]string
+	mn.waitFor("every node applied the same index", func() bool {
+		var at uint64
+		want, at = stateSum(mn.t, lead.db)
+		sums = map[uint64]string{}
+		for _, id := range ids {
+			sum, applied := stateSum(mn.t, mn.nodes[id].db)
+			if applied != at {
+				return false
+			}
+			sums[id] = sum
+		}
+		return true
+	})
 	for _, id := range ids {
-		if got := stateSum(mn.t, mn.nodes[id].db); got != want {
-			mn.t.Errorf("node %d state %s differs from %s %s", id, got, whose, want)
+		if sums[id] != want {
+			mn.t.Errorf("node %d state %s differs from %s %s", id, sums[id], whose, want)
 		}
 	}
 }
 
+// waitSameState checks that ids hold the current leader's state.
 func (mn *memberNet) waitSameState(ids ...uint64) {
 	mn.t.Helper()
-	lead := mn.nodes[mn.leader()]
-	mn.waitFor("every node applied the leader's index", func() bool {
-		a := lead.Status().Applied
-		for _, id := range ids {
-			if mn.nodes[id].Status().Applied < a {
-				return false
-			}
-		}
-		return true
-	})
-	mn.compareState(lead, ids, "the leader's")
+	mn.compareState(mn.nodes[mn.leader()], ids, "the leader's")
 }
 
 func (mn *memberNet) member(id uint64) *wire.Member {

@@ -152,19 +152,7 @@ func TestSplitForkAndCleanup(t *testing.T) {
 		}
 	}
 	mn.putPath(dst, high[0]+"2", []byte("new"))
-	mn.waitFor("new cluster's replicas applied the same index", func() bool {
-		for _, id := range dst {
-			if mn.nodes[id].Status().Applied != mn.nodes[bl].Status().Applied {
-				return false
-			}
-		}
-		return true
-	})
-	for _, id := range dst {
-		if a, b := stateSum(t, mn.nodes[bl].db), stateSum(t, mn.nodes[id].db); a != b {
-			t.Fatalf("new cluster: node %d state differs from its leader's", id)
-		}
-	}
+	mn.compareState(mn.nodes[bl], dst, "the new cluster leader's")
 
 	// The source keeps the lower half and refuses the upper one.
 	al := mn.leaderOf(src...)
@@ -196,19 +184,7 @@ func TestSplitForkAndCleanup(t *testing.T) {
 		more = r.Exists
 	}
 	al = mn.leaderOf(src...)
-	mn.waitFor("source replicas applied the cleanup", func() bool {
-		for _, id := range src {
-			if mn.nodes[id].Status().Applied < mn.nodes[al].Status().Applied {
-				return false
-			}
-		}
-		return true
-	})
-	for _, id := range src {
-		if a, b := stateSum(t, mn.nodes[al].db), stateSum(t, mn.nodes[id].db); a != b {
-			t.Fatalf("node %d state differs from the source leader's", id)
-		}
-	}
+	mn.compareState(mn.nodes[al], src, "the source leader's")
 	for _, id := range src {
 		n := mn.nodes[id]
 		rec, err := n.fsm.Split()
@@ -241,19 +217,9 @@ func TestSplitForkAndCleanup(t *testing.T) {
 		more = r.Exists
 	}
 	bl = mn.leaderOf(dst...)
-	mn.waitFor("new cluster's replicas applied the cleanup", func() bool {
-		for _, id := range dst {
-			if mn.nodes[id].Status().Applied < mn.nodes[bl].Status().Applied {
-				return false
-			}
-		}
-		return true
-	})
+	mn.compareState(mn.nodes[bl], dst, "the new cluster leader's after cleanup")
 	for _, id := range dst {
 		n := mn.nodes[id]
-		if a, b := stateSum(t, mn.nodes[bl].db), stateSum(t, n.db); a != b {
-			t.Fatalf("new cluster: node %d state differs from its leader's after cleanup", id)
-		}
 		var left []string
 		for _, p := range entryPaths(t, n.db) {
 			if ring.PathPoint(p) < mid {
