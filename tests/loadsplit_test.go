@@ -41,7 +41,7 @@ func TestAutoSplitByLoad(t *testing.T) {
 	light := rootsIn(ranges["c2"], "light", 1)
 	mkdirRoots(t, c0, append(roots, light...))
 
-	rec := &recorder{start: time.Now()}
+	rec := &recorder{start: time.Now(), patience: sdkPatience}
 	stop := driveLoad(t, d, rec, seed, 8, roots, 0)
 	stopLight := driveLoad(t, d, rec, seed+100, 1, light, 100*time.Millisecond)
 	sp := waitSplit(t, c0, 1, 3*time.Minute, "an automatic split", func(s client.SplitStatus) bool { return s.Phase.Final() })
@@ -56,7 +56,7 @@ func TestAutoSplitByLoad(t *testing.T) {
 	// One hot root on c2, over the threshold: reported, not split.
 	hot := rootsIn(ranges["c2"], "hot", 1)
 	mkdirRoots(t, c0, hot)
-	stop = driveLoad(t, d, &recorder{start: time.Now()}, seed+200, 8, hot, 0)
+	stop = driveLoad(t, d, &recorder{start: time.Now(), patience: sdkPatience}, seed+200, 8, hot, 0)
 	eventually.Holds(t, 2*time.Minute, "the supervisor to hold c2 back for its hot root", func() error {
 		log, err := os.ReadFile(d.dir + ".up.log")
 		if err != nil {
@@ -125,7 +125,7 @@ func driveLoad(t *testing.T, d *deployment, rec *recorder, seed uint64, clients 
 			}
 		}
 		if unknown > 0 {
-			t.Errorf("%d of %d operations failed or timed out (client-visible errors)", unknown, len(rec.ops))
+			t.Errorf("%d of %d operations failed or timed out (client-visible errors), the first:\n%s", unknown, len(rec.ops), strings.Join(rec.errs, "\n"))
 		}
 		return int(ops.Load())
 	}

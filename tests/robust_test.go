@@ -117,6 +117,29 @@ type recorder struct {
 	mu    sync.Mutex
 	start time.Time
 	ops   []porcupine.Operation
+	errs  []string // the first few client-visible errors, for failure messages
+
+	// patience is each operation's deadline; zero means faultPatience.
+	// Tests asserting that clients see no error give the SDK's default
+	// (sdkPatience): a stall shorter than that is what a user waits out.
+	patience time.Duration
+}
+
+const (
+	faultPatience = 3 * time.Second  // fault schedules: an operation left unanswered counts as unknown
+	sdkPatience   = 10 * time.Second // the client SDK's default call deadline
+)
+
+// keptErrors bounds recorder.errs.
+const keptErrors = 5
+
+// failed records a client-visible error of op on path after took.
+func (r *recorder) failed(in fsOp, path string, took time.Duration, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.errs) < keptErrors {
+		r.errs = append(r.errs, fmt.Sprintf("%s %s after %v: %v", in.Kind, path, took.Round(time.Millisecond), err))
+	}
 }
 
 func (r *recorder) now() int64 { return int64(time.Since(r.start)) }
@@ -181,7 +204,11 @@ func doOp(ctx context.Context, c *client.Client, rec *recorder, id int, rng *ran
 	path := "/" + root + "/" + name
 	in := fsOp{Root: root, Name: name}
 	var out fsResult
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	patience := rec.patience
+	if patience == 0 {
+		patience = faultPatience
+	}
+	ctx, cancel := context.WithTimeout(ctx, patience)
 	defer cancel()
 	call := rec.now()
 	var err error
@@ -217,6 +244,7 @@ func doOp(ctx context.Context, c *client.Client, rec *recorder, id int, rng *ran
 		out.NotFound = true
 	default:
 		out = fsResult{Unknown: true}
+		rec.failed(in, path, time.Duration(rec.now()-call), err)
 	}
 	rec.add(id, in, call, out, rec.now())
 }

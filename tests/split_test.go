@@ -207,7 +207,7 @@ func splitUnderLoad(t *testing.T, d *deployment, clients int, seed uint64) ([]po
 		roots[i] = fmt.Sprintf("split-%d", i)
 	}
 	mkdirRoots(t, c0, roots)
-	rec := &recorder{start: time.Now()}
+	rec := &recorder{start: time.Now(), patience: sdkPatience}
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	for id := range clients {
@@ -244,9 +244,10 @@ func splitUnderLoad(t *testing.T, d *deployment, clients int, seed uint64) ([]po
 		}
 	}
 	n := len(rec.ops)
+	errs := strings.Join(rec.errs, "\n")
 	rec.mu.Unlock()
 	if unknown > 0 {
-		t.Errorf("%d of %d operations failed or timed out (client-visible errors) during the split", unknown, n)
+		t.Errorf("%d of %d operations failed or timed out (client-visible errors) during the split, the first:\n%s", unknown, n, errs)
 	}
 	if n < 200 {
 		t.Errorf("only %d operations ran", n)
