@@ -73,7 +73,7 @@ func (mn *memberNet) config(id uint64, peers map[uint64]string, join bool) Confi
 	}
 	cfg.DataDir = filepath.Join(mn.root, strconv.FormatUint(id, 10))
 	cfg.TickInterval = 10 * time.Millisecond
-	cfg.ElectionTicks = 30
+	cfg.ElectionTicks = 60 // 0.6–1.2 s: fewer spurious elections on busy CI cores (a write sent to a deposed leader fails)
 	cfg.ScrubRate = 0
 	cfg.LogRetention = 20
 	cfg.Join = join
