@@ -21,7 +21,13 @@ var (
 	_ Appender = (*CleaveStore)(nil)
 	_ Streamer = (*CleaveStore)(nil)
 	_ Scanner  = (*CleaveStore)(nil)
+	_ Tabler   = (*CleaveStore)(nil)
 )
+
+// Table returns the deployment's routing table.
+func (s *CleaveStore) Table(ctx context.Context) (*client.RoutingTable, error) {
+	return s.C.Table(ctx)
+}
 
 // Put writes the whole file.
 func (s *CleaveStore) Put(ctx context.Context, path string, data []byte) error {

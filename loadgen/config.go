@@ -55,6 +55,16 @@ type Config struct {
 	CPUPIDs    []int         // server processes whose CPU time is measured over the window
 	ClockTicks int           // CLK_TCK of /proc/PID/stat; 0: 100
 	Logger     *slog.Logger  // default: discard
+
+	// PinClusters pins clients to clusters: with N clusters in the routing
+	// table, client i uses only roots owned by the i mod N-th of them
+	// (PinRoots chooses ceil(Roots/N) for each), so every cluster keeps
+	// Clients/N requests in flight whichever is slow at the moment. Needs
+	// a Store with a routing table (Tabler) and a workload that writes its
+	// files itself: put, append or stream, without preload.
+	PinClusters bool
+
+	pin *Pinning // set by Run when PinClusters
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -121,6 +131,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Preload > c.Files {
 		return fmt.Errorf("preload %d: more than --files %d", c.Preload, c.Files)
+	}
+	if c.PinClusters && (c.Workload != Put && c.Workload != Append && c.Workload != Stream || c.preloadCount() > 0) {
+		return fmt.Errorf("pin clusters: workload %s with %d preloaded files: pinning needs a workload that writes its own files (put, append or stream) and no preload", c.Workload, c.preloadCount())
 	}
 	if isYCSB(c.Workload) && c.Preload >= 0 && c.Preload != c.Files {
 		return fmt.Errorf("preload %d: workload %s loads all --records (%d) first; leave --preload unset", c.Preload, c.Workload, c.Files)

@@ -154,12 +154,20 @@ func (k *Keys) Next() int64 {
 type Namer struct {
 	Prefix string // root directory names are Prefix-000, Prefix-001, ...
 	Roots  int64
+	// Dirs, if not nil, are the root directory paths instead (Roots is
+	// then len(Dirs)): a pinned client's roots, all owned by one cluster.
+	Dirs []string
 }
 
 // Root returns the path of root directory r.
-func (n Namer) Root(r int64) string { return fmt.Sprintf("/%s-%03d", n.Prefix, r) }
+func (n Namer) Root(r int64) string {
+	if n.Dirs != nil {
+		return n.Dirs[r]
+	}
+	return fmt.Sprintf("/%s-%03d", n.Prefix, r)
+}
 
 // File returns the path of file i.
 func (n Namer) File(i int64) string {
-	return fmt.Sprintf("/%s-%03d/f%08d", n.Prefix, i%n.Roots, i/n.Roots)
+	return fmt.Sprintf("%s/f%08d", n.Root(i%n.Roots), i/n.Roots)
 }

@@ -34,6 +34,7 @@ type Result struct {
 	Roots        int64                `json:"roots"`
 	Files        int64                `json:"files"`
 	Preload      int64                `json:"preload"`
+	Pinned       []string             `json:"pinned_clusters,omitempty"` // with --pin-clusters: client i used only roots of Pinned[i mod len]
 	ReadRatio    float64              `json:"read_ratio,omitempty"`
 	Stale        bool                 `json:"stale,omitempty"`
 	Seed         uint64               `json:"seed"`
@@ -154,6 +155,9 @@ func (r *recorder) result(cfg *Config, elapsed time.Duration) (*Result, error) {
 		Preload: cfg.preloadCount(), Stale: cfg.Stale, Seed: cfg.Seed, Router: cfg.Router,
 		Target: cfg.Target, Label: cfg.Label, Baseline: cfg.Baseline,
 		Started: r.start.UTC(), DurationS: max(elapsed.Seconds(), 0), WarmupS: cfg.Warmup.Seconds(),
+	}
+	if cfg.pin != nil {
+		res.Pinned = cfg.pin.Clusters
 	}
 	if d := cfg.dist(); d == Zipf || d == Latest {
 		res.Theta = cfg.Theta

@@ -27,6 +27,11 @@ func Run(ctx context.Context, cfg Config, store Store, progress func(Snapshot)) 
 	if cfg.Logger == nil {
 		cfg.Logger = DefaultConfig().Logger
 	}
+	if cfg.PinClusters {
+		if err := pin(ctx, &cfg, store); err != nil {
+			return nil, err
+		}
+	}
 	if err := setup(ctx, &cfg, store); err != nil {
 		return nil, err
 	}
@@ -215,11 +220,45 @@ func (w *worker) next(ctx context.Context, tickets *atomic.Int64, p *phases, tim
 	return began, i < p.warmOps, true
 }
 
+// pin sets cfg.pin from store's routing table: ceil(Roots/N) roots for
+// each of its N clusters.
+func pin(ctx context.Context, cfg *Config, store Store) error {
+	tb, ok := store.(Tabler)
+	if !ok {
+		return fmt.Errorf("pin clusters: %w (this target has no routing table)", ErrNotSupported)
+	}
+	tctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	t, err := tb.Table(tctx)
+	if err != nil {
+		return fmt.Errorf("pin clusters: routing table: %w", err)
+	}
+	owners := map[string]bool{}
+	for _, ro := range t.Ranges {
+		owners[ro.Cluster] = true
+	}
+	n := max(int64(len(owners)), 1) // PinRoots reports a table without ranges
+	p, err := PinRoots(t, cfg.Prefix, (cfg.Roots+n-1)/n)
+	if err != nil {
+		return err
+	}
+	cfg.pin = p
+	cfg.Logger.Info("clients pinned to clusters", "clusters", len(p.Clusters), "roots_per_cluster", len(p.Roots[0]))
+	return nil
+}
+
 // setup creates the root directories and preloads files with cfg.Clients
 // workers. Nothing here is measured.
 func setup(ctx context.Context, cfg *Config, store Store) error {
 	names := Namer{Prefix: cfg.Prefix, Roots: cfg.Roots}
-	if err := parallel(ctx, cfg.Clients, cfg.Roots, func(ctx context.Context, _ *worker, i int64) error {
+	if cfg.pin != nil {
+		names = Namer{Prefix: cfg.Prefix, Roots: 0}
+		for _, dirs := range cfg.pin.Roots {
+			names.Dirs = append(names.Dirs, dirs...)
+		}
+		names.Roots = int64(len(names.Dirs))
+	}
+	if err := parallel(ctx, cfg.Clients, names.Roots, func(ctx context.Context, _ *worker, i int64) error {
 		return store.MkdirAll(ctx, names.Root(i))
 	}, cfg, store); err != nil {
 		return fmt.Errorf("setup: %w", err)

@@ -114,6 +114,9 @@ func newWorker(cfg *Config, store Store, id int, seq *insertSeq) *worker {
 		read:  NewKeys(dist, cfg.Theta, max(cfg.preloadCount(), 1), r, readable),
 		roots: NewKeys(dist, cfg.Theta, cfg.Roots, r, nil),
 	}
+	if cfg.pin != nil {
+		w.names = pinNamer(cfg.pin, cfg.Prefix, id)
+	}
 	w.uploaded = -1
 	n := cfg.Size.Max + bufSlack
 	if cfg.Workload == Stream {

@@ -90,7 +90,7 @@ type opts struct {
 	clients, clkTck, conns                                            int
 	duration, timeout, warmup                                         time.Duration
 	readRatio, theta                                                  float64
-	stale, quiet, baseline                                            bool
+	stale, quiet, baseline, pin                                       bool
 	cpuprofile                                                        string
 	cpuPIDs, cpuTree                                                  []int
 	seed                                                              uint64
@@ -133,6 +133,12 @@ kept apart, per operation (error_latency_ms). The JSON result carries the raw
 HDR histograms, so 'cleave-loadgen merge' combines the results of runs made
 at the same time from several hosts exactly, and the version, commit, host,
 GOMAXPROCS and every flag of the run.
+
+--pin-clusters pins clients to clusters: with N clusters in the routing
+table, client i writes only root directories owned by the (i mod N)-th, about
+--roots/N of them, so each cluster has --clients/N requests in flight however
+the others fare (put, append and stream, without preload; cleave only). The
+JSON names the clusters in pinned_clusters.
 
 --router and --token can also be set as CLEAVE_ROUTER and CLEAVE_TOKEN.
 
@@ -189,6 +195,7 @@ process, in the table, the JSON (server_cpu) and the HTML report.`,
 	f.BoolVar(&o.stale, "stale", false, "reads may be served stale by any replica")
 	f.Uint64Var(&o.seed, "seed", d.Seed, "seed of sizes, keys and data")
 	f.Int64Var(&o.preload, "preload", d.Preload, "files created before measuring (-1: --files for read workloads, else 0)")
+	f.BoolVar(&o.pin, "pin-clusters", false, "client i writes only roots of cluster i mod N of the N in the routing table (put, append, stream)")
 	f.StringVar(&o.prefix, "prefix", d.Prefix, "root directories are named PREFIX-000, PREFIX-001, ...")
 	f.DurationVar(&o.timeout, "timeout", d.Timeout, "deadline of one operation")
 	f.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
@@ -263,7 +270,7 @@ func (o *opts) config(cmd *cobra.Command) (loadgen.Config, error) {
 		cfg.Duration = 0
 	}
 	cfg.ReadRatio, cfg.Stale, cfg.Seed, cfg.Preload = o.readRatio, o.stale, o.seed, o.preload
-	cfg.Theta, cfg.Warmup = o.theta, o.warmup
+	cfg.Theta, cfg.Warmup, cfg.PinClusters = o.theta, o.warmup, o.pin
 	cfg.Prefix, cfg.Timeout, cfg.Router = o.prefix, o.timeout, o.router
 	switch o.target {
 	case "cleave":

@@ -49,6 +49,8 @@ func TestUsageErrors(t *testing.T) {
 		{"compare", "--max-regression", "10", "a.json", "b.json"},
 		{"compare", "--max-p99-rise", "x%", "a.json", "b.json"},
 		{"merge", "only-one.json"},
+		{"--pin-clusters", "--workload", "get"},
+		{"--pin-clusters", "--preload", "10"},
 	}
 	for _, args := range tests {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
@@ -242,6 +244,11 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("--report: %v", err)
 	}
 	checkServerCPU(t, res.ServerCPU)
+	pinned, _ := d.loadgen(t, "--workload", "put", "--clients", "4", "--ops", "100", "--roots", "8", "--pin-clusters")
+	if len(pinned.Pinned) != 2 || pinned.Errors != 0 || pinned.Ops != 100 || pinned.Flags["pin-clusters"] != "true" {
+		t.Errorf("--pin-clusters: pinned %v, ops %d, errors %d, flag %q: want both clusters, 100, 0, true",
+			pinned.Pinned, pinned.Ops, pinned.Errors, pinned.Flags["pin-clusters"])
+	}
 	t.Logf("64 clients, 1 KiB puts, 3s: %.0f ops/s, p50 %.2f ms, p99 %.2f ms, server CPU %.0f µs/op",
 		res.OpsPerSec, res.Latency.P50, res.Latency.P99, res.ServerCPU.UsPerOp)
 }
