@@ -51,6 +51,7 @@ type config struct {
 	quota           float64 // CPU cores per node process
 	perCluster      int     // weak scaling: clients per cluster
 	strong          int     // strong scaling: clients in all
+	pinWeak         bool    // weak scaling: each cluster's clients write only its roots
 	duration        time.Duration
 	warmup          time.Duration
 	fresh           bool
@@ -86,8 +87,11 @@ type report struct {
 	Cgroup   string    `json:"cgroup"`
 	PerClust int       `json:"clients_per_cluster"`
 	Strong   int       `json:"strong_clients"`
-	Fresh    bool      `json:"fresh"`
-	Steps    []step    `json:"steps"`
+	// WeakPinned says the weak rounds pinned each cluster's clients to it
+	// (cleave-loadgen --pin-clusters); strong rounds never are.
+	WeakPinned bool   `json:"weak_pinned"`
+	Fresh      bool   `json:"fresh"`
+	Steps      []step `json:"steps"`
 }
 
 // defaultPeriod is the caps' CFS period: the shortest the kernel allows
@@ -108,6 +112,7 @@ func main() {
 	flag.Float64Var(&cfg.quota, "quota", 0.05, "CPU cores each node process may use")
 	flag.IntVar(&cfg.perCluster, "clients-per-cluster", 64, "weak scaling: clients per cluster")
 	flag.IntVar(&cfg.strong, "strong-clients", 64, "strong scaling: clients in all, at every size")
+	flag.BoolVar(&cfg.pinWeak, "pin-weak", true, "weak scaling: pin each cluster's clients to it (cleave-loadgen --pin-clusters) instead of letting every client write every cluster's roots")
 	flag.DurationVar(&cfg.duration, "duration", 15*time.Second, "measured time of each run")
 	flag.DurationVar(&cfg.warmup, "warmup", 3*time.Second, "unrecorded warm-up before each run")
 	flag.BoolVar(&cfg.fresh, "fresh", false, "start a new deployment for each size instead of splitting")
@@ -167,7 +172,7 @@ func run(cfg config) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep := report{Started: time.Now().UTC(), Quota: cfg.quota, PeriodMs: float64(cfg.period) / 1e6, Rounds: cfg.rounds,
-		Cores: runtime.NumCPU(), Cgroup: cg.kind, PerClust: cfg.perCluster, Strong: cfg.strong, Fresh: cfg.fresh}
+		Cores: runtime.NumCPU(), Cgroup: cg.kind, PerClust: cfg.perCluster, Strong: cfg.strong, WeakPinned: cfg.pinWeak, Fresh: cfg.fresh}
 	var d *deployment
 	defer func() {
 		if d != nil {
@@ -243,6 +248,14 @@ func measureStep(ctx context.Context, cfg config, cg *cgroup, d *deployment, st 
 	s, lo, hi := median(st.StrongRounds)
 	st.Strong, st.StrongSpread = s.result, [2]float64{lo, hi}
 	return nil
+}
+
+// pinFor says whether a round of kind pins clients to clusters: weak
+// rounds and the settling load (run with the weak client count) do when
+// -pin-weak is set; strong rounds (a fixed client count over every
+// cluster) never do.
+func (c config) pinFor(kind string) bool {
+	return c.pinWeak && kind != "strong"
 }
 
 // uptime is /proc/loadavg's load averages (1, 5, 15 minutes).

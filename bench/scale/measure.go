@@ -20,6 +20,7 @@ import (
 type round struct {
 	Kind      string      `json:"kind"` // "weak" or "strong"
 	Clients   int         `json:"clients"`
+	Pinned    bool        `json:"pinned"` // clients pinned to clusters (cleave-loadgen --pin-clusters)
 	OpsPerSec float64     `json:"ops_per_sec"`
 	P50       float64     `json:"p50_ms"`
 	P99       float64     `json:"p99_ms"`
@@ -65,13 +66,11 @@ func (d *deployment) measure(ctx context.Context, cfg config, cg *cgroup, kind s
 	if err != nil {
 		return nil, err
 	}
-	rd := &round{Kind: kind, Clients: clients, File: name + ".json"}
+	rd := &round{Kind: kind, Clients: clients, Pinned: cfg.pinFor(kind), File: name + ".json"}
 	rd.Load[0] = loadAvg()
 	thr0 := cg.throttles()
 	stopSampling := sampleMachine()
-	cmd := exec.CommandContext(ctx, cfg.loadgen, "--router", routers, "--workload", "put", "--size", "1KiB",
-		"--clients", fmt.Sprint(clients), "--duration", cfg.duration.String(), "--warmup", cfg.warmup.String(),
-		"--roots", "4096", "--files", "65536", "--timeout", "30s", "--cpu-tree", fmt.Sprint(d.cmd.Process.Pid), "-o", "json")
+	cmd := exec.CommandContext(ctx, cfg.loadgen, loadgenArgs(cfg, routers, d.cmd.Process.Pid, clients, rd.Pinned)...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	samples := stopSampling()
@@ -90,9 +89,22 @@ func (d *deployment) measure(ctx context.Context, cfg config, cg *cgroup, kind s
 	rd.CPU.Machine = samples.cores(r.Started, r.Started.Add(time.Duration(r.DurationS*float64(time.Second))))
 	rd.result, rd.OpsPerSec, rd.P50, rd.P99, rd.Errors = &r, r.OpsPerSec, r.Latency.P50, r.Latency.P99, r.Errors
 	rd.CPU.attribute(&r, d.roles, cfg.quota)
-	fmt.Printf("  %-12s %4d clients  %6.0f puts/s  p50 %6.1f ms  p99 %7.1f ms  errors %d  machine %.2f cores (nodes %.2f, routers %.2f, loadgen %.2f, other %.2f)  throttled %.0f%%  load %.1f\n",
-		name, clients, r.OpsPerSec, r.Latency.P50, r.Latency.P99, r.Errors, rd.CPU.Machine, rd.CPU.Nodes, rd.CPU.Routers, rd.CPU.Loadgen, rd.CPU.Other, 100*rd.Throttle.Share, rd.Load[1])
+	fmt.Printf("  %-12s %4d clients%s  %6.0f puts/s  p50 %6.1f ms  p99 %7.1f ms  errors %d  machine %.2f cores (nodes %.2f, routers %.2f, loadgen %.2f, other %.2f)  throttled %.0f%%  load %.1f\n",
+		name, clients, map[bool]string{true: " pinned", false: ""}[rd.Pinned], r.OpsPerSec, r.Latency.P50, r.Latency.P99, r.Errors, rd.CPU.Machine, rd.CPU.Nodes, rd.CPU.Routers, rd.CPU.Loadgen, rd.CPU.Other, 100*rd.Throttle.Share, rd.Load[1])
 	return rd, nil
+}
+
+// loadgenArgs are cleave-loadgen's arguments for a round of 1 KiB puts
+// by clients against routers, measuring the CPU of the tree of upPID; with
+// pin, client i writes only roots of cluster i mod N.
+func loadgenArgs(cfg config, routers string, upPID, clients int, pin bool) []string {
+	args := []string{"--router", routers, "--workload", "put", "--size", "1KiB",
+		"--clients", fmt.Sprint(clients), "--duration", cfg.duration.String(), "--warmup", cfg.warmup.String(),
+		"--roots", "4096", "--files", "65536", "--timeout", "30s", "--cpu-tree", fmt.Sprint(upPID), "-o", "json"}
+	if pin {
+		args = append(args, "--pin-clusters")
+	}
+	return args
 }
 
 // attribute sums the loadgen's per-process CPU by kind of process; roles

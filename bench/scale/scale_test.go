@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -172,5 +173,27 @@ func TestBusySamples(t *testing.T) {
 	}
 	if got := (busySamples{{t0, 0}}).cores(t0, t0); got != 0 {
 		t.Errorf("one sample: %v, want 0", got)
+	}
+}
+
+// TestLoadgenArgsPinWeakOnly checks that weak rounds pin each cluster's
+// clients to it (unless -pin-weak=false) and strong rounds never do, and
+// that the report says which was used.
+func TestLoadgenArgsPinWeakOnly(t *testing.T) {
+	cfg := config{loadgen: "lg", duration: 10 * time.Second, warmup: 3 * time.Second, pinWeak: true}
+	has := func(args []string) bool { return slices.Contains(args, "--pin-clusters") }
+	if a := loadgenArgs(cfg, "r:1", 7, 256, cfg.pinFor("weak")); !has(a) || !slices.Contains(a, "256") {
+		t.Errorf("weak round args %v: want --pin-clusters and 256 clients", a)
+	}
+	if a := loadgenArgs(cfg, "r:1", 7, 64, cfg.pinFor("strong")); has(a) {
+		t.Errorf("strong round args %v: want no --pin-clusters", a)
+	}
+	cfg.pinWeak = false
+	if a := loadgenArgs(cfg, "r:1", 7, 256, cfg.pinFor("weak")); has(a) {
+		t.Errorf("-pin-weak=false: weak round args %v: want no --pin-clusters", a)
+	}
+	b, err := json.Marshal(report{WeakPinned: true, Steps: []step{{WeakRounds: []*round{{Kind: "weak", Pinned: true}}}}})
+	if err != nil || !strings.Contains(string(b), `"weak_pinned":true`) || !strings.Contains(string(b), `"pinned":true`) {
+		t.Errorf("report JSON %s (err %v): want weak_pinned and each round's pinned", b, err)
 	}
 }
