@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -252,10 +253,7 @@ func pin(ctx context.Context, cfg *Config, store Store) error {
 func setup(ctx context.Context, cfg *Config, store Store) error {
 	names := Namer{Prefix: cfg.Prefix, Roots: cfg.Roots}
 	if cfg.pin != nil {
-		names = Namer{Prefix: cfg.Prefix, Roots: 0}
-		for _, dirs := range cfg.pin.Roots {
-			names.Dirs = append(names.Dirs, dirs...)
-		}
+		names.Dirs = slices.Concat(cfg.pin.Roots...) // every cluster's pinned roots
 		names.Roots = int64(len(names.Dirs))
 	}
 	if err := parallel(ctx, cfg.Clients, names.Roots, func(ctx context.Context, _ *worker, i int64) error {
