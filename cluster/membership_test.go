@@ -73,7 +73,7 @@ func (mn *memberNet) config(id uint64, peers map[uint64]string, join bool) Confi
 	}
 	cfg.DataDir = filepath.Join(mn.root, strconv.FormatUint(id, 10))
 	cfg.TickInterval = 10 * time.Millisecond
-	cfg.ElectionTicks = 60 // 0.6–1.2 s: fewer spurious elections on busy CI cores (a write sent to a deposed leader fails)
+	cfg.ElectionTicks = 100 // 1–2 s (production: 0.5–1 s): fewer spurious elections on busy CI cores, where a write sent to a deposed leader fails
 	cfg.ScrubRate = 0
 	cfg.LogRetention = 20
 	cfg.Join = join
@@ -163,6 +163,21 @@ func (mn *memberNet) call(id uint64, req *wire.Request) *wire.Response {
 		return mn.dialCall(mn.peers[id], req)
 	}
 	return mn.dialCall(mn.addrs[id], req)
+}
+
+// callLeader sends req, which must be safe to repeat, to the leader, and
+// again to the next leader while the answer is NOT_LEADER or UNAVAILABLE
+// (leadership moved under it, as it may on busy CI cores).
+func (mn *memberNet) callLeader(req *wire.Request) *wire.Response {
+	mn.t.Helper()
+	var resp *wire.Response
+	for range 10 {
+		resp = mn.call(mn.leader(), req)
+		if resp.Code != wire.NotLeader && resp.Code != wire.Unavailable {
+			break
+		}
+	}
+	return resp
 }
 
 // dialCall sends req to addr on a connection of its own.

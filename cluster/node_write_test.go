@@ -46,7 +46,8 @@ func TestAppendRepairsCorruptBlockOnLeader(t *testing.T) {
 }
 
 // TestSparseWriteDoesNotStallCluster: a 1-byte WRITE at offset 2^46 and a
-// PUT of another file sent at the same time. Neither waits for long: the
+// PUT of another file sent at the same time. Neither waits for long (5 s
+// on a busy machine; writing every block up to 2^46 would take hours): the
 // sparse write's apply costs the one block it writes, so whichever is
 // applied second is not held up behind the other.
 func TestSparseWriteDoesNotStallCluster(t *testing.T) {
@@ -54,8 +55,7 @@ func TestSparseWriteDoesNotStallCluster(t *testing.T) {
 	for id := uint64(1); id <= 3; id++ {
 		mn.start(id)
 	}
-	lead := mn.leader()
-	if resp := mn.call(lead, &wire.Request{Op: wire.OpMkdir, Path: "/r"}); resp.Code != wire.OK {
+	if resp := mn.callLeader(&wire.Request{Op: wire.OpMkdir, Path: "/r"}); resp.Code != wire.OK {
 		t.Fatalf("MKDIR: %v", resp.Err())
 	}
 	type timed struct {
@@ -65,10 +65,10 @@ func TestSparseWriteDoesNotStallCluster(t *testing.T) {
 	sparse := make(chan timed, 1)
 	start := time.Now()
 	go func() {
-		resp := mn.call(lead, &wire.Request{Op: wire.OpWrite, Path: "/r/sparse", Offset: 1 << 46, Data: []byte("x")})
+		resp := mn.callLeader(&wire.Request{Op: wire.OpWrite, Path: "/r/sparse", Offset: 1 << 46, Data: []byte("x")})
 		sparse <- timed{resp, time.Since(start)}
 	}()
-	if resp := mn.call(lead, &wire.Request{Op: wire.OpPut, Path: "/r/other", Data: []byte("y")}); resp.Code != wire.OK {
+	if resp := mn.callLeader(&wire.Request{Op: wire.OpPut, Path: "/r/other", Data: []byte("y")}); resp.Code != wire.OK {
 		t.Fatalf("PUT: %v", resp.Err())
 	}
 	put := time.Since(start)
@@ -77,7 +77,7 @@ func TestSparseWriteDoesNotStallCluster(t *testing.T) {
 		t.Fatalf("sparse WRITE: %v %+v", s.resp.Err(), s.resp.Stat)
 	}
 	t.Logf("WRITE at 2^46 answered after %v, the PUT sent with it after %v", s.d, put)
-	if d := max(s.d, put); d > 500*time.Millisecond {
+	if d := max(s.d, put); d > 5*time.Second {
 		t.Errorf("WRITE at 2^46 and a PUT sent with it: the slower took %v", d)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -120,13 +121,23 @@ func startUpEnv(t testing.TB, dir, router string, env []string, args ...string) 
 			t.Fatalf("cleave up exited before it was up: %v\nstdout:\n%s\nlog: %s", err, d.stdout, dir+".up.log")
 		default:
 		}
-		return eventually.True(strings.Contains(d.stdout.String(), "cleave is up"), "has not printed that it is up")
+		return eventually.True(bannerDone(d.stdout.String()), "has not printed all of its banner")
 	})
 	if err != nil {
 		d.stop(t)
 		t.Fatalf("%v\nstdout:\n%s\nlog: %s", err, d.stdout, dir+".up.log")
 	}
 	return d
+}
+
+// bannerEnd is the banner's last line: its last example command.
+var bannerEnd = regexp.MustCompile(`(?m)^try:\n(?:  .*\n)*  .* status\b.*\n`)
+
+// bannerDone reports whether out holds the whole of the banner `cleave
+// up` prints when it is up: it is written line by line, and a test that
+// read it after the first line missed the rest (the status page).
+func bannerDone(out string) bool {
+	return strings.Contains(out, "cleave is up") && bannerEnd.MatchString(out)
 }
 
 // ownDeployment starts a `cleave up` of its own, and stops it when the
