@@ -10,10 +10,11 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cleavefs/cleave/internal/syncbuf"
 )
 
 // sampleResults returns two results with every chart fed: a mixed run
@@ -132,7 +133,7 @@ func dumpDOM(bin, profile, url string, limit time.Duration) (string, error) {
 		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--user-data-dir="+profile, "--dump-dom", url)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var stdout, stderr lockedBuffer
+	var stdout, stderr syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
@@ -162,25 +163,6 @@ func dumpDOM(bin, profile, url string, limit time.Duration) (string, error) {
 			return stdout.String(), fmt.Errorf("no whole document within %v\nstderr:\n%s", limit, stderr.String())
 		}
 	}
-}
-
-// lockedBuffer is a bytes.Buffer that a process writes while the test
-// reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // findChromium returns the path of a Chromium binary, installing Debian's
