@@ -165,17 +165,22 @@ func (mn *memberNet) call(id uint64, req *wire.Request) *wire.Response {
 	return mn.dialCall(mn.addrs[id], req)
 }
 
-// callLeader sends req, which must be safe to repeat, to the leader, and
-// again to the next leader while the answer is NOT_LEADER or UNAVAILABLE
-// (leadership moved under it, as it may on busy CI cores).
-func (mn *memberNet) callLeader(req *wire.Request) *wire.Response {
+// callLeader sends req, which must be safe to repeat, to node lead (0:
+// the current leader), and again to the next leader while the answer is
+// NOT_LEADER or UNAVAILABLE (leadership moved under it, as it may on busy
+// CI cores), ten tries in all.
+func (mn *memberNet) callLeader(lead uint64, req *wire.Request) *wire.Response {
 	mn.t.Helper()
 	var resp *wire.Response
 	for range 10 {
-		resp = mn.call(mn.leader(), req)
+		if lead == 0 {
+			lead = mn.leader()
+		}
+		resp = mn.call(lead, req)
 		if resp.Code != wire.NotLeader && resp.Code != wire.Unavailable {
 			break
 		}
+		lead = 0
 	}
 	return resp
 }
@@ -201,18 +206,10 @@ func (mn *memberNet) dialCall(addr string, req *wire.Request) *wire.Response {
 // replaces the whole file, so a retry is harmless).
 func (mn *memberNet) put(lead uint64, i int) {
 	mn.t.Helper()
-	for range 10 {
-		resp := mn.call(lead, &wire.Request{Op: wire.OpPut, Path: fmt.Sprintf("/r%d/f%d", i%5, i), Data: bytes.Repeat([]byte{byte(i)}, 300), Flags: wire.FlagParents})
-		switch resp.Code {
-		case wire.OK:
-			return
-		case wire.NotLeader, wire.Unavailable:
-			lead = mn.leader()
-			continue
-		}
+	resp := mn.callLeader(lead, &wire.Request{Op: wire.OpPut, Path: fmt.Sprintf("/r%d/f%d", i%5, i), Data: bytes.Repeat([]byte{byte(i)}, 300), Flags: wire.FlagParents})
+	if resp.Code != wire.OK {
 		mn.t.Fatalf("put %d: %v", i, resp.Err())
 	}
-	mn.t.Fatalf("put %d: leadership kept moving", i)
 }
 
 // stateSum is a checksum over every key outside the replica's own ("r/",

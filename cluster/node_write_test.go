@@ -55,7 +55,7 @@ func TestSparseWriteDoesNotStallCluster(t *testing.T) {
 	for id := uint64(1); id <= 3; id++ {
 		mn.start(id)
 	}
-	if resp := mn.callLeader(&wire.Request{Op: wire.OpMkdir, Path: "/r"}); resp.Code != wire.OK {
+	if resp := mn.callLeader(0, &wire.Request{Op: wire.OpMkdir, Path: "/r"}); resp.Code != wire.OK {
 		t.Fatalf("MKDIR: %v", resp.Err())
 	}
 	type timed struct {
@@ -65,10 +65,10 @@ func TestSparseWriteDoesNotStallCluster(t *testing.T) {
 	sparse := make(chan timed, 1)
 	start := time.Now()
 	go func() {
-		resp := mn.callLeader(&wire.Request{Op: wire.OpWrite, Path: "/r/sparse", Offset: 1 << 46, Data: []byte("x")})
+		resp := mn.callLeader(0, &wire.Request{Op: wire.OpWrite, Path: "/r/sparse", Offset: 1 << 46, Data: []byte("x")})
 		sparse <- timed{resp, time.Since(start)}
 	}()
-	if resp := mn.callLeader(&wire.Request{Op: wire.OpPut, Path: "/r/other", Data: []byte("y")}); resp.Code != wire.OK {
+	if resp := mn.callLeader(0, &wire.Request{Op: wire.OpPut, Path: "/r/other", Data: []byte("y")}); resp.Code != wire.OK {
 		t.Fatalf("PUT: %v", resp.Err())
 	}
 	put := time.Since(start)
