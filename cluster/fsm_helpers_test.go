@@ -6,9 +6,12 @@ package cluster
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/sstable/block"
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/cleavefs/cleave/fsm"
@@ -109,4 +112,24 @@ func entryPaths(t *testing.T, db *pebble.DB) []string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// storedEntryKeys counts the file-entry keys of roots whose point lies in
+// [lo, hi) that the database still stores in any form: values, and the
+// tombstones of deleted ones that have not been compacted away yet.
+func storedEntryKeys(t *testing.T, db *pebble.DB, lo, hi uint64) int {
+	t.Helper()
+	lower := binary.BigEndian.AppendUint64([]byte("s/e/"), lo)
+	upper := []byte("s/e0")
+	if hi != 0 {
+		upper = binary.BigEndian.AppendUint64([]byte("s/e/"), hi)
+	}
+	n := 0
+	err := db.ScanInternal(context.Background(), block.CategoryUnknown, lower, upper,
+		func(*pebble.InternalKey, pebble.LazyValue, pebble.IteratorLevel) error { n++; return nil },
+		func([]byte, []byte, pebble.SeqNum) error { n++; return nil }, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -325,6 +325,7 @@ type Node struct {
 	failErr  error         // set before failc is closed
 	failOnce sync.Once
 	scrub    *scrubber
+	compact  *compactor  // compacts the state after a split's cleanup (compact.go)
 	usage    usageCache  // Files, Bytes and Ops of the status (usage.go)
 	repairs  repairStats // chunks rewritten from another member (repair.go)
 	paths    pathLocks   // WRITE and APPEND of one path, one at a time
@@ -394,6 +395,12 @@ func open(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: log, db: db, fsm: f, serveErr: make(chan error, 2), failc: make(chan struct{})}
 	n.clock = newEntryClock(f.Clock, cfg.SessionTTL)
+	n.compact = newCompactor(f, func() uint64 {
+		if n.rep == nil {
+			return 0
+		}
+		return n.rep.Applied()
+	}, log)
 	n.space, n.health = newSpaceGuard(cfg.DataDir, cfg.MinFreeBytes, log), health
 	if err := n.bootstrap(); err != nil {
 		n.closeParts()
@@ -636,6 +643,9 @@ func (n *Node) closeParts() error {
 	}
 	if n.check != nil {
 		n.check.stop() // after the replica: no Apply takes a snapshot any more
+	}
+	if n.compact != nil {
+		n.compact.stop() // after the replica: no Apply requests one any more
 	}
 	if n.tr != nil {
 		n.tr.Close()

@@ -103,6 +103,9 @@ type splitState struct {
 	// campaign: this node is the new group's lowest id and stands for
 	// election as soon as the group is formed (set by rewrite).
 	campaign bool
+	// dropped counts what SPLIT_CLEANUP steps deleted since the last
+	// compaction was requested (apply goroutine only).
+	dropped int
 }
 
 func newSplitState(n *Node) *splitState {
@@ -196,6 +199,10 @@ func (g splitGate) Apply(b *pebble.Batch, index uint64, cmd []byte) (any, error)
 	r := s.n.fsm.Apply(b, index, cmd)
 	if r.Code == wire.Internal {
 		return nil, errors.New(r.Message)
+	}
+	if s.dropped += r.Dropped; r.Cleaned && s.dropped > 0 {
+		s.dropped = 0
+		s.n.compact.request(index)
 	}
 	if r.Split != nil {
 		s.hint.Store(r.Split)

@@ -201,6 +201,13 @@ func TestSplitForkAndCleanup(t *testing.T) {
 			t.Fatalf("node %d still holds %v after cleanup", id, left)
 		}
 	}
+	// Once the cleanup is over, each node compacts what it dropped away:
+	// neither the entries nor their tombstones stay in its database.
+	for _, id := range src {
+		mn.waitFor(fmt.Sprintf("node %d compacts the moved half away", id), func() bool {
+			return storedEntryKeys(t, mn.nodes[id].db, mid, 0) == 0
+		})
+	}
 	// Both halves' chunk (the same 5000 bytes) is still referenced by the
 	// lower half, and readable on both sides.
 	if r := mn.get(mn.leaderOf(src...), low[1]); r.Code != wire.OK || !bytes.Equal(r.Data, data) {
@@ -233,6 +240,11 @@ func TestSplitForkAndCleanup(t *testing.T) {
 			closer.Close()
 			t.Fatalf("new cluster: node %d still holds the chunk only the lower half referenced", id)
 		}
+	}
+	for _, id := range dst {
+		mn.waitFor(fmt.Sprintf("new cluster: node %d compacts the lower half away", id), func() bool {
+			return storedEntryKeys(t, mn.nodes[id].db, 0, mid) == 0
+		})
 	}
 	for _, p := range high {
 		if r := mn.get(bl, p); r.Code != wire.OK || !bytes.Equal(r.Data, data) {

@@ -156,6 +156,12 @@ type Result struct {
 	// Nothing was applied and nothing is recorded for the session; the
 	// leader reads the file again and proposes anew (never stored).
 	Retry bool `msgpack:"-"`
+	// Dropped counts the entries a SPLIT_CLEANUP step deleted, and Cleaned
+	// says the step found nothing more outside the owned range (never
+	// stored): the node compacts the dropped keys away once a cleanup that
+	// dropped something is over (FSM.CompactState).
+	Dropped int  `msgpack:"-"`
+	Cleaned bool `msgpack:"-"`
 	// cost counts the block records and chunk terms the command touched
 	// (tests: apply cost is bounded by what the entry writes).
 	cost int64

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"context"
 	"log/slog"
 	"strings"
 	"sync"
@@ -124,4 +125,14 @@ func (h *StorageHealth) Report() StorageReport {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.report
+}
+
+// CompactState compacts the state machine's keys down to Pebble's last
+// level, so that the tombstones of a bulk delete (a split's cleanup drops
+// half of what the node held) meet the values they delete and both are
+// gone, instead of being carried through every later compaction and
+// stepped over by reads until writes happen to push them down. It blocks
+// until the compaction is done or ctx ends.
+func (f *FSM) CompactState(ctx context.Context) error {
+	return f.db.Compact(ctx, stateStart, stateEnd, false)
 }

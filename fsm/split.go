@@ -231,7 +231,7 @@ func (f *FSM) applySplitCleanup(b *pebble.Batch, index uint64, c *Command) (*Res
 		return nil, err
 	}
 	if !ok {
-		return &Result{Message: "cleaned"}, nil // owns nothing yet: nothing is foreign
+		return &Result{Message: "cleaned", Cleaned: true}, nil // owns nothing yet: nothing is foreign
 	}
 	t := &tx{f: f, b: b, index: index, c: c, outside: &cur}
 	dropped, more, err := t.dropOutside(cur, max(1, c.Size))
@@ -242,7 +242,7 @@ func (f *FSM) applySplitCleanup(b *pebble.Batch, index uint64, c *Command) (*Res
 		return nil, err
 	}
 	if more {
-		return &Result{Message: "more"}, nil
+		return &Result{Message: "more", Dropped: dropped}, nil
 	}
 	if rec != nil && !rec.Cleaned && !rec.Abandoned {
 		rec.Cleaned = true
@@ -250,7 +250,7 @@ func (f *FSM) applySplitCleanup(b *pebble.Batch, index uint64, c *Command) (*Res
 			return nil, err
 		}
 	}
-	return &Result{Message: fmt.Sprintf("cleaned: dropped %d entries", dropped)}, nil
+	return &Result{Message: fmt.Sprintf("cleaned: dropped %d entries", dropped), Dropped: dropped, Cleaned: true}, nil
 }
 
 // dropOutside deletes up to limit entries whose root's point lies outside
