@@ -13,10 +13,8 @@ package control
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -26,6 +24,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/cleavefs/cleave/internal/fspath"
+	"github.com/cleavefs/cleave/internal/token"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -113,15 +112,6 @@ var metaUsersKey = []byte("m/users")
 func HashToken(token string) []byte {
 	h := sha256.Sum256([]byte(token))
 	return h[:]
-}
-
-// newToken returns a fresh random token (256 bits, base64url).
-func newToken() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
 // checkUserName reports whether name is a valid user name.
@@ -259,14 +249,14 @@ func (m *MetaTable) Users() []wire.UserInfo {
 // ChangeUser applies spec (add, rm, grant or revoke) through the meta group
 // and returns, for add, the new user's token. Only on the meta leader
 // (ErrNotMetaLeader elsewhere).
-func (m *MetaTable) ChangeUser(ctx context.Context, spec *wire.UserSpec) (token string, err error) {
+func (m *MetaTable) ChangeUser(ctx context.Context, spec *wire.UserSpec) (tok string, err error) {
 	c := &userCommand{Verb: spec.Verb, Name: spec.Name}
 	switch spec.Verb {
 	case "add":
-		if token, err = newToken(); err != nil {
+		if tok, err = token.New(); err != nil {
 			return "", err
 		}
-		c.Hash = HashToken(token)
+		c.Hash = HashToken(tok)
 	case "grant", "revoke":
 		c.Grant = wire.Grant{Prefix: spec.Prefix, Perm: spec.Perm}
 		if spec.Verb == "grant" {
@@ -286,7 +276,7 @@ func (m *MetaTable) ChangeUser(ctx context.Context, spec *wire.UserSpec) (token 
 	if err != nil {
 		return "", err
 	}
-	return token, nil
+	return tok, nil
 }
 
 // Authenticate returns the name and grants of the user whose token this

@@ -26,7 +26,7 @@ func TestPythonClient(t *testing.T) {
 	d := ownDeployment(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, python3, "check_protocol.py", "--router", d.router, "--token", d.token)
+	cmd := exec.CommandContext(ctx, python3, "check_protocol.py", "--router="+d.router, "--token="+d.token)
 	cmd.Dir = "../examples/python"
 	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
 	out, err := cmd.CombinedOutput()

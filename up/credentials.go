@@ -1,14 +1,14 @@
 package up
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/cleavefs/cleave/internal/token"
 )
 
 // TokenFile is the name, inside the data directory, of the file holding the
@@ -34,11 +34,10 @@ func ensureToken(cfg Config) (string, error) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("up: read root token: %w", err)
 	}
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
+	tok, err := token.New()
+	if err != nil {
 		return "", fmt.Errorf("up: make root token: %w", err)
 	}
-	tok := base64.RawURLEncoding.EncodeToString(raw)
 	if err := writeFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("up: save root token: %w", err)
 	}

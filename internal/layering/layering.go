@@ -66,6 +66,7 @@ var Rules = map[string][]string{
 	"internal/ports":    {},
 	"internal/ring":     {"wire", "internal/fspath"},
 	"internal/rpc":      {"wire"},
+	"internal/token":    {},
 	"internal/layering": {},
 
 	// Test helpers (TestOnly).
