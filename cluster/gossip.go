@@ -34,6 +34,7 @@ func (n *Node) startGossip() error {
 		Seeds:     n.cfg.GossipSeeds,
 		Keys:      n.cfg.GossipKeys,
 		Logger:    n.log,
+		OnChange:  n.gossipChanged,
 		Meta: func() gossip.Meta {
 			st := n.rep.Status()
 			mu.Lock()
@@ -53,4 +54,23 @@ func (n *Node) startGossip() error {
 	}
 	n.gossip = p
 	return nil
+}
+
+// gossipChanged wakes an idle replica (replica.Replica.Wake) when gossip
+// reports a member of its group dead: if it was the leader, the group
+// elects within the usual election timeout instead of the idle one.
+func (n *Node) gossipChanged(m gossip.Member) {
+	if m.Alive || m.Meta.Role != "node" {
+		return
+	}
+	id, err := strconv.ParseUint(m.Meta.ID, 10, 64)
+	if err != nil || id == n.cfg.NodeID {
+		return
+	}
+	for _, mem := range n.rep.Members() {
+		if mem.ID == id {
+			n.rep.Wake()
+			return
+		}
+	}
 }

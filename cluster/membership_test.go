@@ -74,6 +74,9 @@ func (mn *memberNet) config(id uint64, peers map[uint64]string, join bool) Confi
 	cfg.DataDir = filepath.Join(mn.root, strconv.FormatUint(id, 10))
 	cfg.TickInterval = 10 * time.Millisecond
 	cfg.ElectionTicks = 100 // 1–2 s (production: 0.5–1 s): fewer spurious elections on busy CI cores, where a write sent to a deposed leader fails
+	// Idle, elections after 2–4 s (the default, 10 ticks, would make it
+	// 10–20 s): these nodes have no gossip to wake them when one stops.
+	cfg.IdleTickInterval = 2 * cfg.TickInterval
 	cfg.ScrubRate = 0
 	cfg.LogRetention = 20
 	cfg.Join = join

@@ -44,6 +44,14 @@ func registerNodeMetrics(reg prometheus.Registerer, rep *replica.Replica) {
 		counter("cleave_replica_sync_seconds_total", "Time spent committing synced Ready batches.", func(s replica.Stats) float64 { return s.SyncTime.Seconds() }),
 		counter("cleave_replica_appended_entries_total", "Log entries written to the local log.", func(s replica.Stats) float64 { return float64(s.Appended) }),
 		counter("cleave_replica_applied_entries_total", "Committed entries applied.", func(s replica.Stats) float64 { return float64(s.Applied) }),
+		gauge("cleave_replica_idle", "1 if this node's group has been quiet and it ticks at the idle interval, else 0.", func(s replica.Status) float64 {
+			if s.Idle {
+				return 1
+			}
+			return 0
+		}),
+		counter("cleave_replica_ticks_total", "Raft ticks.", func(s replica.Stats) float64 { return float64(s.Ticks) }),
+		counter("cleave_replica_idle_wakes_total", "Times the group left idle ticking because something happened.", func(s replica.Stats) float64 { return float64(s.Wakes) }),
 		counter("cleave_replica_read_rounds_total", "ReadIndex rounds issued (each serves every read that joined it).", func(s replica.Stats) float64 { return float64(s.ReadRounds) }),
 		syncHistogram{rep},
 	)

@@ -59,6 +59,12 @@ type Config struct {
 
 	TickInterval  time.Duration // raft tick; default 100ms
 	ElectionTicks int           // election timeout in ticks; default 5 (0.5–1 s)
+	// IdleTickInterval is the raft tick once the cluster has been quiet
+	// for a few election timeouts (replica.Config.IdleTickInterval), so an
+	// idle node wakes ten times less often; a client request, a peer's
+	// message or gossip reporting a member dead brings TickInterval back.
+	// Default 10 × TickInterval; negative: never idle.
+	IdleTickInterval time.Duration
 
 	// ChunkSize is the block size of files this node creates as leader and
 	// the largest CHUNK it accepts; default 1 MiB, between 4 KiB and 4 MiB,
@@ -175,6 +181,10 @@ type Config struct {
 	TLS *certs.Reloader
 }
 
+// idleTickFactor is how much slower an idle cluster ticks by default
+// (Config.IdleTickInterval).
+const idleTickFactor = 10
+
 // DefaultConfig returns a Config with every default filled in; the caller
 // still sets identity (NodeID, ClusterID), addresses (Listen, Peers) and
 // the data directory. Fields not named here default to zero: off or none.
@@ -208,6 +218,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ElectionTicks <= 0 {
 		c.ElectionTicks = def.ElectionTicks
+	}
+	if c.IdleTickInterval == 0 {
+		c.IdleTickInterval = idleTickFactor * c.TickInterval
 	}
 	if c.ChunkSize <= 0 {
 		c.ChunkSize = def.ChunkSize
@@ -497,6 +510,7 @@ func (n *Node) replicaConfig() replica.Config {
 	rc.Peers = ids
 	rc.TickInterval = cfg.TickInterval
 	rc.ElectionTicks = cfg.ElectionTicks
+	rc.IdleTickInterval = max(cfg.IdleTickInterval, 0)
 	rc.Logger = n.log
 	rc.PeerAddrs = n.memberRecords()
 	rc.Join = cfg.Join
@@ -735,7 +749,12 @@ func (n *Node) handle(ctx context.Context, req *wire.Request) *wire.Response {
 	return n.read(ctx, req)
 }
 
+// notLeader answers a client request this node cannot serve. It also
+// wakes an idle replica (replica.Replica.Wake): a request arriving here
+// may mean the leader is gone, and an idle group would otherwise notice
+// only after its slow election timeout.
 func (n *Node) notLeader(leader uint64) *wire.Response {
+	n.rep.Wake()
 	addr := n.addrOf(leader)
 	msg := "not the leader; leader unknown"
 	if addr != "" {

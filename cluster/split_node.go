@@ -51,6 +51,7 @@ func (r *replicaRef) get() *replica.Replica { return r.p.Load() }
 func (r *replicaRef) Close() error                        { return r.get().Close() }
 func (r *replicaRef) Done() <-chan struct{}               { return r.get().Done() }
 func (r *replicaRef) Leader() uint64                      { return r.get().Leader() }
+func (r *replicaRef) Wake()                               { r.get().Wake() }
 func (r *replicaRef) Applied() uint64                     { return r.get().Applied() }
 func (r *replicaRef) Status() replica.Status              { return r.get().Status() }
 func (r *replicaRef) Members() []replica.Member           { return r.get().Members() }

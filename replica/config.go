@@ -97,6 +97,13 @@ type Config struct {
 	// trail the leader's last index for Promote to make it a voter.
 	// Default 100.
 	PromoteMaxLag uint64
+	// IdleTickInterval, if set, is the tick interval of a replica whose
+	// group has been quiet (idle.go): heartbeats and election timeouts
+	// stretch by IdleTickInterval/TickInterval, so an idle group wakes its
+	// processes that much less often, and any activity brings
+	// TickInterval back. At least TickInterval. Default 0: the replica
+	// always ticks at TickInterval.
+	IdleTickInterval time.Duration
 }
 
 // DefaultConfig returns a Config with every default set and ID, Group and
@@ -177,6 +184,9 @@ func (c Config) Validate() error {
 	}
 	if c.TickInterval < 0 {
 		errs = append(errs, fmt.Errorf("TickInterval %v is negative", c.TickInterval))
+	}
+	if c.IdleTickInterval < 0 || c.IdleTickInterval > 0 && c.IdleTickInterval < c.withDefaults().TickInterval {
+		errs = append(errs, fmt.Errorf("IdleTickInterval %v must be 0 (never idle) or at least TickInterval", c.IdleTickInterval))
 	}
 	if c.ElectionTicks < 0 || c.HeartbeatTicks < 0 {
 		errs = append(errs, fmt.Errorf("ElectionTicks %d and HeartbeatTicks %d must not be negative", c.ElectionTicks, c.HeartbeatTicks))

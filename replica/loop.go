@@ -15,9 +15,9 @@ func (r *Replica) run() {
 	if r.hand != nil {
 		tickc = r.hand.tick
 	} else {
-		ticker := time.NewTicker(r.cfg.TickInterval)
-		defer ticker.Stop()
-		tickc = ticker.C
+		r.ticker = time.NewTicker(r.cfg.TickInterval)
+		defer r.ticker.Stop()
+		tickc = r.ticker.C
 	}
 	go r.writer()
 	err := r.loop(tickc)
@@ -96,7 +96,7 @@ func (r *Replica) loop(tickc <-chan time.Time) error {
 		case <-tickc:
 			r.tick()
 		case p := <-r.propc:
-			r.props.buf = append(r.props.buf, p)
+			r.propose(p)
 		case m := <-r.recvc:
 			r.step(m)
 		case w := <-r.readc:
@@ -105,9 +105,13 @@ func (r *Replica) loop(tickc <-chan time.Time) error {
 			r.rn.ReportUnreachable(id)
 		case <-r.campaignc:
 			r.campaign()
+		case <-r.wakec:
+			r.noteActivity()
 		case req := <-r.confc:
+			r.noteActivity()
 			r.proposeConf(req)
 		case req := <-restorec:
+			r.noteActivity()
 			r.stepRestore(req)
 		case d := <-r.snapDonec:
 			r.snapshotDone(d)
@@ -186,7 +190,7 @@ func (r *Replica) drain() {
 	for range r.cfg.MaxBatch {
 		select {
 		case p := <-r.propc:
-			r.props.buf = append(r.props.buf, p)
+			r.propose(p)
 		case m := <-r.recvc:
 			r.step(m)
 		case w := <-r.readc:
@@ -206,11 +210,20 @@ func (r *Replica) drain() {
 func (r *Replica) tick() {
 	r.rn.Tick()
 	r.ticks++
+	r.stats.ticks.Add(1)
 	r.retryReads()
+	r.maybeIdle()
+}
+
+// propose queues p for the next flush into raft.
+func (r *Replica) propose(p *proposal) {
+	r.noteActivity()
+	r.props.buf = append(r.props.buf, p)
 }
 
 // campaign runs on the loop.
 func (r *Replica) campaign() {
+	r.noteActivity()
 	if r.rn.BasicStatus().Lead != 0 {
 		return
 	}
@@ -228,6 +241,7 @@ func (r *Replica) step(m *pb.Message) {
 		r.dropped(m, err)
 		return
 	}
+	r.noteMessage(m)
 	if err := r.rn.Step(m); err != nil {
 		r.log.Debug("raft rejected message", "type", m.GetType(), "from", m.GetFrom(), "err", err)
 		return

@@ -27,6 +27,7 @@ type readRounds struct {
 }
 
 func (r *Replica) readJoin(w *readWaiter) {
+	r.noteActivity()
 	if r.rn.BasicStatus().Lead == raft.None {
 		w.done <- &NotLeaderError{}
 		return

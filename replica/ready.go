@@ -58,6 +58,7 @@ func (r *Replica) startReady() (*readyWrite, error) {
 	w := &r.ready // at most one Ready is in flight: reuse its record
 	*w = readyWrite{rd: rd, sync: rd.MustSync, applied: r.applied}
 	w.msgs, w.snaps = splitSnapshots(rd.Messages)
+	r.noteSent(leading, rd.Messages)
 	if r.sendsBeforePersisting(leading, rd.HardState) && len(w.msgs) > 0 {
 		r.tr.Send(r.Group(), w.msgs)
 		w.msgs = nil

@@ -88,6 +88,7 @@ type Replica struct {
 	readc     chan *readWaiter
 	unreachc  chan uint64
 	campaignc chan struct{}
+	wakec     chan struct{} // Wake
 	confc     chan *confReq
 	restorec  chan *restoreReq
 	snapDonec chan snapDone    // from the snapshot sender goroutines
@@ -120,6 +121,9 @@ type Replica struct {
 	store          *logStore
 	applied        uint64
 	ticks          int
+	ticker         *time.Ticker    // the loop's ticker; nil while driven by hand
+	idle           bool            // ticking at IdleTickInterval (idle.go)
+	quiet          int             // ticks since the last activity (idle.go)
 	hsTerm, hsVote uint64          // term and vote of the last HardState written
 	props          proposalTracker // own proposals, Propose to answer
 	reads          readRounds      // ReadIndex rounds
@@ -200,6 +204,7 @@ func open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport, hand *handDr
 		readc:         make(chan *readWaiter, cfg.MaxBatch),
 		unreachc:      make(chan uint64, 64),
 		campaignc:     make(chan struct{}, 1),
+		wakec:         make(chan struct{}, 1),
 		confc:         make(chan *confReq),
 		restorec:      make(chan *restoreReq),
 		snapDonec:     make(chan snapDone, 16),
@@ -414,6 +419,7 @@ func (r *Replica) Stats() Stats {
 		Readies: s.readies.Load(), Syncs: s.syncs.Load(), Handoffs: s.handoffs.Load(), SyncTime: time.Duration(s.syncNanos.Load()), SyncBuckets: s.syncHist.buckets(),
 		Appended: s.appended.Load(), Applied: s.applied.Load(), ReadRounds: s.readRounds.Load(),
 		Foreign: s.foreign.Load(), BadCommit: s.badCommit.Load(), Invalid: s.invalid.Load(),
+		Ticks: s.ticks.Load(), Wakes: s.wakes.Load(),
 	}
 }
 

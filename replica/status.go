@@ -19,6 +19,9 @@ type Status struct {
 	LastIndex  uint64   // last index in the local log
 	Members    []Member // sorted by id; Match set on the leader only
 	Snapshots  int      // outgoing snapshot streams in flight
+	// Idle says the replica ticks every Config.IdleTickInterval: its
+	// group has been quiet (idle.go).
+	Idle bool
 }
 
 // Stats are cumulative counters of a replica's loop, for metrics.
@@ -47,6 +50,9 @@ type Stats struct {
 	// unused type, another addressee, a sender outside the group, a term
 	// or index beyond MaxTerm or MaxIndex, entries that do not follow.
 	Invalid uint64
+	// Ticks counts raft ticks; Wakes counts the times the replica left
+	// idle ticking (Status.Idle) because something happened.
+	Ticks, Wakes uint64
 }
 
 // loopStats are the loop's counters; written only by the loop goroutine,
@@ -54,6 +60,7 @@ type Stats struct {
 type loopStats struct {
 	readies, syncs, syncNanos, appended, applied, readRounds atomic.Uint64
 	handoffs                                                 atomic.Uint64
+	ticks, wakes                                             atomic.Uint64
 	foreign, badCommit, invalid                              atomic.Uint64
 	syncHist                                                 syncHist
 }
@@ -75,6 +82,7 @@ func (r *Replica) publishStatus() {
 		FirstIndex: r.store.truncIndex + 1,
 		LastIndex:  r.store.lastIndex,
 		Snapshots:  len(r.inflight),
+		Idle:       r.idle,
 	}
 	switch bs.RaftState {
 	case raft.StateLeader:
@@ -105,5 +113,5 @@ func (r *Replica) publishStatus() {
 func (s *Status) sameScalars(o *Status) bool {
 	return s.ID == o.ID && s.Role == o.Role && s.Term == o.Term && s.Leader == o.Leader &&
 		s.Commit == o.Commit && s.Applied == o.Applied && s.FirstIndex == o.FirstIndex &&
-		s.LastIndex == o.LastIndex && s.Snapshots == o.Snapshots
+		s.LastIndex == o.LastIndex && s.Snapshots == o.Snapshots && s.Idle == o.Idle
 }
