@@ -173,6 +173,10 @@ type MetaConfig struct {
 	// Replica tuning; zero values take replica.DefaultConfig's.
 	TickInterval  time.Duration
 	ElectionTicks int
+	// IdleTickInterval is the meta group's tick once it has been quiet
+	// (replica.Config.IdleTickInterval). Default 10 × TickInterval;
+	// negative: never idle.
+	IdleTickInterval time.Duration
 }
 
 // OpenMetaTable opens (or bootstraps) this router's meta group member. tr
@@ -233,6 +237,12 @@ func OpenMetaTable(cfg MetaConfig, tr replica.Transport) (*MetaTable, error) {
 	}
 	if cfg.ElectionTicks > 0 {
 		rc.ElectionTicks = cfg.ElectionTicks
+	}
+	switch {
+	case cfg.IdleTickInterval > 0:
+		rc.IdleTickInterval = cfg.IdleTickInterval
+	case cfg.IdleTickInterval == 0:
+		rc.IdleTickInterval = 10 * rc.TickInterval
 	}
 	rc.Logger = cfg.Logger.With("group", "meta")
 	// Beside the DB, on its file system (ingesting links the file).

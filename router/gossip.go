@@ -74,6 +74,11 @@ func (r *Router) startGossip() error {
 
 // gossiped updates the leader cache and liveness from one member's news.
 func (r *Router) gossiped(m gossip.Member) {
+	if m.Meta.Role == "router" && !m.Alive && r.meta != nil {
+		// It may have led the meta group: an idle group elects within
+		// the usual timeout only once woken (replica.Replica.Wake).
+		r.meta.Replica().Wake()
+	}
 	if m.Meta.Role != "node" || m.Meta.Addr == "" {
 		return
 	}
