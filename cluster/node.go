@@ -63,7 +63,8 @@ type Config struct {
 	// for a few election timeouts (replica.Config.IdleTickInterval), so an
 	// idle node wakes ten times less often; a client request, a peer's
 	// message or gossip reporting a member dead brings TickInterval back.
-	// Default 10 × TickInterval; negative: never idle.
+	// Default replica.IdleTickFactor (10) × TickInterval; negative:
+	// never idle.
 	IdleTickInterval time.Duration
 
 	// ChunkSize is the block size of files this node creates as leader and
@@ -181,10 +182,6 @@ type Config struct {
 	TLS *certs.Reloader
 }
 
-// idleTickFactor is how much slower an idle cluster ticks by default
-// (Config.IdleTickInterval).
-const idleTickFactor = 10
-
 // DefaultConfig returns a Config with every default filled in; the caller
 // still sets identity (NodeID, ClusterID), addresses (Listen, Peers) and
 // the data directory. Fields not named here default to zero: off or none.
@@ -220,7 +217,7 @@ func (c Config) withDefaults() Config {
 		c.ElectionTicks = def.ElectionTicks
 	}
 	if c.IdleTickInterval == 0 {
-		c.IdleTickInterval = idleTickFactor * c.TickInterval
+		c.IdleTickInterval = replica.IdleTickFactor * c.TickInterval
 	}
 	if c.ChunkSize <= 0 {
 		c.ChunkSize = def.ChunkSize

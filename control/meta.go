@@ -174,7 +174,8 @@ type MetaConfig struct {
 	TickInterval  time.Duration
 	ElectionTicks int
 	// IdleTickInterval is the meta group's tick once it has been quiet
-	// (replica.Config.IdleTickInterval). Default 10 × TickInterval;
+	// (replica.Config.IdleTickInterval). Default replica.IdleTickFactor (10)
+	// × TickInterval;
 	// negative: never idle.
 	IdleTickInterval time.Duration
 }
@@ -238,11 +239,9 @@ func OpenMetaTable(cfg MetaConfig, tr replica.Transport) (*MetaTable, error) {
 	if cfg.ElectionTicks > 0 {
 		rc.ElectionTicks = cfg.ElectionTicks
 	}
-	switch {
-	case cfg.IdleTickInterval > 0:
-		rc.IdleTickInterval = cfg.IdleTickInterval
-	case cfg.IdleTickInterval == 0:
-		rc.IdleTickInterval = 10 * rc.TickInterval
+	rc.IdleTickInterval = max(cfg.IdleTickInterval, 0)
+	if cfg.IdleTickInterval == 0 {
+		rc.IdleTickInterval = replica.IdleTickFactor * rc.TickInterval
 	}
 	rc.Logger = cfg.Logger.With("group", "meta")
 	// Beside the DB, on its file system (ingesting links the file).

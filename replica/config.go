@@ -106,6 +106,10 @@ type Config struct {
 	IdleTickInterval time.Duration
 }
 
+// IdleTickFactor is how much slower than TickInterval cleave's groups
+// tick once idle (Config.IdleTickInterval), unless configured otherwise.
+const IdleTickFactor = 10
+
 // DefaultConfig returns a Config with every default set and ID, Group and
 // Peers empty. Open treats a zero optional field as its default too (see
 // withDefaults), so starting from a zero Config is equally valid.
