@@ -86,9 +86,12 @@ bench-idle: build
 # to 2, 4 and 8 by splitting;
 # each step settles (splits cleaned, nodes idle) and warms up, then runs 3
 # rounds of each kind, median reported with the spread and where the CPU
-# went (machine, nodes, routers, loadgen, cgroup throttling); SCALE_FLAGS
-# passes more (e.g. -fresh, -steps 1,2,4, -duration 20s, -cfs-period 100ms).
-# About 10 minutes; results under bench/results/scale-<time>/.
+# went (machine, nodes, routers, loadgen, cgroup throttling, and a capped
+# probe's CPU per operation: how crowded the machine was); SCALE_FLAGS
+# passes more (e.g. -ballast: probes in place of the nodes a step lacks, so
+# every step crowds the machine alike; -fresh, -steps 1,2,4, -duration 20s,
+# -cfs-period 100ms). About 15 minutes; results under
+# bench/results/scale-<time>/.
 bench-scale: build
 	$(GO) run ./bench/scale $(SCALE_FLAGS)
 

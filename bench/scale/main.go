@@ -22,6 +22,14 @@
 // instead of splitting, which separates what splitting costs from what
 // more clusters cost.
 //
+// One machine holds every node, so each step crowds its cores and caches
+// more than the one before, and the same work costs more CPU. A probe
+// (probe.go), capped like a node and doing a fixed storage workload, runs
+// beside every round and records its CPU per operation, which shows that
+// cost. With -ballast, probes also stand in for the nodes a step lacks
+// against the last step, so every step runs on an equally crowded
+// machine, as each node of a real deployment has a machine of its own.
+//
 // It needs root for the cgroups (v1's cpu controller or v2's cpu.max);
 // where neither is writable it says so and exits 1.
 package main
@@ -59,6 +67,7 @@ type config struct {
 	rounds          int           // measured runs of each kind per step
 	settleMax       time.Duration // longest wait for a deployment to settle
 	settleLoad      time.Duration // unrecorded load run after each start and split
+	ballast         bool          // run probes so every step has as many capped processes as the last
 }
 
 // step is one measured size of the deployment. Weak and Strong are the
@@ -89,9 +98,12 @@ type report struct {
 	Strong   int       `json:"strong_clients"`
 	// WeakPinned says the weak rounds pinned each cluster's clients to it
 	// (cleave-loadgen --pin-clusters); strong rounds never are.
-	WeakPinned bool   `json:"weak_pinned"`
-	Fresh      bool   `json:"fresh"`
-	Steps      []step `json:"steps"`
+	WeakPinned bool `json:"weak_pinned"`
+	Fresh      bool `json:"fresh"`
+	// Ballast says every step ran probes in place of the nodes it lacked
+	// against the last step (-ballast).
+	Ballast bool   `json:"ballast"`
+	Steps   []step `json:"steps"`
 }
 
 // defaultPeriod is the caps' CFS period: the shortest the kernel allows
@@ -120,7 +132,16 @@ func main() {
 	flag.IntVar(&cfg.rounds, "rounds", 3, "measured runs of each kind (weak, strong) per step, alternated; the median is reported")
 	flag.DurationVar(&cfg.settleMax, "settle-max", 2*time.Minute, "longest wait after a start or a split for splits to be cleaned and nodes idle")
 	flag.DurationVar(&cfg.settleLoad, "settle-load", 5*time.Second, "unrecorded load run after each start and split (0: none)")
+	flag.BoolVar(&cfg.ballast, "ballast", false, "keep the machine as crowded at every step as at the last: run capped probe processes in place of the nodes a step lacks (three per missing cluster)")
+	probeMode := flag.Bool("probe", false, "run as a probe process (used by the benchmark itself)")
 	flag.Parse()
+	if *probeMode {
+		if err := runProbe(); err != nil {
+			fmt.Fprintln(os.Stderr, "probe:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var err error
 	if cfg.steps, err = parseSteps(steps, cfg.fresh); err == nil && cfg.rounds < 1 {
 		err = fmt.Errorf("-rounds %d: want at least 1", cfg.rounds)
@@ -172,7 +193,12 @@ func run(cfg config) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep := report{Started: time.Now().UTC(), Quota: cfg.quota, PeriodMs: float64(cfg.period) / 1e6, Rounds: cfg.rounds,
-		Cores: runtime.NumCPU(), Cgroup: cg.kind, PerClust: cfg.perCluster, Strong: cfg.strong, WeakPinned: cfg.pinWeak, Fresh: cfg.fresh}
+		Cores: runtime.NumCPU(), Cgroup: cg.kind, PerClust: cfg.perCluster, Strong: cfg.strong, WeakPinned: cfg.pinWeak, Fresh: cfg.fresh, Ballast: cfg.ballast}
+	ps, err := startProbes(cg)
+	if err != nil {
+		return err
+	}
+	defer ps.stop()
 	var d *deployment
 	defer func() {
 		if d != nil {
@@ -199,7 +225,13 @@ func run(cfg config) error {
 		if err := cg.capNodes(d.cmd.Process.Pid); err != nil {
 			return err
 		}
-		if err := measureStep(ctx, cfg, cg, d, &st); err != nil {
+		if cfg.ballast {
+			last := cfg.steps[len(cfg.steps)-1]
+			if err := ps.setBallast(3 * (last - n)); err != nil {
+				return err
+			}
+		}
+		if err := measureStep(ctx, cfg, cg, ps, d, &st); err != nil {
 			return err
 		}
 		rep.Steps = append(rep.Steps, st)
@@ -215,7 +247,7 @@ func run(cfg config) error {
 // measureStep waits for the deployment to settle, warms it up with an
 // unrecorded run, then measures cfg.rounds weak and strong rounds,
 // alternated so that a change in the machine's load touches both alike.
-func measureStep(ctx context.Context, cfg config, cg *cgroup, d *deployment, st *step) error {
+func measureStep(ctx context.Context, cfg config, cg *cgroup, ps *probes, d *deployment, st *step) error {
 	n := st.Clusters
 	wait, why := d.settle(ctx, cfg.quota, cfg.settleMax)
 	st.SettleS, st.Unsettled = wait.Seconds(), why
@@ -225,18 +257,18 @@ func measureStep(ctx context.Context, cfg config, cg *cgroup, d *deployment, st 
 	if cfg.settleLoad > 0 {
 		warm := cfg
 		warm.duration, warm.warmup = cfg.settleLoad, 0
-		if _, err := d.measure(ctx, warm, cg, "settle", cfg.perCluster*n, fmt.Sprintf("settle-%d", n)); err != nil {
+		if _, err := d.measure(ctx, warm, cg, ps, "settle", cfg.perCluster*n, fmt.Sprintf("settle-%d", n)); err != nil {
 			return err
 		}
 	}
 	fmt.Printf("%d cluster(s): measuring, settled after %v\n", n, wait.Round(time.Second))
 	st.Uptime[0] = uptime()
 	for r := 1; r <= cfg.rounds; r++ {
-		w, err := d.measure(ctx, cfg, cg, "weak", cfg.perCluster*n, fmt.Sprintf("weak-%d-r%d", n, r))
+		w, err := d.measure(ctx, cfg, cg, ps, "weak", cfg.perCluster*n, fmt.Sprintf("weak-%d-r%d", n, r))
 		if err != nil {
 			return err
 		}
-		s, err := d.measure(ctx, cfg, cg, "strong", cfg.strong, fmt.Sprintf("strong-%d-r%d", n, r))
+		s, err := d.measure(ctx, cfg, cg, ps, "strong", cfg.strong, fmt.Sprintf("strong-%d-r%d", n, r))
 		if err != nil {
 			return err
 		}

@@ -28,7 +28,8 @@ type round struct {
 	Load      [2]float64  `json:"load1"` // the machine's 1-minute load average before and after
 	CPU       cpuUse      `json:"cpu"`
 	Throttle  throttleUse `json:"throttle"`
-	File      string      `json:"file"` // the loadgen result, in the output directory
+	Probe     probeUse    `json:"probe"` // the measuring probe over the round
+	File      string      `json:"file"`  // the loadgen result, in the output directory
 	result    *loadgen.Result
 }
 
@@ -61,7 +62,7 @@ type throttleUse struct {
 
 // measure runs the put workload with clients clients and returns the
 // round, its loadgen result written to name.json in the output directory.
-func (d *deployment) measure(ctx context.Context, cfg config, cg *cgroup, kind string, clients int, name string) (*round, error) {
+func (d *deployment) measure(ctx context.Context, cfg config, cg *cgroup, ps *probes, kind string, clients int, name string) (*round, error) {
 	routers, err := d.routers()
 	if err != nil {
 		return nil, err
@@ -69,11 +70,13 @@ func (d *deployment) measure(ctx context.Context, cfg config, cg *cgroup, kind s
 	rd := &round{Kind: kind, Clients: clients, Pinned: cfg.pinFor(kind), File: name + ".json"}
 	rd.Load[0] = loadAvg()
 	thr0 := cg.throttles()
+	pr0, t0 := ps.measure.count(), time.Now()
 	stopSampling := sampleMachine()
 	cmd := exec.CommandContext(ctx, cfg.loadgen, loadgenArgs(cfg, routers, d.cmd.Process.Pid, clients, rd.Pinned)...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	samples := stopSampling()
+	rd.Probe = probeSince(pr0, ps.measure.count(), time.Since(t0).Seconds(), len(ps.ballast))
 	if err != nil {
 		return nil, fmt.Errorf("%s: cleave-loadgen: %w", name, err)
 	}
@@ -89,8 +92,8 @@ func (d *deployment) measure(ctx context.Context, cfg config, cg *cgroup, kind s
 	rd.CPU.Machine = samples.cores(r.Started, r.Started.Add(time.Duration(r.DurationS*float64(time.Second))))
 	rd.result, rd.OpsPerSec, rd.P50, rd.P99, rd.Errors = &r, r.OpsPerSec, r.Latency.P50, r.Latency.P99, r.Errors
 	rd.CPU.attribute(&r, d.roles, cfg.quota)
-	fmt.Printf("  %-12s %4d clients%s  %6.0f puts/s  p50 %6.1f ms  p99 %7.1f ms  errors %d  machine %.2f cores (nodes %.2f, routers %.2f, loadgen %.2f, other %.2f)  throttled %.0f%%  load %.1f\n",
-		name, clients, map[bool]string{true: " pinned", false: ""}[rd.Pinned], r.OpsPerSec, r.Latency.P50, r.Latency.P99, r.Errors, rd.CPU.Machine, rd.CPU.Nodes, rd.CPU.Routers, rd.CPU.Loadgen, rd.CPU.Other, 100*rd.Throttle.Share, rd.Load[1])
+	fmt.Printf("  %-12s %4d clients%s  %6.0f puts/s  p50 %6.1f ms  p99 %7.1f ms  errors %d  machine %.2f cores (nodes %.2f, routers %.2f, loadgen %.2f, other %.2f)  throttled %.0f%%  probe %.0f ns/op  load %.1f\n",
+		name, clients, map[bool]string{true: " pinned", false: ""}[rd.Pinned], r.OpsPerSec, r.Latency.P50, r.Latency.P99, r.Errors, rd.CPU.Machine, rd.CPU.Nodes, rd.CPU.Routers, rd.CPU.Loadgen, rd.CPU.Other, 100*rd.Throttle.Share, rd.Probe.NsPerOp, rd.Load[1])
 	return rd, nil
 }
 

@@ -30,8 +30,14 @@ func strongOps(s step) float64 { return s.Strong.OpsPerSec }
 func printTable(w io.Writer, rep *report) {
 	fmt.Fprintf(w, "\nscale-out: 1 KiB durable puts, node processes capped at %.2f core (CFS period %g ms), %d clients per cluster (weak%s), %d in all (strong)%s, median of %d round(s)\n",
 		rep.Quota, rep.PeriodMs, rep.PerClust, map[bool]string{true: ", pinned to their cluster", false: ", unpinned"}[rep.WeakPinned], rep.Strong, map[bool]string{true: ", fresh deployments", false: ", grown by splitting"}[rep.Fresh], max(rep.Rounds, 1))
-	fmt.Fprintf(w, "%8s  %10s %9s %9s  %10s %9s %9s  %8s  %11s  %11s  %7s %7s %7s %6s %7s\n", "clusters", "weak op/s", "of linear", "p99 ms",
-		"strong op/s", "vs 1st", "p99 ms", "split s", "weak range", "strong rng", "machine", "nodes", "others", "thrtl", "ldr µs")
+	fmt.Fprintf(w, "%8s  %10s %9s %9s  %10s %9s %9s  %8s  %11s  %11s  %7s %7s %7s %6s %7s %6s\n", "clusters", "weak op/s", "of linear", "p99 ms",
+		"strong op/s", "vs 1st", "p99 ms", "split s", "weak range", "strong rng", "machine", "nodes", "others", "thrtl", "ldr µs", "probe")
+	probe0 := 0.0
+	if len(rep.Steps) > 0 {
+		if r := medianRound(rep.Steps[0].WeakRounds, rep.Steps[0].Weak); r != nil {
+			probe0 = r.Probe.NsPerOp
+		}
+	}
 	for i, s := range rep.Steps {
 		fmt.Fprintf(w, "%8d  %10.0f %8.0f%% %9.1f  %10.0f %8.2fx %9.1f  %8.0f  %5.0f-%-5.0f  %5.0f-%-5.0f",
 			s.Clusters, s.Weak.OpsPerSec, 100*efficiency(rep, i, weakOps), s.Weak.Latency.P99,
@@ -39,10 +45,13 @@ func printTable(w io.Writer, rep *report) {
 			s.WeakSpread[0], s.WeakSpread[1], s.StrongSpread[0], s.StrongSpread[1])
 		if r := medianRound(s.WeakRounds, s.Weak); r != nil {
 			fmt.Fprintf(w, "  %7.2f %7.2f %7.2f %5.0f%% %7.0f", r.CPU.Machine, r.CPU.Nodes, r.CPU.Other, 100*r.Throttle.Share, r.CPU.LeaderUsPerPut)
+			if probe0 > 0 && r.Probe.NsPerOp > 0 {
+				fmt.Fprintf(w, " %5.2fx", r.Probe.NsPerOp/probe0)
+			}
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintln(w, "(ranges: lowest-highest round; machine, nodes, others: cores busy in the median weak round; thrtl: share of the nodes' CFS periods that ran out of quota; ldr µs: leaders' CPU per put)")
+	fmt.Fprintln(w, "(ranges: lowest-highest round; machine, nodes, others: cores busy in the median weak round; thrtl: share of the nodes' CFS periods that ran out of quota; ldr µs: leaders' CPU per put; probe: the probe's CPU per operation, against the first size's)")
 }
 
 // medianRound finds the round whose result is res; nil if none is.

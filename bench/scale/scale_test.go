@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -195,5 +197,50 @@ func TestLoadgenArgsPinWeakOnly(t *testing.T) {
 	b, err := json.Marshal(report{WeakPinned: true, Steps: []step{{WeakRounds: []*round{{Kind: "weak", Pinned: true}}}}})
 	if err != nil || !strings.Contains(string(b), `"weak_pinned":true`) || !strings.Contains(string(b), `"pinned":true`) {
 		t.Errorf("report JSON %s (err %v): want weak_pinned and each round's pinned", b, err)
+	}
+}
+
+// The probe's workload reports rising operations and CPU time, and its
+// figures come out per operation.
+func TestProbeWork(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	var out bytes.Buffer
+	if err := probeWork(ctx, &out, 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	var counts []probeCount
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var c probeCount
+		if _, err := fmt.Sscanf(line, "%d %d", &c.ops, &c.cpu); err != nil {
+			t.Fatalf("probe line %q: %v", line, err)
+		}
+		counts = append(counts, c)
+	}
+	if len(counts) < 3 {
+		t.Fatalf("probe reported %d times in 700 ms, want at least 3:\n%s", len(counts), out.String())
+	}
+	a, b := counts[0], counts[len(counts)-1]
+	if b.ops <= a.ops || b.cpu <= a.cpu {
+		t.Fatalf("probe did not progress: first %+v, last %+v", a, b)
+	}
+	u := probeSince(probeCount{ops: 1000, cpu: 5e6}, probeCount{ops: 3000, cpu: 9e6}, 2, 6)
+	if u.NsPerOp != 2000 || u.OpsPerSec != 1000 || u.Ballast != 6 {
+		t.Errorf("probeSince = %+v, want 2000 ns/op, 1000 ops/s, 6 ballast", u)
+	}
+}
+
+// The table gives each size's probe cost against the first size's.
+func TestReportProbe(t *testing.T) {
+	mk := func(n int, ops, probeNs float64) step {
+		r := &loadgen.Result{OpsPerSec: ops}
+		return step{Clusters: n, Weak: r, Strong: r, WeakRounds: []*round{{OpsPerSec: ops, Probe: probeUse{NsPerOp: probeNs}, result: r}}}
+	}
+	rep := &report{Quota: 0.05, PerClust: 64, Strong: 64, Steps: []step{mk(1, 100, 20000), mk(2, 180, 30000)}}
+	var b strings.Builder
+	printTable(&b, rep)
+	lines := strings.Split(b.String(), "\n")
+	if len(lines) < 5 || !strings.HasSuffix(lines[3], " 1.00x") || !strings.HasSuffix(lines[4], " 1.50x") {
+		t.Errorf("want the probe column at 1.00x and 1.50x:\n%s", b.String())
 	}
 }
