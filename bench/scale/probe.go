@@ -48,7 +48,7 @@ func runProbe() error {
 // interval its cumulative operations and the process's CPU time (user +
 // system, in ns) as "ops cpu_ns".
 func probeWork(ctx context.Context, w io.Writer, every time.Duration) error {
-	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem(), MemTableSize: 4 << 20, Logger: quietPebble{}})
+	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem(), MemTableSize: 4 << 20, Logger: probeLogger{}})
 	if err != nil {
 		return err
 	}
@@ -101,14 +101,15 @@ func processCPU() int64 {
 	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
-// quietPebble drops Pebble's informational log lines; a probe has no
-// log to keep.
-type quietPebble struct{}
+// probeLogger drops Pebble's informational lines and prints its errors.
+type probeLogger struct{}
 
-func (quietPebble) Infof(string, ...any)  {}
-func (quietPebble) Errorf(string, ...any) {}
-func (quietPebble) Fatalf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "probe: "+format+"\n", args...)
+func (probeLogger) Infof(string, ...any) {}
+func (probeLogger) Errorf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "probe: pebble: "+format+"\n", args...)
+}
+func (l probeLogger) Fatalf(format string, args ...any) {
+	l.Errorf(format, args...)
 	os.Exit(1)
 }
 
@@ -117,8 +118,7 @@ type probe struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	mu    sync.Mutex
-	ops   uint64
-	cpu   int64
+	last  probeCount // its last report
 }
 
 // probeCount is a probe's cumulative operations and CPU time at a moment.
@@ -161,7 +161,7 @@ func startProbe(cg *cgroup) (*probe, error) {
 			cpu, err2 := strconv.ParseInt(f[1], 10, 64)
 			if err1 == nil && err2 == nil {
 				p.mu.Lock()
-				p.ops, p.cpu = ops, cpu
+				p.last = probeCount{ops, cpu}
 				p.mu.Unlock()
 			}
 		}
@@ -173,7 +173,7 @@ func startProbe(cg *cgroup) (*probe, error) {
 func (p *probe) count() probeCount {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return probeCount{p.ops, p.cpu}
+	return p.last
 }
 
 // stop ends the probe and waits for it.
