@@ -21,7 +21,7 @@ type crashPoint struct {
 // TestCrashCloneAfterEveryReady runs a workload of proposals (with a
 // follower crash and a snapshot, and a leader crash and election) under
 // the hand driver and takes a crash clone of every node's disk after
-// every Ready of any node. Each clone set is then reopened as a cluster of
+// every Ready of any node (and every apply batch committed ahead of one). Each clone set is then reopened as a cluster of
 // its own, which elects a leader and commits one more entry: every command
 // acknowledged before the clones were taken must be applied, on every
 // node, exactly once, and no index may be applied twice.
@@ -30,15 +30,21 @@ func TestCrashCloneAfterEveryReady(t *testing.T) {
 	c.logRetention = 4 // the restarted follower catches up by snapshot
 	var points []crashPoint
 	readies := map[uint64]int{}
-	c.afterReady = func(id uint64) {
-		// On node id's loop goroutine; every other loop is idle.
-		readies[id]++
-		p := crashPoint{after: fmt.Sprintf("ready %d of node %d", readies[id], id), disks: map[uint64]*vfs.MemFS{}}
+	clone := func(after string) {
+		// On a loop goroutine; every other loop is idle.
+		p := crashPoint{after: after, disks: map[uint64]*vfs.MemFS{}}
 		for _, nid := range c.ids() {
 			p.disks[nid] = c.nodes[nid].fs.CrashClone(vfs.CrashCloneCfg{})
 		}
 		p.acked = ackedSoFar(c)
 		points = append(points, p)
+	}
+	c.afterReady = func(id uint64) {
+		readies[id]++
+		clone(fmt.Sprintf("ready %d of node %d", readies[id], id))
+	}
+	c.afterApply = func(id uint64) {
+		clone(fmt.Sprintf("the apply batch before ready %d of node %d", readies[id]+1, id))
 	}
 	c.addNodes([]uint64{1, 2, 3}, false)
 	c.campaign(1)

@@ -15,6 +15,9 @@ type handDriver struct {
 	// batch is committed (or found empty), before its messages to peers
 	// (a follower's) are sent and its results delivered.
 	afterReady func()
+	// afterApply, if set, runs on the loop goroutine after applyDurable
+	// commits its batch, before the proposers it settles are answered.
+	afterApply func()
 }
 
 // handStep is one iteration of the loop driven by hand: before runs on

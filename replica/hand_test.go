@@ -136,6 +136,9 @@ type handCluster struct {
 	// node id is committed. Only one loop runs at a time under the
 	// driver, so it may look at every node's disk.
 	afterReady func(id uint64)
+	// afterApply, if set, runs on node id's loop goroutine after it
+	// applied committed entries ahead of its Ready's write (applyDurable).
+	afterApply func(id uint64)
 	// logRetention and snapChunk configure new nodes.
 	logRetention uint64
 	snapChunk    int
@@ -239,6 +242,9 @@ func (c *handCluster) start(id uint64) {
 	h := &handDriver{tick: n.tickc, steps: n.steps}
 	if c.afterReady != nil {
 		h.afterReady = func() { c.afterReady(id) }
+	}
+	if c.afterApply != nil {
+		h.afterApply = func() { c.afterApply(id) }
 	}
 	r, err := open(c.config(n), db, n.sm, &handTransport{net: c.net, from: id}, h)
 	if err != nil {
@@ -375,12 +381,7 @@ func (c *handCluster) propose(id uint64, cmds ...string) []*handProp {
 	r := c.rep(id)
 	var hp []*handProp
 	for _, cmd := range cmds {
-		// As Propose builds it.
-		data := make([]byte, idLen+len(cmd))
-		binary.BigEndian.PutUint64(data, r.idBase+r.idNext.Add(1))
-		copy(data[idLen:], cmd)
-		p := &proposal{id: binary.BigEndian.Uint64(data), data: data, done: make(chan proposalResult, 1)}
-		hp = append(hp, &handProp{node: id, cmd: cmd, p: p})
+		hp = append(hp, &handProp{node: id, cmd: cmd, p: newHandProposal(r, cmd)})
 	}
 	c.props = append(c.props, hp...)
 	c.do(id, func() {
@@ -389,6 +390,14 @@ func (c *handCluster) propose(id uint64, cmds ...string) []*handProp {
 		}
 	})
 	return hp
+}
+
+// newHandProposal builds r's proposal of cmd as Propose builds it.
+func newHandProposal(r *Replica, cmd string) *proposal {
+	data := make([]byte, idLen+len(cmd))
+	binary.BigEndian.PutUint64(data, r.idBase+r.idNext.Add(1))
+	copy(data[idLen:], cmd)
+	return &proposal{id: binary.BigEndian.Uint64(data), data: data, done: make(chan proposalResult, 1)}
 }
 
 // reportProposals reports proposals whose outcome arrived, in the order

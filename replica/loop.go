@@ -67,9 +67,10 @@ func (r *Replica) run() {
 // that arrives meanwhile, and the entries per fsync grow with the load.
 //
 // Why this keeps every promise (docs/robustness.md has the argument in
-// full): each Ready is still one atomic batch — its log entries,
-// HardState, the state its committed entries produce and the applied
-// index — so a restart replays exactly; messages that acknowledge entries
+// full): each Ready is one atomic batch — its log entries, HardState, the
+// state its committed entries produce and the applied index — so a
+// restart replays exactly (committed entries already in the durable log
+// may go first, in an unsynced batch of their own: applyDurable); messages that acknowledge entries
 // or grant votes are sent, and results delivered, only in finishReady,
 // after the batch is durable; r.applied, which releases reads and is
 // published, moves only then too; and raft is advanced (which steps the

@@ -125,6 +125,7 @@ type Replica struct {
 	idle           bool            // ticking at IdleTickInterval (idle.go)
 	quiet          int             // ticks since the last activity (idle.go)
 	hsTerm, hsVote uint64          // term and vote of the last HardState written
+	hsCommit       uint64          // commit of the last HardState written
 	props          proposalTracker // own proposals, Propose to answer
 	reads          readRounds      // ReadIndex rounds
 
@@ -227,6 +228,7 @@ func open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport, hand *handDr
 		lastConfIndex: st.lastIndex, // conservatively: a conf change may be pending in the log
 		hsTerm:        st.hs.GetTerm(),
 		hsVote:        st.hs.GetVote(),
+		hsCommit:      st.hs.GetCommit(),
 		hand:          hand,
 	}
 	if hand != nil {
