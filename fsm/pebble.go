@@ -31,8 +31,19 @@ import (
 // new file) and keys that live in one table of one level, and without a
 // filter each such lookup read an index and a data block in every level
 // whose key range covers it. Tables written before keep working without.
+//
+// L0 is compacted at 16 sublevels, not Pebble's 4 (and writes stop at 64,
+// not 12). Every flushed memtable spans the whole key space — the log's
+// newest entries and chunks, entries and session records scattered by
+// hash — so each L0 compaction rewrites most of the level below; waiting
+// for more flushes merges four times as much into each rewrite. Under a
+// 1 KiB put load that took about 9% off the server CPU per put (five
+// alternated pairs of runs, 1–13% each); reads pay with more tables to
+// consult, whose bloom filters keep the misses cheap.
 func PebbleOptions(lg pebble.Logger) *pebble.Options {
 	o := &pebble.Options{Logger: lg, CacheSize: 64 << 20}
+	o.L0CompactionThreshold = 16
+	o.L0StopWritesThreshold = 64
 	o.Levels[0].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
 	o.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
 	return o
