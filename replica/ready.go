@@ -35,8 +35,9 @@ type readyWrite struct {
 // applied through the state machine and the applied index, all in one
 // indexed batch — and hands the batch to the writer goroutine if it must
 // be fsynced (else the loop commits it itself). It returns the write in
-// flight, or nil when the Ready is already finished. The caller must not take another Ready before finishReady: the next
-// batch's reads fall through to the DB, which must hold this one first.
+// flight, or nil when the Ready is already finished. The caller must not
+// take another Ready before finishReady: the next batch's reads fall
+// through to the DB, which must hold this one first.
 //
 // A leader sends its messages (appends, heartbeats) before it persists:
 // its followers then write the new entries while it writes them, instead
@@ -168,14 +169,21 @@ func (r *Replica) applyDurable(w *readyWrite) error {
 	if r.hand != nil && r.hand.afterApply != nil {
 		r.hand.afterApply()
 	}
+	r.deliver(ds)
+	r.releaseReads()
+	return nil
+}
+
+// deliver answers the proposals in ds. A conf change among them is
+// published first: whoever waits for it reads the member list from
+// Status as soon as it is told.
+func (r *Replica) deliver(ds []delivery) {
 	if r.membersDirty && len(ds) > 0 {
-		r.publishStatus() // as finishReady: a conf change's waiter reads Status
+		r.publishStatus()
 	}
 	for _, d := range ds {
 		d.p.done <- d.res
 	}
-	r.releaseReads()
-	return nil
 }
 
 // finishReady completes a Ready whose batch the writer committed (or that
@@ -206,14 +214,7 @@ func (r *Replica) finishReady(w *readyWrite) error {
 	if len(w.msgs) > 0 {
 		r.tr.Send(r.Group(), w.msgs)
 	}
-	if r.membersDirty && len(w.ds) > 0 {
-		// A conf change applied: whoever waits for it reads the member list
-		// from Status as soon as it is told, so publish first.
-		r.publishStatus()
-	}
-	for _, d := range w.ds {
-		d.p.done <- d.res
-	}
+	r.deliver(w.ds)
 	r.readStatesArrived(rd.ReadStates)
 	r.releaseReads()
 	r.rn.Advance(rd)
