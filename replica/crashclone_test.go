@@ -18,13 +18,14 @@ type crashPoint struct {
 	acked []string
 }
 
-// TestCrashCloneAfterEveryReady runs a workload of proposals (with a
-// follower crash and a snapshot, and a leader crash and election) under
-// the hand driver and takes a crash clone of every node's disk after
-// every Ready of any node (and every apply batch committed ahead of one). Each clone set is then reopened as a cluster of
-// its own, which elects a leader and commits one more entry: every command
-// acknowledged before the clones were taken must be applied, on every
-// node, exactly once, and no index may be applied twice.
+// TestCrashCloneAfterEveryReady runs a workload of proposals (with a follower
+// crash and a snapshot, and a leader crash and election) under the hand
+// driver and takes a crash clone of every node's disk after every Ready of
+// any node (and every apply batch committed ahead of one). Each clone set is
+// then reopened as a cluster of its own, which elects a leader and commits
+// one more entry: every command acknowledged before the clones were taken
+// must be applied, on every node, exactly once, and no index may be applied
+// twice.
 func TestCrashCloneAfterEveryReady(t *testing.T) {
 	c := newHandCluster(t)
 	c.logRetention = 4 // the restarted follower catches up by snapshot

@@ -15,15 +15,14 @@
 //     fsync when raft requires it (a batch that needs no fsync the loop
 //     commits itself, since there is no disk wait to overlap). While the
 //     writer commits, the loop keeps stepping inputs into raft (proposals
-//     are buffered and stepped together) but takes no other Ready. Only once the batch is durable are a
-//     follower's messages sent, results delivered, the applied index moved,
-//     read states served and Advance called. The one exception: a leader
-//     whose Ready must be synced first applies, in an unsynced batch of
-//     their own, the committed entries its durable log already holds, and
-//     answers them at once (they are durable on a quorum; a crash replays
-//     them). Concurrent proposals
-//     therefore share one Ready and one fsync (group commit), and what
-//     arrives during a sync fills the next one.
+//     are buffered and stepped together) but takes no other Ready. Only once the
+//     batch is durable are a follower's messages sent, results delivered, the
+//     applied index moved, read states served and Advance called. The one
+//     exception: a leader whose Ready must be synced first applies, in an
+//     unsynced batch of their own, the committed entries its durable log already
+//     holds, and answers them at once (they are durable on a quorum; a crash
+//     replays them). Concurrent proposals therefore share one Ready and one fsync
+//     (group commit), and what arrives during a sync fills the next one.
 //   - Because the applied index is written in the same batch as the state it
 //     produced, a restart re-applies every committed entry after it exactly
 //     once.

@@ -66,16 +66,17 @@ func (r *Replica) run() {
 // Ready. So while one fsync runs, the next Ready fills with everything
 // that arrives meanwhile, and the entries per fsync grow with the load.
 //
-// Why this keeps every promise (docs/robustness.md has the argument in
-// full): each Ready is one atomic batch — its log entries, HardState, the
-// state its committed entries produce and the applied index — so a
-// restart replays exactly (committed entries already in the durable log
-// may go first, in an unsynced batch of their own: applyDurable); messages that acknowledge entries
-// or grant votes are sent, and results delivered, only in finishReady,
-// after the batch is durable; r.applied, which releases reads and is
-// published, moves only then too; and raft is advanced (which steps the
-// leader's own acknowledgement of its entries) only then, so no entry
-// counts as committed before the leader's copy is durable. Stepping into
+// Why this keeps every promise (docs/robustness.md has the argument in full):
+// each Ready is one atomic batch — its log entries, HardState, the state its
+// committed entries produce and the applied index — so a restart replays
+// exactly (on a leader, committed entries already in the durable log may go
+// first, in an unsynced batch of their own: applyDurable); messages that
+// acknowledge entries or grant votes are sent only in finishReady, after the
+// batch is durable, and results are delivered, and r.applied (which releases
+// reads and is published) moves, only once the batch that applied them is
+// committed; and raft is advanced (which steps the leader's own
+// acknowledgement of its entries) only after the write, so no entry counts as
+// committed before the leader's copy is durable. Stepping into
 // raft between Ready and Advance is what raft's own node.go does. What
 // needs the DB to match the loop's view waits for the write: restoring a
 // snapshot, compaction, declining an unneeded snapshot and dropping an
