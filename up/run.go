@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -216,13 +217,30 @@ func planChildren(cfg Config, t *Topology) []child {
 	return append(out, routerChildren(cfg, t)...)
 }
 
-// childEnv is the environment of every child: this process's, plus
-// CLEAVE_TOKEN if the deployment has one; nil means this process's.
-func childEnv(cfg Config) []string {
-	if cfg.Token == "" {
-		return nil
+// childEnv is the environment of every child of t: this process's, plus
+// CLEAVE_TOKEN if the deployment has one, plus GOMAXPROCS (childProcs)
+// unless this process's environment sets it.
+func childEnv(cfg Config, t *Topology) []string {
+	env := os.Environ()
+	if cfg.Token != "" {
+		env = append(env, "CLEAVE_TOKEN="+cfg.Token)
 	}
-	return append(os.Environ(), "CLEAVE_TOKEN="+cfg.Token)
+	if _, set := os.LookupEnv("GOMAXPROCS"); !set {
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(childProcs(runtime.GOMAXPROCS(0), t.processes())))
+	}
+	return env
+}
+
+// childProcs is the GOMAXPROCS of each of n processes sharing cpus CPUs:
+// cpus/n rounded up, at least 1, so that together they have about one P
+// per CPU. Every child left at Go's default would get a P per CPU, and on
+// a small machine their idle Ps spin looking for work whenever one of
+// their goroutines wakes (docs/benchmarks.md measures what that cost).
+func childProcs(cpus, n int) int {
+	if n <= 0 {
+		return max(cpus, 1)
+	}
+	return max((cpus+n-1)/n, 1)
 }
 
 // nodeName is a node's child name and log file stem, "c1-n1".
@@ -269,7 +287,7 @@ func nodeChildren(cfg Config, t *Topology, c ClusterSpec) []child {
 		)
 		cn := nodeCertName(n)
 		args = append(args, tlsArgs(cfg, cn, false)...)
-		out = append(out, child{name: name, bin: cfg.Binary, env: childEnv(cfg), log: filepath.Join(logDir, name+".log"), args: args,
+		out = append(out, child{name: name, bin: cfg.Binary, env: childEnv(cfg, t), log: filepath.Join(logDir, name+".log"), args: args,
 			prepare: func() error { return ensureCert(cfg.DataDir, cn, []string{n.Addr, n.Peer}) }})
 	}
 	return out
@@ -311,7 +329,7 @@ func routerChildren(cfg Config, t *Topology) []child {
 		cn := routerCertName(r)
 		args = append(args, tlsArgs(cfg, cn, true)...)
 		name := "router-" + r.ID
-		out = append(out, child{name: name, bin: cfg.Binary, env: childEnv(cfg), log: filepath.Join(logDir, name+".log"), args: args,
+		out = append(out, child{name: name, bin: cfg.Binary, env: childEnv(cfg, t), log: filepath.Join(logDir, name+".log"), args: args,
 			prepare: func() error { return ensureCert(cfg.DataDir, cn, []string{r.Listen, r.Peer}) }})
 	}
 	return out

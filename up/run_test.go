@@ -10,6 +10,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"reflect"
+	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -34,7 +36,7 @@ func TestMain(m *testing.M) {
 // fakeCleave runs a fake child. Modes: "ok" serves until SIGTERM; "exit"
 // exits at once with status 3; "stubborn" ignores SIGTERM.
 func fakeCleave(mode, sub string, args []string) int {
-	fmt.Printf("fake %s pid %d args %q\n", sub, os.Getpid(), args)
+	fmt.Printf("fake %s pid %d gomaxprocs %d args %q\n", sub, os.Getpid(), runtime.GOMAXPROCS(0), args)
 	switch mode {
 	case "exit":
 		return 3
@@ -109,6 +111,7 @@ func testBinary(t *testing.T) string {
 
 func TestRunStartsStopsAndRestarts(t *testing.T) {
 	t.Setenv("UP_TEST_FAKE", "ok")
+	unsetEnv(t, "GOMAXPROCS")
 	dir := t.TempDir()
 	listen, err := FreePorts(1)
 	if err != nil {
@@ -145,6 +148,13 @@ func TestRunStartsStopsAndRestarts(t *testing.T) {
 		for _, name := range []string{"c1-n1", "router-r2"} {
 			if !fileContains(filepath.Join(dir, "logs", name+".log"), `"--gossip-key-file" "`+filepath.Join(dir, GossipKeyFile)+`"`) {
 				t.Errorf("%s was not given the deployment's gossip key", name)
+			}
+		}
+		// 3 routers and 4 nodes share this machine's CPUs.
+		procs := fmt.Sprintf("gomaxprocs %d ", childProcs(runtime.GOMAXPROCS(0), 7))
+		for _, name := range []string{"c1-n1", "router-r3"} {
+			if !fileContains(filepath.Join(dir, "logs", name+".log"), procs) {
+				t.Errorf("%s did not run with %q", name, procs)
 			}
 		}
 		if !fileContains(filepath.Join(dir, "logs", "c1-n1.log"), `"--report-pid"`) {
@@ -209,6 +219,59 @@ func TestRunStartsStopsAndRestarts(t *testing.T) {
 	if !strings.Contains(logs.String(), "already holds 2 clusters x 2 nodes") {
 		t.Errorf("mismatch not logged:\n%s", logs.String())
 	}
+}
+
+// unsetEnv unsets the environment variable k for the test, restoring it
+// after.
+func unsetEnv(t *testing.T, k string) {
+	t.Setenv(k, "")
+	if err := os.Unsetenv(k); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestChildProcs(t *testing.T) {
+	for _, c := range []struct{ cpus, n, want int }{
+		{2, 9, 1},  // cleave up's default on a 2-core machine
+		{8, 9, 1},  // eight Ps for nine processes
+		{16, 9, 2}, // rounded up: no CPU left without a P
+		{64, 9, 8}, // 72 Ps for 64 CPUs
+		{4, 1, 4},  // a lone process keeps every CPU
+		{1, 24, 1}, // never below one
+		{4, 0, 4},  // no topology yet: Go's default
+	} {
+		if got := childProcs(c.cpus, c.n); got != c.want {
+			t.Errorf("childProcs(%d CPUs, %d processes) = %d, want %d", c.cpus, c.n, got, c.want)
+		}
+	}
+}
+
+func TestChildEnvKeepsGOMAXPROCSOfTheEnvironment(t *testing.T) {
+	topo := &Topology{Routers: make([]RouterSpec, 3), Clusters: []ClusterSpec{{Nodes: make([]NodeSpec, 3)}}}
+	t.Setenv("GOMAXPROCS", "3")
+	env := childEnv(Config{Token: "tok"}, topo)
+	if n := countPrefix(env, "GOMAXPROCS="); n != 1 || !slices.Contains(env, "GOMAXPROCS=3") {
+		t.Errorf("with GOMAXPROCS=3 set, children get %d GOMAXPROCS entries: %q", n, env)
+	}
+	if !slices.Contains(env, "CLEAVE_TOKEN=tok") {
+		t.Error("children lost the token")
+	}
+	unsetEnv(t, "GOMAXPROCS")
+	env = childEnv(Config{}, topo)
+	want := fmt.Sprintf("GOMAXPROCS=%d", childProcs(runtime.GOMAXPROCS(0), 6))
+	if n := countPrefix(env, "GOMAXPROCS="); n != 1 || !slices.Contains(env, want) {
+		t.Errorf("unset, children get %q, want %s", env, want)
+	}
+}
+
+func countPrefix(env []string, p string) int {
+	n := 0
+	for _, e := range env {
+		if strings.HasPrefix(e, p) {
+			n++
+		}
+	}
+	return n
 }
 
 func TestRunNotReady(t *testing.T) {

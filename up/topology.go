@@ -261,6 +261,16 @@ func (c ClusterSpec) Peers() map[uint64]string {
 	return p
 }
 
+// processes is how many processes run the deployment: its routers and
+// the nodes of every cluster, pending ones included.
+func (t *Topology) processes() int {
+	n := len(t.Routers)
+	for _, c := range t.Clusters {
+		n += len(c.Nodes)
+	}
+	return n
+}
+
 // Replicas returns the number of nodes per cluster (that of the first).
 func (t *Topology) Replicas() int {
 	if len(t.Clusters) == 0 {
