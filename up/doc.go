@@ -15,7 +15,9 @@
 //     cleave binary re-executed with the `node` and `router` subcommands.
 //     Node data lives in DIR/<cluster>/n<id>, the router's in DIR/router,
 //     and each child's stdout and stderr are appended to
-//     DIR/logs/<name>.log (router.log, c1-n1.log, ...).
+//     DIR/logs/<name>.log (router.log, c1-n1.log, ...). Each child gets
+//     GOMAXPROCS = CPUs / processes, rounded up (childProcs), unless
+//     GOMAXPROCS is set in Run's environment, which children inherit.
 //   - Supervision. A child that exits while Run is running is restarted
 //     after a backoff that starts at 500ms, doubles up to 10s, and resets
 //     once a child has stayed up for 30s. Each restart is logged.
