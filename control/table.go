@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/cleavefs/cleave/internal/atomicfile"
 	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/wire"
 )
@@ -84,7 +85,7 @@ func OpenFileTable(path string, bootstrap *wire.TableInfo) (*FileTable, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("routing table file: %w", err)
 	}
-	if err := writeFileAtomic(path, t); err != nil {
+	if err := writeTable(path, t); err != nil {
 		return nil, err
 	}
 	f.cur.Store(t)
@@ -108,7 +109,7 @@ func (f *FileTable) Update(ctx context.Context, fn func(*wire.TableInfo) error) 
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(f.path, t); err != nil {
+	if err := writeTable(f.path, t); err != nil {
 		return err
 	}
 	f.cur.Store(t)
@@ -156,49 +157,14 @@ func decodeTable(b []byte) (*wire.TableInfo, error) {
 	return t, nil
 }
 
-// writeFileAtomic writes t to path through a temporary file in the same
-// directory: write, fsync, rename, fsync the directory.
-func writeFileAtomic(path string, t *wire.TableInfo) error {
+// writeTable writes t to path as indented JSON, atomically.
+func writeTable(path string, t *wire.TableInfo) error {
 	b, err := json.MarshalIndent(t, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode routing table: %w", err)
 	}
-	b = append(b, '\n')
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write routing table: %w", err)
-	}
-	done := false
-	defer func() {
-		if !done {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(b); err != nil {
-		return fmt.Errorf("write routing table %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("write routing table %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("fsync routing table %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write routing table %s: %w", tmp.Name(), err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write routing table: %w", err)
-	}
-	done = true
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("fsync directory of routing table: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
+	if err := atomicfile.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("routing table: %w", err)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/cleavefs/cleave/internal/atomicfile"
 	"github.com/cleavefs/cleave/internal/token"
 )
 
@@ -38,7 +39,7 @@ func ensureToken(cfg Config) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("up: make root token: %w", err)
 	}
-	if err := writeFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("up: save root token: %w", err)
 	}
 	return tok, nil

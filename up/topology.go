@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cleavefs/cleave/internal/atomicfile"
 	"github.com/cleavefs/cleave/internal/ports"
 	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/wire"
@@ -499,7 +500,7 @@ func SaveTopology(dir string, t *Topology) error {
 		return err
 	}
 	b = append(b, '\n')
-	if err := writeFileAtomic(filepath.Join(dir, TopologyFile), b, 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, TopologyFile), b, 0o644); err != nil {
 		return fmt.Errorf("save topology: %w", err)
 	}
 	return nil

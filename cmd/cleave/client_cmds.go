@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cleavefs/cleave/client"
+	"github.com/cleavefs/cleave/internal/atomicfile"
 	"github.com/cleavefs/cleave/internal/bytesize"
 	"github.com/cleavefs/cleave/internal/fspath"
 )
@@ -277,11 +278,10 @@ func writeFileAtomic(path string, r io.Reader) error {
 	})
 }
 
-// writeFileAtomicFunc replaces path with what fill writes: it writes a
-// temporary file in path's directory, syncs it and renames it over path.
-// On any error the temporary file is removed and path is untouched. An
-// existing path keeps its permission bits; a new one gets 0644.
-func writeFileAtomicFunc(path string, fill func(io.Writer) error) (err error) {
+// writeFileAtomicFunc replaces path with what fill writes
+// (atomicfile.WriteFunc): on any error path is untouched. An existing path
+// keeps its permission bits; a new one gets 0644.
+func writeFileAtomicFunc(path string, fill func(io.Writer) error) error {
 	mode := os.FileMode(0o644)
 	if fi, err := os.Stat(path); err == nil {
 		if fi.IsDir() {
@@ -289,33 +289,14 @@ func writeFileAtomicFunc(path string, fill func(io.Writer) error) (err error) {
 		}
 		mode = fi.Mode().Perm()
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".cleave-tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := fill(f); err != nil {
+	return atomicfile.WriteFunc(path, mode, func(w io.Writer) error {
+		err := fill(w)
 		var ce *client.Error
-		if errors.As(err, &ce) {
-			return err
+		if err != nil && !errors.As(err, &ce) {
+			return fmt.Errorf("write %s: %w", path, err)
 		}
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Chmod(mode); err != nil {
 		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	})
 }
 
 func lsCmd() *cobra.Command {

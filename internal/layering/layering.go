@@ -58,16 +58,17 @@ var Rules = map[string][]string{
 	opListers:                           {opAPI},
 
 	// Small shared pieces.
-	"internal/bytesize": {},
-	"internal/certs":    {},
-	"internal/fspath":   {},
-	"internal/gossip":   {},
-	"internal/ops":      {"wire"},
-	"internal/ports":    {},
-	"internal/ring":     {"wire", "internal/fspath"},
-	"internal/rpc":      {"wire"},
-	"internal/token":    {},
-	"internal/layering": {},
+	"internal/atomicfile": {},
+	"internal/bytesize":   {},
+	"internal/certs":      {},
+	"internal/fspath":     {},
+	"internal/gossip":     {},
+	"internal/ops":        {"wire"},
+	"internal/ports":      {},
+	"internal/ring":       {"wire", "internal/fspath"},
+	"internal/rpc":        {"wire"},
+	"internal/token":      {},
+	"internal/layering":   {},
 
 	// Test helpers (TestOnly).
 	"internal/eventually":  {},
