@@ -17,6 +17,41 @@ import (
 // with distinct data (so every put releases a chunk and stores a new one),
 // entry time advancing 50 µs per entry. One Ready batch holds 16 entries.
 func BenchmarkApplyPutLoad(b *testing.B) {
+	const sessions = 8
+	seq := make([]uint64, sessions)
+	benchApplyPuts(b, func(r *rand.Rand) (uint64, uint64) {
+		s := r.IntN(sessions)
+		seq[s]++
+		return uint64(s + 1), seq[s]
+	})
+}
+
+// BenchmarkApplyPutPipelined is BenchmarkApplyPutLoad with the sessions
+// of cleave-loadgen itself: one client, so one session, whose 64 workers
+// pipeline their puts over two clusters. Each cluster applies about every
+// other seq, out of order: 64 seqs in flight, taken in random order.
+func BenchmarkApplyPutPipelined(b *testing.B) {
+	var sent uint64
+	var inflight []uint64
+	benchApplyPuts(b, func(r *rand.Rand) (uint64, uint64) {
+		for len(inflight) < 64 {
+			sent++
+			if r.IntN(2) == 0 { // the other cluster's
+				continue
+			}
+			inflight = append(inflight, sent)
+		}
+		i := r.IntN(len(inflight))
+		seq := inflight[i]
+		inflight[i] = inflight[len(inflight)-1]
+		inflight = inflight[:len(inflight)-1]
+		return 1, seq
+	})
+}
+
+// benchApplyPuts applies 1 KiB puts over 1,000 files, each with the
+// session and seq next gives.
+func benchApplyPuts(b *testing.B, next func(*rand.Rand) (session, seq uint64)) {
 	db, f := benchFSM(b)
 	r := rand.New(rand.NewPCG(1, 2))
 	buf := make([]byte, 1<<20)
@@ -24,19 +59,17 @@ func BenchmarkApplyPutLoad(b *testing.B) {
 		buf[i] = byte(r.Uint32())
 	}
 	const sessions, files, perBatch = 8, 1000, 16
-	seq := make([]uint64, sessions)
 	var index uint64
 	now := int64(1e18)
 	step := func(batch *pebble.Batch) {
 		index++
 		now += 50e3
-		s := r.IntN(sessions)
-		seq[s]++
+		s, seq := next(r)
 		fi := r.IntN(files)
 		off := r.IntN(len(buf) - 1024)
 		cmd, _ := EncodeCommand(&Command{
 			Op: wire.OpPut, Path: fmt.Sprintf("/load-%03d/f%08d", fi%16, fi/16), Data: buf[off : off+1024],
-			Flags: wire.FlagParents, Time: now, Session: uint64(s + 1), Seq: seq[s],
+			Flags: wire.FlagParents, Time: now, Session: s, Seq: seq,
 		})
 		res := f.Apply(batch, index, cmd)
 		if res.Code != wire.OK {

@@ -1,10 +1,14 @@
 package fsm
 
 // Replicated state that Apply keeps in memory instead of reading Pebble:
-// the owned range, the records of recently used sessions ("s/s/" be64),
-// the metadata of recently written chunks ("s/k/" H), and lower bounds on the times of the session expiry index ("s/t/") and
-// of the pending chunks ("s/p/"), by which Apply skips the expiry and
-// chunk-GC scans when they could find nothing.
+// the owned range, the records of recently used sessions ("s/s/" be64)
+// and the seqs whose results they store ("s/s/" be64 be64), the metadata
+// of recently written chunks ("s/k/" H), and lower bounds on the times of
+// the session expiry index ("s/t/") and of the pending chunks ("s/p/"), by
+// which Apply skips the expiry and chunk-GC scans when they could find
+// nothing. Knowing a session's stored seqs, Apply reads a stored result
+// only for a retry, and finds the oldest to drop without a read, however
+// out of order a pipelining client's commands apply.
 //
 // Each value equals what a read through the batch of the entry being
 // applied would give (the bounds are at or below every key's time), so a
@@ -13,9 +17,12 @@ package fsm
 //
 //   - every write of the owned range goes through setRange, every write
 //     of a session record through putSession and every delete of one
-//     through forgetSession, every write of a chunk's metadata through
-//     putMeta and every delete of one through deleteChunk, and every write of an "s/t/" or "s/p/" key
-//     through noteWrite, which update the cache with what they write;
+//     through forgetSession, every write of a session result through
+//     putResult and every delete of one through dropResult or (the whole
+//     session) forgetSession, every write of a chunk's metadata through
+//     putMeta and every delete of one through deleteChunk, and every
+//     write of an "s/t/" or "s/p/" key through noteWrite, which update
+//     the cache with what they write;
 //   - a batch Apply wrote into is committed before the next Apply, or the
 //     replica stops and this FSM applies nothing more
 //     (replica.StateMachine): a restarted node opens a new FSM;
@@ -24,10 +31,11 @@ package fsm
 //     learned from the scan it guards.
 //
 // Deleting a key never invalidates a lower bound, so those deletes need
-// no accessor. A session record or chunk metadata not cached is read (and
-// then cached); at most maxCachedSessions and maxCachedChunks are kept,
-// beyond which the others are read. That a chunk is absent is not cached
-// (the tables' bloom filters make that read cheap).
+// no accessor. A session record, its stored seqs or chunk metadata not
+// cached are read (and then cached); at most maxCachedSessions,
+// maxCachedWindows and maxCachedChunks are kept, beyond which the others
+// are read. That a chunk is absent is not cached (the tables' bloom
+// filters make that read cheap).
 
 import (
 	"encoding/binary"
@@ -57,14 +65,18 @@ type applyCache struct {
 	pendLow uint64
 
 	sessions records[uint64, sessionMeta] // stored session records, by session
+	windows  map[uint64]*seqWindow        // the seqs whose results a session stores, by session
 	chunks   records[ChunkID, chunkMeta]  // stored chunk metadata, by chunk
 }
 
 // maxCachedSessions bounds applyCache.sessions (about 100 bytes each),
 // maxCachedChunks applyCache.chunks (about 100 bytes each: a loadgen-like
 // put overwrites one of a few thousand files and releases its chunk).
+// maxCachedWindows bounds applyCache.windows (at most sessionWindow+1
+// seqs, 8 KiB, each).
 const (
 	maxCachedSessions = 1 << 16
+	maxCachedWindows  = 1 << 10
 	maxCachedChunks   = 1 << 15
 )
 
@@ -74,7 +86,7 @@ func (c *applyCache) reset() {
 	defer c.mu.Unlock()
 	c.rangeKnown, c.owned, c.owns = false, wire.Range{}, false
 	c.sessLow, c.pendLow = 0, 0
-	c.sessions.m, c.chunks.m = nil, nil
+	c.sessions.m, c.chunks.m, c.windows = nil, nil, nil
 }
 
 // records holds stored records by key, each equal to what the batch
@@ -136,10 +148,83 @@ func (f *FSM) putSession(b *pebble.Batch, s uint64, m *sessionMeta) error {
 	return nil
 }
 
-// forgetSession drops session s from memory; whoever deletes its record
-// from a batch calls it.
+// forgetSession drops session s, its record and its stored seqs, from
+// memory; whoever deletes its keys from a batch calls it.
 func (f *FSM) forgetSession(s uint64) {
 	cachedWrite[uint64, sessionMeta](&f.cache, &f.cache.sessions, s, maxCachedSessions, nil, nil)
+	f.cache.mu.Lock()
+	delete(f.cache.windows, s)
+	f.cache.mu.Unlock()
+}
+
+// storedSeqs returns the seqs whose results session s (record m, nil if
+// there is none) stores in b, from memory once known; nil when more than
+// maxCachedWindows sessions are, and the caller reads instead. The window
+// returned is the cache's: Apply changes it only through putResult and
+// dropResult, with the batch.
+func (f *FSM) storedSeqs(b *pebble.Batch, s uint64, m *sessionMeta) (*seqWindow, error) {
+	c := &f.cache
+	c.mu.Lock()
+	w, ok := c.windows[s]
+	full := len(c.windows) >= maxCachedWindows
+	c.mu.Unlock()
+	if ok || full {
+		return w, nil
+	}
+	w = &seqWindow{} // a session without a record stores no result
+	if m != nil {
+		var err error
+		if w, err = loadSeqs(b, s, m); err != nil {
+			return nil, err
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.windows == nil {
+		c.windows = map[uint64]*seqWindow{}
+	}
+	c.windows[s] = w
+	return w, nil
+}
+
+// putResult writes res as session s's result for seq into b and adds seq
+// to w, the session's stored seqs (nil: not kept). It is the only writer
+// of session results.
+func (f *FSM) putResult(b *pebble.Batch, s, seq uint64, res *Result, w *seqWindow) error {
+	err := b.Set(sessionResultKey(s, seq), encodeResult(res), nil)
+	f.changeSeqs(s, w, err, func() { w.add(seq) })
+	if err != nil {
+		return storageErr("write session", err)
+	}
+	return nil
+}
+
+// dropResult deletes session s's result for seq from b and w (nil: not
+// kept). With expiry, which forgets the session, it is the only deleter
+// of session results.
+func (f *FSM) dropResult(b *pebble.Batch, s, seq uint64, w *seqWindow) error {
+	err := b.Delete(sessionResultKey(s, seq), nil)
+	f.changeSeqs(s, w, err, func() { w.remove(seq) })
+	if err != nil {
+		return storageErr("write session", err)
+	}
+	return nil
+}
+
+// changeSeqs applies change to w, session s's stored seqs, after a write
+// to the batch; a write that failed (err) may or may not be in the batch,
+// so the seqs are forgotten, to be read again.
+func (f *FSM) changeSeqs(s uint64, w *seqWindow, err error, change func()) {
+	if w == nil {
+		return
+	}
+	f.cache.mu.Lock()
+	defer f.cache.mu.Unlock()
+	if err != nil {
+		delete(f.cache.windows, s)
+		return
+	}
+	change()
 }
 
 // chunkMeta returns the metadata of chunk h as stored in b (nil if there

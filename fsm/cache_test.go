@@ -1,10 +1,13 @@
 package fsm
 
 import (
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -234,5 +237,129 @@ func TestCachedBoundsDecideAsScans(t *testing.T) {
 	}
 	if !slices.EqualFunc(ref.dump(), restored.dump(), func(x, y [2][]byte) bool { return string(x[0]) == string(y[0]) && string(x[1]) == string(y[1]) }) {
 		t.Error("dumps differ")
+	}
+}
+
+// checkSeqsCache fails unless the stored seqs the FSM holds in memory for
+// each session are the result keys stored in Pebble. It returns how many
+// sessions it holds them for.
+func (n *node) checkSeqsCache(when string) int {
+	n.t.Helper()
+	n.fsm.cache.mu.Lock()
+	cached := map[uint64][]uint64{}
+	for s, w := range n.fsm.cache.windows {
+		cached[s] = slices.Clone(w.seqs)
+	}
+	n.fsm.cache.mu.Unlock()
+	for s, seqs := range cached {
+		var stored []uint64
+		pfx := sessionKey(s)
+		if err := scanPrefix(n.db, pfx, func(k, _ []byte) error {
+			if len(k) == len(pfx)+8 {
+				stored = append(stored, binary.BigEndian.Uint64(k[len(pfx):]))
+			}
+			return nil
+		}); err != nil {
+			n.t.Fatal(err)
+		}
+		if !slices.Equal(seqs, stored) {
+			n.t.Fatalf("%s: session %d cached with %d stored seqs %v, Pebble holds %d: %v", when, s, len(seqs), seqs, len(stored), stored)
+		}
+	}
+	return len(cached)
+}
+
+// fillSeqsCache fills the FSM's stored-seqs cache with sessions no
+// command uses, so that Apply finds no room and reads instead.
+func (n *node) fillSeqsCache() {
+	c := &n.fsm.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.windows == nil {
+		c.windows = map[uint64]*seqWindow{}
+	}
+	for i := uint64(0); len(c.windows) < maxCachedWindows; i++ {
+		c.windows[1<<40+i] = &seqWindow{}
+	}
+}
+
+// TestSessionSeqsDecideAsReads applies one script of pipelined sessions
+// on three FSMs: one that forgets its cache before every entry and finds
+// no room to keep a session's stored seqs (so it reads every stored
+// result and scans for the oldest, as apply did before it kept them), one
+// restarted (a new FSM over its DB) and one Restored at random points.
+// Each session's commands apply out of order, as a client pipelining
+// them on several connections makes them, with retries of applied ones,
+// seqs never sent, stale ones and idle spells past the TTL; every window
+// fills and trims. Every result, byte for byte, and the final states
+// must be equal.
+func TestSessionSeqsDecideAsReads(t *testing.T) {
+	ref, restarted, restored := newNode(t, wholeRing), newNode(t, wholeRing), newNode(t, wholeRing)
+	r := rand.New(rand.NewPCG(3, 5))
+	const sessions, ttl = 2, int64(60e9)
+	now := int64(1e18)
+	next := map[uint64]uint64{}      // the next seq each session sends
+	applied := map[uint64][]uint64{} // seqs sent, for retries
+	var retried, stale, trimmed, expired, cached int
+	for i := range 6000 {
+		now += r.Int64N(2e6)
+		if i == 3500 {
+			now += 2 * ttl // every session idles past the TTL
+		}
+		s := uint64(r.IntN(sessions) + 1)
+		var seq uint64
+		switch k := r.IntN(20); {
+		case k == 0 && len(applied[s]) > 0: // a retry of an earlier one
+			seq = applied[s][len(applied[s])-1-r.IntN(min(len(applied[s]), 1500))]
+			retried++
+		default: // one of the next few, as pipelined requests overtake each other
+			next[s] += uint64(r.IntN(3)) // some seqs are never sent
+			seq = next[s] + 1 + uint64(r.IntN(48))
+			next[s] = max(next[s], seq-24)
+		}
+		applied[s] = append(applied[s], seq)
+		c := withSession(put(fmt.Sprintf("/s%d/f%d", s, r.IntN(8)), fmt.Sprint(i), parents), s, seq)
+		c.Time, c.SessionTTL = now, ttl
+		ref.fsm.cache.reset()
+		ref.fillSeqsCache()
+		want := ref.do(c)
+		if strings.Contains(want.Message, "stale sequence") {
+			stale++
+		}
+		for _, n := range []*node{restarted, restored} {
+			if got := n.do(c); !reflect.DeepEqual(got, want) {
+				t.Fatalf("entry %d (session %d seq %d): %+v, reading %+v", i+1, s, seq, got, want)
+			}
+			cached = max(cached, n.checkSeqsCache(fmt.Sprintf("entry %d", i+1)))
+		}
+		if r.IntN(400) == 0 {
+			restarted.fsm = mustFSM(restarted.db)
+		}
+		if r.IntN(400) == 0 {
+			if err := restored.fsm.Restored(restored.index); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for s := range uint64(sessions) {
+			m, err := getSession(ref.db, s+1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case m == nil && len(applied[s+1]) > 0:
+				expired++
+			case m != nil && m.Low > 0:
+				trimmed++
+			}
+		}
+	}
+	if retried == 0 || stale == 0 || trimmed == 0 || expired == 0 || cached == 0 {
+		t.Fatalf("the script retried %d, refused %d stale, trimmed %d, expired %d, cached %d: it tests too little", retried, stale, trimmed, expired, cached)
+	}
+	want := ref.stateSum()
+	for name, n := range map[string]*node{"restarted": restarted, "restored": restored} {
+		if got := n.stateSum(); got != want {
+			t.Errorf("%s: state %s, reading %s", name, got, want)
+		}
 	}
 }

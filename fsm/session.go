@@ -33,6 +33,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cleavefs/cleave/wire"
 	"github.com/cockroachdb/pebble/v2"
@@ -107,7 +108,11 @@ func (f *FSM) applySession(b *pebble.Batch, index uint64, c *Command) (*Result, 
 	if err != nil {
 		return nil, err
 	}
-	if m != nil && m.mayHold(c.Seq) {
+	w, err := f.storedSeqs(b, c.Session, m)
+	if err != nil {
+		return nil, err
+	}
+	if m != nil && mayStore(w, m, c.Seq) {
 		v, err := getValue(b, sessionResultKey(c.Session, c.Seq))
 		switch {
 		case err == nil:
@@ -138,20 +143,20 @@ func (f *FSM) applySession(b *pebble.Batch, index uint64, c *Command) (*Result, 
 	if res.Code == wire.WrongRange || res.Code == wire.Internal || res.Retry {
 		return res, nil
 	}
-	if err := b.Set(sessionResultKey(c.Session, c.Seq), encodeResult(res), nil); err != nil {
-		return nil, storageErr("write session", err)
+	if err := f.putResult(b, c.Session, c.Seq, res, w); err != nil {
+		return nil, err
 	}
 	if isNew || m.High != 0 {
 		m.High = max(m.High, c.Seq)
 	}
 	m.Count++
 	if m.Count > sessionWindow {
-		low, err := m.oldest(b, c.Session)
+		low, err := oldestStored(b, c.Session, m, w)
 		if err != nil {
 			return nil, err
 		}
-		if err := b.Delete(sessionResultKey(c.Session, low), nil); err != nil {
-			return nil, storageErr("write session", err)
+		if err := f.dropResult(b, c.Session, low, w); err != nil {
+			return nil, err
 		}
 		m.Count--
 		m.Low = max(m.Low, low)
@@ -184,6 +189,92 @@ func (f *FSM) touchSession(b *pebble.Batch, c *Command, m *sessionMeta, isNew bo
 		}
 	}
 	return f.putSession(b, c.Session, m)
+}
+
+// mayStore reports whether the session whose record is m and whose
+// stored seqs are w (nil when not kept in memory) may store a result for
+// seq: exactly, when w is known, else as far as m tells.
+func mayStore(w *seqWindow, m *sessionMeta, seq uint64) bool {
+	if w != nil {
+		return w.has(seq)
+	}
+	return m.mayHold(seq)
+}
+
+// oldestStored returns the lowest seq that session s (record m, stored
+// seqs w or nil) stores: from w when it is known, else as m.oldest finds
+// it.
+func oldestStored(rd reader, s uint64, m *sessionMeta, w *seqWindow) (uint64, error) {
+	if w == nil {
+		return m.oldest(rd, s)
+	}
+	seq, ok := w.oldest()
+	if !ok {
+		return 0, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("integrity: session %d counts results but has none", s)}
+	}
+	return seq, nil
+}
+
+// seqWindow is the set of seqs whose results one session stores, in
+// increasing order: at most sessionWindow+1 of them (the trim follows the
+// store that passes the window).
+type seqWindow struct{ seqs []uint64 }
+
+func (w *seqWindow) has(seq uint64) bool {
+	_, ok := slices.BinarySearch(w.seqs, seq)
+	return ok
+}
+
+func (w *seqWindow) add(seq uint64) {
+	if n := len(w.seqs); n == 0 || seq > w.seqs[n-1] {
+		w.seqs = append(w.seqs, seq) // the common case: seqs rise
+		return
+	}
+	if i, ok := slices.BinarySearch(w.seqs, seq); !ok {
+		w.seqs = slices.Insert(w.seqs, i, seq)
+	}
+}
+
+func (w *seqWindow) remove(seq uint64) {
+	i, ok := slices.BinarySearch(w.seqs, seq)
+	switch {
+	case !ok:
+	case i == 0:
+		w.seqs = w.seqs[1:] // the common case: the oldest goes
+	default:
+		w.seqs = slices.Delete(w.seqs, i, i+1)
+	}
+}
+
+func (w *seqWindow) oldest() (uint64, bool) {
+	if len(w.seqs) == 0 {
+		return 0, false
+	}
+	return w.seqs[0], true
+}
+
+// loadSeqs returns the seqs whose results session s, whose record is m,
+// stores in rd. They lie above m.Low, so the scan starts there (below lie
+// the tombstones of the dropped results); there must be m.Count of them.
+func loadSeqs(rd reader, s uint64, m *sessionMeta) (*seqWindow, error) {
+	pfx := sessionKey(s)
+	it, err := rd.NewIter(&pebble.IterOptions{LowerBound: sessionResultKey(s, m.Low+1), UpperBound: upperBound(pfx)})
+	if err != nil {
+		return nil, storageErr("read session", err)
+	}
+	w := &seqWindow{seqs: make([]uint64, 0, max(m.Count, 0)+1)}
+	for valid := it.First(); valid; valid = it.Next() {
+		if k := it.Key(); len(k) == len(pfx)+8 {
+			w.seqs = append(w.seqs, binary.BigEndian.Uint64(k[len(pfx):]))
+		}
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return nil, storageErr("read session", err)
+	}
+	if len(w.seqs) != m.Count {
+		return nil, &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("integrity: session %d counts %d results but stores %d", s, m.Count, len(w.seqs))}
+	}
+	return w, nil
 }
 
 // oldest returns the lowest seq that session s, whose record m is,
