@@ -3,7 +3,8 @@ package fsm
 // Replicated state that Apply keeps in memory instead of reading Pebble:
 // the owned range, the records of recently used sessions ("s/s/" be64)
 // and the seqs whose results they store ("s/s/" be64 be64), the metadata
-// of recently written chunks ("s/k/" H), and lower bounds on the times of
+// of recently written chunks ("s/k/" H), the entries of recently used
+// paths ("s/e/"), and lower bounds on the times of
 // the session expiry index ("s/t/") and of the pending chunks ("s/p/"), by
 // which Apply skips the expiry and chunk-GC scans when they could find
 // nothing. Knowing a session's stored seqs, Apply reads a stored result
@@ -20,9 +21,12 @@ package fsm
 //     through forgetSession, every write of a session result through
 //     putResult and every delete of one through dropResult or (the whole
 //     session) forgetSession, every write of a chunk's metadata through
-//     putMeta and every delete of one through deleteChunk, and every
-//     write of an "s/t/" or "s/p/" key through noteWrite, which update
-//     the cache with what they write;
+//     putMeta and every delete of one through deleteChunk, every write of
+//     an entry through putEntry and every delete or raw write of one (a
+//     tree's removal or rename, a split's cleanup, the test-only mtime
+//     fault) through forgetEntries, and every write of an "s/t/" or
+//     "s/p/" key through noteWrite, which update the cache with what they
+//     write;
 //   - a batch Apply wrote into is committed before the next Apply, or the
 //     replica stops and this FSM applies nothing more
 //     (replica.StateMachine): a restarted node opens a new FSM;
@@ -31,19 +35,21 @@ package fsm
 //     learned from the scan it guards.
 //
 // Deleting a key never invalidates a lower bound, so those deletes need
-// no accessor. A session record, its stored seqs or chunk metadata not
-// cached are read (and then cached); at most maxCachedSessions,
-// maxCachedWindows and maxCachedChunks are kept, beyond which the others
-// are read. That a chunk is absent is not cached (the tables' bloom
+// no accessor. A session record, its stored seqs, chunk metadata or an
+// entry not cached are read (and then cached); at most maxCachedSessions,
+// maxCachedWindows, maxCachedChunks and maxCachedEntries are kept, beyond
+// which the others are read. That a chunk is absent is not cached (the tables' bloom
 // filters make that read cheap).
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"sync"
 
+	"github.com/cleavefs/cleave/internal/fspath"
 	"github.com/cleavefs/cleave/wire"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/vmihailenco/msgpack/v5"
@@ -67,17 +73,20 @@ type applyCache struct {
 	sessions records[uint64, sessionMeta] // stored session records, by session
 	windows  map[uint64]*seqWindow        // the seqs whose results a session stores, by session
 	chunks   records[ChunkID, chunkMeta]  // stored chunk metadata, by chunk
+	entries  records[string, entry]       // stored entries, by path
 }
 
 // maxCachedSessions bounds applyCache.sessions (about 100 bytes each),
-// maxCachedChunks applyCache.chunks (about 100 bytes each: a loadgen-like
-// put overwrites one of a few thousand files and releases its chunk).
-// maxCachedWindows bounds applyCache.windows (at most sessionWindow+1
-// seqs, 8 KiB, each).
+// maxCachedWindows applyCache.windows (at most sessionWindow+1 seqs, 8
+// KiB, each), maxCachedChunks applyCache.chunks (about 100 bytes each: a
+// loadgen-like put overwrites one of a few thousand files and releases
+// its chunk) and maxCachedEntries applyCache.entries (about 200 bytes
+// each).
 const (
 	maxCachedSessions = 1 << 16
 	maxCachedWindows  = 1 << 10
 	maxCachedChunks   = 1 << 15
+	maxCachedEntries  = 1 << 15
 )
 
 // reset forgets every value: the state under the FSM was replaced.
@@ -86,7 +95,7 @@ func (c *applyCache) reset() {
 	defer c.mu.Unlock()
 	c.rangeKnown, c.owned, c.owns = false, wire.Range{}, false
 	c.sessLow, c.pendLow = 0, 0
-	c.sessions.m, c.chunks.m, c.windows = nil, nil, nil
+	c.sessions.m, c.chunks.m, c.entries.m, c.windows = nil, nil, nil, nil
 }
 
 // records holds stored records by key, each equal to what the batch
@@ -253,6 +262,54 @@ func (f *FSM) deleteChunk(b *pebble.Batch, h ChunkID) error {
 		return storageErr("delete chunk "+h.String(), err)
 	}
 	return nil
+}
+
+// entryOf returns the entry of p (not "/") as stored in b (nil if there is
+// none), from memory once known. The caller owns the returned copy.
+func (f *FSM) entryOf(b *pebble.Batch, p string) (*entry, error) {
+	e, err := cachedRead(&f.cache, &f.cache.entries, p, maxCachedEntries, func() (*entry, error) { return getEntry(b, p) })
+	if e != nil {
+		e.Sum = bytes.Clone(e.Sum) // the cache keeps its own
+	}
+	return e, err
+}
+
+// putEntry writes e as the entry of p into b and, for a root, its index
+// key. It is the only writer of an entry but for the raw moves and
+// deletes of trees, which call forgetEntries.
+func (f *FSM) putEntry(b *pebble.Batch, p string, e *entry) error {
+	err := b.Set(entryKey(p), encodeEntry(e), nil)
+	kept := *e
+	kept.Sum = bytes.Clone(e.Sum)
+	cachedWrite(&f.cache, &f.cache.entries, p, maxCachedEntries, &kept, err)
+	if err != nil {
+		return storageErr("write "+p, err)
+	}
+	if parent, name := fspath.Split(p); parent == "/" {
+		if err := b.Set(rootKey(name), nil, nil); err != nil {
+			return storageErr("write "+p, err)
+		}
+	}
+	return nil
+}
+
+// forgetEntries drops from memory the entries whose keys are among keys
+// (other keys are ignored): whoever deletes entries from a batch, or
+// writes them other than through putEntry, calls it.
+func (f *FSM) forgetEntries(keys [][]byte) {
+	f.cache.mu.Lock()
+	defer f.cache.mu.Unlock()
+	if len(f.cache.entries.m) == 0 {
+		return
+	}
+	for _, k := range keys {
+		if !bytes.HasPrefix(k, []byte(entryPrefix)) {
+			continue
+		}
+		if p, ok := pathOfEntryKey(k); ok {
+			delete(f.cache.entries.m, p)
+		}
+	}
 }
 
 // ownedRange returns the owned range as stored in b, from memory once known.

@@ -78,7 +78,8 @@ func checkCached[K comparable, V comparable](n *node, when string, r *records[K,
 // TestRangeCacheFollowsEveryWriter: the owned range Apply keeps in memory
 // is the stored one after bootstrap, a SPLIT entry (also for a command
 // later in the same batch), a split's cleanup, the fork and a restore
-// that replaced the state underneath.
+// that replaced the state underneath; so are the chunks and entries it
+// keeps after the cleanup, which deletes the moved half's.
 func TestRangeCacheFollowsEveryWriter(t *testing.T) {
 	n := newNode(t, wholeRing)
 	n.checkRangeCache("bootstrap")
@@ -125,6 +126,7 @@ func TestRangeCacheFollowsEveryWriter(t *testing.T) {
 	}
 	n.checkRangeCache("cleanup")
 	n.checkChunkCache("cleanup")
+	n.checkEntryCache("cleanup")
 	n.must(put(kept, "z", 0))
 
 	// The fork hands this node the upper half.
@@ -363,3 +365,104 @@ func TestSessionSeqsDecideAsReads(t *testing.T) {
 		}
 	}
 }
+
+// checkEntryCache fails unless every entry the FSM holds in memory is the
+// one stored in Pebble. It returns how many it holds.
+func (n *node) checkEntryCache(when string) int {
+	n.t.Helper()
+	n.fsm.cache.mu.Lock()
+	cached := maps.Clone(n.fsm.cache.entries.m)
+	n.fsm.cache.mu.Unlock()
+	for p, e := range cached {
+		stored, err := getEntry(n.db, p)
+		if err != nil {
+			n.t.Fatal(err)
+		}
+		if stored == nil || !reflect.DeepEqual(*stored, e) {
+			n.t.Fatalf("%s: %s cached as %+v, Pebble holds %+v", when, p, e, stored)
+		}
+	}
+	return len(cached)
+}
+
+// TestEntryCacheDecidesAsReads applies one random script of every command
+// that writes or deletes entries — puts, writes and appends, mkdirs,
+// removes of files and trees, renames of files and trees, copies — over a
+// small tree, on three FSMs: one that forgets its cache before every entry
+// (so it reads every entry, as apply did before it kept them), one
+// restarted (a new FSM over its DB) and one Restored at random points.
+// Every result and the final states must be equal, and every cached entry
+// must be the stored one after each command.
+func TestEntryCacheDecidesAsReads(t *testing.T) {
+	ref, restarted, restored := newNode(t, wholeRing), newNode(t, wholeRing), newNode(t, wholeRing)
+	r := rand.New(rand.NewPCG(13, 17))
+	pick := func() string { // a path of at most three levels in two roots
+		p := fmt.Sprintf("/r%d", r.IntN(2))
+		for range r.IntN(3) + 1 {
+			p += fmt.Sprintf("/%c", 'a'+r.IntN(3))
+		}
+		return p
+	}
+	codes := map[wire.Code]int{}
+	ops := map[wire.Op]int{}
+	cached := 0
+	for i := range 3000 {
+		var c Command
+		switch r.IntN(9) {
+		case 0, 1:
+			c = put(pick(), fmt.Sprint(i), parents)
+		case 2:
+			c = Command{Op: wire.OpWrite, Path: pick(), Offset: int64(r.IntN(6)), Data: []byte("wx"), Flags: parents}
+		case 3:
+			c = Command{Op: wire.OpAppend, Path: pick(), Data: []byte("ap"), Flags: parents}
+		case 4:
+			c = mkdir(pick(), parents)
+		case 5:
+			c = remove(pick(), wire.Flags(r.IntN(2))*recursive)
+		case 6, 7:
+			src := pick()
+			c = Command{Op: wire.OpRename, Path: src, To: fspathRoot(src) + pick()[3:], Flags: parents}
+		default:
+			src := pick()
+			c = Command{Op: wire.OpCopy, Path: src, To: fspathRoot(src) + pick()[3:], Flags: parents}
+		}
+		c.Time = 1_700_000_000_000_000_000 + int64(i)
+		ref.fsm.cache.reset()
+		want := ref.do(c)
+		codes[want.Code]++
+		if want.Code == wire.OK {
+			ops[c.Op]++
+		}
+		for _, n := range []*node{restarted, restored} {
+			if got := n.do(c); !reflect.DeepEqual(got, want) {
+				t.Fatalf("command %d %v %s -> %s: %+v, reading %+v", i+1, c.Op, c.Path, c.To, got, want)
+			}
+			cached = max(cached, n.checkEntryCache(fmt.Sprintf("command %d (%v %s)", i+1, c.Op, c.Path)))
+		}
+		if r.IntN(300) == 0 {
+			restarted.fsm = mustFSM(restarted.db)
+		}
+		if r.IntN(300) == 0 {
+			if err := restored.fsm.Restored(restored.index); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, op := range []wire.Op{wire.OpPut, wire.OpWrite, wire.OpAppend, wire.OpMkdir, wire.OpRemove, wire.OpRename, wire.OpCopy} {
+		if ops[op] == 0 {
+			t.Errorf("no %v succeeded: the script tests too little (%v)", op, ops)
+		}
+	}
+	if cached == 0 || len(codes) < 4 {
+		t.Errorf("cached at most %d entries, result codes %v: the script tests too little", cached, codes)
+	}
+	want := ref.stateSum()
+	for name, n := range map[string]*node{"restarted": restarted, "restored": restored} {
+		if got := n.stateSum(); got != want {
+			t.Errorf("%s: state %s, reading %s", name, got, want)
+		}
+	}
+}
+
+// fspathRoot is the root directory of p ("/r0" of "/r0/a/b").
+func fspathRoot(p string) string { return p[:3] }

@@ -472,11 +472,11 @@ type tx struct {
 // so it reads upward only until it finds an existing ancestor. Without
 // parents it fails with NOT_FOUND (nearest existing ancestor is a directory)
 // or NOT_DIR (it is a file) when the parent is missing.
-func missingParents(rd reader, p string, parents bool) ([]string, *Result, error) {
+func (t *tx) missingParents(p string, parents bool) ([]string, *Result, error) {
 	var missing []string
 	dir, _ := fspath.Split(p)
 	for dir != "/" {
-		e, err := getEntry(rd, dir)
+		e, err := t.f.entryOf(t.b, dir)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -499,22 +499,11 @@ func missingParents(rd reader, p string, parents bool) ([]string, *Result, error
 	return missing, nil, nil
 }
 
-// putEntry writes the entry of p and, for a root, its index key.
-func putEntry(b *pebble.Batch, p string, e *entry) error {
-	if err := b.Set(entryKey(p), encodeEntry(e), nil); err != nil {
-		return storageErr("write "+p, err)
-	}
-	if parent, name := fspath.Split(p); parent == "/" {
-		if err := b.Set(rootKey(name), nil, nil); err != nil {
-			return storageErr("write "+p, err)
-		}
-	}
-	return nil
-}
-
-func makeDirs(b *pebble.Batch, dirs []string, index uint64, mtime int64) error {
+// makeDirs writes the entries of the directories dirs, created by the
+// command being applied.
+func (t *tx) makeDirs(dirs []string) error {
 	for _, d := range dirs {
-		if err := putEntry(b, d, &entry{Type: wire.TypeDir, Mtime: mtime, Version: index}); err != nil {
+		if err := t.f.putEntry(t.b, d, &entry{Type: wire.TypeDir, Mtime: t.c.Time, Version: t.index}); err != nil {
 			return err
 		}
 	}

@@ -140,6 +140,7 @@ func (f *FSM) UnsafeBumpMtime(p string) (bool, error) {
 		return false, err
 	}
 	e.Mtime++
+	f.forgetEntries([][]byte{entryKey(p)}) // Apply reads it again
 	if err := f.db.Set(entryKey(p), encodeEntry(e), pebble.Sync); err != nil {
 		return false, storageErr("rewrite "+p, err)
 	}

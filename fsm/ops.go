@@ -39,7 +39,7 @@ func fileTarget(t *tx, p string) (old *entry, missing []string, res *Result, err
 	if p == "/" {
 		return nil, nil, failf(wire.IsDir, "%q is a directory", p), nil
 	}
-	old, err = getEntry(t.b, p)
+	old, err = t.f.entryOf(t.b, p)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -50,7 +50,7 @@ func fileTarget(t *tx, p string) (old *entry, missing []string, res *Result, err
 		return nil, nil, r, nil
 	}
 	if old == nil {
-		missing, res, err = missingParents(t.b, p, t.c.Flags&wire.FlagParents != 0)
+		missing, res, err = t.missingParents(p, t.c.Flags&wire.FlagParents != 0)
 	}
 	return old, missing, res, err
 }
@@ -67,7 +67,7 @@ func (t *tx) finishFile(p string, e *entry) (*Result, error) {
 	if err := t.flush(); err != nil {
 		return nil, err
 	}
-	if err := putEntry(t.b, p, e); err != nil {
+	if err := t.f.putEntry(t.b, p, e); err != nil {
 		return nil, err
 	}
 	_, name := fspath.Split(p)
@@ -83,7 +83,7 @@ func applyMkdir(t *tx) (*Result, error) {
 		}
 		return failf(wire.Exists, "%q already exists", c.Path), nil
 	}
-	e, err := getEntry(t.b, c.Path)
+	e, err := t.f.entryOf(t.b, c.Path)
 	if err != nil {
 		return nil, err
 	}
@@ -94,11 +94,11 @@ func applyMkdir(t *tx) (*Result, error) {
 		}
 		return failf(wire.Exists, "%q already exists (%v)", c.Path, e.Type), nil
 	}
-	missing, res, err := missingParents(t.b, c.Path, parents)
+	missing, res, err := t.missingParents(c.Path, parents)
 	if res != nil || err != nil {
 		return res, err
 	}
-	if err := makeDirs(t.b, append(missing, c.Path), t.index, c.Time); err != nil {
+	if err := t.makeDirs(append(missing, c.Path)); err != nil {
 		return nil, err
 	}
 	return &Result{Stat: &wire.Stat{Name: name, Type: wire.TypeDir, Mtime: c.Time, Version: t.index}}, nil
@@ -110,7 +110,7 @@ func applyPut(t *tx) (*Result, error) {
 	if res != nil || err != nil {
 		return res, err
 	}
-	if err := makeDirs(t.b, missing, t.index, c.Time); err != nil {
+	if err := t.makeDirs(missing); err != nil {
 		return nil, err
 	}
 	bs := orDefault(c.ChunkSize, DefaultChunkSize)
@@ -186,7 +186,7 @@ func applyWrite(t *tx, appending bool) (*Result, error) {
 			return nil, err
 		}
 	}
-	if err := makeDirs(t.b, missing, t.index, c.Time); err != nil {
+	if err := t.makeDirs(missing); err != nil {
 		return nil, err
 	}
 	if err := t.rewriteBlocks(w, held, datas, &sum); err != nil {
@@ -341,7 +341,7 @@ func applyRemove(t *tx) (*Result, error) {
 	if c.Path == "/" {
 		return failf(wire.Invalid, "cannot remove %q", c.Path), nil
 	}
-	e, err := getEntry(t.b, c.Path)
+	e, err := t.f.entryOf(t.b, c.Path)
 	if err != nil {
 		return nil, err
 	}
@@ -380,6 +380,7 @@ func applyRemove(t *tx) (*Result, error) {
 	if err := t.dropBlocks(blocks); err != nil {
 		return nil, err
 	}
+	t.f.forgetEntries(dels)
 	for _, k := range dels {
 		if err := t.b.Delete(k, nil); err != nil {
 			return nil, storageErr("delete", err)
@@ -438,7 +439,7 @@ func twoPathSource(t *tx, dirs bool) (*entry, *Result, error) {
 	if r := twoPaths(c); r != nil {
 		return nil, r, nil
 	}
-	se, err := getEntry(t.b, c.Path)
+	se, err := t.f.entryOf(t.b, c.Path)
 	switch {
 	case err != nil:
 		return nil, nil, err
@@ -479,7 +480,7 @@ func applyRename(t *tx) (*Result, error) {
 	if res != nil || err != nil {
 		return res, err
 	}
-	de, err := getEntry(t.b, dst)
+	de, err := t.f.entryOf(t.b, dst)
 	if err != nil {
 		return nil, err
 	}
@@ -507,7 +508,7 @@ func applyRename(t *tx) (*Result, error) {
 		return nil, err
 	}
 	// Write: parents, release a replaced file, delete the old keys, set the new.
-	if err := makeDirs(t.b, missing, t.index, c.Time); err != nil {
+	if err := t.makeDirs(missing); err != nil {
 		return nil, err
 	}
 	if de != nil && de.Type == wire.TypeFile {
@@ -515,6 +516,7 @@ func applyRename(t *tx) (*Result, error) {
 			return nil, err
 		}
 	}
+	t.f.forgetEntries(olds)
 	for _, k := range olds {
 		if err := t.b.Delete(k, nil); err != nil {
 			return nil, storageErr("rename", err)
@@ -522,6 +524,7 @@ func applyRename(t *tx) (*Result, error) {
 	}
 	sort.Slice(sets, func(i, j int) bool { return bytes.Compare(sets[i].k, sets[j].k) < 0 })
 	for _, s := range sets {
+		t.f.forgetEntries([][]byte{s.k})
 		if err := t.b.Set(s.k, s.v, nil); err != nil {
 			return nil, storageErr("rename", err)
 		}
@@ -531,7 +534,7 @@ func applyRename(t *tx) (*Result, error) {
 	if err := t.flush(); err != nil {
 		return nil, err
 	}
-	if err := putEntry(t.b, dst, &moved); err != nil {
+	if err := t.f.putEntry(t.b, dst, &moved); err != nil {
 		return nil, err
 	}
 	return &Result{Stat: moved.stat(name)}, nil
@@ -544,7 +547,7 @@ func applyRename(t *tx) (*Result, error) {
 func renameTarget(t *tx, se, de *entry) (missing []string, res *Result, err error) {
 	dst := t.c.To
 	if de == nil {
-		return missingParents(t.b, dst, t.c.Flags&wire.FlagParents != 0)
+		return t.missingParents(dst, t.c.Flags&wire.FlagParents != 0)
 	}
 	switch {
 	case se.Type == wire.TypeFile && de.Type == wire.TypeDir:
@@ -602,7 +605,7 @@ func applyCopy(t *tx) (*Result, error) {
 	if src == dst {
 		return failf(wire.Invalid, "cannot copy %q onto itself", src), nil
 	}
-	de, err := getEntry(t.b, dst)
+	de, err := t.f.entryOf(t.b, dst)
 	if err != nil {
 		return nil, err
 	}
@@ -614,7 +617,7 @@ func applyCopy(t *tx) (*Result, error) {
 		return failf(wire.Conflict, "%q already exists (if-absent)", dst), nil
 	case de == nil:
 		var res *Result
-		missing, res, err = missingParents(t.b, dst, c.Flags&wire.FlagParents != 0)
+		missing, res, err = t.missingParents(dst, c.Flags&wire.FlagParents != 0)
 		if res != nil || err != nil {
 			return res, err
 		}
@@ -623,7 +626,7 @@ func applyCopy(t *tx) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := makeDirs(t.b, missing, t.index, c.Time); err != nil {
+	if err := t.makeDirs(missing); err != nil {
 		return nil, err
 	}
 	if de != nil {
@@ -691,7 +694,7 @@ func applyCommit(t *tx) (*Result, error) {
 	if len(ids) > 1 || first > bs {
 		bs = first
 	}
-	if err := makeDirs(t.b, missing, t.index, c.Time); err != nil {
+	if err := t.makeDirs(missing); err != nil {
 		return nil, err
 	}
 	if old != nil {

@@ -583,7 +583,7 @@ func TestOverwriteOneBlockFile(t *testing.T) {
 						t.Fatal(err)
 					}
 					e.Sum = nil
-					if err := errors.Join(putEntry(b, "/o/f", e), b.Commit(pebble.Sync)); err != nil {
+					if err := errors.Join(n.fsm.putEntry(b, "/o/f", e), b.Commit(pebble.Sync)); err != nil {
 						t.Fatal(err)
 					}
 				}

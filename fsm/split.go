@@ -291,6 +291,7 @@ func (t *tx) dropOutside(cur wire.Range, limit int64) (int, bool, error) {
 		if err := t.dropBlocks(blocksPrefix(p)); err != nil {
 			return 0, false, err
 		}
+		t.f.forgetEntries(keys[i : i+1])
 		if err := t.b.Delete(keys[i], nil); err != nil {
 			return 0, false, storageErr("delete "+p, err)
 		}
