@@ -4,12 +4,14 @@ package fsm
 // the owned range, the records of recently used sessions ("s/s/" be64)
 // and the seqs whose results they store ("s/s/" be64 be64), the metadata
 // of recently written chunks ("s/k/" H), the entries of recently used
-// paths ("s/e/"), and lower bounds on the times of
-// the session expiry index ("s/t/") and of the pending chunks ("s/p/"), by
-// which Apply skips the expiry and chunk-GC scans when they could find
-// nothing. Knowing a session's stored seqs, Apply reads a stored result
-// only for a retry, and finds the oldest to drop without a read, however
-// out of order a pipelining client's commands apply.
+// paths ("s/e/"), the id of every stored chunk while there are at most
+// maxKnownChunks, and lower bounds on the times of the session expiry
+// index ("s/t/") and of the pending chunks ("s/p/"), by which Apply skips
+// the expiry and chunk-GC scans when they could find nothing. Knowing a
+// session's stored seqs, Apply reads a stored result only for a retry and
+// finds the oldest to drop without a read, however out of order a
+// pipelining client's commands apply; knowing the chunk ids, it knows a
+// new chunk absent without a read.
 //
 // Each value equals what a read through the batch of the entry being
 // applied would give (the bounds are at or below every key's time), so a
@@ -21,25 +23,27 @@ package fsm
 //     through forgetSession, every write of a session result through
 //     putResult and every delete of one through dropResult or (the whole
 //     session) forgetSession, every write of a chunk's metadata through
-//     putMeta and every delete of one through deleteChunk, every write of
-//     an entry through putEntry and every delete or raw write of one (a
-//     tree's removal or rename, a split's cleanup, the test-only mtime
-//     fault) through forgetEntries, and every write of an "s/t/" or
-//     "s/p/" key through noteWrite, which update the cache with what they
-//     write;
+//     putMeta and every delete of one through deleteChunk (both keep the
+//     chunk ids), every write of an entry through putEntry and every
+//     delete or raw write of one (a tree's removal or rename, a split's
+//     cleanup, the test-only mtime fault) through forgetEntries, and every
+//     write of an "s/t/" or "s/p/" key through noteWrite, which update the
+//     cache with what they write;
 //   - a batch Apply wrote into is committed before the next Apply, or the
 //     replica stops and this FSM applies nothing more
 //     (replica.StateMachine): a restarted node opens a new FSM;
 //   - a value not known (at NewFSM, and after Restored replaced the
-//     state) is read through the batch on first use, and a bound is
-//     learned from the scan it guards.
+//     state) is read through the batch on first use, the chunk ids by a
+//     scan of the chunk metadata, and a bound is learned from the scan it
+//     guards.
 //
 // Deleting a key never invalidates a lower bound, so those deletes need
 // no accessor. A session record, its stored seqs, chunk metadata or an
 // entry not cached are read (and then cached); at most maxCachedSessions,
 // maxCachedWindows, maxCachedChunks and maxCachedEntries are kept, beyond
-// which the others are read. That a chunk is absent is not cached (the tables' bloom
-// filters make that read cheap).
+// which the others are read. A store with more than maxKnownChunks chunks
+// looks each new chunk up: a point read, cheap with the tables' bloom
+// filters but not free (it visits every L0 table).
 
 import (
 	"bytes"
@@ -74,7 +78,22 @@ type applyCache struct {
 	windows  map[uint64]*seqWindow        // the seqs whose results a session stores, by session
 	chunks   records[ChunkID, chunkMeta]  // stored chunk metadata, by chunk
 	entries  records[string, entry]       // stored entries, by path
+
+	// The ids of every stored chunk ("s/k/" keys) when ids is idsKnown:
+	// read once, then kept by putMeta and deleteChunk, while there are
+	// at most maxKnownChunks.
+	ids      map[ChunkID]struct{}
+	idsState idsState
 }
+
+// idsState says what applyCache.ids holds.
+type idsState int
+
+const (
+	idsUnread  idsState = iota // not read yet (or a write failed): read them on first use
+	idsKnown                   // every stored chunk's id
+	idsTooMany                 // more than maxKnownChunks are stored: look each up
+)
 
 // maxCachedSessions bounds applyCache.sessions (about 100 bytes each),
 // maxCachedWindows applyCache.windows (at most sessionWindow+1 seqs, 8
@@ -89,6 +108,10 @@ const (
 	maxCachedEntries  = 1 << 15
 )
 
+// maxKnownChunks bounds applyCache.ids (about 50 bytes each): a store
+// with more chunks looks each new chunk up.
+const maxKnownChunks = 1 << 18
+
 // reset forgets every value: the state under the FSM was replaced.
 func (c *applyCache) reset() {
 	c.mu.Lock()
@@ -96,6 +119,7 @@ func (c *applyCache) reset() {
 	c.rangeKnown, c.owned, c.owns = false, wire.Range{}, false
 	c.sessLow, c.pendLow = 0, 0
 	c.sessions.m, c.chunks.m, c.entries.m, c.windows = nil, nil, nil, nil
+	c.ids, c.idsState = nil, idsUnread
 }
 
 // records holds stored records by key, each equal to what the batch
@@ -238,8 +262,64 @@ func (f *FSM) changeSeqs(s uint64, w *seqWindow, err error, change func()) {
 
 // chunkMeta returns the metadata of chunk h as stored in b (nil if there
 // is none), from memory once known. The caller owns the returned copy.
+// A chunk whose id is not among the known ids is absent without a read.
 func (f *FSM) chunkMeta(b *pebble.Batch, h ChunkID) (*chunkMeta, error) {
-	return cachedRead(&f.cache, &f.cache.chunks, h, maxCachedChunks, func() (*chunkMeta, error) { return getMeta(b, h) })
+	return cachedRead(&f.cache, &f.cache.chunks, h, maxCachedChunks, func() (*chunkMeta, error) {
+		if stored, err := f.mayHoldChunk(b, h); err != nil || !stored {
+			return nil, err
+		}
+		return getMeta(b, h)
+	})
+}
+
+// mayHoldChunk reports whether b may store chunk h: false only when the
+// known ids prove it does not. The first call reads every id.
+func (f *FSM) mayHoldChunk(b *pebble.Batch, h ChunkID) (bool, error) {
+	c := &f.cache
+	c.mu.Lock()
+	state := c.idsState
+	_, known := c.ids[h]
+	c.mu.Unlock()
+	switch state {
+	case idsKnown:
+		return known, nil
+	case idsTooMany:
+		return true, nil
+	}
+	ids, err := readChunkIDs(b, maxKnownChunks)
+	if err != nil {
+		return false, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ids == nil {
+		c.idsState = idsTooMany
+		return true, nil
+	}
+	c.ids, c.idsState = ids, idsKnown
+	_, known = ids[h]
+	return known, nil
+}
+
+// noteIDs records in the known ids that b now stores chunk h (or no
+// longer does, gone); a write that failed (err) may or may not be in b,
+// so the ids are read again.
+func (f *FSM) noteIDs(h ChunkID, gone bool, err error) {
+	c := &f.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.idsState != idsKnown:
+	case err != nil:
+		c.ids, c.idsState = nil, idsUnread
+	case gone:
+		delete(c.ids, h)
+	default:
+		c.ids[h] = struct{}{}
+		if len(c.ids) > maxKnownChunks {
+			c.ids, c.idsState = nil, idsTooMany
+		}
+	}
 }
 
 // putMeta writes m as the metadata of chunk h into b. It is the only
@@ -247,6 +327,7 @@ func (f *FSM) chunkMeta(b *pebble.Batch, h ChunkID) (*chunkMeta, error) {
 func (f *FSM) putMeta(b *pebble.Batch, h ChunkID, m *chunkMeta) error {
 	err := b.Set(metaKey(h), encodeChunkMeta(m), nil)
 	cachedWrite(&f.cache, &f.cache.chunks, h, maxCachedChunks, m, err)
+	f.noteIDs(h, false, err)
 	if err != nil {
 		return storageErr("write chunk "+h.String(), err)
 	}
@@ -258,6 +339,7 @@ func (f *FSM) putMeta(b *pebble.Batch, h ChunkID, m *chunkMeta) error {
 func (f *FSM) deleteChunk(b *pebble.Batch, h ChunkID) error {
 	err := errors.Join(b.Delete(chunkKey(h), nil), b.Delete(metaKey(h), nil))
 	cachedWrite[ChunkID, chunkMeta](&f.cache, &f.cache.chunks, h, maxCachedChunks, nil, err)
+	f.noteIDs(h, true, err)
 	if err != nil {
 		return storageErr("delete chunk "+h.String(), err)
 	}

@@ -75,6 +75,35 @@ func checkCached[K comparable, V comparable](n *node, when string, r *records[K,
 	return len(cached)
 }
 
+// checkChunkIDs fails unless the chunk ids the FSM knows, when it knows
+// them, are those of the chunks stored in Pebble. It reports whether it
+// knows them.
+func (n *node) checkChunkIDs(when string) bool {
+	n.t.Helper()
+	n.fsm.cache.mu.Lock()
+	known, state := maps.Clone(n.fsm.cache.ids), n.fsm.cache.idsState
+	n.fsm.cache.mu.Unlock()
+	if state != idsKnown {
+		return false
+	}
+	stored, err := readChunkIDs(n.db, maxKnownChunks)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	if !maps.Equal(known, stored) {
+		n.t.Fatalf("%s: %d chunk ids known, %d stored", when, len(known), len(stored))
+	}
+	return true
+}
+
+// lookUpChunks makes the FSM look every chunk up, as it does when the
+// store holds more than maxKnownChunks.
+func (n *node) lookUpChunks() {
+	n.fsm.cache.mu.Lock()
+	defer n.fsm.cache.mu.Unlock()
+	n.fsm.cache.ids, n.fsm.cache.idsState = nil, idsTooMany
+}
+
 // TestRangeCacheFollowsEveryWriter: the owned range Apply keeps in memory
 // is the stored one after bootstrap, a SPLIT entry (also for a command
 // later in the same batch), a split's cleanup, the fork and a restore
@@ -127,6 +156,9 @@ func TestRangeCacheFollowsEveryWriter(t *testing.T) {
 	n.checkRangeCache("cleanup")
 	n.checkChunkCache("cleanup")
 	n.checkEntryCache("cleanup")
+	if !n.checkChunkIDs("cleanup") {
+		t.Error("the chunk ids are not known after the cleanup")
+	}
 	n.must(put(kept, "z", 0))
 
 	// The fork hands this node the upper half.
@@ -172,8 +204,8 @@ func (n *node) setRangeRaw(r wire.Range) {
 
 // TestCachedBoundsDecideAsScans applies one random script on three FSMs:
 // one that forgets its cache before every entry (so it always reads and
-// scans Pebble, as apply did without the cache), one restarted (a new FSM
-// over its DB) and one Restored at random points. The script mixes TTLs
+// scans Pebble and looks every chunk up, as apply did without the cache),
+// one restarted (a new FSM over its DB) and one Restored at random points. The script mixes TTLs
 // and lets entry time step back, so keys are written below what earlier
 // scans saw: session commands, chunk uploads, and commits of uploaded
 // chunks over files whose old chunks then wait in "s/p/" at their older
@@ -185,7 +217,7 @@ func TestCachedBoundsDecideAsScans(t *testing.T) {
 	ttls := []int64{2e9, 5e9, 30e9}
 	now := int64(1e18)
 	seq := map[uint64]uint64{}
-	expired, collected, chunks, cachedChunks := 0, 0, 0, 0
+	expired, collected, chunks, cachedChunks, knownIDs := 0, 0, 0, 0, 0
 	var last string
 	for i := range 800 {
 		now += r.Int64N(4e8)
@@ -209,10 +241,14 @@ func TestCachedBoundsDecideAsScans(t *testing.T) {
 		c.ChunkTTL = ttls[r.IntN(len(ttls))]
 		c.Time, c.SessionTTL = now, ttls[int(s)%len(ttls)]
 		ref.fsm.cache.reset()
+		ref.lookUpChunks()
 		want := ref.do(c)
 		for _, n := range []*node{restarted, restored} {
 			if got := n.do(c); got.Code != want.Code || got.Message != want.Message || got.Chunk != want.Chunk {
 				t.Fatalf("entry %d: %+v, without cache %+v", i+1, got, want)
+			}
+			if n.checkChunkIDs(fmt.Sprintf("entry %d", i+1)) {
+				knownIDs++
 			}
 			n.checkSessionCache(fmt.Sprintf("entry %d", i+1))
 			cachedChunks = max(cachedChunks, n.checkChunkCache(fmt.Sprintf("entry %d", i+1)))
@@ -228,8 +264,8 @@ func TestCachedBoundsDecideAsScans(t *testing.T) {
 		expired = max(expired, len(seq)-ref.countPrefix(sessionTimePrefix))
 		collected = max(collected, chunks-ref.countPrefix(pendingPrefix))
 	}
-	if expired == 0 || collected == 0 || cachedChunks == 0 {
-		t.Fatalf("the script expired %d sessions, collected %d chunks and cached at most %d: it tests nothing", expired, collected, cachedChunks)
+	if expired == 0 || collected == 0 || cachedChunks == 0 || knownIDs == 0 {
+		t.Fatalf("the script expired %d sessions, collected %d chunks, cached at most %d and knew the ids after %d entries: it tests nothing", expired, collected, cachedChunks, knownIDs)
 	}
 	want := ref.stateSum()
 	for name, n := range map[string]*node{"restarted": restarted, "restored": restored} {

@@ -139,6 +139,31 @@ func (m *chunkMeta) awaitedOutside(r wire.Range) bool {
 	return m.Hull && (m.Hi < r.Start || (r.End != 0 && m.Lo >= r.End))
 }
 
+// readChunkIDs returns the id of every chunk rd stores, or nil if there
+// are more than max.
+func readChunkIDs(rd reader, max int) (map[ChunkID]struct{}, error) {
+	ids := map[ChunkID]struct{}{}
+	err := scanPrefix(rd, []byte(metaPrefix), func(k, _ []byte) error {
+		var h ChunkID
+		if len(k) != len(metaPrefix)+len(h) {
+			return &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("corrupt chunk metadata key %q", k)}
+		}
+		copy(h[:], k[len(metaPrefix):])
+		ids[h] = struct{}{}
+		if len(ids) > max {
+			return errTooMany
+		}
+		return nil
+	})
+	if errors.Is(err, errTooMany) {
+		return nil, nil
+	}
+	return ids, err
+}
+
+// errTooMany stops readChunkIDs' scan.
+var errTooMany = errors.New("too many chunks")
+
 func getMeta(rd reader, h ChunkID) (*chunkMeta, error) {
 	v, c, err := rd.Get(metaKey(h))
 	if errors.Is(err, pebble.ErrNotFound) {
