@@ -513,6 +513,7 @@ func (n *Node) replicaConfig() replica.Config {
 	rc.Join = cfg.Join
 	rc.LogRetention = cfg.LogRetention
 	rc.SnapshotDir = filepath.Join(cfg.DataDir, "snap")
+	rc.LogDir = filepath.Join(cfg.DataDir, "raftlog")
 	return rc
 }
 

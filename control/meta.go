@@ -246,6 +246,7 @@ func OpenMetaTable(cfg MetaConfig, tr replica.Transport) (*MetaTable, error) {
 	rc.Logger = cfg.Logger.With("group", "meta")
 	// Beside the DB, on its file system (ingesting links the file).
 	rc.SnapshotDir = filepath.Clean(cfg.Dir) + ".snap"
+	rc.LogDir = filepath.Clean(cfg.Dir) + ".log"
 	rep, err := replica.Open(rc, db, fsm, tr)
 	if err != nil {
 		db.Close()

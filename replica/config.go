@@ -85,6 +85,15 @@ type Config struct {
 	// that Open makes and Close removes (never shared with another
 	// replica: Open clears the directory it is given).
 	SnapshotDir string
+	// LogDir holds the log's segment files (logfile.go). Required: it
+	// must be durable storage, like the DB's (best beside it), and no
+	// other replica's; Open removes any segment there that the DB does
+	// not record. A DB whose log is still inside it (written before the
+	// segment files) has it moved here at Open.
+	LogDir string
+	// LogSegmentBytes is the size past which the log starts a new segment
+	// file; compaction removes whole segments. Default 64 MiB.
+	LogSegmentBytes int64
 	// FS is the file system the DB was opened on (pebble.Options.FS):
 	// snapshots being received are written to SnapshotDir through it, and
 	// ingesting one links the file into the DB, so both must be the same
@@ -130,6 +139,7 @@ func DefaultConfig() Config {
 		FS:                  vfs.Default,            // the OS's file system
 		MaxSnapshotSends:    2,                      // outgoing snapshot streams at once
 		PromoteMaxLag:       100,                    // entries a learner may trail to be promoted
+		LogSegmentBytes:     segmentBytes,           // 64 MiB log segment files
 	}
 }
 
@@ -154,6 +164,7 @@ func (c Config) withDefaults() Config {
 	orDefault(&c.SnapshotChunk, d.SnapshotChunk)
 	orDefault(&c.MaxSnapshotSends, d.MaxSnapshotSends)
 	orDefault(&c.PromoteMaxLag, d.PromoteMaxLag)
+	orDefault(&c.LogSegmentBytes, d.LogSegmentBytes)
 	orDefault(&c.FS, d.FS)
 	return c
 }
@@ -172,6 +183,12 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.ID == 0 {
 		errs = append(errs, errors.New("ID must be nonzero"))
+	}
+	if c.LogDir == "" {
+		errs = append(errs, errors.New("LogDir must be set"))
+	}
+	if c.LogSegmentBytes < 0 {
+		errs = append(errs, fmt.Errorf("LogSegmentBytes %d is negative", c.LogSegmentBytes))
 	}
 	seen := make(map[uint64]bool, len(c.Peers))
 	for _, p := range c.Peers {

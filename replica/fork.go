@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"slices"
@@ -45,6 +46,11 @@ func ForkGroup(b *pebble.Batch, prefix []byte, g Group, index uint64, voters map
 		return err
 	}
 	if err := b.Set(s.keyGroup, encodeGroup(g), nil); err != nil {
+		return err
+	}
+	// A new generation of log segments: the ones the replica wrote are
+	// the old group's, and its next Open removes them.
+	if err := b.Set(s.keyLogID, binary.BigEndian.AppendUint64(nil, newLogGen()), nil); err != nil {
 		return err
 	}
 	if empty {

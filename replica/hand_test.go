@@ -211,6 +211,7 @@ func (c *handCluster) config(n *handNode) Config {
 	cfg.Logger = testLogger()
 	cfg.FS = n.fs
 	cfg.SnapshotDir = "/snap"
+	cfg.LogDir = "/log"
 	cfg.LogRetention = c.logRetention
 	cfg.SnapshotChunk = c.snapChunk
 	cfg.MaxSnapshotSends = 1

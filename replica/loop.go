@@ -30,6 +30,7 @@ func (r *Replica) run() {
 		// The loop returned with no write in flight; this only waits for
 		// the writer goroutine to end.
 	}
+	r.store.close()
 	close(r.loopDone)
 	r.sendCancel()
 	r.wg.Wait()

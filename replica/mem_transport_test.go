@@ -225,6 +225,7 @@ func newTestCluster(t testing.TB, n int) *testCluster {
 		cfg.Logger = testLogger()
 		cfg.Join = c.join[id]
 		cfg.SnapshotDir = filepath.Join(root, "snap-"+strconv.FormatUint(id, 10))
+		cfg.LogDir = filepath.Join(root, "log-"+strconv.FormatUint(id, 10))
 		cfg.PeerAddrs = map[uint64]string{}
 		for _, p := range cfg.Peers {
 			cfg.PeerAddrs[p] = "addr-" + strconv.FormatUint(p, 10)

@@ -11,15 +11,17 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// readyWrite is one Ready between startReady and finishReady: its batch
-// (log entries, HardState, the applied state and the applied index) is
-// being committed by the writer goroutine, and what it leaves to do once
-// that batch is durable.
+// readyWrite is one Ready between startReady and finishReady: its log
+// entries (written and synced first) and its batch (HardState, the
+// applied state and the applied index) are being written by the writer
+// goroutine, and what it leaves to do once they are durable.
 type readyWrite struct {
 	rd      raft.Ready
 	apply   []*pb.Entry // the committed entries b applies (applyDurable took the others)
+	log     *segWrite   // rd's entries, nil if none
 	b       *pebble.Batch
-	sync    bool          // commit with fsync (raft's MustSync)
+	sync    bool          // raft's MustSync: the entries are synced, and b too if syncDB
+	syncDB  bool          // b must be synced too: it changes term or vote, or adds member marks
 	msgs    []*pb.Message // to send once b is durable (a follower's, a candidate's)
 	snaps   []*pb.Message // snapshot messages, sent after Advance
 	ds      []delivery    // own proposals' answers, delivered once b is durable
@@ -77,7 +79,7 @@ func (r *Replica) startReady() (*readyWrite, error) {
 		w.b.Close()
 		return nil, err
 	}
-	if w.b.Empty() {
+	if w.b.Empty() && w.log == nil {
 		return nil, r.finishReady(w)
 	}
 	if !w.sync {
@@ -85,7 +87,7 @@ func (r *Replica) startReady() (*readyWrite, error) {
 		// writer goroutine's two wake-ups, and the loop would only have
 		// waited for them. The batch is the same; so is the order, since
 		// no other write is in flight.
-		w.took, w.err = commitBatch(w.b, false)
+		w.write()
 		return nil, r.finishReady(w)
 	}
 	r.stats.handoffs.Add(1)
@@ -93,16 +95,20 @@ func (r *Replica) startReady() (*readyWrite, error) {
 	return w, nil
 }
 
-// buildReady writes w's entries and HardState into w.b and applies its
-// committed entries through it, collecting the own proposals they settle.
+// buildReady encodes w's entries for the log, writes its HardState into
+// w.b and applies its committed entries through it, collecting the own
+// proposals they settle.
 func (r *Replica) buildReady(w *readyWrite) error {
 	rd := w.rd
-	if err := r.store.writeEntries(w.b, rd.Entries); err != nil {
+	var err error
+	if w.log, err = r.store.writeEntries(rd.Entries); err != nil {
 		return fmt.Errorf("write log: %w", err)
 	}
 	w.ds = lost(nil, r.props.appended(rd.Entries, r.store.lastIndex)...)
 	r.trackConf(rd.Entries)
+	w.syncDB = len(r.ackedNew) > 0
 	if rd.HardState != nil {
+		w.syncDB = w.syncDB || rd.HardState.GetTerm() != r.hsTerm || rd.HardState.GetVote() != r.hsVote
 		if err := r.store.setHardState(w.b, rd.HardState); err != nil {
 			return fmt.Errorf("write hard state: %w", err)
 		}
@@ -111,7 +117,6 @@ func (r *Replica) buildReady(w *readyWrite) error {
 	if err := r.writeAcked(w.b); err != nil {
 		return fmt.Errorf("write member marks: %w", err)
 	}
-	var err error
 	w.ds, w.applied, err = r.applyCommitted(w.b, w.apply, w.ds)
 	return err
 }
@@ -206,7 +211,7 @@ func (r *Replica) finishReady(w *readyWrite) error {
 	r.stats.readies.Add(1)
 	r.stats.appended.Add(uint64(len(rd.Entries)))
 	r.stats.applied.Add(uint64(len(rd.CommittedEntries)))
-	r.store.commitEntries(rd.Entries)
+	r.store.commitEntries(rd.Entries, w.log)
 	r.applied = w.applied
 	if r.hand != nil && r.hand.afterReady != nil {
 		r.hand.afterReady()
@@ -224,15 +229,32 @@ func (r *Replica) finishReady(w *readyWrite) error {
 	return nil
 }
 
-// writer is the writer goroutine: it commits each batch the loop hands it,
-// in order, with fsync when required, and hands it back. While it waits
-// for the disk the loop keeps stepping messages, proposals and reads into
-// raft, so the next Ready carries everything that arrived meanwhile.
+// writer is the writer goroutine: it writes each Ready the loop hands it,
+// in order, and hands it back. While it waits for the disk the loop keeps
+// stepping messages, proposals and reads into raft, so the next Ready
+// carries everything that arrived meanwhile.
 func (r *Replica) writer() {
 	defer close(r.writtenc)
 	for w := range r.writec {
-		w.took, w.err = commitBatch(w.b, w.sync)
+		w.write()
 		r.writtenc <- w
+	}
+}
+
+// write appends w's entries to the log and syncs them, then commits w's
+// batch, with fsync only if syncDB: every entry the batch applies is in
+// the synced log by then (a crash that loses the batch replays them), and
+// the HardState's commit never passes the durable log's last index. It
+// records the duration and the error in w.
+func (w *readyWrite) write() {
+	start := time.Now()
+	if w.log != nil {
+		if w.err = w.log.write(); w.err != nil {
+			return
+		}
+	}
+	if _, w.err = commitBatch(w.b, w.syncDB); w.err == nil {
+		w.took = time.Since(start)
 	}
 }
 

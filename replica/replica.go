@@ -251,6 +251,7 @@ func open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport, hand *handDr
 // returns the log store, the members' addresses and the group.
 func openState(cfg Config, db *pebble.DB, lg *slog.Logger) (*logStore, map[uint64]string, Group, error) {
 	st := newLogStore(db, cfg.Prefix)
+	st.fs, st.dir, st.segBytes = cfg.FS, cfg.LogDir, cfg.LogSegmentBytes
 	found, err := st.load()
 	if err != nil {
 		return nil, nil, Group{}, fmt.Errorf("replica: open: load raft state: %w", err)

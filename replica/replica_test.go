@@ -24,7 +24,7 @@ func others(ids []uint64, not uint64) []uint64 {
 
 func TestConfigValidate(t *testing.T) {
 	base := DefaultConfig()
-	base.ID, base.Peers = 1, []uint64{1, 2, 3}
+	base.ID, base.Peers, base.LogDir = 1, []uint64{1, 2, 3}, "/log"
 	tests := []struct {
 		name string
 		edit func(*Config)
@@ -36,6 +36,7 @@ func TestConfigValidate(t *testing.T) {
 		{"duplicate peer", func(c *Config) { c.Peers = []uint64{1, 2, 2} }, "contains 2 twice"},
 		{"election <= heartbeat", func(c *Config) { c.ElectionTicks, c.HeartbeatTicks = 2, 2 }, "greater than HeartbeatTicks"},
 		{"negative batch", func(c *Config) { c.MaxBatch = -1 }, "MaxBatch"},
+		{"no log dir", func(c *Config) { c.LogDir = "" }, "LogDir must be set"},
 		{"restart without peers", func(c *Config) { c.Peers = nil }, ""},
 	}
 	for _, tt := range tests {

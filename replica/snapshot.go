@@ -526,8 +526,9 @@ func (r *Replica) newReceiver(c SnapshotChunk) (*snapReceiver, error) {
 		string(r.store.keyCS):      csv,
 		string(r.store.keyTrunc):   truncValue(md.GetIndex(), md.GetTerm()),
 		string(r.store.keyGroup):   encodeGroup(c.Group),
+		string(r.store.keyLogID):   binary.BigEndian.AppendUint64(nil, newLogGen()),
 	}
-	for _, k := range []string{string(r.store.keyApplied), string(r.store.keyCS), string(r.store.keyTrunc), string(r.store.keyGroup)} {
+	for _, k := range []string{string(r.store.keyApplied), string(r.store.keyCS), string(r.store.keyTrunc), string(r.store.keyGroup), string(r.store.keyLogID)} {
 		rc.own = append(rc.own, []byte(k))
 	}
 	sortKeys(rc.own)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -14,7 +15,11 @@ import (
 
 // Key layout under Config.Prefix (p):
 //
-//	p+"log/"+be64(index) → proto-marshalled raftpb.Entry
+//	p+"logid"            → be64(generation) of the log's segment files in
+//	                       Config.LogDir (logfile.go), which hold its entries
+//	p+"log/"+be64(index) → proto-marshalled raftpb.Entry: where stores
+//	                       written before the segment files kept the log;
+//	                       moved into a segment at open (migrateLog)
 //	p+"hs"               → proto-marshalled raftpb.HardState
 //	p+"cs"               → proto-marshalled raftpb.ConfState
 //	p+"applied"          → be64(applied index); written in the same batch as
@@ -32,9 +37,10 @@ import (
 // empty DB has none of it, and since no log holds index 1 the leader must
 // send it a snapshot (snapshot.go).
 //
-// Compaction to index i deletes log keys <= i and sets trunc to (i, term(i))
-// in one batch. "Replica-owned" keys are the ones above except member/: a
-// snapshot carries every other key of the DB, member addresses included.
+// Compaction to index i sets trunc to (i, term(i)) in a synced batch, then
+// deletes the segments that hold nothing after i. "Replica-owned" keys are
+// the ones above except member/: a snapshot carries every other key of the
+// DB, member addresses included.
 
 const (
 	// cacheMaxEntries and cacheMaxBytes bound the in-memory tail of the log
@@ -51,8 +57,14 @@ const (
 type logStore struct {
 	db *pebble.DB
 
+	fs       vfs.FS  // where the segment files are: Config.FS
+	dir      string  // Config.LogDir
+	segBytes int64   // Config.LogSegmentBytes
+	log      *segLog // the entries after truncIndex; open between load and close
+
 	logPrefix  []byte
 	logEnd     []byte // exclusive upper bound of log keys
+	keyLogID   []byte
 	keyHS      []byte
 	keyCS      []byte
 	keyApplied []byte
@@ -87,6 +99,7 @@ func newLogStore(db *pebble.DB, prefix []byte) *logStore {
 		db:         db,
 		logPrefix:  lp,
 		logEnd:     end,
+		keyLogID:   key("logid"),
 		keyHS:      key("hs"),
 		keyCS:      key("cs"),
 		keyApplied: key("applied"),
@@ -102,13 +115,13 @@ func (s *logStore) memberKey(id uint64) []byte {
 }
 
 // owned reports whether k is one of the replica's own keys that a snapshot
-// does not carry: the log, HardState, ConfState, applied, trunc, group
+// does not carry: the log and its generation, HardState, ConfState, applied, trunc, group
 // and the marks of members seen acting on durable state.
 func (s *logStore) owned(k []byte) bool {
 	if bytes.HasPrefix(k, s.logPrefix) || bytes.HasPrefix(k, s.ackedPfx) {
 		return true
 	}
-	return bytes.Equal(k, s.keyHS) || bytes.Equal(k, s.keyCS) || bytes.Equal(k, s.keyApplied) ||
+	return bytes.Equal(k, s.keyLogID) || bytes.Equal(k, s.keyHS) || bytes.Equal(k, s.keyCS) || bytes.Equal(k, s.keyApplied) ||
 		bytes.Equal(k, s.keyTrunc) || bytes.Equal(k, s.keyGroup)
 }
 
@@ -137,27 +150,27 @@ func (s *logStore) loadMembers(r pebble.Reader) (map[uint64]string, error) {
 	return m, nil
 }
 
-// compact removes the log entries <= to in one batch and records (to,
-// term(to)) as truncated. The caller ensures truncIndex < to <= applied.
+// compact records (to, term(to)) as truncated and removes the segments
+// that hold no entry after to. The caller ensures truncIndex < to <=
+// applied.
+//
+// The state machine's batches are committed without fsync (the log
+// replays them), so before an entry goes, the state it produced must be
+// durable: the record of the new start is committed with fsync, which
+// syncs Pebble's WAL up to it, every batch that applied up to applied
+// included.
 func (s *logStore) compact(to uint64) error {
 	term, err := s.Term(to)
 	if err != nil {
 		return fmt.Errorf("term of %d: %w", to, err)
 	}
-	b := s.db.NewBatch()
-	defer b.Close()
-	if err := b.DeleteRange(s.logKey(s.truncIndex+1), s.logKey(to+1), nil); err != nil {
-		return err
-	}
-	if err := b.Set(s.keyTrunc, truncValue(to, term), nil); err != nil {
-		return err
-	}
-	// Losing an unsynced compaction in a crash is harmless: the batch is
-	// atomic and the entries it deletes are applied.
-	if err := b.Commit(pebble.NoSync); err != nil {
+	if err := s.db.Set(s.keyTrunc, truncValue(to, term), pebble.Sync); err != nil {
 		return fmt.Errorf("commit compaction: %w", err)
 	}
 	s.truncIndex, s.truncTerm = to, term
+	if err := s.log.compact(to); err != nil {
+		return err
+	}
 	if cf := s.cacheFirst(); len(s.cache) > 0 && cf <= to {
 		drop := min(to+1-cf, uint64(len(s.cache)))
 		for _, e := range s.cache[:drop] {
@@ -246,23 +259,11 @@ func (s *logStore) load() (bool, error) {
 		s.truncIndex = binary.BigEndian.Uint64(v)
 		s.truncTerm = binary.BigEndian.Uint64(v[8:])
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: s.logPrefix, UpperBound: s.logEnd})
-	if err != nil {
+	if err := s.openLog(); err != nil {
 		return false, err
 	}
-	s.lastIndex = s.truncIndex
-	if it.Last() {
-		k := it.Key()
-		if len(k) != len(s.logPrefix)+8 {
-			it.Close()
-			return false, fmt.Errorf("bad log key %q", k)
-		}
-		found = true
-		s.lastIndex = binary.BigEndian.Uint64(k[len(s.logPrefix):])
-	}
-	if err := it.Close(); err != nil {
-		return false, err
-	}
+	s.lastIndex = max(s.truncIndex, s.log.lastIndex())
+	found = found || s.lastIndex > s.truncIndex
 	if s.applied > s.hs.GetCommit() {
 		if s.applied != s.truncIndex {
 			return false, fmt.Errorf("applied index %d beyond commit %d", s.applied, s.hs.GetCommit())
@@ -311,7 +312,7 @@ func (s *logStore) bootstrap(g Group, peers []uint64, addrs map[uint64]string) e
 	}
 	s.cs, s.hs = cs, hs
 	s.truncIndex, s.truncTerm, s.lastIndex, s.applied = 1, 1, 1, 1
-	return nil
+	return s.log.compact(1)
 }
 
 // InitialState implements raft.Storage.
@@ -350,18 +351,7 @@ func (s *logStore) Term(i uint64) (uint64, error) {
 	if cf := s.cacheFirst(); i >= cf {
 		return s.cache[i-cf].GetTerm(), nil
 	}
-	v, ok, err := s.get(s.logKey(i))
-	if err != nil {
-		return 0, err
-	}
-	if !ok {
-		return 0, fmt.Errorf("replica: log entry %d missing (first %d, last %d)", i, s.truncIndex+1, s.lastIndex)
-	}
-	e := &pb.Entry{}
-	if err := proto.Unmarshal(v, e); err != nil {
-		return 0, fmt.Errorf("decode log entry %d: %w", i, err)
-	}
-	return e.GetTerm(), nil
+	return s.log.term(i), nil
 }
 
 // Entries implements raft.Storage.
@@ -377,89 +367,51 @@ func (s *logStore) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 	}
 	var ents []*pb.Entry
 	var size uint64
-	if cf := s.cacheFirst(); lo >= cf {
-		for _, e := range s.cache[lo-cf : hi-cf] {
-			size += uint64(proto.Size(e))
-			if len(ents) > 0 && size > maxSize {
-				break
+	cf := s.cacheFirst()
+	for i := lo; i < hi; i++ {
+		var e *pb.Entry
+		if i >= cf {
+			e = s.cache[i-cf]
+		} else {
+			var err error
+			if e, err = s.log.entry(i); err != nil {
+				return nil, err
 			}
-			ents = append(ents, e)
 		}
-		return ents, nil
-	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: s.logKey(lo), UpperBound: s.logKey(hi)})
-	if err != nil {
-		return nil, err
-	}
-	defer it.Close()
-	next := lo
-	for ok := it.First(); ok; ok = it.Next() {
-		v, err := it.ValueAndErr()
-		if err != nil {
-			return nil, err
-		}
-		size += uint64(len(v))
+		size += uint64(proto.Size(e))
 		if len(ents) > 0 && size > maxSize {
 			break
 		}
-		e := &pb.Entry{}
-		if err := proto.Unmarshal(v, e); err != nil {
-			return nil, fmt.Errorf("decode log entry %d: %w", next, err)
-		}
-		if e.GetIndex() != next {
-			return nil, fmt.Errorf("replica: log entry %d found where %d expected", e.GetIndex(), next)
-		}
 		ents = append(ents, e)
-		next++
-	}
-	if err := it.Error(); err != nil {
-		return nil, err
-	}
-	if len(ents) == 0 {
-		return nil, fmt.Errorf("replica: log entries [%d,%d) missing", lo, hi)
 	}
 	return ents, nil
 }
 
-// writeEntries adds ents to b, deleting any conflicting suffix of the log.
-// The in-memory view changes only in commitEntries, after b is committed.
-func (s *logStore) writeEntries(b *pebble.Batch, ents []*pb.Entry) error {
+// writeEntries encodes ents for the log's last segment; an entry at an
+// index the log holds replaces it and every later one. It returns nil for
+// no entries. The in-memory view changes only in commitEntries, after
+// the write is synced.
+func (s *logStore) writeEntries(ents []*pb.Entry) (*segWrite, error) {
 	if len(ents) == 0 {
-		return nil
+		return nil, nil
 	}
 	first := ents[0].GetIndex()
 	if first <= s.truncIndex {
-		return fmt.Errorf("replica: append at %d below truncated index %d", first, s.truncIndex)
+		return nil, fmt.Errorf("replica: append at %d below truncated index %d", first, s.truncIndex)
 	}
 	if first > s.lastIndex+1 {
-		return fmt.Errorf("replica: append at %d leaves a gap after %d", first, s.lastIndex)
+		return nil, fmt.Errorf("replica: append at %d leaves a gap after %d", first, s.lastIndex)
 	}
-	last := ents[len(ents)-1].GetIndex()
-	if last < s.lastIndex {
-		// Entries past the new tail conflict and must go; the ones
-		// overlapping ents are overwritten by the Sets below.
-		if err := b.DeleteRange(s.logKey(last+1), s.logKey(s.lastIndex+1), nil); err != nil {
-			return err
-		}
-	}
-	for _, e := range ents {
-		v, err := proto.Marshal(e)
-		if err != nil {
-			return fmt.Errorf("encode log entry %d: %w", e.GetIndex(), err)
-		}
-		if err := b.Set(s.logKey(e.GetIndex()), v, nil); err != nil {
-			return err
-		}
-	}
-	return nil
+	return s.log.prepare(ents)
 }
 
-// commitEntries updates the in-memory view after the batch written by
-// writeEntries(ents) is committed.
-func (s *logStore) commitEntries(ents []*pb.Entry) {
+// commitEntries updates the in-memory view after w, writeEntries(ents),
+// is synced.
+func (s *logStore) commitEntries(ents []*pb.Entry, w *segWrite) {
 	if len(ents) == 0 {
 		return
 	}
+	s.log.commit(w)
 	first := ents[0].GetIndex()
 	if cf := s.cacheFirst(); first >= cf {
 		for _, e := range s.cache[first-cf:] {
@@ -503,4 +455,126 @@ func (s *logStore) setApplied(b *pebble.Batch, i uint64) error {
 	var v [8]byte
 	binary.BigEndian.PutUint64(v[:], i)
 	return b.Set(s.keyApplied, v[:], nil)
+}
+
+// openLog opens the log's segment files (closing any open before), first
+// moving a log the DB holds into them (migrateLog).
+func (s *logStore) openLog() error {
+	if s.log != nil {
+		s.log.close()
+		s.log = nil
+	}
+	v, ok, err := s.loadFixed(s.keyLogID, 8, "log generation")
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return s.migrateLog()
+	}
+	l, stale, err := openSegLog(s.fs, s.dir, binary.BigEndian.Uint64(v), s.truncIndex, s.segBytes)
+	if err != nil {
+		return err
+	}
+	s.log = l
+	return s.removeStale(stale)
+}
+
+// migrateLog starts the log's first generation of segment files, with the
+// entries the DB holds (a store written before the segment files; none
+// for a new one), and then deletes those from the DB in the batch that
+// records the generation. A crash in between leaves the DB as it was, and
+// the next open starts again; the segment it wrote is stale by then.
+func (s *logStore) migrateLog() error {
+	gen := newLogGen()
+	l, stale, err := openSegLog(s.fs, s.dir, gen, s.truncIndex, s.segBytes)
+	if err != nil {
+		return err
+	}
+	s.log = l
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: s.logKey(s.truncIndex + 1), UpperBound: s.logEnd})
+	if err != nil {
+		return err
+	}
+	var ents []*pb.Entry
+	var size int
+	flush := func() error {
+		if len(ents) == 0 {
+			return nil
+		}
+		w, err := l.prepare(ents)
+		if err != nil {
+			return err
+		}
+		if err := w.write(); err != nil {
+			return err
+		}
+		l.commit(w)
+		ents, size = ents[:0], 0
+		return nil
+	}
+	next := s.truncIndex + 1
+	for ok := it.First(); ok; ok = it.Next() {
+		e := &pb.Entry{}
+		if err := proto.Unmarshal(it.Value(), e); err != nil {
+			it.Close()
+			return fmt.Errorf("decode log entry %d: %w", next, err)
+		}
+		if e.GetIndex() != next {
+			it.Close()
+			return fmt.Errorf("replica: log entry %d found where %d expected", e.GetIndex(), next)
+		}
+		ents = append(ents, e)
+		size += proto.Size(e)
+		next++
+		if size >= 4<<20 {
+			if err := flush(); err != nil {
+				it.Close()
+				return err
+			}
+		}
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.Set(s.keyLogID, binary.BigEndian.AppendUint64(nil, gen), nil); err != nil {
+		return err
+	}
+	if err := b.DeleteRange(s.logPrefix, s.logEnd, nil); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("record log generation: %w", err)
+	}
+	return s.removeStale(stale)
+}
+
+// removeStale removes the segment files of generations the DB no longer
+// records, once the record of the current one is durable: a flush makes
+// everything the DB holds durable, whichever way it was written.
+func (s *logStore) removeStale(stale []string) error {
+	if len(stale) == 0 {
+		return nil
+	}
+	if err := s.db.Flush(); err != nil {
+		return fmt.Errorf("flush before removing stale log segments: %w", err)
+	}
+	for _, name := range stale {
+		if err := s.fs.Remove(name); err != nil {
+			return fmt.Errorf("remove stale log segment: %w", err)
+		}
+	}
+	return nil
+}
+
+// close closes the segment files.
+func (s *logStore) close() {
+	if s.log != nil {
+		s.log.close()
+		s.log = nil
+	}
 }
