@@ -212,6 +212,7 @@ func (c *handCluster) config(n *handNode) Config {
 	cfg.FS = n.fs
 	cfg.SnapshotDir = "/snap"
 	cfg.LogDir = "/log"
+	cfg.LogSegmentBytes = 256 // a few entries: compaction removes and recycles segments
 	cfg.LogRetention = c.logRetention
 	cfg.SnapshotChunk = c.snapChunk
 	cfg.MaxSnapshotSends = 1

@@ -391,14 +391,19 @@ func (l *segLog) entry(i uint64) (*pb.Entry, error) {
 func (l *segLog) term(i uint64) uint64 { return l.pos[i-l.first].term }
 
 // compact forgets the entries up to to and removes the segments that hold
-// nothing after it (never the last). The caller has made the log's new
-// start durable.
+// nothing after it (never the last), keeping up to maxSpares of them for
+// reuse. The caller has made the log's new start durable. The directory
+// is synced after a removal, as the file system may persist it at any
+// time anyway (and a crash-clone test then sees it).
 func (l *segLog) compact(to uint64) error {
 	if to >= l.first {
 		drop := min(to+1-l.first, uint64(len(l.pos)))
 		clear(l.pos[:drop])
 		l.pos = l.pos[drop:]
 		l.first = to + 1
+	}
+	if len(l.segs) < 2 || l.segs[0].last > to {
+		return nil
 	}
 	for len(l.segs) > 1 && l.segs[0].last <= to {
 		s := l.segs[0]
@@ -416,7 +421,7 @@ func (l *segLog) compact(to uint64) error {
 			return fmt.Errorf("remove log segment: %w", err)
 		}
 	}
-	return nil
+	return l.syncDir()
 }
 
 // close closes the segment files.
