@@ -9,8 +9,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// Config configures a Replica. Start from DefaultConfig and set ID, Group
-// and Peers. Every optional field names its default; a zero value there
+// Config configures a Replica. Start from DefaultConfig and set ID, Group,
+// Peers and LogDir. Every optional field names its default; a zero value there
 // means that default, so a Config literal that sets only the required
 // fields is valid too (Open fills the rest, and Validate accepts them).
 type Config struct {
@@ -92,7 +92,7 @@ type Config struct {
 	// segment files) has it moved here at Open.
 	LogDir string
 	// LogSegmentBytes is the size past which the log starts a new segment
-	// file; compaction removes whole segments. Default 64 MiB.
+	// file; compaction removes whole segments. Default 4 MiB.
 	LogSegmentBytes int64
 	// FS is the file system the DB was opened on (pebble.Options.FS):
 	// snapshots being received are written to SnapshotDir through it, and
@@ -139,7 +139,7 @@ func DefaultConfig() Config {
 		FS:                  vfs.Default,            // the OS's file system
 		MaxSnapshotSends:    2,                      // outgoing snapshot streams at once
 		PromoteMaxLag:       100,                    // entries a learner may trail to be promoted
-		LogSegmentBytes:     segmentBytes,           // 64 MiB log segment files
+		LogSegmentBytes:     segmentBytes,           // 4 MiB log segment files
 	}
 }
 

@@ -1,22 +1,28 @@
 // Package replica is cleave's replicated state machine core: one Raft group
-// (go.etcd.io/raft/v3 RawNode) whose log, HardState, ConfState and applied
-// index live in the same Pebble DB as the state machine's data. Storage
-// clusters and the routers' meta group both build on it.
+// (go.etcd.io/raft/v3 RawNode) whose HardState, ConfState and applied
+// index live in the same Pebble DB as the state machine's data, and whose
+// log entries live in segment files of their own (Config.LogDir;
+// logfile.go). Storage clusters and the routers' meta group both build on
+// it.
 //
 // # Contract
 //
 //   - One loop goroutine owns the RawNode, the log store and the state
 //     machine. It wakes on a tick, a proposal, a peer message, a read
 //     request, a finished write or Close, drains up to Config.MaxBatch more
-//     queued inputs, then takes a Ready: log entries (a conflicting suffix
-//     is deleted), HardState, committed entries applied through
-//     StateMachine.Apply, ConfState changes and the applied index all go
-//     into one Pebble indexed batch, which a writer goroutine commits with
-//     fsync when raft requires it (a batch that needs no fsync the loop
-//     commits itself, since there is no disk wait to overlap). While the
+//     queued inputs, then takes a Ready: its log entries are encoded for
+//     the last log segment (one write; a conflicting suffix is replaced),
+//     and its HardState, committed entries applied through
+//     StateMachine.Apply, ConfState changes and the applied index go into
+//     one Pebble indexed batch. A writer goroutine appends the entries and
+//     fsyncs them, then commits the batch, itself without fsync unless it
+//     changes the term or the vote: every entry it applies is in the synced
+//     log, which replays it after a crash (a Ready with no entries and
+//     nothing to sync the loop commits itself, since there is no disk wait
+//     to overlap). While the
 //     writer commits, the loop keeps stepping inputs into raft (proposals
 //     are buffered and stepped together) but takes no other Ready. Only once the
-//     batch is durable are a follower's messages sent, results delivered, the
+//     write is durable are a follower's messages sent, results delivered, the
 //     applied index moved, read states served and Advance called. The one
 //     exception: a leader whose Ready must be synced first applies, in an
 //     unsynced batch of their own, the committed entries its durable log already
@@ -25,7 +31,8 @@
 //     (group commit), and what arrives during a sync fills the next one.
 //   - Because the applied index is written in the same batch as the state it
 //     produced, a restart re-applies every committed entry after it exactly
-//     once.
+//     once. Compaction drops log entries only after a synced commit, so
+//     the state they produced is durable first.
 //   - Propose works only on the leader (proposals are never forwarded). A
 //     caller learns the outcome: applied (result, index), not applied
 //     (*NotLeaderError, ErrProposalDropped, ErrProposalLost, ErrStopped) or

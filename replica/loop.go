@@ -68,10 +68,12 @@ func (r *Replica) run() {
 // that arrives meanwhile, and the entries per fsync grow with the load.
 //
 // Why this keeps every promise (docs/robustness.md has the argument in full):
-// each Ready is one atomic batch — its log entries, HardState, the state its
-// committed entries produce and the applied index — so a restart replays
-// exactly (on a leader, committed entries already in the durable log may go
-// first, in an unsynced batch of their own: applyDurable); messages that
+// each Ready's entries are synced to the log before its batch — HardState,
+// the state its committed entries produce and the applied index, atomic —
+// is committed, so a restart finds every entry a surviving batch applied
+// and replays the rest exactly (on a leader, committed entries already in
+// the durable log may go first, in an unsynced batch of their own:
+// applyDurable); messages that
 // acknowledge entries or grant votes are sent only in finishReady, after the
 // batch is durable, and results are delivered, and r.applied (which releases
 // reads and is published) moves, only once the batch that applied them is

@@ -174,6 +174,12 @@ func open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport, hand *handDr
 	if err != nil {
 		return nil, err
 	}
+	started := false
+	defer func() {
+		if !started {
+			st.close() // the loop did not start to close it
+		}
+	}()
 	acked, err := st.loadAcked(db)
 	if err != nil {
 		return nil, fmt.Errorf("replica: open: load member marks: %w", err)
@@ -242,6 +248,7 @@ func open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport, hand *handDr
 	r.publishStatus()
 	lg.Info("opened", "group", group.String(), "term", st.hs.GetTerm(), "commit", st.hs.GetCommit(), "applied", st.applied,
 		"first", st.truncIndex+1, "last", st.lastIndex, "voters", st.cs.GetVoters())
+	started = true
 	go r.run()
 	return r, nil
 }
@@ -249,9 +256,14 @@ func open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport, hand *handDr
 // openState loads the raft state under cfg.Prefix in db, first
 // bootstrapping a new group if db holds none and cfg has Peers, and
 // returns the log store, the members' addresses and the group.
-func openState(cfg Config, db *pebble.DB, lg *slog.Logger) (*logStore, map[uint64]string, Group, error) {
+func openState(cfg Config, db *pebble.DB, lg *slog.Logger) (_ *logStore, _ map[uint64]string, _ Group, err error) {
 	st := newLogStore(db, cfg.Prefix)
 	st.fs, st.dir, st.segBytes = cfg.FS, cfg.LogDir, cfg.LogSegmentBytes
+	defer func() {
+		if err != nil {
+			st.close()
+		}
+	}()
 	found, err := st.load()
 	if err != nil {
 		return nil, nil, Group{}, fmt.Errorf("replica: open: load raft state: %w", err)

@@ -49,9 +49,10 @@ const (
 	cacheMaxBytes   = 16 << 20
 )
 
-// logStore is raft.Storage over Pebble. It is used only from the replica's
-// loop goroutine (raft calls it from within RawNode methods), so it has no
-// lock. Reads see only committed batches: the loop commits a Ready's batch
+// logStore is raft.Storage over the log's segment files (logfile.go) and
+// the replica's keys in Pebble. It is used only from the replica's loop
+// goroutine (raft calls it from within RawNode methods), so it has no
+// lock. Reads see only synced writes: the loop finishes a Ready's write
 // before calling Advance, which is when raft starts to read those entries
 // from storage.
 type logStore struct {
