@@ -21,7 +21,8 @@ type crashPoint struct {
 // TestCrashCloneAfterEveryReady runs a workload of proposals (with a follower
 // crash and a snapshot, and a leader crash and election) under the hand
 // driver and takes a crash clone of every node's disk after every Ready of
-// any node (and every apply batch committed ahead of one). Each clone set is
+// any node (and every apply batch committed ahead of one, and every log
+// sync, after which acknowledgements may go out). Each clone set is
 // then reopened as a cluster of its own, which elects a leader and commits
 // one more entry: every command acknowledged before the clones were taken
 // must be applied, on every node, exactly once, and no index may be applied
@@ -46,6 +47,9 @@ func TestCrashCloneAfterEveryReady(t *testing.T) {
 	}
 	c.afterApply = func(id uint64) {
 		clone(fmt.Sprintf("the apply batch before ready %d of node %d", readies[id]+1, id))
+	}
+	c.afterLogSync = func(id uint64) {
+		clone(fmt.Sprintf("the log sync of ready %d of node %d", readies[id]+1, id))
 	}
 	c.addNodes([]uint64{1, 2, 3}, false)
 	c.campaign(1)

@@ -18,6 +18,11 @@ type handDriver struct {
 	// afterApply, if set, runs on the loop goroutine after applyDurable
 	// commits its batch, before the proposers it settles are answered.
 	afterApply func()
+	// afterLogSync, if set, runs after a Ready's entries are synced to the
+	// log (and the messages that may go then are sent), before its batch
+	// is committed: on the writer goroutine, while the hand-driven loop
+	// waits for the write.
+	afterLogSync func()
 }
 
 // handStep is one iteration of the loop driven by hand: before runs on

@@ -139,6 +139,10 @@ type handCluster struct {
 	// afterApply, if set, runs on node id's loop goroutine after it
 	// applied committed entries ahead of its Ready's write (applyDurable).
 	afterApply func(id uint64)
+	// afterLogSync, if set, runs after node id synced a Ready's entries
+	// to its log, before it commits the Ready's batch; every loop waits
+	// meanwhile.
+	afterLogSync func(id uint64)
 	// logRetention and snapChunk configure new nodes.
 	logRetention uint64
 	snapChunk    int
@@ -247,6 +251,9 @@ func (c *handCluster) start(id uint64) {
 	}
 	if c.afterApply != nil {
 		h.afterApply = func() { c.afterApply(id) }
+	}
+	if c.afterLogSync != nil {
+		h.afterLogSync = func() { c.afterLogSync(id) }
 	}
 	r, err := open(c.config(n), db, n.sm, &handTransport{net: c.net, from: id}, h)
 	if err != nil {

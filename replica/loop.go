@@ -74,8 +74,9 @@ func (r *Replica) run() {
 // and replays the rest exactly (on a leader, committed entries already in
 // the durable log may go first, in an unsynced batch of their own:
 // applyDurable); messages that
-// acknowledge entries or grant votes are sent only in finishReady, after the
-// batch is durable, and results are delivered, and r.applied (which releases
+// acknowledge entries are sent only once the entries are synced, and
+// messages that grant votes (or go with any other change of term or vote)
+// only in finishReady, after the batch is durable; results are delivered, and r.applied (which releases
 // reads and is published) moves, only once the batch that applied them is
 // committed; and raft is advanced (which steps the leader's own
 // acknowledgement of its entries) only after the write, so no entry counts as

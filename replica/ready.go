@@ -22,7 +22,7 @@ type readyWrite struct {
 	b       *pebble.Batch
 	sync    bool          // raft's MustSync: the entries are synced, and b too if syncDB
 	syncDB  bool          // b must be synced too: it changes term or vote, or adds member marks
-	msgs    []*pb.Message // to send once b is durable (a follower's, a candidate's)
+	msgs    []*pb.Message // to send once durable: after the log write if !syncDB, else after b
 	snaps   []*pb.Message // snapshot messages, sent after Advance
 	ds      []delivery    // own proposals' answers, delivered once b is durable
 	applied uint64        // the applied index b records (r.applied until then)
@@ -51,7 +51,9 @@ type readyWrite struct {
 // Ready's write has been synced; so no entry is applied or acknowledged to
 // a client before the leader's copy is durable too. Followers and
 // candidates send after persisting, as raft requires (their messages
-// acknowledge entries and grant votes): finishReady sends them.
+// acknowledge entries and grant votes): once the entries are synced to
+// the log when the batch changes neither term nor vote (write sends
+// them), else once the batch is synced too (finishReady).
 func (r *Replica) startReady() (*readyWrite, error) {
 	leading := r.rn.BasicStatus().RaftState == raft.StateLeader
 	rd := r.rn.Ready()
@@ -87,7 +89,7 @@ func (r *Replica) startReady() (*readyWrite, error) {
 		// writer goroutine's two wake-ups, and the loop would only have
 		// waited for them. The batch is the same; so is the order, since
 		// no other write is in flight.
-		w.write()
+		r.write(w)
 		return nil, r.finishReady(w)
 	}
 	r.stats.handoffs.Add(1)
@@ -236,7 +238,7 @@ func (r *Replica) finishReady(w *readyWrite) error {
 func (r *Replica) writer() {
 	defer close(r.writtenc)
 	for w := range r.writec {
-		w.write()
+		r.write(w)
 		r.writtenc <- w
 	}
 }
@@ -246,11 +248,27 @@ func (r *Replica) writer() {
 // the synced log by then (a crash that loses the batch replays them), and
 // the HardState's commit never passes the durable log's last index. It
 // records the duration and the error in w.
-func (w *readyWrite) write() {
+//
+// Unless syncDB, w's messages go out as soon as the entries are synced,
+// before the batch is committed: what they promise (a follower's
+// acknowledgement: these entries are durable here) is then true, and the
+// batch holds nothing they depend on — its HardState keeps the term and
+// vote already durable, and its commit index and applied state are this
+// node's alone. So a follower's acknowledgement does not wait for the
+// apply of the entries its Ready commits. The loop sends nothing while a
+// write is in flight, so the transport is never used by both at once.
+func (r *Replica) write(w *readyWrite) {
 	start := time.Now()
 	if w.log != nil {
 		if w.err = w.log.write(); w.err != nil {
 			return
+		}
+		if !w.syncDB && len(w.msgs) > 0 {
+			r.tr.Send(r.Group(), w.msgs)
+			w.msgs = nil
+		}
+		if r.hand != nil && r.hand.afterLogSync != nil {
+			r.hand.afterLogSync()
 		}
 	}
 	if _, w.err = commitBatch(w.b, w.syncDB); w.err == nil {

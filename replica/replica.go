@@ -43,8 +43,10 @@ type StateMachine interface {
 
 // Transport carries raft messages to peers.
 //
-// Send is called only from the replica's loop goroutine, after the state the
-// messages depend on is durable. g is the sender's group: every message
+// Send is called from the replica's loop goroutine, or from its writer
+// goroutine while the loop has a write in flight (and sends nothing
+// itself), never from both at once; always after the state the messages
+// depend on is durable. g is the sender's group: every message
 // must reach the receiver's Replica.Step with it, so that a replica of
 // another group drops it. It must not block: when a peer's queue is
 // full it drops messages (raft retransmits). The transport takes ownership
