@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -172,7 +173,7 @@ func openSegLog(fs vfs.FS, dir string, gen, trunc uint64, maxBytes int64) (*segL
 			l.segs = append(l.segs, &segment{name: fs.PathJoin(dir, n), seq: seq})
 		}
 	}
-	slices.SortFunc(l.segs, func(a, b *segment) int { return compareU64(a.seq, b.seq) })
+	slices.SortFunc(l.segs, func(a, b *segment) int { return cmp.Compare(a.seq, b.seq) })
 	for _, s := range l.segs {
 		if err := l.load(s); err != nil {
 			l.close()
@@ -180,16 +181,6 @@ func openSegLog(fs vfs.FS, dir string, gen, trunc uint64, maxBytes int64) (*segL
 		}
 	}
 	return l, stale, nil
-}
-
-func compareU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // load opens s and adds its records to the log, up to the first that
@@ -275,21 +266,30 @@ func (l *segLog) lastIndex() uint64 { return l.first + uint64(len(l.pos)) - 1 }
 // put records entry idx at p: after the last, or replacing idx and every
 // later entry.
 func (l *segLog) put(idx uint64, p entryPos) error {
-	switch last := l.lastIndex(); {
-	case idx > last+1:
+	if last := l.lastIndex(); idx > last+1 {
 		return fmt.Errorf("entry %d follows %d", idx, last)
-	case idx <= last:
+	}
+	l.place(idx, p)
+	return nil
+}
+
+// place makes p entry idx, which is at most one past the last index,
+// dropping the entries from idx on.
+func (l *segLog) place(idx uint64, p entryPos) {
+	if idx <= l.lastIndex() {
 		clear(l.pos[idx-l.first:])
 		l.pos = l.pos[:idx-l.first]
 	}
 	l.pos = append(l.pos, p)
-	return nil
 }
 
 // prepare encodes ents, which start at most one past the last index, as
 // the records of one write at the end of the last segment, which it
 // starts first if there is none or it is full.
 func (l *segLog) prepare(ents []*pb.Entry) (*segWrite, error) {
+	if first, last := ents[0].GetIndex(), l.lastIndex(); first > last+1 {
+		return nil, fmt.Errorf("replica: append at %d leaves a gap after %d", first, last)
+	}
 	if len(l.segs) == 0 || l.segs[len(l.segs)-1].size >= l.maxBytes {
 		if err := l.roll(); err != nil {
 			return nil, err
@@ -361,13 +361,28 @@ func syncDir(fs vfs.FS, dir string) error {
 	return nil
 }
 
-// commit makes w's entries the log's, once w is written.
+// commit makes w's entries the log's, once w is written. Nothing may
+// change the log between prepare, which checked that the entries follow
+// it, and commit.
 func (l *segLog) commit(w *segWrite) {
 	w.seg.size = w.off + int64(len(w.buf))
 	for i, p := range w.pos {
 		w.seg.last = max(w.seg.last, w.idx+uint64(i))
-		l.put(w.idx+uint64(i), p) // prepare's caller checked there is no gap
+		l.place(w.idx+uint64(i), p)
 	}
+}
+
+// append prepares, writes and syncs, and commits ents at once.
+func (l *segLog) append(ents []*pb.Entry) error {
+	w, err := l.prepare(ents)
+	if err != nil {
+		return err
+	}
+	if err := w.write(); err != nil {
+		return err
+	}
+	l.commit(w)
+	return nil
 }
 
 // entry reads entry i, which the log holds.

@@ -29,14 +29,9 @@ func testEntries(from, to, term uint64) []*pb.Entry {
 // committed.
 func appendSync(t *testing.T, l *segLog, ents ...*pb.Entry) {
 	t.Helper()
-	w, err := l.prepare(ents)
-	if err != nil {
+	if err := l.append(ents); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.write(); err != nil {
-		t.Fatal(err)
-	}
-	l.commit(w)
 }
 
 // checkLog requires l to hold exactly want, read back from its files.
@@ -321,4 +316,20 @@ func TestRecordBelongsToItsSegment(t *testing.T) {
 			t.Errorf("record of segment (7, %d) reads as one of (%d, %d)", w.seg.seq, other[0], other[1])
 		}
 	}
+}
+
+// TestSegLogRefusesGap: a write that would leave a gap after the last
+// entry is refused before anything is written.
+func TestSegLogRefusesGap(t *testing.T) {
+	fs := vfs.NewMem()
+	l, _, err := openSegLog(fs, "/log", 1, 0, 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.close()
+	appendSync(t, l, testEntries(1, 2, 1)...)
+	if _, err := l.prepare([]*pb.Entry{testEntry(4, 1)}); err == nil || !strings.Contains(err.Error(), "append at 4 leaves a gap after 2") {
+		t.Fatalf("prepare of entry 4 after 2: %v, want the gap named", err)
+	}
+	checkLog(t, l, testEntries(1, 2, 1))
 }

@@ -400,9 +400,6 @@ func (s *logStore) writeEntries(ents []*pb.Entry) (*segWrite, error) {
 	if first <= s.truncIndex {
 		return nil, fmt.Errorf("replica: append at %d below truncated index %d", first, s.truncIndex)
 	}
-	if first > s.lastIndex+1 {
-		return nil, fmt.Errorf("replica: append at %d leaves a gap after %d", first, s.lastIndex)
-	}
 	return s.log.prepare(ents)
 }
 
@@ -502,14 +499,9 @@ func (s *logStore) migrateLog() error {
 		if len(ents) == 0 {
 			return nil
 		}
-		w, err := l.prepare(ents)
-		if err != nil {
+		if err := l.append(ents); err != nil {
 			return err
 		}
-		if err := w.write(); err != nil {
-			return err
-		}
-		l.commit(w)
 		ents, size = ents[:0], 0
 		return nil
 	}
