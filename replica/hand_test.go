@@ -2,7 +2,6 @@ package replica
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -402,12 +401,7 @@ func (c *handCluster) propose(id uint64, cmds ...string) []*handProp {
 }
 
 // newHandProposal builds r's proposal of cmd as Propose builds it.
-func newHandProposal(r *Replica, cmd string) *proposal {
-	data := make([]byte, idLen+len(cmd))
-	binary.BigEndian.PutUint64(data, r.idBase+r.idNext.Add(1))
-	copy(data[idLen:], cmd)
-	return &proposal{id: binary.BigEndian.Uint64(data), data: data, done: make(chan proposalResult, 1)}
-}
+func newHandProposal(r *Replica, cmd string) *proposal { return r.newProposal([]byte(cmd)) }
 
 // reportProposals reports proposals whose outcome arrived, in the order
 // they were made. The loop delivers outcomes before its iteration ends,

@@ -47,7 +47,7 @@ func (r *Replica) run() {
 	}
 	r.recvMu.Unlock()
 	if r.confStepped != nil {
-		r.confStepped.done <- proposalResult{err: ErrOutcomeUnknown}
+		r.confStepped.finish(proposalResult{err: ErrOutcomeUnknown})
 		r.confStepped = nil
 	}
 	r.failProposals()

@@ -172,7 +172,7 @@ func (r *Replica) changeConf(ctx context.Context, cc *pb.ConfChange, check func(
 // proposeConf runs on the loop: it checks and steps one conf change.
 func (r *Replica) proposeConf(req *confReq) {
 	p := req.p
-	fail := func(err error) { p.done <- proposalResult{err: err} }
+	fail := func(err error) { p.finish(proposalResult{err: err}) }
 	if st := r.rn.BasicStatus(); st.RaftState != raft.StateLeader {
 		fail(&NotLeaderError{Leader: st.Lead})
 		return
@@ -224,7 +224,7 @@ func (r *Replica) trackConf(ents []*pb.Entry) {
 	}
 	if p := r.confStepped; p != nil && len(ents) > 0 {
 		r.confStepped = nil
-		p.done <- proposalResult{err: ErrConfChangeInProgress}
+		p.finish(proposalResult{err: ErrConfChangeInProgress})
 	}
 }
 

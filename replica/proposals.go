@@ -14,8 +14,26 @@ type proposal struct {
 	id    uint64
 	data  []byte // 8-byte id + cmd
 	done  chan proposalResult
-	index uint64
-	term  uint64
+	// then, if set, is told the result instead of done (ProposeFunc), on
+	// the loop goroutine.
+	then     func(result any, index uint64, err error)
+	index    uint64
+	term     uint64
+	answered bool // loop-owned: finish was called
+}
+
+// finish answers p's proposer, once: a proposal already answered is not
+// answered again. Loop goroutine only.
+func (p *proposal) finish(res proposalResult) {
+	if p.answered {
+		return
+	}
+	p.answered = true
+	if p.then != nil {
+		p.then(res.result, res.index, res.err)
+		return
+	}
+	p.done <- res
 }
 
 type proposalResult struct {
@@ -203,7 +221,7 @@ func (r *Replica) flushProposals() {
 	r.props.buf = r.props.buf[:0]
 	fail := func(err error) {
 		for _, p := range props {
-			p.done <- proposalResult{err: err}
+			p.finish(proposalResult{err: err})
 		}
 	}
 	if st := r.rn.BasicStatus(); st.RaftState != raft.StateLeader {
@@ -232,12 +250,7 @@ func (r *Replica) flushProposals() {
 // yet stepped into raft with ErrStopped (not applied), those raft has
 // taken with ErrOutcomeUnknown.
 func (r *Replica) failProposals() {
-	fail := func(p *proposal, err error) {
-		select {
-		case p.done <- proposalResult{err: err}:
-		default:
-		}
-	}
+	fail := func(p *proposal, err error) { p.finish(proposalResult{err: err}) }
 	notStepped, stepped := r.props.drop()
 	for _, p := range notStepped {
 		fail(p, ErrStopped)

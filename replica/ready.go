@@ -189,7 +189,7 @@ func (r *Replica) deliver(ds []delivery) {
 		r.publishStatus()
 	}
 	for _, d := range ds {
-		d.p.done <- d.res
+		d.p.finish(d.res)
 	}
 }
 
@@ -338,11 +338,11 @@ func (r *Replica) applyCommitted(b *pebble.Batch, ents []*pb.Entry, ds []deliver
 // applies them is not committed because an entry could not be applied.
 func answerUnknown(p *proposal, ds []delivery) {
 	if p != nil {
-		p.done <- proposalResult{err: ErrOutcomeUnknown}
+		p.finish(proposalResult{err: ErrOutcomeUnknown})
 	}
 	for _, d := range ds {
 		if d.res.err == nil {
-			d.p.done <- proposalResult{err: ErrOutcomeUnknown}
+			d.p.finish(proposalResult{err: ErrOutcomeUnknown})
 		}
 	}
 }

@@ -339,10 +339,7 @@ func (r *Replica) Propose(ctx context.Context, cmd []byte) (result any, index ui
 	if err := ctx.Err(); err != nil {
 		return nil, 0, err
 	}
-	data := make([]byte, idLen+len(cmd))
-	binary.BigEndian.PutUint64(data, r.idBase+r.idNext.Add(1))
-	copy(data[idLen:], cmd)
-	p := &proposal{id: binary.BigEndian.Uint64(data), data: data, done: make(chan proposalResult, 1)}
+	p := r.newProposal(cmd)
 	if err := enqueue(ctx, r, r.propc, p); err != nil {
 		return nil, 0, err
 	}
@@ -359,6 +356,37 @@ func (r *Replica) Propose(ctx context.Context, cmd []byte) (result any, index ui
 			return nil, 0, ErrStopped
 		}
 	}
+}
+
+// ProposeFunc is Propose for a caller that does not wait: it queues cmd
+// and returns at once, and then is told what Propose would return,
+// exactly once, on the replica's loop goroutine — so it must be quick and
+// must not block or call the replica. It returns false, and then is never
+// called, when the queue is full or the replica has stopped; Propose
+// waits in that case. A proposal queued just as the replica stops may be
+// answered by no one: a caller keeps its own deadline.
+func (r *Replica) ProposeFunc(cmd []byte, then func(result any, index uint64, err error)) bool {
+	select {
+	case <-r.donec:
+		return false
+	default:
+	}
+	p := r.newProposal(cmd)
+	p.then = then
+	select {
+	case r.propc <- p:
+		return true
+	default:
+		return false
+	}
+}
+
+// newProposal is cmd with a fresh proposal id before it.
+func (r *Replica) newProposal(cmd []byte) *proposal {
+	data := make([]byte, idLen+len(cmd))
+	binary.BigEndian.PutUint64(data, r.idBase+r.idNext.Add(1))
+	copy(data[idLen:], cmd)
+	return &proposal{id: binary.BigEndian.Uint64(data), data: data, done: make(chan proposalResult, 1)}
 }
 
 // ReadIndex is a linearizable read barrier that works on the leader and on

@@ -403,3 +403,67 @@ func TestNoHonestFrameDroppedUnderLoad(t *testing.T) {
 	}
 	c.checkSameData(t, c.data(lead), "after the load", 32*20+1)
 }
+
+// TestProposeFunc: proposals made without a waiting goroutine are each
+// answered exactly once, with what Propose returns: on the leader their
+// result and index once applied, on a follower *NotLeaderError; a stopped
+// replica takes none.
+func TestProposeFunc(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.startAll()
+	lead := c.waitLeader()
+	type answer struct {
+		cmd    string
+		result any
+		index  uint64
+		err    error
+	}
+	const n = 50
+	answers := make(chan answer, 2*n)
+	for i := range n {
+		cmd := fmt.Sprintf("f-%d", i)
+		if !c.rep(lead).ProposeFunc([]byte(cmd), func(result any, index uint64, err error) {
+			answers <- answer{cmd, result, index, err}
+		}) {
+			t.Fatalf("ProposeFunc(%s) was not queued", cmd)
+		}
+	}
+	seen := map[string]bool{}
+	var last uint64
+	for range n {
+		a := <-answers
+		if a.err != nil || seen[a.cmd] || a.result != a.index {
+			t.Fatalf("answer %+v: want one answer per command, no error, Apply's result (its index)", a)
+		}
+		seen[a.cmd] = true
+		last = max(last, a.index)
+	}
+	c.waitApplied(c.ids, last)
+	for i := range n {
+		if cmd := fmt.Sprintf("f-%d\n", i); !strings.Contains(c.data(lead), cmd) {
+			t.Fatalf("f-%d answered but not applied", i)
+		}
+	}
+
+	f := others(c.ids, lead)[0]
+	if !c.rep(f).ProposeFunc([]byte("x"), func(result any, index uint64, err error) {
+		answers <- answer{"x", result, index, err}
+	}) {
+		t.Fatal("ProposeFunc on a follower was not queued")
+	}
+	var nl *NotLeaderError
+	if a := <-answers; !errors.As(a.err, &nl) || nl.Leader != lead {
+		t.Fatalf("ProposeFunc on a follower answered %+v, want *NotLeaderError naming %d", a, lead)
+	}
+
+	stopped := c.rep(f)
+	c.stop(f)
+	if stopped.ProposeFunc([]byte("y"), func(any, uint64, error) { t.Error("a stopped replica answered") }) {
+		t.Fatal("a stopped replica took a proposal")
+	}
+	select {
+	case a := <-answers:
+		t.Fatalf("extra answer %+v", a)
+	default:
+	}
+}

@@ -632,7 +632,7 @@ func (r *Replica) restore(snap *pb.Snapshot) error {
 	// Own entries the snapshot covers may or may not be the entries it
 	// committed at their indexes: their outcome is unknown here.
 	for _, p := range r.props.snapshotted(r.applied) {
-		p.done <- proposalResult{err: ErrOutcomeUnknown}
+		p.finish(proposalResult{err: ErrOutcomeUnknown})
 	}
 	if rs, ok := r.sm.(Restorer); ok {
 		if err := rs.Restored(r.applied); err != nil {
