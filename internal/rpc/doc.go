@@ -23,6 +23,13 @@
 // and reads the rest of that frame away before closing, so the peer reads
 // the answer rather than a reset.
 //
+// Each request a handler serves runs on a goroutine of its own, unless
+// the handler is an AsyncHandler that takes it: then the reader hands it
+// over and the handler answers it from wherever its result arrives (a
+// node's writes answer from the replica's loop), sparing a goroutine's
+// start and a wake-up per request. Either way it holds its room in the
+// window and the byte budgets until it is answered.
+//
 // Policy is the caller's: ServerConfig.TLS decides versions and client
 // certificates, Authenticate who the peer is, PlaneHandler which ops a
 // listener serves. Handlers read the peer's identity with ConnInfoFrom.

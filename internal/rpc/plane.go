@@ -14,18 +14,42 @@ import (
 // dropped (if not nil), any other op answered FORBIDDEN naming the
 // listener that serves it (wire.WrongPlane).
 func PlaneHandler(p wire.Plane, serves func(wire.Op, wire.Plane) bool, dropped *atomic.Uint64, h Handler) Handler {
-	return HandlerFunc(func(ctx context.Context, req *wire.Request) *wire.Response {
-		if serves(req.Op, p) {
-			return h.Handle(ctx, req)
+	ph := planeHandler{p: p, serves: serves, dropped: dropped, h: h}
+	if ah, ok := h.(AsyncHandler); ok {
+		return asyncPlaneHandler{ph, ah}
+	}
+	return ph
+}
+
+type planeHandler struct {
+	p       wire.Plane
+	serves  func(wire.Op, wire.Plane) bool
+	dropped *atomic.Uint64
+	h       Handler
+}
+
+func (ph planeHandler) Handle(ctx context.Context, req *wire.Request) *wire.Response {
+	if ph.serves(req.Op, ph.p) {
+		return ph.h.Handle(ctx, req)
+	}
+	if req.Op.OneWay() {
+		if ph.dropped != nil {
+			ph.dropped.Add(1)
 		}
-		if req.Op.OneWay() {
-			if dropped != nil {
-				dropped.Add(1)
-			}
-			return nil
-		}
-		return wire.WrongPlane(req.Op, p)
-	})
+		return nil
+	}
+	return wire.WrongPlane(req.Op, ph.p)
+}
+
+// asyncPlaneHandler is a planeHandler over an AsyncHandler: it offers
+// HandleAsync the ops the plane serves (Handle refuses the others).
+type asyncPlaneHandler struct {
+	planeHandler
+	ah AsyncHandler
+}
+
+func (a asyncPlaneHandler) HandleAsync(ctx context.Context, req *wire.Request, reply func(*wire.Response)) bool {
+	return a.serves(req.Op, a.p) && a.ah.HandleAsync(ctx, req, reply)
 }
 
 // Advertise returns the address a process tells others for a listener:

@@ -25,6 +25,20 @@ type Handler interface {
 	Handle(ctx context.Context, req *wire.Request) *wire.Response
 }
 
+// AsyncHandler is a Handler that can take a request without a goroutine
+// of its own. The server offers each request to HandleAsync first, on the
+// connection's reader goroutine, so HandleAsync must not block. If it
+// returns true it has taken the request and calls reply with the answer
+// exactly once, from any goroutine (later calls are ignored), also when
+// ctx ends: at the request's deadline, or when the connection closes. If
+// it returns false it has not called reply, and Handle serves the request
+// on a goroutine as usual. Answering from where the result arrives spares
+// a goroutine's start and a wake-up per request.
+type AsyncHandler interface {
+	Handler
+	HandleAsync(ctx context.Context, req *wire.Request, reply func(*wire.Response)) bool
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, req *wire.Request) *wire.Response
 

@@ -388,7 +388,19 @@ func (c *serverConn) dispatch(req *wire.Request, size int) bool {
 	}
 	c.inflight.Add(1)
 	c.handlers.Add(1)
-	go c.handle(req, size)
+	ctx, cancel, start := c.begin(req)
+	if h, ok := c.s.handler.(AsyncHandler); ok {
+		id, op := req.ID, req.Op
+		var once atomic.Bool
+		if h.HandleAsync(ctx, req, func(resp *wire.Response) {
+			if once.CompareAndSwap(false, true) {
+				c.answer(id, op, size, start, cancel, resp)
+			}
+		}) {
+			return true
+		}
+	}
+	go c.handle(ctx, cancel, start, req, size)
 	return true
 }
 
@@ -413,14 +425,9 @@ func (c *serverConn) readFailed(err error) {
 	}
 }
 
-func (c *serverConn) handle(req *wire.Request, size int) {
-	defer func() {
-		<-c.sem
-		c.s.budget.release(size)
-		c.budget.release(max(size, c.reserve))
-		c.inflight.Add(-1)
-		c.handlers.Done()
-	}()
+// begin starts handling req: its context, which ends at its deadline,
+// and when it started (if Observe wants it).
+func (c *serverConn) begin(req *wire.Request) (context.Context, context.CancelFunc, time.Time) {
 	timeout := c.s.cfg.DefaultTimeout
 	if req.TimeoutMs > 0 {
 		timeout = time.Duration(req.TimeoutMs) * time.Millisecond
@@ -430,17 +437,32 @@ func (c *serverConn) handle(req *wire.Request, size int) {
 		start = time.Now()
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, timeout)
-	op := req.Op
-	resp := c.s.handler.Handle(ctx, req)
+	return ctx, cancel, start
+}
+
+// handle serves req on its own goroutine.
+func (c *serverConn) handle(ctx context.Context, cancel context.CancelFunc, start time.Time, req *wire.Request, size int) {
+	id, op := req.ID, req.Op
+	c.answer(id, op, size, start, cancel, c.s.handler.Handle(ctx, req))
+}
+
+// answer queues resp as the answer to request id and releases what the
+// request held (dispatch).
+func (c *serverConn) answer(id uint64, op wire.Op, size int, start time.Time, cancel context.CancelFunc, resp *wire.Response) {
 	cancel()
 	if resp == nil {
-		resp = wire.Errorf(req.ID, wire.Internal, "no response for %v", op)
+		resp = wire.Errorf(id, wire.Internal, "no response for %v", op)
 	}
-	resp.ID = req.ID
+	resp.ID = id
 	c.queue(resp)
 	if c.s.cfg.Observe != nil {
 		c.s.cfg.Observe(op, resp.Code, time.Since(start))
 	}
+	<-c.sem
+	c.s.budget.release(size)
+	c.budget.release(max(size, c.reserve))
+	c.inflight.Add(-1)
+	c.handlers.Done()
 }
 
 // failAndClose queues a connection-level error (ID 0) after the answers
