@@ -543,7 +543,7 @@ func (n *Node) serve() error {
 	if cfg.TLS != nil {
 		ccfg.TLS = cfg.TLS.ServerConfig(tls.VerifyClientCertIfGiven)
 	}
-	n.srv = rpc.NewServer(ccfg, rpc.PlaneHandler(wire.ClientPlane, wire.NodePlane, &n.dropped, rpc.HandlerFunc(n.split.handle)))
+	n.srv = rpc.NewServer(ccfg, rpc.PlaneHandler(wire.ClientPlane, wire.NodePlane, &n.dropped, n.split))
 	go func() { n.serveErr <- n.srv.Serve(n.ln) }()
 	n.servePeers(scfg)
 	if cfg.ScrubRate > 0 {
@@ -729,8 +729,7 @@ func (n *Node) handle(ctx context.Context, req *wire.Request) *wire.Response {
 		return resp
 	}
 	if req.Op != wire.OpStatus {
-		n.usage.served.Add(1)
-		n.usage.perRoot.add(req.Path)
+		n.countServed(req)
 	}
 	switch {
 	case req.Op == wire.OpStatus:
@@ -766,16 +765,10 @@ func (n *Node) notLeader(leader uint64) *wire.Response {
 const maxWriteAttempts = 8
 
 func (n *Node) write(ctx context.Context, req *wire.Request) *wire.Response {
-	if err := fspath.Validate(req.Path); err != nil {
-		return &wire.Response{Code: wire.Invalid, Message: err.Error()}
-	}
-	if l := n.rep.Leader(); l != n.cfg.NodeID {
-		return n.notLeader(l)
-	}
-	if resp := n.space.refuse(req.Op, n.cfg.NodeID); resp != nil {
+	if resp := n.refuseWrite(req); resp != nil {
 		return resp
 	}
-	prepare := req.Op == wire.OpWrite || req.Op == wire.OpAppend
+	prepare := needsPrepare(req.Op)
 	if prepare {
 		// One WRITE or APPEND of a path at a time on this leader: each
 		// reads the file after the previous one applied, so they do not
@@ -783,13 +776,7 @@ func (n *Node) write(ctx context.Context, req *wire.Request) *wire.Response {
 		defer n.paths.lock(req.Path)()
 	}
 	for attempt := 1; ; attempt++ {
-		now := time.Now()
-		c := &fsm.Command{
-			Op: req.Op, Path: req.Path, Data: req.Data, Flags: req.Flags,
-			Time: now.UnixNano(), Clock: n.clock.stamp(now), Session: req.Session, Seq: req.Seq,
-			To: req.To, Offset: req.Offset, IfVersion: req.IfVersion, Chunks: req.Chunks, Size: req.Size,
-			ChunkSize: n.cfg.ChunkSize, SessionTTL: int64(n.cfg.SessionTTL), ChunkTTL: int64(n.cfg.ChunkTTL),
-		}
+		c := n.command(req, time.Now())
 		if prepare {
 			if err := n.prepareWrite(ctx, c); err != nil {
 				n.log.Error("prepare write failed", "op", req.Op.String(), "path", req.Path, "err", err)
@@ -808,6 +795,74 @@ func (n *Node) write(ctx context.Context, req *wire.Request) *wire.Response {
 			return &wire.Response{Code: wire.Unavailable, Message: fmt.Sprintf("%q kept changing while this %v was prepared (%d attempts); not applied, retry", req.Path, req.Op, attempt)}
 		}
 	}
+}
+
+// needsPrepare reports whether a write of op is prepared on the leader
+// first (fsm.FSM.PrepareWrite): a WRITE or an APPEND, which rewrite part
+// of a file.
+func needsPrepare(op wire.Op) bool { return op == wire.OpWrite || op == wire.OpAppend }
+
+// refuseWrite is the answer to a write this node must not propose (an
+// invalid path, not the leader, no space left), or nil.
+func (n *Node) refuseWrite(req *wire.Request) *wire.Response {
+	if err := fspath.Validate(req.Path); err != nil {
+		return &wire.Response{Code: wire.Invalid, Message: err.Error()}
+	}
+	if l := n.rep.Leader(); l != n.cfg.NodeID {
+		return n.notLeader(l)
+	}
+	return n.space.refuse(req.Op, n.cfg.NodeID)
+}
+
+// command is the command the leader proposes for req, stamped now.
+func (n *Node) command(req *wire.Request, now time.Time) *fsm.Command {
+	return &fsm.Command{
+		Op: req.Op, Path: req.Path, Data: req.Data, Flags: req.Flags,
+		Time: now.UnixNano(), Clock: n.clock.stamp(now), Session: req.Session, Seq: req.Seq,
+		To: req.To, Offset: req.Offset, IfVersion: req.IfVersion, Chunks: req.Chunks, Size: req.Size,
+		ChunkSize: n.cfg.ChunkSize, SessionTTL: int64(n.cfg.SessionTTL), ChunkTTL: int64(n.cfg.ChunkTTL),
+	}
+}
+
+// writeAsync is write for a write that needs no preparing, with no
+// goroutine waiting for it (rpc.AsyncHandler): the replica's loop answers
+// through reply when the entry applies, and ctx's end answers in its
+// place if that comes first. False, with nothing done, for any other
+// request, or when the replica's proposal queue is full: write serves it
+// then.
+func (n *Node) writeAsync(ctx context.Context, req *wire.Request, reply func(*wire.Response)) bool {
+	if !req.Op.Mutating() || needsPrepare(req.Op) || n.cfg.UnsafeAckBeforeCommit {
+		return false
+	}
+	resp := n.refuseWrite(req)
+	var cmd []byte
+	if resp == nil {
+		var err error
+		if cmd, err = fsm.EncodeCommand(n.command(req, time.Now())); err != nil {
+			resp = &wire.Response{Code: wire.Invalid, Message: err.Error()}
+		}
+	}
+	if resp == nil {
+		stop := context.AfterFunc(ctx, func() { reply(n.replicaError(ctx.Err())) })
+		if !n.rep.ProposeFunc(cmd, func(res any, _ uint64, err error) {
+			stop()
+			reply(n.proposed(req, res, err))
+		}) {
+			stop()
+			return false
+		}
+	}
+	n.countServed(req)
+	if resp != nil {
+		reply(resp)
+	}
+	return true
+}
+
+// countServed counts req in the node's usage figures.
+func (n *Node) countServed(req *wire.Request) {
+	n.usage.served.Add(1)
+	n.usage.perRoot.add(req.Path)
 }
 
 // entrySize is the block bytes a prepared write's entry carries.
@@ -837,18 +892,39 @@ func (n *Node) propose(ctx context.Context, req *wire.Request, c *fsm.Command) (
 	if resp != nil {
 		return nil, resp
 	}
+	return r, n.writeResponse(req, r)
+}
+
+// proposed is the response to req once the replica answered its
+// proposal with res or err.
+func (n *Node) proposed(req *wire.Request, res any, err error) *wire.Response {
+	r, resp := n.applied(res, err)
+	if resp != nil {
+		return resp
+	}
+	return n.writeResponse(req, r)
+}
+
+// writeResponse is the response to the write req that applied with r.
+func (n *Node) writeResponse(req *wire.Request, r *fsm.Result) *wire.Response {
 	if r.Code == wire.Internal {
 		n.log.Error("apply failed", "op", req.Op.String(), "path", req.Path, "err", r.Message)
 	}
-	return r, &wire.Response{Code: r.Code, Message: r.Message, Stat: r.Stat, Chunk: r.Chunk}
+	return &wire.Response{Code: r.Code, Message: r.Message, Stat: r.Stat, Chunk: r.Chunk}
 }
 
 // proposeEntry proposes cmd and waits until it is applied: the state
-// machine's Result, or the response for a proposal that failed. The
-// replica hands back what its state machine (splitGate) returned, always a
-// *fsm.Result; this is the one place that converts it.
+// machine's Result, or the response for a proposal that failed.
 func (n *Node) proposeEntry(ctx context.Context, cmd []byte) (*fsm.Result, *wire.Response) {
 	res, _, err := n.rep.Propose(ctx, cmd)
+	return n.applied(res, err)
+}
+
+// applied converts what the replica answered a proposal into the state
+// machine's Result, or the response for a proposal that failed. The
+// replica hands back what its state machine (splitGate) returned, always
+// a *fsm.Result; this is the one place that converts it.
+func (n *Node) applied(res any, err error) (*fsm.Result, *wire.Response) {
 	if err != nil {
 		return nil, n.replicaError(err)
 	}

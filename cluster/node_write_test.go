@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"fmt"
 	"github.com/cleavefs/cleave/fsm"
 	"testing"
 	"time"
@@ -104,4 +105,27 @@ func TestWriteEntryFitsFrame(t *testing.T) {
 		t.Fatalf("WRITE of 1 MiB: %v", resp.Err())
 	}
 	mn.waitSameState(1, 2, 3)
+}
+
+// TestWriteWithoutQuorumAnswersAtDeadline: a write the leader cannot
+// commit (both followers are down) is never answered by its replica; the
+// node answers TIMEOUT (outcome unknown) when the request's deadline
+// ends, and serves the next request as before.
+func TestWriteWithoutQuorumAnswersAtDeadline(t *testing.T) {
+	mn, lead, _, _ := startThree(t, false)
+	for _, id := range others3(lead) {
+		mn.stop(id)
+	}
+	const deadline = 300 * time.Millisecond
+	for i := range 3 {
+		start := time.Now()
+		resp := mn.call(lead, &wire.Request{Op: wire.OpPut, Path: fmt.Sprintf("/q/f%d", i), Data: []byte("x"), Flags: wire.FlagParents, TimeoutMs: uint32(deadline.Milliseconds())})
+		took := time.Since(start)
+		if resp.Code != wire.Timeout {
+			t.Fatalf("put %d without a quorum: %v, want TIMEOUT", i, resp.Err())
+		}
+		if took < deadline {
+			t.Fatalf("put %d answered after %v, before its %v deadline", i, took, deadline)
+		}
+	}
 }

@@ -60,6 +60,9 @@ func (r *replicaRef) ReadIndex(ctx context.Context) error { return r.get().ReadI
 func (r *replicaRef) Propose(ctx context.Context, cmd []byte) (any, uint64, error) {
 	return r.get().Propose(ctx, cmd)
 }
+func (r *replicaRef) ProposeFunc(cmd []byte, then func(any, uint64, error)) bool {
+	return r.get().ProposeFunc(cmd, then)
+}
 func (r *replicaRef) ServeWire(ctx context.Context, req *wire.Request) (*wire.Response, bool) {
 	return r.get().ServeWire(ctx, req)
 }
@@ -367,7 +370,23 @@ func (s *splitState) handle(ctx context.Context, req *wire.Request) *wire.Respon
 	case wire.OpSplitCleanup:
 		return s.proposeCleanup(ctx, req)
 	}
-	resp := s.n.handle(ctx, req)
+	return s.hinted(req, s.n.handle(ctx, req))
+}
+
+// Handle implements rpc.Handler: handle.
+func (s *splitState) Handle(ctx context.Context, req *wire.Request) *wire.Response {
+	return s.handle(ctx, req)
+}
+
+// HandleAsync implements rpc.AsyncHandler: the writes that need no
+// preparing (Node.writeAsync), with the same routing hint as handle.
+func (s *splitState) HandleAsync(ctx context.Context, req *wire.Request, reply func(*wire.Response)) bool {
+	return s.n.writeAsync(ctx, req, func(resp *wire.Response) { reply(s.hinted(req, resp)) })
+}
+
+// hinted is resp with the routing version a WRONG_RANGE answer to req
+// carries (tableHint), unless it has one.
+func (s *splitState) hinted(req *wire.Request, resp *wire.Response) *wire.Response {
 	if resp != nil && resp.Code == wire.WrongRange && resp.Table == 0 {
 		resp.Table = s.tableHint(req)
 	}
