@@ -11,9 +11,9 @@ import (
 )
 
 type proposal struct {
-	id    uint64
-	data  []byte // 8-byte id + cmd
-	done  chan proposalResult
+	id   uint64
+	data []byte // 8-byte id + cmd
+	done chan proposalResult
 	// then, if set, is told the result instead of done (ProposeFunc), on
 	// the loop goroutine.
 	then     func(result any, index uint64, err error)
