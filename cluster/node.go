@@ -834,28 +834,27 @@ func (n *Node) writeAsync(ctx context.Context, req *wire.Request, reply func(*wi
 	if !req.Op.Mutating() || needsPrepare(req.Op) || n.cfg.UnsafeAckBeforeCommit {
 		return false
 	}
-	resp := n.refuseWrite(req)
-	var cmd []byte
-	if resp == nil {
-		var err error
-		if cmd, err = fsm.EncodeCommand(n.command(req, time.Now())); err != nil {
-			resp = &wire.Response{Code: wire.Invalid, Message: err.Error()}
-		}
+	answer := func(resp *wire.Response) bool {
+		n.countServed(req)
+		reply(resp)
+		return true
 	}
-	if resp == nil {
-		stop := context.AfterFunc(ctx, func() { reply(n.replicaError(ctx.Err())) })
-		if !n.rep.ProposeFunc(cmd, func(res any, _ uint64, err error) {
-			stop()
-			reply(n.proposed(req, res, err))
-		}) {
-			stop()
-			return false
-		}
+	if resp := n.refuseWrite(req); resp != nil {
+		return answer(resp)
+	}
+	cmd, err := fsm.EncodeCommand(n.command(req, time.Now()))
+	if err != nil {
+		return answer(&wire.Response{Code: wire.Invalid, Message: err.Error()})
+	}
+	stop := context.AfterFunc(ctx, func() { reply(n.replicaError(ctx.Err())) })
+	if !n.rep.ProposeFunc(cmd, func(res any, _ uint64, err error) {
+		stop()
+		reply(n.proposed(req, res, err))
+	}) {
+		stop()
+		return false
 	}
 	n.countServed(req)
-	if resp != nil {
-		reply(resp)
-	}
 	return true
 }
 
