@@ -107,76 +107,120 @@ func (cs calls) abandon() {
 // the last error.
 func (r *Router) forward(ctx context.Context, req *wire.Request, rt route) *wire.Response {
 	start := time.Now()
-	dl, ok := ctx.Deadline()
-	ctx, cancel := context.WithDeadline(ctx, deadline(start, dl, ok, r.cfg.DefaultTimeout))
+	ctx, cancel := context.WithDeadline(ctx, r.deadline(ctx, start))
 	defer cancel()
+	f := r.newForwarding(ctx, req, rt, start)
+	defer f.pending.abandon()
+	return r.run(f)
+}
 
+// forwarding is one request on its way through forward: what is fixed for
+// it and what its tries so far have left.
+type forwarding struct {
+	ctx     context.Context // ends at forward's own deadline
+	req     *wire.Request
+	rt      route
+	start   time.Time
+	st      retryState
+	cluster string          // the cluster routed to last
+	tried   map[string]bool // addresses tried this round
+	hint    string          // a hinted leader to try before the rest
+	pending calls
+}
+
+// newForwarding returns req's state before its first try; ctx ends at
+// forward's own deadline.
+func (r *Router) newForwarding(ctx context.Context, req *wire.Request, rt route, start time.Time) *forwarding {
 	_, refreshes := r.table.(control.Refresher)
-	st := newRetryState(retriable(req), req.Op.Mutating(), refreshes, r.cfg.AttemptTimeout)
-	var (
-		cluster string
-		tried   = map[string]bool{} // addresses tried this round
-		hint    string              // a hinted leader to try before the rest
-		pending = calls{}
-	)
-	defer pending.abandon()
+	return &forwarding{
+		ctx: ctx, req: req, rt: rt, start: start,
+		st:    newRetryState(retriable(req), req.Op.Mutating(), refreshes, r.cfg.AttemptTimeout),
+		tried: map[string]bool{}, pending: calls{},
+	}
+}
+
+// deadline is forward's own deadline for a request whose context is ctx,
+// started at start (policy.go's deadline with the router's default).
+func (r *Router) deadline(ctx context.Context, start time.Time) time.Time {
+	dl, ok := ctx.Deadline()
+	return deadline(start, dl, ok, r.cfg.DefaultTimeout)
+}
+
+// run routes, picks and tries nodes for f until its answer.
+func (r *Router) run(f *forwarding) *wire.Response {
 	for {
 		t := r.table.Current()
-		c, resp := r.routeTo(t, req, rt)
+		c, resp := r.routeTo(t, f.req, f.rt)
 		if resp != nil {
 			return resp
 		}
-		if c.ID != cluster {
-			cluster = c.ID
-			clear(tried)
-			hint = ""
+		if c.ID != f.cluster {
+			f.cluster = c.ID
+			clear(f.tried)
+			f.hint = ""
 		}
-		addr := r.pick(c, t.Version, req, tried, hint)
+		addr := r.pick(c, t.Version, f.req, f.tried, f.hint)
 		a := answer{roundDone: addr == "", addr: addr, version: t.Version}
 		if addr != "" {
-			tried[addr] = true
-			at := r.try(ctx, nodeAddr(c, addr, req.Op), req, t.Version, pending)
-			a.resp, a.err, a.sent, a.inFlight, a.expired = at.resp, at.err, at.sent, at.inFlight, ctx.Err() != nil
+			f.tried[addr] = true
+			at := r.try(f.ctx, nodeAddr(c, addr, f.req.Op), f.req, t.Version, f.pending)
+			a.resp, a.err, a.sent, a.inFlight, a.expired = at.resp, at.err, at.sent, at.inFlight, f.ctx.Err() != nil
 			if a.resp != nil {
-				a.hintTried = tried[a.resp.Leader]
+				a.hintTried = f.tried[a.resp.Leader]
 			}
 		}
-		d := st.next(a)
-		if d.lead != "" && d.lead != addr && !r.acceptLeader(c.ID, d.lead, "not_leader") {
-			d.lead, d.hint = "", ""
-		}
-		if d.forget {
-			r.forgetLeader(c.ID, addr)
-		}
-		if d.lead != "" {
-			r.setLeader(c.ID, d.lead)
-		}
-		hint = d.hint
-		switch d.act {
-		case actTry:
-			if a.err != nil {
-				r.log.Debug("forward: try failed", "cluster", c.ID, "addr", addr, "op", req.Op.String(), "err", a.err)
-			}
-		case actRound, actAwaitTable:
-			if !r.backOff(ctx, d) {
-				return r.gaveUp(req, cluster, start, &st)
-			}
-			clear(tried)
-		case actAnswer:
-			return a.resp
-		case actMisrouted:
-			a.resp.Message = fmt.Sprintf("cluster %s does not own %s (routing table version %d, node's %d): %s", c.ID, req.Path, t.Version, a.resp.Table, a.resp.Message)
-			return a.resp
-		case actNotRetried:
-			err := a.err
-			if err == nil {
-				err = a.resp.Err()
-			}
-			return notRetried(req, c.ID, addr, err)
-		case actGiveUp:
-			return r.gaveUp(req, cluster, start, &st)
+		if resp, done := r.perform(f, a, r.step(f, a)); done {
+			return resp
 		}
 	}
+}
+
+// step is the retry policy's decision on a, the last try of f at a node
+// of f.cluster, with that cluster's cached leader updated as it says. It
+// never blocks.
+func (r *Router) step(f *forwarding, a answer) decision {
+	d := f.st.next(a)
+	if d.lead != "" && d.lead != a.addr && !r.acceptLeader(f.cluster, d.lead, "not_leader") {
+		d.lead, d.hint = "", ""
+	}
+	if d.forget {
+		r.forgetLeader(f.cluster, a.addr)
+	}
+	if d.lead != "" {
+		r.setLeader(f.cluster, d.lead)
+	}
+	return d
+}
+
+// perform carries out d, step's decision on a: the request's answer and
+// true, or false to try again. It may wait (a back-off) until f.ctx ends.
+func (r *Router) perform(f *forwarding, a answer, d decision) (*wire.Response, bool) {
+	f.hint = d.hint
+	switch d.act {
+	case actTry:
+		if a.err != nil {
+			r.log.Debug("forward: try failed", "cluster", f.cluster, "addr", a.addr, "op", f.req.Op.String(), "err", a.err)
+		}
+	case actRound, actAwaitTable:
+		if !r.backOff(f.ctx, d) {
+			return r.gaveUp(f), true
+		}
+		clear(f.tried)
+	case actAnswer:
+		return a.resp, true
+	case actMisrouted:
+		a.resp.Message = fmt.Sprintf("cluster %s does not own %s (routing table version %d, node's %d): %s", f.cluster, f.req.Path, a.version, a.resp.Table, a.resp.Message)
+		return a.resp, true
+	case actNotRetried:
+		err := a.err
+		if err == nil {
+			err = a.resp.Err()
+		}
+		return notRetried(f.req, f.cluster, a.addr, err), true
+	case actGiveUp:
+		return r.gaveUp(f), true
+	}
+	return nil, false
 }
 
 // routeTo returns the cluster rt gives req under table t, or the answer
@@ -223,9 +267,9 @@ func (r *Router) backOff(ctx context.Context, d decision) bool {
 }
 
 // gaveUp is forward's answer when the deadline passed.
-func (r *Router) gaveUp(req *wire.Request, cluster string, start time.Time, st *retryState) *wire.Response {
-	return wire.Errorf(req.ID, st.code(), "cluster %s: no answer for %v %s within %v (%d tries); last error: %s",
-		cluster, req.Op, req.Path, time.Since(start).Round(time.Millisecond), st.tries, st.lastError())
+func (r *Router) gaveUp(f *forwarding) *wire.Response {
+	return wire.Errorf(f.req.ID, f.st.code(), "cluster %s: no answer for %v %s within %v (%d tries); last error: %s",
+		f.cluster, f.req.Op, f.req.Path, time.Since(f.start).Round(time.Millisecond), f.st.tries, f.st.lastError())
 }
 
 // retriable reports whether req may be sent again after an attempt whose
