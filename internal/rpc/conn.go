@@ -115,7 +115,7 @@ type Conn struct {
 	lastUsed  atomic.Int64 // unix nanoseconds of the last Call or Send
 
 	mu      sync.Mutex
-	pending map[uint64]chan *wire.Response
+	pending map[uint64]*Pending
 	err     error // set once when the connection dies
 
 	done chan struct{}
@@ -155,7 +155,7 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*Conn, error) {
 	c := &Conn{
 		nc: nc, addr: addr, maxFrame: cfg.MaxFrame,
 		out:     make(chan outFrame, cfg.OutQueue),
-		pending: map[uint64]chan *wire.Response{},
+		pending: map[uint64]*Pending{},
 		done:    make(chan struct{}),
 	}
 	go c.readLoop()
@@ -237,8 +237,9 @@ func (c *Conn) die(err error) {
 	close(c.done)
 	c.mu.Unlock()
 	c.nc.Close()
-	for _, ch := range pending {
-		close(ch)
+	for _, p := range pending {
+		close(p.ch)
+		p.notified()
 	}
 }
 
@@ -259,11 +260,21 @@ func (c *Conn) Call(ctx context.Context, req *wire.Request) (*wire.Response, err
 }
 
 // Pending is a call sent on a Conn whose answer has not been taken yet:
-// Wait takes it, Abandon gives it up. A Pending is used by one goroutine.
+// Wait takes it, Abandon gives it up. A Pending is used by one goroutine
+// at a time.
 type Pending struct {
-	c  *Conn
-	id uint64
-	ch chan *wire.Response
+	c      *Conn
+	id     uint64
+	ch     chan *wire.Response
+	notify func() // StartNotify's; nil for Start
+}
+
+// notified calls the call's notify, if it has one, once its answer (or
+// the connection's death) is ready for Wait.
+func (p *Pending) notified() {
+	if p.notify != nil {
+		p.notify()
+	}
 }
 
 // Start sends req as Call does and returns without waiting for the answer.
@@ -271,8 +282,6 @@ type Pending struct {
 // it. The call stays pending, keeping its connection from being dropped as
 // idle, until Wait returns its answer or Abandon is called.
 func (c *Conn) Start(ctx context.Context, req *wire.Request) (*Pending, error) {
-	req.ID = c.nextID.Add(1)
-	c.lastUsed.Store(time.Now().UnixNano())
 	if dl, ok := ctx.Deadline(); ok && req.TimeoutMs == 0 {
 		ms := time.Until(dl).Milliseconds()
 		if ms <= 0 {
@@ -280,24 +289,59 @@ func (c *Conn) Start(ctx context.Context, req *wire.Request) (*Pending, error) {
 		}
 		req.TimeoutMs = uint32(min(ms, 1<<31))
 	}
-	ch := make(chan *wire.Response, 1)
-	c.mu.Lock()
-	if c.err != nil {
-		err := c.err
-		c.mu.Unlock()
+	p, err := c.register(req, nil)
+	if err != nil {
 		return nil, err
 	}
-	c.pending[req.ID] = ch
-	c.mu.Unlock()
 	select {
 	case c.out <- outFrame{req: req}:
-		return &Pending{c: c, id: req.ID, ch: ch}, nil
+		return p, nil
 	case <-ctx.Done():
 		c.forget(req.ID)
 		return nil, ctx.Err()
 	case <-c.done:
 		return nil, c.Err()
 	}
+}
+
+// ErrQueueFull is StartNotify's error when the connection's send queue
+// has no room: nothing was sent.
+var ErrQueueFull = errors.New("rpc: send queue full")
+
+// StartNotify sends req as Start does without ever waiting: it fails with
+// ErrQueueFull when the send queue has no room, and then nothing was sent.
+// notify is called once, on the connection's reader goroutine, when Wait
+// would return at once: the answer arrived or the connection died. It
+// must not block; an answer that arrives after Abandon is dropped without
+// it. req's TimeoutMs is sent as set (0: the server's default).
+func (c *Conn) StartNotify(req *wire.Request, notify func()) (*Pending, error) {
+	p, err := c.register(req, notify)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case c.out <- outFrame{req: req}:
+		return p, nil
+	case <-c.done:
+		return nil, c.Err()
+	default:
+		c.forget(req.ID)
+		return nil, fmt.Errorf("%w: %s", ErrQueueFull, c.addr)
+	}
+}
+
+// register gives req its ID and records its call as pending.
+func (c *Conn) register(req *wire.Request, notify func()) (*Pending, error) {
+	req.ID = c.nextID.Add(1)
+	c.lastUsed.Store(time.Now().UnixNano())
+	p := &Pending{c: c, id: req.ID, ch: make(chan *wire.Response, 1), notify: notify}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return nil, c.err
+	}
+	c.pending[req.ID] = p
+	return p, nil
 }
 
 // Wait waits for the call's answer until ctx ends. If ctx ends first the
@@ -340,13 +384,18 @@ func (c *Conn) Send(req *wire.Request) bool {
 	}
 }
 
+// Calls returns how many calls on c await their answers (neither taken
+// by Wait nor abandoned).
+func (c *Conn) Calls() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending)
+}
+
 // idleFor returns how long no call was made on c, or 0 while one is
 // waiting for its response.
 func (c *Conn) idleFor() time.Duration {
-	c.mu.Lock()
-	pending := len(c.pending)
-	c.mu.Unlock()
-	if pending > 0 {
+	if c.Calls() > 0 {
 		return 0
 	}
 	return time.Since(time.Unix(0, c.lastUsed.Load()))
@@ -378,15 +427,7 @@ func (c *Conn) readLoop() {
 			c.die(fmt.Errorf("%w: %s: server said %v", ErrConnClosed, c.addr, resp.Err()))
 			return
 		}
-		c.mu.Lock()
-		ch := c.pending[resp.ID]
-		if ch != nil {
-			delete(c.pending, resp.ID)
-		}
-		c.mu.Unlock()
-		if ch != nil {
-			ch <- resp
-		}
+		c.deliver(resp.ID, resp)
 	}
 }
 
@@ -442,11 +483,17 @@ func (c *Conn) sendLimit() int {
 }
 
 func (c *Conn) failCall(id uint64, code wire.Code, msg string) {
+	c.deliver(id, &wire.Response{ID: id, Code: code, Message: msg})
+}
+
+// deliver hands resp to call id, if it is still pending.
+func (c *Conn) deliver(id uint64, resp *wire.Response) {
 	c.mu.Lock()
-	ch := c.pending[id]
+	p := c.pending[id]
 	delete(c.pending, id)
 	c.mu.Unlock()
-	if ch != nil {
-		ch <- &wire.Response{ID: id, Code: code, Message: msg}
+	if p != nil {
+		p.ch <- resp
+		p.notified()
 	}
 }

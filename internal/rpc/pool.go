@@ -69,6 +69,23 @@ func (p *Pool) Get(ctx context.Context, addr string) (*Conn, error) {
 	return c, nil
 }
 
+// Live returns the pool's connection to addr if it is up and not due to
+// be redialled as idle, else nil. It never dials or waits: nil also while
+// another caller is dialling addr.
+func (p *Pool) Live(addr string) *Conn {
+	p.mu.Lock()
+	e := p.conns[addr]
+	p.mu.Unlock()
+	if e == nil || !e.mu.TryLock() {
+		return nil
+	}
+	defer e.mu.Unlock()
+	if c := e.conn; c != nil && c.Err() == nil && c.idleFor() < p.idle {
+		return c
+	}
+	return nil
+}
+
 // Drop closes the connection to addr if it is c (so a newer one is kept).
 func (p *Pool) Drop(addr string, c *Conn) {
 	p.mu.Lock()
