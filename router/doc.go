@@ -17,9 +17,13 @@
 //   - Everything else is forwarded: a copy of the request, with the table
 //     version it was routed with and the remaining deadline in TimeoutMs, goes
 //     to the cluster's cached leader, else its members in table order. The
-//     retry policy is documented on forward (forward.go). When the caller's
-//     deadline (TimeoutMs, else Config.DefaultTimeout) is nearly spent the
-//     answer is TIMEOUT if a try may have reached a node, else UNAVAILABLE.
+//     retry policy is documented on forward (forward.go). A request whose
+//     first try can go at once is sent from the client connection's reader
+//     and answered from the node connection's, without a goroutine of its
+//     own; whatever else it needs continues on one (forward_async.go). When
+//     the caller's deadline (TimeoutMs, else Config.DefaultTimeout) is
+//     nearly spent the answer is TIMEOUT if a try may have reached a node,
+//     else UNAVAILABLE.
 //   - Mutations are retried after a broken connection even though they may
 //     have been applied; exactly-once is the job of (session, seq) at the
 //     cluster.
@@ -46,8 +50,9 @@
 // Router and every exported function are safe for concurrent use. Its own
 // locks are leaf locks, never held across I/O or another lock: Router.lmu
 // (the leader cache), Router.mu (the listen address), liveness.mu (gossip's
-// view), replicaRings.mu (the read-replica rings) and hintGuard.mu (the
-// refused-hint log's rate limit). Locks held across I/O
+// view), replicaRings.mu (the read-replica rings), hintGuard.mu (the
+// refused-hint log's rate limit) and firstTry.mu (which of a first try's
+// answer, timer and caller acts on it). Locks held across I/O
 // belong to package control (its doc lists them); the router takes none of
 // them while holding its own.
 package router

@@ -131,12 +131,17 @@ type forwarding struct {
 // newForwarding returns req's state before its first try; ctx ends at
 // forward's own deadline.
 func (r *Router) newForwarding(ctx context.Context, req *wire.Request, rt route, start time.Time) *forwarding {
-	_, refreshes := r.table.(control.Refresher)
 	return &forwarding{
 		ctx: ctx, req: req, rt: rt, start: start,
-		st:    newRetryState(retriable(req), req.Op.Mutating(), refreshes, r.cfg.AttemptTimeout),
+		st:    r.retryState(req),
 		tried: map[string]bool{}, pending: calls{},
 	}
+}
+
+// retryState is req's retry state before its first try.
+func (r *Router) retryState(req *wire.Request) retryState {
+	_, refreshes := r.table.(control.Refresher)
+	return newRetryState(retriable(req), req.Op.Mutating(), refreshes, r.cfg.AttemptTimeout)
 }
 
 // deadline is forward's own deadline for a request whose context is ctx,

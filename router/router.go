@@ -363,11 +363,16 @@ func (r *Router) Handle(ctx context.Context, req *wire.Request) *wire.Response {
 	}
 	// Every other operation, OpChunk and OpCommit included, goes to the
 	// cluster owning the root of req.Path (for RENAME and COPY also To's).
-	p := ring.PathPoint(req.Path)
-	return r.forward(ctx, req, func(t *wire.TableInfo) (string, bool) {
+	return r.forward(ctx, req, ownerOf(req.Path))
+}
+
+// ownerOf routes to the cluster owning the root of path.
+func ownerOf(path string) route {
+	p := ring.PathPoint(path)
+	return func(t *wire.TableInfo) (string, bool) {
 		o, ok := control.Owner(t, p)
 		return o.Cluster, ok
-	})
+	}
 }
 
 // checkTwoPaths checks the destination of a RENAME or COPY: To must be a
