@@ -7,7 +7,36 @@ import (
 	"go.etcd.io/raft/v3"
 )
 
-type readWaiter struct{ done chan error }
+// readWaiter is one read waiting for its barrier: ReadIndex's (done) or
+// ReadIndexFunc's (then).
+type readWaiter struct {
+	done chan error  // buffered, answered once
+	then func(error) // called once, never on the loop
+}
+
+// answerReads answers every waiter in ws with err. ReadIndexFunc's
+// callbacks run one after another on one goroutine started here, so a
+// round of N reads costs one goroutine, not N wake-ups.
+func answerReads(ws []*readWaiter, err error) {
+	var thens []func(error)
+	for _, w := range ws {
+		if w.then != nil {
+			thens = append(thens, w.then)
+			continue
+		}
+		select {
+		case w.done <- err:
+		default:
+		}
+	}
+	if len(thens) > 0 {
+		go func() {
+			for _, then := range thens {
+				then(err)
+			}
+		}()
+	}
+}
 
 type readRound struct {
 	ctx     []byte
@@ -29,7 +58,7 @@ type readRounds struct {
 func (r *Replica) readJoin(w *readWaiter) {
 	r.noteActivity()
 	if r.rn.BasicStatus().Lead == raft.None {
-		w.done <- &NotLeaderError{}
+		answerReads([]*readWaiter{w}, &NotLeaderError{})
 		return
 	}
 	r.reads.buf = append(r.reads.buf, w)
@@ -86,9 +115,7 @@ func (r *Replica) retryReads() {
 			continue
 		}
 		if lead := r.rn.BasicStatus().Lead; lead == raft.None {
-			for _, w := range rr.waiters {
-				w.done <- &NotLeaderError{}
-			}
+			answerReads(rr.waiters, &NotLeaderError{})
 			continue
 		}
 		r.issueRead(rr)
@@ -121,9 +148,7 @@ func (r *Replica) releaseReads() {
 			keep = append(keep, rr)
 			continue
 		}
-		for _, w := range rr.waiters {
-			w.done <- nil
-		}
+		answerReads(rr.waiters, nil)
 	}
 	clear(r.reads.wait[len(keep):])
 	r.reads.wait = keep
@@ -139,11 +164,6 @@ func (r *Replica) failReads() {
 	for _, rr := range r.reads.wait {
 		ws = append(ws, rr.waiters...)
 	}
-	for _, w := range ws {
-		select {
-		case w.done <- ErrStopped:
-		default:
-		}
-	}
+	answerReads(ws, ErrStopped)
 	r.reads = readRounds{}
 }

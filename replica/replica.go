@@ -389,6 +389,28 @@ func (r *Replica) newProposal(cmd []byte) *proposal {
 	return &proposal{id: binary.BigEndian.Uint64(data), data: data, done: make(chan proposalResult, 1)}
 }
 
+// ReadIndexFunc is ReadIndex for a caller that does not wait: it queues
+// the read and returns at once, and then is told what ReadIndex would
+// return, exactly once. The reads that share a round are told one after
+// another on one goroutine of the replica's (not the loop), so then may
+// read the state machine but delays the rest of its round while it runs.
+// It returns false, and then is never called, when the queue is full or
+// the replica has stopped. A read queued just as the replica stops may be
+// answered by no one: a caller keeps its own deadline.
+func (r *Replica) ReadIndexFunc(then func(error)) bool {
+	select {
+	case <-r.donec:
+		return false
+	default:
+	}
+	select {
+	case r.readc <- &readWaiter{then: then}:
+		return true
+	default:
+		return false
+	}
+}
+
 // ReadIndex is a linearizable read barrier that works on the leader and on
 // followers: it returns nil once this node's applied state includes every
 // write committed before the call. Concurrent callers share one raft

@@ -467,3 +467,64 @@ func TestProposeFunc(t *testing.T) {
 	default:
 	}
 }
+
+// ReadIndexFunc's then is called once per read, off the loop (it may call
+// the replica, even wait for a proposal), and sees every write committed
+// before the call, on the leader and on a follower.
+func TestReadIndexFunc(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.startAll()
+	lead := c.waitLeader()
+	f := others(c.ids, lead)[0]
+	c.propose(lead, "before")
+	type seen struct {
+		id   uint64
+		data string
+		err  error
+	}
+	const n = 40
+	answers := make(chan seen, 2*n)
+	for i := range n {
+		id := []uint64{lead, f}[i%2]
+		db := c.db(id)
+		if !c.rep(id).ReadIndexFunc(func(err error) {
+			v, cl, gerr := db.Get(smDataKey)
+			if gerr == nil {
+				defer cl.Close()
+			}
+			answers <- seen{id, string(v), errors.Join(err, gerr)}
+		}) {
+			t.Fatalf("read %d was not queued", i)
+		}
+	}
+	for range n {
+		a := <-answers
+		if a.err != nil || !strings.Contains(a.data, "before\n") {
+			t.Fatalf("read on %d: %v, data %q; want no error and the write committed before it", a.id, a.err, a.data)
+		}
+	}
+
+	proposed := make(chan error, 1)
+	if !c.rep(lead).ReadIndexFunc(func(err error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _, perr := c.rep(lead).Propose(ctx, []byte("from-then"))
+		proposed <- errors.Join(err, perr)
+	}) {
+		t.Fatal("read not queued")
+	}
+	if err := <-proposed; err != nil {
+		t.Fatalf("a proposal waited for inside then: %v", err)
+	}
+
+	stopped := c.rep(f)
+	c.stop(f)
+	if stopped.ReadIndexFunc(func(error) { t.Error("a stopped replica answered") }) {
+		t.Fatal("a stopped replica took a read")
+	}
+	select {
+	case a := <-answers:
+		t.Fatalf("extra answer %+v", a)
+	default:
+	}
+}
