@@ -8,7 +8,10 @@
 // APPEND is prepared on the leader first (fsm.FSM.PrepareWrite, repairing
 // any corrupt chunk it meets from a peer), so apply reads no chunk bytes.
 // Reads wait on a ReadIndex barrier and then read the committed state, so
-// they are linearizable on any member; FlagStale skips the barrier.
+// they are linearizable on any member; FlagStale skips the barrier. Most
+// writes and linearizable reads take no goroutine of their own while they
+// wait (Node.writeAsync, Node.readAsync): the replica answers them from
+// its loop, or for a read round from one goroutine for the whole round.
 // Ownership of the hash range is part of the replicated state and is
 // checked when a command is applied, so every replica accepts or rejects it
 // alike.

@@ -1020,18 +1020,72 @@ func replicaErrorResponse(err error, notLeader func(uint64) *wire.Response, lead
 	return &wire.Response{Code: wire.Internal, Message: err.Error()}
 }
 
+// read serves a read: refused (refuseRead), else after the ReadIndex
+// barrier unless the request is stale, read from the applied state
+// (readApplied).
 func (n *Node) read(ctx context.Context, req *wire.Request) *wire.Response {
-	if err := fspath.Validate(req.Path); err != nil {
-		return &wire.Response{Code: wire.Invalid, Message: err.Error()}
-	}
-	if msg := n.check.quarantine(); msg != "" {
-		return &wire.Response{Code: wire.Unavailable, Message: msg}
+	if resp := n.refuseRead(req); resp != nil {
+		return resp
 	}
 	if req.Flags&wire.FlagStale == 0 {
 		if err := n.rep.ReadIndex(ctx); err != nil {
 			return n.replicaError(err)
 		}
 	}
+	return n.readApplied(ctx, req)
+}
+
+// readAsync is read for a linearizable GET, STAT, LIST or EXISTS without a
+// goroutine of its own (rpc.AsyncHandler): the read is served when its
+// ReadIndex round returns (replica.Replica.ReadIndexFunc), and the
+// request's deadline answers TIMEOUT if that comes first. False if it did
+// not take req.
+func (n *Node) readAsync(ctx context.Context, req *wire.Request, reply func(*wire.Response)) bool {
+	switch req.Op {
+	case wire.OpGet, wire.OpStat, wire.OpList, wire.OpExists:
+	default:
+		return false
+	}
+	if req.Flags&wire.FlagStale != 0 {
+		return false
+	}
+	if resp := n.refuseRead(req); resp != nil {
+		n.countServed(req)
+		reply(resp)
+		return true
+	}
+	stop := context.AfterFunc(ctx, func() { reply(n.replicaError(ctx.Err())) })
+	if !n.rep.ReadIndexFunc(func(err error) {
+		if !stop() {
+			return // the deadline answered
+		}
+		if err != nil {
+			reply(n.replicaError(err))
+			return
+		}
+		reply(n.readApplied(ctx, req))
+	}) {
+		stop()
+		return false
+	}
+	n.countServed(req)
+	return true
+}
+
+// refuseRead answers a read this node will not serve: an invalid path, or
+// a node quarantined after an integrity failure. Nil if it may.
+func (n *Node) refuseRead(req *wire.Request) *wire.Response {
+	if err := fspath.Validate(req.Path); err != nil {
+		return &wire.Response{Code: wire.Invalid, Message: err.Error()}
+	}
+	if msg := n.check.quarantine(); msg != "" {
+		return &wire.Response{Code: wire.Unavailable, Message: msg}
+	}
+	return nil
+}
+
+// readApplied serves req from the state this node has applied.
+func (n *Node) readApplied(ctx context.Context, req *wire.Request) *wire.Response {
 	if n.split.fenced.Load() {
 		// Left the group at a split and not yet reformed as the new
 		// cluster: its applied index moves on but its state is frozen at

@@ -129,3 +129,32 @@ func TestWriteWithoutQuorumAnswersAtDeadline(t *testing.T) {
 		}
 	}
 }
+
+// TestReadWithoutQuorumAnswersAtDeadline: a linearizable read on a leader
+// whose followers are down waits for a ReadIndex round that cannot
+// return; the node answers TIMEOUT when the request's deadline ends, and
+// a stale read is still served.
+func TestReadWithoutQuorumAnswersAtDeadline(t *testing.T) {
+	mn, lead, _, _ := startThree(t, false)
+	if resp := mn.call(lead, &wire.Request{Op: wire.OpPut, Path: "/q/f", Data: []byte("x"), Flags: wire.FlagParents}); resp.Code != wire.OK {
+		t.Fatalf("put: %v", resp.Err())
+	}
+	for _, id := range others3(lead) {
+		mn.stop(id)
+	}
+	const deadline = 300 * time.Millisecond
+	for _, op := range []wire.Op{wire.OpGet, wire.OpStat, wire.OpExists} {
+		start := time.Now()
+		resp := mn.call(lead, &wire.Request{Op: op, Path: "/q/f", TimeoutMs: uint32(deadline.Milliseconds())})
+		took := time.Since(start)
+		if resp.Code != wire.Timeout {
+			t.Fatalf("%v without a quorum: %v, want TIMEOUT", op, resp.Err())
+		}
+		if took < deadline {
+			t.Fatalf("%v answered after %v, before its %v deadline", op, took, deadline)
+		}
+	}
+	if resp := mn.call(lead, &wire.Request{Op: wire.OpGet, Path: "/q/f", Flags: wire.FlagStale}); resp.Code != wire.OK || string(resp.Data) != "x" {
+		t.Fatalf("stale get: %v %q", resp.Err(), resp.Data)
+	}
+}

@@ -57,6 +57,7 @@ func (r *replicaRef) Status() replica.Status              { return r.get().Statu
 func (r *replicaRef) Members() []replica.Member           { return r.get().Members() }
 func (r *replicaRef) MemberAddr(id uint64) string         { return r.get().MemberAddr(id) }
 func (r *replicaRef) ReadIndex(ctx context.Context) error { return r.get().ReadIndex(ctx) }
+func (r *replicaRef) ReadIndexFunc(then func(error)) bool { return r.get().ReadIndexFunc(then) }
 func (r *replicaRef) Propose(ctx context.Context, cmd []byte) (any, uint64, error) {
 	return r.get().Propose(ctx, cmd)
 }
@@ -379,9 +380,11 @@ func (s *splitState) Handle(ctx context.Context, req *wire.Request) *wire.Respon
 }
 
 // HandleAsync implements rpc.AsyncHandler: the writes that need no
-// preparing (Node.writeAsync), with the same routing hint as handle.
+// preparing (Node.writeAsync) and linearizable reads (Node.readAsync),
+// with the same routing hint as handle.
 func (s *splitState) HandleAsync(ctx context.Context, req *wire.Request, reply func(*wire.Response)) bool {
-	return s.n.writeAsync(ctx, req, func(resp *wire.Response) { reply(s.hinted(req, resp)) })
+	hinted := func(resp *wire.Response) { reply(s.hinted(req, resp)) }
+	return s.n.writeAsync(ctx, req, hinted) || s.n.readAsync(ctx, req, hinted)
 }
 
 // hinted is resp with the routing version a WRONG_RANGE answer to req
