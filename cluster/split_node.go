@@ -48,6 +48,10 @@ func newReplicaRef(r *replica.Replica) *replicaRef {
 
 func (r *replicaRef) get() *replica.Replica { return r.p.Load() }
 
+// The methods below go to the replica current at the call. A split that
+// replaces it closes the old one, which ends what it had not finished as
+// Replica.Close does.
+
 func (r *replicaRef) Close() error                        { return r.get().Close() }
 func (r *replicaRef) Done() <-chan struct{}               { return r.get().Done() }
 func (r *replicaRef) Leader() uint64                      { return r.get().Leader() }

@@ -327,12 +327,7 @@ func (r *Router) try(ctx context.Context, addr string, req *wire.Request, versio
 		if err != nil {
 			return attempt{err: err}
 		}
-		out := *req // Data is shared, read-only
-		out.ID = 0
-		out.TimeoutMs = remainingMs(ctx)
-		out.Table = version
-		out.Hello = nil
-		if p, err = conn.Start(actx, &out); err != nil {
+		if p, err = conn.Start(actx, nodeCopy(req, version, remainingMs(ctx))); err != nil {
 			return attempt{err: err, sent: true}
 		}
 		pending[addr] = p
@@ -350,13 +345,30 @@ func (r *Router) try(ctx context.Context, addr string, req *wire.Request, versio
 	return attempt{err: err, sent: true}
 }
 
-// remainingMs is ctx's time left in milliseconds (at least 1), or 0
-// (the server's default) without a deadline.
+// nodeCopy is the copy of req a node is sent: with the connection's own
+// id, the routing-table version it was routed with and timeoutMs, and no
+// HELLO. Data is shared, read-only.
+func nodeCopy(req *wire.Request, version uint64, timeoutMs uint32) *wire.Request {
+	out := *req
+	out.ID = 0
+	out.TimeoutMs = timeoutMs
+	out.Table = version
+	out.Hello = nil
+	return &out
+}
+
+// remainingMs is ctx's time left in milliseconds (msUntil), or 0 (the
+// server's default) without a deadline.
 func remainingMs(ctx context.Context) uint32 {
 	dl, ok := ctx.Deadline()
 	if !ok {
 		return 0
 	}
+	return msUntil(dl)
+}
+
+// msUntil is the time until dl in milliseconds, at least 1.
+func msUntil(dl time.Time) uint32 {
 	return uint32(min(max(time.Until(dl).Milliseconds(), 1), 1<<31))
 }
 

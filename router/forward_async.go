@@ -51,14 +51,9 @@ func (r *Router) HandleAsync(ctx context.Context, req *wire.Request, reply func(
 	}
 	ft := &firstTry{r: r, ctx: ctx, reply: reply, dl: dl, addr: addr, node: node, version: t.Version}
 	ft.f = forwarding{req: req, rt: rt, start: start, st: r.retryState(req), cluster: c.ID}
-	out := *req // Data is shared, read-only
-	out.ID = 0
-	out.TimeoutMs = uint32(min(max(dl.Sub(start).Milliseconds(), 1), 1<<31))
-	out.Table = t.Version
-	out.Hello = nil
 	ft.mu.Lock()
 	defer ft.mu.Unlock()
-	pc, err := conn.StartNotify(&out, ft.answered)
+	pc, err := conn.StartNotify(nodeCopy(req, t.Version, msUntil(dl)), ft.answered)
 	if err != nil {
 		ft.claimed = true // a notify from a connection dying meanwhile is not ours to act on
 		return false      // nothing was sent
