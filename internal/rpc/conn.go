@@ -310,10 +310,12 @@ var ErrQueueFull = errors.New("rpc: send queue full")
 
 // StartNotify sends req as Start does without ever waiting: it fails with
 // ErrQueueFull when the send queue has no room, and then nothing was sent.
-// notify is called once, on the connection's reader goroutine, when Wait
-// would return at once: the answer arrived or the connection died. It
-// must not block; an answer that arrives after Abandon is dropped without
-// it. req's TimeoutMs is sent as set (0: the server's default).
+// notify is called once, when Wait would return at once: by the
+// connection's reader when the answer arrives (by its writer for a request
+// it could not encode), or by whichever goroutine closes the connection.
+// It must not block or take a lock its caller might hold; an answer that
+// arrives after Abandon is dropped without it. req's TimeoutMs is sent as
+// set (0: the server's default).
 func (c *Conn) StartNotify(req *wire.Request, notify func()) (*Pending, error) {
 	p, err := c.register(req, notify)
 	if err != nil {
