@@ -337,7 +337,7 @@ func (r *Router) try(ctx context.Context, addr string, req *wire.Request, versio
 		delete(pending, addr)
 		return attempt{resp: resp}
 	}
-	if ctx.Err() == nil && p.Alive() && r.live.of(addr) != "dead" {
+	if ctx.Err() == nil && r.stillWorking(p, addr) {
 		return attempt{err: err, sent: true, inFlight: true}
 	}
 	p.Abandon()
@@ -355,6 +355,14 @@ func nodeCopy(req *wire.Request, version uint64, timeoutMs uint32) *wire.Request
 	out.Table = version
 	out.Hello = nil
 	return &out
+}
+
+// stillWorking reports whether a call p to addr that ran out of attempt
+// time may still be answered: its connection is up and gossip does not
+// call the node dead. Such a node is slow, not gone, and is waited for
+// rather than sent the request again (attempt.inFlight).
+func (r *Router) stillWorking(p *rpc.Pending, addr string) bool {
+	return p.Alive() && r.live.of(addr) != "dead"
 }
 
 // remainingMs is ctx's time left in milliseconds (msUntil), or 0 (the

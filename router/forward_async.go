@@ -149,7 +149,7 @@ func (ft *firstTry) expired() {
 	if a.err == nil {
 		a.err = context.DeadlineExceeded
 	}
-	a.inFlight = !a.expired && ft.p.Alive() && ft.r.live.of(ft.node) != "dead"
+	a.inFlight = !a.expired && ft.r.stillWorking(ft.p, ft.node)
 	if a.inFlight {
 		ft.f.pending = calls{ft.node: ft.p}
 	} else {
