@@ -41,6 +41,7 @@ func registerNodeMetrics(reg prometheus.Registerer, rep *replica.Replica) {
 		}),
 		counter("cleave_replica_ready_total", "Raft Ready batches handled.", func(s replica.Stats) float64 { return float64(s.Readies) }),
 		counter("cleave_replica_synced_ready_total", "Ready batches committed with fsync.", func(s replica.Stats) float64 { return float64(s.Syncs) }),
+		counter("cleave_replica_handed_off_ready_total", "Synced Ready batches written by the writer goroutine while the loop went on; the others were written by the loop itself.", func(s replica.Stats) float64 { return float64(s.Handoffs) }),
 		counter("cleave_replica_sync_seconds_total", "Time spent committing synced Ready batches.", func(s replica.Stats) float64 { return s.SyncTime.Seconds() }),
 		counter("cleave_replica_appended_entries_total", "Log entries written to the local log.", func(s replica.Stats) float64 { return float64(s.Appended) }),
 		counter("cleave_replica_applied_entries_total", "Committed entries applied.", func(s replica.Stats) float64 { return float64(s.Applied) }),

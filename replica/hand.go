@@ -20,8 +20,8 @@ type handDriver struct {
 	afterApply func()
 	// afterLogSync, if set, runs after a Ready's entries are synced to the
 	// log (and the messages that may go then are sent), before its batch
-	// is committed: on the writer goroutine, while the hand-driven loop
-	// waits for the write.
+	// is committed: on the goroutine that writes it (the writer, while the
+	// hand-driven loop waits for the write, or the loop writing in place).
 	afterLogSync func()
 }
 

@@ -77,9 +77,9 @@ type entryPos struct {
 }
 
 // segLog is the log's entries after the truncated index, in segment files.
-// Like logStore it is the loop's: only the writer goroutine's write of a
-// prepared segWrite runs elsewhere, while the loop reads nothing it
-// changes (the loop takes no Ready until the write is done).
+// Like logStore it is the loop's: only the write of a prepared segWrite
+// may run elsewhere (on the writer goroutine), while the loop reads
+// nothing it changes (the loop takes no Ready until the write is done).
 type segLog struct {
 	fs       vfs.FS
 	dir      string
@@ -100,7 +100,8 @@ type segWrite struct {
 	idx uint64     // index of pos[0]
 }
 
-// write appends the records and syncs them. The writer goroutine calls it.
+// write appends the records and syncs them: on the writer goroutine, or
+// on the loop when it writes in place.
 func (w *segWrite) write() error {
 	if _, err := w.seg.f.WriteAt(w.buf, w.off); err != nil {
 		return fmt.Errorf("write log segment %s: %w", w.seg.name, err)

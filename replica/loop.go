@@ -60,12 +60,13 @@ func (r *Replica) run() {
 }
 
 // loop is the Ready loop. At most one Ready is in flight: startReady
-// builds its batch and hands it to the writer goroutine when it must be
-// fsynced (committing it at once otherwise), and until the
+// builds its batch and, under load, hands it to the writer goroutine when
+// it must be fsynced (committing it at once otherwise), and until the
 // writer hands it back (writtenc) the loop keeps folding inputs into raft
 // — peer messages, proposals, reads, ticks — without taking the next
 // Ready. So while one fsync runs, the next Ready fills with everything
 // that arrives meanwhile, and the entries per fsync grow with the load.
+// Under a light load the loop writes a synced batch itself (writesInPlace).
 //
 // Why this keeps every promise (docs/robustness.md has the argument in full):
 // each Ready's entries are synced to the log before its batch — HardState,
@@ -180,8 +181,39 @@ func (r *Replica) iterate() error {
 // finish completes the write in flight w, which the writer handed back.
 func (r *Replica) finish(w *readyWrite) error {
 	r.writing = nil
+	r.noteLoad(r.arrived)
 	return r.finishReady(w)
 }
+
+// lightLoad is how many inputs may arrive during one synced write for the
+// load to count as light: one from each peer, as the acknowledgements of
+// a lone proposal's entry are.
+func (r *Replica) lightLoad() int { return max(1, len(r.members)-1) }
+
+// writesInPlace reports whether the loop should write the synced batch of
+// the next Ready itself rather than hand it to the writer goroutine. The
+// writer lets the loop fold inputs in while the disk works, which pays
+// when many arrive meanwhile; when few do (one client, an idle group),
+// the hand-off and the hand-back are two goroutine wake-ups on the path of
+// every write, and the loop would only have waited. The last synced write
+// decides: in place after a write that saw at most lightLoad inputs
+// arrive, else handed off.
+func (r *Replica) writesInPlace() bool { return !r.loaded }
+
+// noteLoad records how many inputs arrived during the synced write just
+// ended, for writesInPlace.
+func (r *Replica) noteLoad(arrived int) { r.loaded = arrived > r.lightLoad() }
+
+// arrive counts an input folded in while a write is in flight.
+func (r *Replica) arrive() {
+	if r.writing != nil {
+		r.arrived++
+	}
+}
+
+// queued is how many inputs wait in the loop's queues: those that
+// arrived during a write in place.
+func (r *Replica) queued() int { return len(r.propc) + len(r.recvc) + len(r.readc) }
 
 // finishInFlight waits for the write in flight, if any, and completes it.
 func (r *Replica) finishInFlight() error {
@@ -224,6 +256,7 @@ func (r *Replica) tick() {
 // propose queues p for the next flush into raft.
 func (r *Replica) propose(p *proposal) {
 	r.noteActivity()
+	r.arrive()
 	r.props.buf = append(r.props.buf, p)
 }
 
@@ -243,6 +276,7 @@ func (r *Replica) campaign() {
 // and would act on others). Snapshots arrive through ReceiveSnapshot,
 // with their data, never here.
 func (r *Replica) step(m *pb.Message) {
+	r.arrive()
 	if err := validateMessage(m, r.peerView(), false); err != nil {
 		r.dropped(m, err)
 		return

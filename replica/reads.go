@@ -57,6 +57,7 @@ type readRounds struct {
 
 func (r *Replica) readJoin(w *readWaiter) {
 	r.noteActivity()
+	r.arrive()
 	if r.rn.BasicStatus().Lead == raft.None {
 		answerReads([]*readWaiter{w}, &NotLeaderError{})
 		return

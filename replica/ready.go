@@ -36,7 +36,8 @@ type readyWrite struct {
 // conflicting suffix deleted), HardState, the other committed entries
 // applied through the state machine and the applied index, all in one
 // indexed batch — and hands the batch to the writer goroutine if it must
-// be fsynced (else the loop commits it itself). It returns the write in
+// be fsynced and the loop is under load (else the loop commits it itself:
+// writesInPlace). It returns the write in
 // flight, or nil when the Ready is already finished. The caller must not
 // take another Ready before finishReady: the next batch's reads fall
 // through to the DB, which must hold this one first.
@@ -84,15 +85,20 @@ func (r *Replica) startReady() (*readyWrite, error) {
 	if w.b.Empty() && w.log == nil {
 		return nil, r.finishReady(w)
 	}
-	if !w.sync {
-		// Nothing to wait for on the disk: committing here spares the
-		// writer goroutine's two wake-ups, and the loop would only have
-		// waited for them. The batch is the same; so is the order, since
-		// no other write is in flight.
+	if !w.sync || r.writesInPlace() {
+		// Nothing to wait for on the disk, or little else to do while
+		// waiting: committing here spares the writer goroutine's two
+		// wake-ups, and the loop would only have waited for them. The
+		// batch is the same; so is the order, since no other write is in
+		// flight.
 		r.write(w)
+		if w.sync {
+			r.noteLoad(r.queued())
+		}
 		return nil, r.finishReady(w)
 	}
 	r.stats.handoffs.Add(1)
+	r.arrived = 0
 	r.writec <- w
 	return w, nil
 }
@@ -374,7 +380,7 @@ func (r *Replica) applyEntry(b *pebble.Batch, e *pb.Entry) (any, error) {
 }
 
 // commitBatch commits b, with fsync if sync, and returns how long the
-// commit took. The writer goroutine calls it; it touches nothing else.
+// commit took. write calls it; it touches nothing else.
 func commitBatch(b *pebble.Batch, sync bool) (time.Duration, error) {
 	opts := pebble.NoSync
 	if sync {

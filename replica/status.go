@@ -30,7 +30,8 @@ type Stats struct {
 	Syncs    uint64        // Ready batches committed with fsync
 	SyncTime time.Duration // total time of the synced commits
 	// Handoffs counts the Ready batches the loop handed to the writer
-	// goroutine; the others were committed by the loop itself.
+	// goroutine (only synced ones, under load); the others were committed
+	// by the loop itself.
 	Handoffs uint64
 	// SyncBuckets counts the synced commits by duration: entry i those
 	// that took at most SyncBounds[i] (and more than the bound before),
