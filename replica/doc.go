@@ -20,7 +20,7 @@
 //     log, which replays it after a crash (a Ready with no entries and
 //     nothing to sync the loop commits itself, since there is no disk wait
 //     to overlap, and so it writes a synced one while the load is light:
-//     when the last synced write saw at most one input per peer arrive).
+//     when the last synced write saw at most two inputs per peer arrive).
 //     While the
 //     writer commits, the loop keeps stepping inputs into raft (proposals
 //     are buffered and stepped together) but takes no other Ready. Only once the

@@ -186,9 +186,10 @@ func (r *Replica) finish(w *readyWrite) error {
 }
 
 // lightLoad is how many inputs may arrive during one synced write for the
-// load to count as light: one from each peer, as the acknowledgements of
-// a lone proposal's entry are.
-func (r *Replica) lightLoad() int { return max(1, len(r.members)-1) }
+// load to count as light: two from each peer, as with a lone proposal in
+// flight (a follower's acknowledgement of its entry, and its answer to
+// the append that told it the previous entry's commit).
+func (r *Replica) lightLoad() int { return 2 * max(1, len(r.members)-1) }
 
 // writesInPlace reports whether the loop should write the synced batch of
 // the next Ready itself rather than hand it to the writer goroutine. The
