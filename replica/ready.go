@@ -85,22 +85,22 @@ func (r *Replica) startReady() (*readyWrite, error) {
 	if w.b.Empty() && w.log == nil {
 		return nil, r.finishReady(w)
 	}
-	if !w.sync || r.writesInPlace() {
-		// Nothing to wait for on the disk, or little else to do while
-		// waiting: committing here spares the writer goroutine's two
-		// wake-ups, and the loop would only have waited for them. The
-		// batch is the same; so is the order, since no other write is in
-		// flight.
+	// Written here, the batch is the same as the writer's, and so is the
+	// order, since no other write is in flight; the writer goroutine's two
+	// wake-ups are spared where the loop would only have waited for them.
+	switch {
+	case !w.sync: // nothing to wait for on the disk
 		r.write(w)
-		if w.sync {
-			r.noteLoad(r.queued())
-		}
-		return nil, r.finishReady(w)
+	case r.writesInPlace(): // little else to do while the disk works
+		r.write(w)
+		r.noteLoad(r.queued())
+	default:
+		r.stats.handoffs.Add(1)
+		r.arrived = 0
+		r.writec <- w
+		return w, nil
 	}
-	r.stats.handoffs.Add(1)
-	r.arrived = 0
-	r.writec <- w
-	return w, nil
+	return nil, r.finishReady(w)
 }
 
 // buildReady encodes w's entries for the log, writes its HardState into
