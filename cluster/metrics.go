@@ -54,6 +54,7 @@ func registerNodeMetrics(reg prometheus.Registerer, rep *replica.Replica) {
 		counter("cleave_replica_ticks_total", "Raft ticks.", func(s replica.Stats) float64 { return float64(s.Ticks) }),
 		counter("cleave_replica_idle_wakes_total", "Times the group left idle ticking because something happened.", func(s replica.Stats) float64 { return float64(s.Wakes) }),
 		counter("cleave_replica_read_rounds_total", "ReadIndex rounds issued (each serves every read that joined it).", func(s replica.Stats) float64 { return float64(s.ReadRounds) }),
+		counter("cleave_replica_lease_reads_total", "Linearizable reads the leader served on its read lease, without a ReadIndex round.", func(s replica.Stats) float64 { return float64(s.LeaseReads) }),
 		syncHistogram{rep},
 	)
 }

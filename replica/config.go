@@ -113,6 +113,14 @@ type Config struct {
 	// TickInterval back. At least TickInterval. Default 0: the replica
 	// always ticks at TickInterval.
 	IdleTickInterval time.Duration
+	// NoReadLease makes every linearizable read on the leader wait for a
+	// ReadIndex round. By default a leader that every member answered
+	// within the last (ElectionTicks-2.5)·TickInterval serves reads on
+	// that lease, without a round (lease.go); every member of a group must
+	// then run with the same TickInterval and ElectionTicks.
+	NoReadLease bool
+
+	clock func() time.Time // the lease's clock: time.Now unless a test sets it
 }
 
 // IdleTickFactor is how much slower than TickInterval cleave's groups

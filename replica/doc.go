@@ -41,6 +41,11 @@
 //     unknown (ctx.Err(), ErrOutcomeUnknown).
 //   - ReadIndex is raft's ReadIndex: linearizable on leader and followers;
 //     callers that arrive while a round is in flight join the next round.
+//     A leader that every member answered within the last
+//     (ElectionTicks-2.5)·TickInterval holds a read lease and needs no
+//     round (lease.go, which states what the lease rests on); a member
+//     that restarts refuses votes for an election timeout, so that a
+//     restart cannot break a lease.
 //   - Input from the network is never trusted to be valid: misaddressed
 //     messages, local message types, proposals, snapshots and messages from
 //     non-members are logged and dropped. A failed Pebble write stops the

@@ -282,12 +282,18 @@ func (r *Replica) step(m *pb.Message) {
 		r.dropped(m, err)
 		return
 	}
+	if r.refusesVotes(m) {
+		r.stats.refusedVotes.Add(1)
+		r.log.Debug("restarted less than an election timeout ago: vote request not answered", "type", m.GetType(), "from", m.GetFrom())
+		return
+	}
 	r.noteMessage(m)
 	if err := r.rn.Step(m); err != nil {
 		r.log.Debug("raft rejected message", "type", m.GetType(), "from", m.GetFrom(), "err", err)
 		return
 	}
 	r.noteAcked(m)
+	r.noteLeaseAck(m)
 }
 
 // peerView is what validateMessage checks a frame against. Loop goroutine.

@@ -87,7 +87,20 @@ func (r *Replica) maybeStartRead() {
 			}
 		}
 	}
-	if len(r.reads.buf) == 0 || len(r.reads.reqs) >= maxReadRounds {
+	if len(r.reads.buf) == 0 {
+		return
+	}
+	if now := r.now(); r.leaseHeld(now) {
+		// On lease (lease.go): raft's commit index is the read index.
+		rr := &readRound{waiters: r.reads.buf, index: r.rn.BasicStatus().GetCommit()}
+		r.reads.buf = nil
+		r.stats.leaseReads.Add(uint64(len(rr.waiters)))
+		r.reads.wait = append(r.reads.wait, rr)
+		r.releaseReads()
+		r.renewLease(now)
+		return
+	}
+	if len(r.reads.reqs) >= maxReadRounds {
 		return
 	}
 	rr := &readRound{waiters: r.reads.buf}

@@ -67,6 +67,7 @@ func (r *Replica) startReady() (*readyWrite, error) {
 	*w = readyWrite{rd: rd, apply: rd.CommittedEntries, sync: rd.MustSync}
 	w.msgs, w.snaps = splitSnapshots(rd.Messages)
 	r.noteSent(leading, rd.Messages)
+	r.noteHeartbeats(leading, rd.Messages)
 	if r.sendsBeforePersisting(leading, rd.HardState) && len(w.msgs) > 0 {
 		r.tr.Send(r.Group(), w.msgs)
 		w.msgs = nil
@@ -420,6 +421,11 @@ func (r *Replica) applyConfChange(b *pebble.Batch, e *pb.Entry) error {
 	r.store.cs = cs
 	old := r.members
 	r.setMembers(cs)
+	removed := false
+	for id := range old {
+		removed = removed || !r.members[id]
+	}
+	r.dropLease(removed)
 	if f, ok := r.tr.(PeerForgetter); ok {
 		for id := range old {
 			if !r.members[id] && id != r.cfg.ID {

@@ -132,6 +132,9 @@ type Replica struct {
 	hsCommit       uint64          // commit of the last HardState written
 	props          proposalTracker // own proposals, Propose to answer
 	reads          readRounds      // ReadIndex rounds
+	lease          readLease       // the read lease while leading (lease.go)
+	fresh          bool            // a new group's member: it answered no leader before this Open
+	now            func() time.Time
 
 	// Membership, owned by the loop goroutine.
 	members       map[uint64]bool // from the last applied ConfState
@@ -240,6 +243,13 @@ func open(cfg Config, db *pebble.DB, sm StateMachine, tr Transport, hand *handDr
 		hsVote:        st.hs.GetVote(),
 		hsCommit:      st.hs.GetCommit(),
 		hand:          hand,
+		// Term 1 is a new group's (bootstrapped or forked): no leader was
+		// ever elected in it, so this member answered none (refusesVotes).
+		fresh: st.hs.GetTerm() <= 1 && !cfg.Join,
+		now:   cfg.clock,
+	}
+	if r.now == nil {
+		r.now = time.Now
 	}
 	if hand != nil {
 		r.handSteps = hand.steps
@@ -486,7 +496,7 @@ func (r *Replica) Stats() Stats {
 	s := &r.stats
 	return Stats{
 		Readies: s.readies.Load(), Syncs: s.syncs.Load(), Handoffs: s.handoffs.Load(), SyncTime: time.Duration(s.syncNanos.Load()), SyncBuckets: s.syncHist.buckets(),
-		Appended: s.appended.Load(), Applied: s.applied.Load(), ReadRounds: s.readRounds.Load(),
+		Appended: s.appended.Load(), Applied: s.applied.Load(), ReadRounds: s.readRounds.Load(), LeaseReads: s.leaseReads.Load(), RefusedVotes: s.refusedVotes.Load(),
 		Foreign: s.foreign.Load(), BadCommit: s.badCommit.Load(), Invalid: s.invalid.Load(),
 		Ticks: s.ticks.Load(), Wakes: s.wakes.Load(),
 	}

@@ -40,6 +40,10 @@ type Stats struct {
 	Appended    uint64 // log entries written
 	Applied     uint64 // committed entries applied (all types)
 	ReadRounds  uint64 // ReadIndex rounds issued
+	LeaseReads  uint64 // reads a leader served on its lease, without a round
+	// RefusedVotes counts vote requests left unanswered because this
+	// member restarted less than an election timeout before (lease.go).
+	RefusedVotes uint64
 	// Foreign counts raft frames and snapshot streams dropped because they
 	// named another group (or an earlier epoch of this one).
 	Foreign uint64
@@ -60,6 +64,7 @@ type Stats struct {
 // read by Stats from any goroutine.
 type loopStats struct {
 	readies, syncs, syncNanos, appended, applied, readRounds atomic.Uint64
+	leaseReads, refusedVotes                                 atomic.Uint64
 	handoffs                                                 atomic.Uint64
 	ticks, wakes                                             atomic.Uint64
 	foreign, badCommit, invalid                              atomic.Uint64
