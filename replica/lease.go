@@ -130,7 +130,7 @@ func (r *Replica) noteLeaseAck(m *pb.Message) {
 	}
 }
 
-// leaseStart returns the issue time of the oldest answer the lease rests
+// leaseStart returns the send time of the oldest answer the lease rests
 // on, and whether this leader may earn or hold a lease at all now: it
 // leads in the lease's term, which no removal barred, no conf change is
 // pending, no transfer is under way, and every other member answered.
@@ -163,7 +163,7 @@ func (r *Replica) leaseHeld(now time.Time) bool {
 		return false
 	}
 	start, ok := r.leaseStart()
-	return ok && (start.IsZero() || now.Sub(start) < span)
+	return ok && now.Sub(start) < span
 }
 
 // renewLease issues a round with no reads of its own when the lease held
@@ -173,7 +173,7 @@ func (r *Replica) renewLease(now time.Time) {
 	if len(r.reads.reqs) > 0 {
 		return
 	}
-	if start, ok := r.leaseStart(); ok && !start.IsZero() && now.Sub(start) >= r.leaseSpan()/2 {
+	if start, ok := r.leaseStart(); ok && now.Sub(start) >= r.leaseSpan()/2 {
 		rr := &readRound{}
 		r.reads.reqs = append(r.reads.reqs, rr)
 		r.issueRead(rr)
