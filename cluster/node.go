@@ -1032,7 +1032,9 @@ func (n *Node) read(ctx context.Context, req *wire.Request) *wire.Response {
 			return n.replicaError(err)
 		}
 	}
-	return n.readApplied(ctx, req)
+	v := n.fsm.NewView()
+	defer v.Close()
+	return n.readApplied(ctx, req, v)
 }
 
 // readAsync is read for a linearizable GET, STAT, LIST or EXISTS without a
@@ -1055,7 +1057,7 @@ func (n *Node) readAsync(ctx context.Context, req *wire.Request, reply func(*wir
 		return true
 	}
 	stop := context.AfterFunc(ctx, func() { reply(n.replicaError(ctx.Err())) })
-	if !n.rep.ReadIndexFunc(func(err error) {
+	if !n.rep.ReadIndexFunc(func(scope *replica.ReadScope, err error) {
 		if !stop() {
 			return // the deadline answered
 		}
@@ -1063,7 +1065,7 @@ func (n *Node) readAsync(ctx context.Context, req *wire.Request, reply func(*wir
 			reply(n.replicaError(err))
 			return
 		}
-		reply(n.readApplied(ctx, req))
+		reply(n.readApplied(ctx, req, sharedView(scope, n.fsm)))
 	}) {
 		stop()
 		return false
@@ -1084,8 +1086,19 @@ func (n *Node) refuseRead(req *wire.Request) *wire.Response {
 	return nil
 }
 
-// readApplied serves req from the state this node has applied.
-func (n *Node) readApplied(ctx context.Context, req *wire.Request) *wire.Response {
+// sharedView is the view of f that the reads of scope share, opened by
+// the first of them: once their round's read index is applied, so it
+// serves each of them linearizably.
+func sharedView(scope *replica.ReadScope, f *fsm.FSM) *fsm.View {
+	return scope.Shared(func() (any, func()) {
+		v := f.NewView()
+		return v, func() { v.Close() }
+	}).(*fsm.View)
+}
+
+// readApplied serves req from v, a view of the state this node has
+// applied.
+func (n *Node) readApplied(ctx context.Context, req *wire.Request, v *fsm.View) *wire.Response {
 	if n.split.fenced.Load() {
 		// Left the group at a split and not yet reformed as the new
 		// cluster: its applied index moves on but its state is frozen at
@@ -1096,13 +1109,13 @@ func (n *Node) readApplied(ctx context.Context, req *wire.Request) *wire.Respons
 	resp := &wire.Response{}
 	switch req.Op {
 	case wire.OpGet:
-		resp.Data, resp.Stat, err = n.readRepairing(ctx, req.Path, req.Offset, req.Length, int64(n.cfg.MaxFrame)-frameSlack)
+		resp.Data, resp.Stat, err = n.readRepairing(ctx, v, req.Path, req.Offset, req.Length, int64(n.cfg.MaxFrame)-frameSlack)
 	case wire.OpStat:
-		resp.Stat, err = n.fsm.Stat(req.Path)
+		resp.Stat, err = v.Stat(req.Path)
 	case wire.OpList:
 		resp.Entries, resp.Next, err = n.fsm.ListPage(req.Path, req.After, int(req.Limit), req.Flags&wire.FlagRecursive != 0)
 	case wire.OpExists:
-		resp.Exists, err = n.fsm.Exists(req.Path)
+		resp.Exists, err = v.Exists(req.Path)
 	default:
 		return &wire.Response{Code: wire.Invalid, Message: fmt.Sprintf("a node does not serve %v", req.Op)}
 	}

@@ -109,12 +109,14 @@ func (n *Node) fetchChunk(ctx context.Context, addr string, h fsm.ChunkID) ([]by
 	return resp.Data, nil
 }
 
-// readRepairing is fsm.FSM.Read that repairs each corrupt or missing chunk it
-// meets from another member and reads again; a chunk that cannot be
-// repaired fails the read INTERNAL, naming the chunk and why.
-func (n *Node) readRepairing(ctx context.Context, path string, offset, length, maxBytes int64) ([]byte, *wire.Stat, error) {
+// readRepairing is fsm.View.Read that repairs each corrupt or missing
+// chunk it meets from another member and reads again, from a new view (v
+// predates the repair); a chunk that cannot be repaired fails the read
+// INTERNAL, naming the chunk and why.
+func (n *Node) readRepairing(ctx context.Context, v *fsm.View, path string, offset, length, maxBytes int64) ([]byte, *wire.Stat, error) {
+	read := v.Read
 	for range maxRepairsPerRead {
-		data, st, err := n.fsm.Read(path, offset, length, maxBytes)
+		data, st, err := read(path, offset, length, maxBytes)
 		var ce *fsm.CorruptError
 		if !errors.As(err, &ce) {
 			return data, st, err
@@ -122,6 +124,7 @@ func (n *Node) readRepairing(ctx context.Context, path string, offset, length, m
 		if rerr := n.repairChunk(ctx, ce.Chunk); rerr != nil {
 			return nil, nil, &wire.Error{Code: wire.Internal, Message: ce.Err.Message + "; no healthy copy found: " + rerr.Error()}
 		}
+		read = n.fsm.Read
 	}
 	return n.fsm.Read(path, offset, length, maxBytes)
 }

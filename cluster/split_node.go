@@ -61,7 +61,9 @@ func (r *replicaRef) Status() replica.Status              { return r.get().Statu
 func (r *replicaRef) Members() []replica.Member           { return r.get().Members() }
 func (r *replicaRef) MemberAddr(id uint64) string         { return r.get().MemberAddr(id) }
 func (r *replicaRef) ReadIndex(ctx context.Context) error { return r.get().ReadIndex(ctx) }
-func (r *replicaRef) ReadIndexFunc(then func(error)) bool { return r.get().ReadIndexFunc(then) }
+func (r *replicaRef) ReadIndexFunc(then func(*replica.ReadScope, error)) bool {
+	return r.get().ReadIndexFunc(then)
+}
 func (r *replicaRef) Propose(ctx context.Context, cmd []byte) (any, uint64, error) {
 	return r.get().Propose(ctx, cmd)
 }

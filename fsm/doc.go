@@ -29,8 +29,9 @@
 // (Range, Stat, Exists, Read, ListPage, Split, SplitTainted, Usage, Clock),
 // PrepareWrite and the chunk checks (VerifyChunks, ChunkData, RepairChunk)
 // read the committed state, never the batch being applied, and are safe
-// for concurrent use with each other and with Apply. The caller owns the
-// DB and the batches.
+// for concurrent use with each other and with Apply. A View (view.go)
+// serves several reads from one snapshot of it, one goroutine at a time.
+// The caller owns the DB and the batches.
 //
 // Where things are: the key layout at the top of fsm.go; commands and
 // results in command.go, their hand-written msgpack codec (the bytes the

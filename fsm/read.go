@@ -1,8 +1,8 @@
 package fsm
 
 // The reads of the file state machine. Each reads one Pebble snapshot of
-// the committed state, so it sees every applied entry up to some index and
-// nothing half-applied.
+// the committed state (a View), so it sees every applied entry up to some
+// index and nothing half-applied.
 
 import (
 	"encoding/base64"
@@ -23,22 +23,6 @@ const (
 )
 
 func rootStat() *wire.Stat { return &wire.Stat{Name: "", Type: wire.TypeDir} }
-
-// snapshot validates p, opens a snapshot and, unless p is "/", checks that
-// p's root is owned in it. The caller closes the snapshot.
-func (f *FSM) snapshot(p string) (*pebble.Snapshot, error) {
-	if err := fspath.ValidateStored(p); err != nil {
-		return nil, &wire.Error{Code: wire.Invalid, Message: err.Error()}
-	}
-	s := f.db.NewSnapshot()
-	if p != "/" {
-		if err := f.checkOwned(s, p); err != nil {
-			_ = s.Close()
-			return nil, err
-		}
-	}
-	return s, nil
-}
 
 func stat(rd reader, p string) (*wire.Stat, error) {
 	if p == "/" {
@@ -82,18 +66,17 @@ func absent(rd reader, p string) error {
 // one). Errors are *wire.Error (INVALID, WRONG_RANGE, NOT_FOUND, NOT_DIR
 // when an ancestor is a file, INTERNAL).
 func (f *FSM) Stat(path string) (*wire.Stat, error) {
-	s, err := f.snapshot(path)
-	if err != nil {
-		return nil, err
-	}
-	defer s.Close()
-	return stat(s, path)
+	v := f.NewView()
+	defer v.Close()
+	return v.Stat(path)
 }
 
 // Exists reports whether path exists in the committed state (a path below
 // a file does not). Errors are *wire.Error (INVALID, WRONG_RANGE, INTERNAL).
-func (f *FSM) Exists(path string) (bool, error) {
-	_, err := f.Stat(path)
+func (f *FSM) Exists(path string) (bool, error) { return exists(f.Stat(path)) }
+
+// exists is Exists's verdict on what Stat returned.
+func exists(_ *wire.Stat, err error) (bool, error) {
 	var we *wire.Error
 	if errors.As(err, &we) && (we.Code == wire.NotFound || we.Code == wire.NotDir) {
 		return false, nil
@@ -116,14 +99,20 @@ func (f *FSM) get(path string) ([]byte, *wire.Stat, error) {
 // without reading. Errors are *wire.Error (INVALID, WRONG_RANGE, NOT_FOUND,
 // NOT_DIR when an ancestor is a file, IS_DIR, TOO_LARGE, INTERNAL).
 func (f *FSM) Read(path string, offset, length, maxBytes int64) ([]byte, *wire.Stat, error) {
+	v := f.NewView()
+	defer v.Close()
+	return v.Read(path, offset, length, maxBytes)
+}
+
+// Read is FSM.Read in the view.
+func (v *View) Read(path string, offset, length, maxBytes int64) ([]byte, *wire.Stat, error) {
 	if offset < 0 || length < 0 {
 		return nil, nil, &wire.Error{Code: wire.Invalid, Message: fmt.Sprintf("GET %q: offset %d and length %d must not be negative", path, offset, length)}
 	}
-	s, err := f.snapshot(path)
+	s, err := v.open(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer s.Close()
 	if path == "/" {
 		return nil, nil, &wire.Error{Code: wire.IsDir, Message: fmt.Sprintf("%q is a directory", path)}
 	}
@@ -195,11 +184,12 @@ func (f *FSM) ListPage(dir, after string, limit int, recursive bool) ([]wire.Sta
 		}
 		from = strings.Split(rel, "/")
 	}
-	s, err := f.snapshot(dir)
+	v := f.NewView()
+	defer v.Close()
+	s, err := v.open(dir)
 	if err != nil {
 		return nil, "", err
 	}
-	defer s.Close()
 	st, err := stat(s, dir)
 	if err != nil {
 		return nil, "", err

@@ -45,7 +45,9 @@
 //     (ElectionTicks-2.5)·TickInterval holds a read lease and needs no
 //     round (lease.go, which states what the lease rests on); a member
 //     that restarts refuses votes for an election timeout, so that a
-//     restart cannot break a lease.
+//     restart cannot break a lease. ReadIndexFunc's callbacks of the
+//     reads released together share a ReadScope, so they can read one
+//     snapshot of the state opened after their index was applied.
 //   - Input from the network is never trusted to be valid: misaddressed
 //     messages, local message types, proposals, snapshots and messages from
 //     non-members are logged and dropped. A failed Pebble write stops the

@@ -126,7 +126,7 @@ func TestIsolatedLeaderServesNoStaleRead(t *testing.T) {
 	}
 	got := make(chan answer, 1)
 	db := c.db(old)
-	if !c.rep(old).ReadIndexFunc(func(err error) {
+	if !c.rep(old).ReadIndexFunc(func(_ *ReadScope, err error) {
 		v, cl, gerr := db.Get(smDataKey)
 		if gerr == nil {
 			defer cl.Close()

@@ -10,15 +10,37 @@ import (
 // readWaiter is one read waiting for its barrier: ReadIndex's (done) or
 // ReadIndexFunc's (then).
 type readWaiter struct {
-	done chan error  // buffered, answered once
-	then func(error) // called once, never on the loop
+	done chan error              // buffered, answered once
+	then func(*ReadScope, error) // called once, never on the loop
+}
+
+// A ReadScope is shared by the ReadIndexFunc callbacks of the reads
+// released together: they run one after another on one goroutine, each
+// after the read index of every one of them is applied. A value the first
+// opens through Shared is handed to the others and closed after the last,
+// so the reads of one round can share, say, one snapshot of the state:
+// opened once the round's index is applied, it serves each of them
+// linearizably.
+type ReadScope struct {
+	v     any
+	close func()
+}
+
+// Shared returns the scope's value, opening it with open on first use;
+// the scope calls the close function open returns after the last
+// callback.
+func (s *ReadScope) Shared(open func() (v any, close func())) any {
+	if s.close == nil {
+		s.v, s.close = open()
+	}
+	return s.v
 }
 
 // answerReads answers every waiter in ws with err. ReadIndexFunc's
-// callbacks run one after another on one goroutine started here, so a
-// round of N reads costs one goroutine, not N wake-ups.
+// callbacks run one after another on one goroutine started here, in one
+// ReadScope, so a round of N reads costs one goroutine, not N wake-ups.
 func answerReads(ws []*readWaiter, err error) {
-	var thens []func(error)
+	var thens []func(*ReadScope, error)
 	for _, w := range ws {
 		if w.then != nil {
 			thens = append(thens, w.then)
@@ -31,8 +53,12 @@ func answerReads(ws []*readWaiter, err error) {
 	}
 	if len(thens) > 0 {
 		go func() {
+			var scope ReadScope
 			for _, then := range thens {
-				then(err)
+				then(&scope, err)
+			}
+			if scope.close != nil {
+				scope.close()
 			}
 		}()
 	}

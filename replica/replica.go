@@ -404,12 +404,12 @@ func (r *Replica) newProposal(cmd []byte) *proposal {
 // ReadIndexFunc is ReadIndex for a caller that does not wait: it queues
 // the read and returns at once, and then is told what ReadIndex would
 // return, exactly once. The reads that share a round are told one after
-// another on one goroutine of the replica's (not the loop), so then may
-// read the state machine but delays the rest of its round while it runs.
-// It returns false, and then is never called, when the queue is full or
+// another on one goroutine of the replica's (not the loop), in one
+// ReadScope, so then may read the state machine but delays the rest of
+// its round while it runs. It returns false, and then is never called, when the queue is full or
 // the replica has stopped. A read queued just as the replica stops may be
 // answered by no one: a caller keeps its own deadline.
-func (r *Replica) ReadIndexFunc(then func(error)) bool {
+func (r *Replica) ReadIndexFunc(then func(*ReadScope, error)) bool {
 	select {
 	case <-r.donec:
 		return false

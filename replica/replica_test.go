@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	pb "go.etcd.io/raft/v3/raftpb"
 )
 
@@ -487,12 +488,21 @@ func TestReadIndexFunc(t *testing.T) {
 	for i := range n {
 		id := []uint64{lead, f}[i%2]
 		db := c.db(id)
-		if !c.rep(id).ReadIndexFunc(func(err error) {
-			v, cl, gerr := db.Get(smDataKey)
+		if !c.rep(id).ReadIndexFunc(func(scope *ReadScope, err error) {
+			if err != nil {
+				answers <- seen{id, "", err}
+				return
+			}
+			// The round's reads share one snapshot, opened by the first.
+			snap := scope.Shared(func() (any, func()) {
+				s := db.NewSnapshot()
+				return s, func() { s.Close() }
+			}).(*pebble.Snapshot)
+			v, cl, gerr := snap.Get(smDataKey)
 			if gerr == nil {
 				defer cl.Close()
 			}
-			answers <- seen{id, string(v), errors.Join(err, gerr)}
+			answers <- seen{id, string(v), gerr}
 		}) {
 			t.Fatalf("read %d was not queued", i)
 		}
@@ -505,7 +515,7 @@ func TestReadIndexFunc(t *testing.T) {
 	}
 
 	proposed := make(chan error, 1)
-	if !c.rep(lead).ReadIndexFunc(func(err error) {
+	if !c.rep(lead).ReadIndexFunc(func(_ *ReadScope, err error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_, _, perr := c.rep(lead).Propose(ctx, []byte("from-then"))
@@ -519,7 +529,7 @@ func TestReadIndexFunc(t *testing.T) {
 
 	stopped := c.rep(f)
 	c.stop(f)
-	if stopped.ReadIndexFunc(func(error) { t.Error("a stopped replica answered") }) {
+	if stopped.ReadIndexFunc(func(*ReadScope, error) { t.Error("a stopped replica answered") }) {
 		t.Fatal("a stopped replica took a read")
 	}
 	select {
