@@ -85,13 +85,16 @@ func (r *Replica) noteHeartbeats(leading bool, msgs []*pb.Message) {
 		return
 	}
 	var now time.Time
-	term := r.rn.BasicStatus().GetTerm()
+	var term uint64
 	for _, m := range msgs {
-		if m.GetType() != pb.MsgHeartbeat || len(m.GetContext()) == 0 || r.sentAt(term, m.GetContext()) != nil {
+		if m.GetType() != pb.MsgHeartbeat || len(m.GetContext()) == 0 {
 			continue
 		}
-		if now.IsZero() {
-			now = r.now()
+		if now.IsZero() { // the first heartbeat of a round in this Ready
+			now, term = r.now(), r.rn.BasicStatus().GetTerm()
+		}
+		if r.sentAt(term, m.GetContext()) != nil {
+			continue
 		}
 		r.lease.sent[r.lease.next] = sentContext{ctx: string(m.GetContext()), term: term, at: now}
 		r.lease.next = (r.lease.next + 1) % leaseContexts

@@ -421,18 +421,18 @@ func (r *Replica) applyConfChange(b *pebble.Batch, e *pb.Entry) error {
 	r.store.cs = cs
 	old := r.members
 	r.setMembers(cs)
+	forget, _ := r.tr.(PeerForgetter)
 	removed := false
 	for id := range old {
-		removed = removed || !r.members[id]
-	}
-	r.dropLease(removed)
-	if f, ok := r.tr.(PeerForgetter); ok {
-		for id := range old {
-			if !r.members[id] && id != r.cfg.ID {
-				f.Forget(id)
-			}
+		if r.members[id] {
+			continue
+		}
+		removed = true
+		if forget != nil && id != r.cfg.ID {
+			forget.Forget(id)
 		}
 	}
+	r.dropLease(removed)
 	r.log.Info("applied conf change", "index", e.GetIndex(), "voters", cs.GetVoters(), "learners", cs.GetLearners())
 	return nil
 }
