@@ -1113,7 +1113,7 @@ func (n *Node) readApplied(ctx context.Context, req *wire.Request, v *fsm.View) 
 	case wire.OpStat:
 		resp.Stat, err = v.Stat(req.Path)
 	case wire.OpList:
-		resp.Entries, resp.Next, err = n.fsm.ListPage(req.Path, req.After, int(req.Limit), req.Flags&wire.FlagRecursive != 0)
+		resp.Entries, resp.Next, err = v.ListPage(req.Path, req.After, int(req.Limit), req.Flags&wire.FlagRecursive != 0)
 	case wire.OpExists:
 		resp.Exists, err = v.Exists(req.Path)
 	default:

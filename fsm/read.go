@@ -170,6 +170,13 @@ func (f *FSM) list(dir string) ([]wire.Stat, error) {
 // opaque to clients. Errors are *wire.Error (INVALID for a malformed token,
 // WRONG_RANGE, NOT_FOUND, NOT_DIR, INTERNAL).
 func (f *FSM) ListPage(dir, after string, limit int, recursive bool) ([]wire.Stat, string, error) {
+	v := f.NewView()
+	defer v.Close()
+	return v.ListPage(dir, after, limit, recursive)
+}
+
+// ListPage is FSM.ListPage in the view.
+func (v *View) ListPage(dir, after string, limit int, recursive bool) ([]wire.Stat, string, error) {
 	switch {
 	case limit == 0:
 		limit = DefaultListLimit
@@ -184,8 +191,6 @@ func (f *FSM) ListPage(dir, after string, limit int, recursive bool) ([]wire.Sta
 		}
 		from = strings.Split(rel, "/")
 	}
-	v := f.NewView()
-	defer v.Close()
 	s, err := v.open(dir)
 	if err != nil {
 		return nil, "", err
@@ -197,7 +202,7 @@ func (f *FSM) ListPage(dir, after string, limit int, recursive bool) ([]wire.Sta
 	if st.Type != wire.TypeDir {
 		return nil, "", &wire.Error{Code: wire.NotDir, Message: fmt.Sprintf("%q is a file", dir)}
 	}
-	w := &walker{f: f, s: s, limit: limit, recursive: recursive, out: []wire.Stat{}}
+	w := &walker{f: v.f, s: s, limit: limit, recursive: recursive, out: []wire.Stat{}}
 	if _, err := w.walk(dir, "", from); err != nil {
 		return nil, "", err
 	}

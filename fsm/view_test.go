@@ -37,6 +37,9 @@ func TestViewSeesStateAtOpening(t *testing.T) {
 	if ok, err := v.Exists("/mine/h"); ok || err != nil {
 		t.Fatalf("view exists /mine/h: %v, %v; want false", ok, err)
 	}
+	if ents, _, err := v.ListPage("/mine", "", 0, false); err != nil || len(ents) != 1 || ents[0].Name != "f" {
+		t.Fatalf("view list /mine: %v, %v; want f alone", ents, err)
+	}
 
 	w := n.fsm.NewView()
 	defer w.Close()

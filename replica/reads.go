@@ -22,16 +22,18 @@ type readWaiter struct {
 // opened once the round's index is applied, it serves each of them
 // linearizably.
 type ReadScope struct {
-	v     any
-	close func()
+	opened bool
+	v      any
+	close  func()
 }
 
 // Shared returns the scope's value, opening it with open on first use;
-// the scope calls the close function open returns after the last
-// callback.
+// the scope calls the close function open returns (if not nil) after the
+// last callback.
 func (s *ReadScope) Shared(open func() (v any, close func())) any {
-	if s.close == nil {
+	if !s.opened {
 		s.v, s.close = open()
+		s.opened = true
 	}
 	return s.v
 }
