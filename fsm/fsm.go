@@ -209,17 +209,8 @@ func getRecord[T any](rd reader, key []byte, names func() (read, corrupt string)
 	return &r, nil
 }
 
-// checkOwned returns a WRONG_RANGE error unless the root of p (not "/") lies
-// in the range stored in rd.
-func (f *FSM) checkOwned(rd reader, p string) error {
-	r, ok, err := f.readRange(rd)
-	if err != nil {
-		return err
-	}
-	return ownedErr(r, ok, p)
-}
-
-// ownedErr is checkOwned's verdict for the range r (ok: a range is stored).
+// ownedErr is the WRONG_RANGE error for p (not "/") unless its root lies
+// in the range r (ok: a range is stored); nil if it does.
 func ownedErr(r wire.Range, ok bool, p string) error {
 	if !ok {
 		return &wire.Error{Code: wire.WrongRange, Message: fmt.Sprintf("path %q: this node owns no range (not bootstrapped)", p)}

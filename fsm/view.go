@@ -20,7 +20,7 @@ import (
 type View struct {
 	f      *FSM
 	s      *pebble.Snapshot
-	ranged bool       // rng, owns and rangeErr hold the stored range
+	ranged bool       // rng, owns and rngErr hold the stored range
 	rng    wire.Range // the owned range, if owns
 	owns   bool
 	rngErr error
