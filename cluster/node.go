@@ -846,7 +846,7 @@ func (n *Node) writeAsync(ctx context.Context, req *wire.Request, reply func(*wi
 	if err != nil {
 		return answer(&wire.Response{Code: wire.Invalid, Message: err.Error()})
 	}
-	stop := context.AfterFunc(ctx, func() { reply(n.replicaError(ctx.Err())) })
+	stop := rpc.AfterFunc(ctx, func() { reply(n.replicaError(ctx.Err())) })
 	if !n.rep.ProposeFunc(cmd, func(res any, _ uint64, err error) {
 		stop()
 		reply(n.proposed(req, res, err))
@@ -1056,7 +1056,7 @@ func (n *Node) readAsync(ctx context.Context, req *wire.Request, reply func(*wir
 		reply(resp)
 		return true
 	}
-	stop := context.AfterFunc(ctx, func() { reply(n.replicaError(ctx.Err())) })
+	stop := rpc.AfterFunc(ctx, func() { reply(n.replicaError(ctx.Err())) })
 	if !n.rep.ReadIndexFunc(func(scope *replica.ReadScope, err error) {
 		if !stop() {
 			return // the deadline answered

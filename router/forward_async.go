@@ -60,7 +60,7 @@ func (r *Router) HandleAsync(ctx context.Context, req *wire.Request, reply func(
 	}
 	ft.p = pc
 	ft.timer = time.AfterFunc(wait, ft.expired)
-	ft.stopCtx = context.AfterFunc(ctx, ft.expired)
+	ft.stopCtx = rpc.AfterFunc(ctx, ft.expired)
 	return true
 }
 

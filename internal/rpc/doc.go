@@ -30,6 +30,12 @@
 // start and a wake-up per request. Either way it holds its room in the
 // window and the byte budgets until it is answered.
 //
+// A request's context ends at its deadline, when it is answered, or when
+// its connection closes. It starts no timer of its own: the connection
+// keeps the deadlines of the requests something waits on in one heap
+// under one timer, and AfterFunc registers a function on it without the
+// goroutine and allocations of context.AfterFunc.
+//
 // Policy is the caller's: ServerConfig.TLS decides versions and client
 // certificates, Authenticate who the peer is, PlaneHandler which ops a
 // listener serves. Handlers read the peer's identity with ConnInfoFrom.

@@ -39,6 +39,10 @@ type serverConn struct {
 	host   string   // the peer's IP address, for MaxConnsPerIP
 	ctx    context.Context
 	cancel context.CancelFunc
+	// values is ctx without its cancellation, for the requests' contexts,
+	// which end through reqs; set after HELLO.
+	values context.Context
+	reqs   deadlines
 
 	// Set before the writer and handlers start; read-only after.
 	conn    net.Conn // raw, or the TLS connection over it
@@ -76,6 +80,7 @@ func (c *serverConn) close(reason string) {
 		c.reason = reason
 		c.cancel()
 		close(c.done)
+		c.reqs.close()
 		c.raw.Close()
 	})
 }
@@ -239,6 +244,7 @@ func (c *serverConn) hello(req *wire.Request, deadline time.Time) *wire.Response
 		return wire.Errorf(req.ID, wire.Unauthorized, "missing or wrong auth token")
 	}
 	c.ctx = context.WithValue(c.ctx, connInfoKey{}, ci)
+	c.values = context.WithoutCancel(c.ctx)
 	return &wire.Response{ID: req.ID, Hello: &wire.HelloReply{
 		Version: wire.ProtocolVersion, Server: cfg.Name, ID: cfg.ID,
 		Versions: []uint32{wire.ProtocolVersion}, MaxFrame: uint32(cfg.MaxFrame),
@@ -388,19 +394,19 @@ func (c *serverConn) dispatch(req *wire.Request, size int) bool {
 	}
 	c.inflight.Add(1)
 	c.handlers.Add(1)
-	ctx, cancel, start := c.begin(req)
+	ctx, start := c.begin(req)
 	if h, ok := c.s.handler.(AsyncHandler); ok {
 		id, op := req.ID, req.Op
 		var once atomic.Bool
 		if h.HandleAsync(ctx, req, func(resp *wire.Response) {
 			if once.CompareAndSwap(false, true) {
-				c.answer(id, op, size, start, cancel, resp)
+				c.answer(id, op, size, start, ctx, resp)
 			}
 		}) {
 			return true
 		}
 	}
-	go c.handle(ctx, cancel, start, req, size)
+	go c.handle(ctx, start, req, size)
 	return true
 }
 
@@ -427,29 +433,29 @@ func (c *serverConn) readFailed(err error) {
 
 // begin starts handling req: its context, which ends at its deadline,
 // and when it started (if Observe wants it).
-func (c *serverConn) begin(req *wire.Request) (context.Context, context.CancelFunc, time.Time) {
+func (c *serverConn) begin(req *wire.Request) (*requestCtx, time.Time) {
 	timeout := c.s.cfg.DefaultTimeout
 	if req.TimeoutMs > 0 {
 		timeout = time.Duration(req.TimeoutMs) * time.Millisecond
 	}
+	now := time.Now()
 	var start time.Time
 	if c.s.cfg.Observe != nil {
-		start = time.Now()
+		start = now
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, timeout)
-	return ctx, cancel, start
+	return c.reqs.newCtx(c.values, now.Add(timeout)), start
 }
 
 // handle serves req on its own goroutine.
-func (c *serverConn) handle(ctx context.Context, cancel context.CancelFunc, start time.Time, req *wire.Request, size int) {
+func (c *serverConn) handle(ctx *requestCtx, start time.Time, req *wire.Request, size int) {
 	id, op := req.ID, req.Op
-	c.answer(id, op, size, start, cancel, c.s.handler.Handle(ctx, req))
+	c.answer(id, op, size, start, ctx, c.s.handler.Handle(ctx, req))
 }
 
-// answer queues resp as the answer to request id and releases what the
-// request held (dispatch).
-func (c *serverConn) answer(id uint64, op wire.Op, size int, start time.Time, cancel context.CancelFunc, resp *wire.Response) {
-	cancel()
+// answer queues resp as the answer to request id, ends the request's
+// context and releases what the request held (dispatch).
+func (c *serverConn) answer(id uint64, op wire.Op, size int, start time.Time, ctx *requestCtx, resp *wire.Response) {
+	ctx.cancel()
 	if resp == nil {
 		resp = wire.Errorf(id, wire.Internal, "no response for %v", op)
 	}
