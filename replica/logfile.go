@@ -89,7 +89,13 @@ type segLog struct {
 	spares   []string   // files kept for the next segments
 	first    uint64     // index of pos[0]
 	pos      []entryPos // entries first .. first+len(pos)-1
+	// spare is the buffer of the last committed write, kept (under
+	// maxSpareBuffer) for the next prepare to encode into.
+	spare []byte
 }
+
+// maxSpareBuffer bounds the write buffer a segLog keeps between writes.
+const maxSpareBuffer = 4 << 20
 
 // segWrite is one Ready's entries encoded for their segment.
 type segWrite struct {
@@ -297,7 +303,8 @@ func (l *segLog) prepare(ents []*pb.Entry) (*segWrite, error) {
 		}
 	}
 	s := l.segs[len(l.segs)-1]
-	w := &segWrite{seg: s, off: s.size, idx: ents[0].GetIndex()}
+	w := &segWrite{seg: s, off: s.size, idx: ents[0].GetIndex(), buf: l.spare[:0]}
+	l.spare = nil
 	for _, e := range ents {
 		start := len(w.buf)
 		w.buf = append(w.buf, make([]byte, recordHeader)...)
@@ -371,6 +378,10 @@ func (l *segLog) commit(w *segWrite) {
 		w.seg.last = max(w.seg.last, w.idx+uint64(i))
 		l.place(w.idx+uint64(i), p)
 	}
+	if cap(w.buf) <= maxSpareBuffer {
+		l.spare = w.buf[:0]
+	}
+	w.buf = nil
 }
 
 // append prepares, writes and syncs, and commits ents at once.
