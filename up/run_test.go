@@ -130,7 +130,22 @@ func TestRunStartsStopsAndRestarts(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- Run(ctx, cfg) }()
-		waitFor(t, "the banner", 30*time.Second, func() bool { return strings.Contains(out.String(), "cleave is up") })
+		// On failure, what the supervisor and the router said.
+		said := func() string {
+			r1, _ := os.ReadFile(filepath.Join(dir, "logs", "router-r1.log"))
+			return "the supervisor's log:\n" + logs.String() + "\nrouter-r1.log:\n" + string(r1)
+		}
+		if err := eventually.Within(30*time.Second, "the banner", func() error {
+			select {
+			case err := <-done:
+				t.Fatalf("Run returned before the banner: %v\n%s", err, said())
+			default:
+			}
+			return eventually.True(strings.Contains(out.String(), "cleave is up"), "not yet")
+		}); err != nil {
+			cancel()
+			t.Fatalf("%v\n%s", err, said())
+		}
 		topo, err := LoadTopology(dir)
 		if err != nil {
 			cancel()

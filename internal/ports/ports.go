@@ -8,6 +8,11 @@
 // below the ephemeral range (as /proc/sys/net/ipv4/ip_local_port_range
 // gives it), where only another listener can take them, and falls back to
 // the kernel's choice where that range is not known or too small.
+//
+// Within one process Free does not hand out a port twice (until half the
+// range has been handed out): a caller that asks twice, once per node of a
+// test cluster say, must not get the same port back because the first one
+// was not bound yet.
 package ports
 
 import (
@@ -18,17 +23,27 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // lowest is the smallest port Free chooses: below it live well-known and
 // registered services.
 const lowest = 10000
 
+// given holds the addresses Free has returned in this process.
+var given struct {
+	sync.Mutex
+	addrs map[string]bool
+}
+
 // Free returns n distinct free addresses on 127.0.0.1, none equal to any of
-// avoid. All n are held open until they are chosen, so they are distinct,
-// and closed before returning, so another process may still take one
-// before it is used (rarely: see the package doc).
+// avoid or to one Free returned before in this process. All n are held open
+// until they are chosen, so they are distinct, and closed before
+// returning, so another process may still take one before it is used
+// (rarely: see the package doc).
 func Free(n int, avoid ...string) ([]string, error) {
+	given.Lock()
+	defer given.Unlock()
 	var lns []net.Listener
 	defer func() {
 		for _, ln := range lns {
@@ -36,6 +51,9 @@ func Free(n int, avoid ...string) ([]string, error) {
 		}
 	}()
 	hi := ephemeralStart()
+	if given.addrs == nil || len(given.addrs)+n > max(hi-lowest, 2000)/2 {
+		given.addrs = map[string]bool{}
+	}
 	out := make([]string, 0, n)
 	for tries := 0; len(out) < n; tries++ {
 		if tries > 20*n+100 {
@@ -53,9 +71,12 @@ func Free(n int, avoid ...string) ([]string, error) {
 			continue // taken: try another
 		}
 		lns = append(lns, ln)
-		if got := ln.Addr().String(); !slices.Contains(avoid, got) && !slices.Contains(out, got) {
+		if got := ln.Addr().String(); !slices.Contains(avoid, got) && !slices.Contains(out, got) && !given.addrs[got] {
 			out = append(out, got)
 		}
+	}
+	for _, a := range out {
+		given.addrs[a] = true
 	}
 	return out, nil
 }

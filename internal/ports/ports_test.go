@@ -35,3 +35,19 @@ func TestFree(t *testing.T) {
 		ln.Close()
 	}
 }
+
+// Calls in one process never return the same port: a test cluster asks
+// once per node, and a port not yet bound must not be handed out again.
+func TestFreeDoesNotRepeatAcrossCalls(t *testing.T) {
+	seen := map[string]bool{}
+	for range 2000 {
+		addrs, err := Free(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[addrs[0]] {
+			t.Fatalf("%s returned by two calls", addrs[0])
+		}
+		seen[addrs[0]] = true
+	}
+}
