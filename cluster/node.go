@@ -78,6 +78,10 @@ type Config struct {
 	// ChunkTTL is how long an uploaded chunk waits for the COMMIT that
 	// references it before it is collected; default 1 hour.
 	ChunkTTL time.Duration
+	// InlineSize is the largest file a PUT through this node as leader
+	// keeps in its entry rather than in a chunk (fsm.Command.InlineSize);
+	// default 2 KiB, at most 4 KiB; negative: none.
+	InlineSize int64
 	// ScrubRate is the speed, in bytes per second, at which the background
 	// scrubber re-reads and verifies stored chunks, each counted as its
 	// bytes plus 64 KiB (a chunk's fixed cost); 0 disables it.
@@ -194,6 +198,7 @@ func DefaultConfig() Config {
 		ChunkSize:     fsm.DefaultChunkSize,                 // 1 MiB blocks
 		SessionTTL:    time.Duration(fsm.DefaultSessionTTL), // sessions idle for 10 minutes expire
 		ChunkTTL:      time.Duration(fsm.DefaultChunkTTL),   // an uncommitted upload waits 1 hour
+		InlineSize:    fsm.DefaultInlineSize,                // files up to 2 KiB live in their entry
 		ScrubRate:     8 << 20,                              // chunks re-verified at 8 MiB/s
 		CheckInterval: DefaultCheckInterval,                 // a consistency check every minute
 	}
@@ -201,7 +206,8 @@ func DefaultConfig() Config {
 
 // withDefaults returns c with its zero optional fields set from
 // DefaultConfig — MaxFrame, TickInterval, ElectionTicks, ChunkSize,
-// SessionTTL and ChunkTTL (also when negative), and CheckInterval — Logger
+// SessionTTL and ChunkTTL (also when negative), InlineSize, and
+// CheckInterval — Logger
 // set to slog.Default() and PeerListen to this node's address in Peers. ScrubRate
 // keeps what the caller set: zero turns the scrubber off. This is Start's
 // first step.
@@ -227,6 +233,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ChunkTTL <= 0 {
 		c.ChunkTTL = def.ChunkTTL
+	}
+	if c.InlineSize == 0 {
+		c.InlineSize = def.InlineSize
 	}
 	if c.CheckInterval == 0 { // negative: Validate says so
 		c.CheckInterval = def.CheckInterval
@@ -263,6 +272,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxFrame > 0 && c.ChunkSize > int64(c.MaxFrame)-frameSlack {
 		return fmt.Errorf("cluster: chunk size %d does not fit a frame of %d bytes (with %d to spare)", c.ChunkSize, c.MaxFrame, frameSlack)
+	}
+	if c.InlineSize > fsm.MaxInlineSize {
+		return fmt.Errorf("cluster: inline size %d is above %d", c.InlineSize, fsm.MaxInlineSize)
 	}
 	if c.CheckInterval < 0 {
 		return fmt.Errorf("cluster: check interval %v must not be negative", c.CheckInterval)
@@ -820,7 +832,7 @@ func (n *Node) command(req *wire.Request, now time.Time) *fsm.Command {
 		Op: req.Op, Path: req.Path, Data: req.Data, Flags: req.Flags,
 		Time: now.UnixNano(), Clock: n.clock.stamp(now), Session: req.Session, Seq: req.Seq,
 		To: req.To, Offset: req.Offset, IfVersion: req.IfVersion, Chunks: req.Chunks, Size: req.Size,
-		ChunkSize: n.cfg.ChunkSize, SessionTTL: int64(n.cfg.SessionTTL), ChunkTTL: int64(n.cfg.ChunkTTL),
+		ChunkSize: n.cfg.ChunkSize, SessionTTL: int64(n.cfg.SessionTTL), ChunkTTL: int64(n.cfg.ChunkTTL), InlineSize: max(n.cfg.InlineSize, 0),
 	}
 }
 

@@ -18,6 +18,9 @@ import (
 func TestAppendRepairsCorruptBlockOnLeader(t *testing.T) {
 	mn := newMemberNet(t, 3)
 	for id := uint64(1); id <= 3; id++ {
+		cfg := mn.cfgs[id]
+		cfg.InlineSize = -1 // the file's bytes in a chunk, not in its entry
+		mn.cfgs[id] = cfg
 		mn.start(id)
 	}
 	lead := mn.leader()

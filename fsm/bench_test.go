@@ -14,7 +14,7 @@ import (
 // BenchmarkApplyPutLoad applies what cleave-loadgen's 1 KiB put workload
 // sends a leader: 8 sessions with rising sequence numbers (so every
 // session window fills and trims), overwrites of 1,000 files in 16 roots
-// with distinct data (so every put releases a chunk and stores a new one),
+// with distinct data, kept inline as a node proposes them (InlineSize),
 // entry time advancing 50 µs per entry. One Ready batch holds 16 entries.
 func BenchmarkApplyPutLoad(b *testing.B) {
 	const sessions = 8
@@ -69,7 +69,7 @@ func benchApplyPuts(b *testing.B, next func(*rand.Rand) (session, seq uint64)) {
 		off := r.IntN(len(buf) - 1024)
 		cmd, _ := EncodeCommand(&Command{
 			Op: wire.OpPut, Path: fmt.Sprintf("/load-%03d/f%08d", fi%16, fi/16), Data: buf[off : off+1024],
-			Flags: wire.FlagParents, Time: now, Session: s, Seq: seq,
+			Flags: wire.FlagParents, Time: now, Session: s, Seq: seq, InlineSize: DefaultInlineSize,
 		})
 		res := f.Apply(batch, index, cmd)
 		if res.Code != wire.OK {
@@ -127,8 +127,8 @@ func (c cpuClock) report(n int, unit string) {
 	c.b.ReportMetric(float64(cpuNow(c.b)-c.start)/float64(n), "cpu-ns/"+unit)
 }
 
-// BenchmarkGet1KiB reads whole 1 KiB files (of 1,000) from the committed
-// state, as a node serves the loadgen's get workload after ReadIndex:
+// BenchmarkGet1KiB reads whole 1 KiB files (of 1,000, kept inline) from
+// the committed state, as a node serves the loadgen's get workload after ReadIndex:
 // "alone" opens a view per read, "view-16" shares one among 16 reads, as
 // the reads of one round on a busy leader do.
 func BenchmarkGet1KiB(b *testing.B) {
@@ -151,7 +151,7 @@ func benchGet(b *testing.B, perView int) {
 		for j := range data {
 			data[j] = byte(r.Uint32())
 		}
-		cmd, _ := EncodeCommand(&Command{Op: wire.OpPut, Path: fmt.Sprintf("/get-%03d/f%08d", i%16, i/16), Data: data, Flags: wire.FlagParents, Time: 1})
+		cmd, _ := EncodeCommand(&Command{Op: wire.OpPut, Path: fmt.Sprintf("/get-%03d/f%08d", i%16, i/16), Data: data, Flags: wire.FlagParents, Time: 1, InlineSize: DefaultInlineSize})
 		if res := f.Apply(batch, uint64(i+1), cmd); res.Code != wire.OK {
 			b.Fatal(res.Message)
 		}

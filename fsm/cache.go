@@ -4,7 +4,7 @@ package fsm
 // the owned range, the records of recently used sessions ("s/s/" be64)
 // and the seqs whose results they store ("s/s/" be64 be64), the metadata
 // of recently written chunks ("s/k/" H), the entries of recently used
-// paths ("s/e/"), the id of every stored chunk while there are at most
+// paths ("s/e/"; an inline file's without its contents), the id of every stored chunk while there are at most
 // maxKnownChunks, and lower bounds on the times of the session expiry
 // index ("s/t/") and of the pending chunks ("s/p/"), by which Apply skips
 // the expiry and chunk-GC scans when they could find nothing. Knowing a
@@ -347,22 +347,55 @@ func (f *FSM) deleteChunk(b *pebble.Batch, h ChunkID) error {
 }
 
 // entryOf returns the entry of p (not "/") as stored in b (nil if there is
-// none), from memory once known. The caller owns the returned copy.
+// none), from memory once known. Memory keeps an inline file's entry
+// without its contents, which would make the cache as large as the files:
+// such an entry comes back unloaded, and a caller that needs the contents
+// (or writes the entry back) calls tx.loadData. The caller owns the
+// returned copy.
 func (f *FSM) entryOf(b *pebble.Batch, p string) (*entry, error) {
-	e, err := cachedRead(&f.cache, &f.cache.entries, p, maxCachedEntries, func() (*entry, error) { return getEntry(b, p) })
+	e, err := cachedRead(&f.cache, &f.cache.entries, p, maxCachedEntries, func() (*entry, error) {
+		e, err := getEntry(b, p)
+		if e != nil && len(e.Data) > 0 {
+			e.Data, e.unloaded = nil, true
+		}
+		return e, err
+	})
 	if e != nil {
 		e.Sum = bytes.Clone(e.Sum) // the cache keeps its own
 	}
 	return e, err
 }
 
+// loadData reads the contents of the inline file p into e if e came
+// unloaded from entryOf.
+func (t *tx) loadData(p string, e *entry) error {
+	if e == nil || !e.unloaded {
+		return nil
+	}
+	full, err := getEntry(t.b, p)
+	if err != nil {
+		return err
+	}
+	if full == nil || len(full.Data) == 0 || full.Version != e.Version {
+		return &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("fsm: the cached entry of %s is inline at version %d; the stored one is not", p, e.Version)}
+	}
+	e.Data, e.unloaded = full.Data, false
+	return nil
+}
+
 // putEntry writes e as the entry of p into b and, for a root, its index
 // key. It is the only writer of an entry but for the raw moves and
 // deletes of trees, which call forgetEntries.
 func (f *FSM) putEntry(b *pebble.Batch, p string, e *entry) error {
+	if e.unloaded {
+		return &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("fsm: the entry of %s would be written without its inline contents", p)}
+	}
 	err := b.Set(entryKey(p), encodeEntry(e), nil)
 	kept := *e
 	kept.Sum = bytes.Clone(e.Sum)
+	if len(kept.Data) > 0 {
+		kept.Data, kept.unloaded = nil, true // see entryOf
+	}
 	cachedWrite(&f.cache, &f.cache.entries, p, maxCachedEntries, &kept, err)
 	if err != nil {
 		return storageErr("write "+p, err)

@@ -479,8 +479,11 @@ func blockRefs(rd reader, p string, from, to int64) ([]blockRef, error) {
 
 // readBytes returns bytes [off, off+n) of file p (entry e), reading and
 // verifying only the blocks that overlap the range. The range must lie
-// within the file.
+// within the file. For an inline file the result aliases e.Data.
 func readBytes(rd reader, p string, e *entry, off, n int64) ([]byte, error) {
+	if len(e.Data) > 0 {
+		return inlineBytes(p, e, off, n)
+	}
 	out := make([]byte, n)
 	if n == 0 {
 		return out, nil
@@ -504,7 +507,7 @@ func readBytes(rd reader, p string, e *entry, off, n int64) ([]byte, error) {
 }
 
 // readBlock returns the verified bytes of block i of file p (zeros for a
-// hole) as a new slice of length blockLen.
+// hole), of length blockLen; the caller does not modify them.
 func readBlock(rd reader, p string, e *entry, i int64) ([]byte, error) {
 	return readBytes(rd, p, e, i*e.Block, blockLen(e.Size, e.Block, i))
 }
@@ -554,6 +557,9 @@ func (t *tx) dropBlocks(pfx []byte) error {
 // iterator over the indexed batch and the DB; a larger one is scanned.
 func (t *tx) dropFileBlocks(p string, e *entry, rewrite int64) error {
 	const pointReads = 4 // as in blockRefs
+	if e.inline() {
+		return nil // no block records
+	}
 	if e.Block <= 0 || numBlocks(e.Size, e.Block) > pointReads {
 		return t.dropBlocks(blocksPrefix(p))
 	}
@@ -742,8 +748,8 @@ func (t *tx) sumOf(p string, e *entry) (blockSum, error) {
 }
 
 // checksum renders Stat.Checksum of file p (entry e, whose Sum is set and
-// whose blocks are written): the chunk name of its one block, or the block
-// checksum over more than one.
+// whose blocks are written): the chunk name of its one block (of its
+// contents, for an inline file), or the block checksum over more than one.
 func (t *tx) checksum(p string, e *entry) (string, error) {
 	if e.Size > e.Block {
 		h := sha256.New()
@@ -755,6 +761,9 @@ func (t *tx) checksum(p string, e *entry) (string, error) {
 	}
 	if t.head != nil {
 		return t.head.String(), nil
+	}
+	if len(e.Data) > 0 {
+		return ChunkOf(e.Data).String(), nil
 	}
 	refs, err := blockRefs(t.b, p, 0, 1)
 	if err != nil {

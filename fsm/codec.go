@@ -29,7 +29,7 @@ var errSlow = errors.New("fsm: input left to the reflection decoder")
 func appendCommand(b []byte, c *Command) []byte {
 	b = appendMapLen(b, 1+count(c.Path != "", len(c.Data) > 0, c.Flags != 0, c.Time != 0, c.Clock != 0,
 		c.Session != 0, c.Seq != 0, c.To != "", c.Offset != 0, c.IfVersion != 0, len(c.Chunks) > 0, c.Size != 0,
-		c.Base != nil, len(c.Blocks) > 0, c.Length != 0, c.ChunkSize != 0, c.SessionTTL != 0, c.ChunkTTL != 0))
+		c.Base != nil, len(c.Blocks) > 0, c.Length != 0, c.ChunkSize != 0, c.SessionTTL != 0, c.ChunkTTL != 0, c.InlineSize != 0))
 	b = append(appendStr(b, "op"), 0xcc, byte(c.Op))
 	b = strField(b, "path", c.Path)
 	if len(c.Data) > 0 {
@@ -74,7 +74,8 @@ func appendCommand(b []byte, c *Command) []byte {
 	b = int64Field(b, "length", c.Length)
 	b = int64Field(b, "chunk_size", c.ChunkSize)
 	b = int64Field(b, "session_ttl", c.SessionTTL)
-	return int64Field(b, "chunk_ttl", c.ChunkTTL)
+	b = int64Field(b, "chunk_ttl", c.ChunkTTL)
+	return int64Field(b, "inline_size", c.InlineSize)
 }
 
 // encodeResult returns r's stored form (session.go).
@@ -102,7 +103,7 @@ func encodeResult(r *Result) []byte {
 }
 
 var commandKeys = [...]string{"op", "path", "data", "flags", "time", "clock", "session", "seq", "to",
-	"offset", "if_version", "chunks", "size", "base", "blocks", "length", "chunk_size", "session_ttl", "chunk_ttl"}
+	"offset", "if_version", "chunks", "size", "base", "blocks", "length", "chunk_size", "session_ttl", "chunk_ttl", "inline_size"}
 
 // decodeCommandFast decodes the msgpack map p (after the version byte)
 // into c, which must be zero; errSlow when p is left to the reflection
@@ -157,6 +158,8 @@ func (d *fastDec) commandField(c *Command, f int) (err error) {
 		c.SessionTTL, err = d.i64()
 	case "chunk_ttl":
 		c.ChunkTTL, err = d.i64()
+	case "inline_size":
+		c.InlineSize, err = d.i64()
 	}
 	return err
 }
@@ -223,7 +226,7 @@ func (d *fastDec) strs() ([]string, error) {
 	return out, nil
 }
 
-var entryKeys = [...]string{"t", "s", "m", "v", "c", "b", "a"}
+var entryKeys = [...]string{"t", "s", "m", "v", "c", "b", "a", "d"}
 
 // decodeEntryFast decodes a stored entry record into e, which must be
 // zero; errSlow when p is left to the reflection decoder.
@@ -247,6 +250,8 @@ func decodeEntryFast(p []byte, e *entry) error {
 			e.Block, err = d.i64()
 		case 6:
 			e.Sum, err = d.bin()
+		case 7:
+			e.Data, err = d.bin()
 		}
 		return err
 	})

@@ -35,7 +35,7 @@ func commandKinds() []Command {
 	return []Command{
 		{},
 		{Op: wire.OpMkdir, Path: "/a/b", Flags: wire.FlagParents, Time: 1_700_000_000_000_000_000, Clock: 1_700_000_000_000_000_001},
-		{Op: wire.OpPut, Path: "/a/f", Data: bytes.Repeat([]byte{7}, 1024), Flags: wire.FlagParents, Time: 1, Session: 3, Seq: 9, IfVersion: 12, ChunkSize: 1 << 20, SessionTTL: 600e9, ChunkTTL: 3600e9},
+		{Op: wire.OpPut, Path: "/a/f", Data: bytes.Repeat([]byte{7}, 1024), Flags: wire.FlagParents, Time: 1, Session: 3, Seq: 9, IfVersion: 12, ChunkSize: 1 << 20, SessionTTL: 600e9, ChunkTTL: 3600e9, InlineSize: 2048},
 		{Op: wire.OpRemove, Path: "/a", Flags: wire.FlagRecursive, Session: ^uint64(0), Seq: ^uint64(0)},
 		{Op: wire.OpWrite, Path: long, Offset: 1 << 40, Base: &WriteBase{Type: wire.TypeFile, Version: 5, Size: 70000},
 			Blocks: []Block{{I: 0, Data: bytes.Repeat([]byte{1}, 300)}, {I: 1 << 33, Data: nil}, {I: 2, Data: []byte{}}}, Length: 70000},
@@ -63,7 +63,7 @@ func randCommand(r *rand.Rand) Command {
 	c := Command{Op: wire.Op(r.IntN(256)), Path: str(), Data: randBytes(r), Flags: wire.Flags(r.Uint32() >> r.IntN(33)),
 		Time: zero(randInt(r)), Clock: zero(randInt(r)), Session: uint64(zero(randInt(r))), Seq: uint64(zero(randInt(r))),
 		To: str(), Offset: zero(randInt(r)), IfVersion: uint64(zero(randInt(r))), Size: zero(randInt(r)),
-		Length: zero(randInt(r)), ChunkSize: zero(randInt(r)), SessionTTL: zero(randInt(r)), ChunkTTL: zero(randInt(r))}
+		Length: zero(randInt(r)), ChunkSize: zero(randInt(r)), SessionTTL: zero(randInt(r)), ChunkTTL: zero(randInt(r)), InlineSize: zero(randInt(r))}
 	switch r.IntN(3) {
 	case 0:
 		c.Chunks = []string{}
@@ -247,7 +247,7 @@ func TestRecordDecodersMatchReflection(t *testing.T) {
 	}
 	for range 3000 {
 		e := entry{Type: wire.FileType(r.IntN(256)), Size: zero(randInt(r)), Mtime: zero(randInt(r)),
-			Version: uint64(zero(randInt(r))), Checksum: string(randBytes(r)), Block: zero(randInt(r)), Sum: randBytes(r)}
+			Version: uint64(zero(randInt(r))), Checksum: string(randBytes(r)), Block: zero(randInt(r)), Sum: randBytes(r), Data: randBytes(r)}
 		p := encodeEntry(&e)
 		var fast entry
 		if err := decodeEntryFast(p, &fast); err != nil {

@@ -52,6 +52,9 @@ type Command struct {
 	ChunkSize  int64 `msgpack:"chunk_size,omitempty"`  // block size of files this command creates; max CHUNK size
 	SessionTTL int64 `msgpack:"session_ttl,omitempty"` // idle nanoseconds after which a session expires
 	ChunkTTL   int64 `msgpack:"chunk_ttl,omitempty"`   // nanoseconds an unreferenced chunk waits for a COMMIT
+	// InlineSize is the largest file, in bytes, a PUT keeps in its entry
+	// rather than in a chunk (inline.go). 0, as in older entries: none.
+	InlineSize int64 `msgpack:"inline_size,omitempty"`
 }
 
 // expiryTime is the time sessions and chunks expire by (Clock, or Time in

@@ -11,8 +11,9 @@ package fsm
 //
 //	s/m/range                        → msgpack wire.Range: the owned range (Bootstrap)
 //	s/m/clock                        → be64: the largest entry clock applied (clock.go)
-//	s/e/ P(root) parent \x00 name     → msgpack entry{type,size,mtime,version,checksum,block,sum}
-//	s/d/ P(root) path \x00 be64(i)    → H: block i of file path is chunk H (absent: a hole, zeros)
+//	s/e/ P(root) parent \x00 name     → msgpack entry{type,size,mtime,version,checksum,block,sum,data}
+//	s/d/ P(root) path \x00 be64(i)    → H: block i of file path is chunk H (absent: a hole, zeros;
+//	                                    none for a small file kept in its entry's data, inline.go)
 //	s/n/ root                        → "" : index of the roots held, in name order
 //	s/c/ H                           → the chunk's bytes (chunk.go)
 //	s/k/ H                           → msgpack chunkMeta{refs,touched,size,hull}
@@ -91,7 +92,16 @@ type entry struct {
 	Checksum string        `msgpack:"c,omitempty"`
 	Block    int64         `msgpack:"b,omitempty"` // files: block size of the grid (chunk.go)
 	Sum      []byte        `msgpack:"a,omitempty"` // files: the 32-byte block checksum sum A (chunk.go); absent in entries written before it
+	Data     []byte        `msgpack:"d,omitempty"` // files kept inline: the whole contents, and no block records (inline.go)
+
+	// unloaded marks, in memory only, an inline file's entry as the apply
+	// cache keeps it: without Data (entryOf). tx.loadData loads it;
+	// putEntry refuses to store such an entry.
+	unloaded bool
 }
+
+// inline reports whether e is a file keeping its contents in the entry.
+func (e *entry) inline() bool { return len(e.Data) > 0 || e.unloaded }
 
 func (e *entry) stat(name string) *wire.Stat {
 	return &wire.Stat{Name: name, Type: e.Type, Size: e.Size, Mtime: e.Mtime, Version: e.Version, Checksum: e.Checksum}

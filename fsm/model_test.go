@@ -25,6 +25,9 @@ func TestModel(t *testing.T) {
 	for i := range steps {
 		o := fsmodel.Random(run.Rand)
 		c := commandOf(o)
+		if run.Rand.IntN(2) == 0 {
+			c.InlineSize = tiny // small PUTs inline: files change form
+		}
 		want := m.Step(o)
 		res := n.do(c)
 		run.Note(fmt.Sprintf("%d: %v %s → %s offset=%d data=%q: %v %s", i, c.Op, c.Path, c.To, c.Offset, c.Data, res.Code, res.Message))

@@ -114,10 +114,18 @@ func applyPut(t *tx) (*Result, error) {
 		return nil, err
 	}
 	bs := orDefault(c.ChunkSize, DefaultChunkSize)
+	inline := inlines(c, int64(len(c.Data)))
 	if old != nil {
-		if err := t.dropFileBlocks(c.Path, old, numBlocks(int64(len(c.Data)), bs)); err != nil {
+		rewrite := numBlocks(int64(len(c.Data)), bs)
+		if inline {
+			rewrite = 0
+		}
+		if err := t.dropFileBlocks(c.Path, old, rewrite); err != nil {
 			return nil, err
 		}
+	}
+	if inline {
+		return t.finishFile(c.Path, t.inlineEntry(c.Data, bs))
 	}
 	sum, err := t.writeBlocks(c.Path, c.Data, bs)
 	if err != nil {
@@ -149,6 +157,9 @@ func applyWrite(t *tx, appending bool) (*Result, error) {
 	if res != nil || err != nil {
 		return res, err
 	}
+	if err := t.loadData(c.Path, old); err != nil {
+		return nil, err
+	}
 	if c.Base != nil && !c.Base.matches(old) {
 		return &Result{Code: wire.Unavailable, Retry: true, Message: fmt.Sprintf("%q changed after the leader read it; not applied", c.Path)}, nil
 	}
@@ -174,6 +185,14 @@ func applyWrite(t *tx, appending bool) (*Result, error) {
 	for _, r := range refs {
 		held[r.i] = r.h
 	}
+	spilled := old != nil && len(old.Data) > 0 && len(w.blocks) > 0
+	if spilled {
+		// The write changes an inline file: it becomes a block file
+		// (inline.go). w.e keeps the contents until the merge has read them.
+		if held[0], err = t.spill(c.Path, old); err != nil {
+			return nil, err
+		}
+	}
 	if c.Base == nil {
 		// Read what the new blocks keep of the old ones, before writing anything.
 		if err := mergeBlocks(t, w, held, datas); err != nil {
@@ -194,6 +213,9 @@ func applyWrite(t *tx, appending bool) (*Result, error) {
 	}
 	e := w.e
 	e.Size, e.Mtime, e.Version, e.Sum = w.size, c.Time, t.index, sum[:]
+	if spilled {
+		e.Data = nil
+	}
 	return t.finishFile(c.Path, e)
 }
 
@@ -480,6 +502,9 @@ func applyRename(t *tx) (*Result, error) {
 	if res != nil || err != nil {
 		return res, err
 	}
+	if err := t.loadData(src, se); err != nil {
+		return nil, err
+	}
 	de, err := t.f.entryOf(t.b, dst)
 	if err != nil {
 		return nil, err
@@ -601,6 +626,9 @@ func applyCopy(t *tx) (*Result, error) {
 	se, res, err := twoPathSource(t, false)
 	if res != nil || err != nil {
 		return res, err
+	}
+	if err := t.loadData(src, se); err != nil {
+		return nil, err
 	}
 	if src == dst {
 		return failf(wire.Invalid, "cannot copy %q onto itself", src), nil

@@ -55,6 +55,7 @@ func (f *FSM) PrepareWrite(c *Command) error {
 		for _, r := range refs {
 			held[r.i] = true
 		}
+		held[0] = held[0] || len(old.Data) > 0 // inline: block 0 is in the entry
 	}
 	c.Blocks = make([]Block, len(w.blocks))
 	for k, i := range w.blocks {

@@ -15,9 +15,9 @@ import (
 )
 
 func encodeEntry(e *entry) []byte {
-	b := make([]byte, 0, 64+len(e.Checksum)+len(e.Sum))
+	b := make([]byte, 0, 64+len(e.Checksum)+len(e.Sum)+len(e.Data))
 	// Type and Version are never omitted.
-	b = append(b, 0x80|byte(count(true, e.Size != 0, e.Mtime != 0, true, e.Checksum != "", e.Block != 0, len(e.Sum) > 0)))
+	b = append(b, 0x80|byte(count(true, e.Size != 0, e.Mtime != 0, true, e.Checksum != "", e.Block != 0, len(e.Sum) > 0, len(e.Data) > 0)))
 	b = append(b, 0xa1, 't', 0xcc, byte(e.Type))
 	b = int64Field(b, "s", e.Size)
 	b = int64Field(b, "m", e.Mtime)
@@ -26,6 +26,9 @@ func encodeEntry(e *entry) []byte {
 	b = int64Field(b, "b", e.Block)
 	if len(e.Sum) > 0 {
 		b = appendBin(append(b, 0xa1, 'a'), e.Sum)
+	}
+	if len(e.Data) > 0 {
+		b = appendBin(append(b, 0xa1, 'd'), e.Data)
 	}
 	return b
 }

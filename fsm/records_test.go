@@ -69,7 +69,7 @@ func TestRecordEncodersMatchReflection(t *testing.T) {
 		sameAsReflection(t, "session meta", &s, encodeSessionMeta(&s))
 
 		e := entry{Type: wire.FileType(r.IntN(256)), Size: zero(randInt(r)), Mtime: zero(randInt(r)),
-			Version: uint64(zero(randInt(r))), Checksum: string(randBytes(r)), Block: zero(randInt(r)), Sum: randBytes(r)}
+			Version: uint64(zero(randInt(r))), Checksum: string(randBytes(r)), Block: zero(randInt(r)), Sum: randBytes(r), Data: randBytes(r)}
 		if r.IntN(4) == 0 {
 			e.Checksum = "sha256:" + strings.Repeat("ab", 32)
 		}
