@@ -9,21 +9,31 @@
 // gives it), where only another listener can take them, and falls back to
 // the kernel's choice where that range is not known or too small.
 //
-// Within one process Free does not hand out a port twice (until half the
-// range has been handed out): a caller that asks twice, once per node of a
-// test cluster say, must not get the same port back because the first one
-// was not bound yet.
+// Below that range only another listener can take a port, but another
+// process choosing ports the same way can: it may choose the same port
+// while the first one's child has not bound it yet (tests starting
+// deployments side by side did, about once in a hundred runs). So a port
+// Free chooses is also reserved machine-wide for reservationTTL: a file
+// named for it in DIR/cleave-ports (DIR: os.TempDir), created exclusively;
+// Free skips a port whose file is younger than that, and takes over an
+// older one. Where the directory cannot be used, Free goes on without
+// reservations. Within one process Free does not hand out a port twice
+// either (until half the range has been handed out).
 package ports
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // lowest is the smallest port Free chooses: below it live well-known and
@@ -71,7 +81,8 @@ func Free(n int, avoid ...string) ([]string, error) {
 			continue // taken: try another
 		}
 		lns = append(lns, ln)
-		if got := ln.Addr().String(); !slices.Contains(avoid, got) && !slices.Contains(out, got) && !given.addrs[got] {
+		got := ln.Addr().String()
+		if !slices.Contains(avoid, got) && !slices.Contains(out, got) && !given.addrs[got] && reserve(got) {
 			out = append(out, got)
 		}
 	}
@@ -97,4 +108,39 @@ func ephemeralStart() int {
 		return 0
 	}
 	return lo
+}
+
+// reservationTTL is how long a port Free chose stays reserved for the
+// process it was chosen for: ample time to start and bind it.
+const reservationTTL = time.Minute
+
+// reservations is the directory of the machine-wide reservations.
+func reservations() string { return filepath.Join(os.TempDir(), "cleave-ports") }
+
+// reserve claims the port of addr machine-wide for reservationTTL and
+// reports whether it may be used: false if another Free reserved it
+// within the TTL. Without a usable directory it reserves nothing and
+// reports true.
+func reserve(addr string) bool {
+	_, port, _ := net.SplitHostPort(addr)
+	dir := reservations()
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return true
+	}
+	path := filepath.Join(dir, port)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o666)
+	if err == nil {
+		f.Close()
+		return true
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return true
+	}
+	fi, err := os.Stat(path)
+	if err != nil || time.Since(fi.ModTime()) < reservationTTL {
+		return false
+	}
+	now := time.Now()
+	_ = os.Chtimes(path, now, now) // fails on another user's file: then it is not renewed
+	return true
 }
