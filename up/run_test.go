@@ -36,16 +36,21 @@ func TestMain(m *testing.M) {
 // fakeCleave runs a fake child. Modes: "ok" serves until SIGTERM; "exit"
 // exits at once with status 3; "stubborn" ignores SIGTERM.
 func fakeCleave(mode, sub string, args []string) int {
+	// Signals are set up before the line the tests wait for, so a SIGTERM
+	// sent once they see it meets the handling the mode promises.
+	term := make(chan os.Signal, 1)
+	if mode == "stubborn" {
+		signal.Ignore(syscall.SIGTERM)
+	} else {
+		signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
+	}
 	fmt.Printf("fake %s pid %d gomaxprocs %d args %q\n", sub, os.Getpid(), runtime.GOMAXPROCS(0), args)
 	switch mode {
 	case "exit":
 		return 3
 	case "stubborn":
-		signal.Ignore(syscall.SIGTERM)
 		select {}
 	}
-	term := make(chan os.Signal, 1)
-	signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
 	if sub == "router" {
 		var listen string
 		var clusters []string
