@@ -296,17 +296,21 @@ func countPrefix(env []string, p string) int {
 	return n
 }
 
-func TestRunNotReady(t *testing.T) {
-	t.Setenv("UP_TEST_FAKE", "exit") // every child dies at once
-	dir := t.TempDir()
+// exitingDeployment is the Config of a one-node deployment whose children
+// all exit at once, logging to logs.
+func exitingDeployment(t *testing.T, readyTimeout time.Duration, logs *syncbuf.Buffer) Config {
+	t.Setenv("UP_TEST_FAKE", "exit")
 	listen, _ := FreePorts(1)
-	var logs syncbuf.Buffer
-	cfg := Config{
-		DataDir: dir, Listen: listen[0], Clusters: 1, Replicas: 1, Binary: testBinary(t),
-		Stdout: &bytes.Buffer{}, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
-		ReadyTimeout: 1500 * time.Millisecond,
+	return Config{
+		DataDir: t.TempDir(), Listen: listen[0], Clusters: 1, Replicas: 1, Binary: testBinary(t),
+		Stdout: &bytes.Buffer{}, Logger: slog.New(slog.NewTextHandler(logs, nil)),
+		ReadyTimeout: readyTimeout,
 	}
-	err := Run(context.Background(), cfg)
+}
+
+func TestRunNotReady(t *testing.T) {
+	var logs syncbuf.Buffer
+	err := Run(context.Background(), exitingDeployment(t, 1500*time.Millisecond, &logs))
 	if err == nil || !strings.Contains(err.Error(), "not ready after") || !strings.Contains(err.Error(), "did not answer") {
 		t.Fatalf("Run = %v, want a not-ready error", err)
 	}
@@ -314,15 +318,9 @@ func TestRunNotReady(t *testing.T) {
 
 // A child that exits is restarted, and the supervisor says so.
 func TestRunRestartsExitedChildren(t *testing.T) {
-	t.Setenv("UP_TEST_FAKE", "exit") // every child dies at once
-	dir := t.TempDir()
-	listen, _ := FreePorts(1)
 	var logs syncbuf.Buffer
-	cfg := Config{
-		DataDir: dir, Listen: listen[0], Clusters: 1, Replicas: 1, Binary: testBinary(t),
-		Stdout: &bytes.Buffer{}, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
-		ReadyTimeout: time.Minute,
-	}
+	cfg := exitingDeployment(t, time.Minute, &logs)
+	dir := cfg.DataDir
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg) }()
