@@ -4,10 +4,11 @@ package fsm
 // the owned range, the records of recently used sessions ("s/s/" be64)
 // and the seqs whose results they store ("s/s/" be64 be64), the metadata
 // of recently written chunks ("s/k/" H), the entries of recently used
-// paths ("s/e/"; an inline file's without its contents), the id of every stored chunk while there are at most
-// maxKnownChunks, and lower bounds on the times of the session expiry
-// index ("s/t/") and of the pending chunks ("s/p/"), by which Apply skips
-// the expiry and chunk-GC scans when they could find nothing. Knowing a
+// paths ("s/e/"; an inline file's without its contents), the id of every
+// stored chunk while there are at most maxKnownChunks, and lower bounds on
+// the times of the session expiry index ("s/t/") and of the pending
+// chunks ("s/p/"), by which Apply skips the expiry and chunk-GC scans
+// when they could find nothing. Knowing a
 // session's stored seqs, Apply reads a stored result only for a retry and
 // finds the oldest to drop without a read, however out of order a
 // pipelining client's commands apply; knowing the chunk ids, it knows a

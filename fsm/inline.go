@@ -5,8 +5,9 @@ package fsm
 // A PUT of 1 to Command.InlineSize bytes (and no more than the block size)
 // keeps the contents in the file's entry (entry.Data) instead of a block
 // record, a chunk and the chunk's metadata: an overwrite writes one key
-// where it wrote five, and a read makes one point read where it made
-// three. Such a file has no block records. Its checksum and its block
+// for the file where it wrote six (entry, block record, new chunk and
+// metadata, old chunk and metadata deleted), and a read makes one point
+// read where it made three. Such a file has no block records. Its checksum and its block
 // checksum sum are those the block form would have (the SHA-256 of the
 // contents, and that block's term), so Stat, COPY and a later WRITE see
 // one file whichever form it has. Its bytes are verified on every read
