@@ -70,8 +70,10 @@ bench: build
 	CLEAVE_PREBUILT=1 ./bench/run.sh
 
 # bench-quick runs only the headline runs (put 1 KiB at 64 clients and at 1,
-# linearizable get at 64) against cleave, etcd and any BENCH_BASELINE, in 3
-# rounds (BENCH_ROUNDS) whose medians it compares; about 6 minutes.
+# linearizable get at 64; cleave's client direct to the clusters, and its
+# put and get at 64 through a router too) against cleave, etcd and any
+# BENCH_BASELINE, in 3 rounds (BENCH_ROUNDS) whose medians it compares;
+# about 8 minutes.
 bench-quick: build
 	CLEAVE_PREBUILT=1 BENCH_RUNS=headline BENCH_ROUNDS=$${BENCH_ROUNDS:-3} ./bench/run.sh
 

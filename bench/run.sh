@@ -30,13 +30,18 @@
 #   BENCH_DURATION  measured time of each run (default 10s; about 4 minutes
 #                   in all with etcd, 5 with a baseline)
 #   BENCH_RUNS      which runs: "all" (default), "headline" (put-1k-c64,
-#                   put-1k-c1, get-1k-c64: make bench-quick) or run names,
+#                   put-1k-c1, get-1k-c64, and cleave's put-1k-c64-router
+#                   and get-1k-c64-router: make bench-quick) or run names,
 #                   e.g. "put-1k-c64 mixed-90-c64"
 #   BENCH_ROUNDS    run everything this many times, one system after the
 #                   other in each round, each round on fresh deployments
 #                   (default 1; make bench-quick: 3); the side-by-side table
 #                   shows the median of each figure over the rounds
 #   BENCH_ETCD=0    skip the etcd half
+#   BENCH_DIRECT=0  cleave's runs go through a router; by default the
+#                   loadgen holds the deployment's token and sends file
+#                   operations straight to the owning cluster (--direct),
+#                   and the runs named *-router show the router's path
 #   BENCH_BASELINE  a git revision: also run the headline runs against it
 #   BENCH_OUT       results directory (default bench/results/<UTC time>)
 #   BENCH_KEEP=1    keep the deployments' data directories
@@ -53,7 +58,7 @@ OUT=${BENCH_OUT:-bench/results/$STAMP}
 CLEAVE=${CLEAVE:-bin/cleave}
 LOADGEN=${LOADGEN:-bin/cleave-loadgen}
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
-HEADLINE="put-1k-c64 put-1k-c1 get-1k-c64"
+HEADLINE="put-1k-c64 put-1k-c1 get-1k-c64 put-1k-c64-router get-1k-c64-router"
 mkdir -p "$OUT"
 case $ROUNDS in
 '' | *[!0-9]* | 0)
@@ -103,6 +108,7 @@ start_cleave() {
 	echo "bench: starting $bin up on $ROUTER (data in $dir)"
 	"$bin" up --data "$dir/data" --listen "$ROUTER" --log-level warn >"$dir/up.out" 2>"$dir/up.log" &
 	UP_PID=$!
+	UP_DATA=$dir/data
 	for _ in $(seq 1 900); do
 		grep -q "cleave is up" "$dir/up.out" 2>/dev/null && return 0
 		if ! kill -0 "$UP_PID" 2>/dev/null; then
@@ -241,7 +247,7 @@ SUFFIX= # .rN in rounds after the first
 # baseline) if BENCH_RUNS selects it; JSON to $OUT/[etcd-|base-]NAME.json,
 # HTML beside it.
 run() {
-	local name=$1 file lg=$LOADGEN
+	local name=$1 file lg=$LOADGEN token=
 	shift
 	wanted "$name" || return 0
 	local target=(--router "$ROUTER" --cpu-tree "$UP_PID" --label cleave)
@@ -258,12 +264,19 @@ run() {
 		lg=$BASE_LOADGEN
 		target=(--router "$ROUTER" --cpu-tree "$UP_PID" --label "$BASE_NAME" --baseline)
 		;;
-	*) file=$name ;;
+	*)
+		file=$name
+		if [ "${BENCH_DIRECT:-1}" != 0 ] && [[ $name != *-router ]]; then
+			# Nodes accept the deployment's token, not anonymous clients.
+			token=$(cat "$UP_DATA/token")
+			target+=(--direct)
+		fi
+		;;
 	esac
 	file+=$SUFFIX
 	printf 'bench: %-22s %s\n' "$file" "$*"
 	# The loadgen stops waiting for a hung call itself; timeout is the last resort.
-	if timeout -k 5 "$LIMIT" "$lg" "${target[@]}" --clk-tck "$CLK_TCK" --prefix "b-$name" --duration "$DURATION" \
+	if CLEAVE_TOKEN=$token timeout -k 5 "$LIMIT" "$lg" "${target[@]}" --clk-tck "$CLK_TCK" --prefix "b-$name" --duration "$DURATION" \
 		-o json --report "$OUT/$file.html" "$@" >"$OUT/$file.json" 2>"$OUT/$file.err"; then
 		RAN+=("$OUT/$file.json")
 		rm -f "$OUT/$file.err"
@@ -303,6 +316,8 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
 		break
 	fi
 	kv_runs
+	run put-1k-c64-router --workload put --size 1KiB --clients 64
+	run get-1k-c64-router --workload get --size 1KiB --clients 64 --files 1000
 	run list-1000-c16 --workload list --roots 1 --files 1000 --size 1KiB --clients 16
 	run append-1k-c16 --workload append --size 1KiB --clients 16 --files 1000
 	run stream-64m-c1 --workload stream --size 64MiB --clients 1 --files 4

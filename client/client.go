@@ -29,6 +29,7 @@ type config struct {
 	dialTimeout time.Duration                                                     // cap on one dial + HELLO to one router; default 3s
 	log         *slog.Logger                                                      // default: discard
 	stale       bool                                                              // reads served from any replica's local state; default off
+	direct      bool                                                              // file operations sent straight to the owning cluster; default off
 	tls         *tls.Config                                                       // TLS to the routers; default plaintext
 	dialer      func(ctx context.Context, network, addr string) (net.Conn, error) // opens each connection; default net.Dialer
 }
@@ -100,6 +101,19 @@ func WithTimeout(d time.Duration) Option {
 // ago. The default is linearizable reads.
 func WithStaleReads() Option { return func(c *config) { c.stale = true } }
 
+// WithDirect makes the client send each file operation straight to a
+// member of the cluster that owns its root directory, as the routing table
+// (fetched from a router) says, rather than through a router: one hop
+// less, so less latency and CPU per call. Calls the cluster does not
+// answer by itself — its member is not the leader, the range moved, the
+// member is unreachable, slow or refuses the client's credentials — go
+// through a router as usual, with the same exactly-once sequence number,
+// so nothing fails or applies twice for being direct. Nodes accept the
+// deployment's token (WithToken) but know no users: with a user's token or
+// none, against nodes that require one, every call goes through a router.
+// The default is off.
+func WithDirect() Option { return func(c *config) { c.direct = true } }
+
 // WithLogger sets the logger for connection events (redials). The default
 // discards them.
 func WithLogger(l *slog.Logger) Option {
@@ -123,6 +137,7 @@ type Client struct {
 	log     *slog.Logger
 	session uint64        // exactly-once session id, random per Client
 	seq     atomic.Uint64 // last sequence number used in session
+	direct  *direct       // WithDirect's state; nil without it
 
 	dialMu sync.Mutex // serialises redials; taken before mu
 
@@ -162,6 +177,10 @@ func Dial(ctx context.Context, routers []string, opts ...Option) (*Client, error
 	if _, err := c.getConn(ctx); err != nil {
 		return nil, wrapError("dial", "", err)
 	}
+	if cfg.direct {
+		c.direct = newDirect(c, c.dialConfig())
+		c.direct.refresh()
+	}
 	return c, nil
 }
 
@@ -174,6 +193,9 @@ func (c *Client) Close() error {
 	c.mu.Unlock()
 	if conn != nil {
 		conn.Close()
+	}
+	if c.direct != nil {
+		c.direct.close()
 	}
 	return nil
 }
@@ -196,10 +218,7 @@ func (c *Client) getConn(ctx context.Context) (*rpc.Conn, error) {
 	if conn, err := c.current(); conn != nil || err != nil {
 		return conn, err // another caller redialled meanwhile
 	}
-	dc := rpc.DialConfig{Client: c.cfg.name, Token: c.cfg.token, Session: c.session, TLS: c.cfg.tls}
-	if c.cfg.dialer != nil {
-		dc.Dialer = &funcDialer{c.cfg.dialer}
-	}
+	dc := c.dialConfig()
 	c.mu.Lock()
 	first := c.next
 	c.mu.Unlock()
@@ -244,6 +263,15 @@ func (c *Client) getConn(ctx context.Context) (*rpc.Conn, error) {
 		return conn, nil
 	}
 	return nil, unreachable(rpc.ErrConnClosed)
+}
+
+// dialConfig is how the client dials routers and, in direct mode, nodes.
+func (c *Client) dialConfig() rpc.DialConfig {
+	dc := rpc.DialConfig{Client: c.cfg.name, Token: c.cfg.token, Session: c.session, TLS: c.cfg.tls}
+	if c.cfg.dialer != nil {
+		dc.Dialer = &funcDialer{c.cfg.dialer}
+	}
+	return dc
 }
 
 // current returns the live connection, or nil, or ErrClosed.
@@ -305,6 +333,18 @@ func (c *Client) callWith(ctx context.Context, op string, req *wire.Request, ses
 		backoff time.Duration
 		lastErr error
 	)
+	if c.direct != nil {
+		resp, done, sent := c.direct.try(ctx, req)
+		if done {
+			if resp.Code != wire.OK {
+				return nil, respError(op, req.Path, resp)
+			}
+			return resp, nil
+		}
+		if sent {
+			sends++
+		}
+	}
 	for {
 		conn, err := c.getConn(ctx)
 		if err == nil {

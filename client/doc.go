@@ -17,6 +17,18 @@
 // client's session id and a sequence number that stays the same across
 // these retries, so the cluster applies each at most once.
 //
+// # Direct mode
+//
+// WithDirect sends file operations straight to a member of the cluster
+// that owns the path's root directory, as the routing table (fetched from
+// a router) says: one hop less than through a router. What the cluster
+// does not answer by itself (its member is not the leader, the range
+// moved, the member is slow, unreachable or refuses the client's
+// credentials) goes through a router with the same session and sequence
+// number, so a call neither fails nor applies twice for being direct.
+// Nodes accept only the deployment's token: with a user's token, every
+// call goes through a router.
+//
 // # Deadlines
 //
 // Every method takes a context first. Its deadline travels to the server in

@@ -265,24 +265,12 @@ func BootstrapTable(clusters []wire.ClusterInfo) *wire.TableInfo {
 }
 
 // Owner returns the range (and its cluster) of a valid table t that contains
-// point p. It reports false only for a table that does not cover p.
-func Owner(t *wire.TableInfo, p uint64) (wire.RangeOwner, bool) {
-	i := sort.Search(len(t.Ranges), func(i int) bool { return t.Ranges[i].Range.Start > p }) - 1
-	if i < 0 || !t.Ranges[i].Range.Contains(p) {
-		return wire.RangeOwner{}, false
-	}
-	return t.Ranges[i], true
-}
+// point p (wire.TableInfo.Owner).
+func Owner(t *wire.TableInfo, p uint64) (wire.RangeOwner, bool) { return t.Owner(p) }
 
-// Cluster returns the cluster of t with the given id and its members.
-func Cluster(t *wire.TableInfo, id string) (wire.ClusterInfo, bool) {
-	for _, c := range t.Clusters {
-		if c.ID == id {
-			return c, true
-		}
-	}
-	return wire.ClusterInfo{}, false
-}
+// Cluster returns the cluster of t with the given id and its members
+// (wire.TableInfo.Cluster).
+func Cluster(t *wire.TableInfo, id string) (wire.ClusterInfo, bool) { return t.Cluster(id) }
 
 // ClusterRange returns the first range cluster id owns in t.
 func ClusterRange(t *wire.TableInfo, id string) (wire.Range, bool) {

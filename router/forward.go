@@ -141,7 +141,7 @@ func (r *Router) newForwarding(ctx context.Context, req *wire.Request, rt route,
 // retryState is req's retry state before its first try.
 func (r *Router) retryState(req *wire.Request) retryState {
 	_, refreshes := r.table.(control.Refresher)
-	return newRetryState(retriable(req), req.Op.Mutating(), refreshes, r.cfg.AttemptTimeout)
+	return newRetryState(req.Retriable(), req.Op.Mutating(), refreshes, r.cfg.AttemptTimeout)
 }
 
 // deadline is forward's own deadline for a request whose context is ctx,
@@ -277,31 +277,7 @@ func (r *Router) gaveUp(f *forwarding) *wire.Response {
 		f.cluster, f.req.Op, f.req.Path, time.Since(f.start).Round(time.Millisecond), f.st.tries, f.st.lastError())
 }
 
-// retriable reports whether req may be sent again after an attempt whose
-// outcome is unknown: a read; a mutation with a session (the cluster
-// applies a (session, seq) once); or one that sets state to what the
-// request names, so that applying it twice is applying it once — CHUNK
-// (content-addressed), PUT, WRITE, COMMIT and MKDIR -p, without a
-// precondition (a retry of an applied IF_ABSENT or IF_VERSION write would
-// answer CONFLICT). APPEND, RENAME, REMOVE and COPY without a session are
-// not retried.
-func retriable(req *wire.Request) bool {
-	if !req.Op.Mutating() || req.Session != 0 {
-		return true
-	}
-	if req.IfVersion != 0 || req.Flags&wire.FlagIfAbsent != 0 {
-		return false
-	}
-	switch req.Op {
-	case wire.OpChunk, wire.OpPut, wire.OpWrite, wire.OpCommit:
-		return true
-	case wire.OpMkdir:
-		return req.Flags&wire.FlagParents != 0
-	}
-	return false
-}
-
-// notRetried answers a request that retriable refuses to send again.
+// notRetried answers a request that Request.Retriable refuses to send again.
 func notRetried(req *wire.Request, cluster, addr string, err error) *wire.Response {
 	return wire.Errorf(req.ID, wire.Timeout, "cluster %s: %v %s may have been applied and is not retried without a session; last error: %s: %v",
 		cluster, req.Op, req.Path, addr, err)

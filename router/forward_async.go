@@ -5,7 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cleavefs/cleave/internal/fspath"
 	"github.com/cleavefs/cleave/internal/rpc"
 	"github.com/cleavefs/cleave/wire"
 )
@@ -19,7 +18,7 @@ import (
 // the request to a goroutine that goes on exactly as forward would after
 // that first try. Every other request is left to Handle.
 func (r *Router) HandleAsync(ctx context.Context, req *wire.Request, reply func(*wire.Response)) bool {
-	if !fileOp(req) {
+	if !req.FileOp() { // Handle answers the rest, and the errors
 		return false
 	}
 	if ci := rpc.ConnInfoFrom(ctx); ci != nil {
@@ -61,26 +60,6 @@ func (r *Router) HandleAsync(ctx context.Context, req *wire.Request, reply func(
 	ft.p = pc
 	ft.timer = time.AfterFunc(wait, ft.expired)
 	ft.stopCtx = rpc.AfterFunc(ctx, ft.expired)
-	return true
-}
-
-// fileOp reports whether req is a file operation forward serves: a read
-// or a change of a path other than "/", whose destination (RENAME, COPY)
-// is in the same root. Handle answers the rest, and the errors.
-func fileOp(req *wire.Request) bool {
-	switch req.Op {
-	case wire.OpGet, wire.OpStat, wire.OpList, wire.OpExists:
-	default:
-		if !req.Op.Mutating() {
-			return false
-		}
-	}
-	if req.Path == "/" || fspath.Validate(req.Path) != nil {
-		return false
-	}
-	if req.Op == wire.OpRename || req.Op == wire.OpCopy {
-		return checkTwoPaths(req) == nil
-	}
 	return true
 }
 

@@ -49,7 +49,7 @@ func (a action) String() string { return actionNames[a] }
 // next. The first four fields are fixed for the request; next updates the
 // rest.
 type retryState struct {
-	retriable      bool          // retriable(req): the request may be sent again after an unknown outcome
+	retriable      bool          // req.Retriable(): the request may be sent again after an unknown outcome
 	mutating       bool          // req.Op.Mutating(): only a leader answers it
 	refreshes      bool          // the table can catch up when asked (control.Refresher)
 	attemptTimeout time.Duration // Config.AttemptTimeout, for the last error's text

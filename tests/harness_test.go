@@ -174,16 +174,27 @@ func (d *deployment) stop(t testing.TB) {
 	}
 }
 
-func (d *deployment) dial(t testing.TB) *client.Client {
+// dial connects a client with the deployment's root token and opts.
+func (d *deployment) dial(t testing.TB, opts ...client.Option) *client.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, d.routerList(), client.WithToken(d.token))
+	c, err := client.Dial(ctx, d.routerList(), append([]client.Option{client.WithToken(d.token)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// directIfOdd returns the options of client id in a load of several:
+// every other client sends its file operations straight to the owning
+// cluster (client.WithDirect), so the histories checked mix both paths.
+func directIfOdd(id int) []client.Option {
+	if id%2 == 1 {
+		return []client.Option{client.WithDirect()}
+	}
+	return nil
 }
 
 // anonymousCLI runs the cleave binary against this deployment without a

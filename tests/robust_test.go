@@ -288,7 +288,7 @@ func runScheduleOpts(t *testing.T, d *deployment, f fault, seed uint64, dur time
 	var wg sync.WaitGroup
 	counts := make([]int, clients)
 	for id := range clients {
-		c := d.dial(t)
+		c := d.dial(t, directIfOdd(id)...)
 		crng := rand.New(rand.NewPCG(seed+uint64(id)+1, 7))
 		wg.Go(func() {
 			seq := 0

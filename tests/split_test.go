@@ -211,7 +211,7 @@ func splitUnderLoad(t *testing.T, d *deployment, clients int, seed uint64) ([]po
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	for id := range clients {
-		c := d.dial(t)
+		c := d.dial(t, directIfOdd(id)...)
 		rng := rand.New(rand.NewPCG(seed+uint64(id), 11))
 		wg.Go(func() {
 			seq := 0

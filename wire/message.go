@@ -2,8 +2,11 @@ package wire
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/cleavefs/cleave/internal/fspath"
 )
 
 // ProtocolVersion is the version this build speaks in HELLO.
@@ -318,6 +321,51 @@ func (r *Request) SessionError() error {
 		return fmt.Errorf("%v with seq %d but no session: a mutating request carries its session id in its own session field together with seq (HELLO's session is not applied to requests); send both for exactly-once, or neither", r.Op, r.Seq)
 	}
 	return fmt.Errorf("%v with session %d but no seq: sequence numbers start at 1; send both for exactly-once, or neither", r.Op, r.Session)
+}
+
+// FileOp reports whether r is a file operation one cluster answers by
+// itself: a read (GET, STAT, LIST, EXISTS) or a change of a valid path
+// other than "/", whose destination (RENAME, COPY) is a valid path other
+// than "/" in the same root (a root lives whole in one cluster).
+func (r *Request) FileOp() bool {
+	switch r.Op {
+	case OpGet, OpStat, OpList, OpExists:
+	default:
+		if !r.Op.Mutating() {
+			return false
+		}
+	}
+	if r.Path == "/" || fspath.Validate(r.Path) != nil {
+		return false
+	}
+	if r.Op == OpRename || r.Op == OpCopy {
+		return r.To != "/" && fspath.Validate(r.To) == nil && fspath.Root(r.To) == fspath.Root(r.Path)
+	}
+	return true
+}
+
+// Retriable reports whether r may be sent again after an attempt whose
+// outcome is unknown: a read; a mutation with a session (the cluster
+// applies a (session, seq) once); or one that sets state to what the
+// request names, so that applying it twice is applying it once — CHUNK
+// (content-addressed), PUT, WRITE, COMMIT and MKDIR -p, without a
+// precondition (a retry of an applied IF_ABSENT or IF_VERSION write would
+// answer CONFLICT). APPEND, RENAME, REMOVE and COPY without a session are
+// not.
+func (r *Request) Retriable() bool {
+	if !r.Op.Mutating() || r.Session != 0 {
+		return true
+	}
+	if r.IfVersion != 0 || r.Flags&FlagIfAbsent != 0 {
+		return false
+	}
+	switch r.Op {
+	case OpChunk, OpPut, OpWrite, OpCommit:
+		return true
+	case OpMkdir:
+		return r.Flags&FlagParents != 0
+	}
+	return false
 }
 
 // Response is one server-to-client message.
@@ -681,4 +729,24 @@ type TableInfo struct {
 	Version  uint64        `msgpack:"version" json:"version"`
 	Ranges   []RangeOwner  `msgpack:"ranges" json:"ranges"`
 	Clusters []ClusterInfo `msgpack:"clusters" json:"clusters"`
+}
+
+// Owner returns the range (and its cluster) of a valid table t that contains
+// point p. It reports false only for a table that does not cover p.
+func (t *TableInfo) Owner(p uint64) (RangeOwner, bool) {
+	i := sort.Search(len(t.Ranges), func(i int) bool { return t.Ranges[i].Range.Start > p }) - 1
+	if i < 0 || !t.Ranges[i].Range.Contains(p) {
+		return RangeOwner{}, false
+	}
+	return t.Ranges[i], true
+}
+
+// Cluster returns the cluster of t with the given id and its members.
+func (t *TableInfo) Cluster(id string) (ClusterInfo, bool) {
+	for _, c := range t.Clusters {
+		if c.ID == id {
+			return c, true
+		}
+	}
+	return ClusterInfo{}, false
 }

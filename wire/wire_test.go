@@ -225,3 +225,28 @@ func FuzzFrameStream(f *testing.F) {
 		}
 	})
 }
+
+// TestFileOp: the requests one cluster answers by itself, which routers
+// forward and direct clients send straight to the cluster.
+func TestFileOp(t *testing.T) {
+	for _, c := range []struct {
+		req  Request
+		want bool
+	}{
+		{Request{Op: OpGet, Path: "/a/b"}, true},
+		{Request{Op: OpPut, Path: "/a"}, true},
+		{Request{Op: OpRename, Path: "/a/b", To: "/a/c"}, true},
+		{Request{Op: OpCopy, Path: "/a/b", To: "/a"}, true},
+		{Request{Op: OpRename, Path: "/a/b", To: "/z/c"}, false}, // across roots
+		{Request{Op: OpRename, Path: "/a/b", To: "/"}, false},
+		{Request{Op: OpCopy, Path: "/a/b", To: "a/c"}, false}, // invalid destination
+		{Request{Op: OpList, Path: "/"}, false},               // every cluster's roots
+		{Request{Op: OpGet, Path: "no-slash"}, false},
+		{Request{Op: OpStatus}, false},
+		{Request{Op: OpTable}, false},
+	} {
+		if got := c.req.FileOp(); got != c.want {
+			t.Errorf("%v %q -> %q: FileOp() = %v, want %v", c.req.Op, c.req.Path, c.req.To, got, c.want)
+		}
+	}
+}

@@ -90,7 +90,7 @@ type opts struct {
 	clients, clkTck, conns                                            int
 	duration, timeout, warmup                                         time.Duration
 	readRatio, theta                                                  float64
-	stale, quiet, baseline, pin                                       bool
+	stale, quiet, baseline, pin, direct                               bool
 	cpuprofile                                                        string
 	cpuPIDs, cpuTree                                                  []int
 	seed                                                              uint64
@@ -193,6 +193,7 @@ process, in the table, the JSON (server_cpu) and the HTML report.`,
 	f.StringVar(&o.rate, "rate", "0", "open loop at this rate over all clients, e.g. 5000/s; 0 = closed loop")
 	f.Float64Var(&o.readRatio, "read-ratio", d.ReadRatio, "mixed: fraction of operations that are gets")
 	f.BoolVar(&o.stale, "stale", false, "reads may be served stale by any replica")
+	f.BoolVar(&o.direct, "direct", false, "send file operations straight to the owning cluster's leader, as the routing table says (the router still answers the rest; nodes accept only the deployment's token)")
 	f.Uint64Var(&o.seed, "seed", d.Seed, "seed of sizes, keys and data")
 	f.Int64Var(&o.preload, "preload", d.Preload, "files created before measuring (-1: --files for read workloads, else 0)")
 	f.BoolVar(&o.pin, "pin-clusters", false, "client i writes only roots of cluster i mod N of the N in the routing table (put, append, stream)")
@@ -314,6 +315,9 @@ func dial(ctx context.Context, o *opts, cfg loadgen.Config) (loadgen.Store, func
 	}
 	if cfg.Stale {
 		copts = append(copts, client.WithStaleReads())
+	}
+	if o.direct {
+		copts = append(copts, client.WithDirect())
 	}
 	c, err := client.Dial(dctx, strings.Split(o.router, ","), copts...)
 	if err != nil {
