@@ -32,7 +32,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cleavefs/cleave/internal/fspath"
 	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/internal/rpc"
 	"github.com/cleavefs/cleave/wire"
@@ -81,26 +80,10 @@ func newDirect(c *Client, dc rpc.DialConfig) *direct {
 	return &direct{c: c, dc: dc, ctx: ctx, cancel: cancel, leaders: map[string]string{}, members: map[string]*member{}}
 }
 
-// directable reports whether req is a file operation a cluster answers by
-// itself: a read or change of a path below "/" whose destination (RENAME,
-// COPY) is in the same root, that may be sent again if its direct try
-// ends without an answer.
-func directable(req *wire.Request) bool {
-	switch req.Op {
-	case wire.OpGet, wire.OpStat, wire.OpList, wire.OpExists:
-	default:
-		if !req.Op.Mutating() {
-			return false
-		}
-	}
-	if req.Path == "/" || !req.Retriable() {
-		return false
-	}
-	if req.Op == wire.OpRename || req.Op == wire.OpCopy {
-		return req.To != "/" && fspath.Validate(req.To) == nil && fspath.Root(req.To) == fspath.Root(req.Path)
-	}
-	return true
-}
+// directable reports whether req may go direct: a file operation one
+// cluster answers by itself that may be sent again if its direct try ends
+// without an answer.
+func directable(req *wire.Request) bool { return req.FileOp() && req.Retriable() }
 
 // try sends req straight to the member believed to lead the cluster that
 // owns req.Path. It returns the answer and true when that is the call's
