@@ -266,7 +266,9 @@ run() {
 		;;
 	*)
 		file=$name
-		if [ "${BENCH_DIRECT:-1}" != 0 ] && [[ $name != *-router ]]; then
+		if [[ $name == *-router ]]; then
+			target=(--router "$ROUTER" --cpu-tree "$UP_PID" --label "cleave via router")
+		elif [ "${BENCH_DIRECT:-1}" != 0 ]; then
 			# Nodes accept the deployment's token, not anonymous clients.
 			token=$(cat "$UP_DATA/token")
 			target+=(--direct)

@@ -44,6 +44,7 @@ type Config struct {
 	Rate       float64       // open loop: target ops/s over all clients; 0 = closed loop
 	ReadRatio  float64       // mixed: fraction of gets; default 0.9
 	Stale      bool          // reads may be served stale by any replica
+	Direct     bool          // cleave: the client sends file operations straight to the owning cluster (client.WithDirect)
 	Seed       uint64        // randomness of sizes, keys and data; default 1
 	Preload    int64         // files created before measuring; -1 (default): Files for read workloads, 0 for put/append
 	Prefix     string        // root directories are named Prefix-NNN; default "loadgen"

@@ -37,6 +37,7 @@ type Result struct {
 	Pinned       []string             `json:"pinned_clusters,omitempty"` // with --pin-clusters: client i used only roots of Pinned[i mod len]
 	ReadRatio    float64              `json:"read_ratio,omitempty"`
 	Stale        bool                 `json:"stale,omitempty"`
+	Direct       bool                 `json:"direct,omitempty"` // the client sent file operations straight to the clusters
 	Seed         uint64               `json:"seed"`
 	Router       string               `json:"router,omitempty"` // the addresses driven (etcd: its endpoints)
 	Target       string               `json:"target,omitempty"` // "cleave" or "etcd"; empty in results of older loadgens: cleave
@@ -152,7 +153,7 @@ func (r *recorder) result(cfg *Config, elapsed time.Duration) (*Result, error) {
 	res := &Result{
 		Workload: string(cfg.Workload), Mode: "closed", Clients: cfg.Clients,
 		Size: cfg.Size.String(), Dist: string(cfg.dist()), Roots: cfg.Roots, Files: cfg.Files,
-		Preload: cfg.preloadCount(), Stale: cfg.Stale, Seed: cfg.Seed, Router: cfg.Router,
+		Preload: cfg.preloadCount(), Stale: cfg.Stale, Direct: cfg.Direct, Seed: cfg.Seed, Router: cfg.Router,
 		Target: cfg.Target, Label: cfg.Label, Baseline: cfg.Baseline,
 		Started: r.start.UTC(), DurationS: max(elapsed.Seconds(), 0), WarmupS: cfg.Warmup.Seconds(),
 	}

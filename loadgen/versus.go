@@ -33,17 +33,24 @@ func (res *Result) CPUPerOp() float64 {
 type role int
 
 const (
-	roleCurrent  role = iota // cleave as built now
+	roleCurrent  role = iota // cleave as built now (its client direct, if any run of the workload was)
+	roleRouted               // cleave as built now, through a router, beside direct runs
 	roleBaseline             // cleave built from BENCH_BASELINE
 	roleEtcd                 // etcd
+	roles
 )
 
+// roleOf returns r's role; a run of the current cleave through a router
+// is roleRouted, which SideBySide makes roleCurrent in a workload that no
+// direct run had.
 func roleOf(r *Result) role {
 	switch {
 	case r.Target == "etcd":
 		return roleEtcd
 	case r.Baseline:
 		return roleBaseline
+	case !r.Direct:
+		return roleRouted
 	}
 	return roleCurrent
 }
@@ -59,8 +66,10 @@ type Figures struct {
 }
 
 // Versus is one workload as run against several systems: the current
-// cleave, a baseline build of cleave and etcd (whichever ran), and their
-// ratios — current / etcd and current / baseline — of every figure.
+// cleave (its client direct to the clusters, and also through a router
+// when both ran), a baseline build of cleave and etcd (whichever ran), and
+// their ratios — current / etcd, through a router / etcd, and current /
+// baseline — of every figure.
 type Versus struct {
 	Title  string    // the workload, as Result.Title
 	Runs   []Figures // current, baseline, etcd: those that ran
@@ -126,12 +135,12 @@ func versusKey(r *Result) string {
 // than once (rounds) is shown by the medians of its runs' figures.
 func SideBySide(rs []*Result) []Versus {
 	var order []string
-	groups := map[string]*[3][]*Result{}
+	groups := map[string]*[roles][]*Result{}
 	for _, r := range rs {
 		k := versusKey(r)
 		g := groups[k]
 		if g == nil {
-			g = new([3][]*Result)
+			g = new([roles][]*Result)
 			groups[k] = g
 			order = append(order, k)
 		}
@@ -140,8 +149,11 @@ func SideBySide(rs []*Result) []Versus {
 	var out []Versus
 	for _, k := range order {
 		g := groups[k]
+		if len(g[roleCurrent]) == 0 {
+			g[roleCurrent], g[roleRouted] = g[roleRouted], nil
+		}
 		v := Versus{}
-		var figs [3]Figures
+		var figs [roles]Figures
 		for i, rs := range g {
 			if len(rs) > 0 {
 				v.Title = rs[0].Title()
@@ -155,6 +167,9 @@ func SideBySide(rs []*Result) []Versus {
 		if cur := g[roleCurrent]; len(cur) > 0 {
 			if len(g[roleEtcd]) > 0 {
 				v.Ratios = append(v.Ratios, ratioOf(cur[0].System()+" / etcd", figs[roleEtcd], figs[roleCurrent]))
+				if routed := g[roleRouted]; len(routed) > 0 {
+					v.Ratios = append(v.Ratios, ratioOf(routed[0].System()+" / etcd", figs[roleEtcd], figs[roleRouted]))
+				}
 			}
 			if len(g[roleBaseline]) > 0 {
 				v.Ratios = append(v.Ratios, ratioOf("current / baseline", figs[roleBaseline], figs[roleCurrent]))

@@ -172,3 +172,34 @@ func TestReportShowsSideBySide(t *testing.T) {
 		t.Error("a label is not escaped in the report")
 	}
 }
+
+// TestSideBySideDirectAndRouted: where cleave ran a workload both with its
+// client direct to the clusters and through a router, the two are shown
+// apart, each against etcd; alone, a run through a router is the current
+// one.
+func TestSideBySideDirectAndRouted(t *testing.T) {
+	direct := headline("cleave", "cleave", false, 64, 6000, 1, 4, 16)
+	direct.Direct = true
+	rs := []*Result{
+		direct,
+		headline("cleave", "cleave via router", false, 64, 3000, 2, 6, 32),
+		headline("etcd", "", false, 64, 1000, 6, 40, 170),
+		headline("cleave", "", false, 1, 400, 2, 6, 3000), // through a router only
+		headline("etcd", "", false, 1, 400, 2, 7, 2900),
+	}
+	vs := SideBySide(rs)
+	if len(vs) != 2 {
+		t.Fatalf("%d groups, want 2", len(vs))
+	}
+	v := vs[0]
+	if len(v.Runs) != 3 || v.Runs[0].Name != "cleave" || v.Runs[1].Name != "cleave via router" || v.Runs[2].Name != "etcd" {
+		t.Fatalf("runs %+v: want direct, via router, etcd", v.Runs)
+	}
+	if len(v.Ratios) != 2 || v.Ratios[0].Name != "cleave / etcd" || v.Ratios[0].OpsPerSec != 6 ||
+		v.Ratios[1].Name != "cleave via router / etcd" || v.Ratios[1].OpsPerSec != 3 {
+		t.Errorf("ratios %+v: want cleave / etcd 6x and cleave via router / etcd 3x", v.Ratios)
+	}
+	if c1 := vs[1]; len(c1.Runs) != 2 || len(c1.Ratios) != 1 || c1.Ratios[0].Name != "cleave / etcd" {
+		t.Errorf("put c1 %+v: want cleave and etcd, one ratio", c1)
+	}
+}

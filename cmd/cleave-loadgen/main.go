@@ -271,12 +271,16 @@ func (o *opts) config(cmd *cobra.Command) (loadgen.Config, error) {
 		cfg.Duration = 0
 	}
 	cfg.ReadRatio, cfg.Stale, cfg.Seed, cfg.Preload = o.readRatio, o.stale, o.seed, o.preload
+	cfg.Direct = o.direct
 	cfg.Theta, cfg.Warmup, cfg.PinClusters = o.theta, o.warmup, o.pin
 	cfg.Prefix, cfg.Timeout, cfg.Router = o.prefix, o.timeout, o.router
 	switch o.target {
 	case "cleave":
 	case "etcd":
 		cfg.Router = o.endpoints
+		if o.direct {
+			return cfg, fmt.Errorf("--direct: cleave's client mode; etcd's client always talks to its members")
+		}
 	default:
 		return cfg, fmt.Errorf("--target %q: want cleave or etcd", o.target)
 	}
@@ -316,7 +320,7 @@ func dial(ctx context.Context, o *opts, cfg loadgen.Config) (loadgen.Store, func
 	if cfg.Stale {
 		copts = append(copts, client.WithStaleReads())
 	}
-	if o.direct {
+	if cfg.Direct {
 		copts = append(copts, client.WithDirect())
 	}
 	c, err := client.Dial(dctx, strings.Split(o.router, ","), copts...)
