@@ -314,14 +314,20 @@ func (c *Client) call(ctx context.Context, op string, req *wire.Request) (*wire.
 
 // callWith is call; session false sends a mutation without (session, seq),
 // for idempotent ones (OpChunk) that may be pipelined out of order.
+//
+// The call's deadline is ctx's, else the client's default. The
+// connection's timer keeps it (rpc.Conn.CallUntil): a context bounded by
+// it is made only if the call must dial or back off.
 func (c *Client) callWith(ctx context.Context, op string, req *wire.Request, session bool) (*wire.Response, error) {
 	if req.Op != wire.OpStatus && req.Op != wire.OpTable {
 		if err := fspath.Validate(req.Path); err != nil {
 			return nil, &Error{Code: CodeInvalid, Message: err.Error(), Op: op, Path: req.Path, err: err}
 		}
 	}
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
+	deadline, bounded := ctx.Deadline()
+	if !bounded {
+		deadline = time.Now().Add(c.cfg.timeout)
+	}
 	if c.cfg.stale && !req.Op.Mutating() && req.Op != wire.OpStatus && req.Op != wire.OpTable {
 		req.Flags |= wire.FlagStale
 	}
@@ -334,23 +340,34 @@ func (c *Client) callWith(ctx context.Context, op string, req *wire.Request, ses
 		lastErr error
 	)
 	if c.direct != nil {
-		resp, done, sent := c.direct.try(ctx, req)
-		if done {
-			if resp.Code != wire.OK {
-				return nil, respError(op, req.Path, resp)
-			}
+		resp, done, sent := c.direct.try(ctx, deadline, req)
+		switch {
+		case done && resp.Code != wire.OK:
+			return nil, respError(op, req.Path, resp)
+		case done:
 			return resp, nil
-		}
-		if sent {
+		case sent:
+			if err := ended(ctx, deadline); err != nil {
+				return nil, wrapError(op, req.Path, err)
+			}
 			sends++
 		}
 	}
 	for {
-		conn, err := c.getConn(ctx)
+		conn, err := c.current()
+		if conn == nil && err == nil {
+			if !bounded {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithDeadline(ctx, deadline)
+				defer cancel()
+				bounded = true
+			}
+			conn, err = c.getConn(ctx)
+		}
 		if err == nil {
 			r := *req // Call assigns ID and TimeoutMs: fresh ones per attempt
 			var resp *wire.Response
-			resp, err = conn.Call(ctx, &r)
+			resp, err = conn.CallUntil(ctx, deadline, &r)
 			sends++
 			if err == nil {
 				if resp.Code != wire.OK {
@@ -358,8 +375,8 @@ func (c *Client) callWith(ctx context.Context, op string, req *wire.Request, ses
 				}
 				return resp, nil
 			}
-			if ctx.Err() != nil {
-				return nil, wrapError(op, req.Path, ctx.Err())
+			if err := ended(ctx, deadline); err != nil {
+				return nil, wrapError(op, req.Path, err)
 			}
 			if !errors.Is(err, rpc.ErrConnClosed) {
 				return nil, wrapError(op, req.Path, err)
@@ -377,7 +394,7 @@ func (c *Client) callWith(ctx context.Context, op string, req *wire.Request, ses
 			continue
 		}
 		lastErr = err
-		if ctx.Err() != nil {
+		if ended(ctx, deadline) != nil {
 			break
 		}
 		var ce *Error
@@ -385,13 +402,13 @@ func (c *Client) callWith(ctx context.Context, op string, req *wire.Request, ses
 			return nil, wrapError(op, req.Path, err)
 		}
 		backoff = min(max(2*backoff, 20*time.Millisecond), 500*time.Millisecond)
-		t := time.NewTimer(backoff)
+		t := time.NewTimer(min(backoff, time.Until(deadline)))
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
 		}
-		if ctx.Err() != nil {
+		if ended(ctx, deadline) != nil {
 			break
 		}
 	}
@@ -399,7 +416,23 @@ func (c *Client) callWith(ctx context.Context, op string, req *wire.Request, ses
 		// Never sent: the outcome is known (nothing happened), so say why.
 		return nil, wrapError(op, req.Path, lastErr)
 	}
-	return nil, wrapError(op, req.Path, ctx.Err())
+	err := ended(ctx, deadline)
+	if err == nil {
+		err = context.DeadlineExceeded
+	}
+	return nil, wrapError(op, req.Path, err)
+}
+
+// ended returns why a call bounded by ctx and deadline must stop: ctx's
+// error, context.DeadlineExceeded once deadline has passed, else nil.
+func ended(ctx context.Context, deadline time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !time.Now().Before(deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // Mkdir creates the directory path. Its parent must exist.

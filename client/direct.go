@@ -89,7 +89,7 @@ func directable(req *wire.Request) bool { return req.FileOp() && req.Retriable()
 // owns req.Path. It returns the answer and true when that is the call's
 // answer; false when the call should go through a router (sent tells
 // whether req reached a member, whose outcome is then unknown).
-func (d *direct) try(ctx context.Context, req *wire.Request) (resp *wire.Response, done, sent bool) {
+func (d *direct) try(ctx context.Context, deadline time.Time, req *wire.Request) (resp *wire.Response, done, sent bool) {
 	if !directable(req) {
 		return nil, false, false
 	}
@@ -97,18 +97,13 @@ func (d *direct) try(ctx context.Context, req *wire.Request) (resp *wire.Respons
 	if conn == nil {
 		return nil, false, false
 	}
-	attempt := directAttempt
-	if dl, ok := ctx.Deadline(); ok {
-		attempt = min(attempt, time.Until(dl)/2)
-	}
+	attempt := min(directAttempt, time.Until(deadline)/2)
 	if attempt <= 0 {
 		return nil, false, false
 	}
-	actx, cancel := context.WithTimeout(ctx, attempt)
-	defer cancel()
-	r := *req // Call assigns ID and TimeoutMs
+	r := *req // CallUntil assigns ID and TimeoutMs
 	r.Table = version
-	resp, err := conn.Call(actx, &r)
+	resp, err := conn.CallUntil(ctx, time.Now().Add(attempt), &r)
 	if err != nil {
 		if errors.Is(err, rpc.ErrConnClosed) {
 			d.broken(addr, conn)

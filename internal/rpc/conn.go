@@ -114,9 +114,10 @@ type Conn struct {
 	serverMax atomic.Int64
 	lastUsed  atomic.Int64 // unix nanoseconds of the last Call or Send
 
-	mu      sync.Mutex
-	pending map[uint64]*Pending
-	err     error // set once when the connection dies
+	mu        sync.Mutex
+	pending   map[uint64]*Pending
+	deadlines callDeadlines // of the pending calls made with CallUntil
+	err       error         // set once when the connection dies
 
 	done chan struct{}
 }
@@ -234,6 +235,7 @@ func (c *Conn) die(err error) {
 	c.err = err
 	pending := c.pending
 	c.pending = nil
+	c.stopDeadlinesLocked()
 	close(c.done)
 	c.mu.Unlock()
 	c.nc.Close()
@@ -248,7 +250,15 @@ func (c *Conn) die(err error) {
 // returned as a response, not an error; errors are for transport failures
 // (wrapping ErrConnClosed) and ctx ending.
 func (c *Conn) Call(ctx context.Context, req *wire.Request) (*wire.Response, error) {
-	p, err := c.Start(ctx, req)
+	return c.CallUntil(ctx, time.Time{}, req)
+}
+
+// CallUntil is Call that also ends, with context.DeadlineExceeded, at
+// deadline (zero: none), which sets TimeoutMs too if it comes before
+// ctx's. The connection's one timer keeps the deadline, so a ctx without
+// one costs the call no timer of its own.
+func (c *Conn) CallUntil(ctx context.Context, deadline time.Time, req *wire.Request) (*wire.Response, error) {
+	p, err := c.start(ctx, deadline, req)
 	if err != nil {
 		return nil, err
 	}
@@ -263,10 +273,12 @@ func (c *Conn) Call(ctx context.Context, req *wire.Request) (*wire.Response, err
 // Wait takes it, Abandon gives it up. A Pending is used by one goroutine
 // at a time.
 type Pending struct {
-	c      *Conn
-	id     uint64
-	ch     chan *wire.Response
-	notify func() // StartNotify's; nil for Start
+	c        *Conn
+	id       uint64
+	ch       chan *wire.Response
+	notify   func()    // StartNotify's; nil for Start
+	deadline time.Time // CallUntil's; zero for none
+	idx      int       // index in c.deadlines' heap; -1 when not in it
 }
 
 // notified calls the call's notify, if it has one, once its answer (or
@@ -282,14 +294,19 @@ func (p *Pending) notified() {
 // it. The call stays pending, keeping its connection from being dropped as
 // idle, until Wait returns its answer or Abandon is called.
 func (c *Conn) Start(ctx context.Context, req *wire.Request) (*Pending, error) {
-	if dl, ok := ctx.Deadline(); ok && req.TimeoutMs == 0 {
-		ms := time.Until(dl).Milliseconds()
-		if ms <= 0 {
-			return nil, context.DeadlineExceeded
+	return c.start(ctx, time.Time{}, req)
+}
+
+// start is Start with CallUntil's deadline.
+func (c *Conn) start(ctx context.Context, deadline time.Time, req *wire.Request) (*Pending, error) {
+	if req.TimeoutMs == 0 {
+		ms, err := untilMs(ctx, deadline)
+		if err != nil {
+			return nil, err
 		}
-		req.TimeoutMs = uint32(min(ms, 1<<31))
+		req.TimeoutMs = ms
 	}
-	p, err := c.register(req, nil)
+	p, err := c.register(req, nil, deadline)
 	if err != nil {
 		return nil, err
 	}
@@ -317,7 +334,7 @@ var ErrQueueFull = errors.New("rpc: send queue full")
 // arrives after Abandon is dropped without it. req's TimeoutMs is sent as
 // set (0: the server's default).
 func (c *Conn) StartNotify(req *wire.Request, notify func()) (*Pending, error) {
-	p, err := c.register(req, notify)
+	p, err := c.register(req, notify, time.Time{})
 	if err != nil {
 		return nil, err
 	}
@@ -332,17 +349,21 @@ func (c *Conn) StartNotify(req *wire.Request, notify func()) (*Pending, error) {
 	}
 }
 
-// register gives req its ID and records its call as pending.
-func (c *Conn) register(req *wire.Request, notify func()) (*Pending, error) {
+// register gives req its ID and records its call as pending, until
+// deadline if it is not zero.
+func (c *Conn) register(req *wire.Request, notify func(), deadline time.Time) (*Pending, error) {
 	req.ID = c.nextID.Add(1)
 	c.lastUsed.Store(time.Now().UnixNano())
-	p := &Pending{c: c, id: req.ID, ch: make(chan *wire.Response, 1), notify: notify}
+	p := &Pending{c: c, id: req.ID, ch: make(chan *wire.Response, 1), notify: notify, deadline: deadline, idx: -1}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.err != nil {
 		return nil, c.err
 	}
 	c.pending[req.ID] = p
+	if !deadline.IsZero() {
+		c.addDeadlineLocked(p)
+	}
 	return p, nil
 }
 
@@ -352,8 +373,11 @@ func (c *Conn) register(req *wire.Request, notify func()) (*Pending, error) {
 func (p *Pending) Wait(ctx context.Context) (*wire.Response, error) {
 	select {
 	case resp, ok := <-p.ch:
-		if !ok {
+		switch {
+		case !ok:
 			return nil, p.c.Err()
+		case resp == expired:
+			return nil, context.DeadlineExceeded
 		}
 		return resp, nil
 	case <-ctx.Done():
@@ -405,8 +429,9 @@ func (c *Conn) idleFor() time.Duration {
 
 func (c *Conn) forget(id uint64) {
 	c.mu.Lock()
-	if c.pending != nil {
+	if p := c.pending[id]; p != nil {
 		delete(c.pending, id)
+		c.removeDeadlineLocked(p)
 	}
 	c.mu.Unlock()
 }
@@ -492,7 +517,10 @@ func (c *Conn) failCall(id uint64, code wire.Code, msg string) {
 func (c *Conn) deliver(id uint64, resp *wire.Response) {
 	c.mu.Lock()
 	p := c.pending[id]
-	delete(c.pending, id)
+	if p != nil {
+		delete(c.pending, id)
+		c.removeDeadlineLocked(p)
+	}
 	c.mu.Unlock()
 	if p != nil {
 		p.ch <- resp
