@@ -57,7 +57,7 @@ func TestCallUntilEndsAtItsDeadline(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond) // the first call's answer arrives meanwhile
 	c.mu.Lock()
-	left := len(c.deadlines.heap)
+	left := len(c.deadlines.items)
 	c.mu.Unlock()
 	if left != 0 || c.Calls() != 0 {
 		t.Errorf("%d deadlines and %d calls kept after every call ended, want none", left, c.Calls())
@@ -102,7 +102,7 @@ func TestCallUntilConnDeath(t *testing.T) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.deadlines.heap) != 0 {
-		t.Errorf("%d deadlines kept after the connection died", len(c.deadlines.heap))
+	if len(c.deadlines.items) != 0 {
+		t.Errorf("%d deadlines kept after the connection died", len(c.deadlines.items))
 	}
 }

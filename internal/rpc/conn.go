@@ -116,8 +116,8 @@ type Conn struct {
 
 	mu        sync.Mutex
 	pending   map[uint64]*Pending
-	deadlines callDeadlines // of the pending calls made with CallUntil
-	err       error         // set once when the connection dies
+	deadlines dueQueue[*Pending] // of the pending calls made with CallUntil
+	err       error              // set once when the connection dies
 
 	done chan struct{}
 }

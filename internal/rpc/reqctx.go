@@ -1,7 +1,6 @@
 package rpc
 
 import (
-	"container/heap"
 	"context"
 	"sync"
 	"time"
@@ -145,9 +144,7 @@ func (r *requestCtx) endLocked(err error) []*afterFunc {
 	if r.done != nil {
 		close(r.done)
 	}
-	if r.idx >= 0 {
-		heap.Remove(&r.d.heap, r.idx)
-	}
+	r.d.q.remove(r)
 	fs := r.funcs
 	r.funcs = nil
 	return fs
@@ -164,9 +161,7 @@ func run(fs []*afterFunc) {
 type deadlines struct {
 	mu     sync.Mutex
 	closed bool // the connection closed: every context has ended or ends when asked
-	heap   ctxHeap
-	timer  *time.Timer
-	due    time.Time // when timer fires; zero when it is not set
+	q      dueQueue[*requestCtx]
 }
 
 // newCtx returns the context of a request with deadline; values supplies
@@ -178,18 +173,8 @@ func (d *deadlines) newCtx(values context.Context, deadline time.Time) *requestC
 // armLocked puts r in the heap unless it is there, and sets the timer
 // earlier if r is due first.
 func (d *deadlines) armLocked(r *requestCtx) {
-	if r.idx >= 0 {
-		return
-	}
-	heap.Push(&d.heap, r)
-	if !d.due.IsZero() && !r.deadline.Before(d.due) {
-		return
-	}
-	d.due = r.deadline
-	if d.timer == nil {
-		d.timer = time.AfterFunc(time.Until(r.deadline), d.expire)
-	} else {
-		d.timer.Reset(time.Until(r.deadline))
+	if r.idx < 0 {
+		d.q.add(r, d.expire)
 	}
 }
 
@@ -200,13 +185,13 @@ func (d *deadlines) expire() {
 	d.mu.Lock()
 	now := time.Now()
 	var fs []*afterFunc
-	for len(d.heap) > 0 && !now.Before(d.heap[0].deadline) {
-		fs = append(fs, d.heap[0].endLocked(context.DeadlineExceeded)...)
+	for r, ok := d.q.popDue(now); ok; r, ok = d.q.popDue(now) {
+		fs = append(fs, r.endLocked(context.DeadlineExceeded)...)
 	}
-	d.due = time.Time{}
-	if len(d.heap) > 0 && !d.closed {
-		d.due = d.heap[0].deadline
-		d.timer.Reset(d.due.Sub(now))
+	if d.closed {
+		d.q.stop()
+	} else {
+		d.q.rearm(now)
 	}
 	d.mu.Unlock()
 	run(fs)
@@ -218,39 +203,13 @@ func (d *deadlines) close() {
 	d.mu.Lock()
 	d.closed = true
 	var fs []*afterFunc
-	for len(d.heap) > 0 {
-		fs = append(fs, d.heap[0].endLocked(context.Canceled)...)
+	for len(d.q.items) > 0 {
+		fs = append(fs, d.q.items[0].endLocked(context.Canceled)...)
 	}
-	if d.timer != nil {
-		d.timer.Stop()
-	}
-	d.due = time.Time{}
+	d.q.stop()
 	d.mu.Unlock()
 	run(fs)
 }
 
-// ctxHeap orders request contexts by deadline (container/heap), keeping
-// each one's position in idx.
-type ctxHeap []*requestCtx
-
-func (h ctxHeap) Len() int           { return len(h) }
-func (h ctxHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
-func (h ctxHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].idx, h[j].idx = i, j
-}
-
-func (h *ctxHeap) Push(x any) {
-	r := x.(*requestCtx)
-	r.idx = len(*h)
-	*h = append(*h, r)
-}
-
-func (h *ctxHeap) Pop() any {
-	old := *h
-	r := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	r.idx = -1
-	return r
-}
+func (r *requestCtx) dueAt() time.Time { return r.deadline }
+func (r *requestCtx) slot() *int       { return &r.idx }

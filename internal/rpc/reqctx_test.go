@@ -43,7 +43,7 @@ func TestRequestCtxEndsAtDeadline(t *testing.T) {
 	if err := quiet.Err(); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Err() after the deadline = %v, want DeadlineExceeded", err)
 	}
-	if d.timer != nil {
+	if d.q.timer != nil {
 		t.Fatalf("a context nobody waited on set the connection's timer")
 	}
 	select {
@@ -75,7 +75,7 @@ func TestRequestCtxEndsAtDeadline(t *testing.T) {
 		}
 	}
 	d.mu.Lock()
-	left := len(d.heap)
+	left := len(d.q.items)
 	d.mu.Unlock()
 	if left != 0 {
 		t.Fatalf("%d contexts left in the heap after all ended", left)
