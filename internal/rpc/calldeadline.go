@@ -9,8 +9,9 @@ import (
 
 // A call made with CallUntil ends at its deadline without a timer or a
 // context of its own: the connection keeps the deadlines of its pending
-// calls in one heap under one timer (callDeadlines), and at a deadline
-// hands the call the expired sentinel, which Wait turns into
+// calls in one queue under one timer (Conn.deadlines, a dueQueue guarded
+// by its mu, as a server connection keeps its requests'), and at a
+// deadline hands the call the expired sentinel, which Wait turns into
 // context.DeadlineExceeded. A context.WithTimeout per call costs a timer,
 // its registration with the parent context and their cancellation: about
 // a quarter of a client's CPU per call at tens of thousands of calls a
