@@ -43,6 +43,10 @@ func registerNodeMetrics(reg prometheus.Registerer, rep *replica.Replica) {
 		counter("cleave_replica_synced_ready_total", "Ready batches committed with fsync.", func(s replica.Stats) float64 { return float64(s.Syncs) }),
 		counter("cleave_replica_handed_off_ready_total", "Synced Ready batches written by the writer goroutine while the loop went on; the others were written by the loop itself.", func(s replica.Stats) float64 { return float64(s.Handoffs) }),
 		counter("cleave_replica_sync_seconds_total", "Time spent committing synced Ready batches.", func(s replica.Stats) float64 { return s.SyncTime.Seconds() }),
+		counter("cleave_replica_log_sync_seconds_total", "Part of cleave_replica_sync_seconds_total spent writing and syncing the entries to the log; the rest committed the state after it.", func(s replica.Stats) float64 { return s.LogSyncTime.Seconds() }),
+		counter("cleave_replica_proposals_total", "This node's own proposals answered with their result.", func(s replica.Stats) float64 { return float64(s.Proposals) }),
+		counter("cleave_replica_proposal_queued_seconds_total", "Time the answered proposals waited for a Ready to carry their entry (the write in flight).", func(s replica.Stats) float64 { return s.Queued.Seconds() }),
+		counter("cleave_replica_proposal_replicated_seconds_total", "Time from the Ready that carried an answered proposal's entry to its answer: replication to a quorum, commit and apply.", func(s replica.Stats) float64 { return s.Replicated.Seconds() }),
 		counter("cleave_replica_appended_entries_total", "Log entries written to the local log.", func(s replica.Stats) float64 { return float64(s.Appended) }),
 		counter("cleave_replica_applied_entries_total", "Committed entries applied.", func(s replica.Stats) float64 { return float64(s.Applied) }),
 		gauge("cleave_replica_idle", "1 if this node's group has been quiet and it ticks at the idle interval, else 0.", func(s replica.Status) float64 {

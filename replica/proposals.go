@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -20,6 +21,9 @@ type proposal struct {
 	index    uint64
 	term     uint64
 	answered bool // loop-owned: finish was called
+	// made is when the proposal was made, landed when a Ready carried
+	// its entry (zero until then; loop-owned), for Stats.
+	made, landed time.Time
 }
 
 // finish answers p's proposer, once: a proposal already answered is not
@@ -95,6 +99,10 @@ func (t *proposalTracker) appended(ents []*pb.Entry, lastIndex uint64) (gone []*
 		return nil
 	}
 	first, last := ents[0].GetIndex(), ents[len(ents)-1].GetIndex()
+	var now time.Time
+	if len(t.unlanded) > 0 {
+		now = time.Now()
+	}
 	for _, e := range ents {
 		idx := e.GetIndex()
 		if p := t.landed[idx]; p != nil && p.term != e.GetTerm() {
@@ -107,6 +115,7 @@ func (t *proposalTracker) appended(ents []*pb.Entry, lastIndex uint64) (gone []*
 		id := binary.BigEndian.Uint64(e.GetData())
 		if p, ok := t.unlanded[id]; ok {
 			delete(t.unlanded, id)
+			p.landed = now
 			t.land(p, idx, e.GetTerm())
 		}
 	}

@@ -195,7 +195,13 @@ func (r *Replica) deliver(ds []delivery) {
 	if r.membersDirty && len(ds) > 0 {
 		r.publishStatus()
 	}
+	now := time.Now()
 	for _, d := range ds {
+		if p := d.p; d.res.err == nil && !p.answered && !p.landed.IsZero() {
+			r.stats.proposals.Add(1)
+			r.stats.queuedNanos.Add(uint64(p.landed.Sub(p.made)))
+			r.stats.replicatedNanos.Add(uint64(now.Sub(p.landed)))
+		}
 		d.p.finish(d.res)
 	}
 }
@@ -269,6 +275,9 @@ func (r *Replica) write(w *readyWrite) {
 	if w.log != nil {
 		if w.err = w.log.write(); w.err != nil {
 			return
+		}
+		if w.sync {
+			r.stats.logSyncNanos.Add(uint64(time.Since(start)))
 		}
 		if !w.syncDB && len(w.msgs) > 0 {
 			r.tr.Send(r.Group(), w.msgs)

@@ -25,6 +25,7 @@ func TestLightLoadWritesInPlace(t *testing.T) {
 		last = c.propose(lead, fmt.Sprintf("cmd-%d", i))
 	}
 	c.waitApplied(c.ids, last)
+	checkProposalStats(t, c.rep(lead).Stats(), Stats{}, n)
 	for _, id := range c.ids {
 		st := c.rep(id).Stats()
 		if st.Readies <= st.Syncs {
@@ -71,6 +72,24 @@ func TestHeavyLoadHandsWritesToWriter(t *testing.T) {
 	if handoffs == 0 || handoffs > syncs {
 		t.Errorf("leader %d: %d of %d synced batches handed to the writer under %d concurrent proposers: want some, and only synced ones", lead, handoffs, syncs, clients)
 	}
+	checkProposalStats(t, st, before, clients*each)
 	c.waitApplied(c.ids, r.Status().Applied)
 	c.checkSameData(t, c.data(lead), "after the proposals", clients*each)
+}
+
+// checkProposalStats checks what a leader's Stats tell of the n
+// proposals answered between before and st: each counted once, with the
+// time each waited and was replicated, and the log's share of the synced
+// commits.
+func checkProposalStats(t *testing.T, st, before Stats, n int) {
+	t.Helper()
+	if got := st.Proposals - before.Proposals; got != uint64(n) {
+		t.Errorf("leader counted %d answered proposals, want %d", got, n)
+	}
+	if st.Queued <= before.Queued || st.Replicated <= before.Replicated {
+		t.Errorf("proposal times queued %v → %v, replicated %v → %v: want both to grow", before.Queued, st.Queued, before.Replicated, st.Replicated)
+	}
+	if st.LogSyncTime <= before.LogSyncTime || st.LogSyncTime > st.SyncTime {
+		t.Errorf("log write and sync time %v (before %v), synced commits %v: want it to grow and be part of the synced commits' time", st.LogSyncTime, before.LogSyncTime, st.SyncTime)
+	}
 }

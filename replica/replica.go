@@ -398,7 +398,7 @@ func (r *Replica) newProposal(cmd []byte) *proposal {
 	data := make([]byte, idLen+len(cmd))
 	binary.BigEndian.PutUint64(data, r.idBase+r.idNext.Add(1))
 	copy(data[idLen:], cmd)
-	return &proposal{id: binary.BigEndian.Uint64(data), data: data, done: make(chan proposalResult, 1)}
+	return &proposal{id: binary.BigEndian.Uint64(data), data: data, done: make(chan proposalResult, 1), made: time.Now()}
 }
 
 // ReadIndexFunc is ReadIndex for a caller that does not wait: it queues
@@ -496,6 +496,8 @@ func (r *Replica) Stats() Stats {
 	s := &r.stats
 	return Stats{
 		Readies: s.readies.Load(), Syncs: s.syncs.Load(), Handoffs: s.handoffs.Load(), SyncTime: time.Duration(s.syncNanos.Load()), SyncBuckets: s.syncHist.buckets(),
+		LogSyncTime: time.Duration(s.logSyncNanos.Load()),
+		Proposals:   s.proposals.Load(), Queued: time.Duration(s.queuedNanos.Load()), Replicated: time.Duration(s.replicatedNanos.Load()),
 		Appended: s.appended.Load(), Applied: s.applied.Load(), ReadRounds: s.readRounds.Load(), LeaseReads: s.leaseReads.Load(), RefusedVotes: s.refusedVotes.Load(),
 		Foreign: s.foreign.Load(), BadCommit: s.badCommit.Load(), Invalid: s.invalid.Load(),
 		Ticks: s.ticks.Load(), Wakes: s.wakes.Load(),

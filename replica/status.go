@@ -29,6 +29,10 @@ type Stats struct {
 	Readies  uint64        // Ready batches handled
 	Syncs    uint64        // Ready batches committed with fsync
 	SyncTime time.Duration // total time of the synced commits
+	// LogSyncTime is the part of SyncTime spent writing the entries to
+	// the log and syncing it; the rest committed the batch (HardState and
+	// applied state) after it.
+	LogSyncTime time.Duration
 	// Handoffs counts the Ready batches the loop handed to the writer
 	// goroutine (only synced ones, under load); the others were committed
 	// by the loop itself.
@@ -41,6 +45,13 @@ type Stats struct {
 	Applied     uint64 // committed entries applied (all types)
 	ReadRounds  uint64 // ReadIndex rounds issued
 	LeaseReads  uint64 // reads a leader served on its lease, without a round
+	// Proposals counts this node's own proposals answered with their
+	// result. For them, Queued sums the time from the proposal to the
+	// Ready that carried its entry (waiting for the write in flight), and
+	// Replicated the time from there to the answer (replication to a
+	// quorum, the commit and the apply).
+	Proposals          uint64
+	Queued, Replicated time.Duration
 	// RefusedVotes counts vote requests left unanswered because this
 	// member restarted less than an election timeout before (lease.go).
 	RefusedVotes uint64
@@ -60,12 +71,14 @@ type Stats struct {
 	Ticks, Wakes uint64
 }
 
-// loopStats are the loop's counters; written only by the loop goroutine,
-// read by Stats from any goroutine.
+// loopStats are the loop's counters; written by the loop goroutine (and
+// logSyncNanos by whichever goroutine writes the Ready in flight), read
+// by Stats from any goroutine.
 type loopStats struct {
 	readies, syncs, syncNanos, appended, applied, readRounds atomic.Uint64
 	leaseReads, refusedVotes                                 atomic.Uint64
-	handoffs                                                 atomic.Uint64
+	handoffs, logSyncNanos                                   atomic.Uint64
+	proposals, queuedNanos, replicatedNanos                  atomic.Uint64
 	ticks, wakes                                             atomic.Uint64
 	foreign, badCommit, invalid                              atomic.Uint64
 	syncHist                                                 syncHist
