@@ -192,7 +192,10 @@ func (r *Replica) applyDurable(w *readyWrite) error {
 // published first: whoever waits for it reads the member list from
 // Status as soon as it is told.
 func (r *Replica) deliver(ds []delivery) {
-	if r.membersDirty && len(ds) > 0 {
+	if len(ds) == 0 {
+		return // a follower's Ready, every time: no clock read
+	}
+	if r.membersDirty {
 		r.publishStatus()
 	}
 	now := time.Now()
