@@ -498,6 +498,7 @@ func (r *Replica) Stats() Stats {
 		Readies: s.readies.Load(), Syncs: s.syncs.Load(), Handoffs: s.handoffs.Load(), SyncTime: time.Duration(s.syncNanos.Load()), SyncBuckets: s.syncHist.buckets(),
 		LogSyncTime: time.Duration(s.logSyncNanos.Load()),
 		Proposals:   s.proposals.Load(), Queued: time.Duration(s.queuedNanos.Load()), Replicated: time.Duration(s.replicatedNanos.Load()),
+		Sent: s.sent.Load(), Superseded: s.superseded.Load(),
 		Appended: s.appended.Load(), Applied: s.applied.Load(), ReadRounds: s.readRounds.Load(), LeaseReads: s.leaseReads.Load(), RefusedVotes: s.refusedVotes.Load(),
 		Foreign: s.foreign.Load(), BadCommit: s.badCommit.Load(), Invalid: s.invalid.Load(),
 		Ticks: s.ticks.Load(), Wakes: s.wakes.Load(),

@@ -44,6 +44,8 @@ import (
 //	restart ID                    start a stopped node from its disk
 //	status [ID...]                each node's role, term, leader, indexes and members
 //	data [ID...]                  the commands each node's state machine applied
+//	sent [ID...]                  the raft messages each node sent, and the empty
+//	                              appends it left out (superseded in their Ready)
 //
 // Every command's output starts with what the driver saw while running
 // it: messages delivered (dropped ones say why), snapshots streamed and
@@ -224,6 +226,21 @@ func runScenarioCmd(t *testing.T, c *handCluster, d *datadriven.TestData) string
 			ids = c.ids()
 		}
 		return c.describeAll(ids)
+
+	case "sent":
+		if len(ids) == 0 {
+			ids = c.ids()
+		}
+		var b strings.Builder
+		for _, id := range ids {
+			if !c.running(id) {
+				fmt.Fprintf(&b, "%d: down\n", id)
+				continue
+			}
+			st := c.rep(id).Stats()
+			fmt.Fprintf(&b, "%d: sent=%d superseded=%d\n", id, st.Sent, st.Superseded)
+		}
+		return b.String()
 
 	case "data":
 		if len(ids) == 0 {

@@ -52,6 +52,11 @@ type Stats struct {
 	// quorum, the commit and the apply).
 	Proposals          uint64
 	Queued, Replicated time.Duration
+	// Sent counts the raft messages this node's Readies handed to the
+	// transport (snapshots apart); Superseded the appends without entries
+	// left out because a later append of the same Ready went to the same
+	// peer (dropSupersededAppends).
+	Sent, Superseded uint64
 	// RefusedVotes counts vote requests left unanswered because this
 	// member restarted less than an election timeout before (lease.go).
 	RefusedVotes uint64
@@ -79,6 +84,7 @@ type loopStats struct {
 	leaseReads, refusedVotes                                 atomic.Uint64
 	handoffs, logSyncNanos                                   atomic.Uint64
 	proposals, queuedNanos, replicatedNanos                  atomic.Uint64
+	sent, superseded                                         atomic.Uint64
 	ticks, wakes                                             atomic.Uint64
 	foreign, badCommit, invalid                              atomic.Uint64
 	syncHist                                                 syncHist
