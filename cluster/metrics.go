@@ -48,7 +48,7 @@ func registerNodeMetrics(reg prometheus.Registerer, rep *replica.Replica) {
 		counter("cleave_replica_proposal_queued_seconds_total", "Time the answered proposals waited for a Ready to carry their entry (the write in flight).", func(s replica.Stats) float64 { return s.Queued.Seconds() }),
 		counter("cleave_replica_proposal_replicated_seconds_total", "Time from the Ready that carried an answered proposal's entry to its answer: replication to a quorum, commit and apply.", func(s replica.Stats) float64 { return s.Replicated.Seconds() }),
 		counter("cleave_replica_messages_sent_total", "Raft messages this node's Ready batches handed to the transport, snapshots apart.", func(s replica.Stats) float64 { return float64(s.Sent) }),
-		counter("cleave_replica_superseded_appends_total", "Appends without entries not sent because a later append of the same Ready went to the same peer with a commit index at least as high.", func(s replica.Stats) float64 { return float64(s.Superseded) }),
+		counter("cleave_replica_superseded_messages_total", "Raft messages not sent because a later one of the same Ready to the same peer made them redundant: an append without entries followed by another append, an acknowledgement followed by one at least as far.", func(s replica.Stats) float64 { return float64(s.Superseded) }),
 		counter("cleave_replica_appended_entries_total", "Log entries written to the local log.", func(s replica.Stats) float64 { return float64(s.Appended) }),
 		counter("cleave_replica_applied_entries_total", "Committed entries applied.", func(s replica.Stats) float64 { return float64(s.Applied) }),
 		gauge("cleave_replica_idle", "1 if this node's group has been quiet and it ticks at the idle interval, else 0.", func(s replica.Status) float64 {

@@ -53,9 +53,9 @@ type Stats struct {
 	Proposals          uint64
 	Queued, Replicated time.Duration
 	// Sent counts the raft messages this node's Readies handed to the
-	// transport (snapshots apart); Superseded the appends without entries
-	// left out because a later append of the same Ready went to the same
-	// peer (dropSupersededAppends).
+	// transport (snapshots apart); Superseded the appends and
+	// acknowledgements left out because a later message of the same Ready
+	// made them redundant (dropSuperseded).
 	Sent, Superseded uint64
 	// RefusedVotes counts vote requests left unanswered because this
 	// member restarted less than an election timeout before (lease.go).
