@@ -228,33 +228,13 @@ func runScenarioCmd(t *testing.T, c *handCluster, d *datadriven.TestData) string
 		return c.describeAll(ids)
 
 	case "sent":
-		if len(ids) == 0 {
-			ids = c.ids()
-		}
-		var b strings.Builder
-		for _, id := range ids {
-			if !c.running(id) {
-				fmt.Fprintf(&b, "%d: down\n", id)
-				continue
-			}
-			st := c.rep(id).Stats()
-			fmt.Fprintf(&b, "%d: sent=%d superseded=%d\n", id, st.Sent, st.Superseded)
-		}
-		return b.String()
+		return c.perNode(ids, func(r *Replica) string {
+			st := r.Stats()
+			return fmt.Sprintf("sent=%d superseded=%d", st.Sent, st.Superseded)
+		})
 
 	case "data":
-		if len(ids) == 0 {
-			ids = c.ids()
-		}
-		var b strings.Builder
-		for _, id := range ids {
-			if !c.running(id) {
-				fmt.Fprintf(&b, "%d: down\n", id)
-				continue
-			}
-			fmt.Fprintf(&b, "%d: %s\n", id, strings.Join(c.appliedCmds(id), " "))
-		}
-		return b.String()
+		return c.perNode(ids, func(r *Replica) string { return strings.Join(c.appliedCmds(r.cfg.ID), " ") })
 	}
 	d.Fatalf(t, "unknown command %q", d.Cmd)
 	return ""
@@ -331,4 +311,21 @@ func (c *handCluster) sendFrame(t *testing.T, d *datadriven.TestData, to uint64)
 	fmt.Fprintf(&c.out, "%s %s (sent by hand)\n", g, describeMsg(m))
 	c.do(to, func() { r.Step(g, m) })
 	return c.take() + c.describeNode(to) + "\n"
+}
+
+// perNode prints one line per node of ids (every node if none): what
+// line says of its replica, or that it is down.
+func (c *handCluster) perNode(ids []uint64, line func(*Replica) string) string {
+	if len(ids) == 0 {
+		ids = c.ids()
+	}
+	var b strings.Builder
+	for _, id := range ids {
+		if !c.running(id) {
+			fmt.Fprintf(&b, "%d: down\n", id)
+			continue
+		}
+		fmt.Fprintf(&b, "%d: %s\n", id, line(c.rep(id)))
+	}
+	return b.String()
 }
