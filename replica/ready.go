@@ -303,9 +303,11 @@ func (r *Replica) write(w *readyWrite) {
 //
 //   - an append without entries, when another append follows. Such an
 //     append only tells a follower a commit index (raft sends one each
-//     time the commit moves), and the later append has the same previous
-//     entry, a commit index at least as high, and any entries: the
-//     follower does with it alone what it would do with both.
+//     time the commit moves), and the later append carries a commit
+//     index at least as high; to a follower being replicated to it also
+//     has the same previous entry, and any entries: the follower does
+//     with it alone what it would do with both. (To a follower being
+//     probed, a later probe supersedes an earlier one.)
 //   - a follower's acknowledgement, when a later one acknowledges at
 //     least as far. The leader's progress only moves forward, so the
 //     later acknowledgement moves it as far as both, in one commit
