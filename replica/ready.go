@@ -69,8 +69,8 @@ func (r *Replica) startReady() (*readyWrite, error) {
 	w.msgs, w.snaps = splitSnapshots(msgs)
 	r.stats.sent.Add(uint64(len(w.msgs)))
 	r.stats.superseded.Add(uint64(len(rd.Messages) - len(msgs)))
-	r.noteSent(leading, rd.Messages)
-	r.noteHeartbeats(leading, rd.Messages)
+	r.noteSent(leading, msgs)
+	r.noteHeartbeats(leading, msgs)
 	if r.sendsBeforePersisting(leading, rd.HardState) && len(w.msgs) > 0 {
 		r.tr.Send(r.Group(), w.msgs)
 		w.msgs = nil

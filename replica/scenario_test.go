@@ -44,8 +44,8 @@ import (
 //	restart ID                    start a stopped node from its disk
 //	status [ID...]                each node's role, term, leader, indexes and members
 //	data [ID...]                  the commands each node's state machine applied
-//	sent [ID...]                  the raft messages each node sent, and the empty
-//	                              appends it left out (superseded in their Ready)
+//	sent [ID...]                  the raft messages each node sent, and the appends
+//	                              and acknowledgements it left out (dropSuperseded)
 //
 // Every command's output starts with what the driver saw while running
 // it: messages delivered (dropped ones say why), snapshots streamed and
