@@ -187,8 +187,8 @@ func (r *Replica) finish(w *readyWrite) error {
 
 // lightLoad is how many inputs may arrive during one synced write for the
 // load to count as light: two from each peer, as with a lone proposal in
-// flight (a follower's acknowledgement of its entry, and its answer to
-// the append that told it the previous entry's commit).
+// flight (a follower's acknowledgement of its entry, and at times its
+// answer to a heartbeat or a notice).
 func (r *Replica) lightLoad() int { return 2 * max(1, len(r.members)-1) }
 
 // writesInPlace reports whether the loop should write the synced batch of
@@ -247,6 +247,7 @@ func (r *Replica) drain() {
 }
 
 func (r *Replica) tick() {
+	r.held.due = len(r.held.msgs) > 0
 	r.rn.Tick()
 	r.ticks++
 	r.stats.ticks.Add(1)

@@ -65,10 +65,11 @@ func (r *Replica) startReady() (*readyWrite, error) {
 	}
 	w := &r.ready // at most one Ready is in flight: reuse its record
 	*w = readyWrite{rd: rd, apply: rd.CommittedEntries, sync: rd.MustSync}
-	msgs := dropSuperseded(rd.Messages)
+	kept := dropSuperseded(rd.Messages)
+	r.stats.superseded.Add(uint64(len(rd.Messages) - len(kept)))
+	msgs := r.holdNotices(leading, kept)
 	w.msgs, w.snaps = splitSnapshots(msgs)
 	r.stats.sent.Add(uint64(len(w.msgs)))
-	r.stats.superseded.Add(uint64(len(rd.Messages) - len(msgs)))
 	r.noteSent(leading, msgs)
 	r.noteHeartbeats(leading, msgs)
 	if r.sendsBeforePersisting(leading, rd.HardState) && len(w.msgs) > 0 {

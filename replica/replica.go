@@ -119,6 +119,7 @@ type Replica struct {
 	writec         chan *readyWrite // to the writer goroutine; closed when the loop ends
 	writing        *readyWrite      // the Ready whose batch the writer is committing, or nil
 	ready          readyWrite       // the record behind writing (one Ready at a time)
+	held           heldNotices      // a leader's notices held back (notice.go)
 	arrived        int              // inputs folded in while writing was in flight
 	loaded         bool             // the last synced write saw more inputs arrive than lightLoad
 	rn             *raft.RawNode

@@ -54,8 +54,9 @@ type Stats struct {
 	Queued, Replicated time.Duration
 	// Sent counts the raft messages this node's Readies handed to the
 	// transport (snapshots apart); Superseded the appends and
-	// acknowledgements left out because a later message of the same Ready
-	// made them redundant (dropSuperseded).
+	// acknowledgements left out because a later message made them
+	// redundant: one of the same Ready (dropSuperseded), or, for a notice
+	// a leader held back, a later Ready's append (holdNotices).
 	Sent, Superseded uint64
 	// RefusedVotes counts vote requests left unanswered because this
 	// member restarted less than an election timeout before (lease.go).

@@ -7,14 +7,18 @@ import (
 	pb "go.etcd.io/raft/v3/raftpb"
 )
 
-func TestDropSuperseded(t *testing.T) {
-	app := func(to, term uint64, ents int) *pb.Message {
-		m := &pb.Message{Type: pb.MsgApp.Enum(), To: new(to), Term: new(term), Commit: new(uint64(7))}
-		for i := range ents {
-			m.Entries = append(m.Entries, &pb.Entry{Index: new(uint64(8 + i))})
-		}
-		return m
+// testAppend is an append to peer to in term, with commit 7 and ents
+// entries from index 8.
+func testAppend(to, term uint64, ents int) *pb.Message {
+	m := &pb.Message{Type: pb.MsgApp.Enum(), To: new(to), Term: new(term), Commit: new(uint64(7))}
+	for i := range ents {
+		m.Entries = append(m.Entries, &pb.Entry{Index: new(uint64(8 + i))})
 	}
+	return m
+}
+
+func TestDropSuperseded(t *testing.T) {
+	app := testAppend
 	ack := func(to, term, index uint64, reject bool) *pb.Message {
 		return &pb.Message{Type: pb.MsgAppResp.Enum(), To: new(to), Term: new(term), Index: new(index), Reject: new(reject)}
 	}
