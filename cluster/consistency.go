@@ -275,7 +275,13 @@ func (c *checker) compare(ctx context.Context) {
 		})
 	}
 	wg.Wait()
+	c.weigh(peers, voters, len(members))
+}
 
+// weigh decides, from the peers' latest results and this node's own, the
+// highest index not yet decided at which enough replicas reported.
+func (c *checker) weigh(peers []peerCheck, voters map[uint64]bool, members int) {
+	self := c.n.cfg.NodeID
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	// Candidate indexes: every peer's, newest first, that we hold a result
@@ -299,7 +305,7 @@ func (c *checker) compare(ctx context.Context) {
 	}
 	sort.Slice(idxs, func(i, j int) bool { return idxs[i] > idxs[j] })
 	for _, idx := range idxs {
-		v, ok := decide(byIndex[idx], voters, len(members))
+		v, ok := decide(byIndex[idx], voters, members)
 		if !ok {
 			continue
 		}
