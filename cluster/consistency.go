@@ -26,7 +26,9 @@ package cluster
 //     (metadata, sessions, references, which chunks exist), not bit rot.
 //   - Every node keeps its last results and, every CheckInterval, asks the
 //     other members for their latest (STATUS) and compares at equal
-//     indexes. A hash held by a majority of the voters is the cluster's;
+//     indexes, with what they reported in earlier rounds (replicas reach
+//     a check entry at different moments: a follower learns the commit
+//     with the leader's next message). A hash held by a majority of the voters is the cluster's;
 //     a replica with another one is diverged: every node that sees it
 //     raises the alarm (NodeStatus.Alarm, Diverged, the
 //     cleave_node_consistency_* metrics, an error log), and the diverged
@@ -104,8 +106,9 @@ type checker struct {
 	mismatches atomic.Uint64 // compared indexes at which replicas differed
 
 	mu          sync.Mutex
-	results     []checkResult // ascending index, at most checkResults
-	compared    uint64        // highest index decided
+	results     []checkResult                // ascending index, at most checkResults
+	reports     map[uint64]map[uint64]string // index -> peer id -> hash: the peers' reports not yet decided
+	compared    uint64                       // highest index decided
 	alarm       string
 	alarmIndex  uint64
 	diverged    []uint64
@@ -275,26 +278,52 @@ func (c *checker) compare(ctx context.Context) {
 		})
 	}
 	wg.Wait()
-	c.weigh(peers, voters, len(members))
+	memberIDs := map[uint64]bool{}
+	for _, m := range members {
+		memberIDs[m.ID] = true
+	}
+	c.weigh(peers, voters, memberIDs)
 }
 
-// weigh decides, from the peers' latest results and this node's own, the
-// highest index not yet decided at which enough replicas reported.
-func (c *checker) weigh(peers []peerCheck, voters map[uint64]bool, members int) {
+// weigh decides, from this node's results and what the peers reported,
+// this round and the earlier ones, the highest index not yet decided at
+// which enough replicas reported. A peer reports only its latest result,
+// and replicas reach a check entry at different moments (a follower
+// learns a commit with the leader's next message), so one round may hold
+// too few replicas at every index while a later one completes an earlier
+// index; the reports are kept until their index is decided or older than
+// every result this node keeps.
+func (c *checker) weigh(peers []peerCheck, voters, members map[uint64]bool) {
 	self := c.n.cfg.NodeID
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	// Candidate indexes: every peer's, newest first, that we hold a result
-	// for and have not decided.
+	if c.reports == nil {
+		c.reports = map[uint64]map[uint64]string{}
+	}
+	for _, p := range peers {
+		if c.reports[p.index] == nil {
+			c.reports[p.index] = map[uint64]string{}
+		}
+		c.reports[p.index][p.id] = p.hash
+	}
+	defer c.pruneReports()
+	// Candidate indexes: every reported one, newest first, that we hold a
+	// result for and have not decided; only current members count.
 	byIndex := map[uint64]map[uint64]string{}
 	for _, r := range c.results {
 		if r.index > c.compared {
 			byIndex[r.index] = map[uint64]string{self: r.hash}
 		}
 	}
-	for _, p := range peers {
-		if m, ok := byIndex[p.index]; ok {
-			m[p.id] = p.hash
+	for idx, reported := range c.reports {
+		m, ok := byIndex[idx]
+		if !ok {
+			continue
+		}
+		for id, h := range reported {
+			if members[id] && id != self {
+				m[id] = h
+			}
 		}
 	}
 	idxs := make([]uint64, 0, len(byIndex))
@@ -304,8 +333,18 @@ func (c *checker) weigh(peers []peerCheck, voters map[uint64]bool, members int) 
 		}
 	}
 	sort.Slice(idxs, func(i, j int) bool { return idxs[i] > idxs[j] })
+	// The newest index every member reported comes first: deciding a
+	// newer one without a member that lags would pass over that member's
+	// hash for good. Without one (a member down), the newest decidable.
 	for _, idx := range idxs {
-		v, ok := decide(byIndex[idx], voters, members)
+		if len(byIndex[idx]) == len(members) {
+			v, _ := decide(byIndex[idx], voters, len(members))
+			c.apply(idx, v)
+			return
+		}
+	}
+	for _, idx := range idxs {
+		v, ok := decide(byIndex[idx], voters, len(members))
 		if !ok {
 			continue
 		}
@@ -383,6 +422,20 @@ func decide(hashes map[uint64]string, voters map[uint64]bool, members int) (v ve
 		v.split = true
 	}
 	return v, true
+}
+
+// pruneReports forgets the reports at decided indexes and at those older
+// than every result this node keeps. c.mu is held.
+func (c *checker) pruneReports() {
+	oldest := c.compared + 1
+	if len(c.results) > 0 {
+		oldest = max(oldest, c.results[0].index)
+	}
+	for idx := range c.reports {
+		if idx < oldest {
+			delete(c.reports, idx)
+		}
+	}
 }
 
 // apply records the verdict at idx. c.mu is held.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -47,6 +49,47 @@ func TestDecide(t *testing.T) {
 // nodes: healthy, they compare equal hashes; once node 3 rewrites an entry
 // outside the log, every node names it, node 3 refuses reads, and its
 // metrics say so.
+// TestWeighRemembersEarlierReports: a peer reports only its latest
+// result, and replicas apply a check entry at different moments (a
+// follower learns the commit with the next message, a tick later at
+// most). Here node 3's rounds always fall where the leader (1) has
+// already moved to the next check and the other follower (2) reports the
+// one node 3 has just reached: each round alone holds two hashes that
+// disagree, which decides nothing. With what earlier rounds reported,
+// the next round has all three.
+func TestWeighRemembersEarlierReports(t *testing.T) {
+	c := &checker{n: &Node{cfg: Config{NodeID: 3}}, log: slog.New(slog.DiscardHandler)}
+	voters := map[uint64]bool{1: true, 2: true, 3: true}
+	members := voters
+	c.results = []checkResult{{10, "good10"}, {21, "bad21"}}
+	c.compared = 10
+	c.weigh([]peerCheck{{1, 31, "good31"}, {2, 21, "good21"}}, voters, members)
+	if c.compared != 10 || c.alarm != "" {
+		t.Fatalf("decided %d (alarm %q) from two disagreeing hashes", c.compared, c.alarm)
+	}
+	c.results = append(c.results, checkResult{31, "bad31"})
+	c.weigh([]peerCheck{{1, 41, "good41"}, {2, 31, "good31"}}, voters, members)
+	if c.compared != 31 || !slices.Equal(c.diverged, []uint64{3}) || !c.quarantined {
+		t.Fatalf("after the second round: compared %d, diverged %v, quarantined %v; want 31, [3], true", c.compared, c.diverged, c.quarantined)
+	}
+	if len(c.reports) != 1 || c.reports[41] == nil {
+		t.Fatalf("kept the reports at %v, want only those at 41 (not decided yet)", slices.Sorted(maps.Keys(c.reports)))
+	}
+	// A newer index two members agree on does not pass over an older one
+	// every member reported: 2 reports 41 now, 1 reported it before.
+	c.results = append(c.results, checkResult{41, "bad41"}, checkResult{51, "good51"})
+	c.weigh([]peerCheck{{1, 51, "good51"}, {2, 41, "good41"}}, voters, members)
+	if c.compared != 41 || !slices.Equal(c.diverged, []uint64{3}) {
+		t.Fatalf("decided %d (diverged %v), want 41 ([3]): the newest index every member reported", c.compared, c.diverged)
+	}
+	// A member that left no longer counts, whatever it reported before:
+	// 1's report at 51 alone with this node's is one voter of two.
+	c.weigh(nil, map[uint64]bool{2: true, 3: true}, map[uint64]bool{2: true, 3: true})
+	if c.compared != 41 {
+		t.Fatalf("decided %d from a report of a member that left", c.compared)
+	}
+}
+
 func TestConsistencyCheckQuarantinesDivergedNode(t *testing.T) {
 	mn := newMemberNet(t, 3)
 	for id := uint64(1); id <= 3; id++ {
