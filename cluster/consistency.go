@@ -28,12 +28,12 @@ package cluster
 //     other members for their latest (STATUS) and compares at equal
 //     indexes, with what they reported in earlier rounds (replicas reach
 //     a check entry at different moments: a follower learns the commit
-//     with the leader's next message). A hash held by a majority of the voters is the cluster's;
-//     a replica with another one is diverged: every node that sees it
-//     raises the alarm (NodeStatus.Alarm, Diverged, the
-//     cleave_node_consistency_* metrics, an error log), and the diverged
-//     node quarantines itself: it refuses reads, stale ones included, with
-//     UNAVAILABLE, so the router reads elsewhere. The alarm and the
+//     with the leader's next message). A hash held by a majority of the
+//     voters is the cluster's; a replica with another one is diverged:
+//     every node that sees it raises the alarm (NodeStatus.Alarm,
+//     Diverged, the cleave_node_consistency_* metrics, an error log), and
+//     the diverged node quarantines itself: it refuses reads, stale ones
+//     included, with UNAVAILABLE, so the router reads elsewhere. The alarm and the
 //     quarantine hold until a later check agrees again.
 //
 // Rebuilding a quarantined replica is not automatic yet: the operator

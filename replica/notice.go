@@ -68,7 +68,7 @@ func (r *Replica) holdNotices(leading bool, msgs []*pb.Message) []*pb.Message {
 	}
 	next := 0 // msgs[next:] are not in out yet
 	for i, m := range msgs {
-		if isNotice(m) && !hasAppend(msgs[i+1:], m.GetTo(), m.GetTerm()) && !heldFor(h.msgs, m.GetTo()) {
+		if isNotice(m) && !hasAppend(msgs[i+1:], m.GetTo(), m.GetTerm()) && !sendsTo(h.msgs, m.GetTo()) {
 			out = append(out, msgs[next:i]...)
 			next = i + 1
 			h.msgs = append(h.msgs, m)
@@ -103,6 +103,3 @@ func sendsTo(msgs []*pb.Message, peer uint64) bool {
 	}
 	return false
 }
-
-// heldFor reports whether held has a notice to peer.
-func heldFor(held []*pb.Message, peer uint64) bool { return sendsTo(held, peer) }
