@@ -243,6 +243,11 @@ func OpenMetaTable(cfg MetaConfig, tr replica.Transport) (*MetaTable, error) {
 	if cfg.IdleTickInterval == 0 {
 		rc.IdleTickInterval = replica.IdleTickFactor * rc.TickInterval
 	}
+	// A router answers listings (users, grants, the routing table) from
+	// its own copy of the meta state: its followers learn each commit at
+	// once, so a change acknowledged through one router shows on the
+	// others within a round trip, not a heartbeat interval.
+	rc.SendNotices = true
 	rc.Logger = cfg.Logger.With("group", "meta")
 	// Beside the DB, on its file system (ingesting links the file).
 	rc.SnapshotDir = filepath.Clean(cfg.Dir) + ".snap"

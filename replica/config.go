@@ -119,6 +119,13 @@ type Config struct {
 	// that lease, without a round (lease.go); every member of a group must
 	// then run with the same TickInterval and ElectionTicks.
 	NoReadLease bool
+	// SendNotices makes a leader send each append without entries (a
+	// commit notice) at once instead of holding it for the next message
+	// to that follower or the next tick (notice.go). Set it where a
+	// follower answers reads from its own state without a read index,
+	// as a router answers from the meta group's: held notices let such a
+	// read miss a write just acknowledged for up to a heartbeat interval.
+	SendNotices bool
 
 	clock func() time.Time // the lease's clock: time.Now unless a test sets it
 }

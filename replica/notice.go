@@ -38,10 +38,12 @@ type heldNotices struct {
 // holdNotices returns what a Ready sends now out of msgs (its messages,
 // superseded ones already left out): the held notices first where due
 // (see heldNotices), then msgs without the notices this Ready holds back.
-// It counts the held notices it drops as superseded. Loop goroutine.
-func (r *Replica) holdNotices(leading bool, msgs []*pb.Message) []*pb.Message {
+// It counts the held notices it drops as superseded. Unless hold (a
+// leader, without Config.SendNotices) it holds nothing and drops what it
+// held. Loop goroutine.
+func (r *Replica) holdNotices(hold bool, msgs []*pb.Message) []*pb.Message {
 	h := &r.held
-	if !leading {
+	if !hold {
 		clear(h.msgs)
 		h.msgs, h.due = h.msgs[:0], false
 		return msgs

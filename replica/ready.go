@@ -67,7 +67,7 @@ func (r *Replica) startReady() (*readyWrite, error) {
 	*w = readyWrite{rd: rd, apply: rd.CommittedEntries, sync: rd.MustSync}
 	kept := dropSuperseded(rd.Messages)
 	r.stats.superseded.Add(uint64(len(rd.Messages) - len(kept)))
-	msgs := r.holdNotices(leading, kept)
+	msgs := r.holdNotices(leading && !r.cfg.SendNotices, kept)
 	w.msgs, w.snaps = splitSnapshots(msgs)
 	r.stats.sent.Add(uint64(len(w.msgs)))
 	r.noteSent(leading, msgs)
