@@ -192,16 +192,14 @@ func (r *Replica) applyDurable(w *readyWrite) error {
 	return nil
 }
 
-// deliver answers the proposals in ds. A conf change among them is
-// published first: whoever waits for it reads the member list from
-// Status as soon as it is told.
+// deliver answers the proposals in ds. Status is published first, so
+// whoever is told of a write and then reads Status sees it committed and
+// applied (and, for a conf change, the new member list).
 func (r *Replica) deliver(ds []delivery) {
 	if len(ds) == 0 {
 		return // a follower's Ready, every time: no clock read
 	}
-	if r.membersDirty {
-		r.publishStatus()
-	}
+	r.publishStatus()
 	now := time.Now()
 	for _, d := range ds {
 		if p := d.p; d.res.err == nil && !p.answered && !p.landed.IsZero() {

@@ -489,7 +489,8 @@ func (r *Replica) ReportUnreachable(id uint64) {
 }
 
 // Status returns the latest published status. It is cheap and safe for
-// concurrent use.
+// concurrent use. It is published before any proposal is answered, so it
+// covers every write this replica has answered.
 func (r *Replica) Status() Status { return *r.status.Load() }
 
 // Stats returns the loop's cumulative counters. Safe for concurrent use.

@@ -469,6 +469,43 @@ func TestProposeFunc(t *testing.T) {
 	}
 }
 
+// TestStatusCoversAnsweredProposals: by the time a proposal is answered,
+// Status shows it committed and applied, so whoever was told of a write
+// and then reads Status (a test waiting for followers to catch up, an
+// operator's status command) never sees an index before it.
+func TestStatusCoversAnsweredProposals(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.startAll()
+	lead := c.waitLeader()
+	type answer struct {
+		index uint64
+		err   error
+		st    Status
+	}
+	const n = 20
+	answers := make(chan answer, n)
+	for i := range n {
+		rep := c.rep(lead)
+		if !rep.ProposeFunc([]byte(fmt.Sprintf("s-%d", i)), func(_ any, index uint64, err error) {
+			answers <- answer{index, err, rep.Status()}
+		}) {
+			t.Fatalf("proposal %d was not queued", i)
+		}
+	}
+	for range n {
+		a := <-answers
+		if a.err != nil || a.st.Commit < a.index || a.st.Applied < a.index {
+			t.Fatalf("proposal at index %d answered (err %v) while Status showed commit %d, applied %d", a.index, a.err, a.st.Commit, a.st.Applied)
+		}
+	}
+	for i := range n {
+		_, index, err := c.rep(lead).Propose(context.Background(), []byte(fmt.Sprintf("p-%d", i)))
+		if st := c.rep(lead).Status(); err != nil || st.Commit < index || st.Applied < index {
+			t.Fatalf("Propose answered index %d (err %v), then Status showed commit %d, applied %d", index, err, st.Commit, st.Applied)
+		}
+	}
+}
+
 // ReadIndexFunc's then is called once per read, off the loop (it may call
 // the replica, even wait for a proposal), and sees every write committed
 // before the call, on the leader and on a follower.
