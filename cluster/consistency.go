@@ -33,8 +33,8 @@ package cluster
 //     every node that sees it raises the alarm (NodeStatus.Alarm,
 //     Diverged, the cleave_node_consistency_* metrics, an error log), and
 //     the diverged node quarantines itself: it refuses reads, stale ones
-//     included, with UNAVAILABLE, so the router reads elsewhere. The alarm and the
-//     quarantine hold until a later check agrees again.
+//     included, with UNAVAILABLE, so the router reads elsewhere. The
+//     alarm and the quarantine hold until a later check agrees again.
 //
 // Rebuilding a quarantined replica is not automatic yet: the operator
 // replaces it (`cleave node replace`: a new id and an empty disk, which

@@ -45,10 +45,6 @@ func TestDecide(t *testing.T) {
 	}
 }
 
-// TestConsistencyCheckQuarantinesDivergedNode runs the check on three real
-// nodes: healthy, they compare equal hashes; once node 3 rewrites an entry
-// outside the log, every node names it, node 3 refuses reads, and its
-// metrics say so.
 // TestWeighRemembersEarlierReports: a peer reports only its latest
 // result, and replicas apply a check entry at different moments (a
 // follower learns the commit with the next message, a tick later at
@@ -90,6 +86,10 @@ func TestWeighRemembersEarlierReports(t *testing.T) {
 	}
 }
 
+// TestConsistencyCheckQuarantinesDivergedNode runs the check on three real
+// nodes: healthy, they compare equal hashes; once node 3 rewrites an entry
+// outside the log, every node names it, node 3 refuses reads, and its
+// metrics say so.
 func TestConsistencyCheckQuarantinesDivergedNode(t *testing.T) {
 	mn := newMemberNet(t, 3)
 	for id := uint64(1); id <= 3; id++ {
