@@ -42,6 +42,14 @@ import (
 // reason). The gen and seq in each record's checksum make the records a
 // spare held before invalid in its new life.
 //
+// A new file gets the same treatment as it fills: a write that passes the
+// end of the file also writes zeros after its records, as many as the file
+// holds already (at least 64 KiB, at most 1 MiB, never past a sixteenth
+// beyond segmentBytes), and the writes after it overwrite them. So about
+// nine writes of a new 4 MiB segment grow its file instead of every one,
+// and a new log's first segments cost what recycled ones do. The zeros end
+// the records at open like any record that does not check.
+//
 // gen is the log's generation, recorded in the DB (p+"logid") atomically
 // with the log's start (p+"trunc"): a snapshot or a fork replaces both, so
 // segments of any other generation hold entries of a log that no longer
@@ -52,6 +60,10 @@ const (
 	// segmentBytes is the size past which the next write starts a new
 	// segment. Compaction deletes whole segments.
 	segmentBytes = 4 << 20
+	// minZeroAhead and maxZeroAhead bound the zeros a write that grows a
+	// segment's file leaves after its records.
+	minZeroAhead = 64 << 10
+	maxZeroAhead = 1 << 20
 	recordHeader = 8
 	// maxSpares is how many compacted segments are kept for recycling.
 	maxSpares = 2
@@ -64,8 +76,11 @@ type segment struct {
 	name string // full path
 	seq  uint64
 	f    vfs.File
-	size int64  // bytes of whole records; the next write goes here
-	last uint64 // highest index ever written to it
+	size int64 // bytes of whole records; the next write goes here
+	// zeroed is the length of the file: records, then the zeros a write
+	// left after them, or what a spare held before.
+	zeroed int64
+	last   uint64 // highest index ever written to it
 }
 
 // entryPos is where an entry's payload lies.
@@ -101,7 +116,8 @@ const maxSpareBuffer = 4 << 20
 type segWrite struct {
 	seg *segment
 	off int64
-	buf []byte
+	buf []byte     // the records, then any zeros written ahead of them
+	end int64      // where the records end in the file
 	pos []entryPos // the entries' positions, in order
 	idx uint64     // index of pos[0]
 }
@@ -214,6 +230,7 @@ func (l *segLog) load(s *segment) error {
 		off += int64(n)
 	}
 	s.size = off
+	s.zeroed = int64(len(data))
 	if s.f, err = l.fs.OpenReadWrite(s.name, vfs.WriteCategoryUnspecified); err != nil {
 		return fmt.Errorf("open log segment: %w", err)
 	}
@@ -317,7 +334,23 @@ func (l *segLog) prepare(ents []*pb.Entry) (*segWrite, error) {
 		binary.LittleEndian.PutUint32(w.buf[start+4:], recordSum(l.gen, s.seq, payload))
 		w.pos = append(w.pos, entryPos{seg: s, off: s.size + int64(start) + recordHeader, n: uint32(len(payload)), term: e.GetTerm()})
 	}
+	w.end = w.off + int64(len(w.buf))
+	if pad := l.zeroTo(s, w.end) - w.end; pad > 0 {
+		w.buf = append(w.buf, make([]byte, pad)...)
+	}
 	return w, nil
+}
+
+// zeroTo is the length segment s's file should have after a write whose
+// records end at end: end, or past it by as many bytes as the file holds
+// (within the zero-ahead bounds and the segment's expected length) when
+// the write grows the file.
+func (l *segLog) zeroTo(s *segment, end int64) int64 {
+	if end <= s.zeroed {
+		return end
+	}
+	step := min(max(s.zeroed, minZeroAhead), maxZeroAhead)
+	return max(end, min(s.zeroed+step, l.maxBytes+l.maxBytes/16))
 }
 
 // roll starts a new last segment, in a spare file if there is one.
@@ -348,7 +381,12 @@ func (l *segLog) roll() error {
 	if err != nil {
 		return fmt.Errorf("open log segment: %w", err)
 	}
-	l.segs = append(l.segs, &segment{name: name, seq: seq, f: f})
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("stat log segment %s: %w", name, err)
+	}
+	l.segs = append(l.segs, &segment{name: name, seq: seq, f: f, zeroed: st.Size()})
 	return nil
 }
 
@@ -373,7 +411,8 @@ func syncDir(fs vfs.FS, dir string) error {
 // change the log between prepare, which checked that the entries follow
 // it, and commit.
 func (l *segLog) commit(w *segWrite) {
-	w.seg.size = w.off + int64(len(w.buf))
+	w.seg.size = w.end
+	w.seg.zeroed = max(w.seg.zeroed, w.off+int64(len(w.buf)))
 	for i, p := range w.pos {
 		w.seg.last = max(w.seg.last, w.idx+uint64(i))
 		l.place(w.idx+uint64(i), p)

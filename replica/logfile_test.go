@@ -333,3 +333,76 @@ func TestSegLogRefusesGap(t *testing.T) {
 	}
 	checkLog(t, l, testEntries(1, 2, 1))
 }
+
+// TestSegLogWritesAheadOfItsEnd appends small entries to a new segment:
+// only a few writes make its file longer (each fdatasync after one also
+// writes the file's size and blocks), the rest overwrite the zeros an
+// earlier write left past its records. The zeros end the records at
+// open, and the next write after a reopen follows the last record.
+func TestSegLogWritesAheadOfItsEnd(t *testing.T) {
+	fs := &growthFS{FS: vfs.NewMem()}
+	const maxBytes = 32 << 10
+	l, _, err := openSegLog(fs, "/log", 7, 0, maxBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := testEntries(1, 3000, 1)
+	for _, e := range want {
+		appendSync(t, l, e)
+	}
+	if len(l.segs) < 2 {
+		t.Fatalf("%d segments, want the entries to fill more than one", len(l.segs))
+	}
+	if fs.writes < len(want) {
+		t.Fatalf("%d writes for %d appends", fs.writes, len(want))
+	}
+	if limit := 8 * len(l.segs); fs.grew > limit {
+		t.Errorf("%d of %d writes made a segment's file longer, want at most %d for %d segments", fs.grew, fs.writes, limit, len(l.segs))
+	}
+	l.close()
+	l, _, err = openSegLog(fs, "/log", 7, 0, maxBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := testEntry(3001, 2)
+	appendSync(t, l, next)
+	l.close()
+	l, _, err = openSegLog(fs, "/log", 7, 0, maxBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, l, append(want, next))
+	l.close()
+}
+
+// growthFS counts the writes to files opened for writing through it, and
+// those that made a file longer.
+type growthFS struct {
+	vfs.FS
+	writes, grew int
+}
+
+func (fs *growthFS) OpenReadWrite(name string, c vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
+	f, err := fs.FS.OpenReadWrite(name, c, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &growthFile{File: f, fs: fs}, nil
+}
+
+type growthFile struct {
+	vfs.File
+	fs *growthFS
+}
+
+func (f *growthFile) WriteAt(p []byte, off int64) (int, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	f.fs.writes++
+	if off+int64(len(p)) > st.Size() {
+		f.fs.grew++
+	}
+	return f.File.WriteAt(p, off)
+}
