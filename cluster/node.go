@@ -823,7 +823,7 @@ func (n *Node) refuseWrite(req *wire.Request) *wire.Response {
 	if l := n.rep.Leader(); l != n.cfg.NodeID {
 		return n.notLeader(l)
 	}
-	return n.space.refuse(req.Op, n.cfg.NodeID)
+	return n.space.refuse(req.Op, len(req.Data), n.cfg.NodeID)
 }
 
 // command is the command the leader proposes for req, stamped now.

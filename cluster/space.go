@@ -19,8 +19,19 @@ const (
 	defaultMinFreeFloor   = 256 << 20
 	defaultMinFreePercent = 2
 	// spaceRefresh is how old the free space a write is checked against
-	// may be: one statfs per this period at most, not one per request.
+	// may be while the writes admitted since are small next to the
+	// headroom: one statfs per this period, not one per request.
 	spaceRefresh = 250 * time.Millisecond
+	// spaceAmplification bounds the disk bytes one admitted byte may take
+	// before a statfs sees them: the log's copy and the state's, a
+	// compaction rewriting the state, and the other nodes of a deployment
+	// sharing the volume (cleave up). The guard samples again once the
+	// writes admitted since its last sample, times this, could have taken
+	// half the headroom above the watermark.
+	spaceAmplification = 8
+	// requestOverhead is what a write is counted beyond its data: its
+	// entry in the log and its metadata in the state.
+	requestOverhead = 1 << 10
 )
 
 // spaceGuard keeps the free space of the volume holding a node's data
@@ -33,6 +44,7 @@ type spaceGuard struct {
 
 	mu        sync.Mutex
 	at        time.Time // of the last statfs; zero before the first
+	admitted  uint64    // bytes of the writes admitted since it
 	free      uint64    // bytes available to the node
 	watermark uint64    // bytes below which writes are refused; 0 when off
 	low       bool      // free < watermark at the last statfs
@@ -44,15 +56,19 @@ func newSpaceGuard(dir string, min int64, log *slog.Logger) *spaceGuard {
 }
 
 // sample returns the free bytes, the watermark and whether free is below
-// it, at most spaceRefresh old. A failed statfs refuses nothing (it is
-// logged once per failure run and reported as 0 free bytes).
+// it. They are at most spaceRefresh old, and fresh once the writes
+// admitted since the last statfs could have taken half the headroom (see
+// spaceAmplification): a volume filling fast is sampled at every write
+// near the watermark, so a burst cannot run past it and fill the disk. A
+// failed statfs refuses nothing (it is logged once per failure run and
+// reported as 0 free bytes).
 func (g *spaceGuard) sample() (free, watermark uint64, low bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if !g.at.IsZero() && time.Since(g.at) < spaceRefresh {
+	if !g.at.IsZero() && time.Since(g.at) < spaceRefresh && !g.nearWatermark() {
 		return g.free, g.watermark, g.low
 	}
-	g.at = time.Now()
+	g.at, g.admitted = time.Now(), 0
 	var st unix.Statfs_t
 	if err := unix.Statfs(g.dir, &st); err != nil {
 		if g.err == nil {
@@ -76,6 +92,23 @@ func (g *spaceGuard) sample() (free, watermark uint64, low bool) {
 	return g.free, g.watermark, g.low
 }
 
+// nearWatermark reports whether the writes admitted since the last statfs
+// could have taken half the headroom it found above the watermark.
+func (g *spaceGuard) nearWatermark() bool {
+	if g.watermark == 0 || g.err != nil || g.low {
+		return false
+	}
+	return g.admitted*spaceAmplification >= (g.free-g.watermark)/2
+}
+
+// admit counts n bytes of a write the guard let through towards its next
+// sample.
+func (g *spaceGuard) admit(n int) {
+	g.mu.Lock()
+	g.admitted += uint64(n) + requestOverhead
+	g.mu.Unlock()
+}
+
 // watermarkFor is the watermark of a volume of size bytes: min itself
 // when positive, none when negative, else max(256 MiB, 2% of size).
 func watermarkFor(min int64, size uint64) uint64 {
@@ -92,14 +125,16 @@ func watermarkFor(min int64, size uint64) uint64 {
 // every mutation but REMOVE.
 func addsData(op wire.Op) bool { return op.Mutating() && op != wire.OpRemove }
 
-// refuse returns the NO_SPACE answer to a request with op on node id when
-// op adds data and the disk is below the watermark, else nil.
-func (g *spaceGuard) refuse(op wire.Op, id uint64) *wire.Response {
+// refuse returns the NO_SPACE answer to a request with op and size bytes
+// of data on node id when op adds data and the disk is below the
+// watermark, else nil, counting size towards the next sample.
+func (g *spaceGuard) refuse(op wire.Op, size int, id uint64) *wire.Response {
 	if !addsData(op) {
 		return nil
 	}
 	free, watermark, low := g.sample()
 	if !low {
+		g.admit(size)
 		return nil
 	}
 	return &wire.Response{Code: wire.NoSpace, Message: fmt.Sprintf(

@@ -2,8 +2,11 @@ package cluster
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cleavefs/cleave/fsm"
+	"github.com/cleavefs/cleave/internal/testvol"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -172,6 +176,32 @@ func TestStorageStuck(t *testing.T) {
 		why := storageStuck(c.r, now)
 		if (why != "") != c.stuck || c.stuck && !strings.Contains(why, "no space left on device") {
 			t.Errorf("%s: %q, want stuck %v", c.name, why, c.stuck)
+		}
+	}
+}
+
+// A volume filling faster than the guard's refresh period is sampled again
+// once the writes admitted since its last sample could have taken half
+// the headroom above the watermark: a burst of large writes is refused at
+// the watermark instead of running on until the disk is full.
+func TestWatermarkHoldsUnderAFastBurst(t *testing.T) {
+	vol := testvol.Tmpfs(t, 64<<20)
+	g := newSpaceGuard(vol, 32<<20, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	const size = 1 << 20
+	for i := 0; ; i++ {
+		resp := g.refuse(wire.OpPut, size, 1)
+		if resp != nil {
+			if resp.Code != wire.NoSpace {
+				t.Fatalf("write %d: %v, want NO_SPACE", i, resp.Err())
+			}
+			free, watermark, _ := g.sample()
+			t.Logf("refused after %d writes of 1 MiB (2 MiB on disk each): %d bytes free, watermark %d", i, free, watermark)
+			return
+		}
+		// Each admitted write lands on the volume twice, as a node's log
+		// and state hold it.
+		if err := os.WriteFile(filepath.Join(vol, fmt.Sprintf("w%03d", i)), make([]byte, 2*size), 0o644); err != nil {
+			t.Fatalf("write %d was admitted, then could not land on the volume: %v", i, err)
 		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -14,29 +13,9 @@ import (
 
 	"github.com/cleavefs/cleave/client"
 	"github.com/cleavefs/cleave/internal/eventually"
+	"github.com/cleavefs/cleave/internal/testvol"
 	"github.com/cleavefs/cleave/wire"
 )
-
-// mountTmpfs mounts a tmpfs of size bytes at a new directory and unmounts
-// it when the test ends (after the cleanups registered later, such as the
-// deployment's stop). It skips the test, saying why, if mounting fails.
-func mountTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "vol")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		t.Skipf("cannot mount a tmpfs for a small volume (needs root): %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
 
 // A deployment on a small volume fills up: writes are refused NO_SPACE
 // promptly (never TIMEOUT), every acknowledged file still reads back, a
@@ -44,7 +23,7 @@ func mountTmpfs(t *testing.T, size int64) string {
 // resume without restarting anything.
 func TestDiskFull(t *testing.T) {
 	skipInShortMode(t, "a cleave up on its own tmpfs")
-	vol := mountTmpfs(t, 320<<20)
+	vol := testvol.Tmpfs(t, 320<<20)
 	filler := filepath.Join(vol, "filler")
 	if err := os.WriteFile(filler, make([]byte, 64<<20), 0o644); err != nil {
 		t.Fatal(err)

@@ -73,6 +73,7 @@ var Rules = map[string][]string{
 	// Test helpers (TestOnly).
 	"internal/eventually":  {},
 	"internal/syncbuf":     {},
+	"internal/testvol":     {},
 	"internal/fsmodel":     {"wire", "internal/fspath"},
 	"internal/testcluster": {"client", "cluster", "fsm", "router", "control", "replica", "wire", "internal/*"},
 	"tests":                {"*"},
@@ -99,7 +100,7 @@ const (
 
 // TestOnly lists the packages only tests may use: no other package imports
 // them, though they may import each other.
-var TestOnly = []string{"internal/eventually", "internal/syncbuf", "internal/fsmodel", "internal/testcluster", "tests", "tests/k8s/kubeenv", "tests/k8s"}
+var TestOnly = []string{"internal/eventually", "internal/syncbuf", "internal/testvol", "internal/fsmodel", "internal/testcluster", "tests", "tests/k8s/kubeenv", "tests/k8s"}
 
 // Check holds graph — each package's path inside module mapped to the full
 // import paths of its non-test imports — to Rules. It returns one line per
