@@ -469,7 +469,7 @@ func (n *Node) bootstrap() error {
 	if err := n.fsm.Bootstrap(b, n.cfg.Range); err != nil {
 		return fmt.Errorf("cluster: bootstrap: %w", err)
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := replica.CommitDurable(n.db, b); err != nil {
 		return fmt.Errorf("cluster: bootstrap: %w", err)
 	}
 	n.log.Info("bootstrapped new node", "range", n.cfg.Range.String())

@@ -28,7 +28,7 @@ func TestAppendRepairsCorruptBlockOnLeader(t *testing.T) {
 		t.Fatalf("PUT: %v", resp.Err())
 	}
 	mn.waitSameState(1, 2, 3)
-	if err := mn.nodes[lead].db.Set(chunkKey(fsm.ChunkOf([]byte("abc"))), []byte("abX"), pebble.Sync); err != nil {
+	if err := mn.nodes[lead].db.Set(chunkKey(fsm.ChunkOf([]byte("abc"))), []byte("abX"), pebble.NoSync); err != nil {
 		t.Fatal(err)
 	}
 	resp := mn.call(lead, &wire.Request{Op: wire.OpAppend, Path: "/r/f", Data: []byte("d"), Session: 7, Seq: 1})

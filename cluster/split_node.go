@@ -340,7 +340,7 @@ func (s *splitState) rewrite() error {
 	if err := n.fsm.ForkState(b, rec, tainted); err != nil {
 		return fmt.Errorf("split: fork: %w", err)
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := replica.CommitDurable(n.db, b); err != nil {
 		return fmt.Errorf("split: fork: %w", err)
 	}
 	s.fenceAt = 0

@@ -125,7 +125,7 @@ func (f *FSM) RepairChunk(h ChunkID, data []byte) (bool, error) {
 	case err != nil && !errors.Is(err, pebble.ErrNotFound):
 		return false, storageErr("read chunk "+h.String(), err)
 	}
-	if err := f.db.Set(chunkKey(h), data, pebble.Sync); err != nil {
+	if err := setDurable(f.db, chunkKey(h), data); err != nil {
 		return false, storageErr("repair chunk "+h.String(), err)
 	}
 	return true, nil
@@ -141,7 +141,7 @@ func (f *FSM) UnsafeBumpMtime(p string) (bool, error) {
 	}
 	e.Mtime++
 	f.forgetEntries([][]byte{entryKey(p)}) // Apply reads it again
-	if err := f.db.Set(entryKey(p), encodeEntry(e), pebble.Sync); err != nil {
+	if err := setDurable(f.db, entryKey(p), encodeEntry(e)); err != nil {
 		return false, storageErr("rewrite "+p, err)
 	}
 	return true, nil

@@ -40,7 +40,7 @@ func TestStorageHealthRecordsBackgroundErrors(t *testing.T) {
 	}
 	full.On()
 	start := time.Now()
-	if err := db.Set([]byte("k"), []byte("v"), pebble.Sync); err != nil {
+	if err := db.Set([]byte("k"), []byte("v"), pebble.NoSync); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.AsyncFlush(); err != nil {

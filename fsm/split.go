@@ -98,7 +98,7 @@ func (f *FSM) Split() (*SplitRecord, error) { return readSplit(f.db) }
 // departing learner's state is not the state at the split index (it was
 // restored from a snapshot taken after it), so ForkState gives it no range.
 func (f *FSM) MarkSplitTainted() error {
-	if err := f.db.Set([]byte(splitTaintKey), nil, pebble.Sync); err != nil {
+	if err := setDurable(f.db, []byte(splitTaintKey), nil); err != nil {
 		return storageErr("mark the split taint", err)
 	}
 	return nil

@@ -15,7 +15,7 @@
 //     and its HardState, committed entries applied through
 //     StateMachine.Apply, ConfState changes and the applied index go into
 //     one Pebble indexed batch. A writer goroutine appends the entries and
-//     fsyncs them, then commits the batch, itself without fsync unless it
+//     fsyncs them, then commits the batch, itself not durable unless it
 //     changes the term or the vote: every entry it applies is in the synced
 //     log, which replays it after a crash (a Ready with no entries and
 //     nothing to sync the loop commits itself, since there is no disk wait
@@ -33,8 +33,16 @@
 //     (group commit), and what arrives during a sync fills the next one.
 //   - Because the applied index is written in the same batch as the state it
 //     produced, a restart re-applies every committed entry after it exactly
-//     once. Compaction drops log entries only after a synced commit, so
-//     the state they produced is durable first.
+//     once. The replica never relies on the DB's write-ahead log, so the
+//     DB may run without one (pebble.Options.DisableWAL; the nodes' state
+//     does): the log is the state's write-ahead log. What must survive a
+//     crash outside the log (term and vote, member marks, records of
+//     bootstrap and log generation, an installed snapshot) is committed
+//     and flushed (CommitDurable). Compaction moves the log's start at
+//     once, with an unsynced record, but removes a segment file only after
+//     a flush that began later has ended, so the state of every entry it
+//     held, and the record, are durable first. A clean Close flushes the
+//     DB, so the next Open replays nothing.
 //   - Propose works only on the leader (proposals are never forwarded). A
 //     caller learns the outcome: applied (result, index), not applied
 //     (*NotLeaderError, ErrProposalDropped, ErrProposalLost, ErrStopped) or

@@ -235,7 +235,7 @@ func (c *handCluster) start(id uint64) {
 	c.t.Helper()
 	n := c.node(id)
 	if n.db == nil {
-		db, err := pebble.Open("/db", &pebble.Options{FS: n.fs, Logger: quietPebble{}})
+		db, err := pebble.Open("/db", &pebble.Options{FS: n.fs, Logger: quietPebble{}, DisableWAL: true})
 		if err != nil {
 			c.t.Fatalf("open pebble %d: %v", id, err)
 		}

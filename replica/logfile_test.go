@@ -219,7 +219,7 @@ func TestSegLogStaleGenerations(t *testing.T) {
 // leaves a segment that the next open removes.
 func TestLogMovesOutOfDB(t *testing.T) {
 	fs := vfs.NewMem()
-	db, err := pebble.Open("/db", &pebble.Options{FS: fs, Logger: quietPebble{}})
+	db, err := pebble.Open("/db", &pebble.Options{FS: fs, Logger: quietPebble{}, DisableWAL: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +250,7 @@ func TestLogMovesOutOfDB(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := CommitDurable(db, b); err != nil {
 		t.Fatal(err)
 	}
 	// A segment of an earlier attempt, never recorded.

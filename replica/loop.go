@@ -30,6 +30,13 @@ func (r *Replica) run() {
 		// The loop returned with no write in flight; this only waits for
 		// the writer goroutine to end.
 	}
+	if err == nil {
+		// A clean stop leaves the state durable, so that the next open
+		// replays nothing from the log: the DB may run without a WAL.
+		if err := r.db.Flush(); err != nil {
+			r.log.Warn("flush at close", "err", err)
+		}
+	}
 	r.store.close()
 	close(r.loopDone)
 	r.sendCancel()
@@ -316,8 +323,49 @@ func (r *Replica) logLast() uint64 {
 
 // maybeCompact drops applied log entries beyond Config.LogRetention, never
 // past the index of a snapshot being sent (its follower needs the entries
-// after it).
+// after it), and then the segment files of entries dropped before
+// (maybeCompactFiles).
 func (r *Replica) maybeCompact() error {
+	if err := r.compactLog(); err != nil {
+		return err
+	}
+	return r.maybeCompactFiles()
+}
+
+// maybeCompactFiles removes the segment files that hold only entries the
+// log dropped, once the state and the record of that are durable: it
+// starts a flush of the DB when the log has dropped Config.LogRetention/4
+// entries (at least 1) past the files, and removes the files up to where
+// the log started when the flush began, on a later call after it ended.
+// A flush writes what the DB's memtables hold, so it often falls between
+// the DB's own flushes rather than adding one.
+func (r *Replica) maybeCompactFiles() error {
+	if r.filesFlush != nil {
+		select {
+		case <-r.filesFlush:
+		default:
+			return nil
+		}
+		r.filesFlush = nil
+		if err := r.store.compactFiles(r.filesFlushTo); err != nil {
+			return fmt.Errorf("drop log segments to %d: %w", r.filesFlushTo, err)
+		}
+		r.filesTo = max(r.filesTo, r.filesFlushTo)
+	}
+	if r.store.truncIndex < r.filesTo+max(1, r.cfg.LogRetention/4) {
+		return nil
+	}
+	c, err := r.db.AsyncFlush()
+	if err != nil {
+		return fmt.Errorf("flush before dropping log segments: %w", err)
+	}
+	r.filesFlush, r.filesFlushTo = c, r.store.truncIndex
+	return nil
+}
+
+// compactLog drops applied log entries beyond Config.LogRetention, never
+// past the index of a snapshot being sent.
+func (r *Replica) compactLog() error {
 	ret := r.cfg.LogRetention
 	if r.applied <= ret {
 		return nil

@@ -263,7 +263,7 @@ func (c *testCluster) startAll() {
 
 func (c *testCluster) start(id uint64) {
 	c.t.Helper()
-	db, err := pebble.Open(c.dirs[id], &pebble.Options{Logger: quietPebble{}})
+	db, err := pebble.Open(c.dirs[id], &pebble.Options{Logger: quietPebble{}, DisableWAL: true})
 	if err != nil {
 		c.t.Fatalf("open pebble %d: %v", id, err)
 	}

@@ -20,8 +20,8 @@ type readyWrite struct {
 	apply   []*pb.Entry // the committed entries b applies (applyDurable took the others)
 	log     *segWrite   // rd's entries, nil if none
 	b       *pebble.Batch
-	sync    bool          // raft's MustSync: the entries are synced, and b too if syncDB
-	syncDB  bool          // b must be synced too: it changes term or vote, or adds member marks
+	sync    bool          // raft's MustSync: the entries are synced, and b made durable too if syncDB
+	syncDB  bool          // b must be durable too (CommitDurable): it changes term or vote, or adds member marks
 	msgs    []*pb.Message // to send once durable: after the log write if !syncDB, else after b
 	snaps   []*pb.Message // snapshot messages, sent after Advance
 	ds      []delivery    // own proposals' answers, delivered once b is durable
@@ -178,7 +178,7 @@ func (r *Replica) applyDurable(w *readyWrite) error {
 			return fmt.Errorf("write hard state: %w", err)
 		}
 	}
-	if _, err := commitBatch(b, false); err != nil {
+	if err := commitBatch(r.db, b, false); err != nil {
 		answerUnknown(nil, ds)
 		return err
 	}
@@ -262,7 +262,7 @@ func (r *Replica) writer() {
 }
 
 // write appends w's entries to the log and syncs them, then commits w's
-// batch, with fsync only if syncDB: every entry the batch applies is in
+// batch, made durable (CommitDurable) only if syncDB: every entry the batch applies is in
 // the synced log by then (a crash that loses the batch replays them), and
 // the HardState's commit never passes the durable log's last index. It
 // records the duration and the error in w.
@@ -292,7 +292,7 @@ func (r *Replica) write(w *readyWrite) {
 			r.hand.afterLogSync()
 		}
 	}
-	if _, w.err = commitBatch(w.b, w.syncDB); w.err == nil {
+	if w.err = commitBatch(r.db, w.b, w.syncDB); w.err == nil {
 		w.took = time.Since(start)
 	}
 }
@@ -452,18 +452,19 @@ func (r *Replica) applyEntry(b *pebble.Batch, e *pb.Entry) (any, error) {
 	return nil, nil
 }
 
-// commitBatch commits b, with fsync if sync, and returns how long the
-// commit took. write calls it; it touches nothing else.
-func commitBatch(b *pebble.Batch, sync bool) (time.Duration, error) {
-	opts := pebble.NoSync
-	if sync {
-		opts = pebble.Sync
+// commitBatch commits b into db, durably if durable (CommitDurable).
+// write calls it; it touches nothing else.
+func commitBatch(db *pebble.DB, b *pebble.Batch, durable bool) error {
+	var err error
+	if durable {
+		err = CommitDurable(db, b)
+	} else {
+		err = b.Commit(pebble.NoSync)
 	}
-	start := time.Now()
-	if err := b.Commit(opts); err != nil {
-		return 0, fmt.Errorf("commit ready: %w", err)
+	if err != nil {
+		return fmt.Errorf("commit ready: %w", err)
 	}
-	return time.Since(start), nil
+	return nil
 }
 
 func (r *Replica) applyConfChange(b *pebble.Batch, e *pb.Entry) error {

@@ -154,6 +154,11 @@ type Replica struct {
 	snapSeq        uint64
 	pendingRestore *restoreReq
 
+	// Log segment files, owned by the loop goroutine (maybeCompactFiles).
+	filesTo      uint64          // the segment files hold no entry up to it
+	filesFlush   <-chan struct{} // a flush whose end allows dropping files up to filesFlushTo
+	filesFlushTo uint64
+
 	drops dropLog // rate limit of the log of dropped frames; loop goroutine
 }
 
@@ -307,7 +312,7 @@ func openState(cfg Config, db *pebble.DB, lg *slog.Logger) (_ *logStore, _ map[u
 		// Raft state written before groups were recorded: it is the
 		// configured group's first epoch.
 		group = Group{Name: cfg.Group, Epoch: 1}
-		if err := db.Set(st.keyGroup, encodeGroup(group), pebble.Sync); err != nil {
+		if err := setDurable(db, st.keyGroup, encodeGroup(group)); err != nil {
 			return nil, nil, Group{}, fmt.Errorf("replica: open: record group: %w", err)
 		}
 	}

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/datadriven"
-	"github.com/cockroachdb/pebble/v2"
 	pb "go.etcd.io/raft/v3/raftpb"
 )
 
@@ -272,7 +271,7 @@ func (c *handCluster) fork(t *testing.T, d *datadriven.TestData, ids []uint64) s
 		if err := ForkGroup(batch, nil, g, index, voters, isEmpty); err != nil {
 			d.Fatalf(t, "fork %d: %v", id, err)
 		}
-		if err := batch.Commit(pebble.Sync); err != nil {
+		if err := CommitDurable(n.db, batch); err != nil {
 			d.Fatalf(t, "fork %d: %v", id, err)
 		}
 		batch.Close()

@@ -603,6 +603,14 @@ func (r *Replica) restore(snap *pb.Snapshot) error {
 		return err
 	}
 	r.cfg.FS.Remove(req.path)
+	// An ingest that overlaps the memtable waits behind it, in the DB's
+	// write-ahead log if it has one; a flush makes it durable either way,
+	// before raft learns of it and the log drops what the snapshot covers.
+	if err := r.db.Flush(); err != nil {
+		err = fmt.Errorf("flush snapshot %d: %w", md.GetIndex(), err)
+		req.done <- err
+		return err
+	}
 	st := r.store
 	if _, err := st.load(); err != nil {
 		req.done <- err

@@ -49,22 +49,38 @@ func stateSum(t testing.TB, db *pebble.DB) (string, int) {
 // the indexes of its records. Spare files are skipped.
 func segmentsOnDisk(t testing.TB, dir string) map[string][]uint64 {
 	t.Helper()
-	names, err := os.ReadDir(dir)
+	out, err := readSegments(dir)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for name := range out {
+		if _, _, ok := parseSegmentName(name); !ok {
+			t.Errorf("unexpected file %s in the log directory", name)
+			delete(out, name)
+		}
+	}
+	return out
+}
+
+// readSegments returns the entry indexes each segment file in dir holds,
+// and every other file but spares with no indexes.
+func readSegments(dir string) (map[string][]uint64, error) {
+	names, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
 	}
 	out := map[string][]uint64{}
 	for _, n := range names {
 		gen, seq, ok := parseSegmentName(n.Name())
 		if !ok {
 			if !isSpareName(n.Name()) {
-				t.Errorf("unexpected file %s in the log directory", n.Name())
+				out[n.Name()] = nil
 			}
 			continue
 		}
 		data, err := os.ReadFile(filepath.Join(dir, n.Name()))
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		out[n.Name()] = []uint64{}
 		for off := 0; off < len(data); {
@@ -76,7 +92,7 @@ func segmentsOnDisk(t testing.TB, dir string) map[string][]uint64 {
 			off += size
 		}
 	}
-	return out
+	return out, nil
 }
 
 // logKeys counts the log entries in db (where stores kept the log before
@@ -160,13 +176,29 @@ func TestCompactionKeepsConfiguredTail(t *testing.T) {
 		if n := logKeys(t, c.db(id)); n != 0 {
 			t.Errorf("node %d has %d log keys in its DB, want none", id, n)
 		}
-		// Every entry of the log is in a segment, and no segment
-		// holds only compacted entries.
-		held := map[uint64]bool{}
-		for name, idxs := range segmentsOnDisk(t, c.cfg(id).LogDir) {
-			if len(idxs) == 0 || slices.Max(idxs) < st.FirstIndex {
-				t.Errorf("node %d keeps segment %s with entries %v, all before the log's first %d", id, name, idxs, st.FirstIndex)
+		// Every entry of the log is in a segment, and no segment holds
+		// only entries the log dropped more than LogRetention/4 entries
+		// before its first: the files follow the log's start once a
+		// flush has made the state of the entries they hold durable.
+		oldest := func(segs map[string][]uint64) (string, []uint64) {
+			for name, idxs := range segs {
+				if len(idxs) == 0 || slices.Max(idxs) < st.FirstIndex-32/4 {
+					return name, idxs
+				}
 			}
+			return "", nil
+		}
+		waitFor(t, 5*time.Second, "segment files to follow the log's start", func() bool {
+			segs, err := readSegments(c.cfg(id).LogDir)
+			name, _ := oldest(segs)
+			return err == nil && name == ""
+		})
+		segs := segmentsOnDisk(t, c.cfg(id).LogDir)
+		if name, idxs := oldest(segs); name != "" {
+			t.Errorf("node %d keeps segment %s with entries %v, all before %d, LogRetention/4 before the log's first", id, name, idxs, st.FirstIndex-32/4)
+		}
+		held := map[uint64]bool{}
+		for _, idxs := range segs {
 			for _, i := range idxs {
 				held[i] = true
 			}
@@ -405,7 +437,7 @@ func TestFailedTransferLeavesOldState(t *testing.T) {
 	c.stop(f)
 	last := proposeN(c, lead, "w", 100)
 	// Reference: the follower's state before any transfer.
-	db, err := pebble.Open(c.dirs[f], &pebble.Options{Logger: quietPebble{}})
+	db, err := pebble.Open(c.dirs[f], &pebble.Options{Logger: quietPebble{}, DisableWAL: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,7 +481,7 @@ func TestFailedTransferLeavesOldState(t *testing.T) {
 	c.start(f)
 	waitFor(t, 10*time.Second, "a failed transfer", func() bool { return attemptsN.Load() >= 1 })
 	c.stop(f)
-	db, err = pebble.Open(c.dirs[f], &pebble.Options{Logger: quietPebble{}})
+	db, err = pebble.Open(c.dirs[f], &pebble.Options{Logger: quietPebble{}, DisableWAL: true})
 	if err != nil {
 		t.Fatal(err)
 	}

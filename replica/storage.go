@@ -151,27 +151,23 @@ func (s *logStore) loadMembers(r pebble.Reader) (map[uint64]string, error) {
 	return m, nil
 }
 
-// compact records (to, term(to)) as truncated and removes the segments
-// that hold no entry after to. The caller ensures truncIndex < to <=
-// applied.
+// compact records (to, term(to)) as truncated: raft sees the log start
+// after to. The caller ensures truncIndex < to <= applied.
 //
-// The state machine's batches are committed without fsync (the log
-// replays them), so before an entry goes, the state it produced must be
-// durable: the record of the new start is committed with fsync, which
-// syncs Pebble's WAL up to it, every batch that applied up to applied
-// included.
+// The segment files stay until compactFiles: the state machine's batches
+// and this record are committed without fsync, and the DB may run without
+// a write-ahead log (the log replays what its state lost), so a crash may
+// bring back an older record, and state from before to. The entries after
+// either must then still be in the log.
 func (s *logStore) compact(to uint64) error {
 	term, err := s.Term(to)
 	if err != nil {
 		return fmt.Errorf("term of %d: %w", to, err)
 	}
-	if err := s.db.Set(s.keyTrunc, truncValue(to, term), pebble.Sync); err != nil {
+	if err := s.db.Set(s.keyTrunc, truncValue(to, term), pebble.NoSync); err != nil {
 		return fmt.Errorf("commit compaction: %w", err)
 	}
 	s.truncIndex, s.truncTerm = to, term
-	if err := s.log.compact(to); err != nil {
-		return err
-	}
 	if cf := s.cacheFirst(); len(s.cache) > 0 && cf <= to {
 		drop := min(to+1-cf, uint64(len(s.cache)))
 		for _, e := range s.cache[:drop] {
@@ -181,6 +177,14 @@ func (s *logStore) compact(to uint64) error {
 		s.cache = s.cache[drop:]
 	}
 	return nil
+}
+
+// compactFiles removes the segment files that hold no entry after to.
+// The caller ensures that a record of truncation at to or later, and the
+// state of every entry up to to, are durable: a flush of the DB began
+// after both were committed, and ended.
+func (s *logStore) compactFiles(to uint64) error {
+	return s.log.compact(to)
 }
 
 func truncValue(index, term uint64) []byte {
@@ -308,7 +312,7 @@ func (s *logStore) bootstrap(g Group, peers []uint64, addrs map[uint64]string) e
 			return err
 		}
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := CommitDurable(s.db, b); err != nil {
 		return fmt.Errorf("commit bootstrap: %w", err)
 	}
 	s.cs, s.hs = cs, hs
@@ -540,7 +544,7 @@ func (s *logStore) migrateLog() error {
 	if err := b.DeleteRange(s.logPrefix, s.logEnd, nil); err != nil {
 		return err
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := CommitDurable(s.db, b); err != nil {
 		return fmt.Errorf("record log generation: %w", err)
 	}
 	return s.removeStale(stale)
