@@ -172,6 +172,21 @@ func (p *proc) kill() {
 	<-p.done
 }
 
+// stop sends SIGTERM to p and waits for it to exit, at most grace; then it
+// kills p.
+func (p *proc) stop(grace time.Duration) {
+	if p.cmd == nil {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGCONT)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		p.kill()
+	}
+}
+
 // alive reports whether p runs.
 func (p *proc) alive() bool {
 	if p.cmd == nil {
