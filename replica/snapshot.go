@@ -606,7 +606,7 @@ func (r *Replica) restore(snap *pb.Snapshot) error {
 	// An ingest that overlaps the memtable waits behind it, in the DB's
 	// write-ahead log if it has one; a flush makes it durable either way,
 	// before raft learns of it and the log drops what the snapshot covers.
-	if err := r.db.Flush(); err != nil {
+	if err := flushWithin(r.db, flushTimeout); err != nil {
 		err = fmt.Errorf("flush snapshot %d: %w", md.GetIndex(), err)
 		req.done <- err
 		return err

@@ -557,8 +557,8 @@ func (s *logStore) removeStale(stale []string) error {
 	if len(stale) == 0 {
 		return nil
 	}
-	if err := s.db.Flush(); err != nil {
-		return fmt.Errorf("flush before removing stale log segments: %w", err)
+	if err := flushWithin(s.db, flushTimeout); err != nil {
+		return fmt.Errorf("before removing stale log segments: %w", err)
 	}
 	for _, name := range stale {
 		if err := s.fs.Remove(name); err != nil {
