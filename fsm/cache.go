@@ -384,6 +384,14 @@ func (t *tx) loadData(p string, e *entry) error {
 	return nil
 }
 
+// entryBufs holds the buffers putEntry encodes entries into: a small
+// file's entry carries its contents, so a fresh buffer per write was one
+// of the largest allocations of a put. Buffers above maxPooledEntryBuf
+// are left to the collector.
+var entryBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledEntryBuf = 64 << 10
+
 // putEntry writes e as the entry of p into b and, for a root, its index
 // key. It is the only writer of an entry but for the raw moves and
 // deletes of trees, which call forgetEntries.
@@ -391,7 +399,12 @@ func (f *FSM) putEntry(b *pebble.Batch, p string, e *entry) error {
 	if e.unloaded {
 		return &wire.Error{Code: wire.Internal, Message: fmt.Sprintf("fsm: the entry of %s would be written without its inline contents", p)}
 	}
-	err := b.Set(entryKey(p), encodeEntry(e), nil)
+	buf := entryBufs.Get().(*[]byte)
+	*buf = appendEntry((*buf)[:0], e)
+	err := b.Set(entryKey(p), *buf, nil) // Set copies the value
+	if cap(*buf) <= maxPooledEntryBuf {
+		entryBufs.Put(buf)
+	}
 	kept := *e
 	kept.Sum = bytes.Clone(e.Sum)
 	if len(kept.Data) > 0 {

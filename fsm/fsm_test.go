@@ -872,13 +872,21 @@ func FuzzApply(f *testing.F) {
 	})
 }
 
-func BenchmarkApplyPut(b *testing.B) {
+// BenchmarkApplyPut applies 1 KiB puts proposed without InlineSize, so
+// the contents go to a block (as entries from before inline files did).
+func BenchmarkApplyPut(b *testing.B) { benchmarkApplyPut(b, 0) }
+
+// BenchmarkApplyPutInline applies 1 KiB puts as a node proposes them
+// (DefaultInlineSize): the contents live in the file's entry.
+func BenchmarkApplyPutInline(b *testing.B) { benchmarkApplyPut(b, DefaultInlineSize) }
+
+func benchmarkApplyPut(b *testing.B, inlineSize int64) {
 	n := newNode(b, wholeRing)
 	n.must(mkdir("/bench", 0))
 	data := bytes.Repeat([]byte("x"), 1024)
 	cmds := make([][]byte, 1000)
 	for i := range cmds {
-		cmds[i], _ = EncodeCommand(&Command{Op: wire.OpPut, Path: fmt.Sprintf("/bench/f%04d", i), Data: data, Time: 1})
+		cmds[i], _ = EncodeCommand(&Command{Op: wire.OpPut, Path: fmt.Sprintf("/bench/f%04d", i), Data: data, Time: 1, InlineSize: inlineSize})
 	}
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()

@@ -15,7 +15,14 @@ import (
 )
 
 func encodeEntry(e *entry) []byte {
-	b := make([]byte, 0, 64+len(e.Checksum)+len(e.Sum)+len(e.Data))
+	return appendEntry(make([]byte, 0, entrySize(e)), e)
+}
+
+// entrySize bounds the length of e's encoding.
+func entrySize(e *entry) int { return 64 + len(e.Checksum) + len(e.Sum) + len(e.Data) }
+
+// appendEntry appends e's encoding (encodeEntry) to b.
+func appendEntry(b []byte, e *entry) []byte {
 	// Type and Version are never omitted.
 	b = append(b, 0x80|byte(count(true, e.Size != 0, e.Mtime != 0, true, e.Checksum != "", e.Block != 0, len(e.Sum) > 0, len(e.Data) > 0)))
 	b = append(b, 0xa1, 't', 0xcc, byte(e.Type))
