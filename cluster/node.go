@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/cleavefs/cleave/fsm"
 	"log/slog"
 	"net"
 	"os"
@@ -19,7 +18,9 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cleavefs/cleave/fsm"
 	"github.com/cleavefs/cleave/internal/certs"
+	"github.com/cleavefs/cleave/internal/durable"
 	"github.com/cleavefs/cleave/internal/fspath"
 	"github.com/cleavefs/cleave/internal/gossip"
 	"github.com/cleavefs/cleave/internal/ops"
@@ -469,7 +470,7 @@ func (n *Node) bootstrap() error {
 	if err := n.fsm.Bootstrap(b, n.cfg.Range); err != nil {
 		return fmt.Errorf("cluster: bootstrap: %w", err)
 	}
-	if err := replica.CommitDurable(n.db, b); err != nil {
+	if err := durable.Commit(n.db, b); err != nil {
 		return fmt.Errorf("cluster: bootstrap: %w", err)
 	}
 	n.log.Info("bootstrapped new node", "range", n.cfg.Range.String())

@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cleavefs/cleave/fsm"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -20,6 +19,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/cleavefs/cleave/fsm"
+	"github.com/cleavefs/cleave/internal/durable"
 	"github.com/cleavefs/cleave/internal/ring"
 	"github.com/cleavefs/cleave/replica"
 	"github.com/cleavefs/cleave/wire"
@@ -340,7 +341,7 @@ func (s *splitState) rewrite() error {
 	if err := n.fsm.ForkState(b, rec, tainted); err != nil {
 		return fmt.Errorf("split: fork: %w", err)
 	}
-	if err := replica.CommitDurable(n.db, b); err != nil {
+	if err := durable.Commit(n.db, b); err != nil {
 		return fmt.Errorf("split: fork: %w", err)
 	}
 	s.fenceAt = 0

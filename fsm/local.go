@@ -26,6 +26,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/cleavefs/cleave/internal/durable"
 	"github.com/cleavefs/cleave/wire"
 )
 
@@ -125,7 +126,7 @@ func (f *FSM) RepairChunk(h ChunkID, data []byte) (bool, error) {
 	case err != nil && !errors.Is(err, pebble.ErrNotFound):
 		return false, storageErr("read chunk "+h.String(), err)
 	}
-	if err := setDurable(f.db, chunkKey(h), data); err != nil {
+	if err := durable.Set(f.db, chunkKey(h), data); err != nil {
 		return false, storageErr("repair chunk "+h.String(), err)
 	}
 	return true, nil
@@ -141,7 +142,7 @@ func (f *FSM) UnsafeBumpMtime(p string) (bool, error) {
 	}
 	e.Mtime++
 	f.forgetEntries([][]byte{entryKey(p)}) // Apply reads it again
-	if err := setDurable(f.db, entryKey(p), encodeEntry(e)); err != nil {
+	if err := durable.Set(f.db, entryKey(p), encodeEntry(e)); err != nil {
 		return false, storageErr("rewrite "+p, err)
 	}
 	return true, nil

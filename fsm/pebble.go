@@ -47,7 +47,7 @@ import (
 // restart replays the entries after the applied index the DB recovered.
 // Pebble's WAL wrote every put's value a second time, and its writer
 // woke once for each commit. What must survive a crash outside the log is
-// committed and then flushed (replica.CommitDurable, setDurable here).
+// committed and then flushed (package internal/durable).
 func PebbleOptions(lg pebble.Logger) *pebble.Options {
 	o := &pebble.Options{Logger: lg, CacheSize: 64 << 20, DisableWAL: true}
 	o.L0CompactionThreshold = 16
@@ -154,13 +154,4 @@ func (h *StorageHealth) Report() StorageReport {
 // until the compaction is done or ctx ends.
 func (f *FSM) CompactState(ctx context.Context) error {
 	return f.db.Compact(ctx, stateStart, stateEnd, false)
-}
-
-// setDurable sets key to value in db and flushes: durable with or without
-// the DB's write-ahead log (PebbleOptions). For rare writes outside the log.
-func setDurable(db *pebble.DB, key, value []byte) error {
-	if err := db.Set(key, value, pebble.NoSync); err != nil {
-		return err
-	}
-	return db.Flush()
 }

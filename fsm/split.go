@@ -29,6 +29,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/cleavefs/cleave/internal/durable"
 	"github.com/cleavefs/cleave/internal/fspath"
 	"github.com/cleavefs/cleave/wire"
 )
@@ -98,7 +99,7 @@ func (f *FSM) Split() (*SplitRecord, error) { return readSplit(f.db) }
 // departing learner's state is not the state at the split index (it was
 // restored from a snapshot taken after it), so ForkState gives it no range.
 func (f *FSM) MarkSplitTainted() error {
-	if err := setDurable(f.db, []byte(splitTaintKey), nil); err != nil {
+	if err := durable.Set(f.db, []byte(splitTaintKey), nil); err != nil {
 		return storageErr("mark the split taint", err)
 	}
 	return nil

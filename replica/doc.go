@@ -38,7 +38,7 @@
 //     does): the log is the state's write-ahead log. What must survive a
 //     crash outside the log (term and vote, member marks, records of
 //     bootstrap and log generation, an installed snapshot) is committed
-//     and flushed (CommitDurable). Compaction moves the log's start at
+//     and flushed (internal/durable). Compaction moves the log's start at
 //     once, with an unsynced record, but removes a segment file only after
 //     a flush that began later has ended, so the state of every entry it
 //     held, and the record, are durable first. A clean Close flushes the

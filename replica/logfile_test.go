@@ -11,6 +11,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/cleavefs/cleave/internal/durable"
 )
 
 func testEntry(index, term uint64) *pb.Entry {
@@ -250,7 +252,7 @@ func TestLogMovesOutOfDB(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := CommitDurable(db, b); err != nil {
+	if err := durable.Commit(db, b); err != nil {
 		t.Fatal(err)
 	}
 	// A segment of an earlier attempt, never recorded.

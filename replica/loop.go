@@ -6,6 +6,8 @@ import (
 	"time"
 
 	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/cleavefs/cleave/internal/durable"
 )
 
 // run is the loop goroutine: it owns the RawNode, the log store and all
@@ -35,7 +37,7 @@ func (r *Replica) run() {
 		// replays nothing from the log: the DB may run without a WAL.
 		// Replaying is correct too, so a flush that fails or takes
 		// too long is only logged.
-		if err := flushWithin(r.db, flushTimeout); err != nil {
+		if err := durable.Flush(r.db); err != nil {
 			r.log.Warn("flush at close", "err", err)
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/cleavefs/cleave/internal/durable"
 )
 
 // readyWrite is one Ready between startReady and finishReady: its log
@@ -21,7 +23,7 @@ type readyWrite struct {
 	log     *segWrite   // rd's entries, nil if none
 	b       *pebble.Batch
 	sync    bool          // raft's MustSync: the entries are synced, and b made durable too if syncDB
-	syncDB  bool          // b must be durable too (CommitDurable): it changes term or vote, or adds member marks
+	syncDB  bool          // b must be durable too (durable.Commit): it changes term or vote, or adds member marks
 	msgs    []*pb.Message // to send once durable: after the log write if !syncDB, else after b
 	snaps   []*pb.Message // snapshot messages, sent after Advance
 	ds      []delivery    // own proposals' answers, delivered once b is durable
@@ -262,7 +264,7 @@ func (r *Replica) writer() {
 }
 
 // write appends w's entries to the log and syncs them, then commits w's
-// batch, made durable (CommitDurable) only if syncDB: every entry the batch applies is in
+// batch, made durable (durable.Commit) only if syncDB: every entry the batch applies is in
 // the synced log by then (a crash that loses the batch replays them), and
 // the HardState's commit never passes the durable log's last index. It
 // records the duration and the error in w.
@@ -452,12 +454,12 @@ func (r *Replica) applyEntry(b *pebble.Batch, e *pb.Entry) (any, error) {
 	return nil, nil
 }
 
-// commitBatch commits b into db, durably if durable (CommitDurable).
+// commitBatch commits b into db, durably if flush (durable.Commit).
 // write calls it; it touches nothing else.
-func commitBatch(db *pebble.DB, b *pebble.Batch, durable bool) error {
+func commitBatch(db *pebble.DB, b *pebble.Batch, flush bool) error {
 	var err error
-	if durable {
-		err = CommitDurable(db, b)
+	if flush {
+		err = durable.Commit(db, b)
 	} else {
 		err = b.Commit(pebble.NoSync)
 	}

@@ -16,6 +16,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/cleavefs/cleave/internal/durable"
 )
 
 // StateMachine is applied to committed entries. Its methods are called only
@@ -312,7 +314,7 @@ func openState(cfg Config, db *pebble.DB, lg *slog.Logger) (_ *logStore, _ map[u
 		// Raft state written before groups were recorded: it is the
 		// configured group's first epoch.
 		group = Group{Name: cfg.Group, Epoch: 1}
-		if err := setDurable(db, st.keyGroup, encodeGroup(group)); err != nil {
+		if err := durable.Set(db, st.keyGroup, encodeGroup(group)); err != nil {
 			return nil, nil, Group{}, fmt.Errorf("replica: open: record group: %w", err)
 		}
 	}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/cockroachdb/datadriven"
 	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/cleavefs/cleave/internal/durable"
 )
 
 // TestScenarios replays the scenario files under testdata/ on replicas
@@ -271,7 +273,7 @@ func (c *handCluster) fork(t *testing.T, d *datadriven.TestData, ids []uint64) s
 		if err := ForkGroup(batch, nil, g, index, voters, isEmpty); err != nil {
 			d.Fatalf(t, "fork %d: %v", id, err)
 		}
-		if err := CommitDurable(n.db, batch); err != nil {
+		if err := durable.Commit(n.db, batch); err != nil {
 			d.Fatalf(t, "fork %d: %v", id, err)
 		}
 		batch.Close()

@@ -68,6 +68,8 @@ import (
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/cleavefs/cleave/internal/durable"
 )
 
 // SnapshotTransport is implemented by a Transport that can stream snapshots.
@@ -606,7 +608,7 @@ func (r *Replica) restore(snap *pb.Snapshot) error {
 	// An ingest that overlaps the memtable waits behind it, in the DB's
 	// write-ahead log if it has one; a flush makes it durable either way,
 	// before raft learns of it and the log drops what the snapshot covers.
-	if err := flushWithin(r.db, flushTimeout); err != nil {
+	if err := durable.Flush(r.db); err != nil {
 		err = fmt.Errorf("flush snapshot %d: %w", md.GetIndex(), err)
 		req.done <- err
 		return err

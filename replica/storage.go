@@ -11,6 +11,8 @@ import (
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/cleavefs/cleave/internal/durable"
 )
 
 // Key layout under Config.Prefix (p):
@@ -312,7 +314,7 @@ func (s *logStore) bootstrap(g Group, peers []uint64, addrs map[uint64]string) e
 			return err
 		}
 	}
-	if err := CommitDurable(s.db, b); err != nil {
+	if err := durable.Commit(s.db, b); err != nil {
 		return fmt.Errorf("commit bootstrap: %w", err)
 	}
 	s.cs, s.hs = cs, hs
@@ -544,7 +546,7 @@ func (s *logStore) migrateLog() error {
 	if err := b.DeleteRange(s.logPrefix, s.logEnd, nil); err != nil {
 		return err
 	}
-	if err := CommitDurable(s.db, b); err != nil {
+	if err := durable.Commit(s.db, b); err != nil {
 		return fmt.Errorf("record log generation: %w", err)
 	}
 	return s.removeStale(stale)
@@ -557,7 +559,7 @@ func (s *logStore) removeStale(stale []string) error {
 	if len(stale) == 0 {
 		return nil
 	}
-	if err := flushWithin(s.db, flushTimeout); err != nil {
+	if err := durable.Flush(s.db); err != nil {
 		return fmt.Errorf("before removing stale log segments: %w", err)
 	}
 	for _, name := range stale {

@@ -24,9 +24,9 @@ var Rules = map[string][]string{
 	"wire": {"internal/fspath"},
 
 	// The replicated-state-machine core.
-	"replica": {"wire", "internal/rpc"},
+	"replica": {"wire", "internal/rpc", "internal/durable"},
 	// The pure file state machine.
-	"fsm": {"wire", "internal/fspath", "internal/ring"},
+	"fsm": {"wire", "internal/fspath", "internal/ring", "internal/durable"},
 	// The storage node server around fsm and replica.
 	"cluster": {"fsm", "replica", "wire", "internal/*"},
 	// The routers' control plane: meta group, routing table, split driver.
@@ -61,6 +61,7 @@ var Rules = map[string][]string{
 	"internal/atomicfile": {},
 	"internal/bytesize":   {},
 	"internal/certs":      {},
+	"internal/durable":    {},
 	"internal/fspath":     {},
 	"internal/gossip":     {},
 	"internal/ops":        {"wire"},

@@ -97,7 +97,7 @@ func TestCheckCatchesAWrongImport(t *testing.T) {
 	got := Check(m, graph)
 	want := []string{
 		"client imports internal/eventually: a test helper; only tests and other test helpers import it",
-		"fsm imports replica: not in its allowed imports [wire internal/fspath internal/ring]",
+		"fsm imports replica: not in its allowed imports [wire internal/fspath internal/ring internal/durable]",
 		"newthing: no layering rule; add it to internal/layering.Rules and docs/packages.md",
 		"up imports cmd/cleave: nothing imports a command",
 		"wire imports router: not in its allowed imports [internal/fspath]",
