@@ -91,13 +91,24 @@ func Marshal(v any) ([]byte, error) { return msgpack.Marshal(v) }
 
 // DecodeRequest decodes one request payload. It never panics on bad input.
 // The request does not alias payload.
-func DecodeRequest(payload []byte) (*Request, error) {
+func DecodeRequest(payload []byte) (*Request, error) { return decodeRequest(payload, false) }
+
+// DecodeRequestSharing is DecodeRequest, except that the Data of a one-way
+// request (Op.OneWay: a raft message) may alias payload, and so is valid
+// only until payload is reused: a server handles a one-way frame before it
+// reads the next, and the raft message is unmarshalled (copied) at once,
+// so copying its data first was one more copy of every replicated entry.
+func DecodeRequestSharing(payload []byte) (*Request, error) { return decodeRequest(payload, true) }
+
+func decodeRequest(payload []byte, share bool) (*Request, error) {
 	req := new(Request)
-	if decodeRequestFast(payload, req) != nil {
+	if decodeRequestFast(payload, req, share) != nil {
 		*req = Request{}
 		if err := decodeReflect(payload, req, "request"); err != nil {
 			return nil, err
 		}
+	} else if share && req.Data != nil && !req.Op.OneWay() {
+		req.Data = bytes.Clone(req.Data)
 	}
 	if req.Op == 0 {
 		return nil, fmt.Errorf("%w: request %d has no op", ErrDecode, req.ID)

@@ -94,7 +94,7 @@ func checkCompat(t *testing.T, msg any) {
 		got, gotErr := DecodeRequest(p)
 		want, wantErr := refDecodeRequest(p)
 		sameOutcome(t, "request", p, got, want, gotErr, wantErr)
-		if wantErr == nil && decodeRequestFast(p, new(Request)) != nil {
+		if wantErr == nil && decodeRequestFast(p, new(Request), false) != nil {
 			t.Fatalf("the fast decoder left its own encoding %x to reflection", p)
 		}
 	case *Response:
@@ -459,6 +459,45 @@ func TestKeysFollowStructTags(t *testing.T) {
 		}
 		if !reflect.DeepEqual(tags, c.keys) || len(tags) >= 64 {
 			t.Errorf("%v: msgpack names %q, the decoder knows %q", c.typ, tags, c.keys)
+		}
+	}
+}
+
+// DecodeRequestSharing leaves a one-way request's Data in the payload, and
+// copies every other request's, as DecodeRequest copies all: overwriting
+// the payload after decoding changes only the one-way request.
+func TestDecodeRequestSharing(t *testing.T) {
+	for _, c := range []struct {
+		req    *Request
+		shared bool
+	}{
+		{&Request{ID: 1, Op: OpRaft, Data: []byte("raft message"), Group: "c1", Epoch: 2}, true},
+		{&Request{ID: 2, Op: OpPut, Path: "/a/f", Data: []byte("file contents")}, false},
+	} {
+		payload, err := Marshal(c.req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := DecodeRequestSharing(payload)
+		if err != nil {
+			t.Fatalf("%v: %v", c.req.Op, err)
+		}
+		copied, err := DecodeRequest(payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Data, c.req.Data) || got.Op != c.req.Op || got.Path != c.req.Path || got.Group != c.req.Group {
+			t.Fatalf("%v decoded as %+v, want %+v", c.req.Op, got, c.req)
+		}
+		clear(payload)
+		if changed := !bytes.Equal(got.Data, c.req.Data); changed != c.shared {
+			t.Errorf("%v: Data changed with the payload: %v, want %v", c.req.Op, changed, c.shared)
+		}
+		if !bytes.Equal(copied.Data, c.req.Data) {
+			t.Errorf("%v: DecodeRequest's Data changed with the payload", c.req.Op)
+		}
+		if got.Path != c.req.Path || got.Group != c.req.Group {
+			t.Errorf("%v: strings changed with the payload: %+v", c.req.Op, got)
 		}
 	}
 }

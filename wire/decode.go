@@ -23,8 +23,9 @@ var errSlow = errors.New("wire: payload left to the reflection decoder")
 
 // fastDec is a cursor over one payload.
 type fastDec struct {
-	p   []byte
-	off int
+	p     []byte
+	off   int
+	share bool // bin returns slices of p instead of copies
 }
 
 func (d *fastDec) code() (byte, error) {
@@ -119,11 +120,15 @@ func (d *fastDec) str() (string, error) {
 	return string(b), err
 }
 
-// bin returns a copy: the payload buffer is reused for the next frame.
+// bin returns a copy, since the payload buffer is reused for the next
+// frame, unless d shares it.
 func (d *fastDec) bin() ([]byte, error) {
 	b, isNil, err := d.raw()
 	if isNil || err != nil {
 		return nil, err
+	}
+	if d.share {
+		return b[:len(b):len(b)], nil
 	}
 	return bytes.Clone(b), nil
 }
@@ -304,8 +309,8 @@ func (d *fastDec) message(keys []string, one func(f int) error) error {
 
 // decodeRequestFast decodes p into r, which must be zero; errSlow when p
 // is left to the reflection decoder.
-func decodeRequestFast(p []byte, r *Request) error {
-	d := fastDec{p: p}
+func decodeRequestFast(p []byte, r *Request, share bool) error {
+	d := fastDec{p: p, share: share}
 	return d.message(requestKeys[:], func(f int) error { return d.requestField(r, f) })
 }
 

@@ -19,8 +19,12 @@ import (
 // Handler serves requests. Handle is called concurrently from many
 // goroutines, except for one-way ops (wire.Op.OneWay), which are handled in
 // order on the connection's reader goroutine and must not block. Handle owns
-// req; it returns the response (its ID is set by the server) or nil for a
-// one-way op.
+// req (but see below for a one-way request's Data); it returns the response
+// (its ID is set by the server) or nil for a one-way op.
+//
+// The Data of a one-way request (wire.Op.OneWay) is the connection's read
+// buffer, valid only until Handle returns: a handler that keeps any of it
+// copies it (wire.DecodeRequestSharing).
 type Handler interface {
 	Handle(ctx context.Context, req *wire.Request) *wire.Response
 }

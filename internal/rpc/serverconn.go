@@ -342,7 +342,7 @@ func (c *serverConn) readLoop(fr *wire.FrameReader) {
 			c.readFailed(err)
 			return
 		}
-		req, err := wire.DecodeRequest(payload)
+		req, err := wire.DecodeRequestSharing(payload) // a one-way req's Data is payload's, until Handle returns
 		if err != nil {
 			c.failAndClose(wire.Invalid, fmt.Sprintf("frame at offset %d: %v", fr.Offset()-int64(len(payload))-wire.HeaderSize, err), 0)
 			return
