@@ -65,6 +65,11 @@ func newSpaceGuard(dir string, min int64, log *slog.Logger) *spaceGuard {
 func (g *spaceGuard) sample() (free, watermark uint64, low bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return g.sampleLocked()
+}
+
+// sampleLocked is sample with g.mu held.
+func (g *spaceGuard) sampleLocked() (free, watermark uint64, low bool) {
 	if !g.at.IsZero() && time.Since(g.at) < spaceRefresh && !g.nearWatermark() {
 		return g.free, g.watermark, g.low
 	}
@@ -101,14 +106,6 @@ func (g *spaceGuard) nearWatermark() bool {
 	return g.admitted*spaceAmplification >= (g.free-g.watermark)/2
 }
 
-// admit counts n bytes of a write the guard let through towards its next
-// sample.
-func (g *spaceGuard) admit(n int) {
-	g.mu.Lock()
-	g.admitted += uint64(n) + requestOverhead
-	g.mu.Unlock()
-}
-
 // watermarkFor is the watermark of a volume of size bytes: min itself
 // when positive, none when negative, else max(256 MiB, 2% of size).
 func watermarkFor(min int64, size uint64) uint64 {
@@ -132,9 +129,13 @@ func (g *spaceGuard) refuse(op wire.Op, size int, id uint64) *wire.Response {
 	if !addsData(op) {
 		return nil
 	}
-	free, watermark, low := g.sample()
+	g.mu.Lock()
+	free, watermark, low := g.sampleLocked()
 	if !low {
-		g.admit(size)
+		g.admitted += uint64(size) + requestOverhead
+	}
+	g.mu.Unlock()
+	if !low {
 		return nil
 	}
 	return &wire.Response{Code: wire.NoSpace, Message: fmt.Sprintf(
